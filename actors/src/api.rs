@@ -1,0 +1,162 @@
+//! Types the [`crate::Engine`] facade takes and returns. These are Rust types for embedders
+//! and for the HTTP layer; the JSON wire shapes live in `innkeep-http`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use innkeep_engine::jiff::civil::Date;
+use innkeep_engine::{
+    DomainError, Guest, HotelId, Housekeeping, Money, Occupancy, ReservationId, RoomNumber,
+    RoomTypeCode, Stay, StayLimits,
+};
+pub use innkeep_persistence::SyncMode;
+
+/// How an engine runs. Every field has a default fit for a small hotel on one machine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Where the journal and snapshots live; created if missing.
+    pub data_dir: PathBuf,
+    /// How long an unpaid reservation holds its nights.
+    pub hold_seconds: u64,
+    /// Stay rules (max nights, horizon).
+    pub limits: StayLimits,
+    /// Arbiters (threads) hosting room actors; 0 means one per core.
+    pub arbiters: usize,
+    /// Most requests in flight inside the engine at once; past it calls fail fast with
+    /// `Overloaded` instead of queuing without limit.
+    pub max_in_flight: usize,
+    /// fdatasync per journal batch, or not (benchmarks only).
+    pub sync: SyncMode,
+    /// Take a snapshot after this many journaled events.
+    pub snapshot_every_events: u64,
+    /// ... or after this long, whichever comes first (if any event happened).
+    pub snapshot_every: Duration,
+    /// How often due holds are looked for.
+    pub expiry_tick: Duration,
+}
+
+impl EngineConfig {
+    /// Defaults, with data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            hold_seconds: 900,
+            limits: StayLimits::default(),
+            arbiters: 0,
+            max_in_flight: 16_384,
+            sync: SyncMode::Fdatasync,
+            snapshot_every_events: 100_000,
+            snapshot_every: Duration::from_secs(300),
+            expiry_tick: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Why an engine call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// The domain refused the command; nothing changed.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Too much in flight; try again shortly (503 `overloaded`).
+    #[error("engine overloaded; retry shortly")]
+    Overloaded,
+    /// The journal could not make the change durable; nothing was acknowledged (503).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The engine is stopping or stopped (503).
+    #[error("engine is shutting down")]
+    ShuttingDown,
+}
+
+impl EngineError {
+    /// The stable API code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Domain(d) => d.code(),
+            EngineError::Overloaded => "overloaded",
+            EngineError::Unavailable(_) => "storage_unavailable",
+            EngineError::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// Error from [`crate::Engine::start`].
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory cannot be used.
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        /// Which directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The snapshot could not be loaded.
+    #[error("snapshot: {0}")]
+    Snapshot(#[from] innkeep_persistence::SnapshotError),
+    /// The journal could not be recovered or opened.
+    #[error("journal: {0}")]
+    Journal(#[from] innkeep_persistence::JournalError),
+    /// The actor system did not come up.
+    #[error("actor system: {0}")]
+    Actors(String),
+}
+
+/// A booking request with raw dates; the engine validates them against the hotel's today.
+#[derive(Clone, Debug)]
+pub struct BookInput {
+    /// The hotel.
+    pub hotel_id: HotelId,
+    /// The room type.
+    pub room_type: RoomTypeCode,
+    /// First night.
+    pub arrival: Date,
+    /// Leaving day.
+    pub departure: Date,
+    /// Guests.
+    pub guests: u16,
+    /// Contact.
+    pub guest: Guest,
+    /// A specific room, if asked for.
+    pub room: Option<RoomNumber>,
+}
+
+/// One room type's availability for a stay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeAvailability {
+    /// The type.
+    pub room_type: RoomTypeCode,
+    /// Rooms free on every night.
+    pub available: usize,
+    /// Each night's rate.
+    pub nightly: Vec<(Date, i64)>,
+    /// Sum of the rates.
+    pub total: Money,
+}
+
+/// Availability of every room type sleeping enough guests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Availability {
+    /// The hotel.
+    pub hotel_id: HotelId,
+    /// The stay asked about.
+    pub stay: Stay,
+    /// One entry per type with capacity ≥ guests.
+    pub room_types: Vec<TypeAvailability>,
+}
+
+/// A room as the front desk sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomView {
+    /// Number.
+    pub number: RoomNumber,
+    /// Type.
+    pub room_type: RoomTypeCode,
+    /// Vacant or occupied.
+    pub occupancy: Occupancy,
+    /// Cleanliness.
+    pub housekeeping: Housekeeping,
+    /// The checked-in reservation, if any.
+    pub reservation: Option<ReservationId>,
+}

@@ -1,0 +1,505 @@
+//! The embeddable engine: start it from a config, call typed async operations.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use actix::prelude::*;
+use innkeep_engine::jiff::civil::Date;
+use innkeep_engine::jiff::{SignedDuration, Timestamp};
+use innkeep_engine::{
+    Action, DomainError, Event, Hotel, HotelId, Housekeeping, IdempotencyKey, Reservation,
+    ReservationId, RoomKey, RoomNumber, RoomTypeCode, Snapshot, State, Status, Stay, Upsert,
+    ValidationError,
+};
+use innkeep_persistence::{recover, Journal, JournalOptions, SnapshotStore};
+
+use crate::api::{
+    Availability, BookInput, EngineConfig, EngineError, RoomView, StartError, TypeAvailability,
+};
+use crate::room::{ChangeReservation, GetReservation, GetView, RoomActor, SetHousekeeping};
+use crate::shared::{read, write, Shared};
+use crate::snapshotter::{self, SnapshotPolicy};
+use crate::supervisor::{
+    self, Book, BookingPolicy, OrderSupervisor, PutHotel, PutRate, PutRoom, PutRoomType,
+};
+
+/// A running Innkeep engine: actors, journal, snapshots and timers. Cheap to clone; every
+/// clone talks to the same engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// How it was started.
+    config: EngineConfig,
+    /// Read model and room registry.
+    shared: Arc<Shared>,
+    /// The order supervisor.
+    supervisor: Addr<OrderSupervisor>,
+    /// The journal (to drain it on shutdown and report health).
+    journal: Journal<Event>,
+    /// Calls currently inside the engine; bounded by `config.max_in_flight`.
+    in_flight: AtomicUsize,
+    /// Set once shutdown began: new calls are refused.
+    stopping: AtomicBool,
+    /// The actor system, to stop it.
+    system: System,
+    /// Threads to join on shutdown: the actor system's, then the snapshotter's.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.inner.config.data_dir)
+            .field("in_flight", &self.inner.in_flight.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Releases an in-flight slot when the call ends (or its future is dropped).
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn mailbox(_: MailboxError) -> EngineError {
+    EngineError::ShuttingDown
+}
+
+impl Engine {
+    /// Recovers state from `config.data_dir` and starts everything. Blocks until recovery
+    /// is done. Call it from a plain thread or `spawn_blocking`: it starts its own actor
+    /// system thread and must not run on a tokio worker.
+    pub fn start(config: EngineConfig) -> Result<Engine, StartError> {
+        let started = Instant::now();
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let journal_dir = data_dir.join("journal");
+        let store = SnapshotStore::open(&data_dir.join("snapshots"))?;
+        let (snapshot_seq, mut state) = match store.load::<Snapshot>()? {
+            Some((seq, snap)) => (seq, State::from_snapshot(snap)),
+            None => (0, State::default()),
+        };
+        let report = recover(&journal_dir, snapshot_seq, |_seq, event: Event| {
+            state.apply(&event)
+        })?;
+        let last_seq = report.last_seq.max(snapshot_seq);
+        tracing::info!(
+            snapshot_seq,
+            replayed = report.records_replayed,
+            last_seq,
+            segments = report.segments,
+            torn_tail_bytes = report.torn_tail_truncated_bytes,
+            hotels = state.catalog.hotels.len(),
+            rooms = state.rooms.len(),
+            reservations = state.locator.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "recovered"
+        );
+
+        let (batches_tx, batches_rx) = crossbeam_channel::unbounded();
+        let journal = Journal::start(
+            JournalOptions {
+                dir: journal_dir,
+                sync: config.sync,
+                ..JournalOptions::default()
+            },
+            last_seq + 1,
+            Box::new(move |batch| {
+                // The snapshot thread ends only after the journal does, so this never fails
+                // while it matters.
+                let _ = batches_tx.send(batch);
+            }),
+        )?;
+
+        // The actors' share of the state.
+        let shared = Arc::new(Shared {
+            catalog: state.catalog.clone().into(),
+            index: state.index.clone().into(),
+            locator: state.locator.clone().into(),
+            rooms: Default::default(),
+        });
+        let holds: BTreeSet<(Timestamp, ReservationId)> = state
+            .rooms
+            .values()
+            .flat_map(|room| room.reservations.values())
+            .filter(|r| r.status == Status::PendingPayment)
+            .map(|r| (r.hold_expires_at, r.id))
+            .collect();
+        let rooms: Vec<_> = state.rooms.values().cloned().collect();
+        let idempotency = state.idempotency.clone();
+        let arbiters = if config.arbiters == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            config.arbiters
+        };
+        let hold =
+            SignedDuration::from_secs(i64::try_from(config.hold_seconds).unwrap_or(i64::MAX));
+
+        let (up_tx, up_rx) = std::sync::mpsc::channel();
+        let actor_journal = journal.clone();
+        let actor_shared = shared.clone();
+        let (expiry_tick, limits) = (config.expiry_tick, config.limits);
+        let system_thread = std::thread::Builder::new()
+            .name("innkeep-actors".into())
+            .spawn(move || {
+                let system = System::new();
+                system.block_on(async move {
+                    // One arbiter (thread) per core hosts the rooms; the supervisor runs
+                    // on the system arbiter.
+                    let handles: Vec<ArbiterHandle> =
+                        (0..arbiters).map(|_| Arbiter::new().handle()).collect();
+                    let mut next = 0;
+                    for room in rooms {
+                        let key = room.key.clone();
+                        let addr = supervisor::spawn_room_on(
+                            &handles,
+                            &mut next,
+                            room,
+                            actor_journal.clone(),
+                            actor_shared.clone(),
+                        );
+                        write(&actor_shared.rooms).insert(key, addr);
+                    }
+                    let sup = OrderSupervisor::new(
+                        actor_shared,
+                        actor_journal,
+                        handles,
+                        idempotency,
+                        holds,
+                        BookingPolicy {
+                            hold,
+                            expiry_tick,
+                            limits,
+                        },
+                    )
+                    .start();
+                    let _ = up_tx.send((System::current(), sup));
+                });
+                if let Err(e) = system.run() {
+                    tracing::error!(error = %e, "actor system stopped with an error");
+                }
+            })
+            .map_err(|e| StartError::Actors(e.to_string()))?;
+        let (system, supervisor) = up_rx
+            .recv()
+            .map_err(|_| StartError::Actors("actor system failed to start".into()))?;
+
+        let snapshot_thread = snapshotter::spawn(
+            batches_rx,
+            state,
+            last_seq,
+            store,
+            journal.clone(),
+            SnapshotPolicy {
+                every_events: config.snapshot_every_events,
+                every: config.snapshot_every,
+            },
+        )
+        .map_err(|e| StartError::Actors(e.to_string()))?;
+
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                config,
+                shared,
+                supervisor,
+                journal,
+                in_flight: AtomicUsize::new(0),
+                stopping: AtomicBool::new(false),
+                system,
+                threads: Mutex::new(vec![system_thread, snapshot_thread]),
+            }),
+        })
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Whether the engine accepts work: recovered, not stopping, journal healthy.
+    pub fn is_ready(&self) -> bool {
+        !self.inner.stopping.load(Ordering::Acquire) && self.inner.journal.is_healthy()
+    }
+
+    /// Stops accepting work, stops the actors, drains the journal and writes a final
+    /// snapshot. Idempotent; blocks until done. Call it after the HTTP server drained.
+    pub fn shutdown(&self) {
+        if self.inner.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner.system.stop();
+        let threads: Vec<JoinHandle<()>> = std::mem::take(
+            &mut *self
+                .inner
+                .threads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let mut threads = threads.into_iter();
+        // Actors first (no new events), then the journal (drains what is queued), then
+        // the snapshotter (its input ends with the journal; it writes a final snapshot).
+        if let Some(actors) = threads.next() {
+            let _ = actors.join();
+        }
+        self.inner.journal.shutdown();
+        for t in threads {
+            let _ = t.join();
+        }
+        tracing::info!("engine stopped");
+    }
+
+    fn enter(&self) -> Result<Slot<'_>, EngineError> {
+        if self.inner.stopping.load(Ordering::Acquire) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let before = self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(&self.inner.in_flight);
+        if before >= self.inner.config.max_in_flight {
+            return Err(EngineError::Overloaded);
+        }
+        Ok(slot)
+    }
+
+    /// Creates or updates a hotel.
+    pub async fn put_hotel(
+        &self,
+        id: HotelId,
+        name: &str,
+        time_zone: &str,
+        currency: &str,
+    ) -> Result<Upsert, EngineError> {
+        let _slot = self.enter()?;
+        let msg = PutHotel {
+            id,
+            name: name.to_owned(),
+            time_zone: time_zone.to_owned(),
+            currency: currency.to_owned(),
+        };
+        self.inner.supervisor.send(msg).await.map_err(mailbox)?
+    }
+
+    /// Creates or updates a room type.
+    pub async fn put_room_type(
+        &self,
+        hotel_id: &HotelId,
+        code: RoomTypeCode,
+        name: &str,
+        capacity: u16,
+        base_rate_minor: i64,
+    ) -> Result<Upsert, EngineError> {
+        let _slot = self.enter()?;
+        let msg = PutRoomType {
+            hotel_id: hotel_id.clone(),
+            code,
+            name: name.to_owned(),
+            capacity,
+            base_rate_minor,
+        };
+        self.inner.supervisor.send(msg).await.map_err(mailbox)?
+    }
+
+    /// Creates a room or changes its type.
+    pub async fn put_room(
+        &self,
+        hotel_id: &HotelId,
+        number: RoomNumber,
+        room_type: RoomTypeCode,
+    ) -> Result<Upsert, EngineError> {
+        let _slot = self.enter()?;
+        let msg = PutRoom {
+            hotel_id: hotel_id.clone(),
+            number,
+            room_type,
+        };
+        self.inner.supervisor.send(msg).await.map_err(mailbox)?
+    }
+
+    /// Sets a nightly rate override for `[from, to)`.
+    pub async fn put_rate(
+        &self,
+        hotel_id: &HotelId,
+        code: &RoomTypeCode,
+        from: Date,
+        to: Date,
+        amount_minor: i64,
+    ) -> Result<(), EngineError> {
+        let _slot = self.enter()?;
+        let msg = PutRate {
+            hotel_id: hotel_id.clone(),
+            code: code.clone(),
+            from,
+            to,
+            amount_minor,
+        };
+        self.inner.supervisor.send(msg).await.map_err(mailbox)?
+    }
+
+    /// A hotel with its room types and rooms.
+    pub fn hotel(&self, id: &HotelId) -> Result<Hotel, EngineError> {
+        Ok(read(&self.inner.shared.catalog).hotel(id)?.clone())
+    }
+
+    /// The hotel-local date now.
+    pub fn today(&self, hotel_id: &HotelId) -> Result<Date, EngineError> {
+        Ok(read(&self.inner.shared.catalog)
+            .hotel(hotel_id)?
+            .time_zone
+            .today(Timestamp::now()))
+    }
+
+    /// Free rooms and prices per room type for a stay. Reads the availability index; no
+    /// room is messaged.
+    pub fn availability(
+        &self,
+        hotel_id: &HotelId,
+        arrival: Date,
+        departure: Date,
+        guests: u16,
+    ) -> Result<Availability, EngineError> {
+        if guests == 0 {
+            return Err(
+                DomainError::from(ValidationError::new("guests", "must be at least 1")).into(),
+            );
+        }
+        let catalog = read(&self.inner.shared.catalog);
+        let hotel = catalog.hotel(hotel_id)?;
+        let today = hotel.time_zone.today(Timestamp::now());
+        let stay = Stay::parse(arrival, departure, today, self.inner.config.limits)?;
+        let index = read(&self.inner.shared.index);
+        let room_types = hotel
+            .room_types
+            .iter()
+            .filter(|(_, rt)| rt.capacity >= guests)
+            .map(|(code, rt)| {
+                let quote = innkeep_engine::catalog::price(hotel, rt, &stay);
+                TypeAvailability {
+                    room_type: code.clone(),
+                    available: index.free_count(hotel_id, code, &stay),
+                    nightly: quote.nightly,
+                    total: quote.total,
+                }
+            })
+            .collect();
+        Ok(Availability {
+            hotel_id: hotel_id.clone(),
+            stay,
+            room_types,
+        })
+    }
+
+    /// Books a room (status `pending_payment`). With a key, a retry with the same request
+    /// returns the same reservation, and concurrent retries create exactly one.
+    pub async fn book(
+        &self,
+        input: BookInput,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<Reservation, EngineError> {
+        let _slot = self.enter()?;
+        let msg = Book {
+            input,
+            idempotency_key,
+            id: ReservationId(uuid::Uuid::now_v7()),
+            now: Timestamp::now(),
+        };
+        self.inner.supervisor.send(msg).await.map_err(mailbox)?
+    }
+
+    fn room_addr(&self, key: &RoomKey) -> Result<Addr<RoomActor>, EngineError> {
+        read(&self.inner.shared.rooms)
+            .get(key)
+            .cloned()
+            .ok_or(EngineError::Domain(DomainError::NotFound("room")))
+    }
+
+    fn locate(&self, id: &ReservationId) -> Result<RoomKey, EngineError> {
+        read(&self.inner.shared.locator)
+            .get(id)
+            .cloned()
+            .ok_or(EngineError::Domain(DomainError::NotFound("reservation")))
+    }
+
+    /// A reservation with its history.
+    pub async fn reservation(&self, id: ReservationId) -> Result<Reservation, EngineError> {
+        let _slot = self.enter()?;
+        let addr = self.room_addr(&self.locate(&id)?)?;
+        Ok(addr.send(GetReservation(id)).await.map_err(mailbox)??)
+    }
+
+    /// Applies a state-machine action (cancel, check-in, check-out, pay). `if_match` is the
+    /// version the caller saw.
+    pub async fn change(
+        &self,
+        id: ReservationId,
+        action: Action,
+        if_match: Option<u64>,
+    ) -> Result<Reservation, EngineError> {
+        let _slot = self.enter()?;
+        let key = self.locate(&id)?;
+        let now = Timestamp::now();
+        let today = read(&self.inner.shared.catalog)
+            .hotel(&key.hotel_id)?
+            .time_zone
+            .today(now);
+        let addr = self.room_addr(&key)?;
+        let msg = ChangeReservation {
+            id,
+            action,
+            if_match,
+            now,
+            today,
+        };
+        addr.send(msg).await.map_err(mailbox)?
+    }
+
+    /// Every room of a hotel with its live status, in room-number order.
+    pub async fn rooms(&self, hotel_id: &HotelId) -> Result<Vec<RoomView>, EngineError> {
+        let _slot = self.enter()?;
+        let keys: Vec<RoomKey> = read(&self.inner.shared.catalog)
+            .hotel(hotel_id)?
+            .rooms
+            .keys()
+            .map(|n| RoomKey {
+                hotel_id: hotel_id.clone(),
+                number: n.clone(),
+            })
+            .collect();
+        let addrs: Vec<Addr<RoomActor>> = keys
+            .iter()
+            .map(|k| self.room_addr(k))
+            .collect::<Result<_, _>>()?;
+        let views = futures_util::future::join_all(addrs.iter().map(|a| a.send(GetView))).await;
+        views.into_iter().map(|v| v.map_err(mailbox)).collect()
+    }
+
+    /// Sets a room's housekeeping status.
+    pub async fn set_housekeeping(
+        &self,
+        hotel_id: &HotelId,
+        number: &RoomNumber,
+        status: Housekeeping,
+    ) -> Result<RoomView, EngineError> {
+        let _slot = self.enter()?;
+        read(&self.inner.shared.catalog).hotel(hotel_id)?;
+        let addr = self.room_addr(&RoomKey {
+            hotel_id: hotel_id.clone(),
+            number: number.clone(),
+        })?;
+        let msg = SetHousekeeping {
+            status,
+            now: Timestamp::now(),
+        };
+        addr.send(msg).await.map_err(mailbox)?
+    }
+}

@@ -1,0 +1,283 @@
+//! RoomActor: one per room. Every booking, state change and housekeeping change for the
+//! room goes through its mailbox, so they are serialized without locks, and the room
+//! journals its own events, so the journal order is the room's decision order.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use innkeep_engine::jiff::civil::Date;
+use innkeep_engine::jiff::Timestamp;
+use innkeep_engine::{
+    Action, DomainError, Event, Housekeeping, IdempotencyRecord, NightsDelta, Reservation,
+    ReservationId, RoomState, RoomTypeCode,
+};
+use innkeep_persistence::{Journal, JournalError};
+use tokio::sync::oneshot;
+
+use crate::api::{EngineError, RoomView};
+use crate::shared::{write, Shared};
+
+/// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
+/// only needs to be large enough that a `send` never parks at that limit.
+pub(crate) const ROOM_MAILBOX: usize = 16_384;
+
+/// The actor owning one room.
+#[derive(Debug)]
+pub struct RoomActor {
+    /// The room's state; the authority for its nights.
+    state: RoomState,
+    /// Where its events go.
+    journal: Journal<Event>,
+    /// The read model it keeps current (its rows of the availability index).
+    shared: Arc<Shared>,
+}
+
+impl RoomActor {
+    pub(crate) fn new(state: RoomState, journal: Journal<Event>, shared: Arc<Shared>) -> Self {
+        Self {
+            state,
+            journal,
+            shared,
+        }
+    }
+
+    fn publish(&self, delta: &NightsDelta) {
+        write(&self.shared.index).apply_delta(&self.state.key, &delta.booked, &delta.released);
+    }
+
+    fn view(&self) -> RoomView {
+        RoomView {
+            number: self.state.key.number.clone(),
+            room_type: self.state.room_type.clone(),
+            occupancy: self.state.occupancy(),
+            housekeeping: self.state.housekeeping,
+            reservation: self.state.occupant,
+        }
+    }
+
+    /// Journals `event` and blocks this room until it is durable, then applies it and
+    /// answers with `reply(self)`. Used for changes to existing reservations and the room:
+    /// they are rare per room, and blocking keeps "decide, persist, apply" atomic, so a
+    /// second change is always decided against the state the first one left.
+    fn persist_then_apply<T: Send + 'static>(
+        &mut self,
+        event: Event,
+        ctx: &mut Context<Self>,
+        reply: impl FnOnce(&mut Self) -> T + 'static,
+    ) -> ResponseFuture<Result<T, EngineError>> {
+        let ack = match self.journal.append(event.clone()) {
+            Ok(ack) => ack,
+            Err(e) => return Box::pin(async move { Err(journal_error(e)) }),
+        };
+        let (tx, rx) = oneshot::channel();
+        ctx.wait(ack.into_actor(self).map(move |acked, act, _ctx| {
+            let result = match acked {
+                Ok(Ok(_seq)) => {
+                    let delta = act.state.apply(&event);
+                    act.publish(&delta);
+                    Ok(reply(act))
+                }
+                Ok(Err(e)) => Err(journal_error(e)),
+                Err(_) => Err(EngineError::ShuttingDown),
+            };
+            let _ = tx.send(result);
+        }));
+        Box::pin(async move { rx.await.unwrap_or(Err(EngineError::ShuttingDown)) })
+    }
+}
+
+/// Maps a journal failure to what the caller sees.
+pub(crate) fn journal_error(e: JournalError) -> EngineError {
+    match e {
+        JournalError::Overloaded => EngineError::Overloaded,
+        JournalError::Closed => EngineError::ShuttingDown,
+        other => EngineError::Unavailable(other.to_string()),
+    }
+}
+
+impl Actor for RoomActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(ROOM_MAILBOX);
+    }
+}
+
+/// Take every night of `reservation.stay` in this room, durably.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Reservation, EngineError>")]
+pub(crate) struct Reserve {
+    /// The reservation, already priced and assigned to this room.
+    pub reservation: Reservation,
+    /// The idempotency key it is created under.
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+impl Handler<Reserve> for RoomActor {
+    type Result = ResponseActFuture<Self, Result<Reservation, EngineError>>;
+
+    fn handle(&mut self, msg: Reserve, _ctx: &mut Self::Context) -> Self::Result {
+        if let Err(e) = self.state.decide_reserve(&msg.reservation) {
+            return Box::pin(fut::ready(Err(e.into())));
+        }
+        let id = msg.reservation.id;
+        let event = Event::ReservationCreated {
+            reservation: msg.reservation,
+            idempotency: msg.idempotency,
+        };
+        // Apply before the write is durable so no other booking takes these nights
+        // meanwhile (group commit keeps the room serving), and undo it if the journal
+        // refuses. Nobody learns the id before the ack, so nothing can depend on it yet.
+        let delta = self.state.apply(&event);
+        self.publish(&delta);
+        let ack = match self.journal.append(event) {
+            Ok(ack) => ack,
+            Err(e) => {
+                let delta = self.state.revert_created(&id);
+                self.publish(&delta);
+                return Box::pin(fut::ready(Err(journal_error(e))));
+            }
+        };
+        Box::pin(ack.into_actor(self).map(move |acked, act, _ctx| {
+            let failure = match acked {
+                Ok(Ok(_seq)) => {
+                    return act
+                        .state
+                        .reservation(&id)
+                        .cloned()
+                        .map_err(EngineError::from)
+                }
+                Ok(Err(e)) => journal_error(e),
+                Err(_) => EngineError::ShuttingDown,
+            };
+            let delta = act.state.revert_created(&id);
+            act.publish(&delta);
+            Err(failure)
+        }))
+    }
+}
+
+/// Apply a state-machine action to one of this room's reservations.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Reservation, EngineError>")]
+pub(crate) struct ChangeReservation {
+    /// Which reservation.
+    pub id: ReservationId,
+    /// What to do.
+    pub action: Action,
+    /// `If-Match` version.
+    pub if_match: Option<u64>,
+    /// The instant of the request.
+    pub now: Timestamp,
+    /// The hotel-local date at `now`.
+    pub today: Date,
+}
+
+impl Handler<ChangeReservation> for RoomActor {
+    type Result = ResponseFuture<Result<Reservation, EngineError>>;
+
+    fn handle(&mut self, msg: ChangeReservation, ctx: &mut Self::Context) -> Self::Result {
+        let event =
+            match self
+                .state
+                .decide_change(&msg.id, msg.action, msg.if_match, msg.now, msg.today)
+            {
+                Ok(event) => event,
+                Err(e) => return Box::pin(async move { Err(e.into()) }),
+            };
+        let id = msg.id;
+        self.persist_then_apply(event, ctx, move |act| {
+            act.state
+                .reservation(&id)
+                .cloned()
+                .map_err(EngineError::from)
+        })
+        .map_result()
+    }
+}
+
+trait FlattenResult<T> {
+    fn map_result(self) -> ResponseFuture<Result<T, EngineError>>;
+}
+
+impl<T: 'static> FlattenResult<T> for ResponseFuture<Result<Result<T, EngineError>, EngineError>> {
+    fn map_result(self) -> ResponseFuture<Result<T, EngineError>> {
+        Box::pin(async move { self.await.and_then(|inner| inner) })
+    }
+}
+
+/// Set the room's housekeeping status.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<RoomView, EngineError>")]
+pub(crate) struct SetHousekeeping {
+    /// The new status.
+    pub status: Housekeeping,
+    /// When.
+    pub now: Timestamp,
+}
+
+impl Handler<SetHousekeeping> for RoomActor {
+    type Result = ResponseFuture<Result<RoomView, EngineError>>;
+
+    fn handle(&mut self, msg: SetHousekeeping, ctx: &mut Self::Context) -> Self::Result {
+        match self.state.decide_housekeeping(msg.status, msg.now) {
+            Err(e) => Box::pin(async move { Err(e.into()) }),
+            Ok(None) => {
+                let view = self.view();
+                Box::pin(async move { Ok(view) })
+            }
+            Ok(Some(event)) => self.persist_then_apply(event, ctx, |act| act.view()),
+        }
+    }
+}
+
+/// Give the room another type (only while no reservation holds nights in it).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct Retype {
+    /// The `RoomPut` event the supervisor decided.
+    pub event: Event,
+    /// The new type.
+    pub room_type: RoomTypeCode,
+}
+
+impl Handler<Retype> for RoomActor {
+    type Result = ResponseFuture<Result<(), EngineError>>;
+
+    fn handle(&mut self, msg: Retype, ctx: &mut Self::Context) -> Self::Result {
+        if let Err(e) = self.state.decide_retype(&msg.room_type) {
+            return Box::pin(async move { Err(e.into()) });
+        }
+        let key = self.state.key.clone();
+        let room_type = msg.room_type;
+        self.persist_then_apply(msg.event, ctx, move |act| {
+            write(&act.shared.index).put_room(&key, &room_type);
+        })
+    }
+}
+
+/// Read one reservation.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Reservation, DomainError>")]
+pub(crate) struct GetReservation(pub ReservationId);
+
+impl Handler<GetReservation> for RoomActor {
+    type Result = Result<Reservation, DomainError>;
+
+    fn handle(&mut self, msg: GetReservation, _ctx: &mut Self::Context) -> Self::Result {
+        self.state.reservation(&msg.0).cloned()
+    }
+}
+
+/// Read the room's live status.
+#[derive(Message, Debug)]
+#[rtype(result = "RoomView")]
+pub(crate) struct GetView;
+
+impl Handler<GetView> for RoomActor {
+    type Result = MessageResult<GetView>;
+
+    fn handle(&mut self, _msg: GetView, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.view())
+    }
+}

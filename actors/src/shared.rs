@@ -1,0 +1,39 @@
+//! The read model shared between the actors and the facade's read paths.
+//!
+//! Writers are actors (the supervisor for the catalog and locator, each room actor for its
+//! own rows of the index); readers are any thread. Locks are held for microseconds and never
+//! across an await or a journal write, so they serialize nothing that matters: the room
+//! actors stay the authority that decides a booking.
+
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use actix::Addr;
+use innkeep_engine::{AvailabilityIndex, Catalog, ReservationId, RoomKey};
+
+use crate::room::RoomActor;
+
+/// Read views plus the room actor registry.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Hotels, room types, rooms, rates. Written only by the supervisor, after the journal
+    /// acknowledged the setup event.
+    pub catalog: RwLock<Catalog>,
+    /// Sold nights per room. Each room actor writes its own rows when it books or releases.
+    pub index: RwLock<AvailabilityIndex>,
+    /// Reservation → the room holding it. Written by the supervisor once a booking is durable.
+    pub locator: RwLock<HashMap<ReservationId, RoomKey>>,
+    /// Room → its actor's address.
+    pub rooms: RwLock<HashMap<RoomKey, Addr<RoomActor>>>,
+}
+
+/// Read lock that survives poisoning: a panicking writer never leaves these views
+/// half-updated (each write is a single map operation), so the data is still good.
+pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Write lock; see [`read`].
+pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,92 @@
+//! The snapshot thread: keeps a shadow [`State`] by applying every durable batch the
+//! journal hands it, and now and then writes that state to sled and lets the journal drop
+//! the segments the snapshot covers. Serializing happens here, off the actors, so taking a
+//! snapshot never pauses bookings; the price is a second copy of the state in memory.
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use innkeep_engine::{Event, State};
+use innkeep_persistence::{Committed, Journal, SnapshotStore};
+
+/// When to take a snapshot.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SnapshotPolicy {
+    /// After this many events since the last one.
+    pub every_events: u64,
+    /// Or this long, if anything happened.
+    pub every: Duration,
+}
+
+/// Starts the thread. It ends (after a final snapshot) when the journal's writer thread
+/// ends and drops the sending side of `batches`.
+pub(crate) fn spawn(
+    batches: Receiver<Vec<Committed<Event>>>,
+    state: State,
+    last_seq: u64,
+    store: SnapshotStore,
+    journal: Journal<Event>,
+    policy: SnapshotPolicy,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("innkeep-snapshot".into())
+        .spawn(move || run(batches, state, last_seq, store, journal, policy))
+}
+
+fn run(
+    batches: Receiver<Vec<Committed<Event>>>,
+    mut state: State,
+    mut last_seq: u64,
+    store: SnapshotStore,
+    journal: Journal<Event>,
+    policy: SnapshotPolicy,
+) {
+    let mut since: u64 = 0;
+    let mut last_snapshot = Instant::now();
+    loop {
+        let wait = policy.every.saturating_sub(last_snapshot.elapsed());
+        let closed = match batches.recv_timeout(wait.max(Duration::from_millis(1))) {
+            Ok(batch) => {
+                for c in batch {
+                    state.apply(&c.event);
+                    last_seq = c.seq;
+                    since += 1;
+                }
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        let due = since >= policy.every_events
+            || (since > 0 && last_snapshot.elapsed() >= policy.every)
+            || (since > 0 && closed);
+        if due {
+            take(&state, last_seq, &store, &journal);
+            since = 0;
+            last_snapshot = Instant::now();
+        } else if since == 0 && last_snapshot.elapsed() >= policy.every {
+            last_snapshot = Instant::now();
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+fn take(state: &State, seq: u64, store: &SnapshotStore, journal: &Journal<Event>) {
+    let started = Instant::now();
+    match store.save(seq, &state.to_snapshot()) {
+        Ok(()) => {
+            journal.truncate_through(seq);
+            tracing::info!(
+                seq,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "snapshot written"
+            );
+        }
+        // The journal still holds everything, so a failed snapshot loses nothing; the
+        // next one tries again.
+        Err(e) => tracing::error!(seq, error = %e, "snapshot failed"),
+    }
+}

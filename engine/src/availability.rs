@@ -1,0 +1,120 @@
+//! The availability index: which nights each room has sold, grouped by hotel and room type.
+//! A read-optimised view fed by the rooms' [`crate::room::NightsDelta`]s; rooms stay the
+//! authority that decides a booking.
+
+use std::collections::{BTreeSet, HashMap};
+
+use jiff::civil::Date;
+
+use crate::ids::{HotelId, RoomKey, RoomNumber, RoomTypeCode};
+use crate::time::Stay;
+
+#[derive(Clone, Default, Debug)]
+struct HotelIndex {
+    /// Rooms of each type, in number order (candidates are tried in this order).
+    by_type: HashMap<RoomTypeCode, BTreeSet<RoomNumber>>,
+    /// Each room's type, to move it between sets on a retype.
+    type_of: HashMap<RoomNumber, RoomTypeCode>,
+    /// Each room's sold nights.
+    sold: HashMap<RoomNumber, BTreeSet<Date>>,
+}
+
+/// Sold nights per room, for availability queries and picking booking candidates.
+#[derive(Clone, Default, Debug)]
+pub struct AvailabilityIndex {
+    hotels: HashMap<HotelId, HotelIndex>,
+}
+
+impl AvailabilityIndex {
+    /// Registers a room or changes its type.
+    pub fn put_room(&mut self, key: &RoomKey, room_type: &RoomTypeCode) {
+        let h = self.hotels.entry(key.hotel_id.clone()).or_default();
+        if let Some(old) = h.type_of.insert(key.number.clone(), room_type.clone()) {
+            if let Some(set) = h.by_type.get_mut(&old) {
+                set.remove(&key.number);
+            }
+        }
+        h.by_type
+            .entry(room_type.clone())
+            .or_default()
+            .insert(key.number.clone());
+        h.sold.entry(key.number.clone()).or_default();
+    }
+
+    /// Records nights as sold / released.
+    pub fn apply_delta(&mut self, key: &RoomKey, booked: &[Date], released: &[Date]) {
+        if booked.is_empty() && released.is_empty() {
+            return;
+        }
+        let sold = self
+            .hotels
+            .entry(key.hotel_id.clone())
+            .or_default()
+            .sold
+            .entry(key.number.clone())
+            .or_default();
+        for d in booked {
+            sold.insert(*d);
+        }
+        for d in released {
+            sold.remove(d);
+        }
+    }
+
+    /// Rooms of the type with every night of `stay` free, in room-number order.
+    pub fn candidates(
+        &self,
+        hotel_id: &HotelId,
+        room_type: &RoomTypeCode,
+        stay: &Stay,
+    ) -> Vec<RoomNumber> {
+        let Some(h) = self.hotels.get(hotel_id) else {
+            return Vec::new();
+        };
+        let Some(rooms) = h.by_type.get(room_type) else {
+            return Vec::new();
+        };
+        rooms
+            .iter()
+            .filter(|n| is_free(h.sold.get(*n), stay))
+            .cloned()
+            .collect()
+    }
+
+    /// How many rooms of the type are free on every night of `stay`.
+    pub fn free_count(&self, hotel_id: &HotelId, room_type: &RoomTypeCode, stay: &Stay) -> usize {
+        let Some(h) = self.hotels.get(hotel_id) else {
+            return 0;
+        };
+        h.by_type.get(room_type).map_or(0, |rooms| {
+            rooms
+                .iter()
+                .filter(|n| is_free(h.sold.get(*n), stay))
+                .count()
+        })
+    }
+
+    /// Rooms of the type free on `night`.
+    pub fn free_on(&self, hotel_id: &HotelId, room_type: &RoomTypeCode, night: Date) -> usize {
+        let Some(h) = self.hotels.get(hotel_id) else {
+            return 0;
+        };
+        h.by_type.get(room_type).map_or(0, |rooms| {
+            rooms
+                .iter()
+                .filter(|n| !h.sold.get(*n).is_some_and(|s| s.contains(&night)))
+                .count()
+        })
+    }
+
+    /// Whether `room` is of `room_type` and free on every night.
+    pub fn room_is_free(&self, key: &RoomKey, room_type: &RoomTypeCode, stay: &Stay) -> bool {
+        self.hotels.get(&key.hotel_id).is_some_and(|h| {
+            h.type_of.get(&key.number) == Some(room_type) && is_free(h.sold.get(&key.number), stay)
+        })
+    }
+}
+
+fn is_free(sold: Option<&BTreeSet<Date>>, stay: &Stay) -> bool {
+    sold.is_none_or(|s| s.range(stay.arrival()..stay.departure()).next().is_none())
+}

@@ -1,0 +1,100 @@
+//! Errors the engine decides. Each maps to one stable API `code` (see [`DomainError::code`]).
+
+use crate::ids::{ReservationId, RoomNumber};
+use crate::reservation::Status;
+
+/// A field that failed validation, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ValidationError {
+    /// The offending field, as the API names it.
+    pub field: &'static str,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+impl ValidationError {
+    /// Builds an error for `field`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What a command can be refused for. A refused command changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// Bad field value.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The stay breaks a rule (order, length, past arrival, horizon).
+    #[error("invalid stay: {0}")]
+    InvalidStay(String),
+    /// A named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// No room of the type can take every night of the stay.
+    #[error("no room of this type is free for every night of the stay")]
+    SoldOut,
+    /// The reservation is not in a state that allows this action.
+    #[error("cannot {action} a reservation that is {from}")]
+    InvalidTransition {
+        /// The attempted action.
+        action: &'static str,
+        /// The reservation's current status.
+        from: Status,
+    },
+    /// `If-Match` named another version.
+    #[error("version mismatch: expected {expected}, current {current}")]
+    VersionMismatch {
+        /// What the client sent.
+        expected: u64,
+        /// What the reservation has.
+        current: u64,
+    },
+    /// The room is not ready for a guest (check-in needs clean or inspected).
+    #[error("room {room} is {housekeeping}, not clean or inspected")]
+    RoomNotReady {
+        /// The room.
+        room: RoomNumber,
+        /// Its housekeeping status.
+        housekeeping: &'static str,
+    },
+    /// Check-in outside the stay's dates.
+    #[error("check-in is allowed only on a date within the stay")]
+    NotWithinStay,
+    /// The room still has live reservations, so it cannot change type.
+    #[error("room has live reservations: {0:?}")]
+    RoomInUse(Vec<ReservationId>),
+    /// The hotel's currency is fixed once it has room types.
+    #[error("a hotel's currency cannot change")]
+    CurrencyLocked,
+    /// A limit on stored data was reached.
+    #[error("limit reached: {0}")]
+    LimitReached(&'static str),
+    /// The `Idempotency-Key` was used before with a different request.
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+}
+
+impl DomainError {
+    /// The stable snake_case code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DomainError::Invalid(_) => "invalid_request",
+            DomainError::InvalidStay(_) => "invalid_stay",
+            DomainError::NotFound(_) => "not_found",
+            DomainError::SoldOut => "sold_out",
+            DomainError::InvalidTransition { .. } => "invalid_transition",
+            DomainError::VersionMismatch { .. } => "version_mismatch",
+            DomainError::RoomNotReady { .. } => "room_not_ready",
+            DomainError::NotWithinStay => "not_within_stay",
+            DomainError::RoomInUse(_) => "room_in_use",
+            DomainError::CurrencyLocked => "currency_locked",
+            DomainError::LimitReached(_) => "limit_reached",
+            DomainError::IdempotencyKeyReused => "idempotency_key_reused",
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Events: every state change, in the one total order the journal keeps.
+//!
+//! Events record decisions, not requests: everything `apply` needs (ids, instants, which
+//! nights to release) is inside, so replaying them reproduces the state exactly.
+
+use jiff::civil::Date;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{HotelId, IdempotencyKey, ReservationId, RoomKey, RoomNumber, RoomTypeCode};
+use crate::money::Currency;
+use crate::reservation::{Action, Reservation};
+use crate::room::Housekeeping;
+use crate::time::HotelTz;
+
+/// The `Idempotency-Key` a reservation was created with, and what it was created from.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct IdempotencyRecord {
+    /// The client's key.
+    pub key: IdempotencyKey,
+    /// [`crate::BookRequest::fingerprint`] of the request.
+    pub fingerprint: u64,
+}
+
+/// A decided change to one reservation.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Change {
+    /// What happened.
+    pub action: Action,
+    /// When (UTC).
+    pub at: Timestamp,
+    /// Nights on or after this date are given back. `None` keeps them all (pay, check-in);
+    /// the arrival date releases every night (cancel, expire, no-show); an early check-out
+    /// releases the nights still ahead.
+    pub release_from: Option<Date>,
+}
+
+/// One state change.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub enum Event {
+    /// A hotel was created or updated.
+    HotelPut {
+        /// Which hotel.
+        hotel_id: HotelId,
+        /// Display name.
+        name: String,
+        /// Its time zone.
+        time_zone: HotelTz,
+        /// Its currency.
+        currency: Currency,
+    },
+    /// A room type was created or updated.
+    RoomTypePut {
+        /// Which hotel.
+        hotel_id: HotelId,
+        /// Which type.
+        code: RoomTypeCode,
+        /// Display name.
+        name: String,
+        /// Most guests.
+        capacity: u16,
+        /// Nightly base rate, minor units.
+        base_rate_minor: i64,
+    },
+    /// A room was created or given another type.
+    RoomPut {
+        /// Which hotel.
+        hotel_id: HotelId,
+        /// Which room.
+        number: RoomNumber,
+        /// Its type.
+        room_type: RoomTypeCode,
+    },
+    /// A nightly rate override for `[from, to)`.
+    RatePut {
+        /// Which hotel.
+        hotel_id: HotelId,
+        /// Which type.
+        room_type: RoomTypeCode,
+        /// First night.
+        from: Date,
+        /// First night not covered.
+        to: Date,
+        /// Nightly rate, minor units.
+        amount_minor: i64,
+    },
+    /// A reservation took its room's nights.
+    ReservationCreated {
+        /// The whole reservation as created (status `pending_payment`, version 1).
+        reservation: Reservation,
+        /// The key it was created under, if any.
+        idempotency: Option<IdempotencyRecord>,
+    },
+    /// A reservation moved in its state machine.
+    ReservationChanged {
+        /// The room holding it.
+        room: RoomKey,
+        /// Which reservation.
+        id: ReservationId,
+        /// The decided change.
+        change: Change,
+    },
+    /// A room's housekeeping status changed.
+    HousekeepingSet {
+        /// Which room.
+        room: RoomKey,
+        /// The new status.
+        status: Housekeeping,
+        /// When (UTC).
+        at: Timestamp,
+    },
+}
+
+impl Event {
+    /// The hotel the event belongs to (for per-hotel streams and access checks).
+    pub fn hotel_id(&self) -> &HotelId {
+        match self {
+            Event::HotelPut { hotel_id, .. }
+            | Event::RoomTypePut { hotel_id, .. }
+            | Event::RoomPut { hotel_id, .. }
+            | Event::RatePut { hotel_id, .. } => hotel_id,
+            Event::ReservationCreated { reservation, .. } => &reservation.hotel_id,
+            Event::ReservationChanged { room, .. } | Event::HousekeepingSet { room, .. } => {
+                &room.hotel_id
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! `innkeep-engine`: Innkeep's pure domain.
+//!
+//! Hotels, room types, rooms, stays and reservations, with their rules. Every change is an
+//! [`Event`] decided by a `decide_*`/`put_*` function that takes `&self` (so a refused
+//! command changes nothing) and applied by one `apply`. The engine does no IO, spawns no
+//! threads, reads no clock and generates no ids: instants and ids are passed in, which keeps
+//! it deterministic, so recovery is "load snapshot, replay journal" and tests need no runtime.
+
+pub mod availability;
+pub mod catalog;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod money;
+pub mod reservation;
+pub mod room;
+pub mod state;
+pub mod time;
+
+#[cfg(test)]
+mod model_tests;
+
+pub use availability::AvailabilityIndex;
+pub use catalog::{Catalog, Hotel, Quote, RoomType, Upsert};
+pub use error::{DomainError, ValidationError};
+pub use event::{Change, Event, IdempotencyRecord};
+pub use ids::{HotelId, IdempotencyKey, ReservationId, RoomKey, RoomNumber, RoomTypeCode};
+pub use money::{Currency, Money};
+pub use reservation::{Action, BookRequest, Guest, Payment, PaymentStatus, Reservation, Status};
+pub use room::{Housekeeping, NightsDelta, Occupancy, RoomState};
+pub use state::{IdempotencyEntry, Snapshot, State};
+pub use time::{HotelTz, Stay, StayLimits};
+
+/// Re-exported so users name the same date and instant types.
+pub use jiff;

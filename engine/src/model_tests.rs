@@ -1,0 +1,1369 @@
+//! Model-based test of the engine.
+//!
+//! Random command sequences (book, pay, cancel, expire, check-in/out, no-show, housekeeping,
+//! clock advances, catalog upserts, room retypes and reboots) run against [`State`] through
+//! its decide functions; only `Ok` events are applied. After every step the engine is
+//! compared with a deliberately naive model written here without reusing engine logic:
+//! reservations in a `Vec`, each with the set of nights it holds, and a plain scan of them.
+//!
+//! Checked after every step:
+//! - no room-night is held by two reservations (model), and each room's calendar is exactly
+//!   the model's map of held nights, each pointing at a reservation that may hold nights;
+//! - a refused command leaves the state unchanged (normalised snapshot before == after);
+//! - `sold_out` only when the model has no room of the type free on every night, and a
+//!   booking lands only on a room the model says is free (the first one in number order);
+//! - the state machine accepts exactly the transitions of DESIGN.md's diagram, with their
+//!   guards (hold elapsed for expire; within the stay, room vacant and clean for check-in);
+//! - the availability index (`candidates`, `free_count`, `free_on`, `room_is_free`) agrees
+//!   with a recount from the model, and quotes agree with the model's prices;
+//! - a reboot (snapshot → bincode → `from_snapshot`) gives an equal snapshot, replaying all
+//!   applied events from an empty state gives an equal snapshot, and from then on the
+//!   rebooted state decides every command exactly as the original one (run in lockstep).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp, ToSpan};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+
+use crate::state::check_idempotency;
+use crate::{
+    Action, BookRequest, DomainError, Event, Guest, HotelId, Housekeeping, IdempotencyKey,
+    IdempotencyRecord, PaymentStatus, ReservationId, RoomKey, RoomNumber, RoomTypeCode,
+    Snapshot, State, Status, Stay, StayLimits, Upsert,
+};
+
+const ZONES: [&str; 3] = ["Pacific/Kiritimati", "Pacific/Niue", "Asia/Shanghai"];
+/// Room numbers a hotel may use: "8", "9", …, "17" (so string order differs from numeric).
+const ROOM_SLOTS: usize = 10;
+const HOLD: SignedDuration = SignedDuration::from_mins(15);
+const CURRENCY: &str = "CNY";
+const IDEMPOTENCY_WINDOW: SignedDuration = SignedDuration::from_hours(24);
+
+// ---------------------------------------------------------------------------------------
+// Generated input
+
+#[derive(Clone, Debug)]
+struct TypeSpec {
+    capacity: u16,
+    base_rate: i64,
+    rooms: usize,
+}
+
+#[derive(Clone, Debug)]
+struct HotelSpec {
+    zone: usize,
+    types: Vec<TypeSpec>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    Pay,
+    Cancel,
+    CheckIn,
+    CheckOut,
+    NoShow,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum VersionSel {
+    Unconditional,
+    Current,
+    Stale,
+}
+
+#[derive(Clone, Debug)]
+enum Cmd {
+    Book {
+        hotel: usize,
+        rtype: usize,
+        arrival_offset: i64,
+        nights: i64,
+        room: Option<usize>,
+        guests: u16,
+        key: Option<u8>,
+    },
+    Change {
+        res: usize,
+        act: Act,
+        version: VersionSel,
+        unknown: bool,
+        /// Pick among reservations whose status allows the action (else any).
+        targeted: bool,
+        /// For check-in: first move the clock to the afternoon of the arrival day.
+        to_arrival: bool,
+    },
+    Expire {
+        res: usize,
+        advance: bool,
+    },
+    Advance {
+        minutes: i64,
+    },
+    Housekeeping {
+        hotel: usize,
+        room: usize,
+        to: Housekeeping,
+    },
+    PutRate {
+        hotel: usize,
+        rtype: usize,
+        from_offset: i64,
+        nights: i64,
+        amount: i64,
+    },
+    PutRoomType {
+        hotel: usize,
+        rtype: usize,
+        capacity: u16,
+        base_rate: i64,
+    },
+    PutHotel {
+        hotel: usize,
+        zone: usize,
+        other_currency: bool,
+    },
+    PutRoom {
+        hotel: usize,
+        slot: usize,
+        rtype: usize,
+    },
+    Reboot,
+}
+
+fn setup_strategy() -> impl Strategy<Value = Vec<HotelSpec>> {
+    let type_spec = (1..=4u16, 1_000..50_000i64, 1..=4usize).prop_map(
+        |(capacity, base_rate, rooms)| TypeSpec {
+            capacity,
+            base_rate,
+            rooms,
+        },
+    );
+    let hotel = (0..ZONES.len(), prop::collection::vec(type_spec, 1..=2))
+        .prop_map(|(zone, types)| HotelSpec { zone, types });
+    prop::collection::vec(hotel, 1..=2)
+}
+
+fn housekeeping_strategy() -> impl Strategy<Value = Housekeeping> {
+    prop_oneof![
+        Just(Housekeeping::Clean),
+        Just(Housekeeping::Dirty),
+        Just(Housekeeping::Cleaning),
+        Just(Housekeeping::Inspected),
+        Just(Housekeeping::OutOfOrder),
+    ]
+}
+
+fn cmd_strategy() -> impl Strategy<Value = Cmd> {
+    let idx = || 0..16usize;
+    let book = (
+        idx(),
+        idx(),
+        prop_oneof![1 => Just(-1i64), 4 => 0..=1i64, 8 => 0..=9i64],
+        1..=4i64,
+        prop::option::weighted(0.25, idx()),
+        prop_oneof![1 => Just(0u16), 12 => 1..=2u16, 2 => 3..=5u16],
+        prop::option::weighted(0.2, 0..3u8),
+    )
+        .prop_map(
+            |(hotel, rtype, arrival_offset, nights, room, guests, key)| Cmd::Book {
+                hotel,
+                rtype,
+                arrival_offset,
+                nights,
+                room,
+                guests,
+                key,
+            },
+        );
+    let act = prop_oneof![
+        4 => Just(Act::Pay),
+        2 => Just(Act::Cancel),
+        4 => Just(Act::CheckIn),
+        3 => Just(Act::CheckOut),
+        1 => Just(Act::NoShow),
+    ];
+    let version = prop_oneof![
+        6 => Just(VersionSel::Unconditional),
+        3 => Just(VersionSel::Current),
+        1 => Just(VersionSel::Stale),
+    ];
+    let change = (
+        0..64usize,
+        act,
+        version,
+        prop::bool::weighted(0.03),
+        prop::bool::weighted(0.7),
+        prop::bool::weighted(0.5),
+    )
+        .prop_map(
+            |(res, act, version, unknown, targeted, to_arrival)| Cmd::Change {
+                res,
+                act,
+                version,
+                unknown,
+                targeted,
+                to_arrival,
+            },
+        );
+    let expire =
+        (0..64usize, any::<bool>()).prop_map(|(res, advance)| Cmd::Expire { res, advance });
+    let advance = prop_oneof![
+        1..=120i64,
+        (1..=48i64).prop_map(|h| h * 60),
+        (1..=3i64).prop_map(|d| d * 24 * 60),
+    ]
+    .prop_map(|minutes| Cmd::Advance { minutes });
+    let housekeeping = (idx(), idx(), housekeeping_strategy())
+        .prop_map(|(hotel, room, to)| Cmd::Housekeeping { hotel, room, to });
+    let put_rate = (idx(), idx(), 0..=9i64, 1..=4i64, 0..90_000i64).prop_map(
+        |(hotel, rtype, from_offset, nights, amount)| Cmd::PutRate {
+            hotel,
+            rtype,
+            from_offset,
+            nights,
+            amount,
+        },
+    );
+    let put_room_type = (idx(), idx(), 1..=4u16, 1_000..50_000i64).prop_map(
+        |(hotel, rtype, capacity, base_rate)| Cmd::PutRoomType {
+            hotel,
+            rtype,
+            capacity,
+            base_rate,
+        },
+    );
+    let put_hotel = (idx(), 0..ZONES.len(), prop::bool::weighted(0.2)).prop_map(
+        |(hotel, zone, other_currency)| Cmd::PutHotel {
+            hotel,
+            zone,
+            other_currency,
+        },
+    );
+    let put_room = (idx(), 0..ROOM_SLOTS, idx())
+        .prop_map(|(hotel, slot, rtype)| Cmd::PutRoom { hotel, slot, rtype });
+    prop_oneof![
+        30 => book,
+        28 => change,
+        6 => expire,
+        14 => advance,
+        10 => housekeeping,
+        3 => put_rate,
+        2 => put_room_type,
+        2 => put_hotel,
+        3 => put_room,
+        3 => Just(Cmd::Reboot),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------
+// The naive model
+
+#[derive(Clone, Debug)]
+struct MType {
+    code: RoomTypeCode,
+    capacity: u16,
+    base_rate: i64,
+    overrides: BTreeMap<Date, i64>,
+}
+
+#[derive(Clone, Debug)]
+struct MRoom {
+    number: RoomNumber,
+    rtype: usize,
+    housekeeping: Housekeeping,
+}
+
+#[derive(Clone, Debug)]
+struct MHotel {
+    id: HotelId,
+    zone: &'static str,
+    types: Vec<MType>,
+    /// By slot.
+    rooms: BTreeMap<usize, MRoom>,
+}
+
+#[derive(Clone, Debug)]
+struct MRes {
+    id: ReservationId,
+    hotel: usize,
+    rtype: usize,
+    room: RoomNumber,
+    arrival: Date,
+    departure: Date,
+    guests: u16,
+    status: Status,
+    version: u64,
+    created_at: Timestamp,
+    hold_expires_at: Timestamp,
+    total: i64,
+    trade_no: Option<String>,
+    /// The nights this reservation holds right now.
+    held: BTreeSet<Date>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Model {
+    hotels: Vec<MHotel>,
+    res: Vec<MRes>,
+    /// (hotel, key) → (fingerprint, reservation, created_at)
+    idem: HashMap<(usize, u8), (u64, ReservationId, Timestamp)>,
+}
+
+fn day(d: Date, n: i64) -> Date {
+    d.checked_add(n.days()).expect("date in range")
+}
+
+fn nights_of(arrival: Date, departure: Date) -> Vec<Date> {
+    let mut out = Vec::new();
+    let mut d = arrival;
+    while d < departure {
+        out.push(d);
+        d = day(d, 1);
+    }
+    out
+}
+
+/// The diagram in DESIGN.md, written out by hand.
+fn legal_next(act: &Action, from: Status) -> Option<Status> {
+    match act {
+        Action::Pay { .. } if from == Status::PendingPayment => Some(Status::Confirmed),
+        Action::Cancel if from == Status::PendingPayment || from == Status::Confirmed => {
+            Some(Status::Cancelled)
+        }
+        Action::Expire if from == Status::PendingPayment => Some(Status::Expired),
+        Action::CheckIn if from == Status::Confirmed => Some(Status::CheckedIn),
+        Action::CheckOut if from == Status::CheckedIn => Some(Status::CheckedOut),
+        Action::NoShow if from == Status::Confirmed => Some(Status::NoShow),
+        _ => None,
+    }
+}
+
+impl Model {
+    fn today(&self, hotel: usize, now: Timestamp) -> Date {
+        let tz = TimeZone::get(self.hotels[hotel].zone).expect("known zone");
+        now.to_zoned(tz).date()
+    }
+
+    /// Room-night → reservation, built by a plain scan; panics on a double sale.
+    fn held_map(&self) -> BTreeMap<(usize, RoomNumber), BTreeMap<Date, ReservationId>> {
+        let mut map: BTreeMap<(usize, RoomNumber), BTreeMap<Date, ReservationId>> =
+            BTreeMap::new();
+        for r in &self.res {
+            for night in &r.held {
+                let per_room = map.entry((r.hotel, r.room.clone())).or_default();
+                if let Some(other) = per_room.insert(*night, r.id) {
+                    panic!(
+                        "room-night sold twice: hotel {} room {} night {night} held by {other} and {}",
+                        r.hotel, r.room, r.id
+                    );
+                }
+            }
+        }
+        map
+    }
+
+    fn room_free(
+        held: &BTreeMap<(usize, RoomNumber), BTreeMap<Date, ReservationId>>,
+        hotel: usize,
+        room: &RoomNumber,
+        nights: &[Date],
+    ) -> bool {
+        held.get(&(hotel, room.clone()))
+            .is_none_or(|m| nights.iter().all(|n| !m.contains_key(n)))
+    }
+
+    /// Free rooms of the type for every night, in room-number (string) order.
+    fn free_rooms(
+        &self,
+        held: &BTreeMap<(usize, RoomNumber), BTreeMap<Date, ReservationId>>,
+        hotel: usize,
+        rtype: usize,
+        nights: &[Date],
+    ) -> Vec<RoomNumber> {
+        let mut out: Vec<RoomNumber> = self.hotels[hotel]
+            .rooms
+            .values()
+            .filter(|r| r.rtype == rtype && Self::room_free(held, hotel, &r.number, nights))
+            .map(|r| r.number.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn price(&self, hotel: usize, rtype: usize, nights: &[Date]) -> i64 {
+        let t = &self.hotels[hotel].types[rtype];
+        nights
+            .iter()
+            .map(|n| t.overrides.get(n).copied().unwrap_or(t.base_rate))
+            .sum()
+    }
+
+    fn room_slot(&self, hotel: usize, number: &RoomNumber) -> usize {
+        self.hotels[hotel]
+            .rooms
+            .iter()
+            .find(|(_, r)| r.number == *number)
+            .map(|(s, _)| *s)
+            .expect("model room")
+    }
+
+    fn occupant(&self, hotel: usize, room: &RoomNumber) -> Option<ReservationId> {
+        let mut inside = self
+            .res
+            .iter()
+            .filter(|r| r.hotel == hotel && r.room == *room && r.status == Status::CheckedIn);
+        let first = inside.next().map(|r| r.id);
+        assert!(inside.next().is_none(), "two guests checked in to room {room}");
+        first
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The harness
+
+fn slot_number(slot: usize) -> RoomNumber {
+    RoomNumber::parse(&(8 + slot).to_string()).expect("valid room number")
+}
+
+fn normalized(state: &State) -> Snapshot {
+    let mut snap = state.to_snapshot();
+    snap.idempotency.sort_by(|a, b| a.0.cmp(&b.0));
+    snap
+}
+
+struct Harness {
+    state: State,
+    /// After the first reboot: the never-rebooted state, run in lockstep with `state`.
+    twin: Option<State>,
+    events: Vec<Event>,
+    now: Timestamp,
+    next_id: u128,
+    next_trade: u64,
+    model: Model,
+    limits: StayLimits,
+    stats: BTreeMap<&'static str, u64>,
+}
+
+impl Harness {
+    fn count(&mut self, what: &'static str) {
+        *self.stats.entry(what).or_default() += 1;
+    }
+
+    /// Runs a decision on the state (and on its twin, which must decide the same).
+    fn decide<T: PartialEq + std::fmt::Debug>(&self, f: impl Fn(&State) -> T) -> T {
+        let out = f(&self.state);
+        if let Some(twin) = &self.twin {
+            assert_eq!(f(twin), out, "rebooted state decided differently from the original");
+        }
+        out
+    }
+
+    fn apply(&mut self, event: Event) {
+        self.state.apply(&event);
+        if let Some(twin) = &mut self.twin {
+            twin.apply(&event);
+        }
+        self.events.push(event);
+    }
+
+    fn new(setup: &[HotelSpec]) -> Self {
+        let mut h = Harness {
+            state: State::default(),
+            twin: None,
+            events: Vec::new(),
+            now: "2026-11-23T09:30:00Z".parse().expect("instant"),
+            next_id: 1,
+            next_trade: 1,
+            model: Model::default(),
+            limits: StayLimits::default(),
+            stats: BTreeMap::new(),
+        };
+        for (hi, spec) in setup.iter().enumerate() {
+            let id = HotelId::parse(&format!("H{hi}")).expect("hotel id");
+            let zone = ZONES[spec.zone];
+            let (ev, up) = h
+                .state
+                .catalog
+                .put_hotel(id.clone(), "Hotel", zone, CURRENCY)
+                .expect("put hotel");
+            assert_eq!(up, Upsert::Created);
+            h.apply(ev);
+            let mut hotel = MHotel {
+                id: id.clone(),
+                zone,
+                types: Vec::new(),
+                rooms: BTreeMap::new(),
+            };
+            let mut slot = 0;
+            for (ti, t) in spec.types.iter().enumerate() {
+                let code = RoomTypeCode::parse(&format!("T{ti}")).expect("type code");
+                let (ev, up) = h
+                    .state
+                    .catalog
+                    .put_room_type(&id, code.clone(), "Type", t.capacity, t.base_rate)
+                    .expect("put room type");
+                assert_eq!(up, Upsert::Created);
+                h.apply(ev);
+                hotel.types.push(MType {
+                    code: code.clone(),
+                    capacity: t.capacity,
+                    base_rate: t.base_rate,
+                    overrides: BTreeMap::new(),
+                });
+                for _ in 0..t.rooms {
+                    let number = slot_number(slot);
+                    let (ev, up) = h
+                        .state
+                        .catalog
+                        .put_room(&id, number.clone(), code.clone())
+                        .expect("put room");
+                    assert_eq!(up, Upsert::Created);
+                    h.apply(ev);
+                    hotel.rooms.insert(
+                        slot,
+                        MRoom {
+                            number,
+                            rtype: ti,
+                            housekeeping: Housekeeping::Clean,
+                        },
+                    );
+                    slot += 1;
+                }
+            }
+            h.model.hotels.push(hotel);
+        }
+        h.check();
+        h
+    }
+
+    fn step(&mut self, cmd: &Cmd) {
+        let before = normalized(&self.state);
+        let accepted = match cmd {
+            Cmd::Book {
+                hotel,
+                rtype,
+                arrival_offset,
+                nights,
+                room,
+                guests,
+                key,
+            } => self.book(*hotel, *rtype, *arrival_offset, *nights, *room, *guests, *key),
+            Cmd::Change {
+                res,
+                act,
+                version,
+                unknown,
+                targeted,
+                to_arrival,
+            } => self.change(*res, *act, *version, *unknown, *targeted, *to_arrival),
+            Cmd::Expire { res, advance } => self.expire(*res, *advance),
+            Cmd::Advance { minutes } => {
+                self.now = self
+                    .now
+                    .checked_add(SignedDuration::from_mins(*minutes))
+                    .expect("instant");
+                true
+            }
+            Cmd::Housekeeping { hotel, room, to } => self.housekeeping(*hotel, *room, *to),
+            Cmd::PutRate {
+                hotel,
+                rtype,
+                from_offset,
+                nights,
+                amount,
+            } => self.put_rate(*hotel, *rtype, *from_offset, *nights, *amount),
+            Cmd::PutRoomType {
+                hotel,
+                rtype,
+                capacity,
+                base_rate,
+            } => self.put_room_type(*hotel, *rtype, *capacity, *base_rate),
+            Cmd::PutHotel {
+                hotel,
+                zone,
+                other_currency,
+            } => self.put_hotel(*hotel, *zone, *other_currency),
+            Cmd::PutRoom { hotel, slot, rtype } => self.put_room(*hotel, *slot, *rtype),
+            Cmd::Reboot => {
+                self.reboot();
+                true
+            }
+        };
+        if !accepted {
+            assert_eq!(
+                normalized(&self.state),
+                before,
+                "a refused command changed the state: {cmd:?}"
+            );
+        }
+        self.check();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn book(
+        &mut self,
+        hotel: usize,
+        rtype: usize,
+        arrival_offset: i64,
+        nights: i64,
+        room: Option<usize>,
+        guests: u16,
+        key: Option<u8>,
+    ) -> bool {
+        let h = hotel % self.model.hotels.len();
+        let t = rtype % self.model.hotels[h].types.len();
+        let hotel_id = self.model.hotels[h].id.clone();
+        let code = self.model.hotels[h].types[t].code.clone();
+        let today = self.model.today(h, self.now);
+        let arrival = day(today, arrival_offset);
+        let departure = day(arrival, nights);
+        let now = self.now;
+        let limits = self.limits;
+        let stay = self.decide(|s| s.stay(&hotel_id, arrival, departure, now, limits));
+        let stay = if arrival_offset < 0 {
+            assert!(
+                matches!(stay, Err(DomainError::InvalidStay(_))),
+                "arrival before the hotel's today {today} accepted: {stay:?}"
+            );
+            self.count("book_refused_past_arrival");
+            return false;
+        } else {
+            let stay = stay.unwrap_or_else(|e| {
+                panic!("valid stay {arrival}..{departure} (today {today}) refused: {e}")
+            });
+            assert_eq!((stay.arrival(), stay.departure()), (arrival, departure));
+            stay
+        };
+        let wanted_room = room.map(|r| {
+            let rooms = &self.model.hotels[h].rooms;
+            rooms.values().nth(r % rooms.len()).expect("a room").number.clone()
+        });
+        let req = BookRequest {
+            hotel_id: hotel_id.clone(),
+            room_type: code.clone(),
+            stay,
+            guests,
+            guest: Guest::parse("Ada Lovelace", "+86 138-0000-0000", "ada@example.com")
+                .expect("guest"),
+            room: wanted_room.clone(),
+        };
+
+        // Idempotency keys: a live key replays or refuses before anything is decided.
+        let idem = key.map(|k| {
+            let ik = IdempotencyKey::parse(&format!("key-{k}")).expect("key");
+            (k, ik, req.fingerprint())
+        });
+        if let Some((k, ik, fp)) = &idem {
+            let got = self.decide(|s| check_idempotency(&s.idempotency, &hotel_id, ik, *fp, now));
+            let expected = match self.model.idem.get(&(h, *k)) {
+                Some((mfp, id, at)) if now.duration_since(*at) < IDEMPOTENCY_WINDOW => {
+                    if mfp == fp {
+                        Ok(Some(*id))
+                    } else {
+                        Err(DomainError::IdempotencyKeyReused)
+                    }
+                }
+                _ => Ok(None),
+            };
+            assert_eq!(got, expected, "idempotency lookup");
+            match got {
+                Ok(Some(_)) => {
+                    self.count("idempotent_replay");
+                    return false;
+                }
+                Err(_) => {
+                    self.count("idempotency_key_reused");
+                    return false;
+                }
+                Ok(None) => {}
+            }
+        }
+
+        let id = ReservationId(uuid::Uuid::from_u128(self.next_id));
+        self.next_id += 1;
+        let result = self.decide(|s| s.book(&req, id, now, HOLD));
+
+        let night_list = nights_of(arrival, departure);
+        let held = self.model.held_map();
+        let mtype = &self.model.hotels[h].types[t];
+        let expected: Result<RoomNumber, &str> = if guests == 0 || guests > mtype.capacity {
+            Err("invalid_request")
+        } else if let Some(n) = &wanted_room {
+            let slot = self.model.room_slot(h, n);
+            if self.model.hotels[h].rooms[&slot].rtype != t {
+                Err("not_found")
+            } else if Model::room_free(&held, h, n, &night_list) {
+                Ok(n.clone())
+            } else {
+                Err("sold_out")
+            }
+        } else {
+            self.model
+                .free_rooms(&held, h, t, &night_list)
+                .into_iter()
+                .next()
+                .ok_or("sold_out")
+        };
+
+        let event = match (result, expected) {
+            (Err(e), Err(code)) => {
+                assert_eq!(e.code(), code, "booking refused for another reason: {e}");
+                self.count(match code {
+                    "sold_out" => "book_sold_out",
+                    "not_found" => "book_room_of_other_type",
+                    _ => "book_bad_guests",
+                });
+                return false;
+            }
+            (Err(e), Ok(room)) => panic!(
+                "engine refused ({e}) a booking the model can place in room {room} for {arrival}..{departure}"
+            ),
+            (Ok(ev), Err(code)) => panic!("engine booked {ev:?}, model expected {code}"),
+            (Ok(ev), Ok(room)) => {
+                let Event::ReservationCreated {
+                    reservation: r,
+                    idempotency: None,
+                } = &ev
+                else {
+                    panic!("book decided {ev:?}");
+                };
+                assert_eq!(r.room, room, "engine picked another room than the first free one");
+                assert!(Model::room_free(&held, h, &r.room, &night_list), "booked a taken night");
+                assert_eq!(r.id, id);
+                assert_eq!(r.hotel_id, hotel_id);
+                assert_eq!(r.room_type, code);
+                assert_eq!(r.stay, stay);
+                assert_eq!(r.guests, guests);
+                assert_eq!(r.guest, req.guest);
+                assert_eq!(r.status, Status::PendingPayment);
+                assert_eq!(r.version, 1);
+                assert_eq!(r.created_at, now);
+                assert_eq!(r.hold_expires_at, now.checked_add(HOLD).expect("instant"));
+                let price = self.model.price(h, t, &night_list);
+                assert_eq!(r.total.amount_minor, price, "total");
+                assert_eq!(r.total.currency.as_str(), CURRENCY);
+                assert_eq!(r.payment.amount, r.total);
+                assert_eq!(r.payment.status, PaymentStatus::Pending);
+                assert_eq!(r.payment.out_trade_no, id.out_trade_no());
+                assert_eq!(r.payment.trade_no, None);
+                assert_eq!(r.history.len(), 1);
+                self.model.res.push(MRes {
+                    id,
+                    hotel: h,
+                    rtype: t,
+                    room: room.clone(),
+                    arrival,
+                    departure,
+                    guests,
+                    status: Status::PendingPayment,
+                    version: 1,
+                    created_at: now,
+                    hold_expires_at: r.hold_expires_at,
+                    total: price,
+                    trade_no: None,
+                    held: night_list.iter().copied().collect(),
+                });
+                self.count(if wanted_room.is_some() {
+                    "book_ok_chosen_room"
+                } else {
+                    "book_ok"
+                });
+                ev
+            }
+        };
+        let event = match (event, idem) {
+            (
+                Event::ReservationCreated {
+                    reservation,
+                    idempotency: None,
+                },
+                Some((k, key, fingerprint)),
+            ) => {
+                self.model.idem.insert((h, k), (fingerprint, id, now));
+                self.count("book_ok_with_key");
+                Event::ReservationCreated {
+                    reservation,
+                    idempotency: Some(IdempotencyRecord { key, fingerprint }),
+                }
+            }
+            (event, _) => event,
+        };
+        self.apply(event);
+        true
+    }
+
+    fn change(
+        &mut self,
+        res: usize,
+        act: Act,
+        version: VersionSel,
+        unknown: bool,
+        targeted: bool,
+        to_arrival: bool,
+    ) -> bool {
+        let action = match act {
+            Act::Pay => {
+                self.next_trade += 1;
+                Action::Pay {
+                    trade_no: format!("T{}", self.next_trade),
+                }
+            }
+            Act::Cancel => Action::Cancel,
+            Act::CheckIn => Action::CheckIn,
+            Act::CheckOut => Action::CheckOut,
+            Act::NoShow => Action::NoShow,
+        };
+        if unknown || self.model.res.is_empty() {
+            let id = ReservationId(uuid::Uuid::from_u128(u128::MAX));
+            let now = self.now;
+            let got = self.decide(|s| s.change(&id, action.clone(), None, now));
+            assert_eq!(got, Err(DomainError::NotFound("reservation")));
+            self.count("change_unknown_reservation");
+            return false;
+        }
+        let eligible: Vec<usize> = (0..self.model.res.len())
+            .filter(|i| legal_next(&action, self.model.res[*i].status).is_some())
+            .collect();
+        let i = if targeted && !eligible.is_empty() {
+            eligible[res % eligible.len()]
+        } else {
+            res % self.model.res.len()
+        };
+        if to_arrival && matches!(action, Action::CheckIn) {
+            let r = &self.model.res[i];
+            let tz = TimeZone::get(self.model.hotels[r.hotel].zone).expect("known zone");
+            let afternoon = r
+                .arrival
+                .at(14, 0, 0, 0)
+                .to_zoned(tz)
+                .expect("local time")
+                .timestamp();
+            if afternoon > self.now {
+                self.now = afternoon;
+            }
+        }
+        let expected_version = match version {
+            VersionSel::Unconditional => None,
+            VersionSel::Current => Some(self.model.res[i].version),
+            VersionSel::Stale => Some(self.model.res[i].version + 1),
+        };
+        self.transition(i, action, expected_version)
+    }
+
+    fn expire(&mut self, res: usize, advance: bool) -> bool {
+        if self.model.res.is_empty() {
+            return false;
+        }
+        let i = res % self.model.res.len();
+        if advance && self.model.res[i].hold_expires_at > self.now {
+            // Exactly at the deadline: the hold has run out.
+            self.now = self.model.res[i].hold_expires_at;
+        }
+        self.transition(i, Action::Expire, None)
+    }
+
+    /// Decides `action` on model reservation `i` and checks it against the model's rules.
+    fn transition(&mut self, i: usize, action: Action, expected_version: Option<u64>) -> bool {
+        let now = self.now;
+        let r = self.model.res[i].clone();
+        let today = self.model.today(r.hotel, now);
+        let slot = self.model.room_slot(r.hotel, &r.room);
+        let housekeeping = self.model.hotels[r.hotel].rooms[&slot].housekeeping;
+        let occupant = self.model.occupant(r.hotel, &r.room);
+
+        // Every reason the model has to refuse; the engine must name one of them.
+        let mut reasons: Vec<&str> = Vec::new();
+        if expected_version.is_some_and(|v| v != r.version) {
+            reasons.push("version_mismatch");
+        }
+        let next = legal_next(&action, r.status);
+        if next.is_none() {
+            reasons.push("invalid_transition");
+        }
+        match &action {
+            Action::Expire if now < r.hold_expires_at => reasons.push("invalid_transition"),
+            Action::CheckIn => {
+                if !(r.arrival <= today && today < r.departure) {
+                    reasons.push("not_within_stay");
+                }
+                if occupant.is_some()
+                    || !matches!(housekeeping, Housekeeping::Clean | Housekeeping::Inspected)
+                {
+                    reasons.push("room_not_ready");
+                }
+            }
+            _ => {}
+        }
+
+        let result = self.decide(|s| s.change(&r.id, action.clone(), expected_version, now));
+        let event = match result {
+            Err(e) => {
+                assert!(
+                    reasons.contains(&e.code()),
+                    "engine refused {} on {:?} ({}) with {e}, model reasons {reasons:?}",
+                    action.name(),
+                    r.status,
+                    r.id
+                );
+                self.count(match e.code() {
+                    "version_mismatch" => "change_version_mismatch",
+                    "invalid_transition" if matches!(action, Action::Expire) => {
+                        "expire_refused"
+                    }
+                    "invalid_transition" => "change_invalid_transition",
+                    "not_within_stay" => "check_in_not_within_stay",
+                    _ => "check_in_room_not_ready",
+                });
+                return false;
+            }
+            Ok(event) => {
+                assert!(
+                    reasons.is_empty(),
+                    "engine accepted {} on {:?} ({}), model refuses: {reasons:?}",
+                    action.name(),
+                    r.status,
+                    r.id
+                );
+                event
+            }
+        };
+        let Event::ReservationChanged { room, id, change } = &event else {
+            panic!("change decided {event:?}");
+        };
+        assert_eq!(room.hotel_id, self.model.hotels[r.hotel].id);
+        assert_eq!(room.number, r.room);
+        assert_eq!(*id, r.id);
+        assert_eq!(change.action, action);
+        assert_eq!(change.at, now);
+
+        let next = next.expect("legal transition");
+        let m = &mut self.model.res[i];
+        m.status = next;
+        m.version += 1;
+        let what = match &action {
+            Action::Pay { trade_no } => {
+                m.trade_no = Some(trade_no.clone());
+                "pay"
+            }
+            Action::Cancel => {
+                m.held.clear();
+                "cancel"
+            }
+            Action::Expire => {
+                m.held.clear();
+                "expire"
+            }
+            Action::NoShow => {
+                m.held.clear();
+                "no_show"
+            }
+            Action::CheckIn => "check_in",
+            Action::CheckOut => {
+                // The nights already slept stay sold; tonight and later are given back.
+                m.held.retain(|d| *d < today);
+                self.model
+                    .hotels[r.hotel]
+                    .rooms
+                    .get_mut(&slot)
+                    .expect("room")
+                    .housekeeping = Housekeeping::Dirty;
+                if today < r.departure {
+                    "check_out_early"
+                } else {
+                    "check_out"
+                }
+            }
+        };
+        self.count(what);
+        self.apply(event);
+        true
+    }
+
+    fn room_key(&self, h: usize, number: &RoomNumber) -> RoomKey {
+        RoomKey {
+            hotel_id: self.model.hotels[h].id.clone(),
+            number: number.clone(),
+        }
+    }
+
+    fn housekeeping(&mut self, hotel: usize, room: usize, to: Housekeeping) -> bool {
+        let h = hotel % self.model.hotels.len();
+        let rooms = &self.model.hotels[h].rooms;
+        let (slot, mroom) = rooms.iter().nth(room % rooms.len()).expect("a room");
+        let (slot, from) = (*slot, mroom.housekeeping);
+        let key = self.room_key(h, &mroom.number);
+        let now = self.now;
+        let got = self.decide(|s| s.rooms[&key].decide_housekeeping(to, now));
+        use Housekeeping::*;
+        let allowed = matches!(
+            (from, to),
+            (_, Dirty | OutOfOrder) | (Dirty, Cleaning) | (Cleaning, Clean) | (Clean, Inspected)
+        );
+        match got {
+            Ok(None) => {
+                assert_eq!(from, to, "no-op housekeeping change from {from:?} to {to:?}");
+                self.count("housekeeping_noop");
+                false
+            }
+            Ok(Some(event)) => {
+                assert!(from != to && allowed, "housekeeping {from:?} -> {to:?} accepted");
+                assert_eq!(
+                    event,
+                    Event::HousekeepingSet {
+                        room: key,
+                        status: to,
+                        at: now
+                    }
+                );
+                self.model.hotels[h]
+                    .rooms
+                    .get_mut(&slot)
+                    .expect("room")
+                    .housekeeping = to;
+                self.count("housekeeping_set");
+                self.apply(event);
+                true
+            }
+            Err(e) => {
+                assert!(from != to && !allowed, "housekeeping {from:?} -> {to:?} refused: {e}");
+                assert_eq!(e.code(), "invalid_request");
+                self.count("housekeeping_refused");
+                false
+            }
+        }
+    }
+
+    fn put_rate(
+        &mut self,
+        hotel: usize,
+        rtype: usize,
+        from_offset: i64,
+        nights: i64,
+        amount: i64,
+    ) -> bool {
+        let h = hotel % self.model.hotels.len();
+        let t = rtype % self.model.hotels[h].types.len();
+        let from = day(self.model.today(h, self.now), from_offset);
+        let to = day(from, nights);
+        let hotel_id = self.model.hotels[h].id.clone();
+        let code = self.model.hotels[h].types[t].code.clone();
+        let event = self
+            .decide(|s| s.catalog.put_rate(&hotel_id, &code, from, to, amount))
+            .expect("put rate");
+        for night in nights_of(from, to) {
+            self.model.hotels[h].types[t].overrides.insert(night, amount);
+        }
+        self.count("put_rate");
+        self.apply(event);
+        true
+    }
+
+    fn put_room_type(&mut self, hotel: usize, rtype: usize, capacity: u16, base_rate: i64) -> bool {
+        let h = hotel % self.model.hotels.len();
+        let t = rtype % self.model.hotels[h].types.len();
+        let hotel_id = self.model.hotels[h].id.clone();
+        let code = self.model.hotels[h].types[t].code.clone();
+        let (event, up) = self
+            .decide(|s| {
+                s.catalog
+                    .put_room_type(&hotel_id, code.clone(), "Type", capacity, base_rate)
+            })
+            .expect("put room type");
+        assert_eq!(up, Upsert::Updated);
+        let mt = &mut self.model.hotels[h].types[t];
+        mt.capacity = capacity;
+        mt.base_rate = base_rate;
+        self.count("put_room_type");
+        self.apply(event);
+        true
+    }
+
+    fn put_hotel(&mut self, hotel: usize, zone: usize, other_currency: bool) -> bool {
+        let h = hotel % self.model.hotels.len();
+        let hotel_id = self.model.hotels[h].id.clone();
+        let currency = if other_currency { "USD" } else { CURRENCY };
+        let got = self.decide(|s| {
+            s.catalog
+                .put_hotel(hotel_id.clone(), "Hotel", ZONES[zone], currency)
+        });
+        if other_currency {
+            assert_eq!(got, Err(DomainError::CurrencyLocked));
+            self.count("put_hotel_currency_locked");
+            return false;
+        }
+        let (event, up) = got.expect("put hotel");
+        assert_eq!(up, Upsert::Updated);
+        self.model.hotels[h].zone = ZONES[zone];
+        self.count("put_hotel");
+        self.apply(event);
+        true
+    }
+
+    /// Creates a room, or retypes one (allowed only while none of its reservations holds nights).
+    fn put_room(&mut self, hotel: usize, slot: usize, rtype: usize) -> bool {
+        let h = hotel % self.model.hotels.len();
+        let t = rtype % self.model.hotels[h].types.len();
+        let number = slot_number(slot);
+        let key = self.room_key(h, &number);
+        let hotel_id = self.model.hotels[h].id.clone();
+        let code = self.model.hotels[h].types[t].code.clone();
+        let got = self.decide(|s| {
+            let (event, up) = s.catalog.put_room(&hotel_id, number.clone(), code.clone())?;
+            if let Some(room) = s.rooms.get(&key) {
+                room.decide_retype(&code)?;
+            }
+            Ok::<_, DomainError>((event, up))
+        });
+        let existing = self.model.hotels[h].rooms.get(&slot).cloned();
+        let mut live: Vec<ReservationId> = self
+            .model
+            .res
+            .iter()
+            .filter(|r| {
+                r.hotel == h
+                    && r.room == number
+                    && matches!(
+                        r.status,
+                        Status::PendingPayment | Status::Confirmed | Status::CheckedIn
+                    )
+            })
+            .map(|r| r.id)
+            .collect();
+        live.sort();
+        match (got, existing) {
+            (Err(DomainError::RoomInUse(mut ids)), Some(old)) => {
+                ids.sort();
+                assert_ne!(old.rtype, t);
+                assert_eq!(ids, live, "room_in_use names the live reservations");
+                self.count("retype_room_in_use");
+                false
+            }
+            (Err(e), _) => panic!("put room {number} refused: {e}"),
+            (Ok((event, up)), existing) => {
+                match &existing {
+                    Some(old) => {
+                        assert_eq!(up, Upsert::Updated);
+                        assert!(old.rtype == t || live.is_empty(), "retyped a room in use");
+                        self.count(if old.rtype == t {
+                            "put_room_same_type"
+                        } else {
+                            "retype"
+                        });
+                    }
+                    None => {
+                        assert_eq!(up, Upsert::Created);
+                        self.count("put_room_new");
+                    }
+                }
+                let housekeeping = existing.map_or(Housekeeping::Clean, |r| r.housekeeping);
+                self.model.hotels[h].rooms.insert(
+                    slot,
+                    MRoom {
+                        number,
+                        rtype: t,
+                        housekeeping,
+                    },
+                );
+                self.apply(event);
+                true
+            }
+        }
+    }
+
+    fn reboot(&mut self) {
+        let snap = self.state.to_snapshot();
+        let bytes = bincode::serde::encode_to_vec(&snap, bincode::config::standard())
+            .expect("encode snapshot");
+        let (decoded, read): (Snapshot, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+                .expect("decode snapshot");
+        assert_eq!(read, bytes.len());
+        let rebooted = State::from_snapshot(decoded);
+        assert_eq!(normalized(&rebooted), normalized(&self.state), "reboot changed the state");
+        self.check_replay();
+        let original = std::mem::replace(&mut self.state, rebooted);
+        if self.twin.is_none() {
+            self.twin = Some(original);
+        }
+        self.count("reboot");
+    }
+
+    /// Replaying every applied event from an empty state reproduces the state.
+    fn check_replay(&self) {
+        let mut replayed = State::default();
+        for e in &self.events {
+            replayed.apply(e);
+        }
+        assert_eq!(normalized(&replayed), normalized(&self.state), "replay differs");
+    }
+
+    /// Every invariant, engine against model.
+    fn check(&self) {
+        let state = &self.state;
+        let held = self.model.held_map(); // panics on a double sale
+
+        // Rooms: type, housekeeping, occupant, and the calendar night by night.
+        let model_rooms: usize = self.model.hotels.iter().map(|h| h.rooms.len()).sum();
+        assert_eq!(state.rooms.len(), model_rooms, "room count");
+        for (h, hotel) in self.model.hotels.iter().enumerate() {
+            let catalog_hotel = state.catalog.hotel(&hotel.id).expect("hotel");
+            assert_eq!(catalog_hotel.time_zone.name(), hotel.zone);
+            assert_eq!(catalog_hotel.rooms.len(), hotel.rooms.len());
+            for room in hotel.rooms.values() {
+                let key = self.room_key(h, &room.number);
+                let er = state.rooms.get(&key).expect("engine room");
+                let code = &hotel.types[room.rtype].code;
+                assert_eq!(&er.room_type, code);
+                assert_eq!(catalog_hotel.rooms.get(&room.number), Some(code));
+                assert_eq!(er.housekeeping, room.housekeeping, "housekeeping of {key:?}");
+                assert_eq!(er.occupant, self.model.occupant(h, &room.number), "occupant");
+                let expected = held
+                    .get(&(h, room.number.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                assert_eq!(er.calendar, expected, "calendar of room {key:?}");
+                for (night, id) in &er.calendar {
+                    let r = er.reservations.get(id).expect("calendar names a known reservation");
+                    assert!(
+                        r.status.holds_nights() || r.status == Status::CheckedOut,
+                        "night {night} of {key:?} held by a {} reservation",
+                        r.status
+                    );
+                    assert!(r.stay.contains(*night));
+                }
+            }
+        }
+
+        // Reservations: where they are and what they say.
+        assert_eq!(state.locator.len(), self.model.res.len(), "locator size");
+        for m in &self.model.res {
+            let er = state.reservation(&m.id).expect("reservation");
+            let hotel = &self.model.hotels[m.hotel];
+            assert_eq!(state.locator[&m.id], self.room_key(m.hotel, &m.room));
+            assert_eq!(er.hotel_id, hotel.id);
+            assert_eq!(er.room_type, hotel.types[m.rtype].code);
+            assert_eq!(er.room, m.room);
+            assert_eq!((er.stay.arrival(), er.stay.departure()), (m.arrival, m.departure));
+            assert_eq!(er.guests, m.guests);
+            assert_eq!(er.status, m.status, "status of {}", m.id);
+            assert_eq!(er.version, m.version, "version of {}", m.id);
+            assert_eq!(er.created_at, m.created_at);
+            assert_eq!(er.hold_expires_at, m.hold_expires_at);
+            assert_eq!(er.total.amount_minor, m.total);
+            assert_eq!(er.history.len() as u64, m.version, "one history entry per version");
+            let last = er.history.last().expect("history");
+            assert_eq!((last.to, last.version), (m.status, m.version));
+            assert_eq!(er.payment.trade_no, m.trade_no);
+            let paid = if m.trade_no.is_some() {
+                PaymentStatus::Succeeded
+            } else {
+                PaymentStatus::Pending
+            };
+            assert_eq!(er.payment.status, paid);
+        }
+
+        // Idempotency keys.
+        assert_eq!(state.idempotency.len(), self.model.idem.len());
+
+        // The availability index against a recount, and quotes against the model's prices.
+        for (h, hotel) in self.model.hotels.iter().enumerate() {
+            let today = self.model.today(h, self.now);
+            for (t, mt) in hotel.types.iter().enumerate() {
+                for offset in -1..=11 {
+                    let arrival = day(today, offset);
+                    let night = [arrival];
+                    let free_tonight = self.model.free_rooms(&held, h, t, &night).len();
+                    assert_eq!(
+                        state.index.free_on(&hotel.id, &mt.code, arrival),
+                        free_tonight,
+                        "free_on {arrival}"
+                    );
+                    for n in 1..=3 {
+                        let departure = day(arrival, n);
+                        let stay = Stay::between(arrival, departure).expect("stay");
+                        let nights = nights_of(arrival, departure);
+                        let free = self.model.free_rooms(&held, h, t, &nights);
+                        assert_eq!(
+                            state.index.candidates(&hotel.id, &mt.code, &stay),
+                            free,
+                            "candidates {arrival}..{departure}"
+                        );
+                        assert_eq!(state.index.free_count(&hotel.id, &mt.code, &stay), free.len());
+                        if offset == 0 {
+                            for room in hotel.rooms.values() {
+                                let key = self.room_key(h, &room.number);
+                                assert_eq!(
+                                    state.index.room_is_free(&key, &mt.code, &stay),
+                                    room.rtype == t
+                                        && Model::room_free(&held, h, &room.number, &nights)
+                                );
+                            }
+                            let quote = state.catalog.quote(&hotel.id, &mt.code, &stay).expect("quote");
+                            assert_eq!(quote.total.amount_minor, self.model.price(h, t, &nights));
+                            assert_eq!(quote.nightly.len(), nights.len());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn run_case(setup: &[HotelSpec], cmds: &[Cmd]) -> BTreeMap<&'static str, u64> {
+    let mut h = Harness::new(setup);
+    for cmd in cmds {
+        h.step(cmd);
+    }
+    h.check_replay();
+    h.stats
+}
+
+#[test]
+fn engine_agrees_with_a_naive_model() {
+    // 256 cases unless PROPTEST_CASES says otherwise.
+    let config = ProptestConfig {
+        source_file: Some(file!()),
+        ..ProptestConfig::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let totals: RefCell<BTreeMap<&'static str, u64>> = RefCell::new(BTreeMap::new());
+    let strategy = (
+        setup_strategy(),
+        prop::collection::vec(cmd_strategy(), 1..80),
+    );
+    let result = runner.run(&strategy, |(setup, cmds)| {
+        let stats = run_case(&setup, &cmds);
+        let mut totals = totals.borrow_mut();
+        for (k, v) in stats {
+            *totals.entry(k).or_default() += v;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let totals = totals.into_inner();
+    eprintln!("model test coverage: {totals:?}");
+    // Guard against a vacuous run: every interesting path was taken at least once.
+    for path in [
+        "book_ok",
+        "book_ok_chosen_room",
+        "book_sold_out",
+        "pay",
+        "cancel",
+        "expire",
+        "expire_refused",
+        "check_in",
+        "check_out",
+        "check_out_early",
+        "no_show",
+        "change_invalid_transition",
+        "reboot",
+    ] {
+        assert!(totals.get(path).copied().unwrap_or(0) > 0, "never exercised: {path}");
+    }
+}

@@ -1,0 +1,382 @@
+//! Reservations and their state machine.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DomainError, ValidationError};
+use crate::ids::{HotelId, ReservationId, RoomNumber, RoomTypeCode};
+use crate::money::Money;
+use crate::time::Stay;
+
+/// Most history entries one reservation keeps. The state machine has at most five
+/// transitions, so this only bounds what a future feature could add.
+pub const MAX_HISTORY: usize = 32;
+
+/// Where a reservation is in its life.
+///
+/// ```text
+/// pending_payment ──paid──▶ confirmed ──check_in──▶ checked_in ──check_out──▶ checked_out
+///       │ ╲                     │ ╲
+///   cancel  expire          cancel  no_show
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Holding nights until `hold_expires_at`, waiting for payment.
+    PendingPayment,
+    /// Paid; nights held until the stay.
+    Confirmed,
+    /// The guest is in the room.
+    CheckedIn,
+    /// The guest left. Terminal.
+    CheckedOut,
+    /// Cancelled by the guest or the hotel. Terminal; nights released.
+    Cancelled,
+    /// The hold ran out unpaid. Terminal; nights released.
+    Expired,
+    /// The guest never came. Terminal; nights released.
+    NoShow,
+}
+
+impl Status {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::PendingPayment => "pending_payment",
+            Status::Confirmed => "confirmed",
+            Status::CheckedIn => "checked_in",
+            Status::CheckedOut => "checked_out",
+            Status::Cancelled => "cancelled",
+            Status::Expired => "expired",
+            Status::NoShow => "no_show",
+        }
+    }
+
+    /// Whether the reservation still holds (or uses) room-nights.
+    pub fn holds_nights(&self) -> bool {
+        matches!(
+            self,
+            Status::PendingPayment | Status::Confirmed | Status::CheckedIn
+        )
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What someone asks to do to a reservation.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub enum Action {
+    /// A payment succeeded; carries the provider's trade number.
+    Pay {
+        /// Provider's reference.
+        trade_no: String,
+    },
+    /// Guest or hotel cancels.
+    Cancel,
+    /// The unpaid hold ran out.
+    Expire,
+    /// The guest arrives.
+    CheckIn,
+    /// The guest leaves.
+    CheckOut,
+    /// The guest never came.
+    NoShow,
+}
+
+impl Action {
+    /// The verb used in errors and history.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Pay { .. } => "pay",
+            Action::Cancel => "cancel",
+            Action::Expire => "expire",
+            Action::CheckIn => "check_in",
+            Action::CheckOut => "check_out",
+            Action::NoShow => "no_show",
+        }
+    }
+
+    /// The state machine: the status this action leads to from `from`, if legal.
+    pub fn next_status(&self, from: Status) -> Option<Status> {
+        use Status::*;
+        match (self, from) {
+            (Action::Pay { .. }, PendingPayment) => Some(Confirmed),
+            (Action::Cancel, PendingPayment | Confirmed) => Some(Cancelled),
+            (Action::Expire, PendingPayment) => Some(Expired),
+            (Action::CheckIn, Confirmed) => Some(CheckedIn),
+            (Action::CheckOut, CheckedIn) => Some(CheckedOut),
+            (Action::NoShow, Confirmed) => Some(NoShow),
+            _ => None,
+        }
+    }
+}
+
+/// Guest contact, stored on the reservation (not joined from elsewhere).
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
+pub struct Guest {
+    /// Full name as given.
+    pub name: String,
+    /// Phone number as given (digits and `+ - ( ) space`).
+    pub phone: String,
+    /// E-mail address.
+    pub email: String,
+}
+
+impl Guest {
+    /// Validates each contact field.
+    pub fn parse(name: &str, phone: &str, email: &str) -> Result<Self, ValidationError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "guest.name",
+                "must be 1 to 200 printable characters",
+            ));
+        }
+        let digits = phone.bytes().filter(u8::is_ascii_digit).count();
+        if !(5..=20).contains(&digits)
+            || phone.len() > 32
+            || !phone
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"+-() ".contains(&b))
+        {
+            return Err(ValidationError::new(
+                "guest.phone",
+                "must have 5 to 20 digits and only '+', '-', '(', ')' or spaces besides",
+            ));
+        }
+        let valid_email = email.len() <= 254
+            && email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            })
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !valid_email {
+            return Err(ValidationError::new(
+                "guest.email",
+                "must be an e-mail address",
+            ));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            phone: phone.to_owned(),
+            email: email.to_owned(),
+        })
+    }
+}
+
+/// Where the payment for a reservation stands.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Waiting for the provider.
+    Pending,
+    /// Money captured.
+    Succeeded,
+    /// The provider reported a failure; the hold stays until it expires.
+    Failed,
+    /// Money captured and given back.
+    Refunded,
+}
+
+impl PaymentStatus {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Succeeded => "succeeded",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Refunded => "refunded",
+        }
+    }
+}
+
+/// The payment record created with each reservation.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Payment {
+    /// Our unique reference, derived from the reservation id.
+    pub out_trade_no: String,
+    /// What the guest owes: the reservation's total.
+    pub amount: Money,
+    /// Where it stands.
+    pub status: PaymentStatus,
+    /// The provider's reference once it reported success.
+    pub trade_no: Option<String>,
+}
+
+/// One transition in a reservation's life.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct HistoryEntry {
+    /// When it happened (UTC).
+    pub at: Timestamp,
+    /// Status before; `None` for creation.
+    pub from: Option<Status>,
+    /// Status after.
+    pub to: Status,
+    /// The version the reservation reached with this entry.
+    pub version: u64,
+}
+
+/// A booking of one room for one stay.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Reservation {
+    /// Server-generated, sortable id.
+    pub id: ReservationId,
+    /// The hotel.
+    pub hotel_id: HotelId,
+    /// The booked room type.
+    pub room_type: RoomTypeCode,
+    /// The assigned room.
+    pub room: RoomNumber,
+    /// The nights.
+    pub stay: Stay,
+    /// Number of guests, 1..=capacity of the type.
+    pub guests: u16,
+    /// Who is coming.
+    pub guest: Guest,
+    /// Sum of the nightly rates at booking time.
+    pub total: Money,
+    /// Where it is in the state machine.
+    pub status: Status,
+    /// +1 on every change; the ETag.
+    pub version: u64,
+    /// When it was created (UTC).
+    pub created_at: Timestamp,
+    /// When an unpaid hold lapses (UTC).
+    pub hold_expires_at: Timestamp,
+    /// Its payment record.
+    pub payment: Payment,
+    /// Every transition, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// What a booking asks for, validated. The engine prices it and picks the room.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct BookRequest {
+    /// The hotel.
+    pub hotel_id: HotelId,
+    /// The room type.
+    pub room_type: RoomTypeCode,
+    /// The nights.
+    pub stay: Stay,
+    /// Number of guests.
+    pub guests: u16,
+    /// Contact.
+    pub guest: Guest,
+    /// A specific room, when the client asks for one.
+    pub room: Option<RoomNumber>,
+}
+
+impl BookRequest {
+    /// A stable 64-bit fingerprint of the request (FNV-1a over a canonical encoding), used to
+    /// tell an idempotent retry from a reuse of its key with another body. Stable across
+    /// processes and versions, unlike `std`'s randomly seeded hasher.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = Fnv64::new();
+        h.field(self.hotel_id.as_str());
+        h.field(self.room_type.as_str());
+        h.field(&self.stay.arrival().to_string());
+        h.field(&self.stay.departure().to_string());
+        h.field(&self.guests.to_string());
+        h.field(&self.guest.name);
+        h.field(&self.guest.phone);
+        h.field(&self.guest.email);
+        h.field(self.room.as_ref().map_or("", |r| r.as_str()));
+        h.finish()
+    }
+}
+
+struct Fnv64(u64);
+
+impl Fnv64 {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+    fn field(&mut self, s: &str) {
+        for b in s.bytes().chain(std::iter::once(0xff)) {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Reservation {
+    /// Checks `If-Match`.
+    pub fn check_version(&self, expected: Option<u64>) -> Result<(), DomainError> {
+        match expected {
+            Some(v) if v != self.version => Err(DomainError::VersionMismatch {
+                expected: v,
+                current: self.version,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_machine_matches_the_design() {
+        use Status::*;
+        let all = [
+            PendingPayment,
+            Confirmed,
+            CheckedIn,
+            CheckedOut,
+            Cancelled,
+            Expired,
+            NoShow,
+        ];
+        let pay = Action::Pay {
+            trade_no: "t".into(),
+        };
+        let mut legal = Vec::new();
+        for a in [
+            pay,
+            Action::Cancel,
+            Action::Expire,
+            Action::CheckIn,
+            Action::CheckOut,
+            Action::NoShow,
+        ] {
+            for s in all {
+                if let Some(to) = a.next_status(s) {
+                    legal.push((a.name(), s, to));
+                }
+            }
+        }
+        assert_eq!(
+            legal,
+            vec![
+                ("pay", PendingPayment, Confirmed),
+                ("cancel", PendingPayment, Cancelled),
+                ("cancel", Confirmed, Cancelled),
+                ("expire", PendingPayment, Expired),
+                ("check_in", Confirmed, CheckedIn),
+                ("check_out", CheckedIn, CheckedOut),
+                ("no_show", Confirmed, NoShow),
+            ]
+        );
+    }
+
+    #[test]
+    fn guest_validation() {
+        assert!(Guest::parse("Li Lei", "+86 138-0000-0000", "li@example.com").is_ok());
+        assert!(Guest::parse("", "+86 138", "li@example.com").is_err());
+        assert!(Guest::parse("Li", "abc", "li@example.com").is_err());
+        assert!(Guest::parse("Li", "13800000000", "li.example.com").is_err());
+        assert!(Guest::parse("Li", "13800000000", "li@localhost").is_err());
+    }
+}

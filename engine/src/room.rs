@@ -1,0 +1,384 @@
+//! One room: its calendar (which reservation holds which night), its status, and the
+//! reservations assigned to it. A RoomActor owns exactly one of these.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use jiff::civil::Date;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DomainError, ValidationError};
+use crate::event::{Change, Event};
+use crate::ids::{ReservationId, RoomKey, RoomTypeCode};
+use crate::reservation::{Action, HistoryEntry, PaymentStatus, Reservation};
+
+/// A room's cleanliness and usability.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum Housekeeping {
+    /// Ready for a guest.
+    Clean,
+    /// Needs cleaning (after check-out).
+    Dirty,
+    /// Being cleaned.
+    Cleaning,
+    /// Cleaned and checked by a supervisor.
+    Inspected,
+    /// Not usable.
+    OutOfOrder,
+}
+
+impl Housekeeping {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Housekeeping::Clean => "clean",
+            Housekeeping::Dirty => "dirty",
+            Housekeeping::Cleaning => "cleaning",
+            Housekeeping::Inspected => "inspected",
+            Housekeeping::OutOfOrder => "out_of_order",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        Ok(match raw {
+            "clean" => Housekeeping::Clean,
+            "dirty" => Housekeeping::Dirty,
+            "cleaning" => Housekeeping::Cleaning,
+            "inspected" => Housekeeping::Inspected,
+            "out_of_order" => Housekeeping::OutOfOrder,
+            _ => {
+                return Err(ValidationError::new(
+                    "status",
+                    "must be one of clean, dirty, cleaning, inspected, out_of_order",
+                ))
+            }
+        })
+    }
+
+    /// Housekeeping's workflow: dirty → cleaning → clean → inspected. Any room can be
+    /// marked dirty or out of order; an out-of-order room comes back as dirty.
+    pub fn can_move_to(&self, to: Housekeeping) -> bool {
+        use Housekeeping::*;
+        match (self, to) {
+            (_, Dirty | OutOfOrder) => true,
+            (OutOfOrder, _) => false,
+            (from, to) => matches!(
+                (from, to),
+                (Dirty, Cleaning) | (Cleaning, Clean) | (Clean, Inspected)
+            ),
+        }
+    }
+
+    /// Whether a guest may be checked in.
+    pub fn ready_for_guest(&self) -> bool {
+        matches!(self, Housekeeping::Clean | Housekeeping::Inspected)
+    }
+}
+
+impl fmt::Display for Housekeeping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a guest is in the room (derived from the checked-in reservation).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Occupancy {
+    /// No guest.
+    Vacant,
+    /// A guest is checked in.
+    Occupied,
+}
+
+impl Occupancy {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Occupancy::Vacant => "vacant",
+            Occupancy::Occupied => "occupied",
+        }
+    }
+}
+
+/// Nights a change booked or released; the availability index follows these.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct NightsDelta {
+    /// Nights newly held.
+    pub booked: Vec<Date>,
+    /// Nights given back.
+    pub released: Vec<Date>,
+}
+
+/// One room's whole state.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct RoomState {
+    /// Which room.
+    pub key: RoomKey,
+    /// Its type (decides which bookings may land here).
+    pub room_type: RoomTypeCode,
+    /// Cleanliness.
+    pub housekeeping: Housekeeping,
+    /// The reservation whose guest is in the room, if any; occupancy derives from it.
+    pub occupant: Option<ReservationId>,
+    /// Night → the reservation holding it. The authority against double-selling.
+    pub calendar: BTreeMap<Date, ReservationId>,
+    /// Every reservation ever assigned to this room, by id.
+    pub reservations: HashMap<ReservationId, Reservation>,
+}
+
+impl RoomState {
+    /// A new, clean, empty room.
+    pub fn new(key: RoomKey, room_type: RoomTypeCode) -> Self {
+        Self {
+            key,
+            room_type,
+            housekeeping: Housekeeping::Clean,
+            occupant: None,
+            calendar: BTreeMap::new(),
+            reservations: HashMap::new(),
+        }
+    }
+
+    /// Vacant or occupied.
+    pub fn occupancy(&self) -> Occupancy {
+        if self.occupant.is_some() {
+            Occupancy::Occupied
+        } else {
+            Occupancy::Vacant
+        }
+    }
+
+    /// Whether every night of the reservation's stay is free here.
+    pub fn decide_reserve(&self, reservation: &Reservation) -> Result<(), DomainError> {
+        if reservation.room_type != self.room_type || reservation.room != self.key.number {
+            return Err(DomainError::SoldOut);
+        }
+        if self.reservations.contains_key(&reservation.id) {
+            return Err(DomainError::InvalidTransition {
+                action: "create",
+                from: self.reservations[&reservation.id].status,
+            });
+        }
+        let taken = self
+            .calendar
+            .range(reservation.stay.arrival()..reservation.stay.departure())
+            .next()
+            .is_some();
+        if taken {
+            return Err(DomainError::SoldOut);
+        }
+        Ok(())
+    }
+
+    /// The reservation, if this room holds it.
+    pub fn reservation(&self, id: &ReservationId) -> Result<&Reservation, DomainError> {
+        self.reservations
+            .get(id)
+            .ok_or(DomainError::NotFound("reservation"))
+    }
+
+    /// Decides a state-machine action on one of this room's reservations. `today` is the
+    /// hotel-local date at `now`.
+    pub fn decide_change(
+        &self,
+        id: &ReservationId,
+        action: Action,
+        expected_version: Option<u64>,
+        now: Timestamp,
+        today: Date,
+    ) -> Result<Event, DomainError> {
+        let r = self.reservation(id)?;
+        r.check_version(expected_version)?;
+        let Some(_) = action.next_status(r.status) else {
+            return Err(DomainError::InvalidTransition {
+                action: action.name(),
+                from: r.status,
+            });
+        };
+        let release_from = match &action {
+            Action::Pay { .. } => None,
+            Action::Cancel | Action::Expire | Action::NoShow => Some(r.stay.arrival()),
+            Action::CheckIn => {
+                if !r.stay.contains(today) {
+                    return Err(DomainError::NotWithinStay);
+                }
+                if self.occupant.is_some() {
+                    return Err(DomainError::RoomNotReady {
+                        room: self.key.number.clone(),
+                        housekeeping: "occupied",
+                    });
+                }
+                if !self.housekeeping.ready_for_guest() {
+                    return Err(DomainError::RoomNotReady {
+                        room: self.key.number.clone(),
+                        housekeeping: self.housekeeping.as_str(),
+                    });
+                }
+                None
+            }
+            // Leaving early gives back the nights not yet slept (tonight included).
+            Action::CheckOut => (today < r.stay.departure()).then(|| today.max(r.stay.arrival())),
+        };
+        if let Action::Expire = action {
+            if now < r.hold_expires_at {
+                return Err(DomainError::InvalidTransition {
+                    action: "expire",
+                    from: r.status,
+                });
+            }
+        }
+        Ok(Event::ReservationChanged {
+            room: self.key.clone(),
+            id: *id,
+            change: Change {
+                action,
+                at: now,
+                release_from,
+            },
+        })
+    }
+
+    /// Decides a housekeeping change; `Ok(None)` when it is already in that status.
+    pub fn decide_housekeeping(
+        &self,
+        to: Housekeeping,
+        now: Timestamp,
+    ) -> Result<Option<Event>, DomainError> {
+        if self.housekeeping == to {
+            return Ok(None);
+        }
+        if !self.housekeeping.can_move_to(to) {
+            return Err(DomainError::Invalid(ValidationError::new(
+                "status",
+                format!(
+                    "housekeeping cannot go from {} to {}",
+                    self.housekeeping, to
+                ),
+            )));
+        }
+        Ok(Some(Event::HousekeepingSet {
+            room: self.key.clone(),
+            status: to,
+            at: now,
+        }))
+    }
+
+    /// Whether the room may change to `room_type`: only while no reservation holds nights.
+    pub fn decide_retype(&self, room_type: &RoomTypeCode) -> Result<(), DomainError> {
+        if *room_type == self.room_type {
+            return Ok(());
+        }
+        let mut live: Vec<ReservationId> = self
+            .reservations
+            .values()
+            .filter(|r| r.status.holds_nights())
+            .map(|r| r.id)
+            .collect();
+        // `reservations` is a HashMap: sort, so the error is the same on every run and replica.
+        live.sort_unstable();
+        if live.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::RoomInUse(live))
+        }
+    }
+
+    /// Undoes [`RoomState::apply`] of a `ReservationCreated` whose journal write failed:
+    /// the reservation never happened, so its nights go back. The room actor applies a
+    /// creation before it is durable (so no other booking can take the nights meanwhile)
+    /// and calls this when the journal refuses it.
+    pub fn revert_created(&mut self, id: &ReservationId) -> NightsDelta {
+        let mut delta = NightsDelta::default();
+        if let Some(r) = self.reservations.remove(id) {
+            for night in r.stay.each_night() {
+                if self.calendar.get(&night) == Some(id) {
+                    self.calendar.remove(&night);
+                    delta.released.push(night);
+                }
+            }
+        }
+        delta
+    }
+
+    /// Applies an event decided for this room. Returns the nights it booked or released.
+    pub fn apply(&mut self, event: &Event) -> NightsDelta {
+        let mut delta = NightsDelta::default();
+        match event {
+            Event::ReservationCreated { reservation, .. } => {
+                for night in reservation.stay.each_night() {
+                    self.calendar.insert(night, reservation.id);
+                    delta.booked.push(night);
+                }
+                self.reservations
+                    .insert(reservation.id, reservation.clone());
+            }
+            Event::ReservationChanged { id, change, .. } => {
+                let Some(r) = self.reservations.get_mut(id) else {
+                    return delta;
+                };
+                let Some(to) = change.action.next_status(r.status) else {
+                    return delta;
+                };
+                let from = r.status;
+                r.status = to;
+                r.version += 1;
+                if r.history.len() < crate::reservation::MAX_HISTORY {
+                    r.history.push(HistoryEntry {
+                        at: change.at,
+                        from: Some(from),
+                        to,
+                        version: r.version,
+                    });
+                }
+                match &change.action {
+                    Action::Pay { trade_no } => {
+                        r.payment.status = PaymentStatus::Succeeded;
+                        r.payment.trade_no = Some(trade_no.clone());
+                    }
+                    Action::CheckIn => self.occupant = Some(*id),
+                    Action::CheckOut => {
+                        if self.occupant == Some(*id) {
+                            self.occupant = None;
+                        }
+                        self.housekeeping = Housekeeping::Dirty;
+                    }
+                    Action::Cancel | Action::Expire | Action::NoShow => {}
+                }
+                if let Some(from_date) = change.release_from {
+                    for night in r.stay.each_night().filter(|d| *d >= from_date) {
+                        if self.calendar.get(&night) == Some(id) {
+                            self.calendar.remove(&night);
+                            delta.released.push(night);
+                        }
+                    }
+                }
+            }
+            Event::HousekeepingSet { status, .. } => self.housekeeping = *status,
+            Event::RoomPut { room_type, .. } => self.room_type = room_type.clone(),
+            Event::HotelPut { .. } | Event::RoomTypePut { .. } | Event::RatePut { .. } => {}
+        }
+        delta
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn housekeeping_workflow() {
+        use Housekeeping::*;
+        assert!(Dirty.can_move_to(Cleaning));
+        assert!(Cleaning.can_move_to(Clean));
+        assert!(Clean.can_move_to(Inspected));
+        assert!(Inspected.can_move_to(Dirty));
+        assert!(Clean.can_move_to(OutOfOrder));
+        assert!(OutOfOrder.can_move_to(Dirty));
+        assert!(!Dirty.can_move_to(Inspected));
+        assert!(!Dirty.can_move_to(Clean));
+        assert!(!OutOfOrder.can_move_to(Clean));
+    }
+}

@@ -1,0 +1,326 @@
+//! The whole engine state, one `apply` for every event. Recovery replays the journal into
+//! this; the actors hold its parts (the catalog, and one [`RoomState`] per room actor).
+
+use std::collections::HashMap;
+
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::availability::AvailabilityIndex;
+use crate::catalog::Catalog;
+use crate::error::DomainError;
+use crate::event::{Event, IdempotencyRecord};
+use crate::ids::{HotelId, IdempotencyKey, ReservationId, RoomKey};
+use crate::reservation::{
+    Action, BookRequest, HistoryEntry, Payment, PaymentStatus, Reservation, Status,
+};
+use crate::room::{NightsDelta, RoomState};
+use crate::time::{Stay, StayLimits};
+
+/// How long an `Idempotency-Key` answers with its first result.
+pub const IDEMPOTENCY_WINDOW: SignedDuration = SignedDuration::from_hours(24);
+
+/// What an `Idempotency-Key` led to.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct IdempotencyEntry {
+    /// Fingerprint of the request that first used the key.
+    pub fingerprint: u64,
+    /// The reservation it created.
+    pub reservation_id: ReservationId,
+    /// When, so the 24 h window can be enforced.
+    pub created_at: Timestamp,
+}
+
+/// Idempotency keys per hotel.
+pub type IdempotencyMap = HashMap<(HotelId, IdempotencyKey), IdempotencyEntry>;
+
+/// Looks up a key: `Ok(Some(id))` for a replay, `Ok(None)` for a fresh (or lapsed) key,
+/// `Err(IdempotencyKeyReused)` for the same key with another request.
+pub fn check_idempotency(
+    map: &IdempotencyMap,
+    hotel_id: &HotelId,
+    key: &IdempotencyKey,
+    fingerprint: u64,
+    now: Timestamp,
+) -> Result<Option<ReservationId>, DomainError> {
+    match map.get(&(hotel_id.clone(), key.clone())) {
+        Some(e) if now.duration_since(e.created_at) < IDEMPOTENCY_WINDOW => {
+            if e.fingerprint == fingerprint {
+                Ok(Some(e.reservation_id))
+            } else {
+                Err(DomainError::IdempotencyKeyReused)
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Builds a new pending reservation for `req` in `room`.
+pub fn new_reservation(
+    req: &BookRequest,
+    room: crate::ids::RoomNumber,
+    total: crate::money::Money,
+    id: ReservationId,
+    now: Timestamp,
+    hold: SignedDuration,
+) -> Reservation {
+    Reservation {
+        id,
+        hotel_id: req.hotel_id.clone(),
+        room_type: req.room_type.clone(),
+        room,
+        stay: req.stay,
+        guests: req.guests,
+        guest: req.guest.clone(),
+        total,
+        status: Status::PendingPayment,
+        version: 1,
+        created_at: now,
+        hold_expires_at: now.checked_add(hold).unwrap_or(Timestamp::MAX),
+        payment: Payment {
+            out_trade_no: id.out_trade_no(),
+            amount: total,
+            status: PaymentStatus::Pending,
+            trade_no: None,
+        },
+        history: vec![HistoryEntry {
+            at: now,
+            from: None,
+            to: Status::PendingPayment,
+            version: 1,
+        }],
+    }
+}
+
+/// The serialized form of [`State`]: only what cannot be derived.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Snapshot {
+    /// Hotels and their setup.
+    pub catalog: Catalog,
+    /// Every room.
+    pub rooms: Vec<RoomState>,
+    /// Idempotency keys.
+    pub idempotency: Vec<((HotelId, IdempotencyKey), IdempotencyEntry)>,
+}
+
+/// Everything, in one place.
+#[derive(Clone, Default, Debug)]
+pub struct State {
+    /// Hotels, room types, rooms, rates.
+    pub catalog: Catalog,
+    /// Each room's state.
+    pub rooms: HashMap<RoomKey, RoomState>,
+    /// Reservation → its room (derived).
+    pub locator: HashMap<ReservationId, RoomKey>,
+    /// Idempotency keys.
+    pub idempotency: IdempotencyMap,
+    /// Sold nights per room (derived).
+    pub index: AvailabilityIndex,
+}
+
+impl State {
+    /// Applies any event. Events come from the decide functions, so they fit the state.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::HotelPut { .. } | Event::RoomTypePut { .. } | Event::RatePut { .. } => {
+                self.catalog.apply(event)
+            }
+            Event::RoomPut {
+                hotel_id,
+                number,
+                room_type,
+            } => {
+                self.catalog.apply(event);
+                let key = RoomKey {
+                    hotel_id: hotel_id.clone(),
+                    number: number.clone(),
+                };
+                self.index.put_room(&key, room_type);
+                self.rooms
+                    .entry(key.clone())
+                    .or_insert_with(|| RoomState::new(key, room_type.clone()))
+                    .apply(event);
+            }
+            Event::ReservationCreated {
+                reservation,
+                idempotency,
+            } => {
+                let key = RoomKey {
+                    hotel_id: reservation.hotel_id.clone(),
+                    number: reservation.room.clone(),
+                };
+                if let Some(IdempotencyRecord {
+                    key: k,
+                    fingerprint,
+                }) = idempotency
+                {
+                    self.idempotency.insert(
+                        (reservation.hotel_id.clone(), k.clone()),
+                        IdempotencyEntry {
+                            fingerprint: *fingerprint,
+                            reservation_id: reservation.id,
+                            created_at: reservation.created_at,
+                        },
+                    );
+                }
+                self.locator.insert(reservation.id, key.clone());
+                self.apply_to_room(&key, event);
+            }
+            Event::ReservationChanged { room, .. } | Event::HousekeepingSet { room, .. } => {
+                let room = room.clone();
+                self.apply_to_room(&room, event);
+            }
+        }
+    }
+
+    fn apply_to_room(&mut self, key: &RoomKey, event: &Event) {
+        if let Some(room) = self.rooms.get_mut(key) {
+            let NightsDelta { booked, released } = room.apply(event);
+            self.index.apply_delta(key, &booked, &released);
+        }
+    }
+
+    /// The hotel-local today.
+    pub fn today(&self, hotel_id: &HotelId, now: Timestamp) -> Result<Date, DomainError> {
+        Ok(self.catalog.hotel(hotel_id)?.time_zone.today(now))
+    }
+
+    /// Validates a stay against the hotel's today and the limits.
+    pub fn stay(
+        &self,
+        hotel_id: &HotelId,
+        arrival: Date,
+        departure: Date,
+        now: Timestamp,
+        limits: StayLimits,
+    ) -> Result<Stay, DomainError> {
+        Stay::parse(arrival, departure, self.today(hotel_id, now)?, limits)
+    }
+
+    /// The booking saga, sequentially: price the stay, then try each free room of the type
+    /// (or just the requested room); `sold_out` only when none can take every night.
+    pub fn book(
+        &self,
+        req: &BookRequest,
+        id: ReservationId,
+        now: Timestamp,
+        hold: SignedDuration,
+    ) -> Result<Event, DomainError> {
+        let (hotel, rt) = self.catalog.room_type(&req.hotel_id, &req.room_type)?;
+        if req.guests == 0 || req.guests > rt.capacity {
+            return Err(crate::error::ValidationError::new(
+                "guests",
+                format!("must be 1 to {} for this room type", rt.capacity),
+            )
+            .into());
+        }
+        let quote = crate::catalog::price(hotel, rt, &req.stay);
+        let candidates = match &req.room {
+            Some(n) => {
+                if hotel.rooms.get(n) != Some(&req.room_type) {
+                    return Err(DomainError::NotFound("room"));
+                }
+                vec![n.clone()]
+            }
+            None => self
+                .index
+                .candidates(&req.hotel_id, &req.room_type, &req.stay),
+        };
+        for number in candidates {
+            let key = RoomKey {
+                hotel_id: req.hotel_id.clone(),
+                number: number.clone(),
+            };
+            let Some(room) = self.rooms.get(&key) else {
+                continue;
+            };
+            let reservation = new_reservation(req, number, quote.total, id, now, hold);
+            if room.decide_reserve(&reservation).is_ok() {
+                return Ok(Event::ReservationCreated {
+                    reservation,
+                    idempotency: None,
+                });
+            }
+        }
+        Err(DomainError::SoldOut)
+    }
+
+    /// A reservation by id.
+    pub fn reservation(&self, id: &ReservationId) -> Result<&Reservation, DomainError> {
+        let key = self
+            .locator
+            .get(id)
+            .ok_or(DomainError::NotFound("reservation"))?;
+        self.rooms
+            .get(key)
+            .ok_or(DomainError::NotFound("reservation"))?
+            .reservation(id)
+    }
+
+    /// Decides a state-machine action on a reservation.
+    pub fn change(
+        &self,
+        id: &ReservationId,
+        action: Action,
+        expected_version: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Event, DomainError> {
+        let key = self
+            .locator
+            .get(id)
+            .ok_or(DomainError::NotFound("reservation"))?;
+        let room = self
+            .rooms
+            .get(key)
+            .ok_or(DomainError::NotFound("reservation"))?;
+        let today = self.today(&key.hotel_id, now)?;
+        room.decide_change(id, action, expected_version, now, today)
+    }
+
+    /// The serializable part.
+    pub fn to_snapshot(&self) -> Snapshot {
+        let mut rooms: Vec<RoomState> = self.rooms.values().cloned().collect();
+        rooms.sort_by(|a, b| a.key.cmp(&b.key));
+        Snapshot {
+            catalog: self.catalog.clone(),
+            rooms,
+            idempotency: self
+                .idempotency
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        }
+    }
+
+    /// Rebuilds the derived parts (locator, index) from a snapshot.
+    pub fn from_snapshot(snapshot: Snapshot) -> Self {
+        let mut state = State {
+            catalog: snapshot.catalog,
+            idempotency: snapshot.idempotency.into_iter().collect(),
+            ..State::default()
+        };
+        for room in snapshot.rooms {
+            state.index.put_room(&room.key, &room.room_type);
+            let nights: Vec<Date> = room.calendar.keys().copied().collect();
+            state.index.apply_delta(&room.key, &nights, &[]);
+            for id in room.reservations.keys() {
+                state.locator.insert(*id, room.key.clone());
+            }
+            state.rooms.insert(room.key.clone(), room);
+        }
+        state
+    }
+
+    /// Every room-night held by a live reservation, as (room, night, reservation) —
+    /// for invariant checks in tests and tools.
+    pub fn sold_nights(&self) -> Vec<(RoomKey, Date, ReservationId)> {
+        let mut out = Vec::new();
+        for room in self.rooms.values() {
+            for (night, id) in &room.calendar {
+                out.push((room.key.clone(), *night, *id));
+            }
+        }
+        out
+    }
+}

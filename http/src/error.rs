@@ -1,0 +1,239 @@
+//! The one error type every handler returns, rendered as RFC 9457 `application/problem+json`
+//! with a stable snake_case `code` clients can switch on.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use innkeep_actors::EngineError;
+use innkeep_engine::{DomainError, ValidationError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The media type of every error body (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Largest request body accepted, in bytes (1 MiB). Bounds memory per request; nothing in
+/// the API needs more.
+pub const BODY_LIMIT_BYTES: usize = 1 << 20;
+
+/// Seconds a client should wait before retrying a 503 caused by load.
+const RETRY_AFTER_OVERLOADED_SECS: u64 = 1;
+/// Seconds a client should wait before retrying when storage or readiness is the problem;
+/// longer than for load because a stuck disk or a recovery does not clear in a moment.
+const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 5;
+
+/// Why a request failed. Each variant maps to one HTTP status and one stable `code`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// The engine refused or could not do the work (domain rules, overload, storage,
+    /// shutdown). Its own `code()` is the API code.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Malformed input the engine never saw: bad JSON, unknown fields, wrong types, bad
+    /// path or query values, bad headers (400 `invalid_request`).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The body is not declared as JSON where JSON is required (415 `invalid_request`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body is over [`BODY_LIMIT_BYTES`] (413 `payload_too_large`).
+    #[error("request body is larger than {limit_bytes} bytes")]
+    PayloadTooLarge {
+        /// The limit that was exceeded, so the client knows what fits.
+        limit_bytes: usize,
+    },
+    /// A payment callback's `X-Signature` is missing, malformed, wrong or stale
+    /// (401 `bad_signature`). Deliberately carries no detail on which check failed.
+    #[error("missing, malformed, wrong or expired X-Signature")]
+    BadSignature,
+    /// A payment callback's amount or currency differs from what the reservation owes
+    /// (422 `amount_mismatch`).
+    #[error("{0}")]
+    AmountMismatch(String),
+    /// Something the HTTP layer itself could not find: an unknown route or payment
+    /// reference (404 `not_found`).
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists but not with this method (405 `method_not_allowed`).
+    #[error("this method is not allowed on this resource")]
+    MethodNotAllowed,
+    /// Recovery is not done or the journal is unhealthy (503 `not_ready`).
+    #[error("the engine is not ready to accept work")]
+    NotReady,
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        ApiError::Engine(EngineError::Domain(e))
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::Engine(EngineError::Domain(DomainError::Invalid(e)))
+    }
+}
+
+impl ApiError {
+    /// The stable snake_case code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Engine(e) => e.code(),
+            ApiError::InvalidRequest(_) | ApiError::UnsupportedMediaType(_) => "invalid_request",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::BadSignature => "bad_signature",
+            ApiError::AmountMismatch(_) => "amount_mismatch",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::NotReady => "not_ready",
+        }
+    }
+
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Engine(EngineError::Domain(d)) => domain_status(d),
+            ApiError::Engine(
+                EngineError::Overloaded | EngineError::Unavailable(_) | EngineError::ShuttingDown,
+            )
+            | ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadSignature => StatusCode::UNAUTHORIZED,
+            ApiError::AmountMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    /// Seconds to put in `Retry-After`, for errors a client should simply retry.
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::Engine(EngineError::Overloaded) => Some(RETRY_AFTER_OVERLOADED_SECS),
+            ApiError::Engine(EngineError::Unavailable(_) | EngineError::ShuttingDown)
+            | ApiError::NotReady => Some(RETRY_AFTER_UNAVAILABLE_SECS),
+            _ => None,
+        }
+    }
+
+    /// The problem document for this error, without `instance` (the router's middleware
+    /// fills that in from the request path).
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        let code = self.code();
+        let detail = match self {
+            // Storage internals (paths, OS errors) are for the operator's log, not clients.
+            ApiError::Engine(EngineError::Unavailable(_)) => {
+                "storage is unavailable; the change was not made".to_owned()
+            }
+            other => other.to_string(),
+        };
+        Problem {
+            type_uri: format!("urn:innkeep:problem:{code}"),
+            title: title(code).to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: code.to_owned(),
+            instance: None,
+        }
+    }
+}
+
+fn domain_status(d: &DomainError) -> StatusCode {
+    match d {
+        DomainError::Invalid(_) => StatusCode::BAD_REQUEST,
+        DomainError::InvalidStay(_) | DomainError::IdempotencyKeyReused => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        DomainError::NotFound(_) => StatusCode::NOT_FOUND,
+        DomainError::SoldOut
+        | DomainError::InvalidTransition { .. }
+        | DomainError::RoomNotReady { .. }
+        | DomainError::NotWithinStay
+        | DomainError::RoomInUse(_)
+        | DomainError::CurrencyLocked
+        | DomainError::LimitReached(_) => StatusCode::CONFLICT,
+        DomainError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+    }
+}
+
+/// A short, fixed, human-readable summary per code (RFC 9457 `title` must not vary between
+/// occurrences of the same problem type).
+fn title(code: &str) -> &'static str {
+    match code {
+        "invalid_request" => "Invalid request",
+        "invalid_stay" => "Invalid stay",
+        "not_found" => "Not found",
+        "sold_out" => "Sold out",
+        "invalid_transition" => "Invalid transition",
+        "version_mismatch" => "Version mismatch",
+        "room_not_ready" => "Room not ready",
+        "not_within_stay" => "Not within the stay",
+        "room_in_use" => "Room in use",
+        "currency_locked" => "Currency locked",
+        "limit_reached" => "Limit reached",
+        "idempotency_key_reused" => "Idempotency key reused",
+        "payload_too_large" => "Payload too large",
+        "bad_signature" => "Bad signature",
+        "amount_mismatch" => "Amount mismatch",
+        "method_not_allowed" => "Method not allowed",
+        "overloaded" => "Overloaded",
+        "storage_unavailable" => "Storage unavailable",
+        "shutting_down" => "Shutting down",
+        "not_ready" => "Not ready",
+        _ => "Error",
+    }
+}
+
+/// An RFC 9457 problem document: the body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type, `urn:innkeep:problem:<code>`, so generic RFC 9457
+    /// clients can tell problems apart.
+    #[serde(rename = "type")]
+    #[schema(rename = "type", example = "urn:innkeep:problem:sold_out")]
+    pub type_uri: String,
+    /// A short summary of the problem type; the same for every occurrence.
+    #[schema(example = "Sold out")]
+    pub title: String,
+    /// The HTTP status, repeated so the body stands on its own (e.g. in logs).
+    #[schema(example = 409)]
+    pub status: u16,
+    /// What went wrong this time, for humans.
+    pub detail: String,
+    /// The stable snake_case code programs switch on.
+    #[schema(example = "sold_out")]
+    pub code: String,
+    /// The request path the problem occurred on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "/v1/hotels/H1/reservations")]
+    pub instance: Option<String>,
+}
+
+impl Problem {
+    /// Renders the problem as a complete response with the given status.
+    pub fn into_response_with(self, status: StatusCode, retry_after_secs: Option<u64>) -> Response {
+        let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
+        let mut res = (status, body).into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = retry_after_secs {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        // Kept so the router's middleware can re-render it with `instance` set.
+        res.extensions_mut().insert(self);
+        res
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(code = self.code(), error = %self, "request failed");
+        }
+        let retry = self.retry_after_secs();
+        self.problem().into_response_with(status, retry)
+    }
+}

@@ -1,0 +1,225 @@
+//! Extractors that turn every rejection into an [`ApiError`], so malformed JSON, bad path
+//! segments and bad query strings get the same problem+json answer as everything else, plus
+//! the header parsers (`If-Match`, `Idempotency-Key`) the routes share.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use innkeep_engine::IdempotencyKey;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::error::{ApiError, BODY_LIMIT_BYTES};
+
+/// Header a client sends to make `POST .../reservations` safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// A JSON request body. Like `axum::Json`, but a rejection is a problem+json [`ApiError`]:
+/// 400 for bad syntax, unknown fields and wrong types, 415 for a missing or non-JSON
+/// `Content-Type`, 413 for a body over the limit.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+            "the body must be JSON, sent with Content-Type: application/json".to_owned(),
+        ),
+        JsonRejection::BytesRejection(b) => bytes_rejection(b),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+            limit_bytes: BODY_LIMIT_BYTES,
+        },
+        other => ApiError::InvalidRequest(other.body_text()),
+    }
+}
+
+fn bytes_rejection(rejection: &BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge {
+            limit_bytes: BODY_LIMIT_BYTES,
+        }
+    } else {
+        ApiError::InvalidRequest(rejection.body_text())
+    }
+}
+
+/// The raw body bytes, for routes that must see them before parsing (payment callbacks are
+/// signed over the exact bytes). Over the limit → 413 `payload_too_large`.
+#[derive(Debug, Clone)]
+pub struct RawBody(pub Bytes);
+
+impl<S> FromRequest<S> for RawBody
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|r| bytes_rejection(&r))
+    }
+}
+
+/// The body of an action call (cancel, check-in, check-out): empty, or an empty JSON object.
+/// Anything else is 400, so a client that thinks the call takes options learns it does not.
+#[derive(Debug, Clone, Copy)]
+pub struct EmptyBody;
+
+/// The only JSON an action call accepts: `{}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyObject {}
+
+impl<S> FromRequest<S> for EmptyBody
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(EmptyBody);
+        }
+        serde_json::from_slice::<EmptyObject>(&bytes)
+            .map(|_| EmptyBody)
+            .map_err(|e| ApiError::InvalidRequest(format!("the body must be empty or {{}}: {e}")))
+    }
+}
+
+/// Path parameters. Like `axum::extract::Path`, but a rejection is 400 `invalid_request`.
+#[derive(Debug, Clone)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|r| ApiError::InvalidRequest(r.body_text()))
+    }
+}
+
+/// A query string. Like `axum::extract::Query`, but a rejection is 400 `invalid_request`.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|r| ApiError::InvalidRequest(r.body_text()))
+    }
+}
+
+/// Parses `If-Match` into the version the client saw. Accepts `"7"`, `7` and `W/"7"`;
+/// `*` (or no header) means "no check". Several entity tags, or one that is not a version
+/// this API ever sent, are 400: the engine compares against exactly one version.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let mut tags = Vec::new();
+    for value in headers.get_all(axum::http::header::IF_MATCH) {
+        let text = value
+            .to_str()
+            .map_err(|_| bad_if_match("it is not visible ASCII"))?;
+        tags.extend(text.split(',').map(str::trim).filter(|t| !t.is_empty()));
+    }
+    if tags.is_empty() || tags.contains(&"*") {
+        return Ok(None);
+    }
+    let [tag] = tags.as_slice() else {
+        return Err(bad_if_match("give exactly one entity tag"));
+    };
+    let tag = tag.strip_prefix("W/").unwrap_or(tag);
+    let tag = tag
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(tag);
+    tag.parse::<u64>()
+        .map(Some)
+        .map_err(|_| bad_if_match("it must be a reservation version such as \"3\""))
+}
+
+fn bad_if_match(why: &str) -> ApiError {
+    ApiError::InvalidRequest(format!("If-Match: {why}"))
+}
+
+/// Parses the optional `Idempotency-Key` header with the engine's rules for keys.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        ApiError::InvalidRequest("Idempotency-Key: must be visible ASCII".to_owned())
+    })?;
+    IdempotencyKey::parse(text)
+        .map(Some)
+        .map_err(|e| ApiError::InvalidRequest(format!("Idempotency-Key: {}", e.reason)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with_if_match(values: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(axum::http::header::IF_MATCH, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn if_match_forms() {
+        assert_eq!(if_match(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(if_match(&with_if_match(&["*"])).unwrap(), None);
+        assert_eq!(if_match(&with_if_match(&["\"3\""])).unwrap(), Some(3));
+        assert_eq!(if_match(&with_if_match(&["3"])).unwrap(), Some(3));
+        assert_eq!(if_match(&with_if_match(&["W/\"12\""])).unwrap(), Some(12));
+        assert!(if_match(&with_if_match(&["\"abc\""])).is_err());
+        assert!(if_match(&with_if_match(&["\"1\", \"2\""])).is_err());
+        assert!(if_match(&with_if_match(&["\"1\"", "\"2\""])).is_err());
+    }
+
+    #[test]
+    fn idempotency_key_rules() {
+        let mut h = HeaderMap::new();
+        assert!(idempotency_key(&h).unwrap().is_none());
+        h.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("order-42"));
+        assert!(idempotency_key(&h).unwrap().is_some());
+        h.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("has space"));
+        assert!(idempotency_key(&h).is_err());
+    }
+}

@@ -1,0 +1,187 @@
+//! `innkeep-http`: Innkeep's HTTP API v1 on axum.
+//!
+//! [`router`] builds the whole API over an [`innkeep_actors::Engine`]: the routes of the
+//! design's "HTTP API v1" section, problem+json errors ([`ApiError`]), the signed payment
+//! callback, `/healthz`, `/readyz` and a generated `/openapi.json`, wrapped in the request-id,
+//! tracing and body-limit middleware. The caller binds a listener and serves it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use innkeep_actors::Engine;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ApiError, Problem, BODY_LIMIT_BYTES, PROBLEM_JSON};
+
+/// Header carrying the request id, in and out.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Longest client-supplied request id kept; longer ones are replaced by a fresh id so a
+/// client cannot bloat every log line.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Default for [`PaymentConfig::tolerance_secs`]: how far a callback's timestamp may be
+/// from our clock (the design's 300 s).
+pub const DEFAULT_SIGNATURE_TOLERANCE_SECS: u64 = 300;
+
+/// How payment-provider callbacks are authenticated.
+#[derive(Clone)]
+pub struct PaymentConfig {
+    /// The HMAC-SHA256 key shared with the provider. An empty secret authenticates nothing,
+    /// so with one every callback is refused.
+    pub secret: Vec<u8>,
+    /// The key before the last rotation, still accepted so callbacks signed while the
+    /// provider switches over are not lost.
+    pub previous_secret: Option<Vec<u8>>,
+    /// Most seconds a callback's `t=` may differ from our clock; bounds replay of a
+    /// captured callback.
+    pub tolerance_secs: u64,
+}
+
+impl PaymentConfig {
+    /// A config with one secret and the default tolerance.
+    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+        Self {
+            secret: secret.into(),
+            previous_secret: None,
+            tolerance_secs: DEFAULT_SIGNATURE_TOLERANCE_SECS,
+        }
+    }
+
+    /// Also accepts signatures made with `previous`, for key rotation.
+    pub fn with_previous_secret(mut self, previous: impl Into<Vec<u8>>) -> Self {
+        self.previous_secret = Some(previous.into());
+        self
+    }
+}
+
+impl fmt::Debug for PaymentConfig {
+    // Secrets never reach logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PaymentConfig")
+            .field("secret", &"<redacted>")
+            .field(
+                "previous_secret",
+                &self.previous_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("tolerance_secs", &self.tolerance_secs)
+            .finish()
+    }
+}
+
+/// What every handler can reach. Cheap to clone (axum clones it per request).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The engine every route calls; readiness is `engine.is_ready()`.
+    pub engine: Engine,
+    /// Callback authentication, behind an `Arc` so per-request clones do not copy secrets.
+    pub payment: Arc<PaymentConfig>,
+}
+
+impl AppState {
+    /// State for [`router`].
+    pub fn new(engine: Engine, payment: PaymentConfig) -> Self {
+        Self {
+            engine,
+            payment: Arc::new(payment),
+        }
+    }
+}
+
+/// The whole HTTP API v1 with its middleware, ready to serve.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = openapi::api_router().split_for_parts();
+    let docs = openapi::doc_router(doc);
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    api.with_state(state)
+        .merge(docs)
+        .fallback(routes::ops::route_not_found)
+        .method_not_allowed_fallback(routes::ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(
+            ServiceBuilder::new()
+                .map_request(drop_unusable_request_id)
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuidV7))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(axum::middleware::from_fn(problem_instance)),
+        )
+}
+
+/// Removes an incoming `x-request-id` that is empty, too long, repeated or not visible
+/// ASCII, so [`SetRequestIdLayer`] replaces it with a fresh one.
+fn drop_unusable_request_id(mut req: Request) -> Request {
+    let mut values = req.headers().get_all(REQUEST_ID_HEADER).iter();
+    let usable = match (values.next(), values.next()) {
+        (None, _) => return req,
+        (Some(v), None) => is_usable_request_id(v),
+        (Some(_), Some(_)) => false,
+    };
+    if !usable {
+        req.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    req
+}
+
+fn is_usable_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty() && b.len() <= MAX_REQUEST_ID_LEN && b.iter().all(|c| (0x21..=0x7e).contains(c))
+}
+
+/// Generates request ids: UUIDv7, so ids sort by time in logs.
+#[derive(Clone, Copy, Debug, Default)]
+struct MakeRequestUuidV7;
+
+impl MakeRequestId for MakeRequestUuidV7 {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = uuid::Uuid::now_v7().to_string();
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+fn request_span(req: &axum::http::Request<Body>) -> tracing::Span {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    )
+}
+
+/// Fills in a problem's `instance` with the request path. Only error responses are
+/// touched (they carry their [`Problem`] as an extension), so successes pay nothing but
+/// one path copy.
+async fn problem_instance(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let mut res = next.run(req).await;
+    if let Some(mut problem) = res.extensions_mut().remove::<Problem>() {
+        problem.instance = Some(path);
+        if let Ok(body) = serde_json::to_vec(&problem) {
+            res.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
+            *res.body_mut() = Body::from(body);
+        }
+    }
+    res
+}

@@ -1,0 +1,86 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations
+//! and the wire types' `ToSchema` derives, so the published contract cannot drift from the
+//! code that serves it.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::routes::{availability, ops, payments, reservations, rooms, setup};
+use crate::AppState;
+
+/// The document's fixed parts; `paths` are filled in by [`api_router`].
+#[derive(OpenApi, Debug)]
+#[openapi(
+    info(
+        title = "Innkeep HTTP API",
+        version = "1",
+        description = "Actor-based, in-memory hotel reservation engine. Errors are RFC 9457 \
+                       application/problem+json with a stable snake_case `code`."
+    ),
+    paths(openapi_json),
+    tags(
+        (name = "setup", description = "Hotels, room types, rooms and rates"),
+        (name = "availability", description = "Free rooms and prices"),
+        (name = "reservations", description = "Booking and the reservation state machine"),
+        (name = "rooms", description = "Live room status"),
+        (name = "payments", description = "Payment provider callbacks"),
+        (name = "operations", description = "Health, readiness and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Every API route, registered together with its OpenAPI operation.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(setup::put_hotel, setup::get_hotel))
+        .routes(routes!(setup::put_room_type))
+        .routes(routes!(setup::put_room))
+        .routes(routes!(setup::put_rate))
+        .routes(routes!(availability::get_availability))
+        .routes(routes!(reservations::book))
+        .routes(routes!(reservations::get_reservation))
+        .routes(routes!(reservations::cancel))
+        .routes(routes!(reservations::check_in))
+        .routes(routes!(reservations::check_out))
+        .routes(routes!(rooms::list_rooms))
+        .routes(routes!(rooms::put_housekeeping))
+        .routes(routes!(payments::notify))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+}
+
+/// The serialized document, rendered once at start-up.
+#[derive(Debug)]
+pub struct OpenApiJson(String);
+
+/// `GET /openapi.json`, serving `doc`.
+pub fn doc_router(doc: utoipa::openapi::OpenApi) -> Router {
+    let json = doc.to_json().unwrap_or_else(|_| "{}".to_owned());
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .with_state(Arc::new(OpenApiJson(json)))
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
+pub async fn openapi_json(State(doc): State<Arc<OpenApiJson>>) -> Response {
+    let mut res = doc.0.clone().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}

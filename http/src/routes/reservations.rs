@@ -1,0 +1,190 @@
+//! Reservations: booking (idempotent with a key), reading, and the state-machine actions.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use innkeep_actors::BookInput;
+use innkeep_engine::{Action, Guest, HotelId, RoomNumber, RoomTypeCode};
+
+use super::{reservation_id, reservation_response};
+use crate::error::{ApiError, Problem};
+use crate::extract::{idempotency_key, if_match, ApiJson, ApiPath, EmptyBody};
+use crate::wire::{parse_date, BookRequestBody, ReservationView};
+use crate::AppState;
+
+/// Books a room of a type for a stay. The reservation starts `pending_payment` and holds
+/// its nights until `hold_expires_at`. With an `Idempotency-Key`, a retry of the same
+/// request answers with the same reservation.
+#[utoipa::path(
+    post,
+    path = "/v1/hotels/{hotel_id}/reservations",
+    tag = "reservations",
+    params(
+        ("hotel_id" = String, Path, description = "Hotel code"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → the same reservation; same key, other body → 422"),
+    ),
+    request_body = BookRequestBody,
+    responses(
+        (status = 201, description = "Booked (or the replay of an earlier booking with this key)", body = ReservationView,
+            headers(
+                ("Location" = String, description = "/v1/reservations/{id}"),
+                ("ETag" = String, description = "The reservation's version, quoted"),
+            )),
+        (status = 400, description = "invalid_request: bad JSON, dates, guests, guest contact or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such hotel, room type or room", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "sold_out", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "invalid_request: body not sent as JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_stay or idempotency_key_reused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn book(
+    State(state): State<AppState>,
+    ApiPath(hotel_id): ApiPath<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<BookRequestBody>,
+) -> Result<Response, ApiError> {
+    let hotel_id = HotelId::parse(&hotel_id)?;
+    let key = idempotency_key(&headers)?;
+    let input = BookInput {
+        hotel_id,
+        room_type: RoomTypeCode::parse(&body.room_type)?,
+        arrival: parse_date("arrival", &body.arrival)?,
+        departure: parse_date("departure", &body.departure)?,
+        guests: body.guests,
+        guest: Guest::parse(&body.guest.name, &body.guest.phone, &body.guest.email)?,
+        room: body.room.as_deref().map(RoomNumber::parse).transpose()?,
+    };
+    let reservation = state.engine.book(input, key).await?;
+    let mut res = reservation_response(StatusCode::CREATED, &reservation);
+    let location = format!("/v1/reservations/{}", reservation.id);
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(res)
+}
+
+/// A reservation with its history.
+#[utoipa::path(
+    get,
+    path = "/v1/reservations/{id}",
+    tag = "reservations",
+    params(("id" = String, Path, description = "Reservation id (UUID)")),
+    responses(
+        (status = 200, description = "The reservation", body = ReservationView,
+            headers(("ETag" = String, description = "The reservation's version, quoted"))),
+        (status = 400, description = "invalid_request: not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_reservation(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let id = reservation_id(&id)?;
+    let reservation = state.engine.reservation(id).await?;
+    Ok(reservation_response(StatusCode::OK, &reservation))
+}
+
+/// Applies `action` to the reservation in the path, honouring `If-Match`.
+async fn act(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    action: Action,
+) -> Result<Response, ApiError> {
+    let id = reservation_id(id)?;
+    let expected = if_match(headers)?;
+    let reservation = state.engine.change(id, action, expected).await?;
+    Ok(reservation_response(StatusCode::OK, &reservation))
+}
+
+/// Cancels a `pending_payment` or `confirmed` reservation; its nights are released.
+#[utoipa::path(
+    post,
+    path = "/v1/reservations/{id}/cancel",
+    tag = "reservations",
+    params(
+        ("id" = String, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<String>, Header, description = "The version the client saw, e.g. \"3\"; `*` or absent: no check"),
+    ),
+    request_body(content = Option<serde_json::Value>, description = "Empty, or `{}`"),
+    responses(
+        (status = 200, description = "Cancelled", body = ReservationView,
+            headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_transition", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    _body: EmptyBody,
+) -> Result<Response, ApiError> {
+    act(&state, &id, &headers, Action::Cancel).await
+}
+
+/// Checks a `confirmed` reservation in: today (hotel-local) must be a night of the stay
+/// and the room clean or inspected.
+#[utoipa::path(
+    post,
+    path = "/v1/reservations/{id}/check-in",
+    tag = "reservations",
+    params(
+        ("id" = String, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<String>, Header, description = "The version the client saw, e.g. \"3\"; `*` or absent: no check"),
+    ),
+    request_body(content = Option<serde_json::Value>, description = "Empty, or `{}`"),
+    responses(
+        (status = 200, description = "Checked in", body = ReservationView,
+            headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_transition, not_within_stay or room_not_ready", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn check_in(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    _body: EmptyBody,
+) -> Result<Response, ApiError> {
+    act(&state, &id, &headers, Action::CheckIn).await
+}
+
+/// Checks a `checked_in` reservation out; the room becomes dirty, and nights not yet slept
+/// are released.
+#[utoipa::path(
+    post,
+    path = "/v1/reservations/{id}/check-out",
+    tag = "reservations",
+    params(
+        ("id" = String, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<String>, Header, description = "The version the client saw, e.g. \"3\"; `*` or absent: no check"),
+    ),
+    request_body(content = Option<serde_json::Value>, description = "Empty, or `{}`"),
+    responses(
+        (status = 200, description = "Checked out", body = ReservationView,
+            headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_transition", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn check_out(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    _body: EmptyBody,
+) -> Result<Response, ApiError> {
+    act(&state, &id, &headers, Action::CheckOut).await
+}

@@ -1,0 +1,67 @@
+//! Rooms and their live status (occupancy, housekeeping).
+
+use axum::extract::State;
+use axum::Json;
+use innkeep_engine::{HotelId, Housekeeping, RoomNumber};
+
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiJson, ApiPath};
+use crate::wire::{HousekeepingRequest, RoomStatusView};
+use crate::AppState;
+
+/// Every room of a hotel with its occupancy, housekeeping and checked-in reservation.
+#[utoipa::path(
+    get,
+    path = "/v1/hotels/{hotel_id}/rooms",
+    tag = "rooms",
+    params(("hotel_id" = String, Path, description = "Hotel code")),
+    responses(
+        (status = 200, description = "The rooms, by number", body = Vec<RoomStatusView>),
+        (status = 400, description = "invalid_request: bad hotel code", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_rooms(
+    State(state): State<AppState>,
+    ApiPath(hotel_id): ApiPath<String>,
+) -> Result<Json<Vec<RoomStatusView>>, ApiError> {
+    let hotel_id = HotelId::parse(&hotel_id)?;
+    let rooms = state.engine.rooms(&hotel_id).await?;
+    Ok(Json(rooms.iter().map(RoomStatusView::from).collect()))
+}
+
+/// Sets a room's housekeeping status (dirty → cleaning → clean → inspected; any room may
+/// become dirty or out_of_order).
+#[utoipa::path(
+    put,
+    path = "/v1/hotels/{hotel_id}/rooms/{number}/housekeeping",
+    tag = "rooms",
+    params(
+        ("hotel_id" = String, Path, description = "Hotel code"),
+        ("number" = String, Path, description = "Room number"),
+    ),
+    request_body = HousekeepingRequest,
+    responses(
+        (status = 200, description = "The room with its new status", body = RoomStatusView),
+        (status = 400, description = "invalid_request: unknown status or a step the workflow does not allow", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such hotel or room", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "invalid_request: body not sent as JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn put_housekeeping(
+    State(state): State<AppState>,
+    ApiPath((hotel_id, number)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<HousekeepingRequest>,
+) -> Result<Json<RoomStatusView>, ApiError> {
+    let hotel_id = HotelId::parse(&hotel_id)?;
+    let number = RoomNumber::parse(&number)?;
+    let status = Housekeeping::parse(&body.status)?;
+    let room = state
+        .engine
+        .set_housekeeping(&hotel_id, &number, status)
+        .await?;
+    Ok(Json(RoomStatusView::from(&room)))
+}

@@ -1,0 +1,796 @@
+//! End-to-end tests of the router over a real engine (actors, journal, tempdir), driven
+//! with `tower::ServiceExt::oneshot`.
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use innkeep_actors::{Engine, EngineConfig};
+use jiff::civil::Date;
+use jiff::ToSpan;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::routes::payments::signature_header;
+use crate::{router, AppState, PaymentConfig, PROBLEM_JSON};
+
+const SECRET: &[u8] = b"test-secret";
+const OLD_SECRET: &[u8] = b"old-secret";
+const TZ: &str = "Asia/Shanghai";
+
+/// A running engine with its router; shuts the engine down when dropped.
+struct Harness {
+    app: Router,
+    engine: Engine,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.engine.shutdown();
+    }
+}
+
+/// One response, with the body parsed as JSON (`Null` when empty).
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Asserts a problem+json error with this status and code.
+    #[track_caller]
+    fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{:#}", self.body);
+        assert_eq!(self.code(), code, "{:#}", self.body);
+        assert_eq!(self.header("content-type"), PROBLEM_JSON);
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["type"].is_string() && self.body["title"].is_string());
+        assert!(self.body["detail"].is_string());
+        assert!(self.body["instance"].as_str().unwrap_or("").starts_with('/'));
+    }
+}
+
+impl Harness {
+    fn start() -> Self {
+        Self::with_payment(PaymentConfig::new(SECRET))
+    }
+
+    fn with_payment(payment: PaymentConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::start(EngineConfig::new(dir.path())).unwrap();
+        let app = router(AppState::new(engine.clone(), payment));
+        Self {
+            app,
+            engine,
+            _dir: dir,
+        }
+    }
+
+    async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Reply {
+        self.call_with(method, uri, &[], body).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = match body {
+            Some(v) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(v.to_string())),
+            None => req.body(Body::empty()),
+        };
+        self.send(req.unwrap()).await
+    }
+
+    async fn raw(&self, method: Method, uri: &str, content_type: Option<&str>, body: Vec<u8>) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        self.send(req.body(Body::from(body)).unwrap()).await
+    }
+
+    /// Hotel H1 (Asia/Shanghai, CNY): KING (2 guests, 500.00) rooms 101 and 102,
+    /// SUITE (4 guests, 1200.00) room 201.
+    async fn setup(&self) {
+        let hotel = json!({"name": "Bund Riverside", "time_zone": TZ, "currency": "CNY"});
+        assert_eq!(self.call(Method::PUT, "/v1/hotels/H1", Some(hotel)).await.status, 201);
+        for (code, name, cap, rate) in [("KING", "King", 2, 50_000), ("SUITE", "Suite", 4, 120_000)] {
+            let body = json!({"name": name, "capacity": cap, "base_rate": rate});
+            let uri = format!("/v1/hotels/H1/room-types/{code}");
+            assert_eq!(self.call(Method::PUT, &uri, Some(body)).await.status, 201);
+        }
+        for (number, rt) in [("101", "KING"), ("102", "KING"), ("201", "SUITE")] {
+            let uri = format!("/v1/hotels/H1/rooms/{number}");
+            let r = self.call(Method::PUT, &uri, Some(json!({"room_type": rt}))).await;
+            assert_eq!(r.status, 201, "{:#}", r.body);
+        }
+    }
+
+    async fn book(&self, arrival: Date, nights: i64, extra_headers: &[(&str, &str)]) -> Reply {
+        self.call_with(
+            Method::POST,
+            "/v1/hotels/H1/reservations",
+            extra_headers,
+            Some(booking(arrival, nights)),
+        )
+        .await
+    }
+
+    async fn get(&self, uri: &str) -> Reply {
+        self.call(Method::GET, uri, None).await
+    }
+
+    async fn notify(&self, body: &Value, t: i64, secret: &[u8]) -> Reply {
+        let bytes = body.to_string().into_bytes();
+        let sig = signature_header(secret, t, &bytes);
+        let req = Request::post("/v1/payments/notify")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-signature", sig)
+            .body(Body::from(bytes))
+            .unwrap();
+        self.send(req).await
+    }
+}
+
+fn today() -> Date {
+    let tz = jiff::tz::TimeZone::get(TZ).unwrap();
+    jiff::Timestamp::now().to_zoned(tz).date()
+}
+
+fn plus(d: Date, days: i64) -> Date {
+    d.checked_add(days.days()).unwrap()
+}
+
+fn now_secs() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+fn booking(arrival: Date, nights: i64) -> Value {
+    json!({
+        "room_type": "KING",
+        "arrival": arrival.to_string(),
+        "departure": plus(arrival, nights).to_string(),
+        "guests": 2,
+        "guest": {"name": "Li Lei", "phone": "+86 138-0000-0000", "email": "li@example.com"},
+    })
+}
+
+fn payment_of(reservation: &Value, status: &str) -> Value {
+    json!({
+        "out_trade_no": reservation["payment"]["out_trade_no"],
+        "trade_no": "T-1",
+        "status": status,
+        "amount": reservation["payment"]["amount"]["amount"],
+        "currency": reservation["payment"]["amount"]["currency"],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_routes_create_then_update_and_hotel_shape() {
+    let h = Harness::start();
+    h.setup().await;
+    // Same PUTs again answer 200.
+    let again = json!({"name": "Bund Riverside Hotel", "time_zone": TZ, "currency": "CNY"});
+    let r = h.call(Method::PUT, "/v1/hotels/H1", Some(again)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["name"], "Bund Riverside Hotel");
+    let rt = json!({"name": "King", "capacity": 2, "base_rate": {"amount": 55_000, "currency": "CNY"}});
+    let r = h.call(Method::PUT, "/v1/hotels/H1/room-types/KING", Some(rt)).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"code": "KING", "name": "King", "capacity": 2,
+               "base_rate": {"amount": 55_000, "currency": "CNY"}, "rooms": 2})
+    );
+    let r = h
+        .call(Method::PUT, "/v1/hotels/H1/rooms/101", Some(json!({"room_type": "KING"})))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, json!({"hotel_id": "H1", "number": "101", "room_type": "KING"}));
+    let rate = json!({"from": "2030-01-01", "to": "2030-01-03", "amount": 70_000});
+    let r = h
+        .call(Method::PUT, "/v1/hotels/H1/room-types/KING/rates", Some(rate))
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"room_type": "KING", "from": "2030-01-01", "to": "2030-01-03",
+               "amount": {"amount": 70_000, "currency": "CNY"}})
+    );
+
+    let r = h.get("/v1/hotels/H1").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        json!({
+            "hotel_id": "H1",
+            "name": "Bund Riverside Hotel",
+            "time_zone": TZ,
+            "currency": "CNY",
+            "room_types": [
+                {"code": "KING", "name": "King", "capacity": 2,
+                 "base_rate": {"amount": 55_000, "currency": "CNY"}, "rooms": 2},
+                {"code": "SUITE", "name": "Suite", "capacity": 4,
+                 "base_rate": {"amount": 120_000, "currency": "CNY"}, "rooms": 1},
+            ],
+            "rooms": 3,
+        })
+    );
+    h.get("/v1/hotels/NOPE").await.assert_problem(404, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn availability_shape_and_values() {
+    let h = Harness::start();
+    h.setup().await;
+    let arrival = plus(today(), 10);
+    let departure = plus(arrival, 2);
+    let rate = json!({"from": arrival.to_string(), "to": plus(arrival, 1).to_string(),
+                      "amount": {"amount": 80_000, "currency": "CNY"}});
+    let r = h
+        .call(Method::PUT, "/v1/hotels/H1/room-types/KING/rates", Some(rate))
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+
+    let uri = format!("/v1/hotels/H1/availability?arrival={arrival}&departure={departure}");
+    let r = h.get(&uri).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(
+        r.body,
+        json!({
+            "hotel_id": "H1",
+            "arrival": arrival.to_string(),
+            "departure": departure.to_string(),
+            "nights": 2,
+            "room_types": [
+                {"room_type": "KING", "available": 2,
+                 "nightly_rates": [{"date": arrival.to_string(), "amount": 80_000},
+                                   {"date": plus(arrival, 1).to_string(), "amount": 50_000}],
+                 "total": {"amount": 130_000, "currency": "CNY"}},
+                {"room_type": "SUITE", "available": 1,
+                 "nightly_rates": [{"date": arrival.to_string(), "amount": 120_000},
+                                   {"date": plus(arrival, 1).to_string(), "amount": 120_000}],
+                 "total": {"amount": 240_000, "currency": "CNY"}},
+            ],
+        })
+    );
+    // Guests above KING's capacity leave it out.
+    let r = h.get(&format!("{uri}&guests=3")).await;
+    assert_eq!(r.status, 200);
+    let types: Vec<&str> = r.body["room_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["room_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["SUITE"]);
+    // A booking of one night takes one KING off the stay.
+    assert_eq!(h.book(plus(arrival, 1), 1, &[]).await.status, 201);
+    let r = h.get(&uri).await;
+    assert_eq!(r.body["room_types"][0]["available"], 1);
+    assert_eq!(r.body["room_types"][1]["available"], 1);
+
+    // Bad queries.
+    h.get("/v1/hotels/H1/availability").await.assert_problem(400, "invalid_request");
+    h.get(&format!("/v1/hotels/H1/availability?arrival=2030-13-01&departure={departure}"))
+        .await
+        .assert_problem(400, "invalid_request");
+    h.get(&format!("{uri}&guests=0")).await.assert_problem(400, "invalid_request");
+    h.get(&format!("{uri}&guests=abc")).await.assert_problem(400, "invalid_request");
+    h.get(&format!(
+        "/v1/hotels/H1/availability?arrival={departure}&departure={arrival}"
+    ))
+    .await
+    .assert_problem(422, "invalid_stay");
+    h.get(&format!(
+        "/v1/hotels/H1/availability?arrival={}&departure={arrival}",
+        plus(today(), -1)
+    ))
+    .await
+    .assert_problem(422, "invalid_stay");
+    h.get(&format!(
+        "/v1/hotels/NOPE/availability?arrival={arrival}&departure={departure}"
+    ))
+    .await
+    .assert_problem(404, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn booking_get_and_cancel() {
+    let h = Harness::start();
+    h.setup().await;
+    let arrival = plus(today(), 3);
+    let r = h.book(arrival, 2, &[]).await;
+    assert_eq!(r.status, 201, "{:#}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.header("location"), format!("/v1/reservations/{id}"));
+    assert_eq!(r.header("etag"), format!("\"{}\"", r.body["version"]));
+    let b = &r.body;
+    assert_eq!(b["hotel_id"], "H1");
+    assert_eq!(b["room_type"], "KING");
+    assert!(b["room"] == "101" || b["room"] == "102");
+    assert_eq!(b["arrival"], arrival.to_string());
+    assert_eq!(b["departure"], plus(arrival, 2).to_string());
+    assert_eq!(b["nights"], 2);
+    assert_eq!(b["guests"], 2);
+    assert_eq!(
+        b["guest"],
+        json!({"name": "Li Lei", "phone": "+86 138-0000-0000", "email": "li@example.com"})
+    );
+    assert_eq!(b["status"], "pending_payment");
+    assert_eq!(b["total"], json!({"amount": 100_000, "currency": "CNY"}));
+    assert_eq!(b["payment"]["amount"], b["total"]);
+    assert_eq!(b["payment"]["status"], "pending");
+    assert!(b["payment"]["out_trade_no"].as_str().unwrap().starts_with("ik"));
+    for instant in ["created_at", "hold_expires_at"] {
+        let s = b[instant].as_str().unwrap();
+        assert!(s.ends_with('Z'), "{instant}: {s}");
+        s.parse::<jiff::Timestamp>().unwrap();
+    }
+
+    let r = h.get(&format!("/v1/reservations/{id}")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("etag"), format!("\"{}\"", r.body["version"]));
+    let history = r.body["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["from"], Value::Null);
+    assert_eq!(history[0]["to"], "pending_payment");
+    let v1 = r.body["version"].as_u64().unwrap();
+
+    // Cancel with an empty body, then with `{}` again: 409.
+    let r = h.call(Method::POST, &format!("/v1/reservations/{id}/cancel"), None).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["status"], "cancelled");
+    assert_eq!(r.body["version"].as_u64().unwrap(), v1 + 1);
+    assert_eq!(r.header("etag"), format!("\"{}\"", v1 + 1));
+    let r = h
+        .call(Method::POST, &format!("/v1/reservations/{id}/cancel"), Some(json!({})))
+        .await;
+    r.assert_problem(409, "invalid_transition");
+    let r = h.get(&format!("/v1/reservations/{id}")).await;
+    let history = r.body["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1]["from"], "pending_payment");
+    assert_eq!(history[1]["to"], "cancelled");
+    assert_eq!(history[1]["version"].as_u64().unwrap(), v1 + 1);
+
+    // Action bodies other than empty or {} are refused.
+    h.call(Method::POST, &format!("/v1/reservations/{id}/check-in"), Some(json!({"x": 1})))
+        .await
+        .assert_problem(400, "invalid_request");
+    // Ids: not a UUID → 400; unknown → 404.
+    h.get("/v1/reservations/not-a-uuid").await.assert_problem(400, "invalid_request");
+    h.get(&format!("/v1/reservations/{}", uuid::Uuid::now_v7()))
+        .await
+        .assert_problem(404, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn if_match_mismatch_is_412_and_changes_nothing() {
+    let h = Harness::start();
+    h.setup().await;
+    let r = h.book(plus(today(), 1), 1, &[]).await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let v = r.body["version"].as_u64().unwrap();
+    let cancel = format!("/v1/reservations/{id}/cancel");
+    let stale = format!("\"{}\"", v + 5);
+    h.call_with(Method::POST, &cancel, &[("if-match", &stale)], None)
+        .await
+        .assert_problem(412, "version_mismatch");
+    h.call_with(Method::POST, &cancel, &[("if-match", "\"abc\"")], None)
+        .await
+        .assert_problem(400, "invalid_request");
+    let r = h.get(&format!("/v1/reservations/{id}")).await;
+    assert_eq!(r.body["status"], "pending_payment");
+    assert_eq!(r.body["version"].as_u64().unwrap(), v);
+    // Weak form of the right version passes.
+    let weak = format!("W/\"{v}\"");
+    let r = h.call_with(Method::POST, &cancel, &[("if-match", &weak)], None).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["status"], "cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_key_replays_and_refuses_reuse() {
+    let h = Harness::start();
+    h.setup().await;
+    let arrival = plus(today(), 5);
+    let key = [("idempotency-key", "order-42")];
+    let first = h.book(arrival, 1, &key).await;
+    assert_eq!(first.status, 201, "{:#}", first.body);
+    let again = h.book(arrival, 1, &key).await;
+    assert_eq!(again.status, 201, "{:#}", again.body);
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_eq!(again.header("location"), first.header("location"));
+    // Same key, another body.
+    h.book(arrival, 2, &key).await.assert_problem(422, "idempotency_key_reused");
+    // A bad key changes nothing.
+    h.book(arrival, 1, &[("idempotency-key", "no spaces allowed")])
+        .await
+        .assert_problem(400, "invalid_request");
+    let uri = format!(
+        "/v1/hotels/H1/availability?arrival={arrival}&departure={}",
+        plus(arrival, 1)
+    );
+    assert_eq!(h.get(&uri).await.body["room_types"][0]["available"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let h = Harness::start();
+    h.setup().await;
+    let hotel_before = h.get("/v1/hotels/H1").await.body;
+    let arrival = plus(today(), 2);
+    let avail_uri = format!(
+        "/v1/hotels/H1/availability?arrival={arrival}&departure={}",
+        plus(arrival, 1)
+    );
+    let avail_before = h.get(&avail_uri).await.body;
+
+    // Malformed JSON, unknown field, wrong type.
+    h.raw(Method::PUT, "/v1/hotels/H1", Some("application/json"), b"{\"name\": ".to_vec())
+        .await
+        .assert_problem(400, "invalid_request");
+    h.call(
+        Method::PUT,
+        "/v1/hotels/H1",
+        Some(json!({"name": "X", "time_zone": TZ, "currency": "CNY", "stars": 5})),
+    )
+    .await
+    .assert_problem(400, "invalid_request");
+    h.call(
+        Method::PUT,
+        "/v1/hotels/H1/room-types/KING",
+        Some(json!({"name": "K", "capacity": "two", "base_rate": 1})),
+    )
+    .await
+    .assert_problem(400, "invalid_request");
+    // Bad currency, bad time zone, bad hotel code.
+    h.call(
+        Method::PUT,
+        "/v1/hotels/H2",
+        Some(json!({"name": "X", "time_zone": TZ, "currency": "XYZ"})),
+    )
+    .await
+    .assert_problem(400, "invalid_request");
+    h.call(
+        Method::PUT,
+        "/v1/hotels/H2",
+        Some(json!({"name": "X", "time_zone": "Mars/Olympus", "currency": "CNY"})),
+    )
+    .await
+    .assert_problem(400, "invalid_request");
+    h.call(
+        Method::PUT,
+        "/v1/hotels/bad%20id",
+        Some(json!({"name": "X", "time_zone": TZ, "currency": "CNY"})),
+    )
+    .await
+    .assert_problem(400, "invalid_request");
+    h.get("/v1/hotels/H2").await.assert_problem(404, "not_found");
+    // Changing the currency of a hotel with room types.
+    h.call(
+        Method::PUT,
+        "/v1/hotels/H1",
+        Some(json!({"name": "Bund Riverside", "time_zone": TZ, "currency": "USD"})),
+    )
+    .await
+    .assert_problem(409, "currency_locked");
+    // Negative rate, foreign currency, float amount, capacity 0.
+    for body in [
+        json!({"name": "K", "capacity": 2, "base_rate": -1}),
+        json!({"name": "K", "capacity": 2, "base_rate": {"amount": 1, "currency": "EUR"}}),
+        json!({"name": "K", "capacity": 2, "base_rate": 10.5}),
+        json!({"name": "K", "capacity": 0, "base_rate": 1}),
+    ] {
+        h.call(Method::PUT, "/v1/hotels/H1/room-types/KING", Some(body))
+            .await
+            .assert_problem(400, "invalid_request");
+    }
+    let rate = json!({"from": "2030-01-02", "to": "2030-01-01", "amount": 1});
+    h.call(Method::PUT, "/v1/hotels/H1/room-types/KING/rates", Some(rate))
+        .await
+        .assert_problem(400, "invalid_request");
+    let rate = json!({"from": "2030-01-01", "to": "2030-01-02", "amount": -5});
+    h.call(Method::PUT, "/v1/hotels/H1/room-types/KING/rates", Some(rate))
+        .await
+        .assert_problem(400, "invalid_request");
+    let rate = json!({"from": "01/01/2030", "to": "2030-01-02", "amount": 5});
+    h.call(Method::PUT, "/v1/hotels/H1/room-types/KING/rates", Some(rate))
+        .await
+        .assert_problem(400, "invalid_request");
+    h.call(Method::PUT, "/v1/hotels/H1/rooms/301", Some(json!({"room_type": "NOPE"})))
+        .await
+        .assert_problem(404, "not_found");
+
+    // Bookings: bad date, guests 0, guests above capacity, bad contact, past arrival,
+    // unknown room type.
+    let mut b = booking(arrival, 1);
+    b["arrival"] = json!("2030-02-30");
+    let uri = "/v1/hotels/H1/reservations";
+    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+    let mut b = booking(arrival, 1);
+    b["guests"] = json!(0);
+    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+    let mut b = booking(arrival, 1);
+    b["guests"] = json!(3);
+    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+    let mut b = booking(arrival, 1);
+    b["guests"] = json!(-1);
+    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+    let mut b = booking(arrival, 1);
+    b["guest"]["email"] = json!("not-an-email");
+    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+    let mut b = booking(arrival, 1);
+    b["guest"]["age"] = json!(30);
+    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+    h.call(Method::POST, uri, Some(booking(plus(today(), -1), 2)))
+        .await
+        .assert_problem(422, "invalid_stay");
+    let mut b = booking(arrival, 1);
+    b["room_type"] = json!("NOPE");
+    h.call(Method::POST, uri, Some(b)).await.assert_problem(404, "not_found");
+    let mut b = booking(arrival, 1);
+    b.as_object_mut().unwrap().remove("guest");
+    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+
+    // Body over 1 MiB, no content type, wrong content type.
+    let mut huge = b"{\"name\": \"".to_vec();
+    huge.extend(std::iter::repeat_n(b'x', (1 << 20) + 10));
+    huge.extend(b"\", \"time_zone\": \"UTC\", \"currency\": \"CNY\"}");
+    h.raw(Method::PUT, "/v1/hotels/H1", Some("application/json"), huge.clone())
+        .await
+        .assert_problem(413, "payload_too_large");
+    h.raw(Method::POST, "/v1/payments/notify", Some("application/json"), huge)
+        .await
+        .assert_problem(413, "payload_too_large");
+    let hotel = json!({"name": "X", "time_zone": TZ, "currency": "CNY"}).to_string();
+    h.raw(Method::PUT, "/v1/hotels/H1", None, hotel.clone().into_bytes())
+        .await
+        .assert_problem(415, "invalid_request");
+    h.raw(Method::PUT, "/v1/hotels/H1", Some("text/plain"), hotel.into_bytes())
+        .await
+        .assert_problem(415, "invalid_request");
+
+    // Housekeeping: unknown status, a step the workflow refuses, unknown room.
+    let hk = "/v1/hotels/H1/rooms/101/housekeeping";
+    h.call(Method::PUT, hk, Some(json!({"status": "sparkling"})))
+        .await
+        .assert_problem(400, "invalid_request");
+    h.call(Method::PUT, hk, Some(json!({"status": "cleaning"})))
+        .await
+        .assert_problem(400, "invalid_request");
+    h.call(Method::PUT, "/v1/hotels/H1/rooms/999/housekeeping", Some(json!({"status": "dirty"})))
+        .await
+        .assert_problem(404, "not_found");
+
+    // Routing.
+    h.get("/v1/nowhere").await.assert_problem(404, "not_found");
+    h.call(Method::DELETE, "/v1/hotels/H1", None)
+        .await
+        .assert_problem(405, "method_not_allowed");
+
+    // Nothing changed.
+    assert_eq!(h.get("/v1/hotels/H1").await.body, hotel_before);
+    assert_eq!(h.get(&avail_uri).await.body, avail_before);
+    let rooms = h.get("/v1/hotels/H1/rooms").await.body;
+    for room in rooms.as_array().unwrap() {
+        assert_eq!(room["housekeeping"], "clean");
+        assert_eq!(room["occupancy"], "vacant");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payment_notify_signature_matrix() {
+    let h = Harness::with_payment(PaymentConfig::new(SECRET).with_previous_secret(OLD_SECRET));
+    h.setup().await;
+    let r = h.book(plus(today(), 4), 1, &[]).await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let res_uri = format!("/v1/reservations/{id}");
+    let v = r.body["version"].as_u64().unwrap();
+    let paid = payment_of(&r.body, "succeeded");
+    let now = now_secs();
+
+    // Rejected: wrong secret, stale, future, missing header, tampered body.
+    h.notify(&paid, now, b"wrong").await.assert_problem(401, "bad_signature");
+    h.notify(&paid, now - 301, SECRET).await.assert_problem(401, "bad_signature");
+    h.notify(&paid, now + 400, SECRET).await.assert_problem(401, "bad_signature");
+    let unsigned = h
+        .raw(Method::POST, "/v1/payments/notify", Some("application/json"), paid.to_string().into_bytes())
+        .await;
+    unsigned.assert_problem(401, "bad_signature");
+    let sig = signature_header(SECRET, now, paid.to_string().as_bytes());
+    let mut tampered = paid.clone();
+    tampered["amount"] = json!(1);
+    let req = Request::post("/v1/payments/notify")
+        .header("x-signature", sig)
+        .body(Body::from(tampered.to_string()))
+        .unwrap();
+    h.send(req).await.assert_problem(401, "bad_signature");
+    // Signed but wrong: unknown reference, amount or currency mismatch, garbage body.
+    let mut unknown = paid.clone();
+    unknown["out_trade_no"] = json!(format!("ik{}", uuid::Uuid::now_v7().simple()));
+    h.notify(&unknown, now, SECRET).await.assert_problem(404, "not_found");
+    unknown["out_trade_no"] = json!("nonsense");
+    h.notify(&unknown, now, SECRET).await.assert_problem(404, "not_found");
+    let mut short = paid.clone();
+    short["amount"] = json!(1);
+    h.notify(&short, now, SECRET).await.assert_problem(422, "amount_mismatch");
+    let mut usd = paid.clone();
+    usd["currency"] = json!("USD");
+    h.notify(&usd, now, SECRET).await.assert_problem(422, "amount_mismatch");
+    h.notify(&json!({"hello": 1}), now, SECRET).await.assert_problem(400, "invalid_request");
+    // A failure report changes nothing.
+    let r = h.notify(&payment_of(&r.body, "failed"), now, SECRET).await;
+    assert_eq!((r.status.as_u16(), r.body.clone()), (200, json!({"received": true})));
+    let r = h.get(&res_uri).await;
+    assert_eq!(r.body["status"], "pending_payment");
+    assert_eq!(r.body["version"].as_u64().unwrap(), v);
+
+    // Good, signed with the previous secret during rotation.
+    let r = h.notify(&paid, now, OLD_SECRET).await;
+    assert_eq!((r.status.as_u16(), r.body.clone()), (200, json!({"received": true})));
+    let r = h.get(&res_uri).await;
+    assert_eq!(r.body["status"], "confirmed");
+    assert_eq!(r.body["payment"]["status"], "succeeded");
+    let confirmed_version = r.body["version"].as_u64().unwrap();
+    assert_eq!(confirmed_version, v + 1);
+    // Duplicate: 200, applied once.
+    let r = h.notify(&paid, now, SECRET).await;
+    assert_eq!((r.status.as_u16(), r.body.clone()), (200, json!({"received": true})));
+    let r = h.get(&res_uri).await;
+    assert_eq!(r.body["version"].as_u64().unwrap(), confirmed_version);
+    assert_eq!(r.body["history"].as_array().unwrap().len(), 2);
+
+    // Success after cancellation: 200 (refund owed), the reservation stays cancelled.
+    let r = h.book(plus(today(), 4), 1, &[]).await;
+    let id2 = r.body["id"].as_str().unwrap().to_owned();
+    let late = payment_of(&r.body, "succeeded");
+    let c = h.call(Method::POST, &format!("/v1/reservations/{id2}/cancel"), None).await;
+    assert_eq!(c.status, 200);
+    let r = h.notify(&late, now_secs(), SECRET).await;
+    assert_eq!((r.status.as_u16(), r.body.clone()), (200, json!({"received": true})));
+    let r = h.get(&format!("/v1/reservations/{id2}")).await;
+    assert_eq!(r.body["status"], "cancelled");
+    assert_eq!(r.body["payment"]["status"], "pending");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_in_and_out_with_room_status() {
+    let h = Harness::start();
+    h.setup().await;
+    let r = h.book(today(), 1, &[]).await;
+    assert_eq!(r.status, 201, "{:#}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let room = r.body["room"].as_str().unwrap().to_owned();
+    // Not paid yet: 409.
+    let check_in = format!("/v1/reservations/{id}/check-in");
+    h.call(Method::POST, &check_in, None).await.assert_problem(409, "invalid_transition");
+    let r = h.notify(&payment_of(&r.body, "succeeded"), now_secs(), SECRET).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    let r = h.call(Method::POST, &check_in, Some(json!({}))).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["status"], "checked_in");
+
+    let rooms = h.get("/v1/hotels/H1/rooms").await;
+    assert_eq!(rooms.status, 200);
+    let entry = rooms.body.as_array().unwrap().iter().find(|r| r["number"] == room.as_str()).unwrap().clone();
+    assert_eq!(
+        entry,
+        json!({"number": room, "room_type": "KING", "occupancy": "occupied",
+               "housekeeping": "clean", "reservation": id})
+    );
+    let r = h.call(Method::POST, &format!("/v1/reservations/{id}/check-out"), None).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["status"], "checked_out");
+    let rooms = h.get("/v1/hotels/H1/rooms").await.body;
+    let entry = rooms.as_array().unwrap().iter().find(|r| r["number"] == room.as_str()).unwrap().clone();
+    assert_eq!(entry["occupancy"], "vacant");
+    assert_eq!(entry["housekeeping"], "dirty");
+    assert_eq!(entry["reservation"], Value::Null);
+
+    let hk = format!("/v1/hotels/H1/rooms/{room}/housekeeping");
+    let r = h.call(Method::PUT, &hk, Some(json!({"status": "cleaning"}))).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["housekeeping"], "cleaning");
+    assert_eq!(r.body["number"], room.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_ids_health_and_openapi() {
+    let h = Harness::start();
+    let r = h.call_with(Method::GET, "/healthz", &[("x-request-id", "abc-123")], None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, json!({"status": "ok"}));
+    assert_eq!(r.header("x-request-id"), "abc-123");
+    // Generated when absent, replaced when unusable; also on errors.
+    let r = h.get("/nowhere").await;
+    r.assert_problem(404, "not_found");
+    assert!(uuid::Uuid::parse_str(r.header("x-request-id")).is_ok());
+    let long = "x".repeat(129);
+    let r = h.call_with(Method::GET, "/healthz", &[("x-request-id", &long)], None).await;
+    assert!(uuid::Uuid::parse_str(r.header("x-request-id")).is_ok());
+
+    let r = h.get("/readyz").await;
+    assert_eq!(r.status, 200);
+
+    let r = h.get("/openapi.json").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), "application/json");
+    assert!(r.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = r.body["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/v1/hotels/{hotel_id}", &["put", "get"][..]),
+        ("/v1/hotels/{hotel_id}/room-types/{code}", &["put"]),
+        ("/v1/hotels/{hotel_id}/rooms/{number}", &["put"]),
+        ("/v1/hotels/{hotel_id}/room-types/{code}/rates", &["put"]),
+        ("/v1/hotels/{hotel_id}/availability", &["get"]),
+        ("/v1/hotels/{hotel_id}/reservations", &["post"]),
+        ("/v1/reservations/{id}", &["get"]),
+        ("/v1/reservations/{id}/cancel", &["post"]),
+        ("/v1/reservations/{id}/check-in", &["post"]),
+        ("/v1/reservations/{id}/check-out", &["post"]),
+        ("/v1/hotels/{hotel_id}/rooms", &["get"]),
+        ("/v1/hotels/{hotel_id}/rooms/{number}/housekeeping", &["put"]),
+        ("/v1/payments/notify", &["post"]),
+        ("/healthz", &["get"]),
+        ("/readyz", &["get"]),
+        ("/openapi.json", &["get"]),
+    ] {
+        for m in methods {
+            assert!(paths[path][m].is_object(), "{m} {path} missing");
+        }
+    }
+    let schemas = r.body["components"]["schemas"].as_object().unwrap();
+    for s in ["ReservationView", "Problem", "MoneyInput", "AvailabilityView", "NotifyRequest"] {
+        assert!(schemas.contains_key(s), "schema {s} missing");
+    }
+
+    // Not ready once shutting down.
+    h.engine.shutdown();
+    h.get("/readyz").await.assert_problem(503, "not_ready");
+    let r = h.get("/v1/hotels/H1/rooms").await;
+    r.assert_problem(503, "shutting_down");
+    assert!(!r.header("retry-after").is_empty());
+}

@@ -1,0 +1,23 @@
+//! Innkeep's persistence: the journal (append-only segment files written by one thread
+//! with group commit and `fdatasync`), snapshots in sled, and recovery.
+//!
+//! Generic over the event type `E` and the state type `S`; the engine's types are
+//! plugged in by the caller. Start-up is:
+//!
+//! 1. [`SnapshotStore::load`] → `(after_seq, state)` (or `(0, empty state)`),
+//! 2. [`recover`]`(dir, after_seq, |seq, event| apply)` → [`RecoveryReport`],
+//! 3. [`Journal::start`]`(options, report.last_seq + 1, on_commit)`.
+//!
+//! After [`SnapshotStore::save`]`(seq, …)` returns, call
+//! [`Journal::truncate_through`]`(seq)` to delete journal segments the snapshot covers.
+
+pub mod journal;
+pub mod snapshot;
+pub mod storage;
+
+pub use journal::{
+    recover, AckReceiver, Committed, Journal, JournalError, JournalOptions, JournalStats, OnCommit,
+    RecoveryReport, SyncMode,
+};
+pub use snapshot::{SnapshotError, SnapshotStore, SNAPSHOT_FORMAT_VERSION};
+pub use storage::{FaultPlan, FaultyStorage, FsStorage, SegmentFile, Storage};

@@ -1,0 +1,540 @@
+//! Snapshots of the full engine state in sled.
+//!
+//! One snapshot is kept: the bincode-encoded state under [`DATA_KEY`] and a small
+//! fixed-layout metadata record under [`META_KEY`], written together in one sled batch
+//! (crash-atomic in sled 0.34: a crash never pairs new metadata with old data). The
+//! metadata carries the format version, the journal sequence number the snapshot
+//! covers, and the CRC32C and length of the state bytes, so a damaged snapshot is a
+//! clear error at load time rather than a silently partial state.
+//!
+//! Durability: sled's own `flush` uses `sync_file_range` on Linux, which is not durable
+//! against power loss. After `flush`, [`SnapshotStore::save`] therefore `sync_all`s
+//! every file under the sled directory, and the directories themselves. sled's
+//! background flusher is disabled and `flush` is only ever called from inside `save`,
+//! serialized by a mutex (never `flush_async`, which deadlocks with many callers,
+//! sled#1308).
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Version of the snapshot layout (metadata record + bincode state) this build writes
+/// and the only one it loads.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+/// Largest encoded state accepted, so a corrupt length can never drive a huge
+/// allocation and a runaway state is refused instead of filling the disk.
+pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
+
+/// sled key of the metadata record.
+pub const META_KEY: &[u8] = b"innkeep/snapshot/meta";
+
+/// sled key of the encoded state.
+pub const DATA_KEY: &[u8] = b"innkeep/snapshot/data";
+
+/// Size of the metadata record: version u32 + seq u64 + crc32c u32 + length u64, all
+/// little-endian, version first so any future layout can still be recognised.
+const META_BYTES: usize = 24;
+
+/// Deepest directory level under the sled directory that `save` walks to fsync files;
+/// sled uses two, the bound just keeps a strange tree from recursing forever.
+const MAX_SYNC_DEPTH: usize = 8;
+
+/// Everything that can go wrong storing or loading a snapshot.
+#[derive(thiserror::Error, Debug)]
+pub enum SnapshotError {
+    /// sled failed; `operation` says doing what.
+    #[error("snapshot store {}: sled {operation} failed: {source}", path.display())]
+    Sled {
+        /// The sled directory.
+        path: PathBuf,
+        /// What was being done (open, insert, flush, get).
+        operation: &'static str,
+        /// sled's error.
+        #[source]
+        source: sled::Error,
+    },
+    /// An fsync of the sled files failed after a flush: the snapshot may not be durable.
+    #[error("snapshot store: syncing {} failed: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The state could not be encoded.
+    #[error("snapshot state could not be encoded: {reason}")]
+    Encode {
+        /// The encoder's message.
+        reason: String,
+    },
+    /// The encoded state exceeds [`MAX_SNAPSHOT_BYTES`].
+    #[error("snapshot state is {bytes} bytes encoded, over the {max_bytes}-byte limit")]
+    TooLarge {
+        /// Encoded size.
+        bytes: u64,
+        /// The limit.
+        max_bytes: u64,
+    },
+    /// `save` was asked to store a snapshot older than the one stored: refused, since
+    /// journal segments up to the newer one may already be deleted.
+    #[error("snapshot store {}: refusing to replace the snapshot at seq {stored_seq} with an older one at seq {seq}", path.display())]
+    Stale {
+        /// The sled directory.
+        path: PathBuf,
+        /// The seq `save` was called with.
+        seq: u64,
+        /// The seq of the stored snapshot.
+        stored_seq: u64,
+    },
+    /// The stored snapshot was written by a format version this build cannot read.
+    #[error("snapshot in {} has unknown format version {version} (this build reads version {SNAPSHOT_FORMAT_VERSION})", path.display())]
+    UnknownFormat {
+        /// The sled directory.
+        path: PathBuf,
+        /// The version found.
+        version: u32,
+    },
+    /// The stored snapshot is damaged (length or CRC mismatch, undecodable state, or
+    /// data/metadata missing their partner).
+    #[error("snapshot in {} is corrupt: {reason}", path.display())]
+    Corrupt {
+        /// The sled directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The decoded metadata record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SnapshotMeta {
+    /// [`SNAPSHOT_FORMAT_VERSION`] at write time.
+    format_version: u32,
+    /// Journal sequence number the snapshot covers (replay starts after it).
+    seq: u64,
+    /// CRC32C of the encoded state.
+    crc32c: u32,
+    /// Length of the encoded state in bytes.
+    len_bytes: u64,
+}
+
+impl SnapshotMeta {
+    /// Fixed little-endian layout.
+    fn to_bytes(self) -> [u8; META_BYTES] {
+        let mut out = [0u8; META_BYTES];
+        out[0..4].copy_from_slice(&self.format_version.to_le_bytes());
+        out[4..12].copy_from_slice(&self.seq.to_le_bytes());
+        out[12..16].copy_from_slice(&self.crc32c.to_le_bytes());
+        out[16..24].copy_from_slice(&self.len_bytes.to_le_bytes());
+        out
+    }
+}
+
+/// The snapshot store: a sled database holding the newest snapshot only.
+pub struct SnapshotStore {
+    /// The sled database.
+    db: sled::Db,
+    /// Its directory, for fsyncing files and naming it in errors.
+    dir: PathBuf,
+    /// Serializes `save`, so sled's `flush` is only ever run by one thread at a time.
+    save_lock: Mutex<()>,
+}
+
+impl fmt::Debug for SnapshotStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnapshotStore {
+    /// Open (or create) the sled database in `dir`. sled's background flusher is
+    /// disabled: durability comes from `save`'s explicit flush + fsync.
+    pub fn open(dir: &Path) -> Result<Self, SnapshotError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|source| SnapshotError::Sled {
+                path: dir.to_path_buf(),
+                operation: "open",
+                source,
+            })?;
+        Ok(Self {
+            db,
+            dir: dir.to_path_buf(),
+            save_lock: Mutex::new(()),
+        })
+    }
+
+    /// The sled directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Store `state` as the snapshot covering journal records up to `seq`, replacing the
+    /// previous one, and make it durable (sled flush, then fsync of every file and
+    /// directory under the store). Only after this returns may journal segments up to
+    /// `seq` be deleted. Refuses (`Stale`) a `seq` older than the stored snapshot's.
+    pub fn save<S: Serialize>(&self, seq: u64, state: &S) -> Result<(), SnapshotError> {
+        let data =
+            bincode::serde::encode_to_vec(state, bincode::config::standard()).map_err(|e| {
+                SnapshotError::Encode {
+                    reason: e.to_string(),
+                }
+            })?;
+        let len_bytes = data.len() as u64;
+        if len_bytes > MAX_SNAPSHOT_BYTES {
+            return Err(SnapshotError::TooLarge {
+                bytes: len_bytes,
+                max_bytes: MAX_SNAPSHOT_BYTES,
+            });
+        }
+        let meta = SnapshotMeta {
+            format_version: SNAPSHOT_FORMAT_VERSION,
+            seq,
+            crc32c: crc32c::crc32c(&data),
+            len_bytes,
+        };
+        self.write_raw(seq, &meta.to_bytes(), data)
+    }
+
+    /// Err if a snapshot newer than `seq` is stored. An unreadable stored snapshot
+    /// does not block saving a good one over it.
+    fn refuse_stale(&self, seq: u64) -> Result<(), SnapshotError> {
+        let stored = self
+            .db
+            .get(META_KEY)
+            .map_err(|source| self.sled_error("get", source))?;
+        if let Some(stored) = stored {
+            if let Ok(meta) = self.parse_meta(&stored) {
+                if meta.seq > seq {
+                    return Err(SnapshotError::Stale {
+                        path: self.dir.clone(),
+                        seq,
+                        stored_seq: meta.seq,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write metadata and data atomically and make them durable.
+    fn write_raw(&self, seq: u64, meta: &[u8], data: Vec<u8>) -> Result<(), SnapshotError> {
+        let _guard = self
+            .save_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.refuse_stale(seq)?;
+        let mut batch = sled::Batch::default();
+        batch.insert(DATA_KEY, data);
+        batch.insert(META_KEY, meta);
+        self.db
+            .apply_batch(batch)
+            .map_err(|source| self.sled_error("apply_batch", source))?;
+        self.db
+            .flush()
+            .map_err(|source| self.sled_error("flush", source))?;
+        sync_tree(&self.dir, 0)
+    }
+
+    /// Load the snapshot: `None` if none was ever saved, `(seq, state)` if it is intact,
+    /// and an error naming the reason if its version is unknown, its length or CRC does
+    /// not match, or the state does not decode as `S` (all bytes must be consumed).
+    pub fn load<S: DeserializeOwned>(&self) -> Result<Option<(u64, S)>, SnapshotError> {
+        let meta = self
+            .db
+            .get(META_KEY)
+            .map_err(|source| self.sled_error("get", source))?;
+        let data = self
+            .db
+            .get(DATA_KEY)
+            .map_err(|source| self.sled_error("get", source))?;
+        let (meta, data) = match (meta, data) {
+            (None, None) => return Ok(None),
+            (None, Some(_)) => return Err(self.corrupt("state data present without metadata")),
+            (Some(_), None) => return Err(self.corrupt("metadata present without state data")),
+            (Some(meta), Some(data)) => (meta, data),
+        };
+        let meta = self.parse_meta(&meta)?;
+        if meta.len_bytes > MAX_SNAPSHOT_BYTES {
+            return Err(self.corrupt(format!(
+                "metadata claims {} bytes, over the {MAX_SNAPSHOT_BYTES}-byte limit",
+                meta.len_bytes
+            )));
+        }
+        if data.len() as u64 != meta.len_bytes {
+            return Err(self.corrupt(format!(
+                "state is {} bytes, metadata says {}",
+                data.len(),
+                meta.len_bytes
+            )));
+        }
+        let crc = crc32c::crc32c(&data);
+        if crc != meta.crc32c {
+            return Err(self.corrupt(format!(
+                "CRC32C mismatch: stored {:#010x}, computed {crc:#010x}",
+                meta.crc32c
+            )));
+        }
+        let config = bincode::config::standard().with_limit::<{ MAX_SNAPSHOT_BYTES as usize }>();
+        let (state, used) = bincode::serde::decode_from_slice::<S, _>(&data, config)
+            .map_err(|e| self.corrupt(format!("state does not decode: {e}")))?;
+        if used != data.len() {
+            return Err(self.corrupt(format!(
+                "state decodes from {used} of its {} bytes",
+                data.len()
+            )));
+        }
+        Ok(Some((meta.seq, state)))
+    }
+
+    /// Decode the metadata record, checking the version first.
+    fn parse_meta(&self, bytes: &[u8]) -> Result<SnapshotMeta, SnapshotError> {
+        if bytes.len() < 4 {
+            return Err(self.corrupt(format!("metadata is only {} bytes", bytes.len())));
+        }
+        let u32_at = |pos: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&bytes[pos..pos + 4]);
+            u32::from_le_bytes(b)
+        };
+        let u64_at = |pos: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[pos..pos + 8]);
+            u64::from_le_bytes(b)
+        };
+        let format_version = u32_at(0);
+        if format_version != SNAPSHOT_FORMAT_VERSION {
+            return Err(SnapshotError::UnknownFormat {
+                path: self.dir.clone(),
+                version: format_version,
+            });
+        }
+        if bytes.len() != META_BYTES {
+            return Err(self.corrupt(format!(
+                "metadata is {} bytes, expected {META_BYTES}",
+                bytes.len()
+            )));
+        }
+        Ok(SnapshotMeta {
+            format_version,
+            seq: u64_at(4),
+            crc32c: u32_at(12),
+            len_bytes: u64_at(16),
+        })
+    }
+
+    /// A `Corrupt` error for this store.
+    fn corrupt(&self, reason: impl Into<String>) -> SnapshotError {
+        SnapshotError::Corrupt {
+            path: self.dir.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A `Sled` error for this store.
+    fn sled_error(&self, operation: &'static str, source: sled::Error) -> SnapshotError {
+        SnapshotError::Sled {
+            path: self.dir.clone(),
+            operation,
+            source,
+        }
+    }
+}
+
+/// `sync_all` every regular file under `dir` (recursively), then `dir` itself, so what
+/// sled flushed with `sync_file_range` is durable against power loss. Files that vanish
+/// mid-walk (sled removing an old one) are skipped.
+fn sync_tree(dir: &Path, depth: usize) -> Result<(), SnapshotError> {
+    let io_error = |path: &Path, source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if depth > MAX_SYNC_DEPTH {
+        return Ok(());
+    }
+    let entries = fs::read_dir(dir).map_err(|e| io_error(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let path = entry.path();
+        let file_type = match entry.file_type() {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error(&path, e)),
+        };
+        if file_type.is_dir() {
+            sync_tree(&path, depth + 1)?;
+        } else if file_type.is_file() {
+            match File::open(&path).and_then(|f| f.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(&path, e)),
+            }
+        }
+    }
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct State {
+        rooms: BTreeMap<String, Vec<u32>>,
+        version: u64,
+    }
+
+    fn sample_state(n: u32) -> State {
+        let mut rooms = BTreeMap::new();
+        for i in 0..n {
+            rooms.insert(format!("room-{i}"), (0..i).collect());
+        }
+        State {
+            rooms,
+            version: u64::from(n),
+        }
+    }
+
+    #[test]
+    fn empty_store_loads_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path()).expect("open");
+        assert_eq!(store.load::<State>().expect("load"), None);
+    }
+
+    #[test]
+    fn save_load_round_trip_keeps_newest_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = SnapshotStore::open(dir.path()).expect("open");
+            store.save(10, &sample_state(3)).expect("save 1");
+            assert_eq!(
+                store.load::<State>().expect("load"),
+                Some((10, sample_state(3)))
+            );
+            store.save(42, &sample_state(20)).expect("save 2");
+            assert_eq!(
+                store.load::<State>().expect("load"),
+                Some((42, sample_state(20)))
+            );
+        }
+        let store = SnapshotStore::open(dir.path()).expect("reopen");
+        assert_eq!(
+            store.load::<State>().expect("load after reopen"),
+            Some((42, sample_state(20)))
+        );
+    }
+
+    #[test]
+    fn older_snapshot_does_not_replace_a_newer_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path()).expect("open");
+        store.save(42, &sample_state(4)).expect("save");
+        assert!(matches!(
+            store.save(41, &sample_state(1)),
+            Err(SnapshotError::Stale {
+                seq: 41,
+                stored_seq: 42,
+                ..
+            })
+        ));
+        store
+            .save(42, &sample_state(5))
+            .expect("same seq is allowed");
+        assert_eq!(
+            store.load::<State>().expect("load"),
+            Some((42, sample_state(5)))
+        );
+    }
+
+    #[test]
+    fn corrupt_data_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path()).expect("open");
+        store.save(7, &sample_state(5)).expect("save");
+        let mut data = store.db.get(DATA_KEY).expect("get").expect("data").to_vec();
+        let mid = data.len() / 2;
+        data[mid] ^= 0x40;
+        store.db.insert(DATA_KEY, data).expect("overwrite");
+        let err = store
+            .load::<State>()
+            .expect_err("corrupt snapshot must not load");
+        match &err {
+            SnapshotError::Corrupt { reason, .. } => assert!(reason.contains("CRC32C"), "{err}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(err.to_string().contains(&dir.path().display().to_string()));
+    }
+
+    #[test]
+    fn truncated_data_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path()).expect("open");
+        store.save(7, &sample_state(5)).expect("save");
+        let data = store.db.get(DATA_KEY).expect("get").expect("data").to_vec();
+        store
+            .db
+            .insert(DATA_KEY, &data[..data.len() - 1])
+            .expect("overwrite");
+        assert!(matches!(
+            store.load::<State>(),
+            Err(SnapshotError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn state_that_does_not_decode_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path()).expect("open");
+        // Valid metadata and CRC, but the bytes are not a `State`.
+        store.save(3, &"just a string").expect("save");
+        let err = store.load::<State>().expect_err("wrong type must not load");
+        match err {
+            SnapshotError::Corrupt { reason, .. } => {
+                assert!(reason.contains("decode"), "{reason}")
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_format_version_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path()).expect("open");
+        store.save(9, &sample_state(2)).expect("save");
+        let mut meta = store.db.get(META_KEY).expect("get").expect("meta").to_vec();
+        meta[0..4].copy_from_slice(&99u32.to_le_bytes());
+        store.db.insert(META_KEY, meta).expect("overwrite");
+        match store.load::<State>() {
+            Err(SnapshotError::UnknownFormat { version, .. }) => assert_eq!(version, 99),
+            other => panic!("expected UnknownFormat, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_partner_key_is_corrupt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path()).expect("open");
+        store.save(1, &sample_state(1)).expect("save");
+        store.db.remove(DATA_KEY).expect("remove");
+        assert!(matches!(
+            store.load::<State>(),
+            Err(SnapshotError::Corrupt { .. })
+        ));
+    }
+}

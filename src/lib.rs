@@ -1,0 +1,15 @@
+//! Innkeep: an actor-based, in-memory hotel reservation engine.
+//!
+//! Embed it with [`Engine`]: start it from an [`EngineConfig`] and call the same operations
+//! the HTTP API offers as typed async calls. Or run the `innkeep` binary, whose server is
+//! [`server::run`].
+
+pub mod config;
+pub mod demo;
+pub mod server;
+
+pub use innkeep_actors::{
+    Availability, BookInput, Engine, EngineConfig, EngineError, RoomView, StartError, SyncMode,
+    TypeAvailability,
+};
+pub use innkeep_engine as domain;

@@ -1,0 +1,100 @@
+//! The `innkeep` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use innkeep::config::Config;
+use innkeep::server::{self, Mode};
+use innkeep::SyncMode;
+
+#[derive(Parser, Debug)]
+#[command(name = "innkeep", version, about = "Actor-based, in-memory hotel reservation engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        /// TOML configuration file; `INNKEEP_*` environment variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Load a demo hotel into an empty data dir and print how to try it.
+        #[arg(long)]
+        demo: bool,
+        /// Acknowledge writes without fdatasync. Benchmarks only: a crash can lose
+        /// acknowledged bookings.
+        #[arg(long)]
+        unsafe_no_fsync: bool,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INNKEEP_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            demo,
+            unsafe_no_fsync,
+            log_format,
+        } => serve(config, demo, unsafe_no_fsync, log_format),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("innkeep: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(
+    config_path: Option<PathBuf>,
+    demo: bool,
+    unsafe_no_fsync: bool,
+    log_format: LogFormat,
+) -> anyhow::Result<()> {
+    let config = Config::load(config_path.as_deref(), std::env::vars())?;
+    init_tracing(log_format);
+    let sync = if unsafe_no_fsync {
+        tracing::warn!("--unsafe-no-fsync: acknowledged changes can be lost in a crash");
+        SyncMode::None
+    } else {
+        SyncMode::Fdatasync
+    };
+    let mode = if demo { Mode::Demo } else { Mode::Plain };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("innkeep-http")
+        .build()?;
+    runtime.block_on(server::run(config, mode, sync, server::shutdown_signal()))
+}

@@ -1,0 +1,185 @@
+//! `innkeep serve`: listen at once, recover, then serve the API until a shutdown signal.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::body::Body;
+use axum::http::{header, Request, Response, StatusCode};
+use axum::Router;
+use innkeep_actors::{Engine, SyncMode};
+use innkeep_http::{AppState, PaymentConfig};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::config::Config;
+use crate::demo;
+
+/// How long in-flight requests get to finish after a shutdown signal before the server
+/// stops waiting (the whole shutdown must fit in 10 s; the rest is for the engine).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// Choices made on the command line rather than in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Serve what the data dir holds.
+    Plain,
+    /// Load the demo hotel into an empty data dir and print how to try it.
+    Demo,
+}
+
+/// Runs the server until `shutdown` resolves, then drains and stops the engine.
+pub async fn run(
+    config: Config,
+    mode: Mode,
+    sync: SyncMode,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("config key `listen`: cannot listen on {}", config.listen))?;
+    let local = listener.local_addr()?;
+
+    // Until recovery is done every route but /healthz answers 503 `not_ready`.
+    let api: Arc<OnceLock<Router>> = Arc::default();
+    let app = {
+        let api = api.clone();
+        Router::new().fallback_service(tower::service_fn(move |req: Request<Body>| {
+            let api = api.clone();
+            async move {
+                match api.get() {
+                    Some(router) => router.clone().oneshot(req).await,
+                    None => Ok::<_, Infallible>(recovering(&req)),
+                }
+            }
+        }))
+    };
+    let stop = CancellationToken::new();
+    let server = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        })
+    };
+    tracing::info!(%local, "listening; recovering");
+
+    let engine_config = config.engine(sync);
+    let started = tokio::task::spawn_blocking(move || Engine::start(engine_config))
+        .await
+        .context("recovery thread failed")?;
+    let engine = match started {
+        Ok(engine) => engine,
+        Err(e) => {
+            stop.cancel();
+            let _ = server.await;
+            return Err(e).with_context(|| {
+                format!("cannot start from data dir {}", config.data_dir.display())
+            });
+        }
+    };
+
+    let secret = match (&config.payment.secret, mode) {
+        (Some(s), _) => s.clone(),
+        (None, Mode::Demo) => demo::DEMO_PAYMENT_SECRET.to_owned(),
+        (None, Mode::Plain) => {
+            tracing::warn!(
+                "no payment.secret configured: every /v1/payments/notify is refused"
+            );
+            String::new()
+        }
+    };
+    if mode == Mode::Demo {
+        let loaded = demo::load(&engine).await.context("loading the demo hotel")?;
+        let today = engine
+            .today(&innkeep_engine::HotelId::parse(demo::DEMO_HOTEL)?)
+            .context("demo hotel")?;
+        let tomorrow = today.tomorrow().unwrap_or(today);
+        let text = demo::instructions(
+            &format!("http://{local}"),
+            &secret,
+            &today.to_string(),
+            &tomorrow.to_string(),
+        );
+        tracing::info!(loaded, "demo hotel {}", demo::DEMO_HOTEL);
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
+    }
+
+    let mut payment = PaymentConfig::new(secret.into_bytes());
+    if let Some(previous) = &config.payment.previous_secret {
+        payment = payment.with_previous_secret(previous.clone().into_bytes());
+    }
+    let _ = api.set(innkeep_http::router(AppState::new(engine.clone(), payment)));
+    tracing::info!(%local, "ready");
+
+    shutdown.await;
+    tracing::info!("shutting down: draining requests");
+    stop.cancel();
+    match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error"),
+        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+        Err(_) => tracing::warn!("requests still running after the drain timeout; stopping anyway"),
+    }
+    tokio::task::spawn_blocking(move || engine.shutdown())
+        .await
+        .context("engine shutdown")?;
+    Ok(())
+}
+
+fn recovering(req: &Request<Body>) -> Response<Body> {
+    if req.uri().path() == "/healthz" {
+        return json(StatusCode::OK, "application/json", r#"{"status":"ok"}"#.into());
+    }
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": "recovering state from disk; retry shortly",
+        "code": "not_ready",
+    });
+    let mut res = json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "application/problem+json",
+        body.to_string(),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    res
+}
+
+fn json(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    res
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `innkeep` binary as a child process, over loopback, with a
+//! real data dir. One test binary; each area is a module.
+
+mod booking;
+mod harness;
+mod validation;
