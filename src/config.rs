@@ -207,8 +207,18 @@ impl Config {
         range("horizon_days", self.horizon_days, 1, 3650)?;
         range("arbiters", self.arbiters, 0, 256)?;
         range("max_in_flight", self.max_in_flight, 1, 1_000_000)?;
-        range("snapshot_every_events", self.snapshot_every_events, 1, u64::MAX)?;
-        range("snapshot_every_seconds", self.snapshot_every_seconds, 1, 86_400)?;
+        range(
+            "snapshot_every_events",
+            self.snapshot_every_events,
+            1,
+            u64::MAX,
+        )?;
+        range(
+            "snapshot_every_seconds",
+            self.snapshot_every_seconds,
+            1,
+            86_400,
+        )?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Value {
                 key: "data_dir",

@@ -17,11 +17,28 @@ pub async fn load(engine: &Engine) -> Result<bool, EngineError> {
         return Ok(false);
     }
     engine
-        .put_hotel(hotel.clone(), "Innkeep Demo Hotel, The Bund", "Asia/Shanghai", "CNY")
+        .put_hotel(
+            hotel.clone(),
+            "Innkeep Demo Hotel, The Bund",
+            "Asia/Shanghai",
+            "CNY",
+        )
         .await?;
     let types: [(&str, &str, u16, i64, &[&str]); 3] = [
-        ("KING", "King room", 2, 68_000, &["101", "102", "103", "104", "105", "106"]),
-        ("TWIN", "Twin room", 3, 58_000, &["201", "202", "203", "204", "205", "206"]),
+        (
+            "KING",
+            "King room",
+            2,
+            68_000,
+            &["101", "102", "103", "104", "105", "106"],
+        ),
+        (
+            "TWIN",
+            "Twin room",
+            3,
+            58_000,
+            &["201", "202", "203", "204", "205", "206"],
+        ),
         ("SUITE", "Bund view suite", 4, 168_000, &["301", "302"]),
     ];
     for (code, name, capacity, rate, rooms) in types {

@@ -9,7 +9,11 @@ use innkeep::server::{self, Mode};
 use innkeep::SyncMode;
 
 #[derive(Parser, Debug)]
-#[command(name = "innkeep", version, about = "Actor-based, in-memory hotel reservation engine")]
+#[command(
+    name = "innkeep",
+    version,
+    about = "Actor-based, in-memory hotel reservation engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -86,14 +86,14 @@ pub async fn run(
         (Some(s), _) => s.clone(),
         (None, Mode::Demo) => demo::DEMO_PAYMENT_SECRET.to_owned(),
         (None, Mode::Plain) => {
-            tracing::warn!(
-                "no payment.secret configured: every /v1/payments/notify is refused"
-            );
+            tracing::warn!("no payment.secret configured: every /v1/payments/notify is refused");
             String::new()
         }
     };
     if mode == Mode::Demo {
-        let loaded = demo::load(&engine).await.context("loading the demo hotel")?;
+        let loaded = demo::load(&engine)
+            .await
+            .context("loading the demo hotel")?;
         let today = engine
             .today(&innkeep_engine::HotelId::parse(demo::DEMO_HOTEL)?)
             .context("demo hotel")?;
@@ -133,7 +133,11 @@ pub async fn run(
 
 fn recovering(req: &Request<Body>) -> Response<Body> {
     if req.uri().path() == "/healthz" {
-        return json(StatusCode::OK, "application/json", r#"{"status":"ok"}"#.into());
+        return json(
+            StatusCode::OK,
+            "application/json",
+            r#"{"status":"ok"}"#.into(),
+        );
     }
     let body = serde_json::json!({
         "type": "about:blank",

@@ -27,7 +27,7 @@ async fn racing_clients_never_double_sell() {
         let c = c.clone();
         let url = s.url("/v1/hotels/RACE/reservations");
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (client_no + 1) * 0x1000_0001);
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((client_no + 1) * 0x1000_0001));
             let mut outcomes = Vec::new();
             for _ in 0..ATTEMPTS {
                 let arrival = plus(first, rng.below(6) as i64);
@@ -52,7 +52,10 @@ async fn racing_clients_never_double_sell() {
             }
         }
     }
-    assert!(!booked.is_empty() && !refused.is_empty(), "the race had winners and losers");
+    assert!(
+        !booked.is_empty() && !refused.is_empty(),
+        "the race had winners and losers"
+    );
 
     // No (room, night) is held by two reservations.
     let mut held: HashMap<(String, jiff::civil::Date), String> = HashMap::new();
@@ -99,7 +102,10 @@ async fn racing_clients_never_double_sell() {
             }
             true
         });
-        assert!(!rooms_free, "{arrival}..{departure} was refused but a room was free");
+        assert!(
+            !rooms_free,
+            "{arrival}..{departure} was refused but a room was free"
+        );
         let (_, body, _) = send(c.get(s.url(&format!(
             "/v1/hotels/RACE/availability?arrival={arrival}&departure={departure}"
         ))))
@@ -109,13 +115,18 @@ async fn racing_clients_never_double_sell() {
 
     // Every acknowledged reservation reads back as it was created.
     for r in booked.iter().take(20) {
-        let (status, got, _) = send(c.get(s.url(&format!(
-            "/v1/reservations/{}",
-            r["id"].as_str().unwrap()
-        ))))
-        .await;
+        let (status, got, _) =
+            send(c.get(s.url(&format!("/v1/reservations/{}", r["id"].as_str().unwrap())))).await;
         assert_eq!(status, 200);
-        for field in ["id", "room", "arrival", "departure", "status", "total", "version"] {
+        for field in [
+            "id",
+            "room",
+            "arrival",
+            "departure",
+            "status",
+            "total",
+            "version",
+        ] {
             assert_eq!(got[field], r[field], "{field}");
         }
     }
@@ -137,7 +148,12 @@ async fn idempotency_key_race_creates_one_reservation() {
     for _ in 0..24 {
         let (c, url, body) = (c.clone(), url.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
-            send(c.post(&url).header("Idempotency-Key", "retry-42").json(&body)).await
+            send(
+                c.post(&url)
+                    .header("Idempotency-Key", "retry-42")
+                    .json(&body),
+            )
+            .await
         }));
     }
     let mut ids = HashSet::new();
@@ -152,12 +168,19 @@ async fn idempotency_key_race_creates_one_reservation() {
         plus(arrival, 2)
     ))))
     .await;
-    assert_eq!(avail["room_types"][0]["available"], 2, "exactly one room taken");
+    assert_eq!(
+        avail["room_types"][0]["available"], 2,
+        "exactly one room taken"
+    );
 
     let mut other = body.clone();
     other["guests"] = json!(1);
-    let (status, problem, _) =
-        send(c.post(&url).header("Idempotency-Key", "retry-42").json(&other)).await;
+    let (status, problem, _) = send(
+        c.post(&url)
+            .header("Idempotency-Key", "retry-42")
+            .json(&other),
+    )
+    .await;
     assert_eq!(status, 422);
     assert_eq!(problem["code"], "idempotency_key_reused");
 
@@ -198,7 +221,10 @@ async fn reservation_life_cycle() {
 
     // Check-in needs a confirmed reservation.
     let (status, p, _) = send(c.post(path("check-in"))).await;
-    assert_eq!((status, p["code"].as_str()), (409, Some("invalid_transition")));
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (409, Some("invalid_transition"))
+    );
 
     pay(&c, &s, &r).await;
     let (_, r, headers) = send(c.get(s.url(&format!("/v1/reservations/{id}")))).await;
@@ -208,7 +234,10 @@ async fn reservation_life_cycle() {
 
     // A stale If-Match changes nothing.
     let (status, p, _) = send(c.post(path("check-in")).header("If-Match", "\"1\"")).await;
-    assert_eq!((status, p["code"].as_str()), (412, Some("version_mismatch")));
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (412, Some("version_mismatch"))
+    );
 
     let (status, r, _) = send(c.post(path("check-in")).header("If-Match", "\"2\"")).await;
     assert_eq!(status, 200, "{r}");
@@ -225,7 +254,10 @@ async fn reservation_life_cycle() {
     assert_eq!(room["reservation"], r["id"]);
 
     let (status, p, _) = send(c.post(path("cancel"))).await;
-    assert_eq!((status, p["code"].as_str()), (409, Some("invalid_transition")));
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (409, Some("invalid_transition"))
+    );
 
     let (status, r, _) = send(c.post(path("check-out"))).await;
     assert_eq!(status, 200, "{r}");

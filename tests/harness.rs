@@ -116,7 +116,9 @@ impl Server {
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = i32::try_from(self.child.id()).expect("pid");
         // SAFETY-free: `kill` from the command line avoids unsafe libc calls.
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         self.child.wait().expect("wait")
     }
 }
@@ -195,7 +197,8 @@ pub fn today(tz: &str) -> jiff::civil::Date {
 
 /// `date + days`.
 pub fn plus(date: jiff::civil::Date, days: i64) -> jiff::civil::Date {
-    date.checked_add(jiff::Span::new().days(days)).expect("date")
+    date.checked_add(jiff::Span::new().days(days))
+        .expect("date")
 }
 
 /// A booking body.
@@ -226,7 +229,8 @@ impl Rng {
 pub async fn notify(c: &reqwest::Client, s: &Server, body: &Value) -> (u16, Value) {
     let raw = body.to_string();
     let t = jiff::Timestamp::now().as_second();
-    let sig = innkeep_http::routes::payments::signature_header(SECRET.as_bytes(), t, raw.as_bytes());
+    let sig =
+        innkeep_http::routes::payments::signature_header(SECRET.as_bytes(), t, raw.as_bytes());
     let (status, body, _) = send(
         c.post(s.url("/v1/payments/notify"))
             .header("content-type", "application/json")

@@ -14,7 +14,7 @@ use innkeep_engine::{
     ReservationId, RoomKey, RoomNumber, RoomTypeCode, Snapshot, State, Status, Stay, Upsert,
     ValidationError,
 };
-use innkeep_persistence::{recover, Journal, JournalOptions, SnapshotStore};
+use innkeep_persistence::{recover, FsStorage, Journal, JournalOptions, SnapshotStore, Storage};
 
 use crate::api::{
     Availability, BookInput, EngineConfig, EngineError, RoomView, StartError, TypeAvailability,
@@ -25,6 +25,46 @@ use crate::snapshotter::{self, SnapshotPolicy};
 use crate::supervisor::{
     self, Book, BookingPolicy, OrderSupervisor, PutHotel, PutRate, PutRoom, PutRoomType,
 };
+
+/// What [`recover_state`] found on disk.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The state: newest snapshot plus the journal replayed after it.
+    pub state: State,
+    /// The sequence number of the last event in it.
+    pub last_seq: u64,
+    /// The snapshot store, open.
+    pub store: SnapshotStore,
+}
+
+/// Loads the newest valid snapshot in `data_dir` and replays the journal after it. A torn
+/// journal tail is cut off (with a warning); anything else wrong is an error naming the
+/// file. Engine start-up uses this, and so can tools and tests that inspect a data dir of
+/// a stopped server.
+pub fn recover_state(data_dir: &std::path::Path) -> Result<Recovered, StartError> {
+    let store = SnapshotStore::open(&data_dir.join("snapshots"))?;
+    let (snapshot_seq, mut state) = match store.load::<Snapshot>()? {
+        Some((seq, snap)) => (seq, State::from_snapshot(snap)),
+        None => (0, State::default()),
+    };
+    let report = recover(
+        &data_dir.join("journal"),
+        snapshot_seq,
+        |_seq, event: Event| state.apply(&event),
+    )?;
+    tracing::info!(
+        snapshot_seq,
+        replayed = report.records_replayed,
+        segments = report.segments,
+        torn_tail_bytes = report.torn_tail_truncated_bytes,
+        "journal replayed"
+    );
+    Ok(Recovered {
+        state,
+        last_seq: report.last_seq.max(snapshot_seq),
+        store,
+    })
+}
 
 /// A running Innkeep engine: actors, journal, snapshots and timers. Cheap to clone; every
 /// clone talks to the same engine.
@@ -79,28 +119,29 @@ impl Engine {
     /// is done. Call it from a plain thread or `spawn_blocking`: it starts its own actor
     /// system thread and must not run on a tokio worker.
     pub fn start(config: EngineConfig) -> Result<Engine, StartError> {
+        Engine::start_with_storage(config, Box::new(FsStorage::new()))
+    }
+
+    /// [`Engine::start`] with the journal's file operations going through `storage`, e.g.
+    /// a [`innkeep_persistence::FaultyStorage`] that fails chosen writes or syncs.
+    pub fn start_with_storage(
+        config: EngineConfig,
+        storage: Box<dyn Storage>,
+    ) -> Result<Engine, StartError> {
         let started = Instant::now();
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
             path: data_dir.clone(),
             source,
         })?;
-        let journal_dir = data_dir.join("journal");
-        let store = SnapshotStore::open(&data_dir.join("snapshots"))?;
-        let (snapshot_seq, mut state) = match store.load::<Snapshot>()? {
-            Some((seq, snap)) => (seq, State::from_snapshot(snap)),
-            None => (0, State::default()),
-        };
-        let report = recover(&journal_dir, snapshot_seq, |_seq, event: Event| {
-            state.apply(&event)
-        })?;
-        let last_seq = report.last_seq.max(snapshot_seq);
-        tracing::info!(
-            snapshot_seq,
-            replayed = report.records_replayed,
+        let Recovered {
+            state,
             last_seq,
-            segments = report.segments,
-            torn_tail_bytes = report.torn_tail_truncated_bytes,
+            store,
+        } = recover_state(&data_dir)?;
+        let journal_dir = data_dir.join("journal");
+        tracing::info!(
+            last_seq,
             hotels = state.catalog.hotels.len(),
             rooms = state.rooms.len(),
             reservations = state.locator.len(),
@@ -109,7 +150,7 @@ impl Engine {
         );
 
         let (batches_tx, batches_rx) = crossbeam_channel::unbounded();
-        let journal = Journal::start(
+        let journal = Journal::start_with_storage(
             JournalOptions {
                 dir: journal_dir,
                 sync: config.sync,
@@ -121,6 +162,7 @@ impl Engine {
                 // while it matters.
                 let _ = batches_tx.send(batch);
             }),
+            storage,
         )?;
 
         // The actors' share of the state.

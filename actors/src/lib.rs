@@ -18,5 +18,5 @@ pub use api::{
     Availability, BookInput, EngineConfig, EngineError, RoomView, StartError, SyncMode,
     TypeAvailability,
 };
-pub use facade::Engine;
+pub use facade::{recover_state, Engine, Recovered};
 pub use innkeep_engine as engine;

@@ -32,8 +32,8 @@ use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use crate::state::check_idempotency;
 use crate::{
     Action, BookRequest, DomainError, Event, Guest, HotelId, Housekeeping, IdempotencyKey,
-    IdempotencyRecord, PaymentStatus, ReservationId, RoomKey, RoomNumber, RoomTypeCode,
-    Snapshot, State, Status, Stay, StayLimits, Upsert,
+    IdempotencyRecord, PaymentStatus, ReservationId, RoomKey, RoomNumber, RoomTypeCode, Snapshot,
+    State, Status, Stay, StayLimits, Upsert,
 };
 
 const ZONES: [&str; 3] = ["Pacific/Kiritimati", "Pacific/Niue", "Asia/Shanghai"];
@@ -135,13 +135,14 @@ enum Cmd {
 }
 
 fn setup_strategy() -> impl Strategy<Value = Vec<HotelSpec>> {
-    let type_spec = (1..=4u16, 1_000..50_000i64, 1..=4usize).prop_map(
-        |(capacity, base_rate, rooms)| TypeSpec {
-            capacity,
-            base_rate,
-            rooms,
-        },
-    );
+    let type_spec =
+        (1..=4u16, 1_000..50_000i64, 1..=4usize).prop_map(|(capacity, base_rate, rooms)| {
+            TypeSpec {
+                capacity,
+                base_rate,
+                rooms,
+            }
+        });
     let hotel = (0..ZONES.len(), prop::collection::vec(type_spec, 1..=2))
         .prop_map(|(zone, types)| HotelSpec { zone, types });
     prop::collection::vec(hotel, 1..=2)
@@ -243,8 +244,11 @@ fn cmd_strategy() -> impl Strategy<Value = Cmd> {
             other_currency,
         },
     );
-    let put_room = (idx(), 0..ROOM_SLOTS, idx())
-        .prop_map(|(hotel, slot, rtype)| Cmd::PutRoom { hotel, slot, rtype });
+    let put_room = (idx(), 0..ROOM_SLOTS, idx()).prop_map(|(hotel, slot, rtype)| Cmd::PutRoom {
+        hotel,
+        slot,
+        rtype,
+    });
     prop_oneof![
         30 => book,
         28 => change,
@@ -350,8 +354,7 @@ impl Model {
 
     /// Room-night → reservation, built by a plain scan; panics on a double sale.
     fn held_map(&self) -> BTreeMap<(usize, RoomNumber), BTreeMap<Date, ReservationId>> {
-        let mut map: BTreeMap<(usize, RoomNumber), BTreeMap<Date, ReservationId>> =
-            BTreeMap::new();
+        let mut map: BTreeMap<(usize, RoomNumber), BTreeMap<Date, ReservationId>> = BTreeMap::new();
         for r in &self.res {
             for night in &r.held {
                 let per_room = map.entry((r.hotel, r.room.clone())).or_default();
@@ -417,7 +420,10 @@ impl Model {
             .iter()
             .filter(|r| r.hotel == hotel && r.room == *room && r.status == Status::CheckedIn);
         let first = inside.next().map(|r| r.id);
-        assert!(inside.next().is_none(), "two guests checked in to room {room}");
+        assert!(
+            inside.next().is_none(),
+            "two guests checked in to room {room}"
+        );
         first
     }
 }
@@ -457,7 +463,11 @@ impl Harness {
     fn decide<T: PartialEq + std::fmt::Debug>(&self, f: impl Fn(&State) -> T) -> T {
         let out = f(&self.state);
         if let Some(twin) = &self.twin {
-            assert_eq!(f(twin), out, "rebooted state decided differently from the original");
+            assert_eq!(
+                f(twin),
+                out,
+                "rebooted state decided differently from the original"
+            );
         }
         out
     }
@@ -551,7 +561,15 @@ impl Harness {
                 room,
                 guests,
                 key,
-            } => self.book(*hotel, *rtype, *arrival_offset, *nights, *room, *guests, *key),
+            } => self.book(
+                *hotel,
+                *rtype,
+                *arrival_offset,
+                *nights,
+                *room,
+                *guests,
+                *key,
+            ),
             Cmd::Change {
                 res,
                 act,
@@ -640,7 +658,12 @@ impl Harness {
         };
         let wanted_room = room.map(|r| {
             let rooms = &self.model.hotels[h].rooms;
-            rooms.values().nth(r % rooms.len()).expect("a room").number.clone()
+            rooms
+                .values()
+                .nth(r % rooms.len())
+                .expect("a room")
+                .number
+                .clone()
         });
         let req = BookRequest {
             hotel_id: hotel_id.clone(),
@@ -911,9 +934,7 @@ impl Harness {
                 );
                 self.count(match e.code() {
                     "version_mismatch" => "change_version_mismatch",
-                    "invalid_transition" if matches!(action, Action::Expire) => {
-                        "expire_refused"
-                    }
+                    "invalid_transition" if matches!(action, Action::Expire) => "expire_refused",
                     "invalid_transition" => "change_invalid_transition",
                     "not_within_stay" => "check_in_not_within_stay",
                     _ => "check_in_room_not_ready",
@@ -965,8 +986,7 @@ impl Harness {
             Action::CheckOut => {
                 // The nights already slept stay sold; tonight and later are given back.
                 m.held.retain(|d| *d < today);
-                self.model
-                    .hotels[r.hotel]
+                self.model.hotels[r.hotel]
                     .rooms
                     .get_mut(&slot)
                     .expect("room")
@@ -1005,12 +1025,18 @@ impl Harness {
         );
         match got {
             Ok(None) => {
-                assert_eq!(from, to, "no-op housekeeping change from {from:?} to {to:?}");
+                assert_eq!(
+                    from, to,
+                    "no-op housekeeping change from {from:?} to {to:?}"
+                );
                 self.count("housekeeping_noop");
                 false
             }
             Ok(Some(event)) => {
-                assert!(from != to && allowed, "housekeeping {from:?} -> {to:?} accepted");
+                assert!(
+                    from != to && allowed,
+                    "housekeeping {from:?} -> {to:?} accepted"
+                );
                 assert_eq!(
                     event,
                     Event::HousekeepingSet {
@@ -1029,7 +1055,10 @@ impl Harness {
                 true
             }
             Err(e) => {
-                assert!(from != to && !allowed, "housekeeping {from:?} -> {to:?} refused: {e}");
+                assert!(
+                    from != to && !allowed,
+                    "housekeeping {from:?} -> {to:?} refused: {e}"
+                );
                 assert_eq!(e.code(), "invalid_request");
                 self.count("housekeeping_refused");
                 false
@@ -1055,7 +1084,9 @@ impl Harness {
             .decide(|s| s.catalog.put_rate(&hotel_id, &code, from, to, amount))
             .expect("put rate");
         for night in nights_of(from, to) {
-            self.model.hotels[h].types[t].overrides.insert(night, amount);
+            self.model.hotels[h].types[t]
+                .overrides
+                .insert(night, amount);
         }
         self.count("put_rate");
         self.apply(event);
@@ -1112,7 +1143,9 @@ impl Harness {
         let hotel_id = self.model.hotels[h].id.clone();
         let code = self.model.hotels[h].types[t].code.clone();
         let got = self.decide(|s| {
-            let (event, up) = s.catalog.put_room(&hotel_id, number.clone(), code.clone())?;
+            let (event, up) = s
+                .catalog
+                .put_room(&hotel_id, number.clone(), code.clone())?;
             if let Some(room) = s.rooms.get(&key) {
                 room.decide_retype(&code)?;
             }
@@ -1183,7 +1216,11 @@ impl Harness {
                 .expect("decode snapshot");
         assert_eq!(read, bytes.len());
         let rebooted = State::from_snapshot(decoded);
-        assert_eq!(normalized(&rebooted), normalized(&self.state), "reboot changed the state");
+        assert_eq!(
+            normalized(&rebooted),
+            normalized(&self.state),
+            "reboot changed the state"
+        );
         self.check_replay();
         let original = std::mem::replace(&mut self.state, rebooted);
         if self.twin.is_none() {
@@ -1198,7 +1235,11 @@ impl Harness {
         for e in &self.events {
             replayed.apply(e);
         }
-        assert_eq!(normalized(&replayed), normalized(&self.state), "replay differs");
+        assert_eq!(
+            normalized(&replayed),
+            normalized(&self.state),
+            "replay differs"
+        );
     }
 
     /// Every invariant, engine against model.
@@ -1219,15 +1260,25 @@ impl Harness {
                 let code = &hotel.types[room.rtype].code;
                 assert_eq!(&er.room_type, code);
                 assert_eq!(catalog_hotel.rooms.get(&room.number), Some(code));
-                assert_eq!(er.housekeeping, room.housekeeping, "housekeeping of {key:?}");
-                assert_eq!(er.occupant, self.model.occupant(h, &room.number), "occupant");
+                assert_eq!(
+                    er.housekeeping, room.housekeeping,
+                    "housekeeping of {key:?}"
+                );
+                assert_eq!(
+                    er.occupant,
+                    self.model.occupant(h, &room.number),
+                    "occupant"
+                );
                 let expected = held
                     .get(&(h, room.number.clone()))
                     .cloned()
                     .unwrap_or_default();
                 assert_eq!(er.calendar, expected, "calendar of room {key:?}");
                 for (night, id) in &er.calendar {
-                    let r = er.reservations.get(id).expect("calendar names a known reservation");
+                    let r = er
+                        .reservations
+                        .get(id)
+                        .expect("calendar names a known reservation");
                     assert!(
                         r.status.holds_nights() || r.status == Status::CheckedOut,
                         "night {night} of {key:?} held by a {} reservation",
@@ -1247,14 +1298,21 @@ impl Harness {
             assert_eq!(er.hotel_id, hotel.id);
             assert_eq!(er.room_type, hotel.types[m.rtype].code);
             assert_eq!(er.room, m.room);
-            assert_eq!((er.stay.arrival(), er.stay.departure()), (m.arrival, m.departure));
+            assert_eq!(
+                (er.stay.arrival(), er.stay.departure()),
+                (m.arrival, m.departure)
+            );
             assert_eq!(er.guests, m.guests);
             assert_eq!(er.status, m.status, "status of {}", m.id);
             assert_eq!(er.version, m.version, "version of {}", m.id);
             assert_eq!(er.created_at, m.created_at);
             assert_eq!(er.hold_expires_at, m.hold_expires_at);
             assert_eq!(er.total.amount_minor, m.total);
-            assert_eq!(er.history.len() as u64, m.version, "one history entry per version");
+            assert_eq!(
+                er.history.len() as u64,
+                m.version,
+                "one history entry per version"
+            );
             let last = er.history.last().expect("history");
             assert_eq!((last.to, last.version), (m.status, m.version));
             assert_eq!(er.payment.trade_no, m.trade_no);
@@ -1292,7 +1350,10 @@ impl Harness {
                             free,
                             "candidates {arrival}..{departure}"
                         );
-                        assert_eq!(state.index.free_count(&hotel.id, &mt.code, &stay), free.len());
+                        assert_eq!(
+                            state.index.free_count(&hotel.id, &mt.code, &stay),
+                            free.len()
+                        );
                         if offset == 0 {
                             for room in hotel.rooms.values() {
                                 let key = self.room_key(h, &room.number);
@@ -1302,7 +1363,10 @@ impl Harness {
                                         && Model::room_free(&held, h, &room.number, &nights)
                                 );
                             }
-                            let quote = state.catalog.quote(&hotel.id, &mt.code, &stay).expect("quote");
+                            let quote = state
+                                .catalog
+                                .quote(&hotel.id, &mt.code, &stay)
+                                .expect("quote");
                             assert_eq!(quote.total.amount_minor, self.model.price(h, t, &nights));
                             assert_eq!(quote.nightly.len(), nights.len());
                         }
@@ -1364,6 +1428,9 @@ fn engine_agrees_with_a_naive_model() {
         "change_invalid_transition",
         "reboot",
     ] {
-        assert!(totals.get(path).copied().unwrap_or(0) > 0, "never exercised: {path}");
+        assert!(
+            totals.get(path).copied().unwrap_or(0) > 0,
+            "never exercised: {path}"
+        );
     }
 }

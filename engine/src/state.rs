@@ -312,6 +312,79 @@ impl State {
         state
     }
 
+    /// Checks the promises that must hold in any reachable state, from the reservations
+    /// themselves rather than the calendars (a calendar is a map, so it cannot show a night
+    /// given twice; the reservations can):
+    /// - no two reservations holding nights in one room share a night;
+    /// - every night a live reservation holds is in its room's calendar, pointing at it;
+    /// - every calendar entry points at a reservation of that room that holds nights;
+    /// - the locator and the index agree with the rooms.
+    ///
+    /// Returns a description of each violation (empty when all is well).
+    pub fn check_invariants(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for room in self.rooms.values() {
+            let mut owner: HashMap<Date, ReservationId> = HashMap::new();
+            for r in room.reservations.values() {
+                if self.locator.get(&r.id) != Some(&room.key) {
+                    problems.push(format!(
+                        "{}: locator does not point at {:?}",
+                        r.id, room.key
+                    ));
+                }
+                if !r.status.holds_nights() {
+                    continue;
+                }
+                for night in r.stay.each_night() {
+                    // A checked-in guest who left early has no further nights; only live
+                    // statuses are checked, and those keep every night.
+                    if let Some(other) = owner.insert(night, r.id) {
+                        problems.push(format!(
+                            "{:?} night {night} sold to both {other} and {}",
+                            room.key, r.id
+                        ));
+                    }
+                    if room.calendar.get(&night) != Some(&r.id) {
+                        problems.push(format!(
+                            "{:?} night {night} of {} missing from the calendar",
+                            room.key, r.id
+                        ));
+                    }
+                }
+            }
+            for (night, id) in &room.calendar {
+                let live = room
+                    .reservations
+                    .get(id)
+                    .is_some_and(|r| r.status.holds_nights() || r.status == Status::CheckedOut);
+                if !live {
+                    problems.push(format!(
+                        "{:?} night {night} held by {id}, which holds no nights",
+                        room.key
+                    ));
+                }
+            }
+            for r in room
+                .reservations
+                .values()
+                .filter(|r| r.status.holds_nights())
+            {
+                for night in r.stay.each_night() {
+                    let one = Stay::between(night, crate::catalog::add_days(night, 1));
+                    if one.is_some_and(|one| {
+                        self.index.room_is_free(&room.key, &room.room_type, &one)
+                    }) {
+                        problems.push(format!(
+                            "{:?}: the availability index shows night {night} of {} as free",
+                            room.key, r.id
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
     /// Every room-night held by a live reservation, as (room, night, reservation) —
     /// for invariant checks in tests and tools.
     pub fn sold_nights(&self) -> Vec<(RoomKey, Date, ReservationId)> {

@@ -16,7 +16,9 @@ use axum::response::Response;
 use axum::Router;
 use innkeep_actors::Engine;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 pub mod error;
@@ -118,7 +120,10 @@ pub fn router(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .map_request(drop_unusable_request_id)
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuidV7))
+                .layer(SetRequestIdLayer::new(
+                    request_id.clone(),
+                    MakeRequestUuidV7,
+                ))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(axum::middleware::from_fn(problem_instance)),

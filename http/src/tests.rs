@@ -35,6 +35,8 @@ impl Drop for Harness {
 #[derive(Debug)]
 struct Reply {
     status: StatusCode,
+    /// Length of the raw body, to check `Content-Length` against.
+    len: usize,
     headers: HeaderMap,
     body: Value,
 }
@@ -60,7 +62,11 @@ impl Reply {
         assert_eq!(self.body["status"], status);
         assert!(self.body["type"].is_string() && self.body["title"].is_string());
         assert!(self.body["detail"].is_string());
-        assert!(self.body["instance"].as_str().unwrap_or("").starts_with('/'));
+        assert!(self.body["instance"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with('/'));
+        assert!(self.len > 0);
     }
 }
 
@@ -85,6 +91,9 @@ impl Harness {
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        if let Some(cl) = headers.get(header::CONTENT_LENGTH) {
+            assert_eq!(cl.to_str().unwrap(), bytes.len().to_string());
+        }
         let body = if bytes.is_empty() {
             Value::Null
         } else {
@@ -93,6 +102,7 @@ impl Harness {
         };
         Reply {
             status,
+            len: bytes.len(),
             headers,
             body,
         }
@@ -122,7 +132,13 @@ impl Harness {
         self.send(req.unwrap()).await
     }
 
-    async fn raw(&self, method: Method, uri: &str, content_type: Option<&str>, body: Vec<u8>) -> Reply {
+    async fn raw(
+        &self,
+        method: Method,
+        uri: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(ct) = content_type {
             req = req.header(header::CONTENT_TYPE, ct);
@@ -134,15 +150,23 @@ impl Harness {
     /// SUITE (4 guests, 1200.00) room 201.
     async fn setup(&self) {
         let hotel = json!({"name": "Bund Riverside", "time_zone": TZ, "currency": "CNY"});
-        assert_eq!(self.call(Method::PUT, "/v1/hotels/H1", Some(hotel)).await.status, 201);
-        for (code, name, cap, rate) in [("KING", "King", 2, 50_000), ("SUITE", "Suite", 4, 120_000)] {
+        assert_eq!(
+            self.call(Method::PUT, "/v1/hotels/H1", Some(hotel))
+                .await
+                .status,
+            201
+        );
+        for (code, name, cap, rate) in [("KING", "King", 2, 50_000), ("SUITE", "Suite", 4, 120_000)]
+        {
             let body = json!({"name": name, "capacity": cap, "base_rate": rate});
             let uri = format!("/v1/hotels/H1/room-types/{code}");
             assert_eq!(self.call(Method::PUT, &uri, Some(body)).await.status, 201);
         }
         for (number, rt) in [("101", "KING"), ("102", "KING"), ("201", "SUITE")] {
             let uri = format!("/v1/hotels/H1/rooms/{number}");
-            let r = self.call(Method::PUT, &uri, Some(json!({"room_type": rt}))).await;
+            let r = self
+                .call(Method::PUT, &uri, Some(json!({"room_type": rt})))
+                .await;
             assert_eq!(r.status, 201, "{:#}", r.body);
         }
     }
@@ -215,8 +239,11 @@ async fn setup_routes_create_then_update_and_hotel_shape() {
     let r = h.call(Method::PUT, "/v1/hotels/H1", Some(again)).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["name"], "Bund Riverside Hotel");
-    let rt = json!({"name": "King", "capacity": 2, "base_rate": {"amount": 55_000, "currency": "CNY"}});
-    let r = h.call(Method::PUT, "/v1/hotels/H1/room-types/KING", Some(rt)).await;
+    let rt =
+        json!({"name": "King", "capacity": 2, "base_rate": {"amount": 55_000, "currency": "CNY"}});
+    let r = h
+        .call(Method::PUT, "/v1/hotels/H1/room-types/KING", Some(rt))
+        .await;
     assert_eq!(r.status, 200, "{:#}", r.body);
     assert_eq!(
         r.body,
@@ -224,13 +251,24 @@ async fn setup_routes_create_then_update_and_hotel_shape() {
                "base_rate": {"amount": 55_000, "currency": "CNY"}, "rooms": 2})
     );
     let r = h
-        .call(Method::PUT, "/v1/hotels/H1/rooms/101", Some(json!({"room_type": "KING"})))
+        .call(
+            Method::PUT,
+            "/v1/hotels/H1/rooms/101",
+            Some(json!({"room_type": "KING"})),
+        )
         .await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.body, json!({"hotel_id": "H1", "number": "101", "room_type": "KING"}));
+    assert_eq!(
+        r.body,
+        json!({"hotel_id": "H1", "number": "101", "room_type": "KING"})
+    );
     let rate = json!({"from": "2030-01-01", "to": "2030-01-03", "amount": 70_000});
     let r = h
-        .call(Method::PUT, "/v1/hotels/H1/room-types/KING/rates", Some(rate))
+        .call(
+            Method::PUT,
+            "/v1/hotels/H1/room-types/KING/rates",
+            Some(rate),
+        )
         .await;
     assert_eq!(r.status, 200, "{:#}", r.body);
     assert_eq!(
@@ -257,7 +295,9 @@ async fn setup_routes_create_then_update_and_hotel_shape() {
             "rooms": 3,
         })
     );
-    h.get("/v1/hotels/NOPE").await.assert_problem(404, "not_found");
+    h.get("/v1/hotels/NOPE")
+        .await
+        .assert_problem(404, "not_found");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -269,7 +309,11 @@ async fn availability_shape_and_values() {
     let rate = json!({"from": arrival.to_string(), "to": plus(arrival, 1).to_string(),
                       "amount": {"amount": 80_000, "currency": "CNY"}});
     let r = h
-        .call(Method::PUT, "/v1/hotels/H1/room-types/KING/rates", Some(rate))
+        .call(
+            Method::PUT,
+            "/v1/hotels/H1/room-types/KING/rates",
+            Some(rate),
+        )
         .await;
     assert_eq!(r.status, 200, "{:#}", r.body);
 
@@ -312,12 +356,20 @@ async fn availability_shape_and_values() {
     assert_eq!(r.body["room_types"][1]["available"], 1);
 
     // Bad queries.
-    h.get("/v1/hotels/H1/availability").await.assert_problem(400, "invalid_request");
-    h.get(&format!("/v1/hotels/H1/availability?arrival=2030-13-01&departure={departure}"))
+    h.get("/v1/hotels/H1/availability")
         .await
         .assert_problem(400, "invalid_request");
-    h.get(&format!("{uri}&guests=0")).await.assert_problem(400, "invalid_request");
-    h.get(&format!("{uri}&guests=abc")).await.assert_problem(400, "invalid_request");
+    h.get(&format!(
+        "/v1/hotels/H1/availability?arrival=2030-13-01&departure={departure}"
+    ))
+    .await
+    .assert_problem(400, "invalid_request");
+    h.get(&format!("{uri}&guests=0"))
+        .await
+        .assert_problem(400, "invalid_request");
+    h.get(&format!("{uri}&guests=abc"))
+        .await
+        .assert_problem(400, "invalid_request");
     h.get(&format!(
         "/v1/hotels/H1/availability?arrival={departure}&departure={arrival}"
     ))
@@ -362,7 +414,10 @@ async fn booking_get_and_cancel() {
     assert_eq!(b["total"], json!({"amount": 100_000, "currency": "CNY"}));
     assert_eq!(b["payment"]["amount"], b["total"]);
     assert_eq!(b["payment"]["status"], "pending");
-    assert!(b["payment"]["out_trade_no"].as_str().unwrap().starts_with("ik"));
+    assert!(b["payment"]["out_trade_no"]
+        .as_str()
+        .unwrap()
+        .starts_with("ik"));
     for instant in ["created_at", "hold_expires_at"] {
         let s = b[instant].as_str().unwrap();
         assert!(s.ends_with('Z'), "{instant}: {s}");
@@ -379,13 +434,19 @@ async fn booking_get_and_cancel() {
     let v1 = r.body["version"].as_u64().unwrap();
 
     // Cancel with an empty body, then with `{}` again: 409.
-    let r = h.call(Method::POST, &format!("/v1/reservations/{id}/cancel"), None).await;
+    let r = h
+        .call(Method::POST, &format!("/v1/reservations/{id}/cancel"), None)
+        .await;
     assert_eq!(r.status, 200, "{:#}", r.body);
     assert_eq!(r.body["status"], "cancelled");
     assert_eq!(r.body["version"].as_u64().unwrap(), v1 + 1);
     assert_eq!(r.header("etag"), format!("\"{}\"", v1 + 1));
     let r = h
-        .call(Method::POST, &format!("/v1/reservations/{id}/cancel"), Some(json!({})))
+        .call(
+            Method::POST,
+            &format!("/v1/reservations/{id}/cancel"),
+            Some(json!({})),
+        )
         .await;
     r.assert_problem(409, "invalid_transition");
     let r = h.get(&format!("/v1/reservations/{id}")).await;
@@ -396,11 +457,17 @@ async fn booking_get_and_cancel() {
     assert_eq!(history[1]["version"].as_u64().unwrap(), v1 + 1);
 
     // Action bodies other than empty or {} are refused.
-    h.call(Method::POST, &format!("/v1/reservations/{id}/check-in"), Some(json!({"x": 1})))
+    h.call(
+        Method::POST,
+        &format!("/v1/reservations/{id}/check-in"),
+        Some(json!({"x": 1})),
+    )
+    .await
+    .assert_problem(400, "invalid_request");
+    // Ids: not a UUID → 400; unknown → 404.
+    h.get("/v1/reservations/not-a-uuid")
         .await
         .assert_problem(400, "invalid_request");
-    // Ids: not a UUID → 400; unknown → 404.
-    h.get("/v1/reservations/not-a-uuid").await.assert_problem(400, "invalid_request");
     h.get(&format!("/v1/reservations/{}", uuid::Uuid::now_v7()))
         .await
         .assert_problem(404, "not_found");
@@ -426,7 +493,9 @@ async fn if_match_mismatch_is_412_and_changes_nothing() {
     assert_eq!(r.body["version"].as_u64().unwrap(), v);
     // Weak form of the right version passes.
     let weak = format!("W/\"{v}\"");
-    let r = h.call_with(Method::POST, &cancel, &[("if-match", &weak)], None).await;
+    let r = h
+        .call_with(Method::POST, &cancel, &[("if-match", &weak)], None)
+        .await;
     assert_eq!(r.status, 200, "{:#}", r.body);
     assert_eq!(r.body["status"], "cancelled");
 }
@@ -444,7 +513,9 @@ async fn idempotency_key_replays_and_refuses_reuse() {
     assert_eq!(again.body["id"], first.body["id"]);
     assert_eq!(again.header("location"), first.header("location"));
     // Same key, another body.
-    h.book(arrival, 2, &key).await.assert_problem(422, "idempotency_key_reused");
+    h.book(arrival, 2, &key)
+        .await
+        .assert_problem(422, "idempotency_key_reused");
     // A bad key changes nothing.
     h.book(arrival, 1, &[("idempotency-key", "no spaces allowed")])
         .await
@@ -469,9 +540,14 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let avail_before = h.get(&avail_uri).await.body;
 
     // Malformed JSON, unknown field, wrong type.
-    h.raw(Method::PUT, "/v1/hotels/H1", Some("application/json"), b"{\"name\": ".to_vec())
-        .await
-        .assert_problem(400, "invalid_request");
+    h.raw(
+        Method::PUT,
+        "/v1/hotels/H1",
+        Some("application/json"),
+        b"{\"name\": ".to_vec(),
+    )
+    .await
+    .assert_problem(400, "invalid_request");
     h.call(
         Method::PUT,
         "/v1/hotels/H1",
@@ -508,7 +584,9 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     )
     .await
     .assert_problem(400, "invalid_request");
-    h.get("/v1/hotels/H2").await.assert_problem(404, "not_found");
+    h.get("/v1/hotels/H2")
+        .await
+        .assert_problem(404, "not_found");
     // Changing the currency of a hotel with room types.
     h.call(
         Method::PUT,
@@ -529,69 +607,121 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
             .assert_problem(400, "invalid_request");
     }
     let rate = json!({"from": "2030-01-02", "to": "2030-01-01", "amount": 1});
-    h.call(Method::PUT, "/v1/hotels/H1/room-types/KING/rates", Some(rate))
-        .await
-        .assert_problem(400, "invalid_request");
+    h.call(
+        Method::PUT,
+        "/v1/hotels/H1/room-types/KING/rates",
+        Some(rate),
+    )
+    .await
+    .assert_problem(400, "invalid_request");
     let rate = json!({"from": "2030-01-01", "to": "2030-01-02", "amount": -5});
-    h.call(Method::PUT, "/v1/hotels/H1/room-types/KING/rates", Some(rate))
-        .await
-        .assert_problem(400, "invalid_request");
+    h.call(
+        Method::PUT,
+        "/v1/hotels/H1/room-types/KING/rates",
+        Some(rate),
+    )
+    .await
+    .assert_problem(400, "invalid_request");
     let rate = json!({"from": "01/01/2030", "to": "2030-01-02", "amount": 5});
-    h.call(Method::PUT, "/v1/hotels/H1/room-types/KING/rates", Some(rate))
-        .await
-        .assert_problem(400, "invalid_request");
-    h.call(Method::PUT, "/v1/hotels/H1/rooms/301", Some(json!({"room_type": "NOPE"})))
-        .await
-        .assert_problem(404, "not_found");
+    h.call(
+        Method::PUT,
+        "/v1/hotels/H1/room-types/KING/rates",
+        Some(rate),
+    )
+    .await
+    .assert_problem(400, "invalid_request");
+    h.call(
+        Method::PUT,
+        "/v1/hotels/H1/rooms/301",
+        Some(json!({"room_type": "NOPE"})),
+    )
+    .await
+    .assert_problem(404, "not_found");
 
     // Bookings: bad date, guests 0, guests above capacity, bad contact, past arrival,
     // unknown room type.
     let mut b = booking(arrival, 1);
     b["arrival"] = json!("2030-02-30");
     let uri = "/v1/hotels/H1/reservations";
-    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+    h.call(Method::POST, uri, Some(b))
+        .await
+        .assert_problem(400, "invalid_request");
     let mut b = booking(arrival, 1);
     b["guests"] = json!(0);
-    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+    h.call(Method::POST, uri, Some(b))
+        .await
+        .assert_problem(400, "invalid_request");
     let mut b = booking(arrival, 1);
     b["guests"] = json!(3);
-    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+    h.call(Method::POST, uri, Some(b))
+        .await
+        .assert_problem(400, "invalid_request");
     let mut b = booking(arrival, 1);
     b["guests"] = json!(-1);
-    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+    h.call(Method::POST, uri, Some(b))
+        .await
+        .assert_problem(400, "invalid_request");
     let mut b = booking(arrival, 1);
     b["guest"]["email"] = json!("not-an-email");
-    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+    h.call(Method::POST, uri, Some(b))
+        .await
+        .assert_problem(400, "invalid_request");
     let mut b = booking(arrival, 1);
     b["guest"]["age"] = json!(30);
-    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+    h.call(Method::POST, uri, Some(b))
+        .await
+        .assert_problem(400, "invalid_request");
     h.call(Method::POST, uri, Some(booking(plus(today(), -1), 2)))
         .await
         .assert_problem(422, "invalid_stay");
     let mut b = booking(arrival, 1);
     b["room_type"] = json!("NOPE");
-    h.call(Method::POST, uri, Some(b)).await.assert_problem(404, "not_found");
+    h.call(Method::POST, uri, Some(b))
+        .await
+        .assert_problem(404, "not_found");
     let mut b = booking(arrival, 1);
     b.as_object_mut().unwrap().remove("guest");
-    h.call(Method::POST, uri, Some(b)).await.assert_problem(400, "invalid_request");
+    h.call(Method::POST, uri, Some(b))
+        .await
+        .assert_problem(400, "invalid_request");
 
     // Body over 1 MiB, no content type, wrong content type.
     let mut huge = b"{\"name\": \"".to_vec();
     huge.extend(std::iter::repeat_n(b'x', (1 << 20) + 10));
     huge.extend(b"\", \"time_zone\": \"UTC\", \"currency\": \"CNY\"}");
-    h.raw(Method::PUT, "/v1/hotels/H1", Some("application/json"), huge.clone())
-        .await
-        .assert_problem(413, "payload_too_large");
-    h.raw(Method::POST, "/v1/payments/notify", Some("application/json"), huge)
-        .await
-        .assert_problem(413, "payload_too_large");
+    h.raw(
+        Method::PUT,
+        "/v1/hotels/H1",
+        Some("application/json"),
+        huge.clone(),
+    )
+    .await
+    .assert_problem(413, "payload_too_large");
+    h.raw(
+        Method::POST,
+        "/v1/payments/notify",
+        Some("application/json"),
+        huge,
+    )
+    .await
+    .assert_problem(413, "payload_too_large");
     let hotel = json!({"name": "X", "time_zone": TZ, "currency": "CNY"}).to_string();
-    h.raw(Method::PUT, "/v1/hotels/H1", None, hotel.clone().into_bytes())
-        .await
-        .assert_problem(415, "invalid_request");
-    h.raw(Method::PUT, "/v1/hotels/H1", Some("text/plain"), hotel.into_bytes())
-        .await
-        .assert_problem(415, "invalid_request");
+    h.raw(
+        Method::PUT,
+        "/v1/hotels/H1",
+        None,
+        hotel.clone().into_bytes(),
+    )
+    .await
+    .assert_problem(415, "invalid_request");
+    h.raw(
+        Method::PUT,
+        "/v1/hotels/H1",
+        Some("text/plain"),
+        hotel.into_bytes(),
+    )
+    .await
+    .assert_problem(415, "invalid_request");
 
     // Housekeeping: unknown status, a step the workflow refuses, unknown room.
     let hk = "/v1/hotels/H1/rooms/101/housekeeping";
@@ -601,9 +731,13 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     h.call(Method::PUT, hk, Some(json!({"status": "cleaning"})))
         .await
         .assert_problem(400, "invalid_request");
-    h.call(Method::PUT, "/v1/hotels/H1/rooms/999/housekeeping", Some(json!({"status": "dirty"})))
-        .await
-        .assert_problem(404, "not_found");
+    h.call(
+        Method::PUT,
+        "/v1/hotels/H1/rooms/999/housekeeping",
+        Some(json!({"status": "dirty"})),
+    )
+    .await
+    .assert_problem(404, "not_found");
 
     // Routing.
     h.get("/v1/nowhere").await.assert_problem(404, "not_found");
@@ -633,11 +767,22 @@ async fn payment_notify_signature_matrix() {
     let now = now_secs();
 
     // Rejected: wrong secret, stale, future, missing header, tampered body.
-    h.notify(&paid, now, b"wrong").await.assert_problem(401, "bad_signature");
-    h.notify(&paid, now - 301, SECRET).await.assert_problem(401, "bad_signature");
-    h.notify(&paid, now + 400, SECRET).await.assert_problem(401, "bad_signature");
+    h.notify(&paid, now, b"wrong")
+        .await
+        .assert_problem(401, "bad_signature");
+    h.notify(&paid, now - 301, SECRET)
+        .await
+        .assert_problem(401, "bad_signature");
+    h.notify(&paid, now + 400, SECRET)
+        .await
+        .assert_problem(401, "bad_signature");
     let unsigned = h
-        .raw(Method::POST, "/v1/payments/notify", Some("application/json"), paid.to_string().into_bytes())
+        .raw(
+            Method::POST,
+            "/v1/payments/notify",
+            Some("application/json"),
+            paid.to_string().into_bytes(),
+        )
         .await;
     unsigned.assert_problem(401, "bad_signature");
     let sig = signature_header(SECRET, now, paid.to_string().as_bytes());
@@ -651,26 +796,42 @@ async fn payment_notify_signature_matrix() {
     // Signed but wrong: unknown reference, amount or currency mismatch, garbage body.
     let mut unknown = paid.clone();
     unknown["out_trade_no"] = json!(format!("ik{}", uuid::Uuid::now_v7().simple()));
-    h.notify(&unknown, now, SECRET).await.assert_problem(404, "not_found");
+    h.notify(&unknown, now, SECRET)
+        .await
+        .assert_problem(404, "not_found");
     unknown["out_trade_no"] = json!("nonsense");
-    h.notify(&unknown, now, SECRET).await.assert_problem(404, "not_found");
+    h.notify(&unknown, now, SECRET)
+        .await
+        .assert_problem(404, "not_found");
     let mut short = paid.clone();
     short["amount"] = json!(1);
-    h.notify(&short, now, SECRET).await.assert_problem(422, "amount_mismatch");
+    h.notify(&short, now, SECRET)
+        .await
+        .assert_problem(422, "amount_mismatch");
     let mut usd = paid.clone();
     usd["currency"] = json!("USD");
-    h.notify(&usd, now, SECRET).await.assert_problem(422, "amount_mismatch");
-    h.notify(&json!({"hello": 1}), now, SECRET).await.assert_problem(400, "invalid_request");
+    h.notify(&usd, now, SECRET)
+        .await
+        .assert_problem(422, "amount_mismatch");
+    h.notify(&json!({"hello": 1}), now, SECRET)
+        .await
+        .assert_problem(400, "invalid_request");
     // A failure report changes nothing.
     let r = h.notify(&payment_of(&r.body, "failed"), now, SECRET).await;
-    assert_eq!((r.status.as_u16(), r.body.clone()), (200, json!({"received": true})));
+    assert_eq!(
+        (r.status.as_u16(), r.body.clone()),
+        (200, json!({"received": true}))
+    );
     let r = h.get(&res_uri).await;
     assert_eq!(r.body["status"], "pending_payment");
     assert_eq!(r.body["version"].as_u64().unwrap(), v);
 
     // Good, signed with the previous secret during rotation.
     let r = h.notify(&paid, now, OLD_SECRET).await;
-    assert_eq!((r.status.as_u16(), r.body.clone()), (200, json!({"received": true})));
+    assert_eq!(
+        (r.status.as_u16(), r.body.clone()),
+        (200, json!({"received": true}))
+    );
     let r = h.get(&res_uri).await;
     assert_eq!(r.body["status"], "confirmed");
     assert_eq!(r.body["payment"]["status"], "succeeded");
@@ -678,7 +839,10 @@ async fn payment_notify_signature_matrix() {
     assert_eq!(confirmed_version, v + 1);
     // Duplicate: 200, applied once.
     let r = h.notify(&paid, now, SECRET).await;
-    assert_eq!((r.status.as_u16(), r.body.clone()), (200, json!({"received": true})));
+    assert_eq!(
+        (r.status.as_u16(), r.body.clone()),
+        (200, json!({"received": true}))
+    );
     let r = h.get(&res_uri).await;
     assert_eq!(r.body["version"].as_u64().unwrap(), confirmed_version);
     assert_eq!(r.body["history"].as_array().unwrap().len(), 2);
@@ -687,10 +851,19 @@ async fn payment_notify_signature_matrix() {
     let r = h.book(plus(today(), 4), 1, &[]).await;
     let id2 = r.body["id"].as_str().unwrap().to_owned();
     let late = payment_of(&r.body, "succeeded");
-    let c = h.call(Method::POST, &format!("/v1/reservations/{id2}/cancel"), None).await;
+    let c = h
+        .call(
+            Method::POST,
+            &format!("/v1/reservations/{id2}/cancel"),
+            None,
+        )
+        .await;
     assert_eq!(c.status, 200);
     let r = h.notify(&late, now_secs(), SECRET).await;
-    assert_eq!((r.status.as_u16(), r.body.clone()), (200, json!({"received": true})));
+    assert_eq!(
+        (r.status.as_u16(), r.body.clone()),
+        (200, json!({"received": true}))
+    );
     let r = h.get(&format!("/v1/reservations/{id2}")).await;
     assert_eq!(r.body["status"], "cancelled");
     assert_eq!(r.body["payment"]["status"], "pending");
@@ -706,8 +879,12 @@ async fn check_in_and_out_with_room_status() {
     let room = r.body["room"].as_str().unwrap().to_owned();
     // Not paid yet: 409.
     let check_in = format!("/v1/reservations/{id}/check-in");
-    h.call(Method::POST, &check_in, None).await.assert_problem(409, "invalid_transition");
-    let r = h.notify(&payment_of(&r.body, "succeeded"), now_secs(), SECRET).await;
+    h.call(Method::POST, &check_in, None)
+        .await
+        .assert_problem(409, "invalid_transition");
+    let r = h
+        .notify(&payment_of(&r.body, "succeeded"), now_secs(), SECRET)
+        .await;
     assert_eq!(r.status, 200, "{:#}", r.body);
     let r = h.call(Method::POST, &check_in, Some(json!({}))).await;
     assert_eq!(r.status, 200, "{:#}", r.body);
@@ -715,23 +892,44 @@ async fn check_in_and_out_with_room_status() {
 
     let rooms = h.get("/v1/hotels/H1/rooms").await;
     assert_eq!(rooms.status, 200);
-    let entry = rooms.body.as_array().unwrap().iter().find(|r| r["number"] == room.as_str()).unwrap().clone();
+    let entry = rooms
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["number"] == room.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(
         entry,
         json!({"number": room, "room_type": "KING", "occupancy": "occupied",
                "housekeeping": "clean", "reservation": id})
     );
-    let r = h.call(Method::POST, &format!("/v1/reservations/{id}/check-out"), None).await;
+    let r = h
+        .call(
+            Method::POST,
+            &format!("/v1/reservations/{id}/check-out"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200, "{:#}", r.body);
     assert_eq!(r.body["status"], "checked_out");
     let rooms = h.get("/v1/hotels/H1/rooms").await.body;
-    let entry = rooms.as_array().unwrap().iter().find(|r| r["number"] == room.as_str()).unwrap().clone();
+    let entry = rooms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["number"] == room.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(entry["occupancy"], "vacant");
     assert_eq!(entry["housekeeping"], "dirty");
     assert_eq!(entry["reservation"], Value::Null);
 
     let hk = format!("/v1/hotels/H1/rooms/{room}/housekeeping");
-    let r = h.call(Method::PUT, &hk, Some(json!({"status": "cleaning"}))).await;
+    let r = h
+        .call(Method::PUT, &hk, Some(json!({"status": "cleaning"})))
+        .await;
     assert_eq!(r.status, 200, "{:#}", r.body);
     assert_eq!(r.body["housekeeping"], "cleaning");
     assert_eq!(r.body["number"], room.as_str());
@@ -740,7 +938,14 @@ async fn check_in_and_out_with_room_status() {
 #[tokio::test(flavor = "multi_thread")]
 async fn request_ids_health_and_openapi() {
     let h = Harness::start();
-    let r = h.call_with(Method::GET, "/healthz", &[("x-request-id", "abc-123")], None).await;
+    let r = h
+        .call_with(
+            Method::GET,
+            "/healthz",
+            &[("x-request-id", "abc-123")],
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, json!({"status": "ok"}));
     assert_eq!(r.header("x-request-id"), "abc-123");
@@ -749,7 +954,9 @@ async fn request_ids_health_and_openapi() {
     r.assert_problem(404, "not_found");
     assert!(uuid::Uuid::parse_str(r.header("x-request-id")).is_ok());
     let long = "x".repeat(129);
-    let r = h.call_with(Method::GET, "/healthz", &[("x-request-id", &long)], None).await;
+    let r = h
+        .call_with(Method::GET, "/healthz", &[("x-request-id", &long)], None)
+        .await;
     assert!(uuid::Uuid::parse_str(r.header("x-request-id")).is_ok());
 
     let r = h.get("/readyz").await;
@@ -772,7 +979,10 @@ async fn request_ids_health_and_openapi() {
         ("/v1/reservations/{id}/check-in", &["post"]),
         ("/v1/reservations/{id}/check-out", &["post"]),
         ("/v1/hotels/{hotel_id}/rooms", &["get"]),
-        ("/v1/hotels/{hotel_id}/rooms/{number}/housekeeping", &["put"]),
+        (
+            "/v1/hotels/{hotel_id}/rooms/{number}/housekeeping",
+            &["put"],
+        ),
         ("/v1/payments/notify", &["post"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
@@ -783,7 +993,13 @@ async fn request_ids_health_and_openapi() {
         }
     }
     let schemas = r.body["components"]["schemas"].as_object().unwrap();
-    for s in ["ReservationView", "Problem", "MoneyInput", "AvailabilityView", "NotifyRequest"] {
+    for s in [
+        "ReservationView",
+        "Problem",
+        "MoneyInput",
+        "AvailabilityView",
+        "NotifyRequest",
+    ] {
         assert!(schemas.contains_key(s), "schema {s} missing");
     }
 

@@ -269,10 +269,10 @@ pub struct RateView {
 #[into_params(parameter_in = Query)]
 pub struct AvailabilityQuery {
     /// First night (`YYYY-MM-DD`, hotel-local). Required.
-    #[param(example = "2026-12-24")]
+    #[param(required = true, example = "2026-12-24")]
     pub arrival: Option<String>,
     /// Leaving day (`YYYY-MM-DD`, exclusive). Required.
-    #[param(example = "2026-12-26")]
+    #[param(required = true, example = "2026-12-26")]
     pub departure: Option<String>,
     /// Number of guests; types sleeping fewer are left out. Defaults to 1.
     #[param(example = 2)]

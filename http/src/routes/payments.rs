@@ -63,9 +63,8 @@ pub async fn notify(
     )?;
     let callback: NotifyRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::InvalidRequest(format!("callback body: {e}")))?;
-    let id = ReservationId::from_out_trade_no(&callback.out_trade_no).ok_or_else(|| {
-        ApiError::NotFound(format!("no payment {:?}", callback.out_trade_no))
-    })?;
+    let id = ReservationId::from_out_trade_no(&callback.out_trade_no)
+        .ok_or_else(|| ApiError::NotFound(format!("no payment {:?}", callback.out_trade_no)))?;
     let reservation = state.engine.reservation(id).await?;
     check_amount(&reservation, &callback)?;
     match callback.status {
@@ -220,9 +219,21 @@ mod tests {
         // Wrong secret.
         assert!(!check(&cfg, &signature_header(b"other", NOW, body), body));
         // Stale and future, just past the tolerance; at the edge still fine.
-        assert!(!check(&cfg, &signature_header(b"s3cret", NOW - 301, body), body));
-        assert!(!check(&cfg, &signature_header(b"s3cret", NOW + 301, body), body));
-        assert!(check(&cfg, &signature_header(b"s3cret", NOW - 300, body), body));
+        assert!(!check(
+            &cfg,
+            &signature_header(b"s3cret", NOW - 301, body),
+            body
+        ));
+        assert!(!check(
+            &cfg,
+            &signature_header(b"s3cret", NOW + 301, body),
+            body
+        ));
+        assert!(check(
+            &cfg,
+            &signature_header(b"s3cret", NOW - 300, body),
+            body
+        ));
         // Several v1, one good.
         let sig = good.split("v1=").nth(1).unwrap();
         let several = format!("t={NOW},v1={},v1={sig},v0=zz", "00".repeat(32));
@@ -240,6 +251,10 @@ mod tests {
         assert!(check(&rotated, &good, body));
         assert!(!check(&PaymentConfig::new("new"), &good, body));
         // No secret configured: nothing verifies.
-        assert!(!check(&PaymentConfig::new(""), &signature_header(b"", NOW, body), body));
+        assert!(!check(
+            &PaymentConfig::new(""),
+            &signature_header(b"", NOW, body),
+            body
+        ));
     }
 }

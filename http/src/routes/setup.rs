@@ -98,7 +98,13 @@ pub async fn put_room_type(
     let base_rate_minor = body.base_rate.minor_in("base_rate", currency)?;
     let upsert = state
         .engine
-        .put_room_type(&hotel_id, code.clone(), &body.name, body.capacity, base_rate_minor)
+        .put_room_type(
+            &hotel_id,
+            code.clone(),
+            &body.name,
+            body.capacity,
+            base_rate_minor,
+        )
         .await?;
     let hotel = state.engine.hotel(&hotel_id)?;
     let rt = hotel
