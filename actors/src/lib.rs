@@ -20,3 +20,6 @@ pub use api::{
 };
 pub use facade::{recover_state, Engine, Recovered};
 pub use innkeep_engine as engine;
+
+#[cfg(test)]
+mod tests;

@@ -1246,6 +1246,7 @@ impl Harness {
     fn check(&self) {
         let state = &self.state;
         let held = self.model.held_map(); // panics on a double sale
+        assert_eq!(state.check_invariants(), Vec::<String>::new(), "State::check_invariants");
 
         // Rooms: type, housekeeping, occupant, and the calendar night by night.
         let model_rooms: usize = self.model.hotels.iter().map(|h| h.rooms.len()).sum();
