@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -25,6 +25,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// Lines the server logs after ready (JSON), for tests that look at the log.
     pub log: mpsc::Receiver<Value>,
+    /// Lines it logged up to and including "ready" (recovery warnings land here).
+    pub startup: Vec<Value>,
 }
 
 /// What happened to a start attempt.
@@ -35,17 +37,54 @@ pub enum Started {
     Exited(Vec<Value>),
 }
 
-impl Server {
-    /// Starts a server on a fresh port over `data_dir` and waits until it logged "ready".
-    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        match Server::try_start(data_dir, env) {
-            Started::Ready(s) => s,
-            Started::Exited(lines) => panic!("server exited before ready: {lines:#?}"),
-        }
-    }
+/// A start attempt that ended before "ready".
+#[derive(Debug)]
+pub struct EarlyExit {
+    /// How the process ended.
+    pub status: ExitStatus,
+    /// Every line it wrote to stderr (JSON log lines as objects, anything else as strings).
+    pub lines: Vec<Value>,
+    /// True if it was killed for not becoming ready in time rather than exiting by itself.
+    pub timed_out: bool,
+}
 
-    /// Starts a server; reports an early exit instead of panicking.
-    pub fn try_start(data_dir: &Path, env: &[(&str, &str)]) -> Started {
+impl EarlyExit {
+    /// The plain-text lines of stderr, e.g. `innkeep: cannot start …` — what an operator
+    /// reads when the process refuses to start.
+    pub fn plain_stderr(&self) -> Vec<&str> {
+        self.lines.iter().filter_map(Value::as_str).collect()
+    }
+}
+
+/// The message of a JSON log line (`""` for other lines).
+pub fn message(line: &Value) -> &str {
+    line["fields"]["message"].as_str().unwrap_or("")
+}
+
+/// How far [`Starting::read_until`] got.
+#[derive(Debug, PartialEq, Eq)]
+enum Reached {
+    /// The line it waited for came.
+    Yes,
+    /// stderr closed first: the process is exiting.
+    Exited,
+    /// [`READY_TIMEOUT`] passed first.
+    TimedOut,
+}
+
+/// A spawned server on its way to ready: lets a test act between spawn, "listening" and
+/// "ready" (kill it mid-start, or look at it while it recovers). Killed when dropped.
+pub struct Starting {
+    child: Option<Child>,
+    rx: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+    local: Option<String>,
+    data_dir: PathBuf,
+}
+
+impl Starting {
+    /// Spawns `innkeep serve` on a fresh port over `data_dir`; returns at once.
+    pub fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Starting {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_innkeep"));
         cmd.args(["serve", "--log-format", "json"])
             .env_clear()
@@ -72,33 +111,117 @@ impl Server {
                 }
             }
         });
-        let mut local = None;
-        let mut seen = Vec::new();
+        Starting {
+            child: Some(child),
+            rx,
+            seen: Vec::new(),
+            local: None,
+            data_dir: data_dir.to_owned(),
+        }
+    }
+
+    /// Reads log lines until one satisfies `stop`.
+    fn read_until(&mut self, stop: impl Fn(&str) -> bool) -> Reached {
         let deadline = std::time::Instant::now() + READY_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let Ok(line) = rx.recv_timeout(left) else {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Started::Exited(seen);
+            let line = match self.rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) => return Reached::TimedOut,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Reached::Exited,
             };
-            let message = line["fields"]["message"].as_str().unwrap_or("");
-            if message.starts_with("listening") {
-                local = line["fields"]["local"].as_str().map(str::to_owned);
+            let msg = message(&line);
+            if msg.starts_with("listening") {
+                self.local = line["fields"]["local"].as_str().map(str::to_owned);
             }
-            let ready = message == "ready";
-            seen.push(line);
-            if ready {
-                break;
+            let done = stop(msg);
+            self.seen.push(line);
+            if done {
+                return Reached::Yes;
             }
         }
-        let local = local.expect("server logged its address");
-        Started::Ready(Server {
+    }
+
+    /// Waits until the server logged "listening" (it answers HTTP from then on, `503
+    /// not_ready` until recovered) and returns its base URL; `None` if it exited first.
+    pub fn wait_listening(&mut self) -> Option<String> {
+        if self.local.is_none() && self.read_until(|m| m.starts_with("listening")) != Reached::Yes {
+            return None;
+        }
+        self.local.as_ref().map(|local| format!("http://{local}"))
+    }
+
+    /// Waits for "ready"; on an early exit reports its status and stderr.
+    pub fn wait_ready(mut self) -> Result<Server, EarlyExit> {
+        let reached = self.read_until(|m| m == "ready");
+        let mut child = self.child.take().expect("child");
+        if reached != Reached::Yes {
+            let timed_out = reached == Reached::TimedOut;
+            if timed_out {
+                let _ = child.kill();
+            }
+            let status = child.wait().expect("wait");
+            let mut lines = std::mem::take(&mut self.seen);
+            lines.extend(self.rx.try_iter());
+            return Err(EarlyExit {
+                status,
+                lines,
+                timed_out,
+            });
+        }
+        let local = self.local.take().expect("server logged its address");
+        let (_, dead) = mpsc::channel();
+        Ok(Server {
             child,
             base: format!("http://{local}"),
-            data_dir: data_dir.to_owned(),
-            log: rx,
+            data_dir: self.data_dir.clone(),
+            log: std::mem::replace(&mut self.rx, dead),
+            startup: std::mem::take(&mut self.seen),
         })
+    }
+
+    /// SIGKILLs the child wherever it is in its start-up and reaps it; returns the lines
+    /// it logged so far.
+    pub fn kill(mut self) -> Vec<Value> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mut lines = std::mem::take(&mut self.seen);
+        lines.extend(self.rx.try_iter());
+        lines
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Server {
+    /// Starts a server on a fresh port over `data_dir` and waits until it logged "ready".
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        match Server::launch(data_dir, env) {
+            Ok(s) => s,
+            Err(e) => panic!("server exited before ready: {e:#?}"),
+        }
+    }
+
+    /// Starts a server; reports an early exit instead of panicking.
+    pub fn try_start(data_dir: &Path, env: &[(&str, &str)]) -> Started {
+        match Server::launch(data_dir, env) {
+            Ok(s) => Started::Ready(s),
+            Err(e) => Started::Exited(e.lines),
+        }
+    }
+
+    /// Starts a server; an early exit comes back with its exit status and stderr.
+    pub fn launch(data_dir: &Path, env: &[(&str, &str)]) -> Result<Server, EarlyExit> {
+        Starting::spawn(data_dir, env).wait_ready()
     }
 
     /// `base` + `path`.
@@ -112,14 +235,29 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM and wait for a clean exit; returns the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = i32::try_from(self.child.id()).expect("pid");
-        // SAFETY-free: `kill` from the command line avoids unsafe libc calls.
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-        self.child.wait().expect("wait")
+    /// Sends SIGTERM and returns at once (the process starts its graceful shutdown).
+    pub fn signal_term(&self) {
+        // `kill` from the command line avoids unsafe libc calls (the crate forbids unsafe).
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {}", self.child.id());
+    }
+
+    /// SIGTERM and wait for the process to exit; returns the exit status.
+    pub fn terminate(self) -> ExitStatus {
+        self.stop().0
+    }
+
+    /// SIGTERM, wait for the process to exit, and return its exit status with every line
+    /// it logged after "ready".
+    pub fn stop(mut self) -> (ExitStatus, Vec<Value>) {
+        self.signal_term();
+        let status = self.child.wait().expect("wait");
+        // The child is gone, so its stderr is closed and the reader thread ends.
+        let lines = self.log.iter().collect();
+        (status, lines)
     }
 }
 
@@ -141,20 +279,28 @@ pub fn client() -> reqwest::Client {
 
 /// Status and JSON body.
 pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value, HashMap<String, String>) {
-    let res = req.send().await.expect("request");
+    try_send(req).await.expect("request")
+}
+
+/// [`send`] that reports a transport error (connection refused or reset, e.g. because the
+/// server was killed) instead of panicking.
+pub async fn try_send(
+    req: reqwest::RequestBuilder,
+) -> Result<(u16, Value, HashMap<String, String>), reqwest::Error> {
+    let res = req.send().await?;
     let status = res.status().as_u16();
     let headers = res
         .headers()
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
         .collect();
-    let text = res.text().await.expect("body");
+    let text = res.text().await?;
     let body = if text.is_empty() {
         Value::Null
     } else {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
-    (status, body, headers)
+    Ok((status, body, headers))
 }
 
 /// PUTs the JSON and asserts a 2xx.
