@@ -6,8 +6,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use innkeep_actors::{EngineConfig, SyncMode};
-use innkeep_engine::StayLimits;
+use innkeep_actors::{EngineConfig, SyncMode, DEFAULT_MAX_HOLDS_PER_CREATOR};
+use innkeep_engine::{HotelId, StayLimits};
+use innkeep_http::auth::parse_key_sha256;
+use innkeep_http::limits::{DEFAULT_BURST, DEFAULT_RATE_PER_SECOND, DEFAULT_REQUEST_TIMEOUT_MS};
+use innkeep_http::listener::DEFAULT_MAX_CONNECTIONS;
+use innkeep_http::{ApiKey, AuthConfig, HotelScope, HttpLimits, Role};
 use serde::Deserialize;
 
 /// Shortest payment secret we accept: an HMAC key much shorter than this is guessable.
@@ -37,7 +41,59 @@ pub struct Config {
     pub snapshot_every_seconds: u64,
     /// Payment provider settings.
     pub payment: PaymentSection,
+    /// `[[api_keys]]`: who may call the API. None: the API is open, which is allowed only
+    /// on a loopback `listen` address.
+    pub api_keys: Vec<ApiKeySection>,
+    /// `[limits]`: rate limit, hold cap, deadline, connections.
+    pub limits: LimitsSection,
 }
+
+/// One `[[api_keys]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySection {
+    /// A label for logs and metrics (letters, digits, `-`, `_`, `.`; at most 64).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// SHA-256 of the key, 64 hex digits, as printed by `innkeep keygen`. The key itself
+    /// is never configured, so the file grants nothing if it leaks.
+    pub key_sha256: String,
+    /// `admin`, `channel` or `front_desk`.
+    pub role: Role,
+    /// Hotel ids the key may see, or `["*"]` for all.
+    pub hotels: Vec<String>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Requests per second per API key (token bucket refill).
+    pub rate_per_second: u32,
+    /// Requests a key may make in a burst (token bucket size).
+    pub burst: u32,
+    /// Most unpaid holds one API key may have open.
+    pub max_holds_per_key: usize,
+    /// A request still running after this many milliseconds is answered 503 `timeout`.
+    pub request_timeout_ms: u64,
+    /// Most HTTP connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            rate_per_second: DEFAULT_RATE_PER_SECOND,
+            burst: DEFAULT_BURST,
+            max_holds_per_key: DEFAULT_MAX_HOLDS_PER_CREATOR,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Longest `[[api_keys]] name`.
+pub const MAX_KEY_NAME_LEN: usize = 64;
 
 /// `[payment]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
@@ -62,6 +118,8 @@ impl Default for Config {
             snapshot_every_events: 100_000,
             snapshot_every_seconds: 300,
             payment: PaymentSection::default(),
+            api_keys: Vec::new(),
+            limits: LimitsSection::default(),
         }
     }
 }
@@ -116,10 +174,22 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INNKEEP_SNAPSHOT_EVERY_SECONDS", "snapshot_every_seconds"),
     ("INNKEEP_PAYMENT_SECRET", "payment.secret"),
     ("INNKEEP_PAYMENT_PREVIOUS_SECRET", "payment.previous_secret"),
+    ("INNKEEP_LIMITS_RATE_PER_SECOND", "limits.rate_per_second"),
+    ("INNKEEP_LIMITS_BURST", "limits.burst"),
+    (
+        "INNKEEP_LIMITS_MAX_HOLDS_PER_KEY",
+        "limits.max_holds_per_key",
+    ),
+    (
+        "INNKEEP_LIMITS_REQUEST_TIMEOUT_MS",
+        "limits.request_timeout_ms",
+    ),
+    ("INNKEEP_LIMITS_MAX_CONNECTIONS", "limits.max_connections"),
 ];
 
-/// Variables with the prefix that are not configuration keys but are still allowed.
-const ENV_ALLOWED: &[&str] = &["INNKEEP_LOG"];
+/// Variables with the prefix that are not configuration keys but are still allowed:
+/// the log filter, and the config file's path (read by the binary).
+const ENV_ALLOWED: &[&str] = &["INNKEEP_LOG", "INNKEEP_CONFIG"];
 
 impl Config {
     /// Reads `path` (if given), then the environment `vars`, then validates.
@@ -176,6 +246,13 @@ impl Config {
             "INNKEEP_PAYMENT_PREVIOUS_SECRET" => {
                 self.payment.previous_secret = Some(value.to_owned())
             }
+            "INNKEEP_LIMITS_RATE_PER_SECOND" => self.limits.rate_per_second = num(name, value)?,
+            "INNKEEP_LIMITS_BURST" => self.limits.burst = num(name, value)?,
+            "INNKEEP_LIMITS_MAX_HOLDS_PER_KEY" => self.limits.max_holds_per_key = num(name, value)?,
+            "INNKEEP_LIMITS_REQUEST_TIMEOUT_MS" => {
+                self.limits.request_timeout_ms = num(name, value)?
+            }
+            "INNKEEP_LIMITS_MAX_CONNECTIONS" => self.limits.max_connections = num(name, value)?,
             _ => {
                 let known: Vec<&str> = ENV_KEYS.iter().map(|(n, _)| *n).collect();
                 return Err(ConfigError::Env {
@@ -219,6 +296,33 @@ impl Config {
             1,
             86_400,
         )?;
+        range(
+            "limits.rate_per_second",
+            self.limits.rate_per_second,
+            1,
+            1_000_000,
+        )?;
+        range("limits.burst", self.limits.burst, 1, 1_000_000)?;
+        range(
+            "limits.max_holds_per_key",
+            self.limits.max_holds_per_key,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "limits.request_timeout_ms",
+            self.limits.request_timeout_ms,
+            1,
+            600_000,
+        )?;
+        range(
+            "limits.max_connections",
+            self.limits.max_connections,
+            1,
+            1_000_000,
+        )?;
+        self.api_key_list()?;
+        self.check_exposure()?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Value {
                 key: "data_dir",
@@ -241,6 +345,101 @@ impl Config {
         Ok(())
     }
 
+    /// Refuses to serve an open API (no `[[api_keys]]`) on an address other hosts can
+    /// reach. Checked when the configuration is loaded and again before binding.
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        if self.api_keys.is_empty() && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Value {
+                key: "api_keys",
+                message: format!(
+                    "none are configured, so anyone could use the API, but `listen` = {} is \
+                     not a loopback address; add [[api_keys]] (see `innkeep keygen`) or \
+                     listen on 127.0.0.1",
+                    self.listen
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The `[[api_keys]]`, validated: 64-hex-digit hashes, known roles, hotel ids or
+    /// `["*"]`, no key or name twice.
+    pub fn api_key_list(&self) -> Result<Vec<ApiKey>, ConfigError> {
+        let mut keys: Vec<ApiKey> = Vec::new();
+        for (i, entry) in self.api_keys.iter().enumerate() {
+            let label = entry
+                .name
+                .as_deref()
+                .map_or_else(|| format!("#{}", i + 1), |n| format!("#{} ({n})", i + 1));
+            let bad = |message: String| ConfigError::Value {
+                key: "api_keys",
+                message: format!("entry {label}: {message}"),
+            };
+            let hash = parse_key_sha256(entry.key_sha256.trim()).ok_or_else(|| {
+                bad("key_sha256 must be 64 hex digits (the SHA-256 `innkeep keygen` prints)".into())
+            })?;
+            if let Some(name) = &entry.name {
+                let ok = !name.is_empty()
+                    && name.len() <= MAX_KEY_NAME_LEN
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                if !ok {
+                    return Err(bad(format!(
+                        "name must be 1 to {MAX_KEY_NAME_LEN} letters, digits, '-', '_' or '.'"
+                    )));
+                }
+                if keys
+                    .iter()
+                    .any(|k| k.name.as_deref() == Some(name.as_str()))
+                {
+                    return Err(bad(format!("name {name:?} is used by another key")));
+                }
+            }
+            if keys.iter().any(|k| k.key_sha256 == hash) {
+                return Err(bad("key_sha256 is configured twice".into()));
+            }
+            let hotels = match entry.hotels.as_slice() {
+                [] => return Err(bad("hotels must list hotel ids, or be [\"*\"]".into())),
+                [all] if all == "*" => HotelScope::All,
+                list => {
+                    let mut set = std::collections::BTreeSet::new();
+                    for h in list {
+                        let id = HotelId::parse(h).map_err(|e| {
+                            bad(format!(
+                                "hotels: {h:?} is not a hotel id ({}); \"*\" must stand alone",
+                                e.reason
+                            ))
+                        })?;
+                        set.insert(id.as_str().to_owned());
+                    }
+                    HotelScope::Only(set)
+                }
+            };
+            keys.push(ApiKey {
+                name: entry.name.clone(),
+                key_sha256: hash,
+                role: entry.role,
+                hotels,
+            });
+        }
+        Ok(keys)
+    }
+
+    /// The HTTP layer's keys (none: open mode).
+    pub fn auth(&self) -> Result<AuthConfig, ConfigError> {
+        Ok(AuthConfig::new(self.api_key_list()?))
+    }
+
+    /// The HTTP layer's limits.
+    pub fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            rate_per_second: self.limits.rate_per_second,
+            burst: self.limits.burst,
+            request_timeout: Duration::from_millis(self.limits.request_timeout_ms),
+        }
+    }
+
     /// The engine's share of the configuration.
     pub fn engine(&self, sync: SyncMode) -> EngineConfig {
         EngineConfig {
@@ -254,6 +453,7 @@ impl Config {
             sync,
             snapshot_every_events: self.snapshot_every_events,
             snapshot_every: Duration::from_secs(self.snapshot_every_seconds),
+            max_holds_per_creator: self.limits.max_holds_per_key,
             ..EngineConfig::new(&self.data_dir)
         }
     }
@@ -311,5 +511,120 @@ mod tests {
         assert!(e.to_string().contains("INNKEEP_LISTEN"), "{e}");
         let e = load("[payment]\nsecret = \"short\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("payment.secret"), "{e}");
+    }
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    const HASH2: &str = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
+
+    #[test]
+    fn api_keys_and_limits() {
+        let c = load(
+            &format!(
+                "listen = \"0.0.0.0:8080\"\n\
+                 [[api_keys]]\nname = \"ota-1\"\nkey_sha256 = \"{HASH}\"\nrole = \"channel\"\nhotels = [\"H1\", \"H2\"]\n\
+                 [[api_keys]]\nkey_sha256 = \"{}\"\nrole = \"front_desk\"\nhotels = [\"*\"]\n\
+                 [limits]\nrate_per_second = 5\nburst = 10\nmax_holds_per_key = 3\nrequest_timeout_ms = 250\nmax_connections = 7\n",
+                HASH2.to_uppercase()
+            ),
+            &[("INNKEEP_LIMITS_BURST", "12"), ("INNKEEP_LIMITS_MAX_CONNECTIONS", "8")],
+        )
+        .unwrap();
+        let keys = c.api_key_list().unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].role, Role::Channel);
+        assert_eq!(keys[0].name.as_deref(), Some("ota-1"));
+        assert!(keys[0].hotels.contains("H2") && !keys[0].hotels.contains("H3"));
+        assert_eq!(keys[1].role, Role::FrontDesk);
+        assert_eq!(keys[1].hotels, HotelScope::All);
+        assert_eq!(hex::encode(keys[1].key_sha256), HASH2);
+        assert!(!c.auth().unwrap().is_open());
+        assert_eq!(
+            (
+                c.limits.rate_per_second,
+                c.limits.burst,
+                c.limits.max_connections
+            ),
+            (5, 12, 8)
+        );
+        assert_eq!(c.http_limits().request_timeout, Duration::from_millis(250));
+        assert_eq!(c.engine(SyncMode::Fdatasync).max_holds_per_creator, 3);
+
+        let d = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(d.limits, LimitsSection::default());
+        assert_eq!(d.limits.max_holds_per_key, 50);
+        assert_eq!(d.limits.request_timeout_ms, 5000);
+        assert_eq!(d.limits.max_connections, 10_000);
+        assert!(d.auth().unwrap().is_open());
+        for (var, key) in [
+            ("INNKEEP_LIMITS_RATE_PER_SECOND", "rate_per_second"),
+            ("INNKEEP_LIMITS_MAX_HOLDS_PER_KEY", "max_holds_per_key"),
+            ("INNKEEP_LIMITS_REQUEST_TIMEOUT_MS", "request_timeout_ms"),
+        ] {
+            let c = load("", &[(var, "9")]).unwrap();
+            let got = match key {
+                "rate_per_second" => u64::from(c.limits.rate_per_second),
+                "max_holds_per_key" => c.limits.max_holds_per_key as u64,
+                _ => c.limits.request_timeout_ms,
+            };
+            assert_eq!(got, 9, "{var}");
+        }
+    }
+
+    #[test]
+    fn bad_api_keys_and_limits_name_the_key() {
+        let entry = |body: &str| format!("[[api_keys]]\n{body}\n");
+        let cases = [
+            (entry(&format!("key_sha256 = \"{HASH}\"\nrole = \"owner\"\nhotels = [\"*\"]")), "role"),
+            (entry("key_sha256 = \"abc\"\nrole = \"admin\"\nhotels = [\"*\"]"), "key_sha256"),
+            (entry(&format!("key_sha256 = \"{HASH}\"\nrole = \"admin\"\nhotels = []")), "hotels"),
+            (entry(&format!("key_sha256 = \"{HASH}\"\nrole = \"admin\"\nhotels = [\"*\", \"H1\"]")), "hotels"),
+            (entry(&format!("key_sha256 = \"{HASH}\"\nrole = \"admin\"\nhotels = [\"bad id\"]")), "hotels"),
+            (entry(&format!("key_sha256 = \"{HASH}\"\nrole = \"admin\"")), "hotels"),
+            (entry(&format!("key_sha256 = \"{HASH}\"\nrole = \"admin\"\nhotels = [\"*\"]\nsecret = \"x\"")), "secret"),
+            (entry(&format!("name = \"has space\"\nkey_sha256 = \"{HASH}\"\nrole = \"admin\"\nhotels = [\"*\"]")), "name"),
+            (
+                entry(&format!("key_sha256 = \"{HASH}\"\nrole = \"admin\"\nhotels = [\"*\"]"))
+                    + &entry(&format!("key_sha256 = \"{HASH}\"\nrole = \"channel\"\nhotels = [\"*\"]")),
+                "twice",
+            ),
+            ("[limits]\nburst = 0\n".to_owned(), "limits.burst"),
+            ("[limits]\nrate_per_second = 0\n".to_owned(), "limits.rate_per_second"),
+            ("[limits]\nmax_holds_per_key = 0\n".to_owned(), "limits.max_holds_per_key"),
+            ("[limits]\nrequest_timeout_ms = 0\n".to_owned(), "limits.request_timeout_ms"),
+            ("[limits]\nmax_connections = 0\n".to_owned(), "limits.max_connections"),
+            ("[limits]\nrate = 1\n".to_owned(), "rate"),
+        ];
+        for (toml, needle) in cases {
+            let e = load(&toml, &[]).unwrap_err().to_string();
+            assert!(e.contains(needle), "{toml:?}: {e}");
+        }
+        let e = load("", &[("INNKEEP_LIMITS_BURST", "many")]).unwrap_err();
+        assert!(e.to_string().contains("INNKEEP_LIMITS_BURST"), "{e}");
+        // INNKEEP_CONFIG names the file; it is not a key.
+        assert!(load("", &[("INNKEEP_CONFIG", "/x.toml")]).is_ok());
+    }
+
+    #[test]
+    fn no_keys_on_a_non_loopback_address_refuses_to_start() {
+        for listen in ["0.0.0.0:8080", "192.0.2.1:8080", "[::]:8080"] {
+            let e = load(&format!("listen = \"{listen}\"\n"), &[]).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains("api_keys") && text.contains("listen"),
+                "{text}"
+            );
+            let e = load("", &[("INNKEEP_LISTEN", listen)]).unwrap_err();
+            assert!(e.to_string().contains("api_keys"), "{e}");
+        }
+        for listen in ["127.0.0.1:8080", "127.0.0.2:0", "[::1]:8080"] {
+            assert!(
+                load(&format!("listen = \"{listen}\"\n"), &[]).is_ok(),
+                "{listen}"
+            );
+        }
+        let keyed = format!(
+            "listen = \"0.0.0.0:8080\"\n[[api_keys]]\nkey_sha256 = \"{HASH}\"\nrole = \"admin\"\nhotels = [\"*\"]\n"
+        );
+        assert!(load(&keyed, &[]).is_ok());
     }
 }

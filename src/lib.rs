@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod keygen;
 pub mod server;
 
 pub use innkeep_actors::{

@@ -23,7 +23,8 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API.
     Serve {
-        /// TOML configuration file; `INNKEEP_*` environment variables override it.
+        /// TOML configuration file (default: `$INNKEEP_CONFIG`, if set); `INNKEEP_*`
+        /// environment variables override it.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Load a demo hotel into an empty data dir and print how to try it.
@@ -37,6 +38,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
+    /// Print a new API key and the SHA-256 to configure for it (`[[api_keys]]`).
+    Keygen,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
             unsafe_no_fsync,
             log_format,
         } => serve(config, demo, unsafe_no_fsync, log_format),
+        Command::Keygen => keygen(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,12 +85,25 @@ fn main() -> ExitCode {
     }
 }
 
+fn keygen() -> anyhow::Result<()> {
+    use std::io::Write;
+    let (key, hash) = innkeep::keygen::generate()
+        .map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        innkeep::keygen::text(&key, &hash).trim_end()
+    )?;
+    Ok(())
+}
+
 fn serve(
     config_path: Option<PathBuf>,
     demo: bool,
     unsafe_no_fsync: bool,
     log_format: LogFormat,
 ) -> anyhow::Result<()> {
+    let config_path = config_path.or_else(|| std::env::var_os("INNKEEP_CONFIG").map(PathBuf::from));
     let config = Config::load(config_path.as_deref(), std::env::vars())?;
     init_tracing(log_format);
     let sync = if unsafe_no_fsync {
@@ -100,5 +117,9 @@ fn serve(
         .enable_all()
         .thread_name("innkeep-http")
         .build()?;
-    runtime.block_on(server::run(config, mode, sync, server::shutdown_signal()))
+    let shutdown = {
+        let _inside = runtime.enter();
+        server::shutdown_signal()?
+    };
+    runtime.block_on(server::run(config, mode, sync, shutdown))
 }

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{header, Request, Response, StatusCode};
 use axum::Router;
 use innkeep_actors::{Engine, SyncMode};
-use innkeep_http::{AppState, PaymentConfig};
+use innkeep_http::{AppState, ClientAddr, LimitedListener, PaymentConfig};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -37,10 +37,23 @@ pub async fn run(
     sync: SyncMode,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Before binding: never serve an open API where other hosts can reach it.
+    config.check_exposure()?;
+    let auth = config.auth()?;
+    // Before the engine starts, so recovery and the journal already record into it.
+    innkeep_http::metrics::install();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("config key `listen`: cannot listen on {}", config.listen))?;
     let local = listener.local_addr()?;
+    if auth.is_open() {
+        tracing::warn!(
+            %local,
+            "no [[api_keys]] configured: the API is open to anyone who can reach this \
+             loopback address; configure keys (innkeep keygen) before exposing it"
+        );
+    }
+    let listener = LimitedListener::new(listener, config.limits.max_connections);
 
     // Until recovery is done every route but /healthz answers 503 `not_ready`.
     let api: Arc<OnceLock<Router>> = Arc::default();
@@ -60,9 +73,12 @@ pub async fn run(
     let server = {
         let stop = stop.clone();
         tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<ClientAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
         })
     };
     tracing::info!(%local, "listening; recovering");
@@ -113,7 +129,8 @@ pub async fn run(
     if let Some(previous) = &config.payment.previous_secret {
         payment = payment.with_previous_secret(previous.clone().into_bytes());
     }
-    let _ = api.set(innkeep_http::router(AppState::new(engine.clone(), payment)));
+    let state = AppState::new(engine.clone(), payment).with_security(auth, config.http_limits());
+    let _ = api.set(innkeep_http::router(state));
     tracing::info!(%local, "ready");
 
     shutdown.await;
@@ -166,24 +183,18 @@ fn json(status: StatusCode, content_type: &'static str, body: String) -> Respons
     res
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGINT and SIGTERM handlers now and returns a future that resolves on
+/// the first of them. Call it (inside the runtime) before start-up: a handler installed
+/// only when the future is first polled would leave the default action (exit at once,
+/// no drain, no final snapshot) in place during recovery.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    })
 }

@@ -2,5 +2,9 @@
 //! real data dir. One test binary; each area is a module.
 
 mod booking;
+mod crash;
+mod durability;
 mod harness;
+mod load;
+mod security;
 mod validation;

@@ -11,6 +11,9 @@ use innkeep_engine::{
 };
 pub use innkeep_persistence::SyncMode;
 
+/// Default for [`EngineConfig::max_holds_per_creator`].
+pub const DEFAULT_MAX_HOLDS_PER_CREATOR: usize = 50;
+
 /// How an engine runs. Every field has a default fit for a small hotel on one machine.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -33,6 +36,10 @@ pub struct EngineConfig {
     pub snapshot_every: Duration,
     /// How often due holds are looked for.
     pub expiry_tick: Duration,
+    /// Most open (unpaid) holds one creator (API key) may have at once; past it a
+    /// booking fails with [`EngineError::TooManyHolds`]. Stops one client from holding
+    /// every room of a hotel without paying. Bookings without a creator are not capped.
+    pub max_holds_per_creator: usize,
 }
 
 impl EngineConfig {
@@ -48,6 +55,7 @@ impl EngineConfig {
             snapshot_every_events: 100_000,
             snapshot_every: Duration::from_secs(300),
             expiry_tick: Duration::from_millis(250),
+            max_holds_per_creator: DEFAULT_MAX_HOLDS_PER_CREATOR,
         }
     }
 }
@@ -67,6 +75,13 @@ pub enum EngineError {
     /// The engine is stopping or stopped (503).
     #[error("engine is shutting down")]
     ShuttingDown,
+    /// The booking's creator already has `limit` unpaid holds (429 `too_many_holds`);
+    /// one frees when a hold is paid, cancelled or expires.
+    #[error("this API key already has {limit} unpaid holds; pay, cancel or let one expire first")]
+    TooManyHolds {
+        /// The cap, so the client knows what it ran into.
+        limit: usize,
+    },
 }
 
 impl EngineError {
@@ -77,6 +92,7 @@ impl EngineError {
             EngineError::Overloaded => "overloaded",
             EngineError::Unavailable(_) => "storage_unavailable",
             EngineError::ShuttingDown => "shutting_down",
+            EngineError::TooManyHolds { .. } => "too_many_holds",
         }
     }
 }
@@ -85,7 +101,7 @@ impl EngineError {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The data directory cannot be used.
-    #[error("data dir {path}: {source}")]
+    #[error("data dir {} is unusable", path.display())]
     DataDir {
         /// Which directory.
         path: PathBuf,
@@ -93,10 +109,10 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The snapshot could not be loaded.
-    #[error("snapshot: {0}")]
+    #[error(transparent)]
     Snapshot(#[from] innkeep_persistence::SnapshotError),
     /// The journal could not be recovered or opened.
-    #[error("journal: {0}")]
+    #[error(transparent)]
     Journal(#[from] innkeep_persistence::JournalError),
     /// The actor system did not come up.
     #[error("actor system: {0}")]
@@ -120,6 +136,11 @@ pub struct BookInput {
     pub guest: Guest,
     /// A specific room, if asked for.
     pub room: Option<RoomNumber>,
+    /// Who books: an identifier of the API key (the HTTP layer sets it from the
+    /// authenticated caller), recorded on the reservation as
+    /// [`innkeep_engine::Reservation::created_by`]. It scopes idempotency keys and the hold
+    /// cap to the creator; `None` (no keys configured, or an embedder) is not capped.
+    pub created_by: Option<String>,
 }
 
 /// One room type's availability for a stay.

@@ -1,6 +1,6 @@
 //! The embeddable engine: start it from a config, call typed async operations.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -19,12 +19,19 @@ use innkeep_persistence::{recover, FsStorage, Journal, JournalOptions, SnapshotS
 use crate::api::{
     Availability, BookInput, EngineConfig, EngineError, RoomView, StartError, TypeAvailability,
 };
-use crate::room::{ChangeReservation, GetReservation, GetView, RoomActor, SetHousekeeping};
+use crate::room::{
+    ChangeReservation, GetReservation, GetView, HoldEnded, RoomActor, SetHousekeeping,
+};
 use crate::shared::{read, write, Shared};
 use crate::snapshotter::{self, SnapshotPolicy};
 use crate::supervisor::{
-    self, Book, BookingPolicy, OrderSupervisor, PutHotel, PutRate, PutRoom, PutRoomType,
+    self, Book, BookingPolicy, HoldsOf, OrderSupervisor, PendingHold, PutHotel, PutRate, PutRoom,
+    PutRoomType,
 };
+
+/// Counter of bookings by outcome: `created`, `replayed` (idempotent replay), or the
+/// error code (`sold_out`, `too_many_holds`, `overloaded`, ...).
+pub const METRIC_BOOKINGS: &str = "innkeep_bookings_total";
 
 /// What [`recover_state`] found on disk.
 #[derive(Debug)]
@@ -50,7 +57,7 @@ pub fn recover_state(data_dir: &std::path::Path) -> Result<Recovered, StartError
     let report = recover(
         &data_dir.join("journal"),
         snapshot_seq,
-        |_seq, event: Event| state.apply(&event),
+        |_seq, event: Event| state.apply_owned(event),
     )?;
     tracing::info!(
         snapshot_seq,
@@ -172,12 +179,22 @@ impl Engine {
             locator: state.locator.clone().into(),
             rooms: Default::default(),
         });
-        let holds: BTreeSet<(Timestamp, ReservationId)> = state
+        // Every unpaid hold, with its creator: the supervisor rebuilds its expiry queue and
+        // the per-key hold counts from this, so the hold cap survives restarts.
+        let pending: HashMap<ReservationId, PendingHold> = state
             .rooms
             .values()
             .flat_map(|room| room.reservations.values())
             .filter(|r| r.status == Status::PendingPayment)
-            .map(|r| (r.hold_expires_at, r.id))
+            .map(|r| {
+                (
+                    r.id,
+                    PendingHold {
+                        expires_at: r.hold_expires_at,
+                        created_by: r.created_by.clone(),
+                    },
+                )
+            })
             .collect();
         let rooms: Vec<_> = state.rooms.values().cloned().collect();
         let idempotency = state.idempotency.clone();
@@ -193,6 +210,7 @@ impl Engine {
         let actor_journal = journal.clone();
         let actor_shared = shared.clone();
         let (expiry_tick, limits) = (config.expiry_tick, config.limits);
+        let max_holds_per_creator = config.max_holds_per_creator;
         let system_thread = std::thread::Builder::new()
             .name("innkeep-actors".into())
             .spawn(move || {
@@ -202,6 +220,10 @@ impl Engine {
                     // on the system arbiter.
                     let handles: Vec<ArbiterHandle> =
                         (0..arbiters).map(|_| Arbiter::new().handle()).collect();
+                    // The supervisor's address exists before it runs, so the rooms can be
+                    // given it (they report ended holds to it).
+                    let sup_ctx: Context<OrderSupervisor> = Context::new();
+                    let hold_ended = sup_ctx.address().recipient::<HoldEnded>();
                     let mut next = 0;
                     for room in rooms {
                         let key = room.key.clone();
@@ -211,22 +233,24 @@ impl Engine {
                             room,
                             actor_journal.clone(),
                             actor_shared.clone(),
+                            hold_ended.clone(),
                         );
                         write(&actor_shared.rooms).insert(key, addr);
                     }
-                    let sup = OrderSupervisor::new(
+                    let sup = sup_ctx.run(OrderSupervisor::new(
                         actor_shared,
                         actor_journal,
                         handles,
                         idempotency,
-                        holds,
+                        pending,
                         BookingPolicy {
                             hold,
                             expiry_tick,
                             limits,
+                            max_holds_per_creator,
                         },
-                    )
-                    .start();
+                        hold_ended,
+                    ));
                     let _ = up_tx.send((System::current(), sup));
                 });
                 if let Err(e) = system.run() {
@@ -268,6 +292,30 @@ impl Engine {
     /// The configuration the engine runs with.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// Engine calls in flight right now (the bound is `max_in_flight`). Calls are bounded
+    /// by this counter rather than by mailbox length, so it is the honest measure of how
+    /// full the actors' mailboxes are; exported as a gauge.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Events queued for the journal writer and not yet in a batch (see
+    /// [`Journal::queue_len`]).
+    pub fn journal_queue_len(&self) -> usize {
+        self.inner.journal.queue_len()
+    }
+
+    /// Open (unpaid) holds created by `creator`, bookings still running included: what
+    /// `max_holds_per_creator` is checked against.
+    pub async fn holds_of(&self, creator: &str) -> Result<usize, EngineError> {
+        let _slot = self.enter()?;
+        self.inner
+            .supervisor
+            .send(HoldsOf(creator.to_owned()))
+            .await
+            .map_err(mailbox)
     }
 
     /// Whether the engine accepts work: recovered, not stopping, journal healthy.
@@ -442,18 +490,39 @@ impl Engine {
     }
 
     /// Books a room (status `pending_payment`). With a key, a retry with the same request
-    /// returns the same reservation, and concurrent retries create exactly one.
+    /// returns the same reservation, and concurrent retries create exactly one. A booking
+    /// with `input.created_by` set counts against that creator's hold cap
+    /// ([`EngineConfig::max_holds_per_creator`]).
     pub async fn book(
         &self,
         input: BookInput,
         idempotency_key: Option<IdempotencyKey>,
     ) -> Result<Reservation, EngineError> {
+        let id = ReservationId(uuid::Uuid::now_v7());
+        let result = self.book_inner(input, idempotency_key, id).await;
+        let outcome = match &result {
+            Ok(r) if r.id == id => "created",
+            // Another id: an idempotent replay (or a retry that joined the first attempt).
+            Ok(_) => "replayed",
+            Err(e) => e.code(),
+        };
+        metrics::counter!(METRIC_BOOKINGS, "outcome" => outcome).increment(1);
+        result
+    }
+
+    async fn book_inner(
+        &self,
+        input: BookInput,
+        idempotency_key: Option<IdempotencyKey>,
+        id: ReservationId,
+    ) -> Result<Reservation, EngineError> {
         let _slot = self.enter()?;
         let msg = Book {
             input,
             idempotency_key,
-            id: ReservationId(uuid::Uuid::now_v7()),
+            id,
             now: Timestamp::now(),
+            span: tracing::Span::current(),
         };
         self.inner.supervisor.send(msg).await.map_err(mailbox)?
     }
@@ -501,6 +570,7 @@ impl Engine {
             if_match,
             now,
             today,
+            span: tracing::Span::current(),
         };
         addr.send(msg).await.map_err(mailbox)?
     }
@@ -541,6 +611,7 @@ impl Engine {
         let msg = SetHousekeeping {
             status,
             now: Timestamp::now(),
+            span: tracing::Span::current(),
         };
         addr.send(msg).await.map_err(mailbox)?
     }

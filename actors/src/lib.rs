@@ -16,10 +16,16 @@ pub mod supervisor;
 
 pub use api::{
     Availability, BookInput, EngineConfig, EngineError, RoomView, StartError, SyncMode,
-    TypeAvailability,
+    TypeAvailability, DEFAULT_MAX_HOLDS_PER_CREATOR,
 };
-pub use facade::{recover_state, Engine, Recovered};
+pub use facade::{recover_state, Engine, Recovered, METRIC_BOOKINGS};
 pub use innkeep_engine as engine;
+pub use innkeep_persistence::journal::{METRIC_BATCH_RECORDS, METRIC_FSYNC_SECONDS};
+pub use snapshotter::METRIC_SNAPSHOT_SECONDS;
+pub use supervisor::{METRIC_HOLDS_EXPIRED, METRIC_HOLDS_OPEN};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hold_cap_tests;

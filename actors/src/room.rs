@@ -9,7 +9,7 @@ use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::{
     Action, DomainError, Event, Housekeeping, IdempotencyRecord, NightsDelta, Reservation,
-    ReservationId, RoomState, RoomTypeCode,
+    ReservationId, RoomState, RoomTypeCode, Status,
 };
 use innkeep_persistence::{Journal, JournalError};
 use tokio::sync::oneshot;
@@ -21,6 +21,16 @@ use crate::shared::{write, Shared};
 /// only needs to be large enough that a `send` never parks at that limit.
 pub(crate) const ROOM_MAILBOX: usize = 16_384;
 
+/// Sent by a room to the order supervisor when one of its reservations leaves
+/// `pending_payment` (paid, cancelled or expired), so the supervisor's count of open holds
+/// per API key stays exact without it having to watch every change.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct HoldEnded {
+    /// The reservation that no longer holds nights unpaid.
+    pub id: ReservationId,
+}
+
 /// The actor owning one room.
 #[derive(Debug)]
 pub struct RoomActor {
@@ -30,14 +40,22 @@ pub struct RoomActor {
     journal: Journal<Event>,
     /// The read model it keeps current (its rows of the availability index).
     shared: Arc<Shared>,
+    /// The supervisor, told when a hold ends.
+    hold_ended: Recipient<HoldEnded>,
 }
 
 impl RoomActor {
-    pub(crate) fn new(state: RoomState, journal: Journal<Event>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        state: RoomState,
+        journal: Journal<Event>,
+        shared: Arc<Shared>,
+        hold_ended: Recipient<HoldEnded>,
+    ) -> Self {
         Self {
             state,
             journal,
             shared,
+            hold_ended,
         }
     }
 
@@ -59,10 +77,13 @@ impl RoomActor {
     /// answers with `reply(self)`. Used for changes to existing reservations and the room:
     /// they are rare per room, and blocking keeps "decide, persist, apply" atomic, so a
     /// second change is always decided against the state the first one left.
+    ///
+    /// `span` is the caller's span; it records the journal sequence number the event got.
     fn persist_then_apply<T: Send + 'static>(
         &mut self,
         event: Event,
         ctx: &mut Context<Self>,
+        span: tracing::Span,
         reply: impl FnOnce(&mut Self) -> T + 'static,
     ) -> ResponseFuture<Result<T, EngineError>> {
         let ack = match self.journal.append(event.clone()) {
@@ -72,7 +93,9 @@ impl RoomActor {
         let (tx, rx) = oneshot::channel();
         ctx.wait(ack.into_actor(self).map(move |acked, act, _ctx| {
             let result = match acked {
-                Ok(Ok(_seq)) => {
+                Ok(Ok(seq)) => {
+                    span.record("seq", seq);
+                    span.in_scope(|| tracing::debug!("change durable"));
                     let delta = act.state.apply(&event);
                     act.publish(&delta);
                     Ok(reply(act))
@@ -111,13 +134,23 @@ pub(crate) struct Reserve {
     pub reservation: Reservation,
     /// The idempotency key it is created under.
     pub idempotency: Option<IdempotencyRecord>,
+    /// The booking request's span (it carries the request id).
+    pub span: tracing::Span,
 }
 
 impl Handler<Reserve> for RoomActor {
     type Result = ResponseActFuture<Self, Result<Reservation, EngineError>>;
 
     fn handle(&mut self, msg: Reserve, _ctx: &mut Self::Context) -> Self::Result {
+        let span = tracing::debug_span!(
+            parent: &msg.span,
+            "room_reserve",
+            room = %self.state.key.number,
+            seq = tracing::field::Empty
+        );
+        let entered = span.enter();
         if let Err(e) = self.state.decide_reserve(&msg.reservation) {
+            tracing::debug!(error = %e, "room refused");
             return Box::pin(fut::ready(Err(e.into())));
         }
         let id = msg.reservation.id;
@@ -138,14 +171,17 @@ impl Handler<Reserve> for RoomActor {
                 return Box::pin(fut::ready(Err(journal_error(e))));
             }
         };
+        drop(entered);
         Box::pin(ack.into_actor(self).map(move |acked, act, _ctx| {
             let failure = match acked {
-                Ok(Ok(_seq)) => {
+                Ok(Ok(seq)) => {
+                    span.record("seq", seq);
+                    span.in_scope(|| tracing::debug!("reservation durable"));
                     return act
                         .state
                         .reservation(&id)
                         .cloned()
-                        .map_err(EngineError::from)
+                        .map_err(EngineError::from);
                 }
                 Ok(Err(e)) => journal_error(e),
                 Err(_) => EngineError::ShuttingDown,
@@ -171,26 +207,50 @@ pub(crate) struct ChangeReservation {
     pub now: Timestamp,
     /// The hotel-local date at `now`.
     pub today: Date,
+    /// The caller's span (a request's, or the supervisor's for expiry).
+    pub span: tracing::Span,
 }
 
 impl Handler<ChangeReservation> for RoomActor {
     type Result = ResponseFuture<Result<Reservation, EngineError>>;
 
     fn handle(&mut self, msg: ChangeReservation, ctx: &mut Self::Context) -> Self::Result {
+        let span = tracing::debug_span!(
+            parent: &msg.span,
+            "room_change",
+            room = %self.state.key.number,
+            action = msg.action.name(),
+            seq = tracing::field::Empty
+        );
+        let _entered = span.enter();
+        let was_pending = self
+            .state
+            .reservation(&msg.id)
+            .is_ok_and(|r| r.status == Status::PendingPayment);
         let event =
             match self
                 .state
                 .decide_change(&msg.id, msg.action, msg.if_match, msg.now, msg.today)
             {
                 Ok(event) => event,
-                Err(e) => return Box::pin(async move { Err(e.into()) }),
+                Err(e) => {
+                    tracing::debug!(error = %e, "change refused");
+                    return Box::pin(async move { Err(e.into()) });
+                }
             };
         let id = msg.id;
-        self.persist_then_apply(event, ctx, move |act| {
-            act.state
-                .reservation(&id)
-                .cloned()
-                .map_err(EngineError::from)
+        self.persist_then_apply(event, ctx, span.clone(), move |act| {
+            let reservation = act.state.reservation(&id).cloned();
+            if was_pending
+                && reservation
+                    .as_ref()
+                    .is_ok_and(|r| r.status != Status::PendingPayment)
+            {
+                // do_send ignores the mailbox bound: this must never be dropped, or the
+                // key's hold count would stay too high until a restart.
+                act.hold_ended.do_send(HoldEnded { id });
+            }
+            reservation.map_err(EngineError::from)
         })
         .map_result()
     }
@@ -214,19 +274,28 @@ pub(crate) struct SetHousekeeping {
     pub status: Housekeeping,
     /// When.
     pub now: Timestamp,
+    /// The request's span.
+    pub span: tracing::Span,
 }
 
 impl Handler<SetHousekeeping> for RoomActor {
     type Result = ResponseFuture<Result<RoomView, EngineError>>;
 
     fn handle(&mut self, msg: SetHousekeeping, ctx: &mut Self::Context) -> Self::Result {
+        let span = tracing::debug_span!(
+            parent: &msg.span,
+            "room_housekeeping",
+            room = %self.state.key.number,
+            seq = tracing::field::Empty
+        );
+        let _entered = span.enter();
         match self.state.decide_housekeeping(msg.status, msg.now) {
             Err(e) => Box::pin(async move { Err(e.into()) }),
             Ok(None) => {
                 let view = self.view();
                 Box::pin(async move { Ok(view) })
             }
-            Ok(Some(event)) => self.persist_then_apply(event, ctx, |act| act.view()),
+            Ok(Some(event)) => self.persist_then_apply(event, ctx, span.clone(), |act| act.view()),
         }
     }
 }
@@ -250,7 +319,7 @@ impl Handler<Retype> for RoomActor {
         }
         let key = self.state.key.clone();
         let room_type = msg.room_type;
-        self.persist_then_apply(msg.event, ctx, move |act| {
+        self.persist_then_apply(msg.event, ctx, tracing::Span::none(), move |act| {
             write(&act.shared.index).put_room(&key, &room_type);
         })
     }

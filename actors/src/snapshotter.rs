@@ -49,7 +49,7 @@ fn run(
         let closed = match batches.recv_timeout(wait.max(Duration::from_millis(1))) {
             Ok(batch) => {
                 for c in batch {
-                    state.apply(&c.event);
+                    state.apply_owned(c.event);
                     last_seq = c.seq;
                     since += 1;
                 }
@@ -74,9 +74,15 @@ fn run(
     }
 }
 
+/// Histogram of seconds one snapshot took (serialize, write, flush, sync), successful or
+/// not.
+pub const METRIC_SNAPSHOT_SECONDS: &str = "innkeep_snapshot_duration_seconds";
+
 fn take(state: &State, seq: u64, store: &SnapshotStore, journal: &Journal<Event>) {
     let started = Instant::now();
-    match store.save(seq, &state.to_snapshot()) {
+    let saved = store.save(seq, &state.to_snapshot());
+    metrics::histogram!(METRIC_SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64());
+    match saved {
         Ok(()) => {
             journal.truncate_through(seq);
             tracing::info!(

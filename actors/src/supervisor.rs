@@ -1,6 +1,6 @@
 //! OrderSupervisor: setup commands, the booking saga, idempotency keys and hold expiry.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,9 @@ use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
 
 use crate::api::{BookInput, EngineError};
-use crate::room::{journal_error, ChangeReservation, Reserve, Retype, RoomActor, ROOM_MAILBOX};
+use crate::room::{
+    journal_error, ChangeReservation, HoldEnded, Reserve, Retype, RoomActor, ROOM_MAILBOX,
+};
 use crate::shared::{read, write, Shared};
 
 /// Outcome handed to every caller waiting on one idempotency key.
@@ -48,9 +50,38 @@ pub struct OrderSupervisor {
     in_flight: HashMap<(HotelId, IdempotencyKey), InFlight>,
     /// Unpaid holds by expiry instant, so the tick finds the due ones without a scan.
     holds: BTreeSet<(Timestamp, ReservationId)>,
+    /// Every unpaid hold: its expiry (to find it in `holds`) and its creator. An entry
+    /// leaves when its room reports [`HoldEnded`].
+    pending: HashMap<ReservationId, PendingHold>,
+    /// Open holds per creator (API key), bookings still running included, so
+    /// `max_holds_per_creator` is exact even under concurrent bookings by one key.
+    holds_by_creator: HashMap<String, usize>,
+    /// This actor's own address, handed to the rooms it starts so they can report
+    /// [`HoldEnded`].
+    me: Recipient<HoldEnded>,
     /// Hold length, expiry tick, stay rules.
     policy: BookingPolicy,
+    /// Where the next booking starts looking among its type's rooms.
+    cursor: usize,
 }
+
+/// Rooms one round of the saga asks at most before looking at the index again.
+const CANDIDATES_PER_ROUND: usize = 16;
+
+/// One unpaid hold, as the supervisor tracks it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PendingHold {
+    /// When it lapses.
+    pub expires_at: Timestamp,
+    /// Who created it (counted against their cap).
+    pub created_by: Option<String>,
+}
+
+/// Name of the counter of holds the supervisor expired.
+pub const METRIC_HOLDS_EXPIRED: &str = "innkeep_holds_expired_total";
+
+/// Name of the gauge of unpaid holds currently open.
+pub const METRIC_HOLDS_OPEN: &str = "innkeep_holds_open";
 
 /// The supervisor's rules for bookings and holds.
 #[derive(Clone, Copy, Debug)]
@@ -61,18 +92,34 @@ pub(crate) struct BookingPolicy {
     pub expiry_tick: Duration,
     /// Stay rules.
     pub limits: StayLimits,
+    /// Most open (unpaid) holds one creator may have.
+    pub max_holds_per_creator: usize,
 }
 
 impl OrderSupervisor {
+    /// `pending` is every unpaid hold in the recovered state; the per-creator counts and
+    /// the expiry queue are rebuilt from it, so the hold cap survives restarts.
     pub(crate) fn new(
         shared: Arc<Shared>,
         journal: Journal<Event>,
         arbiters: Vec<ArbiterHandle>,
         idempotency: IdempotencyMap,
-        holds: BTreeSet<(Timestamp, ReservationId)>,
+        pending: HashMap<ReservationId, PendingHold>,
         policy: BookingPolicy,
+        me: Recipient<HoldEnded>,
     ) -> Self {
+        let holds = pending.iter().map(|(id, p)| (p.expires_at, *id)).collect();
+        let mut holds_by_creator: HashMap<String, usize> = HashMap::new();
+        for p in pending.values() {
+            if let Some(c) = &p.created_by {
+                *holds_by_creator.entry(c.clone()).or_default() += 1;
+            }
+        }
+        metrics::gauge!(METRIC_HOLDS_OPEN).set(pending.len() as f64);
         Self {
+            pending,
+            holds_by_creator,
+            me,
             shared,
             journal,
             arbiters,
@@ -81,6 +128,7 @@ impl OrderSupervisor {
             in_flight: HashMap::new(),
             holds,
             policy,
+            cursor: 0,
         }
     }
 
@@ -92,7 +140,23 @@ impl OrderSupervisor {
             state,
             self.journal.clone(),
             self.shared.clone(),
+            self.me.clone(),
         )
+    }
+
+    /// Gives back one of `creator`'s hold slots.
+    fn release_slot(&mut self, creator: &str) {
+        if let Some(n) = self.holds_by_creator.get_mut(creator) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.holds_by_creator.remove(creator);
+            }
+        }
+    }
+
+    /// Open holds of `creator` (running bookings included).
+    pub(crate) fn holds_of(&self, creator: &str) -> usize {
+        self.holds_by_creator.get(creator).copied().unwrap_or(0)
     }
 
     /// Journals a catalog event, blocking the supervisor until it is durable, then applies
@@ -139,12 +203,17 @@ impl OrderSupervisor {
                 if_match: None,
                 now,
                 today,
+                span: tracing::debug_span!("expire_hold", reservation = %id),
             };
             ctx.spawn(addr.send(msg).into_actor(self).map(move |res, act, _| {
                 // Anything but a decision (the journal was full or failing, or the room is
                 // stopping) leaves the hold live: try again on a later tick.
                 let retry = match res {
-                    Ok(Ok(_)) | Ok(Err(EngineError::Domain(_))) => false,
+                    Ok(Ok(_)) => {
+                        metrics::counter!(METRIC_HOLDS_EXPIRED).increment(1);
+                        false
+                    }
+                    Ok(Err(EngineError::Domain(_))) => false,
                     Ok(Err(_)) | Err(_) => true,
                 };
                 if retry {
@@ -173,16 +242,38 @@ impl OrderSupervisor {
         Some((addr, today))
     }
 
-    fn finish_booking(&mut self, slot: Option<(HotelId, IdempotencyKey)>, result: &BookResult) {
-        if let Ok(r) = result {
-            write(&self.shared.locator).insert(
-                r.id,
-                RoomKey {
-                    hotel_id: r.hotel_id.clone(),
-                    number: r.room.clone(),
-                },
-            );
-            self.holds.insert((r.hold_expires_at, r.id));
+    fn finish_booking(
+        &mut self,
+        slot: Option<(HotelId, IdempotencyKey)>,
+        creator: Option<String>,
+        result: &BookResult,
+    ) {
+        match result {
+            Ok(r) => {
+                write(&self.shared.locator).insert(
+                    r.id,
+                    RoomKey {
+                        hotel_id: r.hotel_id.clone(),
+                        number: r.room.clone(),
+                    },
+                );
+                self.holds.insert((r.hold_expires_at, r.id));
+                // The creator's slot, taken when the booking started, now belongs to
+                // this hold until its room reports it ended.
+                self.pending.insert(
+                    r.id,
+                    PendingHold {
+                        expires_at: r.hold_expires_at,
+                        created_by: creator,
+                    },
+                );
+                metrics::gauge!(METRIC_HOLDS_OPEN).set(self.pending.len() as f64);
+            }
+            Err(_) => {
+                if let Some(c) = creator {
+                    self.release_slot(&c);
+                }
+            }
         }
         let Some(slot) = slot else { return };
         if let Some(flight) = self.in_flight.remove(&slot) {
@@ -210,10 +301,41 @@ pub(crate) fn spawn_room_on(
     state: RoomState,
     journal: Journal<Event>,
     shared: Arc<Shared>,
+    hold_ended: Recipient<HoldEnded>,
 ) -> Addr<RoomActor> {
     let arbiter = &arbiters[*next % arbiters.len()];
     *next = next.wrapping_add(1);
-    RoomActor::start_in_arbiter(arbiter, move |_ctx| RoomActor::new(state, journal, shared))
+    RoomActor::start_in_arbiter(arbiter, move |_ctx| {
+        RoomActor::new(state, journal, shared, hold_ended)
+    })
+}
+
+impl Handler<HoldEnded> for OrderSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: HoldEnded, _ctx: &mut Self::Context) {
+        let Some(hold) = self.pending.remove(&msg.id) else {
+            return;
+        };
+        self.holds.remove(&(hold.expires_at, msg.id));
+        if let Some(c) = &hold.created_by {
+            self.release_slot(c);
+        }
+        metrics::gauge!(METRIC_HOLDS_OPEN).set(self.pending.len() as f64);
+    }
+}
+
+/// How many open holds a creator has (for tests and operators).
+#[derive(Message, Debug)]
+#[rtype(result = "usize")]
+pub(crate) struct HoldsOf(pub String);
+
+impl Handler<HoldsOf> for OrderSupervisor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: HoldsOf, _ctx: &mut Self::Context) -> usize {
+        self.holds_of(&msg.0)
+    }
 }
 
 impl Actor for OrderSupervisor {
@@ -381,6 +503,8 @@ pub(crate) struct Book {
     pub idempotency_key: Option<IdempotencyKey>,
     pub id: ReservationId,
     pub now: Timestamp,
+    /// The caller's span (carries the request id).
+    pub span: tracing::Span,
 }
 
 impl Handler<Book> for OrderSupervisor {
@@ -392,7 +516,11 @@ impl Handler<Book> for OrderSupervisor {
             idempotency_key,
             id,
             now,
+            span,
         } = msg;
+        let span = tracing::debug_span!(parent: &span, "book", reservation = %id);
+        let _entered = span.enter();
+        let creator = input.created_by.clone();
         // 1. Validate and price against the catalog.
         let priced = {
             let catalog = read(&self.shared.catalog);
@@ -402,7 +530,7 @@ impl Handler<Book> for OrderSupervisor {
             Ok(p) => p,
             Err(e) => return Box::pin(fut::ready(Err(e.into()))),
         };
-        let fingerprint = req.fingerprint();
+        let fingerprint = req.fingerprint_by(creator.as_deref());
         // 2. Idempotency: replay, reuse, join a running first attempt, or start one.
         let slot = idempotency_key.map(|k| (req.hotel_id.clone(), k));
         if let Some(slot) = &slot {
@@ -434,6 +562,18 @@ impl Handler<Book> for OrderSupervisor {
                         .into_actor(self),
                 );
             }
+        }
+        // The creator's hold cap: a slot is taken now (so concurrent bookings by one key
+        // cannot overshoot) and given back if the booking fails.
+        if let Some(c) = &creator {
+            let limit = self.policy.max_holds_per_creator;
+            if self.holds_of(c) >= limit {
+                tracing::debug!(creator = %c, limit, "hold cap reached");
+                return Box::pin(fut::ready(Err(EngineError::TooManyHolds { limit })));
+            }
+            *self.holds_by_creator.entry(c.clone()).or_default() += 1;
+        }
+        if let Some(slot) = &slot {
             self.in_flight.insert(
                 slot.clone(),
                 InFlight {
@@ -442,51 +582,76 @@ impl Handler<Book> for OrderSupervisor {
                 },
             );
         }
-        // 3. Candidates from the index; each room decides for itself.
-        let candidates: Vec<(Addr<RoomActor>, RoomNumber)> = {
-            let numbers = match &req.room {
-                Some(n) => vec![n.clone()],
-                None => {
-                    read(&self.shared.index).candidates(&req.hotel_id, &req.room_type, &req.stay)
-                }
-            };
-            let rooms = read(&self.shared.rooms);
-            numbers
-                .into_iter()
-                .filter_map(|n| {
-                    let key = RoomKey {
-                        hotel_id: req.hotel_id.clone(),
-                        number: n.clone(),
-                    };
-                    rooms.get(&key).cloned().map(|a| (a, n))
-                })
-                .collect()
-        };
+        // 3. Candidates from the index; each room decides for itself. Each booking starts
+        // at the next position of a per-engine cursor, so concurrent bookings of one type
+        // ask different rooms first instead of all racing for the lowest free number.
         let idempotency = slot.as_ref().map(|(_, key)| IdempotencyRecord {
             key: key.clone(),
             fingerprint,
         });
         let hold = self.policy.hold;
+        let start = self.cursor;
+        self.cursor = self.cursor.wrapping_add(1);
+        let shared = self.shared.clone();
+        let saga_creator = creator.clone();
+        let saga_span = span.clone();
         let saga = async move {
-            for (addr, number) in candidates {
-                let reservation = new_reservation(&req, number, total, id, now, hold);
-                let answer = addr
-                    .send(Reserve {
-                        reservation,
-                        idempotency: idempotency.clone(),
-                    })
-                    .await
-                    .map_err(|_| EngineError::ShuttingDown)?;
-                match answer {
-                    // Lost the race for this room (or it changed type): try the next one.
-                    Err(EngineError::Domain(DomainError::SoldOut)) => continue,
-                    other => return other,
+            let mut tried: HashSet<RoomNumber> = HashSet::new();
+            // Each round asks up to CANDIDATES_PER_ROUND rooms not yet tried; every round
+            // that does not book adds at least one room to `tried`, so this ends.
+            loop {
+                let round: Vec<(Addr<RoomActor>, RoomNumber)> = {
+                    let numbers = match &req.room {
+                        Some(n) if tried.contains(n) => Vec::new(),
+                        Some(n) => vec![n.clone()],
+                        None => read(&shared.index).candidates_from(
+                            &req.hotel_id,
+                            &req.room_type,
+                            &req.stay,
+                            start,
+                            CANDIDATES_PER_ROUND,
+                            |n| tried.contains(n),
+                        ),
+                    };
+                    let rooms = read(&shared.rooms);
+                    numbers
+                        .into_iter()
+                        .filter_map(|n| {
+                            let key = RoomKey {
+                                hotel_id: req.hotel_id.clone(),
+                                number: n.clone(),
+                            };
+                            rooms.get(&key).cloned().map(|a| (a, n))
+                        })
+                        .collect()
+                };
+                if round.is_empty() {
+                    return Err(DomainError::SoldOut.into());
+                }
+                for (addr, number) in round {
+                    let mut reservation =
+                        new_reservation(&req, number.clone(), total, id, now, hold);
+                    reservation.created_by = saga_creator.clone();
+                    let answer = addr
+                        .send(Reserve {
+                            reservation,
+                            idempotency: idempotency.clone(),
+                            span: saga_span.clone(),
+                        })
+                        .await
+                        .map_err(|_| EngineError::ShuttingDown)?;
+                    match answer {
+                        // Lost the race for this room (or it changed type): try another.
+                        Err(EngineError::Domain(DomainError::SoldOut)) => {
+                            tried.insert(number);
+                        }
+                        other => return other,
+                    }
                 }
             }
-            Err(DomainError::SoldOut.into())
         };
         Box::pin(saga.into_actor(self).map(move |result, act, _| {
-            act.finish_booking(slot, &result);
+            act.finish_booking(slot, creator, &result);
             result
         }))
     }

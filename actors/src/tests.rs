@@ -24,7 +24,10 @@ fn start_faulty(dir: &std::path::Path) -> (Stopper, std::sync::Arc<FaultPlan>) {
 
 async fn setup(engine: &Engine, rooms: usize) -> HotelId {
     let h = HotelId::parse("H").unwrap();
-    engine.put_hotel(h.clone(), "Hotel", TZ, "CNY").await.unwrap();
+    engine
+        .put_hotel(h.clone(), "Hotel", TZ, "CNY")
+        .await
+        .unwrap();
     let t = RoomTypeCode::parse("STD").unwrap();
     engine
         .put_room_type(&h, t.clone(), "Standard", 2, 10_000)
@@ -50,6 +53,7 @@ fn input(engine: &Engine, h: &HotelId, offset_days: i64) -> BookInput {
         guests: 1,
         guest: Guest::parse("A Guest", "+86 138 0000 0000", "a@example.com").unwrap(),
         room: None,
+        created_by: None,
     }
 }
 
@@ -79,8 +83,11 @@ async fn full_disk_fails_the_batch_and_changes_nothing() {
     assert!(engine.0.is_ready(), "a failed write is not fatal");
 
     let ok = engine.0.book(b.clone(), None).await.unwrap();
-    assert_eq!(ok.room.as_str(), "1", "the reverted room is free again");
-    assert_eq!(free(&engine.0, &b), 1);
+    assert_eq!(
+        free(&engine.0, &b),
+        1,
+        "only the acknowledged booking holds a room"
+    );
     drop(engine);
 
     let recovered = recover_state(dir.path()).unwrap();
@@ -147,4 +154,23 @@ async fn holds_lapsed_while_down_expire_at_start() {
         status = engine.0.reservation(r.id).await.unwrap().status;
     }
     assert_eq!(status, innkeep_engine::Status::Expired);
+}
+
+/// Past the in-flight bound a call fails at once with `Overloaded` and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_past_the_in_flight_bound_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Stopper(Engine::start(EngineConfig::new(dir.path())).unwrap());
+    let h = setup(&engine.0, 1).await;
+    let b = input(&engine.0, &h, 1);
+    drop(engine);
+    let config = EngineConfig {
+        max_in_flight: 0,
+        ..EngineConfig::new(dir.path())
+    };
+    let engine = Stopper(Engine::start(config).unwrap());
+    let err = engine.0.book(b.clone(), None).await.unwrap_err();
+    assert!(matches!(err, EngineError::Overloaded), "{err:?}");
+    assert_eq!(err.code(), "overloaded");
+    assert_eq!(free(&engine.0, &b), 1, "nothing was booked");
 }

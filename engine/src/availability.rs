@@ -11,8 +11,8 @@ use crate::time::Stay;
 
 #[derive(Clone, Default, Debug)]
 struct HotelIndex {
-    /// Rooms of each type, in number order (candidates are tried in this order).
-    by_type: HashMap<RoomTypeCode, BTreeSet<RoomNumber>>,
+    /// Rooms of each type, sorted by number (a `Vec`, so a rotated start is O(1)).
+    by_type: HashMap<RoomTypeCode, Vec<RoomNumber>>,
     /// Each room's type, to move it between sets on a retype.
     type_of: HashMap<RoomNumber, RoomTypeCode>,
     /// Each room's sold nights.
@@ -30,14 +30,16 @@ impl AvailabilityIndex {
     pub fn put_room(&mut self, key: &RoomKey, room_type: &RoomTypeCode) {
         let h = self.hotels.entry(key.hotel_id.clone()).or_default();
         if let Some(old) = h.type_of.insert(key.number.clone(), room_type.clone()) {
-            if let Some(set) = h.by_type.get_mut(&old) {
-                set.remove(&key.number);
+            if let Some(rooms) = h.by_type.get_mut(&old) {
+                if let Ok(i) = rooms.binary_search(&key.number) {
+                    rooms.remove(i);
+                }
             }
         }
-        h.by_type
-            .entry(room_type.clone())
-            .or_default()
-            .insert(key.number.clone());
+        let rooms = h.by_type.entry(room_type.clone()).or_default();
+        if let Err(i) = rooms.binary_search(&key.number) {
+            rooms.insert(i, key.number.clone());
+        }
         h.sold.entry(key.number.clone()).or_default();
     }
 
@@ -68,15 +70,35 @@ impl AvailabilityIndex {
         room_type: &RoomTypeCode,
         stay: &Stay,
     ) -> Vec<RoomNumber> {
+        self.candidates_from(hotel_id, room_type, stay, 0, usize::MAX, |_| false)
+    }
+
+    /// At most `limit` rooms of the type with every night of `stay` free, skipping those
+    /// `exclude` names, starting at position `start` (mod the number of rooms) of the
+    /// room-number order and wrapping around. Concurrent bookings start at different
+    /// positions, so they ask different rooms instead of all racing for the first free one;
+    /// the limit keeps the work per attempt small in a hotel with many rooms.
+    pub fn candidates_from(
+        &self,
+        hotel_id: &HotelId,
+        room_type: &RoomTypeCode,
+        stay: &Stay,
+        start: usize,
+        limit: usize,
+        exclude: impl Fn(&RoomNumber) -> bool,
+    ) -> Vec<RoomNumber> {
         let Some(h) = self.hotels.get(hotel_id) else {
             return Vec::new();
         };
-        let Some(rooms) = h.by_type.get(room_type) else {
+        let Some(rooms) = h.by_type.get(room_type).filter(|r| !r.is_empty()) else {
             return Vec::new();
         };
-        rooms
+        let start = start % rooms.len();
+        rooms[start..]
             .iter()
-            .filter(|n| is_free(h.sold.get(*n), stay))
+            .chain(&rooms[..start])
+            .filter(|n| !exclude(n) && is_free(h.sold.get(*n), stay))
+            .take(limit)
             .cloned()
             .collect()
     }

@@ -909,6 +909,8 @@ impl Harness {
         }
         match &action {
             Action::Expire if now < r.hold_expires_at => reasons.push("invalid_transition"),
+            // A lapsed hold takes no payment, even before the expiry timer has run.
+            Action::Pay { .. } if now >= r.hold_expires_at => reasons.push("invalid_transition"),
             Action::CheckIn => {
                 if !(r.arrival <= today && today < r.departure) {
                     reasons.push("not_within_stay");
@@ -1246,7 +1248,11 @@ impl Harness {
     fn check(&self) {
         let state = &self.state;
         let held = self.model.held_map(); // panics on a double sale
-        assert_eq!(state.check_invariants(), Vec::<String>::new(), "State::check_invariants");
+        assert_eq!(
+            state.check_invariants(),
+            Vec::<String>::new(),
+            "State::check_invariants"
+        );
 
         // Rooms: type, housekeeping, occupant, and the calendar night by night.
         let model_rooms: usize = self.model.hotels.iter().map(|h| h.rooms.len()).sum();

@@ -255,6 +255,11 @@ pub struct Reservation {
     pub payment: Payment,
     /// Every transition, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// Who booked it: the identifier of the API key that created it (see
+    /// [`BookRequest::fingerprint_by`]), or `None` when the server ran without keys or the
+    /// engine was called directly. Kept durably so a channel's access to "the reservations
+    /// it created" and its count of open holds survive restarts.
+    pub created_by: Option<String>,
 }
 
 /// What a booking asks for, validated. The engine prices it and picks the room.
@@ -279,6 +284,18 @@ impl BookRequest {
     /// tell an idempotent retry from a reuse of its key with another body. Stable across
     /// processes and versions, unlike `std`'s randomly seeded hasher.
     pub fn fingerprint(&self) -> u64 {
+        self.fingerprint_by(None)
+    }
+
+    /// [`BookRequest::fingerprint`] of the request as made by `created_by` (the booking
+    /// principal), so the same `Idempotency-Key` and body sent by another API key is a
+    /// reuse of the key (422), never a replay that would hand it someone else's
+    /// reservation. `None` gives exactly [`BookRequest::fingerprint`], so fingerprints
+    /// stored before creators existed still match.
+    ///
+    /// The creator travels beside the request rather than in it: `BookRequest` is built
+    /// field by field in places (model tests, benchmarks) that have no principal.
+    pub fn fingerprint_by(&self, created_by: Option<&str>) -> u64 {
         let mut h = Fnv64::new();
         h.field(self.hotel_id.as_str());
         h.field(self.room_type.as_str());
@@ -289,6 +306,10 @@ impl BookRequest {
         h.field(&self.guest.phone);
         h.field(&self.guest.email);
         h.field(self.room.as_ref().map_or("", |r| r.as_str()));
+        if let Some(by) = created_by {
+            h.field("created_by");
+            h.field(by);
+        }
         h.finish()
     }
 }
@@ -369,6 +390,24 @@ mod tests {
                 ("no_show", Confirmed, NoShow),
             ]
         );
+    }
+
+    #[test]
+    fn fingerprint_includes_the_creator() {
+        let req = BookRequest {
+            hotel_id: HotelId::parse("H1").unwrap(),
+            room_type: RoomTypeCode::parse("KING").unwrap(),
+            stay: Stay::between(jiff::civil::date(2030, 1, 1), jiff::civil::date(2030, 1, 3))
+                .unwrap(),
+            guests: 2,
+            guest: Guest::parse("Li Lei", "+86 138-0000-0000", "li@example.com").unwrap(),
+            room: None,
+        };
+        assert_eq!(req.fingerprint(), req.fingerprint_by(None));
+        let a = req.fingerprint_by(Some("aaaa"));
+        assert_ne!(a, req.fingerprint());
+        assert_ne!(a, req.fingerprint_by(Some("bbbb")));
+        assert_eq!(a, req.fingerprint_by(Some("aaaa")));
     }
 
     #[test]

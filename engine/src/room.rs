@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DomainError, ValidationError};
 use crate::event::{Change, Event};
 use crate::ids::{ReservationId, RoomKey, RoomTypeCode};
-use crate::reservation::{Action, HistoryEntry, PaymentStatus, Reservation};
+use crate::reservation::{Action, HistoryEntry, PaymentStatus, Reservation, Status};
 
 /// A room's cleanliness and usability.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
@@ -222,13 +222,23 @@ impl RoomState {
             // Leaving early gives back the nights not yet slept (tonight included).
             Action::CheckOut => (today < r.stay.departure()).then(|| today.max(r.stay.arrival())),
         };
-        if let Action::Expire = action {
-            if now < r.hold_expires_at {
+        // The hold's instant decides, not whether the expiry timer has run yet: a lapsed
+        // hold can be expired but not paid (a late payment is refunded instead).
+        let lapsed = now >= r.hold_expires_at;
+        match action {
+            Action::Expire if !lapsed => {
                 return Err(DomainError::InvalidTransition {
                     action: "expire",
                     from: r.status,
-                });
+                })
             }
+            Action::Pay { .. } if lapsed => {
+                return Err(DomainError::InvalidTransition {
+                    action: "pay",
+                    from: Status::Expired,
+                })
+            }
+            _ => {}
         }
         Ok(Event::ReservationChanged {
             room: self.key.clone(),
@@ -303,17 +313,31 @@ impl RoomState {
         delta
     }
 
+    /// [`RoomState::apply`] for an event the caller owns: a creation moves its reservation
+    /// in instead of copying it (recovery and the snapshot thread apply millions of these).
+    pub fn apply_owned(&mut self, event: Event) -> NightsDelta {
+        match event {
+            Event::ReservationCreated { reservation, .. } => self.insert_reservation(reservation),
+            other => self.apply(&other),
+        }
+    }
+
+    fn insert_reservation(&mut self, reservation: Reservation) -> NightsDelta {
+        let mut delta = NightsDelta::default();
+        for night in reservation.stay.each_night() {
+            self.calendar.insert(night, reservation.id);
+            delta.booked.push(night);
+        }
+        self.reservations.insert(reservation.id, reservation);
+        delta
+    }
+
     /// Applies an event decided for this room. Returns the nights it booked or released.
     pub fn apply(&mut self, event: &Event) -> NightsDelta {
         let mut delta = NightsDelta::default();
         match event {
             Event::ReservationCreated { reservation, .. } => {
-                for night in reservation.stay.each_night() {
-                    self.calendar.insert(night, reservation.id);
-                    delta.booked.push(night);
-                }
-                self.reservations
-                    .insert(reservation.id, reservation.clone());
+                return self.insert_reservation(reservation.clone());
             }
             Event::ReservationChanged { id, change, .. } => {
                 let Some(r) = self.reservations.get_mut(id) else {

@@ -56,7 +56,8 @@ pub fn check_idempotency(
     }
 }
 
-/// Builds a new pending reservation for `req` in `room`.
+/// Builds a new pending reservation for `req` in `room`, with no recorded creator (set
+/// [`Reservation::created_by`] on the result to record one).
 pub fn new_reservation(
     req: &BookRequest,
     room: crate::ids::RoomNumber,
@@ -90,6 +91,7 @@ pub fn new_reservation(
             to: Status::PendingPayment,
             version: 1,
         }],
+        created_by: None,
     }
 }
 
@@ -171,6 +173,46 @@ impl State {
                 let room = room.clone();
                 self.apply_to_room(&room, event);
             }
+        }
+    }
+
+    /// [`State::apply`] for an event the caller owns, moving a new reservation into place
+    /// instead of copying it. Recovery and the snapshot thread use this.
+    pub fn apply_owned(&mut self, event: Event) {
+        match event {
+            Event::ReservationCreated {
+                reservation,
+                idempotency,
+            } => {
+                let key = RoomKey {
+                    hotel_id: reservation.hotel_id.clone(),
+                    number: reservation.room.clone(),
+                };
+                if let Some(IdempotencyRecord {
+                    key: k,
+                    fingerprint,
+                }) = idempotency
+                {
+                    self.idempotency.insert(
+                        (reservation.hotel_id.clone(), k),
+                        IdempotencyEntry {
+                            fingerprint,
+                            reservation_id: reservation.id,
+                            created_at: reservation.created_at,
+                        },
+                    );
+                }
+                self.locator.insert(reservation.id, key.clone());
+                if let Some(room) = self.rooms.get_mut(&key) {
+                    let NightsDelta { booked, released } =
+                        room.apply_owned(Event::ReservationCreated {
+                            reservation,
+                            idempotency: None,
+                        });
+                    self.index.apply_delta(&key, &booked, &released);
+                }
+            }
+            other => self.apply(&other),
         }
     }
 
@@ -285,11 +327,16 @@ impl State {
         Snapshot {
             catalog: self.catalog.clone(),
             rooms,
-            idempotency: self
-                .idempotency
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
+            idempotency: {
+                // Sorted, so equal states give equal (and byte-identical) snapshots.
+                let mut keys: Vec<_> = self
+                    .idempotency
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect();
+                keys.sort_by(|a, b| a.0.cmp(&b.0));
+                keys
+            },
         }
     }
 

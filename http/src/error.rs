@@ -59,6 +59,28 @@ pub enum ApiError {
     /// Recovery is not done or the journal is unhealthy (503 `not_ready`).
     #[error("the engine is not ready to accept work")]
     NotReady,
+    /// No API key, a malformed `Authorization` header, or a key that is not configured
+    /// (401 `unauthorized`, with `WWW-Authenticate: Bearer`).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The key is valid and may see the resource, but its role may not do this
+    /// (403 `forbidden`).
+    #[error("this API key's role may not do this")]
+    Forbidden,
+    /// The caller's token bucket is empty (429 `rate_limited`, with `Retry-After`).
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Whole seconds until a request will be accepted again.
+        retry_after_secs: u64,
+    },
+    /// The request did not finish within the configured deadline (503 `timeout`, with
+    /// `Retry-After`). A change the engine was making may still complete; a retry of a
+    /// booking with the same `Idempotency-Key` answers with its outcome.
+    #[error("the request did not finish within {timeout_ms} ms; a change may still complete, retry with the same Idempotency-Key")]
+    Timeout {
+        /// The deadline that passed.
+        timeout_ms: u64,
+    },
 }
 
 impl From<DomainError> for ApiError {
@@ -85,6 +107,10 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::NotReady => "not_ready",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden => "forbidden",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Timeout { .. } => "timeout",
         }
     }
 
@@ -95,7 +121,13 @@ impl ApiError {
             ApiError::Engine(
                 EngineError::Overloaded | EngineError::Unavailable(_) | EngineError::ShuttingDown,
             )
-            | ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::NotReady
+            | ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Engine(EngineError::TooManyHolds { .. }) | ApiError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -109,7 +141,10 @@ impl ApiError {
     /// Seconds to put in `Retry-After`, for errors a client should simply retry.
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            ApiError::Engine(EngineError::Overloaded) => Some(RETRY_AFTER_OVERLOADED_SECS),
+            ApiError::Engine(EngineError::Overloaded) | ApiError::Timeout { .. } => {
+                Some(RETRY_AFTER_OVERLOADED_SECS)
+            }
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             ApiError::Engine(EngineError::Unavailable(_) | EngineError::ShuttingDown)
             | ApiError::NotReady => Some(RETRY_AFTER_UNAVAILABLE_SECS),
             _ => None,
@@ -181,6 +216,11 @@ fn title(code: &str) -> &'static str {
         "storage_unavailable" => "Storage unavailable",
         "shutting_down" => "Shutting down",
         "not_ready" => "Not ready",
+        "unauthorized" => "Unauthorized",
+        "forbidden" => "Forbidden",
+        "rate_limited" => "Rate limited",
+        "too_many_holds" => "Too many holds",
+        "timeout" => "Timeout",
         _ => "Error",
     }
 }
@@ -234,6 +274,15 @@ impl IntoResponse for ApiError {
             tracing::warn!(code = self.code(), error = %self, "request failed");
         }
         let retry = self.retry_after_secs();
-        self.problem().into_response_with(status, retry)
+        let challenge = match &self {
+            ApiError::Unauthorized(_) => Some(HeaderValue::from_static("Bearer realm=\"innkeep\"")),
+            _ => None,
+        };
+        let mut res = self.problem().into_response_with(status, retry);
+        if let Some(challenge) = challenge {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        res
     }
 }

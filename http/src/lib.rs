@@ -2,8 +2,10 @@
 //!
 //! [`router`] builds the whole API over an [`innkeep_actors::Engine`]: the routes of the
 //! design's "HTTP API v1" section, problem+json errors ([`ApiError`]), the signed payment
-//! callback, `/healthz`, `/readyz` and a generated `/openapi.json`, wrapped in the request-id,
-//! tracing and body-limit middleware. The caller binds a listener and serves it.
+//! callback, `/healthz`, `/readyz`, `/metrics` and a generated `/openapi.json`, wrapped in
+//! the request-id, tracing, metrics, authentication ([`auth`]), rate-limit and deadline
+//! ([`limits`]) and body-limit middleware. The caller binds a listener (a
+//! [`listener::LimitedListener`] bounds connections) and serves it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,8 +23,12 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
+pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod listener;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod wire;
@@ -30,7 +36,13 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod auth_tests;
+
+pub use auth::{ApiKey, AuthConfig, HotelScope, Role};
 pub use error::{ApiError, Problem, BODY_LIMIT_BYTES, PROBLEM_JSON};
+pub use limits::HttpLimits;
+pub use listener::{ClientAddr, LimitedListener};
 
 /// Header carrying the request id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -95,25 +107,49 @@ pub struct AppState {
     pub engine: Engine,
     /// Callback authentication, behind an `Arc` so per-request clones do not copy secrets.
     pub payment: Arc<PaymentConfig>,
+    /// API keys, rate limiter and request deadline.
+    pub security: Arc<limits::Security>,
 }
 
 impl AppState {
-    /// State for [`router`].
+    /// State for [`router`]: no API keys (open: every request may do everything, so serve
+    /// it only on loopback) and the default [`HttpLimits`].
     pub fn new(engine: Engine, payment: PaymentConfig) -> Self {
         Self {
             engine,
             payment: Arc::new(payment),
+            security: Arc::new(limits::Security::new(
+                AuthConfig::open(),
+                HttpLimits::default(),
+            )),
         }
+    }
+
+    /// The same state with these API keys and limits.
+    pub fn with_security(mut self, auth: AuthConfig, limits: HttpLimits) -> Self {
+        self.security = Arc::new(limits::Security::new(auth, limits));
+        self
     }
 }
 
 /// The whole HTTP API v1 with its middleware, ready to serve.
 pub fn router(state: AppState) -> Router {
+    // Installed before the first request so the first scrape already sees everything.
+    metrics::install();
     let (api, doc) = openapi::api_router().split_for_parts();
     let docs = openapi::doc_router(doc);
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    let security = state.security.clone();
+    let timeout = security.limits.request_timeout;
     api.with_state(state)
         .merge(docs)
+        // Only matched routes: the deadline around the handler, and outside it the guard
+        // (authentication, rate limit, hotel and role checks).
+        .route_layer(axum::middleware::from_fn_with_state(
+            timeout,
+            limits::deadline,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(security, auth::guard))
         .fallback(routes::ops::route_not_found)
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -126,6 +162,7 @@ pub fn router(state: AppState) -> Router {
                 ))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(axum::middleware::from_fn(metrics::track))
                 .layer(axum::middleware::from_fn(problem_instance)),
         )
 }
@@ -172,6 +209,7 @@ fn request_span(req: &axum::http::Request<Body>) -> tracing::Span {
         request_id,
         method = %req.method(),
         path = %req.uri().path(),
+        principal = tracing::field::Empty,
     )
 }
 

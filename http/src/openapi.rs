@@ -37,6 +37,82 @@ use crate::AppState;
 )]
 pub struct ApiDoc;
 
+/// Adds the bearer-key scheme, and to every protected operation (see
+/// [`crate::auth::ROUTES`]) its security requirement and the 401/403/429 answers the guard
+/// can give. Applied to the finished document in [`doc_router`], after the routes exist.
+#[derive(Debug)]
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key from `innkeep keygen`: `Authorization: Bearer <key>`. Not \
+                         needed when the server runs without keys (loopback only).",
+                    ))
+                    .build(),
+            ),
+        );
+        let problem = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    crate::PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for (method, template, access) in crate::auth::ROUTES {
+            if *access == crate::auth::Access::Public {
+                continue;
+            }
+            let Some(item) = doc.paths.paths.get_mut(*template) else {
+                continue;
+            };
+            let op = match *method {
+                "GET" => item.get.as_mut(),
+                "PUT" => item.put.as_mut(),
+                "POST" => item.post.as_mut(),
+                _ => None,
+            };
+            let Some(op) = op else { continue };
+            op.security = Some(vec![SecurityRequirement::new(
+                "api_key",
+                Vec::<String>::new(),
+            )]);
+            let answers = [
+                (
+                    "401",
+                    "unauthorized: no key, or an unknown one (with WWW-Authenticate: Bearer)",
+                ),
+                ("403", "forbidden: the key's role may not do this"),
+                (
+                    "429",
+                    "rate_limited (with Retry-After), or too_many_holds when booking",
+                ),
+            ];
+            for (status, what) in answers {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem(what).into());
+            }
+        }
+    }
+}
+
 /// Every API route, registered together with its OpenAPI operation.
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -55,6 +131,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(payments::notify))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
+        .routes(routes!(crate::metrics::metrics))
 }
 
 /// The serialized document, rendered once at start-up.
@@ -62,7 +139,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 pub struct OpenApiJson(String);
 
 /// `GET /openapi.json`, serving `doc`.
-pub fn doc_router(doc: utoipa::openapi::OpenApi) -> Router {
+pub fn doc_router(mut doc: utoipa::openapi::OpenApi) -> Router {
+    utoipa::Modify::modify(&Security, &mut doc);
     let json = doc.to_json().unwrap_or_else(|_| "{}".to_owned());
     Router::new()
         .route("/openapi.json", get(openapi_json))

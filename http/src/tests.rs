@@ -1010,3 +1010,29 @@ async fn request_ids_health_and_openapi() {
     r.assert_problem(503, "shutting_down");
     assert!(!r.header("retry-after").is_empty());
 }
+
+/// An engine past its in-flight bound answers 503 `overloaded` with `Retry-After`.
+#[tokio::test(flavor = "multi_thread")]
+async fn overloaded_engine_answers_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        max_in_flight: 0,
+        ..EngineConfig::new(dir.path())
+    };
+    let engine = Engine::start(config).unwrap();
+    let h = Harness {
+        app: router(AppState::new(engine.clone(), PaymentConfig::new(SECRET))),
+        engine,
+        _dir: dir,
+    };
+    let reply = h
+        .call(
+            Method::PUT,
+            "/v1/hotels/H1",
+            Some(json!({"name": "Hotel", "time_zone": TZ, "currency": "CNY"})),
+        )
+        .await;
+    reply.assert_problem(503, "overloaded");
+    assert_eq!(reply.header("retry-after"), "1");
+    assert_eq!(h.get("/v1/hotels/H1").await.status.as_u16(), 404);
+}

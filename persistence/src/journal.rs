@@ -59,6 +59,13 @@ pub const SEGMENT_FORMAT_VERSION: u32 = 1;
 /// Size of the segment header: magic (4) + format version (4).
 pub const SEGMENT_HEADER_BYTES: u64 = 8;
 
+/// Histogram of records per committed batch: how much group commit is grouping.
+pub const METRIC_BATCH_RECORDS: &str = "innkeep_journal_batch_records";
+
+/// Histogram of seconds one batch's `fdatasync` took: the floor under every write's
+/// latency.
+pub const METRIC_FSYNC_SECONDS: &str = "innkeep_journal_fsync_duration_seconds";
+
 /// Size of a record's frame header: length (4) + seq (8) + CRC32C (4).
 pub const RECORD_HEADER_BYTES: u64 = 16;
 
@@ -162,7 +169,7 @@ pub enum JournalError {
     #[error("journal is shut down")]
     Closed,
     /// An IO error at start-up or recovery, naming the file.
-    #[error("journal IO error on {}: {source}", path.display())]
+    #[error("journal IO error on {}", path.display())]
     Io {
         /// The file or directory the operation was on.
         path: PathBuf,
@@ -1035,6 +1042,17 @@ impl<E> Journal<E> {
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }
+
+    /// Appends queued for the writer and not yet taken into a batch: the journal's
+    /// backlog, exported as a gauge so an operator sees the disk falling behind before
+    /// appends start failing with `Overloaded`. 0 once shut down.
+    pub fn queue_len(&self) -> usize {
+        self.inner
+            .sender
+            .read()
+            .map(|s| s.as_ref().map_or(0, Sender::len))
+            .unwrap_or(0)
+    }
 }
 
 /// Refuse options that would make the journal misbehave rather than fail later.
@@ -1378,6 +1396,22 @@ impl<E: Serialize> Writer<E> {
             }
         }
 
+        // One span per batch, carrying its sequence range: a request's span records the
+        // seq its event got, so the two can be matched in the logs.
+        let (first_seq, last_seq) = (
+            batch.first().map_or(0, |r| r.seq),
+            batch.last().map_or(0, |r| r.seq),
+        );
+        let span = tracing::debug_span!(
+            "journal_batch",
+            first_seq,
+            last_seq,
+            records = batch.len(),
+            bytes = batch_bytes
+        );
+        let _entered = span.enter();
+        metrics::histogram!(METRIC_BATCH_RECORDS).record(batch.len() as f64);
+
         let start_len = self.active.len_bytes;
         if let Err(e) = self.active.file.write_all(&self.buf) {
             let reason = format!(
@@ -1399,7 +1433,10 @@ impl<E: Serialize> Writer<E> {
         self.active.len_bytes += batch_bytes;
 
         if self.sync == SyncMode::Fdatasync {
-            if let Err(e) = self.active.file.sync_data() {
+            let sync_started = std::time::Instant::now();
+            let synced = self.active.file.sync_data();
+            metrics::histogram!(METRIC_FSYNC_SECONDS).record(sync_started.elapsed().as_secs_f64());
+            if let Err(e) = synced {
                 // fsyncgate: after a failed fdatasync the kernel may have dropped the
                 // dirty pages and a retry can "succeed" without them reaching disk. The
                 // only safe answer is to stop and let restart + recovery decide.
@@ -1435,6 +1472,7 @@ impl<E: Serialize> Writer<E> {
         for (seq, ack) in acks {
             let _ = ack.send(Ok(seq));
         }
+        tracing::debug!("journal batch durable");
     }
 
     /// Cut the active segment back to `len_bytes` after a failed write, durably: the

@@ -49,7 +49,7 @@ const MAX_SYNC_DEPTH: usize = 8;
 #[derive(thiserror::Error, Debug)]
 pub enum SnapshotError {
     /// sled failed; `operation` says doing what.
-    #[error("snapshot store {}: sled {operation} failed: {source}", path.display())]
+    #[error("snapshot store {}: sled {operation} failed", path.display())]
     Sled {
         /// The sled directory.
         path: PathBuf,
@@ -60,7 +60,7 @@ pub enum SnapshotError {
         source: sled::Error,
     },
     /// An fsync of the sled files failed after a flush: the snapshot may not be durable.
-    #[error("snapshot store: syncing {} failed: {source}", path.display())]
+    #[error("snapshot store: syncing {} failed", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,

@@ -54,14 +54,30 @@ pub async fn notify(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<NotifyAck>, ApiError> {
+    let result = handle_notify(&state, &headers, &body).await;
+    let outcome = match &result {
+        Ok(outcome) => *outcome,
+        Err(e) => e.code(),
+    };
+    metrics::counter!(crate::metrics::METRIC_PAYMENT_CALLBACKS, "outcome" => outcome).increment(1);
+    result.map(|_| Json(NotifyAck { received: true }))
+}
+
+/// The callback's work; answers the outcome for the metric: `confirmed`, `duplicate`,
+/// `refund_owed` or `failed_reported`.
+async fn handle_notify(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<&'static str, ApiError> {
     let now_unix_secs = jiff::Timestamp::now().as_second();
     verify_signature(
         &state.payment,
         headers.get(SIGNATURE_HEADER),
-        &body,
+        body,
         now_unix_secs,
     )?;
-    let callback: NotifyRequest = serde_json::from_slice(&body)
+    let callback: NotifyRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::InvalidRequest(format!("callback body: {e}")))?;
     let id = ReservationId::from_out_trade_no(&callback.out_trade_no)
         .ok_or_else(|| ApiError::NotFound(format!("no payment {:?}", callback.out_trade_no)))?;
@@ -70,7 +86,7 @@ pub async fn notify(
     match callback.status {
         NotifyStatus::Failed => {
             tracing::info!(reservation = %id, trade_no = %callback.trade_no, "payment failed");
-            return Ok(Json(NotifyAck { received: true }));
+            return Ok("failed_reported");
         }
         NotifyStatus::Succeeded => {}
     }
@@ -85,8 +101,8 @@ pub async fn notify(
     let pay = Action::Pay {
         trade_no: callback.trade_no.clone(),
     };
-    match state.engine.change(id, pay, None).await {
-        Ok(_) => {}
+    let outcome = match state.engine.change(id, pay, None).await {
+        Ok(_) => "confirmed",
         Err(EngineError::Domain(DomainError::InvalidTransition { from, .. })) => {
             // Re-read: another callback may have just applied this payment.
             let current = state.engine.reservation(id).await?;
@@ -94,6 +110,7 @@ pub async fn notify(
                 && current.payment.trade_no.as_deref() == Some(callback.trade_no.as_str());
             if already_applied {
                 tracing::debug!(reservation = %id, "duplicate payment callback");
+                "duplicate"
             } else {
                 tracing::warn!(
                     reservation = %id,
@@ -104,11 +121,12 @@ pub async fn notify(
                     status = %from,
                     "payment succeeded for a reservation that cannot take it; a refund is owed"
                 );
+                "refund_owed"
             }
         }
         Err(e) => return Err(e.into()),
-    }
-    Ok(Json(NotifyAck { received: true }))
+    };
+    Ok(outcome)
 }
 
 fn check_amount(reservation: &Reservation, callback: &NotifyRequest) -> Result<(), ApiError> {

@@ -7,6 +7,7 @@ use innkeep_actors::BookInput;
 use innkeep_engine::{Action, Guest, HotelId, RoomNumber, RoomTypeCode};
 
 use super::{reservation_id, reservation_response};
+use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::extract::{idempotency_key, if_match, ApiJson, ApiPath, EmptyBody};
 use crate::wire::{parse_date, BookRequestBody, ReservationView};
@@ -41,6 +42,7 @@ use crate::AppState;
 )]
 pub async fn book(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(hotel_id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<BookRequestBody>,
@@ -55,6 +57,8 @@ pub async fn book(
         guests: body.guests,
         guest: Guest::parse(&body.guest.name, &body.guest.phone, &body.guest.email)?,
         room: body.room.as_deref().map(RoomNumber::parse).transpose()?,
+        // The guard checked the hotel and the role; the booking records who made it.
+        created_by: caller.principal.creator(),
     };
     let reservation = state.engine.book(input, key).await?;
     let mut res = reservation_response(StatusCode::CREATED, &reservation);
@@ -80,22 +84,29 @@ pub async fn book(
 )]
 pub async fn get_reservation(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let id = reservation_id(&id)?;
     let reservation = state.engine.reservation(id).await?;
+    caller.check_reservation(&reservation)?;
     Ok(reservation_response(StatusCode::OK, &reservation))
 }
 
-/// Applies `action` to the reservation in the path, honouring `If-Match`.
+/// Applies `action` to the reservation in the path, honouring `If-Match`: load it, check
+/// the caller may see it and do this, then act. (A reservation never changes hotel or
+/// creator, so the check stays true until the change is made.)
 async fn act(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     headers: &HeaderMap,
     action: Action,
 ) -> Result<Response, ApiError> {
     let id = reservation_id(id)?;
     let expected = if_match(headers)?;
+    let current = state.engine.reservation(id).await?;
+    caller.check_reservation(&current)?;
     let reservation = state.engine.change(id, action, expected).await?;
     Ok(reservation_response(StatusCode::OK, &reservation))
 }
@@ -122,11 +133,12 @@ async fn act(
 )]
 pub async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     _body: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &id, &headers, Action::Cancel).await
+    act(&state, &caller, &id, &headers, Action::Cancel).await
 }
 
 /// Checks a `confirmed` reservation in: today (hotel-local) must be a night of the stay
@@ -152,11 +164,12 @@ pub async fn cancel(
 )]
 pub async fn check_in(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     _body: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &id, &headers, Action::CheckIn).await
+    act(&state, &caller, &id, &headers, Action::CheckIn).await
 }
 
 /// Checks a `checked_in` reservation out; the room becomes dirty, and nights not yet slept
@@ -182,9 +195,10 @@ pub async fn check_in(
 )]
 pub async fn check_out(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     _body: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &id, &headers, Action::CheckOut).await
+    act(&state, &caller, &id, &headers, Action::CheckOut).await
 }

@@ -1,0 +1,169 @@
+//! The per-creator hold cap: exact under concurrency, freed by payment, cancellation and
+//! expiry, and rebuilt from the recovered state after a restart.
+
+use std::time::Duration;
+
+use innkeep_engine::jiff::ToSpan;
+use innkeep_engine::{Action, Guest, HotelId, RoomNumber, RoomTypeCode, Status};
+
+use crate::{BookInput, Engine, EngineConfig, EngineError};
+
+const TZ: &str = "Asia/Shanghai";
+const CAP: usize = 3;
+
+struct Stopper(Engine);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
+fn config(dir: &std::path::Path) -> EngineConfig {
+    EngineConfig {
+        max_holds_per_creator: CAP,
+        ..EngineConfig::new(dir)
+    }
+}
+
+async fn setup(engine: &Engine, rooms: usize) -> HotelId {
+    let h = HotelId::parse("H").unwrap();
+    engine
+        .put_hotel(h.clone(), "Hotel", TZ, "CNY")
+        .await
+        .unwrap();
+    let t = RoomTypeCode::parse("STD").unwrap();
+    engine
+        .put_room_type(&h, t.clone(), "Standard", 2, 10_000)
+        .await
+        .unwrap();
+    for n in 1..=rooms {
+        engine
+            .put_room(&h, RoomNumber::parse(&n.to_string()).unwrap(), t.clone())
+            .await
+            .unwrap();
+    }
+    h
+}
+
+fn input(engine: &Engine, h: &HotelId, offset_days: i64, by: Option<&str>) -> BookInput {
+    let arrival = engine
+        .today(h)
+        .unwrap()
+        .checked_add(offset_days.days())
+        .unwrap();
+    BookInput {
+        hotel_id: h.clone(),
+        room_type: RoomTypeCode::parse("STD").unwrap(),
+        arrival,
+        departure: arrival.tomorrow().unwrap(),
+        guests: 1,
+        guest: Guest::parse("A Guest", "+86 138 0000 0000", "a@example.com").unwrap(),
+        room: None,
+        created_by: by.map(str::to_owned),
+    }
+}
+
+/// Waits until `creator` has `want` open holds (a room reports an ended hold to the
+/// supervisor asynchronously, right after the change is acknowledged).
+async fn wait_holds(engine: &Engine, creator: &str, want: usize) {
+    let mut got = engine.holds_of(creator).await.unwrap();
+    for _ in 0..200 {
+        if got == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        got = engine.holds_of(creator).await.unwrap();
+    }
+    assert_eq!(got, want, "open holds of {creator}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cap_is_exact_and_freed_by_pay_cancel_and_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Stopper(Engine::start(config(dir.path())).unwrap());
+    let e = &engine.0;
+    let h = setup(e, 20).await;
+
+    // Concurrent bookings by one key: exactly CAP succeed, the rest are refused.
+    let attempts = (0..10).map(|i| e.book(input(e, &h, 1 + i, Some("k1")), None));
+    let results = futures_util::future::join_all(attempts).await;
+    let booked: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(booked.len(), CAP);
+    for r in &results {
+        if let Err(err) = r {
+            assert!(
+                matches!(err, EngineError::TooManyHolds { limit: CAP }),
+                "{err:?}"
+            );
+            assert_eq!(err.code(), "too_many_holds");
+        }
+    }
+    for r in &booked {
+        assert_eq!(r.created_by.as_deref(), Some("k1"));
+    }
+    assert_eq!(e.holds_of("k1").await.unwrap(), CAP);
+    // Another key and anonymous bookings are not affected.
+    e.book(input(e, &h, 1, Some("k2")), None).await.unwrap();
+    for i in 0..5 {
+        e.book(input(e, &h, 2 + i, None), None).await.unwrap();
+    }
+
+    // Cancelling frees a slot.
+    e.change(booked[0].id, Action::Cancel, None).await.unwrap();
+    wait_holds(e, "k1", CAP - 1).await;
+    let again = e.book(input(e, &h, 30, Some("k1")), None).await.unwrap();
+    wait_holds(e, "k1", CAP).await;
+    // Paying frees a slot.
+    let pay = Action::Pay {
+        trade_no: "T1".into(),
+    };
+    e.change(booked[1].id, pay, None).await.unwrap();
+    wait_holds(e, "k1", CAP - 1).await;
+    // A refused change (already confirmed) frees nothing more.
+    assert!(e.change(booked[1].id, Action::Expire, None).await.is_err());
+    wait_holds(e, "k1", CAP - 1).await;
+    // An early expiry is refused (the hold has not lapsed) and frees nothing.
+    assert!(e.change(again.id, Action::Expire, None).await.is_err());
+    e.change(again.id, Action::Cancel, None).await.unwrap();
+    wait_holds(e, "k1", CAP - 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cap_survives_a_restart_and_holds_expire_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Stopper(Engine::start(config(dir.path())).unwrap());
+    let h = setup(&engine.0, 10).await;
+    for i in 0..CAP as i64 {
+        engine
+            .0
+            .book(input(&engine.0, &h, 1 + i, Some("k1")), None)
+            .await
+            .unwrap();
+    }
+    drop(engine);
+
+    let mut cfg = config(dir.path());
+    cfg.hold_seconds = 1;
+    let engine = Stopper(Engine::start(cfg).unwrap());
+    let e = &engine.0;
+    assert_eq!(e.holds_of("k1").await.unwrap(), CAP, "rebuilt from state");
+    let err = e.book(input(e, &h, 9, Some("k1")), None).await.unwrap_err();
+    assert!(matches!(err, EngineError::TooManyHolds { .. }), "{err:?}");
+    // A hold of one second, expired by the supervisor's timer, gives its slot back
+    // (the three old ones still have their 15 minutes).
+    let short = e.book(input(e, &h, 9, Some("k2")), None).await.unwrap();
+    wait_holds(e, "k2", 1).await;
+    wait_until_expired(e, short.id).await;
+    wait_holds(e, "k2", 0).await;
+}
+
+async fn wait_until_expired(e: &Engine, id: innkeep_engine::ReservationId) {
+    for _ in 0..300 {
+        if e.reservation(id).await.unwrap().status == Status::Expired {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("hold {id} did not expire");
+}
