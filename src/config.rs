@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use innkeep_actors::{EngineConfig, SyncMode, DEFAULT_MAX_HOLDS_PER_CREATOR};
+use innkeep_actors::{
+    EngineConfig, PaymentPolicy, RetryPolicy, SandboxConfig, SyncMode,
+    DEFAULT_MAX_HOLDS_PER_CREATOR,
+};
 use innkeep_engine::{HotelId, StayLimits};
 use innkeep_http::auth::parse_key_sha256;
 use innkeep_http::limits::{DEFAULT_BURST, DEFAULT_RATE_PER_SECOND, DEFAULT_REQUEST_TIMEOUT_MS};
@@ -18,7 +21,7 @@ use serde::Deserialize;
 pub const MIN_SECRET_BYTES: usize = 16;
 
 /// Everything `innkeep serve` reads.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address the HTTP API listens on.
@@ -96,13 +99,95 @@ impl Default for LimitsSection {
 pub const MAX_KEY_NAME_LEN: usize = 64;
 
 /// `[payment]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaymentSection {
     /// HMAC key for `/v1/payments/notify`.
     pub secret: Option<String>,
     /// The key being rotated out; still accepted while set.
     pub previous_secret: Option<String>,
+    /// Which payment provider charges guests: `none` (no charges are created and
+    /// reconciliation is off) or `sandbox` (built in, for demos and tests). Unset: `none`,
+    /// or `sandbox` with `--demo`.
+    pub provider: Option<Provider>,
+    /// How often payments pending too long are reconciled and owed refunds retried.
+    pub reconcile_every_seconds: u64,
+    /// A payment pending at least this long is asked about.
+    pub pending_threshold_seconds: u64,
+    /// Time limit of one provider call.
+    pub call_timeout_ms: u64,
+    /// Attempts per provider operation before waiting for the next reconciliation tick.
+    pub max_attempts: u32,
+    /// First backoff between attempts; it doubles per attempt, plus jitter.
+    pub backoff_base_ms: u64,
+    /// `[payment.sandbox]`: the sandbox provider's behaviour and fault rates.
+    pub sandbox: SandboxSection,
+}
+
+impl Default for PaymentSection {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            previous_secret: None,
+            provider: None,
+            reconcile_every_seconds: 30,
+            pending_threshold_seconds: 60,
+            call_timeout_ms: 5_000,
+            max_attempts: 4,
+            backoff_base_ms: 200,
+            sandbox: SandboxSection::default(),
+        }
+    }
+}
+
+/// `payment.provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// No provider: payments arrive only through `/v1/payments/notify`.
+    None,
+    /// The built-in sandbox, which charges after a delay and calls back over HTTP.
+    Sandbox,
+}
+
+/// `[payment.sandbox]`. Rates are probabilities from 0.0 to 1.0.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSection {
+    /// The guest "pays" this long after the charge is created.
+    pub charge_delay_ms: u64,
+    /// Share of charges that fail.
+    pub fail_rate: f64,
+    /// Share of callbacks dropped.
+    pub drop_rate: f64,
+    /// Share of callbacks sent twice.
+    pub duplicate_rate: f64,
+    /// Share of callbacks held back so later ones overtake them.
+    pub reorder_rate: f64,
+    /// Each callback waits a random 0..delay_ms.
+    pub delay_ms: u64,
+    /// Share of queries answered with an error.
+    pub query_error_rate: f64,
+    /// Share of refunds answered with an error.
+    pub refund_error_rate: f64,
+    /// Seed of the fault dice (unset: from the clock).
+    pub seed: Option<u64>,
+}
+
+impl Default for SandboxSection {
+    fn default() -> Self {
+        Self {
+            charge_delay_ms: 1_000,
+            fail_rate: 0.0,
+            drop_rate: 0.0,
+            duplicate_rate: 0.0,
+            reorder_rate: 0.0,
+            delay_ms: 0,
+            query_error_rate: 0.0,
+            refund_error_rate: 0.0,
+            seed: None,
+        }
+    }
 }
 
 impl Default for Config {
@@ -174,6 +259,51 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INNKEEP_SNAPSHOT_EVERY_SECONDS", "snapshot_every_seconds"),
     ("INNKEEP_PAYMENT_SECRET", "payment.secret"),
     ("INNKEEP_PAYMENT_PREVIOUS_SECRET", "payment.previous_secret"),
+    ("INNKEEP_PAYMENT_PROVIDER", "payment.provider"),
+    (
+        "INNKEEP_PAYMENT_RECONCILE_EVERY_SECONDS",
+        "payment.reconcile_every_seconds",
+    ),
+    (
+        "INNKEEP_PAYMENT_PENDING_THRESHOLD_SECONDS",
+        "payment.pending_threshold_seconds",
+    ),
+    ("INNKEEP_PAYMENT_CALL_TIMEOUT_MS", "payment.call_timeout_ms"),
+    ("INNKEEP_PAYMENT_MAX_ATTEMPTS", "payment.max_attempts"),
+    ("INNKEEP_PAYMENT_BACKOFF_BASE_MS", "payment.backoff_base_ms"),
+    (
+        "INNKEEP_PAYMENT_SANDBOX_CHARGE_DELAY_MS",
+        "payment.sandbox.charge_delay_ms",
+    ),
+    (
+        "INNKEEP_PAYMENT_SANDBOX_FAIL_RATE",
+        "payment.sandbox.fail_rate",
+    ),
+    (
+        "INNKEEP_PAYMENT_SANDBOX_DROP_RATE",
+        "payment.sandbox.drop_rate",
+    ),
+    (
+        "INNKEEP_PAYMENT_SANDBOX_DUPLICATE_RATE",
+        "payment.sandbox.duplicate_rate",
+    ),
+    (
+        "INNKEEP_PAYMENT_SANDBOX_REORDER_RATE",
+        "payment.sandbox.reorder_rate",
+    ),
+    (
+        "INNKEEP_PAYMENT_SANDBOX_DELAY_MS",
+        "payment.sandbox.delay_ms",
+    ),
+    (
+        "INNKEEP_PAYMENT_SANDBOX_QUERY_ERROR_RATE",
+        "payment.sandbox.query_error_rate",
+    ),
+    (
+        "INNKEEP_PAYMENT_SANDBOX_REFUND_ERROR_RATE",
+        "payment.sandbox.refund_error_rate",
+    ),
+    ("INNKEEP_PAYMENT_SANDBOX_SEED", "payment.sandbox.seed"),
     ("INNKEEP_LIMITS_RATE_PER_SECOND", "limits.rate_per_second"),
     ("INNKEEP_LIMITS_BURST", "limits.burst"),
     (
@@ -246,6 +376,50 @@ impl Config {
             "INNKEEP_PAYMENT_PREVIOUS_SECRET" => {
                 self.payment.previous_secret = Some(value.to_owned())
             }
+            "INNKEEP_PAYMENT_PROVIDER" => {
+                self.payment.provider = Some(match value.trim() {
+                    "none" => Provider::None,
+                    "sandbox" => Provider::Sandbox,
+                    _ => {
+                        return Err(ConfigError::Env {
+                            name: name.to_owned(),
+                            message: format!("{value:?} is not one of none, sandbox"),
+                        })
+                    }
+                })
+            }
+            "INNKEEP_PAYMENT_RECONCILE_EVERY_SECONDS" => {
+                self.payment.reconcile_every_seconds = num(name, value)?
+            }
+            "INNKEEP_PAYMENT_PENDING_THRESHOLD_SECONDS" => {
+                self.payment.pending_threshold_seconds = num(name, value)?
+            }
+            "INNKEEP_PAYMENT_CALL_TIMEOUT_MS" => self.payment.call_timeout_ms = num(name, value)?,
+            "INNKEEP_PAYMENT_MAX_ATTEMPTS" => self.payment.max_attempts = num(name, value)?,
+            "INNKEEP_PAYMENT_BACKOFF_BASE_MS" => self.payment.backoff_base_ms = num(name, value)?,
+            "INNKEEP_PAYMENT_SANDBOX_CHARGE_DELAY_MS" => {
+                self.payment.sandbox.charge_delay_ms = num(name, value)?
+            }
+            "INNKEEP_PAYMENT_SANDBOX_FAIL_RATE" => {
+                self.payment.sandbox.fail_rate = num(name, value)?
+            }
+            "INNKEEP_PAYMENT_SANDBOX_DROP_RATE" => {
+                self.payment.sandbox.drop_rate = num(name, value)?
+            }
+            "INNKEEP_PAYMENT_SANDBOX_DUPLICATE_RATE" => {
+                self.payment.sandbox.duplicate_rate = num(name, value)?
+            }
+            "INNKEEP_PAYMENT_SANDBOX_REORDER_RATE" => {
+                self.payment.sandbox.reorder_rate = num(name, value)?
+            }
+            "INNKEEP_PAYMENT_SANDBOX_DELAY_MS" => self.payment.sandbox.delay_ms = num(name, value)?,
+            "INNKEEP_PAYMENT_SANDBOX_QUERY_ERROR_RATE" => {
+                self.payment.sandbox.query_error_rate = num(name, value)?
+            }
+            "INNKEEP_PAYMENT_SANDBOX_REFUND_ERROR_RATE" => {
+                self.payment.sandbox.refund_error_rate = num(name, value)?
+            }
+            "INNKEEP_PAYMENT_SANDBOX_SEED" => self.payment.sandbox.seed = Some(num(name, value)?),
             "INNKEEP_LIMITS_RATE_PER_SECOND" => self.limits.rate_per_second = num(name, value)?,
             "INNKEEP_LIMITS_BURST" => self.limits.burst = num(name, value)?,
             "INNKEEP_LIMITS_MAX_HOLDS_PER_KEY" => self.limits.max_holds_per_key = num(name, value)?,
@@ -321,6 +495,46 @@ impl Config {
             1,
             1_000_000,
         )?;
+        let p = &self.payment;
+        range(
+            "payment.reconcile_every_seconds",
+            p.reconcile_every_seconds,
+            1,
+            86_400,
+        )?;
+        range(
+            "payment.pending_threshold_seconds",
+            p.pending_threshold_seconds,
+            0,
+            86_400,
+        )?;
+        range("payment.call_timeout_ms", p.call_timeout_ms, 1, 600_000)?;
+        range("payment.max_attempts", p.max_attempts, 1, 100)?;
+        range("payment.backoff_base_ms", p.backoff_base_ms, 1, 600_000)?;
+        let sb = &p.sandbox;
+        range(
+            "payment.sandbox.charge_delay_ms",
+            sb.charge_delay_ms,
+            0,
+            3_600_000,
+        )?;
+        range("payment.sandbox.delay_ms", sb.delay_ms, 0, 3_600_000)?;
+        for (key, rate) in [
+            ("payment.sandbox.fail_rate", sb.fail_rate),
+            ("payment.sandbox.drop_rate", sb.drop_rate),
+            ("payment.sandbox.duplicate_rate", sb.duplicate_rate),
+            ("payment.sandbox.reorder_rate", sb.reorder_rate),
+            ("payment.sandbox.query_error_rate", sb.query_error_rate),
+            ("payment.sandbox.refund_error_rate", sb.refund_error_rate),
+        ] {
+            // `range` would let NaN through (every comparison with NaN is false).
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(ConfigError::Value {
+                    key,
+                    message: format!("{rate} is not a probability in 0.0..=1.0"),
+                });
+            }
+        }
         self.api_key_list()?;
         self.check_exposure()?;
         if self.data_dir.as_os_str().is_empty() {
@@ -454,7 +668,46 @@ impl Config {
             snapshot_every_events: self.snapshot_every_events,
             snapshot_every: Duration::from_secs(self.snapshot_every_seconds),
             max_holds_per_creator: self.limits.max_holds_per_key,
+            payment: PaymentPolicy {
+                gateway: None,
+                retry: RetryPolicy {
+                    call_timeout: Duration::from_millis(self.payment.call_timeout_ms),
+                    max_attempts: self.payment.max_attempts,
+                    backoff_base: Duration::from_millis(self.payment.backoff_base_ms),
+                    backoff_max: Duration::from_secs(30),
+                },
+                reconcile_every: Duration::from_secs(self.payment.reconcile_every_seconds),
+                pending_threshold: Duration::from_secs(self.payment.pending_threshold_seconds),
+                ..PaymentPolicy::default()
+            },
             ..EngineConfig::new(&self.data_dir)
+        }
+    }
+
+    /// The provider in effect: `payment.provider`, or by default `sandbox` with `--demo`
+    /// and `none` otherwise.
+    pub fn provider(&self, demo: bool) -> Provider {
+        self.payment.provider.unwrap_or(if demo {
+            Provider::Sandbox
+        } else {
+            Provider::None
+        })
+    }
+
+    /// The sandbox provider's settings, calling back to `notify_url` signed with `secret`.
+    pub fn sandbox(&self, notify_url: String, secret: &[u8]) -> SandboxConfig {
+        let sb = &self.payment.sandbox;
+        SandboxConfig {
+            charge_delay: Duration::from_millis(sb.charge_delay_ms),
+            fail_rate: sb.fail_rate,
+            drop_rate: sb.drop_rate,
+            duplicate_rate: sb.duplicate_rate,
+            reorder_rate: sb.reorder_rate,
+            delay: Duration::from_millis(sb.delay_ms),
+            query_error_rate: sb.query_error_rate,
+            refund_error_rate: sb.refund_error_rate,
+            seed: sb.seed,
+            ..SandboxConfig::new(notify_url, secret.to_vec())
         }
     }
 }
@@ -511,6 +764,37 @@ mod tests {
         assert!(e.to_string().contains("INNKEEP_LISTEN"), "{e}");
         let e = load("[payment]\nsecret = \"short\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("payment.secret"), "{e}");
+    }
+
+    #[test]
+    fn payment_provider_and_sandbox_keys() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c.provider(false), Provider::None);
+        assert_eq!(c.provider(true), Provider::Sandbox);
+        let c = load(
+            "[payment]\nprovider = \"sandbox\"\nreconcile_every_seconds = 2\n[payment.sandbox]\ndrop_rate = 0.3\ncharge_delay_ms = 50\n",
+            &[
+                ("INNKEEP_PAYMENT_SANDBOX_DUPLICATE_RATE", "0.25"),
+                ("INNKEEP_PAYMENT_PENDING_THRESHOLD_SECONDS", "1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.provider(false), Provider::Sandbox);
+        assert_eq!(c.payment.sandbox.drop_rate, 0.3);
+        assert_eq!(c.payment.sandbox.duplicate_rate, 0.25);
+        assert_eq!(c.payment.pending_threshold_seconds, 1);
+        let e = load("", &[("INNKEEP_PAYMENT_PROVIDER", "paypal")]).unwrap_err();
+        assert!(e.to_string().contains("INNKEEP_PAYMENT_PROVIDER"), "{e}");
+        let e = load("[payment]\nprovider = \"paypal\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("provider"), "{e}");
+        let e = load("[payment.sandbox]\ndrop_rate = 1.5\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("payment.sandbox.drop_rate"), "{e}");
+        let e = load("", &[("INNKEEP_PAYMENT_SANDBOX_REFUND_ERROR_RATE", "NaN")]).unwrap_err();
+        assert!(e.to_string().contains("refund_error_rate"), "{e}");
+        let e = load("[payment.sandbox]\ndrop = 0.1\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("drop"), "{e}");
+        let e = load("[payment]\nreconcile_every_seconds = 0\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("reconcile_every_seconds"), "{e}");
     }
 
     const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";

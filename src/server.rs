@@ -9,12 +9,12 @@ use anyhow::Context;
 use axum::body::Body;
 use axum::http::{header, Request, Response, StatusCode};
 use axum::Router;
-use innkeep_actors::{Engine, SyncMode};
+use innkeep_actors::{Engine, Sandbox, SyncMode};
 use innkeep_http::{AppState, ClientAddr, LimitedListener, PaymentConfig};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::config::Config;
+use crate::config::{Config, Provider};
 use crate::demo;
 
 /// How long in-flight requests get to finish after a shutdown signal before the server
@@ -83,7 +83,40 @@ pub async fn run(
     };
     tracing::info!(%local, "listening; recovering");
 
-    let engine_config = config.engine(sync);
+    let secret = match (&config.payment.secret, mode) {
+        (Some(s), _) => s.clone(),
+        (None, Mode::Demo) => demo::DEMO_PAYMENT_SECRET.to_owned(),
+        (None, Mode::Plain) => {
+            tracing::warn!("no payment.secret configured: every /v1/payments/notify is refused");
+            String::new()
+        }
+    };
+    let mut engine_config = config.engine(sync);
+    let sandbox = match config.provider(mode == Mode::Demo) {
+        Provider::None => None,
+        Provider::Sandbox => {
+            if secret.is_empty() {
+                stop.cancel();
+                let _ = server.await;
+                anyhow::bail!(
+                    "config key `payment.secret`: payment.provider = \"sandbox\" signs its \
+                     callbacks with it, so it must be set"
+                );
+            }
+            // Callbacks come back to this very server, over loopback when it listens on
+            // every address.
+            let host = if local.ip().is_unspecified() {
+                std::net::SocketAddr::from(([127, 0, 0, 1], local.port()))
+            } else {
+                local
+            };
+            let url = format!("http://{host}/v1/payments/notify");
+            let sandbox = Sandbox::new(config.sandbox(url, secret.as_bytes()));
+            engine_config.payment.gateway = Some(Arc::new(sandbox.clone()));
+            tracing::info!("payment provider: sandbox");
+            Some(sandbox)
+        }
+    };
     let started = tokio::task::spawn_blocking(move || Engine::start(engine_config))
         .await
         .context("recovery thread failed")?;
@@ -98,14 +131,6 @@ pub async fn run(
         }
     };
 
-    let secret = match (&config.payment.secret, mode) {
-        (Some(s), _) => s.clone(),
-        (None, Mode::Demo) => demo::DEMO_PAYMENT_SECRET.to_owned(),
-        (None, Mode::Plain) => {
-            tracing::warn!("no payment.secret configured: every /v1/payments/notify is refused");
-            String::new()
-        }
-    };
     if mode == Mode::Demo {
         let loaded = demo::load(&engine)
             .await
@@ -129,7 +154,11 @@ pub async fn run(
     if let Some(previous) = &config.payment.previous_secret {
         payment = payment.with_previous_secret(previous.clone().into_bytes());
     }
-    let state = AppState::new(engine.clone(), payment).with_security(auth, config.http_limits());
+    let mut state =
+        AppState::new(engine.clone(), payment).with_security(auth, config.http_limits());
+    if let Some(sandbox) = sandbox {
+        state = state.with_sandbox(sandbox);
+    }
     let _ = api.set(innkeep_http::router(state));
     tracing::info!(%local, "ready");
 

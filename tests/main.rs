@@ -6,5 +6,6 @@ mod crash;
 mod durability;
 mod harness;
 mod load;
+mod payments;
 mod security;
 mod validation;

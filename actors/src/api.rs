@@ -40,6 +40,9 @@ pub struct EngineConfig {
     /// booking fails with [`EngineError::TooManyHolds`]. Stops one client from holding
     /// every room of a hotel without paying. Bookings without a creator are not capped.
     pub max_holds_per_creator: usize,
+    /// The payment provider and how the payment supervisor calls it (retries,
+    /// reconciliation). Defaults to no provider.
+    pub payment: crate::payments::PaymentPolicy,
 }
 
 impl EngineConfig {
@@ -56,6 +59,7 @@ impl EngineConfig {
             snapshot_every: Duration::from_secs(300),
             expiry_tick: Duration::from_millis(250),
             max_holds_per_creator: DEFAULT_MAX_HOLDS_PER_CREATOR,
+            payment: crate::payments::PaymentPolicy::default(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The embeddable engine: start it from a config, call typed async operations.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -10,17 +10,20 @@ use actix::prelude::*;
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::jiff::{SignedDuration, Timestamp};
 use innkeep_engine::{
-    Action, DomainError, Event, Hotel, HotelId, Housekeeping, IdempotencyKey, Reservation,
-    ReservationId, RoomKey, RoomNumber, RoomTypeCode, Snapshot, State, Status, Stay, Upsert,
-    ValidationError,
+    Action, DomainError, Event, Hotel, HotelId, Housekeeping, IdempotencyKey, PaymentOutcome,
+    PaymentReport, PaymentStatus, Reservation, ReservationId, RoomKey, RoomNumber, RoomTypeCode,
+    Snapshot, State, Status, Stay, Upsert, ValidationError,
 };
 use innkeep_persistence::{recover, FsStorage, Journal, JournalOptions, SnapshotStore, Storage};
 
 use crate::api::{
     Availability, BookInput, EngineConfig, EngineError, RoomView, StartError, TypeAvailability,
 };
+use crate::payments::{
+    GetStats, OpenPayment, PaymentCreated, PaymentStatsView, PaymentSupervisor, RefundDue,
+};
 use crate::room::{
-    ChangeReservation, GetReservation, GetView, HoldEnded, RoomActor, SetHousekeeping,
+    ApplyPayment, ChangeReservation, GetReservation, GetView, HoldEnded, RoomActor, SetHousekeeping,
 };
 use crate::shared::{read, write, Shared};
 use crate::snapshotter::{self, SnapshotPolicy};
@@ -32,6 +35,11 @@ use crate::supervisor::{
 /// Counter of bookings by outcome: `created`, `replayed` (idempotent replay), or the
 /// error code (`sold_out`, `too_many_holds`, `overloaded`, ...).
 pub const METRIC_BOOKINGS: &str = "innkeep_bookings_total";
+
+/// Events handed to the replay thread at a time.
+const REPLAY_BATCH_EVENTS: usize = 4096;
+/// Batches queued for the replay thread at most.
+const REPLAY_QUEUE_BATCHES: usize = 8;
 
 /// What [`recover_state`] found on disk.
 #[derive(Debug)]
@@ -50,15 +58,46 @@ pub struct Recovered {
 /// a stopped server.
 pub fn recover_state(data_dir: &std::path::Path) -> Result<Recovered, StartError> {
     let store = SnapshotStore::open(&data_dir.join("snapshots"))?;
-    let (snapshot_seq, mut state) = match store.load::<Snapshot>()? {
+    let (snapshot_seq, state) = match store.load::<Snapshot>()? {
         Some((seq, snap)) => (seq, State::from_snapshot(snap)),
         None => (0, State::default()),
     };
+    // Decoding (this thread) and applying (a replay thread) overlap, which on two cores
+    // hides most of the decoding. The channel is bounded, so memory stays bounded too.
+    let (batches, replay_rx) = crossbeam_channel::bounded::<Vec<Event>>(REPLAY_QUEUE_BATCHES);
+    let replay = std::thread::Builder::new()
+        .name("innkeep-replay".into())
+        .spawn(move || {
+            let mut state = state;
+            for batch in replay_rx {
+                for event in batch {
+                    state.apply_owned(event);
+                }
+            }
+            state
+        })
+        .map_err(|e| StartError::Actors(format!("replay thread: {e}")))?;
+    let mut batch = Vec::with_capacity(REPLAY_BATCH_EVENTS);
     let report = recover(
         &data_dir.join("journal"),
         snapshot_seq,
-        |_seq, event: Event| state.apply_owned(event),
-    )?;
+        |_seq, event: Event| {
+            batch.push(event);
+            if batch.len() == REPLAY_BATCH_EVENTS {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(REPLAY_BATCH_EVENTS));
+                // The replay thread only stops when this sender is dropped.
+                let _ = batches.send(full);
+            }
+        },
+    );
+    if !batch.is_empty() {
+        let _ = batches.send(batch);
+    }
+    drop(batches);
+    let state = replay
+        .join()
+        .map_err(|_| StartError::Actors("replay thread panicked".into()))?;
+    let report = report?;
     tracing::info!(
         snapshot_seq,
         replayed = report.records_replayed,
@@ -87,6 +126,8 @@ struct Inner {
     shared: Arc<Shared>,
     /// The order supervisor.
     supervisor: Addr<OrderSupervisor>,
+    /// The payment supervisor.
+    payments: Addr<PaymentSupervisor>,
     /// The journal (to drain it on shutdown and report health).
     journal: Journal<Event>,
     /// Calls currently inside the engine; bounded by `config.max_in_flight`.
@@ -178,7 +219,34 @@ impl Engine {
             index: state.index.clone().into(),
             locator: state.locator.clone().into(),
             rooms: Default::default(),
+            payments: Default::default(),
         });
+        // Open payments (for reconciliation) and owed refunds (the durable retry queue),
+        // rebuilt from the recovered state.
+        let mut open_payments = HashMap::new();
+        let mut owed_refunds = HashSet::new();
+        for r in state
+            .rooms
+            .values()
+            .flat_map(|room| room.reservations.values())
+        {
+            if r.payment.refund_owed {
+                owed_refunds.insert(r.id);
+            }
+            if matches!(
+                r.payment.status,
+                PaymentStatus::Pending | PaymentStatus::Failed
+            ) {
+                open_payments.insert(
+                    r.id,
+                    OpenPayment {
+                        out_trade_no: r.payment.out_trade_no.clone(),
+                        created_at: r.created_at,
+                    },
+                );
+            }
+        }
+        let payment_policy = config.payment.clone();
         // Every unpaid hold, with its creator: the supervisor rebuilds its expiry queue and
         // the per-key hold counts from this, so the hold cap survives restarts.
         let pending: HashMap<ReservationId, PendingHold> = state
@@ -223,6 +291,11 @@ impl Engine {
                     // The supervisor's address exists before it runs, so the rooms can be
                     // given it (they report ended holds to it).
                     let sup_ctx: Context<OrderSupervisor> = Context::new();
+                    // Likewise the payment supervisor's: rooms tell it about owed refunds.
+                    let pay_ctx: Context<PaymentSupervisor> = Context::new();
+                    let _ = actor_shared
+                        .payments
+                        .set(pay_ctx.address().recipient::<RefundDue>());
                     let hold_ended = sup_ctx.address().recipient::<HoldEnded>();
                     let mut next = 0;
                     for room in rooms {
@@ -237,6 +310,13 @@ impl Engine {
                         );
                         write(&actor_shared.rooms).insert(key, addr);
                     }
+                    let payments = pay_ctx.run(PaymentSupervisor::new(
+                        actor_shared.clone(),
+                        payment_policy,
+                        open_payments,
+                        owed_refunds,
+                        Arc::default(),
+                    ));
                     let sup = sup_ctx.run(OrderSupervisor::new(
                         actor_shared,
                         actor_journal,
@@ -251,14 +331,14 @@ impl Engine {
                         },
                         hold_ended,
                     ));
-                    let _ = up_tx.send((System::current(), sup));
+                    let _ = up_tx.send((System::current(), sup, payments));
                 });
                 if let Err(e) = system.run() {
                     tracing::error!(error = %e, "actor system stopped with an error");
                 }
             })
             .map_err(|e| StartError::Actors(e.to_string()))?;
-        let (system, supervisor) = up_rx
+        let (system, supervisor, payments) = up_rx
             .recv()
             .map_err(|_| StartError::Actors("actor system failed to start".into()))?;
 
@@ -280,6 +360,7 @@ impl Engine {
                 config,
                 shared,
                 supervisor,
+                payments,
                 journal,
                 in_flight: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
@@ -501,7 +582,16 @@ impl Engine {
         let id = ReservationId(uuid::Uuid::now_v7());
         let result = self.book_inner(input, idempotency_key, id).await;
         let outcome = match &result {
-            Ok(r) if r.id == id => "created",
+            Ok(r) if r.id == id => {
+                // Best effort: the hold timer governs whether it is ever paid.
+                self.inner.payments.do_send(PaymentCreated {
+                    id,
+                    out_trade_no: r.payment.out_trade_no.clone(),
+                    amount: r.payment.amount,
+                    created_at: r.created_at,
+                });
+                "created"
+            }
             // Another id: an idempotent replay (or a retry that joined the first attempt).
             Ok(_) => "replayed",
             Err(e) => e.code(),
@@ -573,6 +663,33 @@ impl Engine {
             span: tracing::Span::current(),
         };
         addr.send(msg).await.map_err(mailbox)?
+    }
+
+    /// Applies what the payment provider reports about reservation `id`'s payment (its
+    /// signed callback): a success confirms a pending reservation, or — when it expired,
+    /// was cancelled or its hold lapsed — is recorded with a refund owed, which the payment
+    /// supervisor then issues; a failure is recorded and the hold runs on. Reports for a
+    /// payment already settled change nothing ([`PaymentOutcome::Duplicate`]).
+    pub async fn apply_payment(
+        &self,
+        id: ReservationId,
+        report: PaymentReport,
+    ) -> Result<(Reservation, PaymentOutcome), EngineError> {
+        let _slot = self.enter()?;
+        let addr = self.room_addr(&self.locate(&id)?)?;
+        let msg = ApplyPayment {
+            id,
+            report,
+            now: Timestamp::now(),
+            span: tracing::Span::current(),
+        };
+        addr.send(msg).await.map_err(mailbox)?
+    }
+
+    /// What the payment supervisor has done so far, and what it still owes.
+    pub async fn payment_stats(&self) -> Result<PaymentStatsView, EngineError> {
+        let _slot = self.enter()?;
+        self.inner.payments.send(GetStats).await.map_err(mailbox)
     }
 
     /// Every room of a hotel with its live status, in room-number order.

@@ -4,12 +4,17 @@
 //!   its own events, so the journal's order is each room's decision order.
 //! - [`supervisor::OrderSupervisor`]: setup commands, the booking saga, idempotency keys
 //!   and hold expiry.
+//! - [`payments::PaymentSupervisor`]: charges, refunds and reconciliation with the
+//!   payment provider ([`gateway::PaymentGateway`]; [`sandbox::Sandbox`] built in).
 //! - The snapshot thread keeps a shadow state from committed journal batches.
 //! - [`Engine`]: starts all of it from an [`EngineConfig`] and offers typed async calls.
 
 pub mod api;
 mod facade;
+pub mod gateway;
+pub mod payments;
 pub mod room;
+pub mod sandbox;
 mod shared;
 mod snapshotter;
 pub mod supervisor;
@@ -19,13 +24,25 @@ pub use api::{
     TypeAvailability, DEFAULT_MAX_HOLDS_PER_CREATOR,
 };
 pub use facade::{recover_state, Engine, Recovered, METRIC_BOOKINGS};
+pub use gateway::{
+    ChargeIntent, GatewayError, GatewayFuture, GatewayStatus, PaymentGateway, RefundRequest,
+    RetryPolicy,
+};
 pub use innkeep_engine as engine;
 pub use innkeep_persistence::journal::{METRIC_BATCH_RECORDS, METRIC_FSYNC_SECONDS};
+pub use payments::{PaymentPolicy, PaymentStatsView, METRIC_PAYMENT_ACTIONS};
+pub use sandbox::{Ledger, Sandbox, SandboxConfig};
 pub use snapshotter::METRIC_SNAPSHOT_SECONDS;
 pub use supervisor::{METRIC_HOLDS_EXPIRED, METRIC_HOLDS_OPEN};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+use tests as tests_support;
+
+#[cfg(test)]
+mod payment_tests;
 
 #[cfg(test)]
 mod hold_cap_tests;

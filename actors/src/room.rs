@@ -8,8 +8,8 @@ use actix::prelude::*;
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::{
-    Action, DomainError, Event, Housekeeping, IdempotencyRecord, NightsDelta, Reservation,
-    ReservationId, RoomState, RoomTypeCode, Status,
+    Action, DomainError, Event, Housekeeping, IdempotencyRecord, NightsDelta, PaymentOutcome,
+    PaymentReport, Reservation, ReservationId, RoomState, RoomTypeCode, Status,
 };
 use innkeep_persistence::{Journal, JournalError};
 use tokio::sync::oneshot;
@@ -239,20 +239,126 @@ impl Handler<ChangeReservation> for RoomActor {
                 }
             };
         let id = msg.id;
+        let was_owed = self.refund_owed(&id);
         self.persist_then_apply(event, ctx, span.clone(), move |act| {
-            let reservation = act.state.reservation(&id).cloned();
-            if was_pending
-                && reservation
-                    .as_ref()
-                    .is_ok_and(|r| r.status != Status::PendingPayment)
-            {
-                // do_send ignores the mailbox bound: this must never be dropped, or the
-                // key's hold count would stay too high until a restart.
-                act.hold_ended.do_send(HoldEnded { id });
-            }
-            reservation.map_err(EngineError::from)
+            act.after_change(id, was_pending, was_owed)
         })
         .map_result()
+    }
+}
+
+impl RoomActor {
+    fn refund_owed(&self, id: &ReservationId) -> bool {
+        self.state
+            .reservation(id)
+            .is_ok_and(|r| r.payment.refund_owed)
+    }
+
+    /// After a change to reservation `id` is applied: tells the order supervisor when its
+    /// hold ended and the payment supervisor when it newly owes a refund, then answers the
+    /// reservation.
+    fn after_change(
+        &mut self,
+        id: ReservationId,
+        was_pending: bool,
+        was_owed: bool,
+    ) -> Result<Reservation, EngineError> {
+        let reservation = self.state.reservation(&id).cloned();
+        if let Ok(r) = &reservation {
+            if was_pending && r.status != Status::PendingPayment {
+                // do_send ignores the mailbox bound: this must never be dropped, or the
+                // key's hold count would stay too high until a restart.
+                self.hold_ended.do_send(HoldEnded { id });
+            }
+            if !was_owed && r.payment.refund_owed {
+                match self.shared.payments.get() {
+                    Some(payments) => payments.do_send(crate::payments::RefundDue { id }),
+                    None => tracing::warn!(reservation = %id, "refund owed; no payment supervisor"),
+                }
+            }
+        }
+        reservation.map_err(EngineError::from)
+    }
+}
+
+/// Apply what the payment provider reports (a callback or a reconciliation answer) to
+/// one of this room's reservations.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(Reservation, PaymentOutcome), EngineError>")]
+pub(crate) struct ApplyPayment {
+    /// Which reservation.
+    pub id: ReservationId,
+    /// What the provider says.
+    pub report: PaymentReport,
+    /// The instant it is applied (decides whether the hold has lapsed).
+    pub now: Timestamp,
+    /// The caller's span.
+    pub span: tracing::Span,
+}
+
+impl Handler<ApplyPayment> for RoomActor {
+    type Result = ResponseFuture<Result<(Reservation, PaymentOutcome), EngineError>>;
+
+    fn handle(&mut self, msg: ApplyPayment, ctx: &mut Self::Context) -> Self::Result {
+        let span = tracing::debug_span!(
+            parent: &msg.span,
+            "room_payment",
+            room = %self.state.key.number,
+            seq = tracing::field::Empty
+        );
+        let _entered = span.enter();
+        let id = msg.id;
+        let (event, outcome) = match self.state.decide_payment(&id, &msg.report, msg.now) {
+            Ok(decided) => decided,
+            Err(e) => return Box::pin(async move { Err(e.into()) }),
+        };
+        let Some(event) = event else {
+            let current = self.state.reservation(&id).cloned();
+            return Box::pin(async move { Ok((current?, outcome)) });
+        };
+        let was_pending = self
+            .state
+            .reservation(&id)
+            .is_ok_and(|r| r.status == Status::PendingPayment);
+        let was_owed = self.refund_owed(&id);
+        self.persist_then_apply(event, ctx, span.clone(), move |act| {
+            act.after_change(id, was_pending, was_owed)
+                .map(|r| (r, outcome))
+        })
+        .map_result()
+    }
+}
+
+/// Record that the provider refunded a reservation's payment.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Reservation, EngineError>")]
+pub(crate) struct RecordRefund {
+    /// Which reservation.
+    pub id: ReservationId,
+    /// When the refund was confirmed.
+    pub now: Timestamp,
+}
+
+impl Handler<RecordRefund> for RoomActor {
+    type Result = ResponseFuture<Result<Reservation, EngineError>>;
+
+    fn handle(&mut self, msg: RecordRefund, ctx: &mut Self::Context) -> Self::Result {
+        let id = msg.id;
+        match self.state.decide_refunded(&id, msg.now) {
+            Err(e) => Box::pin(async move { Err(e.into()) }),
+            Ok(None) => {
+                let current = self.state.reservation(&id).cloned();
+                Box::pin(async move { Ok(current?) })
+            }
+            Ok(Some(event)) => self
+                .persist_then_apply(event, ctx, tracing::Span::none(), move |act| {
+                    act.state
+                        .reservation(&id)
+                        .cloned()
+                        .map_err(EngineError::from)
+                })
+                .map_result(),
+        }
     }
 }
 

@@ -6,10 +6,11 @@
 //! actors stay the authority that decides a booking.
 
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use actix::Addr;
-use innkeep_engine::{AvailabilityIndex, Catalog, ReservationId, RoomKey};
+use actix::{Addr, Recipient};
+use innkeep_engine::ids::IdMap;
+use innkeep_engine::{AvailabilityIndex, Catalog, RoomKey};
 
 use crate::room::RoomActor;
 
@@ -22,9 +23,12 @@ pub(crate) struct Shared {
     /// Sold nights per room. Each room actor writes its own rows when it books or releases.
     pub index: RwLock<AvailabilityIndex>,
     /// Reservation → the room holding it. Written by the supervisor once a booking is durable.
-    pub locator: RwLock<HashMap<ReservationId, RoomKey>>,
+    pub locator: RwLock<IdMap<RoomKey>>,
     /// Room → its actor's address.
     pub rooms: RwLock<HashMap<RoomKey, Addr<RoomActor>>>,
+    /// The payment supervisor, told by rooms when a reservation newly owes a refund. Set
+    /// once at start-up before any room runs.
+    pub payments: OnceLock<Recipient<crate::payments::RefundDue>>,
 }
 
 /// Read lock that survives poisoning: a panicking writer never leaves these views

@@ -8,7 +8,7 @@ use crate::{recover_state, BookInput, Engine, EngineConfig, EngineError};
 
 const TZ: &str = "Asia/Shanghai";
 
-struct Stopper(Engine);
+pub(crate) struct Stopper(pub(crate) Engine);
 
 impl Drop for Stopper {
     fn drop(&mut self) {
@@ -22,7 +22,7 @@ fn start_faulty(dir: &std::path::Path) -> (Stopper, std::sync::Arc<FaultPlan>) {
     (Stopper(engine), plan)
 }
 
-async fn setup(engine: &Engine, rooms: usize) -> HotelId {
+pub(crate) async fn setup(engine: &Engine, rooms: usize) -> HotelId {
     let h = HotelId::parse("H").unwrap();
     engine
         .put_hotel(h.clone(), "Hotel", TZ, "CNY")
@@ -42,7 +42,7 @@ async fn setup(engine: &Engine, rooms: usize) -> HotelId {
     h
 }
 
-fn input(engine: &Engine, h: &HotelId, offset_days: i64) -> BookInput {
+pub(crate) fn input(engine: &Engine, h: &HotelId, offset_days: i64) -> BookInput {
     let today = engine.today(h).unwrap();
     let arrival = today.checked_add(offset_days.days()).unwrap();
     BookInput {

@@ -189,7 +189,7 @@ fn recovery(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(20))
         .warm_up_time(Duration::from_millis(100));
     group.bench_function("1M_events", |b| {
-        b.iter(|| {
+        b.iter_with_large_drop(|| {
             let r = innkeep_actors::recover_state(dir.path()).expect("recover");
             assert_eq!(r.state.locator.len(), RECOVERY_ROOMS * RECOVERY_NIGHTS);
             r

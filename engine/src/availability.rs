@@ -48,13 +48,16 @@ impl AvailabilityIndex {
         if booked.is_empty() && released.is_empty() {
             return;
         }
-        let sold = self
-            .hotels
-            .entry(key.hotel_id.clone())
-            .or_default()
-            .sold
-            .entry(key.number.clone())
-            .or_default();
+        // Rooms are registered before they book, so the lookups find them without cloning
+        // the codes for `entry` (this runs once per replayed event).
+        let hotel = match self.hotels.get_mut(&key.hotel_id) {
+            Some(h) => h,
+            None => self.hotels.entry(key.hotel_id.clone()).or_default(),
+        };
+        let sold = match hotel.sold.get_mut(&key.number) {
+            Some(s) => s,
+            None => hotel.sold.entry(key.number.clone()).or_default(),
+        };
         for d in booked {
             sold.insert(*d);
         }

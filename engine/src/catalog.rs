@@ -45,6 +45,7 @@ pub struct RoomType {
     /// Nightly price in minor units when no override applies.
     pub base_rate_minor: i64,
     /// Per-night overrides in minor units.
+    #[serde(with = "crate::codec::date_map")]
     pub overrides: BTreeMap<Date, i64>,
 }
 
@@ -345,6 +346,7 @@ impl Catalog {
             }
             Event::ReservationCreated { .. }
             | Event::ReservationChanged { .. }
+            | Event::PaymentChanged { .. }
             | Event::HousekeepingSet { .. } => {}
         }
     }

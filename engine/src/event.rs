@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{HotelId, IdempotencyKey, ReservationId, RoomKey, RoomNumber, RoomTypeCode};
 use crate::money::Currency;
-use crate::reservation::{Action, Reservation};
+use crate::reservation::{Action, PaymentChange, Reservation};
 use crate::room::Housekeeping;
 use crate::time::HotelTz;
 
@@ -28,10 +28,12 @@ pub struct Change {
     /// What happened.
     pub action: Action,
     /// When (UTC).
+    #[serde(with = "crate::codec::timestamp")]
     pub at: Timestamp,
     /// Nights on or after this date are given back. `None` keeps them all (pay, check-in);
     /// the arrival date releases every night (cancel, expire, no-show); an early check-out
     /// releases the nights still ahead.
+    #[serde(with = "crate::codec::opt_date")]
     pub release_from: Option<Date>,
 }
 
@@ -78,8 +80,10 @@ pub enum Event {
         /// Which type.
         room_type: RoomTypeCode,
         /// First night.
+        #[serde(with = "crate::codec::date")]
         from: Date,
         /// First night not covered.
+        #[serde(with = "crate::codec::date")]
         to: Date,
         /// Nightly rate, minor units.
         amount_minor: i64,
@@ -100,6 +104,20 @@ pub enum Event {
         /// The decided change.
         change: Change,
     },
+    /// A reservation's payment changed without moving its state machine (a failed
+    /// attempt, a refund owed, a refund done). Journaled by the reservation's room, so
+    /// payment changes are serialized with the reservation's own transitions.
+    PaymentChanged {
+        /// The room holding the reservation.
+        room: RoomKey,
+        /// Which reservation.
+        id: ReservationId,
+        /// What changed.
+        change: PaymentChange,
+        /// When (UTC).
+        #[serde(with = "crate::codec::timestamp")]
+        at: Timestamp,
+    },
     /// A room's housekeeping status changed.
     HousekeepingSet {
         /// Which room.
@@ -107,6 +125,7 @@ pub enum Event {
         /// The new status.
         status: Housekeeping,
         /// When (UTC).
+        #[serde(with = "crate::codec::timestamp")]
         at: Timestamp,
     },
 }
@@ -120,9 +139,9 @@ impl Event {
             | Event::RoomPut { hotel_id, .. }
             | Event::RatePut { hotel_id, .. } => hotel_id,
             Event::ReservationCreated { reservation, .. } => &reservation.hotel_id,
-            Event::ReservationChanged { room, .. } | Event::HousekeepingSet { room, .. } => {
-                &room.hotel_id
-            }
+            Event::ReservationChanged { room, .. }
+            | Event::PaymentChanged { room, .. }
+            | Event::HousekeepingSet { room, .. } => &room.hotel_id,
         }
     }
 }

@@ -123,6 +123,38 @@ impl fmt::Debug for ReservationId {
     }
 }
 
+/// Hashes reservation ids cheaply. A UUIDv7's last 64 bits are random, so folding its bytes
+/// with one multiply spreads them well; SipHash's protection against chosen keys is not
+/// needed for ids this engine generated itself, and the maps keyed by them hold millions.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // murmur3's finalizer: every input bit reaches the low bits the table indexes by
+        // (a multiply alone only carries bits upwards).
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+}
+
+/// A map keyed by reservation id, with [`IdHasher`].
+pub type IdMap<V> =
+    std::collections::HashMap<ReservationId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// Where a room lives: hotel and number. Rooms are addressed by this everywhere.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Debug)]
 pub struct RoomKey {

@@ -8,6 +8,7 @@
 
 pub mod availability;
 pub mod catalog;
+pub mod codec;
 pub mod error;
 pub mod event;
 pub mod ids;
@@ -26,7 +27,10 @@ pub use error::{DomainError, ValidationError};
 pub use event::{Change, Event, IdempotencyRecord};
 pub use ids::{HotelId, IdempotencyKey, ReservationId, RoomKey, RoomNumber, RoomTypeCode};
 pub use money::{Currency, Money};
-pub use reservation::{Action, BookRequest, Guest, Payment, PaymentStatus, Reservation, Status};
+pub use reservation::{
+    Action, BookRequest, Guest, Payment, PaymentChange, PaymentEventKind, PaymentHistoryEntry,
+    PaymentOutcome, PaymentReport, PaymentStatus, Reservation, Status,
+};
 pub use room::{Housekeeping, NightsDelta, Occupancy, RoomState};
 pub use state::{IdempotencyEntry, Snapshot, State};
 pub use time::{HotelTz, Stay, StayLimits};

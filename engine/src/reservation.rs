@@ -209,12 +209,124 @@ pub struct Payment {
     pub status: PaymentStatus,
     /// The provider's reference once it reported success.
     pub trade_no: Option<String>,
+    /// Money was captured that we must give back (a success that arrived after expiry or
+    /// cancellation, or a paid reservation cancelled). `status` stays `succeeded` until the
+    /// provider confirms the refund; this flag is the durable refund queue the payment
+    /// supervisor rebuilds at start-up.
+    pub refund_owed: bool,
+    /// Every payment-side change, oldest first (at most [`MAX_HISTORY`]), so an operator
+    /// can see how the money moved independently of the reservation's transitions.
+    pub history: Vec<PaymentHistoryEntry>,
+}
+
+/// What happened to a payment, in its history.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentEventKind {
+    /// The record was created with its reservation (status pending).
+    Created,
+    /// The provider captured the money and the reservation took it (confirmed).
+    Succeeded,
+    /// The provider reported a failed attempt.
+    Failed,
+    /// The provider captured money the reservation cannot keep; a refund is owed.
+    RefundOwed,
+    /// A paid reservation was cancelled; a refund is owed.
+    CancelledAfterPayment,
+    /// The provider confirmed the refund.
+    Refunded,
+}
+
+impl PaymentEventKind {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PaymentEventKind::Created => "created",
+            PaymentEventKind::Succeeded => "succeeded",
+            PaymentEventKind::Failed => "failed",
+            PaymentEventKind::RefundOwed => "refund_owed",
+            PaymentEventKind::CancelledAfterPayment => "cancelled_after_payment",
+            PaymentEventKind::Refunded => "refunded",
+        }
+    }
+}
+
+/// One entry of a payment's history.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct PaymentHistoryEntry {
+    /// When (UTC).
+    #[serde(with = "crate::codec::timestamp")]
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: PaymentEventKind,
+    /// The payment status after it.
+    pub status: PaymentStatus,
+    /// The provider's reference the entry concerns, when it has one.
+    pub trade_no: Option<String>,
+}
+
+/// What the provider reports about a payment (a callback, or the answer to a query).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub enum PaymentReport {
+    /// Money captured under the provider's `trade_no`.
+    Succeeded {
+        /// Provider's reference.
+        trade_no: String,
+    },
+    /// The attempt failed.
+    Failed {
+        /// Provider's reference of the failed attempt.
+        trade_no: String,
+    },
+}
+
+/// A decided change to a payment that does not move the reservation's state machine.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub enum PaymentChange {
+    /// The provider reported a failed attempt; the hold runs on.
+    Failed {
+        /// Provider's reference.
+        trade_no: String,
+    },
+    /// Money was captured for a reservation that cannot take it: record it, owe a refund.
+    RefundOwed {
+        /// Provider's reference of the captured payment.
+        trade_no: String,
+    },
+    /// The provider confirmed the refund of the captured money.
+    Refunded,
+}
+
+/// What applying a [`PaymentReport`] came to (the callback's outcome).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PaymentOutcome {
+    /// The reservation is confirmed by this payment.
+    Confirmed,
+    /// Already applied (or superseded); nothing changed.
+    Duplicate,
+    /// Money captured for a reservation that cannot keep it; a refund is now owed.
+    RefundOwed,
+    /// A failure was recorded; the hold runs on.
+    FailedRecorded,
+}
+
+impl PaymentOutcome {
+    /// A stable label for logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PaymentOutcome::Confirmed => "confirmed",
+            PaymentOutcome::Duplicate => "duplicate",
+            PaymentOutcome::RefundOwed => "refund_owed",
+            PaymentOutcome::FailedRecorded => "failed_recorded",
+        }
+    }
 }
 
 /// One transition in a reservation's life.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
 pub struct HistoryEntry {
     /// When it happened (UTC).
+    #[serde(with = "crate::codec::timestamp")]
     pub at: Timestamp,
     /// Status before; `None` for creation.
     pub from: Option<Status>,
@@ -248,8 +360,10 @@ pub struct Reservation {
     /// +1 on every change; the ETag.
     pub version: u64,
     /// When it was created (UTC).
+    #[serde(with = "crate::codec::timestamp")]
     pub created_at: Timestamp,
     /// When an unpaid hold lapses (UTC).
+    #[serde(with = "crate::codec::timestamp")]
     pub hold_expires_at: Timestamp,
     /// Its payment record.
     pub payment: Payment,

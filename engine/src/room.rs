@@ -1,7 +1,7 @@
 //! One room: its calendar (which reservation holds which night), its status, and the
 //! reservations assigned to it. A RoomActor owns exactly one of these.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use jiff::civil::Date;
@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, ValidationError};
 use crate::event::{Change, Event};
-use crate::ids::{ReservationId, RoomKey, RoomTypeCode};
-use crate::reservation::{Action, HistoryEntry, PaymentStatus, Reservation, Status};
+use crate::ids::{IdMap, ReservationId, RoomKey, RoomTypeCode};
+use crate::reservation::{
+    Action, HistoryEntry, PaymentChange, PaymentEventKind, PaymentHistoryEntry, PaymentOutcome,
+    PaymentReport, PaymentStatus, Reservation, Status, MAX_HISTORY,
+};
 
 /// A room's cleanliness and usability.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
@@ -124,9 +127,10 @@ pub struct RoomState {
     /// The reservation whose guest is in the room, if any; occupancy derives from it.
     pub occupant: Option<ReservationId>,
     /// Night → the reservation holding it. The authority against double-selling.
+    #[serde(with = "crate::codec::date_map")]
     pub calendar: BTreeMap<Date, ReservationId>,
     /// Every reservation ever assigned to this room, by id.
-    pub reservations: HashMap<ReservationId, Reservation>,
+    pub reservations: IdMap<Reservation>,
 }
 
 impl RoomState {
@@ -138,7 +142,7 @@ impl RoomState {
             housekeeping: Housekeeping::Clean,
             occupant: None,
             calendar: BTreeMap::new(),
-            reservations: HashMap::new(),
+            reservations: IdMap::default(),
         }
     }
 
@@ -251,6 +255,91 @@ impl RoomState {
         })
     }
 
+    /// Decides what a provider's report about a reservation's payment changes (a callback
+    /// or a reconciliation answer). `Ok((None, Duplicate))` when it changes nothing.
+    ///
+    /// - A success for a `pending_payment` reservation whose hold has not lapsed confirms
+    ///   it (an [`Action::Pay`] change), even after an earlier failure report.
+    /// - A success the reservation cannot take (expired, cancelled, or a lapsed hold) is
+    ///   recorded with a refund owed; the reservation stays as it is and gets no nights back.
+    /// - A success or failure for a payment already settled (succeeded, owed, refunded) is
+    ///   a duplicate or arrived out of order: nothing changes.
+    /// - A failure for a pending payment is recorded; the hold runs on until it expires.
+    pub fn decide_payment(
+        &self,
+        id: &ReservationId,
+        report: &PaymentReport,
+        now: Timestamp,
+    ) -> Result<(Option<Event>, PaymentOutcome), DomainError> {
+        let r = self.reservation(id)?;
+        let open = matches!(
+            r.payment.status,
+            PaymentStatus::Pending | PaymentStatus::Failed
+        );
+        if !open {
+            return Ok((None, PaymentOutcome::Duplicate));
+        }
+        let payment_change = |change| Event::PaymentChanged {
+            room: self.key.clone(),
+            id: *id,
+            change,
+            at: now,
+        };
+        match report {
+            PaymentReport::Failed { trade_no } => {
+                if r.payment.status == PaymentStatus::Failed
+                    && r.payment.trade_no.as_deref() == Some(trade_no.as_str())
+                {
+                    return Ok((None, PaymentOutcome::Duplicate));
+                }
+                let event = payment_change(PaymentChange::Failed {
+                    trade_no: trade_no.clone(),
+                });
+                Ok((Some(event), PaymentOutcome::FailedRecorded))
+            }
+            PaymentReport::Succeeded { trade_no } => {
+                let can_take = r.status == Status::PendingPayment && now < r.hold_expires_at;
+                if can_take {
+                    let event = Event::ReservationChanged {
+                        room: self.key.clone(),
+                        id: *id,
+                        change: Change {
+                            action: Action::Pay {
+                                trade_no: trade_no.clone(),
+                            },
+                            at: now,
+                            release_from: None,
+                        },
+                    };
+                    return Ok((Some(event), PaymentOutcome::Confirmed));
+                }
+                let event = payment_change(PaymentChange::RefundOwed {
+                    trade_no: trade_no.clone(),
+                });
+                Ok((Some(event), PaymentOutcome::RefundOwed))
+            }
+        }
+    }
+
+    /// Decides recording that the provider refunded a reservation's payment; `Ok(None)`
+    /// when no refund is owed (already recorded).
+    pub fn decide_refunded(
+        &self,
+        id: &ReservationId,
+        now: Timestamp,
+    ) -> Result<Option<Event>, DomainError> {
+        let r = self.reservation(id)?;
+        if !r.payment.refund_owed {
+            return Ok(None);
+        }
+        Ok(Some(Event::PaymentChanged {
+            room: self.key.clone(),
+            id: *id,
+            change: PaymentChange::Refunded,
+            at: now,
+        }))
+    }
+
     /// Decides a housekeeping change; `Ok(None)` when it is already in that status.
     pub fn decide_housekeeping(
         &self,
@@ -361,6 +450,16 @@ impl RoomState {
                     Action::Pay { trade_no } => {
                         r.payment.status = PaymentStatus::Succeeded;
                         r.payment.trade_no = Some(trade_no.clone());
+                        push_payment_history(r, change.at, PaymentEventKind::Succeeded);
+                    }
+                    // Cancelling a paid reservation gives the money back: the refund is
+                    // owed from this event on, and the payment supervisor issues it.
+                    Action::Cancel
+                        if r.payment.status == PaymentStatus::Succeeded
+                            && !r.payment.refund_owed =>
+                    {
+                        r.payment.refund_owed = true;
+                        push_payment_history(r, change.at, PaymentEventKind::CancelledAfterPayment);
                     }
                     Action::CheckIn => self.occupant = Some(*id),
                     Action::CheckOut => {
@@ -380,11 +479,47 @@ impl RoomState {
                     }
                 }
             }
+            Event::PaymentChanged { id, change, at, .. } => {
+                let Some(r) = self.reservations.get_mut(id) else {
+                    return delta;
+                };
+                r.version += 1;
+                let kind = match change {
+                    PaymentChange::Failed { trade_no } => {
+                        r.payment.status = PaymentStatus::Failed;
+                        r.payment.trade_no = Some(trade_no.clone());
+                        PaymentEventKind::Failed
+                    }
+                    PaymentChange::RefundOwed { trade_no } => {
+                        r.payment.status = PaymentStatus::Succeeded;
+                        r.payment.trade_no = Some(trade_no.clone());
+                        r.payment.refund_owed = true;
+                        PaymentEventKind::RefundOwed
+                    }
+                    PaymentChange::Refunded => {
+                        r.payment.status = PaymentStatus::Refunded;
+                        r.payment.refund_owed = false;
+                        PaymentEventKind::Refunded
+                    }
+                };
+                push_payment_history(r, *at, kind);
+            }
             Event::HousekeepingSet { status, .. } => self.housekeeping = *status,
             Event::RoomPut { room_type, .. } => self.room_type = room_type.clone(),
             Event::HotelPut { .. } | Event::RoomTypePut { .. } | Event::RatePut { .. } => {}
         }
         delta
+    }
+}
+
+fn push_payment_history(r: &mut Reservation, at: Timestamp, kind: PaymentEventKind) {
+    if r.payment.history.len() < MAX_HISTORY {
+        r.payment.history.push(PaymentHistoryEntry {
+            at,
+            kind,
+            status: r.payment.status,
+            trade_no: r.payment.trade_no.clone(),
+        });
     }
 }
 
@@ -404,5 +539,205 @@ mod tests {
         assert!(!Dirty.can_move_to(Inspected));
         assert!(!Dirty.can_move_to(Clean));
         assert!(!OutOfOrder.can_move_to(Clean));
+    }
+}
+
+#[cfg(test)]
+mod payment_tests {
+    use super::*;
+    use crate::ids::{HotelId, RoomNumber};
+    use crate::money::{Currency, Money};
+    use crate::reservation::{BookRequest, Guest};
+    use crate::time::Stay;
+    use jiff::SignedDuration;
+
+    const T0: i64 = 1_900_000_000;
+
+    fn room_with_hold() -> (RoomState, ReservationId) {
+        let key = RoomKey {
+            hotel_id: HotelId::parse("H1").unwrap(),
+            number: RoomNumber::parse("101").unwrap(),
+        };
+        let rt = RoomTypeCode::parse("KING").unwrap();
+        let mut room = RoomState::new(key.clone(), rt.clone());
+        let req = BookRequest {
+            hotel_id: key.hotel_id.clone(),
+            room_type: rt,
+            stay: Stay::between(jiff::civil::date(2030, 1, 1), jiff::civil::date(2030, 1, 3))
+                .unwrap(),
+            guests: 1,
+            guest: Guest::parse("Li Lei", "+86 138-0000-0000", "li@example.com").unwrap(),
+            room: None,
+        };
+        let id = ReservationId(uuid::Uuid::from_u128(7));
+        let total = Money {
+            amount_minor: 1000,
+            currency: Currency::parse("CNY").unwrap(),
+        };
+        let r = crate::state::new_reservation(
+            &req,
+            key.number.clone(),
+            total,
+            id,
+            Timestamp::from_second(T0).unwrap(),
+            SignedDuration::from_secs(60),
+        );
+        room.apply(&Event::ReservationCreated {
+            reservation: r,
+            idempotency: None,
+        });
+        (room, id)
+    }
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(T0 + s).unwrap()
+    }
+
+    fn report(
+        room: &mut RoomState,
+        id: &ReservationId,
+        rep: PaymentReport,
+        s: i64,
+    ) -> PaymentOutcome {
+        let (event, outcome) = room.decide_payment(id, &rep, at(s)).unwrap();
+        if let Some(e) = event {
+            room.apply(&e);
+        }
+        outcome
+    }
+
+    fn ok(t: &str) -> PaymentReport {
+        PaymentReport::Succeeded { trade_no: t.into() }
+    }
+
+    #[test]
+    fn success_confirms_once_and_duplicates_change_nothing() {
+        let (mut room, id) = room_with_hold();
+        let failed = PaymentReport::Failed {
+            trade_no: "f1".into(),
+        };
+        assert_eq!(
+            report(&mut room, &id, failed.clone(), 1),
+            PaymentOutcome::FailedRecorded
+        );
+        assert_eq!(report(&mut room, &id, failed, 1), PaymentOutcome::Duplicate);
+        let r = room.reservation(&id).unwrap();
+        assert_eq!(
+            (r.status, r.payment.status),
+            (Status::PendingPayment, PaymentStatus::Failed)
+        );
+        assert_eq!(
+            report(&mut room, &id, ok("t1"), 2),
+            PaymentOutcome::Confirmed
+        );
+        let before = room.clone();
+        assert_eq!(
+            report(&mut room, &id, ok("t1"), 3),
+            PaymentOutcome::Duplicate
+        );
+        // A late failure (reordered) does not undo a success.
+        let late = PaymentReport::Failed {
+            trade_no: "f1".into(),
+        };
+        assert_eq!(report(&mut room, &id, late, 4), PaymentOutcome::Duplicate);
+        assert_eq!(room, before);
+        let r = room.reservation(&id).unwrap();
+        assert_eq!(r.status, Status::Confirmed);
+        assert_eq!(r.payment.status, PaymentStatus::Succeeded);
+        assert!(!r.payment.refund_owed);
+    }
+
+    #[test]
+    fn success_after_lapse_or_cancel_owes_a_refund_and_keeps_nights_released() {
+        // Lapsed hold, not yet expired by the timer.
+        let (mut room, id) = room_with_hold();
+        assert_eq!(
+            report(&mut room, &id, ok("t1"), 61),
+            PaymentOutcome::RefundOwed
+        );
+        let r = room.reservation(&id).unwrap();
+        assert_eq!(r.status, Status::PendingPayment);
+        assert!(r.payment.refund_owed);
+        let e = room
+            .decide_change(
+                &id,
+                Action::Expire,
+                None,
+                at(62),
+                jiff::civil::date(2029, 1, 1),
+            )
+            .unwrap();
+        room.apply(&e);
+        assert!(room.calendar.is_empty());
+        assert_eq!(
+            report(&mut room, &id, ok("t1"), 63),
+            PaymentOutcome::Duplicate
+        );
+        let e = room.decide_refunded(&id, at(64)).unwrap().unwrap();
+        room.apply(&e);
+        let r = room.reservation(&id).unwrap().clone();
+        assert_eq!(
+            (r.status, r.payment.status),
+            (Status::Expired, PaymentStatus::Refunded)
+        );
+        assert!(!r.payment.refund_owed);
+        assert!(room.decide_refunded(&id, at(65)).unwrap().is_none());
+        assert_eq!(
+            report(&mut room, &id, ok("t1"), 66),
+            PaymentOutcome::Duplicate
+        );
+        let kinds: Vec<_> = r.payment.history.iter().map(|h| h.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                PaymentEventKind::Created,
+                PaymentEventKind::RefundOwed,
+                PaymentEventKind::Refunded
+            ]
+        );
+
+        // Cancelled first, then paid.
+        let (mut room, id) = room_with_hold();
+        let e = room
+            .decide_change(
+                &id,
+                Action::Cancel,
+                None,
+                at(1),
+                jiff::civil::date(2029, 1, 1),
+            )
+            .unwrap();
+        room.apply(&e);
+        assert_eq!(
+            report(&mut room, &id, ok("t2"), 2),
+            PaymentOutcome::RefundOwed
+        );
+        let r = room.reservation(&id).unwrap();
+        assert_eq!(r.status, Status::Cancelled);
+        assert!(r.payment.refund_owed && room.calendar.is_empty());
+    }
+
+    #[test]
+    fn cancelling_a_paid_reservation_owes_a_refund() {
+        let (mut room, id) = room_with_hold();
+        assert_eq!(
+            report(&mut room, &id, ok("t1"), 1),
+            PaymentOutcome::Confirmed
+        );
+        let e = room
+            .decide_change(
+                &id,
+                Action::Cancel,
+                None,
+                at(2),
+                jiff::civil::date(2029, 1, 1),
+            )
+            .unwrap();
+        room.apply(&e);
+        let r = room.reservation(&id).unwrap();
+        assert_eq!(r.status, Status::Cancelled);
+        assert_eq!(r.payment.status, PaymentStatus::Succeeded);
+        assert!(r.payment.refund_owed);
+        assert!(room.decide_refunded(&id, at(3)).unwrap().is_some());
     }
 }

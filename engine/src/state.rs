@@ -11,7 +11,7 @@ use crate::availability::AvailabilityIndex;
 use crate::catalog::Catalog;
 use crate::error::DomainError;
 use crate::event::{Event, IdempotencyRecord};
-use crate::ids::{HotelId, IdempotencyKey, ReservationId, RoomKey};
+use crate::ids::{HotelId, IdMap, IdempotencyKey, ReservationId, RoomKey};
 use crate::reservation::{
     Action, BookRequest, HistoryEntry, Payment, PaymentStatus, Reservation, Status,
 };
@@ -29,6 +29,7 @@ pub struct IdempotencyEntry {
     /// The reservation it created.
     pub reservation_id: ReservationId,
     /// When, so the 24 h window can be enforced.
+    #[serde(with = "crate::codec::timestamp")]
     pub created_at: Timestamp,
 }
 
@@ -84,6 +85,13 @@ pub fn new_reservation(
             amount: total,
             status: PaymentStatus::Pending,
             trade_no: None,
+            refund_owed: false,
+            history: vec![crate::reservation::PaymentHistoryEntry {
+                at: now,
+                kind: crate::reservation::PaymentEventKind::Created,
+                status: PaymentStatus::Pending,
+                trade_no: None,
+            }],
         },
         history: vec![HistoryEntry {
             at: now,
@@ -114,7 +122,7 @@ pub struct State {
     /// Each room's state.
     pub rooms: HashMap<RoomKey, RoomState>,
     /// Reservation → its room (derived).
-    pub locator: HashMap<ReservationId, RoomKey>,
+    pub locator: IdMap<RoomKey>,
     /// Idempotency keys.
     pub idempotency: IdempotencyMap,
     /// Sold nights per room (derived).
@@ -169,7 +177,9 @@ impl State {
                 self.locator.insert(reservation.id, key.clone());
                 self.apply_to_room(&key, event);
             }
-            Event::ReservationChanged { room, .. } | Event::HousekeepingSet { room, .. } => {
+            Event::ReservationChanged { room, .. }
+            | Event::PaymentChanged { room, .. }
+            | Event::HousekeepingSet { room, .. } => {
                 let room = room.clone();
                 self.apply_to_room(&room, event);
             }

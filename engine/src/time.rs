@@ -95,7 +95,9 @@ impl Default for StayLimits {
 /// `[arrival, departure)` in hotel-local civil dates, at least one night.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
 pub struct Stay {
+    #[serde(with = "crate::codec::date")]
     arrival: Date,
+    #[serde(with = "crate::codec::date")]
     departure: Date,
 }
 

@@ -107,6 +107,11 @@ pub enum Op {
     ListRooms,
     /// `PUT /v1/hotels/{hotel_id}/rooms/{number}/housekeeping`.
     SetHousekeeping,
+    /// `GET /v1/payments/{out_trade_no}`: a payment and its history.
+    GetPayment,
+    /// `GET /v1/payments/sandbox/ledger`: the sandbox provider's books (every hotel's
+    /// money, so admins of every hotel only).
+    SandboxLedger,
     /// `GET /v1/hotels/{hotel_id}/events` (Server-Sent Events; not built yet).
     Events,
     /// The front-desk board of a hotel (not built yet).
@@ -135,6 +140,9 @@ pub const ROLE_TABLE: &[(Op, &[Role])] = &[
     (Op::CheckOut, ADMIN_FRONT_DESK),
     (Op::ListRooms, ADMIN_FRONT_DESK),
     (Op::SetHousekeeping, ADMIN_FRONT_DESK),
+    // Front desk of the hotel, and the channel that created the reservation.
+    (Op::GetPayment, EVERYONE),
+    (Op::SandboxLedger, ADMIN),
     // Reserved for the live views; their routes go into ROUTES when they are built.
     (Op::Events, ADMIN_FRONT_DESK),
     (Op::Board, ADMIN_FRONT_DESK),
@@ -162,6 +170,8 @@ pub enum Access {
     /// The hotel is known only after loading the reservation; the handler checks with
     /// [`Caller::check_reservation`] before acting.
     Reservation(Op),
+    /// Not about one hotel: only an admin whose key covers every hotel.
+    Global(Op),
 }
 
 /// Every route by method and path template, with its protection. A route the guard
@@ -225,6 +235,16 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         Access::Hotel(Op::SetHousekeeping),
     ),
     ("POST", "/v1/payments/notify", Access::Public),
+    (
+        "GET",
+        "/v1/payments/{out_trade_no}",
+        Access::Reservation(Op::GetPayment),
+    ),
+    (
+        "GET",
+        "/v1/payments/sandbox/ledger",
+        Access::Global(Op::SandboxLedger),
+    ),
     ("GET", "/healthz", Access::Public),
     ("GET", "/readyz", Access::Public),
     ("GET", "/metrics", Access::Public),
@@ -510,7 +530,9 @@ fn check(sec: &Security, req: &Request, hotel: &str) -> Result<Option<Caller>, A
     if sec.auth.is_open() {
         span.record("principal", "anonymous");
         return Ok(match access {
-            Some(Access::Hotel(op) | Access::Reservation(op)) => Some(Caller::open(op)),
+            Some(Access::Hotel(op) | Access::Reservation(op) | Access::Global(op)) => {
+                Some(Caller::open(op))
+            }
             Some(Access::Public) => None,
             None => Some(Caller::open(Op::PutHotel)),
         });
@@ -555,6 +577,12 @@ fn check(sec: &Security, req: &Request, hotel: &str) -> Result<Option<Caller>, A
         }
         Some(Access::Reservation(op)) => op,
         Some(Access::Public) => return Ok(None),
+        Some(Access::Global(op)) => {
+            if principal.role != Role::Admin || principal.hotels != HotelScope::All {
+                return Err(ApiError::Forbidden);
+            }
+            op
+        }
         // Not in the table: admin only, for every hotel the key has.
         None => {
             if principal.role != Role::Admin || principal.hotels != HotelScope::All {
@@ -610,7 +638,7 @@ mod tests {
     #[test]
     fn role_table_is_complete_and_admin_does_everything() {
         for (_, _, access) in ROUTES {
-            if let Access::Hotel(op) | Access::Reservation(op) = access {
+            if let Access::Hotel(op) | Access::Reservation(op) | Access::Global(op) = access {
                 assert!(ROLE_TABLE.iter().any(|(o, _)| o == op), "{op:?}");
                 assert!(role_allows(Role::Admin, *op));
             }

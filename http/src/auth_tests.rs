@@ -447,6 +447,33 @@ async fn authorization_matrix() {
             OtherHotelsReservation,
             [401, 401, 412, 404, 404, 404],
         ),
+        // Payments: like the reservation they pay for (no front-desk exclusion: it may
+        // see payments of its hotel); the sandbox ledger is for admins of every hotel
+        // (404 here: no sandbox provider in this server).
+        (
+            Method::GET,
+            "/v1/payments/{p}",
+            OwnReservation,
+            [401, 401, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/payments/{p}",
+            OtherChannelsReservation,
+            [401, 401, 200, 200, 404, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/payments/{p}",
+            OtherHotelsReservation,
+            [401, 401, 200, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/v1/payments/sandbox/ledger",
+            None,
+            [401, 401, 404, 403, 403, 403],
+        ),
         // Public: the callback is authenticated by its signature (none here: 401
         // bad_signature for everyone); probes, metrics and the document need nothing.
         (
@@ -467,6 +494,7 @@ async fn authorization_matrix() {
             m.as_str() == *method
                 && t.replace("{h}", "{hotel_id}")
                     .replace("{r}", "{id}")
+                    .replace("{p}", "{out_trade_no}")
                     .split('?')
                     .next()
                     .unwrap()
@@ -486,9 +514,15 @@ async fn authorization_matrix() {
         let uri = match target {
             OwnHotel => uri.replace("{h}", "H1"),
             OtherHotel => uri.replace("{h}", "H2"),
-            OwnReservation => uri.replace("{r}", &own_res),
-            OtherChannelsReservation => uri.replace("{r}", &other_chan_res),
-            OtherHotelsReservation => uri.replace("{r}", &other_hotel_res),
+            OwnReservation => uri
+                .replace("{r}", &own_res)
+                .replace("{p}", &out_trade_no(&own_res)),
+            OtherChannelsReservation => uri
+                .replace("{r}", &other_chan_res)
+                .replace("{p}", &out_trade_no(&other_chan_res)),
+            OtherHotelsReservation => uri
+                .replace("{r}", &other_hotel_res)
+                .replace("{p}", &out_trade_no(&other_hotel_res)),
             None => uri,
         };
         let body = matches!(*method, Method::PUT)
@@ -530,6 +564,12 @@ async fn authorization_matrix() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn out_trade_no(reservation_id: &str) -> String {
+    innkeep_engine::ReservationId::parse(reservation_id)
+        .unwrap()
+        .out_trade_no()
 }
 
 /// What a key may not see answers exactly like what does not exist.

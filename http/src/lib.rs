@@ -109,6 +109,9 @@ pub struct AppState {
     pub payment: Arc<PaymentConfig>,
     /// API keys, rate limiter and request deadline.
     pub security: Arc<limits::Security>,
+    /// The built-in sandbox provider when it is the configured one, so
+    /// `GET /v1/payments/sandbox/ledger` can show its books; `None` answers that route 404.
+    pub sandbox: Option<innkeep_actors::Sandbox>,
 }
 
 impl AppState {
@@ -122,7 +125,14 @@ impl AppState {
                 AuthConfig::open(),
                 HttpLimits::default(),
             )),
+            sandbox: None,
         }
+    }
+
+    /// The same state showing `sandbox`'s ledger at `GET /v1/payments/sandbox/ledger`.
+    pub fn with_sandbox(mut self, sandbox: innkeep_actors::Sandbox) -> Self {
+        self.sandbox = Some(sandbox);
+        self
     }
 
     /// The same state with these API keys and limits.

@@ -129,6 +129,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(rooms::list_rooms))
         .routes(routes!(rooms::put_housekeeping))
         .routes(routes!(payments::notify))
+        .routes(routes!(payments::get_payment))
+        .routes(routes!(payments::sandbox_ledger))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(crate::metrics::metrics))

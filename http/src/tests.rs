@@ -1,6 +1,8 @@
 //! End-to-end tests of the router over a real engine (actors, journal, tempdir), driven
 //! with `tower::ServiceExt::oneshot`.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
@@ -816,15 +818,21 @@ async fn payment_notify_signature_matrix() {
     h.notify(&json!({"hello": 1}), now, SECRET)
         .await
         .assert_problem(400, "invalid_request");
-    // A failure report changes nothing.
-    let r = h.notify(&payment_of(&r.body, "failed"), now, SECRET).await;
+    // A failure report is recorded; the reservation stays pending (its hold runs on).
+    let failed = payment_of(&r.body, "failed");
+    let r = h.notify(&failed, now, SECRET).await;
     assert_eq!(
         (r.status.as_u16(), r.body.clone()),
         (200, json!({"received": true}))
     );
     let r = h.get(&res_uri).await;
     assert_eq!(r.body["status"], "pending_payment");
+    assert_eq!(r.body["payment"]["status"], "failed");
+    let v = v + 1;
     assert_eq!(r.body["version"].as_u64().unwrap(), v);
+    // The same failure again changes nothing.
+    h.notify(&failed, now, SECRET).await;
+    assert_eq!(h.get(&res_uri).await.body["version"].as_u64().unwrap(), v);
 
     // Good, signed with the previous secret during rotation.
     let r = h.notify(&paid, now, OLD_SECRET).await;
@@ -866,7 +874,163 @@ async fn payment_notify_signature_matrix() {
     );
     let r = h.get(&format!("/v1/reservations/{id2}")).await;
     assert_eq!(r.body["status"], "cancelled");
-    assert_eq!(r.body["payment"]["status"], "pending");
+    // No provider here to refund through: the money stays recorded as owed back.
+    assert_eq!(r.body["payment"]["status"], "succeeded");
+    let otn = late["out_trade_no"].as_str().unwrap();
+    let p = h.get(&format!("/v1/payments/{otn}")).await;
+    assert_eq!(p.status, 200);
+    assert_eq!(p.body["refund_owed"], true);
+    assert_eq!(p.body["reservation_id"], json!(id2));
+    let events: Vec<&str> = p.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["created", "refund_owed"]);
+    // And a duplicate of that late success changes nothing.
+    let before = h.get(&format!("/v1/reservations/{id2}")).await.body;
+    let r = h.notify(&late, now_secs(), SECRET).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(h.get(&format!("/v1/reservations/{id2}")).await.body, before);
+    h.get("/v1/payments/ik00000000000000000000000000000000")
+        .await
+        .assert_problem(404, "not_found");
+    h.get("/v1/payments/sandbox/ledger")
+        .await
+        .assert_problem(404, "not_found");
+}
+
+/// A gateway that refunds whatever it is asked to and remembers it.
+#[derive(Debug, Default)]
+struct RecordingGateway {
+    refunds: std::sync::Mutex<Vec<innkeep_actors::RefundRequest>>,
+}
+
+impl innkeep_actors::PaymentGateway for RecordingGateway {
+    fn create(&self, _: innkeep_actors::ChargeIntent) -> innkeep_actors::GatewayFuture<()> {
+        Box::pin(async { Ok(()) })
+    }
+    fn query(&self, _: String) -> innkeep_actors::GatewayFuture<innkeep_actors::GatewayStatus> {
+        Box::pin(async { Ok(innkeep_actors::GatewayStatus::Pending) })
+    }
+    fn refund(&self, r: innkeep_actors::RefundRequest) -> innkeep_actors::GatewayFuture<()> {
+        self.refunds.lock().unwrap().push(r);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The notify matrix's money side: failure then success confirms; a success after expiry
+/// or cancellation is refunded through the gateway and recorded `refunded`, the
+/// reservation staying expired/cancelled without its nights; cancelling a paid
+/// reservation refunds too; duplicates change nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn payment_notify_refunds_late_and_cancelled_payments() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = std::sync::Arc::new(RecordingGateway::default());
+    let mut config = EngineConfig::new(dir.path());
+    config.hold_seconds = 1;
+    config.payment.gateway = Some(gateway.clone());
+    let engine = Engine::start(config).unwrap();
+    let h = Harness {
+        app: router(AppState::new(engine.clone(), PaymentConfig::new(SECRET))),
+        engine,
+        _dir: dir,
+    };
+    h.setup().await;
+    let arrival = plus(today(), 4);
+
+    // Failure, then success: confirmed.
+    let a = h.book(arrival, 1, &[]).await.body;
+    h.notify(&payment_of(&a, "failed"), now_secs(), SECRET)
+        .await;
+    let r = h
+        .notify(&payment_of(&a, "succeeded"), now_secs(), SECRET)
+        .await;
+    assert_eq!(r.status, 200);
+    let a_id = a["id"].as_str().unwrap();
+    let r = h.get(&format!("/v1/reservations/{a_id}")).await;
+    assert_eq!(
+        (
+            r.body["status"].as_str(),
+            r.body["payment"]["status"].as_str()
+        ),
+        (Some("confirmed"), Some("succeeded"))
+    );
+
+    // Success after the hold lapsed: refunded, and the reservation does not come back.
+    let b = h.book(arrival, 1, &[]).await.body;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let r = h
+        .notify(&payment_of(&b, "succeeded"), now_secs(), SECRET)
+        .await;
+    assert_eq!(r.status, 200);
+    let b_otn = b["payment"]["out_trade_no"].as_str().unwrap().to_owned();
+    let p = wait_refunded(&h, &b_otn).await;
+    let events: Vec<&str> = p["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["created", "refund_owed", "refunded"]);
+    let b_id = b["id"].as_str().unwrap();
+    let r = h.get(&format!("/v1/reservations/{b_id}")).await;
+    assert_ne!(r.body["status"], "confirmed");
+    // The expiry timer still expires it; its room-nights are free for others.
+    for _ in 0..40 {
+        if h.get(&format!("/v1/reservations/{b_id}")).await.body["status"] == "expired" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        h.get(&format!("/v1/reservations/{b_id}")).await.body["status"],
+        "expired"
+    );
+    // A duplicate of the late success changes nothing and refunds nothing more.
+    let before = h.get(&format!("/v1/reservations/{b_id}")).await.body;
+    let r = h
+        .notify(&payment_of(&b, "succeeded"), now_secs(), SECRET)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        h.get(&format!("/v1/reservations/{b_id}")).await.body,
+        before
+    );
+
+    // Cancelling a paid reservation refunds it.
+    let c = h
+        .call(
+            Method::POST,
+            &format!("/v1/reservations/{a_id}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(c.status, 200);
+    let a_otn = a["payment"]["out_trade_no"].as_str().unwrap().to_owned();
+    let p = wait_refunded(&h, &a_otn).await;
+    assert_eq!(
+        p["history"].as_array().unwrap().last().unwrap()["event"],
+        "refunded"
+    );
+    let r = h.get(&format!("/v1/reservations/{a_id}")).await;
+    assert_eq!(r.body["status"], "cancelled");
+    let refunds = gateway.refunds.lock().unwrap().clone();
+    let refunded: Vec<&str> = refunds.iter().map(|r| r.out_trade_no.as_str()).collect();
+    assert_eq!(refunded, [b_otn.as_str(), a_otn.as_str()]);
+}
+
+async fn wait_refunded(h: &Harness, out_trade_no: &str) -> Value {
+    for _ in 0..50 {
+        let p = h.get(&format!("/v1/payments/{out_trade_no}")).await;
+        if p.body["status"] == "refunded" {
+            assert_eq!(p.body["refund_owed"], false);
+            return p.body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{out_trade_no} was not refunded");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -663,6 +663,64 @@ pub struct NotifyRequest {
     pub currency: String,
 }
 
+/// One entry of a payment's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PaymentHistoryView {
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// What happened: `created`, `succeeded`, `failed`, `refund_owed`,
+    /// `cancelled_after_payment` or `refunded`.
+    pub event: String,
+    /// The payment's status after it.
+    pub status: PaymentStatusView,
+    /// The provider's reference, when known.
+    pub trade_no: Option<String>,
+}
+
+/// Body of `GET /v1/payments/{out_trade_no}`: a payment and its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PaymentDetailView {
+    /// Our payment reference.
+    pub out_trade_no: String,
+    /// The reservation it pays for.
+    pub reservation_id: String,
+    /// What the guest owes.
+    pub amount: MoneyView,
+    /// Where the payment stands.
+    pub status: PaymentStatusView,
+    /// Captured money is owed back (a success after expiry or cancellation, or a paid
+    /// reservation cancelled); clears when the provider confirms the refund.
+    pub refund_owed: bool,
+    /// The provider's reference, once it reported.
+    pub trade_no: Option<String>,
+    /// Every payment-side change, oldest first.
+    pub history: Vec<PaymentHistoryView>,
+}
+
+impl From<&Reservation> for PaymentDetailView {
+    fn from(r: &Reservation) -> Self {
+        let p = &r.payment;
+        Self {
+            out_trade_no: p.out_trade_no.clone(),
+            reservation_id: r.id.to_string(),
+            amount: p.amount.into(),
+            status: p.status.into(),
+            refund_owed: p.refund_owed,
+            trade_no: p.trade_no.clone(),
+            history: p
+                .history
+                .iter()
+                .map(|h| PaymentHistoryView {
+                    at: h.at.to_string(),
+                    event: h.kind.as_str().to_owned(),
+                    status: h.status.into(),
+                    trade_no: h.trade_no.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Answer to a verified payment callback: tells the provider to stop retrying.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NotifyAck {

@@ -31,11 +31,14 @@ pub enum Op {
     Pay,
     /// `POST /v1/reservations/{id}/cancel` of one of the generator's live reservations.
     Cancel,
+    /// `GET /healthz`: no engine work at all, so a health-only run measures the HTTP
+    /// stack's own limit, the yardstick for the other operations.
+    Health,
 }
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 4] = [Op::Availability, Op::Book, Op::Pay, Op::Cancel];
+    pub const ALL: [Op; 5] = [Op::Availability, Op::Book, Op::Pay, Op::Cancel, Op::Health];
 
     /// The name used in `--mix`, the report and the JSON output.
     pub fn name(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Op {
             Op::Book => "book",
             Op::Pay => "pay",
             Op::Cancel => "cancel",
+            Op::Health => "health",
         }
     }
 
@@ -54,6 +58,7 @@ impl Op {
             Op::Book => 1,
             Op::Pay => 2,
             Op::Cancel => 3,
+            Op::Health => 4,
         }
     }
 
@@ -63,6 +68,7 @@ impl Op {
             "book" => Some(Op::Book),
             "pay" => Some(Op::Pay),
             "cancel" => Some(Op::Cancel),
+            "health" => Some(Op::Health),
             _ => None,
         }
     }
@@ -78,13 +84,13 @@ impl fmt::Display for Op {
 /// share of requests each gets. Weights need not add up to 100.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mix {
-    weights: [u32; 4],
+    weights: [u32; 5],
 }
 
 impl Mix {
     /// A mix from explicit weights; fails if all are zero.
     pub fn new(availability: u32, book: u32, pay: u32, cancel: u32) -> Result<Mix, OptionError> {
-        let weights = [availability, book, pay, cancel];
+        let weights = [availability, book, pay, cancel, 0];
         if weights.iter().map(|w| u64::from(*w)).sum::<u64>() == 0 {
             return Err(bad("--mix: at least one weight must be above 0"));
         }
@@ -119,7 +125,7 @@ impl Default for Mix {
     /// A read-heavy front end: 60 % availability, 30 % book, 5 % pay, 5 % cancel.
     fn default() -> Self {
         Mix {
-            weights: [60, 30, 5, 5],
+            weights: [60, 30, 5, 5, 0],
         }
     }
 }
@@ -130,15 +136,15 @@ impl FromStr for Mix {
     /// `name=weight` pairs separated by commas; names are `availability` (or `avail`),
     /// `book`, `pay`, `cancel`; an operation not named gets weight 0.
     fn from_str(s: &str) -> Result<Mix, OptionError> {
-        let mut weights = [0u32; 4];
-        let mut seen = [false; 4];
+        let mut weights = [0u32; 5];
+        let mut seen = [false; 5];
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, weight) = part
                 .split_once('=')
                 .ok_or_else(|| bad(format!("--mix: {part:?} is not name=weight (e.g. book=30)")))?;
             let op = Op::parse(name.trim()).ok_or_else(|| {
                 bad(format!(
-                    "--mix: unknown operation {:?} (availability, book, pay, cancel)",
+                    "--mix: unknown operation {:?} (availability, book, pay, cancel, health)",
                     name.trim()
                 ))
             })?;
@@ -153,7 +159,10 @@ impl FromStr for Mix {
                 ))
             })?;
         }
-        Mix::new(weights[0], weights[1], weights[2], weights[3])
+        if weights.iter().map(|w| u64::from(*w)).sum::<u64>() == 0 {
+            return Err(bad("--mix: at least one weight must be above 0".to_owned()));
+        }
+        Ok(Mix { weights })
     }
 }
 
@@ -161,6 +170,7 @@ impl fmt::Display for Mix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let parts: Vec<String> = Op::ALL
             .iter()
+            .filter(|op| **op != Op::Health || self.weight(**op) > 0)
             .map(|op| format!("{op}={}", self.weight(*op)))
             .collect();
         f.write_str(&parts.join(","))

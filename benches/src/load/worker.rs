@@ -242,6 +242,7 @@ impl Worker {
         let op = self.shared.workload.op(&mut self.rng);
         match op {
             Op::Availability => self.availability(due).await,
+            Op::Health => self.health(due).await,
             Op::Book => self.book(due).await,
             Op::Pay => match self.pick_pending() {
                 Some(i) => self.pay(due, i).await,
@@ -294,6 +295,16 @@ impl Worker {
             Err(e) => Outcome::Transport(e.clone()),
         };
         self.record(Op::Availability, due, &reply, outcome);
+    }
+
+    async fn health(&mut self, due: Instant) {
+        let reply = self.conn.get("/healthz").await;
+        let outcome = match &reply {
+            Ok(r) if r.status == 200 => Outcome::Ok,
+            Ok(r) => Outcome::Unexpected(r.key()),
+            Err(e) => Outcome::Transport(e.clone()),
+        };
+        self.record(Op::Health, due, &reply, outcome);
     }
 
     async fn book(&mut self, due: Instant) {

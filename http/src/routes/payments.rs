@@ -8,14 +8,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::Json;
 use hmac::{Hmac, Mac};
-use innkeep_actors::EngineError;
-use innkeep_engine::{Action, DomainError, PaymentStatus, Reservation, ReservationId};
+use innkeep_engine::{PaymentOutcome, PaymentReport, Reservation, ReservationId};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
-use crate::extract::RawBody;
-use crate::wire::{NotifyAck, NotifyRequest, NotifyStatus};
+use crate::extract::{ApiPath, RawBody};
+use crate::wire::{NotifyAck, NotifyRequest, NotifyStatus, PaymentDetailView};
 use crate::{AppState, PaymentConfig};
 
 /// Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
@@ -26,13 +26,12 @@ const MAX_TRADE_NO_LEN: usize = 128;
 
 /// Handles a payment callback.
 ///
-/// A success confirms a `pending_payment` reservation. A success for a reservation that
-/// already recorded this very payment is a duplicate and answers 200 without change. A
-/// success the reservation cannot take (it expired or was cancelled first, or a second,
-/// different payment arrived) also answers 200 — the provider must stop retrying — and is
-/// logged as a warning that a refund is owed: recording and issuing refunds belongs to the
-/// payment supervisor and is not built yet. A failure report changes nothing; the hold
-/// runs on until it expires.
+/// A success confirms a `pending_payment` reservation. A success for a payment already
+/// applied (succeeded, refund owed or refunded) is a duplicate: 200, nothing changes. A
+/// success the reservation cannot take (it expired or was cancelled first, or its hold
+/// lapsed) also answers 200 — the provider must stop retrying — and is recorded durably
+/// with a refund owed; the payment supervisor refunds it through the provider and records
+/// `refunded`. A failure is recorded; the reservation stays pending until its hold expires.
 #[utoipa::path(
     post,
     path = "/v1/payments/notify",
@@ -64,7 +63,7 @@ pub async fn notify(
 }
 
 /// The callback's work; answers the outcome for the metric: `confirmed`, `duplicate`,
-/// `refund_owed` or `failed_reported`.
+/// `refund_owed` or `failed_recorded`.
 async fn handle_notify(
     state: &AppState,
     headers: &HeaderMap,
@@ -83,13 +82,6 @@ async fn handle_notify(
         .ok_or_else(|| ApiError::NotFound(format!("no payment {:?}", callback.out_trade_no)))?;
     let reservation = state.engine.reservation(id).await?;
     check_amount(&reservation, &callback)?;
-    match callback.status {
-        NotifyStatus::Failed => {
-            tracing::info!(reservation = %id, trade_no = %callback.trade_no, "payment failed");
-            return Ok("failed_reported");
-        }
-        NotifyStatus::Succeeded => {}
-    }
     if callback.trade_no.is_empty()
         || callback.trade_no.len() > MAX_TRADE_NO_LEN
         || callback.trade_no.chars().any(char::is_control)
@@ -98,35 +90,83 @@ async fn handle_notify(
             "trade_no: must be 1 to {MAX_TRADE_NO_LEN} printable characters"
         )));
     }
-    let pay = Action::Pay {
-        trade_no: callback.trade_no.clone(),
+    let trade_no = callback.trade_no.clone();
+    let report = match callback.status {
+        NotifyStatus::Succeeded => PaymentReport::Succeeded { trade_no },
+        NotifyStatus::Failed => PaymentReport::Failed { trade_no },
     };
-    let outcome = match state.engine.change(id, pay, None).await {
-        Ok(_) => "confirmed",
-        Err(EngineError::Domain(DomainError::InvalidTransition { from, .. })) => {
-            // Re-read: another callback may have just applied this payment.
-            let current = state.engine.reservation(id).await?;
-            let already_applied = current.payment.status == PaymentStatus::Succeeded
-                && current.payment.trade_no.as_deref() == Some(callback.trade_no.as_str());
-            if already_applied {
-                tracing::debug!(reservation = %id, "duplicate payment callback");
-                "duplicate"
-            } else {
-                tracing::warn!(
-                    reservation = %id,
-                    out_trade_no = %callback.out_trade_no,
-                    trade_no = %callback.trade_no,
-                    amount_minor = callback.amount,
-                    currency = %callback.currency,
-                    status = %from,
-                    "payment succeeded for a reservation that cannot take it; a refund is owed"
-                );
-                "refund_owed"
-            }
+    let (_, outcome) = state.engine.apply_payment(id, report).await?;
+    match outcome {
+        PaymentOutcome::RefundOwed => tracing::warn!(
+            reservation = %id,
+            out_trade_no = %callback.out_trade_no,
+            trade_no = %callback.trade_no,
+            "payment succeeded for a reservation that cannot take it; refund owed"
+        ),
+        PaymentOutcome::Duplicate => {
+            tracing::debug!(reservation = %id, "duplicate payment callback")
         }
-        Err(e) => return Err(e.into()),
+        PaymentOutcome::Confirmed | PaymentOutcome::FailedRecorded => {}
+    }
+    Ok(outcome.as_str())
+}
+
+/// A payment with its history. Admins and the front desk of the reservation's hotel, and
+/// the channel that created the reservation, may look.
+#[utoipa::path(
+    get,
+    path = "/v1/payments/{out_trade_no}",
+    tag = "payments",
+    params(("out_trade_no" = String, Path, description = "Our payment reference (the reservation's payment.out_trade_no)")),
+    responses(
+        (status = 200, description = "The payment", body = PaymentDetailView),
+        (status = 404, description = "not_found", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_payment(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(out_trade_no): ApiPath<String>,
+) -> Result<Json<PaymentDetailView>, ApiError> {
+    let id = ReservationId::from_out_trade_no(&out_trade_no)
+        .ok_or_else(|| ApiError::NotFound(format!("no payment {out_trade_no:?}")))?;
+    let reservation = state.engine.reservation(id).await?;
+    caller.check_reservation(&reservation)?;
+    Ok(Json(PaymentDetailView::from(&reservation)))
+}
+
+/// The sandbox provider's books (every charge, money captured and refunded, the faults it
+/// injected) and the payment supervisor's counters. Only when `payment.provider =
+/// "sandbox"`; 404 otherwise. Admins of every hotel only.
+#[utoipa::path(
+    get,
+    path = "/v1/payments/sandbox/ledger",
+    tag = "payments",
+    responses(
+        (status = 200, description = "The ledger", content_type = "application/json", body = Object),
+        (status = 404, description = "not_found: the sandbox provider is not in use", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn sandbox_ledger(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Some(sandbox) = &state.sandbox else {
+        return Err(ApiError::NotFound(
+            "the sandbox payment provider is not in use".into(),
+        ));
     };
-    Ok(outcome)
+    let stats = state.engine.payment_stats().await?;
+    Ok(Json(serde_json::json!({
+        "ledger": sandbox.ledger(),
+        "supervisor": {
+            "charges_created": stats.charges_created,
+            "refunds_recorded": stats.refunds_recorded,
+            "reconciliation_fixes": stats.reconciliation_fixes,
+            "gateway_failures": stats.gateway_failures,
+            "refunds_owed": stats.refunds_owed,
+            "open_payments": stats.open_payments,
+        }
+    })))
 }
 
 fn check_amount(reservation: &Reservation, callback: &NotifyRequest) -> Result<(), ApiError> {

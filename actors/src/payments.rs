@@ -1,0 +1,456 @@
+//! PaymentSupervisor: charges, refunds and reconciliation with the payment provider.
+//!
+//! The payment record lives on the reservation, in its room, so every payment change is
+//! decided and journaled by the room actor, serialized with the reservation's own
+//! transitions. This actor does the talking to the provider: it creates a charge for each
+//! new reservation (best effort), issues owed refunds and records them, and every
+//! `reconcile_every` asks the provider about payments still pending after
+//! `pending_threshold`, applying the answer exactly as a callback would — so a lost
+//! callback still confirms or refunds.
+//!
+//! Nothing here is its own source of truth: at start-up the queue of owed refunds and the
+//! set of open payments are rebuilt from the recovered state (the `refund_owed` flag and
+//! pending payments), so a refund owed survives a restart without another store.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use innkeep_engine::jiff::{SignedDuration, Timestamp};
+use innkeep_engine::{Money, PaymentOutcome, PaymentReport, PaymentStatus, ReservationId};
+
+use crate::api::EngineError;
+use crate::gateway::{ChargeIntent, GatewayStatus, PaymentGateway, RefundRequest, RetryPolicy};
+use crate::room::{ApplyPayment, RecordRefund, RoomActor};
+use crate::shared::{read, Shared};
+
+/// Counter of payment supervisor actions by `action` (`create`, `refund`, `reconcile`)
+/// and `outcome`.
+pub const METRIC_PAYMENT_ACTIONS: &str = "innkeep_payment_actions_total";
+
+/// How the payment supervisor talks to the provider.
+#[derive(Debug, Clone)]
+pub struct PaymentPolicy {
+    /// The provider; `None` (provider "none"): no charges are created, reconciliation is
+    /// off, and owed refunds stay owed (logged) until a provider is configured.
+    pub gateway: Option<Arc<dyn PaymentGateway>>,
+    /// Timeout, attempts and backoff of each provider call.
+    pub retry: RetryPolicy,
+    /// How often reconciliation runs (and owed refunds are retried).
+    pub reconcile_every: Duration,
+    /// A payment pending at least this long is asked about.
+    pub pending_threshold: Duration,
+    /// A payment older than this is no longer asked about (its reservation is long
+    /// settled; a provider closes unpaid charges well before).
+    pub reconcile_window: Duration,
+}
+
+impl Default for PaymentPolicy {
+    fn default() -> Self {
+        Self {
+            gateway: None,
+            retry: RetryPolicy::default(),
+            reconcile_every: Duration::from_secs(30),
+            pending_threshold: Duration::from_secs(60),
+            reconcile_window: Duration::from_secs(2 * 24 * 3600),
+        }
+    }
+}
+
+/// What the payment supervisor has done, for operators and tests.
+#[derive(Debug, Default)]
+pub struct PaymentStats {
+    /// Charges created with the provider.
+    pub charges_created: AtomicU64,
+    /// Refunds the provider confirmed and we recorded.
+    pub refunds_recorded: AtomicU64,
+    /// Reconciliation answers that changed a payment (a lost callback made good).
+    pub reconciliation_fixes: AtomicU64,
+    /// Provider calls that failed after every attempt.
+    pub gateway_failures: AtomicU64,
+}
+
+/// A snapshot of [`PaymentStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PaymentStatsView {
+    /// See [`PaymentStats::charges_created`].
+    pub charges_created: u64,
+    /// See [`PaymentStats::refunds_recorded`].
+    pub refunds_recorded: u64,
+    /// See [`PaymentStats::reconciliation_fixes`].
+    pub reconciliation_fixes: u64,
+    /// See [`PaymentStats::gateway_failures`].
+    pub gateway_failures: u64,
+    /// Refunds owed right now and not yet confirmed.
+    pub refunds_owed: u64,
+    /// Payments still open (pending or failed) that reconciliation watches.
+    pub open_payments: u64,
+}
+
+impl PaymentStats {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A payment still open (pending or failed) that reconciliation may ask about.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenPayment {
+    /// Our reference.
+    pub out_trade_no: String,
+    /// When its reservation was created.
+    pub created_at: Timestamp,
+}
+
+/// Sent by the facade when a reservation was created: create its charge.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct PaymentCreated {
+    /// The reservation.
+    pub id: ReservationId,
+    /// Its payment reference.
+    pub out_trade_no: String,
+    /// What it costs.
+    pub amount: Money,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// Sent by a room when one of its reservations now owes a refund.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RefundDue {
+    /// The reservation.
+    pub id: ReservationId,
+}
+
+/// Asks for the stats.
+#[derive(Message, Debug)]
+#[rtype(result = "PaymentStatsView")]
+pub(crate) struct GetStats;
+
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+struct Tick;
+
+/// The supervisor.
+#[derive(Debug)]
+pub struct PaymentSupervisor {
+    shared: Arc<Shared>,
+    policy: PaymentPolicy,
+    /// Open payments by reservation, for reconciliation.
+    open: HashMap<ReservationId, OpenPayment>,
+    /// Reservations owing a refund: the retry queue.
+    owed: HashSet<ReservationId>,
+    /// Reservations with a provider operation running, so none runs twice at once.
+    busy: HashSet<ReservationId>,
+    stats: Arc<PaymentStats>,
+}
+
+impl PaymentSupervisor {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        policy: PaymentPolicy,
+        open: HashMap<ReservationId, OpenPayment>,
+        owed: HashSet<ReservationId>,
+        stats: Arc<PaymentStats>,
+    ) -> Self {
+        Self {
+            shared,
+            policy,
+            open,
+            owed,
+            busy: HashSet::new(),
+            stats,
+        }
+    }
+
+    fn room_of(shared: &Shared, id: &ReservationId) -> Result<Addr<RoomActor>, EngineError> {
+        let key = read(&shared.locator)
+            .get(id)
+            .cloned()
+            .ok_or(EngineError::Domain(innkeep_engine::DomainError::NotFound(
+                "reservation",
+            )))?;
+        read(&shared.rooms)
+            .get(&key)
+            .cloned()
+            .ok_or(EngineError::Domain(innkeep_engine::DomainError::NotFound(
+                "room",
+            )))
+    }
+
+    /// Issues the refund owed by `id` and records it; on failure it stays owed and is
+    /// retried on the next tick.
+    fn start_refund(&mut self, id: ReservationId, ctx: &mut Context<Self>) {
+        let Some(gateway) = self.policy.gateway.clone() else {
+            tracing::warn!(reservation = %id, "refund owed but no payment provider is configured");
+            return;
+        };
+        if !self.busy.insert(id) {
+            return;
+        }
+        let shared = self.shared.clone();
+        let retry = self.policy.retry;
+        let stats = self.stats.clone();
+        let work = async move {
+            let room = Self::room_of(&shared, &id).map_err(|e| e.to_string())?;
+            let r = room
+                .send(crate::room::GetReservation(id))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            if !r.payment.refund_owed {
+                return Ok(true);
+            }
+            let request = RefundRequest {
+                out_trade_no: r.payment.out_trade_no.clone(),
+                trade_no: r.payment.trade_no.clone(),
+                amount: r.payment.amount,
+            };
+            retry
+                .run(|| gateway.refund(request.clone()))
+                .await
+                .map_err(|e| {
+                    PaymentStats::bump(&stats.gateway_failures);
+                    e.to_string()
+                })?;
+            room.send(RecordRefund {
+                id,
+                now: Timestamp::now(),
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            PaymentStats::bump(&stats.refunds_recorded);
+            Ok::<bool, String>(true)
+        };
+        ctx.spawn(work.into_actor(self).map(move |result, act, _ctx| {
+            act.busy.remove(&id);
+            let outcome = match result {
+                Ok(_) => {
+                    act.owed.remove(&id);
+                    "ok"
+                }
+                Err(e) => {
+                    tracing::warn!(reservation = %id, error = %e, "refund not done yet; retrying on the next tick");
+                    "retry"
+                }
+            };
+            metrics::counter!(METRIC_PAYMENT_ACTIONS, "action" => "refund", "outcome" => outcome)
+                .increment(1);
+        }));
+    }
+
+    /// Asks the provider about one open payment and applies its answer.
+    fn start_reconcile(&mut self, id: ReservationId, ctx: &mut Context<Self>) {
+        let Some(gateway) = self.policy.gateway.clone() else {
+            return;
+        };
+        let Some(open) = self.open.get(&id).cloned() else {
+            return;
+        };
+        if !self.busy.insert(id) {
+            return;
+        }
+        let shared = self.shared.clone();
+        let retry = self.policy.retry;
+        let stats = self.stats.clone();
+        let work = async move {
+            let room = Self::room_of(&shared, &id).map_err(|e| e.to_string())?;
+            let r = room
+                .send(crate::room::GetReservation(id))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            if !matches!(
+                r.payment.status,
+                PaymentStatus::Pending | PaymentStatus::Failed
+            ) {
+                return Ok(Settled::Yes);
+            }
+            let answer = retry
+                .run(|| gateway.query(open.out_trade_no.clone()))
+                .await
+                .map_err(|e| {
+                    PaymentStats::bump(&stats.gateway_failures);
+                    e.to_string()
+                })?;
+            let (report, amount) = match answer {
+                GatewayStatus::Unknown | GatewayStatus::Pending => return Ok(Settled::No),
+                GatewayStatus::Failed { trade_no } => {
+                    (PaymentReport::Failed { trade_no }, r.payment.amount)
+                }
+                GatewayStatus::Succeeded { trade_no, amount }
+                | GatewayStatus::Refunded { trade_no, amount } => {
+                    (PaymentReport::Succeeded { trade_no }, amount)
+                }
+            };
+            if amount != r.payment.amount {
+                tracing::error!(reservation = %id, ?amount, owed = ?r.payment.amount,
+                    "provider reports another amount than owed; not applied");
+                return Ok(Settled::No);
+            }
+            let (_, outcome) = room
+                .send(ApplyPayment {
+                    id,
+                    report: report.clone(),
+                    now: Timestamp::now(),
+                    span: tracing::Span::none(),
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            if outcome != PaymentOutcome::Duplicate {
+                PaymentStats::bump(&stats.reconciliation_fixes);
+                tracing::info!(reservation = %id, outcome = outcome.as_str(), "reconciliation applied a lost callback");
+            }
+            Ok::<Settled, String>(match report {
+                PaymentReport::Succeeded { .. } => Settled::Yes,
+                PaymentReport::Failed { .. } => Settled::No,
+            })
+        };
+        ctx.spawn(work.into_actor(self).map(move |result, act, _ctx| {
+            act.busy.remove(&id);
+            let outcome = match result {
+                Ok(Settled::Yes) => {
+                    act.open.remove(&id);
+                    "settled"
+                }
+                Ok(Settled::No) => "open",
+                Err(e) => {
+                    tracing::debug!(reservation = %id, error = %e, "reconciliation failed; retrying on the next tick");
+                    "retry"
+                }
+            };
+            metrics::counter!(METRIC_PAYMENT_ACTIONS, "action" => "reconcile", "outcome" => outcome)
+                .increment(1);
+        }));
+    }
+}
+
+enum Settled {
+    Yes,
+    No,
+}
+
+impl Actor for PaymentSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(crate::room::ROOM_MAILBOX);
+        if self.policy.gateway.is_none() {
+            if !self.owed.is_empty() {
+                tracing::warn!(
+                    owed = self.owed.len(),
+                    "refunds are owed but no payment provider is configured"
+                );
+            }
+            return;
+        }
+        // Refunds owed before a restart go out at once.
+        let owed: Vec<ReservationId> = self.owed.iter().copied().collect();
+        for id in owed {
+            self.start_refund(id, ctx);
+        }
+        ctx.run_interval(self.policy.reconcile_every, |_act, ctx| {
+            ctx.notify(Tick);
+        });
+    }
+}
+
+impl Handler<Tick> for PaymentSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Tick, ctx: &mut Self::Context) {
+        let now = Timestamp::now();
+        let threshold =
+            SignedDuration::try_from(self.policy.pending_threshold).unwrap_or(SignedDuration::MAX);
+        let window =
+            SignedDuration::try_from(self.policy.reconcile_window).unwrap_or(SignedDuration::MAX);
+        self.open
+            .retain(|_, p| now.duration_since(p.created_at) < window);
+        let due: Vec<ReservationId> = self
+            .open
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.created_at) >= threshold)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.start_reconcile(id, ctx);
+        }
+        let owed: Vec<ReservationId> = self.owed.iter().copied().collect();
+        for id in owed {
+            self.start_refund(id, ctx);
+        }
+    }
+}
+
+impl Handler<PaymentCreated> for PaymentSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PaymentCreated, ctx: &mut Self::Context) {
+        let Some(gateway) = self.policy.gateway.clone() else {
+            return;
+        };
+        self.open.insert(
+            msg.id,
+            OpenPayment {
+                out_trade_no: msg.out_trade_no.clone(),
+                created_at: msg.created_at,
+            },
+        );
+        let retry = self.policy.retry;
+        let stats = self.stats.clone();
+        let intent = ChargeIntent {
+            out_trade_no: msg.out_trade_no,
+            amount: msg.amount,
+        };
+        ctx.spawn(
+            async move {
+                let outcome = match retry.run(|| gateway.create(intent.clone())).await {
+                    Ok(()) => {
+                        PaymentStats::bump(&stats.charges_created);
+                        "ok"
+                    }
+                    Err(e) => {
+                        PaymentStats::bump(&stats.gateway_failures);
+                        tracing::warn!(out_trade_no = %intent.out_trade_no, error = %e,
+                            "could not create the charge; the hold will expire unpaid");
+                        "failed"
+                    }
+                };
+                metrics::counter!(METRIC_PAYMENT_ACTIONS, "action" => "create", "outcome" => outcome)
+                    .increment(1);
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Handler<RefundDue> for PaymentSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RefundDue, ctx: &mut Self::Context) {
+        self.owed.insert(msg.id);
+        self.start_refund(msg.id, ctx);
+    }
+}
+
+impl Handler<GetStats> for PaymentSupervisor {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _msg: GetStats, _ctx: &mut Self::Context) -> Self::Result {
+        let s = &self.stats;
+        MessageResult(PaymentStatsView {
+            charges_created: s.charges_created.load(Ordering::Relaxed),
+            refunds_recorded: s.refunds_recorded.load(Ordering::Relaxed),
+            reconciliation_fixes: s.reconciliation_fixes.load(Ordering::Relaxed),
+            gateway_failures: s.gateway_failures.load(Ordering::Relaxed),
+            refunds_owed: self.owed.len() as u64,
+            open_payments: self.open.len() as u64,
+        })
+    }
+}

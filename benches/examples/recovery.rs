@@ -1,0 +1,137 @@
+//! Recovery time of a data dir whose journal holds N `ReservationCreated` events (plus the
+//! hotel's setup), with no snapshot: the worst-case start-up replay.
+//!
+//! `cargo run --release -p innkeep-benches --example recovery -- [events] [dir]`
+//! (defaults: 1000000 events, a temporary dir). Writing the fixture is not timed; an
+//! existing journal in `dir` is reused. Prints the replay time and events per second.
+
+use std::io::Write;
+use std::time::Instant;
+
+use innkeep_engine::state::new_reservation;
+use innkeep_engine::{
+    BookRequest, Catalog, Currency, Event, Guest, HotelId, Money, ReservationId, RoomNumber,
+    RoomTypeCode, Stay,
+};
+use innkeep_persistence::{Journal, JournalOptions, SyncMode};
+use jiff::{SignedDuration, Timestamp, ToSpan};
+
+/// Rooms in the fixture hotel; events cycle over rooms, then nights.
+const ROOMS: u64 = 20_000;
+
+fn event(k: u64, hotel: &HotelId, guest: &Guest, cny: Currency) -> Event {
+    let room = k % ROOMS;
+    let night = (k / ROOMS) as i64;
+    let arrival = jiff::civil::date(2026, 11, 23)
+        .checked_add(night.days())
+        .expect("date");
+    let req = BookRequest {
+        hotel_id: hotel.clone(),
+        room_type: RoomTypeCode::parse("STD").expect("type"),
+        stay: Stay::between(arrival, arrival.tomorrow().expect("date")).expect("stay"),
+        guests: 2,
+        guest: guest.clone(),
+        room: None,
+    };
+    Event::ReservationCreated {
+        reservation: new_reservation(
+            &req,
+            RoomNumber::parse(&room.to_string()).expect("room"),
+            Money {
+                amount_minor: 68_000,
+                currency: cny,
+            },
+            ReservationId(uuid::Uuid::from_u128(u128::from(k) + 1)),
+            Timestamp::from_second(1_795_000_000).expect("instant"),
+            SignedDuration::from_mins(15),
+        ),
+        idempotency: None,
+    }
+}
+
+fn write_fixture(dir: &std::path::Path, events: u64) {
+    let journal = Journal::<Event>::start(
+        JournalOptions {
+            dir: dir.join("journal"),
+            sync: SyncMode::None,
+            ..JournalOptions::default()
+        },
+        1,
+        Box::new(|_| {}),
+    )
+    .expect("journal");
+    let hotel = HotelId::parse("H").expect("hotel");
+    let mut catalog = Catalog::default();
+    let (e, _) = catalog
+        .put_hotel(hotel.clone(), "Recovery", "Asia/Shanghai", "CNY")
+        .expect("hotel");
+    catalog.apply(&e);
+    let mut setup = vec![e];
+    let (e, _) = catalog
+        .put_room_type(
+            &hotel,
+            RoomTypeCode::parse("STD").expect("type"),
+            "Std",
+            2,
+            68_000,
+        )
+        .expect("type");
+    setup.push(e);
+    for room in 0..ROOMS {
+        setup.push(Event::RoomPut {
+            hotel_id: hotel.clone(),
+            number: RoomNumber::parse(&room.to_string()).expect("room"),
+            room_type: RoomTypeCode::parse("STD").expect("type"),
+        });
+    }
+    for e in setup {
+        // Acks are awaited in bulk below; the journal keeps order.
+        drop(journal.append(e).expect("append"));
+    }
+    let guest = Guest::parse("Li Lei", "+86 138 0000 0000", "li.lei@example.com").expect("guest");
+    let cny = Currency::parse("CNY").expect("currency");
+    for k in 0..events {
+        let ack = journal
+            .append(event(k, &hotel, &guest, cny))
+            .expect("append");
+        // Keep the bounded queue from filling: wait for every 50,000th ack.
+        if (k + 1).is_multiple_of(50_000) || k + 1 == events {
+            let _ = ack.blocking_recv();
+        }
+    }
+    journal.shutdown();
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let events: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = args
+        .next()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| temp.path().to_owned());
+    if !dir.join("journal").exists() {
+        let started = Instant::now();
+        write_fixture(&dir, events);
+        let _ = writeln!(
+            std::io::stderr(),
+            "fixture: {events} events written in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let started = Instant::now();
+    let recovered = innkeep_actors::recover_state(&dir).expect("recover");
+    let secs = started.elapsed().as_secs_f64();
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "recovered {} reservations (last seq {}) in {secs:.2} s: {:.0} events/s",
+        recovered.state.locator.len(),
+        recovered.last_seq,
+        recovered.last_seq as f64 / secs
+    );
+    // Freeing millions of allocations is not part of recovery.
+    std::mem::forget(recovered);
+}
