@@ -68,7 +68,9 @@ pub fn instructions(base: &str, secret: &str, today: &str, tomorrow: &str) -> St
   curl -s {base}/v1/reservations/<id>
   curl -s -X POST {base}/v1/reservations/<id>/cancel
 
-Pay a reservation (its payment.out_trade_no and total.amount) with a signed callback:
+Unless the config names another payment provider, the built-in sandbox "charges" each
+booking about a second after it is made and calls back, so it turns confirmed by itself
+(see GET {base}/v1/payments/<out_trade_no>). A provider's callback, signed by hand:
   body='{{"out_trade_no":"<out_trade_no>","trade_no":"T1","status":"succeeded","amount":<amount>,"currency":"CNY"}}'
   t=$(date +%s); sig=$(printf '%s' "$t.$body" | openssl dgst -sha256 -hmac '{secret}' | sed 's/^.* //')
   curl -s -X POST {base}/v1/payments/notify -H 'content-type: application/json' \
