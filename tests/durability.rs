@@ -391,7 +391,7 @@ async fn readyz_is_503_while_recovering() {
     let next = recs.last().unwrap().seq + 1;
     // An empty successor segment, as the writer would have created after a roll...
     let mut empty = b"INKJ".to_vec();
-    empty.extend_from_slice(&1u32.to_le_bytes());
+    empty.extend_from_slice(&innkeep_persistence::journal::SEGMENT_FORMAT_VERSION.to_le_bytes());
     std::fs::write(
         dir.path().join("journal").join(format!("{next:020}.seg")),
         empty,

@@ -28,8 +28,8 @@ use crate::room::{
 use crate::shared::{read, write, Shared};
 use crate::snapshotter::{self, SnapshotPolicy};
 use crate::supervisor::{
-    self, Book, BookingPolicy, HoldsOf, OrderSupervisor, PendingHold, PutHotel, PutRate, PutRoom,
-    PutRoomType,
+    self, Book, BookingPolicy, HoldsOf, OrderSupervisor, Peers, PendingHold, PutHotel, PutRate,
+    PutRoom, PutRoomType,
 };
 
 /// Counter of bookings by outcome: `created`, `replayed` (idempotent replay), or the
@@ -65,13 +65,16 @@ pub fn recover_state(data_dir: &std::path::Path) -> Result<Recovered, StartError
     // Decoding (this thread) and applying (a replay thread) overlap, which on two cores
     // hides most of the decoding. The channel is bounded, so memory stays bounded too.
     let (batches, replay_rx) = crossbeam_channel::bounded::<Vec<Event>>(REPLAY_QUEUE_BATCHES);
+    // The locator is built here, on the decoding thread, to split the work evenly.
+    let mut state = state;
+    let mut locator = std::mem::take(&mut state.locator);
     let replay = std::thread::Builder::new()
         .name("innkeep-replay".into())
         .spawn(move || {
             let mut state = state;
             for batch in replay_rx {
                 for event in batch {
-                    state.apply_owned(event);
+                    state.apply_owned_except_locator(event);
                 }
             }
             state
@@ -82,6 +85,9 @@ pub fn recover_state(data_dir: &std::path::Path) -> Result<Recovered, StartError
         &data_dir.join("journal"),
         snapshot_seq,
         |_seq, event: Event| {
+            if let Some((id, key)) = State::locator_entry(&event) {
+                locator.insert(id, key);
+            }
             batch.push(event);
             if batch.len() == REPLAY_BATCH_EVENTS {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(REPLAY_BATCH_EVENTS));
@@ -94,9 +100,10 @@ pub fn recover_state(data_dir: &std::path::Path) -> Result<Recovered, StartError
         let _ = batches.send(batch);
     }
     drop(batches);
-    let state = replay
+    let mut state = replay
         .join()
         .map_err(|_| StartError::Actors("replay thread panicked".into()))?;
+    state.locator = locator;
     let report = report?;
     tracing::info!(
         snapshot_seq,
@@ -329,7 +336,10 @@ impl Engine {
                             limits,
                             max_holds_per_creator,
                         },
-                        hold_ended,
+                        Peers {
+                            me: hold_ended,
+                            payments: payments.clone().recipient::<PaymentCreated>(),
+                        },
                     ));
                     let _ = up_tx.send((System::current(), sup, payments));
                 });
@@ -582,16 +592,8 @@ impl Engine {
         let id = ReservationId(uuid::Uuid::now_v7());
         let result = self.book_inner(input, idempotency_key, id).await;
         let outcome = match &result {
-            Ok(r) if r.id == id => {
-                // Best effort: the hold timer governs whether it is ever paid.
-                self.inner.payments.do_send(PaymentCreated {
-                    id,
-                    out_trade_no: r.payment.out_trade_no.clone(),
-                    amount: r.payment.amount,
-                    created_at: r.created_at,
-                });
-                "created"
-            }
+            // The supervisor asked the payment provider for the charge already.
+            Ok(r) if r.id == id => "created",
             // Another id: an idempotent replay (or a retry that joined the first attempt).
             Ok(_) => "replayed",
             Err(e) => e.code(),

@@ -16,6 +16,7 @@ use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
 
 use crate::api::{BookInput, EngineError};
+use crate::payments::PaymentCreated;
 use crate::room::{
     journal_error, ChangeReservation, HoldEnded, Reserve, Retype, RoomActor, ROOM_MAILBOX,
 };
@@ -59,10 +60,22 @@ pub struct OrderSupervisor {
     /// This actor's own address, handed to the rooms it starts so they can report
     /// [`HoldEnded`].
     me: Recipient<HoldEnded>,
+    /// The payment supervisor: each new reservation's charge is created from here, once
+    /// the booking is durable, so a caller that gave up cannot leave it uncharged.
+    payments: Recipient<PaymentCreated>,
     /// Hold length, expiry tick, stay rules.
     policy: BookingPolicy,
     /// Where the next booking starts looking among its type's rooms.
     cursor: usize,
+}
+
+/// Who the supervisor tells about what it decided.
+#[derive(Debug)]
+pub(crate) struct Peers {
+    /// Itself, handed to rooms so they report holds that ended.
+    pub me: Recipient<HoldEnded>,
+    /// The payment supervisor, told about each new reservation.
+    pub payments: Recipient<PaymentCreated>,
 }
 
 /// Rooms one round of the saga asks at most before looking at the index again.
@@ -106,8 +119,9 @@ impl OrderSupervisor {
         idempotency: IdempotencyMap,
         pending: HashMap<ReservationId, PendingHold>,
         policy: BookingPolicy,
-        me: Recipient<HoldEnded>,
+        peers: Peers,
     ) -> Self {
+        let Peers { me, payments } = peers;
         let holds = pending.iter().map(|(id, p)| (p.expires_at, *id)).collect();
         let mut holds_by_creator: HashMap<String, usize> = HashMap::new();
         for p in pending.values() {
@@ -120,6 +134,7 @@ impl OrderSupervisor {
             pending,
             holds_by_creator,
             me,
+            payments,
             shared,
             journal,
             arbiters,
@@ -268,6 +283,13 @@ impl OrderSupervisor {
                     },
                 );
                 metrics::gauge!(METRIC_HOLDS_OPEN).set(self.pending.len() as f64);
+                // Best effort: the hold timer governs whether it is ever paid.
+                self.payments.do_send(PaymentCreated {
+                    id: r.id,
+                    out_trade_no: r.payment.out_trade_no.clone(),
+                    amount: r.payment.amount,
+                    created_at: r.created_at,
+                });
             }
             Err(_) => {
                 if let Some(c) = creator {

@@ -2,27 +2,27 @@
 //! A read-optimised view fed by the rooms' [`crate::room::NightsDelta`]s; rooms stay the
 //! authority that decides a booking.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use jiff::civil::Date;
 
-use crate::ids::{HotelId, RoomKey, RoomNumber, RoomTypeCode};
+use crate::ids::{CodeMap, HotelId, RoomKey, RoomNumber, RoomTypeCode};
 use crate::time::Stay;
 
 #[derive(Clone, Default, Debug)]
 struct HotelIndex {
     /// Rooms of each type, sorted by number (a `Vec`, so a rotated start is O(1)).
-    by_type: HashMap<RoomTypeCode, Vec<RoomNumber>>,
+    by_type: CodeMap<RoomTypeCode, Vec<RoomNumber>>,
     /// Each room's type, to move it between sets on a retype.
-    type_of: HashMap<RoomNumber, RoomTypeCode>,
+    type_of: CodeMap<RoomNumber, RoomTypeCode>,
     /// Each room's sold nights.
-    sold: HashMap<RoomNumber, BTreeSet<Date>>,
+    sold: CodeMap<RoomNumber, BTreeSet<Date>>,
 }
 
 /// Sold nights per room, for availability queries and picking booking candidates.
 #[derive(Clone, Default, Debug)]
 pub struct AvailabilityIndex {
-    hotels: HashMap<HotelId, HotelIndex>,
+    hotels: CodeMap<HotelId, HotelIndex>,
 }
 
 impl AvailabilityIndex {

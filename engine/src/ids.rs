@@ -151,6 +151,12 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
+/// A map keyed by codes an administrator chose (hotel ids, room numbers, room types),
+/// hashed with [`IdHasher`]: these keys are looked up for every replayed event, and only
+/// administrators choose them, so SipHash's protection against chosen keys buys nothing.
+/// Keys clients choose (idempotency keys) keep the standard hasher.
+pub type CodeMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// A map keyed by reservation id, with [`IdHasher`].
 pub type IdMap<V> =
     std::collections::HashMap<ReservationId, V, std::hash::BuildHasherDefault<IdHasher>>;

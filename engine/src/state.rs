@@ -11,7 +11,7 @@ use crate::availability::AvailabilityIndex;
 use crate::catalog::Catalog;
 use crate::error::DomainError;
 use crate::event::{Event, IdempotencyRecord};
-use crate::ids::{HotelId, IdMap, IdempotencyKey, ReservationId, RoomKey};
+use crate::ids::{CodeMap, HotelId, IdMap, IdempotencyKey, ReservationId, RoomKey};
 use crate::reservation::{
     Action, BookRequest, HistoryEntry, Payment, PaymentStatus, Reservation, Status,
 };
@@ -120,7 +120,7 @@ pub struct State {
     /// Hotels, room types, rooms, rates.
     pub catalog: Catalog,
     /// Each room's state.
-    pub rooms: HashMap<RoomKey, RoomState>,
+    pub rooms: CodeMap<RoomKey, RoomState>,
     /// Reservation → its room (derived).
     pub locator: IdMap<RoomKey>,
     /// Idempotency keys.
@@ -189,6 +189,30 @@ impl State {
     /// [`State::apply`] for an event the caller owns, moving a new reservation into place
     /// instead of copying it. Recovery and the snapshot thread use this.
     pub fn apply_owned(&mut self, event: Event) {
+        if let Some((id, key)) = Self::locator_entry(&event) {
+            self.locator.insert(id, key);
+        }
+        self.apply_owned_except_locator(event);
+    }
+
+    /// The locator entry an event adds: a creation maps its id to its room. Recovery
+    /// builds the locator from these on its decoding thread, in parallel with the replay.
+    pub fn locator_entry(event: &Event) -> Option<(ReservationId, RoomKey)> {
+        match event {
+            Event::ReservationCreated { reservation, .. } => Some((
+                reservation.id,
+                RoomKey {
+                    hotel_id: reservation.hotel_id.clone(),
+                    number: reservation.room.clone(),
+                },
+            )),
+            _ => None,
+        }
+    }
+
+    /// [`State::apply_owned`] except the locator entry, which the caller adds itself (see
+    /// [`State::locator_entry`]).
+    pub fn apply_owned_except_locator(&mut self, event: Event) {
         match event {
             Event::ReservationCreated {
                 reservation,
@@ -212,7 +236,6 @@ impl State {
                         },
                     );
                 }
-                self.locator.insert(reservation.id, key.clone());
                 if let Some(room) = self.rooms.get_mut(&key) {
                     let NightsDelta { booked, released } =
                         room.apply_owned(Event::ReservationCreated {

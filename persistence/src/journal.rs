@@ -54,7 +54,7 @@ use crate::storage::{FsStorage, SegmentFile, Storage};
 pub const SEGMENT_MAGIC: [u8; 4] = *b"INKJ";
 
 /// Version of the segment format this build writes and the only one it reads.
-pub const SEGMENT_FORMAT_VERSION: u32 = 1;
+pub const SEGMENT_FORMAT_VERSION: u32 = 2;
 
 /// Size of the segment header: magic (4) + format version (4).
 pub const SEGMENT_HEADER_BYTES: u64 = 8;
@@ -1725,7 +1725,9 @@ mod tests {
                 path.file_name().expect("name").to_string_lossy(),
                 format!("{first_seq:020}.seg")
             );
-            assert_eq!(&fs::read(path).expect("read")[..8], b"INKJ\x01\0\0\0");
+            let header = fs::read(path).expect("read");
+            assert_eq!(&header[..4], b"INKJ");
+            assert_eq!(header[4..8], SEGMENT_FORMAT_VERSION.to_le_bytes());
         }
 
         let (records, report) = recover_all(dir.path(), 0).expect("recover");
@@ -2043,19 +2045,19 @@ mod tests {
         write_sequential(dir.path(), 1 << 20, 1..=2);
         let path = segment_files(dir.path())[0].1.clone();
         let mut bytes = fs::read(&path).expect("read");
-        bytes[4..8].copy_from_slice(&2u32.to_le_bytes());
+        bytes[4..8].copy_from_slice(&(SEGMENT_FORMAT_VERSION + 1).to_le_bytes());
         fs::write(&path, bytes).expect("write");
         match recover_all(dir.path(), 0) {
             Err(JournalError::UnknownFormat { path: p, version }) => {
                 assert_eq!(p, path);
-                assert_eq!(version, 2);
+                assert_eq!(version, SEGMENT_FORMAT_VERSION + 1);
             }
             other => panic!("expected UnknownFormat, got {other:?}"),
         }
         let (hook, _) = collector();
         assert!(matches!(
             Journal::start(options(dir.path(), 1 << 20), 3, hook),
-            Err(JournalError::UnknownFormat { version: 2, .. })
+            Err(JournalError::UnknownFormat { version, .. }) if version == SEGMENT_FORMAT_VERSION + 1
         ));
         // Bad magic is corruption.
         let mut bytes = fs::read(&path).expect("read");
