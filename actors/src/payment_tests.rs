@@ -134,6 +134,7 @@ async fn reconciliation_applies_a_lost_callback() {
     let h = setup(&engine.0, 2).await;
     let paid = engine.0.book(input(&engine.0, &h, 1), None).await.unwrap();
     let failed = engine.0.book(input(&engine.0, &h, 1), None).await.unwrap();
+    let given_back = engine.0.book(input(&engine.0, &h, 4), None).await.unwrap();
     {
         let mut answers = gateway.answers.lock().unwrap();
         answers.insert(
@@ -149,6 +150,14 @@ async fn reconciliation_applies_a_lost_callback() {
                 trade_no: "F9".into(),
             },
         );
+        // Captured and refunded at the provider: no money is held, so no confirmation.
+        answers.insert(
+            given_back.payment.out_trade_no.clone(),
+            GatewayStatus::Refunded {
+                trade_no: "R9".into(),
+                amount: given_back.payment.amount,
+            },
+        );
     }
     let now = wait_for(&engine.0, &paid, |r| r.status == Status::Confirmed).await;
     assert_eq!(now.payment.trade_no.as_deref(), Some("T9"));
@@ -160,6 +169,15 @@ async fn reconciliation_applies_a_lost_callback() {
         now.status,
         Status::PendingPayment,
         "a failure leaves the hold running"
+    );
+    let now = wait_for(&engine.0, &given_back, |r| {
+        r.payment.status == PaymentStatus::Failed
+    })
+    .await;
+    assert_eq!(
+        now.status,
+        Status::PendingPayment,
+        "no money held, no confirmation"
     );
     // The counter moves just after the room answered the supervisor.
     let mut fixes = 0;

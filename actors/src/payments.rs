@@ -283,9 +283,14 @@ impl PaymentSupervisor {
                 GatewayStatus::Failed { trade_no } => {
                     (PaymentReport::Failed { trade_no }, r.payment.amount)
                 }
-                GatewayStatus::Succeeded { trade_no, amount }
-                | GatewayStatus::Refunded { trade_no, amount } => {
+                GatewayStatus::Succeeded { trade_no, amount } => {
                     (PaymentReport::Succeeded { trade_no }, amount)
+                }
+                // Captured and already given back at the provider: no money is held for
+                // this payment, so it must not confirm anything; as far as the hold is
+                // concerned it failed.
+                GatewayStatus::Refunded { trade_no, .. } => {
+                    (PaymentReport::Failed { trade_no }, r.payment.amount)
                 }
             };
             if amount != r.payment.amount {
