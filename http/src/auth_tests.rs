@@ -1011,4 +1011,47 @@ async fn metrics_are_exported_and_move() {
     // Route labels are templates, never raw ids.
     let id = r.body["id"].as_str().unwrap();
     assert!(!after.contains(id));
+
+    // Holds expiring and snapshots being taken move their metrics too: a second engine
+    // (the recorder is per process) with one-second holds and a snapshot after every event.
+    let (_dir2, mut config) = engine_config();
+    config.hold_seconds = 1;
+    config.snapshot_every_events = 1;
+    let h2 = Harness::start(config, generous());
+    h2.setup().await;
+    let r = h2
+        .call(
+            Some(ADMIN_ALL),
+            Method::POST,
+            "/v1/hotels/H1/reservations",
+            &[],
+            Some(booking_body(3)),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let moved = |text: &str| {
+        sample(text, "innkeep_holds_expired_total", &[])
+            > sample(&after, "innkeep_holds_expired_total", &[])
+            && sample(text, "innkeep_snapshot_duration_seconds_count", &[])
+                > sample(&after, "innkeep_snapshot_duration_seconds_count", &[])
+    };
+    // Bounded wait for the hold's expiry tick (a second, plus the 250 ms tick).
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = h2
+            .call(None, Method::GET, "/metrics", &[], None)
+            .await
+            .body
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if moved(&last) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        moved(&last),
+        "holds expired / snapshot metrics did not move:\n{last}"
+    );
 }
