@@ -457,7 +457,14 @@ impl Config {
         range("max_nights", self.max_nights, 1, 730)?;
         range("horizon_days", self.horizon_days, 1, 3650)?;
         range("arbiters", self.arbiters, 0, 256)?;
-        range("max_in_flight", self.max_in_flight, 1, 1_000_000)?;
+        // Above the mailbox capacity a busy actor could park a `send` instead of the engine
+        // answering `overloaded` at once.
+        range(
+            "max_in_flight",
+            self.max_in_flight,
+            1,
+            innkeep_actors::room::ROOM_MAILBOX,
+        )?;
         range(
             "snapshot_every_events",
             self.snapshot_every_events,

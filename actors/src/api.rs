@@ -26,7 +26,8 @@ pub struct EngineConfig {
     /// Arbiters (threads) hosting room actors; 0 means one per core.
     pub arbiters: usize,
     /// Most requests in flight inside the engine at once; past it calls fail fast with
-    /// `Overloaded` instead of queuing without limit.
+    /// `Overloaded` instead of queuing without limit. Capped at
+    /// [`crate::room::ROOM_MAILBOX`], so no actor mailbox can fill up.
     pub max_in_flight: usize,
     /// fdatasync per journal batch, or not (benchmarks only).
     pub sync: SyncMode,

@@ -447,7 +447,15 @@ impl Engine {
         }
         let before = self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(&self.inner.in_flight);
-        if before >= self.inner.config.max_in_flight {
+        // Capped at the mailbox capacity: below it no actor's mailbox can fill, so a `send`
+        // never parks and a full engine answers `Overloaded` at once.
+        if before
+            >= self
+                .inner
+                .config
+                .max_in_flight
+                .min(crate::room::ROOM_MAILBOX)
+        {
             return Err(EngineError::Overloaded);
         }
         Ok(slot)

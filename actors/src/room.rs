@@ -19,7 +19,7 @@ use crate::shared::{write, Shared};
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
 /// only needs to be large enough that a `send` never parks at that limit.
-pub(crate) const ROOM_MAILBOX: usize = 16_384;
+pub const ROOM_MAILBOX: usize = 16_384;
 
 /// Sent by a room to the order supervisor when one of its reservations leaves
 /// `pending_payment` (paid, cancelled or expired), so the supervisor's count of open holds
