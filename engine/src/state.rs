@@ -152,31 +152,8 @@ impl State {
                     .or_insert_with(|| RoomState::new(key, room_type.clone()))
                     .apply(event);
             }
-            Event::ReservationCreated {
-                reservation,
-                idempotency,
-            } => {
-                let key = RoomKey {
-                    hotel_id: reservation.hotel_id.clone(),
-                    number: reservation.room.clone(),
-                };
-                if let Some(IdempotencyRecord {
-                    key: k,
-                    fingerprint,
-                }) = idempotency
-                {
-                    self.idempotency.insert(
-                        (reservation.hotel_id.clone(), k.clone()),
-                        IdempotencyEntry {
-                            fingerprint: *fingerprint,
-                            reservation_id: reservation.id,
-                            created_at: reservation.created_at,
-                        },
-                    );
-                }
-                self.locator.insert(reservation.id, key.clone());
-                self.apply_to_room(&key, event);
-            }
+            // One implementation for both: the room keeps its own copy anyway.
+            Event::ReservationCreated { .. } => self.apply_owned(event.clone()),
             Event::ReservationChanged { room, .. }
             | Event::PaymentChanged { room, .. }
             | Event::HousekeepingSet { room, .. } => {
