@@ -67,6 +67,8 @@ pub struct OrderSupervisor {
     policy: BookingPolicy,
     /// Where the next booking starts looking among its type's rooms.
     cursor: usize,
+    /// When lapsed idempotency keys are next dropped.
+    next_prune: std::time::Instant,
 }
 
 /// Who the supervisor tells about what it decided.
@@ -77,6 +79,9 @@ pub(crate) struct Peers {
     /// The payment supervisor, told about each new reservation.
     pub payments: Recipient<PaymentCreated>,
 }
+
+/// How often lapsed idempotency keys are dropped from memory.
+const IDEMPOTENCY_PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Rooms one round of the saga asks at most before looking at the index again.
 const CANDIDATES_PER_ROUND: usize = 16;
@@ -144,6 +149,7 @@ impl OrderSupervisor {
             holds,
             policy,
             cursor: 0,
+            next_prune: std::time::Instant::now(),
         }
     }
 
@@ -236,10 +242,15 @@ impl OrderSupervisor {
                 }
             }));
         }
-        let now = Timestamp::now();
-        self.idempotency.retain(|_, e| {
-            now.duration_since(e.created_at) < innkeep_engine::state::IDEMPOTENCY_WINDOW
-        });
+        // Lapsed idempotency keys are dropped now and then, not every tick: it is a scan
+        // of every key, and a lapsed key answers as absent anyway (`check_idempotency`).
+        if self.next_prune <= std::time::Instant::now() {
+            self.next_prune = std::time::Instant::now() + IDEMPOTENCY_PRUNE_EVERY;
+            let now = Timestamp::now();
+            self.idempotency.retain(|_, e| {
+                now.duration_since(e.created_at) < innkeep_engine::state::IDEMPOTENCY_WINDOW
+            });
+        }
     }
 
     fn room_of(
