@@ -159,11 +159,14 @@ pub async fn run(
     if let Some(sandbox) = sandbox {
         state = state.with_sandbox(sandbox);
     }
+    let streams = state.streams.clone();
     let _ = api.set(innkeep_http::router(state));
     tracing::info!(%local, "ready");
 
     shutdown.await;
     tracing::info!("shutting down: draining requests");
+    // Event streams never finish by themselves; end them so the drain can complete.
+    streams.cancel();
     stop.cancel();
     match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
         Ok(Ok(Ok(()))) => {}

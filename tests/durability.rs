@@ -444,3 +444,31 @@ fn sigterm_right_after_ready_exits_cleanly() {
         stop_cleanly(Server::start(dir.path(), &[]));
     }
 }
+
+/// An open event stream does not hold up a graceful shutdown: SIGTERM ends it, the body
+/// the client is reading completes, and the server exits 0 without hitting its drain
+/// timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_open_event_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let c = client();
+    hotel(&c, &s, "SSE", "Asia/Shanghai", 1).await;
+    let res = c
+        .get(s.url("/v1/hotels/SSE/events"))
+        .send()
+        .await
+        .expect("stream opens");
+    assert_eq!(res.status(), 200);
+    let reading = tokio::spawn(async move { res.text().await });
+    let (status, log) = tokio::task::spawn_blocking(move || s.stop()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        reading.await.unwrap().is_ok(),
+        "the stream ended instead of being cut"
+    );
+    assert!(
+        !log.iter().any(|l| message(l).contains("drain timeout")),
+        "shutdown waited for the stream: {log:#?}"
+    );
+}

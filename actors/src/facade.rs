@@ -19,6 +19,7 @@ use innkeep_persistence::{recover, FsStorage, Journal, JournalOptions, SnapshotS
 use crate::api::{
     Availability, BookInput, EngineConfig, EngineError, RoomView, StartError, TypeAvailability,
 };
+use crate::feed::{EventFeed, FeedSubscription};
 use crate::payments::{
     GetStats, OpenPayment, PaymentCreated, PaymentStatsView, PaymentSupervisor, RefundDue,
 };
@@ -129,6 +130,8 @@ pub struct Engine {
 struct Inner {
     /// How it was started.
     config: EngineConfig,
+    /// Durable events for live subscribers (SSE).
+    feed: Arc<EventFeed>,
     /// Read model and room registry.
     shared: Arc<Shared>,
     /// The order supervisor.
@@ -352,6 +355,7 @@ impl Engine {
             .recv()
             .map_err(|_| StartError::Actors("actor system failed to start".into()))?;
 
+        let feed = Arc::new(EventFeed::new(last_seq + 1));
         let snapshot_thread = snapshotter::spawn(
             batches_rx,
             state,
@@ -362,12 +366,14 @@ impl Engine {
                 every_events: config.snapshot_every_events,
                 every: config.snapshot_every,
             },
+            feed.clone(),
         )
         .map_err(|e| StartError::Actors(e.to_string()))?;
 
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
+                feed,
                 shared,
                 supervisor,
                 payments,
@@ -378,6 +384,12 @@ impl Engine {
                 threads: Mutex::new(vec![system_thread, snapshot_thread]),
             }),
         })
+    }
+
+    /// Subscribes to durable events after `after` (a client's `Last-Event-ID`), or to new
+    /// events only. Every hotel's events come through; callers filter.
+    pub fn events(&self, after: Option<u64>) -> FeedSubscription {
+        self.inner.feed.subscribe(after)
     }
 
     /// The configuration the engine runs with.

@@ -11,6 +11,7 @@
 
 pub mod api;
 mod facade;
+pub mod feed;
 pub mod gateway;
 pub mod payments;
 pub mod room;

@@ -3,12 +3,15 @@
 //! the segments the snapshot covers. Serializing happens here, off the actors, so taking a
 //! snapshot never pauses bookings; the price is a second copy of the state in memory.
 
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use innkeep_engine::{Event, State};
 use innkeep_persistence::{Committed, Journal, SnapshotStore};
+
+use crate::feed::EventFeed;
 
 /// When to take a snapshot.
 #[derive(Clone, Copy, Debug)]
@@ -28,10 +31,11 @@ pub(crate) fn spawn(
     store: SnapshotStore,
     journal: Journal<Event>,
     policy: SnapshotPolicy,
+    feed: Arc<EventFeed>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("innkeep-snapshot".into())
-        .spawn(move || run(batches, state, last_seq, store, journal, policy))
+        .spawn(move || run(batches, state, last_seq, store, journal, policy, feed))
 }
 
 fn run(
@@ -41,6 +45,7 @@ fn run(
     store: SnapshotStore,
     journal: Journal<Event>,
     policy: SnapshotPolicy,
+    feed: Arc<EventFeed>,
 ) {
     let mut since: u64 = 0;
     let mut last_snapshot = Instant::now();
@@ -49,6 +54,9 @@ fn run(
         let closed = match batches.recv_timeout(wait.max(Duration::from_millis(1))) {
             Ok(batch) => {
                 for c in batch {
+                    // The feed shows only durable events, in journal order; this thread
+                    // already receives exactly those, so it publishes them.
+                    feed.publish(c.seq, Arc::new(c.event.clone()));
                     state.apply_owned(c.event);
                     last_seq = c.seq;
                     since += 1;

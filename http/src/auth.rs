@@ -112,7 +112,7 @@ pub enum Op {
     /// `GET /v1/payments/sandbox/ledger`: the sandbox provider's books (every hotel's
     /// money, so admins of every hotel only).
     SandboxLedger,
-    /// `GET /v1/hotels/{hotel_id}/events` (Server-Sent Events; not built yet).
+    /// `GET /v1/hotels/{hotel_id}/events` (Server-Sent Events).
     Events,
     /// The front-desk board of a hotel (not built yet).
     Board,
@@ -143,8 +143,8 @@ pub const ROLE_TABLE: &[(Op, &[Role])] = &[
     // Front desk of the hotel, and the channel that created the reservation.
     (Op::GetPayment, EVERYONE),
     (Op::SandboxLedger, ADMIN),
-    // Reserved for the live views; their routes go into ROUTES when they are built.
     (Op::Events, ADMIN_FRONT_DESK),
+    // Reserved for the board; its route goes into ROUTES when it is built.
     (Op::Board, ADMIN_FRONT_DESK),
 ];
 
@@ -233,6 +233,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "PUT",
         "/v1/hotels/{hotel_id}/rooms/{number}/housekeeping",
         Access::Hotel(Op::SetHousekeeping),
+    ),
+    (
+        "GET",
+        "/v1/hotels/{hotel_id}/events",
+        Access::Hotel(Op::Events),
     ),
     ("POST", "/v1/payments/notify", Access::Public),
     (

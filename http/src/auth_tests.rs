@@ -102,6 +102,17 @@ impl Harness {
         let res = self.app.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
+        // An event stream never ends by itself: its status and headers are the answer.
+        if headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+        {
+            return Reply {
+                status,
+                headers,
+                body: Value::Null,
+            };
+        }
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
@@ -481,6 +492,19 @@ async fn authorization_matrix() {
             "/v1/payments/notify",
             None,
             [401, 401, 401, 401, 401, 401],
+        ),
+        // The event stream: admin and front desk of the hotel.
+        (
+            Method::GET,
+            "/v1/hotels/{h}/events",
+            OwnHotel,
+            [401, 401, 200, 200, 403, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/events",
+            OtherHotel,
+            [401, 401, 200, 404, 404, 404],
         ),
         (Method::GET, "/healthz", None, [200; 6]),
         (Method::GET, "/readyz", None, [200; 6]),

@@ -112,6 +112,9 @@ pub struct AppState {
     /// The built-in sandbox provider when it is the configured one, so
     /// `GET /v1/payments/sandbox/ledger` can show its books; `None` answers that route 404.
     pub sandbox: Option<innkeep_actors::Sandbox>,
+    /// Cancelled when the server begins to shut down: every event stream ends then, or
+    /// graceful shutdown would wait on them forever.
+    pub streams: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -126,6 +129,7 @@ impl AppState {
                 HttpLimits::default(),
             )),
             sandbox: None,
+            streams: tokio_util::sync::CancellationToken::new(),
         }
     }
 

@@ -13,7 +13,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::routes::{availability, ops, payments, reservations, rooms, setup};
+use crate::routes::{availability, events, ops, payments, reservations, rooms, setup};
 use crate::AppState;
 
 /// The document's fixed parts; `paths` are filled in by [`api_router`].
@@ -128,6 +128,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(reservations::check_out))
         .routes(routes!(rooms::list_rooms))
         .routes(routes!(rooms::put_housekeeping))
+        .routes(routes!(events::events))
         .routes(routes!(payments::notify))
         .routes(routes!(payments::get_payment))
         .routes(routes!(payments::sandbox_ledger))

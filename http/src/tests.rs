@@ -1200,3 +1200,135 @@ async fn overloaded_engine_answers_503_with_retry_after() {
     assert_eq!(reply.header("retry-after"), "1");
     assert_eq!(h.get("/v1/hotels/H1").await.status.as_u16(), 404);
 }
+
+/// Reads the next SSE event (`id`, `event`, `data`) from a streaming body, skipping
+/// keep-alive comments; `None` when the stream ended. Bounded: a missing event fails the
+/// test after ten seconds instead of hanging it.
+async fn next_sse(body: &mut Body, buf: &mut String) -> Option<(String, String, Value)> {
+    loop {
+        if let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let (mut id, mut name, mut data) = (String::new(), String::new(), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim());
+                }
+            }
+            if name.is_empty() && data.is_empty() {
+                continue; // a keep-alive comment
+            }
+            return Some((id, name, serde_json::from_str(&data).unwrap_or(Value::Null)));
+        }
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("an event within 10 s");
+        match frame {
+            None => return None,
+            Some(frame) => {
+                if let Ok(bytes) = frame.unwrap().into_data() {
+                    buf.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+        }
+    }
+}
+
+/// The event stream: live events with journal ids, resuming after `Last-Event-ID` without
+/// gap or duplicate, a `resync` for ids from before a restart, and the end of every stream
+/// on shutdown.
+#[tokio::test(flavor = "multi_thread")]
+async fn event_stream_is_live_resumable_and_ends_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(EngineConfig::new(dir.path())).unwrap();
+    let state = AppState::new(engine.clone(), PaymentConfig::new(SECRET));
+    let streams = state.streams.clone();
+    let h = Harness {
+        app: router(state),
+        engine,
+        _dir: dir,
+    };
+    h.setup().await;
+    let open = |last: Option<&str>| {
+        let mut req = Request::get("/v1/hotels/H1/events");
+        if let Some(id) = last {
+            req = req.header("last-event-id", id);
+        }
+        h.app.clone().oneshot(req.body(Body::empty()).unwrap())
+    };
+    let res = open(None).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut live = res.into_body();
+    let mut buf = String::new();
+
+    let booked = h.book(today(), 1, &[]).await;
+    assert_eq!(booked.status, 201);
+    let id = booked.body["id"].as_str().unwrap().to_owned();
+    let (created_seq, name, data) = next_sse(&mut live, &mut buf).await.unwrap();
+    assert_eq!(name, "reservation.created");
+    assert_eq!(data["reservation_id"], id.as_str());
+    assert_eq!(data["room"], booked.body["room"]);
+    let cancel = h
+        .call(Method::POST, &format!("/v1/reservations/{id}/cancel"), None)
+        .await;
+    assert_eq!(cancel.status, 200);
+    let (cancelled_seq, name, _) = next_sse(&mut live, &mut buf).await.unwrap();
+    assert_eq!(name, "reservation.cancelled");
+    let (a, b): (u64, u64) = (created_seq.parse().unwrap(), cancelled_seq.parse().unwrap());
+    assert!(b > a, "ids are journal order: {a} then {b}");
+
+    // Resuming after the creation gives the cancellation next: no gap, no duplicate.
+    let mut resumed = open(Some(&created_seq)).await.unwrap().into_body();
+    let mut rbuf = String::new();
+    let (seq, name, _) = next_sse(&mut resumed, &mut rbuf).await.unwrap();
+    assert_eq!(
+        (seq.as_str(), name.as_str()),
+        (cancelled_seq.as_str(), "reservation.cancelled")
+    );
+    // A bad id is refused; an unknown hotel is not found.
+    let bad = h
+        .send(
+            Request::get("/v1/hotels/H1/events")
+                .header("last-event-id", "soon")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    bad.assert_problem(400, "invalid_request");
+    h.get("/v1/hotels/NOPE/events")
+        .await
+        .assert_problem(404, "not_found");
+
+    // Shutdown ends every open stream.
+    streams.cancel();
+    assert!(next_sse(&mut live, &mut buf).await.is_none());
+    assert!(next_sse(&mut resumed, &mut rbuf).await.is_none());
+
+    // After a restart, ids from before it cannot be replayed: the stream says so first.
+    let dir = h._dir.path().to_owned();
+    h.engine.shutdown();
+    let engine = Engine::start(EngineConfig::new(&dir)).unwrap();
+    let app = router(AppState::new(engine.clone(), PaymentConfig::new(SECRET)));
+    let res = app
+        .oneshot(
+            Request::get("/v1/hotels/H1/events")
+                .header("last-event-id", created_seq.as_str())
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut after_restart = res.into_body();
+    let mut abuf = String::new();
+    let (_, name, data) = next_sse(&mut after_restart, &mut abuf).await.unwrap();
+    assert_eq!(name, "resync");
+    assert_eq!(data["first_available"], b + 1);
+    engine.shutdown();
+}

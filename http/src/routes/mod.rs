@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::wire::ReservationView;
 
 pub mod availability;
+pub mod events;
 pub mod ops;
 pub mod payments;
 pub mod reservations;
