@@ -4,46 +4,18 @@
 use std::time::Duration;
 
 use innkeep_engine::jiff::ToSpan;
-use innkeep_engine::{Action, Guest, HotelId, RoomNumber, RoomTypeCode, Status};
+use innkeep_engine::{Action, Guest, HotelId, RoomTypeCode, Status};
 
+use crate::tests_support::{setup, Stopper};
 use crate::{BookInput, Engine, EngineConfig, EngineError};
 
-const TZ: &str = "Asia/Shanghai";
 const CAP: usize = 3;
-
-struct Stopper(Engine);
-
-impl Drop for Stopper {
-    fn drop(&mut self) {
-        self.0.shutdown();
-    }
-}
 
 fn config(dir: &std::path::Path) -> EngineConfig {
     EngineConfig {
         max_holds_per_creator: CAP,
         ..EngineConfig::new(dir)
     }
-}
-
-async fn setup(engine: &Engine, rooms: usize) -> HotelId {
-    let h = HotelId::parse("H").unwrap();
-    engine
-        .put_hotel(h.clone(), "Hotel", TZ, "CNY")
-        .await
-        .unwrap();
-    let t = RoomTypeCode::parse("STD").unwrap();
-    engine
-        .put_room_type(&h, t.clone(), "Standard", 2, 10_000)
-        .await
-        .unwrap();
-    for n in 1..=rooms {
-        engine
-            .put_room(&h, RoomNumber::parse(&n.to_string()).unwrap(), t.clone())
-            .await
-            .unwrap();
-    }
-    h
 }
 
 fn input(engine: &Engine, h: &HotelId, offset_days: i64, by: Option<&str>) -> BookInput {
