@@ -1059,9 +1059,10 @@ async fn metrics_are_exported_and_move() {
             && sample(text, "innkeep_snapshot_duration_seconds_count", &[])
                 > sample(&after, "innkeep_snapshot_duration_seconds_count", &[])
     };
-    // Bounded wait for the hold's expiry tick (a second, plus the 250 ms tick).
+    // Bounded wait (up to 20 s on a loaded machine) for the hold's expiry: a second, plus
+    // the 250 ms tick.
     let mut last = String::new();
-    for _ in 0..100 {
+    for _ in 0..400 {
         last = h2
             .call(None, Method::GET, "/metrics", &[], None)
             .await
