@@ -167,6 +167,21 @@ impl PaymentSupervisor {
         }
     }
 
+    /// The room holding `id` and the reservation as it is now (the supervisor's work
+    /// re-reads it before every provider call: another call may have settled it).
+    async fn load(
+        shared: &Shared,
+        id: ReservationId,
+    ) -> Result<(Addr<RoomActor>, innkeep_engine::Reservation), String> {
+        let room = Self::room_of(shared, &id).map_err(|e| e.to_string())?;
+        let r = room
+            .send(crate::room::GetReservation(id))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok((room, r))
+    }
+
     fn room_of(shared: &Shared, id: &ReservationId) -> Result<Addr<RoomActor>, EngineError> {
         let key = read(&shared.locator)
             .get(id)
@@ -196,12 +211,7 @@ impl PaymentSupervisor {
         let retry = self.policy.retry;
         let stats = self.stats.clone();
         let work = async move {
-            let room = Self::room_of(&shared, &id).map_err(|e| e.to_string())?;
-            let r = room
-                .send(crate::room::GetReservation(id))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            let (room, r) = Self::load(&shared, id).await?;
             if !r.payment.refund_owed {
                 return Ok(true);
             }
@@ -259,12 +269,7 @@ impl PaymentSupervisor {
         let retry = self.policy.retry;
         let stats = self.stats.clone();
         let work = async move {
-            let room = Self::room_of(&shared, &id).map_err(|e| e.to_string())?;
-            let r = room
-                .send(crate::room::GetReservation(id))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            let (room, r) = Self::load(&shared, id).await?;
             if !matches!(
                 r.payment.status,
                 PaymentStatus::Pending | PaymentStatus::Failed
