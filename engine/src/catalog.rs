@@ -347,7 +347,10 @@ impl Catalog {
             Event::ReservationCreated { .. }
             | Event::ReservationChanged { .. }
             | Event::PaymentChanged { .. }
-            | Event::HousekeepingSet { .. } => {}
+            | Event::HousekeepingSet { .. }
+            | Event::OutOfOrderSet { .. }
+            | Event::OutOfOrderCleared { .. }
+            | Event::ReservationMoved { .. } => {}
         }
     }
 }

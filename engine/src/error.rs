@@ -1,7 +1,33 @@
 //! Errors the engine decides. Each maps to one stable API `code` (see [`DomainError::code`]).
 
+use jiff::civil::Date;
+
 use crate::ids::{ReservationId, RoomNumber};
 use crate::reservation::Status;
+
+/// Something already holding nights a command wanted (an out-of-order range or a move
+/// refused because of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NightConflict {
+    /// A live reservation holds nights in the range.
+    Reservation {
+        /// Which.
+        id: ReservationId,
+        /// Its first night in the room.
+        first_night: Date,
+        /// Its departure.
+        departure: Date,
+        /// Its status.
+        status: Status,
+    },
+    /// An out-of-order range covers nights in it.
+    OutOfOrder {
+        /// First night out of order.
+        from: Date,
+        /// First night back in order.
+        to: Date,
+    },
+}
 
 /// A field that failed validation, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +103,12 @@ pub enum DomainError {
     /// The `Idempotency-Key` was used before with a different request.
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
+    /// Nights the command needs are held by reservations or out of order; each is listed.
+    #[error("{} reservation(s) or out-of-order range(s) hold nights in that range", .0.len())]
+    NightsSold(Vec<NightConflict>),
+    /// The reservation is being moved to another room; retry shortly.
+    #[error("the reservation is being moved to another room; retry shortly")]
+    MoveInProgress,
 }
 
 impl DomainError {
@@ -95,6 +127,8 @@ impl DomainError {
             DomainError::CurrencyLocked => "currency_locked",
             DomainError::LimitReached(_) => "limit_reached",
             DomainError::IdempotencyKeyReused => "idempotency_key_reused",
+            DomainError::NightsSold(_) => "nights_sold",
+            DomainError::MoveInProgress => "move_in_progress",
         }
     }
 }

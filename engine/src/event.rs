@@ -118,6 +118,55 @@ pub enum Event {
         #[serde(with = "crate::codec::timestamp")]
         at: Timestamp,
     },
+    /// A room was taken out of order for `[from, to)`: those nights cannot be sold.
+    OutOfOrderSet {
+        /// Which room.
+        room: RoomKey,
+        /// First night out of order.
+        #[serde(with = "crate::codec::date")]
+        from: Date,
+        /// First night back in order.
+        #[serde(with = "crate::codec::date")]
+        to: Date,
+        /// Why, for the staff.
+        reason: String,
+        /// The hotel-local date it was decided on: ranges that ended before it are dropped.
+        #[serde(with = "crate::codec::date")]
+        today: Date,
+        /// When (UTC).
+        #[serde(with = "crate::codec::timestamp")]
+        at: Timestamp,
+    },
+    /// A room's out-of-order range starting at `from` was lifted.
+    OutOfOrderCleared {
+        /// Which room.
+        room: RoomKey,
+        /// First night of the range.
+        #[serde(with = "crate::codec::date")]
+        from: Date,
+        /// When (UTC).
+        #[serde(with = "crate::codec::timestamp")]
+        at: Timestamp,
+    },
+    /// A reservation moved to another room of the hotel: `to` holds its nights from
+    /// `first_night` on, `from` no longer holds any. One event, so a replay applies both
+    /// halves or neither.
+    ReservationMoved {
+        /// Which reservation.
+        id: ReservationId,
+        /// The room it left.
+        from: RoomKey,
+        /// The room it went to.
+        to: RoomKey,
+        /// The new room's type (the reservation's type from now on; the price stays).
+        room_type: RoomTypeCode,
+        /// The first night the new room holds.
+        #[serde(with = "crate::codec::date")]
+        first_night: Date,
+        /// When (UTC).
+        #[serde(with = "crate::codec::timestamp")]
+        at: Timestamp,
+    },
     /// A room's housekeeping status changed.
     HousekeepingSet {
         /// Which room.
@@ -141,7 +190,10 @@ impl Event {
             Event::ReservationCreated { reservation, .. } => &reservation.hotel_id,
             Event::ReservationChanged { room, .. }
             | Event::PaymentChanged { room, .. }
-            | Event::HousekeepingSet { room, .. } => &room.hotel_id,
+            | Event::HousekeepingSet { room, .. }
+            | Event::OutOfOrderSet { room, .. }
+            | Event::OutOfOrderCleared { room, .. } => &room.hotel_id,
+            Event::ReservationMoved { from, .. } => &from.hotel_id,
         }
     }
 }

@@ -23,15 +23,15 @@ mod model_tests;
 
 pub use availability::AvailabilityIndex;
 pub use catalog::{Catalog, Hotel, Quote, RoomType, Upsert};
-pub use error::{DomainError, ValidationError};
+pub use error::{DomainError, NightConflict, ValidationError};
 pub use event::{Change, Event, IdempotencyRecord};
 pub use ids::{HotelId, IdempotencyKey, ReservationId, RoomKey, RoomNumber, RoomTypeCode};
 pub use money::{Currency, Money};
 pub use reservation::{
     Action, BookRequest, Guest, Payment, PaymentChange, PaymentEventKind, PaymentHistoryEntry,
-    PaymentOutcome, PaymentReport, PaymentStatus, Reservation, Status,
+    PaymentOutcome, PaymentReport, PaymentStatus, Reservation, RoomMove, Status,
 };
-pub use room::{Housekeeping, NightsDelta, Occupancy, RoomState};
+pub use room::{Housekeeping, NightsDelta, Occupancy, OutOfOrder, RoomState};
 pub use state::{IdempotencyEntry, Snapshot, State};
 pub use time::{HotelTz, Stay, StayLimits};
 

@@ -131,8 +131,37 @@ enum Cmd {
         slot: usize,
         rtype: usize,
     },
+    /// Take a room out of order for `[today + from_offset, + nights)`.
+    OutOfOrder {
+        hotel: usize,
+        room: usize,
+        from_offset: i64,
+        nights: i64,
+        /// Pick a room with a live reservation (to exercise the conflict list).
+        busy: bool,
+    },
+    /// Lift one of a room's out-of-order ranges.
+    BackInOrder {
+        hotel: usize,
+        room: usize,
+        which: usize,
+    },
+    /// Move a reservation to another room of its hotel.
+    Move {
+        res: usize,
+        room: usize,
+        /// Pick among confirmed or checked-in reservations (else any).
+        targeted: bool,
+    },
+    /// Run the night audit of a hotel at the current instant.
+    NightAudit {
+        hotel: usize,
+    },
     Reboot,
 }
+
+/// The night audit's hotel-local time in the model test.
+const AUDIT_HOUR: i8 = 4;
 
 fn setup_strategy() -> impl Strategy<Value = Vec<HotelSpec>> {
     let type_spec =
@@ -249,7 +278,39 @@ fn cmd_strategy() -> impl Strategy<Value = Cmd> {
         slot,
         rtype,
     });
+    let out_of_order = (
+        idx(),
+        idx(),
+        prop_oneof![1 => Just(-1i64), 6 => 0..=9i64],
+        1..=4i64,
+        any::<bool>(),
+    )
+        .prop_map(|(hotel, room, from_offset, nights, busy)| Cmd::OutOfOrder {
+            hotel,
+            room,
+            from_offset,
+            nights,
+            busy,
+        });
+    let back_in_order = (idx(), idx(), idx()).prop_map(|(hotel, room, which)| Cmd::BackInOrder {
+        hotel,
+        room,
+        which,
+    });
+    let move_cmd =
+        (0..64usize, idx(), prop::bool::weighted(0.8)).prop_map(|(res, room, targeted)| {
+            Cmd::Move {
+                res,
+                room,
+                targeted,
+            }
+        });
+    let audit = idx().prop_map(|hotel| Cmd::NightAudit { hotel });
     prop_oneof![
+        5 => out_of_order,
+        2 => back_in_order,
+        8 => move_cmd,
+        3 => audit,
         30 => book,
         28 => change,
         6 => expire,
@@ -279,6 +340,8 @@ struct MRoom {
     number: RoomNumber,
     rtype: usize,
     housekeeping: Housekeeping,
+    /// Out-of-order ranges: from → to.
+    blocks: BTreeMap<Date, Date>,
 }
 
 #[derive(Clone, Debug)]
@@ -307,6 +370,10 @@ struct MRes {
     trade_no: Option<String>,
     /// The nights this reservation holds right now.
     held: BTreeSet<Date>,
+    /// Room moves so far.
+    moves: usize,
+    /// The first night its current room holds.
+    first_night: Date,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -370,13 +437,25 @@ impl Model {
     }
 
     fn room_free(
+        &self,
         held: &BTreeMap<(usize, RoomNumber), BTreeMap<Date, ReservationId>>,
         hotel: usize,
         room: &RoomNumber,
         nights: &[Date],
     ) -> bool {
-        held.get(&(hotel, room.clone()))
-            .is_none_or(|m| nights.iter().all(|n| !m.contains_key(n)))
+        let sold = held
+            .get(&(hotel, room.clone()))
+            .is_some_and(|m| nights.iter().any(|n| m.contains_key(n)));
+        let blocked = self.hotels[hotel]
+            .rooms
+            .values()
+            .find(|r| r.number == *room)
+            .is_some_and(|r| {
+                nights
+                    .iter()
+                    .any(|n| r.blocks.iter().any(|(f, t)| f <= n && n < t))
+            });
+        !sold && !blocked
     }
 
     /// Free rooms of the type for every night, in room-number (string) order.
@@ -390,7 +469,7 @@ impl Model {
         let mut out: Vec<RoomNumber> = self.hotels[hotel]
             .rooms
             .values()
-            .filter(|r| r.rtype == rtype && Self::room_free(held, hotel, &r.number, nights))
+            .filter(|r| r.rtype == rtype && self.room_free(held, hotel, &r.number, nights))
             .map(|r| r.number.clone())
             .collect();
         out.sort();
@@ -539,6 +618,7 @@ impl Harness {
                             number,
                             rtype: ti,
                             housekeeping: Housekeeping::Clean,
+                            blocks: BTreeMap::new(),
                         },
                     );
                     slot += 1;
@@ -606,6 +686,20 @@ impl Harness {
                 other_currency,
             } => self.put_hotel(*hotel, *zone, *other_currency),
             Cmd::PutRoom { hotel, slot, rtype } => self.put_room(*hotel, *slot, *rtype),
+            Cmd::OutOfOrder {
+                hotel,
+                room,
+                from_offset,
+                nights,
+                busy,
+            } => self.out_of_order(*hotel, *room, *from_offset, *nights, *busy),
+            Cmd::BackInOrder { hotel, room, which } => self.back_in_order(*hotel, *room, *which),
+            Cmd::Move {
+                res,
+                room,
+                targeted,
+            } => self.move_res(*res, *room, *targeted),
+            Cmd::NightAudit { hotel } => self.night_audit(*hotel),
             Cmd::Reboot => {
                 self.reboot();
                 true
@@ -719,7 +813,7 @@ impl Harness {
             let slot = self.model.room_slot(h, n);
             if self.model.hotels[h].rooms[&slot].rtype != t {
                 Err("not_found")
-            } else if Model::room_free(&held, h, n, &night_list) {
+            } else if self.model.room_free(&held, h, n, &night_list) {
                 Ok(n.clone())
             } else {
                 Err("sold_out")
@@ -755,7 +849,7 @@ impl Harness {
                     panic!("book decided {ev:?}");
                 };
                 assert_eq!(r.room, room, "engine picked another room than the first free one");
-                assert!(Model::room_free(&held, h, &r.room, &night_list), "booked a taken night");
+                assert!(self.model.room_free(&held, h, &r.room, &night_list), "booked a taken night");
                 assert_eq!(r.id, id);
                 assert_eq!(r.hotel_id, hotel_id);
                 assert_eq!(r.room_type, code);
@@ -789,6 +883,8 @@ impl Harness {
                     total: price,
                     trade_no: None,
                     held: night_list.iter().copied().collect(),
+                    moves: 0,
+                    first_night: arrival,
                 });
                 self.count(if wanted_room.is_some() {
                     "book_ok_chosen_room"
@@ -909,6 +1005,8 @@ impl Harness {
         }
         match &action {
             Action::Expire if now < r.hold_expires_at => reasons.push("invalid_transition"),
+            // A no-show only from the day after arrival (`today` stands for the audit date).
+            Action::NoShow if today <= r.arrival => reasons.push("invalid_transition"),
             // A lapsed hold takes no payment, even before the expiry timer has run.
             Action::Pay { .. } if now >= r.hold_expires_at => reasons.push("invalid_transition"),
             Action::CheckIn => {
@@ -1194,19 +1292,333 @@ impl Harness {
                         self.count("put_room_new");
                     }
                 }
-                let housekeeping = existing.map_or(Housekeeping::Clean, |r| r.housekeeping);
+                let (housekeeping, blocks) = existing
+                    .map_or((Housekeeping::Clean, BTreeMap::new()), |r| {
+                        (r.housekeeping, r.blocks)
+                    });
                 self.model.hotels[h].rooms.insert(
                     slot,
                     MRoom {
                         number,
                         rtype: t,
                         housekeeping,
+                        blocks,
                     },
                 );
                 self.apply(event);
                 true
             }
         }
+    }
+
+    fn out_of_order(
+        &mut self,
+        hotel: usize,
+        room: usize,
+        from_offset: i64,
+        nights: i64,
+        busy: bool,
+    ) -> bool {
+        let h = hotel % self.model.hotels.len();
+        let today = self.model.today(h, self.now);
+        // A busy pick: a room and range overlapping a live reservation.
+        let live: Vec<&MRes> = self
+            .model
+            .res
+            .iter()
+            .filter(|r| r.hotel == h && !r.held.is_empty() && r.status.holds_nights())
+            .collect();
+        let (number, from) = if busy && !live.is_empty() {
+            let r = live[room % live.len()];
+            let first = *r.held.iter().next().expect("held");
+            (r.room.clone(), first.max(today))
+        } else {
+            let rooms = &self.model.hotels[h].rooms;
+            let number = rooms
+                .values()
+                .nth(room % rooms.len())
+                .expect("a room")
+                .number
+                .clone();
+            (number, day(today, from_offset))
+        };
+        let to = day(from, nights);
+        let slot = self.model.room_slot(h, &number);
+        let key = self.room_key(h, &number);
+        let now = self.now;
+        let got =
+            self.decide(|s| s.rooms[&key].decide_out_of_order(from, to, "repairs", today, now));
+        let mroom = &self.model.hotels[h].rooms[&slot];
+        let mut conflicts: Vec<String> = self
+            .model
+            .res
+            .iter()
+            .filter(|r| r.hotel == h && r.room == number && r.status.holds_nights())
+            .filter(|r| r.held.iter().any(|n| from <= *n && *n < to))
+            .map(|r| format!("res {}", r.id))
+            .collect();
+        conflicts.extend(
+            mroom
+                .blocks
+                .iter()
+                .filter(|(f, t)| **f < to && **t > from)
+                .map(|(f, t)| format!("ooo {f}..{t}")),
+        );
+        conflicts.sort();
+        let same = mroom.blocks.get(&from) == Some(&to);
+        match got {
+            Err(e) if from < today => {
+                assert_eq!(e.code(), "invalid_request", "{e}");
+                self.count("out_of_order_past");
+                false
+            }
+            Ok(None) => {
+                assert!(same, "no-op out of order for a new range");
+                self.count("out_of_order_noop");
+                false
+            }
+            Err(DomainError::NightsSold(listed)) => {
+                assert!(!same && from >= today);
+                let mut listed: Vec<String> = listed
+                    .iter()
+                    .map(|c| match c {
+                        crate::NightConflict::Reservation { id, .. } => format!("res {id}"),
+                        crate::NightConflict::OutOfOrder { from, to } => {
+                            format!("ooo {from}..{to}")
+                        }
+                    })
+                    .collect();
+                listed.sort();
+                assert_eq!(listed, conflicts, "conflict list");
+                self.count("out_of_order_conflict");
+                false
+            }
+            Err(e) => panic!("out of order {from}..{to} refused: {e}"),
+            Ok(Some(event)) => {
+                assert!(
+                    from >= today && conflicts.is_empty(),
+                    "accepted over {conflicts:?}"
+                );
+                let mroom = self.model.hotels[h].rooms.get_mut(&slot).expect("room");
+                mroom.blocks.retain(|_, t| *t > today);
+                mroom.blocks.insert(from, to);
+                self.count("out_of_order");
+                self.apply(event);
+                true
+            }
+        }
+    }
+
+    fn back_in_order(&mut self, hotel: usize, room: usize, which: usize) -> bool {
+        let h = hotel % self.model.hotels.len();
+        let rooms = &self.model.hotels[h].rooms;
+        let (slot, mroom) = rooms.iter().nth(room % rooms.len()).expect("a room");
+        let slot = *slot;
+        let from = if mroom.blocks.is_empty() {
+            day(self.model.today(h, self.now), 3)
+        } else {
+            *mroom
+                .blocks
+                .keys()
+                .nth(which % mroom.blocks.len())
+                .expect("a block")
+        };
+        let key = self.room_key(h, &mroom.number);
+        let now = self.now;
+        let got = self.decide(|s| s.rooms[&key].decide_back_in_order(from, now));
+        let exists = self.model.hotels[h].rooms[&slot].blocks.contains_key(&from);
+        match got {
+            Ok(event) => {
+                assert!(exists);
+                self.model.hotels[h]
+                    .rooms
+                    .get_mut(&slot)
+                    .expect("room")
+                    .blocks
+                    .remove(&from);
+                self.count("back_in_order");
+                self.apply(event);
+                true
+            }
+            Err(e) => {
+                assert!(!exists, "lifting an existing range refused: {e}");
+                assert_eq!(e.code(), "not_found");
+                false
+            }
+        }
+    }
+
+    fn move_res(&mut self, res: usize, room: usize, targeted: bool) -> bool {
+        if self.model.res.is_empty() {
+            return false;
+        }
+        let eligible: Vec<usize> = (0..self.model.res.len())
+            .filter(|i| {
+                matches!(
+                    self.model.res[*i].status,
+                    Status::Confirmed | Status::CheckedIn
+                )
+            })
+            .collect();
+        let i = if targeted && !eligible.is_empty() {
+            eligible[res % eligible.len()]
+        } else {
+            res % self.model.res.len()
+        };
+        let r = self.model.res[i].clone();
+        let h = r.hotel;
+        let rooms = &self.model.hotels[h].rooms;
+        let (to_slot, to_room) = rooms.iter().nth(room % rooms.len()).expect("a room");
+        let (to_slot, to_number, to_type) = (*to_slot, to_room.number.clone(), to_room.rtype);
+        let now = self.now;
+        let today = self.model.today(h, now);
+        let got = self.decide(|s| s.move_reservation(&r.id, &to_number, None, now));
+        if to_number == r.room {
+            assert_eq!(got, Ok(None), "a move to the same room changes nothing");
+            self.count("move_same_room");
+            return false;
+        }
+        let first_night = match r.status {
+            Status::Confirmed => Some(r.first_night),
+            Status::CheckedIn if today < r.departure => Some(today.max(r.first_night)),
+            _ => None,
+        };
+        let mut reasons: Vec<&str> = Vec::new();
+        match first_night {
+            None => reasons.push("invalid_transition"),
+            Some(first) => {
+                if r.moves >= crate::reservation::MAX_MOVES {
+                    reasons.push("limit_reached");
+                }
+                if self.model.hotels[h].types[to_type].capacity < r.guests {
+                    reasons.push("invalid_request");
+                }
+                let nights = nights_of(first, r.departure);
+                let held = self.model.held_map();
+                let others_free = held
+                    .get(&(h, to_number.clone()))
+                    .is_none_or(|m| nights.iter().all(|n| !m.contains_key(n)));
+                let blocks = &self.model.hotels[h].rooms[&to_slot].blocks;
+                let blocked = nights
+                    .iter()
+                    .any(|n| blocks.iter().any(|(f, t)| f <= n && n < t));
+                if !others_free || blocked {
+                    reasons.push("nights_sold");
+                }
+                if r.status == Status::CheckedIn
+                    && (self.model.occupant(h, &to_number).is_some()
+                        || !matches!(
+                            self.model.hotels[h].rooms[&to_slot].housekeeping,
+                            Housekeeping::Clean | Housekeeping::Inspected
+                        ))
+                {
+                    reasons.push("room_not_ready");
+                }
+            }
+        }
+        let event = match got {
+            Err(e) => {
+                assert!(
+                    reasons.contains(&e.code()),
+                    "move of {:?} {} to {to_number} refused with {e}, model reasons {reasons:?}",
+                    r.status,
+                    r.id
+                );
+                self.count("move_refused");
+                return false;
+            }
+            Ok(None) => panic!("move to another room decided nothing"),
+            Ok(Some(event)) => {
+                assert!(
+                    reasons.is_empty(),
+                    "move accepted, model refuses: {reasons:?}"
+                );
+                event
+            }
+        };
+        let first = first_night.expect("movable");
+        let from_slot = self.model.room_slot(h, &r.room);
+        if r.status == Status::CheckedIn {
+            self.model.hotels[h]
+                .rooms
+                .get_mut(&from_slot)
+                .expect("room")
+                .housekeeping = Housekeeping::Dirty;
+        }
+        let m = &mut self.model.res[i];
+        m.room = to_number;
+        m.rtype = to_type;
+        m.version += 1;
+        m.moves += 1;
+        m.first_night = first;
+        m.held = nights_of(first, m.departure).into_iter().collect();
+        self.count(if r.status == Status::CheckedIn {
+            "move_checked_in"
+        } else {
+            "move"
+        });
+        self.apply(event);
+        true
+    }
+
+    fn night_audit(&mut self, hotel: usize) -> bool {
+        let h = hotel % self.model.hotels.len();
+        let tz = TimeZone::get(self.model.hotels[h].zone).expect("known zone");
+        let local = self.now.to_zoned(tz);
+        let audit_date = if local.hour() >= AUDIT_HOUR {
+            local.date()
+        } else {
+            day(local.date(), -1)
+        };
+        let hotel_id = self.model.hotels[h].id.clone();
+        let now = self.now;
+        let audit_time = jiff::civil::time(AUDIT_HOUR, 0, 0, 0);
+        let engine_date = self.decide(|s| {
+            s.catalog
+                .hotel(&hotel_id)
+                .expect("hotel")
+                .time_zone
+                .audit_date(now, audit_time)
+        });
+        assert_eq!(engine_date, audit_date, "audit date");
+        let events = self.decide(|s| s.night_audit(&hotel_id, audit_date, now));
+        let mut due: Vec<ReservationId> = self
+            .model
+            .res
+            .iter()
+            .filter(|r| r.hotel == h && r.status == Status::Confirmed && r.arrival < audit_date)
+            .map(|r| r.id)
+            .collect();
+        due.sort();
+        let mut decided: Vec<ReservationId> = events
+            .iter()
+            .map(|e| match e {
+                Event::ReservationChanged { id, change, .. } => {
+                    assert_eq!(change.action, Action::NoShow);
+                    *id
+                }
+                other => panic!("night audit decided {other:?}"),
+            })
+            .collect();
+        decided.sort();
+        assert_eq!(decided, due, "no-shows on {audit_date}");
+        for e in events {
+            let Event::ReservationChanged { id, .. } = &e else {
+                unreachable!()
+            };
+            let m = self
+                .model
+                .res
+                .iter_mut()
+                .find(|r| r.id == *id)
+                .expect("model reservation");
+            m.status = Status::NoShow;
+            m.version += 1;
+            m.held.clear();
+            self.count("audit_no_show");
+            self.apply(e);
+        }
+        true
     }
 
     fn reboot(&mut self) {
@@ -1367,7 +1779,7 @@ impl Harness {
                                 assert_eq!(
                                     state.index.room_is_free(&key, &mt.code, &stay),
                                     room.rtype == t
-                                        && Model::room_free(&held, h, &room.number, &nights)
+                                        && self.model.room_free(&held, h, &room.number, &nights)
                                 );
                             }
                             let quote = state
@@ -1432,6 +1844,13 @@ fn engine_agrees_with_a_naive_model() {
         "check_out",
         "check_out_early",
         "no_show",
+        "audit_no_show",
+        "out_of_order",
+        "out_of_order_conflict",
+        "back_in_order",
+        "move",
+        "move_checked_in",
+        "move_refused",
         "change_invalid_transition",
         "reboot",
     ] {

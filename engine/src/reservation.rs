@@ -374,6 +374,46 @@ pub struct Reservation {
     /// engine was called directly. Kept durably so a channel's access to "the reservations
     /// it created" and its count of open holds survive restarts.
     pub created_by: Option<String>,
+    /// Every room move, oldest first (at most [`MAX_MOVES`]). The last one says from which
+    /// night the current room holds the stay: a guest moved mid-stay slept the earlier
+    /// nights elsewhere.
+    pub moves: Vec<RoomMove>,
+}
+
+/// Most room moves one reservation may have; past it a move is refused
+/// (`limit_reached`). Bounds the reservation's size; a real stay moves once or twice.
+pub const MAX_MOVES: usize = 8;
+
+/// One room move of a reservation.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct RoomMove {
+    /// When (UTC).
+    #[serde(with = "crate::codec::timestamp")]
+    pub at: Timestamp,
+    /// The room it left.
+    pub from_room: RoomNumber,
+    /// The room it went to.
+    pub to_room: RoomNumber,
+    /// The first night the new room holds (the arrival, or "tonight" for a guest
+    /// already checked in).
+    #[serde(with = "crate::codec::date")]
+    pub first_night: jiff::civil::Date,
+}
+
+impl Reservation {
+    /// The first night its current room holds: the arrival, unless the guest was moved
+    /// mid-stay.
+    pub fn first_night_here(&self) -> jiff::civil::Date {
+        self.moves.last().map_or(self.stay.arrival(), |m| {
+            m.first_night.max(self.stay.arrival())
+        })
+    }
+
+    /// The nights its current room holds while the reservation is live.
+    pub fn nights_here(&self) -> impl Iterator<Item = jiff::civil::Date> + '_ {
+        let first = self.first_night_here();
+        self.stay.each_night().filter(move |d| *d >= first)
+    }
 }
 
 /// What a booking asks for, validated. The engine prices it and picks the room.

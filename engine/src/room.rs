@@ -8,13 +8,34 @@ use jiff::civil::Date;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DomainError, ValidationError};
+use crate::error::{DomainError, NightConflict, ValidationError};
 use crate::event::{Change, Event};
 use crate::ids::{IdMap, ReservationId, RoomKey, RoomTypeCode};
 use crate::reservation::{
     Action, HistoryEntry, PaymentChange, PaymentEventKind, PaymentHistoryEntry, PaymentOutcome,
-    PaymentReport, PaymentStatus, Reservation, Status, MAX_HISTORY,
+    PaymentReport, PaymentStatus, Reservation, RoomMove, Status, MAX_HISTORY, MAX_MOVES,
 };
+
+/// Longest out-of-order range, in nights (a year). A room closed for longer is better
+/// retyped or removed from sale another way; the bound keeps one command's work small.
+pub const MAX_OUT_OF_ORDER_NIGHTS: i64 = 366;
+
+/// Most out-of-order ranges a room keeps that have not ended yet. Ranges that ended are
+/// dropped when a new one is set, so a room's list stays small.
+pub const MAX_OUT_OF_ORDER_RANGES: usize = 32;
+
+/// Longest out-of-order reason, in characters.
+pub const MAX_OUT_OF_ORDER_REASON_CHARS: usize = 200;
+
+/// A date range during which a room cannot be sold (repairs, renovation).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct OutOfOrder {
+    /// First night back in order (the range is `[from, to)`; `from` is the map key).
+    #[serde(with = "crate::codec::date")]
+    pub to: Date,
+    /// Why, for the staff.
+    pub reason: String,
+}
 
 /// A room's cleanliness and usability.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
@@ -129,8 +150,11 @@ pub struct RoomState {
     /// Night → the reservation holding it. The authority against double-selling.
     #[serde(with = "crate::codec::date_map")]
     pub calendar: BTreeMap<Date, ReservationId>,
-    /// Every reservation ever assigned to this room, by id.
+    /// Every reservation ever assigned to this room (and not moved away), by id.
     pub reservations: IdMap<Reservation>,
+    /// Out-of-order ranges by first night; disjoint, and disjoint from `calendar`.
+    #[serde(with = "crate::codec::date_map")]
+    pub out_of_order: BTreeMap<Date, OutOfOrder>,
 }
 
 impl RoomState {
@@ -143,7 +167,279 @@ impl RoomState {
             occupant: None,
             calendar: BTreeMap::new(),
             reservations: IdMap::default(),
+            out_of_order: BTreeMap::new(),
         }
+    }
+
+    /// Out-of-order ranges overlapping `[from, to)`, as `(from, range)`.
+    pub fn out_of_order_overlapping(
+        &self,
+        from: Date,
+        to: Date,
+    ) -> impl Iterator<Item = (&Date, &OutOfOrder)> + '_ {
+        self.out_of_order
+            .range(..to)
+            .filter(move |(_, range)| range.to > from)
+    }
+
+    /// Everything holding nights in `[from, to)`: live reservations (each once) and
+    /// out-of-order ranges, sorted by first night.
+    pub fn conflicts(&self, from: Date, to: Date) -> Vec<NightConflict> {
+        let mut seen: Vec<ReservationId> = Vec::new();
+        let mut out = Vec::new();
+        for id in self.calendar.range(from..to).map(|(_, id)| *id) {
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            if let Some(r) = self.reservations.get(&id) {
+                out.push(NightConflict::Reservation {
+                    id,
+                    first_night: r.first_night_here(),
+                    departure: r.stay.departure(),
+                    status: r.status,
+                });
+            }
+        }
+        out.extend(self.out_of_order_overlapping(from, to).map(|(f, range)| {
+            NightConflict::OutOfOrder {
+                from: *f,
+                to: range.to,
+            }
+        }));
+        out.sort_by_key(|c| match c {
+            NightConflict::Reservation { first_night, .. } => *first_night,
+            NightConflict::OutOfOrder { from, .. } => *from,
+        });
+        out
+    }
+
+    /// Decides taking the room out of order for `[from, to)`. `Ok(None)` when exactly that
+    /// range is already set (a retried request). Refused with every conflicting
+    /// reservation listed while any night in the range is sold; ranges may not overlap.
+    pub fn decide_out_of_order(
+        &self,
+        from: Date,
+        to: Date,
+        reason: &str,
+        today: Date,
+        now: Timestamp,
+    ) -> Result<Option<Event>, DomainError> {
+        if from < today {
+            return Err(
+                ValidationError::new("from", "must not be before the hotel's today").into(),
+            );
+        }
+        if to <= from {
+            return Err(ValidationError::new("to", "must be after from").into());
+        }
+        let nights = i64::from((to - from).get_days());
+        if nights > MAX_OUT_OF_ORDER_NIGHTS {
+            return Err(ValidationError::new(
+                "to",
+                format!("a range may be at most {MAX_OUT_OF_ORDER_NIGHTS} nights"),
+            )
+            .into());
+        }
+        let reason = reason.trim();
+        if reason.chars().count() > MAX_OUT_OF_ORDER_REASON_CHARS
+            || reason.chars().any(char::is_control)
+        {
+            return Err(ValidationError::new(
+                "reason",
+                format!("must be at most {MAX_OUT_OF_ORDER_REASON_CHARS} printable characters"),
+            )
+            .into());
+        }
+        if let Some(existing) = self.out_of_order.get(&from) {
+            if existing.to == to && existing.reason == reason {
+                return Ok(None);
+            }
+        }
+        let conflicts = self.conflicts(from, to);
+        if !conflicts.is_empty() {
+            return Err(DomainError::NightsSold(conflicts));
+        }
+        let open = self.out_of_order.values().filter(|r| r.to > today).count();
+        if open >= MAX_OUT_OF_ORDER_RANGES {
+            return Err(DomainError::LimitReached("out-of-order ranges per room"));
+        }
+        Ok(Some(Event::OutOfOrderSet {
+            room: self.key.clone(),
+            from,
+            to,
+            reason: reason.to_owned(),
+            today,
+            at: now,
+        }))
+    }
+
+    /// Decides putting the room back in order for the range starting at `from`.
+    pub fn decide_back_in_order(&self, from: Date, now: Timestamp) -> Result<Event, DomainError> {
+        if !self.out_of_order.contains_key(&from) {
+            return Err(DomainError::NotFound("out-of-order range"));
+        }
+        Ok(Event::OutOfOrderCleared {
+            room: self.key.clone(),
+            from,
+            at: now,
+        })
+    }
+
+    /// Decides moving reservation `id` out of this room to `to` (the first half of a room
+    /// move; [`RoomState::decide_move_in`] is the other). Returns the first night the new
+    /// room must hold: the stay's first night here, or `today` for a guest already in.
+    pub fn decide_move_out(
+        &self,
+        id: &ReservationId,
+        to: &RoomKey,
+        expected_version: Option<u64>,
+        today: Date,
+    ) -> Result<Date, DomainError> {
+        let r = self.reservation(id)?;
+        r.check_version(expected_version)?;
+        if to.hotel_id != self.key.hotel_id {
+            return Err(DomainError::NotFound("room"));
+        }
+        let refused = DomainError::InvalidTransition {
+            action: "move",
+            from: r.status,
+        };
+        let first_night = match r.status {
+            Status::Confirmed => r.first_night_here(),
+            // The nights already slept stay where they were slept.
+            Status::CheckedIn if today < r.stay.departure() => today.max(r.first_night_here()),
+            _ => return Err(refused),
+        };
+        if r.moves.len() >= MAX_MOVES {
+            return Err(DomainError::LimitReached("room moves per reservation"));
+        }
+        Ok(first_night)
+    }
+
+    /// Whether this room can take `reservation` from `first_night` on: every night free and
+    /// in order, and for a guest already checked in, the room vacant and ready.
+    pub fn decide_move_in(
+        &self,
+        reservation: &Reservation,
+        first_night: Date,
+    ) -> Result<(), DomainError> {
+        if self.reservations.contains_key(&reservation.id) {
+            return Err(DomainError::InvalidTransition {
+                action: "move",
+                from: reservation.status,
+            });
+        }
+        let conflicts = self.conflicts(first_night, reservation.stay.departure());
+        if !conflicts.is_empty() {
+            return Err(DomainError::NightsSold(conflicts));
+        }
+        if reservation.status == Status::CheckedIn {
+            let blocker = if self.occupant.is_some() {
+                Some("occupied")
+            } else if !self.housekeeping.ready_for_guest() {
+                Some(self.housekeeping.as_str())
+            } else {
+                None
+            };
+            if let Some(housekeeping) = blocker {
+                return Err(DomainError::RoomNotReady {
+                    room: self.key.number.clone(),
+                    housekeeping,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The moving half of [`Event::ReservationMoved`] for the room it leaves: the
+    /// reservation and every night it held here go; a guest who was in the room leaves it
+    /// vacant and dirty. Returns the reservation for the room it goes to.
+    pub fn move_out(&mut self, id: &ReservationId) -> (Option<Reservation>, NightsDelta) {
+        let mut delta = NightsDelta::default();
+        let Some(r) = self.reservations.remove(id) else {
+            return (None, delta);
+        };
+        for night in r.stay.each_night() {
+            if self.calendar.get(&night) == Some(id) {
+                self.calendar.remove(&night);
+                delta.released.push(night);
+            }
+        }
+        if self.occupant == Some(*id) {
+            self.occupant = None;
+            self.housekeeping = Housekeeping::Dirty;
+        }
+        (Some(r), delta)
+    }
+
+    /// The arriving half of [`Event::ReservationMoved`]: takes `reservation` (from the
+    /// room it left) with its nights from the move's first night on.
+    pub fn move_in(&mut self, mut reservation: Reservation, event: &Event) -> NightsDelta {
+        let Event::ReservationMoved {
+            from,
+            to,
+            room_type,
+            first_night,
+            at,
+            ..
+        } = event
+        else {
+            return NightsDelta::default();
+        };
+        reservation.room = to.number.clone();
+        reservation.room_type = room_type.clone();
+        reservation.version += 1;
+        // The status stays; the entry records that the version moved (the details are in
+        // `moves`).
+        if reservation.history.len() < MAX_HISTORY {
+            reservation.history.push(HistoryEntry {
+                at: *at,
+                from: Some(reservation.status),
+                to: reservation.status,
+                version: reservation.version,
+            });
+        }
+        reservation.moves.push(RoomMove {
+            at: *at,
+            from_room: from.number.clone(),
+            to_room: to.number.clone(),
+            first_night: *first_night,
+        });
+        if reservation.status == Status::CheckedIn {
+            self.occupant = Some(reservation.id);
+        }
+        let mut delta = NightsDelta::default();
+        for night in reservation.nights_here() {
+            self.calendar.insert(night, reservation.id);
+            delta.booked.push(night);
+        }
+        self.reservations.insert(reservation.id, reservation);
+        delta
+    }
+
+    /// Confirmed reservations whose guest has not come by the night audit of
+    /// `audit_date` (arrival before it), in id order.
+    pub fn due_no_shows(&self, audit_date: Date) -> Vec<ReservationId> {
+        let mut due: Vec<ReservationId> = self
+            .reservations
+            .values()
+            .filter(|r| r.status == Status::Confirmed && r.stay.arrival() < audit_date)
+            .map(|r| r.id)
+            .collect();
+        due.sort_unstable();
+        due
+    }
+
+    /// Decides the night audit marking `id` a no-show: only a confirmed reservation whose
+    /// arrival is before `audit_date` (see [`crate::HotelTz::audit_date`]).
+    pub fn decide_no_show(
+        &self,
+        id: &ReservationId,
+        audit_date: Date,
+        now: Timestamp,
+    ) -> Result<Event, DomainError> {
+        self.decide_change(id, Action::NoShow, None, now, audit_date)
     }
 
     /// Vacant or occupied.
@@ -171,7 +467,11 @@ impl RoomState {
             .range(reservation.stay.arrival()..reservation.stay.departure())
             .next()
             .is_some();
-        if taken {
+        let out_of_order = self
+            .out_of_order_overlapping(reservation.stay.arrival(), reservation.stay.departure())
+            .next()
+            .is_some();
+        if taken || out_of_order {
             return Err(DomainError::SoldOut);
         }
         Ok(())
@@ -185,7 +485,8 @@ impl RoomState {
     }
 
     /// Decides a state-machine action on one of this room's reservations. `today` is the
-    /// hotel-local date at `now`.
+    /// hotel-local date at `now`; for [`Action::NoShow`] it is the night audit's date, and
+    /// only a stay that arrived before it can be a no-show.
     pub fn decide_change(
         &self,
         id: &ReservationId,
@@ -204,7 +505,16 @@ impl RoomState {
         };
         let release_from = match &action {
             Action::Pay { .. } => None,
-            Action::Cancel | Action::Expire | Action::NoShow => Some(r.stay.arrival()),
+            Action::Cancel | Action::Expire => Some(r.stay.arrival()),
+            Action::NoShow => {
+                if today <= r.stay.arrival() {
+                    return Err(DomainError::InvalidTransition {
+                        action: "no_show",
+                        from: r.status,
+                    });
+                }
+                Some(r.stay.arrival())
+            }
             Action::CheckIn => {
                 if !r.stay.contains(today) {
                     return Err(DomainError::NotWithinStay);
@@ -505,11 +815,57 @@ impl RoomState {
                 push_payment_history(r, *at, kind);
             }
             Event::HousekeepingSet { status, .. } => self.housekeeping = *status,
+            Event::OutOfOrderSet {
+                from,
+                to,
+                reason,
+                today,
+                ..
+            } => {
+                // Ranges that ended before today are history: drop them (all their nights
+                // are past) so the list stays bounded.
+                let ended: Vec<Date> = self
+                    .out_of_order
+                    .iter()
+                    .filter(|(_, r)| r.to <= *today)
+                    .map(|(f, _)| *f)
+                    .collect();
+                for f in ended {
+                    if let Some(r) = self.out_of_order.remove(&f) {
+                        delta.released.extend(nights(f, r.to));
+                    }
+                }
+                self.out_of_order.insert(
+                    *from,
+                    OutOfOrder {
+                        to: *to,
+                        reason: reason.clone(),
+                    },
+                );
+                delta.booked.extend(nights(*from, *to));
+            }
+            Event::OutOfOrderCleared { from, .. } => {
+                if let Some(r) = self.out_of_order.remove(from) {
+                    delta.released.extend(nights(*from, r.to));
+                }
+            }
+            Event::ReservationMoved { from, id, .. } => {
+                // Only the room it leaves can apply this alone; the room it goes to takes
+                // the reservation with [`RoomState::move_in`].
+                if *from == self.key {
+                    return self.move_out(id).1;
+                }
+            }
             Event::RoomPut { room_type, .. } => self.room_type = room_type.clone(),
             Event::HotelPut { .. } | Event::RoomTypePut { .. } | Event::RatePut { .. } => {}
         }
         delta
     }
+}
+
+/// Each night of `[from, to)`.
+fn nights(from: Date, to: Date) -> impl Iterator<Item = Date> {
+    std::iter::successors(Some(from), |d| d.tomorrow().ok()).take_while(move |d| *d < to)
 }
 
 fn push_payment_history(r: &mut Reservation, at: Timestamp, kind: PaymentEventKind) {

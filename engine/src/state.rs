@@ -57,6 +57,27 @@ pub fn check_idempotency(
     }
 }
 
+/// Refuses a room type too small for `guests`.
+fn check_capacity(
+    catalog: &Catalog,
+    hotel_id: &HotelId,
+    room_type: &crate::ids::RoomTypeCode,
+    guests: u16,
+) -> Result<(), DomainError> {
+    let (_, rt) = catalog.room_type(hotel_id, room_type)?;
+    if guests > rt.capacity {
+        return Err(crate::error::ValidationError::new(
+            "room",
+            format!(
+                "sleeps {} guests; the reservation has {guests}",
+                rt.capacity
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Builds a new pending reservation for `req` in `room`, with no recorded creator (set
 /// [`Reservation::created_by`] on the result to record one).
 pub fn new_reservation(
@@ -100,6 +121,7 @@ pub fn new_reservation(
             version: 1,
         }],
         created_by: None,
+        moves: Vec::new(),
     }
 }
 
@@ -156,9 +178,25 @@ impl State {
             Event::ReservationCreated { .. } => self.apply_owned(event.clone()),
             Event::ReservationChanged { room, .. }
             | Event::PaymentChanged { room, .. }
-            | Event::HousekeepingSet { room, .. } => {
+            | Event::HousekeepingSet { room, .. }
+            | Event::OutOfOrderSet { room, .. }
+            | Event::OutOfOrderCleared { room, .. } => {
                 let room = room.clone();
                 self.apply_to_room(&room, event);
+            }
+            Event::ReservationMoved { id, from, to, .. } => {
+                let Some(source) = self.rooms.get_mut(from) else {
+                    return;
+                };
+                let (reservation, out) = source.move_out(id);
+                self.index.apply_delta(from, &out.booked, &out.released);
+                let (Some(reservation), Some(target)) = (reservation, self.rooms.get_mut(to))
+                else {
+                    return;
+                };
+                let delta = target.move_in(reservation, event);
+                self.index.apply_delta(to, &delta.booked, &delta.released);
+                self.locator.insert(*id, to.clone());
             }
         }
     }
@@ -330,6 +368,73 @@ impl State {
         room.decide_change(id, action, expected_version, now, today)
     }
 
+    /// Decides moving reservation `id` to room `to` of its hotel (the sequential form of
+    /// the room-move saga the actors run). `Ok(None)` when it is already there.
+    pub fn move_reservation(
+        &self,
+        id: &ReservationId,
+        to: &crate::ids::RoomNumber,
+        expected_version: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Option<Event>, DomainError> {
+        let from = self
+            .locator
+            .get(id)
+            .ok_or(DomainError::NotFound("reservation"))?;
+        let source = self
+            .rooms
+            .get(from)
+            .ok_or(DomainError::NotFound("reservation"))?;
+        let to = RoomKey {
+            hotel_id: from.hotel_id.clone(),
+            number: to.clone(),
+        };
+        let target = self.rooms.get(&to).ok_or(DomainError::NotFound("room"))?;
+        let reservation = source.reservation(id)?;
+        if to == *from {
+            reservation.check_version(expected_version)?;
+            return Ok(None);
+        }
+        let today = self.today(&from.hotel_id, now)?;
+        let first_night = source.decide_move_out(id, &to, expected_version, today)?;
+        check_capacity(
+            &self.catalog,
+            &to.hotel_id,
+            &target.room_type,
+            reservation.guests,
+        )?;
+        target.decide_move_in(reservation, first_night)?;
+        Ok(Some(Event::ReservationMoved {
+            id: *id,
+            from: from.clone(),
+            to,
+            room_type: target.room_type.clone(),
+            first_night,
+            at: now,
+        }))
+    }
+
+    /// Decides the night audit for every room of `hotel_id`: the no-shows due on
+    /// `audit_date`, as events.
+    pub fn night_audit(&self, hotel_id: &HotelId, audit_date: Date, now: Timestamp) -> Vec<Event> {
+        let mut keys: Vec<&RoomKey> = self
+            .rooms
+            .keys()
+            .filter(|k| &k.hotel_id == hotel_id)
+            .collect();
+        keys.sort();
+        let mut events = Vec::new();
+        for key in keys {
+            let room = &self.rooms[key];
+            for id in room.due_no_shows(audit_date) {
+                if let Ok(e) = room.decide_no_show(&id, audit_date, now) {
+                    events.push(e);
+                }
+            }
+        }
+        events
+    }
+
     /// The serializable part.
     pub fn to_snapshot(&self) -> Snapshot {
         let mut rooms: Vec<RoomState> = self.rooms.values().cloned().collect();
@@ -359,7 +464,13 @@ impl State {
         };
         for room in snapshot.rooms {
             state.index.put_room(&room.key, &room.room_type);
-            let nights: Vec<Date> = room.calendar.keys().copied().collect();
+            let mut nights: Vec<Date> = room.calendar.keys().copied().collect();
+            for (from, range) in &room.out_of_order {
+                nights.extend(
+                    from.series(jiff::ToSpan::day(1))
+                        .take_while(|d| *d < range.to),
+                );
+            }
             state.index.apply_delta(&room.key, &nights, &[]);
             for id in room.reservations.keys() {
                 state.locator.insert(*id, room.key.clone());
@@ -392,9 +503,9 @@ impl State {
                 if !r.status.holds_nights() {
                     continue;
                 }
-                for night in r.stay.each_night() {
-                    // A checked-in guest who left early has no further nights; only live
-                    // statuses are checked, and those keep every night.
+                // Live statuses keep every night from the first night in this room (a guest
+                // moved mid-stay slept the earlier ones elsewhere).
+                for night in r.nights_here() {
                     if let Some(other) = owner.insert(night, r.id) {
                         problems.push(format!(
                             "{:?} night {night} sold to both {other} and {}",
@@ -421,12 +532,34 @@ impl State {
                     ));
                 }
             }
+            for (from, range) in &room.out_of_order {
+                for night in from
+                    .series(jiff::ToSpan::day(1))
+                    .take_while(|d| *d < range.to)
+                {
+                    if room.calendar.contains_key(&night) {
+                        problems.push(format!(
+                            "{:?} night {night} is both sold and out of order",
+                            room.key
+                        ));
+                    }
+                    let one = Stay::between(night, crate::catalog::add_days(night, 1));
+                    if one.is_some_and(|one| {
+                        self.index.room_is_free(&room.key, &room.room_type, &one)
+                    }) {
+                        problems.push(format!(
+                            "{:?}: the availability index shows out-of-order night {night} as free",
+                            room.key
+                        ));
+                    }
+                }
+            }
             for r in room
                 .reservations
                 .values()
                 .filter(|r| r.status.holds_nights())
             {
-                for night in r.stay.each_night() {
+                for night in r.nights_here() {
                     let one = Stay::between(night, crate::catalog::add_days(night, 1));
                     if one.is_some_and(|one| {
                         self.index.room_is_free(&room.key, &room.room_type, &one)

@@ -46,6 +46,19 @@ impl HotelTz {
     pub fn today(&self, now: Timestamp) -> Date {
         now.to_zoned(self.tz.clone()).date()
     }
+
+    /// The night audit's date at instant `now`: today once the hotel-local clock has
+    /// reached `audit_time`, else yesterday. A confirmed stay arriving before this date
+    /// whose guest never checked in is a no-show: the audit runs at `audit_time` on the
+    /// day after arrival.
+    pub fn audit_date(&self, now: Timestamp, audit_time: jiff::civil::Time) -> Date {
+        let local = now.to_zoned(self.tz.clone());
+        if local.time() >= audit_time {
+            local.date()
+        } else {
+            local.date().yesterday().unwrap_or(Date::MIN)
+        }
+    }
 }
 
 impl PartialEq for HotelTz {
@@ -195,6 +208,21 @@ mod tests {
         let s = Stay::parse(today, date(2026, 11, 26), today, l).unwrap();
         assert_eq!(s.nights(), 3);
         assert_eq!(s.each_night().count(), 3);
+    }
+
+    #[test]
+    fn night_audit_date_turns_at_the_hotel_local_audit_time() {
+        let shanghai = HotelTz::parse("Asia/Shanghai").unwrap(); // UTC+8
+        let four = jiff::civil::time(4, 0, 0, 0);
+        // 03:59:59 local on the 24th: the audit of the 24th has not run yet.
+        let before: Timestamp = "2026-11-23T19:59:59Z".parse().unwrap();
+        assert_eq!(shanghai.audit_date(before, four), date(2026, 11, 23));
+        // 04:00 local on the 24th: it has; a stay arriving on the 23rd is now due.
+        let at: Timestamp = "2026-11-23T20:00:00Z".parse().unwrap();
+        assert_eq!(shanghai.audit_date(at, four), date(2026, 11, 24));
+        // The same instant is still the 23rd, 09:00, in New York.
+        let new_york = HotelTz::parse("America/New_York").unwrap();
+        assert_eq!(new_york.audit_date(at, four), date(2026, 11, 23));
     }
 
     #[test]

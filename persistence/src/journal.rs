@@ -54,7 +54,7 @@ use crate::storage::{FsStorage, SegmentFile, Storage};
 pub const SEGMENT_MAGIC: [u8; 4] = *b"INKJ";
 
 /// Version of the segment format this build writes and the only one it reads.
-pub const SEGMENT_FORMAT_VERSION: u32 = 2;
+pub const SEGMENT_FORMAT_VERSION: u32 = 3;
 
 /// Size of the segment header: magic (4) + format version (4).
 pub const SEGMENT_HEADER_BYTES: u64 = 8;
