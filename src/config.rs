@@ -42,6 +42,9 @@ pub struct Config {
     pub snapshot_every_events: u64,
     /// ...or this many seconds.
     pub snapshot_every_seconds: u64,
+    /// Hotel-local time (`HH:MM`) of the night audit, which marks confirmed reservations
+    /// whose guest never arrived as `no_show` on the day after arrival.
+    pub night_audit_time: String,
     /// Payment provider settings.
     pub payment: PaymentSection,
     /// `[[api_keys]]`: who may call the API. None: the API is open, which is allowed only
@@ -202,6 +205,7 @@ impl Default for Config {
             max_in_flight: 16_384,
             snapshot_every_events: 100_000,
             snapshot_every_seconds: 300,
+            night_audit_time: "04:00".to_owned(),
             payment: PaymentSection::default(),
             api_keys: Vec::new(),
             limits: LimitsSection::default(),
@@ -257,6 +261,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INNKEEP_MAX_IN_FLIGHT", "max_in_flight"),
     ("INNKEEP_SNAPSHOT_EVERY_EVENTS", "snapshot_every_events"),
     ("INNKEEP_SNAPSHOT_EVERY_SECONDS", "snapshot_every_seconds"),
+    ("INNKEEP_NIGHT_AUDIT_TIME", "night_audit_time"),
     ("INNKEEP_PAYMENT_SECRET", "payment.secret"),
     ("INNKEEP_PAYMENT_PREVIOUS_SECRET", "payment.previous_secret"),
     ("INNKEEP_PAYMENT_PROVIDER", "payment.provider"),
@@ -372,6 +377,7 @@ impl Config {
             "INNKEEP_MAX_IN_FLIGHT" => self.max_in_flight = num(name, value)?,
             "INNKEEP_SNAPSHOT_EVERY_EVENTS" => self.snapshot_every_events = num(name, value)?,
             "INNKEEP_SNAPSHOT_EVERY_SECONDS" => self.snapshot_every_seconds = num(name, value)?,
+            "INNKEEP_NIGHT_AUDIT_TIME" => self.night_audit_time = value.trim().to_owned(),
             "INNKEEP_PAYMENT_SECRET" => self.payment.secret = Some(value.to_owned()),
             "INNKEEP_PAYMENT_PREVIOUS_SECRET" => {
                 self.payment.previous_secret = Some(value.to_owned())
@@ -454,6 +460,7 @@ impl Config {
             Ok(())
         }
         range("hold_seconds", self.hold_seconds, 1, 7 * 24 * 3600)?;
+        self.night_audit()?;
         range("max_nights", self.max_nights, 1, 730)?;
         range("horizon_days", self.horizon_days, 1, 3650)?;
         range("arbiters", self.arbiters, 0, 256)?;
@@ -661,9 +668,32 @@ impl Config {
         }
     }
 
+    /// `night_audit_time` parsed: exactly `HH:MM`, 00:00 to 23:59.
+    pub fn night_audit(&self) -> Result<innkeep_actors::engine::jiff::civil::Time, ConfigError> {
+        let bad = || ConfigError::Value {
+            key: "night_audit_time",
+            message: format!(
+                "{:?} is not a time of day like \"04:00\" (HH:MM, 24-hour)",
+                self.night_audit_time
+            ),
+        };
+        let raw = self.night_audit_time.as_str();
+        let (h, m) = raw.split_once(':').ok_or_else(bad)?;
+        if h.len() != 2 || m.len() != 2 {
+            return Err(bad());
+        }
+        let h: i8 = h.parse().map_err(|_| bad())?;
+        let m: i8 = m.parse().map_err(|_| bad())?;
+        innkeep_actors::engine::jiff::civil::Time::new(h, m, 0, 0).map_err(|_| bad())
+    }
+
     /// The engine's share of the configuration.
     pub fn engine(&self, sync: SyncMode) -> EngineConfig {
         EngineConfig {
+            // Checked by `validate`; a config built by hand falls back to the default.
+            night_audit_time: self
+                .night_audit()
+                .unwrap_or(innkeep_actors::DEFAULT_NIGHT_AUDIT_TIME),
             hold_seconds: self.hold_seconds,
             limits: StayLimits {
                 max_nights: self.max_nights,
@@ -759,6 +789,15 @@ mod tests {
         assert!(e.to_string().contains("bogus"), "{e}");
         let e = load("[payment]\nsecrett = \"x\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("secrett"), "{e}");
+        for bad in ["4:00", "24:00", "04:60", "0400", "noon"] {
+            let e = load(&format!("night_audit_time = \"{bad}\"\n"), &[]).unwrap_err();
+            assert!(e.to_string().contains("night_audit_time"), "{bad}: {e}");
+        }
+        let c = load("", &[("INNKEEP_NIGHT_AUDIT_TIME", "03:30")]).unwrap();
+        assert_eq!(
+            c.engine(SyncMode::Fdatasync).night_audit_time,
+            innkeep_actors::engine::jiff::civil::time(3, 30, 0, 0)
+        );
         let e = load("hold_seconds = \"soon\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("hold_seconds"), "{e}");
         let e = load("hold_seconds = 0\n", &[]).unwrap_err();

@@ -14,6 +14,11 @@ pub use innkeep_persistence::SyncMode;
 /// Default for [`EngineConfig::max_holds_per_creator`].
 pub const DEFAULT_MAX_HOLDS_PER_CREATOR: usize = 50;
 
+/// Default for [`EngineConfig::night_audit_time`]: 04:00 hotel-local, after the last late
+/// arrivals and before the first early departures.
+pub const DEFAULT_NIGHT_AUDIT_TIME: innkeep_engine::jiff::civil::Time =
+    innkeep_engine::jiff::civil::Time::constant(4, 0, 0, 0);
+
 /// How an engine runs. Every field has a default fit for a small hotel on one machine.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -44,6 +49,12 @@ pub struct EngineConfig {
     /// The payment provider and how the payment supervisor calls it (retries,
     /// reconciliation). Defaults to no provider.
     pub payment: crate::payments::PaymentPolicy,
+    /// Hotel-local time of the night audit. From this time on the day after arrival, a
+    /// confirmed reservation whose guest has not checked in becomes `no_show` and its
+    /// nights are released.
+    pub night_audit_time: innkeep_engine::jiff::civil::Time,
+    /// Where the engine reads "now" (the system clock unless an embedder drives time).
+    pub clock: crate::clock::Clock,
 }
 
 impl EngineConfig {
@@ -61,6 +72,8 @@ impl EngineConfig {
             expiry_tick: Duration::from_millis(250),
             max_holds_per_creator: DEFAULT_MAX_HOLDS_PER_CREATOR,
             payment: crate::payments::PaymentPolicy::default(),
+            night_audit_time: DEFAULT_NIGHT_AUDIT_TIME,
+            clock: crate::clock::Clock::system(),
         }
     }
 }
@@ -185,4 +198,17 @@ pub struct RoomView {
     pub housekeeping: Housekeeping,
     /// The checked-in reservation, if any.
     pub reservation: Option<ReservationId>,
+    /// Its out-of-order ranges (those not yet ended are the ones that matter).
+    pub out_of_order: Vec<OutOfOrderView>,
+}
+
+/// A date range during which a room cannot be sold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutOfOrderView {
+    /// First night out of order.
+    pub from: Date,
+    /// First night back in order.
+    pub to: Date,
+    /// Why.
+    pub reason: String,
 }

@@ -24,13 +24,14 @@ use crate::payments::{
     GetStats, OpenPayment, PaymentCreated, PaymentStatsView, PaymentSupervisor, RefundDue,
 };
 use crate::room::{
-    ApplyPayment, ChangeReservation, GetReservation, GetView, HoldEnded, RoomActor, SetHousekeeping,
+    ApplyPayment, ChangeReservation, ClearOutOfOrder, GetReservation, GetView, HoldEnded,
+    RoomActor, SetHousekeeping, SetOutOfOrder,
 };
 use crate::shared::{read, write, Shared};
 use crate::snapshotter::{self, SnapshotPolicy};
 use crate::supervisor::{
-    self, Book, BookingPolicy, HoldsOf, OrderSupervisor, Peers, PendingHold, PutHotel, PutRate,
-    PutRoom, PutRoomType,
+    self, Book, BookingPolicy, HoldsOf, MoveReservation, OrderSupervisor, Peers, PendingHold,
+    PutHotel, PutRate, PutRoom, PutRoomType,
 };
 
 /// Counter of bookings by outcome: `created`, `replayed` (idempotent replay), or the
@@ -230,6 +231,7 @@ impl Engine {
             locator: state.locator.clone().into(),
             rooms: Default::default(),
             payments: Default::default(),
+            clock: config.clock.clone(),
         });
         // Open payments (for reconciliation) and owed refunds (the durable retry queue),
         // rebuilt from the recovered state.
@@ -289,6 +291,7 @@ impl Engine {
         let actor_shared = shared.clone();
         let (expiry_tick, limits) = (config.expiry_tick, config.limits);
         let max_holds_per_creator = config.max_holds_per_creator;
+        let night_audit_time = config.night_audit_time;
         let system_thread = std::thread::Builder::new()
             .name("innkeep-actors".into())
             .spawn(move || {
@@ -338,6 +341,7 @@ impl Engine {
                             expiry_tick,
                             limits,
                             max_holds_per_creator,
+                            night_audit_time,
                         },
                         Peers {
                             me: hold_ended,
@@ -395,6 +399,11 @@ impl Engine {
     /// The configuration the engine runs with.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// The engine's current instant ([`EngineConfig::clock`]).
+    pub fn now(&self) -> Timestamp {
+        self.inner.config.clock.now()
     }
 
     /// Engine calls in flight right now (the bound is `max_in_flight`). Calls are bounded
@@ -552,12 +561,22 @@ impl Engine {
         Ok(read(&self.inner.shared.catalog).hotel(id)?.clone())
     }
 
+    /// The type of a room, if it exists (a read of the catalog; no actor is messaged).
+    pub fn room_type_of(&self, key: &RoomKey) -> Option<RoomTypeCode> {
+        read(&self.inner.shared.catalog)
+            .hotel(&key.hotel_id)
+            .ok()?
+            .rooms
+            .get(&key.number)
+            .cloned()
+    }
+
     /// The hotel-local date now.
     pub fn today(&self, hotel_id: &HotelId) -> Result<Date, EngineError> {
         Ok(read(&self.inner.shared.catalog)
             .hotel(hotel_id)?
             .time_zone
-            .today(Timestamp::now()))
+            .today(self.now()))
     }
 
     /// Free rooms and prices per room type for a stay. Reads the availability index; no
@@ -576,7 +595,7 @@ impl Engine {
         }
         let catalog = read(&self.inner.shared.catalog);
         let hotel = catalog.hotel(hotel_id)?;
-        let today = hotel.time_zone.today(Timestamp::now());
+        let today = hotel.time_zone.today(self.now());
         let stay = Stay::parse(arrival, departure, today, self.inner.config.limits)?;
         let index = read(&self.inner.shared.index);
         let room_types = hotel
@@ -633,7 +652,7 @@ impl Engine {
             input,
             idempotency_key,
             id,
-            now: Timestamp::now(),
+            now: self.now(),
             span: tracing::Span::current(),
         };
         self.inner.supervisor.send(msg).await.map_err(mailbox)?
@@ -656,8 +675,106 @@ impl Engine {
     /// A reservation with its history.
     pub async fn reservation(&self, id: ReservationId) -> Result<Reservation, EngineError> {
         let _slot = self.enter()?;
-        let addr = self.room_addr(&self.locate(&id)?)?;
-        Ok(addr.send(GetReservation(id)).await.map_err(mailbox)??)
+        self.at_its_room(id, |addr| async move {
+            Ok(addr.send(GetReservation(id)).await.map_err(mailbox)??)
+        })
+        .await
+    }
+
+    /// Runs `call` against the room holding reservation `id`. A room move can take the
+    /// reservation away between reading the locator and the room answering; then the room
+    /// says `not_found` while the locator already names the new room, and the call is
+    /// made once more there.
+    async fn at_its_room<T, F, Fut>(&self, id: ReservationId, call: F) -> Result<T, EngineError>
+    where
+        F: Fn(Addr<RoomActor>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, EngineError>>,
+    {
+        let key = self.locate(&id)?;
+        let result = call(self.room_addr(&key)?).await;
+        match result {
+            Err(EngineError::Domain(DomainError::NotFound("reservation"))) => {
+                let now_at = self.locate(&id)?;
+                if now_at == key {
+                    return result;
+                }
+                call(self.room_addr(&now_at)?).await
+            }
+            other => other,
+        }
+    }
+
+    /// Moves a reservation (confirmed, or checked in) to another room of its hotel: the new
+    /// room takes its nights (from tonight on for a guest already in) and the old room
+    /// gives them back, atomically — one journal event. The reservation takes the new
+    /// room's type; its price stays. Moving to the room it is in changes nothing.
+    pub async fn move_reservation(
+        &self,
+        id: ReservationId,
+        to: RoomNumber,
+        if_match: Option<u64>,
+    ) -> Result<Reservation, EngineError> {
+        let _slot = self.enter()?;
+        let msg = MoveReservation {
+            id,
+            to,
+            if_match,
+            span: tracing::Span::current(),
+        };
+        self.inner.supervisor.send(msg).await.map_err(mailbox)?
+    }
+
+    /// Takes a room out of order for `[from, to)` (hotel-local dates, `from` not before
+    /// today): those nights cannot be booked. Refused with every conflicting reservation
+    /// listed ([`DomainError::NightsSold`]) while any of them is sold.
+    pub async fn set_out_of_order(
+        &self,
+        hotel_id: &HotelId,
+        number: &RoomNumber,
+        from: Date,
+        to: Date,
+        reason: &str,
+    ) -> Result<RoomView, EngineError> {
+        let _slot = self.enter()?;
+        let now = self.now();
+        let today = read(&self.inner.shared.catalog)
+            .hotel(hotel_id)?
+            .time_zone
+            .today(now);
+        let addr = self.room_addr(&RoomKey {
+            hotel_id: hotel_id.clone(),
+            number: number.clone(),
+        })?;
+        let msg = SetOutOfOrder {
+            from,
+            to,
+            reason: reason.to_owned(),
+            now,
+            today,
+            span: tracing::Span::current(),
+        };
+        addr.send(msg).await.map_err(mailbox)?
+    }
+
+    /// Puts a room back in order for its out-of-order range starting at `from`.
+    pub async fn clear_out_of_order(
+        &self,
+        hotel_id: &HotelId,
+        number: &RoomNumber,
+        from: Date,
+    ) -> Result<RoomView, EngineError> {
+        let _slot = self.enter()?;
+        read(&self.inner.shared.catalog).hotel(hotel_id)?;
+        let addr = self.room_addr(&RoomKey {
+            hotel_id: hotel_id.clone(),
+            number: number.clone(),
+        })?;
+        let msg = ClearOutOfOrder {
+            from,
+            now: self.now(),
+            span: tracing::Span::current(),
+        };
+        addr.send(msg).await.map_err(mailbox)?
     }
 
     /// Applies a state-machine action (cancel, check-in, check-out, pay). `if_match` is the
@@ -670,21 +787,24 @@ impl Engine {
     ) -> Result<Reservation, EngineError> {
         let _slot = self.enter()?;
         let key = self.locate(&id)?;
-        let now = Timestamp::now();
+        let now = self.now();
         let today = read(&self.inner.shared.catalog)
             .hotel(&key.hotel_id)?
             .time_zone
             .today(now);
-        let addr = self.room_addr(&key)?;
-        let msg = ChangeReservation {
-            id,
-            action,
-            if_match,
-            now,
-            today,
-            span: tracing::Span::current(),
-        };
-        addr.send(msg).await.map_err(mailbox)?
+        let span = tracing::Span::current();
+        self.at_its_room(id, |addr| {
+            let msg = ChangeReservation {
+                id,
+                action: action.clone(),
+                if_match,
+                now,
+                today,
+                span: span.clone(),
+            };
+            async move { addr.send(msg).await.map_err(mailbox)? }
+        })
+        .await
     }
 
     /// Applies what the payment provider reports about reservation `id`'s payment (its
@@ -698,14 +818,18 @@ impl Engine {
         report: PaymentReport,
     ) -> Result<(Reservation, PaymentOutcome), EngineError> {
         let _slot = self.enter()?;
-        let addr = self.room_addr(&self.locate(&id)?)?;
-        let msg = ApplyPayment {
-            id,
-            report,
-            now: Timestamp::now(),
-            span: tracing::Span::current(),
-        };
-        addr.send(msg).await.map_err(mailbox)?
+        let now = self.now();
+        let span = tracing::Span::current();
+        self.at_its_room(id, |addr| {
+            let msg = ApplyPayment {
+                id,
+                report: report.clone(),
+                now,
+                span: span.clone(),
+            };
+            async move { addr.send(msg).await.map_err(mailbox)? }
+        })
+        .await
     }
 
     /// What the payment supervisor has done so far, and what it still owes.
@@ -749,7 +873,7 @@ impl Engine {
         })?;
         let msg = SetHousekeeping {
             status,
-            now: Timestamp::now(),
+            now: self.now(),
             span: tracing::Span::current(),
         };
         addr.send(msg).await.map_err(mailbox)?

@@ -10,6 +10,7 @@
 //! - [`Engine`]: starts all of it from an [`EngineConfig`] and offers typed async calls.
 
 pub mod api;
+pub mod clock;
 mod facade;
 pub mod feed;
 pub mod gateway;
@@ -21,9 +22,10 @@ mod snapshotter;
 pub mod supervisor;
 
 pub use api::{
-    Availability, BookInput, EngineConfig, EngineError, RoomView, StartError, SyncMode,
-    TypeAvailability, DEFAULT_MAX_HOLDS_PER_CREATOR,
+    Availability, BookInput, EngineConfig, EngineError, OutOfOrderView, RoomView, StartError,
+    SyncMode, TypeAvailability, DEFAULT_MAX_HOLDS_PER_CREATOR, DEFAULT_NIGHT_AUDIT_TIME,
 };
+pub use clock::{Clock, ManualTime};
 pub use facade::{recover_state, Engine, Recovered, METRIC_BOOKINGS};
 pub use gateway::{
     ChargeIntent, GatewayError, GatewayFuture, GatewayStatus, PaymentGateway, RefundRequest,
@@ -34,7 +36,7 @@ pub use innkeep_persistence::journal::{METRIC_BATCH_RECORDS, METRIC_FSYNC_SECOND
 pub use payments::{PaymentPolicy, PaymentStatsView, METRIC_PAYMENT_ACTIONS};
 pub use sandbox::{Ledger, Sandbox, SandboxConfig};
 pub use snapshotter::METRIC_SNAPSHOT_SECONDS;
-pub use supervisor::{METRIC_HOLDS_EXPIRED, METRIC_HOLDS_OPEN};
+pub use supervisor::{METRIC_HOLDS_EXPIRED, METRIC_HOLDS_OPEN, METRIC_NO_SHOWS};
 
 #[cfg(test)]
 mod tests;
@@ -47,3 +49,6 @@ mod payment_tests;
 
 #[cfg(test)]
 mod hold_cap_tests;
+
+#[cfg(test)]
+mod front_desk_tests;

@@ -229,7 +229,7 @@ impl PaymentSupervisor {
                 })?;
             room.send(RecordRefund {
                 id,
-                now: Timestamp::now(),
+                now: shared.clock.now(),
             })
             .await
             .map_err(|e| e.to_string())?
@@ -307,7 +307,7 @@ impl PaymentSupervisor {
                 .send(ApplyPayment {
                     id,
                     report: report.clone(),
-                    now: Timestamp::now(),
+                    now: shared.clock.now(),
                     span: tracing::Span::none(),
                 })
                 .await
@@ -375,7 +375,7 @@ impl Handler<Tick> for PaymentSupervisor {
     type Result = ();
 
     fn handle(&mut self, _msg: Tick, ctx: &mut Self::Context) {
-        let now = Timestamp::now();
+        let now = self.shared.clock.now();
         let threshold =
             SignedDuration::try_from(self.policy.pending_threshold).unwrap_or(SignedDuration::MAX);
         let window =

@@ -2,6 +2,7 @@
 //! room goes through its mailbox, so they are serialized without locks, and the room
 //! journals its own events, so the journal order is the room's decision order.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -14,8 +15,8 @@ use innkeep_engine::{
 use innkeep_persistence::{Journal, JournalError};
 use tokio::sync::oneshot;
 
-use crate::api::{EngineError, RoomView};
-use crate::shared::{write, Shared};
+use crate::api::{EngineError, OutOfOrderView, RoomView};
+use crate::shared::{read, write, Shared};
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
 /// only needs to be large enough that a `send` never parks at that limit.
@@ -42,6 +43,11 @@ pub struct RoomActor {
     shared: Arc<Shared>,
     /// The supervisor, told when a hold ends.
     hold_ended: Recipient<HoldEnded>,
+    /// Reservations being moved to another room: the move's first half passed here and
+    /// its outcome has not arrived. No other change to them is decided meanwhile. In
+    /// memory only: a move is one journal event, so after a restart each reservation is
+    /// wholly in one room. Bounded by the engine's in-flight limit.
+    moving: HashSet<ReservationId>,
 }
 
 impl RoomActor {
@@ -56,7 +62,16 @@ impl RoomActor {
             journal,
             shared,
             hold_ended,
+            moving: HashSet::new(),
         }
+    }
+
+    /// Refuses a change to a reservation that is being moved.
+    fn not_moving(&self, id: &ReservationId) -> Result<(), EngineError> {
+        if self.moving.contains(id) {
+            return Err(DomainError::MoveInProgress.into());
+        }
+        Ok(())
     }
 
     fn publish(&self, delta: &NightsDelta) {
@@ -70,6 +85,16 @@ impl RoomActor {
             occupancy: self.state.occupancy(),
             housekeeping: self.state.housekeeping,
             reservation: self.state.occupant,
+            out_of_order: self
+                .state
+                .out_of_order
+                .iter()
+                .map(|(from, range)| OutOfOrderView {
+                    from: *from,
+                    to: range.to,
+                    reason: range.reason.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -86,6 +111,22 @@ impl RoomActor {
         span: tracing::Span,
         reply: impl FnOnce(&mut Self) -> T + 'static,
     ) -> ResponseFuture<Result<T, EngineError>> {
+        self.persist_then(event, ctx, span, move |act, event| {
+            let delta = act.state.apply(&event);
+            act.publish(&delta);
+            reply(act)
+        })
+    }
+
+    /// [`RoomActor::persist_then_apply`] with the applying left to `then`, for events this
+    /// room cannot apply alone (a move's arriving half needs the reservation).
+    fn persist_then<T: Send + 'static>(
+        &mut self,
+        event: Event,
+        ctx: &mut Context<Self>,
+        span: tracing::Span,
+        then: impl FnOnce(&mut Self, Event) -> T + 'static,
+    ) -> ResponseFuture<Result<T, EngineError>> {
         let ack = match self.journal.append(event.clone()) {
             Ok(ack) => ack,
             Err(e) => return Box::pin(async move { Err(journal_error(e)) }),
@@ -96,9 +137,7 @@ impl RoomActor {
                 Ok(Ok(seq)) => {
                     span.record("seq", seq);
                     span.in_scope(|| tracing::debug!("change durable"));
-                    let delta = act.state.apply(&event);
-                    act.publish(&delta);
-                    Ok(reply(act))
+                    Ok(then(act, event))
                 }
                 Ok(Err(e)) => Err(journal_error(e)),
                 Err(_) => Err(EngineError::ShuttingDown),
@@ -223,6 +262,9 @@ impl Handler<ChangeReservation> for RoomActor {
             seq = tracing::field::Empty
         );
         let _entered = span.enter();
+        if let Err(e) = self.not_moving(&msg.id) {
+            return Box::pin(async move { Err(e) });
+        }
         let was_pending = self
             .state
             .reservation(&msg.id)
@@ -316,6 +358,9 @@ impl Handler<ApplyPayment> for RoomActor {
             let current = self.state.reservation(&id).cloned();
             return Box::pin(async move { Ok((current?, outcome)) });
         };
+        if let Err(e) = self.not_moving(&id) {
+            return Box::pin(async move { Err(e) });
+        }
         let was_pending = self
             .state
             .reservation(&id)
@@ -349,6 +394,9 @@ impl Handler<RecordRefund> for RoomActor {
             Ok(None) => {
                 let current = self.state.reservation(&id).cloned();
                 Box::pin(async move { Ok(current?) })
+            }
+            Ok(Some(_)) if self.moving.contains(&id) => {
+                Box::pin(async { Err(DomainError::MoveInProgress.into()) })
             }
             Ok(Some(event)) => self
                 .persist_then_apply(event, ctx, tracing::Span::none(), move |act| {
@@ -454,5 +502,231 @@ impl Handler<GetView> for RoomActor {
 
     fn handle(&mut self, _msg: GetView, _ctx: &mut Self::Context) -> Self::Result {
         MessageResult(self.view())
+    }
+}
+
+/// Take the room out of order for `[from, to)`.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<RoomView, EngineError>")]
+pub(crate) struct SetOutOfOrder {
+    /// First night out of order.
+    pub from: Date,
+    /// First night back in order.
+    pub to: Date,
+    /// Why.
+    pub reason: String,
+    /// When.
+    pub now: Timestamp,
+    /// The hotel-local date at `now`.
+    pub today: Date,
+    /// The request's span.
+    pub span: tracing::Span,
+}
+
+impl Handler<SetOutOfOrder> for RoomActor {
+    type Result = ResponseFuture<Result<RoomView, EngineError>>;
+
+    fn handle(&mut self, msg: SetOutOfOrder, ctx: &mut Self::Context) -> Self::Result {
+        let span = tracing::debug_span!(parent: &msg.span, "room_out_of_order", room = %self.state.key.number, seq = tracing::field::Empty);
+        let _entered = span.enter();
+        match self
+            .state
+            .decide_out_of_order(msg.from, msg.to, &msg.reason, msg.today, msg.now)
+        {
+            Err(e) => Box::pin(async move { Err(e.into()) }),
+            Ok(None) => {
+                let view = self.view();
+                Box::pin(async move { Ok(view) })
+            }
+            Ok(Some(event)) => self.persist_then_apply(event, ctx, span.clone(), |act| act.view()),
+        }
+    }
+}
+
+/// Put the room back in order for the range starting at `from`.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<RoomView, EngineError>")]
+pub(crate) struct ClearOutOfOrder {
+    /// First night of the range.
+    pub from: Date,
+    /// When.
+    pub now: Timestamp,
+    /// The request's span.
+    pub span: tracing::Span,
+}
+
+impl Handler<ClearOutOfOrder> for RoomActor {
+    type Result = ResponseFuture<Result<RoomView, EngineError>>;
+
+    fn handle(&mut self, msg: ClearOutOfOrder, ctx: &mut Self::Context) -> Self::Result {
+        let span = tracing::debug_span!(parent: &msg.span, "room_back_in_order", room = %self.state.key.number, seq = tracing::field::Empty);
+        let _entered = span.enter();
+        match self.state.decide_back_in_order(msg.from, msg.now) {
+            Err(e) => Box::pin(async move { Err(e.into()) }),
+            Ok(event) => self.persist_then_apply(event, ctx, span.clone(), |act| act.view()),
+        }
+    }
+}
+
+/// The first half of a room move, sent to the room the reservation leaves: check that it
+/// may move and lock it against other changes until [`FinishMove`].
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(Reservation, Date), EngineError>")]
+pub(crate) struct BeginMove {
+    /// Which reservation.
+    pub id: ReservationId,
+    /// The room it goes to.
+    pub to: innkeep_engine::RoomKey,
+    /// `If-Match` version.
+    pub if_match: Option<u64>,
+    /// The hotel-local date now.
+    pub today: Date,
+}
+
+impl Handler<BeginMove> for RoomActor {
+    type Result = Result<(Reservation, Date), EngineError>;
+
+    fn handle(&mut self, msg: BeginMove, _ctx: &mut Self::Context) -> Self::Result {
+        self.not_moving(&msg.id)?;
+        let first_night = self
+            .state
+            .decide_move_out(&msg.id, &msg.to, msg.if_match, msg.today)?;
+        let reservation = self.state.reservation(&msg.id)?.clone();
+        self.moving.insert(msg.id);
+        Ok((reservation, first_night))
+    }
+}
+
+/// The second half of a room move, sent to the room the reservation goes to: check that
+/// it can take the nights, journal the move, and take the reservation once durable.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(Reservation, Event), EngineError>")]
+pub(crate) struct MoveIn {
+    /// The reservation as the room it leaves holds it (locked there).
+    pub reservation: Reservation,
+    /// The room it leaves.
+    pub from: innkeep_engine::RoomKey,
+    /// The first night this room must hold.
+    pub first_night: Date,
+    /// When.
+    pub now: Timestamp,
+    /// The request's span.
+    pub span: tracing::Span,
+}
+
+impl Handler<MoveIn> for RoomActor {
+    type Result = ResponseFuture<Result<(Reservation, Event), EngineError>>;
+
+    fn handle(&mut self, msg: MoveIn, ctx: &mut Self::Context) -> Self::Result {
+        let span = tracing::debug_span!(parent: &msg.span, "room_move_in", room = %self.state.key.number, seq = tracing::field::Empty);
+        let _entered = span.enter();
+        let capacity = read(&self.shared.catalog)
+            .room_type(&self.state.key.hotel_id, &self.state.room_type)
+            .map(|(_, rt)| rt.capacity);
+        let checked = capacity.map_err(EngineError::from).and_then(|capacity| {
+            if msg.reservation.guests > capacity {
+                return Err(DomainError::from(innkeep_engine::ValidationError::new(
+                    "room",
+                    format!(
+                        "sleeps {capacity} guests; the reservation has {}",
+                        msg.reservation.guests
+                    ),
+                ))
+                .into());
+            }
+            self.state
+                .decide_move_in(&msg.reservation, msg.first_night)
+                .map_err(EngineError::from)
+        });
+        if let Err(e) = checked {
+            return Box::pin(async move { Err(e) });
+        }
+        let id = msg.reservation.id;
+        let event = Event::ReservationMoved {
+            id,
+            from: msg.from,
+            to: self.state.key.clone(),
+            room_type: self.state.room_type.clone(),
+            first_night: msg.first_night,
+            at: msg.now,
+        };
+        let reservation = msg.reservation;
+        self.persist_then(event, ctx, span.clone(), move |act, event| {
+            let delta = act.state.move_in(reservation, &event);
+            act.publish(&delta);
+            let moved = act.state.reservation(&id).cloned();
+            moved.map(|r| (r, event)).map_err(EngineError::from)
+        })
+        .map_result()
+    }
+}
+
+/// How a room move ended, for the room the reservation left.
+#[derive(Debug)]
+pub(crate) enum MoveOutcome {
+    /// The move is durable (this is its event): give the reservation and its nights up.
+    Committed(Event),
+    /// The move was refused or failed: the reservation stays, unlocked.
+    Aborted,
+}
+
+/// Tells the room a reservation was leaving how its move ended.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct FinishMove {
+    /// Which reservation.
+    pub id: ReservationId,
+    /// How it ended.
+    pub outcome: MoveOutcome,
+}
+
+impl Handler<FinishMove> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FinishMove, _ctx: &mut Self::Context) {
+        if let MoveOutcome::Committed(event) = &msg.outcome {
+            let delta = self.state.apply(event);
+            self.publish(&delta);
+        }
+        self.moving.remove(&msg.id);
+    }
+}
+
+/// The night audit for this room: marks its confirmed reservations that arrived before
+/// `audit_date` and were never checked in as no-shows, releasing their nights.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<usize, EngineError>")]
+pub(crate) struct NightAudit {
+    /// The audit's date (see [`innkeep_engine::HotelTz::audit_date`]).
+    pub audit_date: Date,
+    /// When.
+    pub now: Timestamp,
+}
+
+impl Handler<NightAudit> for RoomActor {
+    type Result = ResponseFuture<Result<usize, EngineError>>;
+
+    fn handle(&mut self, msg: NightAudit, ctx: &mut Self::Context) -> Self::Result {
+        let due: Vec<Event> = self
+            .state
+            .due_no_shows(msg.audit_date)
+            .into_iter()
+            .filter(|id| !self.moving.contains(id))
+            .filter_map(|id| self.state.decide_no_show(&id, msg.audit_date, msg.now).ok())
+            .collect();
+        // Each is a different reservation, so all are decided up front and journaled
+        // together (one group commit); each is applied when durable, in order.
+        let pending: Vec<_> = due
+            .into_iter()
+            .map(|event| self.persist_then_apply(event, ctx, tracing::Span::none(), |_| ()))
+            .collect();
+        Box::pin(async move {
+            let mut marked = 0;
+            for p in pending {
+                p.await?;
+                marked += 1;
+            }
+            Ok(marked)
+        })
     }
 }

@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     /// The payment supervisor, told by rooms when a reservation newly owes a refund. Set
     /// once at start-up before any room runs.
     pub payments: OnceLock<Recipient<crate::payments::RefundDue>>,
+    /// Where every actor reads "now".
+    pub clock: crate::clock::Clock,
 }
 
 /// Read lock that survives poisoning: a panicking writer never leaves these views

@@ -18,7 +18,8 @@ use tokio::sync::oneshot;
 use crate::api::{BookInput, EngineError};
 use crate::payments::PaymentCreated;
 use crate::room::{
-    journal_error, ChangeReservation, HoldEnded, Reserve, Retype, RoomActor, ROOM_MAILBOX,
+    journal_error, BeginMove, ChangeReservation, FinishMove, GetReservation, HoldEnded, MoveIn,
+    MoveOutcome, NightAudit, Reserve, Retype, RoomActor, ROOM_MAILBOX,
 };
 use crate::shared::{read, write, Shared};
 
@@ -69,6 +70,11 @@ pub struct OrderSupervisor {
     cursor: usize,
     /// When lapsed idempotency keys are next dropped.
     next_prune: std::time::Instant,
+    /// Per hotel, the last audit date whose night audit every room finished. Empty at
+    /// start-up, so audits missed while the server was down run at once.
+    audited: HashMap<HotelId, innkeep_engine::jiff::civil::Date>,
+    /// Hotels whose night audit is running (one at a time per hotel).
+    auditing: HashSet<HotelId>,
 }
 
 /// Who the supervisor tells about what it decided.
@@ -112,7 +118,12 @@ pub(crate) struct BookingPolicy {
     pub limits: StayLimits,
     /// Most open (unpaid) holds one creator may have.
     pub max_holds_per_creator: usize,
+    /// Hotel-local time of the night audit.
+    pub night_audit_time: innkeep_engine::jiff::civil::Time,
 }
+
+/// Name of the counter of reservations the night audit marked `no_show`.
+pub const METRIC_NO_SHOWS: &str = "innkeep_no_shows_total";
 
 impl OrderSupervisor {
     /// `pending` is every unpaid hold in the recovered state; the per-creator counts and
@@ -150,6 +161,74 @@ impl OrderSupervisor {
             policy,
             cursor: 0,
             next_prune: std::time::Instant::now(),
+            audited: HashMap::new(),
+            auditing: HashSet::new(),
+        }
+    }
+
+    /// Starts the night audit of every hotel whose audit date moved on since its last
+    /// finished audit: each room marks its due no-shows. An audit that did not finish
+    /// everywhere (the journal refused, the engine is stopping) runs again next tick;
+    /// rooms skip what they already marked.
+    fn audit_due(&mut self, ctx: &mut Context<Self>) {
+        let now = self.shared.clock.now();
+        let due: Vec<(
+            HotelId,
+            innkeep_engine::jiff::civil::Date,
+            Vec<Addr<RoomActor>>,
+        )> = {
+            let catalog = read(&self.shared.catalog);
+            let rooms = read(&self.shared.rooms);
+            catalog
+                .hotels
+                .iter()
+                .filter(|(id, _)| !self.auditing.contains(*id))
+                .filter_map(|(id, hotel)| {
+                    let date = hotel
+                        .time_zone
+                        .audit_date(now, self.policy.night_audit_time);
+                    if self.audited.get(id).is_some_and(|done| *done >= date) {
+                        return None;
+                    }
+                    let addrs = hotel
+                        .rooms
+                        .keys()
+                        .filter_map(|n| {
+                            rooms
+                                .get(&RoomKey {
+                                    hotel_id: id.clone(),
+                                    number: n.clone(),
+                                })
+                                .cloned()
+                        })
+                        .collect();
+                    Some((id.clone(), date, addrs))
+                })
+                .collect()
+        };
+        for (hotel, audit_date, addrs) in due {
+            self.auditing.insert(hotel.clone());
+            let work = futures_util::future::join_all(
+                addrs.iter().map(|a| a.send(NightAudit { audit_date, now })),
+            );
+            ctx.spawn(work.into_actor(self).map(move |answers, act, _| {
+                act.auditing.remove(&hotel);
+                let mut marked = 0;
+                let mut finished = true;
+                for a in answers {
+                    match a {
+                        Ok(Ok(n)) => marked += n,
+                        _ => finished = false,
+                    }
+                }
+                metrics::counter!(METRIC_NO_SHOWS).increment(marked as u64);
+                if marked > 0 {
+                    tracing::info!(hotel = %hotel, %audit_date, marked, "night audit: no-shows");
+                }
+                if finished {
+                    act.audited.insert(hotel, audit_date);
+                }
+            }));
         }
     }
 
@@ -209,7 +288,7 @@ impl OrderSupervisor {
     }
 
     fn expire_due(&mut self, ctx: &mut Context<Self>) {
-        let now = Timestamp::now();
+        let now = self.shared.clock.now();
         while let Some(&(at, id)) = self.holds.first() {
             if at > now {
                 break;
@@ -246,7 +325,6 @@ impl OrderSupervisor {
         // of every key, and a lapsed key answers as absent anyway (`check_idempotency`).
         if self.next_prune <= std::time::Instant::now() {
             self.next_prune = std::time::Instant::now() + IDEMPOTENCY_PRUNE_EVERY;
-            let now = Timestamp::now();
             self.idempotency.retain(|_, e| {
                 now.duration_since(e.created_at) < innkeep_engine::state::IDEMPOTENCY_WINDOW
             });
@@ -376,9 +454,14 @@ impl Actor for OrderSupervisor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(ROOM_MAILBOX);
-        // Holds that lapsed while the server was down expire now, not a tick later.
+        // Holds that lapsed while the server was down expire now, not a tick later; the
+        // same goes for night audits missed meanwhile.
         self.expire_due(ctx);
-        ctx.run_interval(self.policy.expiry_tick, |act, ctx| act.expire_due(ctx));
+        self.audit_due(ctx);
+        ctx.run_interval(self.policy.expiry_tick, |act, ctx| {
+            act.expire_due(ctx);
+            act.audit_due(ctx);
+        });
     }
 }
 
@@ -736,4 +819,100 @@ pub(crate) fn price_request(
         },
         quote.total,
     ))
+}
+
+/// Move a reservation to another room of its hotel.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Reservation, EngineError>")]
+pub(crate) struct MoveReservation {
+    /// Which reservation.
+    pub id: ReservationId,
+    /// The room it goes to.
+    pub to: RoomNumber,
+    /// `If-Match` version.
+    pub if_match: Option<u64>,
+    /// The request's span.
+    pub span: tracing::Span,
+}
+
+impl Handler<MoveReservation> for OrderSupervisor {
+    type Result = ResponseFuture<Result<Reservation, EngineError>>;
+
+    /// The move saga. The room it leaves checks and locks the reservation; the room it
+    /// goes to checks its nights, journals the one `ReservationMoved` event and takes the
+    /// reservation once that is durable; then the locator points at the new room and the
+    /// old room lets the reservation go. The journal holds the move or not, so after a
+    /// crash both rooms agree. The saga runs here, not in the caller, so a caller that
+    /// gives up cannot leave a reservation locked.
+    fn handle(&mut self, msg: MoveReservation, _ctx: &mut Self::Context) -> Self::Result {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let now = shared.clock.now();
+            let from = read(&shared.locator)
+                .get(&msg.id)
+                .cloned()
+                .ok_or(DomainError::NotFound("reservation"))?;
+            let today = read(&shared.catalog)
+                .hotel(&from.hotel_id)?
+                .time_zone
+                .today(now);
+            let to = RoomKey {
+                hotel_id: from.hotel_id.clone(),
+                number: msg.to,
+            };
+            let (source, target) = {
+                let rooms = read(&shared.rooms);
+                (rooms.get(&from).cloned(), rooms.get(&to).cloned())
+            };
+            let source = source.ok_or(DomainError::NotFound("reservation"))?;
+            let target = target.ok_or(DomainError::NotFound("room"))?;
+            if to == from {
+                // Already there (a retried move): answer as a move would, changing nothing.
+                let r = source
+                    .send(GetReservation(msg.id))
+                    .await
+                    .map_err(|_| EngineError::ShuttingDown)??;
+                r.check_version(msg.if_match)?;
+                return Ok(r);
+            }
+            let (reservation, first_night) = source
+                .send(BeginMove {
+                    id: msg.id,
+                    to: to.clone(),
+                    if_match: msg.if_match,
+                    today,
+                })
+                .await
+                .map_err(|_| EngineError::ShuttingDown)??;
+            let moved = target
+                .send(MoveIn {
+                    reservation,
+                    from,
+                    first_night,
+                    now,
+                    span: msg.span,
+                })
+                .await
+                .map_err(|_| EngineError::ShuttingDown)
+                .and_then(|r| r);
+            let outcome = match &moved {
+                Ok((_, event)) => {
+                    write(&shared.locator).insert(msg.id, to);
+                    MoveOutcome::Committed(event.clone())
+                }
+                Err(_) => MoveOutcome::Aborted,
+            };
+            // Awaited, so the old room's nights are free by the time the caller hears of the
+            // move. The engine's in-flight bound keeps mailboxes below capacity, so this
+            // send never parks; it fails only when the engine is stopping, and then the
+            // journal, not this lock, says where the reservation is.
+            let _ = source
+                .send(FinishMove {
+                    id: msg.id,
+                    outcome,
+                })
+                .await;
+            moved.map(|(r, _)| r)
+        })
+    }
 }

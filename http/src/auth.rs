@@ -114,6 +114,10 @@ pub enum Op {
     SandboxLedger,
     /// `GET /v1/hotels/{hotel_id}/events` (Server-Sent Events).
     Events,
+    /// `POST /v1/reservations/{id}/move`.
+    MoveReservation,
+    /// `POST /v1/hotels/{hotel_id}/rooms/{number}/out-of-order` and its `DELETE`.
+    OutOfOrder,
     /// The front-desk board of a hotel (not built yet).
     Board,
 }
@@ -144,6 +148,8 @@ pub const ROLE_TABLE: &[(Op, &[Role])] = &[
     (Op::GetPayment, EVERYONE),
     (Op::SandboxLedger, ADMIN),
     (Op::Events, ADMIN_FRONT_DESK),
+    (Op::MoveReservation, ADMIN_FRONT_DESK),
+    (Op::OutOfOrder, ADMIN_FRONT_DESK),
     // Reserved for the board; its route goes into ROUTES when it is built.
     (Op::Board, ADMIN_FRONT_DESK),
 ];
@@ -238,6 +244,21 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "GET",
         "/v1/hotels/{hotel_id}/events",
         Access::Hotel(Op::Events),
+    ),
+    (
+        "POST",
+        "/v1/reservations/{id}/move",
+        Access::Reservation(Op::MoveReservation),
+    ),
+    (
+        "POST",
+        "/v1/hotels/{hotel_id}/rooms/{number}/out-of-order",
+        Access::Hotel(Op::OutOfOrder),
+    ),
+    (
+        "DELETE",
+        "/v1/hotels/{hotel_id}/rooms/{number}/out-of-order/{from}",
+        Access::Hotel(Op::OutOfOrder),
     ),
     ("POST", "/v1/payments/notify", Access::Public),
     (

@@ -385,6 +385,31 @@ async fn authorization_matrix() {
             OtherHotel,
             [401, 401, 400, 404, 404, 404],
         ),
+        // Out-of-order ranges: admin and front desk.
+        (
+            Method::POST,
+            "/v1/hotels/{h}/rooms/101/out-of-order",
+            OwnHotel,
+            [401, 401, 400, 400, 403, 400],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/rooms/101/out-of-order",
+            OtherHotel,
+            [401, 401, 400, 404, 404, 404],
+        ),
+        (
+            Method::DELETE,
+            "/v1/hotels/{h}/rooms/101/out-of-order/bad-date",
+            OwnHotel,
+            [401, 401, 400, 400, 403, 400],
+        ),
+        (
+            Method::DELETE,
+            "/v1/hotels/{h}/rooms/101/out-of-order/bad-date",
+            OtherHotel,
+            [401, 401, 400, 404, 404, 404],
+        ),
         // Reservations: a channel sees only its own.
         (
             Method::GET,
@@ -458,6 +483,24 @@ async fn authorization_matrix() {
             OtherHotelsReservation,
             [401, 401, 412, 404, 404, 404],
         ),
+        (
+            Method::POST,
+            "/v1/reservations/{r}/move",
+            OwnReservation,
+            [401, 401, 400, 400, 403, 400],
+        ),
+        (
+            Method::POST,
+            "/v1/reservations/{r}/move",
+            OtherChannelsReservation,
+            [401, 401, 400, 400, 404, 400],
+        ),
+        (
+            Method::POST,
+            "/v1/reservations/{r}/move",
+            OtherHotelsReservation,
+            [401, 401, 400, 404, 404, 404],
+        ),
         // Payments: like the reservation they pay for (no front-desk exclusion: it may
         // see payments of its hotel); the sandbox ledger is for admins of every hotel
         // (404 here: no sandbox provider in this server).
@@ -524,6 +567,7 @@ async fn authorization_matrix() {
                     .unwrap()
                     .replace("KING", "{code}")
                     .replace("101", "{number}")
+                    .replace("bad-date", "{from}")
                     == *template
         });
         assert!(
@@ -550,7 +594,10 @@ async fn authorization_matrix() {
             None => uri,
         };
         let body = matches!(*method, Method::PUT)
-            || (*method == Method::POST && uri.ends_with("/reservations"));
+            || (*method == Method::POST
+                && (uri.ends_with("/reservations")
+                    || uri.ends_with("/move")
+                    || uri.ends_with("/out-of-order")));
         for ((who, secret), want) in WHO.iter().zip(expected) {
             let r = h
                 .call(

@@ -4,7 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use innkeep_actors::EngineError;
-use innkeep_engine::{DomainError, ValidationError};
+use innkeep_engine::{DomainError, NightConflict, ValidationError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -163,6 +163,12 @@ impl ApiError {
             }
             other => other.to_string(),
         };
+        let conflicts = match self {
+            ApiError::Engine(EngineError::Domain(DomainError::NightsSold(list))) => {
+                Some(list.iter().map(ConflictView::from).collect())
+            }
+            _ => None,
+        };
         Problem {
             type_uri: format!("urn:innkeep:problem:{code}"),
             title: title(code).to_owned(),
@@ -170,6 +176,7 @@ impl ApiError {
             detail,
             code: code.to_owned(),
             instance: None,
+            conflicts,
         }
     }
 }
@@ -187,7 +194,9 @@ fn domain_status(d: &DomainError) -> StatusCode {
         | DomainError::NotWithinStay
         | DomainError::RoomInUse(_)
         | DomainError::CurrencyLocked
-        | DomainError::LimitReached(_) => StatusCode::CONFLICT,
+        | DomainError::LimitReached(_)
+        | DomainError::NightsSold(_)
+        | DomainError::MoveInProgress => StatusCode::CONFLICT,
         DomainError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
     }
 }
@@ -221,6 +230,8 @@ fn title(code: &str) -> &'static str {
         "rate_limited" => "Rate limited",
         "too_many_holds" => "Too many holds",
         "timeout" => "Timeout",
+        "nights_sold" => "Nights sold",
+        "move_in_progress" => "Move in progress",
         _ => "Error",
     }
 }
@@ -248,6 +259,53 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "/v1/hotels/H1/reservations")]
     pub instance: Option<String>,
+    /// For `nights_sold`: everything holding the nights asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflicts: Option<Vec<ConflictView>>,
+}
+
+/// Something holding nights a request needed (in a `nights_sold` problem).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ConflictView {
+    /// `reservation` or `out_of_order`.
+    #[schema(example = "reservation")]
+    pub kind: String,
+    /// The reservation's id (for `reservation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<String>,
+    /// The reservation's status (for `reservation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// First night it holds in the room (`YYYY-MM-DD`).
+    pub from: String,
+    /// First night it no longer holds (`YYYY-MM-DD`): the departure, or the end of the range.
+    pub to: String,
+}
+
+impl From<&NightConflict> for ConflictView {
+    fn from(c: &NightConflict) -> Self {
+        match c {
+            NightConflict::Reservation {
+                id,
+                first_night,
+                departure,
+                status,
+            } => Self {
+                kind: "reservation".into(),
+                reservation_id: Some(id.to_string()),
+                status: Some(status.as_str().into()),
+                from: first_night.to_string(),
+                to: departure.to_string(),
+            },
+            NightConflict::OutOfOrder { from, to } => Self {
+                kind: "out_of_order".into(),
+                reservation_id: None,
+                status: None,
+                from: from.to_string(),
+                to: to.to_string(),
+            },
+        }
+    }
 }
 
 impl Problem {

@@ -1067,7 +1067,7 @@ async fn check_in_and_out_with_room_status() {
     assert_eq!(
         entry,
         json!({"number": room, "room_type": "KING", "occupancy": "occupied",
-               "housekeeping": "clean", "reservation": id})
+               "housekeeping": "clean", "reservation": id, "out_of_order": []})
     );
     let r = h
         .call(
@@ -1273,12 +1273,22 @@ async fn event_stream_is_live_resumable_and_ends_on_shutdown() {
     let id = booked.body["id"].as_str().unwrap().to_owned();
     // The feed publishes each event just after its batch is durable, so the setup's last
     // events may still arrive on a stream opened right after the setup answered.
-    let (created_seq, name, data) = loop {
+    let (implied_id, name, data) = loop {
         let e = next_sse(&mut live, &mut buf).await.unwrap();
         if e.1 != "setup.updated" {
             break e;
         }
     };
+    // What a journal event implies comes first, without an id (so resuming from the
+    // previous id replays it rather than skipping it).
+    assert_eq!(
+        (implied_id.as_str(), name.as_str()),
+        ("", "availability.changed")
+    );
+    assert_eq!(data["change"], "booked");
+    assert_eq!(data["room"], booked.body["room"]);
+    assert_eq!(data["room_type"], "KING");
+    let (created_seq, name, data) = next_sse(&mut live, &mut buf).await.unwrap();
     assert_eq!(name, "reservation.created");
     assert_eq!(data["reservation_id"], id.as_str());
     assert_eq!(data["room"], booked.body["room"]);
@@ -1286,6 +1296,9 @@ async fn event_stream_is_live_resumable_and_ends_on_shutdown() {
         .call(Method::POST, &format!("/v1/reservations/{id}/cancel"), None)
         .await;
     assert_eq!(cancel.status, 200);
+    let (none, name, data) = next_sse(&mut live, &mut buf).await.unwrap();
+    assert_eq!((none.as_str(), name.as_str()), ("", "availability.changed"));
+    assert_eq!(data["change"], "released");
     let (cancelled_seq, name, _) = next_sse(&mut live, &mut buf).await.unwrap();
     assert_eq!(name, "reservation.cancelled");
     let (a, b): (u64, u64) = (created_seq.parse().unwrap(), cancelled_seq.parse().unwrap());
@@ -1294,6 +1307,8 @@ async fn event_stream_is_live_resumable_and_ends_on_shutdown() {
     // Resuming after the creation gives the cancellation next: no gap, no duplicate.
     let mut resumed = open(Some(&created_seq)).await.unwrap().into_body();
     let mut rbuf = String::new();
+    let (none, name, _) = next_sse(&mut resumed, &mut rbuf).await.unwrap();
+    assert_eq!((none.as_str(), name.as_str()), ("", "availability.changed"));
     let (seq, name, _) = next_sse(&mut resumed, &mut rbuf).await.unwrap();
     assert_eq!(
         (seq.as_str(), name.as_str()),
@@ -1338,4 +1353,119 @@ async fn event_stream_is_live_resumable_and_ends_on_shutdown() {
     assert_eq!(name, "resync");
     assert_eq!(data["first_available"], b + 1);
     engine.shutdown();
+}
+
+/// Out-of-order ranges and room moves over HTTP: a range over sold nights is 409
+/// `nights_sold` listing the reservation in `conflicts`; a free range shows on the room
+/// and lowers availability until it is deleted; a move answers the reservation in its new
+/// room with its move recorded, a move into sold nights lists the conflict, and every
+/// refusal changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_order_ranges_and_room_moves() {
+    let h = Harness::start();
+    h.setup().await;
+    let arrival = plus(today(), 1);
+    let first = h.book(arrival, 2, &[]).await;
+    assert_eq!(first.status, 201);
+    let id = first.body["id"].as_str().unwrap().to_owned();
+    let room = first.body["room"].as_str().unwrap().to_owned();
+    let other_room = if room == "101" { "102" } else { "101" };
+
+    // Over sold nights: refused, naming the reservation.
+    let ooo = format!("/v1/hotels/H1/rooms/{room}/out-of-order");
+    let range =
+        json!({"from": arrival.to_string(), "to": plus(arrival, 5).to_string(), "reason": "leak"});
+    let r = h.call(Method::POST, &ooo, Some(range)).await;
+    r.assert_problem(409, "nights_sold");
+    assert_eq!(
+        r.body["conflicts"],
+        json!([{"kind": "reservation", "reservation_id": id, "status": "pending_payment",
+                "from": arrival.to_string(), "to": plus(arrival, 2).to_string()}])
+    );
+    // Bad dates and unknown fields: 400, nothing set.
+    for bad in [
+        json!({"from": plus(today(), -1).to_string(), "to": arrival.to_string()}),
+        json!({"from": arrival.to_string(), "to": arrival.to_string()}),
+        json!({"from": "soon", "to": arrival.to_string()}),
+        json!({"from": arrival.to_string(), "to": plus(arrival, 400).to_string()}),
+        json!({"from": arrival.to_string(), "to": plus(arrival, 1).to_string(), "why": "x"}),
+    ] {
+        h.call(Method::POST, &ooo, Some(bad.clone()))
+            .await
+            .assert_problem(400, "invalid_request");
+    }
+    // The other KING room, free: taken out of order for the same nights.
+    let other_ooo = format!("/v1/hotels/H1/rooms/{other_room}/out-of-order");
+    let range =
+        json!({"from": arrival.to_string(), "to": plus(arrival, 2).to_string(), "reason": "paint"});
+    let r = h.call(Method::POST, &other_ooo, Some(range)).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(
+        r.body["out_of_order"],
+        json!([{"from": arrival.to_string(), "to": plus(arrival, 2).to_string(), "reason": "paint"}])
+    );
+    let avail = format!(
+        "/v1/hotels/H1/availability?arrival={arrival}&departure={}&guests=1",
+        plus(arrival, 2)
+    );
+    let king = |v: &Value| {
+        v["room_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["room_type"] == "KING")
+            .unwrap()["available"]
+            .clone()
+    };
+    assert_eq!(king(&h.get(&avail).await.body), 0);
+    h.book(arrival, 2, &[])
+        .await
+        .assert_problem(409, "sold_out");
+
+    // Paid, the reservation can move; into the out-of-order room it cannot.
+    let paid = h
+        .notify(&payment_of(&first.body, "succeeded"), now_secs(), SECRET)
+        .await;
+    assert_eq!(paid.status, 200);
+    let mv = format!("/v1/reservations/{id}/move");
+    let r = h
+        .call(Method::POST, &mv, Some(json!({"room": other_room})))
+        .await;
+    r.assert_problem(409, "nights_sold");
+    assert_eq!(r.body["conflicts"][0]["kind"], "out_of_order");
+    h.call(Method::POST, &mv, Some(json!({"room": "999"})))
+        .await
+        .assert_problem(404, "not_found");
+    h.call(Method::POST, &mv, Some(json!({"floor": 2})))
+        .await
+        .assert_problem(400, "invalid_request");
+
+    // Lifting the range frees the nights; the move then goes through.
+    let r = h
+        .call(Method::DELETE, &format!("{other_ooo}/{arrival}"), None)
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["out_of_order"], json!([]));
+    h.call(Method::DELETE, &format!("{other_ooo}/{arrival}"), None)
+        .await
+        .assert_problem(404, "not_found");
+    let r = h
+        .call(Method::POST, &mv, Some(json!({"room": other_room})))
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["room"], other_room);
+    assert_eq!(r.body["status"], "confirmed");
+    assert_eq!(r.body["moves"][0]["from_room"], room.as_str());
+    assert_eq!(r.body["moves"][0]["first_night"], arrival.to_string());
+    assert_eq!(r.header("etag"), format!("\"{}\"", r.body["version"]));
+    // The old room's nights are free again: one KING room is available.
+    assert_eq!(king(&h.get(&avail).await.body), 1);
+    // A suite is a room too: moving there takes its type, the price stays.
+    let r = h
+        .call(Method::POST, &mv, Some(json!({"room": "201"})))
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["room_type"], "SUITE");
+    assert_eq!(r.body["total"], first.body["total"]);
+    assert_eq!(king(&h.get(&avail).await.body), 2);
 }

@@ -505,6 +505,31 @@ pub struct ReservationView {
     pub payment: PaymentView,
     /// Every transition, oldest first.
     pub history: Vec<HistoryView>,
+    /// Every room move, oldest first (absent from answers of servers before room moves).
+    #[serde(default)]
+    pub moves: Vec<RoomMoveView>,
+}
+
+/// One room move of a reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoomMoveView {
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// The room it left.
+    pub from_room: String,
+    /// The room it went to.
+    pub to_room: String,
+    /// The first night the new room holds (`YYYY-MM-DD`).
+    pub first_night: String,
+}
+
+/// `POST /v1/reservations/{id}/move`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    /// The room (number) of the same hotel to move to.
+    #[schema(example = "204")]
+    pub room: String,
 }
 
 impl From<&Reservation> for ReservationView {
@@ -541,6 +566,16 @@ impl From<&Reservation> for ReservationView {
                     from: h.from.map(Into::into),
                     to: h.to.into(),
                     version: h.version,
+                })
+                .collect(),
+            moves: r
+                .moves
+                .iter()
+                .map(|m| RoomMoveView {
+                    at: m.at.to_string(),
+                    from_room: m.from_room.as_str().to_owned(),
+                    to_room: m.to_room.as_str().to_owned(),
+                    first_night: m.first_night.to_string(),
                 })
                 .collect(),
         }
@@ -610,6 +645,19 @@ pub struct RoomStatusView {
     pub housekeeping: HousekeepingView,
     /// Id of the checked-in reservation, if any.
     pub reservation: Option<String>,
+    /// Date ranges during which the room cannot be sold, by first night.
+    pub out_of_order: Vec<OutOfOrderRangeView>,
+}
+
+/// A date range during which a room cannot be sold: nights `[from, to)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OutOfOrderRangeView {
+    /// First night out of order (`YYYY-MM-DD`).
+    pub from: String,
+    /// First night back in order (`YYYY-MM-DD`).
+    pub to: String,
+    /// Why.
+    pub reason: String,
 }
 
 impl From<&RoomView> for RoomStatusView {
@@ -620,8 +668,33 @@ impl From<&RoomView> for RoomStatusView {
             occupancy: r.occupancy.into(),
             housekeeping: r.housekeeping.into(),
             reservation: r.reservation.map(|id| id.to_string()),
+            out_of_order: r
+                .out_of_order
+                .iter()
+                .map(|o| OutOfOrderRangeView {
+                    from: o.from.to_string(),
+                    to: o.to.to_string(),
+                    reason: o.reason.clone(),
+                })
+                .collect(),
         }
     }
+}
+
+/// `POST /v1/hotels/{hotel_id}/rooms/{number}/out-of-order`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutOfOrderRequest {
+    /// First night out of order (`YYYY-MM-DD`, hotel-local, not before today).
+    #[schema(example = "2026-12-01")]
+    pub from: String,
+    /// First night back in order (`YYYY-MM-DD`; at most 366 nights after `from`).
+    #[schema(example = "2026-12-04")]
+    pub to: String,
+    /// Why (at most 200 characters).
+    #[serde(default)]
+    #[schema(example = "boiler repair")]
+    pub reason: String,
 }
 
 /// `PUT /v1/hotels/{hotel_id}/rooms/{number}/housekeeping`.

@@ -16,7 +16,8 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use innkeep_actors::feed::FeedEvent;
-use innkeep_engine::{Action, Event, HotelId, PaymentChange};
+use innkeep_engine::jiff::civil::Date;
+use innkeep_engine::{Action, Event, HotelId, PaymentChange, RoomKey};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -34,7 +35,7 @@ use crate::AppState;
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (a journal sequence number)"),
     ),
     responses(
-        (status = 200, description = "text/event-stream: events named reservation.created, reservation.confirmed, reservation.cancelled, reservation.expired, reservation.checked_in, reservation.checked_out, reservation.no_show, payment.updated, room.status, setup.updated; and resync", content_type = "text/event-stream"),
+        (status = 200, description = "text/event-stream: events named reservation.created, reservation.confirmed, reservation.cancelled, reservation.expired, reservation.checked_in, reservation.checked_out, reservation.no_show, reservation.moved, payment.updated, room.status, room.out_of_order, room.back_in_order, setup.updated, availability.changed; and resync. Each journal event is one event carrying its sequence number as `id`; the availability.changed and room.status events it implies come just before it without an `id`, so resuming never skips them", content_type = "text/event-stream"),
         (status = 400, description = "invalid_request: bad hotel code or Last-Event-ID", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found", body = Problem, content_type = "application/problem+json"),
     )
@@ -58,18 +59,20 @@ pub async fn events(
             .to_string(),
         )
     });
+    let engine = state.engine.clone();
     let backlog: Vec<SseEvent> = sub
         .backlog
         .iter()
         .filter(|e| e.event.hotel_id() == &hotel)
-        .map(to_sse)
+        .flat_map(|e| to_sse(&engine, e))
         .collect();
-    let live = stream::unfold(Some((sub.live, hotel)), |open| async move {
-        let (mut rx, hotel) = open?;
+    let live = stream::unfold(Some((sub.live, hotel, engine)), |open| async move {
+        let (mut rx, hotel, engine) = open?;
         loop {
             match rx.recv().await {
                 Ok(e) if e.event.hotel_id() == &hotel => {
-                    return Some((to_sse(&e), Some((rx, hotel))))
+                    let events = stream::iter(to_sse(&engine, &e));
+                    return Some((events, Some((rx, hotel, engine))));
                 }
                 Ok(_) => continue,
                 // Too slow: say where to resume from, then end.
@@ -78,14 +81,14 @@ pub async fn events(
                         json!({"reason": "client too slow; reconnect with Last-Event-ID", "skipped": skipped})
                             .to_string(),
                     );
-                    return Some((resync, None));
+                    return Some((stream::iter(vec![resync]), None));
                 }
                 Err(RecvError::Closed) => return None,
             }
         }
     });
     let stream = stream::iter(notice.into_iter().chain(backlog))
-        .chain(live)
+        .chain(live.flatten())
         .take_until(state.streams.clone().cancelled_owned())
         .map(Ok);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
@@ -107,13 +110,87 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         })
 }
 
-/// The SSE form of one event: its name and a small JSON payload.
-fn to_sse(e: &FeedEvent) -> SseEvent {
+/// The SSE form of one journal event: the availability and room-status changes it
+/// implies (without an `id`, so a client resuming from the previous id sees them again
+/// rather than missing them), then the event itself with its sequence number as `id`.
+fn to_sse(engine: &innkeep_actors::Engine, e: &FeedEvent) -> Vec<SseEvent> {
+    let mut out: Vec<SseEvent> = implied(engine, &e.event)
+        .into_iter()
+        .map(|(name, data)| SseEvent::default().event(name).data(data.to_string()))
+        .collect();
     let (name, data) = describe(&e.event);
-    SseEvent::default()
-        .id(e.seq.to_string())
-        .event(name)
-        .data(data.to_string())
+    out.push(
+        SseEvent::default()
+            .id(e.seq.to_string())
+            .event(name)
+            .data(data.to_string()),
+    );
+    out
+}
+
+/// `availability.changed` for nights booked or released in a room (`to` null: through the
+/// end of the reservation's stay), and `room.status` for occupancy changes.
+fn implied(engine: &innkeep_actors::Engine, event: &Event) -> Vec<(&'static str, Value)> {
+    let availability = |room: &RoomKey, change: &str, from: Date, to: Option<Date>| {
+        (
+            "availability.changed",
+            json!({
+                "room": room.number.as_str(),
+                "room_type": engine.room_type_of(room).map(|t| t.as_str().to_owned()),
+                "change": change,
+                "from": from.to_string(),
+                "to": to.map(|d| d.to_string()),
+            }),
+        )
+    };
+    let occupancy = |room: &RoomKey, occupancy: &str| {
+        (
+            "room.status",
+            json!({"room": room.number.as_str(), "occupancy": occupancy}),
+        )
+    };
+    match event {
+        Event::ReservationCreated { reservation: r, .. } => {
+            let key = RoomKey {
+                hotel_id: r.hotel_id.clone(),
+                number: r.room.clone(),
+            };
+            vec![availability(
+                &key,
+                "booked",
+                r.stay.arrival(),
+                Some(r.stay.departure()),
+            )]
+        }
+        Event::ReservationChanged { room, change, .. } => {
+            let mut out = Vec::new();
+            match change.action {
+                Action::CheckIn => out.push(occupancy(room, "occupied")),
+                Action::CheckOut => out.push(occupancy(room, "vacant")),
+                _ => {}
+            }
+            if let Some(from) = change.release_from {
+                out.push(availability(room, "released", from, None));
+            }
+            out
+        }
+        Event::ReservationMoved {
+            from,
+            to,
+            first_night,
+            ..
+        } => vec![
+            availability(from, "released", *first_night, None),
+            availability(to, "booked", *first_night, None),
+        ],
+        Event::OutOfOrderSet { room, from, to, .. } => {
+            vec![availability(room, "blocked", *from, Some(*to))]
+        }
+        Event::OutOfOrderCleared { room, from, .. } => {
+            vec![availability(room, "unblocked", *from, None)]
+        }
+        _ => Vec::new(),
+    }
 }
 
 fn describe(event: &Event) -> (&'static str, Value) {
@@ -169,6 +246,45 @@ fn describe(event: &Event) -> (&'static str, Value) {
         Event::HousekeepingSet { room, status, at } => (
             "room.status",
             json!({"room": room.number.as_str(), "housekeeping": status.as_str(), "at": at.to_string()}),
+        ),
+        Event::ReservationMoved {
+            id,
+            from,
+            to,
+            room_type,
+            first_night,
+            at,
+        } => (
+            "reservation.moved",
+            json!({
+                "reservation_id": id.to_string(),
+                "from_room": from.number.as_str(),
+                "room": to.number.as_str(),
+                "room_type": room_type.as_str(),
+                "first_night": first_night.to_string(),
+                "at": at.to_string(),
+            }),
+        ),
+        Event::OutOfOrderSet {
+            room,
+            from,
+            to,
+            reason,
+            at,
+            ..
+        } => (
+            "room.out_of_order",
+            json!({
+                "room": room.number.as_str(),
+                "from": from.to_string(),
+                "to": to.to_string(),
+                "reason": reason,
+                "at": at.to_string(),
+            }),
+        ),
+        Event::OutOfOrderCleared { room, from, at } => (
+            "room.back_in_order",
+            json!({"room": room.number.as_str(), "from": from.to_string(), "at": at.to_string()}),
         ),
         Event::HotelPut { .. }
         | Event::RoomTypePut { .. }

@@ -1,6 +1,6 @@
 //! Reservations: booking (idempotent with a key), reading, and the state-machine actions.
 
-use axum::extract::State;
+use axum::extract::{FromRequest, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use innkeep_actors::BookInput;
@@ -10,7 +10,7 @@ use super::{reservation_id, reservation_response};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::extract::{idempotency_key, if_match, ApiJson, ApiPath, EmptyBody};
-use crate::wire::{parse_date, BookRequestBody, ReservationView};
+use crate::wire::{parse_date, BookRequestBody, MoveRequest, ReservationView};
 use crate::AppState;
 
 /// Books a room of a type for a stay. The reservation starts `pending_payment` and holds
@@ -201,4 +201,47 @@ pub async fn check_out(
     _body: EmptyBody,
 ) -> Result<Response, ApiError> {
     act(&state, &caller, &id, &headers, Action::CheckOut).await
+}
+
+/// Moves a `confirmed` or `checked_in` reservation to another room of its hotel. The new
+/// room takes the nights (from tonight on, for a guest already in) and the old room gives
+/// them back in one step: never both, never neither. A guest moved out leaves the old room
+/// vacant and dirty. The reservation takes the new room's type; its price stays. Moving to
+/// the room it is in changes nothing (a retry is safe).
+#[utoipa::path(
+    post,
+    path = "/v1/reservations/{id}/move",
+    tag = "reservations",
+    params(
+        ("id" = String, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<String>, Header, description = "The version the client saw, e.g. \"3\"; `*` or absent: no check"),
+    ),
+    request_body = MoveRequest,
+    responses(
+        (status = 200, description = "Moved (or already in that room)", body = ReservationView,
+            headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "invalid_request: bad room number, or the room sleeps fewer guests", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such reservation or room", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "nights_sold (with `conflicts`), invalid_transition, room_not_ready (a checked-in guest needs a vacant clean or inspected room), move_in_progress or limit_reached", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn move_reservation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let id = reservation_id(&id)?;
+    let expected = if_match(&headers)?;
+    // Who may act on this reservation is decided before its body is read, so a caller
+    // that may not see it learns nothing from how its body is judged.
+    let current = state.engine.reservation(id).await?;
+    caller.check_reservation(&current)?;
+    let ApiJson(body) = ApiJson::<MoveRequest>::from_request(request, &()).await?;
+    let to = RoomNumber::parse(&body.room)?;
+    let reservation = state.engine.move_reservation(id, to, expected).await?;
+    Ok(reservation_response(StatusCode::OK, &reservation))
 }

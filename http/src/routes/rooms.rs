@@ -6,7 +6,7 @@ use innkeep_engine::{HotelId, Housekeeping, RoomNumber};
 
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath};
-use crate::wire::{HousekeepingRequest, RoomStatusView};
+use crate::wire::{parse_date, HousekeepingRequest, OutOfOrderRequest, RoomStatusView};
 use crate::AppState;
 
 /// Every room of a hotel with its occupancy, housekeeping and checked-in reservation.
@@ -62,6 +62,76 @@ pub async fn put_housekeeping(
     let room = state
         .engine
         .set_housekeeping(&hotel_id, &number, status)
+        .await?;
+    Ok(Json(RoomStatusView::from(&room)))
+}
+
+/// Takes a room out of order for the nights `[from, to)`: they cannot be booked or moved
+/// into. Refused with 409 `nights_sold`, listing every conflicting reservation in
+/// `conflicts`, while any night in the range is sold (or another range overlaps). Setting
+/// exactly the same range again changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/hotels/{hotel_id}/rooms/{number}/out-of-order",
+    tag = "rooms",
+    params(
+        ("hotel_id" = String, Path, description = "Hotel code"),
+        ("number" = String, Path, description = "Room number"),
+    ),
+    request_body = OutOfOrderRequest,
+    responses(
+        (status = 200, description = "The room with its out-of-order ranges", body = RoomStatusView),
+        (status = 400, description = "invalid_request: bad dates (from before today, to not after from, over 366 nights) or reason", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such hotel or room", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "nights_sold (with `conflicts`) or limit_reached", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "invalid_request: body not sent as JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn set_out_of_order(
+    State(state): State<AppState>,
+    ApiPath((hotel_id, number)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<OutOfOrderRequest>,
+) -> Result<Json<RoomStatusView>, ApiError> {
+    let hotel_id = HotelId::parse(&hotel_id)?;
+    let number = RoomNumber::parse(&number)?;
+    let from = parse_date("from", &body.from)?;
+    let to = parse_date("to", &body.to)?;
+    let room = state
+        .engine
+        .set_out_of_order(&hotel_id, &number, from, to, &body.reason)
+        .await?;
+    Ok(Json(RoomStatusView::from(&room)))
+}
+
+/// Puts a room back in order: lifts its out-of-order range starting at `from`.
+#[utoipa::path(
+    delete,
+    path = "/v1/hotels/{hotel_id}/rooms/{number}/out-of-order/{from}",
+    tag = "rooms",
+    params(
+        ("hotel_id" = String, Path, description = "Hotel code"),
+        ("number" = String, Path, description = "Room number"),
+        ("from" = String, Path, description = "First night of the range (`YYYY-MM-DD`)"),
+    ),
+    responses(
+        (status = 200, description = "The room with its remaining out-of-order ranges", body = RoomStatusView),
+        (status = 400, description = "invalid_request: bad date", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such hotel, room or range", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn clear_out_of_order(
+    State(state): State<AppState>,
+    ApiPath((hotel_id, number, from)): ApiPath<(String, String, String)>,
+) -> Result<Json<RoomStatusView>, ApiError> {
+    let hotel_id = HotelId::parse(&hotel_id)?;
+    let number = RoomNumber::parse(&number)?;
+    let from = parse_date("from", &from)?;
+    let room = state
+        .engine
+        .clear_out_of_order(&hotel_id, &number, from)
         .await?;
     Ok(Json(RoomStatusView::from(&room)))
 }
