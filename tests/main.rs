@@ -4,6 +4,7 @@
 mod booking;
 mod crash;
 mod durability;
+mod frontdesk;
 mod harness;
 mod load;
 mod payments;

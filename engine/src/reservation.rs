@@ -374,14 +374,14 @@ pub struct Reservation {
     /// engine was called directly. Kept durably so a channel's access to "the reservations
     /// it created" and its count of open holds survive restarts.
     pub created_by: Option<String>,
-    /// Every room move, oldest first (at most [`MAX_MOVES`]). The last one says from which
-    /// night the current room holds the stay: a guest moved mid-stay slept the earlier
-    /// nights elsewhere.
+    /// Its latest room moves, oldest first (the last [`MAX_MOVES`]). The last one says from
+    /// which night the current room holds the stay: a guest moved mid-stay slept the
+    /// earlier nights elsewhere.
     pub moves: Vec<RoomMove>,
 }
 
-/// Most room moves one reservation may have; past it a move is refused
-/// (`limit_reached`). Bounds the reservation's size; a real stay moves once or twice.
+/// Room moves one reservation remembers; older ones are dropped (the journal still has
+/// them). Bounds the reservation's size; a real stay moves once or twice.
 pub const MAX_MOVES: usize = 8;
 
 /// One room move of a reservation.

@@ -311,9 +311,6 @@ impl RoomState {
             Status::CheckedIn if today < r.stay.departure() => today.max(r.first_night_here()),
             _ => return Err(refused),
         };
-        if r.moves.len() >= MAX_MOVES {
-            return Err(DomainError::LimitReached("room moves per reservation"));
-        }
         Ok(first_night)
     }
 
@@ -399,6 +396,9 @@ impl RoomState {
                 to: reservation.status,
                 version: reservation.version,
             });
+        }
+        if reservation.moves.len() >= MAX_MOVES {
+            reservation.moves.remove(0);
         }
         reservation.moves.push(RoomMove {
             at: *at,

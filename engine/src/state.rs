@@ -210,10 +210,12 @@ impl State {
         self.apply_owned_except_locator(event);
     }
 
-    /// The locator entry an event adds: a creation maps its id to its room. Recovery
-    /// builds the locator from these on its decoding thread, in parallel with the replay.
+    /// The locator entry an event adds: a creation maps its id to its room, a move to its
+    /// new room. Recovery builds the locator from these on its decoding thread, in
+    /// parallel with the replay, so every event that changes the locator must be here.
     pub fn locator_entry(event: &Event) -> Option<(ReservationId, RoomKey)> {
         match event {
+            Event::ReservationMoved { id, to, .. } => Some((*id, to.clone())),
             Event::ReservationCreated { reservation, .. } => Some((
                 reservation.id,
                 RoomKey {

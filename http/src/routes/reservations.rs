@@ -222,7 +222,7 @@ pub async fn check_out(
             headers(("ETag" = String, description = "The new version, quoted"))),
         (status = 400, description = "invalid_request: bad room number, or the room sleeps fewer guests", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such reservation or room", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "nights_sold (with `conflicts`), invalid_transition, room_not_ready (a checked-in guest needs a vacant clean or inspected room), move_in_progress or limit_reached", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "nights_sold (with `conflicts`), invalid_transition, room_not_ready (a checked-in guest needs a vacant clean or inspected room) or move_in_progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
     )
