@@ -121,7 +121,7 @@ async fn room_moves_stay_whole_across_kill_dash_nine() {
         for i in 0..MOVERS {
             let (c, ledger) = (c.clone(), ledger.clone());
             let base = s.url("");
-            let mut rng = Rng(seed ^ ((cycle * MOVERS + i) as u64 + 1) * 0x9E37_79B9);
+            let mut rng = Rng(seed ^ (((cycle * MOVERS + i) as u64 + 1) * 0x9E37_79B9));
             tasks.push(tokio::spawn(async move {
                 let mut acked = 0;
                 loop {
