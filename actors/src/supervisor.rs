@@ -70,9 +70,9 @@ pub struct OrderSupervisor {
     cursor: usize,
     /// When lapsed idempotency keys are next dropped.
     next_prune: std::time::Instant,
-    /// Per hotel, the last audit date whose night audit every room finished. Empty at
-    /// start-up, so audits missed while the server was down run at once.
-    audited: HashMap<HotelId, innkeep_engine::jiff::civil::Date>,
+    /// Per hotel, the last audit date whose night audit every room finished, and when.
+    /// Empty at start-up, so audits missed while the server was down run at once.
+    audited: HashMap<HotelId, (innkeep_engine::jiff::civil::Date, std::time::Instant)>,
     /// Hotels whose night audit is running (one at a time per hotel).
     auditing: HashSet<HotelId>,
 }
@@ -88,6 +88,11 @@ pub(crate) struct Peers {
 
 /// How often lapsed idempotency keys are dropped from memory.
 const IDEMPOTENCY_PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// How often a hotel's night audit runs again for the same audit date: a reservation
+/// confirmed after the audit ran (a long hold paid late) becomes a no-show within this
+/// instead of a day late.
+const AUDIT_RECHECK_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// Rooms one round of the saga asks at most before looking at the index again.
 const CANDIDATES_PER_ROUND: usize = 16;
@@ -167,9 +172,10 @@ impl OrderSupervisor {
     }
 
     /// Starts the night audit of every hotel whose audit date moved on since its last
-    /// finished audit: each room marks its due no-shows. An audit that did not finish
-    /// everywhere (the journal refused, the engine is stopping) runs again next tick;
-    /// rooms skip what they already marked.
+    /// finished audit (or whose last audit is [`AUDIT_RECHECK_EVERY`] old): each room
+    /// marks its due no-shows. An audit that did not finish everywhere (the journal
+    /// refused, the engine is stopping) runs again next tick; rooms skip what they already
+    /// marked.
     fn audit_due(&mut self, ctx: &mut Context<Self>) {
         let now = self.shared.clock.now();
         let due: Vec<(
@@ -187,7 +193,10 @@ impl OrderSupervisor {
                     let date = hotel
                         .time_zone
                         .audit_date(now, self.policy.night_audit_time);
-                    if self.audited.get(id).is_some_and(|done| *done >= date) {
+                    let fresh = |(done, at): &(_, std::time::Instant)| {
+                        *done >= date && at.elapsed() < AUDIT_RECHECK_EVERY
+                    };
+                    if self.audited.get(id).is_some_and(fresh) {
                         return None;
                     }
                     let addrs = hotel
@@ -226,7 +235,8 @@ impl OrderSupervisor {
                     tracing::info!(hotel = %hotel, %audit_date, marked, "night audit: no-shows");
                 }
                 if finished {
-                    act.audited.insert(hotel, audit_date);
+                    act.audited
+                        .insert(hotel, (audit_date, std::time::Instant::now()));
                 }
             }));
         }
