@@ -21,8 +21,8 @@ mod snapshotter;
 pub mod supervisor;
 
 pub use api::{
-    Availability, BookInput, EngineConfig, EngineError, RoomView, StartError, SyncMode,
-    TypeAvailability, DEFAULT_MAX_HOLDS_PER_CREATOR,
+    Availability, BookInput, DayReservation, EngineConfig, EngineError, FrontDeskDay, RoomView,
+    StartError, SyncMode, TypeAvailability, DEFAULT_MAX_HOLDS_PER_CREATOR,
 };
 pub use facade::{recover_state, Engine, Recovered, METRIC_BOOKINGS};
 pub use gateway::{
