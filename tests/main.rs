@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `innkeep` binary as a child process, over loopback, with a
 //! real data dir. One test binary; each area is a module.
 
+mod board;
 mod booking;
 mod crash;
 mod durability;
@@ -10,3 +11,4 @@ mod load;
 mod payments;
 mod security;
 mod validation;
+mod webdriver;

@@ -212,3 +212,40 @@ pub struct OutOfOrderView {
     /// Why.
     pub reason: String,
 }
+
+/// One reservation on a front-desk list (arrivals, departures, in house): what the desk
+/// needs to greet or see off the guest, without the payment and history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DayReservation {
+    /// The reservation.
+    pub id: ReservationId,
+    /// Its room.
+    pub room: RoomNumber,
+    /// Its room type.
+    pub room_type: RoomTypeCode,
+    /// The guest's name.
+    pub guest_name: String,
+    /// The booked stay.
+    pub stay: Stay,
+    /// Where it is in the state machine.
+    pub status: innkeep_engine::Status,
+}
+
+/// The front desk's view of one hotel-local day ([`crate::Engine::front_desk`]). Each list
+/// is sorted by room, then reservation id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrontDeskDay {
+    /// The hotel.
+    pub hotel_id: HotelId,
+    /// The hotel-local date the lists are for.
+    pub date: Date,
+    /// Stays arriving on `date` that are still coming or came: `pending_payment`,
+    /// `confirmed` or `checked_in`.
+    pub arrivals: Vec<DayReservation>,
+    /// Stays leaving on `date`: `confirmed` or `checked_in` ones whose departure is
+    /// `date`, and `checked_out` ones that checked out on `date` (hotel-local), so a guest
+    /// who left early is listed on the day they left, not on the day they had booked.
+    pub departures: Vec<DayReservation>,
+    /// Every reservation whose guest is in the house now (`checked_in`), whatever `date`.
+    pub in_house: Vec<DayReservation>,
+}

@@ -17,14 +17,15 @@ use innkeep_engine::{
 use innkeep_persistence::{recover, FsStorage, Journal, JournalOptions, SnapshotStore, Storage};
 
 use crate::api::{
-    Availability, BookInput, EngineConfig, EngineError, RoomView, StartError, TypeAvailability,
+    Availability, BookInput, EngineConfig, EngineError, FrontDeskDay, RoomView, StartError,
+    TypeAvailability,
 };
 use crate::feed::{EventFeed, FeedSubscription};
 use crate::payments::{
     GetStats, OpenPayment, PaymentCreated, PaymentStatsView, PaymentSupervisor, RefundDue,
 };
 use crate::room::{
-    ApplyPayment, ChangeReservation, ClearOutOfOrder, GetReservation, GetView, HoldEnded,
+    ApplyPayment, ChangeReservation, ClearOutOfOrder, GetDay, GetReservation, GetView, HoldEnded,
     RoomActor, SetHousekeeping, SetOutOfOrder,
 };
 use crate::shared::{read, write, Shared};
@@ -856,6 +857,59 @@ impl Engine {
             .collect::<Result<_, _>>()?;
         let views = futures_util::future::join_all(addrs.iter().map(|a| a.send(GetView))).await;
         views.into_iter().map(|v| v.map_err(mailbox)).collect()
+    }
+
+    /// The front desk's lists for the hotel-local `date` (today in the hotel's zone when
+    /// `None`): arrivals, departures and the guests in house, each sorted by room, then
+    /// reservation id. Asks every room of the hotel, like [`Engine::rooms`].
+    pub async fn front_desk(
+        &self,
+        hotel_id: &HotelId,
+        date: Option<Date>,
+    ) -> Result<FrontDeskDay, EngineError> {
+        let _slot = self.enter()?;
+        let (tz, keys) = {
+            let catalog = read(&self.inner.shared.catalog);
+            let hotel = catalog.hotel(hotel_id)?;
+            let keys: Vec<RoomKey> = hotel
+                .rooms
+                .keys()
+                .map(|n| RoomKey {
+                    hotel_id: hotel_id.clone(),
+                    number: n.clone(),
+                })
+                .collect();
+            (hotel.time_zone.clone(), keys)
+        };
+        let date = date.unwrap_or_else(|| tz.today(Timestamp::now()));
+        let addrs: Vec<Addr<RoomActor>> = keys
+            .iter()
+            .map(|k| self.room_addr(k))
+            .collect::<Result<_, _>>()?;
+        let days = futures_util::future::join_all(addrs.iter().map(|a| {
+            a.send(GetDay {
+                date,
+                tz: tz.clone(),
+            })
+        }))
+        .await;
+        let mut out = FrontDeskDay {
+            hotel_id: hotel_id.clone(),
+            date,
+            arrivals: Vec::new(),
+            departures: Vec::new(),
+            in_house: Vec::new(),
+        };
+        for day in days {
+            let day = day.map_err(mailbox)?;
+            out.arrivals.extend(day.arrivals);
+            out.departures.extend(day.departures);
+            out.in_house.extend(day.in_house);
+        }
+        for list in [&mut out.arrivals, &mut out.departures, &mut out.in_house] {
+            list.sort_by(|a, b| (&a.room, a.id).cmp(&(&b.room, b.id)));
+        }
+        Ok(out)
     }
 
     /// Sets a room's housekeeping status.

@@ -22,8 +22,9 @@ mod snapshotter;
 pub mod supervisor;
 
 pub use api::{
-    Availability, BookInput, EngineConfig, EngineError, OutOfOrderView, RoomView, StartError,
-    SyncMode, TypeAvailability, DEFAULT_MAX_HOLDS_PER_CREATOR, DEFAULT_NIGHT_AUDIT_TIME,
+    Availability, BookInput, DayReservation, EngineConfig, EngineError, FrontDeskDay,
+    OutOfOrderView, RoomView, StartError, SyncMode, TypeAvailability,
+    DEFAULT_MAX_HOLDS_PER_CREATOR, DEFAULT_NIGHT_AUDIT_TIME,
 };
 pub use clock::{Clock, ManualTime};
 pub use facade::{recover_state, Engine, Recovered, METRIC_BOOKINGS};

@@ -9,13 +9,13 @@ use actix::prelude::*;
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::{
-    Action, DomainError, Event, Housekeeping, IdempotencyRecord, NightsDelta, PaymentOutcome,
-    PaymentReport, Reservation, ReservationId, RoomState, RoomTypeCode, Status,
+    Action, DomainError, Event, HotelTz, Housekeeping, IdempotencyRecord, NightsDelta,
+    PaymentOutcome, PaymentReport, Reservation, ReservationId, RoomState, RoomTypeCode, Status,
 };
 use innkeep_persistence::{Journal, JournalError};
 use tokio::sync::oneshot;
 
-use crate::api::{EngineError, OutOfOrderView, RoomView};
+use crate::api::{DayReservation, EngineError, OutOfOrderView, RoomView};
 use crate::shared::{read, write, Shared};
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
@@ -490,6 +490,90 @@ impl Handler<GetReservation> for RoomActor {
     fn handle(&mut self, msg: GetReservation, _ctx: &mut Self::Context) -> Self::Result {
         self.state.reservation(&msg.0).cloned()
     }
+}
+
+/// The room's share of the front desk's day: its reservations arriving on `date`,
+/// leaving on `date`, and in the house now (see [`crate::api::FrontDeskDay`]).
+#[derive(Message, Debug)]
+#[rtype(result = "RoomDay")]
+pub(crate) struct GetDay {
+    /// The hotel-local date.
+    pub date: Date,
+    /// The hotel's zone, to tell on which local date a guest checked out.
+    pub tz: HotelTz,
+}
+
+/// What [`GetDay`] answers: this room's entries of each list, by reservation id.
+#[derive(Debug, Default)]
+pub(crate) struct RoomDay {
+    pub arrivals: Vec<DayReservation>,
+    pub departures: Vec<DayReservation>,
+    pub in_house: Vec<DayReservation>,
+}
+
+impl Handler<GetDay> for RoomActor {
+    type Result = MessageResult<GetDay>;
+
+    fn handle(&mut self, msg: GetDay, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(day_of(&self.state, msg.date, &msg.tz))
+    }
+}
+
+/// Sorts a room's reservations into the front desk's lists for `date`. Scans every
+/// reservation the room has had: a few comparisons each, and the desk asks rarely.
+fn day_of(state: &RoomState, date: Date, tz: &HotelTz) -> RoomDay {
+    let mut day = RoomDay::default();
+    // Only reservations that name this room (one moved away is listed by its new room).
+    for r in state
+        .reservations
+        .values()
+        .filter(|r| r.room == state.key.number)
+    {
+        let arriving = r.stay.arrival() == date
+            && matches!(
+                r.status,
+                Status::PendingPayment | Status::Confirmed | Status::CheckedIn
+            );
+        let leaving = match r.status {
+            Status::Confirmed | Status::CheckedIn => r.stay.departure() == date,
+            // The day they really left: an early departure is listed on that day.
+            Status::CheckedOut => {
+                let left = r
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|h| h.to == Status::CheckedOut)
+                    .map_or(r.stay.departure(), |h| tz.today(h.at));
+                left == date
+            }
+            _ => false,
+        };
+        let in_house = r.status == Status::CheckedIn;
+        if !(arriving || leaving || in_house) {
+            continue;
+        }
+        let entry = DayReservation {
+            id: r.id,
+            room: r.room.clone(),
+            room_type: r.room_type.clone(),
+            guest_name: r.guest.name.clone(),
+            stay: r.stay,
+            status: r.status,
+        };
+        for (yes, list) in [
+            (arriving, &mut day.arrivals),
+            (leaving, &mut day.departures),
+            (in_house, &mut day.in_house),
+        ] {
+            if yes {
+                list.push(entry.clone());
+            }
+        }
+    }
+    for list in [&mut day.arrivals, &mut day.departures, &mut day.in_house] {
+        list.sort_by_key(|e| e.id);
+    }
+    day
 }
 
 /// Read the room's live status.

@@ -57,7 +57,7 @@ pub enum Role {
     /// and cancelling the reservations it created.
     Channel,
     /// Reception: reservations (read, cancel, check-in/out), rooms and housekeeping, and
-    /// the live views (events, board) of its hotels.
+    /// the live views (events, the front-desk day, the board) of its hotels.
     FrontDesk,
 }
 
@@ -118,8 +118,15 @@ pub enum Op {
     MoveReservation,
     /// `POST /v1/hotels/{hotel_id}/rooms/{number}/out-of-order` and its `DELETE`.
     OutOfOrder,
-    /// The front-desk board of a hotel (not built yet).
+    /// `GET /board/{hotel_id}`: the room board page. Its route is public (a browser
+    /// navigation cannot send a Bearer header, and the page is a static shell without
+    /// data); this row records who can use it, because every call the page makes
+    /// ([`Op::ListRooms`], [`Op::FrontDeskDay`], [`Op::Events`]) is allowed to exactly these
+    /// roles.
     Board,
+    /// `GET /v1/hotels/{hotel_id}/front-desk`: the day's arrivals, departures and guests in
+    /// house.
+    FrontDeskDay,
 }
 
 const ADMIN: &[Role] = &[Role::Admin];
@@ -150,8 +157,9 @@ pub const ROLE_TABLE: &[(Op, &[Role])] = &[
     (Op::Events, ADMIN_FRONT_DESK),
     (Op::MoveReservation, ADMIN_FRONT_DESK),
     (Op::OutOfOrder, ADMIN_FRONT_DESK),
-    // Reserved for the board; its route goes into ROUTES when it is built.
+    // The board's page is public (see `Op::Board`); the data it loads is not.
     (Op::Board, ADMIN_FRONT_DESK),
+    (Op::FrontDeskDay, ADMIN_FRONT_DESK),
 ];
 
 /// Whether `role` may perform `op` at all (hotel and ownership checks come on top).
@@ -168,8 +176,9 @@ pub fn role_allows(role: Role, op: Op) -> bool {
 /// How a route is protected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// No key needed: probes, metrics, the API description, and the payment callback
-    /// (authenticated by its signature).
+    /// No key needed: probes, metrics, the API description, the payment callback
+    /// (authenticated by its signature), and the room board's page (a static shell; its
+    /// data comes from protected routes).
     Public,
     /// The `{hotel_id}` in the path names the hotel; checked before the handler runs.
     Hotel(Op),
@@ -275,6 +284,13 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/readyz", Access::Public),
     ("GET", "/metrics", Access::Public),
     ("GET", "/openapi.json", Access::Public),
+    (
+        "GET",
+        "/v1/hotels/{hotel_id}/front-desk",
+        Access::Hotel(Op::FrontDeskDay),
+    ),
+    // Public on purpose: a static page without data (see `Op::Board`).
+    ("GET", "/board/{hotel_id}", Access::Public),
 ];
 
 /// The protection of `method template`, if the route is listed.
@@ -672,5 +688,19 @@ mod tests {
         assert!(!role_allows(Role::Channel, Op::CheckIn));
         assert!(role_allows(Role::FrontDesk, Op::Events));
         assert!(!role_allows(Role::FrontDesk, Op::Book));
+    }
+
+    #[test]
+    fn board_users_may_make_every_call_the_board_makes() {
+        assert_eq!(
+            route_access(&Method::GET, "/board/{hotel_id}"),
+            Some(Access::Public)
+        );
+        for role in [Role::Admin, Role::Channel, Role::FrontDesk] {
+            let uses = [Op::ListRooms, Op::FrontDeskDay, Op::Events]
+                .iter()
+                .all(|op| role_allows(role, *op));
+            assert_eq!(role_allows(role, Op::Board), uses, "{role}");
+        }
     }
 }

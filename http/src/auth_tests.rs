@@ -549,6 +549,22 @@ async fn authorization_matrix() {
             OtherHotel,
             [401, 401, 200, 404, 404, 404],
         ),
+        // The front desk's day: admin and front desk of the hotel.
+        (
+            Method::GET,
+            "/v1/hotels/{h}/front-desk",
+            OwnHotel,
+            [401, 401, 200, 200, 403, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/front-desk",
+            OtherHotel,
+            [401, 401, 200, 404, 404, 404],
+        ),
+        // The board's page is a public static shell; its data needs a key (rows above).
+        (Method::GET, "/board/{h}", OwnHotel, [200; 6]),
+        (Method::GET, "/board/{h}", OtherHotel, [200; 6]),
         (Method::GET, "/healthz", None, [200; 6]),
         (Method::GET, "/readyz", None, [200; 6]),
         (Method::GET, "/metrics", None, [200; 6]),

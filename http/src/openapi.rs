@@ -13,7 +13,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::routes::{availability, events, ops, payments, reservations, rooms, setup};
+use crate::routes::{
+    availability, board, events, frontdesk, ops, payments, reservations, rooms, setup,
+};
 use crate::AppState;
 
 /// The document's fixed parts; `paths` are filled in by [`api_router`].
@@ -138,6 +140,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(crate::metrics::metrics))
+        .routes(routes!(frontdesk::front_desk))
+        .routes(routes!(board::board))
 }
 
 /// The serialized document, rendered once at start-up.

@@ -1469,3 +1469,258 @@ async fn out_of_order_ranges_and_room_moves() {
     assert_eq!(r.body["total"], first.body["total"]);
     assert_eq!(king(&h.get(&avail).await.body), 2);
 }
+
+/// Books `room` (of `room_type`) for `[arrival, arrival + nights)` as guest `name`.
+async fn book_room(
+    h: &Harness,
+    room: &str,
+    room_type: &str,
+    arrival: Date,
+    nights: i64,
+    name: &str,
+) -> Value {
+    let body = json!({
+        "room_type": room_type,
+        "room": room,
+        "arrival": arrival.to_string(),
+        "departure": plus(arrival, nights).to_string(),
+        "guests": 1,
+        "guest": {"name": name, "phone": "+86 138-0000-0000", "email": "guest@example.com"},
+    });
+    let r = h
+        .call(Method::POST, "/v1/hotels/H1/reservations", Some(body))
+        .await;
+    assert_eq!(r.status, 201, "{:#}", r.body);
+    r.body
+}
+
+/// Pays a reservation with a signed callback.
+async fn pay(h: &Harness, reservation: &Value) {
+    let r = h
+        .notify(&payment_of(reservation, "succeeded"), now_secs(), SECRET)
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+}
+
+async fn act(h: &Harness, reservation: &Value, action: &str) -> Value {
+    let id = reservation["id"].as_str().unwrap();
+    let r = h
+        .call(
+            Method::POST,
+            &format!("/v1/reservations/{id}/{action}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{action}: {:#}", r.body);
+    r.body
+}
+
+/// The ids of one front-desk list, in order.
+fn ids(day: &Value, list: &str) -> Vec<String> {
+    day[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list} in {day:#}"))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn id(r: &Value) -> String {
+    r["id"].as_str().unwrap().to_owned()
+}
+
+/// The front desk's day: who arrives, who leaves, who is in the house; statuses that do
+/// not count are left out; an early departure is listed on the day the guest left; the
+/// date defaults to the hotel-local today; bad input is 400 and an unknown hotel 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn front_desk_lists_arrivals_departures_and_in_house() {
+    let h = Harness::start();
+    h.setup().await;
+    let today = today();
+    // 102: unpaid, arriving today.
+    let unpaid = book_room(&h, "102", "KING", today, 1, "Ann Unpaid").await;
+    // 101: paid and checked in today, booked for two nights.
+    let guest = book_room(&h, "101", "KING", today, 2, "Bo Guest").await;
+    pay(&h, &guest).await;
+    act(&h, &guest, "check-in").await;
+    // 201: cancelled, arriving today: on no list.
+    let gone = book_room(&h, "201", "SUITE", today, 1, "Cy Cancelled").await;
+    act(&h, &gone, "cancel").await;
+    // 102 again: paid, arriving tomorrow for two nights.
+    let later = book_room(&h, "102", "KING", plus(today, 1), 2, "Di Later").await;
+    pay(&h, &later).await;
+
+    let day = h.get("/v1/hotels/H1/front-desk").await;
+    assert_eq!(day.status, 200, "{:#}", day.body);
+    assert_eq!(day.body["hotel_id"], "H1");
+    assert_eq!(day.body["date"], today.to_string());
+    // Sorted by room: 101 before 102.
+    assert_eq!(ids(&day.body, "arrivals"), [id(&guest), id(&unpaid)]);
+    assert_eq!(
+        day.body["arrivals"][0],
+        json!({
+            "id": id(&guest),
+            "room": "101",
+            "room_type": "KING",
+            "guest_name": "Bo Guest",
+            "arrival": today.to_string(),
+            "departure": plus(today, 2).to_string(),
+            "status": "checked_in",
+        })
+    );
+    assert_eq!(day.body["arrivals"][1]["status"], "pending_payment");
+    assert_eq!(ids(&day.body, "departures"), Vec::<String>::new());
+    assert_eq!(ids(&day.body, "in_house"), [id(&guest)]);
+    // An explicit date gives the same answer.
+    let same = h
+        .get(&format!("/v1/hotels/H1/front-desk?date={today}"))
+        .await;
+    assert_eq!(same.body, day.body);
+
+    let tomorrow = h
+        .get(&format!("/v1/hotels/H1/front-desk?date={}", plus(today, 1)))
+        .await
+        .body;
+    assert_eq!(tomorrow["date"], plus(today, 1).to_string());
+    assert_eq!(ids(&tomorrow, "arrivals"), [id(&later)]);
+    assert_eq!(tomorrow["arrivals"][0]["status"], "confirmed");
+    assert_eq!(ids(&tomorrow, "in_house"), [id(&guest)]);
+    let in_three = format!("/v1/hotels/H1/front-desk?date={}", plus(today, 3));
+    assert_eq!(
+        ids(&h.get(&in_three).await.body, "departures"),
+        [id(&later)]
+    );
+    let in_two = format!("/v1/hotels/H1/front-desk?date={}", plus(today, 2));
+    assert_eq!(ids(&h.get(&in_two).await.body, "departures"), [id(&guest)]);
+
+    // Bo leaves a night early: a departure today, not on the booked day.
+    act(&h, &guest, "check-out").await;
+    let day = h.get("/v1/hotels/H1/front-desk").await.body;
+    assert_eq!(ids(&day, "departures"), [id(&guest)]);
+    assert_eq!(day["departures"][0]["status"], "checked_out");
+    assert_eq!(ids(&day, "arrivals"), [id(&unpaid)]);
+    assert_eq!(ids(&day, "in_house"), Vec::<String>::new());
+    assert_eq!(
+        ids(&h.get(&in_two).await.body, "departures"),
+        Vec::<String>::new()
+    );
+
+    // Bad input.
+    for query in [
+        "date=2026-13-01",
+        "date=tomorrow",
+        "date=",
+        "date=2026-1-01",
+        "day=2026-01-01",
+    ] {
+        h.get(&format!("/v1/hotels/H1/front-desk?{query}"))
+            .await
+            .assert_problem(400, "invalid_request");
+    }
+    h.get("/v1/hotels/NOPE/front-desk")
+        .await
+        .assert_problem(404, "not_found");
+    h.get("/v1/hotels/bad%20code/front-desk")
+        .await
+        .assert_problem(400, "invalid_request");
+}
+
+/// "Today" for the front desk is the hotel's, not the server's: two hotels 25 hours apart
+/// always have different dates, and each gets its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn front_desk_today_is_hotel_local() {
+    let h = Harness::start();
+    let local = |tz: &str| {
+        jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::get(tz).unwrap())
+            .date()
+            .to_string()
+    };
+    let mut dates = Vec::new();
+    for (hotel, tz) in [
+        ("EAST", "Pacific/Kiritimati"),
+        ("WEST", "Pacific/Pago_Pago"),
+    ] {
+        let body = json!({"name": hotel, "time_zone": tz, "currency": "USD"});
+        let r = h
+            .call(Method::PUT, &format!("/v1/hotels/{hotel}"), Some(body))
+            .await;
+        assert_eq!(r.status, 201, "{:#}", r.body);
+        let before = local(tz);
+        let day = h.get(&format!("/v1/hotels/{hotel}/front-desk")).await;
+        let after = local(tz);
+        assert_eq!(day.status, 200, "{:#}", day.body);
+        let date = day.body["date"].as_str().unwrap().to_owned();
+        assert!(
+            date == before || date == after,
+            "{hotel}: {date} vs {before}"
+        );
+        // A hotel without rooms has empty lists.
+        for list in ["arrivals", "departures", "in_house"] {
+            assert_eq!(day.body[list], json!([]));
+        }
+        dates.push(date);
+    }
+    assert_ne!(dates[0], dates[1]);
+}
+
+/// The board page: the same static shell for any well-formed hotel code (it holds no
+/// data), locked down by a Content-Security-Policy naming its inline script and style,
+/// with the hooks the browser test uses; a malformed code is 400.
+#[tokio::test(flavor = "multi_thread")]
+async fn board_page_is_a_static_shell() {
+    let h = Harness::start();
+    h.setup().await;
+    let get = |uri: &'static str| {
+        h.app
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+    };
+    let res = get("/board/H1").await.unwrap();
+    assert_eq!(res.status(), 200);
+    let headers = res.headers().clone();
+    let page = res.into_body().collect().await.unwrap().to_bytes();
+    let text = std::str::from_utf8(&page).unwrap();
+    assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(csp.contains("connect-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(text.contains("<meta name=\"viewport\""));
+    for hook in [
+        "id=\"rooms\"",
+        "id=\"arrivals\"",
+        "id=\"departures\"",
+        "id=\"key-form\"",
+        "id=\"api-key\"",
+        "data-state=\"connecting\"",
+        "class SseParser",
+        "Last-Event-ID",
+    ] {
+        assert!(text.contains(hook), "{hook} missing");
+    }
+    // Nothing is fetched from anywhere else.
+    assert!(!text.contains("http://") && !text.contains("https://"));
+
+    // Any well-formed code gets the same bytes: a missing hotel is not revealed.
+    let other = get("/board/NO-SUCH-HOTEL").await.unwrap();
+    assert_eq!(other.status(), 200);
+    assert_eq!(other.into_body().collect().await.unwrap().to_bytes(), page);
+    h.get("/board/bad%20code")
+        .await
+        .assert_problem(400, "invalid_request");
+    let r = h.call(Method::POST, "/board/H1", None).await;
+    r.assert_problem(405, "method_not_allowed");
+
+    let doc = h.get("/openapi.json").await.body;
+    assert!(doc["paths"]["/v1/hotels/{hotel_id}/front-desk"]["get"].is_object());
+    assert!(doc["paths"]["/board/{hotel_id}"]["get"].is_object());
+    // The page is public; the listing needs a key like the other hotel routes.
+    assert!(doc["paths"]["/board/{hotel_id}"]["get"]["security"].is_null());
+    assert!(doc["paths"]["/v1/hotels/{hotel_id}/front-desk"]["get"]["security"].is_array());
+    assert!(doc["components"]["schemas"]["FrontDeskView"].is_object());
+}

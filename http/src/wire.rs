@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use innkeep_actors::{Availability, RoomView, TypeAvailability};
+use innkeep_actors::{Availability, DayReservation, FrontDeskDay, RoomView, TypeAvailability};
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::{
     Currency, Hotel, Housekeeping, Money, Occupancy, PaymentStatus, Reservation, RoomType,
@@ -705,6 +705,82 @@ pub struct HousekeepingRequest {
     /// may become dirty or out_of_order.
     #[schema(value_type = HousekeepingView)]
     pub status: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Front desk
+
+/// Query of `GET /v1/hotels/{hotel_id}/front-desk`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FrontDeskQuery {
+    /// The hotel-local day (`YYYY-MM-DD`); defaults to today in the hotel's time zone.
+    #[param(example = "2026-12-24")]
+    pub date: Option<String>,
+}
+
+/// One reservation on a front-desk list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FrontDeskItem {
+    /// The reservation's id.
+    pub id: String,
+    /// Its room.
+    pub room: String,
+    /// Its room type.
+    pub room_type: String,
+    /// The guest's name.
+    pub guest_name: String,
+    /// First night (`YYYY-MM-DD`).
+    pub arrival: String,
+    /// Booked leaving day (`YYYY-MM-DD`).
+    pub departure: String,
+    /// Where it is in the state machine.
+    pub status: ReservationStatus,
+}
+
+impl From<&DayReservation> for FrontDeskItem {
+    fn from(r: &DayReservation) -> Self {
+        Self {
+            id: r.id.to_string(),
+            room: r.room.as_str().to_owned(),
+            room_type: r.room_type.as_str().to_owned(),
+            guest_name: r.guest_name.clone(),
+            arrival: r.stay.arrival().to_string(),
+            departure: r.stay.departure().to_string(),
+            status: r.status.into(),
+        }
+    }
+}
+
+/// Answer of `GET /v1/hotels/{hotel_id}/front-desk`: the day's arrivals and departures and
+/// the guests in house, each sorted by room, then id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FrontDeskView {
+    /// The hotel.
+    pub hotel_id: String,
+    /// The hotel-local day the lists are for (`YYYY-MM-DD`).
+    pub date: String,
+    /// Arriving on `date`: `pending_payment`, `confirmed` or already `checked_in`.
+    pub arrivals: Vec<FrontDeskItem>,
+    /// Leaving on `date`: `confirmed` or `checked_in` with that departure, and
+    /// `checked_out` on that day (an early departure is listed on the day it happened).
+    pub departures: Vec<FrontDeskItem>,
+    /// Every `checked_in` reservation, whatever `date`.
+    pub in_house: Vec<FrontDeskItem>,
+}
+
+impl From<&FrontDeskDay> for FrontDeskView {
+    fn from(d: &FrontDeskDay) -> Self {
+        let list = |l: &[DayReservation]| l.iter().map(FrontDeskItem::from).collect();
+        Self {
+            hotel_id: d.hotel_id.as_str().to_owned(),
+            date: d.date.to_string(),
+            arrivals: list(&d.arrivals),
+            departures: list(&d.departures),
+            in_house: list(&d.in_house),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

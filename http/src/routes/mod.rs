@@ -10,7 +10,9 @@ use crate::error::ApiError;
 use crate::wire::ReservationView;
 
 pub mod availability;
+pub mod board;
 pub mod events;
+pub mod frontdesk;
 pub mod ops;
 pub mod payments;
 pub mod reservations;

@@ -1,0 +1,39 @@
+//! The front desk's day: arrivals, departures and guests in house.
+
+use axum::extract::State;
+use axum::Json;
+use innkeep_engine::HotelId;
+
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::wire::{parse_date, FrontDeskQuery, FrontDeskView};
+use crate::AppState;
+
+/// The day's arrivals and departures and the guests in house, for the hotel-local `date`
+/// (default: today in the hotel's time zone). Each list is sorted by room, then id.
+#[utoipa::path(
+    get,
+    path = "/v1/hotels/{hotel_id}/front-desk",
+    tag = "rooms",
+    params(("hotel_id" = String, Path, description = "Hotel code"), FrontDeskQuery),
+    responses(
+        (status = 200, description = "The day's lists", body = FrontDeskView),
+        (status = 400, description = "invalid_request: bad hotel code, a date that is not YYYY-MM-DD, or an unknown query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such hotel", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn front_desk(
+    State(state): State<AppState>,
+    ApiPath(hotel_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<FrontDeskQuery>,
+) -> Result<Json<FrontDeskView>, ApiError> {
+    let hotel_id = HotelId::parse(&hotel_id)?;
+    let date = query
+        .date
+        .as_deref()
+        .map(|raw| parse_date("date", raw))
+        .transpose()?;
+    let day = state.engine.front_desk(&hotel_id, date).await?;
+    Ok(Json(FrontDeskView::from(&day)))
+}

@@ -1,0 +1,424 @@
+//! The room board in a real headless Chromium: the page loads the rooms and the front
+//! desk's day, follows the event stream while the desk books, checks in and out and
+//! housekeeping works, reconnects after a server restart, asks for an API key when keys
+//! are configured, and parses Server-Sent Events by the spec.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::harness::{booking, client, hotel, pay, plus, send, today, Server};
+use crate::webdriver::{free_port, Browser};
+
+const TZ: &str = "Asia/Shanghai";
+
+/// How long the board gets to show a change (it refreshes ~150 ms after an event).
+const SEEN_WITHIN: Duration = Duration::from_secs(20);
+
+/// One browser test at a time: two Chromiums on a 2-core machine shared with the other
+/// end-to-end tests make everything slow enough to miss deadlines.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What the board shows: its state, each room cell, and the ids and statuses on each list.
+const READ_BOARD: &str = r#"
+const list = (id) => [...document.querySelectorAll('#' + id + ' [data-reservation-id]')]
+  .map((li) => ({id: li.dataset.reservationId, status: li.dataset.status}));
+const rooms = {};
+for (const c of document.querySelectorAll('#rooms [data-room]')) {
+  rooms[c.dataset.room] = {occupancy: c.dataset.occupancy, housekeeping: c.dataset.housekeeping,
+    reservation: c.dataset.reservationId || null};
+}
+return {state: document.body.dataset.state, date: document.body.dataset.date || null, rooms,
+  arrivals: list('arrivals'), departures: list('departures'), in_house: list('in-house')};
+"#;
+
+/// Waits until the board, read with [`READ_BOARD`], satisfies `ok`; returns it.
+async fn board_until(b: &Browser, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + SEEN_WITHIN;
+    loop {
+        let board = b.execute(READ_BOARD, json!([])).await;
+        if ok(&board) {
+            return board;
+        }
+        if std::time::Instant::now() >= deadline {
+            panic!(
+                "board: {what} not seen within {SEEN_WITHIN:?}; it shows {board:#}\n{}",
+                b.diagnostics().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn room<'a>(board: &'a Value, number: &str) -> &'a Value {
+    &board["rooms"][number]
+}
+
+/// Whether `list` of the board holds reservation `id` with `status`.
+fn listed(board: &Value, list: &str, id: &str, status: &str) -> bool {
+    board[list]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|e| e["id"] == id && e["status"] == status))
+}
+
+fn absent(board: &Value, list: &str, id: &str) -> bool {
+    board[list]
+        .as_array()
+        .is_some_and(|l| l.iter().all(|e| e["id"] != id))
+}
+
+/// The front desk works a stay through the API; the board follows every step live, and
+/// comes back by itself after the server restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn board_follows_the_front_desk_live() {
+    let _one = ONE_BROWSER.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A fixed port, so the page's origin still reaches the server after a restart.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let s = Server::start(dir.path(), &[("INNKEEP_LISTEN", &listen)]);
+    let c = client();
+    hotel(&c, &s, "BRD", TZ, 4).await;
+
+    let b = Browser::start().await;
+    b.goto(&s.url("/board/BRD")).await;
+    let board = board_until(&b, "four rooms and a live stream", |v| {
+        v["state"] == "live" && v["rooms"].as_object().is_some_and(|r| r.len() == 4)
+    })
+    .await;
+    let today = today(TZ);
+    assert_eq!(board["date"], today.to_string(), "hotel-local today");
+    for n in ["1", "2", "3", "4"] {
+        assert_eq!(
+            room(&board, n),
+            &json!({"occupancy": "vacant", "housekeeping": "clean", "reservation": null}),
+            "room {n}"
+        );
+    }
+    assert_eq!(board["arrivals"], json!([]));
+
+    // Booked for tonight in room 3: an arrival, still unpaid.
+    let mut body = booking(today, plus(today, 1));
+    body["room"] = json!("3");
+    let (status, r, _) = send(c.post(s.url("/v1/hotels/BRD/reservations")).json(&body)).await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["id"].as_str().unwrap().to_owned();
+    board_until(&b, "the booking among today's arrivals", |v| {
+        listed(v, "arrivals", &id, "pending_payment")
+    })
+    .await;
+
+    // Paid: confirmed.
+    pay(&c, &s, &r).await;
+    board_until(&b, "the arrival confirmed", |v| {
+        listed(v, "arrivals", &id, "confirmed")
+    })
+    .await;
+
+    // Checked in: room 3 occupied by it, in the house, still among today's arrivals.
+    let (status, body, _) = send(c.post(s.url(&format!("/v1/reservations/{id}/check-in")))).await;
+    assert_eq!(status, 200, "{body}");
+    let board = board_until(&b, "room 3 occupied", |v| {
+        room(v, "3")["occupancy"] == "occupied"
+    })
+    .await;
+    assert_eq!(room(&board, "3")["reservation"], id.as_str());
+    assert_eq!(room(&board, "3")["housekeeping"], "clean");
+    assert!(listed(&board, "arrivals", &id, "checked_in"), "{board:#}");
+    assert!(listed(&board, "in_house", &id, "checked_in"), "{board:#}");
+    for n in ["1", "2", "4"] {
+        assert_eq!(room(&board, n)["occupancy"], "vacant", "room {n}");
+    }
+
+    // Checked out: room 3 vacant and dirty, a departure today, nobody in the house.
+    let (status, body, _) = send(c.post(s.url(&format!("/v1/reservations/{id}/check-out")))).await;
+    assert_eq!(status, 200, "{body}");
+    let board = board_until(&b, "room 3 vacant and dirty", |v| {
+        room(v, "3")["occupancy"] == "vacant" && room(v, "3")["housekeeping"] == "dirty"
+    })
+    .await;
+    assert_eq!(room(&board, "3")["reservation"], Value::Null);
+    assert!(
+        listed(&board, "departures", &id, "checked_out"),
+        "{board:#}"
+    );
+    assert!(absent(&board, "in_house", &id), "{board:#}");
+    assert!(absent(&board, "arrivals", &id), "{board:#}");
+
+    // Housekeeping starts on it.
+    let hk = s.url("/v1/hotels/BRD/rooms/3/housekeeping");
+    let (status, body, _) = send(c.put(&hk).json(&json!({"status": "cleaning"}))).await;
+    assert_eq!(status, 200, "{body}");
+    board_until(&b, "room 3 being cleaned", |v| {
+        room(v, "3")["housekeeping"] == "cleaning"
+    })
+    .await;
+    let last_id = b
+        .execute("return window.InnkeepBoard.lastEventId();", json!([]))
+        .await;
+    assert!(
+        last_id.as_str().is_some_and(|id| id.parse::<u64>().is_ok()),
+        "the board remembers the last event id: {last_id}"
+    );
+
+    // The server stops: the stream ends and the board tries to reconnect.
+    let data_dir = s.data_dir.clone();
+    assert!(s.terminate().success());
+    board_until(&b, "the board reconnecting", |v| v["state"] == "connecting").await;
+    // Back on the same address: live again, and changes after the restart show up.
+    let s = Server::start(&data_dir, &[("INNKEEP_LISTEN", &listen)]);
+    board_until(&b, "live again after the restart", |v| v["state"] == "live").await;
+    let (status, body, _) = send(c.put(&hk).json(&json!({"status": "clean"}))).await;
+    assert_eq!(status, 200, "{body}");
+    board_until(&b, "room 3 clean after the restart", |v| {
+        room(v, "3")["housekeeping"] == "clean"
+    })
+    .await;
+    b.quit().await;
+    drop(s);
+}
+
+/// With API keys configured the board asks for one: a wrong key is refused, a channel key
+/// may not see the board, a front-desk key of the hotel works (sent as a Bearer header on
+/// every call, the stream included) and stays for the tab's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn board_asks_for_an_api_key_when_keys_are_configured() {
+    let _one = ONE_BROWSER.lock().await;
+    const ADMIN: &str = "board-test-admin-key";
+    const DESK: &str = "board-test-front-desk-key";
+    const CHANNEL: &str = "board-test-channel-key";
+    let hash = |k: &str| hex::encode(innkeep_http::auth::hash_key(k));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("innkeep.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[api_keys]]\nkey_sha256 = \"{}\"\nrole = \"admin\"\nhotels = [\"*\"]\n\
+             [[api_keys]]\nkey_sha256 = \"{}\"\nrole = \"front_desk\"\nhotels = [\"KEYD\"]\n\
+             [[api_keys]]\nkey_sha256 = \"{}\"\nrole = \"channel\"\nhotels = [\"KEYD\"]\n",
+            hash(ADMIN),
+            hash(DESK),
+            hash(CHANNEL)
+        ),
+    )
+    .unwrap();
+    let s = Server::start(
+        &dir.path().join("data"),
+        &[("INNKEEP_CONFIG", config.to_str().unwrap())],
+    );
+    let c = client();
+    let put = |path: &str, body: Value| {
+        let req = c.put(s.url(path)).bearer_auth(ADMIN).json(&body);
+        async move {
+            let (status, body, _) = send(req).await;
+            assert!((200..300).contains(&status), "{status} {body}");
+        }
+    };
+    put(
+        "/v1/hotels/KEYD",
+        json!({"name": "Keyed", "time_zone": TZ, "currency": "CNY"}),
+    )
+    .await;
+    put(
+        "/v1/hotels/KEYD/room-types/STD",
+        json!({"name": "Standard", "capacity": 2, "base_rate": 10000}),
+    )
+    .await;
+    for n in ["11", "12"] {
+        put(
+            &format!("/v1/hotels/KEYD/rooms/{n}"),
+            json!({"room_type": "STD"}),
+        )
+        .await;
+    }
+
+    let b = Browser::start().await;
+    b.goto(&s.url("/board/KEYD")).await;
+    const FORM: &str = "const f = document.getElementById('key-form'); \
+        const e = document.getElementById('key-error'); \
+        return document.body.dataset.state === 'auth' && !f.hidden \
+          && {error: e.hidden ? null : e.textContent, rooms: document.querySelectorAll('#rooms [data-room]').length};";
+    let asked = b
+        .wait_until("the key form", SEEN_WITHIN, FORM, json!([]))
+        .await;
+    assert_eq!(asked, json!({"error": null, "rooms": 0}));
+
+    const ENTER: &str = "document.getElementById('api-key').value = arguments[0]; \
+        document.getElementById('key-form').requestSubmit(); return true;";
+    // A key the server does not know: asked again, saying why.
+    b.execute(ENTER, json!(["not-a-key"])).await;
+    let asked = b
+        .wait_until(
+            "the key form with an error",
+            SEEN_WITHIN,
+            &FORM.replace("return ", "return e.hidden === false && "),
+            json!([]),
+        )
+        .await;
+    assert!(
+        asked["error"].as_str().unwrap().contains("refused"),
+        "{asked}"
+    );
+
+    // A channel key: the hotel's, but not a role that may see the board.
+    b.execute(ENTER, json!([CHANNEL])).await;
+    let message = b
+        .wait_until(
+            "the board refusing a channel key",
+            SEEN_WITHIN,
+            "return document.body.dataset.state === 'error' \
+               && document.getElementById('message').textContent;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        message.as_str().unwrap().contains("front_desk"),
+        "{message}"
+    );
+    // "Forget key" brings the form back.
+    b.execute(
+        "document.getElementById('forget-key').click(); return true;",
+        json!([]),
+    )
+    .await;
+    b.wait_until("the key form again", SEEN_WITHIN, FORM, json!([]))
+        .await;
+
+    // The front desk's key works.
+    b.execute(ENTER, json!([DESK])).await;
+    board_until(&b, "both rooms and a live stream with the key", |v| {
+        v["state"] == "live" && v["rooms"].as_object().is_some_and(|r| r.len() == 2)
+    })
+    .await;
+    let kept = b
+        .execute(
+            "return sessionStorage.getItem('innkeep.board.key');",
+            json!([]),
+        )
+        .await;
+    assert_eq!(kept, DESK);
+    // Live with the key: a change made now comes through the stream.
+    let req = c
+        .put(s.url("/v1/hotels/KEYD/rooms/12/housekeeping"))
+        .bearer_auth(DESK)
+        .json(&json!({"status": "dirty"}));
+    let (status, body, _) = send(req).await;
+    assert_eq!(status, 200, "{body}");
+    board_until(&b, "room 12 dirty", |v| {
+        room(v, "12")["housekeeping"] == "dirty"
+    })
+    .await;
+    // Reloading the tab keeps the key: no form, straight to live.
+    b.goto(&s.url("/board/KEYD")).await;
+    let board = board_until(&b, "live again after a reload", |v| {
+        v["state"] == "live" && v["rooms"].as_object().is_some_and(|r| r.len() == 2)
+    })
+    .await;
+    assert_eq!(room(&board, "12")["housekeeping"], "dirty");
+    b.quit().await;
+}
+
+/// Feeds `chunks` to a fresh instance of the page's SSE parser; returns what it dispatched,
+/// its last event id and its retry delay.
+async fn parse(b: &Browser, chunks: &[&str]) -> Value {
+    b.execute(
+        "const out = []; const p = new window.InnkeepBoard.SseParser((e) => out.push(e)); \
+         for (const c of arguments[0]) p.push(c); \
+         return {events: out, last_id: p.lastId, retry: p.retry};",
+        json!([chunks]),
+    )
+    .await
+}
+
+/// The page's Server-Sent Events parser, fed chunks the way a network delivers them:
+/// line endings of every kind, split anywhere (a CRLF too), comments, multi-line data,
+/// ids that persist, `retry`, fields without a value, unknown fields, a BOM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn board_parses_server_sent_events_by_the_spec() {
+    let _one = ONE_BROWSER.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let b = Browser::start().await;
+    // Any hotel code gets the page; this one does not exist, which the page says.
+    b.goto(&s.url("/board/NOWHERE")).await;
+    let message = b
+        .wait_until(
+            "the page saying the hotel does not exist",
+            SEEN_WITHIN,
+            "return document.body.dataset.state === 'error' \
+               && document.getElementById('message').textContent;",
+            json!([]),
+        )
+        .await;
+    assert!(message.as_str().unwrap().contains("NOWHERE"), "{message}");
+
+    let ev = |t: &str, d: &str, id: Option<&str>| json!({"type": t, "data": d, "id": id});
+
+    let got = parse(
+        &b,
+        &[
+            "\u{feff}id: 7\r",
+            "\nevent: room.status\ndata: {\"room\":",
+            "\"3\"}\n\n",
+        ],
+    )
+    .await;
+    assert_eq!(
+        got["events"],
+        json!([ev("room.status", "{\"room\":\"3\"}", Some("7"))])
+    );
+
+    // Comments (the keep-alive) dispatch nothing; data lines join with "\n", and only one
+    // space after the colon is dropped.
+    let got = parse(
+        &b,
+        &[": keep-alive\n\n", "data: one\ndata:two\ndata:  three\n\n"],
+    )
+    .await;
+    assert_eq!(
+        got["events"],
+        json!([ev("message", "one\ntwo\n three", None)])
+    );
+
+    // CR-only lines; a CRLF split between chunks is one line end, not two.
+    let got = parse(&b, &["event: a\rdata: x\r\r", "data: y\r", "\n", "\r\n"]).await;
+    assert_eq!(
+        got["events"],
+        json!([ev("a", "x", None), ev("message", "y", None)])
+    );
+
+    // An id persists to later events; an event without data dispatches nothing but still
+    // sets the id; "data" without a colon is an empty data line.
+    let got = parse(
+        &b,
+        &[
+            "id: 9\n\n",
+            "data: z\n\n",
+            "data\n\n",
+            "id: 10\nevent: b\ndata: w\n\n",
+        ],
+    )
+    .await;
+    assert_eq!(
+        got["events"],
+        json!([
+            ev("message", "z", Some("9")),
+            ev("message", "", Some("9")),
+            ev("b", "w", Some("10")),
+        ])
+    );
+    assert_eq!(got["last_id"], "10");
+
+    // retry takes digits only; unknown fields are ignored; an unfinished event waits.
+    let got = parse(
+        &b,
+        &[
+            "retry: 2500\nretry: soon\nfoo: bar\ndata: done\n\n",
+            "data: not yet",
+        ],
+    )
+    .await;
+    assert_eq!(got["events"], json!([ev("message", "done", None)]));
+    assert_eq!(got["retry"], 2500);
+    b.quit().await;
+    drop(s);
+}
