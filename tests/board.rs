@@ -26,7 +26,7 @@ const list = (id) => [...document.querySelectorAll('#' + id + ' [data-reservatio
 const rooms = {};
 for (const c of document.querySelectorAll('#rooms [data-room]')) {
   rooms[c.dataset.room] = {occupancy: c.dataset.occupancy, housekeeping: c.dataset.housekeeping,
-    reservation: c.dataset.reservationId || null};
+    reservation: c.dataset.reservationId || null, blocked: c.dataset.blocked === 'true'};
 }
 return {state: document.body.dataset.state, date: document.body.dataset.date || null, rooms,
   arrivals: list('arrivals'), departures: list('departures'), in_house: list('in-house')};
@@ -90,7 +90,8 @@ async fn board_follows_the_front_desk_live() {
     for n in ["1", "2", "3", "4"] {
         assert_eq!(
             room(&board, n),
-            &json!({"occupancy": "vacant", "housekeeping": "clean", "reservation": null}),
+            &json!({"occupancy": "vacant", "housekeeping": "clean", "reservation": null,
+                    "blocked": false}),
             "room {n}"
         );
     }
@@ -150,6 +151,22 @@ async fn board_follows_the_front_desk_live() {
     assert_eq!(status, 200, "{body}");
     board_until(&b, "room 3 being cleaned", |v| {
         room(v, "3")["housekeeping"] == "cleaning"
+    })
+    .await;
+    // Room 4 taken off sale from today: the board marks it, and unmarks it when lifted.
+    let ooo = s.url("/v1/hotels/BRD/rooms/4/out-of-order");
+    let range =
+        json!({"from": today.to_string(), "to": plus(today, 2).to_string(), "reason": "leak"});
+    let (status, body, _) = send(c.post(&ooo).json(&range)).await;
+    assert_eq!(status, 200, "{body}");
+    board_until(&b, "room 4 out of order", |v| {
+        room(v, "4")["blocked"] == true
+    })
+    .await;
+    let (status, body, _) = send(c.delete(format!("{ooo}/{today}"))).await;
+    assert_eq!(status, 200, "{body}");
+    board_until(&b, "room 4 back in order", |v| {
+        room(v, "4")["blocked"] == false
     })
     .await;
     let last_id = b

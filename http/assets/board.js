@@ -271,10 +271,16 @@
         el('span', 'state', occ + ' · ' + hk));
       const guest = room.reservation && guests.get(room.reservation);
       if (guest) cell.append(el('span', 'guest', guest));
+      // An out-of-order range covering the board's date takes the room off sale today.
+      const range = (room.out_of_order || []).find((r) => r.from <= day.date && day.date < r.to);
+      if (range) {
+        cell.dataset.blocked = 'true';
+        cell.append(el('span', 'guest', 'Off sale until ' + range.to + (range.reason ? ' (' + range.reason + ')' : '')));
+      }
       cell.title = 'Room ' + room.number + ' (' + room.room_type + '): ' + occ.toLowerCase() + ', ' + hk.toLowerCase();
       if (room.occupancy === 'occupied') counts.occupied += 1;
       if (room.housekeeping === 'dirty') counts.dirty += 1;
-      if (room.housekeeping === 'out_of_order') counts.out_of_order += 1;
+      if (room.housekeeping === 'out_of_order' || range) counts.out_of_order += 1;
       if (flashRooms.has(room.number)) cell.classList.add('flash');
       return cell;
     });
