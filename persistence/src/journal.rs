@@ -32,6 +32,17 @@
 //! tail off the last segment and refusing (with file and offset) anything else that is
 //! wrong. Run it before [`Journal::start`], which refuses a last segment that is not
 //! clean.
+//!
+//! # Retention
+//!
+//! [`Journal::truncate_through`] (called once a snapshot covering a seq is durable) deletes
+//! whole segments, never the active one, and never one holding any of the newest
+//! [`JournalOptions::retain_records`] records: a segment goes only when every record in it
+//! is both covered by a snapshot and older than that window. The retained records are what
+//! [`read_records`] can still hand out after a restart (Innkeep refills its event feed
+//! from them, so `Last-Event-ID` resumes across restarts). Recovery is unaffected: it
+//! checks the retained segments' framing and CRCs but decodes and replays only records
+//! after the snapshot.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -88,6 +99,10 @@ pub const MAX_BATCH_RECORDS_LIMIT: usize = 1 << 20;
 /// Largest accepted `queue_capacity`; the queue holds unencoded events in memory.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 24;
 
+/// Largest accepted `retain_records`: retained segments are read (CRC-checked) by every
+/// recovery, so this bounds the disk they take and the start-up time they add.
+pub const MAX_RETAIN_RECORDS: u64 = 1 << 24;
+
 /// File name suffix of segment files.
 const SEGMENT_SUFFIX: &str = ".seg";
 
@@ -121,6 +136,11 @@ pub struct JournalOptions {
     pub queue_capacity: usize,
     /// Durability policy.
     pub sync: SyncMode,
+    /// Keep at least this many of the newest records on disk even when a snapshot covers
+    /// them (see [`Journal::truncate_through`]), so they can be read back with
+    /// [`read_records`] after a restart. 0 keeps only what no snapshot covers yet. At most
+    /// [`MAX_RETAIN_RECORDS`].
+    pub retain_records: u64,
 }
 
 impl Default for JournalOptions {
@@ -131,6 +151,7 @@ impl Default for JournalOptions {
             max_batch_records: 4096,
             queue_capacity: 65_536,
             sync: SyncMode::Fdatasync,
+            retain_records: 0,
         }
     }
 }
@@ -250,6 +271,21 @@ pub struct RecoveryReport {
     pub torn_tail_truncated_bytes: u64,
     /// The file a torn tail was cut from, if any.
     pub torn_tail_file: Option<PathBuf>,
+}
+
+/// What [`read_records`] read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadReport {
+    /// Sequence number of the first record handed over; `None` if there was none (the
+    /// range was empty). Later than the `from_seq` asked for when older segments were
+    /// already deleted.
+    pub first_seq: Option<u64>,
+    /// Records handed over.
+    pub records: u64,
+    /// Segment files read.
+    pub segments_read: usize,
+    /// Bytes of segment files read.
+    pub bytes_read: u64,
 }
 
 /// Counters of the writer's work since start, for tests and metrics.
@@ -585,6 +621,33 @@ fn cut_file(path: &Path, len_bytes: u64, rewrite_header: bool) -> Result<(), Jou
     file.sync_all().map_err(|e| JournalError::io(path, e))
 }
 
+/// Decode one record's payload (whose frame and CRC were checked) as an `E`; a payload
+/// that does not decode, or decodes from fewer bytes than it has, is corruption.
+fn decode_payload<E: DeserializeOwned>(
+    payload: &[u8],
+    path: &Path,
+    offset: u64,
+    seq: u64,
+) -> Result<E, JournalError> {
+    let (event, used) = bincode::serde::decode_from_slice::<E, _>(payload, bincode_decode_config())
+        .map_err(|e| JournalError::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            reason: format!("record seq {seq} has a valid CRC but does not decode: {e}"),
+        })?;
+    if used != payload.len() {
+        return Err(JournalError::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            reason: format!(
+                "record seq {seq} decodes from {used} of its {} payload bytes",
+                payload.len()
+            ),
+        });
+    }
+    Ok(event)
+}
+
 /// Read every record with seq > `after_seq` from the journal in `dir`, in order, calling
 /// `apply(seq, event)` for each.
 ///
@@ -695,26 +758,7 @@ pub fn recover<E: DeserializeOwned>(
                 // Covered by the snapshot; CRC and continuity were still checked.
                 return Ok(());
             }
-            let (event, used) =
-                bincode::serde::decode_from_slice::<E, _>(payload, bincode_decode_config())
-                    .map_err(|e| JournalError::Corrupt {
-                        path: path.clone(),
-                        offset,
-                        reason: format!(
-                            "record seq {seq} has a valid CRC but does not decode: {e}"
-                        ),
-                    })?;
-            if used != payload.len() {
-                return Err(JournalError::Corrupt {
-                    path: path.clone(),
-                    offset,
-                    reason: format!(
-                        "record seq {seq} decodes from {used} of its {} payload bytes",
-                        payload.len()
-                    ),
-                });
-            }
-            apply(seq, event);
+            apply(seq, decode_payload(payload, path, offset, seq)?);
             report.records_replayed += 1;
             Ok(())
         })?;
@@ -768,6 +812,121 @@ pub fn recover<E: DeserializeOwned>(
         });
     }
     report.last_seq = expected - 1;
+    Ok(report)
+}
+
+/// Read the records with `from_seq <= seq <= through_seq` that the journal in `dir` still
+/// holds, in order, decoding each and calling `on_record(seq, event)`; nothing is applied
+/// or changed on disk.
+///
+/// Meant for a journal [`recover`] has just checked (and cut a torn tail off), before
+/// [`Journal::start`]: e.g. to refill an in-memory window of recent events with
+/// `through_seq` = [`RecoveryReport::last_seq`]. Records older than the oldest retained
+/// segment are simply not there; [`ReadReport::first_seq`] says where the records handed
+/// over start. What is read is checked like recovery checks it — segment header, framing,
+/// CRC32C, sequence continuity, decoding — and any fault is an error naming the file and
+/// offset. Unlike recovery this never cuts anything: a bad record at or before
+/// `through_seq` is an error even at the tail, and so is a journal that ends before
+/// `through_seq` ([`JournalError::Gap`]). `on_record` may have been called for some
+/// records when an error is returned.
+///
+/// Only the segments that can hold records in the range are read, each whole (segments
+/// are bounded by `segment_max_bytes` plus one batch).
+pub fn read_records<E: DeserializeOwned>(
+    dir: &Path,
+    from_seq: u64,
+    through_seq: u64,
+    mut on_record: impl FnMut(u64, E),
+) -> Result<ReadReport, JournalError> {
+    let from_seq = from_seq.max(1);
+    let mut report = ReadReport::default();
+    if from_seq > through_seq {
+        return Ok(report);
+    }
+    let segments = list_segments(dir)?;
+    // Seq the next segment read must start at; `None` before the first one read.
+    let mut expected: Option<u64> = None;
+    for (index, (first_seq, path)) in segments.iter().enumerate() {
+        if let Some((next_first, _)) = segments.get(index + 1) {
+            // Every record in this segment is below `next_first`.
+            if *next_first <= from_seq {
+                continue;
+            }
+        }
+        if let Some(expected) = expected {
+            if *first_seq != expected {
+                return Err(JournalError::Gap {
+                    expected,
+                    found: *first_seq,
+                    path: path.clone(),
+                });
+            }
+        }
+        if *first_seq > through_seq {
+            // The journal goes on past the range (or, if nothing was read, the whole
+            // range is older than the oldest retained segment).
+            expected = Some(*first_seq);
+            break;
+        }
+        let bytes = read_segment(path)?;
+        report.segments_read += 1;
+        report.bytes_read += bytes.len() as u64;
+        match check_header(&bytes) {
+            HeaderCheck::Valid => {}
+            // An empty file is a segment created but not yet written: no records.
+            HeaderCheck::Short if bytes.is_empty() => {
+                expected = Some(*first_seq);
+                continue;
+            }
+            HeaderCheck::Short | HeaderCheck::BadMagic => {
+                return Err(JournalError::Corrupt {
+                    path: path.clone(),
+                    offset: 0,
+                    reason: "bad segment header (run recover before reading records)".into(),
+                });
+            }
+            HeaderCheck::UnknownVersion(version) => {
+                return Err(JournalError::UnknownFormat {
+                    path: path.clone(),
+                    version,
+                });
+            }
+        }
+        let outcome = scan_records(&bytes, path, *first_seq, |seq, payload, offset| {
+            if seq < from_seq || seq > through_seq {
+                return Ok(());
+            }
+            on_record(seq, decode_payload(payload, path, offset, seq)?);
+            report.first_seq.get_or_insert(seq);
+            report.records += 1;
+            Ok(())
+        })?;
+        if let Some(bad) = outcome.bad {
+            if outcome.next_seq <= through_seq {
+                return Err(JournalError::Corrupt {
+                    path: path.clone(),
+                    offset: bad.offset,
+                    reason: format!(
+                        "{} (reading records {from_seq}..={through_seq}, which recovery found intact)",
+                        bad.fault
+                    ),
+                });
+            }
+        }
+        expected = Some(outcome.next_seq);
+    }
+    // The seq the journal continues at after what was read (0: nothing was read).
+    let reached = expected.unwrap_or(0);
+    if reached <= through_seq {
+        // The journal ends before `through_seq`: the first missing seq was not found.
+        return Err(JournalError::Gap {
+            expected: reached.max(from_seq),
+            found: 0,
+            path: segments
+                .last()
+                .map_or_else(|| dir.to_path_buf(), |(_, p)| p.clone()),
+        });
+    }
     Ok(report)
 }
 
@@ -917,6 +1076,7 @@ impl<E: Serialize + Send + 'static> Journal<E> {
             segment_max_bytes: options.segment_max_bytes,
             max_batch_records: options.max_batch_records,
             sync: options.sync,
+            retain_records: options.retain_records,
             active,
             older_segments: segments,
             next_seq,
@@ -968,9 +1128,11 @@ impl<E: Serialize + Send + 'static> Journal<E> {
     }
 
     /// Ask the writer to delete segment files whose records all have seq <= `seq`
-    /// (call once a snapshot covering `seq` is durable). Never deletes the active
-    /// segment. Asynchronous and non-blocking: it happens before the writer's next batch
-    /// (so before the ack of any append made after this call returns) or at shutdown.
+    /// (call once a snapshot covering `seq` is durable) and are all older than the newest
+    /// [`JournalOptions::retain_records`] records. Never deletes the active segment.
+    /// Asynchronous and non-blocking: it happens before the writer's next batch (so before
+    /// the ack of any append made after this call returns) or at shutdown. A segment kept
+    /// only for retention goes before a later batch, once enough newer records exist.
     pub fn truncate_through(&self, seq: u64) {
         self.inner
             .shared
@@ -1077,6 +1239,12 @@ fn validate_options(options: &JournalOptions, next_seq: u64) -> Result<(), Journ
         return invalid(format!(
             "queue_capacity {} must be between 1 and {MAX_QUEUE_CAPACITY}",
             options.queue_capacity
+        ));
+    }
+    if options.retain_records > MAX_RETAIN_RECORDS {
+        return invalid(format!(
+            "retain_records {} is above the maximum {MAX_RETAIN_RECORDS}",
+            options.retain_records
         ));
     }
     Ok(())
@@ -1311,6 +1479,8 @@ struct Writer<E> {
     max_batch_records: usize,
     /// See [`JournalOptions::sync`].
     sync: SyncMode,
+    /// See [`JournalOptions::retain_records`].
+    retain_records: u64,
     /// The segment being appended to.
     active: ActiveSegment,
     /// Older segments, oldest first, as candidates for `truncate_through`.
@@ -1518,9 +1688,13 @@ impl<E: Serialize> Writer<E> {
         }
     }
 
-    /// Delete whole old segments at or below the truncation target.
+    /// Delete whole old segments at or below the truncation target that hold none of the
+    /// newest `retain_records` records.
     fn apply_truncation(&mut self) {
-        let target = self.shared.truncate_target.load(Ordering::SeqCst);
+        let covered = self.shared.truncate_target.load(Ordering::SeqCst);
+        // Records through this seq are older than the retained window (next_seq >= 1).
+        let outside_window = (self.next_seq - 1).saturating_sub(self.retain_records);
+        let target = covered.min(outside_window);
         if target == 0 {
             return;
         }
@@ -2254,6 +2428,213 @@ mod tests {
         assert_eq!(records.first(), Some(&(1, ev(1))));
     }
 
+    /// First seqs of the segment files in `dir`.
+    fn segment_firsts(dir: &Path) -> Vec<u64> {
+        segment_files(dir).iter().map(|s| s.0).collect()
+    }
+
+    fn read_range(
+        dir: &Path,
+        from_seq: u64,
+        through_seq: u64,
+    ) -> Result<(Vec<(u64, Ev)>, ReadReport), JournalError> {
+        let mut out = Vec::new();
+        let report = read_records(dir, from_seq, through_seq, |seq, e: Ev| out.push((seq, e)))?;
+        Ok((out, report))
+    }
+
+    #[test]
+    fn truncation_keeps_the_newest_retain_records_even_when_a_snapshot_covers_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (hook, _) = collector();
+        let opts = JournalOptions {
+            retain_records: 4,
+            ..options(dir.path(), 64)
+        };
+        let journal = Journal::start(opts.clone(), 1, hook).expect("start");
+        for id in 1..=10 {
+            assert_eq!(append_wait(&journal, ev(id)).expect("ack"), id);
+        }
+        assert_eq!(
+            segment_firsts(dir.path()),
+            (1..=10).collect::<Vec<_>>(),
+            "one record per segment"
+        );
+
+        // A snapshot through 3: all three are outside the window of the newest 4 (7..=10),
+        // so they go; 4..=6 are outside the window too but no snapshot covers them.
+        journal.truncate_through(3);
+        assert_eq!(append_wait(&journal, ev(11)).expect("ack"), 11);
+        assert_eq!(segment_firsts(dir.path()), (4..=11).collect::<Vec<_>>());
+
+        // A snapshot covering everything: only what is older than the newest 4 goes. The
+        // truncation runs before batch 12, when the newest record is 11 (window 8..=11).
+        journal.truncate_through(u64::MAX);
+        assert_eq!(append_wait(&journal, ev(12)).expect("ack"), 12);
+        assert_eq!(segment_firsts(dir.path()), (8..=12).collect::<Vec<_>>());
+
+        // The window slides with new records, without another truncate call.
+        assert_eq!(append_wait(&journal, ev(13)).expect("ack"), 13);
+        assert_eq!(append_wait(&journal, ev(14)).expect("ack"), 14);
+        journal.shutdown();
+        // Before batch 14 the newest was 13: window 10..=13; shutdown saw 14: 11..=14.
+        assert_eq!(segment_firsts(dir.path()), (11..=14).collect::<Vec<_>>());
+
+        // Recovery after a snapshot through 14 replays nothing (it only checks 11..=14) ...
+        let (records, report) = recover_all(dir.path(), 14).expect("recover");
+        assert!(records.is_empty());
+        assert_eq!((report.last_seq, report.segments), (14, 4));
+        // ... and the retained records read back exactly.
+        let (records, report) = read_range(dir.path(), 1, 14).expect("read");
+        assert_eq!(
+            records,
+            (11..=14).map(|id| (id, ev(id))).collect::<Vec<_>>()
+        );
+        assert_eq!((report.first_seq, report.records), (Some(11), 4));
+
+        // A restarted journal keeps honouring the window for segments it found on disk.
+        let (hook, _) = collector();
+        let journal = Journal::start(opts, 15, hook).expect("restart");
+        journal.truncate_through(14);
+        assert_eq!(append_wait(&journal, ev(15)).expect("ack"), 15);
+        assert_eq!(append_wait(&journal, ev(16)).expect("ack"), 16);
+        journal.shutdown();
+        assert_eq!(segment_firsts(dir.path()), (13..=16).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn read_records_hands_over_exactly_the_range() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_sequential(dir.path(), 128, 1..=40);
+        let files = segment_files(dir.path());
+        assert!(files.len() > 5, "several segments: {files:?}");
+
+        let (records, report) = read_range(dir.path(), 15, 30).expect("read");
+        assert_eq!(
+            records,
+            (15..=30).map(|id| (id, ev(id))).collect::<Vec<_>>()
+        );
+        assert_eq!((report.first_seq, report.records), (Some(15), 16));
+        // Only the segments that can hold 15..=30 were read.
+        let holding = files
+            .iter()
+            .enumerate()
+            .filter(|(i, (first, _))| {
+                let last = files.get(i + 1).map_or(40, |(next, _)| next - 1);
+                *first <= 30 && last >= 15
+            })
+            .count();
+        assert_eq!(report.segments_read, holding);
+        assert!(holding < files.len());
+
+        let (records, report) = read_range(dir.path(), 0, 40).expect("read all");
+        assert_eq!(records.len(), 40);
+        assert_eq!(report.first_seq, Some(1));
+        assert_eq!(
+            read_range(dir.path(), 40, 40).expect("last").0,
+            vec![(40, ev(40))]
+        );
+        let (records, report) = read_range(dir.path(), 21, 20).expect("empty range");
+        assert!(records.is_empty());
+        assert_eq!(report, ReadReport::default());
+
+        // Past the end of the journal is a gap, not a short read.
+        assert!(matches!(
+            read_range(dir.path(), 30, 41),
+            Err(JournalError::Gap {
+                expected: 41,
+                found: 0,
+                ..
+            })
+        ));
+        let empty = tempfile::tempdir().expect("tempdir");
+        assert!(matches!(
+            read_range(empty.path(), 1, 1),
+            Err(JournalError::Gap {
+                expected: 1,
+                found: 0,
+                ..
+            })
+        ));
+
+        // Older segments deleted: the read starts where the journal does.
+        fs::remove_file(&files[0].1).expect("remove");
+        let (records, report) = read_range(dir.path(), 1, 40).expect("read");
+        assert_eq!(report.first_seq, Some(files[1].0));
+        assert_eq!(records.first().map(|r| r.0), Some(files[1].0));
+        assert_eq!(records.last().map(|r| r.0), Some(40));
+        // A range wholly older than the journal's start yields nothing.
+        assert_eq!(
+            read_range(dir.path(), 1, files[1].0 - 1).expect("read"),
+            (Vec::new(), ReadReport::default())
+        );
+
+        // A missing segment in the middle is a gap.
+        fs::remove_file(&files[3].1).expect("remove");
+        assert!(matches!(
+            read_range(dir.path(), 1, 40),
+            Err(JournalError::Gap { expected, found, .. }) if expected == files[3].0 && found == files[4].0
+        ));
+    }
+
+    #[test]
+    fn read_records_refuses_damage_it_reads_and_never_cuts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_sequential(dir.path(), 128, 1..=40);
+        let files = segment_files(dir.path());
+        let (middle_first, middle) = files[2].clone();
+        let offsets = record_offsets(&middle);
+        let (bad_seq, bad_offset) = offsets[0];
+        assert_eq!(bad_seq, middle_first);
+        flip_byte(&middle, bad_offset + RECORD_HEADER_BYTES);
+
+        match read_range(dir.path(), 1, 40) {
+            Err(JournalError::Corrupt {
+                path,
+                offset,
+                reason,
+            }) => {
+                assert_eq!((path, offset), (middle.clone(), bad_offset));
+                assert!(reason.contains("CRC32C mismatch"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        // A range that ends before the damage reads fine.
+        let (records, _) = read_range(dir.path(), 1, bad_seq - 1).expect("before the damage");
+        assert_eq!(records.len() as u64, bad_seq - 1);
+
+        // A torn tail inside the range is an error too (recover cuts tails, this reads),
+        // and the file is left as it was. Past the range it does not matter.
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_sequential(dir.path(), 1 << 20, 1..=5);
+        let (_, path) = segment_files(dir.path()).pop().expect("segment");
+        let len = file_len(&path);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_len(len - 3)
+            .expect("cut");
+        assert!(matches!(
+            read_range(dir.path(), 1, 5),
+            Err(JournalError::Corrupt { .. })
+        ));
+        assert_eq!(file_len(&path), len - 3, "never cuts");
+        assert_eq!(read_range(dir.path(), 2, 4).expect("read").0.len(), 3);
+
+        // A segment of another format version is named.
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_sequential(dir.path(), 1 << 20, 1..=2);
+        let (_, path) = segment_files(dir.path()).pop().expect("segment");
+        let mut bytes = fs::read(&path).expect("read");
+        bytes[4..8].copy_from_slice(&99u32.to_le_bytes());
+        fs::write(&path, bytes).expect("write");
+        assert!(matches!(
+            read_range(dir.path(), 1, 2),
+            Err(JournalError::UnknownFormat { version: 99, .. })
+        ));
+    }
+
     #[test]
     fn truncate_through_deletes_only_whole_old_segments() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -2414,6 +2795,10 @@ mod tests {
                 ..options(dir.path(), 1 << 20)
             },
             options(dir.path(), 3),
+            JournalOptions {
+                retain_records: MAX_RETAIN_RECORDS + 1,
+                ..options(dir.path(), 1 << 20)
+            },
         ] {
             let (hook, _) = collector();
             assert!(matches!(
