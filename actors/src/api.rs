@@ -44,6 +44,16 @@ pub struct EngineConfig {
     /// The payment provider and how the payment supervisor calls it (retries,
     /// reconciliation). Defaults to no provider.
     pub payment: crate::payments::PaymentPolicy,
+    /// How many of the newest events a reconnecting event-stream client can resume from
+    /// (`Last-Event-ID`), across restarts too: the event feed keeps this many in memory and
+    /// the journal keeps at least this many on disk after a snapshot covers them, to refill
+    /// the feed at start-up. Default [`crate::feed::FEED_WINDOW_EVENTS`]; clamped to
+    /// 1..=[`crate::feed::MAX_FEED_WINDOW_EVENTS`] (memory, disk and start-up time).
+    pub resume_window_events: usize,
+    /// Size at which the journal starts a new segment file (whole segments are what a
+    /// snapshot lets it delete). Default 64 MiB; at least
+    /// [`innkeep_persistence::journal::MIN_SEGMENT_BYTES`], or start-up fails.
+    pub journal_segment_max_bytes: u64,
 }
 
 impl EngineConfig {
@@ -61,6 +71,9 @@ impl EngineConfig {
             expiry_tick: Duration::from_millis(250),
             max_holds_per_creator: DEFAULT_MAX_HOLDS_PER_CREATOR,
             payment: crate::payments::PaymentPolicy::default(),
+            resume_window_events: crate::feed::FEED_WINDOW_EVENTS,
+            journal_segment_max_bytes: innkeep_persistence::JournalOptions::default()
+                .segment_max_bytes,
         }
     }
 }

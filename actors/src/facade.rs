@@ -19,7 +19,7 @@ use innkeep_persistence::{recover, FsStorage, Journal, JournalOptions, SnapshotS
 use crate::api::{
     Availability, BookInput, EngineConfig, EngineError, RoomView, StartError, TypeAvailability,
 };
-use crate::feed::{EventFeed, FeedSubscription};
+use crate::feed::{load_history, EventFeed, FeedSubscription};
 use crate::payments::{
     GetStats, OpenPayment, PaymentCreated, PaymentStatsView, PaymentSupervisor, RefundDue,
 };
@@ -206,12 +206,29 @@ impl Engine {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "recovered"
         );
+        // The event feed's window, refilled from the journal's retained records so that
+        // `Last-Event-ID` resumes across restarts. Read after recovery (which cut any torn
+        // tail) and before the journal starts writing.
+        let window_events = config
+            .resume_window_events
+            .clamp(1, crate::feed::MAX_FEED_WINDOW_EVENTS);
+        let prefill_started = Instant::now();
+        let history = load_history(&journal_dir, last_seq, window_events)?;
+        tracing::info!(
+            events = history.len(),
+            first_seq = history.first().map(|e| e.seq),
+            elapsed_ms = prefill_started.elapsed().as_millis() as u64,
+            "event feed refilled from the journal"
+        );
+        let feed = Arc::new(EventFeed::new(window_events, last_seq + 1, history));
 
         let (batches_tx, batches_rx) = crossbeam_channel::unbounded();
         let journal = Journal::start_with_storage(
             JournalOptions {
                 dir: journal_dir,
                 sync: config.sync,
+                retain_records: window_events as u64,
+                segment_max_bytes: config.journal_segment_max_bytes,
                 ..JournalOptions::default()
             },
             last_seq + 1,
@@ -355,7 +372,6 @@ impl Engine {
             .recv()
             .map_err(|_| StartError::Actors("actor system failed to start".into()))?;
 
-        let feed = Arc::new(EventFeed::new(last_seq + 1));
         let snapshot_thread = snapshotter::spawn(
             batches_rx,
             state,
