@@ -7,5 +7,6 @@ mod durability;
 mod harness;
 mod load;
 mod payments;
+mod resume;
 mod security;
 mod validation;
