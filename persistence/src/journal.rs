@@ -38,11 +38,12 @@
 //! [`Journal::truncate_through`] (called once a snapshot covering a seq is durable) deletes
 //! whole segments, never the active one, and never one holding any of the newest
 //! [`JournalOptions::retain_records`] records: a segment goes only when every record in it
-//! is both covered by a snapshot and older than that window. The retained records are what
-//! [`read_records`] can still hand out after a restart (Innkeep refills its event feed
-//! from them, so `Last-Event-ID` resumes across restarts). Recovery is unaffected: it
-//! checks the retained segments' framing and CRCs but decodes and replays only records
-//! after the snapshot.
+//! is both covered by a snapshot and older than that window. After a restart,
+//! [`recover_keeping_last`] hands the retained records back from the same pass that
+//! recovers (Innkeep refills its event feed from them, so `Last-Event-ID` resumes across
+//! restarts). Recovery still decodes and replays only records after the snapshot; the
+//! retained ones before it are read and CRC-checked, as a partly covered segment always
+//! was.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -138,8 +139,8 @@ pub struct JournalOptions {
     pub sync: SyncMode,
     /// Keep at least this many of the newest records on disk even when a snapshot covers
     /// them (see [`Journal::truncate_through`]), so they can be read back with
-    /// [`read_records`] after a restart. 0 keeps only what no snapshot covers yet. At most
-    /// [`MAX_RETAIN_RECORDS`].
+    /// [`recover_keeping_last`] after a restart. 0 keeps only what no snapshot covers yet.
+    /// At most [`MAX_RETAIN_RECORDS`].
     pub retain_records: u64,
 }
 
@@ -271,21 +272,6 @@ pub struct RecoveryReport {
     pub torn_tail_truncated_bytes: u64,
     /// The file a torn tail was cut from, if any.
     pub torn_tail_file: Option<PathBuf>,
-}
-
-/// What [`read_records`] read.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ReadReport {
-    /// Sequence number of the first record handed over; `None` if there was none (the
-    /// range was empty). Later than the `from_seq` asked for when older segments were
-    /// already deleted.
-    pub first_seq: Option<u64>,
-    /// Records handed over.
-    pub records: u64,
-    /// Segment files read.
-    pub segments_read: usize,
-    /// Bytes of segment files read.
-    pub bytes_read: u64,
 }
 
 /// Counters of the writer's work since start, for tests and metrics.
@@ -669,8 +655,53 @@ fn decode_payload<E: DeserializeOwned>(
 pub fn recover<E: DeserializeOwned>(
     dir: &Path,
     after_seq: u64,
-    mut apply: impl FnMut(u64, E),
+    apply: impl FnMut(u64, E),
 ) -> Result<RecoveryReport, JournalError> {
+    recover_keeping_last(dir, after_seq, 0, apply).map(|(report, _)| report)
+}
+
+/// A record [`recover_keeping_last`] keeps: where its payload is.
+#[derive(Debug, Clone, Copy)]
+struct KeptRecord {
+    /// Its sequence number.
+    seq: u64,
+    /// Index of its segment in the sorted segment list.
+    segment: usize,
+    /// Byte offset of the record (frame header) in the segment, for error messages.
+    offset: u64,
+    /// Payload bytes `start..end` in the segment.
+    start: usize,
+    /// See `start`.
+    end: usize,
+}
+
+/// [`recover`], also handing back the newest `keep_last` records it found — sequence
+/// number and decoded event, oldest first — whether or not the snapshot covers them
+/// (e.g. to refill a window of recent events after a restart; the journal retains them
+/// with [`JournalOptions::retain_records`]). Fewer come back when the journal holds fewer.
+///
+/// Done in the same pass, so every segment is still read and CRC-checked once; only the
+/// kept records are decoded again (those after `after_seq` were consumed by `apply`), at
+/// the end, and one that does not decode is [`JournalError::Corrupt`] like any other.
+/// They are records recovery kept: a torn tail it cut is never among them. The segment
+/// files holding kept records stay in memory until the end (the bytes of at most
+/// `keep_last` records plus one segment). `keep_last` is at most [`MAX_RETAIN_RECORDS`].
+pub fn recover_keeping_last<E: DeserializeOwned>(
+    dir: &Path,
+    after_seq: u64,
+    keep_last: u64,
+    mut apply: impl FnMut(u64, E),
+) -> Result<(RecoveryReport, Vec<(u64, E)>), JournalError> {
+    if keep_last > MAX_RETAIN_RECORDS {
+        return Err(JournalError::InvalidOptions {
+            reason: format!("keep_last {keep_last} is above the maximum {MAX_RETAIN_RECORDS}"),
+        });
+    }
+    // Bounded by `keep_last` (itself bounded above).
+    let keep_last = keep_last as usize;
+    let mut kept: VecDeque<KeptRecord> = VecDeque::new();
+    // The bytes of the segments `kept` points into, oldest first, by segment index.
+    let mut kept_segments: VecDeque<(usize, Vec<u8>)> = VecDeque::new();
     let segments = list_segments(dir)?;
     let mut report = RecoveryReport {
         records_replayed: 0,
@@ -689,7 +720,7 @@ pub fn recover<E: DeserializeOwned>(
                 path: dir.to_path_buf(),
             });
         }
-        return Ok(report);
+        return Ok((report, Vec::new()));
     };
     if *first_seq > after_seq.saturating_add(1) {
         return Err(JournalError::Gap {
@@ -754,6 +785,19 @@ pub fn recover<E: DeserializeOwned>(
         }
 
         let outcome = scan_records(&bytes, path, expected, |seq, payload, offset| {
+            if keep_last > 0 {
+                if kept.len() == keep_last {
+                    kept.pop_front();
+                }
+                let start = offset as usize + RECORD_HEADER_BYTES as usize;
+                kept.push_back(KeptRecord {
+                    seq,
+                    segment: index,
+                    offset,
+                    start,
+                    end: start + payload.len(),
+                });
+            }
             if seq <= after_seq {
                 // Covered by the snapshot; CRC and continuity were still checked.
                 return Ok(());
@@ -796,6 +840,18 @@ pub fn recover<E: DeserializeOwned>(
             report.torn_tail_truncated_bytes = cut_bytes;
             report.torn_tail_file = Some(path.clone());
         }
+
+        // Keep this segment's bytes while a kept record is in it; drop older ones.
+        if kept.back().is_some_and(|k| k.segment == index) {
+            kept_segments.push_back((index, bytes));
+        }
+        let oldest_needed = kept.front().map_or(usize::MAX, |k| k.segment);
+        while kept_segments
+            .front()
+            .is_some_and(|(segment, _)| *segment < oldest_needed)
+        {
+            kept_segments.pop_front();
+        }
     }
 
     if expected <= after_seq {
@@ -812,122 +868,28 @@ pub fn recover<E: DeserializeOwned>(
         });
     }
     report.last_seq = expected - 1;
-    Ok(report)
-}
 
-/// Read the records with `from_seq <= seq <= through_seq` that the journal in `dir` still
-/// holds, in order, decoding each and calling `on_record(seq, event)`; nothing is applied
-/// or changed on disk.
-///
-/// Meant for a journal [`recover`] has just checked (and cut a torn tail off), before
-/// [`Journal::start`]: e.g. to refill an in-memory window of recent events with
-/// `through_seq` = [`RecoveryReport::last_seq`]. Records older than the oldest retained
-/// segment are simply not there; [`ReadReport::first_seq`] says where the records handed
-/// over start. What is read is checked like recovery checks it — segment header, framing,
-/// CRC32C, sequence continuity, decoding — and any fault is an error naming the file and
-/// offset. Unlike recovery this never cuts anything: a bad record at or before
-/// `through_seq` is an error even at the tail, and so is a journal that ends before
-/// `through_seq` ([`JournalError::Gap`]). `on_record` may have been called for some
-/// records when an error is returned.
-///
-/// Only the segments that can hold records in the range are read, each whole (segments
-/// are bounded by `segment_max_bytes` plus one batch).
-pub fn read_records<E: DeserializeOwned>(
-    dir: &Path,
-    from_seq: u64,
-    through_seq: u64,
-    mut on_record: impl FnMut(u64, E),
-) -> Result<ReadReport, JournalError> {
-    let from_seq = from_seq.max(1);
-    let mut report = ReadReport::default();
-    if from_seq > through_seq {
-        return Ok(report);
+    let mut newest = Vec::with_capacity(kept.len());
+    for k in kept {
+        let path = &segments[k.segment].1;
+        let Ok(i) = kept_segments.binary_search_by_key(&k.segment, |(segment, _)| *segment) else {
+            // Every kept record's segment is kept above; never a silently shorter result.
+            return Err(JournalError::Corrupt {
+                path: path.clone(),
+                offset: k.offset,
+                reason: format!(
+                    "record seq {} was kept but its segment was not (a bug)",
+                    k.seq
+                ),
+            });
+        };
+        let bytes = &kept_segments[i].1;
+        newest.push((
+            k.seq,
+            decode_payload(&bytes[k.start..k.end], path, k.offset, k.seq)?,
+        ));
     }
-    let segments = list_segments(dir)?;
-    // Seq the next segment read must start at; `None` before the first one read.
-    let mut expected: Option<u64> = None;
-    for (index, (first_seq, path)) in segments.iter().enumerate() {
-        if let Some((next_first, _)) = segments.get(index + 1) {
-            // Every record in this segment is below `next_first`.
-            if *next_first <= from_seq {
-                continue;
-            }
-        }
-        if let Some(expected) = expected {
-            if *first_seq != expected {
-                return Err(JournalError::Gap {
-                    expected,
-                    found: *first_seq,
-                    path: path.clone(),
-                });
-            }
-        }
-        if *first_seq > through_seq {
-            // The journal goes on past the range (or, if nothing was read, the whole
-            // range is older than the oldest retained segment).
-            expected = Some(*first_seq);
-            break;
-        }
-        let bytes = read_segment(path)?;
-        report.segments_read += 1;
-        report.bytes_read += bytes.len() as u64;
-        match check_header(&bytes) {
-            HeaderCheck::Valid => {}
-            // An empty file is a segment created but not yet written: no records.
-            HeaderCheck::Short if bytes.is_empty() => {
-                expected = Some(*first_seq);
-                continue;
-            }
-            HeaderCheck::Short | HeaderCheck::BadMagic => {
-                return Err(JournalError::Corrupt {
-                    path: path.clone(),
-                    offset: 0,
-                    reason: "bad segment header (run recover before reading records)".into(),
-                });
-            }
-            HeaderCheck::UnknownVersion(version) => {
-                return Err(JournalError::UnknownFormat {
-                    path: path.clone(),
-                    version,
-                });
-            }
-        }
-        let outcome = scan_records(&bytes, path, *first_seq, |seq, payload, offset| {
-            if seq < from_seq || seq > through_seq {
-                return Ok(());
-            }
-            on_record(seq, decode_payload(payload, path, offset, seq)?);
-            report.first_seq.get_or_insert(seq);
-            report.records += 1;
-            Ok(())
-        })?;
-        if let Some(bad) = outcome.bad {
-            if outcome.next_seq <= through_seq {
-                return Err(JournalError::Corrupt {
-                    path: path.clone(),
-                    offset: bad.offset,
-                    reason: format!(
-                        "{} (reading records {from_seq}..={through_seq}, which recovery found intact)",
-                        bad.fault
-                    ),
-                });
-            }
-        }
-        expected = Some(outcome.next_seq);
-    }
-    // The seq the journal continues at after what was read (0: nothing was read).
-    let reached = expected.unwrap_or(0);
-    if reached <= through_seq {
-        // The journal ends before `through_seq`: the first missing seq was not found.
-        return Err(JournalError::Gap {
-            expected: reached.max(from_seq),
-            found: 0,
-            path: segments
-                .last()
-                .map_or_else(|| dir.to_path_buf(), |(_, p)| p.clone()),
-        });
-    }
-    Ok(report)
+    Ok((report, newest))
 }
 
 // ---------------------------------------------------------------------------------
@@ -2433,14 +2395,22 @@ mod tests {
         segment_files(dir).iter().map(|s| s.0).collect()
     }
 
-    fn read_range(
+    /// Recover after `after_seq`, keeping the newest `keep_last`: (replayed, kept, report).
+    #[allow(clippy::type_complexity)]
+    fn recover_keeping(
         dir: &Path,
-        from_seq: u64,
-        through_seq: u64,
-    ) -> Result<(Vec<(u64, Ev)>, ReadReport), JournalError> {
-        let mut out = Vec::new();
-        let report = read_records(dir, from_seq, through_seq, |seq, e: Ev| out.push((seq, e)))?;
-        Ok((out, report))
+        after_seq: u64,
+        keep_last: u64,
+    ) -> Result<(Vec<(u64, Ev)>, Vec<(u64, Ev)>, RecoveryReport), JournalError> {
+        let mut replayed = Vec::new();
+        let (report, kept) = recover_keeping_last(dir, after_seq, keep_last, |seq, e: Ev| {
+            replayed.push((seq, e))
+        })?;
+        Ok((replayed, kept, report))
+    }
+
+    fn evs(seqs: std::ops::RangeInclusive<u64>) -> Vec<(u64, Ev)> {
+        seqs.map(|id| (id, ev(id))).collect()
     }
 
     #[test]
@@ -2484,13 +2454,10 @@ mod tests {
         let (records, report) = recover_all(dir.path(), 14).expect("recover");
         assert!(records.is_empty());
         assert_eq!((report.last_seq, report.segments), (14, 4));
-        // ... and the retained records read back exactly.
-        let (records, report) = read_range(dir.path(), 1, 14).expect("read");
-        assert_eq!(
-            records,
-            (11..=14).map(|id| (id, ev(id))).collect::<Vec<_>>()
-        );
-        assert_eq!((report.first_seq, report.records), (Some(11), 4));
+        // ... and can hand the retained records back exactly.
+        let (replayed, kept, _) = recover_keeping(dir.path(), 14, 100).expect("recover");
+        assert!(replayed.is_empty());
+        assert_eq!(kept, evs(11..=14));
 
         // A restarted journal keeps honouring the window for segments it found on disk.
         let (hook, _) = collector();
@@ -2503,108 +2470,50 @@ mod tests {
     }
 
     #[test]
-    fn read_records_hands_over_exactly_the_range() {
+    fn recovery_hands_back_the_newest_records_in_the_same_pass() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_sequential(dir.path(), 128, 1..=40);
         let files = segment_files(dir.path());
         assert!(files.len() > 5, "several segments: {files:?}");
 
-        let (records, report) = read_range(dir.path(), 15, 30).expect("read");
+        // Replayed: only after the snapshot. Kept: the newest 15, covered or not.
+        let (replayed, kept, report) = recover_keeping(dir.path(), 30, 15).expect("recover");
+        assert_eq!(replayed, evs(31..=40));
+        assert_eq!(kept, evs(26..=40));
+        assert_eq!((report.records_replayed, report.last_seq), (10, 40));
+
+        assert!(recover_keeping(dir.path(), 30, 0)
+            .expect("none")
+            .1
+            .is_empty());
         assert_eq!(
-            records,
-            (15..=30).map(|id| (id, ev(id))).collect::<Vec<_>>()
+            recover_keeping(dir.path(), 40, 1).expect("one").1,
+            evs(40..=40)
         );
-        assert_eq!((report.first_seq, report.records), (Some(15), 16));
-        // Only the segments that can hold 15..=30 were read.
-        let holding = files
-            .iter()
-            .enumerate()
-            .filter(|(i, (first, _))| {
-                let last = files.get(i + 1).map_or(40, |(next, _)| next - 1);
-                *first <= 30 && last >= 15
-            })
-            .count();
-        assert_eq!(report.segments_read, holding);
-        assert!(holding < files.len());
-
-        let (records, report) = read_range(dir.path(), 0, 40).expect("read all");
-        assert_eq!(records.len(), 40);
-        assert_eq!(report.first_seq, Some(1));
         assert_eq!(
-            read_range(dir.path(), 40, 40).expect("last").0,
-            vec![(40, ev(40))]
+            recover_keeping(dir.path(), 0, 5).expect("five").1,
+            evs(36..=40)
         );
-        let (records, report) = read_range(dir.path(), 21, 20).expect("empty range");
-        assert!(records.is_empty());
-        assert_eq!(report, ReadReport::default());
+        assert_eq!(
+            recover_keeping(dir.path(), 12, 100).expect("all").1,
+            evs(1..=40)
+        );
 
-        // Past the end of the journal is a gap, not a short read.
-        assert!(matches!(
-            read_range(dir.path(), 30, 41),
-            Err(JournalError::Gap {
-                expected: 41,
-                found: 0,
-                ..
-            })
-        ));
-        let empty = tempfile::tempdir().expect("tempdir");
-        assert!(matches!(
-            read_range(empty.path(), 1, 1),
-            Err(JournalError::Gap {
-                expected: 1,
-                found: 0,
-                ..
-            })
-        ));
-
-        // Older segments deleted: the read starts where the journal does.
+        // Older segments already deleted: fewer come back, starting where the journal does.
         fs::remove_file(&files[0].1).expect("remove");
-        let (records, report) = read_range(dir.path(), 1, 40).expect("read");
-        assert_eq!(report.first_seq, Some(files[1].0));
-        assert_eq!(records.first().map(|r| r.0), Some(files[1].0));
-        assert_eq!(records.last().map(|r| r.0), Some(40));
-        // A range wholly older than the journal's start yields nothing.
-        assert_eq!(
-            read_range(dir.path(), 1, files[1].0 - 1).expect("read"),
-            (Vec::new(), ReadReport::default())
-        );
+        let start = files[1].0;
+        let (_, kept, _) = recover_keeping(dir.path(), start, 100).expect("recover");
+        assert_eq!(kept, evs(start..=40));
 
-        // A missing segment in the middle is a gap.
-        fs::remove_file(&files[3].1).expect("remove");
         assert!(matches!(
-            read_range(dir.path(), 1, 40),
-            Err(JournalError::Gap { expected, found, .. }) if expected == files[3].0 && found == files[4].0
+            recover_keeping(dir.path(), start, MAX_RETAIN_RECORDS + 1),
+            Err(JournalError::InvalidOptions { .. })
         ));
     }
 
     #[test]
-    fn read_records_refuses_damage_it_reads_and_never_cuts() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_sequential(dir.path(), 128, 1..=40);
-        let files = segment_files(dir.path());
-        let (middle_first, middle) = files[2].clone();
-        let offsets = record_offsets(&middle);
-        let (bad_seq, bad_offset) = offsets[0];
-        assert_eq!(bad_seq, middle_first);
-        flip_byte(&middle, bad_offset + RECORD_HEADER_BYTES);
-
-        match read_range(dir.path(), 1, 40) {
-            Err(JournalError::Corrupt {
-                path,
-                offset,
-                reason,
-            }) => {
-                assert_eq!((path, offset), (middle.clone(), bad_offset));
-                assert!(reason.contains("CRC32C mismatch"), "{reason}");
-            }
-            other => panic!("expected Corrupt, got {other:?}"),
-        }
-        // A range that ends before the damage reads fine.
-        let (records, _) = read_range(dir.path(), 1, bad_seq - 1).expect("before the damage");
-        assert_eq!(records.len() as u64, bad_seq - 1);
-
-        // A torn tail inside the range is an error too (recover cuts tails, this reads),
-        // and the file is left as it was. Past the range it does not matter.
+    fn kept_records_exclude_a_cut_tail_and_must_decode() {
+        // A torn tail is cut, and none of it comes back.
         let dir = tempfile::tempdir().expect("tempdir");
         write_sequential(dir.path(), 1 << 20, 1..=5);
         let (_, path) = segment_files(dir.path()).pop().expect("segment");
@@ -2615,24 +2524,54 @@ mod tests {
             .expect("open")
             .set_len(len - 3)
             .expect("cut");
-        assert!(matches!(
-            read_range(dir.path(), 1, 5),
-            Err(JournalError::Corrupt { .. })
-        ));
-        assert_eq!(file_len(&path), len - 3, "never cuts");
-        assert_eq!(read_range(dir.path(), 2, 4).expect("read").0.len(), 3);
+        let (replayed, kept, report) = recover_keeping(dir.path(), 0, 10).expect("recover");
+        assert_eq!(replayed, evs(1..=4));
+        assert_eq!(kept, evs(1..=4));
+        assert_eq!(report.last_seq, 4);
+        assert!(report.torn_tail_truncated_bytes > 0);
 
-        // A segment of another format version is named.
+        // A record the snapshot covers is not decoded by plain recovery, but one that is
+        // kept must decode: a valid CRC over garbage is corruption, named.
         let dir = tempfile::tempdir().expect("tempdir");
-        write_sequential(dir.path(), 1 << 20, 1..=2);
+        write_sequential(dir.path(), 1 << 20, 1..=5);
         let (_, path) = segment_files(dir.path()).pop().expect("segment");
+        let (seq, offset) = record_offsets(&path)[3];
         let mut bytes = fs::read(&path).expect("read");
-        bytes[4..8].copy_from_slice(&99u32.to_le_bytes());
+        let start = offset as usize + RECORD_HEADER_BYTES as usize;
+        let len = read_u32(&bytes, offset as usize) as usize;
+        bytes[start..start + len].fill(0xff);
+        let crc = record_crc(seq, &bytes[start..start + len]);
+        bytes[offset as usize + 12..start].copy_from_slice(&crc.to_le_bytes());
         fs::write(&path, bytes).expect("write");
-        assert!(matches!(
-            read_range(dir.path(), 1, 2),
-            Err(JournalError::UnknownFormat { version: 99, .. })
-        ));
+        assert_eq!(recover_all(dir.path(), 5).expect("covered").1.last_seq, 5);
+        assert_eq!(
+            recover_keeping(dir.path(), 5, 1).expect("kept 5 only").1,
+            evs(5..=5)
+        );
+        match recover_keeping(dir.path(), 5, 2) {
+            Err(JournalError::Corrupt {
+                path: p,
+                offset: o,
+                reason,
+            }) => {
+                assert_eq!((p, o), (path, offset));
+                assert!(reason.contains("does not decode"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+
+        // Damage in a segment wholly covered by the snapshot is still refused.
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_sequential(dir.path(), 128, 1..=40);
+        let (_, middle) = segment_files(dir.path())[2].clone();
+        let (_, bad_offset) = record_offsets(&middle)[0];
+        flip_byte(&middle, bad_offset + RECORD_HEADER_BYTES);
+        match recover_keeping(dir.path(), 40, 5) {
+            Err(JournalError::Corrupt { path, offset, .. }) => {
+                assert_eq!((path, offset), (middle, bad_offset))
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
     }
 
     #[test]

@@ -11,15 +11,16 @@
 //! After [`SnapshotStore::save`]`(seq, …)` returns, call
 //! [`Journal::truncate_through`]`(seq)` to delete journal segments the snapshot covers
 //! (except those holding the newest [`JournalOptions::retain_records`] records, which
-//! [`read_records`] can read back after a restart, between steps 2 and 3).
+//! [`journal::recover_keeping_last`], a step 2 that also hands back the newest records,
+//! returns after a restart).
 
 pub mod journal;
 pub mod snapshot;
 pub mod storage;
 
 pub use journal::{
-    read_records, recover, AckReceiver, Committed, Journal, JournalError, JournalOptions,
-    JournalStats, OnCommit, ReadReport, RecoveryReport, SyncMode, MAX_RETAIN_RECORDS,
+    recover, recover_keeping_last, AckReceiver, Committed, Journal, JournalError, JournalOptions,
+    JournalStats, OnCommit, RecoveryReport, SyncMode, MAX_RETAIN_RECORDS,
 };
 pub use snapshot::{SnapshotError, SnapshotStore, SNAPSHOT_FORMAT_VERSION};
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, SegmentFile, Storage};
