@@ -7,28 +7,28 @@
 //!
 //! The window survives restarts: the journal keeps at least the newest
 //! `resume_window_events` records on disk even when a snapshot covers them
-//! ([`innkeep_persistence::JournalOptions::retain_records`]), and at start-up
-//! [`load_history`] reads them back (decoded, not applied) into [`EventFeed::new`]. So a
-//! `Last-Event-ID` within the window resumes exactly, whether the server stopped cleanly
-//! or was killed: the feed only ever showed durable events, and recovery cuts only a torn
-//! tail of records that were never acknowledged, hence never shown. An id older than the
-//! window, or newer than anything this journal holds, gets `missed_before` instead.
+//! ([`innkeep_persistence::JournalOptions::retain_records`]), and start-up reads them back
+//! in its recovery pass ([`crate::recover_state_with_history`]: decoded, not applied) into
+//! [`EventFeed::new`]. So a `Last-Event-ID` within the window resumes exactly, whether the
+//! server stopped cleanly or was killed: the feed only ever showed durable events, and
+//! recovery cuts only a torn tail of records that were never acknowledged, hence never
+//! shown. An id older than the window, or newer than anything this journal holds, gets
+//! `missed_before` instead.
 
 use std::collections::VecDeque;
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use innkeep_engine::Event;
-use innkeep_persistence::{read_records, JournalError};
 use tokio::sync::broadcast;
 
 /// Default number of recent events kept for resuming (`Last-Event-ID`), in memory and in
 /// the journal ([`crate::EngineConfig::resume_window_events`]). A client disconnected
 /// for a while (a phone losing signal, a deploy) reconnects inside it at normal booking
-/// rates; each event costs roughly 0.5 KiB of memory and is read once at start-up.
+/// rates; each event costs up to ≈ 0.75 KiB of memory (a booking; BENCHMARKS.md) and is
+/// decoded once more at start-up (≈ 40 ms for a full default window).
 pub const FEED_WINDOW_EVENTS: usize = 65_536;
 
-/// Largest accepted window: about 0.5 GiB of events in memory, and this many journal
+/// Largest accepted window: up to ≈ 0.75 GiB of events in memory, and this many journal
 /// records kept on disk and decoded at every start-up.
 pub const MAX_FEED_WINDOW_EVENTS: usize = 1 << 20;
 
@@ -84,9 +84,9 @@ impl EventFeed {
     /// A feed keeping the newest `window_events` events (clamped to
     /// 1..=[`MAX_FEED_WINDOW_EVENTS`]), whose next event will have sequence number
     /// `next_seq`, starting with `history`: the journal's newest events before `next_seq`,
-    /// oldest first (see [`load_history`]). Only the consecutive run of `history` that ends
-    /// at `next_seq - 1` is kept, so the window never holds an event the journal does not
-    /// have right before the live ones.
+    /// oldest first (see [`crate::recover_state_with_history`]). Only the consecutive run
+    /// of `history` that ends at `next_seq - 1` is kept, so the window never holds an event
+    /// the journal does not have right before the live ones.
     pub fn new(window_events: usize, next_seq: u64, history: Vec<FeedEvent>) -> Self {
         let capacity = window_events.clamp(1, MAX_FEED_WINDOW_EVENTS);
         let mut expected = next_seq;
@@ -156,33 +156,6 @@ impl EventFeed {
             missed_before: (too_old || unknown).then_some(w.first_seq),
         }
     }
-}
-
-/// Reads the journal's newest events, those with seq in
-/// `(last_seq - window_events, last_seq]` that it still holds, for [`EventFeed::new`].
-/// Call it after recovery (which checked the journal and cut any torn tail) and before
-/// the journal starts, with recovery's `last_seq`. Decodes only; nothing is applied. A
-/// damaged or missing record in that range is an error naming the file and offset, never
-/// a silently shorter window; records older than the oldest retained segment are simply
-/// not there (an older data dir, or a smaller window before).
-pub fn load_history(
-    journal_dir: &Path,
-    last_seq: u64,
-    window_events: usize,
-) -> Result<Vec<FeedEvent>, JournalError> {
-    let window = window_events.clamp(1, MAX_FEED_WINDOW_EVENTS) as u64;
-    if last_seq == 0 {
-        return Ok(Vec::new());
-    }
-    let from_seq = last_seq.saturating_sub(window) + 1;
-    let mut events = Vec::with_capacity(window.min(last_seq) as usize);
-    read_records(journal_dir, from_seq, last_seq, |seq, event: Event| {
-        events.push(FeedEvent {
-            seq,
-            event: Arc::new(event),
-        });
-    })?;
-    Ok(events)
 }
 
 #[cfg(test)]

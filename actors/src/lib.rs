@@ -24,7 +24,7 @@ pub use api::{
     Availability, BookInput, EngineConfig, EngineError, RoomView, StartError, SyncMode,
     TypeAvailability, DEFAULT_MAX_HOLDS_PER_CREATOR,
 };
-pub use facade::{recover_state, Engine, Recovered, METRIC_BOOKINGS};
+pub use facade::{recover_state, recover_state_with_history, Engine, Recovered, METRIC_BOOKINGS};
 pub use gateway::{
     ChargeIntent, GatewayError, GatewayFuture, GatewayStatus, PaymentGateway, RefundRequest,
     RetryPolicy,
