@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use innkeep_actors::feed::{FEED_WINDOW_EVENTS, MAX_FEED_WINDOW_EVENTS};
 use innkeep_actors::{
     EngineConfig, PaymentPolicy, RetryPolicy, SandboxConfig, SyncMode,
     DEFAULT_MAX_HOLDS_PER_CREATOR,
@@ -45,6 +46,9 @@ pub struct Config {
     /// Hotel-local time (`HH:MM`) of the night audit, which marks confirmed reservations
     /// whose guest never arrived as `no_show` on the day after arrival.
     pub night_audit_time: String,
+    /// Newest events an event-stream client can resume from with `Last-Event-ID`, across
+    /// restarts too (kept in memory and in the journal).
+    pub resume_window_events: usize,
     /// Payment provider settings.
     pub payment: PaymentSection,
     /// `[[api_keys]]`: who may call the API. None: the API is open, which is allowed only
@@ -206,6 +210,7 @@ impl Default for Config {
             snapshot_every_events: 100_000,
             snapshot_every_seconds: 300,
             night_audit_time: "04:00".to_owned(),
+            resume_window_events: FEED_WINDOW_EVENTS,
             payment: PaymentSection::default(),
             api_keys: Vec::new(),
             limits: LimitsSection::default(),
@@ -262,6 +267,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INNKEEP_SNAPSHOT_EVERY_EVENTS", "snapshot_every_events"),
     ("INNKEEP_SNAPSHOT_EVERY_SECONDS", "snapshot_every_seconds"),
     ("INNKEEP_NIGHT_AUDIT_TIME", "night_audit_time"),
+    ("INNKEEP_RESUME_WINDOW_EVENTS", "resume_window_events"),
     ("INNKEEP_PAYMENT_SECRET", "payment.secret"),
     ("INNKEEP_PAYMENT_PREVIOUS_SECRET", "payment.previous_secret"),
     ("INNKEEP_PAYMENT_PROVIDER", "payment.provider"),
@@ -378,6 +384,7 @@ impl Config {
             "INNKEEP_SNAPSHOT_EVERY_EVENTS" => self.snapshot_every_events = num(name, value)?,
             "INNKEEP_SNAPSHOT_EVERY_SECONDS" => self.snapshot_every_seconds = num(name, value)?,
             "INNKEEP_NIGHT_AUDIT_TIME" => self.night_audit_time = value.trim().to_owned(),
+            "INNKEEP_RESUME_WINDOW_EVENTS" => self.resume_window_events = num(name, value)?,
             "INNKEEP_PAYMENT_SECRET" => self.payment.secret = Some(value.to_owned()),
             "INNKEEP_PAYMENT_PREVIOUS_SECRET" => {
                 self.payment.previous_secret = Some(value.to_owned())
@@ -483,6 +490,13 @@ impl Config {
             self.snapshot_every_seconds,
             1,
             86_400,
+        )?;
+        // Held in memory and re-read from the journal at every start-up.
+        range(
+            "resume_window_events",
+            self.resume_window_events,
+            1,
+            MAX_FEED_WINDOW_EVENTS,
         )?;
         range(
             "limits.rate_per_second",
@@ -704,6 +718,7 @@ impl Config {
             sync,
             snapshot_every_events: self.snapshot_every_events,
             snapshot_every: Duration::from_secs(self.snapshot_every_seconds),
+            resume_window_events: self.resume_window_events,
             max_holds_per_creator: self.limits.max_holds_per_key,
             payment: PaymentPolicy {
                 gateway: None,
@@ -810,6 +825,26 @@ mod tests {
         assert!(e.to_string().contains("INNKEEP_LISTEN"), "{e}");
         let e = load("[payment]\nsecret = \"short\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("payment.secret"), "{e}");
+    }
+
+    #[test]
+    fn resume_window_is_bounded_and_reaches_the_engine() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c.resume_window_events, 65_536);
+        assert_eq!(c.engine(SyncMode::Fdatasync).resume_window_events, 65_536);
+        let c = load(
+            "resume_window_events = 100\n",
+            &[("INNKEEP_RESUME_WINDOW_EVENTS", "8")],
+        )
+        .unwrap();
+        assert_eq!(c.engine(SyncMode::Fdatasync).resume_window_events, 8);
+        for bad in [
+            "resume_window_events = 0\n",
+            "resume_window_events = 1048577\n",
+        ] {
+            let e = load(bad, &[]).unwrap_err();
+            assert!(e.to_string().contains("resume_window_events"), "{e}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod frontdesk;
 mod harness;
 mod load;
 mod payments;
+mod resume;
 mod security;
 mod validation;
 mod webdriver;

@@ -55,6 +55,16 @@ pub struct EngineConfig {
     pub night_audit_time: innkeep_engine::jiff::civil::Time,
     /// Where the engine reads "now" (the system clock unless an embedder drives time).
     pub clock: crate::clock::Clock,
+    /// How many of the newest events a reconnecting event-stream client can resume from
+    /// (`Last-Event-ID`), across restarts too: the event feed keeps this many in memory and
+    /// the journal keeps at least this many on disk after a snapshot covers them, to refill
+    /// the feed at start-up. Default [`crate::feed::FEED_WINDOW_EVENTS`]; clamped to
+    /// 1..=[`crate::feed::MAX_FEED_WINDOW_EVENTS`] (memory, disk and start-up time).
+    pub resume_window_events: usize,
+    /// Size at which the journal starts a new segment file (whole segments are what a
+    /// snapshot lets it delete). Default 64 MiB; at least
+    /// [`innkeep_persistence::journal::MIN_SEGMENT_BYTES`], or start-up fails.
+    pub journal_segment_max_bytes: u64,
 }
 
 impl EngineConfig {
@@ -74,6 +84,9 @@ impl EngineConfig {
             payment: crate::payments::PaymentPolicy::default(),
             night_audit_time: DEFAULT_NIGHT_AUDIT_TIME,
             clock: crate::clock::Clock::system(),
+            resume_window_events: crate::feed::FEED_WINDOW_EVENTS,
+            journal_segment_max_bytes: innkeep_persistence::JournalOptions::default()
+                .segment_max_bytes,
         }
     }
 }

@@ -14,13 +14,15 @@ use innkeep_engine::{
     PaymentReport, PaymentStatus, Reservation, ReservationId, RoomKey, RoomNumber, RoomTypeCode,
     Snapshot, State, Status, Stay, Upsert, ValidationError,
 };
-use innkeep_persistence::{recover, FsStorage, Journal, JournalOptions, SnapshotStore, Storage};
+use innkeep_persistence::{
+    recover_keeping_last, FsStorage, Journal, JournalOptions, SnapshotStore, Storage,
+};
 
 use crate::api::{
     Availability, BookInput, EngineConfig, EngineError, FrontDeskDay, RoomView, StartError,
     TypeAvailability,
 };
-use crate::feed::{EventFeed, FeedSubscription};
+use crate::feed::{EventFeed, FeedEvent, FeedSubscription};
 use crate::payments::{
     GetStats, OpenPayment, PaymentCreated, PaymentStatsView, PaymentSupervisor, RefundDue,
 };
@@ -53,13 +55,28 @@ pub struct Recovered {
     pub last_seq: u64,
     /// The snapshot store, open.
     pub store: SnapshotStore,
+    /// The journal's newest events, oldest first, up to `last_seq`, for the event feed's
+    /// window (see [`recover_state_with_history`]); empty from [`recover_state`].
+    pub history: Vec<FeedEvent>,
 }
 
 /// Loads the newest valid snapshot in `data_dir` and replays the journal after it. A torn
 /// journal tail is cut off (with a warning); anything else wrong is an error naming the
-/// file. Engine start-up uses this, and so can tools and tests that inspect a data dir of
-/// a stopped server.
+/// file. Tools and tests that inspect a data dir of a stopped server use this.
 pub fn recover_state(data_dir: &std::path::Path) -> Result<Recovered, StartError> {
+    recover_state_with_history(data_dir, 0)
+}
+
+/// [`recover_state`], also handing back the journal's newest `history_events` events
+/// (at most [`crate::feed::MAX_FEED_WINDOW_EVENTS`]) in [`Recovered::history`], for the
+/// event feed, whether or not the snapshot covers them: read in the same pass over the
+/// journal, decoded but not applied, never including a torn tail recovery cut. Engine
+/// start-up uses this.
+pub fn recover_state_with_history(
+    data_dir: &std::path::Path,
+    history_events: usize,
+) -> Result<Recovered, StartError> {
+    let history_events = history_events.min(crate::feed::MAX_FEED_WINDOW_EVENTS);
     let store = SnapshotStore::open(&data_dir.join("snapshots"))?;
     let (snapshot_seq, state) = match store.load::<Snapshot>()? {
         Some((seq, snap)) => (seq, State::from_snapshot(snap)),
@@ -84,9 +101,10 @@ pub fn recover_state(data_dir: &std::path::Path) -> Result<Recovered, StartError
         })
         .map_err(|e| StartError::Actors(format!("replay thread: {e}")))?;
     let mut batch = Vec::with_capacity(REPLAY_BATCH_EVENTS);
-    let report = recover(
+    let recovered = recover_keeping_last(
         &data_dir.join("journal"),
         snapshot_seq,
+        history_events as u64,
         |_seq, event: Event| {
             if let Some((id, key)) = State::locator_entry(&event) {
                 locator.insert(id, key);
@@ -107,18 +125,28 @@ pub fn recover_state(data_dir: &std::path::Path) -> Result<Recovered, StartError
         .join()
         .map_err(|_| StartError::Actors("replay thread panicked".into()))?;
     state.locator = locator;
-    let report = report?;
+    let (report, newest) = recovered?;
+    let history: Vec<FeedEvent> = newest
+        .into_iter()
+        .map(|(seq, event)| FeedEvent {
+            seq,
+            event: Arc::new(event),
+        })
+        .collect();
     tracing::info!(
         snapshot_seq,
         replayed = report.records_replayed,
         segments = report.segments,
         torn_tail_bytes = report.torn_tail_truncated_bytes,
+        history = history.len(),
+        history_first_seq = history.first().map(|e| e.seq),
         "journal replayed"
     );
     Ok(Recovered {
         state,
         last_seq: report.last_seq.max(snapshot_seq),
         store,
+        history,
     })
 }
 
@@ -194,11 +222,18 @@ impl Engine {
             path: data_dir.clone(),
             source,
         })?;
+        // The event feed's window is refilled from the journal in the same pass, so that
+        // `Last-Event-ID` resumes across restarts; the journal keeps that many records.
+        let window_events = config
+            .resume_window_events
+            .clamp(1, crate::feed::MAX_FEED_WINDOW_EVENTS);
         let Recovered {
             state,
             last_seq,
             store,
-        } = recover_state(&data_dir)?;
+            history,
+        } = recover_state_with_history(&data_dir, window_events)?;
+        let feed = Arc::new(EventFeed::new(window_events, last_seq + 1, history));
         let journal_dir = data_dir.join("journal");
         tracing::info!(
             last_seq,
@@ -214,6 +249,8 @@ impl Engine {
             JournalOptions {
                 dir: journal_dir,
                 sync: config.sync,
+                retain_records: window_events as u64,
+                segment_max_bytes: config.journal_segment_max_bytes,
                 ..JournalOptions::default()
             },
             last_seq + 1,
@@ -360,7 +397,6 @@ impl Engine {
             .recv()
             .map_err(|_| StartError::Actors("actor system failed to start".into()))?;
 
-        let feed = Arc::new(EventFeed::new(last_seq + 1));
         let snapshot_thread = snapshotter::spawn(
             batches_rx,
             state,

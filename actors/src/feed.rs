@@ -4,6 +4,16 @@
 //! so nothing unacknowledged is ever shown). Subscribers get the recent events they missed
 //! from a bounded in-memory window, then the live ones from a bounded broadcast channel;
 //! a subscriber that falls behind the channel is told so and must resume.
+//!
+//! The window survives restarts: the journal keeps at least the newest
+//! `resume_window_events` records on disk even when a snapshot covers them
+//! ([`innkeep_persistence::JournalOptions::retain_records`]), and start-up reads them back
+//! in its recovery pass ([`crate::recover_state_with_history`]: decoded, not applied) into
+//! [`EventFeed::new`]. So a `Last-Event-ID` within the window resumes exactly, whether the
+//! server stopped cleanly or was killed: the feed only ever showed durable events, and
+//! recovery cuts only a torn tail of records that were never acknowledged, hence never
+//! shown. An id older than the window, or newer than anything this journal holds, gets
+//! `missed_before` instead.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,8 +21,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use innkeep_engine::Event;
 use tokio::sync::broadcast;
 
-/// Most recent events kept for resuming (`Last-Event-ID`).
+/// Default number of recent events kept for resuming (`Last-Event-ID`), in memory and in
+/// the journal ([`crate::EngineConfig::resume_window_events`]). A client disconnected
+/// for a while (a phone losing signal, a deploy) reconnects inside it at normal booking
+/// rates; each event costs up to ≈ 0.75 KiB of memory (a booking; BENCHMARKS.md) and is
+/// decoded once more at start-up (≈ 40 ms for a full default window).
 pub const FEED_WINDOW_EVENTS: usize = 65_536;
+
+/// Largest accepted window: up to ≈ 0.75 GiB of events in memory, and this many journal
+/// records kept on disk and decoded at every start-up.
+pub const MAX_FEED_WINDOW_EVENTS: usize = 1 << 20;
 
 /// Live events buffered per subscriber before it counts as lagging.
 pub const FEED_CHANNEL_EVENTS: usize = 4_096;
@@ -33,18 +51,25 @@ pub struct FeedSubscription {
     pub backlog: Vec<FeedEvent>,
     /// Events published from now on.
     pub live: broadcast::Receiver<FeedEvent>,
-    /// The first sequence number the window could replay, when events the subscriber asked
-    /// for are older than that (gone from memory: after a restart, or too far behind).
+    /// Set when the feed cannot give every event after the requested id, to the first
+    /// sequence number the window holds (or will hold): the id is older than the window
+    /// (those events are gone from memory and from the journal), or newer than any event
+    /// this journal has (not one of its ids, e.g. a data dir restored from a backup).
+    /// The subscriber must reload its state.
     pub missed_before: Option<u64>,
 }
 
 #[derive(Debug)]
 struct Window {
-    /// Recent events, oldest first.
+    /// Recent events, oldest first, consecutive, at most `capacity`.
     events: VecDeque<FeedEvent>,
+    /// Most events kept.
+    capacity: usize,
     /// Sequence number of the first event this process could show: events at or after it
     /// are in `events` or still to come.
     first_seq: u64,
+    /// Sequence number the next published event will have.
+    next_seq: u64,
 }
 
 /// The feed. Publishing and subscribing take one short lock, so a subscriber never misses
@@ -56,12 +81,41 @@ pub struct EventFeed {
 }
 
 impl EventFeed {
-    /// A feed whose first event will have sequence number `next_seq`.
-    pub fn new(next_seq: u64) -> Self {
+    /// A feed keeping the newest `window_events` events (clamped to
+    /// 1..=[`MAX_FEED_WINDOW_EVENTS`]), whose next event will have sequence number
+    /// `next_seq`, starting with `history`: the journal's newest events before `next_seq`,
+    /// oldest first (see [`crate::recover_state_with_history`]). Only the consecutive run
+    /// of `history` that ends at `next_seq - 1` is kept, so the window never holds an event
+    /// the journal does not have right before the live ones.
+    pub fn new(window_events: usize, next_seq: u64, history: Vec<FeedEvent>) -> Self {
+        let capacity = window_events.clamp(1, MAX_FEED_WINDOW_EVENTS);
+        let mut expected = next_seq;
+        let run = history
+            .iter()
+            .rev()
+            .take(capacity)
+            .take_while(|e| {
+                let fits = e.seq.checked_add(1) == Some(expected);
+                expected = e.seq;
+                fits
+            })
+            .count();
+        if run < history.len().min(capacity) {
+            tracing::warn!(
+                kept = run,
+                given = history.len(),
+                next_seq,
+                "event feed history is not consecutive up to the next seq; keeping its consecutive end"
+            );
+        }
+        let events: VecDeque<FeedEvent> = history.into_iter().rev().take(run).rev().collect();
+        let first_seq = events.front().map_or(next_seq, |e| e.seq);
         Self {
             window: Mutex::new(Window {
-                events: VecDeque::new(),
-                first_seq: next_seq,
+                events,
+                capacity,
+                first_seq,
+                next_seq,
             }),
             live: broadcast::channel(FEED_CHANNEL_EVENTS).0,
         }
@@ -71,12 +125,13 @@ impl EventFeed {
     pub fn publish(&self, seq: u64, event: Arc<Event>) {
         let item = FeedEvent { seq, event };
         let mut w = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-        if w.events.len() == FEED_WINDOW_EVENTS {
+        if w.events.len() >= w.capacity {
             if let Some(old) = w.events.pop_front() {
                 w.first_seq = old.seq + 1;
             }
         }
         w.events.push_back(item.clone());
+        w.next_seq = seq + 1;
         // No subscriber is not an error.
         let _ = self.live.send(item);
     }
@@ -93,10 +148,12 @@ impl EventFeed {
             };
         };
         let backlog = w.events.iter().filter(|e| e.seq > after).cloned().collect();
+        let too_old = after.saturating_add(1) < w.first_seq;
+        let unknown = after >= w.next_seq;
         FeedSubscription {
             backlog,
             live,
-            missed_before: (after + 1 < w.first_seq).then_some(w.first_seq),
+            missed_before: (too_old || unknown).then_some(w.first_seq),
         }
     }
 }
@@ -117,25 +174,73 @@ mod tests {
         })
     }
 
+    fn history(seqs: impl IntoIterator<Item = u64>) -> Vec<FeedEvent> {
+        seqs.into_iter()
+            .map(|seq| FeedEvent { seq, event: ev() })
+            .collect()
+    }
+
+    fn backlog(sub: &FeedSubscription) -> Vec<u64> {
+        sub.backlog.iter().map(|e| e.seq).collect()
+    }
+
     #[test]
     fn resume_gets_exactly_the_missed_events_then_live_ones() {
-        let feed = EventFeed::new(10);
+        let feed = EventFeed::new(FEED_WINDOW_EVENTS, 10, Vec::new());
         for seq in 10..15 {
             feed.publish(seq, ev());
         }
         let mut sub = feed.subscribe(Some(12));
-        let seqs: Vec<u64> = sub.backlog.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, vec![13, 14]);
+        assert_eq!(backlog(&sub), vec![13, 14]);
         assert_eq!(sub.missed_before, None);
         feed.publish(15, ev());
         assert_eq!(sub.live.try_recv().unwrap().seq, 15);
-        // Asking for events from before this process started is reported, not faked.
+        // Asking for events older than the window is reported, not faked.
         let sub = feed.subscribe(Some(3));
         assert_eq!(sub.missed_before, Some(10));
         assert_eq!(sub.backlog.first().map(|e| e.seq), Some(10));
         // Just before the first event is not a gap.
         assert_eq!(feed.subscribe(Some(9)).missed_before, None);
+        // The newest id: nothing missed, nothing to replay.
+        let sub = feed.subscribe(Some(15));
+        assert_eq!((backlog(&sub), sub.missed_before), (vec![], None));
+        // An id this journal never issued cannot be resumed from.
+        assert_eq!(feed.subscribe(Some(16)).missed_before, Some(10));
         // No id: live only.
         assert!(feed.subscribe(None).backlog.is_empty());
+    }
+
+    #[test]
+    fn history_fills_the_window_and_the_window_slides() {
+        // Events 1..=7 came from the journal; the window holds 5 of them.
+        let feed = EventFeed::new(5, 8, history(1..=7));
+        let sub = feed.subscribe(Some(3));
+        assert_eq!((backlog(&sub), sub.missed_before), (vec![4, 5, 6, 7], None));
+        assert_eq!(feed.subscribe(Some(1)).missed_before, Some(3));
+        assert_eq!(feed.subscribe(Some(2)).missed_before, None);
+        feed.publish(8, ev());
+        feed.publish(9, ev());
+        let sub = feed.subscribe(Some(4));
+        assert_eq!(
+            (backlog(&sub), sub.missed_before),
+            (vec![5, 6, 7, 8, 9], None)
+        );
+        assert_eq!(feed.subscribe(Some(3)).missed_before, Some(5));
+    }
+
+    #[test]
+    fn history_keeps_only_its_consecutive_end_before_next_seq() {
+        // A hole at 4: only 5..=6 can be shown without a gap.
+        let feed = EventFeed::new(10, 7, history([1, 2, 3, 5, 6]));
+        assert_eq!(feed.subscribe(Some(4)).missed_before, None);
+        assert_eq!(feed.subscribe(Some(3)).missed_before, Some(5));
+        // History that does not reach next_seq - 1 (e.g. events cut from the journal) is
+        // not shown at all.
+        let feed = EventFeed::new(10, 9, history(1..=6));
+        let sub = feed.subscribe(Some(2));
+        assert_eq!((backlog(&sub), sub.missed_before), (vec![], Some(9)));
+        // A zero window still keeps one event.
+        let feed = EventFeed::new(0, 4, history(1..=3));
+        assert_eq!(backlog(&feed.subscribe(Some(0))), vec![3]);
     }
 }

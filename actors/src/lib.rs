@@ -27,7 +27,7 @@ pub use api::{
     DEFAULT_MAX_HOLDS_PER_CREATOR, DEFAULT_NIGHT_AUDIT_TIME,
 };
 pub use clock::{Clock, ManualTime};
-pub use facade::{recover_state, Engine, Recovered, METRIC_BOOKINGS};
+pub use facade::{recover_state, recover_state_with_history, Engine, Recovered, METRIC_BOOKINGS};
 pub use gateway::{
     ChargeIntent, GatewayError, GatewayFuture, GatewayStatus, PaymentGateway, RefundRequest,
     RetryPolicy,

@@ -1,7 +1,8 @@
 //! The snapshot thread: keeps a shadow [`State`] by applying every durable batch the
 //! journal hands it, and now and then writes that state to sled and lets the journal drop
-//! the segments the snapshot covers. Serializing happens here, off the actors, so taking a
-//! snapshot never pauses bookings; the price is a second copy of the state in memory.
+//! the segments the snapshot covers (the journal keeps those holding the event feed's
+//! resume window). Serializing happens here, off the actors, so taking a snapshot never
+//! pauses bookings; the price is a second copy of the state in memory.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;

@@ -1,7 +1,7 @@
 //! Engine-level tests: journal faults through the facade, restart, and the invariants.
 
 use innkeep_engine::jiff::{Timestamp, ToSpan};
-use innkeep_engine::{Guest, HotelId, RoomNumber, RoomTypeCode};
+use innkeep_engine::{Event, Guest, HotelId, RoomNumber, RoomTypeCode};
 use innkeep_persistence::{FaultPlan, FaultyStorage};
 
 use crate::{recover_state, BookInput, Engine, EngineConfig, EngineError};
@@ -173,4 +173,180 @@ async fn calls_past_the_in_flight_bound_are_refused() {
     assert!(matches!(err, EngineError::Overloaded), "{err:?}");
     assert_eq!(err.code(), "overloaded");
     assert_eq!(free(&engine.0, &b), 1, "nothing was booked");
+}
+
+/// Every event the feed has published so far, from a subscription opened before them.
+fn drain(live: &mut tokio::sync::broadcast::Receiver<crate::feed::FeedEvent>) -> Vec<(u64, Event)> {
+    let mut out = Vec::new();
+    while let Ok(e) = live.try_recv() {
+        out.push((e.seq, (*e.event).clone()));
+    }
+    out
+}
+
+fn backlog(sub: &crate::feed::FeedSubscription) -> Vec<(u64, Event)> {
+    sub.backlog
+        .iter()
+        .map(|e| (e.seq, (*e.event).clone()))
+        .collect()
+}
+
+/// `Last-Event-ID` resumes across a restart: after stop + start, the events after any id
+/// are exactly the ones (seq and content) the feed showed before, followed without a gap by
+/// the new ones; an id older than a smaller window is reported, not papered over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_after_an_id_are_the_same_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // Snapshots every few events, so the journal is truncated while the window must stay.
+    let config = EngineConfig {
+        snapshot_every_events: 4,
+        ..EngineConfig::new(dir.path())
+    };
+    let engine = Stopper(Engine::start(config.clone()).unwrap());
+    let mut live = engine.0.events(None).live;
+    let h = setup(&engine.0, 3).await;
+    let kept = engine.0.book(input(&engine.0, &h, 1), None).await.unwrap();
+    let gone = engine.0.book(input(&engine.0, &h, 3), None).await.unwrap();
+    engine
+        .0
+        .change(gone.id, innkeep_engine::Action::Cancel, None)
+        .await
+        .unwrap();
+    engine.0.book(input(&engine.0, &h, 5), None).await.unwrap();
+    // Shutdown joins the snapshot thread, which publishes every durable event first.
+    engine.0.shutdown();
+    let before = drain(&mut live);
+    let seqs: Vec<u64> = before.iter().map(|e| e.0).collect();
+    let last = *seqs.last().unwrap();
+    assert_eq!(
+        seqs,
+        (1..=last).collect::<Vec<_>>(),
+        "every event, in order"
+    );
+    assert!(
+        before.iter().any(|(_, e)| matches!(e,
+            Event::ReservationCreated { reservation, .. } if reservation.id == kept.id)),
+        "{before:?}"
+    );
+    drop(engine);
+
+    let engine = Stopper(Engine::start(config.clone()).unwrap());
+    for after in [0, 1, last / 2, last - 1, last] {
+        let sub = engine.0.events(Some(after));
+        assert_eq!(sub.missed_before, None, "after {after}");
+        let expected: Vec<_> = before.iter().filter(|e| e.0 > after).cloned().collect();
+        assert_eq!(backlog(&sub), expected, "after {after}");
+    }
+    // New events follow the old ones without a gap, live and on resume.
+    let mut resumed = engine.0.events(Some(last - 1));
+    engine
+        .0
+        .change(kept.id, innkeep_engine::Action::Cancel, None)
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), resumed.live.recv())
+        .await
+        .expect("the new event is published")
+        .unwrap();
+    assert_eq!(next.seq, last + 1);
+    assert!(matches!(*next.event, Event::ReservationChanged { id, .. } if id == kept.id));
+    assert_eq!(backlog(&resumed), before[before.len() - 1..].to_vec());
+    let sub = engine.0.events(Some(last - 2));
+    assert_eq!(
+        sub.backlog.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![last - 1, last, last + 1]
+    );
+    drop(engine);
+
+    // A window of 3: ids inside it resume exactly, an older one is told where it starts.
+    let small = EngineConfig {
+        resume_window_events: 3,
+        ..config
+    };
+    let engine = Stopper(Engine::start(small).unwrap());
+    let sub = engine.0.events(Some(last - 2));
+    assert_eq!(sub.missed_before, None);
+    assert_eq!(
+        sub.backlog.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![last - 1, last, last + 1]
+    );
+    assert_eq!(backlog(&sub)[..2], before[before.len() - 2..]);
+    let sub = engine.0.events(Some(last - 3));
+    assert_eq!(sub.missed_before, Some(last - 1));
+    // An id this journal never issued cannot be resumed either.
+    assert_eq!(
+        engine.0.events(Some(last + 2)).missed_before,
+        Some(last - 1)
+    );
+}
+
+/// Snapshots let the journal delete the segments they cover, except those holding the
+/// newest `resume_window_events` events, so the window refills exactly after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_keep_the_resume_window_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        // A snapshot after every batch, one record per segment, a window of 5.
+        snapshot_every_events: 1,
+        journal_segment_max_bytes: innkeep_persistence::journal::MIN_SEGMENT_BYTES,
+        resume_window_events: 5,
+        ..EngineConfig::new(dir.path())
+    };
+    let engine = Stopper(Engine::start(config.clone()).unwrap());
+    let mut live = engine.0.events(None).live;
+    let h = setup(&engine.0, 2).await;
+    let mut newest = None;
+    for offset in 1..=6 {
+        newest = Some(
+            engine
+                .0
+                .book(input(&engine.0, &h, offset), None)
+                .await
+                .unwrap(),
+        );
+    }
+    let newest = newest.unwrap();
+    // The snapshot thread publishes a batch, then snapshots it, then takes the next one:
+    // once the last event is published, every earlier batch's snapshot has asked the
+    // journal to truncate, which it does by the time it shuts down.
+    let mut before = Vec::new();
+    loop {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(10), live.recv())
+            .await
+            .expect("published")
+            .unwrap();
+        let done = matches!(&*e.event,
+            Event::ReservationCreated { reservation, .. } if reservation.id == newest.id);
+        before.push((e.seq, (*e.event).clone()));
+        if done {
+            break;
+        }
+    }
+    let last = before.last().unwrap().0;
+    assert_eq!(last, 10, "4 setup events and 6 bookings");
+    engine.0.shutdown();
+    drop(engine);
+
+    let mut firsts: Vec<u64> = std::fs::read_dir(dir.path().join("journal"))
+        .unwrap()
+        .filter_map(|f| {
+            let name = f.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".seg")?.parse().ok()
+        })
+        .collect();
+    firsts.sort_unstable();
+    assert_eq!(
+        firsts,
+        (last - 4..=last).collect::<Vec<_>>(),
+        "covered segments went, the newest 5 records stayed"
+    );
+
+    let engine = Stopper(Engine::start(config).unwrap());
+    let sub = engine.0.events(Some(last - 5));
+    assert_eq!(sub.missed_before, None);
+    assert_eq!(backlog(&sub), before[before.len() - 5..].to_vec());
+    assert_eq!(
+        engine.0.events(Some(last - 6)).missed_before,
+        Some(last - 4)
+    );
 }

@@ -1238,8 +1238,8 @@ async fn next_sse(body: &mut Body, buf: &mut String) -> Option<(String, String, 
 }
 
 /// The event stream: live events with journal ids, resuming after `Last-Event-ID` without
-/// gap or duplicate, a `resync` for ids from before a restart, and the end of every stream
-/// on shutdown.
+/// gap or duplicate (across a restart too), a `resync` for ids older than the window, and
+/// the end of every stream on shutdown.
 #[tokio::test(flavor = "multi_thread")]
 async fn event_stream_is_live_resumable_and_ends_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
@@ -1333,25 +1333,46 @@ async fn event_stream_is_live_resumable_and_ends_on_shutdown() {
     assert!(next_sse(&mut live, &mut buf).await.is_none());
     assert!(next_sse(&mut resumed, &mut rbuf).await.is_none());
 
-    // After a restart, ids from before it cannot be replayed: the stream says so first.
+    // After a restart the window is refilled from the journal: resuming after the
+    // creation still gives the cancellation next.
     let dir = h._dir.path().to_owned();
     h.engine.shutdown();
-    let engine = Engine::start(EngineConfig::new(&dir)).unwrap();
-    let app = router(AppState::new(engine.clone(), PaymentConfig::new(SECRET)));
-    let res = app
-        .oneshot(
+    let open_after = |app: Router, id: &str| {
+        app.oneshot(
             Request::get("/v1/hotels/H1/events")
-                .header("last-event-id", created_seq.as_str())
+                .header("last-event-id", id)
                 .body(Body::empty())
                 .unwrap(),
         )
-        .await
-        .unwrap();
-    let mut after_restart = res.into_body();
+    };
+    let engine = Engine::start(EngineConfig::new(&dir)).unwrap();
+    let app = router(AppState::new(engine.clone(), PaymentConfig::new(SECRET)));
+    let mut after_restart = open_after(app, &created_seq).await.unwrap().into_body();
     let mut abuf = String::new();
-    let (_, name, data) = next_sse(&mut after_restart, &mut abuf).await.unwrap();
+    let (none, name, _) = next_sse(&mut after_restart, &mut abuf).await.unwrap();
+    assert_eq!((none.as_str(), name.as_str()), ("", "availability.changed"));
+    let (seq, name, _) = next_sse(&mut after_restart, &mut abuf).await.unwrap();
+    assert_eq!(
+        (seq.as_str(), name.as_str()),
+        (cancelled_seq.as_str(), "reservation.cancelled")
+    );
+    engine.shutdown();
+
+    // Ids older than the window cannot be replayed: the stream says so first.
+    let engine = Engine::start(EngineConfig {
+        resume_window_events: 1,
+        ..EngineConfig::new(&dir)
+    })
+    .unwrap();
+    let app = router(AppState::new(engine.clone(), PaymentConfig::new(SECRET)));
+    let mut too_old = open_after(app, "1").await.unwrap().into_body();
+    let mut obuf = String::new();
+    let (_, name, data) = next_sse(&mut too_old, &mut obuf).await.unwrap();
     assert_eq!(name, "resync");
-    assert_eq!(data["first_available"], b + 1);
+    assert_eq!(
+        data["first_available"], b,
+        "the window holds the newest event only"
+    );
     engine.shutdown();
 }
 

@@ -32,6 +32,18 @@
 //! tail off the last segment and refusing (with file and offset) anything else that is
 //! wrong. Run it before [`Journal::start`], which refuses a last segment that is not
 //! clean.
+//!
+//! # Retention
+//!
+//! [`Journal::truncate_through`] (called once a snapshot covering a seq is durable) deletes
+//! whole segments, never the active one, and never one holding any of the newest
+//! [`JournalOptions::retain_records`] records: a segment goes only when every record in it
+//! is both covered by a snapshot and older than that window. After a restart,
+//! [`recover_keeping_last`] hands the retained records back from the same pass that
+//! recovers (Innkeep refills its event feed from them, so `Last-Event-ID` resumes across
+//! restarts). Recovery still decodes and replays only records after the snapshot; the
+//! retained ones before it are read and CRC-checked, as a partly covered segment always
+//! was.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -88,6 +100,10 @@ pub const MAX_BATCH_RECORDS_LIMIT: usize = 1 << 20;
 /// Largest accepted `queue_capacity`; the queue holds unencoded events in memory.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 24;
 
+/// Largest accepted `retain_records`: retained segments are read (CRC-checked) by every
+/// recovery, so this bounds the disk they take and the start-up time they add.
+pub const MAX_RETAIN_RECORDS: u64 = 1 << 24;
+
 /// File name suffix of segment files.
 const SEGMENT_SUFFIX: &str = ".seg";
 
@@ -121,6 +137,11 @@ pub struct JournalOptions {
     pub queue_capacity: usize,
     /// Durability policy.
     pub sync: SyncMode,
+    /// Keep at least this many of the newest records on disk even when a snapshot covers
+    /// them (see [`Journal::truncate_through`]), so they can be read back with
+    /// [`recover_keeping_last`] after a restart. 0 keeps only what no snapshot covers yet.
+    /// At most [`MAX_RETAIN_RECORDS`].
+    pub retain_records: u64,
 }
 
 impl Default for JournalOptions {
@@ -131,6 +152,7 @@ impl Default for JournalOptions {
             max_batch_records: 4096,
             queue_capacity: 65_536,
             sync: SyncMode::Fdatasync,
+            retain_records: 0,
         }
     }
 }
@@ -585,6 +607,33 @@ fn cut_file(path: &Path, len_bytes: u64, rewrite_header: bool) -> Result<(), Jou
     file.sync_all().map_err(|e| JournalError::io(path, e))
 }
 
+/// Decode one record's payload (whose frame and CRC were checked) as an `E`; a payload
+/// that does not decode, or decodes from fewer bytes than it has, is corruption.
+fn decode_payload<E: DeserializeOwned>(
+    payload: &[u8],
+    path: &Path,
+    offset: u64,
+    seq: u64,
+) -> Result<E, JournalError> {
+    let (event, used) = bincode::serde::decode_from_slice::<E, _>(payload, bincode_decode_config())
+        .map_err(|e| JournalError::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            reason: format!("record seq {seq} has a valid CRC but does not decode: {e}"),
+        })?;
+    if used != payload.len() {
+        return Err(JournalError::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            reason: format!(
+                "record seq {seq} decodes from {used} of its {} payload bytes",
+                payload.len()
+            ),
+        });
+    }
+    Ok(event)
+}
+
 /// Read every record with seq > `after_seq` from the journal in `dir`, in order, calling
 /// `apply(seq, event)` for each.
 ///
@@ -606,8 +655,53 @@ fn cut_file(path: &Path, len_bytes: u64, rewrite_header: bool) -> Result<(), Jou
 pub fn recover<E: DeserializeOwned>(
     dir: &Path,
     after_seq: u64,
-    mut apply: impl FnMut(u64, E),
+    apply: impl FnMut(u64, E),
 ) -> Result<RecoveryReport, JournalError> {
+    recover_keeping_last(dir, after_seq, 0, apply).map(|(report, _)| report)
+}
+
+/// A record [`recover_keeping_last`] keeps: where its payload is.
+#[derive(Debug, Clone, Copy)]
+struct KeptRecord {
+    /// Its sequence number.
+    seq: u64,
+    /// Index of its segment in the sorted segment list.
+    segment: usize,
+    /// Byte offset of the record (frame header) in the segment, for error messages.
+    offset: u64,
+    /// Payload bytes `start..end` in the segment.
+    start: usize,
+    /// See `start`.
+    end: usize,
+}
+
+/// [`recover`], also handing back the newest `keep_last` records it found — sequence
+/// number and decoded event, oldest first — whether or not the snapshot covers them
+/// (e.g. to refill a window of recent events after a restart; the journal retains them
+/// with [`JournalOptions::retain_records`]). Fewer come back when the journal holds fewer.
+///
+/// Done in the same pass, so every segment is still read and CRC-checked once; only the
+/// kept records are decoded again (those after `after_seq` were consumed by `apply`), at
+/// the end, and one that does not decode is [`JournalError::Corrupt`] like any other.
+/// They are records recovery kept: a torn tail it cut is never among them. The segment
+/// files holding kept records stay in memory until the end (the bytes of at most
+/// `keep_last` records plus one segment). `keep_last` is at most [`MAX_RETAIN_RECORDS`].
+pub fn recover_keeping_last<E: DeserializeOwned>(
+    dir: &Path,
+    after_seq: u64,
+    keep_last: u64,
+    mut apply: impl FnMut(u64, E),
+) -> Result<(RecoveryReport, Vec<(u64, E)>), JournalError> {
+    if keep_last > MAX_RETAIN_RECORDS {
+        return Err(JournalError::InvalidOptions {
+            reason: format!("keep_last {keep_last} is above the maximum {MAX_RETAIN_RECORDS}"),
+        });
+    }
+    // Bounded by `keep_last` (itself bounded above).
+    let keep_last = keep_last as usize;
+    let mut kept: VecDeque<KeptRecord> = VecDeque::new();
+    // The bytes of the segments `kept` points into, oldest first, by segment index.
+    let mut kept_segments: VecDeque<(usize, Vec<u8>)> = VecDeque::new();
     let segments = list_segments(dir)?;
     let mut report = RecoveryReport {
         records_replayed: 0,
@@ -626,7 +720,7 @@ pub fn recover<E: DeserializeOwned>(
                 path: dir.to_path_buf(),
             });
         }
-        return Ok(report);
+        return Ok((report, Vec::new()));
     };
     if *first_seq > after_seq.saturating_add(1) {
         return Err(JournalError::Gap {
@@ -691,30 +785,24 @@ pub fn recover<E: DeserializeOwned>(
         }
 
         let outcome = scan_records(&bytes, path, expected, |seq, payload, offset| {
+            if keep_last > 0 {
+                if kept.len() == keep_last {
+                    kept.pop_front();
+                }
+                let start = offset as usize + RECORD_HEADER_BYTES as usize;
+                kept.push_back(KeptRecord {
+                    seq,
+                    segment: index,
+                    offset,
+                    start,
+                    end: start + payload.len(),
+                });
+            }
             if seq <= after_seq {
                 // Covered by the snapshot; CRC and continuity were still checked.
                 return Ok(());
             }
-            let (event, used) =
-                bincode::serde::decode_from_slice::<E, _>(payload, bincode_decode_config())
-                    .map_err(|e| JournalError::Corrupt {
-                        path: path.clone(),
-                        offset,
-                        reason: format!(
-                            "record seq {seq} has a valid CRC but does not decode: {e}"
-                        ),
-                    })?;
-            if used != payload.len() {
-                return Err(JournalError::Corrupt {
-                    path: path.clone(),
-                    offset,
-                    reason: format!(
-                        "record seq {seq} decodes from {used} of its {} payload bytes",
-                        payload.len()
-                    ),
-                });
-            }
-            apply(seq, event);
+            apply(seq, decode_payload(payload, path, offset, seq)?);
             report.records_replayed += 1;
             Ok(())
         })?;
@@ -752,6 +840,18 @@ pub fn recover<E: DeserializeOwned>(
             report.torn_tail_truncated_bytes = cut_bytes;
             report.torn_tail_file = Some(path.clone());
         }
+
+        // Keep this segment's bytes while a kept record is in it; drop older ones.
+        if kept.back().is_some_and(|k| k.segment == index) {
+            kept_segments.push_back((index, bytes));
+        }
+        let oldest_needed = kept.front().map_or(usize::MAX, |k| k.segment);
+        while kept_segments
+            .front()
+            .is_some_and(|(segment, _)| *segment < oldest_needed)
+        {
+            kept_segments.pop_front();
+        }
     }
 
     if expected <= after_seq {
@@ -768,7 +868,28 @@ pub fn recover<E: DeserializeOwned>(
         });
     }
     report.last_seq = expected - 1;
-    Ok(report)
+
+    let mut newest = Vec::with_capacity(kept.len());
+    for k in kept {
+        let path = &segments[k.segment].1;
+        let Ok(i) = kept_segments.binary_search_by_key(&k.segment, |(segment, _)| *segment) else {
+            // Every kept record's segment is kept above; never a silently shorter result.
+            return Err(JournalError::Corrupt {
+                path: path.clone(),
+                offset: k.offset,
+                reason: format!(
+                    "record seq {} was kept but its segment was not (a bug)",
+                    k.seq
+                ),
+            });
+        };
+        let bytes = &kept_segments[i].1;
+        newest.push((
+            k.seq,
+            decode_payload(&bytes[k.start..k.end], path, k.offset, k.seq)?,
+        ));
+    }
+    Ok((report, newest))
 }
 
 // ---------------------------------------------------------------------------------
@@ -917,6 +1038,7 @@ impl<E: Serialize + Send + 'static> Journal<E> {
             segment_max_bytes: options.segment_max_bytes,
             max_batch_records: options.max_batch_records,
             sync: options.sync,
+            retain_records: options.retain_records,
             active,
             older_segments: segments,
             next_seq,
@@ -968,9 +1090,11 @@ impl<E: Serialize + Send + 'static> Journal<E> {
     }
 
     /// Ask the writer to delete segment files whose records all have seq <= `seq`
-    /// (call once a snapshot covering `seq` is durable). Never deletes the active
-    /// segment. Asynchronous and non-blocking: it happens before the writer's next batch
-    /// (so before the ack of any append made after this call returns) or at shutdown.
+    /// (call once a snapshot covering `seq` is durable) and are all older than the newest
+    /// [`JournalOptions::retain_records`] records. Never deletes the active segment.
+    /// Asynchronous and non-blocking: it happens before the writer's next batch (so before
+    /// the ack of any append made after this call returns) or at shutdown. A segment kept
+    /// only for retention goes before a later batch, once enough newer records exist.
     pub fn truncate_through(&self, seq: u64) {
         self.inner
             .shared
@@ -1077,6 +1201,12 @@ fn validate_options(options: &JournalOptions, next_seq: u64) -> Result<(), Journ
         return invalid(format!(
             "queue_capacity {} must be between 1 and {MAX_QUEUE_CAPACITY}",
             options.queue_capacity
+        ));
+    }
+    if options.retain_records > MAX_RETAIN_RECORDS {
+        return invalid(format!(
+            "retain_records {} is above the maximum {MAX_RETAIN_RECORDS}",
+            options.retain_records
         ));
     }
     Ok(())
@@ -1311,6 +1441,8 @@ struct Writer<E> {
     max_batch_records: usize,
     /// See [`JournalOptions::sync`].
     sync: SyncMode,
+    /// See [`JournalOptions::retain_records`].
+    retain_records: u64,
     /// The segment being appended to.
     active: ActiveSegment,
     /// Older segments, oldest first, as candidates for `truncate_through`.
@@ -1518,9 +1650,13 @@ impl<E: Serialize> Writer<E> {
         }
     }
 
-    /// Delete whole old segments at or below the truncation target.
+    /// Delete whole old segments at or below the truncation target that hold none of the
+    /// newest `retain_records` records.
     fn apply_truncation(&mut self) {
-        let target = self.shared.truncate_target.load(Ordering::SeqCst);
+        let covered = self.shared.truncate_target.load(Ordering::SeqCst);
+        // Records through this seq are older than the retained window (next_seq >= 1).
+        let outside_window = (self.next_seq - 1).saturating_sub(self.retain_records);
+        let target = covered.min(outside_window);
         if target == 0 {
             return;
         }
@@ -2254,6 +2390,190 @@ mod tests {
         assert_eq!(records.first(), Some(&(1, ev(1))));
     }
 
+    /// First seqs of the segment files in `dir`.
+    fn segment_firsts(dir: &Path) -> Vec<u64> {
+        segment_files(dir).iter().map(|s| s.0).collect()
+    }
+
+    /// Recover after `after_seq`, keeping the newest `keep_last`: (replayed, kept, report).
+    #[allow(clippy::type_complexity)]
+    fn recover_keeping(
+        dir: &Path,
+        after_seq: u64,
+        keep_last: u64,
+    ) -> Result<(Vec<(u64, Ev)>, Vec<(u64, Ev)>, RecoveryReport), JournalError> {
+        let mut replayed = Vec::new();
+        let (report, kept) = recover_keeping_last(dir, after_seq, keep_last, |seq, e: Ev| {
+            replayed.push((seq, e))
+        })?;
+        Ok((replayed, kept, report))
+    }
+
+    fn evs(seqs: std::ops::RangeInclusive<u64>) -> Vec<(u64, Ev)> {
+        seqs.map(|id| (id, ev(id))).collect()
+    }
+
+    #[test]
+    fn truncation_keeps_the_newest_retain_records_even_when_a_snapshot_covers_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (hook, _) = collector();
+        let opts = JournalOptions {
+            retain_records: 4,
+            ..options(dir.path(), 64)
+        };
+        let journal = Journal::start(opts.clone(), 1, hook).expect("start");
+        for id in 1..=10 {
+            assert_eq!(append_wait(&journal, ev(id)).expect("ack"), id);
+        }
+        assert_eq!(
+            segment_firsts(dir.path()),
+            (1..=10).collect::<Vec<_>>(),
+            "one record per segment"
+        );
+
+        // A snapshot through 3: all three are outside the window of the newest 4 (7..=10),
+        // so they go; 4..=6 are outside the window too but no snapshot covers them.
+        journal.truncate_through(3);
+        assert_eq!(append_wait(&journal, ev(11)).expect("ack"), 11);
+        assert_eq!(segment_firsts(dir.path()), (4..=11).collect::<Vec<_>>());
+
+        // A snapshot covering everything: only what is older than the newest 4 goes. The
+        // truncation runs before batch 12, when the newest record is 11 (window 8..=11).
+        journal.truncate_through(u64::MAX);
+        assert_eq!(append_wait(&journal, ev(12)).expect("ack"), 12);
+        assert_eq!(segment_firsts(dir.path()), (8..=12).collect::<Vec<_>>());
+
+        // The window slides with new records, without another truncate call.
+        assert_eq!(append_wait(&journal, ev(13)).expect("ack"), 13);
+        assert_eq!(append_wait(&journal, ev(14)).expect("ack"), 14);
+        journal.shutdown();
+        // Before batch 14 the newest was 13: window 10..=13; shutdown saw 14: 11..=14.
+        assert_eq!(segment_firsts(dir.path()), (11..=14).collect::<Vec<_>>());
+
+        // Recovery after a snapshot through 14 replays nothing (it only checks 11..=14) ...
+        let (records, report) = recover_all(dir.path(), 14).expect("recover");
+        assert!(records.is_empty());
+        assert_eq!((report.last_seq, report.segments), (14, 4));
+        // ... and can hand the retained records back exactly.
+        let (replayed, kept, _) = recover_keeping(dir.path(), 14, 100).expect("recover");
+        assert!(replayed.is_empty());
+        assert_eq!(kept, evs(11..=14));
+
+        // A restarted journal keeps honouring the window for segments it found on disk.
+        let (hook, _) = collector();
+        let journal = Journal::start(opts, 15, hook).expect("restart");
+        journal.truncate_through(14);
+        assert_eq!(append_wait(&journal, ev(15)).expect("ack"), 15);
+        assert_eq!(append_wait(&journal, ev(16)).expect("ack"), 16);
+        journal.shutdown();
+        assert_eq!(segment_firsts(dir.path()), (13..=16).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn recovery_hands_back_the_newest_records_in_the_same_pass() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_sequential(dir.path(), 128, 1..=40);
+        let files = segment_files(dir.path());
+        assert!(files.len() > 5, "several segments: {files:?}");
+
+        // Replayed: only after the snapshot. Kept: the newest 15, covered or not.
+        let (replayed, kept, report) = recover_keeping(dir.path(), 30, 15).expect("recover");
+        assert_eq!(replayed, evs(31..=40));
+        assert_eq!(kept, evs(26..=40));
+        assert_eq!((report.records_replayed, report.last_seq), (10, 40));
+
+        assert!(recover_keeping(dir.path(), 30, 0)
+            .expect("none")
+            .1
+            .is_empty());
+        assert_eq!(
+            recover_keeping(dir.path(), 40, 1).expect("one").1,
+            evs(40..=40)
+        );
+        assert_eq!(
+            recover_keeping(dir.path(), 0, 5).expect("five").1,
+            evs(36..=40)
+        );
+        assert_eq!(
+            recover_keeping(dir.path(), 12, 100).expect("all").1,
+            evs(1..=40)
+        );
+
+        // Older segments already deleted: fewer come back, starting where the journal does.
+        fs::remove_file(&files[0].1).expect("remove");
+        let start = files[1].0;
+        let (_, kept, _) = recover_keeping(dir.path(), start, 100).expect("recover");
+        assert_eq!(kept, evs(start..=40));
+
+        assert!(matches!(
+            recover_keeping(dir.path(), start, MAX_RETAIN_RECORDS + 1),
+            Err(JournalError::InvalidOptions { .. })
+        ));
+    }
+
+    #[test]
+    fn kept_records_exclude_a_cut_tail_and_must_decode() {
+        // A torn tail is cut, and none of it comes back.
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_sequential(dir.path(), 1 << 20, 1..=5);
+        let (_, path) = segment_files(dir.path()).pop().expect("segment");
+        let len = file_len(&path);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_len(len - 3)
+            .expect("cut");
+        let (replayed, kept, report) = recover_keeping(dir.path(), 0, 10).expect("recover");
+        assert_eq!(replayed, evs(1..=4));
+        assert_eq!(kept, evs(1..=4));
+        assert_eq!(report.last_seq, 4);
+        assert!(report.torn_tail_truncated_bytes > 0);
+
+        // A record the snapshot covers is not decoded by plain recovery, but one that is
+        // kept must decode: a valid CRC over garbage is corruption, named.
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_sequential(dir.path(), 1 << 20, 1..=5);
+        let (_, path) = segment_files(dir.path()).pop().expect("segment");
+        let (seq, offset) = record_offsets(&path)[3];
+        let mut bytes = fs::read(&path).expect("read");
+        let start = offset as usize + RECORD_HEADER_BYTES as usize;
+        let len = read_u32(&bytes, offset as usize) as usize;
+        bytes[start..start + len].fill(0xff);
+        let crc = record_crc(seq, &bytes[start..start + len]);
+        bytes[offset as usize + 12..start].copy_from_slice(&crc.to_le_bytes());
+        fs::write(&path, bytes).expect("write");
+        assert_eq!(recover_all(dir.path(), 5).expect("covered").1.last_seq, 5);
+        assert_eq!(
+            recover_keeping(dir.path(), 5, 1).expect("kept 5 only").1,
+            evs(5..=5)
+        );
+        match recover_keeping(dir.path(), 5, 2) {
+            Err(JournalError::Corrupt {
+                path: p,
+                offset: o,
+                reason,
+            }) => {
+                assert_eq!((p, o), (path, offset));
+                assert!(reason.contains("does not decode"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+
+        // Damage in a segment wholly covered by the snapshot is still refused.
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_sequential(dir.path(), 128, 1..=40);
+        let (_, middle) = segment_files(dir.path())[2].clone();
+        let (_, bad_offset) = record_offsets(&middle)[0];
+        flip_byte(&middle, bad_offset + RECORD_HEADER_BYTES);
+        match recover_keeping(dir.path(), 40, 5) {
+            Err(JournalError::Corrupt { path, offset, .. }) => {
+                assert_eq!((path, offset), (middle, bad_offset))
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
     #[test]
     fn truncate_through_deletes_only_whole_old_segments() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -2414,6 +2734,10 @@ mod tests {
                 ..options(dir.path(), 1 << 20)
             },
             options(dir.path(), 3),
+            JournalOptions {
+                retain_records: MAX_RETAIN_RECORDS + 1,
+                ..options(dir.path(), 1 << 20)
+            },
         ] {
             let (hook, _) = collector();
             assert!(matches!(

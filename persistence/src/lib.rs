@@ -9,15 +9,18 @@
 //! 3. [`Journal::start`]`(options, report.last_seq + 1, on_commit)`.
 //!
 //! After [`SnapshotStore::save`]`(seq, …)` returns, call
-//! [`Journal::truncate_through`]`(seq)` to delete journal segments the snapshot covers.
+//! [`Journal::truncate_through`]`(seq)` to delete journal segments the snapshot covers
+//! (except those holding the newest [`JournalOptions::retain_records`] records, which
+//! [`journal::recover_keeping_last`], a step 2 that also hands back the newest records,
+//! returns after a restart).
 
 pub mod journal;
 pub mod snapshot;
 pub mod storage;
 
 pub use journal::{
-    recover, AckReceiver, Committed, Journal, JournalError, JournalOptions, JournalStats, OnCommit,
-    RecoveryReport, SyncMode,
+    recover, recover_keeping_last, AckReceiver, Committed, Journal, JournalError, JournalOptions,
+    JournalStats, OnCommit, RecoveryReport, SyncMode, MAX_RETAIN_RECORDS,
 };
 pub use snapshot::{SnapshotError, SnapshotStore, SNAPSHOT_FORMAT_VERSION};
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, SegmentFile, Storage};

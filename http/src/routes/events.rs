@@ -1,13 +1,16 @@
 //! `GET /v1/hotels/{hotel_id}/events`: the hotel's durable events as Server-Sent Events.
 //!
 //! Each event's `id` is its journal sequence number. A client that reconnects with
-//! `Last-Event-ID: <n>` first gets the events after `n` that this process still holds in
-//! its window, then live ones, with no gap and no duplicate in between. Events older than
-//! the window (from before a restart, or a client far behind) cannot be replayed: the
-//! stream then starts with a `resync` event naming the first id it can show, so the client
-//! reloads its state instead of silently missing changes. A client too slow for the live
-//! channel gets a final `resync` and the stream ends; it resumes with its last id. Every
-//! stream ends when the server shuts down.
+//! `Last-Event-ID: <n>` first gets the events after `n` from the engine's resume window,
+//! then live ones, with no gap and no duplicate in between. The window is the newest
+//! `resume_window_events` events of the whole server (default 65,536, all hotels); it is
+//! kept in memory and, after a restart — clean or `kill -9` — refilled from the journal,
+//! which retains those records on disk, so resuming works across restarts too. An id
+//! older than the window, or one this server's journal never issued, cannot be replayed:
+//! the stream then starts with a `resync` event naming the first id it can show, so the
+//! client reloads its state instead of silently missing changes. A client too slow for the
+//! live channel gets a final `resync` and the stream ends; it resumes with its last id.
+//! Every stream ends when the server shuts down.
 
 use std::convert::Infallible;
 
@@ -53,7 +56,7 @@ pub async fn events(
     let notice = sub.missed_before.map(|first| {
         SseEvent::default().event("resync").data(
             json!({
-                "reason": "events before first_available are no longer held; reload state",
+                "reason": "the events after Last-Event-ID cannot all be replayed (older than the resume window, or not an id of this server); reload state",
                 "first_available": first,
             })
             .to_string(),
