@@ -778,10 +778,6 @@ impl Engine {
             .hotel(hotel_id)?
             .time_zone
             .today(now);
-        let addr = self.room_addr(&RoomKey {
-            hotel_id: hotel_id.clone(),
-            number: number.clone(),
-        })?;
         let msg = SetOutOfOrder {
             from,
             to,
@@ -790,7 +786,10 @@ impl Engine {
             today,
             span: tracing::Span::current(),
         };
-        addr.send(msg).await.map_err(mailbox)?
+        self.room_of_hotel(hotel_id, number)?
+            .send(msg)
+            .await
+            .map_err(mailbox)?
     }
 
     /// Puts a room back in order for its out-of-order range starting at `from`.
@@ -801,17 +800,29 @@ impl Engine {
         from: Date,
     ) -> Result<RoomView, EngineError> {
         let _slot = self.enter()?;
-        read(&self.inner.shared.catalog).hotel(hotel_id)?;
-        let addr = self.room_addr(&RoomKey {
-            hotel_id: hotel_id.clone(),
-            number: number.clone(),
-        })?;
         let msg = ClearOutOfOrder {
             from,
             now: self.now(),
             span: tracing::Span::current(),
         };
-        addr.send(msg).await.map_err(mailbox)?
+        self.room_of_hotel(hotel_id, number)?
+            .send(msg)
+            .await
+            .map_err(mailbox)?
+    }
+
+    /// The actor of room `number` of hotel `hotel_id`: `not_found` for an unknown hotel
+    /// first, then for an unknown room.
+    fn room_of_hotel(
+        &self,
+        hotel_id: &HotelId,
+        number: &RoomNumber,
+    ) -> Result<Addr<RoomActor>, EngineError> {
+        read(&self.inner.shared.catalog).hotel(hotel_id)?;
+        self.room_addr(&RoomKey {
+            hotel_id: hotel_id.clone(),
+            number: number.clone(),
+        })
     }
 
     /// Applies a state-machine action (cancel, check-in, check-out, pay). `if_match` is the
@@ -956,16 +967,14 @@ impl Engine {
         status: Housekeeping,
     ) -> Result<RoomView, EngineError> {
         let _slot = self.enter()?;
-        read(&self.inner.shared.catalog).hotel(hotel_id)?;
-        let addr = self.room_addr(&RoomKey {
-            hotel_id: hotel_id.clone(),
-            number: number.clone(),
-        })?;
         let msg = SetHousekeeping {
             status,
             now: self.now(),
             span: tracing::Span::current(),
         };
-        addr.send(msg).await.map_err(mailbox)?
+        self.room_of_hotel(hotel_id, number)?
+            .send(msg)
+            .await
+            .map_err(mailbox)?
     }
 }

@@ -443,13 +443,28 @@ impl Handler<SetHousekeeping> for RoomActor {
             seq = tracing::field::Empty
         );
         let _entered = span.enter();
-        match self.state.decide_housekeeping(msg.status, msg.now) {
+        let decided = self.state.decide_housekeeping(msg.status, msg.now);
+        self.change_room(decided, ctx, span.clone())
+    }
+}
+
+impl RoomActor {
+    /// Carries out a decided change to the room itself (housekeeping, out-of-order
+    /// ranges) and answers with the room's view: a refusal as an error, no change at once,
+    /// an event once it is durable and applied.
+    fn change_room(
+        &mut self,
+        decided: Result<Option<Event>, DomainError>,
+        ctx: &mut Context<Self>,
+        span: tracing::Span,
+    ) -> ResponseFuture<Result<RoomView, EngineError>> {
+        match decided {
             Err(e) => Box::pin(async move { Err(e.into()) }),
             Ok(None) => {
                 let view = self.view();
                 Box::pin(async move { Ok(view) })
             }
-            Ok(Some(event)) => self.persist_then_apply(event, ctx, span.clone(), |act| act.view()),
+            Ok(Some(event)) => self.persist_then_apply(event, ctx, span, |act| act.view()),
         }
     }
 }
@@ -613,17 +628,10 @@ impl Handler<SetOutOfOrder> for RoomActor {
     fn handle(&mut self, msg: SetOutOfOrder, ctx: &mut Self::Context) -> Self::Result {
         let span = tracing::debug_span!(parent: &msg.span, "room_out_of_order", room = %self.state.key.number, seq = tracing::field::Empty);
         let _entered = span.enter();
-        match self
-            .state
-            .decide_out_of_order(msg.from, msg.to, &msg.reason, msg.today, msg.now)
-        {
-            Err(e) => Box::pin(async move { Err(e.into()) }),
-            Ok(None) => {
-                let view = self.view();
-                Box::pin(async move { Ok(view) })
-            }
-            Ok(Some(event)) => self.persist_then_apply(event, ctx, span.clone(), |act| act.view()),
-        }
+        let decided =
+            self.state
+                .decide_out_of_order(msg.from, msg.to, &msg.reason, msg.today, msg.now);
+        self.change_room(decided, ctx, span.clone())
     }
 }
 
@@ -645,10 +653,8 @@ impl Handler<ClearOutOfOrder> for RoomActor {
     fn handle(&mut self, msg: ClearOutOfOrder, ctx: &mut Self::Context) -> Self::Result {
         let span = tracing::debug_span!(parent: &msg.span, "room_back_in_order", room = %self.state.key.number, seq = tracing::field::Empty);
         let _entered = span.enter();
-        match self.state.decide_back_in_order(msg.from, msg.now) {
-            Err(e) => Box::pin(async move { Err(e.into()) }),
-            Ok(event) => self.persist_then_apply(event, ctx, span.clone(), |act| act.view()),
-        }
+        let decided = self.state.decide_back_in_order(msg.from, msg.now).map(Some);
+        self.change_room(decided, ctx, span.clone())
     }
 }
 
