@@ -18,17 +18,21 @@ use crate::time::Stay;
 /// One room type's rooms and what they sold.
 #[derive(Clone, Default, Debug)]
 struct TypeIndex {
-    /// The type's rooms sorted by number; a room's position is its bit in `sold`.
-    rooms: Vec<RoomNumber>,
-    /// Night → bitmap of the rooms sold that night. A night with nothing sold is absent,
+    /// The room in each slot; a room's slot is its bit in `sold`. Slots are dense (a room
+    /// leaving the type gives its slot to the last one), so a room's bit is found without
+    /// a search.
+    numbers: Vec<RoomNumber>,
+    /// Slots in room-number order: the order candidates are offered in.
+    order: Vec<u32>,
+    /// Night → bitmap of the slots sold that night. A night with nothing sold is absent,
     /// so the map holds only nights that matter.
     sold: BTreeMap<Date, Vec<u64>>,
 }
 
 impl TypeIndex {
-    /// Bitmap of the rooms sold on at least one night of `[from, to)`.
+    /// Bitmap of the slots sold on at least one night of `[from, to)`.
     fn taken(&self, from: Date, to: Date) -> Vec<u64> {
-        let mut taken = vec![0u64; words(self.rooms.len())];
+        let mut taken = vec![0u64; words(self.numbers.len())];
         for bits in self.sold.range(from..to).map(|(_, b)| b) {
             for (t, b) in taken.iter_mut().zip(bits) {
                 *t |= b;
@@ -37,42 +41,76 @@ impl TypeIndex {
         taken
     }
 
-    fn set(&mut self, pos: usize, night: Date, sold: bool) {
-        let n = words(self.rooms.len());
+    fn set(&mut self, slot: u32, night: Date, sold: bool) {
+        let (w, bit) = (slot as usize / 64, 1u64 << (slot % 64));
         if sold {
-            let bits = self.sold.entry(night).or_insert_with(|| vec![0; n]);
-            bits[pos / 64] |= 1 << (pos % 64);
+            // Most nights already have a bitmap: look up before paying for `insert`.
+            if let Some(bits) = self.sold.get_mut(&night) {
+                bits[w] |= bit;
+                return;
+            }
+            let mut bits = vec![0; words(self.numbers.len())];
+            bits[w] |= bit;
+            self.sold.insert(night, bits);
         } else if let Some(bits) = self.sold.get_mut(&night) {
-            bits[pos / 64] &= !(1 << (pos % 64));
-            if bits.iter().all(|w| *w == 0) {
+            bits[w] &= !bit;
+            if bits.iter().all(|x| *x == 0) {
                 self.sold.remove(&night);
             }
         }
     }
 
-    /// Makes room for a new room at `pos` (bits at and after it move up by one) and marks
-    /// its `nights` sold.
-    fn insert_room(&mut self, pos: usize, number: RoomNumber, nights: &BTreeSet<Date>) {
-        self.rooms.insert(pos, number);
-        let n = words(self.rooms.len());
-        for bits in self.sold.values_mut() {
-            bits.resize(n, 0);
-            insert_bit(bits, pos);
-        }
-        for night in nights {
-            self.set(pos, *night, true);
-        }
+    /// Position in `order` of the slot holding `number`.
+    fn position(&self, number: &RoomNumber) -> Result<usize, usize> {
+        self.order
+            .binary_search_by(|s| self.numbers[*s as usize].cmp(number))
     }
 
-    /// Removes the room at `pos` (bits after it move down by one).
-    fn remove_room(&mut self, pos: usize) {
-        self.rooms.remove(pos);
-        let n = words(self.rooms.len());
+    /// Adds a room with its sold `nights`; returns its slot.
+    fn add(&mut self, number: RoomNumber, nights: &BTreeSet<Date>) -> u32 {
+        let slot = self.numbers.len() as u32;
+        let pos = self.position(&number).unwrap_or_else(|p| p);
+        self.numbers.push(number);
+        self.order.insert(pos, slot);
+        let n = words(self.numbers.len());
         for bits in self.sold.values_mut() {
-            remove_bit(bits, pos);
+            bits.resize(n, 0);
+        }
+        for night in nights {
+            self.set(slot, *night, true);
+        }
+        slot
+    }
+
+    /// Removes the room in `slot`. The last slot's room moves into it; returns that room
+    /// and its new slot, so the caller can update where it keeps the room's slot.
+    fn remove(&mut self, slot: u32) -> Option<(RoomNumber, u32)> {
+        let last = self.numbers.len() as u32 - 1;
+        if let Ok(p) = self.position(&self.numbers[slot as usize]) {
+            self.order.remove(p);
+        }
+        if slot != last {
+            if let Ok(p) = self.position(&self.numbers[last as usize]) {
+                self.order[p] = slot;
+            }
+        }
+        let n = words(last as usize);
+        for bits in self.sold.values_mut() {
+            let last_sold = bits[last as usize / 64] & (1 << (last % 64)) != 0;
+            bits[last as usize / 64] &= !(1 << (last % 64));
+            let (w, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+            if slot != last {
+                if last_sold {
+                    bits[w] |= bit;
+                } else {
+                    bits[w] &= !bit;
+                }
+            }
             bits.truncate(n);
         }
         self.sold.retain(|_, bits| bits.iter().any(|w| *w != 0));
+        self.numbers.swap_remove(slot as usize);
+        (slot != last).then(|| (self.numbers[slot as usize].clone(), slot))
     }
 }
 
@@ -81,49 +119,24 @@ fn words(rooms: usize) -> usize {
     rooms.div_ceil(64)
 }
 
-/// Shifts the bits at and above `pos` up by one; bit `pos` becomes 0. The caller has made
-/// room for the top bit.
-fn insert_bit(bits: &mut [u64], pos: usize) {
-    let (w, b) = (pos / 64, pos % 64);
-    let mut carry = 0;
-    for (i, word) in bits.iter_mut().enumerate().skip(w) {
-        let out = *word >> 63;
-        if i == w {
-            let low = *word & ((1u64 << b) - 1);
-            let high = *word & !((1u64 << b) - 1);
-            *word = low | (high << 1);
-        } else {
-            *word = (*word << 1) | carry;
-        }
-        carry = out;
-    }
-}
-
-/// Drops bit `pos`, shifting the bits above it down by one.
-fn remove_bit(bits: &mut [u64], pos: usize) {
-    let (w, b) = (pos / 64, pos % 64);
-    for i in w..bits.len() {
-        let from_next = bits.get(i + 1).map_or(0, |next| next & 1);
-        let word = &mut bits[i];
-        if i == w {
-            let low = *word & ((1u64 << b) - 1);
-            let high = (*word >> 1) & !((1u64 << b) - 1);
-            *word = low | high | (from_next << 63);
-        } else {
-            *word = (*word >> 1) | (from_next << 63);
-        }
-    }
+/// One room as the index knows it.
+#[derive(Clone, Debug)]
+struct RoomEntry {
+    /// Its type, to find its bitmaps and to move it between types on a retype.
+    room_type: RoomTypeCode,
+    /// Its slot (bit) in its type's bitmaps.
+    slot: u32,
+    /// Its sold nights: what it brings when it joins a type, and the answer to "is this
+    /// room free" without finding its bit.
+    sold: BTreeSet<Date>,
 }
 
 #[derive(Clone, Default, Debug)]
 struct HotelIndex {
     /// Each type's rooms and their sold nights as bitmaps.
     by_type: CodeMap<RoomTypeCode, TypeIndex>,
-    /// Each room's type, to move it between types on a retype.
-    type_of: CodeMap<RoomNumber, RoomTypeCode>,
-    /// Each room's sold nights: what a room brings when it joins a type, and the answer to
-    /// "is this room free" without finding its bit.
-    sold: CodeMap<RoomNumber, BTreeSet<Date>>,
+    /// Each room (one lookup finds both its type and its nights).
+    rooms: CodeMap<RoomNumber, RoomEntry>,
 }
 
 /// Sold nights per room, for availability queries and picking booking candidates.
@@ -136,56 +149,60 @@ impl AvailabilityIndex {
     /// Registers a room or changes its type.
     pub fn put_room(&mut self, key: &RoomKey, room_type: &RoomTypeCode) {
         let h = self.hotels.entry(key.hotel_id.clone()).or_default();
-        let nights = h.sold.entry(key.number.clone()).or_default().clone();
-        if let Some(old) = h.type_of.insert(key.number.clone(), room_type.clone()) {
-            if let Some(t) = h.by_type.get_mut(&old) {
-                if let Ok(i) = t.rooms.binary_search(&key.number) {
-                    t.remove_room(i);
+        let (old, nights) = match h.rooms.get(&key.number) {
+            Some(r) if r.room_type == *room_type => return,
+            Some(r) => (Some((r.room_type.clone(), r.slot)), r.sold.clone()),
+            None => (None, BTreeSet::new()),
+        };
+        if let Some((old_type, slot)) = old {
+            let moved = h.by_type.get_mut(&old_type).and_then(|t| t.remove(slot));
+            if let Some((number, slot)) = moved {
+                if let Some(r) = h.rooms.get_mut(&number) {
+                    r.slot = slot;
                 }
             }
         }
-        let t = h.by_type.entry(room_type.clone()).or_default();
-        if let Err(i) = t.rooms.binary_search(&key.number) {
-            t.insert_room(i, key.number.clone(), &nights);
-        }
+        let slot = h
+            .by_type
+            .entry(room_type.clone())
+            .or_default()
+            .add(key.number.clone(), &nights);
+        h.rooms.insert(
+            key.number.clone(),
+            RoomEntry {
+                room_type: room_type.clone(),
+                slot,
+                sold: nights,
+            },
+        );
     }
 
-    /// Records nights as sold / released.
+    /// Records nights as sold / released. The room must have been registered with
+    /// [`AvailabilityIndex::put_room`] (rooms are set up before they book).
     pub fn apply_delta(&mut self, key: &RoomKey, booked: &[Date], released: &[Date]) {
         if booked.is_empty() && released.is_empty() {
             return;
         }
-        // Rooms are registered before they book, so the lookups find them without cloning
-        // the codes for `entry` (this runs once per replayed event).
-        let hotel = match self.hotels.get_mut(&key.hotel_id) {
-            Some(h) => h,
-            None => self.hotels.entry(key.hotel_id.clone()).or_default(),
-        };
-        let sold = match hotel.sold.get_mut(&key.number) {
-            Some(s) => s,
-            None => hotel.sold.entry(key.number.clone()).or_default(),
-        };
-        for d in booked {
-            sold.insert(*d);
-        }
-        for d in released {
-            sold.remove(d);
-        }
-        let Some(t) = hotel
-            .type_of
-            .get(&key.number)
-            .and_then(|code| hotel.by_type.get_mut(code))
-        else {
+        let Some(hotel) = self.hotels.get_mut(&key.hotel_id) else {
             return;
         };
-        let Ok(pos) = t.rooms.binary_search(&key.number) else {
+        let Some(room) = hotel.rooms.get_mut(&key.number) else {
             return;
         };
         for d in booked {
-            t.set(pos, *d, true);
+            room.sold.insert(*d);
         }
         for d in released {
-            t.set(pos, *d, false);
+            room.sold.remove(d);
+        }
+        let Some(t) = hotel.by_type.get_mut(&room.room_type) else {
+            return;
+        };
+        for d in booked {
+            t.set(room.slot, *d, true);
+        }
+        for d in released {
+            t.set(room.slot, *d, false);
         }
     }
 
@@ -216,22 +233,21 @@ impl AvailabilityIndex {
         let Some(t) = self.type_index(hotel_id, room_type) else {
             return Vec::new();
         };
-        let n = t.rooms.len();
+        let n = t.order.len();
         if n == 0 {
             return Vec::new();
         }
         let taken = t.taken(stay.arrival(), stay.departure());
         let start = start % n;
         let mut out = Vec::new();
-        for (lo, hi) in [(start, n), (0, start)] {
-            for_each_clear_bit(&taken, lo, hi, |pos| {
-                if !exclude(&t.rooms[pos]) {
-                    out.push(t.rooms[pos].clone());
-                }
-                out.len() < limit
-            });
+        for slot in t.order[start..].iter().chain(&t.order[..start]) {
             if out.len() == limit {
                 break;
+            }
+            let (w, bit) = (*slot as usize / 64, 1u64 << (slot % 64));
+            let number = &t.numbers[*slot as usize];
+            if taken[w] & bit == 0 && !exclude(number) {
+                out.push(number.clone());
             }
         }
         out
@@ -241,52 +257,33 @@ impl AvailabilityIndex {
     pub fn free_count(&self, hotel_id: &HotelId, room_type: &RoomTypeCode, stay: &Stay) -> usize {
         self.type_index(hotel_id, room_type).map_or(0, |t| {
             let taken = t.taken(stay.arrival(), stay.departure());
-            t.rooms.len() - ones(&taken)
+            t.numbers.len() - ones(&taken)
         })
     }
 
     /// Rooms of the type free on `night`.
     pub fn free_on(&self, hotel_id: &HotelId, room_type: &RoomTypeCode, night: Date) -> usize {
         self.type_index(hotel_id, room_type).map_or(0, |t| {
-            t.rooms.len() - t.sold.get(&night).map_or(0, |bits| ones(bits))
+            t.numbers.len() - t.sold.get(&night).map_or(0, |bits| ones(bits))
         })
     }
 
     /// Whether `room` is of `room_type` and free on every night.
     pub fn room_is_free(&self, key: &RoomKey, room_type: &RoomTypeCode, stay: &Stay) -> bool {
-        self.hotels.get(&key.hotel_id).is_some_and(|h| {
-            h.type_of.get(&key.number) == Some(room_type)
-                && h.sold.get(&key.number).is_none_or(|s| {
-                    s.range(stay.arrival()..stay.departure()).next().is_none()
-                })
-        })
+        self.hotels
+            .get(&key.hotel_id)
+            .and_then(|h| h.rooms.get(&key.number))
+            .is_some_and(|r| {
+                r.room_type == *room_type
+                    && r.sold
+                        .range(stay.arrival()..stay.departure())
+                        .next()
+                        .is_none()
+            })
     }
 
     fn type_index(&self, hotel_id: &HotelId, room_type: &RoomTypeCode) -> Option<&TypeIndex> {
         self.hotels.get(hotel_id)?.by_type.get(room_type)
-    }
-}
-
-/// Calls `f` with each position in `[lo, hi)` whose bit is clear, in order, while it
-/// returns true. Whole words of set bits cost one comparison.
-fn for_each_clear_bit(bits: &[u64], lo: usize, hi: usize, mut f: impl FnMut(usize) -> bool) {
-    let mut pos = lo;
-    while pos < hi {
-        let w = pos / 64;
-        // Clear bits of this word at or after `pos` and before `hi`.
-        let mut free = !bits[w] & (u64::MAX << (pos % 64));
-        let word_end = (w + 1) * 64;
-        if hi < word_end {
-            free &= (1u64 << (hi % 64)) - 1;
-        }
-        while free != 0 {
-            let bit = free.trailing_zeros() as usize;
-            if !f(w * 64 + bit) {
-                return;
-            }
-            free &= free - 1;
-        }
-        pos = word_end;
     }
 }
 
@@ -298,9 +295,15 @@ fn ones(bits: &[u64]) -> usize {
 mod tests {
     use super::*;
 
-    /// Bit shifting against a plain `Vec<bool>` model, across word boundaries.
+    fn room(n: usize) -> RoomNumber {
+        RoomNumber::parse(&n.to_string()).unwrap()
+    }
+
+    /// Rooms join and leave a type in random order with random sold nights; after every
+    /// step each room's bit answers exactly for its nights, and candidates come in
+    /// room-number order. Crosses word boundaries (up to 150 rooms).
     #[test]
-    fn insert_and_remove_bits_shift_like_a_vec() {
+    fn slots_stay_dense_and_bits_follow_their_rooms() {
         let mut rng = 0x2545_F491_4F6C_DD1Du64;
         let mut next = |n: usize| {
             rng ^= rng << 13;
@@ -308,33 +311,43 @@ mod tests {
             rng ^= rng << 17;
             (rng % n as u64) as usize
         };
-        let mut model: Vec<bool> = Vec::new();
-        let mut bits: Vec<u64> = Vec::new();
-        for step in 0..2000 {
-            if model.is_empty() || next(3) > 0 {
-                let pos = next(model.len() + 1);
-                let value = next(2) == 1;
-                model.insert(pos, false);
-                bits.resize(words(model.len()), 0);
-                insert_bit(&mut bits, pos);
-                if value {
-                    model[pos] = true;
-                    bits[pos / 64] |= 1 << (pos % 64);
+        let base = jiff::civil::date(2030, 1, 1);
+        let night = |i: usize| crate::catalog::add_days(base, i as i64);
+        let mut t = TypeIndex::default();
+        // The model: room → its sold nights; and where the index keeps each room's slot.
+        let mut model: BTreeMap<RoomNumber, BTreeSet<Date>> = BTreeMap::new();
+        let mut slots: BTreeMap<RoomNumber, u32> = BTreeMap::new();
+        for step in 0..3000 {
+            if model.len() < 150 && (model.is_empty() || next(3) > 0) {
+                let number = room(next(400));
+                if model.contains_key(&number) {
+                    continue;
                 }
+                let nights: BTreeSet<Date> = (0..next(4)).map(|_| night(next(10))).collect();
+                let slot = t.add(number.clone(), &nights);
+                slots.insert(number.clone(), slot);
+                model.insert(number, nights);
             } else {
-                let pos = next(model.len());
-                model.remove(pos);
-                remove_bit(&mut bits, pos);
-                bits.truncate(words(model.len()));
+                let number = model.keys().nth(next(model.len())).unwrap().clone();
+                let slot = slots.remove(&number).unwrap();
+                if let Some((moved, to)) = t.remove(slot) {
+                    slots.insert(moved, to);
+                }
+                model.remove(&number);
             }
-            let got: Vec<bool> = (0..model.len())
-                .map(|i| bits[i / 64] & (1 << (i % 64)) != 0)
-                .collect();
-            assert_eq!(got, model, "step {step}");
-            let spare = model.len() % 64;
-            if spare != 0 {
-                assert_eq!(bits[model.len() / 64] >> spare, 0, "no bits past the end");
+            for (number, slot) in &slots {
+                assert_eq!(&t.numbers[*slot as usize], number, "step {step}");
+                for i in 0..10 {
+                    let sold = t
+                        .sold
+                        .get(&night(i))
+                        .is_some_and(|b| b[*slot as usize / 64] & (1 << (slot % 64)) != 0);
+                    assert_eq!(sold, model[number].contains(&night(i)), "step {step}");
+                }
             }
+            let ordered: Vec<&RoomNumber> =
+                t.order.iter().map(|s| &t.numbers[*s as usize]).collect();
+            assert_eq!(ordered, model.keys().collect::<Vec<_>>(), "step {step}");
         }
     }
 }
