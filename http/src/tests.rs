@@ -8,6 +8,7 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use innkeep_actors::{Engine, EngineConfig};
+use innkeep_engine::{HotelId, Housekeeping, RoomNumber};
 use jiff::civil::Date;
 use jiff::ToSpan;
 use serde_json::{json, Value};
@@ -1744,4 +1745,70 @@ async fn board_page_is_a_static_shell() {
     assert!(doc["paths"]["/board/{hotel_id}"]["get"]["security"].is_null());
     assert!(doc["paths"]["/v1/hotels/{hotel_id}/front-desk"]["get"]["security"].is_array());
     assert!(doc["components"]["schemas"]["FrontDeskView"].is_object());
+}
+
+/// A client that reads nothing while more than the live channel holds
+/// (`FEED_CHANNEL_EVENTS`) is published gets one final `resync` saying it was too slow
+/// and how many events it skipped, and then its stream ends; it resumes with its last id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_too_slow_for_the_live_channel_is_told_and_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    // Acknowledgements without fdatasync: this test is about the feed, not the disk.
+    let engine = Engine::start(EngineConfig {
+        sync: innkeep_actors::SyncMode::None,
+        ..EngineConfig::new(dir.path())
+    })
+    .unwrap();
+    let h = Harness {
+        app: router(AppState::new(engine.clone(), PaymentConfig::new(SECRET))),
+        engine,
+        _dir: dir,
+    };
+    h.setup().await;
+    let res = h
+        .app
+        .clone()
+        .oneshot(
+            Request::get("/v1/hotels/H1/events")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut slow = res.into_body();
+
+    // More changes than the channel holds, three rooms at a time, while nobody reads.
+    let changes = innkeep_actors::feed::FEED_CHANNEL_EVENTS + 300;
+    let hotel = HotelId::parse("H1").unwrap();
+    let rooms: Vec<RoomNumber> = ["101", "102", "201"]
+        .iter()
+        .map(|n| RoomNumber::parse(n).unwrap())
+        .collect();
+    let toggles = rooms.iter().map(|room| {
+        let (engine, hotel, room) = (h.engine.clone(), hotel.clone(), room.clone());
+        async move {
+            for i in 0..changes.div_ceil(3) {
+                let to = if i % 2 == 0 {
+                    Housekeeping::OutOfOrder
+                } else {
+                    Housekeeping::Dirty
+                };
+                engine.set_housekeeping(&hotel, &room, to).await.unwrap();
+            }
+        }
+    });
+    futures_util::future::join_all(toggles).await;
+
+    let mut buf = String::new();
+    let (id, name, data) = next_sse(&mut slow, &mut buf).await.unwrap();
+    assert_eq!((id.as_str(), name.as_str()), ("", "resync"), "{data}");
+    assert!(
+        data["skipped"].as_u64().is_some_and(|n| n > 0),
+        "says how much it missed: {data}"
+    );
+    assert!(
+        next_sse(&mut slow, &mut buf).await.is_none(),
+        "and the stream ends"
+    );
 }
