@@ -89,7 +89,7 @@ pub const METRIC_SNAPSHOT_SECONDS: &str = "innkeep_snapshot_duration_seconds";
 
 fn take(state: &State, seq: u64, store: &SnapshotStore, journal: &Journal<Event>) {
     let started = Instant::now();
-    let saved = store.save(seq, &state.to_snapshot());
+    let saved = store.save(seq, &state.snapshot_view());
     metrics::histogram!(METRIC_SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64());
     match saved {
         Ok(()) => {

@@ -130,7 +130,7 @@ fn main() {
         let recovered = innkeep_actors::recover_state(&dir).expect("recover");
         recovered
             .store
-            .save(recovered.last_seq, &recovered.state.to_snapshot())
+            .save(recovered.last_seq, &recovered.state.snapshot_view())
             .expect("snapshot");
         drop(recovered.store);
         std::mem::forget(recovered.state);

@@ -1622,6 +1622,11 @@ impl Harness {
         let snap = self.state.to_snapshot();
         let bytes = bincode::serde::encode_to_vec(&snap, bincode::config::standard())
             .expect("encode snapshot");
+        // What the snapshot thread writes: the borrowed view, byte for byte the same.
+        let view =
+            bincode::serde::encode_to_vec(self.state.snapshot_view(), bincode::config::standard())
+                .expect("encode snapshot view");
+        assert_eq!(view, bytes, "snapshot view encodes like the snapshot");
         let (decoded, read): (Snapshot, usize) =
             bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
                 .expect("decode snapshot");
