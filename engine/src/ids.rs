@@ -32,13 +32,17 @@ fn parse_code(field: &'static str, raw: &str) -> Result<String, ValidationError>
 macro_rules! code_newtype {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub struct $name(String);
+        ///
+        /// The text is shared (`Arc<str>`): a clone costs a reference count, not an
+        /// allocation, so the copies every reservation, room key and map key holds of its
+        /// hotel's, type's and room's codes cost one allocation between them.
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             /// Validates a client-supplied value.
             pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-                parse_code($field, raw).map(Self)
+                parse_code($field, raw).map(|s| Self(s.into()))
             }
 
             /// The code as the client wrote it.
@@ -56,6 +60,37 @@ macro_rules! code_newtype {
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+
+        // By hand, as the derive on the former `String` field did (a newtype is its inner
+        // value in bincode and JSON), so journals and snapshots keep their bytes.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_newtype_struct(stringify!($name), &*self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visit;
+                impl<'de> serde::de::Visitor<'de> for Visit {
+                    type Value = String;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!("a ", $field))
+                    }
+                    fn visit_newtype_struct<D: serde::Deserializer<'de>>(
+                        self,
+                        d: D,
+                    ) -> Result<String, D::Error> {
+                        String::deserialize(d)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+                        Ok(v.to_owned())
+                    }
+                }
+                d.deserialize_newtype_struct(stringify!($name), Visit)
+                    .map(|s| Self(s.into()))
             }
         }
     };
@@ -181,6 +216,25 @@ mod tests {
         assert!(HotelId::parse(&"x".repeat(65)).is_err());
         assert!(HotelId::parse("a b").is_err());
         assert!(RoomNumber::parse("12/3").is_err());
+    }
+
+    /// A code encodes exactly as the `String` it used to hold, in bincode (journals and
+    /// snapshots) and JSON, and decodes back; clones share the text.
+    #[test]
+    fn codes_encode_like_strings_and_clones_share_the_text() {
+        let cfg = bincode::config::standard();
+        let code = RoomNumber::parse("1208").unwrap();
+        let as_code = bincode::serde::encode_to_vec(&code, cfg).unwrap();
+        let as_string = bincode::serde::encode_to_vec("1208".to_owned(), cfg).unwrap();
+        assert_eq!(as_code, as_string);
+        let (back, _): (RoomNumber, usize) =
+            bincode::serde::decode_from_slice(&as_string, cfg).unwrap();
+        assert_eq!(back, code);
+        assert_eq!(serde_json::to_string(&code).unwrap(), "\"1208\"");
+        let from_json: HotelId = serde_json::from_str("\"SHA-BUND\"").unwrap();
+        assert_eq!(from_json.as_str(), "SHA-BUND");
+        let copy = code.clone();
+        assert!(std::ptr::eq(copy.as_str(), code.as_str()));
     }
 
     #[test]

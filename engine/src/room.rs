@@ -721,7 +721,19 @@ impl RoomState {
         }
     }
 
-    fn insert_reservation(&mut self, reservation: Reservation) -> NightsDelta {
+    fn insert_reservation(&mut self, mut reservation: Reservation) -> NightsDelta {
+        // The reservation names this room's hotel, number and type: share the room's
+        // copies of those codes instead of keeping its own (a reservation read from the
+        // journal or built from a request brings separate ones).
+        if reservation.hotel_id == self.key.hotel_id {
+            reservation.hotel_id = self.key.hotel_id.clone();
+        }
+        if reservation.room == self.key.number {
+            reservation.room = self.key.number.clone();
+        }
+        if reservation.room_type == self.room_type {
+            reservation.room_type = self.room_type.clone();
+        }
         let mut delta = NightsDelta::default();
         for night in reservation.stay.each_night() {
             self.calendar.insert(night, reservation.id);
