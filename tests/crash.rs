@@ -444,7 +444,7 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
         for r in room.reservations.values() {
             let tag = r
                 .guest
-                .name
+                .name()
                 .strip_prefix("Crash ")
                 .unwrap_or_else(|| panic!("{} is not the test's: {:?}", r.id, r.guest));
             by_tag.entry(tag.to_owned()).or_default().push(r);

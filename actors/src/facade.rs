@@ -290,7 +290,7 @@ impl Engine {
                 open_payments.insert(
                     r.id,
                     OpenPayment {
-                        out_trade_no: r.payment.out_trade_no.clone(),
+                        out_trade_no: r.payment.out_trade_no.to_string(),
                         created_at: r.created_at,
                     },
                 );

@@ -108,7 +108,7 @@ async fn a_refund_owed_survives_a_restart() {
         .created
         .lock()
         .unwrap()
-        .contains(&r.payment.out_trade_no));
+        .contains(&r.payment.out_trade_no.to_string()));
     drop(engine);
 
     // After a restart with the provider back, the owed refund goes out on its own.
@@ -122,7 +122,7 @@ async fn a_refund_owed_survives_a_restart() {
     assert_eq!(done.status, Status::Cancelled);
     assert_eq!(
         *up.refunds.lock().unwrap(),
-        vec![r.payment.out_trade_no.clone()]
+        vec![r.payment.out_trade_no.to_string()]
     );
 }
 
@@ -138,21 +138,21 @@ async fn reconciliation_applies_a_lost_callback() {
     {
         let mut answers = gateway.answers.lock().unwrap();
         answers.insert(
-            paid.payment.out_trade_no.clone(),
+            paid.payment.out_trade_no.to_string(),
             GatewayStatus::Succeeded {
                 trade_no: "T9".into(),
                 amount: paid.payment.amount,
             },
         );
         answers.insert(
-            failed.payment.out_trade_no.clone(),
+            failed.payment.out_trade_no.to_string(),
             GatewayStatus::Failed {
                 trade_no: "F9".into(),
             },
         );
         // Captured and refunded at the provider: no money is held, so no confirmation.
         answers.insert(
-            given_back.payment.out_trade_no.clone(),
+            given_back.payment.out_trade_no.to_string(),
             GatewayStatus::Refunded {
                 trade_no: "R9".into(),
                 amount: given_back.payment.amount,

@@ -216,7 +216,7 @@ impl PaymentSupervisor {
                 return Ok(true);
             }
             let request = RefundRequest {
-                out_trade_no: r.payment.out_trade_no.clone(),
+                out_trade_no: r.payment.out_trade_no.to_string(),
                 trade_no: r.payment.trade_no.clone(),
                 amount: r.payment.amount,
             };

@@ -571,7 +571,7 @@ fn day_of(state: &RoomState, date: Date, tz: &HotelTz) -> RoomDay {
             id: r.id,
             room: r.room.clone(),
             room_type: r.room_type.clone(),
-            guest_name: r.guest.name.clone(),
+            guest_name: r.guest.name().to_owned(),
             stay: r.stay,
             status: r.status,
         };

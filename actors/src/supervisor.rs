@@ -385,7 +385,7 @@ impl OrderSupervisor {
                 // Best effort: the hold timer governs whether it is ever paid.
                 self.payments.do_send(PaymentCreated {
                     id: r.id,
-                    out_trade_no: r.payment.out_trade_no.clone(),
+                    out_trade_no: r.payment.out_trade_no.to_string(),
                     amount: r.payment.amount,
                     created_at: r.created_at,
                 });

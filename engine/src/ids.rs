@@ -132,8 +132,8 @@ impl ReservationId {
 
     /// Our payment reference for this reservation's payment. Derived from the id, so a
     /// payment callback leads straight to its reservation without a second index.
-    pub fn out_trade_no(&self) -> String {
-        format!("ik{}", self.0.simple())
+    pub fn out_trade_no(&self) -> OutTradeNo {
+        OutTradeNo(*self)
     }
 
     /// Inverse of [`ReservationId::out_trade_no`].
@@ -143,6 +143,55 @@ impl ReservationId {
             return None;
         }
         uuid::Uuid::try_parse(hex).ok().map(Self)
+    }
+}
+
+/// Our reference for a reservation's payment, as the provider sees it: `ik` and the
+/// reservation id's 32 hex digits. It holds the id rather than the text (16 bytes, no
+/// allocation, in every copy of every reservation) and encodes as the text, which is
+/// what journals and snapshots have always held.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct OutTradeNo(ReservationId);
+
+impl OutTradeNo {
+    /// The reservation this payment belongs to.
+    pub fn reservation_id(&self) -> ReservationId {
+        self.0
+    }
+
+    /// Writes the text into `buf` and returns it.
+    fn encode<'b>(&self, buf: &'b mut [u8; 34]) -> &'b str {
+        buf[..2].copy_from_slice(b"ik");
+        let hex = self.0 .0.simple().encode_lower(&mut buf[2..]).len();
+        // `encode_lower` wrote ASCII hex digits only.
+        std::str::from_utf8(&buf[..2 + hex]).unwrap_or("ik")
+    }
+}
+
+impl fmt::Display for OutTradeNo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.encode(&mut [0; 34]))
+    }
+}
+
+impl PartialEq<str> for OutTradeNo {
+    fn eq(&self, other: &str) -> bool {
+        self.encode(&mut [0; 34]) == other
+    }
+}
+
+impl Serialize for OutTradeNo {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.encode(&mut [0; 34]))
+    }
+}
+
+impl<'de> Deserialize<'de> for OutTradeNo {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        ReservationId::from_out_trade_no(&raw)
+            .map(Self)
+            .ok_or_else(|| serde::de::Error::custom("not a payment reference of ours"))
     }
 }
 
@@ -242,10 +291,26 @@ mod tests {
         let id = ReservationId(uuid::Uuid::from_u128(
             0x0123_4567_89ab_cdef_0123_4567_89ab_cdef,
         ));
+        let reference = id.out_trade_no();
+        assert_eq!(reference.to_string(), "ik0123456789abcdef0123456789abcdef");
+        assert_eq!(reference.reservation_id(), id);
         assert_eq!(
-            ReservationId::from_out_trade_no(&id.out_trade_no()),
+            ReservationId::from_out_trade_no(&reference.to_string()),
             Some(id)
         );
         assert_eq!(ReservationId::from_out_trade_no("nope"), None);
+        // It encodes exactly as the `String` it used to be, and decodes back.
+        let cfg = bincode::config::standard();
+        let as_string =
+            bincode::serde::encode_to_vec("ik0123456789abcdef0123456789abcdef", cfg).unwrap();
+        assert_eq!(
+            bincode::serde::encode_to_vec(reference, cfg).unwrap(),
+            as_string
+        );
+        let (back, _): (OutTradeNo, usize) =
+            bincode::serde::decode_from_slice(&as_string, cfg).unwrap();
+        assert_eq!(back, reference);
+        let other = bincode::serde::encode_to_vec("ik-not-ours", cfg).unwrap();
+        assert!(bincode::serde::decode_from_slice::<OutTradeNo, _>(&other, cfg).is_err());
     }
 }

@@ -25,7 +25,9 @@ pub use availability::AvailabilityIndex;
 pub use catalog::{Catalog, Hotel, Quote, RoomType, Upsert};
 pub use error::{DomainError, NightConflict, ValidationError};
 pub use event::{Change, Event, IdempotencyRecord};
-pub use ids::{HotelId, IdempotencyKey, ReservationId, RoomKey, RoomNumber, RoomTypeCode};
+pub use ids::{
+    HotelId, IdempotencyKey, OutTradeNo, ReservationId, RoomKey, RoomNumber, RoomTypeCode,
+};
 pub use money::{Currency, Money};
 pub use reservation::{
     Action, BookRequest, Guest, Payment, PaymentChange, PaymentEventKind, PaymentHistoryEntry,

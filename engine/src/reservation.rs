@@ -1,12 +1,13 @@
 //! Reservations and their state machine.
 
 use std::fmt;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, ValidationError};
-use crate::ids::{HotelId, ReservationId, RoomNumber, RoomTypeCode};
+use crate::ids::{HotelId, OutTradeNo, ReservationId, RoomNumber, RoomTypeCode};
 use crate::money::Money;
 use crate::time::Stay;
 
@@ -118,14 +119,20 @@ impl Action {
 }
 
 /// Guest contact, stored on the reservation (not joined from elsewhere).
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
+///
+/// The three fields live in one shared string: a reservation is held by its room actor,
+/// the snapshot thread's state and the events in flight, and each of those copies shares
+/// this one allocation instead of three strings of its own. It encodes exactly like a
+/// struct of three strings (`name`, `phone`, `email`), which is what the journal and
+/// snapshots have always held.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Guest {
-    /// Full name as given.
-    pub name: String,
-    /// Phone number as given (digits and `+ - ( ) space`).
-    pub phone: String,
-    /// E-mail address.
-    pub email: String,
+    /// `name`, `phone` and `email`, one after another.
+    text: Arc<str>,
+    /// Where `phone` starts in `text` (≤ 800: a name is at most 200 characters).
+    phone_at: u16,
+    /// Where `email` starts in `text` (≤ 832: a phone is at most 32 bytes).
+    email_at: u16,
 }
 
 impl Guest {
@@ -164,11 +171,79 @@ impl Guest {
                 "must be an e-mail address",
             ));
         }
-        Ok(Self {
-            name: name.to_owned(),
-            phone: phone.to_owned(),
-            email: email.to_owned(),
-        })
+        Ok(Self::join(name, phone, email))
+    }
+
+    /// Full name as given.
+    pub fn name(&self) -> &str {
+        &self.text[..usize::from(self.phone_at)]
+    }
+
+    /// Phone number as given (digits and `+ - ( ) space`).
+    pub fn phone(&self) -> &str {
+        &self.text[usize::from(self.phone_at)..usize::from(self.email_at)]
+    }
+
+    /// E-mail address.
+    pub fn email(&self) -> &str {
+        &self.text[usize::from(self.email_at)..]
+    }
+
+    /// Packs three fields without validating them. Each is bounded by [`Guest::parse`];
+    /// a decoded one is checked against the same bounds, so the offsets fit in `u16`.
+    fn join(name: &str, phone: &str, email: &str) -> Self {
+        let mut text = String::with_capacity(name.len() + phone.len() + email.len());
+        text.push_str(name);
+        text.push_str(phone);
+        text.push_str(email);
+        Self {
+            text: text.into(),
+            phone_at: u16::try_from(name.len()).unwrap_or(u16::MAX),
+            email_at: u16::try_from(name.len() + phone.len()).unwrap_or(u16::MAX),
+        }
+    }
+}
+
+impl fmt::Debug for Guest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guest")
+            .field("name", &self.name())
+            .field("phone", &self.phone())
+            .field("email", &self.email())
+            .finish()
+    }
+}
+
+impl Serialize for Guest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Guest", 3)?;
+        s.serialize_field("name", self.name())?;
+        s.serialize_field("phone", self.phone())?;
+        s.serialize_field("email", self.email())?;
+        s.end()
+    }
+}
+
+/// The encoded form of a [`Guest`]: a struct of three strings.
+#[derive(Deserialize)]
+#[serde(rename = "Guest")]
+struct GuestFields {
+    name: String,
+    phone: String,
+    email: String,
+}
+
+impl<'de> Deserialize<'de> for Guest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let g = GuestFields::deserialize(deserializer)?;
+        // Longer than `parse` allows means the bytes were not written by us.
+        if g.name.len() > 800 || g.phone.len() > 32 || g.email.len() > 254 {
+            return Err(serde::de::Error::custom(
+                "guest contact longer than allowed",
+            ));
+        }
+        Ok(Self::join(&g.name, &g.phone, &g.email))
     }
 }
 
@@ -202,7 +277,7 @@ impl PaymentStatus {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
 pub struct Payment {
     /// Our unique reference, derived from the reservation id.
-    pub out_trade_no: String,
+    pub out_trade_no: OutTradeNo,
     /// What the guest owes: the reservation's total.
     pub amount: Money,
     /// Where it stands.
@@ -456,9 +531,9 @@ impl BookRequest {
         h.field(&self.stay.arrival().to_string());
         h.field(&self.stay.departure().to_string());
         h.field(&self.guests.to_string());
-        h.field(&self.guest.name);
-        h.field(&self.guest.phone);
-        h.field(&self.guest.email);
+        h.field(self.guest.name());
+        h.field(self.guest.phone());
+        h.field(self.guest.email());
         h.field(self.room.as_ref().map_or("", |r| r.as_str()));
         if let Some(by) = created_by {
             h.field("created_by");
@@ -501,6 +576,48 @@ impl Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A guest encodes exactly as the struct of three strings it used to be (journals and
+    /// snapshots written before hold those bytes), decodes back, and clones share the text.
+    #[test]
+    fn guest_encodes_like_three_strings_and_clones_share_the_text() {
+        #[derive(Serialize)]
+        struct ThreeStrings {
+            name: String,
+            phone: String,
+            email: String,
+        }
+        let cfg = bincode::config::standard();
+        let guest = Guest::parse("  Zoë Wang ", "+86 138 0000 0000", "z@example.com").unwrap();
+        assert_eq!(
+            (guest.name(), guest.phone(), guest.email()),
+            ("Zoë Wang", "+86 138 0000 0000", "z@example.com")
+        );
+        let old = ThreeStrings {
+            name: "Zoë Wang".into(),
+            phone: "+86 138 0000 0000".into(),
+            email: "z@example.com".into(),
+        };
+        let old_bytes = bincode::serde::encode_to_vec(&old, cfg).unwrap();
+        assert_eq!(
+            bincode::serde::encode_to_vec(&guest, cfg).unwrap(),
+            old_bytes
+        );
+        let (back, _): (Guest, usize) = bincode::serde::decode_from_slice(&old_bytes, cfg).unwrap();
+        assert_eq!(back, guest);
+        assert_eq!(
+            serde_json::to_value(&guest).unwrap(),
+            serde_json::json!({"name": "Zoë Wang", "phone": "+86 138 0000 0000", "email": "z@example.com"})
+        );
+        let copy = guest.clone();
+        assert!(std::ptr::eq(copy.name(), guest.name()));
+        let too_long = ThreeStrings {
+            name: "x".repeat(801),
+            ..old
+        };
+        let bytes = bincode::serde::encode_to_vec(&too_long, cfg).unwrap();
+        assert!(bincode::serde::decode_from_slice::<Guest, _>(&bytes, cfg).is_err());
+    }
 
     #[test]
     fn state_machine_matches_the_design() {

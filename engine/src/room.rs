@@ -150,8 +150,11 @@ pub struct RoomState {
     /// Night → the reservation holding it. The authority against double-selling.
     #[serde(with = "crate::codec::date_map")]
     pub calendar: BTreeMap<Date, ReservationId>,
-    /// Every reservation ever assigned to this room (and not moved away), by id.
-    pub reservations: IdMap<Reservation>,
+    /// Every reservation ever assigned to this room (and not moved away), by id. Boxed:
+    /// a `Reservation` is several hundred bytes, and a hash table keeps up to half its
+    /// slots empty, so inline values cost a room with ten stays ~6 KB (two copies of the
+    /// state make that twice); a slot of a pointer costs 24 bytes.
+    pub reservations: IdMap<Box<Reservation>>,
     /// Out-of-order ranges by first night; disjoint, and disjoint from `calendar`.
     #[serde(with = "crate::codec::date_map")]
     pub out_of_order: BTreeMap<Date, OutOfOrder>,
@@ -357,6 +360,7 @@ impl RoomState {
         let Some(r) = self.reservations.remove(id) else {
             return (None, delta);
         };
+        let r = *r;
         for night in r.stay.each_night() {
             if self.calendar.get(&night) == Some(id) {
                 self.calendar.remove(&night);
@@ -414,7 +418,8 @@ impl RoomState {
             self.calendar.insert(night, reservation.id);
             delta.booked.push(night);
         }
-        self.reservations.insert(reservation.id, reservation);
+        self.reservations
+            .insert(reservation.id, Box::new(reservation));
         delta
     }
 
@@ -481,6 +486,7 @@ impl RoomState {
     pub fn reservation(&self, id: &ReservationId) -> Result<&Reservation, DomainError> {
         self.reservations
             .get(id)
+            .map(|r| &**r)
             .ok_or(DomainError::NotFound("reservation"))
     }
 
@@ -739,7 +745,8 @@ impl RoomState {
             self.calendar.insert(night, reservation.id);
             delta.booked.push(night);
         }
-        self.reservations.insert(reservation.id, reservation);
+        self.reservations
+            .insert(reservation.id, Box::new(reservation));
         delta
     }
 

@@ -657,6 +657,7 @@ fn out_trade_no(reservation_id: &str) -> String {
     innkeep_engine::ReservationId::parse(reservation_id)
         .unwrap()
         .out_trade_no()
+        .to_string()
 }
 
 /// What a key may not see answers exactly like what does not exist.

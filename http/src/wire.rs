@@ -544,9 +544,9 @@ impl From<&Reservation> for ReservationView {
             nights: r.stay.nights(),
             guests: r.guests,
             guest: GuestContact {
-                name: r.guest.name.clone(),
-                phone: r.guest.phone.clone(),
-                email: r.guest.email.clone(),
+                name: r.guest.name().to_owned(),
+                phone: r.guest.phone().to_owned(),
+                email: r.guest.email().to_owned(),
             },
             status: r.status.into(),
             hold_expires_at: r.hold_expires_at.to_string(),
@@ -554,7 +554,7 @@ impl From<&Reservation> for ReservationView {
             version: r.version,
             created_at: r.created_at.to_string(),
             payment: PaymentView {
-                out_trade_no: r.payment.out_trade_no.clone(),
+                out_trade_no: r.payment.out_trade_no.to_string(),
                 amount: r.payment.amount.into(),
                 status: r.payment.status.into(),
             },
@@ -850,7 +850,7 @@ impl From<&Reservation> for PaymentDetailView {
     fn from(r: &Reservation) -> Self {
         let p = &r.payment;
         Self {
-            out_trade_no: p.out_trade_no.clone(),
+            out_trade_no: p.out_trade_no.to_string(),
             reservation_id: r.id.to_string(),
             amount: p.amount.into(),
             status: p.status.into(),
