@@ -22,19 +22,20 @@ use crate::api::{
     Availability, BookInput, EngineConfig, EngineError, FrontDeskDay, RoomView, StartError,
     TypeAvailability,
 };
+use crate::booking::{self, BookingJob};
 use crate::feed::{EventFeed, FeedEvent, FeedSubscription};
 use crate::payments::{
     GetStats, OpenPayment, PaymentCreated, PaymentStatsView, PaymentSupervisor, RefundDue,
 };
 use crate::room::{
     ApplyPayment, ChangeReservation, ClearOutOfOrder, GetDay, GetReservation, GetView, HoldEnded,
-    RoomActor, SetHousekeeping, SetOutOfOrder,
+    HoldPeers, HoldStarted, RoomActor, SetHousekeeping, SetOutOfOrder,
 };
 use crate::shared::{read, write, Shared};
 use crate::snapshotter::{self, SnapshotPolicy};
 use crate::supervisor::{
-    self, Book, BookingPolicy, HoldsOf, MoveReservation, OrderSupervisor, Peers, PendingHold,
-    PutHotel, PutRate, PutRoom, PutRoomType,
+    self, BookingPolicy, HoldsOf, MoveReservation, OrderSupervisor, Peers, PendingHold, PutHotel,
+    PutRate, PutRoom, PutRoomType,
 };
 
 /// Counter of bookings by outcome: `created`, `replayed` (idempotent replay), or the
@@ -168,6 +169,12 @@ struct Inner {
     supervisor: Addr<OrderSupervisor>,
     /// The payment supervisor.
     payments: Addr<PaymentSupervisor>,
+    /// The room arbiters; bookings run as tasks on them, round-robin.
+    arbiters: Vec<ArbiterHandle>,
+    /// The arbiter the next booking runs on.
+    next_arbiter: AtomicUsize,
+    /// Hold length, stay rules and hold cap, for bookings.
+    policy: BookingPolicy,
     /// The journal (to drain it on shutdown and report health).
     journal: Journal<Event>,
     /// Calls currently inside the engine; bounded by `config.max_in_flight`.
@@ -269,6 +276,8 @@ impl Engine {
             locator: state.locator.clone().into(),
             rooms: Default::default(),
             payments: Default::default(),
+            // Filled by the order supervisor as it starts, before any booking can run.
+            desk: Default::default(),
             clock: config.clock.clone(),
         });
         // Open payments (for reconciliation) and owed refunds (the durable retry queue),
@@ -328,8 +337,13 @@ impl Engine {
         let actor_journal = journal.clone();
         let actor_shared = shared.clone();
         let (expiry_tick, limits) = (config.expiry_tick, config.limits);
-        let max_holds_per_creator = config.max_holds_per_creator;
-        let night_audit_time = config.night_audit_time;
+        let policy = BookingPolicy {
+            hold,
+            expiry_tick,
+            limits,
+            max_holds_per_creator: config.max_holds_per_creator,
+            night_audit_time: config.night_audit_time,
+        };
         let system_thread = std::thread::Builder::new()
             .name("innkeep-actors".into())
             .spawn(move || {
@@ -347,7 +361,10 @@ impl Engine {
                     let _ = actor_shared
                         .payments
                         .set(pay_ctx.address().recipient::<RefundDue>());
-                    let hold_ended = sup_ctx.address().recipient::<HoldEnded>();
+                    let hold_peers = HoldPeers {
+                        started: sup_ctx.address().recipient::<HoldStarted>(),
+                        ended: sup_ctx.address().recipient::<HoldEnded>(),
+                    };
                     let mut next = 0;
                     for room in rooms {
                         let key = room.key.clone();
@@ -357,7 +374,7 @@ impl Engine {
                             room,
                             actor_journal.clone(),
                             actor_shared.clone(),
-                            hold_ended.clone(),
+                            hold_peers.clone(),
                         );
                         write(&actor_shared.rooms).insert(key, addr);
                     }
@@ -368,32 +385,27 @@ impl Engine {
                         owed_refunds,
                         Arc::default(),
                     ));
+                    let booking_arbiters = handles.clone();
                     let sup = sup_ctx.run(OrderSupervisor::new(
                         actor_shared,
                         actor_journal,
                         handles,
                         idempotency,
                         pending,
-                        BookingPolicy {
-                            hold,
-                            expiry_tick,
-                            limits,
-                            max_holds_per_creator,
-                            night_audit_time,
-                        },
+                        policy,
                         Peers {
-                            me: hold_ended,
+                            me: hold_peers,
                             payments: payments.clone().recipient::<PaymentCreated>(),
                         },
                     ));
-                    let _ = up_tx.send((System::current(), sup, payments));
+                    let _ = up_tx.send((System::current(), sup, payments, booking_arbiters));
                 });
                 if let Err(e) = system.run() {
                     tracing::error!(error = %e, "actor system stopped with an error");
                 }
             })
             .map_err(|e| StartError::Actors(e.to_string()))?;
-        let (system, supervisor, payments) = up_rx
+        let (system, supervisor, payments, arbiters) = up_rx
             .recv()
             .map_err(|_| StartError::Actors("actor system failed to start".into()))?;
 
@@ -418,6 +430,9 @@ impl Engine {
                 shared,
                 supervisor,
                 payments,
+                arbiters,
+                next_arbiter: AtomicUsize::new(0),
+                policy,
                 journal,
                 in_flight: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
@@ -685,14 +700,26 @@ impl Engine {
         id: ReservationId,
     ) -> Result<Reservation, EngineError> {
         let _slot = self.enter()?;
-        let msg = Book {
+        let job = BookingJob {
             input,
             idempotency_key,
             id,
             now: self.now(),
             span: tracing::Span::current(),
         };
-        self.inner.supervisor.send(msg).await.map_err(mailbox)?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let shared = self.inner.shared.clone();
+        let policy = self.inner.policy;
+        let n = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed);
+        let arbiter = &self.inner.arbiters[n % self.inner.arbiters.len()];
+        // A task of its own, so a caller that gives up does not stop the booking midway.
+        let spawned = arbiter.spawn(async move {
+            let _ = tx.send(booking::run(shared, policy, job).await);
+        });
+        if !spawned {
+            return Err(EngineError::ShuttingDown);
+        }
+        rx.await.unwrap_or(Err(EngineError::ShuttingDown))
     }
 
     fn room_addr(&self, key: &RoomKey) -> Result<Addr<RoomActor>, EngineError> {

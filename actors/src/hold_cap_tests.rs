@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use innkeep_engine::jiff::ToSpan;
-use innkeep_engine::{Action, Guest, HotelId, RoomTypeCode, Status};
+use innkeep_engine::{Action, Guest, HotelId, IdempotencyKey, RoomTypeCode, Status};
 
 use crate::tests_support::{setup, Stopper};
 use crate::{BookInput, Engine, EngineConfig, EngineError};
@@ -138,4 +138,45 @@ async fn wait_until_expired(e: &Engine, id: innkeep_engine::ReservationId) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("hold {id} did not expire");
+}
+
+/// A booking runs as a task of its own: a caller that gives up right after asking (a
+/// dropped HTTP request) neither stops it midway nor leaves its key "in flight" or its
+/// creator's hold slot taken. A retry with the same key is answered with the one
+/// reservation made under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_whose_caller_gave_up_finishes_and_its_retry_gets_it() {
+    use std::future::Future;
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Stopper(Engine::start(config(dir.path())).unwrap());
+    let e = &engine.0;
+    let h = setup(e, 20).await;
+    let key = IdempotencyKey::parse("gave-up-1").unwrap();
+    {
+        let first = e.book(input(e, &h, 2, Some("k1")), Some(key.clone()));
+        let mut first = std::pin::pin!(first);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        // One poll starts the booking; then the caller is gone.
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+    }
+    let retry = tokio::time::timeout(
+        Duration::from_secs(20),
+        e.book(input(e, &h, 2, Some("k1")), Some(key.clone())),
+    )
+    .await
+    .expect("the retry is answered, not left waiting on an abandoned attempt")
+    .unwrap();
+    assert_eq!(retry.status, Status::PendingPayment);
+    // Asked again, the key keeps answering with that reservation.
+    let again = e
+        .book(input(e, &h, 2, Some("k1")), Some(key))
+        .await
+        .unwrap();
+    assert_eq!(again.id, retry.id);
+    // One reservation was made, and it holds one of the creator's slots.
+    let day = e.front_desk(&h, Some(retry.stay.arrival())).await.unwrap();
+    let ids: Vec<_> = day.arrivals.iter().map(|a| a.id).collect();
+    assert_eq!(ids, vec![retry.id]);
+    wait_holds(e, "k1", 1).await;
 }

@@ -2,14 +2,17 @@
 //!
 //! - [`room::RoomActor`]: one per room; owns its [`innkeep_engine::RoomState`] and journals
 //!   its own events, so the journal's order is each room's decision order.
-//! - [`supervisor::OrderSupervisor`]: setup commands, the booking saga, idempotency keys
-//!   and hold expiry.
+//! - `booking`: the booking saga, a task on a room arbiter per booking; idempotency keys
+//!   and hold counts in a shared desk.
+//! - [`supervisor::OrderSupervisor`]: setup commands, hold expiry and charges, room moves,
+//!   the night audit.
 //! - [`payments::PaymentSupervisor`]: charges, refunds and reconciliation with the
 //!   payment provider ([`gateway::PaymentGateway`]; [`sandbox::Sandbox`] built in).
 //! - The snapshot thread keeps a shadow state from committed journal batches.
 //! - [`Engine`]: starts all of it from an [`EngineConfig`] and offers typed async calls.
 
 pub mod api;
+mod booking;
 pub mod clock;
 mod facade;
 pub mod feed;

@@ -104,7 +104,7 @@ pub(crate) struct OpenPayment {
     pub created_at: Timestamp,
 }
 
-/// Sent by the facade when a reservation was created: create its charge.
+/// Sent by the order supervisor when a new hold is durable: create its charge.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub(crate) struct PaymentCreated {

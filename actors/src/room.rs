@@ -32,6 +32,34 @@ pub struct HoldEnded {
     pub id: ReservationId,
 }
 
+/// Sent by a room to the order supervisor when a new reservation (always an unpaid
+/// hold) is durable, before the room answers the booking: the supervisor queues its
+/// expiry and creates its charge. Sent by the room, not the booking, so it reaches the
+/// supervisor before any [`HoldEnded`] of the same reservation (one sender, one mailbox).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct HoldStarted {
+    /// The reservation.
+    pub id: ReservationId,
+    /// When its hold lapses.
+    pub expires_at: Timestamp,
+    /// Who created it (their hold cap counts it).
+    pub created_by: Option<String>,
+    /// What it costs.
+    pub amount: innkeep_engine::Money,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// Where a room reports holds starting and ending: the order supervisor.
+#[derive(Clone, Debug)]
+pub struct HoldPeers {
+    /// Told when a new hold is durable.
+    pub started: Recipient<HoldStarted>,
+    /// Told when a hold ends.
+    pub ended: Recipient<HoldEnded>,
+}
+
 /// The actor owning one room.
 #[derive(Debug)]
 pub struct RoomActor {
@@ -41,8 +69,8 @@ pub struct RoomActor {
     journal: Journal<Event>,
     /// The read model it keeps current (its rows of the availability index).
     shared: Arc<Shared>,
-    /// The supervisor, told when a hold ends.
-    hold_ended: Recipient<HoldEnded>,
+    /// The supervisor, told when a hold starts and ends.
+    holds: HoldPeers,
     /// Reservations being moved to another room: the move's first half passed here and
     /// its outcome has not arrived. No other change to them is decided meanwhile. In
     /// memory only: a move is one journal event, so after a restart each reservation is
@@ -55,13 +83,13 @@ impl RoomActor {
         state: RoomState,
         journal: Journal<Event>,
         shared: Arc<Shared>,
-        hold_ended: Recipient<HoldEnded>,
+        holds: HoldPeers,
     ) -> Self {
         Self {
             state,
             journal,
             shared,
-            hold_ended,
+            holds,
             moving: HashSet::new(),
         }
     }
@@ -216,11 +244,17 @@ impl Handler<Reserve> for RoomActor {
                 Ok(Ok(seq)) => {
                     span.record("seq", seq);
                     span.in_scope(|| tracing::debug!("reservation durable"));
-                    return act
-                        .state
-                        .reservation(&id)
-                        .cloned()
-                        .map_err(EngineError::from);
+                    let r = act.state.reservation(&id).cloned()?;
+                    // Findable and known to the supervisor before anyone learns the id.
+                    write(&act.shared.locator).insert(id, act.state.key.clone());
+                    act.holds.started.do_send(HoldStarted {
+                        id,
+                        expires_at: r.hold_expires_at,
+                        created_by: r.created_by.clone(),
+                        amount: r.payment.amount,
+                        created_at: r.created_at,
+                    });
+                    return Ok(r);
                 }
                 Ok(Err(e)) => journal_error(e),
                 Err(_) => EngineError::ShuttingDown,
@@ -310,7 +344,7 @@ impl RoomActor {
             if was_pending && r.status != Status::PendingPayment {
                 // do_send ignores the mailbox bound: this must never be dropped, or the
                 // key's hold count would stay too high until a restart.
-                self.hold_ended.do_send(HoldEnded { id });
+                self.holds.ended.do_send(HoldEnded { id });
             }
             if !was_owed && r.payment.refund_owed {
                 match self.shared.payments.get() {

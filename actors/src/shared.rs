@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     /// The payment supervisor, told by rooms when a reservation newly owes a refund. Set
     /// once at start-up before any room runs.
     pub payments: OnceLock<Recipient<crate::payments::RefundDue>>,
+    /// Idempotency keys and hold counts of running bookings ([`crate::booking`]).
+    pub desk: std::sync::Mutex<crate::booking::Desk>,
     /// Where every actor reads "now".
     pub clock: crate::clock::Clock,
 }

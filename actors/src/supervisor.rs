@@ -1,4 +1,5 @@
-//! OrderSupervisor: setup commands, the booking saga, idempotency keys and hold expiry.
+//! OrderSupervisor: setup commands, hold expiry and charges, room moves, the night audit.
+//! Bookings do not pass through it ([`crate::booking`]); rooms tell it about holds.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -6,34 +7,22 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use innkeep_engine::jiff::{SignedDuration, Timestamp};
-use innkeep_engine::state::{check_idempotency, new_reservation, IdempotencyMap};
+use innkeep_engine::state::IdempotencyMap;
 use innkeep_engine::{
-    Action, BookRequest, DomainError, Event, HotelId, IdempotencyEntry, IdempotencyKey,
-    IdempotencyRecord, Reservation, ReservationId, RoomKey, RoomNumber, RoomState, StayLimits,
-    Upsert, ValidationError,
+    Action, BookRequest, DomainError, Event, HotelId, Reservation, ReservationId, RoomKey,
+    RoomNumber, RoomState, StayLimits, Upsert, ValidationError,
 };
 use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
 
 use crate::api::{BookInput, EngineError};
+use crate::booking::{desk, Desk};
 use crate::payments::PaymentCreated;
 use crate::room::{
-    journal_error, BeginMove, ChangeReservation, FinishMove, GetReservation, HoldEnded, MoveIn,
-    MoveOutcome, NightAudit, Reserve, Retype, RoomActor, ROOM_MAILBOX,
+    journal_error, BeginMove, ChangeReservation, FinishMove, GetReservation, HoldEnded, HoldPeers,
+    HoldStarted, MoveIn, MoveOutcome, NightAudit, Retype, RoomActor, ROOM_MAILBOX,
 };
 use crate::shared::{read, write, Shared};
-
-/// Outcome handed to every caller waiting on one idempotency key.
-type BookResult = Result<Reservation, EngineError>;
-
-/// An idempotency key whose first booking is still running.
-#[derive(Debug)]
-struct InFlight {
-    /// The request's fingerprint: a different one is `idempotency_key_reused`.
-    fingerprint: u64,
-    /// Retries that arrived meanwhile; they get the first request's outcome.
-    waiters: Vec<oneshot::Sender<BookResult>>,
-}
 
 /// The supervisor.
 #[derive(Debug)]
@@ -46,28 +35,19 @@ pub struct OrderSupervisor {
     arbiters: Vec<ArbiterHandle>,
     /// Next arbiter for a new room.
     next_arbiter: usize,
-    /// Finished keys (replays within 24 h answer with their reservation).
-    idempotency: IdempotencyMap,
-    /// Keys whose first booking is running.
-    in_flight: HashMap<(HotelId, IdempotencyKey), InFlight>,
     /// Unpaid holds by expiry instant, so the tick finds the due ones without a scan.
     holds: BTreeSet<(Timestamp, ReservationId)>,
     /// Every unpaid hold: its expiry (to find it in `holds`) and its creator. An entry
     /// leaves when its room reports [`HoldEnded`].
     pending: HashMap<ReservationId, PendingHold>,
-    /// Open holds per creator (API key), bookings still running included, so
-    /// `max_holds_per_creator` is exact even under concurrent bookings by one key.
-    holds_by_creator: HashMap<String, usize>,
     /// This actor's own address, handed to the rooms it starts so they can report
     /// [`HoldEnded`].
-    me: Recipient<HoldEnded>,
+    me: HoldPeers,
     /// The payment supervisor: each new reservation's charge is created from here, once
     /// the booking is durable, so a caller that gave up cannot leave it uncharged.
     payments: Recipient<PaymentCreated>,
     /// Hold length, expiry tick, stay rules.
     policy: BookingPolicy,
-    /// Where the next booking starts looking among its type's rooms.
-    cursor: usize,
     /// When lapsed idempotency keys are next dropped.
     next_prune: std::time::Instant,
     /// Per hotel, the last audit date whose night audit every room finished, and when.
@@ -81,7 +61,7 @@ pub struct OrderSupervisor {
 #[derive(Debug)]
 pub(crate) struct Peers {
     /// Itself, handed to rooms so they report holds that ended.
-    pub me: Recipient<HoldEnded>,
+    pub me: HoldPeers,
     /// The payment supervisor, told about each new reservation.
     pub payments: Recipient<PaymentCreated>,
 }
@@ -93,9 +73,6 @@ const IDEMPOTENCY_PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// confirmed after the audit ran (a long hold paid late) becomes a no-show within this
 /// instead of a day late.
 const AUDIT_RECHECK_EVERY: Duration = Duration::from_secs(15 * 60);
-
-/// Rooms one round of the saga asks at most before looking at the index again.
-const CANDIDATES_PER_ROUND: usize = 16;
 
 /// One unpaid hold, as the supervisor tracks it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,27 +121,21 @@ impl OrderSupervisor {
     ) -> Self {
         let Peers { me, payments } = peers;
         let holds = pending.iter().map(|(id, p)| (p.expires_at, *id)).collect();
-        let mut holds_by_creator: HashMap<String, usize> = HashMap::new();
-        for p in pending.values() {
-            if let Some(c) = &p.created_by {
-                *holds_by_creator.entry(c.clone()).or_default() += 1;
-            }
-        }
+        *desk(&shared) = Desk::new(
+            idempotency,
+            pending.values().filter_map(|p| p.created_by.as_ref()),
+        );
         metrics::gauge!(METRIC_HOLDS_OPEN).set(pending.len() as f64);
         Self {
             pending,
-            holds_by_creator,
             me,
             payments,
             shared,
             journal,
             arbiters,
             next_arbiter: 0,
-            idempotency,
-            in_flight: HashMap::new(),
             holds,
             policy,
-            cursor: 0,
             next_prune: std::time::Instant::now(),
             audited: HashMap::new(),
             auditing: HashSet::new(),
@@ -254,21 +225,6 @@ impl OrderSupervisor {
         )
     }
 
-    /// Gives back one of `creator`'s hold slots.
-    fn release_slot(&mut self, creator: &str) {
-        if let Some(n) = self.holds_by_creator.get_mut(creator) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.holds_by_creator.remove(creator);
-            }
-        }
-    }
-
-    /// Open holds of `creator` (running bookings included).
-    pub(crate) fn holds_of(&self, creator: &str) -> usize {
-        self.holds_by_creator.get(creator).copied().unwrap_or(0)
-    }
-
     /// Journals a catalog event, blocking the supervisor until it is durable, then applies
     /// it to the catalog. Setup is rare; blocking keeps decide → persist → apply atomic.
     fn persist_setup(
@@ -335,7 +291,7 @@ impl OrderSupervisor {
         // of every key, and a lapsed key answers as absent anyway (`check_idempotency`).
         if self.next_prune <= std::time::Instant::now() {
             self.next_prune = std::time::Instant::now() + IDEMPOTENCY_PRUNE_EVERY;
-            self.idempotency.retain(|_, e| {
+            desk(&self.shared).idempotency.retain(|_, e| {
                 now.duration_since(e.created_at) < innkeep_engine::state::IDEMPOTENCY_WINDOW
             });
         }
@@ -355,64 +311,6 @@ impl OrderSupervisor {
         let addr = read(&self.shared.rooms).get(&key).cloned()?;
         Some((addr, today))
     }
-
-    fn finish_booking(
-        &mut self,
-        slot: Option<(HotelId, IdempotencyKey)>,
-        creator: Option<String>,
-        result: &BookResult,
-    ) {
-        match result {
-            Ok(r) => {
-                write(&self.shared.locator).insert(
-                    r.id,
-                    RoomKey {
-                        hotel_id: r.hotel_id.clone(),
-                        number: r.room.clone(),
-                    },
-                );
-                self.holds.insert((r.hold_expires_at, r.id));
-                // The creator's slot, taken when the booking started, now belongs to
-                // this hold until its room reports it ended.
-                self.pending.insert(
-                    r.id,
-                    PendingHold {
-                        expires_at: r.hold_expires_at,
-                        created_by: creator,
-                    },
-                );
-                metrics::gauge!(METRIC_HOLDS_OPEN).set(self.pending.len() as f64);
-                // Best effort: the hold timer governs whether it is ever paid.
-                self.payments.do_send(PaymentCreated {
-                    id: r.id,
-                    out_trade_no: r.payment.out_trade_no.to_string(),
-                    amount: r.payment.amount,
-                    created_at: r.created_at,
-                });
-            }
-            Err(_) => {
-                if let Some(c) = creator {
-                    self.release_slot(&c);
-                }
-            }
-        }
-        let Some(slot) = slot else { return };
-        if let Some(flight) = self.in_flight.remove(&slot) {
-            if let Ok(r) = result {
-                self.idempotency.insert(
-                    slot,
-                    IdempotencyEntry {
-                        fingerprint: flight.fingerprint,
-                        reservation_id: r.id,
-                        created_at: r.created_at,
-                    },
-                );
-            }
-            for w in flight.waiters {
-                let _ = w.send(result.clone());
-            }
-        }
-    }
 }
 
 /// Starts a room actor on the next arbiter of `arbiters` (round-robin).
@@ -422,12 +320,12 @@ pub(crate) fn spawn_room_on(
     state: RoomState,
     journal: Journal<Event>,
     shared: Arc<Shared>,
-    hold_ended: Recipient<HoldEnded>,
+    holds: HoldPeers,
 ) -> Addr<RoomActor> {
     let arbiter = &arbiters[*next % arbiters.len()];
     *next = next.wrapping_add(1);
     RoomActor::start_in_arbiter(arbiter, move |_ctx| {
-        RoomActor::new(state, journal, shared, hold_ended)
+        RoomActor::new(state, journal, shared, holds)
     })
 }
 
@@ -440,9 +338,41 @@ impl Handler<HoldEnded> for OrderSupervisor {
         };
         self.holds.remove(&(hold.expires_at, msg.id));
         if let Some(c) = &hold.created_by {
-            self.release_slot(c);
+            desk(&self.shared).release_slot(c);
         }
         metrics::gauge!(METRIC_HOLDS_OPEN).set(self.pending.len() as f64);
+    }
+}
+
+impl Handler<HoldStarted> for OrderSupervisor {
+    type Result = ();
+
+    /// A new hold is durable: its expiry is queued, its creator's slot (taken when the
+    /// booking started) now belongs to it, and its charge is created.
+    fn handle(&mut self, msg: HoldStarted, _ctx: &mut Self::Context) {
+        let HoldStarted {
+            id,
+            expires_at,
+            created_by,
+            amount,
+            created_at,
+        } = msg;
+        self.holds.insert((expires_at, id));
+        self.pending.insert(
+            id,
+            PendingHold {
+                expires_at,
+                created_by,
+            },
+        );
+        metrics::gauge!(METRIC_HOLDS_OPEN).set(self.pending.len() as f64);
+        // Best effort: the hold timer governs whether it is ever paid.
+        self.payments.do_send(PaymentCreated {
+            id,
+            out_trade_no: id.out_trade_no().to_string(),
+            amount,
+            created_at,
+        });
     }
 }
 
@@ -455,7 +385,7 @@ impl Handler<HoldsOf> for OrderSupervisor {
     type Result = usize;
 
     fn handle(&mut self, msg: HoldsOf, _ctx: &mut Self::Context) -> usize {
-        self.holds_of(&msg.0)
+        desk(&self.shared).holds_of(&msg.0)
     }
 }
 
@@ -618,168 +548,6 @@ impl Handler<PutRoom> for OrderSupervisor {
                 })
             }
         }
-    }
-}
-
-/// Book a room: the saga.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<Reservation, EngineError>")]
-pub(crate) struct Book {
-    pub input: BookInput,
-    pub idempotency_key: Option<IdempotencyKey>,
-    pub id: ReservationId,
-    pub now: Timestamp,
-    /// The caller's span (carries the request id).
-    pub span: tracing::Span,
-}
-
-impl Handler<Book> for OrderSupervisor {
-    type Result = ResponseActFuture<Self, BookResult>;
-
-    fn handle(&mut self, msg: Book, _ctx: &mut Self::Context) -> Self::Result {
-        let Book {
-            input,
-            idempotency_key,
-            id,
-            now,
-            span,
-        } = msg;
-        let span = tracing::debug_span!(parent: &span, "book", reservation = %id);
-        let _entered = span.enter();
-        let creator = input.created_by.clone();
-        // 1. Validate and price against the catalog.
-        let priced = {
-            let catalog = read(&self.shared.catalog);
-            price_request(&catalog, input, now, self.policy.limits)
-        };
-        let (req, total) = match priced {
-            Ok(p) => p,
-            Err(e) => return Box::pin(fut::ready(Err(e.into()))),
-        };
-        let fingerprint = req.fingerprint_by(creator.as_deref());
-        // 2. Idempotency: replay, reuse, join a running first attempt, or start one.
-        let slot = idempotency_key.map(|k| (req.hotel_id.clone(), k));
-        if let Some(slot) = &slot {
-            match check_idempotency(&self.idempotency, &slot.0, &slot.1, fingerprint, now) {
-                Err(e) => return Box::pin(fut::ready(Err(e.into()))),
-                Ok(Some(existing)) => {
-                    let lookup = self.room_of(&existing, now).map(|(addr, _)| addr);
-                    return Box::pin(
-                        async move {
-                            let addr = lookup.ok_or(DomainError::NotFound("reservation"))?;
-                            addr.send(crate::room::GetReservation(existing))
-                                .await
-                                .map_err(|_| EngineError::ShuttingDown)?
-                                .map_err(EngineError::from)
-                        }
-                        .into_actor(self),
-                    );
-                }
-                Ok(None) => {}
-            }
-            if let Some(flight) = self.in_flight.get_mut(slot) {
-                if flight.fingerprint != fingerprint {
-                    return Box::pin(fut::ready(Err(DomainError::IdempotencyKeyReused.into())));
-                }
-                let (tx, rx) = oneshot::channel();
-                flight.waiters.push(tx);
-                return Box::pin(
-                    async move { rx.await.unwrap_or(Err(EngineError::ShuttingDown)) }
-                        .into_actor(self),
-                );
-            }
-        }
-        // The creator's hold cap: a slot is taken now (so concurrent bookings by one key
-        // cannot overshoot) and given back if the booking fails.
-        if let Some(c) = &creator {
-            let limit = self.policy.max_holds_per_creator;
-            if self.holds_of(c) >= limit {
-                tracing::debug!(creator = %c, limit, "hold cap reached");
-                return Box::pin(fut::ready(Err(EngineError::TooManyHolds { limit })));
-            }
-            *self.holds_by_creator.entry(c.clone()).or_default() += 1;
-        }
-        if let Some(slot) = &slot {
-            self.in_flight.insert(
-                slot.clone(),
-                InFlight {
-                    fingerprint,
-                    waiters: Vec::new(),
-                },
-            );
-        }
-        // 3. Candidates from the index; each room decides for itself. Each booking starts
-        // at the next position of a per-engine cursor, so concurrent bookings of one type
-        // ask different rooms first instead of all racing for the lowest free number.
-        let idempotency = slot.as_ref().map(|(_, key)| IdempotencyRecord {
-            key: key.clone(),
-            fingerprint,
-        });
-        let hold = self.policy.hold;
-        let start = self.cursor;
-        self.cursor = self.cursor.wrapping_add(1);
-        let shared = self.shared.clone();
-        let saga_creator = creator.clone();
-        let saga_span = span.clone();
-        let saga = async move {
-            let mut tried: HashSet<RoomNumber> = HashSet::new();
-            // Each round asks up to CANDIDATES_PER_ROUND rooms not yet tried; every round
-            // that does not book adds at least one room to `tried`, so this ends.
-            loop {
-                let round: Vec<(Addr<RoomActor>, RoomNumber)> = {
-                    let numbers = match &req.room {
-                        Some(n) if tried.contains(n) => Vec::new(),
-                        Some(n) => vec![n.clone()],
-                        None => read(&shared.index).candidates_from(
-                            &req.hotel_id,
-                            &req.room_type,
-                            &req.stay,
-                            start,
-                            CANDIDATES_PER_ROUND,
-                            |n| tried.contains(n),
-                        ),
-                    };
-                    let rooms = read(&shared.rooms);
-                    numbers
-                        .into_iter()
-                        .filter_map(|n| {
-                            let key = RoomKey {
-                                hotel_id: req.hotel_id.clone(),
-                                number: n.clone(),
-                            };
-                            rooms.get(&key).cloned().map(|a| (a, n))
-                        })
-                        .collect()
-                };
-                if round.is_empty() {
-                    return Err(DomainError::SoldOut.into());
-                }
-                for (addr, number) in round {
-                    let mut reservation =
-                        new_reservation(&req, number.clone(), total, id, now, hold);
-                    reservation.created_by = saga_creator.clone();
-                    let answer = addr
-                        .send(Reserve {
-                            reservation,
-                            idempotency: idempotency.clone(),
-                            span: saga_span.clone(),
-                        })
-                        .await
-                        .map_err(|_| EngineError::ShuttingDown)?;
-                    match answer {
-                        // Lost the race for this room (or it changed type): try another.
-                        Err(EngineError::Domain(DomainError::SoldOut)) => {
-                            tried.insert(number);
-                        }
-                        other => return other,
-                    }
-                }
-            }
-        };
-        Box::pin(saga.into_actor(self).map(move |result, act, _| {
-            act.finish_booking(slot, creator, &result);
-            result
-        }))
     }
 }
 
