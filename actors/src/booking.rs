@@ -9,16 +9,18 @@
 //!
 //! A spawned task, not the caller's future: a caller that gives up (a dropped HTTP
 //! request) must not stop a booking half-way, or its idempotency key would stay "in
-//! flight" and its creator's hold slot taken.
+//! flight" and its creator's hold slot taken. The task runs on the caller's tokio runtime
+//! when there is one (same thread, no hand-off), else on a room arbiter.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, MutexGuard, PoisonError};
 
+use actix::dev::SendError;
 use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::state::{check_idempotency, new_reservation, IdempotencyMap};
 use innkeep_engine::{
-    DomainError, HotelId, IdempotencyEntry, IdempotencyKey, IdempotencyRecord, Reservation,
-    ReservationId, RoomKey, RoomNumber,
+    DomainError, HotelId, IdempotencyKey, IdempotencyRecord, Reservation, ReservationId, RoomKey,
+    RoomNumber,
 };
 use tokio::sync::oneshot;
 
@@ -166,12 +168,22 @@ pub(crate) async fn run(shared: Arc<Shared>, policy: BookingPolicy, job: Booking
         Admitted::Wait(rx) => return rx.await.unwrap_or(Err(EngineError::ShuttingDown)),
         Admitted::Go { start } => start,
     };
+    // From here on the desk holds this booking's key and slot: settled when it ends, or
+    // by the guard if the task is dropped first (its runtime shut down).
+    let mut settle = Settle {
+        shared: shared.clone(),
+        slot: slot.clone(),
+        creator: creator.clone(),
+        asking: None,
+        settled: false,
+    };
     // 3. Candidates from the index; each room decides for itself.
     let idempotency = slot.as_ref().map(|(_, key)| IdempotencyRecord {
         key: key.clone(),
         fingerprint,
     });
     let result = async {
+        let settle = &mut settle;
         let mut tried: HashSet<RoomNumber> = HashSet::new();
         // Each round asks up to CANDIDATES_PER_ROUND rooms not yet tried; every round that
         // does not book adds at least one room to `tried`, so this ends.
@@ -184,14 +196,21 @@ pub(crate) async fn run(shared: Arc<Shared>, policy: BookingPolicy, job: Booking
                 let mut reservation =
                     new_reservation(&req, number.clone(), total, id, now, policy.hold);
                 reservation.created_by = creator.clone();
-                let answer = addr
-                    .send(Reserve {
-                        reservation,
-                        idempotency: idempotency.clone(),
-                        span: span.clone(),
-                    })
-                    .await
-                    .map_err(|_| EngineError::ShuttingDown)?;
+                let (reply, answer) = oneshot::channel();
+                let msg = Reserve {
+                    reservation,
+                    idempotency: idempotency.clone(),
+                    span: span.clone(),
+                    reply,
+                };
+                // The engine's in-flight bound is below the mailbox capacity, so a full
+                // mailbox means the engine is past its limit: answer overloaded.
+                match addr.try_send(msg) {
+                    Ok(()) => {}
+                    Err(SendError::Full(_)) => return Err(EngineError::Overloaded),
+                    Err(SendError::Closed(_)) => return Err(EngineError::ShuttingDown),
+                }
+                let answer = settle.ask(answer).await;
                 match answer {
                     // Lost the race for this room (or it changed type): try another.
                     Err(EngineError::Domain(DomainError::SoldOut)) => {
@@ -203,10 +222,80 @@ pub(crate) async fn run(shared: Arc<Shared>, policy: BookingPolicy, job: Booking
         }
     }
     .await;
-    // 4. The room already wrote the locator and told the supervisor about the new hold
-    // (before answering, so the hold is known before anyone can act on it).
-    finish(&mut desk(&shared), slot, fingerprint, creator, &result);
+    // 4. The room already wrote the locator and the key and told the supervisor about the
+    // new hold (before answering, so the hold is known before anyone can act on it).
+    settle.settle(&result);
     result
+}
+
+/// Settles a running booking's key and hold slot at the desk exactly once, even when the
+/// saga's task is dropped half-way (the runtime it ran on shut down):
+/// - dropped between rooms: the guard settles it as `shutting_down`;
+/// - dropped while a room decides: the guard closes the reply channel; if the room had
+///   answered already, the guard settles with that answer, else the room finds the
+///   channel closed and settles it itself ([`orphaned`]). The close makes the two
+///   exclusive.
+///
+/// Settling answers the retries waiting on the key and gives back the creator's slot if
+/// no hold was made. A hold that was made is already findable by its key, because the room
+/// records the key itself once the reservation is durable.
+struct Settle {
+    /// Where the desk is.
+    shared: Arc<Shared>,
+    /// The key, taken when settled.
+    slot: Option<(HotelId, IdempotencyKey)>,
+    /// The creator whose slot was taken, taken when settled.
+    creator: Option<String>,
+    /// The answer being waited for from a room, while one decides.
+    asking: Option<oneshot::Receiver<BookResult>>,
+    /// Settled already.
+    settled: bool,
+}
+
+impl Settle {
+    /// Waits for a room's answer, keeping the channel where [`Drop`] can close it.
+    async fn ask(&mut self, answer: oneshot::Receiver<BookResult>) -> BookResult {
+        let rx = self.asking.insert(answer);
+        let answer = rx.await.unwrap_or(Err(EngineError::ShuttingDown));
+        self.asking = None;
+        answer
+    }
+
+    fn settle(&mut self, result: &BookResult) {
+        self.settled = true;
+        let (slot, creator) = (self.slot.take(), self.creator.take());
+        finish(&mut desk(&self.shared), slot, creator, result);
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        match self.asking.take() {
+            None => self.settle(&Err(EngineError::ShuttingDown)),
+            Some(mut rx) => {
+                rx.close();
+                // Answered before the close: settle with that. Otherwise the room's send
+                // fails from now on, and the room settles.
+                if let Ok(result) = rx.try_recv() {
+                    self.settle(&result);
+                }
+            }
+        }
+    }
+}
+
+/// Settles a booking whose saga was gone when its room answered (see [`Settle`]).
+pub(crate) fn orphaned(
+    shared: &Shared,
+    slot: Option<(HotelId, IdempotencyKey)>,
+    creator: Option<String>,
+    result: &BookResult,
+) {
+    tracing::debug!(ok = result.is_ok(), "booking settled by its room");
+    finish(&mut desk(shared), slot, creator, result);
 }
 
 fn admit(
@@ -301,11 +390,11 @@ async fn replay(shared: &Shared, existing: ReservationId) -> BookResult {
 }
 
 /// Settles the desk after a booking: a failed one gives its creator's slot back; a key's
-/// outcome is recorded (success only) and handed to the retries that waited for it.
+/// outcome is handed to the retries that waited for it (a success was recorded under the
+/// key by its room already).
 fn finish(
     desk: &mut Desk,
     slot: Option<(HotelId, IdempotencyKey)>,
-    fingerprint: u64,
     creator: Option<String>,
     result: &BookResult,
 ) {
@@ -316,16 +405,6 @@ fn finish(
     }
     let Some(slot) = slot else { return };
     if let Some(flight) = desk.in_flight.remove(&slot) {
-        if let Ok(r) = result {
-            desk.idempotency.insert(
-                slot,
-                IdempotencyEntry {
-                    fingerprint,
-                    reservation_id: r.id,
-                    created_at: r.created_at,
-                },
-            );
-        }
         for w in flight.waiters {
             let _ = w.send(result.clone());
         }

@@ -710,14 +710,18 @@ impl Engine {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let shared = self.inner.shared.clone();
         let policy = self.inner.policy;
-        let n = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed);
-        let arbiter = &self.inner.arbiters[n % self.inner.arbiters.len()];
-        // A task of its own, so a caller that gives up does not stop the booking midway.
-        let spawned = arbiter.spawn(async move {
+        let task = async move {
             let _ = tx.send(booking::run(shared, policy, job).await);
-        });
-        if !spawned {
-            return Err(EngineError::ShuttingDown);
+        };
+        // A task of its own, so a caller that gives up does not stop the booking midway.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            drop(rt.spawn(task));
+        } else {
+            let n = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed);
+            let arbiter = &self.inner.arbiters[n % self.inner.arbiters.len()];
+            if !arbiter.spawn(task) {
+                return Err(EngineError::ShuttingDown);
+            }
         }
         rx.await.unwrap_or(Err(EngineError::ShuttingDown))
     }

@@ -180,3 +180,110 @@ async fn a_booking_whose_caller_gave_up_finishes_and_its_retry_gets_it() {
     assert_eq!(ids, vec![retry.id]);
     wait_holds(e, "k1", 1).await;
 }
+
+/// A booking's task dies with its runtime while its room is deciding (an embedding
+/// platform shut its tokio runtime down mid-request). The room settles the booking: a
+/// retry with the same key is answered (it does not wait forever on the dead attempt) with
+/// the one reservation made under that key, and the creator holds exactly one slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_whose_runtime_died_is_settled_by_its_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Stopper(Engine::start(config(dir.path())).unwrap());
+    let e = &engine.0;
+    let h = setup(e, 20).await;
+    let key = IdempotencyKey::parse("runtime-died-1").unwrap();
+    let doomed = e.clone();
+    let doomed_input = input(e, &h, 3, Some("k2"));
+    let doomed_key = key.clone();
+    tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use std::future::Future;
+            let first = doomed.book(doomed_input, Some(doomed_key));
+            let mut first = std::pin::pin!(first);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            // The first poll spawns the booking's task on this runtime; the yield runs it up
+            // to its wait for the room's answer.
+            assert!(first.as_mut().poll(&mut cx).is_pending());
+            tokio::task::yield_now().await;
+        });
+        // Dropping the runtime drops the booking's task with it.
+        drop(rt);
+    })
+    .await
+    .unwrap();
+    let retry = tokio::time::timeout(
+        Duration::from_secs(20),
+        e.book(input(e, &h, 3, Some("k2")), Some(key.clone())),
+    )
+    .await
+    .expect("the retry is answered, not left waiting on the dead attempt")
+    .unwrap();
+    let again = e
+        .book(input(e, &h, 3, Some("k2")), Some(key))
+        .await
+        .unwrap();
+    assert_eq!(again.id, retry.id);
+    let day = e.front_desk(&h, Some(retry.stay.arrival())).await.unwrap();
+    let ids: Vec<_> = day.arrivals.iter().map(|a| a.id).collect();
+    assert_eq!(ids, vec![retry.id], "one reservation under the key");
+    wait_holds(e, "k2", 1).await;
+}
+
+/// The same, on the failure path and deterministically: the journal write is held, the
+/// booking's runtime dies while its room waits for the write, then the write fails. Only
+/// the room is left to settle the booking: it gives the creator's slot back and clears the
+/// key, so a retry with that key books afresh instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_booking_whose_runtime_died_gives_its_slot_and_key_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, plan) = innkeep_persistence::FaultyStorage::over_fs();
+    let engine =
+        Stopper(Engine::start_with_storage(config(dir.path()), Box::new(storage)).unwrap());
+    let e = &engine.0;
+    let h = setup(e, 20).await;
+    let key = IdempotencyKey::parse("runtime-died-2").unwrap();
+    plan.fail_next_write();
+    plan.hold_writes();
+    let writes_before = plan.writes();
+    let doomed = e.clone();
+    let doomed_input = input(e, &h, 4, Some("k3"));
+    let doomed_key = key.clone();
+    tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use std::future::Future;
+            let first = doomed.book(doomed_input, Some(doomed_key));
+            let mut first = std::pin::pin!(first);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(first.as_mut().poll(&mut cx).is_pending());
+            tokio::task::yield_now().await;
+        });
+        drop(rt);
+    })
+    .await
+    .unwrap();
+    // The booking took its creator's slot and is stuck in the held write.
+    assert_eq!(e.holds_of("k3").await.unwrap(), 1);
+    plan.release_writes();
+    wait_holds(e, "k3", 0).await;
+    assert!(plan.writes() > writes_before, "the held write went through");
+    let retry = tokio::time::timeout(
+        Duration::from_secs(20),
+        e.book(input(e, &h, 4, Some("k3")), Some(key.clone())),
+    )
+    .await
+    .expect("the retry is answered, not left waiting on the dead attempt")
+    .unwrap();
+    assert_eq!(retry.status, Status::PendingPayment);
+    let day = e.front_desk(&h, Some(retry.stay.arrival())).await.unwrap();
+    let ids: Vec<_> = day.arrivals.iter().map(|a| a.id).collect();
+    assert_eq!(ids, vec![retry.id], "only the retry made a reservation");
+    wait_holds(e, "k3", 1).await;
+}

@@ -9,13 +9,15 @@ use actix::prelude::*;
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::{
-    Action, DomainError, Event, HotelTz, Housekeeping, IdempotencyRecord, NightsDelta,
-    PaymentOutcome, PaymentReport, Reservation, ReservationId, RoomState, RoomTypeCode, Status,
+    Action, DomainError, Event, HotelTz, Housekeeping, IdempotencyEntry, IdempotencyKey,
+    IdempotencyRecord, NightsDelta, PaymentOutcome, PaymentReport, Reservation, ReservationId,
+    RoomState, RoomTypeCode, Status,
 };
 use innkeep_persistence::{Journal, JournalError};
 use tokio::sync::oneshot;
 
 use crate::api::{DayReservation, EngineError, OutOfOrderView, RoomView};
+use crate::booking::{self, BookResult};
 use crate::shared::{read, write, Shared};
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
@@ -193,9 +195,11 @@ impl Actor for RoomActor {
     }
 }
 
-/// Take every night of `reservation.stay` in this room, durably.
+/// Take every night of `reservation.stay` in this room, durably. The answer goes to
+/// `reply`, not through actix's response channel, so that a booking whose saga was dropped
+/// while the room decided is settled here instead of being lost ([`booking::orphaned`]).
 #[derive(Message, Debug)]
-#[rtype(result = "Result<Reservation, EngineError>")]
+#[rtype(result = "()")]
 pub(crate) struct Reserve {
     /// The reservation, already priced and assigned to this room.
     pub reservation: Reservation,
@@ -203,12 +207,34 @@ pub(crate) struct Reserve {
     pub idempotency: Option<IdempotencyRecord>,
     /// The booking request's span (it carries the request id).
     pub span: tracing::Span,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<BookResult>,
+}
+
+/// What a room needs to settle a booking nobody waits for any more.
+struct ReserveOrigin {
+    /// The reply channel.
+    reply: oneshot::Sender<BookResult>,
+    /// The key the booking runs under.
+    key: Option<IdempotencyKey>,
+    /// Whose hold slot it took.
+    created_by: Option<String>,
+}
+
+impl ReserveOrigin {
+    /// Answers the saga, or settles the booking at the desk if the saga is gone.
+    fn answer(self, room: &RoomActor, result: BookResult) {
+        if let Err(result) = self.reply.send(result) {
+            let slot = self.key.map(|k| (room.state.key.hotel_id.clone(), k));
+            booking::orphaned(&room.shared, slot, self.created_by, &result);
+        }
+    }
 }
 
 impl Handler<Reserve> for RoomActor {
-    type Result = ResponseActFuture<Self, Result<Reservation, EngineError>>;
+    type Result = ();
 
-    fn handle(&mut self, msg: Reserve, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Reserve, ctx: &mut Self::Context) {
         let span = tracing::debug_span!(
             parent: &msg.span,
             "room_reserve",
@@ -216,11 +242,25 @@ impl Handler<Reserve> for RoomActor {
             seq = tracing::field::Empty
         );
         let entered = span.enter();
+        let origin = ReserveOrigin {
+            reply: msg.reply,
+            key: msg.idempotency.as_ref().map(|i| i.key.clone()),
+            created_by: msg.reservation.created_by.clone(),
+        };
         if let Err(e) = self.state.decide_reserve(&msg.reservation) {
             tracing::debug!(error = %e, "room refused");
-            return Box::pin(fut::ready(Err(e.into())));
+            origin.answer(self, Err(e.into()));
+            return;
         }
         let id = msg.reservation.id;
+        let key = msg.idempotency.as_ref().map(|i| {
+            let entry = IdempotencyEntry {
+                fingerprint: i.fingerprint,
+                reservation_id: id,
+                created_at: msg.reservation.created_at,
+            };
+            ((msg.reservation.hotel_id.clone(), i.key.clone()), entry)
+        });
         let event = Event::ReservationCreated {
             reservation: msg.reservation,
             idempotency: msg.idempotency,
@@ -235,18 +275,27 @@ impl Handler<Reserve> for RoomActor {
             Err(e) => {
                 let delta = self.state.revert_created(&id);
                 self.publish(&delta);
-                return Box::pin(fut::ready(Err(journal_error(e))));
+                origin.answer(self, Err(journal_error(e)));
+                return;
             }
         };
         drop(entered);
-        Box::pin(ack.into_actor(self).map(move |acked, act, _ctx| {
+        // Spawned, not waited on: the room keeps deciding other bookings meanwhile.
+        ctx.spawn(ack.into_actor(self).map(move |acked, act, _ctx| {
             let failure = match acked {
                 Ok(Ok(seq)) => {
                     span.record("seq", seq);
                     span.in_scope(|| tracing::debug!("reservation durable"));
-                    let r = act.state.reservation(&id).cloned()?;
-                    // Findable and known to the supervisor before anyone learns the id.
+                    let r = match act.state.reservation(&id) {
+                        Ok(r) => r.clone(),
+                        Err(e) => return origin.answer(act, Err(e.into())),
+                    };
+                    // Findable (by id and by its key) and known to the supervisor before
+                    // anyone learns the id.
                     write(&act.shared.locator).insert(id, act.state.key.clone());
+                    if let Some((slot, entry)) = key {
+                        booking::desk(&act.shared).idempotency.insert(slot, entry);
+                    }
                     act.holds.started.do_send(HoldStarted {
                         id,
                         expires_at: r.hold_expires_at,
@@ -254,15 +303,15 @@ impl Handler<Reserve> for RoomActor {
                         amount: r.payment.amount,
                         created_at: r.created_at,
                     });
-                    return Ok(r);
+                    return origin.answer(act, Ok(r));
                 }
                 Ok(Err(e)) => journal_error(e),
                 Err(_) => EngineError::ShuttingDown,
             };
             let delta = act.state.revert_created(&id);
             act.publish(&delta);
-            Err(failure)
-        }))
+            origin.answer(act, Err(failure));
+        }));
     }
 }
 

@@ -1,7 +1,7 @@
 //! Booking round trips through the actors and the journal, via the `innkeep::Engine`
 //! facade's crate (`innkeep-actors`), durable (`fdatasync` per batch) and not.
 //!
-//! - `book/serial/{durable,no_fsync}`: one booking at a time (latency: facade → supervisor
+//! - `book/serial/{durable,no_fsync}`: one booking at a time (latency: facade → booking task
 //!   → room actor → journal batch → ack).
 //! - `book/concurrent_256/{durable,no_fsync}`: 256 bookings in flight at once; the time per
 //!   iteration is per booking, so 1/time is throughput. Group commit shares each

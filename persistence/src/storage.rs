@@ -15,7 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 /// The file operations the journal writer needs, so they can be swapped for a
 /// fault-injecting implementation in tests.
@@ -144,6 +144,11 @@ pub struct FaultPlan {
     fail_write_number: AtomicU64,
     /// Number of the sync call that fails with EIO; 0 = none.
     fail_sync_number: AtomicU64,
+    /// While true, every `write_all` waits (a disk that stalls), so a test can hold a batch
+    /// unacknowledged for as long as it needs.
+    writes_held: Mutex<bool>,
+    /// Wakes the writes waiting on `writes_held`.
+    writes_released: Condvar,
 }
 
 impl FaultPlan {
@@ -183,10 +188,40 @@ impl FaultPlan {
         self.fail_sync_number(self.syncs() + 1);
     }
 
-    /// Disarm every fault (counters keep counting).
+    /// Disarm every fault (counters keep counting) and let held writes go.
     pub fn clear(&self) {
         self.fail_write_number(0);
         self.fail_sync_number(0);
+        self.release_writes();
+    }
+
+    /// Make every `write_all` from now on wait until [`FaultPlan::release_writes`].
+    pub fn hold_writes(&self) {
+        *self
+            .writes_held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
+    /// Let held writes (and later ones) go.
+    pub fn release_writes(&self) {
+        *self
+            .writes_held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = false;
+        self.writes_released.notify_all();
+    }
+
+    /// Waits while writes are held.
+    fn wait_for_writes(&self) {
+        let held = self
+            .writes_held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let _released = self
+            .writes_released
+            .wait_while(held, |held| *held)
+            .unwrap_or_else(PoisonError::into_inner);
     }
 
     /// Count a write and say whether it is the one to fail.
@@ -282,6 +317,7 @@ impl Storage for FaultyStorage {
 
 impl SegmentFile for FaultySegmentFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.plan.wait_for_writes();
         if self.plan.write_should_fail() {
             // A real ENOSPC usually hits part-way through: leave half the bytes behind
             // so the writer's truncate-back path is exercised.

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The HTTP runs of BENCHMARKS.md ((a)–(c)): a release server on loopback and
+# innkeep-load against it, one JSON report per run in OUT, then a summary table.
+#
+#   cargo build --release --bin innkeep -p innkeep
+#   cargo build --release -p innkeep-benches --bins
+#   scripts/bench-http.sh [OUT_DIR] [TARGET_DIR]     # defaults: /tmp/innkeep-bench, target
+#
+# Every run is closed loop, 64 connections, 10 s, on a fresh data dir; the server and the
+# generator share the machine. Traffic goes only to 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-/tmp/innkeep-bench}"
+target="${2:-target}"
+bin="$target/release/innkeep"
+load_bin="$target/release/innkeep-load"
+port="${BENCH_PORT:-18181}"
+secret=bench-secret-0123456789
+duration="${BENCH_DURATION:-10s}"
+mkdir -p "$out"
+pid=
+start() {
+    data=$(mktemp -d)
+    INNKEEP_DATA_DIR=$data INNKEEP_LISTEN=127.0.0.1:$port INNKEEP_PAYMENT_SECRET=$secret \
+        INNKEEP_LOG=warn "$bin" serve "$@" &
+    pid=$!
+    for _ in $(seq 100); do
+        curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "server did not become ready" >&2
+    exit 1
+}
+stop() { kill -TERM "$pid"; wait "$pid" || true; rm -rf "$data"; }
+trap 'kill -TERM $pid 2>/dev/null || true' EXIT
+run() {
+    local name=$1
+    shift
+    "$load_bin" --target "http://127.0.0.1:$port" --payment-secret $secret \
+        --connections 64 --duration "$duration" --quiet --json "$@" >"$out/$name.json"
+}
+book=(--setup --room-types 4 --horizon-days 700 --stay-nights 1-3 --mix book=100)
+hot=(--hot-share 0.9 --hot-room-type)
+
+start
+run health --setup --hotel-prefix HEALTH --rooms 10 --mix health=100 --no-check
+run uniform --hotel-prefix U --rooms 1000 "${book[@]}"
+run hot --hotel-prefix HOT --rooms 1000 "${book[@]}" "${hot[@]}"
+run mix --setup --hotel-prefix MIX --rooms 1000 --room-types 4 --horizon-days 700
+run uniform4k --hotel-prefix U4K --rooms 4000 "${book[@]}"
+run hot4k --hotel-prefix HOT4K --rooms 4000 "${book[@]}" "${hot[@]}"
+stop
+start --unsafe-no-fsync
+run nofsync --hotel-prefix U --rooms 1000 "${book[@]}"
+stop
+
+python3 - "$out" <<'EOF'
+import json, sys, pathlib
+out = pathlib.Path(sys.argv[1])
+rows = {}
+print(f"{'run':<10} {'req/s':>9} {'p50':>7} {'p90':>7} {'p99':>7} {'p99.9':>7} {'max':>8}  check")
+for name in ["health", "uniform", "hot", "mix", "uniform4k", "hot4k", "nofsync"]:
+    r = json.loads((out / f"{name}.json").read_text())
+    lat = r["overall"]["latency"]
+    check = r.get("check")
+    ok = "-" if check is None else ("ok" if check.get("ok") else "FAILED")
+    rows[name] = r["throughput_rps"]
+    print(f"{name:<10} {r['throughput_rps']:>9.0f} {lat['p50_us']:>7} {lat['p90_us']:>7} "
+          f"{lat['p99_us']:>7} {lat['p999_us']:>7} {lat['max_us']:>8}  {ok}")
+print(f"(a) uniform/health   {rows['uniform'] / rows['health']:.2f}")
+print(f"(b) uniform/nofsync  {rows['uniform'] / rows['nofsync']:.2f}")
+print(f"(c) hot/uniform      {rows['hot'] / rows['uniform']:.2f} (1 000 rooms), "
+      f"{rows['hot4k'] / rows['uniform4k']:.2f} (4 000 rooms)")
+EOF
