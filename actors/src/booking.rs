@@ -16,11 +16,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, MutexGuard, PoisonError};
 
 use actix::dev::SendError;
-use innkeep_engine::jiff::Timestamp;
+use innkeep_engine::jiff::{SignedDuration, Timestamp};
 use innkeep_engine::state::{check_idempotency, new_reservation, IdempotencyMap};
 use innkeep_engine::{
-    DomainError, HotelId, IdempotencyKey, IdempotencyRecord, Reservation, ReservationId, RoomKey,
-    RoomNumber,
+    BookRequest, DomainError, HotelId, IdempotencyKey, IdempotencyRecord, Money, Reservation,
+    ReservationId, RoomKey, RoomNumber,
 };
 use tokio::sync::oneshot;
 
@@ -103,6 +103,44 @@ pub(crate) fn desk(shared: &Shared) -> MutexGuard<'_, Desk> {
     shared.desk.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The reservation one booking would make, shared by every room it asks. The room that
+/// takes it builds the [`Reservation`] itself ([`Draft::reservation_in`]), so the
+/// reservation's long-lived allocations come from the thread that keeps them (the room's
+/// arbiter) rather than the caller's, whose allocator arena churns with request buffers:
+/// measured with `examples/memory`, building it in the caller's task cost ≈ 700 B of
+/// resident memory per reservation in fragmentation.
+#[derive(Debug)]
+pub(crate) struct Draft {
+    /// What was asked for, validated.
+    pub request: BookRequest,
+    /// Its price.
+    pub total: Money,
+    /// The id the reservation gets.
+    pub id: ReservationId,
+    /// The instant of the request.
+    pub now: Timestamp,
+    /// How long the hold lasts.
+    pub hold: SignedDuration,
+    /// Who books it.
+    pub created_by: Option<String>,
+}
+
+impl Draft {
+    /// The reservation, assigned to `room`.
+    pub(crate) fn reservation_in(&self, room: RoomNumber) -> Reservation {
+        let mut r = new_reservation(
+            &self.request,
+            room,
+            self.total,
+            self.id,
+            self.now,
+            self.hold,
+        );
+        r.created_by = self.created_by.clone();
+        r
+    }
+}
+
 /// One booking to run.
 #[derive(Debug)]
 pub(crate) struct BookingJob {
@@ -182,23 +220,29 @@ pub(crate) async fn run(shared: Arc<Shared>, policy: BookingPolicy, job: Booking
         key: key.clone(),
         fingerprint,
     });
+    let draft = Arc::new(Draft {
+        request: req,
+        total,
+        id,
+        now,
+        hold: policy.hold,
+        created_by: creator.clone(),
+    });
+    let req = &draft.request;
     let result = async {
         let settle = &mut settle;
         let mut tried: HashSet<RoomNumber> = HashSet::new();
         // Each round asks up to CANDIDATES_PER_ROUND rooms not yet tried; every round that
         // does not book adds at least one room to `tried`, so this ends.
         loop {
-            let round = candidates(&shared, &req, start, &tried);
+            let round = candidates(&shared, req, start, &tried);
             if round.is_empty() {
                 return Err(DomainError::SoldOut.into());
             }
             for (addr, number) in round {
-                let mut reservation =
-                    new_reservation(&req, number.clone(), total, id, now, policy.hold);
-                reservation.created_by = creator.clone();
                 let (reply, answer) = oneshot::channel();
                 let msg = Reserve {
-                    reservation,
+                    draft: draft.clone(),
                     idempotency: idempotency.clone(),
                     span: span.clone(),
                     reply,

@@ -201,8 +201,8 @@ impl Actor for RoomActor {
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub(crate) struct Reserve {
-    /// The reservation, already priced and assigned to this room.
-    pub reservation: Reservation,
+    /// The reservation to make, priced; the room assigns it to itself.
+    pub draft: Arc<booking::Draft>,
     /// The idempotency key it is created under.
     pub idempotency: Option<IdempotencyRecord>,
     /// The booking request's span (it carries the request id).
@@ -242,27 +242,28 @@ impl Handler<Reserve> for RoomActor {
             seq = tracing::field::Empty
         );
         let entered = span.enter();
+        let reservation = msg.draft.reservation_in(self.state.key.number.clone());
         let origin = ReserveOrigin {
             reply: msg.reply,
             key: msg.idempotency.as_ref().map(|i| i.key.clone()),
-            created_by: msg.reservation.created_by.clone(),
+            created_by: msg.draft.created_by.clone(),
         };
-        if let Err(e) = self.state.decide_reserve(&msg.reservation) {
+        if let Err(e) = self.state.decide_reserve(&reservation) {
             tracing::debug!(error = %e, "room refused");
             origin.answer(self, Err(e.into()));
             return;
         }
-        let id = msg.reservation.id;
+        let id = reservation.id;
         let key = msg.idempotency.as_ref().map(|i| {
             let entry = IdempotencyEntry {
                 fingerprint: i.fingerprint,
                 reservation_id: id,
-                created_at: msg.reservation.created_at,
+                created_at: reservation.created_at,
             };
-            ((msg.reservation.hotel_id.clone(), i.key.clone()), entry)
+            ((reservation.hotel_id.clone(), i.key.clone()), entry)
         });
         let event = Event::ReservationCreated {
-            reservation: msg.reservation,
+            reservation,
             idempotency: msg.idempotency,
         };
         // Apply before the write is durable so no other booking takes these nights
