@@ -239,7 +239,7 @@ pub(crate) async fn run(shared: Arc<Shared>, policy: BookingPolicy, job: Booking
             if round.is_empty() {
                 return Err(DomainError::SoldOut.into());
             }
-            for (addr, number) in round {
+            for number in round {
                 let (reply, answer) = oneshot::channel();
                 let msg = Reserve {
                     draft: draft.clone(),
@@ -247,12 +247,26 @@ pub(crate) async fn run(shared: Arc<Shared>, policy: BookingPolicy, job: Booking
                     span: span.clone(),
                     reply,
                 };
+                // Sent from under the registry's read lock instead of cloning the address:
+                // an `Addr` clone and drop are two contended atomic operations per room.
                 // The engine's in-flight bound is below the mailbox capacity, so a full
                 // mailbox means the engine is past its limit: answer overloaded.
-                match addr.try_send(msg) {
-                    Ok(()) => {}
-                    Err(SendError::Full(_)) => return Err(EngineError::Overloaded),
-                    Err(SendError::Closed(_)) => return Err(EngineError::ShuttingDown),
+                let sent = {
+                    let key = RoomKey {
+                        hotel_id: req.hotel_id.clone(),
+                        number: number.clone(),
+                    };
+                    read(&shared.rooms).get(&key).map(|addr| addr.try_send(msg))
+                };
+                match sent {
+                    Some(Ok(())) => {}
+                    // Not a room (any more): nothing to ask.
+                    None => {
+                        tried.insert(number);
+                        continue;
+                    }
+                    Some(Err(SendError::Full(_))) => return Err(EngineError::Overloaded),
+                    Some(Err(SendError::Closed(_))) => return Err(EngineError::ShuttingDown),
                 }
                 let answer = settle.ask(answer).await;
                 match answer {
@@ -390,14 +404,14 @@ fn admit(
 }
 
 /// Up to [`CANDIDATES_PER_ROUND`] rooms not yet tried that the index shows free for the
-/// whole stay (or the one room asked for), with their actors.
+/// whole stay (or the one room asked for).
 fn candidates(
     shared: &Shared,
     req: &innkeep_engine::BookRequest,
     start: usize,
     tried: &HashSet<RoomNumber>,
-) -> Vec<(actix::Addr<crate::room::RoomActor>, RoomNumber)> {
-    let numbers = match &req.room {
+) -> Vec<RoomNumber> {
+    match &req.room {
         Some(n) if tried.contains(n) => Vec::new(),
         Some(n) => vec![n.clone()],
         None => read(&shared.index).candidates_from(
@@ -408,18 +422,7 @@ fn candidates(
             CANDIDATES_PER_ROUND,
             |n| tried.contains(n),
         ),
-    };
-    let rooms = read(&shared.rooms);
-    numbers
-        .into_iter()
-        .filter_map(|n| {
-            let key = RoomKey {
-                hotel_id: req.hotel_id.clone(),
-                number: n.clone(),
-            };
-            rooms.get(&key).cloned().map(|a| (a, n))
-        })
-        .collect()
+    }
 }
 
 /// An idempotent replay: the reservation the key made, as it is now.
