@@ -140,6 +140,64 @@ async fn wait_until_expired(e: &Engine, id: innkeep_engine::ReservationId) {
     panic!("hold {id} did not expire");
 }
 
+/// Retries the booking of `offset`/`by` under `key` and checks that the retry is
+/// answered, that the key keeps answering with that reservation, that it is the only one
+/// made for its arrival, and that it holds one of the creator's slots.
+async fn retry_gets_the_one_reservation(
+    e: &Engine,
+    h: &HotelId,
+    offset_days: i64,
+    by: &str,
+    key: IdempotencyKey,
+) {
+    let retry = tokio::time::timeout(
+        Duration::from_secs(20),
+        e.book(input(e, h, offset_days, Some(by)), Some(key.clone())),
+    )
+    .await
+    .expect("the retry is answered, not left waiting on the abandoned attempt")
+    .unwrap();
+    assert_eq!(retry.status, Status::PendingPayment);
+    let again = e
+        .book(input(e, h, offset_days, Some(by)), Some(key))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.id, retry.id,
+        "the key keeps answering with one reservation"
+    );
+    let day = e.front_desk(h, Some(retry.stay.arrival())).await.unwrap();
+    let ids: Vec<_> = day.arrivals.iter().map(|a| a.id).collect();
+    assert_eq!(ids, vec![retry.id], "one reservation was made");
+    wait_holds(e, by, 1).await;
+}
+
+/// Starts a booking on a tokio runtime of its own, lets its task run up to its wait for
+/// the room's answer, then shuts that runtime down, dropping the task (an embedding
+/// platform stopping its runtime mid-request).
+async fn book_on_a_runtime_that_dies(e: &Engine, input: BookInput, key: IdempotencyKey) {
+    let doomed = e.clone();
+    tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use std::future::Future;
+            let first = doomed.book(input, Some(key));
+            let mut first = std::pin::pin!(first);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            // The first poll spawns the booking's task on this runtime; the yield runs it up
+            // to its wait for the room's answer.
+            assert!(first.as_mut().poll(&mut cx).is_pending());
+            tokio::task::yield_now().await;
+        });
+        drop(rt);
+    })
+    .await
+    .unwrap();
+}
+
 /// A booking runs as a task of its own: a caller that gives up right after asking (a
 /// dropped HTTP request) neither stops it midway nor leaves its key "in flight" or its
 /// creator's hold slot taken. A retry with the same key is answered with the one
@@ -160,31 +218,13 @@ async fn a_booking_whose_caller_gave_up_finishes_and_its_retry_gets_it() {
         // One poll starts the booking; then the caller is gone.
         assert!(first.as_mut().poll(&mut cx).is_pending());
     }
-    let retry = tokio::time::timeout(
-        Duration::from_secs(20),
-        e.book(input(e, &h, 2, Some("k1")), Some(key.clone())),
-    )
-    .await
-    .expect("the retry is answered, not left waiting on an abandoned attempt")
-    .unwrap();
-    assert_eq!(retry.status, Status::PendingPayment);
-    // Asked again, the key keeps answering with that reservation.
-    let again = e
-        .book(input(e, &h, 2, Some("k1")), Some(key))
-        .await
-        .unwrap();
-    assert_eq!(again.id, retry.id);
-    // One reservation was made, and it holds one of the creator's slots.
-    let day = e.front_desk(&h, Some(retry.stay.arrival())).await.unwrap();
-    let ids: Vec<_> = day.arrivals.iter().map(|a| a.id).collect();
-    assert_eq!(ids, vec![retry.id]);
-    wait_holds(e, "k1", 1).await;
+    retry_gets_the_one_reservation(e, &h, 2, "k1", key).await;
 }
 
-/// A booking's task dies with its runtime while its room is deciding (an embedding
-/// platform shut its tokio runtime down mid-request). The room settles the booking: a
-/// retry with the same key is answered (it does not wait forever on the dead attempt) with
-/// the one reservation made under that key, and the creator holds exactly one slot.
+/// A booking's task dies with its runtime while its room is deciding. The room settles
+/// the booking: a retry with the same key is answered (it does not wait forever on the
+/// dead attempt) with the one reservation made under that key, and the creator holds
+/// exactly one slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_booking_whose_runtime_died_is_settled_by_its_room() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,45 +232,8 @@ async fn a_booking_whose_runtime_died_is_settled_by_its_room() {
     let e = &engine.0;
     let h = setup(e, 20).await;
     let key = IdempotencyKey::parse("runtime-died-1").unwrap();
-    let doomed = e.clone();
-    let doomed_input = input(e, &h, 3, Some("k2"));
-    let doomed_key = key.clone();
-    tokio::task::spawn_blocking(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            use std::future::Future;
-            let first = doomed.book(doomed_input, Some(doomed_key));
-            let mut first = std::pin::pin!(first);
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            // The first poll spawns the booking's task on this runtime; the yield runs it up
-            // to its wait for the room's answer.
-            assert!(first.as_mut().poll(&mut cx).is_pending());
-            tokio::task::yield_now().await;
-        });
-        // Dropping the runtime drops the booking's task with it.
-        drop(rt);
-    })
-    .await
-    .unwrap();
-    let retry = tokio::time::timeout(
-        Duration::from_secs(20),
-        e.book(input(e, &h, 3, Some("k2")), Some(key.clone())),
-    )
-    .await
-    .expect("the retry is answered, not left waiting on the dead attempt")
-    .unwrap();
-    let again = e
-        .book(input(e, &h, 3, Some("k2")), Some(key))
-        .await
-        .unwrap();
-    assert_eq!(again.id, retry.id);
-    let day = e.front_desk(&h, Some(retry.stay.arrival())).await.unwrap();
-    let ids: Vec<_> = day.arrivals.iter().map(|a| a.id).collect();
-    assert_eq!(ids, vec![retry.id], "one reservation under the key");
-    wait_holds(e, "k2", 1).await;
+    book_on_a_runtime_that_dies(e, input(e, &h, 3, Some("k2")), key.clone()).await;
+    retry_gets_the_one_reservation(e, &h, 3, "k2", key).await;
 }
 
 /// The same, on the failure path and deterministically: the journal write is held, the
@@ -249,41 +252,11 @@ async fn a_failed_booking_whose_runtime_died_gives_its_slot_and_key_back() {
     plan.fail_next_write();
     plan.hold_writes();
     let writes_before = plan.writes();
-    let doomed = e.clone();
-    let doomed_input = input(e, &h, 4, Some("k3"));
-    let doomed_key = key.clone();
-    tokio::task::spawn_blocking(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            use std::future::Future;
-            let first = doomed.book(doomed_input, Some(doomed_key));
-            let mut first = std::pin::pin!(first);
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            assert!(first.as_mut().poll(&mut cx).is_pending());
-            tokio::task::yield_now().await;
-        });
-        drop(rt);
-    })
-    .await
-    .unwrap();
+    book_on_a_runtime_that_dies(e, input(e, &h, 4, Some("k3")), key.clone()).await;
     // The booking took its creator's slot and is stuck in the held write.
     assert_eq!(e.holds_of("k3").await.unwrap(), 1);
     plan.release_writes();
     wait_holds(e, "k3", 0).await;
     assert!(plan.writes() > writes_before, "the held write went through");
-    let retry = tokio::time::timeout(
-        Duration::from_secs(20),
-        e.book(input(e, &h, 4, Some("k3")), Some(key.clone())),
-    )
-    .await
-    .expect("the retry is answered, not left waiting on the dead attempt")
-    .unwrap();
-    assert_eq!(retry.status, Status::PendingPayment);
-    let day = e.front_desk(&h, Some(retry.stay.arrival())).await.unwrap();
-    let ids: Vec<_> = day.arrivals.iter().map(|a| a.id).collect();
-    assert_eq!(ids, vec![retry.id], "only the retry made a reservation");
-    wait_holds(e, "k3", 1).await;
+    retry_gets_the_one_reservation(e, &h, 4, "k3", key).await;
 }
