@@ -365,12 +365,11 @@ impl Engine {
                         started: sup_ctx.address().recipient::<HoldStarted>(),
                         ended: sup_ctx.address().recipient::<HoldEnded>(),
                     };
-                    let mut next = 0;
+                    // The supervisor goes on placing new rooms where start-up left off.
+                    let mut placement = supervisor::Placement::new(handles.clone());
                     for room in rooms {
                         let key = room.key.clone();
-                        let addr = supervisor::spawn_room_on(
-                            &handles,
-                            &mut next,
+                        let addr = placement.spawn_room(
                             room,
                             actor_journal.clone(),
                             actor_shared.clone(),
@@ -385,11 +384,10 @@ impl Engine {
                         owed_refunds,
                         Arc::default(),
                     ));
-                    let booking_arbiters = handles.clone();
                     let sup = sup_ctx.run(OrderSupervisor::new(
                         actor_shared,
                         actor_journal,
-                        handles,
+                        placement,
                         idempotency,
                         pending,
                         policy,
@@ -398,7 +396,7 @@ impl Engine {
                             payments: payments.clone().recipient::<PaymentCreated>(),
                         },
                     ));
-                    let _ = up_tx.send((System::current(), sup, payments, booking_arbiters));
+                    let _ = up_tx.send((System::current(), sup, payments, handles));
                 });
                 if let Err(e) = system.run() {
                     tracing::error!(error = %e, "actor system stopped with an error");

@@ -10,7 +10,7 @@ use innkeep_engine::jiff::{SignedDuration, Timestamp};
 use innkeep_engine::state::IdempotencyMap;
 use innkeep_engine::{
     Action, BookRequest, DomainError, Event, HotelId, Reservation, ReservationId, RoomKey,
-    RoomNumber, RoomState, StayLimits, Upsert, ValidationError,
+    RoomNumber, RoomState, RoomTypeCode, StayLimits, Upsert, ValidationError,
 };
 use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
@@ -31,10 +31,8 @@ pub struct OrderSupervisor {
     shared: Arc<Shared>,
     /// Where setup events go.
     journal: Journal<Event>,
-    /// Arbiters hosting room actors, used round-robin for new rooms.
-    arbiters: Vec<ArbiterHandle>,
-    /// Next arbiter for a new room.
-    next_arbiter: usize,
+    /// The arbiters hosting room actors, and which one a new room goes to.
+    placement: Placement,
     /// Unpaid holds by expiry instant, so the tick finds the due ones without a scan.
     holds: BTreeSet<(Timestamp, ReservationId)>,
     /// Every unpaid hold: its expiry (to find it in `holds`) and its creator. An entry
@@ -113,7 +111,7 @@ impl OrderSupervisor {
     pub(crate) fn new(
         shared: Arc<Shared>,
         journal: Journal<Event>,
-        arbiters: Vec<ArbiterHandle>,
+        placement: Placement,
         idempotency: IdempotencyMap,
         pending: HashMap<ReservationId, PendingHold>,
         policy: BookingPolicy,
@@ -132,8 +130,7 @@ impl OrderSupervisor {
             payments,
             shared,
             journal,
-            arbiters,
-            next_arbiter: 0,
+            placement,
             holds,
             policy,
             next_prune: std::time::Instant::now(),
@@ -215,9 +212,7 @@ impl OrderSupervisor {
 
     /// Starts a room actor on the next arbiter.
     pub(crate) fn spawn_room(&mut self, state: RoomState) -> Addr<RoomActor> {
-        spawn_room_on(
-            &self.arbiters,
-            &mut self.next_arbiter,
+        self.placement.spawn_room(
             state,
             self.journal.clone(),
             self.shared.clone(),
@@ -313,20 +308,55 @@ impl OrderSupervisor {
     }
 }
 
-/// Starts a room actor on the next arbiter of `arbiters` (round-robin).
-pub(crate) fn spawn_room_on(
-    arbiters: &[ArbiterHandle],
-    next: &mut usize,
-    state: RoomState,
-    journal: Journal<Event>,
-    shared: Arc<Shared>,
-    holds: HoldPeers,
-) -> Addr<RoomActor> {
-    let arbiter = &arbiters[*next % arbiters.len()];
-    *next = next.wrapping_add(1);
-    RoomActor::start_in_arbiter(arbiter, move |_ctx| {
-        RoomActor::new(state, journal, shared, holds)
-    })
+/// Where new room actors go: round-robin over the arbiters *per room type*, each type
+/// starting one arbiter further on, so every type's rooms are spread over every arbiter.
+/// Plain round-robin over all rooms puts all of a type's rooms on one arbiter whenever a
+/// hotel is set up room by room with types alternating in a period that shares a factor
+/// with the number of arbiters (T0, T1, T2, T3, T0, … on two arbiters): traffic on that
+/// type would then run on one core. A room keeps its arbiter when it changes type.
+#[derive(Debug)]
+pub(crate) struct Placement {
+    /// The room arbiters (at least one).
+    arbiters: Vec<ArbiterHandle>,
+    /// Per hotel and room type, the arbiter its next room goes to (mod their number).
+    next: HashMap<(HotelId, RoomTypeCode), usize>,
+}
+
+impl Placement {
+    /// Placement over `arbiters`, which must not be empty.
+    pub(crate) fn new(arbiters: Vec<ArbiterHandle>) -> Self {
+        assert!(!arbiters.is_empty(), "rooms need at least one arbiter");
+        Self {
+            arbiters,
+            next: HashMap::new(),
+        }
+    }
+
+    /// The index of the arbiter for a new room of type `room_type` in `hotel_id`.
+    fn pick(&mut self, hotel_id: &HotelId, room_type: &RoomTypeCode) -> usize {
+        let types_seen = self.next.len();
+        let next = self
+            .next
+            .entry((hotel_id.clone(), room_type.clone()))
+            .or_insert(types_seen);
+        let pick = *next % self.arbiters.len();
+        *next = next.wrapping_add(1);
+        pick
+    }
+
+    /// Starts a room actor on the arbiter picked for its type.
+    pub(crate) fn spawn_room(
+        &mut self,
+        state: RoomState,
+        journal: Journal<Event>,
+        shared: Arc<Shared>,
+        holds: HoldPeers,
+    ) -> Addr<RoomActor> {
+        let i = self.pick(&state.key.hotel_id, &state.room_type);
+        RoomActor::start_in_arbiter(&self.arbiters[i], move |_ctx| {
+            RoomActor::new(state, journal, shared, holds)
+        })
+    }
 }
 
 impl Handler<HoldEnded> for OrderSupervisor {
@@ -692,5 +722,49 @@ impl Handler<MoveReservation> for OrderSupervisor {
                 .await;
             moved.map(|(r, _)| r)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use innkeep_engine::{HotelId, RoomTypeCode};
+
+    use super::Placement;
+
+    /// Rooms set up in type order T0, T1, T2, T3, T0, … over two arbiters: every type gets
+    /// half its rooms on each arbiter (plain round-robin put all of T0 and T2 on one).
+    #[test]
+    fn every_room_type_is_spread_over_every_arbiter() {
+        let _system = actix::System::new();
+        let arbiters: Vec<_> = (0..2).map(|_| actix::Arbiter::new()).collect();
+        let mut placement = Placement::new(arbiters.iter().map(|a| a.handle()).collect());
+        let hotels = [HotelId::parse("H1").unwrap(), HotelId::parse("H2").unwrap()];
+        let types: Vec<RoomTypeCode> = (0..4)
+            .map(|t| RoomTypeCode::parse(&format!("T{t}")).unwrap())
+            .collect();
+        let mut rooms: HashMap<(usize, usize, usize), usize> = HashMap::new();
+        for (h, hotel) in hotels.iter().enumerate() {
+            for n in 0..1000 {
+                let t = n % types.len();
+                let arbiter = placement.pick(hotel, &types[t]);
+                *rooms.entry((h, t, arbiter)).or_default() += 1;
+            }
+        }
+        for h in 0..hotels.len() {
+            for t in 0..types.len() {
+                for arbiter in 0..2 {
+                    assert_eq!(
+                        rooms.get(&(h, t, arbiter)),
+                        Some(&125),
+                        "{h} T{t} {arbiter}"
+                    );
+                }
+            }
+        }
+        for a in arbiters {
+            a.stop();
+        }
     }
 }
