@@ -1,11 +1,11 @@
 //! The booking saga: validate and price, admit (idempotency key, hold cap), then ask the
 //! type's free rooms one after another until one takes the stay.
 //!
-//! It runs as a task on a room arbiter, not inside an actor: the rooms decide (each is
-//! the authority for its nights) and the [`Desk`] holds the little shared bookkeeping a
-//! booking needs before and after. The saga used to run on the order supervisor, which
-//! put every booking through one more actor and two more thread hand-offs; now a booking
-//! goes caller → arbiter → room (often the same thread) → journal → room → caller.
+//! It runs as a task, not inside an actor: the rooms decide (each is the authority for its
+//! nights) and the [`Desk`] holds the little shared bookkeeping a booking needs before and
+//! after. The saga used to run on the order supervisor, which put every booking through
+//! one more actor and two more thread hand-offs; now a booking goes caller's thread → room
+//! → journal → room → caller's thread.
 //!
 //! A spawned task, not the caller's future: a caller that gives up (a dropped HTTP
 //! request) must not stop a booking half-way, or its idempotency key would stay "in

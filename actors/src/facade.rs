@@ -169,7 +169,8 @@ struct Inner {
     supervisor: Addr<OrderSupervisor>,
     /// The payment supervisor.
     payments: Addr<PaymentSupervisor>,
-    /// The room arbiters; bookings run as tasks on them, round-robin.
+    /// The room arbiters; a booking called from outside any tokio runtime runs as a task
+    /// on them, round-robin.
     arbiters: Vec<ArbiterHandle>,
     /// The arbiter the next booking runs on.
     next_arbiter: AtomicUsize,

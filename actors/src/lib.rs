@@ -2,7 +2,7 @@
 //!
 //! - [`room::RoomActor`]: one per room; owns its [`innkeep_engine::RoomState`] and journals
 //!   its own events, so the journal's order is each room's decision order.
-//! - `booking`: the booking saga, a task on a room arbiter per booking; idempotency keys
+//! - `booking`: the booking saga, a task per booking on the caller's runtime; idempotency keys
 //!   and hold counts in a shared desk.
 //! - [`supervisor::OrderSupervisor`]: setup commands, hold expiry and charges, room moves,
 //!   the night audit.

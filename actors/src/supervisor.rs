@@ -39,7 +39,7 @@ pub struct OrderSupervisor {
     /// leaves when its room reports [`HoldEnded`].
     pending: HashMap<ReservationId, PendingHold>,
     /// This actor's own address, handed to the rooms it starts so they can report
-    /// [`HoldEnded`].
+    /// [`HoldStarted`] and [`HoldEnded`].
     me: HoldPeers,
     /// The payment supervisor: each new reservation's charge is created from here, once
     /// the booking is durable, so a caller that gave up cannot leave it uncharged.
@@ -58,7 +58,7 @@ pub struct OrderSupervisor {
 /// Who the supervisor tells about what it decided.
 #[derive(Debug)]
 pub(crate) struct Peers {
-    /// Itself, handed to rooms so they report holds that ended.
+    /// Itself, handed to rooms so they report holds that started and ended.
     pub me: HoldPeers,
     /// The payment supervisor, told about each new reservation.
     pub payments: Recipient<PaymentCreated>,
