@@ -213,7 +213,6 @@ pub(crate) async fn run(shared: Arc<Shared>, policy: BookingPolicy, job: Booking
         slot: slot.clone(),
         creator: creator.clone(),
         asking: None,
-        settled: false,
     };
     // 3. Candidates from the index; each room decides for itself.
     let idempotency = slot.as_ref().map(|(_, key)| IdempotencyRecord {
@@ -306,8 +305,6 @@ struct Settle {
     creator: Option<String>,
     /// The answer being waited for from a room, while one decides.
     asking: Option<oneshot::Receiver<BookResult>>,
-    /// Settled already.
-    settled: bool,
 }
 
 impl Settle {
@@ -319,8 +316,12 @@ impl Settle {
         answer
     }
 
+    /// Nothing left to settle: settled already, or the booking had no key and no creator.
+    fn is_settled(&self) -> bool {
+        self.slot.is_none() && self.creator.is_none()
+    }
+
     fn settle(&mut self, result: &BookResult) {
-        self.settled = true;
         let (slot, creator) = (self.slot.take(), self.creator.take());
         finish(&mut desk(&self.shared), slot, creator, result);
     }
@@ -328,7 +329,7 @@ impl Settle {
 
 impl Drop for Settle {
     fn drop(&mut self) {
-        if self.settled {
+        if self.is_settled() {
             return;
         }
         match self.asking.take() {

@@ -217,8 +217,8 @@ struct ReserveOrigin {
     reply: oneshot::Sender<BookResult>,
     /// The key the booking runs under.
     key: Option<IdempotencyKey>,
-    /// Whose hold slot it took.
-    created_by: Option<String>,
+    /// The booking (its creator took a hold slot).
+    draft: Arc<booking::Draft>,
 }
 
 impl ReserveOrigin {
@@ -226,7 +226,8 @@ impl ReserveOrigin {
     fn answer(self, room: &RoomActor, result: BookResult) {
         if let Err(result) = self.reply.send(result) {
             let slot = self.key.map(|k| (room.state.key.hotel_id.clone(), k));
-            booking::orphaned(&room.shared, slot, self.created_by, &result);
+            let creator = self.draft.created_by.clone();
+            booking::orphaned(&room.shared, slot, creator, &result);
         }
     }
 }
@@ -246,7 +247,7 @@ impl Handler<Reserve> for RoomActor {
         let origin = ReserveOrigin {
             reply: msg.reply,
             key: msg.idempotency.as_ref().map(|i| i.key.clone()),
-            created_by: msg.draft.created_by.clone(),
+            draft: msg.draft,
         };
         if let Err(e) = self.state.decide_reserve(&reservation) {
             tracing::debug!(error = %e, "room refused");
