@@ -35,9 +35,9 @@ pub struct Config {
     pub max_nights: u32,
     /// How far ahead a departure may be, in days.
     pub horizon_days: u32,
-    /// Threads hosting room actors; 0 = one per core.
-    pub arbiters: usize,
-    /// Most engine calls in flight before answering 503 `overloaded`.
+    /// Shards: threads hosting the room actors and serving HTTP; 0 = one per core.
+    pub shards: usize,
+    /// Most engine calls in flight per shard before answering 503 `overloaded`.
     pub max_in_flight: usize,
     /// Snapshot after this many events...
     pub snapshot_every_events: u64,
@@ -205,8 +205,8 @@ impl Default for Config {
             hold_seconds: 900,
             max_nights: 90,
             horizon_days: 730,
-            arbiters: 0,
-            max_in_flight: 16_384,
+            shards: 0,
+            max_in_flight: innkeep_actors::DEFAULT_MAX_IN_FLIGHT,
             snapshot_every_events: 100_000,
             snapshot_every_seconds: 300,
             night_audit_time: "04:00".to_owned(),
@@ -262,7 +262,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("INNKEEP_HOLD_SECONDS", "hold_seconds"),
     ("INNKEEP_MAX_NIGHTS", "max_nights"),
     ("INNKEEP_HORIZON_DAYS", "horizon_days"),
-    ("INNKEEP_ARBITERS", "arbiters"),
+    ("INNKEEP_SHARDS", "shards"),
     ("INNKEEP_MAX_IN_FLIGHT", "max_in_flight"),
     ("INNKEEP_SNAPSHOT_EVERY_EVENTS", "snapshot_every_events"),
     ("INNKEEP_SNAPSHOT_EVERY_SECONDS", "snapshot_every_seconds"),
@@ -379,7 +379,7 @@ impl Config {
             "INNKEEP_HOLD_SECONDS" => self.hold_seconds = num(name, value)?,
             "INNKEEP_MAX_NIGHTS" => self.max_nights = num(name, value)?,
             "INNKEEP_HORIZON_DAYS" => self.horizon_days = num(name, value)?,
-            "INNKEEP_ARBITERS" => self.arbiters = num(name, value)?,
+            "INNKEEP_SHARDS" => self.shards = num(name, value)?,
             "INNKEEP_MAX_IN_FLIGHT" => self.max_in_flight = num(name, value)?,
             "INNKEEP_SNAPSHOT_EVERY_EVENTS" => self.snapshot_every_events = num(name, value)?,
             "INNKEEP_SNAPSHOT_EVERY_SECONDS" => self.snapshot_every_seconds = num(name, value)?,
@@ -470,9 +470,10 @@ impl Config {
         self.night_audit()?;
         range("max_nights", self.max_nights, 1, 730)?;
         range("horizon_days", self.horizon_days, 1, 3650)?;
-        range("arbiters", self.arbiters, 0, 256)?;
-        // Above the mailbox capacity a busy actor could park a `send` instead of the engine
-        // answering `overloaded` at once.
+        range("shards", self.shards, 0, innkeep_actors::shards::MAX_SHARDS)?;
+        // Per shard. Above the mailbox capacity a busy actor could park a `send` instead of
+        // the engine answering `overloaded` at once (the engine also caps all shards'
+        // allowances together at that capacity).
         range(
             "max_in_flight",
             self.max_in_flight,
@@ -713,7 +714,7 @@ impl Config {
                 max_nights: self.max_nights,
                 horizon_days: self.horizon_days,
             },
-            arbiters: self.arbiters,
+            shards: self.shards,
             max_in_flight: self.max_in_flight,
             sync,
             snapshot_every_events: self.snapshot_every_events,

@@ -113,9 +113,11 @@ fn serve(
         SyncMode::Fdatasync
     };
     let mode = if demo { Mode::Demo } else { Mode::Plain };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // This thread only orchestrates start-up, signals and shutdown; requests are served on
+    // the shards (see `server`), so it needs no more than a current-thread runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("innkeep-http")
+        .thread_name("innkeep-main")
         .build()?;
     let shutdown = {
         let _inside = runtime.enter();

@@ -1,4 +1,11 @@
-//! `innkeep serve`: listen at once, recover, then serve the API until a shutdown signal.
+//! `innkeep serve`: start the shards, listen on every one of them at once, recover, then
+//! serve the API until a shutdown signal.
+//!
+//! HTTP is served on the shards themselves: each shard thread has its own listening socket
+//! on the configured address (`SO_REUSEPORT`, so the kernel deals connections among them)
+//! and runs axum on its own runtime, where its room actors run too. A request is parsed,
+//! decided and answered on one thread whenever its room is local. The thread this function
+//! runs on only orchestrates (signals, start-up, shutdown) and serves no request.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,7 +16,7 @@ use anyhow::Context;
 use axum::body::Body;
 use axum::http::{header, Request, Response, StatusCode};
 use axum::Router;
-use innkeep_actors::{Engine, Sandbox, SyncMode};
+use innkeep_actors::{Engine, Sandbox, Shards, SyncMode};
 use innkeep_http::{AppState, ClientAddr, LimitedListener, PaymentConfig};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -42,10 +49,15 @@ pub async fn run(
     let auth = config.auth()?;
     // Before the engine starts, so recovery and the journal already record into it.
     innkeep_http::metrics::install();
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("config key `listen`: cannot listen on {}", config.listen))?;
-    let local = listener.local_addr()?;
+    let shards = Shards::start(config.shards).context("starting the shard threads")?;
+    let listeners = match bind_all(config.listen, shards.len()) {
+        Ok(l) => l,
+        Err(e) => {
+            shards.stop();
+            return Err(e);
+        }
+    };
+    let local = listeners[0].local_addr()?;
     if auth.is_open() {
         tracing::warn!(
             %local,
@@ -53,7 +65,8 @@ pub async fn run(
              loopback address; configure keys (innkeep keygen) before exposing it"
         );
     }
-    let listener = LimitedListener::new(listener, config.limits.max_connections);
+    // The connection limit is split among the shards' listeners.
+    let per_shard_connections = config.limits.max_connections.div_ceil(shards.len());
 
     // Until recovery is done every route but /healthz answers 503 `not_ready`.
     let api: Arc<OnceLock<Router>> = Arc::default();
@@ -70,17 +83,28 @@ pub async fn run(
         }))
     };
     let stop = CancellationToken::new();
-    let server = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<ClientAddr>(),
-            )
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        })
-    };
+    let mut served = Vec::with_capacity(listeners.len());
+    for (shard, listener) in listeners.into_iter().enumerate() {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let (app, stop) = (app.clone(), stop.clone());
+        shards.spawn(shard, async move {
+            // Registered with this shard's reactor, so its connections are polled here.
+            let result = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    axum::serve(
+                        LimitedListener::new(listener, per_shard_connections),
+                        app.into_make_service_with_connect_info::<ClientAddr>(),
+                    )
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            let _ = done.send(result);
+        });
+        served.push(finished);
+    }
+    let server = futures_join(served);
     tracing::info!(%local, "listening; recovering");
 
     let secret = match (&config.payment.secret, mode) {
@@ -98,6 +122,7 @@ pub async fn run(
             if secret.is_empty() {
                 stop.cancel();
                 let _ = server.await;
+                shards.stop();
                 anyhow::bail!(
                     "config key `payment.secret`: payment.provider = \"sandbox\" signs its \
                      callbacks with it, so it must be set"
@@ -117,14 +142,24 @@ pub async fn run(
             Some(sandbox)
         }
     };
-    let started = tokio::task::spawn_blocking(move || Engine::start(engine_config))
+    let started = {
+        let shards = shards.clone();
+        tokio::task::spawn_blocking(move || {
+            Engine::start_on(
+                shards,
+                engine_config,
+                Box::new(innkeep_persistence::FsStorage::new()),
+            )
+        })
         .await
-        .context("recovery thread failed")?;
+        .context("recovery thread failed")?
+    };
     let engine = match started {
         Ok(engine) => engine,
         Err(e) => {
             stop.cancel();
             let _ = server.await;
+            shards.stop();
             return Err(e).with_context(|| {
                 format!("cannot start from data dir {}", config.data_dir.display())
             });
@@ -169,15 +204,63 @@ pub async fn run(
     streams.cancel();
     stop.cancel();
     match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error"),
-        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+        Ok(results) => {
+            for result in results {
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "server error"),
+                    Err(_) => tracing::error!("a shard's server ended without a word"),
+                }
+            }
+        }
         Err(_) => tracing::warn!("requests still running after the drain timeout; stopping anyway"),
     }
+    // Stops the shards too, dropping any connection still open.
     tokio::task::spawn_blocking(move || engine.shutdown())
         .await
         .context("engine shutdown")?;
     Ok(())
+}
+
+/// Waits for every shard's server to end.
+async fn futures_join<T>(
+    served: Vec<tokio::sync::oneshot::Receiver<T>>,
+) -> Vec<Result<T, tokio::sync::oneshot::error::RecvError>> {
+    let mut results = Vec::with_capacity(served.len());
+    for s in served {
+        results.push(s.await);
+    }
+    results
+}
+
+/// One listening socket per shard on `addr`, all on the same port (`SO_REUSEPORT`: the
+/// kernel deals incoming connections among them). With port 0 the first socket picks the
+/// port and the others join it. Handed over as std sockets, to be registered with each
+/// shard's own runtime there.
+fn bind_all(addr: std::net::SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    /// Pending connections the kernel queues per socket (it caps this at
+    /// `net.core.somaxconn`); a burst of thousands of connects waits here, not refused.
+    const BACKLOG: u32 = 4096;
+    let mut addr = addr;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let bound = (|| {
+            let socket = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.set_reuseport(true)?;
+            socket.set_nodelay(true)?;
+            socket.bind(addr)?;
+            socket.listen(BACKLOG)?.into_std()
+        })()
+        .with_context(|| format!("config key `listen`: cannot listen on {addr}"))?;
+        addr = bound.local_addr()?;
+        out.push(bound);
+    }
+    Ok(out)
 }
 
 fn recovering(req: &Request<Body>) -> Response<Body> {

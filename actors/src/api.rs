@@ -11,6 +11,11 @@ use innkeep_engine::{
 };
 pub use innkeep_persistence::SyncMode;
 
+/// Default for [`EngineConfig::max_in_flight`] (per shard). Measured with the load
+/// generator at 2 000 connections (BENCHMARKS.md, (h)): enough to keep a shard and the
+/// journal busy, small enough that an admitted booking waits milliseconds, not seconds.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+
 /// Default for [`EngineConfig::max_holds_per_creator`].
 pub const DEFAULT_MAX_HOLDS_PER_CREATOR: usize = 50;
 
@@ -28,10 +33,14 @@ pub struct EngineConfig {
     pub hold_seconds: u64,
     /// Stay rules (max nights, horizon).
     pub limits: StayLimits,
-    /// Arbiters (threads) hosting room actors; 0 means one per core.
-    pub arbiters: usize,
-    /// Most requests in flight inside the engine at once; past it calls fail fast with
-    /// `Overloaded` instead of queuing without limit. Capped at
+    /// Shards (threads, one actix arbiter each) hosting the room actors, and in the server
+    /// the HTTP connections too; 0 means one per core. Ignored by [`crate::Engine::start_on`],
+    /// which is given its shards.
+    pub shards: usize,
+    /// Most calls in flight inside the engine at once *per shard* (calls made from threads
+    /// that are not shards share one more such allowance); past it a call fails at once
+    /// with `Overloaded` (503 + `Retry-After`) instead of queuing, so latency stays bounded
+    /// under overload. All shards' allowances together are capped at
     /// [`crate::room::ROOM_MAILBOX`], so no actor mailbox can fill up.
     pub max_in_flight: usize,
     /// fdatasync per journal batch, or not (benchmarks only).
@@ -74,8 +83,8 @@ impl EngineConfig {
             data_dir: data_dir.into(),
             hold_seconds: 900,
             limits: StayLimits::default(),
-            arbiters: 0,
-            max_in_flight: 16_384,
+            shards: 0,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             sync: SyncMode::Fdatasync,
             snapshot_every_events: 100_000,
             snapshot_every: Duration::from_secs(300),

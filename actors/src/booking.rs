@@ -255,7 +255,9 @@ pub(crate) async fn run(shared: Arc<Shared>, policy: BookingPolicy, job: Booking
                         hotel_id: req.hotel_id.clone(),
                         number: number.clone(),
                     };
-                    read(&shared.rooms).get(&key).map(|addr| addr.try_send(msg))
+                    read(&shared.rooms)
+                        .get(&key)
+                        .map(|hosted| hosted.addr.try_send(msg))
                 };
                 match sent {
                     Some(Ok(())) => {}
@@ -405,31 +407,52 @@ fn admit(
 }
 
 /// Up to [`CANDIDATES_PER_ROUND`] rooms not yet tried that the index shows free for the
-/// whole stay (or the one room asked for).
+/// whole stay (or the one room asked for). Local first: on a shard, the rooms hosted by that
+/// shard come before any other, so the booking crosses to another shard's thread only when
+/// none of its own can take the stay.
 fn candidates(
     shared: &Shared,
     req: &innkeep_engine::BookRequest,
     start: usize,
     tried: &HashSet<RoomNumber>,
 ) -> Vec<RoomNumber> {
-    match &req.room {
-        Some(n) if tried.contains(n) => Vec::new(),
-        Some(n) => vec![n.clone()],
-        None => read(&shared.index).candidates_from(
+    let find = |skip: &dyn Fn(&RoomNumber) -> bool| {
+        read(&shared.index).candidates_from(
             &req.hotel_id,
             &req.room_type,
             &req.stay,
             start,
             CANDIDATES_PER_ROUND,
-            |n| tried.contains(n),
-        ),
+            skip,
+        )
+    };
+    match &req.room {
+        Some(n) if tried.contains(n) => Vec::new(),
+        Some(n) => vec![n.clone()],
+        None => {
+            if let Some(here) = crate::shards::current() {
+                let rooms = read(&shared.rooms);
+                let elsewhere = |n: &RoomNumber| {
+                    let key = RoomKey {
+                        hotel_id: req.hotel_id.clone(),
+                        number: n.clone(),
+                    };
+                    rooms.get(&key).is_none_or(|h| h.shard != here)
+                };
+                let local = find(&|n| tried.contains(n) || elsewhere(n));
+                if !local.is_empty() {
+                    return local;
+                }
+            }
+            find(&|n| tried.contains(n))
+        }
     }
 }
 
 /// An idempotent replay: the reservation the key made, as it is now.
 async fn replay(shared: &Shared, existing: ReservationId) -> BookResult {
     let key = read(&shared.locator).get(&existing).cloned();
-    let addr = key.and_then(|k| read(&shared.rooms).get(&k).cloned());
+    let addr = key.and_then(|k| read(&shared.rooms).get(&k).map(|h| h.addr.clone()));
     let addr = addr.ok_or(DomainError::NotFound("reservation"))?;
     addr.send(GetReservation(existing))
         .await

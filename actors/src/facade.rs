@@ -31,6 +31,7 @@ use crate::room::{
     ApplyPayment, ChangeReservation, ClearOutOfOrder, GetDay, GetReservation, GetView, HoldEnded,
     HoldPeers, HoldStarted, RoomActor, SetHousekeeping, SetOutOfOrder,
 };
+use crate::shards::{self, Shards};
 use crate::shared::{read, write, Shared};
 use crate::snapshotter::{self, SnapshotPolicy};
 use crate::supervisor::{
@@ -169,30 +170,40 @@ struct Inner {
     supervisor: Addr<OrderSupervisor>,
     /// The payment supervisor.
     payments: Addr<PaymentSupervisor>,
-    /// The room arbiters; a booking called from outside any tokio runtime runs as a task
-    /// on them, round-robin.
-    arbiters: Vec<ArbiterHandle>,
-    /// The arbiter the next booking runs on.
-    next_arbiter: AtomicUsize,
+    /// The shards hosting the rooms (and, in the server, HTTP); a booking called from
+    /// outside any tokio runtime runs as a task on them, round-robin.
+    shards: Shards,
+    /// The shard the next booking from outside any runtime runs on.
+    next_shard: AtomicUsize,
     /// Hold length, stay rules and hold cap, for bookings.
     policy: BookingPolicy,
     /// The journal (to drain it on shutdown and report health).
     journal: Journal<Event>,
-    /// Calls currently inside the engine; bounded by `config.max_in_flight`.
-    in_flight: AtomicUsize,
+    /// Calls currently inside the engine, one counter per shard plus a last one for callers
+    /// on no shard (an embedder's own threads); each bounded by [`Inner::admit_per_shard`].
+    /// Per shard, so a shard flooded with requests sheds its own excess without touching a
+    /// counter every other shard writes.
+    in_flight: Box<[Counter]>,
+    /// What each counter of `in_flight` may reach: `config.max_in_flight`, capped so that
+    /// all of them together stay below a room's mailbox capacity (every call may target one
+    /// room), so a `send` never parks and a full shard answers `Overloaded` at once.
+    admit_per_shard: usize,
     /// Set once shutdown began: new calls are refused.
     stopping: AtomicBool,
-    /// The actor system, to stop it.
-    system: System,
-    /// Threads to join on shutdown: the actor system's, then the snapshotter's.
+    /// Threads to join on shutdown: the snapshotter's.
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
+
+/// An in-flight counter on a cache line of its own, so shards do not share one.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Counter(AtomicUsize);
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("data_dir", &self.inner.config.data_dir)
-            .field("in_flight", &self.inner.in_flight.load(Ordering::Relaxed))
+            .field("in_flight", &self.in_flight())
             .finish_non_exhaustive()
     }
 }
@@ -221,6 +232,23 @@ impl Engine {
     /// [`Engine::start`] with the journal's file operations going through `storage`, e.g.
     /// a [`innkeep_persistence::FaultyStorage`] that fails chosen writes or syncs.
     pub fn start_with_storage(
+        config: EngineConfig,
+        storage: Box<dyn Storage>,
+    ) -> Result<Engine, StartError> {
+        let shards =
+            Shards::start(config.shards).map_err(|e| StartError::Actors(e.to_string()))?;
+        let started = Engine::start_on(shards.clone(), config, storage);
+        if started.is_err() {
+            shards.stop();
+        }
+        started
+    }
+
+    /// [`Engine::start_with_storage`] on shards the caller started already (the server
+    /// starts them first, to answer HTTP on them while recovery runs). The engine takes
+    /// them over: its shutdown stops them. On error the shards are left running.
+    pub fn start_on(
+        shards: Shards,
         config: EngineConfig,
         storage: Box<dyn Storage>,
     ) -> Result<Engine, StartError> {
@@ -326,11 +354,6 @@ impl Engine {
             .collect();
         let rooms: Vec<_> = state.rooms.values().cloned().collect();
         let idempotency = state.idempotency.clone();
-        let arbiters = if config.arbiters == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            config.arbiters
-        };
         let hold =
             SignedDuration::from_secs(i64::try_from(config.hold_seconds).unwrap_or(i64::MAX));
 
@@ -345,69 +368,66 @@ impl Engine {
             max_holds_per_creator: config.max_holds_per_creator,
             night_audit_time: config.night_audit_time,
         };
-        let system_thread = std::thread::Builder::new()
-            .name("innkeep-actors".into())
-            .spawn(move || {
-                let system = System::new();
-                system.block_on(async move {
-                    // One arbiter (thread) per core hosts the rooms; the supervisor runs
-                    // on the system arbiter.
-                    let handles: Vec<ArbiterHandle> =
-                        (0..arbiters).map(|_| Arbiter::new().handle()).collect();
-                    // The supervisor's address exists before it runs, so the rooms can be
-                    // given it (they report ended holds to it).
-                    let sup_ctx: Context<OrderSupervisor> = Context::new();
-                    // Likewise the payment supervisor's: rooms tell it about owed refunds.
-                    let pay_ctx: Context<PaymentSupervisor> = Context::new();
-                    let _ = actor_shared
-                        .payments
-                        .set(pay_ctx.address().recipient::<RefundDue>());
-                    let hold_peers = HoldPeers {
-                        started: sup_ctx.address().recipient::<HoldStarted>(),
-                        ended: sup_ctx.address().recipient::<HoldEnded>(),
-                    };
-                    // The supervisor goes on placing new rooms where start-up left off.
-                    let mut placement = supervisor::Placement::new(handles.clone());
-                    for room in rooms {
-                        let key = room.key.clone();
-                        let addr = placement.spawn_room(
-                            room,
-                            actor_journal.clone(),
-                            actor_shared.clone(),
-                            hold_peers.clone(),
-                        );
-                        write(&actor_shared.rooms).insert(key, addr);
-                    }
-                    let payments = pay_ctx.run(PaymentSupervisor::new(
-                        actor_shared.clone(),
-                        payment_policy,
-                        open_payments,
-                        owed_refunds,
-                        Arc::default(),
-                    ));
-                    let sup = sup_ctx.run(OrderSupervisor::new(
-                        actor_shared,
-                        actor_journal,
-                        placement,
-                        idempotency,
-                        pending,
-                        policy,
-                        Peers {
-                            me: hold_peers,
-                            payments: payments.clone().recipient::<PaymentCreated>(),
-                        },
-                    ));
-                    let _ = up_tx.send((System::current(), sup, payments, handles));
-                });
-                if let Err(e) = system.run() {
-                    tracing::error!(error = %e, "actor system stopped with an error");
-                }
-            })
-            .map_err(|e| StartError::Actors(e.to_string()))?;
-        let (system, supervisor, payments, arbiters) = up_rx
+        let handles = shards.arbiters().to_vec();
+        // The supervisors run on the system thread, which is not a shard; the rooms are
+        // placed on the shards from there.
+        let spawned = shards.on_system(move || {
+            // The supervisor's address exists before it runs, so the rooms can be given it
+            // (they report ended holds to it).
+            let sup_ctx: Context<OrderSupervisor> = Context::new();
+            // Likewise the payment supervisor's: rooms tell it about owed refunds.
+            let pay_ctx: Context<PaymentSupervisor> = Context::new();
+            let _ = actor_shared
+                .payments
+                .set(pay_ctx.address().recipient::<RefundDue>());
+            let hold_peers = HoldPeers {
+                started: sup_ctx.address().recipient::<HoldStarted>(),
+                ended: sup_ctx.address().recipient::<HoldEnded>(),
+            };
+            // The supervisor goes on placing new rooms where start-up left off.
+            let mut placement = supervisor::Placement::new(handles);
+            for room in rooms {
+                let key = room.key.clone();
+                let hosted = placement.spawn_room(
+                    room,
+                    actor_journal.clone(),
+                    actor_shared.clone(),
+                    hold_peers.clone(),
+                );
+                write(&actor_shared.rooms).insert(key, hosted);
+            }
+            let payments = pay_ctx.run(PaymentSupervisor::new(
+                actor_shared.clone(),
+                payment_policy,
+                open_payments,
+                owed_refunds,
+                Arc::default(),
+            ));
+            let sup = sup_ctx.run(OrderSupervisor::new(
+                actor_shared,
+                actor_journal,
+                placement,
+                idempotency,
+                pending,
+                policy,
+                Peers {
+                    me: hold_peers,
+                    payments: payments.clone().recipient::<PaymentCreated>(),
+                },
+            ));
+            let _ = up_tx.send((sup, payments));
+        });
+        if !spawned {
+            return Err(StartError::Actors("the shards have stopped".into()));
+        }
+        let (supervisor, payments) = up_rx
             .recv()
             .map_err(|_| StartError::Actors("actor system failed to start".into()))?;
 
+        // Every shard's counter together stays below a room mailbox's capacity.
+        let admit_per_shard = config
+            .max_in_flight
+            .min(crate::room::ROOM_MAILBOX / (shards.len() + 1));
         let snapshot_thread = snapshotter::spawn(
             batches_rx,
             state,
@@ -429,14 +449,14 @@ impl Engine {
                 shared,
                 supervisor,
                 payments,
-                arbiters,
-                next_arbiter: AtomicUsize::new(0),
+                admit_per_shard,
+                in_flight: (0..=shards.len()).map(|_| Counter::default()).collect(),
+                shards,
+                next_shard: AtomicUsize::new(0),
                 policy,
                 journal,
-                in_flight: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
-                system,
-                threads: Mutex::new(vec![system_thread, snapshot_thread]),
+                threads: Mutex::new(vec![snapshot_thread]),
             }),
         })
     }
@@ -461,7 +481,11 @@ impl Engine {
     /// by this counter rather than by mailbox length, so it is the honest measure of how
     /// full the actors' mailboxes are; exported as a gauge.
     pub fn in_flight(&self) -> usize {
-        self.inner.in_flight.load(Ordering::Relaxed)
+        self.inner
+            .in_flight
+            .iter()
+            .map(|c| c.0.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Events queued for the journal writer and not yet in a batch (see
@@ -492,7 +516,9 @@ impl Engine {
         if self.inner.stopping.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.inner.system.stop();
+        // Actors first (no new events), then the journal (drains what is queued), then
+        // the snapshotter (its input ends with the journal; it writes a final snapshot).
+        self.inner.shards.stop();
         let threads: Vec<JoinHandle<()>> = std::mem::take(
             &mut *self
                 .inner
@@ -500,12 +526,6 @@ impl Engine {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        let mut threads = threads.into_iter();
-        // Actors first (no new events), then the journal (drains what is queued), then
-        // the snapshotter (its input ends with the journal; it writes a final snapshot).
-        if let Some(actors) = threads.next() {
-            let _ = actors.join();
-        }
         self.inner.journal.shutdown();
         for t in threads {
             let _ = t.join();
@@ -517,17 +537,13 @@ impl Engine {
         if self.inner.stopping.load(Ordering::Acquire) {
             return Err(EngineError::ShuttingDown);
         }
-        let before = self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
-        let slot = Slot(&self.inner.in_flight);
-        // Capped at the mailbox capacity: below it no actor's mailbox can fill, so a `send`
-        // never parks and a full engine answers `Overloaded` at once.
-        if before
-            >= self
-                .inner
-                .config
-                .max_in_flight
-                .min(crate::room::ROOM_MAILBOX)
-        {
+        let shard = shards::current().map_or(self.inner.shards.len(), |s| {
+            s.min(self.inner.shards.len())
+        });
+        let counter = &self.inner.in_flight[shard].0;
+        let before = counter.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(counter);
+        if before >= self.inner.admit_per_shard {
             return Err(EngineError::Overloaded);
         }
         Ok(slot)
@@ -716,9 +732,8 @@ impl Engine {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             drop(rt.spawn(task));
         } else {
-            let n = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed);
-            let arbiter = &self.inner.arbiters[n % self.inner.arbiters.len()];
-            if !arbiter.spawn(task) {
+            let n = self.inner.next_shard.fetch_add(1, Ordering::Relaxed);
+            if !self.inner.shards.spawn(n, task) {
                 return Err(EngineError::ShuttingDown);
             }
         }
@@ -728,7 +743,7 @@ impl Engine {
     fn room_addr(&self, key: &RoomKey) -> Result<Addr<RoomActor>, EngineError> {
         read(&self.inner.shared.rooms)
             .get(key)
-            .cloned()
+            .map(|hosted| hosted.addr.clone())
             .ok_or(EngineError::Domain(DomainError::NotFound("room")))
     }
 

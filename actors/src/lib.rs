@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod payments;
 pub mod room;
 pub mod sandbox;
+pub mod shards;
 mod shared;
 mod snapshotter;
 pub mod supervisor;
@@ -27,9 +28,10 @@ pub mod supervisor;
 pub use api::{
     Availability, BookInput, DayReservation, EngineConfig, EngineError, FrontDeskDay,
     OutOfOrderView, RoomView, StartError, SyncMode, TypeAvailability,
-    DEFAULT_MAX_HOLDS_PER_CREATOR, DEFAULT_NIGHT_AUDIT_TIME,
+    DEFAULT_MAX_HOLDS_PER_CREATOR, DEFAULT_MAX_IN_FLIGHT, DEFAULT_NIGHT_AUDIT_TIME,
 };
 pub use clock::{Clock, ManualTime};
+pub use shards::Shards;
 pub use facade::{recover_state, recover_state_with_history, Engine, Recovered, METRIC_BOOKINGS};
 pub use gateway::{
     ChargeIntent, GatewayError, GatewayFuture, GatewayStatus, PaymentGateway, RefundRequest,

@@ -191,7 +191,7 @@ impl PaymentSupervisor {
             )))?;
         read(&shared.rooms)
             .get(&key)
-            .cloned()
+            .map(|h| h.addr.clone())
             .ok_or(EngineError::Domain(innkeep_engine::DomainError::NotFound(
                 "room",
             )))

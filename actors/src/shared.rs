@@ -24,8 +24,8 @@ pub(crate) struct Shared {
     pub index: RwLock<AvailabilityIndex>,
     /// Reservation → the room holding it. Written by the supervisor once a booking is durable.
     pub locator: RwLock<IdMap<RoomKey>>,
-    /// Room → its actor's address.
-    pub rooms: RwLock<HashMap<RoomKey, Addr<RoomActor>>>,
+    /// Room → its actor and the shard it runs on.
+    pub rooms: RwLock<HashMap<RoomKey, Hosted>>,
     /// The payment supervisor, told by rooms when a reservation newly owes a refund. Set
     /// once at start-up before any room runs.
     pub payments: OnceLock<Recipient<crate::payments::RefundDue>>,
@@ -33,6 +33,16 @@ pub(crate) struct Shared {
     pub desk: std::sync::Mutex<crate::booking::Desk>,
     /// Where every actor reads "now".
     pub clock: crate::clock::Clock,
+}
+
+/// A room actor and where it runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Hosted {
+    /// The actor.
+    pub addr: Addr<RoomActor>,
+    /// The index of the shard hosting it ([`crate::shards::current`] there), so a booking
+    /// can ask the rooms of its own shard first.
+    pub shard: usize,
 }
 
 /// Read lock that survives poisoning: a panicking writer never leaves these views

@@ -22,7 +22,7 @@ use crate::room::{
     journal_error, BeginMove, ChangeReservation, FinishMove, GetReservation, HoldEnded, HoldPeers,
     HoldStarted, MoveIn, MoveOutcome, NightAudit, Retype, RoomActor, ROOM_MAILBOX,
 };
-use crate::shared::{read, write, Shared};
+use crate::shared::{read, write, Hosted, Shared};
 
 /// The supervisor.
 #[derive(Debug)]
@@ -176,7 +176,7 @@ impl OrderSupervisor {
                                     hotel_id: id.clone(),
                                     number: n.clone(),
                                 })
-                                .cloned()
+                                .map(|h| h.addr.clone())
                         })
                         .collect();
                     Some((id.clone(), date, addrs))
@@ -211,7 +211,7 @@ impl OrderSupervisor {
     }
 
     /// Starts a room actor on the next arbiter.
-    pub(crate) fn spawn_room(&mut self, state: RoomState) -> Addr<RoomActor> {
+    pub(crate) fn spawn_room(&mut self, state: RoomState) -> Hosted {
         self.placement.spawn_room(
             state,
             self.journal.clone(),
@@ -303,7 +303,7 @@ impl OrderSupervisor {
             .ok()?
             .time_zone
             .today(now);
-        let addr = read(&self.shared.rooms).get(&key).cloned()?;
+        let addr = read(&self.shared.rooms).get(&key)?.addr.clone();
         Some((addr, today))
     }
 }
@@ -351,11 +351,12 @@ impl Placement {
         journal: Journal<Event>,
         shared: Arc<Shared>,
         holds: HoldPeers,
-    ) -> Addr<RoomActor> {
-        let i = self.pick(&state.key.hotel_id, &state.room_type);
-        RoomActor::start_in_arbiter(&self.arbiters[i], move |_ctx| {
+    ) -> Hosted {
+        let shard = self.pick(&state.key.hotel_id, &state.room_type);
+        let addr = RoomActor::start_in_arbiter(&self.arbiters[shard], move |_ctx| {
             RoomActor::new(state, journal, shared, holds)
-        })
+        });
+        Hosted { addr, shard }
     }
 }
 
@@ -553,15 +554,15 @@ impl Handler<PutRoom> for OrderSupervisor {
                 let room_type = msg.room_type;
                 let done = self.persist_setup(event, ctx, move |act| {
                     write(&act.shared.index).put_room(&key, &room_type);
-                    let addr = act.spawn_room(RoomState::new(key.clone(), room_type));
-                    write(&act.shared.rooms).insert(key, addr);
+                    let hosted = act.spawn_room(RoomState::new(key.clone(), room_type));
+                    write(&act.shared.rooms).insert(key, hosted);
                 });
                 Box::pin(async move { done.await.map(|()| upsert) })
             }
             Upsert::Updated => {
                 // The room decides whether it may change type (it knows its reservations)
                 // and journals the change itself, in order with its bookings.
-                let Some(addr) = read(&self.shared.rooms).get(&key).cloned() else {
+                let Some(addr) = read(&self.shared.rooms).get(&key).map(|h| h.addr.clone()) else {
                     return Box::pin(async move { Err(DomainError::NotFound("room").into()) });
                 };
                 let shared = self.shared.clone();
@@ -670,7 +671,8 @@ impl Handler<MoveReservation> for OrderSupervisor {
             };
             let (source, target) = {
                 let rooms = read(&shared.rooms);
-                (rooms.get(&from).cloned(), rooms.get(&to).cloned())
+                let addr = |key: &RoomKey| rooms.get(key).map(|h| h.addr.clone());
+                (addr(&from), addr(&to))
             };
             let source = source.ok_or(DomainError::NotFound("reservation"))?;
             let target = target.ok_or(DomainError::NotFound("room"))?;
