@@ -90,7 +90,7 @@ pub fn recover_state_with_history(
     let mut state = state;
     let mut locator = std::mem::take(&mut state.locator);
     let replay = std::thread::Builder::new()
-        .name("innkeep-replay".into())
+        .name(crate::crash::REPLAY_THREAD.into())
         .spawn(move || {
             let mut state = state;
             for batch in replay_rx {
@@ -122,6 +122,8 @@ pub fn recover_state_with_history(
         let _ = batches.send(batch);
     }
     drop(batches);
+    // Under an engine the crash hook aborts on a replay panic first; `recover_state`
+    // called on its own reports it.
     let mut state = replay
         .join()
         .map_err(|_| StartError::Actors("replay thread panicked".into()))?;
@@ -220,10 +222,17 @@ impl Engine {
 
     /// [`Engine::start`] with the journal's file operations going through `storage`, e.g.
     /// a [`innkeep_persistence::FaultyStorage`] that fails chosen writes or syncs.
+    ///
+    /// Supervision is crash-only: the first start in a process installs a process-wide
+    /// panic hook, chained to the one before it. A panic on a thread of the engine (its
+    /// actix threads, journal writer, snapshotter, replay) or in a booking saga is logged
+    /// with `tracing::error!` and aborts the process; the next start recovers from the
+    /// journal. Panics on every other thread go to the previous hook as before.
     pub fn start_with_storage(
         config: EngineConfig,
         storage: Box<dyn Storage>,
     ) -> Result<Engine, StartError> {
+        crate::crash::install();
         let started = Instant::now();
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
@@ -280,6 +289,7 @@ impl Engine {
             // Filled by the order supervisor as it starts, before any booking can run.
             desk: Default::default(),
             clock: config.clock.clone(),
+            faults: config.faults.clone(),
         });
         // Open payments (for reconciliation) and owed refunds (the durable retry queue),
         // rebuilt from the recovered state.
@@ -346,9 +356,11 @@ impl Engine {
             night_audit_time: config.night_audit_time,
         };
         let system_thread = std::thread::Builder::new()
-            .name("innkeep-actors".into())
+            .name(crate::crash::ACTORS_THREAD.into())
             .spawn(move || {
                 let system = System::new();
+                // Before any arbiter starts: a panic on one of them aborts the process.
+                crate::crash::engine_system(System::current().id());
                 system.block_on(async move {
                     // One arbiter (thread) per core hosts the rooms; the supervisor runs
                     // on the system arbiter.
@@ -709,8 +721,11 @@ impl Engine {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let shared = self.inner.shared.clone();
         let policy = self.inner.policy;
+        // Crash-only like the engine's threads: the saga may run on the caller's runtime,
+        // where a panic would otherwise only end the task with the desk half-updated.
         let task = async move {
-            let _ = tx.send(booking::run(shared, policy, job).await);
+            let run = booking::run(shared, policy, job);
+            let _ = tx.send(crate::crash::abort_on_panic("booking", run).await);
         };
         // A task of its own, so a caller that gives up does not stop the booking midway.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {

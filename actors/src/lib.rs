@@ -10,10 +10,13 @@
 //!   payment provider ([`gateway::PaymentGateway`]; [`sandbox::Sandbox`] built in).
 //! - The snapshot thread keeps a shadow state from committed journal batches.
 //! - [`Engine`]: starts all of it from an [`EngineConfig`] and offers typed async calls.
+//! - Supervision is crash-only: starting an engine installs a process-wide panic hook that
+//!   aborts the process when a thread of the engine panics (see `crash`).
 
 pub mod api;
 mod booking;
 pub mod clock;
+mod crash;
 mod facade;
 pub mod feed;
 pub mod gateway;
@@ -25,7 +28,7 @@ mod snapshotter;
 pub mod supervisor;
 
 pub use api::{
-    Availability, BookInput, DayReservation, EngineConfig, EngineError, FrontDeskDay,
+    Availability, BookInput, DayReservation, EngineConfig, EngineError, Faults, FrontDeskDay,
     OutOfOrderView, RoomView, StartError, SyncMode, TypeAvailability,
     DEFAULT_MAX_HOLDS_PER_CREATOR, DEFAULT_NIGHT_AUDIT_TIME,
 };
@@ -56,3 +59,6 @@ mod hold_cap_tests;
 
 #[cfg(test)]
 mod front_desk_tests;
+
+#[cfg(test)]
+mod crash_tests;
