@@ -237,7 +237,10 @@ async fn futures_join<T>(
 /// kernel deals incoming connections among them). With port 0 the first socket picks the
 /// port and the others join it. Handed over as std sockets, to be registered with each
 /// shard's own runtime there.
-fn bind_all(addr: std::net::SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+fn bind_all(
+    addr: std::net::SocketAddr,
+    count: usize,
+) -> anyhow::Result<Vec<std::net::TcpListener>> {
     /// Pending connections the kernel queues per socket (it caps this at
     /// `net.core.somaxconn`); a burst of thousands of connects waits here, not refused.
     const BACKLOG: u32 = 4096;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::{
-    DomainError, Guest, HotelId, Housekeeping, Money, Occupancy, ReservationId, RoomNumber,
-    RoomTypeCode, Stay, StayLimits,
+    DomainError, Guest, HotelId, Housekeeping, Money, Occupancy, ReservationId, RoomKey,
+    RoomNumber, RoomTypeCode, Stay, StayLimits,
 };
 pub use innkeep_persistence::SyncMode;
 
@@ -74,6 +74,19 @@ pub struct EngineConfig {
     /// snapshot lets it delete). Default 64 MiB; at least
     /// [`innkeep_persistence::journal::MIN_SEGMENT_BYTES`], or start-up fails.
     pub journal_segment_max_bytes: u64,
+    /// Fault injection for tests, like [`innkeep_persistence::FaultyStorage`] for the
+    /// journal. Default: none. Never set it outside tests.
+    pub faults: Faults,
+}
+
+/// Faults an engine injects on purpose, to test how it fails ([`EngineConfig::faults`]).
+/// The default injects nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// This room's actor panics whenever it is asked to book, after taking the nights in
+    /// memory and before journaling them — a room changed half-way. Supervision is
+    /// crash-only, so this aborts the process.
+    pub panic_in_room: Option<RoomKey>,
 }
 
 impl EngineConfig {
@@ -96,6 +109,7 @@ impl EngineConfig {
             resume_window_events: crate::feed::FEED_WINDOW_EVENTS,
             journal_segment_max_bytes: innkeep_persistence::JournalOptions::default()
                 .segment_max_bytes,
+            faults: Faults::default(),
         }
     }
 }

@@ -91,7 +91,7 @@ pub fn recover_state_with_history(
     let mut state = state;
     let mut locator = std::mem::take(&mut state.locator);
     let replay = std::thread::Builder::new()
-        .name("innkeep-replay".into())
+        .name(crate::crash::REPLAY_THREAD.into())
         .spawn(move || {
             let mut state = state;
             for batch in replay_rx {
@@ -123,6 +123,8 @@ pub fn recover_state_with_history(
         let _ = batches.send(batch);
     }
     drop(batches);
+    // Under an engine the crash hook aborts on a replay panic first; `recover_state`
+    // called on its own reports it.
     let mut state = replay
         .join()
         .map_err(|_| StartError::Actors("replay thread panicked".into()))?;
@@ -231,12 +233,17 @@ impl Engine {
 
     /// [`Engine::start`] with the journal's file operations going through `storage`, e.g.
     /// a [`innkeep_persistence::FaultyStorage`] that fails chosen writes or syncs.
+    ///
+    /// Supervision is crash-only: the first start in a process installs a process-wide
+    /// panic hook, chained to the one before it. A panic on a thread of the engine (its
+    /// actix threads, journal writer, snapshotter, replay) or in a booking saga is logged
+    /// with `tracing::error!` and aborts the process; the next start recovers from the
+    /// journal. Panics on every other thread go to the previous hook as before.
     pub fn start_with_storage(
         config: EngineConfig,
         storage: Box<dyn Storage>,
     ) -> Result<Engine, StartError> {
-        let shards =
-            Shards::start(config.shards).map_err(|e| StartError::Actors(e.to_string()))?;
+        let shards = Shards::start(config.shards).map_err(|e| StartError::Actors(e.to_string()))?;
         let started = Engine::start_on(shards.clone(), config, storage);
         if started.is_err() {
             shards.stop();
@@ -252,6 +259,7 @@ impl Engine {
         config: EngineConfig,
         storage: Box<dyn Storage>,
     ) -> Result<Engine, StartError> {
+        crate::crash::install();
         let started = Instant::now();
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
@@ -308,6 +316,7 @@ impl Engine {
             // Filled by the order supervisor as it starts, before any booking can run.
             desk: Default::default(),
             clock: config.clock.clone(),
+            faults: config.faults.clone(),
         });
         // Open payments (for reconciliation) and owed refunds (the durable retry queue),
         // rebuilt from the recovered state.
@@ -537,9 +546,8 @@ impl Engine {
         if self.inner.stopping.load(Ordering::Acquire) {
             return Err(EngineError::ShuttingDown);
         }
-        let shard = shards::current().map_or(self.inner.shards.len(), |s| {
-            s.min(self.inner.shards.len())
-        });
+        let shard =
+            shards::current().map_or(self.inner.shards.len(), |s| s.min(self.inner.shards.len()));
         let counter = &self.inner.in_flight[shard].0;
         let before = counter.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(counter);
@@ -725,8 +733,11 @@ impl Engine {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let shared = self.inner.shared.clone();
         let policy = self.inner.policy;
+        // Crash-only like the engine's threads: the saga may run on the caller's runtime,
+        // where a panic would otherwise only end the task with the desk half-updated.
         let task = async move {
-            let _ = tx.send(booking::run(shared, policy, job).await);
+            let run = booking::run(shared, policy, job);
+            let _ = tx.send(crate::crash::abort_on_panic("booking", run).await);
         };
         // A task of its own, so a caller that gives up does not stop the booking midway.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {

@@ -10,10 +10,13 @@
 //!   payment provider ([`gateway::PaymentGateway`]; [`sandbox::Sandbox`] built in).
 //! - The snapshot thread keeps a shadow state from committed journal batches.
 //! - [`Engine`]: starts all of it from an [`EngineConfig`] and offers typed async calls.
+//! - Supervision is crash-only: starting an engine installs a process-wide panic hook that
+//!   aborts the process when a thread of the engine panics (see `crash`).
 
 pub mod api;
 mod booking;
 pub mod clock;
+mod crash;
 mod facade;
 pub mod feed;
 pub mod gateway;
@@ -26,12 +29,11 @@ mod snapshotter;
 pub mod supervisor;
 
 pub use api::{
-    Availability, BookInput, DayReservation, EngineConfig, EngineError, FrontDeskDay,
+    Availability, BookInput, DayReservation, EngineConfig, EngineError, Faults, FrontDeskDay,
     OutOfOrderView, RoomView, StartError, SyncMode, TypeAvailability,
     DEFAULT_MAX_HOLDS_PER_CREATOR, DEFAULT_MAX_IN_FLIGHT, DEFAULT_NIGHT_AUDIT_TIME,
 };
 pub use clock::{Clock, ManualTime};
-pub use shards::Shards;
 pub use facade::{recover_state, recover_state_with_history, Engine, Recovered, METRIC_BOOKINGS};
 pub use gateway::{
     ChargeIntent, GatewayError, GatewayFuture, GatewayStatus, PaymentGateway, RefundRequest,
@@ -41,6 +43,7 @@ pub use innkeep_engine as engine;
 pub use innkeep_persistence::journal::{METRIC_BATCH_RECORDS, METRIC_FSYNC_SECONDS};
 pub use payments::{PaymentPolicy, PaymentStatsView, METRIC_PAYMENT_ACTIONS};
 pub use sandbox::{Ledger, Sandbox, SandboxConfig};
+pub use shards::Shards;
 pub use snapshotter::METRIC_SNAPSHOT_SECONDS;
 pub use supervisor::{METRIC_HOLDS_EXPIRED, METRIC_HOLDS_OPEN, METRIC_NO_SHOWS};
 
@@ -58,3 +61,6 @@ mod hold_cap_tests;
 
 #[cfg(test)]
 mod front_desk_tests;
+
+#[cfg(test)]
+mod crash_tests;

@@ -272,6 +272,14 @@ impl Handler<Reserve> for RoomActor {
         // refuses. Nobody learns the id before the ack, so nothing can depend on it yet.
         let delta = self.state.apply(&event);
         self.publish(&delta);
+        // Fault injection (tests): a room changed half-way, which crash-only supervision
+        // turns into an abort of the process (see `crate::crash`).
+        if self.shared.faults.panic_in_room.as_ref() == Some(&self.state.key) {
+            panic!(
+                "injected fault: room {} panics while booking",
+                self.state.key.number
+            );
+        }
         let ack = match self.journal.append(event) {
             Ok(ack) => ack,
             Err(e) => {

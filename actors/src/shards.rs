@@ -57,7 +57,11 @@ impl std::fmt::Debug for Shards {
 impl Shards {
     /// Starts `count` shards (0: one per core, at most [`MAX_SHARDS`]) and the actix system
     /// thread they belong to. Call it from a plain thread, not from inside a runtime.
+    ///
+    /// Installs the engine's crash-only panic hook first ([`crate::crash`]): a panic on a
+    /// shard or on the system thread aborts the process.
     pub fn start(count: usize) -> std::io::Result<Shards> {
+        crate::crash::install();
         let count = match count {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -65,7 +69,7 @@ impl Shards {
         .min(MAX_SHARDS);
         let (up_tx, up_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
-            .name("innkeep-actors".into())
+            .name(crate::crash::ACTORS_THREAD.into())
             .spawn(move || {
                 let system = System::new();
                 let arbiters = system.block_on(async move {

@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub desk: std::sync::Mutex<crate::booking::Desk>,
     /// Where every actor reads "now".
     pub clock: crate::clock::Clock,
+    /// Faults to inject (tests only; none by default).
+    pub faults: crate::api::Faults,
 }
 
 /// A room actor and where it runs.

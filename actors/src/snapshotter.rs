@@ -35,7 +35,7 @@ pub(crate) fn spawn(
     feed: Arc<EventFeed>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
-        .name("innkeep-snapshot".into())
+        .name(crate::crash::SNAPSHOT_THREAD.into())
         .spawn(move || run(batches, state, last_seq, store, journal, policy, feed))
 }
 

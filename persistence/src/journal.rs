@@ -97,6 +97,9 @@ pub const MIN_SEGMENT_BYTES: u64 = SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES;
 /// Largest accepted `max_batch_records`; more would only grow the writer's memory.
 pub const MAX_BATCH_RECORDS_LIMIT: usize = 1 << 20;
 
+/// The name of the journal's writer thread (an embedder's panic hook can tell it by this).
+pub const WRITER_THREAD_NAME: &str = "innkeep-journal";
+
 /// Largest accepted `queue_capacity`; the queue holds unencoded events in memory.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 24;
 
@@ -999,7 +1002,9 @@ impl<E: Serialize + Send + 'static> Journal<E> {
     /// `on_commit` runs **on the writer thread**, once per durable batch, in sequence
     /// order, after the batch's `fdatasync` and before its acks are sent; it owns the
     /// events. Keep it short: the next batch waits for it. If it panics, the panic is
-    /// caught, the batch (already durable) is still acked, and the journal is poisoned.
+    /// caught, the batch (already durable) is still acked, and the journal is poisoned —
+    /// unless a panic hook ends the process first, as the innkeep engine's does (its
+    /// supervision is crash-only; this writer thread is [`WRITER_THREAD_NAME`]).
     pub fn start(
         options: JournalOptions,
         next_seq: u64,
@@ -1047,7 +1052,7 @@ impl<E: Serialize + Send + 'static> Journal<E> {
             buf: Vec::new(),
         };
         let thread = std::thread::Builder::new()
-            .name("innkeep-journal".to_string())
+            .name(WRITER_THREAD_NAME.to_string())
             .spawn(move || writer.run())
             .map_err(|e| JournalError::io(&dir, e))?;
         Ok(Journal {
