@@ -476,6 +476,17 @@ impl Engine {
         self.inner.feed.subscribe(after)
     }
 
+    /// The shards the engine runs its rooms on (to run work there, e.g. a server's
+    /// connections, so that it shares a thread with the rooms it calls).
+    pub fn shards(&self) -> &Shards {
+        &self.inner.shards
+    }
+
+    /// The shard hosting room `key`, if there is such a room.
+    pub fn shard_of(&self, key: &RoomKey) -> Option<usize> {
+        read(&self.inner.shared.rooms).get(key).map(|h| h.shard)
+    }
+
     /// The configuration the engine runs with.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config

@@ -350,3 +350,56 @@ async fn snapshots_keep_the_resume_window_on_disk() {
         Some(last - 4)
     );
 }
+
+/// A booking made on a shard takes a room of that shard while one is free for the stay,
+/// and crosses to another shard only when none is: every stay here can go to any room,
+/// so which shard's room it got shows which rooms were asked first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_take_rooms_of_their_own_shard_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.shards = 2;
+    let engine = Stopper(Engine::start(config).unwrap());
+    let engine = &engine.0;
+    let h = setup(engine, 8).await;
+    let on_shard = |n: &RoomNumber| {
+        engine.shard_of(&innkeep_engine::RoomKey {
+            hotel_id: h.clone(),
+            number: n.clone(),
+        })
+    };
+    let per_shard: Vec<usize> = (0..2)
+        .map(|s| {
+            (1..=8)
+                .filter(|n| on_shard(&RoomNumber::parse(&n.to_string()).unwrap()) == Some(s))
+                .count()
+        })
+        .collect();
+    // Placement spreads the type over both shards.
+    assert_eq!(per_shard, vec![4, 4]);
+    let book_on = |shard: usize, offset_days: i64| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (engine, input) = (engine.clone(), input(engine, &h, offset_days));
+        assert!(engine.shards().clone().spawn(shard, async move {
+            let _ = tx.send(engine.book(input, None).await);
+        }));
+        rx
+    };
+    for shard in 0..2 {
+        // Each shard's own stay: its four rooms first, then the other shard's.
+        let offset = 1 + 10 * shard as i64;
+        for i in 0..8 {
+            let r = book_on(shard, offset).await.unwrap().unwrap();
+            let expected = if i < 4 { shard } else { 1 - shard };
+            assert_eq!(
+                on_shard(&r.room),
+                Some(expected),
+                "booking {i} from shard {shard}"
+            );
+        }
+        assert!(matches!(
+            book_on(shard, offset).await.unwrap(),
+            Err(EngineError::Domain(innkeep_engine::DomainError::SoldOut))
+        ));
+    }
+}
