@@ -1,9 +1,9 @@
 //! `innkeep serve`: start the shards, listen on every one of them at once, recover, then
 //! serve the API until a shutdown signal.
 //!
-//! HTTP is served on the shards themselves: each shard thread has its own listening socket
-//! on the configured address (`SO_REUSEPORT`, so the kernel deals connections among them)
-//! and runs axum on its own runtime, where its room actors run too. A request is parsed,
+//! HTTP is served on the shards themselves: every shard thread accepts from the one
+//! listening socket (each through its own handle, registered with its own runtime) and runs
+//! axum on its own runtime, where its room actors run too. A request is parsed,
 //! decided and answered on one thread whenever its room is local. The thread this function
 //! runs on only orchestrates (signals, start-up, shutdown) and serves no request.
 
@@ -233,36 +233,40 @@ async fn futures_join<T>(
     results
 }
 
-/// One listening socket per shard on `addr`, all on the same port (`SO_REUSEPORT`: the
-/// kernel deals incoming connections among them). With port 0 the first socket picks the
-/// port and the others join it. Handed over as std sockets, to be registered with each
-/// shard's own runtime there.
+/// One listening socket on `addr`, and a handle to it for each shard: every shard
+/// registers its handle with its own runtime and accepts from the same queue, so an idle
+/// shard takes the next connection first. Not `SO_REUSEPORT` (one socket per shard):
+/// that would let any other process of the same user bind the port too and silently take
+/// a share of the connections, and hide a second server started on the same address.
+/// Handed over as std sockets, to be registered with each shard's runtime there.
 fn bind_all(
     addr: std::net::SocketAddr,
     count: usize,
 ) -> anyhow::Result<Vec<std::net::TcpListener>> {
-    /// Pending connections the kernel queues per socket (it caps this at
-    /// `net.core.somaxconn`); a burst of thousands of connects waits here, not refused.
+    /// Pending connections the kernel queues (capped at `net.core.somaxconn`): a burst of
+    /// thousands of connects waits here rather than being refused.
     const BACKLOG: u32 = 4096;
-    let mut addr = addr;
+    let listener = (|| {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_nodelay(true)?;
+        socket.bind(addr)?;
+        socket.listen(BACKLOG)?.into_std()
+    })()
+    .with_context(|| format!("config key `listen`: cannot listen on {addr}"))?;
     let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        let bound = (|| {
-            let socket = if addr.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()?
-            } else {
-                tokio::net::TcpSocket::new_v6()?
-            };
-            socket.set_reuseaddr(true)?;
-            socket.set_reuseport(true)?;
-            socket.set_nodelay(true)?;
-            socket.bind(addr)?;
-            socket.listen(BACKLOG)?.into_std()
-        })()
-        .with_context(|| format!("config key `listen`: cannot listen on {addr}"))?;
-        addr = bound.local_addr()?;
-        out.push(bound);
+    for _ in 1..count {
+        out.push(
+            listener
+                .try_clone()
+                .context("sharing the listening socket")?,
+        );
     }
+    out.push(listener);
     Ok(out)
 }
 
