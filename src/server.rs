@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{header, Request, Response, StatusCode};
 use axum::Router;
 use innkeep_actors::{Engine, Sandbox, SyncMode};
-use innkeep_http::{AppState, ClientAddr, LimitedListener, PaymentConfig};
+use innkeep_http::{AppState, Connections, PaymentConfig};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -53,7 +53,7 @@ pub async fn run(
              loopback address; configure keys (innkeep keygen) before exposing it"
         );
     }
-    let listener = LimitedListener::new(listener, config.limits.max_connections);
+    let connections = Connections::new(config.connection_limits());
 
     // Until recovery is done every route but /healthz answers 503 `not_ready`.
     let api: Arc<OnceLock<Router>> = Arc::default();
@@ -72,14 +72,7 @@ pub async fn run(
     let stop = CancellationToken::new();
     let server = {
         let stop = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<ClientAddr>(),
-            )
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        })
+        tokio::spawn(innkeep_http::serve::serve(listener, app, connections, stop))
     };
     tracing::info!(%local, "listening; recovering");
 
