@@ -14,8 +14,11 @@ use innkeep_actors::{
 use innkeep_engine::{HotelId, StayLimits};
 use innkeep_http::auth::parse_key_sha256;
 use innkeep_http::limits::{DEFAULT_BURST, DEFAULT_RATE_PER_SECOND, DEFAULT_REQUEST_TIMEOUT_MS};
-use innkeep_http::listener::DEFAULT_MAX_CONNECTIONS;
-use innkeep_http::{ApiKey, AuthConfig, HotelScope, HttpLimits, Role};
+use innkeep_http::serve::{
+    DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+};
+use innkeep_http::{ApiKey, AuthConfig, ConnectionLimits, HotelScope, HttpLimits, Role};
 use serde::Deserialize;
 
 /// Shortest payment secret we accept: an HMAC key much shorter than this is guessable.
@@ -54,7 +57,7 @@ pub struct Config {
     /// `[[api_keys]]`: who may call the API. None: the API is open, which is allowed only
     /// on a loopback `listen` address.
     pub api_keys: Vec<ApiKeySection>,
-    /// `[limits]`: rate limit, hold cap, deadline, connections.
+    /// `[limits]`: rate limit, hold cap, deadline, connections and their timeouts.
     pub limits: LimitsSection,
 }
 
@@ -86,8 +89,17 @@ pub struct LimitsSection {
     pub max_holds_per_key: usize,
     /// A request still running after this many milliseconds is answered 503 `timeout`.
     pub request_timeout_ms: u64,
-    /// Most HTTP connections open at once; more wait to be accepted.
+    /// Most HTTP connections open at once; past it a new connection is closed at once.
     pub max_connections: usize,
+    /// Most HTTP connections open at once from one client IP address; past it a new
+    /// connection from that address is closed at once.
+    pub max_connections_per_client: usize,
+    /// A request's headers must arrive within this many milliseconds (from the accept, or
+    /// from the first byte of a later request on a keep-alive connection), or the
+    /// connection is closed.
+    pub header_timeout_ms: u64,
+    /// A keep-alive connection with no request for this many milliseconds is closed.
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for LimitsSection {
@@ -98,6 +110,9 @@ impl Default for LimitsSection {
             max_holds_per_key: DEFAULT_MAX_HOLDS_PER_CREATOR,
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
         }
     }
 }
@@ -326,6 +341,15 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
         "limits.request_timeout_ms",
     ),
     ("INNKEEP_LIMITS_MAX_CONNECTIONS", "limits.max_connections"),
+    (
+        "INNKEEP_LIMITS_MAX_CONNECTIONS_PER_CLIENT",
+        "limits.max_connections_per_client",
+    ),
+    (
+        "INNKEEP_LIMITS_HEADER_TIMEOUT_MS",
+        "limits.header_timeout_ms",
+    ),
+    ("INNKEEP_LIMITS_IDLE_TIMEOUT_MS", "limits.idle_timeout_ms"),
 ];
 
 /// Variables with the prefix that are not configuration keys but are still allowed:
@@ -440,6 +464,11 @@ impl Config {
                 self.limits.request_timeout_ms = num(name, value)?
             }
             "INNKEEP_LIMITS_MAX_CONNECTIONS" => self.limits.max_connections = num(name, value)?,
+            "INNKEEP_LIMITS_MAX_CONNECTIONS_PER_CLIENT" => {
+                self.limits.max_connections_per_client = num(name, value)?
+            }
+            "INNKEEP_LIMITS_HEADER_TIMEOUT_MS" => self.limits.header_timeout_ms = num(name, value)?,
+            "INNKEEP_LIMITS_IDLE_TIMEOUT_MS" => self.limits.idle_timeout_ms = num(name, value)?,
             _ => {
                 let known: Vec<&str> = ENV_KEYS.iter().map(|(n, _)| *n).collect();
                 return Err(ConfigError::Env {
@@ -523,6 +552,24 @@ impl Config {
             self.limits.max_connections,
             1,
             1_000_000,
+        )?;
+        range(
+            "limits.max_connections_per_client",
+            self.limits.max_connections_per_client,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "limits.header_timeout_ms",
+            self.limits.header_timeout_ms,
+            1,
+            600_000,
+        )?;
+        range(
+            "limits.idle_timeout_ms",
+            self.limits.idle_timeout_ms,
+            1,
+            3_600_000,
         )?;
         let p = &self.payment;
         range(
@@ -680,6 +727,16 @@ impl Config {
             rate_per_second: self.limits.rate_per_second,
             burst: self.limits.burst,
             request_timeout: Duration::from_millis(self.limits.request_timeout_ms),
+        }
+    }
+
+    /// The connection limits and timeouts of the HTTP listener.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.limits.max_connections,
+            max_connections_per_client: self.limits.max_connections_per_client,
+            header_timeout: Duration::from_millis(self.limits.header_timeout_ms),
+            idle_timeout: Duration::from_millis(self.limits.idle_timeout_ms),
         }
     }
 
@@ -889,10 +946,15 @@ mod tests {
                 "listen = \"0.0.0.0:8080\"\n\
                  [[api_keys]]\nname = \"ota-1\"\nkey_sha256 = \"{HASH}\"\nrole = \"channel\"\nhotels = [\"H1\", \"H2\"]\n\
                  [[api_keys]]\nkey_sha256 = \"{}\"\nrole = \"front_desk\"\nhotels = [\"*\"]\n\
-                 [limits]\nrate_per_second = 5\nburst = 10\nmax_holds_per_key = 3\nrequest_timeout_ms = 250\nmax_connections = 7\n",
+                 [limits]\nrate_per_second = 5\nburst = 10\nmax_holds_per_key = 3\nrequest_timeout_ms = 250\nmax_connections = 7\n\
+                 max_connections_per_client = 3\nheader_timeout_ms = 1500\nidle_timeout_ms = 9000\n",
                 HASH2.to_uppercase()
             ),
-            &[("INNKEEP_LIMITS_BURST", "12"), ("INNKEEP_LIMITS_MAX_CONNECTIONS", "8")],
+            &[
+                ("INNKEEP_LIMITS_BURST", "12"),
+                ("INNKEEP_LIMITS_MAX_CONNECTIONS", "8"),
+                ("INNKEEP_LIMITS_IDLE_TIMEOUT_MS", "20000"),
+            ],
         )
         .unwrap();
         let keys = c.api_key_list().unwrap();
@@ -913,6 +975,15 @@ mod tests {
             (5, 12, 8)
         );
         assert_eq!(c.http_limits().request_timeout, Duration::from_millis(250));
+        assert_eq!(
+            c.connection_limits(),
+            ConnectionLimits {
+                max_connections: 8,
+                max_connections_per_client: 3,
+                header_timeout: Duration::from_millis(1500),
+                idle_timeout: Duration::from_millis(20_000),
+            }
+        );
         assert_eq!(c.engine(SyncMode::Fdatasync).max_holds_per_creator, 3);
 
         let d = Config::load(None, Vec::new()).unwrap();
@@ -920,16 +991,29 @@ mod tests {
         assert_eq!(d.limits.max_holds_per_key, 50);
         assert_eq!(d.limits.request_timeout_ms, 5000);
         assert_eq!(d.limits.max_connections, 10_000);
+        assert_eq!(d.limits.max_connections_per_client, 4_096);
+        assert_eq!(d.limits.header_timeout_ms, 10_000);
+        assert_eq!(d.limits.idle_timeout_ms, 60_000);
+        assert_eq!(d.connection_limits(), ConnectionLimits::default());
         assert!(d.auth().unwrap().is_open());
         for (var, key) in [
             ("INNKEEP_LIMITS_RATE_PER_SECOND", "rate_per_second"),
             ("INNKEEP_LIMITS_MAX_HOLDS_PER_KEY", "max_holds_per_key"),
             ("INNKEEP_LIMITS_REQUEST_TIMEOUT_MS", "request_timeout_ms"),
+            (
+                "INNKEEP_LIMITS_MAX_CONNECTIONS_PER_CLIENT",
+                "max_connections_per_client",
+            ),
+            ("INNKEEP_LIMITS_HEADER_TIMEOUT_MS", "header_timeout_ms"),
+            ("INNKEEP_LIMITS_IDLE_TIMEOUT_MS", "idle_timeout_ms"),
         ] {
             let c = load("", &[(var, "9")]).unwrap();
             let got = match key {
                 "rate_per_second" => u64::from(c.limits.rate_per_second),
                 "max_holds_per_key" => c.limits.max_holds_per_key as u64,
+                "max_connections_per_client" => c.limits.max_connections_per_client as u64,
+                "header_timeout_ms" => c.limits.header_timeout_ms,
+                "idle_timeout_ms" => c.limits.idle_timeout_ms,
                 _ => c.limits.request_timeout_ms,
             };
             assert_eq!(got, 9, "{var}");
@@ -958,6 +1042,13 @@ mod tests {
             ("[limits]\nmax_holds_per_key = 0\n".to_owned(), "limits.max_holds_per_key"),
             ("[limits]\nrequest_timeout_ms = 0\n".to_owned(), "limits.request_timeout_ms"),
             ("[limits]\nmax_connections = 0\n".to_owned(), "limits.max_connections"),
+            (
+                "[limits]\nmax_connections_per_client = 0\n".to_owned(),
+                "limits.max_connections_per_client",
+            ),
+            ("[limits]\nheader_timeout_ms = 0\n".to_owned(), "limits.header_timeout_ms"),
+            ("[limits]\nidle_timeout_ms = 0\n".to_owned(), "limits.idle_timeout_ms"),
+            ("[limits]\nidle_timeout_ms = 3600001\n".to_owned(), "limits.idle_timeout_ms"),
             ("[limits]\nrate = 1\n".to_owned(), "rate"),
         ];
         for (toml, needle) in cases {
@@ -966,6 +1057,16 @@ mod tests {
         }
         let e = load("", &[("INNKEEP_LIMITS_BURST", "many")]).unwrap_err();
         assert!(e.to_string().contains("INNKEEP_LIMITS_BURST"), "{e}");
+        let e = load("", &[("INNKEEP_LIMITS_HEADER_TIMEOUT_MS", "10s")]).unwrap_err();
+        assert!(
+            e.to_string().contains("INNKEEP_LIMITS_HEADER_TIMEOUT_MS"),
+            "{e}"
+        );
+        let e = load("", &[("INNKEEP_LIMITS_MAX_CONNECTIONS_PER_CLIENT", "0")]).unwrap_err();
+        assert!(
+            e.to_string().contains("limits.max_connections_per_client"),
+            "{e}"
+        );
         // INNKEEP_CONFIG names the file; it is not a key.
         assert!(load("", &[("INNKEEP_CONFIG", "/x.toml")]).is_ok());
     }

@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::http::{header, Request, Response, StatusCode};
 use axum::Router;
 use innkeep_actors::{Engine, Sandbox, Shards, SyncMode};
-use innkeep_http::{AppState, ClientAddr, LimitedListener, PaymentConfig};
+use innkeep_http::{AppState, Connections, PaymentConfig};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -65,8 +65,8 @@ pub async fn run(
              loopback address; configure keys (innkeep keygen) before exposing it"
         );
     }
-    // The connection limit is split among the shards' listeners.
-    let per_shard_connections = config.limits.max_connections.div_ceil(shards.len());
+    // Shared by every shard's accept loop: the caps are for the whole server.
+    let connections = Connections::new(config.connection_limits());
 
     // Until recovery is done every route but /healthz answers 503 `not_ready`.
     let api: Arc<OnceLock<Router>> = Arc::default();
@@ -86,18 +86,11 @@ pub async fn run(
     let mut served = Vec::with_capacity(listeners.len());
     for (shard, listener) in listeners.into_iter().enumerate() {
         let (done, finished) = tokio::sync::oneshot::channel();
-        let (app, stop) = (app.clone(), stop.clone());
+        let (app, stop, connections) = (app.clone(), stop.clone(), connections.clone());
         shards.spawn(shard, async move {
             // Registered with this shard's reactor, so its connections are polled here.
             let result = match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => {
-                    axum::serve(
-                        LimitedListener::new(listener, per_shard_connections),
-                        app.into_make_service_with_connect_info::<ClientAddr>(),
-                    )
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-                }
+                Ok(listener) => innkeep_http::serve::serve(listener, app, connections, stop).await,
                 Err(e) => Err(e),
             };
             let _ = done.send(result);

@@ -40,7 +40,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::limits::{BucketKey, Security};
-use crate::listener::ClientAddr;
+use crate::serve::ClientAddr;
 
 /// Hex digits of a key's SHA-256 that identify it in reservations (`created_by`) and logs:
 /// 64 bits, enough to never collide among one server's keys, and useless for recovering

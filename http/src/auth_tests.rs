@@ -958,45 +958,6 @@ async fn deadline_answers_503_timeout() {
     assert_eq!(res.status(), 200);
 }
 
-/// With `max` connections open, the next one is not accepted until one closes.
-#[tokio::test(flavor = "multi_thread")]
-async fn connection_limit_holds_back_the_extra_connection() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    let listener = crate::LimitedListener::new(tcp, 2);
-    let app = Router::new().route("/", get(|| async { "ok" }));
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<crate::ClientAddr>(),
-        )
-        .await
-    });
-    let request = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
-    async fn answered(conn: &mut tokio::net::TcpStream, wait: Duration) -> bool {
-        let mut buf = [0u8; 256];
-        matches!(tokio::time::timeout(wait, conn.read(&mut buf)).await, Ok(Ok(n)) if n > 0)
-    }
-    // Two keep-alive connections, each served.
-    let mut open = Vec::new();
-    for _ in 0..2 {
-        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-        c.write_all(request).await.unwrap();
-        assert!(answered(&mut c, Duration::from_secs(5)).await);
-        open.push(c);
-    }
-    // The third connects (the kernel's backlog) but is not accepted, so not answered.
-    let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
-    extra.write_all(request).await.unwrap();
-    assert!(!answered(&mut extra, Duration::from_millis(300)).await);
-    // Closing one lets it in.
-    drop(open.pop());
-    assert!(answered(&mut extra, Duration::from_secs(5)).await);
-    server.abort();
-}
-
 fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))

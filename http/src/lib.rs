@@ -4,8 +4,8 @@
 //! design's "HTTP API v1" section, problem+json errors ([`ApiError`]), the signed payment
 //! callback, `/healthz`, `/readyz`, `/metrics` and a generated `/openapi.json`, wrapped in
 //! the request-id, tracing, metrics, authentication ([`auth`]), rate-limit and deadline
-//! ([`limits`]) and body-limit middleware. The caller binds a listener (a
-//! [`listener::LimitedListener`] bounds connections) and serves it.
+//! ([`limits`]) and body-limit middleware. The caller binds a listener and serves the
+//! router on it with [`serve::serve`], which bounds connections and their timeouts.
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,10 +27,10 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod limits;
-pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod serve;
 pub mod wire;
 
 #[cfg(test)]
@@ -39,10 +39,13 @@ mod tests;
 #[cfg(test)]
 mod auth_tests;
 
+#[cfg(test)]
+mod serve_tests;
+
 pub use auth::{ApiKey, AuthConfig, HotelScope, Role};
 pub use error::{ApiError, Problem, BODY_LIMIT_BYTES, PROBLEM_JSON};
 pub use limits::HttpLimits;
-pub use listener::{ClientAddr, LimitedListener};
+pub use serve::{ClientAddr, ConnectionLimits, Connections};
 
 /// Header carrying the request id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

@@ -1,8 +1,8 @@
 //! Request limits: a token bucket per API key (or client IP), and a deadline per request.
 //!
 //! The other limits live elsewhere: the 1 MiB body limit in the router, the connection
-//! limit in [`crate::listener`], the engine's in-flight bound (503 `overloaded`) and the
-//! hold cap per key (429 `too_many_holds`) in `innkeep-actors`.
+//! limits and timeouts in [`crate::serve`], the engine's in-flight bound (503
+//! `overloaded`) and the hold cap per key (429 `too_many_holds`) in `innkeep-actors`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
