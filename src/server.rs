@@ -1,14 +1,15 @@
 //! `innkeep serve`: start the shards, listen on every one of them at once, recover, then
 //! serve the API until a shutdown signal.
 //!
-//! HTTP is served on the shards themselves: every shard thread accepts from the one
-//! listening socket (each through its own handle, registered with its own runtime) and runs
-//! axum on its own runtime, where its room actors run too. A request is parsed,
+//! HTTP is served on the shards themselves: one accept loop (on shard 0) deals the
+//! connections round-robin to the shards, and each connection is served from then on by
+//! axum on its shard's own runtime, where that shard's room actors run too. A request is parsed,
 //! decided and answered on one thread whenever its room is local. The thread this function
 //! runs on only orchestrates (signals, start-up, shutdown) and serves no request.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use axum::body::Body;
 use axum::http::{header, Request, Response, StatusCode};
 use axum::Router;
 use innkeep_actors::{Engine, Sandbox, Shards, SyncMode};
+use innkeep_http::serve::{serve_dealt, Dealer};
 use innkeep_http::{AppState, Connections, PaymentConfig};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -50,14 +52,14 @@ pub async fn run(
     // Before the engine starts, so recovery and the journal already record into it.
     innkeep_http::metrics::install();
     let shards = Shards::start(config.shards).context("starting the shard threads")?;
-    let listeners = match bind_all(config.listen, shards.len()) {
+    let listener = match bind(config.listen) {
         Ok(l) => l,
         Err(e) => {
             shards.stop();
             return Err(e);
         }
     };
-    let local = listeners[0].local_addr()?;
+    let local = listener.local_addr()?;
     if auth.is_open() {
         tracing::warn!(
             %local,
@@ -65,7 +67,6 @@ pub async fn run(
              loopback address; configure keys (innkeep keygen) before exposing it"
         );
     }
-    // Shared by every shard's accept loop: the caps are for the whole server.
     let connections = Connections::new(config.connection_limits());
 
     // Until recovery is done every route but /healthz answers 503 `not_ready`.
@@ -83,21 +84,28 @@ pub async fn run(
         }))
     };
     let stop = CancellationToken::new();
-    let mut served = Vec::with_capacity(listeners.len());
-    for (shard, listener) in listeners.into_iter().enumerate() {
-        let (done, finished) = tokio::sync::oneshot::channel();
-        let (app, stop, connections) = (app.clone(), stop.clone(), connections.clone());
-        shards.spawn(shard, async move {
-            // Registered with this shard's reactor, so its connections are polled here.
+    // One accept loop, on shard 0; it deals the connections round-robin to every shard,
+    // where each is served from then on (with the rooms that shard hosts).
+    let (done, server) = tokio::sync::oneshot::channel();
+    {
+        let dealer: Dealer = {
+            let (shards, next) = (shards.clone(), Arc::new(AtomicUsize::new(0)));
+            Arc::new(move |task| {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                // Refused only once the shards stopped; dropping the task closes it.
+                let _ = shards.spawn(n, task);
+            })
+        };
+        let stop = stop.clone();
+        shards.spawn(0, async move {
+            // Registered with shard 0's reactor, where the accept loop runs.
             let result = match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => innkeep_http::serve::serve(listener, app, connections, stop).await,
+                Ok(listener) => serve_dealt(listener, app, connections, stop, dealer).await,
                 Err(e) => Err(e),
             };
             let _ = done.send(result);
         });
-        served.push(finished);
     }
-    let server = futures_join(served);
     tracing::info!(%local, "listening; recovering");
 
     let secret = match (&config.payment.secret, mode) {
@@ -197,15 +205,9 @@ pub async fn run(
     streams.cancel();
     stop.cancel();
     match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
-        Ok(results) => {
-            for result in results {
-                match result {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "server error"),
-                    Err(_) => tracing::error!("a shard's server ended without a word"),
-                }
-            }
-        }
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error"),
+        Ok(Err(_)) => tracing::error!("the server's accept loop ended without a word"),
         Err(_) => tracing::warn!("requests still running after the drain timeout; stopping anyway"),
     }
     // Stops the shards too, dropping any connection still open.
@@ -215,31 +217,15 @@ pub async fn run(
     Ok(())
 }
 
-/// Waits for every shard's server to end.
-async fn futures_join<T>(
-    served: Vec<tokio::sync::oneshot::Receiver<T>>,
-) -> Vec<Result<T, tokio::sync::oneshot::error::RecvError>> {
-    let mut results = Vec::with_capacity(served.len());
-    for s in served {
-        results.push(s.await);
-    }
-    results
-}
-
-/// One listening socket on `addr`, and a handle to it for each shard: every shard
-/// registers its handle with its own runtime and accepts from the same queue, so an idle
-/// shard takes the next connection first. Not `SO_REUSEPORT` (one socket per shard):
-/// that would let any other process of the same user bind the port too and silently take
-/// a share of the connections, and hide a second server started on the same address.
-/// Handed over as std sockets, to be registered with each shard's runtime there.
-fn bind_all(
-    addr: std::net::SocketAddr,
-    count: usize,
-) -> anyhow::Result<Vec<std::net::TcpListener>> {
+/// The listening socket on `addr`, as a std socket to be registered with the runtime of
+/// the shard that accepts (not `SO_REUSEPORT` sockets per shard: that would let any other
+/// process of the same user bind the port too and silently take a share of the
+/// connections, and hide a second server started on the same address).
+fn bind(addr: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     /// Pending connections the kernel queues (capped at `net.core.somaxconn`): a burst of
     /// thousands of connects waits here rather than being refused.
     const BACKLOG: u32 = 4096;
-    let listener = (|| {
+    (|| {
         let socket = if addr.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?
         } else {
@@ -250,17 +236,7 @@ fn bind_all(
         socket.bind(addr)?;
         socket.listen(BACKLOG)?.into_std()
     })()
-    .with_context(|| format!("config key `listen`: cannot listen on {addr}"))?;
-    let mut out = Vec::with_capacity(count);
-    for _ in 1..count {
-        out.push(
-            listener
-                .try_clone()
-                .context("sharing the listening socket")?,
-        );
-    }
-    out.push(listener);
-    Ok(out)
+    .with_context(|| format!("config key `listen`: cannot listen on {addr}"))
 }
 
 fn recovering(req: &Request<Body>) -> Response<Body> {

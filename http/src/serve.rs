@@ -244,6 +244,28 @@ pub async fn serve(
     connections: Connections,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let here: Dealer = Arc::new(|task| drop(tokio::spawn(task)));
+    serve_dealt(listener, app, connections, shutdown, here).await
+}
+
+/// A connection's task, ready to run on whichever runtime it is dealt to.
+pub type ConnectionTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Where each accepted connection runs: called once per connection with its task, which
+/// it spawns on a runtime of its choice (a task dropped unspawned closes the connection).
+pub type Dealer = Arc<dyn Fn(ConnectionTask) + Send + Sync>;
+
+/// [`serve`], with each accepted connection run where `deal` puts it: the server deals
+/// connections round-robin to its shards, so each shard serves an even share however the
+/// connections arrive. The socket is handed over unregistered and registers with the
+/// runtime its task runs on.
+pub async fn serve_dealt(
+    listener: TcpListener,
+    app: Router,
+    connections: Connections,
+    shutdown: CancellationToken,
+    deal: Dealer,
+) -> io::Result<()> {
     let tasks = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -265,13 +287,20 @@ pub async fn serve(
         };
         match connections.admit(remote.ip()) {
             Ok(slot) => {
-                tasks.spawn(connection(
-                    stream,
-                    remote,
-                    slot,
-                    app.clone(),
-                    shutdown.clone(),
-                ));
+                let stream = match stream.into_std() {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::debug!(%remote, error = %e, "cannot hand the connection over");
+                        continue;
+                    }
+                };
+                let (app, shutdown) = (app.clone(), shutdown.clone());
+                deal(Box::pin(tasks.track_future(async move {
+                    match TcpStream::from_std(stream) {
+                        Ok(stream) => connection(stream, remote, slot, app, shutdown).await,
+                        Err(e) => tracing::debug!(%remote, error = %e, "cannot serve the connection"),
+                    }
+                })));
             }
             Err(refused) => {
                 metrics::counter!(METRIC_CONNECTIONS_REFUSED, "reason" => refused.label())
