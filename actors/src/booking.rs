@@ -1,16 +1,17 @@
 //! The booking saga: validate and price, admit (idempotency key, hold cap), then ask the
 //! type's free rooms one after another until one takes the stay.
 //!
-//! It runs as a task, not inside an actor: the rooms decide (each is the authority for its
-//! nights) and the [`Desk`] holds the little shared bookkeeping a booking needs before and
-//! after. The saga used to run on the order supervisor, which put every booking through
-//! one more actor and two more thread hand-offs; now a booking goes caller's thread → room
-//! → journal → room → caller's thread.
+//! It runs as a task on a shard, not inside an actor: the rooms decide (each is the
+//! authority for its nights) and the [`Desk`] holds the little shared bookkeeping a booking
+//! needs before and after. In the server a booking goes shard → room (the same shard's
+//! whenever one is free) → journal → room → shard.
 //!
 //! A spawned task, not the caller's future: a caller that gives up (a dropped HTTP
 //! request) must not stop a booking half-way, or its idempotency key would stay "in
-//! flight" and its creator's hold slot taken. The task runs on the caller's tokio runtime
-//! when there is one (same thread, no hand-off), else on a room arbiter.
+//! flight" and its creator's hold slot taken. And a task on a *shard*, never on a caller's
+//! own runtime: the shards live as long as the engine, so a saga cannot die half-way
+//! while the engine runs (an embedder stopping its runtime stops only its wait), and the
+//! desk needs no guard to settle a saga that vanished.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, MutexGuard, PoisonError};
@@ -206,14 +207,9 @@ pub(crate) async fn run(shared: Arc<Shared>, policy: BookingPolicy, job: Booking
         Admitted::Wait(rx) => return rx.await.unwrap_or(Err(EngineError::ShuttingDown)),
         Admitted::Go { start } => start,
     };
-    // From here on the desk holds this booking's key and slot: settled when it ends, or
-    // by the guard if the task is dropped first (its runtime shut down).
-    let mut settle = Settle {
-        shared: shared.clone(),
-        slot: slot.clone(),
-        creator: creator.clone(),
-        asking: None,
-    };
+    // From here on the desk holds this booking's key and slot until `finish` below. The
+    // task runs on a shard, so it is only dropped half-way when the engine stops, and then
+    // the desk goes with it.
     // 3. Candidates from the index; each room decides for itself.
     let idempotency = slot.as_ref().map(|(_, key)| IdempotencyRecord {
         key: key.clone(),
@@ -229,7 +225,6 @@ pub(crate) async fn run(shared: Arc<Shared>, policy: BookingPolicy, job: Booking
     });
     let req = &draft.request;
     let result = async {
-        let settle = &mut settle;
         let mut tried: HashSet<RoomNumber> = HashSet::new();
         // Each round asks up to CANDIDATES_PER_ROUND rooms not yet tried; every round that
         // does not book adds at least one room to `tried`, so this ends.
@@ -269,7 +264,7 @@ pub(crate) async fn run(shared: Arc<Shared>, policy: BookingPolicy, job: Booking
                     Some(Err(SendError::Full(_))) => return Err(EngineError::Overloaded),
                     Some(Err(SendError::Closed(_))) => return Err(EngineError::ShuttingDown),
                 }
-                let answer = settle.ask(answer).await;
+                let answer = answer.await.unwrap_or(Err(EngineError::ShuttingDown));
                 match answer {
                     // Lost the race for this room (or it changed type): try another.
                     Err(EngineError::Domain(DomainError::SoldOut)) => {
@@ -283,80 +278,8 @@ pub(crate) async fn run(shared: Arc<Shared>, policy: BookingPolicy, job: Booking
     .await;
     // 4. The room already wrote the locator and the key and told the supervisor about the
     // new hold (before answering, so the hold is known before anyone can act on it).
-    settle.settle(&result);
+    finish(&mut desk(&shared), slot, creator, &result);
     result
-}
-
-/// Settles a running booking's key and hold slot at the desk exactly once, even when the
-/// saga's task is dropped half-way (the runtime it ran on shut down):
-/// - dropped between rooms: the guard settles it as `shutting_down`;
-/// - dropped while a room decides: the guard closes the reply channel; if the room had
-///   answered already, the guard settles with that answer, else the room finds the
-///   channel closed and settles it itself ([`orphaned`]). The close makes the two
-///   exclusive.
-///
-/// Settling answers the retries waiting on the key and gives back the creator's slot if
-/// no hold was made. A hold that was made is already findable by its key, because the room
-/// records the key itself once the reservation is durable.
-struct Settle {
-    /// Where the desk is.
-    shared: Arc<Shared>,
-    /// The key, taken when settled.
-    slot: Option<(HotelId, IdempotencyKey)>,
-    /// The creator whose slot was taken, taken when settled.
-    creator: Option<String>,
-    /// The answer being waited for from a room, while one decides.
-    asking: Option<oneshot::Receiver<BookResult>>,
-}
-
-impl Settle {
-    /// Waits for a room's answer, keeping the channel where [`Drop`] can close it.
-    async fn ask(&mut self, answer: oneshot::Receiver<BookResult>) -> BookResult {
-        let rx = self.asking.insert(answer);
-        let answer = rx.await.unwrap_or(Err(EngineError::ShuttingDown));
-        self.asking = None;
-        answer
-    }
-
-    /// Nothing left to settle: settled already, or the booking had no key and no creator.
-    fn is_settled(&self) -> bool {
-        self.slot.is_none() && self.creator.is_none()
-    }
-
-    fn settle(&mut self, result: &BookResult) {
-        let (slot, creator) = (self.slot.take(), self.creator.take());
-        finish(&mut desk(&self.shared), slot, creator, result);
-    }
-}
-
-impl Drop for Settle {
-    fn drop(&mut self) {
-        if self.is_settled() {
-            return;
-        }
-        match self.asking.take() {
-            None => self.settle(&Err(EngineError::ShuttingDown)),
-            Some(mut rx) => {
-                rx.close();
-                // Answered before the close: settle with that. Otherwise the room's send
-                // fails from now on, and the room settles.
-                if let Ok(result) = rx.try_recv() {
-                    self.settle(&result);
-                }
-            }
-        }
-    }
-}
-
-/// Settles a booking whose saga was gone when its room answered (see [`Settle`]).
-pub(crate) fn orphaned(
-    shared: &Shared,
-    slot: Option<(HotelId, IdempotencyKey)>,
-    creator: Option<String>,
-    result: &BookResult,
-) {
-    tracing::debug!(ok = result.is_ok(), "booking settled by its room");
-    finish(&mut desk(shared), slot, creator, result);
 }
 
 fn admit(

@@ -21,14 +21,11 @@
 //!
 //! Engine threads are the shards ([`crate::shards`]: each knows it is one), the actix
 //! system thread [`ACTORS_THREAD`] that hosts the supervisors, and the engine's named
-//! threads: the journal writer, the snapshotter and the replay thread. The booking saga runs on the caller's runtime, not on an engine thread, so it
-//! is guarded where it is spawned ([`abort_on_panic`]).
+//! threads: the journal writer, the snapshotter and the replay thread. The booking saga
+//! runs as a task on a shard, so it is covered too.
 
-use std::future::Future;
-use std::panic::{AssertUnwindSafe, PanicHookInfo};
+use std::panic::PanicHookInfo;
 use std::sync::Once;
-
-use futures_util::FutureExt;
 
 /// The actix system thread of an engine (the supervisors run on its arbiter).
 pub(crate) const ACTORS_THREAD: &str = "innkeep-actors";
@@ -89,22 +86,6 @@ fn log(info: &PanicHookInfo<'_>, thread: &str) {
         panic = message,
         "panic on an engine thread: aborting (crash-only; the restart recovers from the journal)"
     );
-}
-
-/// `fut`, aborting the process if it panics — for engine work that runs on a thread the
-/// engine does not own (the booking saga on the caller's runtime), where the hook lets
-/// the panic unwind. The previous hook has reported the panic by then.
-pub(crate) async fn abort_on_panic<F: Future>(what: &'static str, fut: F) -> F::Output {
-    match AssertUnwindSafe(fut).catch_unwind().await {
-        Ok(out) => out,
-        Err(_) => {
-            tracing::error!(
-                task = what,
-                "engine task panicked: aborting (crash-only; the restart recovers from the journal)"
-            );
-            std::process::abort();
-        }
-    }
 }
 
 #[cfg(test)]

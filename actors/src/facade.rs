@@ -744,20 +744,25 @@ impl Engine {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let shared = self.inner.shared.clone();
         let policy = self.inner.policy;
-        // Crash-only like the engine's threads: the saga may run on the caller's runtime,
-        // where a panic would otherwise only end the task with the desk half-updated.
         let task = async move {
-            let run = booking::run(shared, policy, job);
-            let _ = tx.send(crate::crash::abort_on_panic("booking", run).await);
+            let _ = tx.send(booking::run(shared, policy, job).await);
         };
-        // A task of its own, so a caller that gives up does not stop the booking midway.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            drop(rt.spawn(task));
-        } else {
-            let n = self.inner.next_shard.fetch_add(1, Ordering::Relaxed);
-            if !self.inner.shards.spawn(n, task) {
-                return Err(EngineError::ShuttingDown);
+        // A task of its own, so a caller that gives up does not stop the booking midway, and
+        // on a shard: on this one when called from one (the server's requests are), so the
+        // booking shares its thread with the rooms it asks first; else on the next shard in
+        // turn, never on the caller's own runtime, which could stop with the saga half-way.
+        let spawned = match shards::current() {
+            Some(_) => {
+                drop(tokio::spawn(task));
+                true
             }
+            None => {
+                let n = self.inner.next_shard.fetch_add(1, Ordering::Relaxed);
+                self.inner.shards.spawn(n, task)
+            }
+        };
+        if !spawned {
+            return Err(EngineError::ShuttingDown);
         }
         rx.await.unwrap_or(Err(EngineError::ShuttingDown))
     }

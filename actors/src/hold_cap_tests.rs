@@ -172,8 +172,8 @@ async fn retry_gets_the_one_reservation(
     wait_holds(e, by, 1).await;
 }
 
-/// Starts a booking on a tokio runtime of its own, lets its task run up to its wait for
-/// the room's answer, then shuts that runtime down, dropping the task (an embedding
+/// Starts a booking from a tokio runtime of its own, lets it run up to its wait for the
+/// answer, then shuts that runtime down, dropping everything that ran on it (an embedding
 /// platform stopping its runtime mid-request).
 async fn book_on_a_runtime_that_dies(e: &Engine, input: BookInput, key: IdempotencyKey) {
     let doomed = e.clone();
@@ -187,8 +187,8 @@ async fn book_on_a_runtime_that_dies(e: &Engine, input: BookInput, key: Idempote
             let first = doomed.book(input, Some(key));
             let mut first = std::pin::pin!(first);
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            // The first poll spawns the booking's task on this runtime; the yield runs it up
-            // to its wait for the room's answer.
+            // The first poll spawns the booking's task (on a shard, not on this runtime);
+            // the yield lets it get going before this runtime goes.
             assert!(first.as_mut().poll(&mut cx).is_pending());
             tokio::task::yield_now().await;
         });
@@ -221,12 +221,13 @@ async fn a_booking_whose_caller_gave_up_finishes_and_its_retry_gets_it() {
     retry_gets_the_one_reservation(e, &h, 2, "k1", key).await;
 }
 
-/// A booking's task dies with its runtime while its room is deciding. The room settles
-/// the booking: a retry with the same key is answered (it does not wait forever on the
-/// dead attempt) with the one reservation made under that key, and the creator holds
-/// exactly one slot.
+/// The caller's runtime dies while the booking runs. The booking runs on a shard, not on
+/// that runtime, so it finishes: a retry with the same key is answered (it does not wait
+/// forever on a dead attempt) with the one reservation made under that key, and the
+/// creator holds exactly one slot. (Were the saga spawned on the caller's runtime, it
+/// would die with it and leave its key in flight: this test times out then.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_booking_whose_runtime_died_is_settled_by_its_room() {
+async fn a_booking_whose_callers_runtime_died_still_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Stopper(Engine::start(config(dir.path())).unwrap());
     let e = &engine.0;
@@ -237,11 +238,11 @@ async fn a_booking_whose_runtime_died_is_settled_by_its_room() {
 }
 
 /// The same, on the failure path and deterministically: the journal write is held, the
-/// booking's runtime dies while its room waits for the write, then the write fails. Only
-/// the room is left to settle the booking: it gives the creator's slot back and clears the
-/// key, so a retry with that key books afresh instead of waiting forever.
+/// caller's runtime dies while the room waits for the write, then the write fails. The
+/// booking, still running on its shard, gives the creator's slot back and clears the key,
+/// so a retry with that key books afresh instead of waiting forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_booking_whose_runtime_died_gives_its_slot_and_key_back() {
+async fn a_failed_booking_whose_callers_runtime_died_gives_its_slot_and_key_back() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, plan) = innkeep_persistence::FaultyStorage::over_fs();
     let engine =

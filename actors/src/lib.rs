@@ -1,8 +1,10 @@
 //! `innkeep-actors`: actix actors that own the engine state, and the [`Engine`] facade.
 //!
+//! - [`shards::Shards`]: one thread per core, an actix arbiter each, hosting the rooms (and,
+//!   in the server, HTTP).
 //! - [`room::RoomActor`]: one per room; owns its [`innkeep_engine::RoomState`] and journals
 //!   its own events, so the journal's order is each room's decision order.
-//! - `booking`: the booking saga, a task per booking on the caller's runtime; idempotency keys
+//! - `booking`: the booking saga, a task per booking on a shard; idempotency keys
 //!   and hold counts in a shared desk.
 //! - [`supervisor::OrderSupervisor`]: setup commands, hold expiry and charges, room moves,
 //!   the night audit.

@@ -9,9 +9,9 @@ use actix::prelude::*;
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::{
-    Action, DomainError, Event, HotelTz, Housekeeping, IdempotencyEntry, IdempotencyKey,
-    IdempotencyRecord, NightsDelta, PaymentOutcome, PaymentReport, Reservation, ReservationId,
-    RoomState, RoomTypeCode, Status,
+    Action, DomainError, Event, HotelTz, Housekeeping, IdempotencyEntry, IdempotencyRecord,
+    NightsDelta, PaymentOutcome, PaymentReport, Reservation, ReservationId, RoomState,
+    RoomTypeCode, Status,
 };
 use innkeep_persistence::{Journal, JournalError};
 use tokio::sync::oneshot;
@@ -196,8 +196,8 @@ impl Actor for RoomActor {
 }
 
 /// Take every night of `reservation.stay` in this room, durably. The answer goes to
-/// `reply`, not through actix's response channel, so that a booking whose saga was dropped
-/// while the room decided is settled here instead of being lost ([`booking::orphaned`]).
+/// `reply`: the saga waits on it while it holds the booking's key and hold slot at the
+/// desk, and settles them with the answer.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub(crate) struct Reserve {
@@ -209,27 +209,6 @@ pub(crate) struct Reserve {
     pub span: tracing::Span,
     /// Where the outcome goes.
     pub reply: oneshot::Sender<BookResult>,
-}
-
-/// What a room needs to settle a booking nobody waits for any more.
-struct ReserveOrigin {
-    /// The reply channel.
-    reply: oneshot::Sender<BookResult>,
-    /// The key the booking runs under.
-    key: Option<IdempotencyKey>,
-    /// The booking (its creator took a hold slot).
-    draft: Arc<booking::Draft>,
-}
-
-impl ReserveOrigin {
-    /// Answers the saga, or settles the booking at the desk if the saga is gone.
-    fn answer(self, room: &RoomActor, result: BookResult) {
-        if let Err(result) = self.reply.send(result) {
-            let slot = self.key.map(|k| (room.state.key.hotel_id.clone(), k));
-            let creator = self.draft.created_by.clone();
-            booking::orphaned(&room.shared, slot, creator, &result);
-        }
-    }
 }
 
 impl Handler<Reserve> for RoomActor {
@@ -244,14 +223,12 @@ impl Handler<Reserve> for RoomActor {
         );
         let entered = span.enter();
         let reservation = msg.draft.reservation_in(self.state.key.number.clone());
-        let origin = ReserveOrigin {
-            reply: msg.reply,
-            key: msg.idempotency.as_ref().map(|i| i.key.clone()),
-            draft: msg.draft,
-        };
+        // The saga may be gone (the engine is stopping): then nobody needs the answer.
+        let reply = msg.reply;
+        let answer = move |result: BookResult| drop(reply.send(result));
         if let Err(e) = self.state.decide_reserve(&reservation) {
             tracing::debug!(error = %e, "room refused");
-            origin.answer(self, Err(e.into()));
+            answer(Err(e.into()));
             return;
         }
         let id = reservation.id;
@@ -285,7 +262,7 @@ impl Handler<Reserve> for RoomActor {
             Err(e) => {
                 let delta = self.state.revert_created(&id);
                 self.publish(&delta);
-                origin.answer(self, Err(journal_error(e)));
+                answer(Err(journal_error(e)));
                 return;
             }
         };
@@ -298,7 +275,7 @@ impl Handler<Reserve> for RoomActor {
                     span.in_scope(|| tracing::debug!("reservation durable"));
                     let r = match act.state.reservation(&id) {
                         Ok(r) => r.clone(),
-                        Err(e) => return origin.answer(act, Err(e.into())),
+                        Err(e) => return answer(Err(e.into())),
                     };
                     // Findable (by id and by its key) and known to the supervisor before
                     // anyone learns the id.
@@ -313,14 +290,14 @@ impl Handler<Reserve> for RoomActor {
                         amount: r.payment.amount,
                         created_at: r.created_at,
                     });
-                    return origin.answer(act, Ok(r));
+                    return answer(Ok(r));
                 }
                 Ok(Err(e)) => journal_error(e),
                 Err(_) => EngineError::ShuttingDown,
             };
             let delta = act.state.revert_created(&id);
             act.publish(&delta);
-            origin.answer(act, Err(failure));
+            answer(Err(failure));
         }));
     }
 }
