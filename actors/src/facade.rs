@@ -553,13 +553,27 @@ impl Engine {
         tracing::info!("engine stopped");
     }
 
+    /// Whether a call made now from this thread would be refused `Overloaded`: the calls
+    /// in flight of its shard (or of the callers on no shard) are at their bound. One
+    /// load, so a server can shed a request before it parses or authenticates anything;
+    /// the engine's own admission still decides each call.
+    pub fn is_saturated(&self) -> bool {
+        !self.inner.stopping.load(Ordering::Relaxed)
+            && self.counter().load(Ordering::Relaxed) >= self.inner.admit_per_shard
+    }
+
+    /// This thread's in-flight counter: its shard's, or the one of callers on no shard.
+    fn counter(&self) -> &AtomicUsize {
+        let shard =
+            shards::current().map_or(self.inner.shards.len(), |s| s.min(self.inner.shards.len()));
+        &self.inner.in_flight[shard].0
+    }
+
     fn enter(&self) -> Result<Slot<'_>, EngineError> {
         if self.inner.stopping.load(Ordering::Acquire) {
             return Err(EngineError::ShuttingDown);
         }
-        let shard =
-            shards::current().map_or(self.inner.shards.len(), |s| s.min(self.inner.shards.len()));
-        let counter = &self.inner.in_flight[shard].0;
+        let counter = self.counter();
         let before = counter.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(counter);
         if before >= self.inner.admit_per_shard {

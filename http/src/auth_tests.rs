@@ -1105,3 +1105,21 @@ async fn metrics_are_exported_and_move() {
         "holds expired / snapshot metrics did not move:\n{last}"
     );
 }
+
+/// A saturated engine sheds an API request before it is authenticated: an overloaded
+/// server spends no key check (and no 401) on a request it refuses anyway, while the
+/// probes still answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saturated_engine_sheds_before_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        max_in_flight: 0,
+        ..EngineConfig::new(dir.path())
+    };
+    let h = Harness::start(config, HttpLimits::default());
+    let shed = h.call(None, Method::GET, "/v1/hotels/H1", &[], None).await;
+    assert_eq!((shed.status.as_u16(), shed.code()), (503, "overloaded"));
+    assert_eq!(shed.header("retry-after"), "1");
+    let probe = h.call(None, Method::GET, "/healthz", &[], None).await;
+    assert_eq!(probe.status.as_u16(), 200);
+}

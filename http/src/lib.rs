@@ -158,6 +158,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let security = state.security.clone();
     let timeout = security.limits.request_timeout;
+    let engine = state.engine.clone();
     api.with_state(state)
         .merge(docs)
         // Only matched routes: the deadline around the handler, and outside it the guard
@@ -167,6 +168,8 @@ pub fn router(state: AppState) -> Router {
             limits::deadline,
         ))
         .route_layer(axum::middleware::from_fn_with_state(security, auth::guard))
+        // Outermost of the route layers: an overloaded shard refuses before any work.
+        .route_layer(axum::middleware::from_fn_with_state(engine, limits::shed))
         .fallback(routes::ops::route_not_found)
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))

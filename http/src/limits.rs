@@ -159,6 +159,26 @@ impl Security {
     }
 }
 
+/// Sheds an API request at once with 503 `overloaded` (and `Retry-After`) while the
+/// engine's calls in flight on this shard are at their bound, before it is authenticated
+/// or its body parsed: under overload a refusal must cost little, or refusing becomes the
+/// work. The engine's own admission still decides every call that gets through. Only
+/// `/v1/` routes are shed; health, readiness, metrics and the static pages never are.
+pub async fn shed(
+    State(engine): State<innkeep_actors::Engine>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if engine.is_saturated() && req.uri().path().starts_with("/v1/") {
+        metrics::counter!(METRIC_SHED).increment(1);
+        return ApiError::Engine(innkeep_actors::EngineError::Overloaded).into_response();
+    }
+    next.run(req).await
+}
+
+/// Counter of API requests shed before reaching a handler ([`shed`]).
+pub const METRIC_SHED: &str = "innkeep_http_requests_shed_total";
+
 /// The request deadline: a handler still running after `request_timeout` is dropped and
 /// the client gets 503 `timeout`. Dropping the handler does not undo an engine call
 /// already sent: it may still complete (bookings are idempotent by key, so a retry with

@@ -1182,7 +1182,17 @@ async fn overloaded_engine_answers_503_with_retry_after() {
         .await;
     reply.assert_problem(503, "overloaded");
     assert_eq!(reply.header("retry-after"), "1");
-    assert_eq!(h.get("/v1/hotels/H1").await.status.as_u16(), 404);
+    // Shed before parsing: a body the handler would refuse with 400 is not even read.
+    h.call(Method::PUT, "/v1/hotels/H1", Some(json!({"name": 7})))
+        .await
+        .assert_problem(503, "overloaded");
+    // Operational routes are never shed.
+    assert_eq!(h.get("/healthz").await.status.as_u16(), 200);
+    assert_eq!(h.get("/metrics").await.status.as_u16(), 200);
+    // Reads that do not enter the engine are shed as well while it is saturated.
+    h.get("/v1/hotels/H1")
+        .await
+        .assert_problem(503, "overloaded");
 }
 
 /// Reads the next SSE event (`id`, `event`, `data`) from a streaming body, skipping
