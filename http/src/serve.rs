@@ -298,7 +298,9 @@ pub async fn serve_dealt(
                 deal(Box::pin(tasks.track_future(async move {
                     match TcpStream::from_std(stream) {
                         Ok(stream) => connection(stream, remote, slot, app, shutdown).await,
-                        Err(e) => tracing::debug!(%remote, error = %e, "cannot serve the connection"),
+                        Err(e) => {
+                            tracing::debug!(%remote, error = %e, "cannot serve the connection")
+                        }
                     }
                 })));
             }
