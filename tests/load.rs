@@ -232,3 +232,87 @@ async fn the_check_notices_bookings_it_did_not_make() {
         .iter()
         .all(|p| !p.contains("DOUBLE-SOLD") && !p.starts_with("reservation ")));
 }
+
+/// A server that admits one engine call at a time sheds the rest of 32 connections'
+/// bookings with 503 `overloaded`: the report keeps them out of the admitted latency and
+/// the goodput, and `honor_retry_after` makes each refused worker wait at least half the
+/// `Retry-After` (1 s) before its next request instead of hammering the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shed_requests_are_not_admitted_and_retry_after_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        dir.path(),
+        &[("INNKEEP_SHARDS", "1"), ("INNKEEP_MAX_IN_FLIGHT", "1")],
+    );
+    // Set up over one connection: one call at a time, nothing is shed.
+    let base = LoadOptions {
+        mix: "book=1".parse().unwrap(),
+        check: false,
+        ..options(&s, "LV")
+    };
+    load::run(LoadOptions {
+        connections: 1,
+        stop: StopAt::Requests(1),
+        ..base.clone()
+    })
+    .await
+    .expect("setup run");
+    let shed = |r: &LoadReport| {
+        let summary = r.render_text();
+        assert!(r.overloaded > 0, "some bookings were shed: {summary}");
+        assert_eq!(r.errors, 0, "{summary}");
+        // Every answer is admitted or shed; goodput is every booking's definite answer.
+        assert_eq!(r.overall.admitted.requests + r.overloaded, r.requests);
+        let book = &r.operations["book"];
+        assert_eq!(book.admitted.requests, r.overall.admitted.requests);
+        assert_eq!(
+            r.goodput,
+            r.bookings.made + r.bookings.sold_out,
+            "{summary}"
+        );
+        assert_eq!(book.admitted.goodput, r.goodput);
+        assert!(r.goodput > 0 && r.goodput <= r.overall.admitted.requests);
+        assert!(r.overall.admitted.latency.max_us <= r.overall.latency.max_us);
+        assert!(summary.contains("admitted µs"), "{summary}");
+        let json = serde_json::to_value(r).unwrap();
+        assert_eq!(json["goodput"], r.goodput);
+        assert!(json["goodput_rps"].as_f64().unwrap() > 0.0);
+        assert_eq!(
+            json["operations"]["book"]["admitted"]["requests"],
+            book.admitted.requests
+        );
+        assert!(json["overall"]["admitted"]["latency"]["p99_us"].is_u64());
+    };
+
+    // Default: a refused worker sends its next request at once.
+    let eager = load::run(LoadOptions {
+        connections: 32,
+        setup: false,
+        stop: StopAt::Duration(Duration::from_secs(1)),
+        ..base.clone()
+    })
+    .await
+    .expect("run without Retry-After");
+    shed(&eager);
+
+    // Honouring Retry-After: after each refusal a worker waits >= 0.5 s, so in 2 s it is
+    // refused at most 4 times; the waits end at the deadline, not after it.
+    let polite = load::run(LoadOptions {
+        connections: 32,
+        setup: false,
+        stop: StopAt::Duration(Duration::from_secs(2)),
+        honor_retry_after: true,
+        seed: 43,
+        ..base
+    })
+    .await
+    .expect("run honouring Retry-After");
+    shed(&polite);
+    assert!(
+        polite.overloaded <= 32 * 4,
+        "{} refusals: {}",
+        polite.overloaded,
+        polite.render_text()
+    );
+    assert!(polite.duration_secs < 3.0, "{}", polite.render_text());
+}

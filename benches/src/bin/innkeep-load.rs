@@ -98,6 +98,11 @@ struct Args {
     /// No progress line on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Closed loop: after a 503 overloaded, a worker waits before its next request for the
+    /// answer's Retry-After, capped at 1 s, times a seeded random jitter in [0.5, 1.0].
+    /// The refused request is not retried and is still counted. No effect in open loop.
+    #[arg(long)]
+    honor_retry_after: bool,
 }
 
 impl Args {
@@ -140,6 +145,7 @@ impl Args {
                 .api_key
                 .or_else(|| std::env::var("INNKEEP_LOAD_API_KEY").ok()),
             headers: self.headers,
+            honor_retry_after: self.honor_retry_after,
         })
     }
 }

@@ -66,14 +66,18 @@ impl Reply {
     }
 
     /// True for a 503 that says the request was refused before it reached the engine
-    /// (`overloaded`, `not_ready`, `shutting_down`): nothing changed.
+    /// (`overloaded`, `not_ready`, `shutting_down`): nothing changed. See [`refused`].
     pub fn refused(&self) -> bool {
-        self.status == 503
-            && matches!(
-                self.code().as_deref(),
-                Some("overloaded" | "not_ready" | "shutting_down")
-            )
+        refused(self.status, self.code().as_deref())
     }
+}
+
+/// True for an answer with this status and problem code that says the request was
+/// refused before it reached the engine: a 503 `overloaded`, `not_ready` or
+/// `shutting_down`. Everything else (including a 503 `timeout`, which the engine had
+/// admitted) reached the engine, or may have.
+pub(crate) fn refused(status: u16, code: Option<&str>) -> bool {
+    status == 503 && matches!(code, Some("overloaded" | "not_ready" | "shutting_down"))
 }
 
 /// Most attempts of a setup or check request that the server turns away.

@@ -26,7 +26,9 @@ pub use options::{
     parse_duration, parse_header, LoadOptions, Mix, Mode, Op, OptionError, StayNights, StopAt,
 };
 pub use setup::{type_code, SETUP_CURRENCY, SETUP_TIME_ZONE};
-pub use stats::{BookingCounts, CheckReport, LatencySummary, LoadReport, OpStats, OpenLoopReport};
+pub use stats::{
+    AdmittedStats, BookingCounts, CheckReport, LatencySummary, LoadReport, OpStats, OpenLoopReport,
+};
 
 use client::Conn;
 use stats::{Live, Recorder};
@@ -134,6 +136,7 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, LoadError> {
         run_tag,
         secret: opts.payment_secret.clone().unwrap_or_default().into_bytes(),
         seed: opts.seed,
+        honor_retry_after: opts.honor_retry_after,
     });
     let mut set = JoinSet::new();
     for (i, conn) in conns.iter().enumerate() {
@@ -194,6 +197,8 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, LoadError> {
         duration_secs: summary.duration_secs,
         requests: summary.requests,
         throughput_rps: summary.throughput_rps,
+        goodput: summary.goodput,
+        goodput_rps: summary.goodput_rps,
         overall: summary.overall,
         operations: summary.operations,
         statuses: summary.statuses,

@@ -419,6 +419,28 @@ pub struct LoadOptions {
     /// Extra headers sent with every request (`--header "name: value"`), e.g. the
     /// server's API-key header when it requires one.
     pub headers: Vec<(String, String)>,
+    /// Closed loop: after a `503 overloaded`, a worker waits before its next request for
+    /// the answer's `Retry-After` (capped at [`MAX_RETRY_AFTER_WAIT`]) times a seeded
+    /// random jitter in [0.5, 1.0]. The refused request is still not retried, and still
+    /// counted. No effect in open loop, whose arrivals follow the schedule.
+    pub honor_retry_after: bool,
+}
+
+/// Longest wait `--honor-retry-after` makes, whatever `Retry-After` says.
+pub const MAX_RETRY_AFTER_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a worker honouring `Retry-After` waits after a `503 overloaded` that carried
+/// `retry_after_secs`: that many seconds capped at [`MAX_RETRY_AFTER_WAIT`], times a
+/// jitter of `0.5 + 0.5 * unit` (`unit` uniform in [0, 1), so the jitter is in
+/// [0.5, 1.0]), which spreads out the workers a burst of refusals would otherwise send
+/// back at the same instant. No `Retry-After` (or one that is not a number of seconds)
+/// means no wait: there is nothing to honour.
+pub fn retry_after_wait(retry_after_secs: Option<u64>, unit: f64) -> Duration {
+    let Some(secs) = retry_after_secs else {
+        return Duration::ZERO;
+    };
+    let base = Duration::from_secs(secs).min(MAX_RETRY_AFTER_WAIT);
+    base.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
 }
 
 impl Default for LoadOptions {
@@ -446,6 +468,7 @@ impl Default for LoadOptions {
             request_timeout: Duration::from_secs(30),
             api_key: None,
             headers: Vec::new(),
+            honor_retry_after: false,
         }
     }
 }
@@ -477,6 +500,7 @@ impl fmt::Debug for LoadOptions {
             .field("request_timeout", &self.request_timeout)
             .field("api_key", &redacted(self.api_key.is_some()))
             .field("headers", &header_names)
+            .field("honor_retry_after", &self.honor_retry_after)
             .finish()
     }
 }
@@ -662,6 +686,40 @@ mod tests {
         for bad in ["", "s", "0s", "-1s", "3d", "10 parsecs"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn retry_after_wait_is_capped_and_jittered() {
+        // Nothing to honour, or "retry now".
+        assert_eq!(retry_after_wait(None, 0.3), Duration::ZERO);
+        assert_eq!(retry_after_wait(Some(0), 0.9), Duration::ZERO);
+        // The jitter's ends: half the wait at 0, all of it near 1.
+        assert_eq!(retry_after_wait(Some(1), 0.0), Duration::from_millis(500));
+        assert_eq!(retry_after_wait(Some(1), 0.5), Duration::from_millis(750));
+        let top = retry_after_wait(Some(1), 1.0 - f64::EPSILON);
+        assert!(top <= MAX_RETRY_AFTER_WAIT && top > Duration::from_millis(999));
+        // Capped at 1 s, whatever the server asks.
+        for secs in [2, 5, 3600, u64::MAX] {
+            assert_eq!(
+                retry_after_wait(Some(secs), 0.0),
+                Duration::from_millis(500)
+            );
+            assert!(retry_after_wait(Some(secs), 0.999_999) <= MAX_RETRY_AFTER_WAIT);
+        }
+        // Out-of-range units are clamped, never beyond the cap or below half of it.
+        assert_eq!(retry_after_wait(Some(9), 7.0), MAX_RETRY_AFTER_WAIT);
+        assert_eq!(retry_after_wait(Some(9), -1.0), Duration::from_millis(500));
+        // Over the generator's own RNG: every wait lies in [0.5, 1.0] s and both ends
+        // of the range are reached.
+        let mut rng = super::super::workload::Rng::new(7);
+        let waits: Vec<Duration> = (0..10_000)
+            .map(|_| retry_after_wait(Some(1), rng.unit()))
+            .collect();
+        assert!(waits
+            .iter()
+            .all(|w| *w >= Duration::from_millis(500) && *w <= MAX_RETRY_AFTER_WAIT));
+        assert!(waits.iter().any(|w| *w < Duration::from_millis(550)));
+        assert!(waits.iter().any(|w| *w > Duration::from_millis(950)));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::client::refused;
 use super::options::Op;
 
 /// Highest latency the histograms resolve (60 s); longer ones are recorded as 60 s.
@@ -18,6 +19,26 @@ const MAX_LATENCY_US: u64 = 60_000_000;
 /// Above tokio's 1 ms timer resolution, so a late send means every connection was busy
 /// (or the generator was short of CPU), not that the timer rounded up.
 pub const LATE_AFTER_US: u64 = 2_000;
+
+/// True when a request was admitted: every request except one answered with a refusal
+/// before the engine ([`refused`]: 503 `overloaded`, `not_ready`, `shutting_down`). A
+/// request without an answer (transport error) counts as admitted: it may have reached the
+/// engine, and leaving it out would hide a server that admits and then stalls. A `429` is
+/// admitted too (the server's rate or hold policy answered it, not its load shedding).
+pub(crate) fn admitted(status: Option<u16>, code: Option<&str>) -> bool {
+    status.is_none_or(|s| !refused(s, code))
+}
+
+/// True when an answer counts toward goodput: a success (any 2xx) or `409 sold_out`, the
+/// definite "no" to a booking (for a booking: 201 + 409 `sold_out`). Every other answer
+/// (refusals, 429, other 4xx, 5xx including 503 `timeout`) and transport errors do not.
+pub(crate) fn good(status: Option<u16>, code: Option<&str>) -> bool {
+    match status {
+        Some(s) if (200..300).contains(&s) => true,
+        Some(409) => code == Some("sold_out"),
+        _ => false,
+    }
+}
 
 fn histogram() -> Histogram<u64> {
     // Three significant digits over 1 µs..60 s.
@@ -63,6 +84,11 @@ pub enum Outcome {
 pub struct Recorder {
     per_op: Vec<Histogram<u64>>,
     all: Histogram<u64>,
+    /// Latency of admitted requests (see [`admitted`]), per operation.
+    per_op_admitted: Vec<Histogram<u64>>,
+    all_admitted: Histogram<u64>,
+    /// Answers that count toward goodput (see [`good`]), per operation.
+    per_op_good: Vec<u64>,
     statuses: BTreeMap<u16, u64>,
     codes: BTreeMap<String, u64>,
     errors: BTreeMap<String, u64>,
@@ -92,6 +118,9 @@ impl Default for Recorder {
         Recorder {
             per_op: Op::ALL.iter().map(|_| histogram()).collect(),
             all: histogram(),
+            per_op_admitted: Op::ALL.iter().map(|_| histogram()).collect(),
+            all_admitted: histogram(),
+            per_op_good: vec![0; Op::ALL.len()],
             statuses: BTreeMap::new(),
             codes: BTreeMap::new(),
             errors: BTreeMap::new(),
@@ -124,6 +153,13 @@ impl Recorder {
         let us = (latency.as_micros() as u64).clamp(1, MAX_LATENCY_US);
         self.per_op[op.index()].saturating_record(us);
         self.all.saturating_record(us);
+        if admitted(status, code) {
+            self.per_op_admitted[op.index()].saturating_record(us);
+            self.all_admitted.saturating_record(us);
+        }
+        if good(status, code) {
+            self.per_op_good[op.index()] += 1;
+        }
         if let Some(s) = status {
             *self.statuses.entry(s).or_default() += 1;
         }
@@ -176,6 +212,13 @@ impl Recorder {
             let _ = mine.add(theirs);
         }
         let _ = self.all.add(&other.all);
+        for (mine, theirs) in self.per_op_admitted.iter_mut().zip(&other.per_op_admitted) {
+            let _ = mine.add(theirs);
+        }
+        let _ = self.all_admitted.add(&other.all_admitted);
+        for (mine, theirs) in self.per_op_good.iter_mut().zip(&other.per_op_good) {
+            *mine += theirs;
+        }
         for (k, v) in other.statuses {
             *self.statuses.entry(k).or_default() += v;
         }
@@ -201,19 +244,37 @@ impl Recorder {
     /// The report's statistics part, for a run that lasted `elapsed`.
     pub(crate) fn summarize(&self, elapsed: Duration) -> Summary {
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let stats = |h: &Histogram<u64>| OpStats {
+        let stats = |h: &Histogram<u64>, a: &Histogram<u64>, good: u64| OpStats {
             requests: h.len(),
             throughput_rps: h.len() as f64 / secs,
             latency: LatencySummary::of(h),
+            admitted: AdmittedStats {
+                requests: a.len(),
+                throughput_rps: a.len() as f64 / secs,
+                latency: LatencySummary::of(a),
+                goodput: good,
+                goodput_rps: good as f64 / secs,
+            },
         };
+        let goodput: u64 = self.per_op_good.iter().sum();
         Summary {
             duration_secs: elapsed.as_secs_f64(),
             requests: self.all.len(),
             throughput_rps: self.all.len() as f64 / secs,
-            overall: stats(&self.all),
+            goodput,
+            goodput_rps: goodput as f64 / secs,
+            overall: stats(&self.all, &self.all_admitted, goodput),
             operations: Op::ALL
                 .iter()
-                .map(|op| (op.name().to_owned(), stats(&self.per_op[op.index()])))
+                .map(|op| {
+                    let i = op.index();
+                    let s = stats(
+                        &self.per_op[i],
+                        &self.per_op_admitted[i],
+                        self.per_op_good[i],
+                    );
+                    (op.name().to_owned(), s)
+                })
                 .collect(),
             statuses: self
                 .statuses
@@ -245,6 +306,10 @@ pub(crate) struct Summary {
     pub requests: u64,
     /// See [`LoadReport::throughput_rps`].
     pub throughput_rps: f64,
+    /// See [`LoadReport::goodput`].
+    pub goodput: u64,
+    /// See [`LoadReport::goodput_rps`].
+    pub goodput_rps: f64,
     /// See [`LoadReport::overall`].
     pub overall: OpStats,
     /// See [`LoadReport::operations`].
@@ -310,12 +375,33 @@ impl LatencySummary {
 /// Count, rate and latency of one operation (or all).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OpStats {
-    /// Requests finished.
+    /// Requests finished (every answer, refusals included, and transport errors).
     pub requests: u64,
     /// Requests per second over the run.
     pub throughput_rps: f64,
-    /// Latency percentiles.
+    /// Latency percentiles of all those requests.
     pub latency: LatencySummary,
+    /// The same for the admitted requests only, with goodput.
+    pub admitted: AdmittedStats,
+}
+
+/// Count, rate and latency of the admitted requests of one operation (or all): every
+/// request except those the server refused before the engine (503 `overloaded`,
+/// `not_ready`, `shutting_down`). Transport errors, 429s and every other answer count as
+/// admitted. Under load shedding this is the latency of the work the server took on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdmittedStats {
+    /// Admitted requests.
+    pub requests: u64,
+    /// Admitted requests per second over the run.
+    pub throughput_rps: f64,
+    /// Latency percentiles of the admitted requests.
+    pub latency: LatencySummary,
+    /// Admitted answers that count toward goodput: a 2xx, or `409 sold_out` (for a
+    /// booking: 201 + 409 `sold_out`).
+    pub goodput: u64,
+    /// `goodput` per second over the run.
+    pub goodput_rps: f64,
 }
 
 /// What happened to bookings.
@@ -389,6 +475,12 @@ pub struct LoadReport {
     pub requests: u64,
     /// Requests per second over the load phase.
     pub throughput_rps: f64,
+    /// Answers that count toward goodput, all operations: a 2xx, or `409 sold_out` (a
+    /// booking's definite "no"). Refusals, 429s, other error answers and transport
+    /// errors do not count. Same as `overall.admitted.goodput`.
+    pub goodput: u64,
+    /// `goodput` per second over the load phase.
+    pub goodput_rps: f64,
     /// All operations together.
     pub overall: OpStats,
     /// Per operation (`availability`, `book`, `pay`, `cancel`).
@@ -443,23 +535,47 @@ impl LoadReport {
         );
         let _ = writeln!(
             s,
+            "admitted {} ({:.1} req/s), goodput {} ({:.1} req/s; 2xx and 409 sold_out)",
+            self.overall.admitted.requests,
+            self.overall.admitted.throughput_rps,
+            self.goodput,
+            self.goodput_rps
+        );
+        let _ = writeln!(
+            s,
             "\n{:<13}{:>9}{:>10}{:>9}{:>9}{:>9}{:>10}{:>9}",
             "latency µs", "requests", "req/s", "p50", "p90", "p99", "p99.9", "max"
         );
-        let row = |s: &mut String, name: &str, o: &OpStats| {
-            let l = &o.latency;
+        let row = |s: &mut String, name: &str, requests: u64, rps: f64, l: &LatencySummary| {
             let _ = writeln!(
                 s,
-                "{name:<13}{:>9}{:>10.1}{:>9}{:>9}{:>9}{:>10}{:>9}",
-                o.requests, o.throughput_rps, l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us
+                "{name:<13}{requests:>9}{rps:>10.1}{:>9}{:>9}{:>9}{:>10}{:>9}",
+                l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us
             );
         };
         for op in Op::ALL {
             if let Some(o) = self.operations.get(op.name()) {
-                row(&mut s, op.name(), o);
+                row(&mut s, op.name(), o.requests, o.throughput_rps, &o.latency);
             }
         }
-        row(&mut s, "all", &self.overall);
+        let o = &self.overall;
+        row(&mut s, "all", o.requests, o.throughput_rps, &o.latency);
+        // Only when something was refused: otherwise it is the table above.
+        if self.overall.admitted.requests != self.overall.requests {
+            let _ = writeln!(
+                s,
+                "\n{:<13}{:>9}{:>10}{:>9}{:>9}{:>9}{:>10}{:>9}",
+                "admitted µs", "requests", "req/s", "p50", "p90", "p99", "p99.9", "max"
+            );
+            for op in Op::ALL {
+                if let Some(o) = self.operations.get(op.name()) {
+                    let a = &o.admitted;
+                    row(&mut s, op.name(), a.requests, a.throughput_rps, &a.latency);
+                }
+            }
+            let a = &self.overall.admitted;
+            row(&mut s, "all", a.requests, a.throughput_rps, &a.latency);
+        }
         let join = |m: &BTreeMap<String, u64>| {
             if m.is_empty() {
                 return "none".to_owned();
@@ -568,5 +684,185 @@ mod tests {
         assert_eq!(a.late_sends, 1);
         assert_eq!(live.done.load(Ordering::Relaxed), 102);
         assert_eq!(live.errors.load(Ordering::Relaxed), 1);
+    }
+
+    /// True when `v` is within 0.5% of `want` (the histograms keep 3 significant digits).
+    fn near(v: u64, want: u64) -> bool {
+        v.abs_diff(want) * 1000 <= want * 5
+    }
+
+    #[test]
+    fn admitted_latency_and_goodput_leave_refusals_out() {
+        let live = Live::default();
+        let (mut a, mut b) = (Recorder::default(), Recorder::default());
+        let rec = |r: &mut Recorder, op, us: u64, status, code, outcome: Outcome| {
+            let latency = Duration::from_micros(us);
+            r.record(&live, op, latency, status, code, &outcome);
+        };
+        // 100 admitted bookings at 1..=100 ms: every 10th sold out, every 10th from the
+        // 5th a 500; the rest created.
+        for i in 1..=100u64 {
+            let r = if i % 2 == 0 { &mut a } else { &mut b };
+            let (status, code, outcome) = match i % 10 {
+                0 => (409, Some("sold_out"), Outcome::SoldOut),
+                5 => (
+                    500,
+                    Some("internal"),
+                    Outcome::Unexpected("500 internal".into()),
+                ),
+                _ => (201, None, Outcome::Ok),
+            };
+            rec(r, Op::Book, i * 1_000, Some(status), code, outcome);
+        }
+        // 300 fast refusals of bookings: they dominate the latency of all answers.
+        for i in 0..300 {
+            let r = if i % 2 == 0 { &mut a } else { &mut b };
+            rec(
+                r,
+                Op::Book,
+                20,
+                Some(503),
+                Some("overloaded"),
+                Outcome::Overloaded,
+            );
+        }
+        // Availability: 10 answered, 10 shed, 1 refused as not ready (an error, and not
+        // admitted either).
+        for _ in 0..10 {
+            rec(&mut a, Op::Availability, 100, Some(200), None, Outcome::Ok);
+            rec(
+                &mut b,
+                Op::Availability,
+                10,
+                Some(503),
+                Some("overloaded"),
+                Outcome::Overloaded,
+            );
+        }
+        let not_ready = Outcome::Unexpected("503 not_ready".into());
+        rec(
+            &mut a,
+            Op::Availability,
+            10,
+            Some(503),
+            Some("not_ready"),
+            not_ready,
+        );
+        // Admitted but not goodput: 429s, a 503 timeout (the engine had it), a lost answer.
+        for _ in 0..2 {
+            rec(
+                &mut b,
+                Op::Pay,
+                30,
+                Some(429),
+                Some("rate_limited"),
+                Outcome::Throttled,
+            );
+        }
+        let timeout = Outcome::Unexpected("503 timeout".into());
+        rec(
+            &mut b,
+            Op::Cancel,
+            5_000,
+            Some(503),
+            Some("timeout"),
+            timeout,
+        );
+        rec(
+            &mut a,
+            Op::Cancel,
+            30_000_000,
+            None,
+            None,
+            Outcome::Transport("timeout".into()),
+        );
+        a.merge(b);
+        let s = a.summarize(Duration::from_secs(4));
+
+        // The existing fields keep their meaning: every answer counts.
+        assert_eq!(s.requests, 425);
+        assert_eq!(s.overall.requests, 425);
+        assert_eq!(s.overloaded, 310);
+        assert_eq!(s.throttled, 2);
+        assert_eq!(s.errors, 10 + 1 + 1 + 1);
+        let book = &s.operations["book"];
+        assert_eq!(book.requests, 400);
+        assert_eq!(book.latency.p50_us, 20, "{book:?}");
+        assert!(near(book.latency.p99_us, 96_000), "{book:?}");
+
+        // Admitted bookings: 80 created, 10 sold out, 10 failed; refusals left out.
+        let ab = &book.admitted;
+        assert_eq!(ab.requests, 100);
+        assert!((ab.throughput_rps - 25.0).abs() < 1e-9);
+        assert_eq!(ab.goodput, 90);
+        assert!((ab.goodput_rps - 22.5).abs() < 1e-9);
+        assert!(near(ab.latency.p50_us, 50_000), "{ab:?}");
+        assert!(near(ab.latency.p90_us, 90_000), "{ab:?}");
+        assert!(near(ab.latency.p99_us, 99_000), "{ab:?}");
+        assert!(near(ab.latency.max_us, 100_000), "{ab:?}");
+        assert!(
+            (ab.latency.mean_us - 50_500.0).abs() < 50_500.0 * 0.005,
+            "{ab:?}"
+        );
+
+        let av = &s.operations["availability"];
+        assert_eq!(
+            (av.requests, av.admitted.requests, av.admitted.goodput),
+            (21, 10, 10)
+        );
+        assert_eq!(av.admitted.latency.max_us, 100);
+        let pay = &s.operations["pay"].admitted;
+        assert_eq!((pay.requests, pay.goodput), (2, 0));
+        let cancel = &s.operations["cancel"].admitted;
+        assert_eq!((cancel.requests, cancel.goodput), (2, 0));
+        assert!(near(cancel.latency.max_us, 30_000_000), "{cancel:?}");
+        let health = &s.operations["health"].admitted;
+        assert_eq!(
+            (health.requests, health.goodput, health.latency.p99_us),
+            (0, 0, 0)
+        );
+
+        // Overall: 100 + 10 + 2 + 2 admitted; goodput 90 bookings + 10 availability.
+        let all = &s.overall.admitted;
+        assert_eq!(all.requests, 114);
+        assert_eq!((all.goodput, s.goodput), (100, 100));
+        assert!((s.goodput_rps - 25.0).abs() < 1e-9);
+        assert!((all.goodput_rps - s.goodput_rps).abs() < 1e-9);
+        assert!(near(all.latency.max_us, 30_000_000), "{all:?}");
+
+        // The JSON shape: `admitted` next to the old fields, same latency shape.
+        let json = serde_json::to_value(&s.overall).unwrap();
+        assert_eq!(json["requests"], 425);
+        assert_eq!(json["admitted"]["requests"], 114);
+        assert_eq!(json["admitted"]["goodput"], 100);
+        assert!(json["admitted"]["goodput_rps"].is_f64());
+        assert!(json["admitted"]["throughput_rps"].is_f64());
+        for q in ["p50_us", "p90_us", "p99_us", "p999_us", "max_us"] {
+            assert!(json["admitted"]["latency"][q].is_u64(), "{q}");
+        }
+    }
+
+    #[test]
+    fn admitted_and_good_classify_answers() {
+        assert!(admitted(Some(201), None));
+        assert!(admitted(Some(409), Some("sold_out")));
+        assert!(admitted(Some(500), Some("internal")));
+        assert!(admitted(Some(503), Some("timeout")));
+        assert!(admitted(Some(503), None));
+        assert!(admitted(Some(429), Some("rate_limited")));
+        assert!(
+            admitted(None, None),
+            "a lost answer may have reached the engine"
+        );
+        for code in ["overloaded", "not_ready", "shutting_down"] {
+            assert!(!admitted(Some(503), Some(code)), "{code}");
+        }
+        assert!(good(Some(200), None) && good(Some(201), None));
+        assert!(good(Some(409), Some("sold_out")));
+        assert!(!good(Some(409), Some("invalid_transition")));
+        assert!(!good(Some(429), Some("rate_limited")));
+        assert!(!good(Some(503), Some("overloaded")));
+        assert!(!good(Some(500), None));
+        assert!(!good(None, None));
     }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::client::{Conn, Reply};
-use super::options::{Mode, Op};
+use super::options::{retry_after_wait, Mode, Op};
 use super::stats::{Live, Outcome, Recorder};
 use super::workload::{Rng, Workload};
 
@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub secret: Vec<u8>,
     /// Workload seed; each worker derives its own stream from it.
     pub seed: u64,
+    /// Closed loop: wait as `Retry-After` says after a `503 overloaded`.
+    pub honor_retry_after: bool,
 }
 
 impl Shared {
@@ -160,6 +162,11 @@ struct Worker {
     confirmed: Vec<usize>,
     lost: Vec<LostBooking>,
     books: u64,
+    /// Jitter of `Retry-After` waits: a stream of its own, so honouring `Retry-After`
+    /// (whose refusals depend on timing) leaves the workload's draws as the seed made them.
+    jitter: Rng,
+    /// Set when the last answer was a `503 overloaded`: its `Retry-After` in seconds, if any.
+    refused_retry_after: Option<Option<u64>>,
 }
 
 /// Runs one connection's share of the load until the run is over.
@@ -178,7 +185,10 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, conn: Conn, index: usize) ->
         confirmed: Vec::new(),
         lost: Vec::new(),
         books: 0,
+        jitter: Rng::new(seed ^ 0x5265_7472_792d_4166),
+        refused_retry_after: None,
     };
+    let honor = w.shared.honor_retry_after && matches!(w.shared.mode, Mode::Closed);
     // Bounded: `claim` stops at the request count or the deadline.
     while let Some(due) = w.shared.claim() {
         if matches!(w.shared.mode, Mode::Open { .. }) {
@@ -193,6 +203,18 @@ pub(crate) async fn run_worker(shared: Arc<Shared>, conn: Conn, index: usize) ->
             w.rec.record_lag(now.saturating_duration_since(due));
         }
         w.one(due).await;
+        if let Some(retry_after) = w.refused_retry_after.take() {
+            if honor {
+                // Back off as the server asked (the refused request is not retried: the
+                // next one is a fresh draw), but never past the end of the run, so a wait
+                // does not stretch the measured duration.
+                let mut until = Instant::now() + retry_after_wait(retry_after, w.jitter.unit());
+                if let Some(deadline) = w.shared.deadline {
+                    until = until.min(deadline);
+                }
+                tokio::time::sleep_until(until).await;
+            }
+        }
     }
     WorkerResult {
         recorder: w.rec,
@@ -266,7 +288,13 @@ impl Worker {
     fn record(&mut self, op: Op, due: Instant, reply: &Result<Reply, String>, outcome: Outcome) {
         let latency = Instant::now().saturating_duration_since(due);
         let (status, code) = match reply {
-            Ok(r) => (Some(r.status), r.code()),
+            Ok(r) => {
+                let code = r.code();
+                if r.status == 503 && code.as_deref() == Some("overloaded") {
+                    self.refused_retry_after = Some(r.retry_after_secs);
+                }
+                (Some(r.status), code)
+            }
             Err(_) => (None, None),
         };
         self.rec.record(
