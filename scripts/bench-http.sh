@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# The HTTP runs of BENCHMARKS.md ((a)–(c)): a release server on loopback and
-# innkeep-load against it, one JSON report per run in OUT, then a summary table.
+# The HTTP runs of BENCHMARKS.md ((a)–(c), (g), (h) and server CPU per request): a release
+# server on loopback and innkeep-load against it, one JSON report per run in OUT, then a
+# summary table.
 #
 #   cargo build --release --bin innkeep -p innkeep
 #   cargo build --release -p innkeep-benches --bins
 #   scripts/bench-http.sh [OUT_DIR] [TARGET_DIR]     # defaults: /tmp/innkeep-bench, target
 #
-# Every run is closed loop, 64 connections, 10 s, on a fresh server and data dir; the
-# server and the generator share the machine. Traffic goes only to 127.0.0.1.
+# Every run is 10 s on a fresh server and data dir, closed loop with 64 connections unless
+# said otherwise; the server and the generator share the machine. Traffic goes only to
+# 127.0.0.1. LOAD_BIN overrides the generator (to drive an older server with this one).
+# The server's CPU time (utime + stime from /proc) over each run is written beside its
+# report, so the summary can give CPU per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-/tmp/innkeep-bench}"
 target="${2:-target}"
 bin="$target/release/innkeep"
-load_bin="$target/release/innkeep-load"
+load_bin="${LOAD_BIN:-$target/release/innkeep-load}"
 port="${BENCH_PORT:-18181}"
 secret=bench-secret-0123456789
 duration="${BENCH_DURATION:-10s}"
@@ -31,6 +35,8 @@ start() {
     echo "server did not become ready" >&2
     exit 1
 }
+# CPU seconds the server has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$pid/stat"; }
 stop() { kill -TERM "$pid"; wait "$pid" || true; rm -rf "$data"; }
 trap 'kill -TERM $pid 2>/dev/null || true' EXIT
 run() {
@@ -50,7 +56,10 @@ fresh() {
     local name=$1 flag=$2
     shift 2
     if [[ -n "$flag" ]]; then start "$flag"; else start; fi
+    local before
+    before=$(cpu)
     run "$name" "$@"
+    echo "$before $(cpu)" >"$out/$name.cpu"
     stop
 }
 fresh health "" --setup --hotel-prefix HEALTH --rooms 10 --mix health=100 --no-check
@@ -60,22 +69,46 @@ fresh mix "" --setup --hotel-prefix MIX --rooms 1000 --room-types 4 --horizon-da
 fresh uniform4k "" --hotel-prefix U4K --rooms 4000 "${book[@]}"
 fresh hot4k "" --hotel-prefix HOT4K --rooms 4000 "${book[@]}" "${hot[@]}"
 fresh nofsync --unsafe-no-fsync --hotel-prefix U --rooms 1000 "${book[@]}"
+# (g) open loop at half of the uniform run's peak.
+half=$(python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['throughput_rps'] / 2))" "$out/uniform.json")
+fresh open "" --hotel-prefix U --rooms 1000 "${book[@]}" --mode open --rate "$half"
+# (h) 2 000 connections: clients that wait as Retry-After says, and clients that do not.
+fresh c2000 "" --hotel-prefix U --rooms 1000 "${book[@]}" --connections 2000 --honor-retry-after
+fresh c2000raw "" --hotel-prefix U --rooms 1000 "${book[@]}" --connections 2000
 
 python3 - "$out" <<'EOF'
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
 rows = {}
-print(f"{'run':<10} {'req/s':>9} {'p50':>7} {'p90':>7} {'p99':>7} {'p99.9':>7} {'max':>8}  check")
-for name in ["health", "uniform", "hot", "mix", "uniform4k", "hot4k", "nofsync"]:
+reports = {}
+print(f"{'run':<10} {'req/s':>9} {'p50':>7} {'p90':>7} {'p99':>7} {'p99.9':>7} {'max':>8} "
+      f"{'good/s':>8} {'adm p99':>8} {'503':>7} {'cpu µs':>7}  check")
+for name in ["health", "uniform", "hot", "mix", "uniform4k", "hot4k", "nofsync", "open",
+             "c2000", "c2000raw"]:
     r = json.loads((out / f"{name}.json").read_text())
+    reports[name] = r
     lat = r["overall"]["latency"]
+    admitted = r["overall"].get("admitted", {}).get("latency", {})
     check = r.get("check")
     ok = "-" if check is None else ("ok" if check.get("ok") else "FAILED")
+    before, after = map(float, (out / f"{name}.cpu").read_text().split())
+    cpu_us = (after - before) * 1e6 / max(r["requests"], 1)
     rows[name] = r["throughput_rps"]
     print(f"{name:<10} {r['throughput_rps']:>9.0f} {lat['p50_us']:>7} {lat['p90_us']:>7} "
-          f"{lat['p99_us']:>7} {lat['p999_us']:>7} {lat['max_us']:>8}  {ok}")
+          f"{lat['p99_us']:>7} {lat['p999_us']:>7} {lat['max_us']:>8} "
+          f"{r.get('goodput_rps', 0):>8.0f} {admitted.get('p99_us', 0):>8} "
+          f"{r.get('overloaded', 0):>7} {cpu_us:>7.1f}  {ok}")
 print(f"(a) uniform/health   {rows['uniform'] / rows['health']:.2f}")
 print(f"(b) uniform/nofsync  {rows['uniform'] / rows['nofsync']:.2f}")
 print(f"(c) hot/uniform      {rows['hot'] / rows['uniform']:.2f} (1 000 rooms), "
       f"{rows['hot4k'] / rows['uniform4k']:.2f} (4 000 rooms)")
+o = reports["open"]["overall"]["latency"]
+print(f"(g) open loop at {reports['open']['throughput_rps']:.0f}/s: p50 {o['p50_us']} µs, "
+      f"p99 {o['p99_us']} µs")
+peak = reports["uniform"]["goodput_rps"]
+for name in ["c2000", "c2000raw"]:
+    r = reports[name]
+    print(f"(h) {name}: goodput {r['goodput_rps'] / peak:.2f} of the 64-connection peak, "
+          f"admitted p99 {r['overall']['admitted']['latency']['p99_us']} µs, "
+          f"{r['overloaded']} answered 503 overloaded")
 EOF
