@@ -43,7 +43,8 @@ run() {
     local name=$1
     shift
     "$load_bin" --target "http://127.0.0.1:$port" --payment-secret $secret \
-        --connections 64 --duration "$duration" --quiet --json "$@" >"$out/$name.json"
+        --connections "${connections:-64}" --duration "$duration" --quiet --json "$@" \
+        >"$out/$name.json"
 }
 book=(--setup --room-types 4 --horizon-days 700 --stay-nights 1-3 --mix book=100)
 hot=(--hot-share 0.9 --hot-room-type)
@@ -73,8 +74,8 @@ fresh nofsync --unsafe-no-fsync --hotel-prefix U --rooms 1000 "${book[@]}"
 half=$(python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['throughput_rps'] / 2))" "$out/uniform.json")
 fresh open "" --hotel-prefix U --rooms 1000 "${book[@]}" --mode open --rate "$half"
 # (h) 2 000 connections: clients that wait as Retry-After says, and clients that do not.
-fresh c2000 "" --hotel-prefix U --rooms 1000 "${book[@]}" --connections 2000 --honor-retry-after
-fresh c2000raw "" --hotel-prefix U --rooms 1000 "${book[@]}" --connections 2000
+connections=2000 fresh c2000 "" --hotel-prefix U --rooms 1000 "${book[@]}" --honor-retry-after
+connections=2000 fresh c2000raw "" --hotel-prefix U --rooms 1000 "${book[@]}"
 
 python3 - "$out" <<'EOF'
 import json, sys, pathlib

@@ -24,6 +24,7 @@ use crate::api::{
 };
 use crate::booking::{self, BookingJob};
 use crate::feed::{EventFeed, FeedEvent, FeedSubscription};
+use crate::holds::{Adopt, HoldKeeper, PendingHold};
 use crate::payments::{
     GetStats, OpenPayment, PaymentCreated, PaymentStatsView, PaymentSupervisor, RefundDue,
 };
@@ -35,8 +36,7 @@ use crate::shards::{self, Shards};
 use crate::shared::{read, write, Shared};
 use crate::snapshotter::{self, SnapshotPolicy};
 use crate::supervisor::{
-    self, BookingPolicy, HoldsOf, MoveReservation, OrderSupervisor, Peers, PendingHold, PutHotel,
-    PutRate, PutRoom, PutRoomType,
+    self, BookingPolicy, MoveReservation, OrderSupervisor, PutHotel, PutRate, PutRoom, PutRoomType,
 };
 
 /// Counter of bookings by outcome: `created`, `replayed` (idempotent replay), or the
@@ -344,23 +344,18 @@ impl Engine {
             }
         }
         let payment_policy = config.payment.clone();
-        // Every unpaid hold, with its creator: the supervisor rebuilds its expiry queue and
-        // the per-key hold counts from this, so the hold cap survives restarts.
-        let pending: HashMap<ReservationId, PendingHold> = state
+        // The creator of every unpaid hold: the desk's per-key hold counts are rebuilt from
+        // these, so the hold cap survives restarts. (Each shard's hold keeper gets its
+        // rooms' holds below.)
+        let hold_creators: Vec<String> = state
             .rooms
             .values()
             .flat_map(|room| room.reservations.values())
             .filter(|r| r.status == Status::PendingPayment)
-            .map(|r| {
-                (
-                    r.id,
-                    PendingHold {
-                        expires_at: r.hold_expires_at,
-                        created_by: r.created_by.clone(),
-                    },
-                )
-            })
+            .filter_map(|r| r.created_by.clone())
             .collect();
+        // Charges are asked for only when a provider would make them.
+        let charges = config.payment.gateway.is_some();
         let rooms: Vec<_> = state.rooms.values().cloned().collect();
         let idempotency = state.idempotency.clone();
         let hold =
@@ -381,29 +376,54 @@ impl Engine {
         // The supervisors run on the system thread, which is not a shard; the rooms are
         // placed on the shards from there.
         let spawned = shards.on_system(move || {
-            // The supervisor's address exists before it runs, so the rooms can be given it
-            // (they report ended holds to it).
-            let sup_ctx: Context<OrderSupervisor> = Context::new();
-            // Likewise the payment supervisor's: rooms tell it about owed refunds.
+            // The payment supervisor's address exists before it runs, so the rooms and the
+            // hold keepers can be given it (owed refunds, new charges).
             let pay_ctx: Context<PaymentSupervisor> = Context::new();
             let _ = actor_shared
                 .payments
                 .set(pay_ctx.address().recipient::<RefundDue>());
-            let hold_peers = HoldPeers {
-                started: sup_ctx.address().recipient::<HoldStarted>(),
-                ended: sup_ctx.address().recipient::<HoldEnded>(),
-            };
+            let charge_to = charges.then(|| pay_ctx.address().recipient::<PaymentCreated>());
+            // One hold keeper per shard, on that shard: its rooms report their holds to it.
+            let keepers: Vec<Addr<HoldKeeper>> = handles
+                .iter()
+                .map(|arbiter| {
+                    let (shared, charge_to) = (actor_shared.clone(), charge_to.clone());
+                    HoldKeeper::start_in_arbiter(arbiter, move |_| {
+                        HoldKeeper::new(shared, charge_to, expiry_tick)
+                    })
+                })
+                .collect();
+            let peers = keepers.iter().map(|k| HoldPeers {
+                started: k.clone().recipient::<HoldStarted>(),
+                ended: k.clone().recipient::<HoldEnded>(),
+            });
             // The supervisor goes on placing new rooms where start-up left off.
-            let mut placement = supervisor::Placement::new(handles);
+            let mut placement =
+                supervisor::Placement::new(handles.into_iter().zip(peers).collect());
+            let mut adopted: Vec<Vec<(ReservationId, PendingHold)>> =
+                keepers.iter().map(|_| Vec::new()).collect();
             for room in rooms {
                 let key = room.key.clone();
-                let hosted = placement.spawn_room(
-                    room,
-                    actor_journal.clone(),
-                    actor_shared.clone(),
-                    hold_peers.clone(),
-                );
+                let holds: Vec<_> = room
+                    .reservations
+                    .values()
+                    .filter(|r| r.status == Status::PendingPayment)
+                    .map(|r| {
+                        let hold = PendingHold {
+                            expires_at: r.hold_expires_at,
+                            created_by: r.created_by.clone(),
+                        };
+                        (r.id, hold)
+                    })
+                    .collect();
+                let hosted =
+                    placement.spawn_room(room, actor_journal.clone(), actor_shared.clone());
+                adopted[hosted.shard].extend(holds);
                 write(&actor_shared.rooms).insert(key, hosted);
+            }
+            // Holds that lapsed while the server was down expire as soon as each keeper runs.
+            for (keeper, holds) in keepers.iter().zip(adopted) {
+                keeper.do_send(Adopt(holds));
             }
             let payments = pay_ctx.run(PaymentSupervisor::new(
                 actor_shared.clone(),
@@ -412,18 +432,15 @@ impl Engine {
                 owed_refunds,
                 Arc::default(),
             ));
-            let sup = sup_ctx.run(OrderSupervisor::new(
+            let sup = OrderSupervisor::new(
                 actor_shared,
                 actor_journal,
                 placement,
                 idempotency,
-                pending,
+                hold_creators.iter(),
                 policy,
-                Peers {
-                    me: hold_peers,
-                    payments: payments.clone().recipient::<PaymentCreated>(),
-                },
-            ));
+            )
+            .start();
             let _ = up_tx.send((sup, payments));
         });
         if !spawned {
@@ -518,11 +535,7 @@ impl Engine {
     /// `max_holds_per_creator` is checked against.
     pub async fn holds_of(&self, creator: &str) -> Result<usize, EngineError> {
         let _slot = self.enter()?;
-        self.inner
-            .supervisor
-            .send(HoldsOf(creator.to_owned()))
-            .await
-            .map_err(mailbox)
+        Ok(booking::desk(&self.inner.shared).holds_of(creator))
     }
 
     /// Whether the engine accepts work: recovered, not stopping, journal healthy.

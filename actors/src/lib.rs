@@ -6,8 +6,8 @@
 //!   its own events, so the journal's order is each room's decision order.
 //! - `booking`: the booking saga, a task per booking on a shard; idempotency keys
 //!   and hold counts in a shared desk.
-//! - [`supervisor::OrderSupervisor`]: setup commands, hold expiry and charges, room moves,
-//!   the night audit.
+//! - [`holds::HoldKeeper`]: one per shard; its rooms' unpaid holds, their expiry and charges.
+//! - [`supervisor::OrderSupervisor`]: setup commands, room moves, the night audit.
 //! - [`payments::PaymentSupervisor`]: charges, refunds and reconciliation with the
 //!   payment provider ([`gateway::PaymentGateway`]; [`sandbox::Sandbox`] built in).
 //! - The snapshot thread keeps a shadow state from committed journal batches.
@@ -22,6 +22,7 @@ mod crash;
 mod facade;
 pub mod feed;
 pub mod gateway;
+pub mod holds;
 pub mod payments;
 pub mod room;
 pub mod sandbox;
@@ -41,13 +42,14 @@ pub use gateway::{
     ChargeIntent, GatewayError, GatewayFuture, GatewayStatus, PaymentGateway, RefundRequest,
     RetryPolicy,
 };
+pub use holds::{METRIC_HOLDS_EXPIRED, METRIC_HOLDS_OPEN};
 pub use innkeep_engine as engine;
 pub use innkeep_persistence::journal::{METRIC_BATCH_RECORDS, METRIC_FSYNC_SECONDS};
 pub use payments::{PaymentPolicy, PaymentStatsView, METRIC_PAYMENT_ACTIONS};
 pub use sandbox::{Ledger, Sandbox, SandboxConfig};
 pub use shards::Shards;
 pub use snapshotter::METRIC_SNAPSHOT_SECONDS;
-pub use supervisor::{METRIC_HOLDS_EXPIRED, METRIC_HOLDS_OPEN, METRIC_NO_SHOWS};
+pub use supervisor::METRIC_NO_SHOWS;
 
 #[cfg(test)]
 mod tests;

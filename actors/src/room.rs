@@ -24,9 +24,9 @@ use crate::shared::{read, write, Shared};
 /// only needs to be large enough that a `send` never parks at that limit.
 pub const ROOM_MAILBOX: usize = 16_384;
 
-/// Sent by a room to the order supervisor when one of its reservations leaves
-/// `pending_payment` (paid, cancelled or expired), so the supervisor's count of open holds
-/// per API key stays exact without it having to watch every change.
+/// Sent by a room to its shard's hold keeper when one of its reservations leaves
+/// `pending_payment` (paid, cancelled or expired), so the count of open holds per API key
+/// stays exact without the keeper having to watch every change.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct HoldEnded {
@@ -34,10 +34,10 @@ pub struct HoldEnded {
     pub id: ReservationId,
 }
 
-/// Sent by a room to the order supervisor when a new reservation (always an unpaid
-/// hold) is durable, before the room answers the booking: the supervisor queues its
-/// expiry and creates its charge. Sent by the room, not the booking, so it reaches the
-/// supervisor before any [`HoldEnded`] of the same reservation (one sender, one mailbox).
+/// Sent by a room to its shard's hold keeper when a new reservation (always an unpaid
+/// hold) is durable, before the room answers the booking: the keeper queues its expiry
+/// and has its charge created. Sent by the room, not the booking, so it reaches the keeper
+/// before any [`HoldEnded`] of the same reservation (one sender, one mailbox).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct HoldStarted {
@@ -53,7 +53,8 @@ pub struct HoldStarted {
     pub created_at: Timestamp,
 }
 
-/// Where a room reports holds starting and ending: the order supervisor.
+/// Where a room reports holds starting and ending: its own shard's
+/// [`crate::holds::HoldKeeper`], so the report wakes no other thread.
 #[derive(Clone, Debug)]
 pub struct HoldPeers {
     /// Told when a new hold is durable.
@@ -71,7 +72,7 @@ pub struct RoomActor {
     journal: Journal<Event>,
     /// The read model it keeps current (its rows of the availability index).
     shared: Arc<Shared>,
-    /// The supervisor, told when a hold starts and ends.
+    /// Its shard's hold keeper, told when a hold starts and ends.
     holds: HoldPeers,
     /// Reservations being moved to another room: the move's first half passed here and
     /// its outcome has not arrived. No other change to them is decided meanwhile. In

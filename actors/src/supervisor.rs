@@ -1,7 +1,8 @@
-//! OrderSupervisor: setup commands, hold expiry and charges, room moves, the night audit.
-//! Bookings do not pass through it ([`crate::booking`]); rooms tell it about holds.
+//! OrderSupervisor: setup commands, room moves, the night audit. Bookings do not pass
+//! through it ([`crate::booking`]), and neither do holds: each shard's
+//! [`crate::holds::HoldKeeper`] keeps its rooms' holds.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,18 +10,17 @@ use actix::prelude::*;
 use innkeep_engine::jiff::{SignedDuration, Timestamp};
 use innkeep_engine::state::IdempotencyMap;
 use innkeep_engine::{
-    Action, BookRequest, DomainError, Event, HotelId, Reservation, ReservationId, RoomKey,
-    RoomNumber, RoomState, RoomTypeCode, StayLimits, Upsert, ValidationError,
+    BookRequest, DomainError, Event, HotelId, Reservation, ReservationId, RoomKey, RoomNumber,
+    RoomState, RoomTypeCode, StayLimits, Upsert, ValidationError,
 };
 use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
 
 use crate::api::{BookInput, EngineError};
 use crate::booking::{desk, Desk};
-use crate::payments::PaymentCreated;
 use crate::room::{
-    journal_error, BeginMove, ChangeReservation, FinishMove, GetReservation, HoldEnded, HoldPeers,
-    HoldStarted, MoveIn, MoveOutcome, NightAudit, Retype, RoomActor, ROOM_MAILBOX,
+    journal_error, BeginMove, FinishMove, GetReservation, HoldPeers, MoveIn, MoveOutcome,
+    NightAudit, Retype, RoomActor, ROOM_MAILBOX,
 };
 use crate::shared::{read, write, Hosted, Shared};
 
@@ -33,17 +33,6 @@ pub struct OrderSupervisor {
     journal: Journal<Event>,
     /// The arbiters hosting room actors, and which one a new room goes to.
     placement: Placement,
-    /// Unpaid holds by expiry instant, so the tick finds the due ones without a scan.
-    holds: BTreeSet<(Timestamp, ReservationId)>,
-    /// Every unpaid hold: its expiry (to find it in `holds`) and its creator. An entry
-    /// leaves when its room reports [`HoldEnded`].
-    pending: HashMap<ReservationId, PendingHold>,
-    /// This actor's own address, handed to the rooms it starts so they can report
-    /// [`HoldStarted`] and [`HoldEnded`].
-    me: HoldPeers,
-    /// The payment supervisor: each new reservation's charge is created from here, once
-    /// the booking is durable, so a caller that gave up cannot leave it uncharged.
-    payments: Recipient<PaymentCreated>,
     /// Hold length, expiry tick, stay rules.
     policy: BookingPolicy,
     /// When lapsed idempotency keys are next dropped.
@@ -55,15 +44,6 @@ pub struct OrderSupervisor {
     auditing: HashSet<HotelId>,
 }
 
-/// Who the supervisor tells about what it decided.
-#[derive(Debug)]
-pub(crate) struct Peers {
-    /// Itself, handed to rooms so they report holds that started and ended.
-    pub me: HoldPeers,
-    /// The payment supervisor, told about each new reservation.
-    pub payments: Recipient<PaymentCreated>,
-}
-
 /// How often lapsed idempotency keys are dropped from memory.
 const IDEMPOTENCY_PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -72,27 +52,12 @@ const IDEMPOTENCY_PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// instead of a day late.
 const AUDIT_RECHECK_EVERY: Duration = Duration::from_secs(15 * 60);
 
-/// One unpaid hold, as the supervisor tracks it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct PendingHold {
-    /// When it lapses.
-    pub expires_at: Timestamp,
-    /// Who created it (counted against their cap).
-    pub created_by: Option<String>,
-}
-
-/// Name of the counter of holds the supervisor expired.
-pub const METRIC_HOLDS_EXPIRED: &str = "innkeep_holds_expired_total";
-
-/// Name of the gauge of unpaid holds currently open.
-pub const METRIC_HOLDS_OPEN: &str = "innkeep_holds_open";
-
 /// The supervisor's rules for bookings and holds.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BookingPolicy {
     /// How long an unpaid reservation holds its nights.
     pub hold: SignedDuration,
-    /// How often to look for due holds.
+    /// How often to look for due holds and night audits.
     pub expiry_tick: Duration,
     /// Stay rules.
     pub limits: StayLimits,
@@ -106,32 +71,21 @@ pub(crate) struct BookingPolicy {
 pub const METRIC_NO_SHOWS: &str = "innkeep_no_shows_total";
 
 impl OrderSupervisor {
-    /// `pending` is every unpaid hold in the recovered state; the per-creator counts and
-    /// the expiry queue are rebuilt from it, so the hold cap survives restarts.
-    pub(crate) fn new(
+    /// `hold_creators` are the creators of every unpaid hold in the recovered state; the
+    /// desk's per-creator counts are rebuilt from them, so the hold cap survives restarts.
+    pub(crate) fn new<'a>(
         shared: Arc<Shared>,
         journal: Journal<Event>,
         placement: Placement,
         idempotency: IdempotencyMap,
-        pending: HashMap<ReservationId, PendingHold>,
+        hold_creators: impl Iterator<Item = &'a String>,
         policy: BookingPolicy,
-        peers: Peers,
     ) -> Self {
-        let Peers { me, payments } = peers;
-        let holds = pending.iter().map(|(id, p)| (p.expires_at, *id)).collect();
-        *desk(&shared) = Desk::new(
-            idempotency,
-            pending.values().filter_map(|p| p.created_by.as_ref()),
-        );
-        metrics::gauge!(METRIC_HOLDS_OPEN).set(pending.len() as f64);
+        *desk(&shared) = Desk::new(idempotency, hold_creators);
         Self {
-            pending,
-            me,
-            payments,
             shared,
             journal,
             placement,
-            holds,
             policy,
             next_prune: std::time::Instant::now(),
             audited: HashMap::new(),
@@ -210,14 +164,10 @@ impl OrderSupervisor {
         }
     }
 
-    /// Starts a room actor on the next arbiter.
+    /// Starts a room actor on the next shard.
     pub(crate) fn spawn_room(&mut self, state: RoomState) -> Hosted {
-        self.placement.spawn_room(
-            state,
-            self.journal.clone(),
-            self.shared.clone(),
-            self.me.clone(),
-        )
+        self.placement
+            .spawn_room(state, self.journal.clone(), self.shared.clone())
     }
 
     /// Journals a catalog event, blocking the supervisor until it is durable, then applies
@@ -248,63 +198,17 @@ impl OrderSupervisor {
         Box::pin(async move { rx.await.unwrap_or(Err(EngineError::ShuttingDown)) })
     }
 
-    fn expire_due(&mut self, ctx: &mut Context<Self>) {
+    /// Drops lapsed idempotency keys now and then.
+    fn prune(&mut self) {
         let now = self.shared.clock.now();
-        while let Some(&(at, id)) = self.holds.first() {
-            if at > now {
-                break;
-            }
-            self.holds.pop_first();
-            let Some((addr, today)) = self.room_of(&id, now) else {
-                continue;
-            };
-            let msg = ChangeReservation {
-                id,
-                action: Action::Expire,
-                if_match: None,
-                now,
-                today,
-                span: tracing::debug_span!("expire_hold", reservation = %id),
-            };
-            ctx.spawn(addr.send(msg).into_actor(self).map(move |res, act, _| {
-                // Anything but a decision (the journal was full or failing, or the room is
-                // stopping) leaves the hold live: try again on a later tick.
-                let retry = match res {
-                    Ok(Ok(_)) => {
-                        metrics::counter!(METRIC_HOLDS_EXPIRED).increment(1);
-                        false
-                    }
-                    Ok(Err(EngineError::Domain(_))) => false,
-                    Ok(Err(_)) | Err(_) => true,
-                };
-                if retry {
-                    act.holds.insert((at, id));
-                }
-            }));
-        }
-        // Lapsed idempotency keys are dropped now and then, not every tick: it is a scan
-        // of every key, and a lapsed key answers as absent anyway (`check_idempotency`).
+        // Not every tick: it is a scan of every key, and a lapsed key answers as absent
+        // anyway (`check_idempotency`).
         if self.next_prune <= std::time::Instant::now() {
             self.next_prune = std::time::Instant::now() + IDEMPOTENCY_PRUNE_EVERY;
             desk(&self.shared).idempotency.retain(|_, e| {
                 now.duration_since(e.created_at) < innkeep_engine::state::IDEMPOTENCY_WINDOW
             });
         }
-    }
-
-    fn room_of(
-        &self,
-        id: &ReservationId,
-        now: Timestamp,
-    ) -> Option<(Addr<RoomActor>, innkeep_engine::jiff::civil::Date)> {
-        let key = read(&self.shared.locator).get(id).cloned()?;
-        let today = read(&self.shared.catalog)
-            .hotel(&key.hotel_id)
-            .ok()?
-            .time_zone
-            .today(now);
-        let addr = read(&self.shared.rooms).get(&key)?.addr.clone();
-        Some((addr, today))
     }
 }
 
@@ -316,107 +220,64 @@ impl OrderSupervisor {
 /// type would then run on one core. A room keeps its arbiter when it changes type.
 #[derive(Debug)]
 pub(crate) struct Placement {
-    /// The room arbiters (at least one).
-    arbiters: Vec<ArbiterHandle>,
-    /// Per hotel and room type, the arbiter its next room goes to (mod their number).
+    /// Per shard (at least one), its arbiter and the hold keeper its rooms report to.
+    shards: Vec<(ArbiterHandle, HoldPeers)>,
+    /// Which shard the next room of each type goes to.
+    spread: Spread,
+}
+
+/// Round-robin per room type over `count` shards.
+#[derive(Debug)]
+struct Spread {
+    /// How many shards.
+    count: usize,
+    /// Per hotel and room type, the shard its next room goes to (mod `count`).
     next: HashMap<(HotelId, RoomTypeCode), usize>,
 }
 
-impl Placement {
-    /// Placement over `arbiters`, which must not be empty.
-    pub(crate) fn new(arbiters: Vec<ArbiterHandle>) -> Self {
-        assert!(!arbiters.is_empty(), "rooms need at least one arbiter");
-        Self {
-            arbiters,
-            next: HashMap::new(),
-        }
-    }
-
-    /// The index of the arbiter for a new room of type `room_type` in `hotel_id`.
+impl Spread {
+    /// The index of the shard for a new room of type `room_type` in `hotel_id`.
     fn pick(&mut self, hotel_id: &HotelId, room_type: &RoomTypeCode) -> usize {
         let types_seen = self.next.len();
         let next = self
             .next
             .entry((hotel_id.clone(), room_type.clone()))
             .or_insert(types_seen);
-        let pick = *next % self.arbiters.len();
+        let pick = *next % self.count;
         *next = next.wrapping_add(1);
         pick
     }
+}
 
-    /// Starts a room actor on the arbiter picked for its type.
+impl Placement {
+    /// Placement over `shards` (each an arbiter with its hold keeper), which must not be
+    /// empty.
+    pub(crate) fn new(shards: Vec<(ArbiterHandle, HoldPeers)>) -> Self {
+        assert!(!shards.is_empty(), "rooms need at least one shard");
+        Self {
+            spread: Spread {
+                count: shards.len(),
+                next: HashMap::new(),
+            },
+            shards,
+        }
+    }
+
+    /// Starts a room actor on the shard picked for its type; it reports its holds to that
+    /// shard's keeper.
     pub(crate) fn spawn_room(
         &mut self,
         state: RoomState,
         journal: Journal<Event>,
         shared: Arc<Shared>,
-        holds: HoldPeers,
     ) -> Hosted {
-        let shard = self.pick(&state.key.hotel_id, &state.room_type);
-        let addr = RoomActor::start_in_arbiter(&self.arbiters[shard], move |_ctx| {
+        let shard = self.spread.pick(&state.key.hotel_id, &state.room_type);
+        let (arbiter, holds) = &self.shards[shard];
+        let holds = holds.clone();
+        let addr = RoomActor::start_in_arbiter(arbiter, move |_ctx| {
             RoomActor::new(state, journal, shared, holds)
         });
         Hosted { addr, shard }
-    }
-}
-
-impl Handler<HoldEnded> for OrderSupervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: HoldEnded, _ctx: &mut Self::Context) {
-        let Some(hold) = self.pending.remove(&msg.id) else {
-            return;
-        };
-        self.holds.remove(&(hold.expires_at, msg.id));
-        if let Some(c) = &hold.created_by {
-            desk(&self.shared).release_slot(c);
-        }
-        metrics::gauge!(METRIC_HOLDS_OPEN).set(self.pending.len() as f64);
-    }
-}
-
-impl Handler<HoldStarted> for OrderSupervisor {
-    type Result = ();
-
-    /// A new hold is durable: its expiry is queued, its creator's slot (taken when the
-    /// booking started) now belongs to it, and its charge is created.
-    fn handle(&mut self, msg: HoldStarted, _ctx: &mut Self::Context) {
-        let HoldStarted {
-            id,
-            expires_at,
-            created_by,
-            amount,
-            created_at,
-        } = msg;
-        self.holds.insert((expires_at, id));
-        self.pending.insert(
-            id,
-            PendingHold {
-                expires_at,
-                created_by,
-            },
-        );
-        metrics::gauge!(METRIC_HOLDS_OPEN).set(self.pending.len() as f64);
-        // Best effort: the hold timer governs whether it is ever paid.
-        self.payments.do_send(PaymentCreated {
-            id,
-            out_trade_no: id.out_trade_no().to_string(),
-            amount,
-            created_at,
-        });
-    }
-}
-
-/// How many open holds a creator has (for tests and operators).
-#[derive(Message, Debug)]
-#[rtype(result = "usize")]
-pub(crate) struct HoldsOf(pub String);
-
-impl Handler<HoldsOf> for OrderSupervisor {
-    type Result = usize;
-
-    fn handle(&mut self, msg: HoldsOf, _ctx: &mut Self::Context) -> usize {
-        desk(&self.shared).holds_of(&msg.0)
     }
 }
 
@@ -425,12 +286,10 @@ impl Actor for OrderSupervisor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(ROOM_MAILBOX);
-        // Holds that lapsed while the server was down expire now, not a tick later; the
-        // same goes for night audits missed meanwhile.
-        self.expire_due(ctx);
+        // Night audits missed while the server was down run now, not a tick later.
         self.audit_due(ctx);
         ctx.run_interval(self.policy.expiry_tick, |act, ctx| {
-            act.expire_due(ctx);
+            act.prune();
             act.audit_due(ctx);
         });
     }
@@ -733,15 +592,16 @@ mod tests {
 
     use innkeep_engine::{HotelId, RoomTypeCode};
 
-    use super::Placement;
+    use super::Spread;
 
-    /// Rooms set up in type order T0, T1, T2, T3, T0, … over two arbiters: every type gets
-    /// half its rooms on each arbiter (plain round-robin put all of T0 and T2 on one).
+    /// Rooms set up in type order T0, T1, T2, T3, T0, … over two shards: every type gets
+    /// half its rooms on each shard (plain round-robin put all of T0 and T2 on one).
     #[test]
-    fn every_room_type_is_spread_over_every_arbiter() {
-        let _system = actix::System::new();
-        let arbiters: Vec<_> = (0..2).map(|_| actix::Arbiter::new()).collect();
-        let mut placement = Placement::new(arbiters.iter().map(|a| a.handle()).collect());
+    fn every_room_type_is_spread_over_every_shard() {
+        let mut placement = Spread {
+            count: 2,
+            next: HashMap::new(),
+        };
         let hotels = [HotelId::parse("H1").unwrap(), HotelId::parse("H2").unwrap()];
         let types: Vec<RoomTypeCode> = (0..4)
             .map(|t| RoomTypeCode::parse(&format!("T{t}")).unwrap())
@@ -764,9 +624,6 @@ mod tests {
                     );
                 }
             }
-        }
-        for a in arbiters {
-            a.stop();
         }
     }
 }
