@@ -210,6 +210,17 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Counts a finished booking by outcome ([`METRIC_BOOKINGS`]).
+fn count_booking(id: ReservationId, result: &Result<Reservation, EngineError>) {
+    let outcome = match result {
+        Ok(r) if r.id == id => "created",
+        // Another id: an idempotent replay (or a retry that joined the first attempt).
+        Ok(_) => "replayed",
+        Err(e) => e.code(),
+    };
+    metrics::counter!(METRIC_BOOKINGS, "outcome" => outcome).increment(1);
+}
+
 /// Releases an in-flight slot when the call ends (or its future is dropped).
 struct Slot<'a>(&'a AtomicUsize);
 
@@ -743,15 +754,91 @@ impl Engine {
     ) -> Result<Reservation, EngineError> {
         let id = ReservationId(uuid::Uuid::now_v7());
         let result = self.book_inner(input, idempotency_key, id).await;
-        let outcome = match &result {
-            // The supervisor asked the payment provider for the charge already.
-            Ok(r) if r.id == id => "created",
-            // Another id: an idempotent replay (or a retry that joined the first attempt).
-            Ok(_) => "replayed",
-            Err(e) => e.code(),
-        };
-        metrics::counter!(METRIC_BOOKINGS, "outcome" => outcome).increment(1);
+        count_booking(id, &result);
         result
+    }
+
+    /// Books many rooms in one call: the answers come back in the order of `requests`,
+    /// each what [`Engine::book`] would have answered. For embedders that book in bulk:
+    /// the requests are dealt over the shards in one hop each (one task per shard, not one
+    /// per booking), and each shard runs its share's bookings side by side, asking its own
+    /// rooms first. Each booking takes an in-flight slot of its shard, so a batch larger
+    /// than a shard admits gets `Overloaded` for the excess instead of queuing.
+    pub async fn book_many(
+        &self,
+        requests: Vec<(BookInput, Option<IdempotencyKey>)>,
+    ) -> Vec<Result<Reservation, EngineError>> {
+        let total = requests.len();
+        let shards = self.inner.shards.len();
+        let per_shard = total.div_ceil(shards).max(1);
+        let mut requests = requests.into_iter().enumerate().peekable();
+        let mut answers = Vec::with_capacity(shards);
+        let first = self.inner.next_shard.fetch_add(1, Ordering::Relaxed);
+        let mut shard = first;
+        while requests.peek().is_some() {
+            let share: Vec<_> = requests.by_ref().take(per_shard).collect();
+            let indices: Vec<usize> = share.iter().map(|(i, _)| *i).collect();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let engine = self.clone();
+            // A task of its own on the shard, so a caller that gives up stops no booking
+            // midway; the bookings run inside it without a task each.
+            let task = async move {
+                let share = share.into_iter().map(|(_, (input, key))| {
+                    let engine = &engine;
+                    async move {
+                        let id = ReservationId(uuid::Uuid::now_v7());
+                        let result = engine.book_here(input, key, id).await;
+                        count_booking(id, &result);
+                        result
+                    }
+                });
+                let _ = tx.send(futures_util::future::join_all(share).await);
+            };
+            let spawned = self.inner.shards.spawn(shard, task);
+            shard += 1;
+            answers.push((indices, spawned.then_some(rx)));
+        }
+        let mut out: Vec<Option<Result<Reservation, EngineError>>> =
+            (0..total).map(|_| None).collect();
+        for (indices, rx) in answers {
+            let results = match rx {
+                Some(rx) => rx.await.ok(),
+                None => None,
+            };
+            match results {
+                Some(results) => {
+                    for (i, r) in indices.into_iter().zip(results) {
+                        out[i] = Some(r);
+                    }
+                }
+                None => {
+                    for i in indices {
+                        out[i] = Some(Err(EngineError::ShuttingDown));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or(Err(EngineError::ShuttingDown)))
+            .collect()
+    }
+
+    /// One booking run right here, in the calling task (which is on a shard).
+    async fn book_here(
+        &self,
+        input: BookInput,
+        idempotency_key: Option<IdempotencyKey>,
+        id: ReservationId,
+    ) -> Result<Reservation, EngineError> {
+        let _slot = self.enter()?;
+        let job = BookingJob {
+            input,
+            idempotency_key,
+            id,
+            now: self.now(),
+            span: tracing::Span::current(),
+        };
+        booking::run(self.inner.shared.clone(), self.inner.policy, job).await
     }
 
     async fn book_inner(

@@ -403,3 +403,41 @@ async fn bookings_take_rooms_of_their_own_shard_first() {
         ));
     }
 }
+
+/// `book_many` answers each request in its place, as `book` would have: bookings on the
+/// stays asked for, an error where the request is wrong, and one reservation for two
+/// requests under one idempotency key; and the engine holds exactly what it answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn book_many_answers_each_request_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.shards = 2;
+    let engine = Stopper(Engine::start(config).unwrap());
+    let engine = &engine.0;
+    let h = setup(engine, 8).await;
+    let key = innkeep_engine::IdempotencyKey::parse("batch-key").unwrap();
+    let mut requests: Vec<_> = (1..=6).map(|d| (input(engine, &h, d), None)).collect();
+    let mut wrong = input(engine, &h, 7);
+    wrong.room_type = RoomTypeCode::parse("NOPE").unwrap();
+    requests.push((wrong, None));
+    requests.push((input(engine, &h, 8), Some(key.clone())));
+    requests.push((input(engine, &h, 8), Some(key)));
+    let asked: Vec<_> = requests.iter().map(|(i, _)| i.arrival).collect();
+    let answers = engine.book_many(requests).await;
+    assert_eq!(answers.len(), 9);
+    for (i, answer) in answers.iter().enumerate() {
+        match (i, answer) {
+            (6, Err(EngineError::Domain(_))) => {}
+            (6, other) => panic!("the wrong room type was answered {other:?}"),
+            (_, Ok(r)) => assert_eq!(r.stay.arrival(), asked[i], "answer {i}"),
+            (_, Err(e)) => panic!("answer {i}: {e}"),
+        }
+    }
+    let id = |i: usize| answers[i].as_ref().unwrap().id;
+    assert_eq!(id(7), id(8), "one reservation per idempotency key");
+    let ids: std::collections::HashSet<_> = [0, 1, 2, 3, 4, 5, 7].map(id).into_iter().collect();
+    assert_eq!(ids.len(), 7);
+    for id in ids {
+        assert_eq!(engine.reservation(id).await.unwrap().id, id);
+    }
+}

@@ -4,7 +4,9 @@
 //! - `book/serial/{durable,no_fsync}`: one booking at a time (latency: facade → booking task
 //!   → room actor → journal batch → ack).
 //! - `book/concurrent_256/{durable,no_fsync}`: 256 bookings in flight at once; the time per
-//!   iteration is per booking, so 1/time is throughput. Group commit shares each
+//!   iteration is per booking, so 1/time is throughput.
+//! - `book/batch_256/{durable,no_fsync}`: the same 256 at a time through one
+//!   `Engine::book_many` call each (one hop per shard instead of one per booking). Group commit shares each
 //!   `fdatasync` among the bookings of a batch, which is what makes durable close to
 //!   non-durable here.
 //!
@@ -137,6 +139,24 @@ fn bench(c: &mut Criterion) {
                             .collect();
                         for t in tasks {
                             t.await.expect("task").expect("booking");
+                        }
+                        left -= n;
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+        group.bench_function(format!("batch_256/{name}"), |b| {
+            b.iter_custom(|iters| {
+                let f = f.clone();
+                rt.block_on(async move {
+                    let start = Instant::now();
+                    let mut left = iters;
+                    while left > 0 {
+                        let n = left.min(IN_FLIGHT);
+                        let batch = (0..n).map(|_| (f.input(), None)).collect();
+                        for r in f.engine.book_many(batch).await {
+                            r.expect("booking");
                         }
                         left -= n;
                     }
