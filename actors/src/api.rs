@@ -11,10 +11,12 @@ use innkeep_engine::{
 };
 pub use innkeep_persistence::SyncMode;
 
-/// Default for [`EngineConfig::max_in_flight`] (per shard). Measured with the load
-/// generator at 2 000 connections (BENCHMARKS.md, (h)): enough to keep a shard and the
-/// journal busy, small enough that an admitted booking waits milliseconds, not seconds.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+/// Default for [`EngineConfig::max_in_flight`] (per shard). Enough to keep a shard and
+/// the journal busy (a 64-connection closed loop keeps ≈ 32 bookings in flight per shard
+/// on two shards), small enough that an admitted booking waits milliseconds, not tens of
+/// them, under overload: measured at 2 000 connections (BENCHMARKS.md, (h)), 512 gave an
+/// admitted median of 64 ms, 64 gave 9 ms.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 
 /// Default for [`EngineConfig::max_holds_per_creator`].
 pub const DEFAULT_MAX_HOLDS_PER_CREATOR: usize = 50;
