@@ -39,8 +39,9 @@ pub struct EngineConfig {
     /// the HTTP connections too; 0 means one per core. Ignored by [`crate::Engine::start_on`],
     /// which is given its shards.
     pub shards: usize,
-    /// Most calls in flight inside the engine at once *per shard* (calls made from threads
-    /// that are not shards share one more such allowance); past it a call fails at once
+    /// Most calls in flight inside the engine at once *per shard* (a booking counts on the
+    /// shard it runs on; other calls made from threads that are not shards share one more
+    /// such allowance); past it a call fails at once
     /// with `Overloaded` (503 + `Retry-After`) instead of queuing, so latency stays bounded
     /// under overload. All shards' allowances together are capped at
     /// [`crate::room::ROOM_MAILBOX`], so no actor mailbox can fill up.

@@ -787,7 +787,8 @@ impl Engine {
                     let engine = &engine;
                     async move {
                         let id = ReservationId(uuid::Uuid::now_v7());
-                        let result = engine.book_here(input, key, id).await;
+                        let span = tracing::Span::current();
+                        let result = engine.book_here(input, key, id, span).await;
                         count_booking(id, &result);
                         result
                     }
@@ -823,12 +824,14 @@ impl Engine {
             .collect()
     }
 
-    /// One booking run right here, in the calling task (which is on a shard).
+    /// One booking run right here, in the calling task (which is on a shard), under the
+    /// caller's `span`.
     async fn book_here(
         &self,
         input: BookInput,
         idempotency_key: Option<IdempotencyKey>,
         id: ReservationId,
+        span: tracing::Span,
     ) -> Result<Reservation, EngineError> {
         let _slot = self.enter()?;
         let job = BookingJob {
@@ -836,7 +839,7 @@ impl Engine {
             idempotency_key,
             id,
             now: self.now(),
-            span: tracing::Span::current(),
+            span,
         };
         booking::run(self.inner.shared.clone(), self.inner.policy, job).await
     }
@@ -847,19 +850,10 @@ impl Engine {
         idempotency_key: Option<IdempotencyKey>,
         id: ReservationId,
     ) -> Result<Reservation, EngineError> {
-        let _slot = self.enter()?;
-        let job = BookingJob {
-            input,
-            idempotency_key,
-            id,
-            now: self.now(),
-            span: tracing::Span::current(),
-        };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let shared = self.inner.shared.clone();
-        let policy = self.inner.policy;
+        let (engine, span) = (self.clone(), tracing::Span::current());
         let task = async move {
-            let _ = tx.send(booking::run(shared, policy, job).await);
+            let _ = tx.send(engine.book_here(input, idempotency_key, id, span).await);
         };
         // A task of its own, so a caller that gives up does not stop the booking midway, and
         // on a shard: on this one when called from one (the server's requests are), so the
