@@ -351,15 +351,20 @@ async fn snapshots_keep_the_resume_window_on_disk() {
     );
 }
 
+/// An engine on exactly two shards, whatever the machine's cores.
+fn two_shards(dir: &std::path::Path) -> Stopper {
+    let mut config = EngineConfig::new(dir);
+    config.shards = 2;
+    Stopper(Engine::start(config).unwrap())
+}
+
 /// A booking made on a shard takes a room of that shard while one is free for the stay,
 /// and crosses to another shard only when none is: every stay here can go to any room,
 /// so which shard's room it got shows which rooms were asked first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bookings_take_rooms_of_their_own_shard_first() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig::new(dir.path());
-    config.shards = 2;
-    let engine = Stopper(Engine::start(config).unwrap());
+    let engine = two_shards(dir.path());
     let engine = &engine.0;
     let h = setup(engine, 8).await;
     let on_shard = |n: &RoomNumber| {
@@ -410,9 +415,7 @@ async fn bookings_take_rooms_of_their_own_shard_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn book_many_answers_each_request_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig::new(dir.path());
-    config.shards = 2;
-    let engine = Stopper(Engine::start(config).unwrap());
+    let engine = two_shards(dir.path());
     let engine = &engine.0;
     let h = setup(engine, 8).await;
     let key = innkeep_engine::IdempotencyKey::parse("batch-key").unwrap();
