@@ -1,5 +1,5 @@
-//! `innkeep serve`: start the shards, listen on every one of them at once, recover, then
-//! serve the API until a shutdown signal.
+//! `innkeep serve`: start the shards, listen at once (answering `/readyz` 503 while
+//! recovering), recover, then serve the API until a shutdown signal.
 //!
 //! HTTP is served on the shards themselves: one accept loop (on shard 0) deals the
 //! connections round-robin to the shards, and each connection is served from then on by

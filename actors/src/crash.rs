@@ -16,13 +16,15 @@
 //! panic on an engine thread is logged (`tracing::error!`: message, location, thread),
 //! handed to the previous hook too (stderr, backtrace, an embedder's reporting), then the
 //! process aborts (SIGABRT) — before unwinding, so nothing sees the half-changed state.
-//! Panics on every other thread (test harness threads, an embedder's own threads, tokio
-//! workers of the HTTP layer) go to the previous hook unchanged and unwind as before.
+//! Panics on every other thread (test harness threads, an embedder's own threads and
+//! runtimes) go to the previous hook unchanged and unwind as before.
 //!
 //! Engine threads are the shards ([`crate::shards`]: each knows it is one), the actix
 //! system thread [`ACTORS_THREAD`] that hosts the supervisors, and the engine's named
 //! threads: the journal writer, the snapshotter and the replay thread. The booking saga
-//! runs as a task on a shard, so it is covered too.
+//! runs as a task on a shard, so it is covered too, and so is everything else a shard
+//! runs: in the server that includes the HTTP handlers, so a panicking handler aborts the
+//! process as well (it shares its thread, and possibly its state, with rooms).
 
 use std::panic::PanicHookInfo;
 use std::sync::Once;
@@ -128,7 +130,7 @@ mod tests {
             .is_err());
         let named = std::thread::Builder::new()
             .name("innkeep-http".into())
-            .spawn(|| panic!("an HTTP worker, not the engine"))
+            .spawn(|| panic!("an embedder's worker, not the engine"))
             .unwrap();
         assert!(named.join().is_err());
     }

@@ -172,10 +172,10 @@ struct Inner {
     supervisor: Addr<OrderSupervisor>,
     /// The payment supervisor.
     payments: Addr<PaymentSupervisor>,
-    /// The shards hosting the rooms (and, in the server, HTTP); a booking called from
-    /// outside any tokio runtime runs as a task on them, round-robin.
+    /// The shards hosting the rooms (and, in the server, HTTP); every booking runs as a
+    /// task on one: the calling shard's, or round-robin for callers on no shard.
     shards: Shards,
-    /// The shard the next booking from outside any runtime runs on.
+    /// The shard the next booking (or `book_many` share) from a caller on no shard runs on.
     next_shard: AtomicUsize,
     /// Hold length, stay rules and hold cap, for bookings.
     policy: BookingPolicy,
@@ -236,8 +236,8 @@ fn mailbox(_: MailboxError) -> EngineError {
 
 impl Engine {
     /// Recovers state from `config.data_dir` and starts everything. Blocks until recovery
-    /// is done. Call it from a plain thread or `spawn_blocking`: it starts its own actor
-    /// system thread and must not run on a tokio worker.
+    /// is done. Call it from a plain thread or `spawn_blocking`: it starts its own shards
+    /// ([`Shards::start`], `config.shards`) and must not run on a tokio worker.
     pub fn start(config: EngineConfig) -> Result<Engine, StartError> {
         Engine::start_with_storage(config, Box::new(FsStorage::new()))
     }
@@ -247,7 +247,7 @@ impl Engine {
     ///
     /// Supervision is crash-only: the first start in a process installs a process-wide
     /// panic hook, chained to the one before it. A panic on a thread of the engine (its
-    /// actix threads, journal writer, snapshotter, replay) or in a booking saga is logged
+    /// shards, actix system thread, journal writer, snapshotter, replay) is logged
     /// with `tracing::error!` and aborts the process; the next start recovers from the
     /// journal. Panics on every other thread go to the previous hook as before.
     pub fn start_with_storage(
@@ -355,16 +355,6 @@ impl Engine {
             }
         }
         let payment_policy = config.payment.clone();
-        // The creator of every unpaid hold: the desk's per-key hold counts are rebuilt from
-        // these, so the hold cap survives restarts. (Each shard's hold keeper gets its
-        // rooms' holds below.)
-        let hold_creators: Vec<String> = state
-            .rooms
-            .values()
-            .flat_map(|room| room.reservations.values())
-            .filter(|r| r.status == Status::PendingPayment)
-            .filter_map(|r| r.created_by.clone())
-            .collect();
         // Charges are asked for only when a provider would make them.
         let charges = config.payment.gateway.is_some();
         let rooms: Vec<_> = state.rooms.values().cloned().collect();
@@ -432,6 +422,19 @@ impl Engine {
                 adopted[hosted.shard].extend(holds);
                 write(&actor_shared.rooms).insert(key, hosted);
             }
+            // The desk's per-key hold counts come from the same holds, so the hold cap
+            // survives restarts.
+            let supervisor = OrderSupervisor::new(
+                actor_shared.clone(),
+                actor_journal,
+                placement,
+                idempotency,
+                adopted
+                    .iter()
+                    .flatten()
+                    .filter_map(|(_, hold)| hold.created_by.as_ref()),
+                policy,
+            );
             // Holds that lapsed while the server was down expire as soon as each keeper runs.
             for (keeper, holds) in keepers.iter().zip(adopted) {
                 keeper.do_send(Adopt(holds));
@@ -443,15 +446,7 @@ impl Engine {
                 owed_refunds,
                 Arc::default(),
             ));
-            let sup = OrderSupervisor::new(
-                actor_shared,
-                actor_journal,
-                placement,
-                idempotency,
-                hold_creators.iter(),
-                policy,
-            )
-            .start();
+            let sup = supervisor.start();
             let _ = up_tx.send((sup, payments));
         });
         if !spawned {
@@ -525,7 +520,8 @@ impl Engine {
         self.inner.config.clock.now()
     }
 
-    /// Engine calls in flight right now (the bound is `max_in_flight`). Calls are bounded
+    /// Engine calls in flight right now, all shards together (the bound is `max_in_flight`
+    /// per shard). Calls are bounded
     /// by this counter rather than by mailbox length, so it is the honest measure of how
     /// full the actors' mailboxes are; exported as a gauge.
     pub fn in_flight(&self) -> usize {
