@@ -19,15 +19,26 @@
 //! Panics on every other thread (test harness threads, an embedder's own threads and
 //! runtimes) go to the previous hook unchanged and unwind as before.
 //!
-//! Engine threads are the shards ([`crate::shards`]: each knows it is one), the actix
+//! Engine threads are the shards (each marks itself with [`mark_engine_thread`]), the actix
 //! system thread [`ACTORS_THREAD`] that hosts the supervisors, and the engine's named
 //! threads: the journal writer, the snapshotter and the replay thread. The booking saga
 //! runs as a task on a shard, so it is covered too, and so is everything else a shard
 //! runs: in the server that includes the HTTP handlers, so a panicking handler aborts the
 //! process as well (it shares its thread, and possibly its state, with rooms).
 
+use std::cell::Cell;
 use std::panic::PanicHookInfo;
 use std::sync::Once;
+
+thread_local! {
+    /// Set on the threads the engine runs that have no fixed name (the shards).
+    static ENGINE_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as one of the engine's: a panic on it aborts the process.
+pub(crate) fn mark_engine_thread() {
+    ENGINE_THREAD.with(|t| t.set(true));
+}
 
 /// The actix system thread of an engine (the supervisors run on its arbiter).
 pub(crate) const ACTORS_THREAD: &str = "innkeep-actors";
@@ -69,7 +80,7 @@ pub(crate) fn install() {
 /// Whether a thread with this name is one the engine runs: a shard, or one of its named
 /// threads.
 fn is_engine_thread(name: &str) -> bool {
-    crate::shards::current().is_some() || NAMED_THREADS.contains(&name)
+    ENGINE_THREAD.with(Cell::get) || NAMED_THREADS.contains(&name)
 }
 
 fn log(info: &PanicHookInfo<'_>, thread: &str) {

@@ -18,26 +18,23 @@ use innkeep_persistence::{
     recover_keeping_last, FsStorage, Journal, JournalOptions, SnapshotStore, Storage,
 };
 
-use crate::api::{
-    Availability, BookInput, EngineConfig, EngineError, FrontDeskDay, RoomView, StartError,
-    TypeAvailability,
-};
 use crate::booking::{self, BookingJob};
+use crate::config::{BookingPolicy, EngineConfig};
+use crate::directory::{read, Directory};
 use crate::feed::{EventFeed, FeedEvent, FeedSubscription};
-use crate::holds::{Adopt, HoldKeeper, PendingHold};
-use crate::payments::{
-    GetStats, OpenPayment, PaymentCreated, PaymentStatsView, PaymentSupervisor, RefundDue,
+use crate::holds::HoldKeeper;
+use crate::payments::{OpenPayment, PaymentSupervisor};
+use crate::protocol::{
+    Adopt, ApplyPayment, Availability, ChangeReservation, ClearOutOfOrder, EngineError,
+    FrontDeskDay, GetDay, GetReservation, GetStats, GetView, HoldEnded, HoldStarted,
+    MoveReservation, PaymentCreated, PaymentStatsView, PendingHold, PutHotel, PutRate, PutRoom,
+    PutRoomType, RefundDue, RoomView, SetHousekeeping, SetOutOfOrder, StartError, TypeAvailability,
 };
-use crate::room::{
-    ApplyPayment, ChangeReservation, ClearOutOfOrder, GetDay, GetReservation, GetView, HoldEnded,
-    HoldPeers, HoldStarted, RoomActor, SetHousekeeping, SetOutOfOrder,
-};
+use crate::room::{RoomActor, RoomPeers, Rooms};
 use crate::shards::{self, Shards};
-use crate::shared::{read, write, Shared};
 use crate::snapshotter::{self, SnapshotPolicy};
-use crate::supervisor::{
-    self, BookingPolicy, MoveReservation, OrderSupervisor, PutHotel, PutRate, PutRoom, PutRoomType,
-};
+use crate::supervisor::{OrderSupervisor, Placement};
+use innkeep_engine::BookInput;
 
 /// Counter of bookings by outcome: `created`, `replayed` (idempotent replay), or the
 /// error code (`sold_out`, `too_many_holds`, `overloaded`, ...).
@@ -166,8 +163,10 @@ struct Inner {
     config: EngineConfig,
     /// Durable events for live subscribers (SSE).
     feed: Arc<EventFeed>,
-    /// Read model and room registry.
-    shared: Arc<Shared>,
+    /// Catalog, availability indexes, locator, idempotency keys, hold slots.
+    directory: Arc<Directory>,
+    /// Every room's actor and shard.
+    rooms: Arc<Rooms>,
     /// The order supervisor.
     supervisor: Addr<OrderSupervisor>,
     /// The payment supervisor.
@@ -317,18 +316,16 @@ impl Engine {
             storage,
         )?;
 
-        // The actors' share of the state.
-        let shared = Arc::new(Shared {
-            catalog: state.catalog.clone().into(),
-            index: state.index.clone().into(),
-            locator: state.locator.clone().into(),
-            rooms: Default::default(),
-            payments: Default::default(),
-            // Filled by the order supervisor as it starts, before any booking can run.
-            desk: Default::default(),
-            clock: config.clock.clone(),
-            faults: config.faults.clone(),
-        });
+        // What the actors share besides the rooms. The index fills as rooms are placed.
+        let directory = Arc::new(Directory::new(
+            shards.len(),
+            state.catalog.clone(),
+            state.locator.clone(),
+            state.idempotency.clone(),
+            config.clock.clone(),
+            config.faults.clone(),
+        ));
+        let room_registry = Arc::new(Rooms::default());
         // Open payments (for reconciliation) and owed refunds (the durable retry queue),
         // rebuilt from the recovered state.
         let mut open_payments = HashMap::new();
@@ -358,13 +355,13 @@ impl Engine {
         // Charges are asked for only when a provider would make them.
         let charges = config.payment.gateway.is_some();
         let rooms: Vec<_> = state.rooms.values().cloned().collect();
-        let idempotency = state.idempotency.clone();
         let hold =
             SignedDuration::from_secs(i64::try_from(config.hold_seconds).unwrap_or(i64::MAX));
 
         let (up_tx, up_rx) = std::sync::mpsc::channel();
         let actor_journal = journal.clone();
-        let actor_shared = shared.clone();
+        let (actor_directory, actor_rooms) = (directory.clone(), room_registry.clone());
+        let acks: Vec<_> = (0..shards.len()).map(|i| shards.acks(i).clone()).collect();
         let (expiry_tick, limits) = (config.expiry_tick, config.limits);
         let policy = BookingPolicy {
             hold,
@@ -380,31 +377,35 @@ impl Engine {
             // The payment supervisor's address exists before it runs, so the rooms and the
             // hold keepers can be given it (owed refunds, new charges).
             let pay_ctx: Context<PaymentSupervisor> = Context::new();
-            let _ = actor_shared
-                .payments
-                .set(pay_ctx.address().recipient::<RefundDue>());
+            let refund_due = pay_ctx.address().recipient::<RefundDue>();
             let charge_to = charges.then(|| pay_ctx.address().recipient::<PaymentCreated>());
             // One hold keeper per shard, on that shard: its rooms report their holds to it.
             let keepers: Vec<Addr<HoldKeeper>> = handles
                 .iter()
                 .map(|arbiter| {
-                    let (shared, charge_to) = (actor_shared.clone(), charge_to.clone());
+                    let (directory, rooms) = (actor_directory.clone(), actor_rooms.clone());
+                    let charge_to = charge_to.clone();
                     HoldKeeper::start_in_arbiter(arbiter, move |_| {
-                        HoldKeeper::new(shared, charge_to, expiry_tick)
+                        HoldKeeper::new(directory, rooms, charge_to, expiry_tick)
                     })
                 })
                 .collect();
-            let peers = keepers.iter().map(|k| HoldPeers {
-                started: k.clone().recipient::<HoldStarted>(),
-                ended: k.clone().recipient::<HoldEnded>(),
+            let peers = keepers.iter().zip(acks).map(|(k, acks)| RoomPeers {
+                hold_started: k.clone().recipient::<HoldStarted>(),
+                hold_ended: k.clone().recipient::<HoldEnded>(),
+                refund_due: refund_due.clone(),
+                acks,
             });
             // The supervisor goes on placing new rooms where start-up left off.
-            let mut placement =
-                supervisor::Placement::new(handles.into_iter().zip(peers).collect());
+            let mut placement = Placement::new(
+                handles.into_iter().zip(peers).collect(),
+                actor_journal.clone(),
+                actor_directory.clone(),
+                actor_rooms.clone(),
+            );
             let mut adopted: Vec<Vec<(ReservationId, PendingHold)>> =
                 keepers.iter().map(|_| Vec::new()).collect();
             for room in rooms {
-                let key = room.key.clone();
                 let holds: Vec<_> = room
                     .reservations
                     .values()
@@ -417,22 +418,23 @@ impl Engine {
                         (r.id, hold)
                     })
                     .collect();
-                let hosted =
-                    placement.spawn_room(room, actor_journal.clone(), actor_shared.clone());
-                adopted[hosted.shard].extend(holds);
-                write(&actor_shared.rooms).insert(key, hosted);
+                let shard = placement.spawn_room(room);
+                adopted[shard].extend(holds);
             }
-            // The desk's per-key hold counts come from the same holds, so the hold cap
-            // survives restarts.
+            // The per-creator hold slots come from the same holds, so the hold cap survives
+            // restarts.
+            for creator in adopted
+                .iter()
+                .flatten()
+                .filter_map(|(_, hold)| hold.created_by.as_ref())
+            {
+                actor_directory.adopt_slot(creator);
+            }
             let supervisor = OrderSupervisor::new(
-                actor_shared.clone(),
+                actor_directory.clone(),
+                actor_rooms.clone(),
                 actor_journal,
                 placement,
-                idempotency,
-                adopted
-                    .iter()
-                    .flatten()
-                    .filter_map(|(_, hold)| hold.created_by.as_ref()),
                 policy,
             );
             // Holds that lapsed while the server was down expire as soon as each keeper runs.
@@ -440,7 +442,8 @@ impl Engine {
                 keeper.do_send(Adopt(holds));
             }
             let payments = pay_ctx.run(PaymentSupervisor::new(
-                actor_shared.clone(),
+                actor_directory,
+                actor_rooms,
                 payment_policy,
                 open_payments,
                 owed_refunds,
@@ -478,7 +481,8 @@ impl Engine {
             inner: Arc::new(Inner {
                 config,
                 feed,
-                shared,
+                directory,
+                rooms: room_registry,
                 supervisor,
                 payments,
                 admit_per_shard,
@@ -507,7 +511,7 @@ impl Engine {
 
     /// The shard hosting room `key`, if there is such a room.
     pub fn shard_of(&self, key: &RoomKey) -> Option<usize> {
-        read(&self.inner.shared.rooms).get(key).map(|h| h.shard)
+        self.inner.rooms.read().get(key).map(|h| h.shard)
     }
 
     /// The configuration the engine runs with.
@@ -542,7 +546,7 @@ impl Engine {
     /// `max_holds_per_creator` is checked against.
     pub async fn holds_of(&self, creator: &str) -> Result<usize, EngineError> {
         let _slot = self.enter()?;
-        Ok(booking::desk(&self.inner.shared).holds_of(creator))
+        Ok(self.inner.directory.holds_of(creator))
     }
 
     /// Whether the engine accepts work: recovered, not stopping, journal healthy.
@@ -678,12 +682,12 @@ impl Engine {
 
     /// A hotel with its room types and rooms.
     pub fn hotel(&self, id: &HotelId) -> Result<Hotel, EngineError> {
-        Ok(read(&self.inner.shared.catalog).hotel(id)?.clone())
+        Ok(read(&self.inner.directory.catalog).hotel(id)?.clone())
     }
 
     /// The type of a room, if it exists (a read of the catalog; no actor is messaged).
     pub fn room_type_of(&self, key: &RoomKey) -> Option<RoomTypeCode> {
-        read(&self.inner.shared.catalog)
+        read(&self.inner.directory.catalog)
             .hotel(&key.hotel_id)
             .ok()?
             .rooms
@@ -693,7 +697,7 @@ impl Engine {
 
     /// The hotel-local date now.
     pub fn today(&self, hotel_id: &HotelId) -> Result<Date, EngineError> {
-        Ok(read(&self.inner.shared.catalog)
+        Ok(read(&self.inner.directory.catalog)
             .hotel(hotel_id)?
             .time_zone
             .today(self.now()))
@@ -713,11 +717,11 @@ impl Engine {
                 DomainError::from(ValidationError::new("guests", "must be at least 1")).into(),
             );
         }
-        let catalog = read(&self.inner.shared.catalog);
+        let catalog = read(&self.inner.directory.catalog);
         let hotel = catalog.hotel(hotel_id)?;
         let today = hotel.time_zone.today(self.now());
         let stay = Stay::parse(arrival, departure, today, self.inner.config.limits)?;
-        let index = read(&self.inner.shared.index);
+        let directory = &self.inner.directory;
         let room_types = hotel
             .room_types
             .iter()
@@ -726,7 +730,7 @@ impl Engine {
                 let quote = innkeep_engine::catalog::price(hotel, rt, &stay);
                 TypeAvailability {
                     room_type: code.clone(),
-                    available: index.free_count(hotel_id, code, &stay),
+                    available: directory.free_count(hotel_id, code, &stay),
                     nightly: quote.nightly,
                     total: quote.total,
                 }
@@ -837,7 +841,13 @@ impl Engine {
             now: self.now(),
             span,
         };
-        booking::run(self.inner.shared.clone(), self.inner.policy, job).await
+        booking::run(
+            self.inner.directory.clone(),
+            self.inner.rooms.clone(),
+            self.inner.policy,
+            job,
+        )
+        .await
     }
 
     async fn book_inner(
@@ -872,16 +882,16 @@ impl Engine {
     }
 
     fn room_addr(&self, key: &RoomKey) -> Result<Addr<RoomActor>, EngineError> {
-        read(&self.inner.shared.rooms)
-            .get(key)
-            .map(|hosted| hosted.addr.clone())
+        self.inner
+            .rooms
+            .addr(key)
             .ok_or(EngineError::Domain(DomainError::NotFound("room")))
     }
 
     fn locate(&self, id: &ReservationId) -> Result<RoomKey, EngineError> {
-        read(&self.inner.shared.locator)
-            .get(id)
-            .cloned()
+        self.inner
+            .directory
+            .locate(id)
             .ok_or(EngineError::Domain(DomainError::NotFound("reservation")))
     }
 
@@ -950,7 +960,7 @@ impl Engine {
     ) -> Result<RoomView, EngineError> {
         let _slot = self.enter()?;
         let now = self.now();
-        let today = read(&self.inner.shared.catalog)
+        let today = read(&self.inner.directory.catalog)
             .hotel(hotel_id)?
             .time_zone
             .today(now);
@@ -994,7 +1004,7 @@ impl Engine {
         hotel_id: &HotelId,
         number: &RoomNumber,
     ) -> Result<Addr<RoomActor>, EngineError> {
-        read(&self.inner.shared.catalog).hotel(hotel_id)?;
+        read(&self.inner.directory.catalog).hotel(hotel_id)?;
         self.room_addr(&RoomKey {
             hotel_id: hotel_id.clone(),
             number: number.clone(),
@@ -1012,7 +1022,7 @@ impl Engine {
         let _slot = self.enter()?;
         let key = self.locate(&id)?;
         let now = self.now();
-        let today = read(&self.inner.shared.catalog)
+        let today = read(&self.inner.directory.catalog)
             .hotel(&key.hotel_id)?
             .time_zone
             .today(now);
@@ -1065,7 +1075,7 @@ impl Engine {
     /// Every room of a hotel with its live status, in room-number order.
     pub async fn rooms(&self, hotel_id: &HotelId) -> Result<Vec<RoomView>, EngineError> {
         let _slot = self.enter()?;
-        let keys: Vec<RoomKey> = read(&self.inner.shared.catalog)
+        let keys: Vec<RoomKey> = read(&self.inner.directory.catalog)
             .hotel(hotel_id)?
             .rooms
             .keys()
@@ -1092,7 +1102,7 @@ impl Engine {
     ) -> Result<FrontDeskDay, EngineError> {
         let _slot = self.enter()?;
         let (tz, keys) = {
-            let catalog = read(&self.inner.shared.catalog);
+            let catalog = read(&self.inner.directory.catalog);
             let hotel = catalog.hotel(hotel_id)?;
             let keys: Vec<RoomKey> = hotel
                 .rooms

@@ -17,11 +17,11 @@ use actix::prelude::*;
 use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::{Action, ReservationId};
 
-use crate::api::EngineError;
-use crate::booking::desk;
-use crate::payments::PaymentCreated;
-use crate::room::{ChangeReservation, HoldEnded, HoldStarted, ROOM_MAILBOX};
-use crate::shared::{read, Shared};
+use crate::directory::{read, Directory};
+use crate::protocol::{
+    Adopt, ChangeReservation, EngineError, HoldEnded, HoldStarted, PaymentCreated, PendingHold,
+};
+use crate::room::{RoomActor, Rooms, ROOM_MAILBOX};
 
 /// Name of the counter of holds the keepers expired.
 pub const METRIC_HOLDS_EXPIRED: &str = "innkeep_holds_expired_total";
@@ -29,20 +29,14 @@ pub const METRIC_HOLDS_EXPIRED: &str = "innkeep_holds_expired_total";
 /// Name of the gauge of unpaid holds currently open.
 pub const METRIC_HOLDS_OPEN: &str = "innkeep_holds_open";
 
-/// One unpaid hold, as its keeper tracks it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct PendingHold {
-    /// When it lapses.
-    pub expires_at: Timestamp,
-    /// Who created it (counted against their cap).
-    pub created_by: Option<String>,
-}
-
 /// The holds of one shard's rooms.
 #[derive(Debug)]
 pub(crate) struct HoldKeeper {
-    /// The locator, the room registry and the desk (hold slots are given back there).
-    shared: Arc<Shared>,
+    /// The locator and the catalog (to expire a hold), and the hold slots (given back
+    /// when a hold ends).
+    directory: Arc<Directory>,
+    /// The rooms, asked to expire their due holds.
+    rooms: Arc<Rooms>,
     /// Unpaid holds by expiry instant, so the tick finds the due ones without a scan.
     holds: BTreeSet<(Timestamp, ReservationId)>,
     /// Every unpaid hold: its expiry (to find it in `holds`) and its creator. An entry
@@ -57,12 +51,14 @@ pub(crate) struct HoldKeeper {
 
 impl HoldKeeper {
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        directory: Arc<Directory>,
+        rooms: Arc<Rooms>,
         payments: Option<Recipient<PaymentCreated>>,
         expiry_tick: Duration,
     ) -> Self {
         Self {
-            shared,
+            directory,
+            rooms,
             holds: BTreeSet::new(),
             pending: HashMap::new(),
             payments,
@@ -80,7 +76,7 @@ impl HoldKeeper {
     /// Asks the room of every hold that is due to expire it. A room that could not decide
     /// (journal full or failing, engine stopping) leaves the hold queued for a later tick.
     fn expire_due(&mut self, ctx: &mut Context<Self>) {
-        let now = self.shared.clock.now();
+        let now = self.directory.clock.now();
         while let Some(&(at, id)) = self.holds.first() {
             if at > now {
                 break;
@@ -117,17 +113,14 @@ impl HoldKeeper {
         &self,
         id: &ReservationId,
         now: Timestamp,
-    ) -> Option<(
-        Addr<crate::room::RoomActor>,
-        innkeep_engine::jiff::civil::Date,
-    )> {
-        let key = read(&self.shared.locator).get(id).cloned()?;
-        let today = read(&self.shared.catalog)
+    ) -> Option<(Addr<RoomActor>, innkeep_engine::jiff::civil::Date)> {
+        let key = self.directory.locate(id)?;
+        let today = read(&self.directory.catalog)
             .hotel(&key.hotel_id)
             .ok()?
             .time_zone
             .today(now);
-        let addr = read(&self.shared.rooms).get(&key)?.addr.clone();
+        let addr = self.rooms.addr(&key)?;
         Some((addr, today))
     }
 }
@@ -140,12 +133,6 @@ impl Actor for HoldKeeper {
         ctx.run_interval(self.expiry_tick, |act, ctx| act.expire_due(ctx));
     }
 }
-
-/// The unpaid holds recovered at start-up for this keeper's rooms. Expired at once if
-/// they lapsed while the server was down.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub(crate) struct Adopt(pub Vec<(ReservationId, PendingHold)>);
 
 impl Handler<Adopt> for HoldKeeper {
     type Result = ();
@@ -200,7 +187,7 @@ impl Handler<HoldEnded> for HoldKeeper {
         metrics::gauge!(METRIC_HOLDS_OPEN).decrement(1.0);
         self.holds.remove(&(hold.expires_at, msg.id));
         if let Some(c) = &hold.created_by {
-            desk(&self.shared).release_slot(c);
+            self.directory.release_slot(c);
         }
     }
 }

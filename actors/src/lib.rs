@@ -1,42 +1,51 @@
 //! `innkeep-actors`: actix actors that own the engine state, and the [`Engine`] facade.
 //!
-//! - [`shards::Shards`]: one thread per core, an actix arbiter each, hosting the rooms (and,
-//!   in the server, HTTP).
-//! - [`room::RoomActor`]: one per room; owns its [`innkeep_engine::RoomState`] and journals
-//!   its own events, so the journal's order is each room's decision order.
-//! - `booking`: the booking saga, a task per booking on a shard; idempotency keys
-//!   and hold counts in a shared desk.
-//! - [`holds::HoldKeeper`]: one per shard; its rooms' unpaid holds, their expiry and charges.
-//! - [`supervisor::OrderSupervisor`]: setup commands, room moves, the night audit.
-//! - [`payments::PaymentSupervisor`]: charges, refunds and reconciliation with the
-//!   payment provider ([`gateway::PaymentGateway`]; [`sandbox::Sandbox`] built in).
-//! - The snapshot thread keeps a shadow state from committed journal batches.
-//! - [`Engine`]: starts all of it from an [`EngineConfig`] and offers typed async calls.
-//! - Supervision is crash-only: starting an engine installs a process-wide panic hook that
-//!   aborts the process when a thread of the engine panics (see `crash`).
+//! Modules depend one way, lowest layer first (checked by `layering_tests`):
+//! 0. `clock`, `crash` (crash-only supervision: a panic on an engine thread aborts the
+//!    process), [`feed`] (durable events for live subscribers), [`gateway`] and
+//!    [`sandbox`] (the payment provider).
+//! 1. [`protocol`]: every message the actors exchange and every type the facade takes and
+//!    returns; [`config`]: [`EngineConfig`] and its policies.
+//! 2. [`shards::Shards`]: one thread per core, an actix arbiter each, hosting the rooms (and,
+//!    in the server, HTTP); `directory`: what bookings share besides the rooms (catalog,
+//!    one availability index per shard, and striped locator, idempotency keys and hold
+//!    slots), with no process-wide lock a booking writes.
+//! 3. The runtime on the shards: [`room::RoomActor`], one per room, owning its
+//!    [`innkeep_engine::RoomState`] and journaling its own events (so the journal's order is
+//!    each room's decision order); `booking`, the booking saga, a task per booking on a
+//!    shard; `holds::HoldKeeper`, one per shard, its rooms' unpaid holds.
+//! 4. The supervisors: [`supervisor::OrderSupervisor`] (setup, room moves, the night
+//!    audit) and [`payments::PaymentSupervisor`] (charges, refunds, reconciliation).
+//! 5. [`Engine`], which starts and wires all of it, and the snapshot thread.
 
-pub mod api;
-mod booking;
+// Layer 0: no module of this crate below it.
 pub mod clock;
 mod crash;
-mod facade;
 pub mod feed;
 pub mod gateway;
-pub mod holds;
-pub mod payments;
-pub mod room;
 pub mod sandbox;
+// Layer 1: the protocol and the configuration.
+pub mod config;
+pub mod protocol;
+// Layer 2: the shards and what bookings share.
+mod directory;
 pub mod shards;
-mod shared;
-mod snapshotter;
+// Layer 3: the runtime on the shards.
+mod booking;
+pub mod holds;
+pub mod room;
+// Layer 4: the supervisors.
+pub mod payments;
 pub mod supervisor;
+// Layer 5: the facade that wires them.
+mod facade;
+mod snapshotter;
 
-pub use api::{
-    Availability, BookInput, DayReservation, EngineConfig, EngineError, Faults, FrontDeskDay,
-    OutOfOrderView, RoomView, StartError, SyncMode, TypeAvailability,
-    DEFAULT_MAX_HOLDS_PER_CREATOR, DEFAULT_MAX_IN_FLIGHT, DEFAULT_NIGHT_AUDIT_TIME,
-};
 pub use clock::{Clock, ManualTime};
+pub use config::{
+    EngineConfig, Faults, PaymentPolicy, SyncMode, DEFAULT_MAX_HOLDS_PER_CREATOR,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_NIGHT_AUDIT_TIME,
+};
 pub use facade::{recover_state, recover_state_with_history, Engine, Recovered, METRIC_BOOKINGS};
 pub use gateway::{
     ChargeIntent, GatewayError, GatewayFuture, GatewayStatus, PaymentGateway, RefundRequest,
@@ -44,8 +53,13 @@ pub use gateway::{
 };
 pub use holds::{METRIC_HOLDS_EXPIRED, METRIC_HOLDS_OPEN};
 pub use innkeep_engine as engine;
+pub use innkeep_engine::BookInput;
 pub use innkeep_persistence::journal::{METRIC_BATCH_RECORDS, METRIC_FSYNC_SECONDS};
-pub use payments::{PaymentPolicy, PaymentStatsView, METRIC_PAYMENT_ACTIONS};
+pub use payments::METRIC_PAYMENT_ACTIONS;
+pub use protocol::{
+    Availability, DayReservation, EngineError, FrontDeskDay, OutOfOrderView, PaymentStatsView,
+    RoomView, StartError, TypeAvailability,
+};
 pub use sandbox::{Ledger, Sandbox, SandboxConfig};
 pub use shards::Shards;
 pub use snapshotter::METRIC_SNAPSHOT_SECONDS;
@@ -68,3 +82,6 @@ mod front_desk_tests;
 
 #[cfg(test)]
 mod crash_tests;
+
+#[cfg(test)]
+mod layering_tests;

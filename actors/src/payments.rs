@@ -15,49 +15,23 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
 use innkeep_engine::jiff::{SignedDuration, Timestamp};
-use innkeep_engine::{Money, PaymentOutcome, PaymentReport, PaymentStatus, ReservationId};
+use innkeep_engine::{PaymentOutcome, PaymentReport, PaymentStatus, ReservationId};
 
-use crate::api::EngineError;
-use crate::gateway::{ChargeIntent, GatewayStatus, PaymentGateway, RefundRequest, RetryPolicy};
-use crate::room::{ApplyPayment, RecordRefund, RoomActor};
-use crate::shared::{read, Shared};
+use crate::config::PaymentPolicy;
+use crate::directory::Directory;
+use crate::gateway::{ChargeIntent, GatewayStatus, RefundRequest};
+use crate::protocol::{
+    ApplyPayment, GetReservation, GetStats, PaymentCreated, PaymentStatsView, RecordRefund,
+    RefundDue,
+};
+use crate::room::{room_of, RoomActor, Rooms};
 
 /// Counter of payment supervisor actions by `action` (`create`, `refund`, `reconcile`)
 /// and `outcome`.
 pub const METRIC_PAYMENT_ACTIONS: &str = "innkeep_payment_actions_total";
-
-/// How the payment supervisor talks to the provider.
-#[derive(Debug, Clone)]
-pub struct PaymentPolicy {
-    /// The provider; `None` (provider "none"): no charges are created, reconciliation is
-    /// off, and owed refunds stay owed (logged) until a provider is configured.
-    pub gateway: Option<Arc<dyn PaymentGateway>>,
-    /// Timeout, attempts and backoff of each provider call.
-    pub retry: RetryPolicy,
-    /// How often reconciliation runs (and owed refunds are retried).
-    pub reconcile_every: Duration,
-    /// A payment pending at least this long is asked about.
-    pub pending_threshold: Duration,
-    /// A payment older than this is no longer asked about (its reservation is long
-    /// settled; a provider closes unpaid charges well before).
-    pub reconcile_window: Duration,
-}
-
-impl Default for PaymentPolicy {
-    fn default() -> Self {
-        Self {
-            gateway: None,
-            retry: RetryPolicy::default(),
-            reconcile_every: Duration::from_secs(30),
-            pending_threshold: Duration::from_secs(60),
-            reconcile_window: Duration::from_secs(2 * 24 * 3600),
-        }
-    }
-}
 
 /// What the payment supervisor has done, for operators and tests.
 #[derive(Debug, Default)]
@@ -70,23 +44,6 @@ pub struct PaymentStats {
     pub reconciliation_fixes: AtomicU64,
     /// Provider calls that failed after every attempt.
     pub gateway_failures: AtomicU64,
-}
-
-/// A snapshot of [`PaymentStats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PaymentStatsView {
-    /// See [`PaymentStats::charges_created`].
-    pub charges_created: u64,
-    /// See [`PaymentStats::refunds_recorded`].
-    pub refunds_recorded: u64,
-    /// See [`PaymentStats::reconciliation_fixes`].
-    pub reconciliation_fixes: u64,
-    /// See [`PaymentStats::gateway_failures`].
-    pub gateway_failures: u64,
-    /// Refunds owed right now and not yet confirmed.
-    pub refunds_owed: u64,
-    /// Payments still open (pending or failed) that reconciliation watches.
-    pub open_payments: u64,
 }
 
 impl PaymentStats {
@@ -104,33 +61,6 @@ pub(crate) struct OpenPayment {
     pub created_at: Timestamp,
 }
 
-/// Sent by the order supervisor when a new hold is durable: create its charge.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub(crate) struct PaymentCreated {
-    /// The reservation.
-    pub id: ReservationId,
-    /// Its payment reference.
-    pub out_trade_no: String,
-    /// What it costs.
-    pub amount: Money,
-    /// When it was created.
-    pub created_at: Timestamp,
-}
-
-/// Sent by a room when one of its reservations now owes a refund.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct RefundDue {
-    /// The reservation.
-    pub id: ReservationId,
-}
-
-/// Asks for the stats.
-#[derive(Message, Debug)]
-#[rtype(result = "PaymentStatsView")]
-pub(crate) struct GetStats;
-
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 struct Tick;
@@ -138,7 +68,10 @@ struct Tick;
 /// The supervisor.
 #[derive(Debug)]
 pub struct PaymentSupervisor {
-    shared: Arc<Shared>,
+    /// Where reservations are, and "now".
+    directory: Arc<Directory>,
+    /// The rooms, which decide and journal every payment change.
+    rooms: Arc<Rooms>,
     policy: PaymentPolicy,
     /// Open payments by reservation, for reconciliation.
     open: HashMap<ReservationId, OpenPayment>,
@@ -151,14 +84,16 @@ pub struct PaymentSupervisor {
 
 impl PaymentSupervisor {
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        directory: Arc<Directory>,
+        rooms: Arc<Rooms>,
         policy: PaymentPolicy,
         open: HashMap<ReservationId, OpenPayment>,
         owed: HashSet<ReservationId>,
         stats: Arc<PaymentStats>,
     ) -> Self {
         Self {
-            shared,
+            directory,
+            rooms,
             policy,
             open,
             owed,
@@ -170,31 +105,17 @@ impl PaymentSupervisor {
     /// The room holding `id` and the reservation as it is now (the supervisor's work
     /// re-reads it before every provider call: another call may have settled it).
     async fn load(
-        shared: &Shared,
+        directory: &Directory,
+        rooms: &Rooms,
         id: ReservationId,
     ) -> Result<(Addr<RoomActor>, innkeep_engine::Reservation), String> {
-        let room = Self::room_of(shared, &id).map_err(|e| e.to_string())?;
+        let room = room_of(directory, rooms, &id).map_err(|e| e.to_string())?;
         let r = room
-            .send(crate::room::GetReservation(id))
+            .send(GetReservation(id))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         Ok((room, r))
-    }
-
-    fn room_of(shared: &Shared, id: &ReservationId) -> Result<Addr<RoomActor>, EngineError> {
-        let key = read(&shared.locator)
-            .get(id)
-            .cloned()
-            .ok_or(EngineError::Domain(innkeep_engine::DomainError::NotFound(
-                "reservation",
-            )))?;
-        read(&shared.rooms)
-            .get(&key)
-            .map(|h| h.addr.clone())
-            .ok_or(EngineError::Domain(innkeep_engine::DomainError::NotFound(
-                "room",
-            )))
     }
 
     /// Issues the refund owed by `id` and records it; on failure it stays owed and is
@@ -207,11 +128,11 @@ impl PaymentSupervisor {
         if !self.busy.insert(id) {
             return;
         }
-        let shared = self.shared.clone();
+        let (directory, rooms) = (self.directory.clone(), self.rooms.clone());
         let retry = self.policy.retry;
         let stats = self.stats.clone();
         let work = async move {
-            let (room, r) = Self::load(&shared, id).await?;
+            let (room, r) = Self::load(&directory, &rooms, id).await?;
             if !r.payment.refund_owed {
                 return Ok(true);
             }
@@ -229,7 +150,7 @@ impl PaymentSupervisor {
                 })?;
             room.send(RecordRefund {
                 id,
-                now: shared.clock.now(),
+                now: directory.clock.now(),
             })
             .await
             .map_err(|e| e.to_string())?
@@ -265,11 +186,11 @@ impl PaymentSupervisor {
         if !self.busy.insert(id) {
             return;
         }
-        let shared = self.shared.clone();
+        let (directory, rooms) = (self.directory.clone(), self.rooms.clone());
         let retry = self.policy.retry;
         let stats = self.stats.clone();
         let work = async move {
-            let (room, r) = Self::load(&shared, id).await?;
+            let (room, r) = Self::load(&directory, &rooms, id).await?;
             if !matches!(
                 r.payment.status,
                 PaymentStatus::Pending | PaymentStatus::Failed
@@ -307,7 +228,7 @@ impl PaymentSupervisor {
                 .send(ApplyPayment {
                     id,
                     report: report.clone(),
-                    now: shared.clock.now(),
+                    now: directory.clock.now(),
                     span: tracing::Span::none(),
                 })
                 .await
@@ -375,7 +296,7 @@ impl Handler<Tick> for PaymentSupervisor {
     type Result = ();
 
     fn handle(&mut self, _msg: Tick, ctx: &mut Self::Context) {
-        let now = self.shared.clock.now();
+        let now = self.directory.clock.now();
         let threshold =
             SignedDuration::try_from(self.policy.pending_threshold).unwrap_or(SignedDuration::MAX);
         let window =

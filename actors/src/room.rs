@@ -1,66 +1,89 @@
 //! RoomActor: one per room. Every booking, state change and housekeeping change for the
 //! room goes through its mailbox, so they are serialized without locks, and the room
-//! journals its own events, so the journal order is the room's decision order.
+//! journals its own events, so the journal order is the room's decision order. Also the
+//! registry of rooms (`Rooms`): which actor and shard each room is.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use actix::prelude::*;
 use innkeep_engine::jiff::civil::Date;
-use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::{
-    Action, DomainError, Event, HotelTz, Housekeeping, IdempotencyEntry, IdempotencyRecord,
-    NightsDelta, PaymentOutcome, PaymentReport, Reservation, ReservationId, RoomState,
-    RoomTypeCode, Status,
+    DomainError, Event, HotelTz, IdempotencyEntry, NightsDelta, PaymentOutcome, Reservation,
+    ReservationId, RoomKey, RoomState, Status,
 };
-use innkeep_persistence::{Journal, JournalError};
+use innkeep_persistence::{AckReceiver, AckSink, Journal, JournalError};
 use tokio::sync::oneshot;
 
-use crate::api::{DayReservation, EngineError, OutOfOrderView, RoomView};
-use crate::booking::{self, BookResult};
-use crate::shared::{read, write, Shared};
+use crate::directory::{read, write, Directory};
+use crate::protocol::{
+    ApplyPayment, BeginMove, BookResult, ChangeReservation, ClearOutOfOrder, DayReservation,
+    EngineError, FinishMove, GetDay, GetReservation, GetView, HoldEnded, HoldStarted, MoveIn,
+    MoveOutcome, NightAudit, OutOfOrderView, RecordRefund, RefundDue, Reserve, Retype, RoomDay,
+    RoomView, SetHousekeeping, SetOutOfOrder,
+};
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
 /// only needs to be large enough that a `send` never parks at that limit.
 pub const ROOM_MAILBOX: usize = 16_384;
 
-/// Sent by a room to its shard's hold keeper when one of its reservations leaves
-/// `pending_payment` (paid, cancelled or expired), so the count of open holds per API key
-/// stays exact without the keeper having to watch every change.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct HoldEnded {
-    /// The reservation that no longer holds nights unpaid.
-    pub id: ReservationId,
-}
-
-/// Sent by a room to its shard's hold keeper when a new reservation (always an unpaid
-/// hold) is durable, before the room answers the booking: the keeper queues its expiry
-/// and has its charge created. Sent by the room, not the booking, so it reaches the keeper
-/// before any [`HoldEnded`] of the same reservation (one sender, one mailbox).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct HoldStarted {
-    /// The reservation.
-    pub id: ReservationId,
-    /// When its hold lapses.
-    pub expires_at: Timestamp,
-    /// Who created it (their hold cap counts it).
-    pub created_by: Option<String>,
-    /// What it costs.
-    pub amount: innkeep_engine::Money,
-    /// When it was created.
-    pub created_at: Timestamp,
-}
-
-/// Where a room reports holds starting and ending: its own shard's
-/// [`crate::holds::HoldKeeper`], so the report wakes no other thread.
+/// Who a room tells about its reservations, all but the last on its own shard.
 #[derive(Clone, Debug)]
-pub struct HoldPeers {
-    /// Told when a new hold is durable.
-    pub started: Recipient<HoldStarted>,
-    /// Told when a hold ends.
-    pub ended: Recipient<HoldEnded>,
+pub(crate) struct RoomPeers {
+    /// Its shard's hold keeper, told when a new hold is durable.
+    pub hold_started: Recipient<HoldStarted>,
+    /// The same keeper, told when a hold ends.
+    pub hold_ended: Recipient<HoldEnded>,
+    /// The payment supervisor, told when a reservation newly owes a refund.
+    pub refund_due: Recipient<RefundDue>,
+    /// Where the journal writer hands the acks of this shard's appends (one wake of the
+    /// shard per batch).
+    pub acks: Arc<dyn AckSink>,
+}
+
+/// A room actor and where it runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Hosted {
+    /// The actor.
+    pub addr: Addr<RoomActor>,
+    /// The index of the shard hosting it ([`crate::shards::current`] there), so a booking
+    /// can ask the rooms of its own shard first.
+    pub shard: usize,
+}
+
+/// Every room's actor and shard. Written when a room is created (setup, start-up); read
+/// by every booking.
+#[derive(Debug, Default)]
+pub(crate) struct Rooms(RwLock<HashMap<RoomKey, Hosted>>);
+
+impl Rooms {
+    /// The registry, read-locked (a booking sends from under it rather than clone an
+    /// `Addr`, which is two contended atomic operations per room).
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, HashMap<RoomKey, Hosted>> {
+        read(&self.0)
+    }
+
+    /// The actor of room `key`.
+    pub(crate) fn addr(&self, key: &RoomKey) -> Option<Addr<RoomActor>> {
+        self.read().get(key).map(|h| h.addr.clone())
+    }
+
+    /// Registers a new room.
+    pub(crate) fn insert(&self, key: RoomKey, hosted: Hosted) {
+        write(&self.0).insert(key, hosted);
+    }
+}
+
+/// The actor of the room holding reservation `id`: the locator, then the registry.
+pub(crate) fn room_of(
+    directory: &Directory,
+    rooms: &Rooms,
+    id: &ReservationId,
+) -> Result<Addr<RoomActor>, DomainError> {
+    let key = directory
+        .locate(id)
+        .ok_or(DomainError::NotFound("reservation"))?;
+    rooms.addr(&key).ok_or(DomainError::NotFound("room"))
 }
 
 /// The actor owning one room.
@@ -70,10 +93,13 @@ pub struct RoomActor {
     state: RoomState,
     /// Where its events go.
     journal: Journal<Event>,
-    /// The read model it keeps current (its rows of the availability index).
-    shared: Arc<Shared>,
-    /// Its shard's hold keeper, told when a hold starts and ends.
-    holds: HoldPeers,
+    /// The catalog it reads, the index rows and locator entries it keeps current, and the
+    /// idempotency keys its bookings record.
+    directory: Arc<Directory>,
+    /// The shard it runs on: its rows are in that shard's index.
+    shard: usize,
+    /// Who it reports holds and owed refunds to, and where its acks arrive.
+    peers: RoomPeers,
     /// Reservations being moved to another room: the move's first half passed here and
     /// its outcome has not arrived. No other change to them is decided meanwhile. In
     /// memory only: a move is one journal event, so after a restart each reservation is
@@ -85,14 +111,16 @@ impl RoomActor {
     pub(crate) fn new(
         state: RoomState,
         journal: Journal<Event>,
-        shared: Arc<Shared>,
-        holds: HoldPeers,
+        directory: Arc<Directory>,
+        shard: usize,
+        peers: RoomPeers,
     ) -> Self {
         Self {
             state,
             journal,
-            shared,
-            holds,
+            directory,
+            shard,
+            peers,
             moving: HashSet::new(),
         }
     }
@@ -105,8 +133,21 @@ impl RoomActor {
         Ok(())
     }
 
+    /// Writes a change of sold nights to this shard's index.
     fn publish(&self, delta: &NightsDelta) {
-        write(&self.shared.index).apply_delta(&self.state.key, &delta.booked, &delta.released);
+        if delta.booked.is_empty() && delta.released.is_empty() {
+            return;
+        }
+        write(self.directory.index(self.shard)).apply_delta(
+            &self.state.key,
+            &delta.booked,
+            &delta.released,
+        );
+    }
+
+    /// Queues `event` for the journal; its ack arrives with the rest of this shard's.
+    fn append(&self, event: Event) -> Result<AckReceiver, JournalError> {
+        self.journal.append_via(event, &self.peers.acks)
     }
 
     fn view(&self) -> RoomView {
@@ -158,7 +199,7 @@ impl RoomActor {
         span: tracing::Span,
         then: impl FnOnce(&mut Self, Event) -> T + 'static,
     ) -> ResponseFuture<Result<T, EngineError>> {
-        let ack = match self.journal.append(event.clone()) {
+        let ack = match self.append(event.clone()) {
             Ok(ack) => ack,
             Err(e) => return Box::pin(async move { Err(journal_error(e)) }),
         };
@@ -194,22 +235,6 @@ impl Actor for RoomActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(ROOM_MAILBOX);
     }
-}
-
-/// Take every night of `reservation.stay` in this room, durably. The answer goes to
-/// `reply`: the saga waits on it while it holds the booking's key and hold slot at the
-/// desk, and settles them with the answer.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub(crate) struct Reserve {
-    /// The reservation to make, priced; the room assigns it to itself.
-    pub draft: Arc<booking::Draft>,
-    /// The idempotency key it is created under.
-    pub idempotency: Option<IdempotencyRecord>,
-    /// The booking request's span (it carries the request id).
-    pub span: tracing::Span,
-    /// Where the outcome goes.
-    pub reply: oneshot::Sender<BookResult>,
 }
 
 impl Handler<Reserve> for RoomActor {
@@ -252,13 +277,13 @@ impl Handler<Reserve> for RoomActor {
         self.publish(&delta);
         // Fault injection (tests): a room changed half-way, which crash-only supervision
         // turns into an abort of the process (see `crate::crash`).
-        if self.shared.faults.panic_in_room.as_ref() == Some(&self.state.key) {
+        if self.directory.faults.panic_in_room.as_ref() == Some(&self.state.key) {
             panic!(
                 "injected fault: room {} panics while booking",
                 self.state.key.number
             );
         }
-        let ack = match self.journal.append(event) {
+        let ack = match self.append(event) {
             Ok(ack) => ack,
             Err(e) => {
                 let delta = self.state.revert_created(&id);
@@ -280,11 +305,11 @@ impl Handler<Reserve> for RoomActor {
                     };
                     // Findable (by id and by its key) and known to the supervisor before
                     // anyone learns the id.
-                    write(&act.shared.locator).insert(id, act.state.key.clone());
+                    act.directory.set_location(id, act.state.key.clone());
                     if let Some((slot, entry)) = key {
-                        booking::desk(&act.shared).idempotency.insert(slot, entry);
+                        act.directory.keys(&slot).finished.insert(slot, entry);
                     }
-                    act.holds.started.do_send(HoldStarted {
+                    act.peers.hold_started.do_send(HoldStarted {
                         id,
                         expires_at: r.hold_expires_at,
                         created_by: r.created_by.clone(),
@@ -301,24 +326,6 @@ impl Handler<Reserve> for RoomActor {
             answer(Err(failure));
         }));
     }
-}
-
-/// Apply a state-machine action to one of this room's reservations.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<Reservation, EngineError>")]
-pub(crate) struct ChangeReservation {
-    /// Which reservation.
-    pub id: ReservationId,
-    /// What to do.
-    pub action: Action,
-    /// `If-Match` version.
-    pub if_match: Option<u64>,
-    /// The instant of the request.
-    pub now: Timestamp,
-    /// The hotel-local date at `now`.
-    pub today: Date,
-    /// The caller's span (a request's, or the supervisor's for expiry).
-    pub span: tracing::Span,
 }
 
 impl Handler<ChangeReservation> for RoomActor {
@@ -381,32 +388,14 @@ impl RoomActor {
             if was_pending && r.status != Status::PendingPayment {
                 // do_send ignores the mailbox bound: this must never be dropped, or the
                 // key's hold count would stay too high until a restart.
-                self.holds.ended.do_send(HoldEnded { id });
+                self.peers.hold_ended.do_send(HoldEnded { id });
             }
             if !was_owed && r.payment.refund_owed {
-                match self.shared.payments.get() {
-                    Some(payments) => payments.do_send(crate::payments::RefundDue { id }),
-                    None => tracing::warn!(reservation = %id, "refund owed; no payment supervisor"),
-                }
+                self.peers.refund_due.do_send(RefundDue { id });
             }
         }
         reservation.map_err(EngineError::from)
     }
-}
-
-/// Apply what the payment provider reports (a callback or a reconciliation answer) to
-/// one of this room's reservations.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<(Reservation, PaymentOutcome), EngineError>")]
-pub(crate) struct ApplyPayment {
-    /// Which reservation.
-    pub id: ReservationId,
-    /// What the provider says.
-    pub report: PaymentReport,
-    /// The instant it is applied (decides whether the hold has lapsed).
-    pub now: Timestamp,
-    /// The caller's span.
-    pub span: tracing::Span,
 }
 
 impl Handler<ApplyPayment> for RoomActor {
@@ -445,16 +434,6 @@ impl Handler<ApplyPayment> for RoomActor {
     }
 }
 
-/// Record that the provider refunded a reservation's payment.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<Reservation, EngineError>")]
-pub(crate) struct RecordRefund {
-    /// Which reservation.
-    pub id: ReservationId,
-    /// When the refund was confirmed.
-    pub now: Timestamp,
-}
-
 impl Handler<RecordRefund> for RoomActor {
     type Result = ResponseFuture<Result<Reservation, EngineError>>;
 
@@ -489,18 +468,6 @@ impl<T: 'static> FlattenResult<T> for ResponseFuture<Result<Result<T, EngineErro
     fn map_result(self) -> ResponseFuture<Result<T, EngineError>> {
         Box::pin(async move { self.await.and_then(|inner| inner) })
     }
-}
-
-/// Set the room's housekeeping status.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<RoomView, EngineError>")]
-pub(crate) struct SetHousekeeping {
-    /// The new status.
-    pub status: Housekeeping,
-    /// When.
-    pub now: Timestamp,
-    /// The request's span.
-    pub span: tracing::Span,
 }
 
 impl Handler<SetHousekeeping> for RoomActor {
@@ -540,16 +507,6 @@ impl RoomActor {
     }
 }
 
-/// Give the room another type (only while no reservation holds nights in it).
-#[derive(Message, Debug)]
-#[rtype(result = "Result<(), EngineError>")]
-pub(crate) struct Retype {
-    /// The `RoomPut` event the supervisor decided.
-    pub event: Event,
-    /// The new type.
-    pub room_type: RoomTypeCode,
-}
-
 impl Handler<Retype> for RoomActor {
     type Result = ResponseFuture<Result<(), EngineError>>;
 
@@ -560,15 +517,11 @@ impl Handler<Retype> for RoomActor {
         let key = self.state.key.clone();
         let room_type = msg.room_type;
         self.persist_then_apply(msg.event, ctx, tracing::Span::none(), move |act| {
-            write(&act.shared.index).put_room(&key, &room_type);
+            // Its sold nights stay; only their type changes.
+            write(act.directory.index(act.shard)).put_room(&key, &room_type);
         })
     }
 }
-
-/// Read one reservation.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<Reservation, DomainError>")]
-pub(crate) struct GetReservation(pub ReservationId);
 
 impl Handler<GetReservation> for RoomActor {
     type Result = Result<Reservation, DomainError>;
@@ -576,25 +529,6 @@ impl Handler<GetReservation> for RoomActor {
     fn handle(&mut self, msg: GetReservation, _ctx: &mut Self::Context) -> Self::Result {
         self.state.reservation(&msg.0).cloned()
     }
-}
-
-/// The room's share of the front desk's day: its reservations arriving on `date`,
-/// leaving on `date`, and in the house now (see [`crate::api::FrontDeskDay`]).
-#[derive(Message, Debug)]
-#[rtype(result = "RoomDay")]
-pub(crate) struct GetDay {
-    /// The hotel-local date.
-    pub date: Date,
-    /// The hotel's zone, to tell on which local date a guest checked out.
-    pub tz: HotelTz,
-}
-
-/// What [`GetDay`] answers: this room's entries of each list, by reservation id.
-#[derive(Debug, Default)]
-pub(crate) struct RoomDay {
-    pub arrivals: Vec<DayReservation>,
-    pub departures: Vec<DayReservation>,
-    pub in_house: Vec<DayReservation>,
 }
 
 impl Handler<GetDay> for RoomActor {
@@ -662,35 +596,12 @@ fn day_of(state: &RoomState, date: Date, tz: &HotelTz) -> RoomDay {
     day
 }
 
-/// Read the room's live status.
-#[derive(Message, Debug)]
-#[rtype(result = "RoomView")]
-pub(crate) struct GetView;
-
 impl Handler<GetView> for RoomActor {
     type Result = MessageResult<GetView>;
 
     fn handle(&mut self, _msg: GetView, _ctx: &mut Self::Context) -> Self::Result {
         MessageResult(self.view())
     }
-}
-
-/// Take the room out of order for `[from, to)`.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<RoomView, EngineError>")]
-pub(crate) struct SetOutOfOrder {
-    /// First night out of order.
-    pub from: Date,
-    /// First night back in order.
-    pub to: Date,
-    /// Why.
-    pub reason: String,
-    /// When.
-    pub now: Timestamp,
-    /// The hotel-local date at `now`.
-    pub today: Date,
-    /// The request's span.
-    pub span: tracing::Span,
 }
 
 impl Handler<SetOutOfOrder> for RoomActor {
@@ -706,18 +617,6 @@ impl Handler<SetOutOfOrder> for RoomActor {
     }
 }
 
-/// Put the room back in order for the range starting at `from`.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<RoomView, EngineError>")]
-pub(crate) struct ClearOutOfOrder {
-    /// First night of the range.
-    pub from: Date,
-    /// When.
-    pub now: Timestamp,
-    /// The request's span.
-    pub span: tracing::Span,
-}
-
 impl Handler<ClearOutOfOrder> for RoomActor {
     type Result = ResponseFuture<Result<RoomView, EngineError>>;
 
@@ -727,21 +626,6 @@ impl Handler<ClearOutOfOrder> for RoomActor {
         let decided = self.state.decide_back_in_order(msg.from, msg.now).map(Some);
         self.change_room(decided, ctx, span.clone())
     }
-}
-
-/// The first half of a room move, sent to the room the reservation leaves: check that it
-/// may move and lock it against other changes until [`FinishMove`].
-#[derive(Message, Debug)]
-#[rtype(result = "Result<(Reservation, Date), EngineError>")]
-pub(crate) struct BeginMove {
-    /// Which reservation.
-    pub id: ReservationId,
-    /// The room it goes to.
-    pub to: innkeep_engine::RoomKey,
-    /// `If-Match` version.
-    pub if_match: Option<u64>,
-    /// The hotel-local date now.
-    pub today: Date,
 }
 
 impl Handler<BeginMove> for RoomActor {
@@ -758,30 +642,13 @@ impl Handler<BeginMove> for RoomActor {
     }
 }
 
-/// The second half of a room move, sent to the room the reservation goes to: check that
-/// it can take the nights, journal the move, and take the reservation once durable.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<(Reservation, Event), EngineError>")]
-pub(crate) struct MoveIn {
-    /// The reservation as the room it leaves holds it (locked there).
-    pub reservation: Reservation,
-    /// The room it leaves.
-    pub from: innkeep_engine::RoomKey,
-    /// The first night this room must hold.
-    pub first_night: Date,
-    /// When.
-    pub now: Timestamp,
-    /// The request's span.
-    pub span: tracing::Span,
-}
-
 impl Handler<MoveIn> for RoomActor {
     type Result = ResponseFuture<Result<(Reservation, Event), EngineError>>;
 
     fn handle(&mut self, msg: MoveIn, ctx: &mut Self::Context) -> Self::Result {
         let span = tracing::debug_span!(parent: &msg.span, "room_move_in", room = %self.state.key.number, seq = tracing::field::Empty);
         let _entered = span.enter();
-        let capacity = read(&self.shared.catalog)
+        let capacity = read(&self.directory.catalog)
             .room_type(&self.state.key.hotel_id, &self.state.room_type)
             .map(|(_, rt)| rt.capacity);
         let checked = capacity.map_err(EngineError::from).and_then(|capacity| {
@@ -822,25 +689,6 @@ impl Handler<MoveIn> for RoomActor {
     }
 }
 
-/// How a room move ended, for the room the reservation left.
-#[derive(Debug)]
-pub(crate) enum MoveOutcome {
-    /// The move is durable (this is its event): give the reservation and its nights up.
-    Committed(Event),
-    /// The move was refused or failed: the reservation stays, unlocked.
-    Aborted,
-}
-
-/// Tells the room a reservation was leaving how its move ended.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub(crate) struct FinishMove {
-    /// Which reservation.
-    pub id: ReservationId,
-    /// How it ended.
-    pub outcome: MoveOutcome,
-}
-
 impl Handler<FinishMove> for RoomActor {
     type Result = ();
 
@@ -851,17 +699,6 @@ impl Handler<FinishMove> for RoomActor {
         }
         self.moving.remove(&msg.id);
     }
-}
-
-/// The night audit for this room: marks its confirmed reservations that arrived before
-/// `audit_date` and were never checked in as no-shows, releasing their nights.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<usize, EngineError>")]
-pub(crate) struct NightAudit {
-    /// The audit's date (see [`innkeep_engine::HotelTz::audit_date`]).
-    pub audit_date: Date,
-    /// When.
-    pub now: Timestamp,
 }
 
 impl Handler<NightAudit> for RoomActor {

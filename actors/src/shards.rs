@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use actix::{Arbiter, ArbiterHandle, System};
+use innkeep_persistence::{Ack, AckSink};
+use tokio::sync::mpsc;
 
 /// Most shards; more than the cores of any machine this runs on, and a bound on the
 /// per-shard arrays.
@@ -42,6 +44,8 @@ struct Inner {
     system_arbiter: ArbiterHandle,
     /// One per shard, in index order.
     arbiters: Vec<ArbiterHandle>,
+    /// Per shard, where the journal writer hands that shard's acks of a batch.
+    acks: Vec<Arc<dyn AckSink>>,
     /// The system thread, joined on stop (it returns once every arbiter has ended).
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -58,7 +62,7 @@ impl Shards {
     /// Starts `count` shards (0: one per core, at most [`MAX_SHARDS`]) and the actix system
     /// thread they belong to. Call it from a plain thread, not from inside a runtime.
     ///
-    /// Installs the engine's crash-only panic hook first ([`crate::crash`]): a panic on a
+    /// Installs the engine's crash-only panic hook first (`crate::crash`): a panic on a
     /// shard or on the system thread aborts the process.
     pub fn start(count: usize) -> std::io::Result<Shards> {
         crate::crash::install();
@@ -78,6 +82,7 @@ impl Shards {
                             Arbiter::try_with_tokio_rt(move || {
                                 // Runs on the new thread, before anything is spawned there.
                                 SHARD.with(|s| s.set(Some(i)));
+                                crate::crash::mark_engine_thread();
                                 tokio::runtime::Builder::new_current_thread()
                                     .enable_all()
                                     .build()
@@ -103,11 +108,28 @@ impl Shards {
         let (system, system_arbiter, arbiters) = up_rx.recv().map_err(|_| {
             std::io::Error::other("the actor system thread ended before it started")
         })??;
+        let acks = arbiters
+            .iter()
+            .map(|arbiter| {
+                let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Ack>>();
+                // Completes on the shard what the writer delivered: each completion wakes
+                // a task of this thread, which costs no syscall.
+                arbiter.spawn(async move {
+                    while let Some(acks) = rx.recv().await {
+                        for ack in acks {
+                            ack.complete();
+                        }
+                    }
+                });
+                Arc::new(ShardAcks(tx)) as Arc<dyn AckSink>
+            })
+            .collect();
         Ok(Shards {
             inner: Arc::new(Inner {
                 system,
                 system_arbiter,
                 arbiters,
+                acks,
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -141,6 +163,12 @@ impl Shards {
         &self.inner.arbiters
     }
 
+    /// Where the journal writer should deliver the acks of appends made on `shard`: one
+    /// wake of the shard per batch, however many of its appends the batch holds.
+    pub(crate) fn acks(&self, shard: usize) -> &Arc<dyn AckSink> {
+        &self.inner.acks[shard % self.len()]
+    }
+
     /// Stops every shard and the system thread, and waits for them to end. Whatever still
     /// runs there (actors, HTTP connections) is dropped. Idempotent.
     pub fn stop(&self) {
@@ -154,5 +182,17 @@ impl Shards {
         if let Some(t) = thread {
             let _ = t.join();
         }
+    }
+}
+
+/// A shard's [`AckSink`]: the writer's deliveries go to a task on the shard (one channel
+/// send, so one wake, per batch). Plain tokio, so the writer thread calls no actix API.
+#[derive(Debug)]
+struct ShardAcks(mpsc::UnboundedSender<Vec<Ack>>);
+
+impl AckSink for ShardAcks {
+    fn deliver(&self, acks: Vec<Ack>) {
+        // A stopped shard drops them: its waiters see the engine stopping.
+        let _ = self.0.send(acks);
     }
 }

@@ -1,34 +1,34 @@
 //! OrderSupervisor: setup commands, room moves, the night audit. Bookings do not pass
-//! through it ([`crate::booking`]), and neither do holds: each shard's
-//! [`crate::holds::HoldKeeper`] keeps its rooms' holds.
+//! through it (`crate::booking`), and neither do holds: each shard's
+//! `crate::holds::HoldKeeper` keeps its rooms' holds.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use innkeep_engine::jiff::{SignedDuration, Timestamp};
-use innkeep_engine::state::IdempotencyMap;
 use innkeep_engine::{
-    BookRequest, DomainError, Event, HotelId, Reservation, ReservationId, RoomKey, RoomNumber,
-    RoomState, RoomTypeCode, StayLimits, Upsert, ValidationError,
+    DomainError, Event, HotelId, Reservation, RoomKey, RoomState, RoomTypeCode, Upsert,
 };
 use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
 
-use crate::api::{BookInput, EngineError};
-use crate::booking::{desk, Desk};
-use crate::room::{
-    journal_error, BeginMove, FinishMove, GetReservation, HoldPeers, MoveIn, MoveOutcome,
-    NightAudit, Retype, RoomActor, ROOM_MAILBOX,
+use crate::config::BookingPolicy;
+use crate::directory::{read, write, Directory};
+use crate::protocol::{
+    BeginMove, EngineError, FinishMove, GetReservation, MoveIn, MoveOutcome, MoveReservation,
+    NightAudit, PutHotel, PutRate, PutRoom, PutRoomType, Retype,
 };
-use crate::shared::{read, write, Hosted, Shared};
+use crate::room::{journal_error, Hosted, RoomActor, RoomPeers, Rooms, ROOM_MAILBOX};
 
 /// The supervisor.
 #[derive(Debug)]
 pub struct OrderSupervisor {
-    /// Read model and room registry.
-    shared: Arc<Shared>,
+    /// The catalog it writes, the locator it updates on moves, the idempotency keys it
+    /// prunes.
+    directory: Arc<Directory>,
+    /// The rooms: the audit and moves ask them.
+    rooms: Arc<Rooms>,
     /// Where setup events go.
     journal: Journal<Event>,
     /// The arbiters hosting room actors, and which one a new room goes to.
@@ -52,38 +52,20 @@ const IDEMPOTENCY_PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// instead of a day late.
 const AUDIT_RECHECK_EVERY: Duration = Duration::from_secs(15 * 60);
 
-/// The supervisor's rules for bookings and holds.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct BookingPolicy {
-    /// How long an unpaid reservation holds its nights.
-    pub hold: SignedDuration,
-    /// How often to look for due holds and night audits.
-    pub expiry_tick: Duration,
-    /// Stay rules.
-    pub limits: StayLimits,
-    /// Most open (unpaid) holds one creator may have.
-    pub max_holds_per_creator: usize,
-    /// Hotel-local time of the night audit.
-    pub night_audit_time: innkeep_engine::jiff::civil::Time,
-}
-
 /// Name of the counter of reservations the night audit marked `no_show`.
 pub const METRIC_NO_SHOWS: &str = "innkeep_no_shows_total";
 
 impl OrderSupervisor {
-    /// `hold_creators` are the creators of every unpaid hold in the recovered state; the
-    /// desk's per-creator counts are rebuilt from them, so the hold cap survives restarts.
-    pub(crate) fn new<'a>(
-        shared: Arc<Shared>,
+    pub(crate) fn new(
+        directory: Arc<Directory>,
+        rooms: Arc<Rooms>,
         journal: Journal<Event>,
         placement: Placement,
-        idempotency: IdempotencyMap,
-        hold_creators: impl Iterator<Item = &'a String>,
         policy: BookingPolicy,
     ) -> Self {
-        *desk(&shared) = Desk::new(idempotency, hold_creators);
         Self {
-            shared,
+            directory,
+            rooms,
             journal,
             placement,
             policy,
@@ -99,14 +81,14 @@ impl OrderSupervisor {
     /// refused, the engine is stopping) runs again next tick; rooms skip what they already
     /// marked.
     fn audit_due(&mut self, ctx: &mut Context<Self>) {
-        let now = self.shared.clock.now();
+        let now = self.directory.clock.now();
         let due: Vec<(
             HotelId,
             innkeep_engine::jiff::civil::Date,
             Vec<Addr<RoomActor>>,
         )> = {
-            let catalog = read(&self.shared.catalog);
-            let rooms = read(&self.shared.rooms);
+            let catalog = read(&self.directory.catalog);
+            let rooms = self.rooms.read();
             catalog
                 .hotels
                 .iter()
@@ -164,12 +146,6 @@ impl OrderSupervisor {
         }
     }
 
-    /// Starts a room actor on the next shard.
-    pub(crate) fn spawn_room(&mut self, state: RoomState) -> Hosted {
-        self.placement
-            .spawn_room(state, self.journal.clone(), self.shared.clone())
-    }
-
     /// Journals a catalog event, blocking the supervisor until it is durable, then applies
     /// it to the catalog. Setup is rare; blocking keeps decide → persist → apply atomic.
     fn persist_setup(
@@ -186,7 +162,7 @@ impl OrderSupervisor {
         ctx.wait(ack.into_actor(self).map(move |acked, act, _| {
             let result = match acked {
                 Ok(Ok(_)) => {
-                    write(&act.shared.catalog).apply(&event);
+                    write(&act.directory.catalog).apply(&event);
                     after(act);
                     Ok(())
                 }
@@ -200,12 +176,12 @@ impl OrderSupervisor {
 
     /// Drops lapsed idempotency keys now and then.
     fn prune(&mut self) {
-        let now = self.shared.clock.now();
+        let now = self.directory.clock.now();
         // Not every tick: it is a scan of every key, and a lapsed key answers as absent
         // anyway (`check_idempotency`).
         if self.next_prune <= std::time::Instant::now() {
             self.next_prune = std::time::Instant::now() + IDEMPOTENCY_PRUNE_EVERY;
-            desk(&self.shared).idempotency.retain(|_, e| {
+            self.directory.prune_keys(|e| {
                 now.duration_since(e.created_at) < innkeep_engine::state::IDEMPOTENCY_WINDOW
             });
         }
@@ -220,8 +196,14 @@ impl OrderSupervisor {
 /// type would then run on one core. A room keeps its arbiter when it changes type.
 #[derive(Debug)]
 pub(crate) struct Placement {
-    /// Per shard (at least one), its arbiter and the hold keeper its rooms report to.
-    shards: Vec<(ArbiterHandle, HoldPeers)>,
+    /// Per shard (at least one), its arbiter and whom its rooms report to.
+    shards: Vec<(ArbiterHandle, RoomPeers)>,
+    /// Where the rooms journal.
+    journal: Journal<Event>,
+    /// Where a new room's nights are indexed (its shard's index).
+    directory: Arc<Directory>,
+    /// Where a new room is registered.
+    rooms: Arc<Rooms>,
     /// Which shard the next room of each type goes to.
     spread: Spread,
 }
@@ -250,9 +232,14 @@ impl Spread {
 }
 
 impl Placement {
-    /// Placement over `shards` (each an arbiter with its hold keeper), which must not be
+    /// Placement over `shards` (each an arbiter with its rooms' peers), which must not be
     /// empty.
-    pub(crate) fn new(shards: Vec<(ArbiterHandle, HoldPeers)>) -> Self {
+    pub(crate) fn new(
+        shards: Vec<(ArbiterHandle, RoomPeers)>,
+        journal: Journal<Event>,
+        directory: Arc<Directory>,
+        rooms: Arc<Rooms>,
+    ) -> Self {
         assert!(!shards.is_empty(), "rooms need at least one shard");
         Self {
             spread: Spread {
@@ -260,24 +247,28 @@ impl Placement {
                 next: HashMap::new(),
             },
             shards,
+            journal,
+            directory,
+            rooms,
         }
     }
 
-    /// Starts a room actor on the shard picked for its type; it reports its holds to that
-    /// shard's keeper.
-    pub(crate) fn spawn_room(
-        &mut self,
-        state: RoomState,
-        journal: Journal<Event>,
-        shared: Arc<Shared>,
-    ) -> Hosted {
-        let shard = self.spread.pick(&state.key.hotel_id, &state.room_type);
-        let (arbiter, holds) = &self.shards[shard];
-        let holds = holds.clone();
+    /// Starts a room actor on the shard picked for its type, after entering its nights in
+    /// that shard's index and registering it, so a booking that starts once this returns
+    /// finds it. Returns the shard.
+    pub(crate) fn spawn_room(&mut self, state: RoomState) -> usize {
+        let key = state.key.clone();
+        let shard = self.spread.pick(&key.hotel_id, &state.room_type);
+        self.directory
+            .index_room(shard, &key, &state.room_type, &state.unavailable_nights());
+        let (arbiter, peers) = &self.shards[shard];
+        let (peers, journal, directory) =
+            (peers.clone(), self.journal.clone(), self.directory.clone());
         let addr = RoomActor::start_in_arbiter(arbiter, move |_ctx| {
-            RoomActor::new(state, journal, shared, holds)
+            RoomActor::new(state, journal, directory, shard, peers)
         });
-        Hosted { addr, shard }
+        self.rooms.insert(key, Hosted { addr, shard });
+        shard
     }
 }
 
@@ -295,22 +286,16 @@ impl Actor for OrderSupervisor {
     }
 }
 
-/// Create or update a hotel.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<Upsert, EngineError>")]
-pub(crate) struct PutHotel {
-    pub id: HotelId,
-    pub name: String,
-    pub time_zone: String,
-    pub currency: String,
-}
-
 impl Handler<PutHotel> for OrderSupervisor {
     type Result = ResponseFuture<Result<Upsert, EngineError>>;
 
     fn handle(&mut self, msg: PutHotel, ctx: &mut Self::Context) -> Self::Result {
-        let decided =
-            read(&self.shared.catalog).put_hotel(msg.id, &msg.name, &msg.time_zone, &msg.currency);
+        let decided = read(&self.directory.catalog).put_hotel(
+            msg.id,
+            &msg.name,
+            &msg.time_zone,
+            &msg.currency,
+        );
         match decided {
             Err(e) => Box::pin(async move { Err(e.into()) }),
             Ok((event, upsert)) => {
@@ -321,22 +306,11 @@ impl Handler<PutHotel> for OrderSupervisor {
     }
 }
 
-/// Create or update a room type.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<Upsert, EngineError>")]
-pub(crate) struct PutRoomType {
-    pub hotel_id: HotelId,
-    pub code: innkeep_engine::RoomTypeCode,
-    pub name: String,
-    pub capacity: u16,
-    pub base_rate_minor: i64,
-}
-
 impl Handler<PutRoomType> for OrderSupervisor {
     type Result = ResponseFuture<Result<Upsert, EngineError>>;
 
     fn handle(&mut self, msg: PutRoomType, ctx: &mut Self::Context) -> Self::Result {
-        let decided = read(&self.shared.catalog).put_room_type(
+        let decided = read(&self.directory.catalog).put_room_type(
             &msg.hotel_id,
             msg.code,
             &msg.name,
@@ -353,22 +327,11 @@ impl Handler<PutRoomType> for OrderSupervisor {
     }
 }
 
-/// Set a nightly rate override.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<(), EngineError>")]
-pub(crate) struct PutRate {
-    pub hotel_id: HotelId,
-    pub code: innkeep_engine::RoomTypeCode,
-    pub from: innkeep_engine::jiff::civil::Date,
-    pub to: innkeep_engine::jiff::civil::Date,
-    pub amount_minor: i64,
-}
-
 impl Handler<PutRate> for OrderSupervisor {
     type Result = ResponseFuture<Result<(), EngineError>>;
 
     fn handle(&mut self, msg: PutRate, ctx: &mut Self::Context) -> Self::Result {
-        let decided = read(&self.shared.catalog).put_rate(
+        let decided = read(&self.directory.catalog).put_rate(
             &msg.hotel_id,
             &msg.code,
             msg.from,
@@ -382,20 +345,11 @@ impl Handler<PutRate> for OrderSupervisor {
     }
 }
 
-/// Create a room or change its type.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<Upsert, EngineError>")]
-pub(crate) struct PutRoom {
-    pub hotel_id: HotelId,
-    pub number: RoomNumber,
-    pub room_type: innkeep_engine::RoomTypeCode,
-}
-
 impl Handler<PutRoom> for OrderSupervisor {
     type Result = ResponseFuture<Result<Upsert, EngineError>>;
 
     fn handle(&mut self, msg: PutRoom, ctx: &mut Self::Context) -> Self::Result {
-        let decided = read(&self.shared.catalog).put_room(
+        let decided = read(&self.directory.catalog).put_room(
             &msg.hotel_id,
             msg.number.clone(),
             msg.room_type.clone(),
@@ -412,19 +366,17 @@ impl Handler<PutRoom> for OrderSupervisor {
             Upsert::Created => {
                 let room_type = msg.room_type;
                 let done = self.persist_setup(event, ctx, move |act| {
-                    write(&act.shared.index).put_room(&key, &room_type);
-                    let hosted = act.spawn_room(RoomState::new(key.clone(), room_type));
-                    write(&act.shared.rooms).insert(key, hosted);
+                    act.placement.spawn_room(RoomState::new(key, room_type));
                 });
                 Box::pin(async move { done.await.map(|()| upsert) })
             }
             Upsert::Updated => {
                 // The room decides whether it may change type (it knows its reservations)
                 // and journals the change itself, in order with its bookings.
-                let Some(addr) = read(&self.shared.rooms).get(&key).map(|h| h.addr.clone()) else {
+                let Some(addr) = self.rooms.addr(&key) else {
                     return Box::pin(async move { Err(DomainError::NotFound("room").into()) });
                 };
-                let shared = self.shared.clone();
+                let directory = self.directory.clone();
                 let room_type = msg.room_type;
                 Box::pin(async move {
                     addr.send(Retype {
@@ -433,74 +385,12 @@ impl Handler<PutRoom> for OrderSupervisor {
                     })
                     .await
                     .map_err(|_| EngineError::ShuttingDown)??;
-                    write(&shared.catalog).apply(&event);
+                    write(&directory.catalog).apply(&event);
                     Ok(upsert)
                 })
             }
         }
     }
-}
-
-/// Validates a booking against the catalog and prices it.
-pub(crate) fn price_request(
-    catalog: &innkeep_engine::Catalog,
-    input: BookInput,
-    now: Timestamp,
-    limits: innkeep_engine::StayLimits,
-) -> Result<(BookRequest, innkeep_engine::Money), DomainError> {
-    let (hotel, rt) = catalog.room_type(&input.hotel_id, &input.room_type)?;
-    let stay = innkeep_engine::Stay::parse(
-        input.arrival,
-        input.departure,
-        hotel.time_zone.today(now),
-        limits,
-    )?;
-    if input.guests == 0 || input.guests > rt.capacity {
-        return Err(ValidationError::new(
-            "guests",
-            format!("must be 1 to {} for this room type", rt.capacity),
-        )
-        .into());
-    }
-    if let Some(n) = &input.room {
-        match hotel.rooms.get(n) {
-            None => return Err(DomainError::NotFound("room")),
-            Some(t) if *t != input.room_type => {
-                return Err(ValidationError::new(
-                    "room",
-                    format!("room {n} is not of type {}", input.room_type),
-                )
-                .into())
-            }
-            Some(_) => {}
-        }
-    }
-    let quote = innkeep_engine::catalog::price(hotel, rt, &stay);
-    Ok((
-        BookRequest {
-            hotel_id: input.hotel_id,
-            room_type: input.room_type,
-            stay,
-            guests: input.guests,
-            guest: input.guest,
-            room: input.room,
-        },
-        quote.total,
-    ))
-}
-
-/// Move a reservation to another room of its hotel.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<Reservation, EngineError>")]
-pub(crate) struct MoveReservation {
-    /// Which reservation.
-    pub id: ReservationId,
-    /// The room it goes to.
-    pub to: RoomNumber,
-    /// `If-Match` version.
-    pub if_match: Option<u64>,
-    /// The request's span.
-    pub span: tracing::Span,
 }
 
 impl Handler<MoveReservation> for OrderSupervisor {
@@ -513,14 +403,13 @@ impl Handler<MoveReservation> for OrderSupervisor {
     /// crash both rooms agree. The saga runs here, not in the caller, so a caller that
     /// gives up cannot leave a reservation locked.
     fn handle(&mut self, msg: MoveReservation, _ctx: &mut Self::Context) -> Self::Result {
-        let shared = self.shared.clone();
+        let (directory, rooms) = (self.directory.clone(), self.rooms.clone());
         Box::pin(async move {
-            let now = shared.clock.now();
-            let from = read(&shared.locator)
-                .get(&msg.id)
-                .cloned()
+            let now = directory.clock.now();
+            let from = directory
+                .locate(&msg.id)
                 .ok_or(DomainError::NotFound("reservation"))?;
-            let today = read(&shared.catalog)
+            let today = read(&directory.catalog)
                 .hotel(&from.hotel_id)?
                 .time_zone
                 .today(now);
@@ -528,11 +417,7 @@ impl Handler<MoveReservation> for OrderSupervisor {
                 hotel_id: from.hotel_id.clone(),
                 number: msg.to,
             };
-            let (source, target) = {
-                let rooms = read(&shared.rooms);
-                let addr = |key: &RoomKey| rooms.get(key).map(|h| h.addr.clone());
-                (addr(&from), addr(&to))
-            };
+            let (source, target) = (rooms.addr(&from), rooms.addr(&to));
             let source = source.ok_or(DomainError::NotFound("reservation"))?;
             let target = target.ok_or(DomainError::NotFound("room"))?;
             if to == from {
@@ -566,7 +451,7 @@ impl Handler<MoveReservation> for OrderSupervisor {
                 .and_then(|r| r);
             let outcome = match &moved {
                 Ok((_, event)) => {
-                    write(&shared.locator).insert(msg.id, to);
+                    directory.set_location(msg.id, to);
                     MoveOutcome::Committed(event.clone())
                 }
                 Err(_) => MoveOutcome::Aborted,

@@ -4,14 +4,15 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 
 use jiff::civil::Date;
-use jiff::ToSpan;
+use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, ValidationError};
 use crate::event::Event;
 use crate::ids::{HotelId, RoomNumber, RoomTypeCode};
 use crate::money::{parse_amount_minor, Currency, Money};
-use crate::time::{HotelTz, Stay};
+use crate::reservation::{BookInput, BookRequest};
+use crate::time::{HotelTz, Stay, StayLimits};
 
 /// Most hotels one engine holds.
 pub const MAX_HOTELS: usize = 10_000;
@@ -257,6 +258,57 @@ impl Catalog {
             to,
             amount_minor,
         })
+    }
+
+    /// Validates a booking against this catalog and prices it: the hotel and room type
+    /// exist, the stay is valid for the hotel's today at `now` and within `limits`, the
+    /// guests fit the type, and a requested room exists and is of the type. The one place
+    /// a booking is checked before a room decides on its nights.
+    pub fn price_booking(
+        &self,
+        input: BookInput,
+        now: Timestamp,
+        limits: StayLimits,
+    ) -> Result<(BookRequest, Money), DomainError> {
+        let (hotel, rt) = self.room_type(&input.hotel_id, &input.room_type)?;
+        let stay = Stay::parse(
+            input.arrival,
+            input.departure,
+            hotel.time_zone.today(now),
+            limits,
+        )?;
+        if input.guests == 0 || input.guests > rt.capacity {
+            return Err(ValidationError::new(
+                "guests",
+                format!("must be 1 to {} for this room type", rt.capacity),
+            )
+            .into());
+        }
+        if let Some(n) = &input.room {
+            match hotel.rooms.get(n) {
+                None => return Err(DomainError::NotFound("room")),
+                Some(t) if *t != input.room_type => {
+                    return Err(ValidationError::new(
+                        "room",
+                        format!("room {n} is not of type {}", input.room_type),
+                    )
+                    .into())
+                }
+                Some(_) => {}
+            }
+        }
+        let quote = price(hotel, rt, &stay);
+        Ok((
+            BookRequest {
+                hotel_id: input.hotel_id,
+                room_type: input.room_type,
+                stay,
+                guests: input.guests,
+                guest: input.guest,
+                room: input.room,
+            },
+            quote.total,
+        ))
     }
 
     /// Prices a stay of a room type: each night's override, else the base rate.

@@ -30,8 +30,9 @@ pub use ids::{
 };
 pub use money::{Currency, Money};
 pub use reservation::{
-    Action, BookRequest, Guest, Payment, PaymentChange, PaymentEventKind, PaymentHistoryEntry,
-    PaymentOutcome, PaymentReport, PaymentStatus, Reservation, RoomMove, Status,
+    Action, BookInput, BookRequest, Guest, Payment, PaymentChange, PaymentEventKind,
+    PaymentHistoryEntry, PaymentOutcome, PaymentReport, PaymentStatus, Reservation, RoomMove,
+    Status,
 };
 pub use room::{Housekeeping, NightsDelta, Occupancy, OutOfOrder, RoomState};
 pub use state::{IdempotencyEntry, Snapshot, SnapshotView, State};

@@ -491,6 +491,30 @@ impl Reservation {
     }
 }
 
+/// A booking request with raw dates; the engine validates them against the hotel's today.
+#[derive(Clone, Debug)]
+pub struct BookInput {
+    /// The hotel.
+    pub hotel_id: HotelId,
+    /// The room type.
+    pub room_type: RoomTypeCode,
+    /// First night.
+    pub arrival: jiff::civil::Date,
+    /// Leaving day.
+    pub departure: jiff::civil::Date,
+    /// Guests.
+    pub guests: u16,
+    /// Contact.
+    pub guest: Guest,
+    /// A specific room, if asked for.
+    pub room: Option<RoomNumber>,
+    /// Who books: an identifier of the API key (the HTTP layer sets it from the
+    /// authenticated caller), recorded on the reservation as
+    /// [`Reservation::created_by`]. It scopes idempotency keys and the hold
+    /// cap to the creator; `None` (no keys configured, or an embedder) is not capped.
+    pub created_by: Option<String>,
+}
+
 /// What a booking asks for, validated. The engine prices it and picks the room.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct BookRequest {

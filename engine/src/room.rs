@@ -447,6 +447,19 @@ impl RoomState {
         self.decide_change(id, Action::NoShow, None, now, audit_date)
     }
 
+    /// Every night this room cannot sell: sold nights and out-of-order nights, in order
+    /// of kind (what an availability index needs to enter the room).
+    pub fn unavailable_nights(&self) -> Vec<Date> {
+        let mut nights: Vec<Date> = self.calendar.keys().copied().collect();
+        for (from, range) in &self.out_of_order {
+            nights.extend(
+                from.series(jiff::ToSpan::day(1))
+                    .take_while(|d| *d < range.to),
+            );
+        }
+        nights
+    }
+
     /// Vacant or occupied.
     pub fn occupancy(&self) -> Occupancy {
         if self.occupant.is_some() {

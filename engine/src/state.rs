@@ -57,8 +57,8 @@ pub fn check_idempotency(
     }
 }
 
-/// Refuses a room type too small for `guests`.
-fn check_capacity(
+/// Refuses a room type too small for `guests` (a move or a retype that would not fit).
+pub fn check_capacity(
     catalog: &Catalog,
     hotel_id: &HotelId,
     room_type: &crate::ids::RoomTypeCode,
@@ -494,14 +494,9 @@ impl State {
         };
         for room in snapshot.rooms {
             state.index.put_room(&room.key, &room.room_type);
-            let mut nights: Vec<Date> = room.calendar.keys().copied().collect();
-            for (from, range) in &room.out_of_order {
-                nights.extend(
-                    from.series(jiff::ToSpan::day(1))
-                        .take_while(|d| *d < range.to),
-                );
-            }
-            state.index.apply_delta(&room.key, &nights, &[]);
+            state
+                .index
+                .apply_delta(&room.key, &room.unavailable_nights(), &[]);
             for id in room.reservations.keys() {
                 state.locator.insert(*id, room.key.clone());
             }

@@ -899,6 +899,50 @@ pub fn recover_keeping_last<E: DeserializeOwned>(
 // The journal handle and its writer thread.
 // ---------------------------------------------------------------------------------
 
+/// One acknowledgement the writer hands to an [`AckSink`]; [`Ack::complete`] it on the
+/// thread that waits for it.
+#[derive(Debug)]
+pub struct Ack {
+    /// The waiting side.
+    tx: oneshot::Sender<Result<u64, JournalError>>,
+    /// The outcome.
+    result: Result<u64, JournalError>,
+}
+
+impl Ack {
+    /// Hands the outcome to whoever waits on the append's [`AckReceiver`].
+    pub fn complete(self) {
+        let _ = self.tx.send(self.result);
+    }
+}
+
+/// Where the writer delivers the acknowledgements of appends made with
+/// [`Journal::append_via`]: all of one batch's acks for one sink arrive in one
+/// [`AckSink::deliver`] call. A sink in front of a thread's event loop wakes that thread
+/// once per batch, where completing each ack from the writer would wake it once per
+/// append (each a syscall when the thread is parked).
+pub trait AckSink: Send + Sync + std::fmt::Debug {
+    /// Takes a batch's acks for this sink. Must not block: the writer calls it between
+    /// batches.
+    fn deliver(&self, acks: Vec<Ack>);
+}
+
+/// How an append's outcome reaches its caller.
+enum Reply {
+    /// Sent by the writer itself.
+    Direct(oneshot::Sender<Result<u64, JournalError>>),
+    /// Handed to a sink with the rest of the batch's acks for it.
+    Via(oneshot::Sender<Result<u64, JournalError>>, Arc<dyn AckSink>),
+}
+
+impl Reply {
+    /// Sends `result` now, bypassing any sink (failures, which are rare and not batched).
+    fn send_now(self, result: Result<u64, JournalError>) {
+        let (Reply::Direct(tx) | Reply::Via(tx, _)) = self;
+        let _ = tx.send(result);
+    }
+}
+
 /// A message to the writer thread.
 enum Msg<E> {
     /// Make `event` durable and answer on `ack`.
@@ -906,7 +950,7 @@ enum Msg<E> {
         /// The event to journal.
         event: E,
         /// Where the outcome goes.
-        ack: oneshot::Sender<Result<u64, JournalError>>,
+        ack: Reply,
     },
     /// Look at the truncation target (sent by `truncate_through`).
     Wake,
@@ -1073,6 +1117,20 @@ impl<E: Serialize + Send + 'static> Journal<E> {
     /// Fails immediately with `Overloaded` when the queue is full, `Unavailable` once
     /// poisoned, `Closed` after [`Journal::shutdown`].
     pub fn append(&self, event: E) -> Result<AckReceiver, JournalError> {
+        self.send(event, None)
+    }
+
+    /// [`Journal::append`], with the outcome handed to `sink` together with the other
+    /// acks of the same batch for it (failures are still sent directly).
+    pub fn append_via(
+        &self,
+        event: E,
+        sink: &Arc<dyn AckSink>,
+    ) -> Result<AckReceiver, JournalError> {
+        self.send(event, Some(sink))
+    }
+
+    fn send(&self, event: E, sink: Option<&Arc<dyn AckSink>>) -> Result<AckReceiver, JournalError> {
         if let Some(err) = self.inner.shared.poisoned_error() {
             return Err(err);
         }
@@ -1085,7 +1143,11 @@ impl<E: Serialize + Send + 'static> Journal<E> {
             return Err(JournalError::Closed);
         };
         let (ack_tx, ack_rx) = oneshot::channel();
-        match tx.try_send(Msg::Append { event, ack: ack_tx }) {
+        let ack = match sink {
+            None => Reply::Direct(ack_tx),
+            Some(sink) => Reply::Via(ack_tx, sink.clone()),
+        };
+        match tx.try_send(Msg::Append { event, ack }) {
             Ok(()) => Ok(ack_rx),
             Err(TrySendError::Full(_)) => Err(JournalError::Overloaded),
             Err(TrySendError::Disconnected(_)) => Err(JournalError::Unavailable {
@@ -1429,7 +1491,7 @@ struct PendingRecord<E> {
     /// The event, handed to `on_commit` on success.
     event: E,
     /// Where the outcome goes.
-    ack: oneshot::Sender<Result<u64, JournalError>>,
+    ack: Reply,
 }
 
 /// The writer thread's state. Only this thread touches segment files after start.
@@ -1496,15 +1558,13 @@ impl<E: Serialize> Writer<E> {
             return;
         };
         if let Some(err) = self.shared.poisoned_error() {
-            let _ = ack.send(Err(err));
+            ack.send_now(Err(err));
             return;
         }
         let seq = self.next_seq + batch.len() as u64;
         match encode_record(&mut self.buf, seq, &event) {
             Ok(()) => batch.push(PendingRecord { seq, event, ack }),
-            Err(err) => {
-                let _ = ack.send(Err(err));
-            }
+            Err(err) => ack.send_now(Err(err)),
         }
     }
 
@@ -1512,7 +1572,7 @@ impl<E: Serialize> Writer<E> {
     fn fail_batch(&self, batch: &mut Vec<PendingRecord<E>>, err: &JournalError) {
         self.shared.failed_batches.fetch_add(1, Ordering::Relaxed);
         for record in batch.drain(..) {
-            let _ = record.ack.send(Err(err.clone()));
+            record.ack.send_now(Err(err.clone()));
         }
     }
 
@@ -1606,8 +1666,30 @@ impl<E: Serialize> Writer<E> {
             self.shared
                 .poison("on_commit hook panicked; shadow state is incomplete".to_string());
         }
+        // One delivery per sink: a batch's acks for one shard wake it once.
+        let mut routed: Vec<(Arc<dyn AckSink>, Vec<Ack>)> = Vec::new();
         for (seq, ack) in acks {
-            let _ = ack.send(Ok(seq));
+            match ack {
+                Reply::Direct(tx) => {
+                    let _ = tx.send(Ok(seq));
+                }
+                Reply::Via(tx, sink) => {
+                    let ack = Ack {
+                        tx,
+                        result: Ok(seq),
+                    };
+                    let same = |(s, _): &&mut (Arc<dyn AckSink>, Vec<Ack>)| {
+                        std::ptr::addr_eq(Arc::as_ptr(s), Arc::as_ptr(&sink))
+                    };
+                    match routed.iter_mut().find(same) {
+                        Some((_, acks)) => acks.push(ack),
+                        None => routed.push((sink, vec![ack])),
+                    }
+                }
+            }
+        }
+        for (sink, acks) in routed {
+            sink.deliver(acks);
         }
         tracing::debug!("journal batch durable");
     }
@@ -1956,6 +2038,57 @@ mod tests {
 
         let (records, _) = recover_all(dir.path(), 0).expect("recover");
         assert_eq!(records.len(), 1001);
+    }
+
+    /// Collects what the writer delivers: the size of each delivery, and the acks.
+    #[derive(Debug, Default)]
+    struct Collect {
+        deliveries: Mutex<Vec<Vec<Ack>>>,
+    }
+
+    impl AckSink for Collect {
+        fn deliver(&self, acks: Vec<Ack>) {
+            self.deliveries.lock().expect("lock").push(acks);
+        }
+    }
+
+    #[test]
+    fn a_batch_hands_each_sink_its_acks_in_one_delivery() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gate = gate();
+        let journal = Journal::start(options(dir.path(), 1 << 26), 1, gate.hook).expect("start");
+        let first = journal.append(ev(0)).expect("append");
+        gate.entered.recv().expect("writer entered on_commit");
+        // While the writer is held, appends for two sinks and one direct append queue up.
+        let (a, b) = (Arc::new(Collect::default()), Arc::new(Collect::default()));
+        let (sink_a, sink_b): (Arc<dyn AckSink>, Arc<dyn AckSink>) = (a.clone(), b.clone());
+        let mut via_a = Vec::new();
+        let mut via_b = Vec::new();
+        for i in 0..10u64 {
+            via_a.push(journal.append_via(ev(1 + 2 * i), &sink_a).expect("append"));
+            via_b.push(journal.append_via(ev(2 + 2 * i), &sink_b).expect("append"));
+        }
+        let direct = journal.append(ev(100)).expect("append");
+        gate.release.send(()).expect("release");
+        assert_eq!(wait(first).expect("ack"), 1);
+        assert_eq!(wait(direct).expect("ack"), 22);
+        journal.shutdown();
+        // Nothing reaches a sink's waiters until the sink completes the acks.
+        assert!(via_a
+            .iter_mut()
+            .chain(&mut via_b)
+            .all(|rx| rx.try_recv().is_err()));
+        for sink in [&a, &b] {
+            let deliveries = std::mem::take(&mut *sink.deliveries.lock().expect("lock"));
+            assert_eq!(deliveries.len(), 1, "one delivery per sink per batch");
+            for ack in deliveries.into_iter().flatten() {
+                ack.complete();
+            }
+        }
+        let acked_a: Vec<u64> = via_a.into_iter().map(|rx| wait(rx).expect("ack")).collect();
+        let acked_b: Vec<u64> = via_b.into_iter().map(|rx| wait(rx).expect("ack")).collect();
+        assert_eq!(acked_a, (0..10).map(|i| 2 + 2 * i).collect::<Vec<u64>>());
+        assert_eq!(acked_b, (0..10).map(|i| 3 + 2 * i).collect::<Vec<u64>>());
     }
 
     #[test]

@@ -19,8 +19,8 @@ pub mod snapshot;
 pub mod storage;
 
 pub use journal::{
-    recover, recover_keeping_last, AckReceiver, Committed, Journal, JournalError, JournalOptions,
-    JournalStats, OnCommit, RecoveryReport, SyncMode, MAX_RETAIN_RECORDS,
+    recover, recover_keeping_last, Ack, AckReceiver, AckSink, Committed, Journal, JournalError,
+    JournalOptions, JournalStats, OnCommit, RecoveryReport, SyncMode, MAX_RETAIN_RECORDS,
 };
 pub use snapshot::{SnapshotError, SnapshotStore, SNAPSHOT_FORMAT_VERSION};
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, SegmentFile, Storage};

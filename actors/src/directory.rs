@@ -1,0 +1,309 @@
+//! The directory: what bookings and the facade's read paths share besides the rooms, split
+//! so that nothing on the booking path takes a process-wide write lock.
+//!
+//! - The catalog is one `RwLock`, written only by the order supervisor once a setup event
+//!   is durable: rare, and never by a booking.
+//! - The availability index is one per shard and holds the sold nights of the rooms that
+//!   shard hosts. Only those rooms write it, so its write lock is only ever taken on its
+//!   own shard's thread (readers elsewhere share it); a booking reads its own shard's index
+//!   first ([`crate::booking`]), and only a stay its shard cannot take reads the others.
+//! - The locator, the idempotency keys and the per-creator hold slots are split over
+//!   [`STRIPES`] mutexes by key, so two bookings meet on a lock only when they share a
+//!   stripe, and then for a few map operations.
+//!
+//! Locks here are held for microseconds and never across an await or a journal write; the
+//! room actors stay the authority that decides a booking.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use innkeep_engine::ids::IdMap;
+use innkeep_engine::state::IdempotencyMap;
+use innkeep_engine::{
+    AvailabilityIndex, Catalog, HotelId, IdempotencyKey, ReservationId, RoomKey, RoomTypeCode, Stay,
+};
+use tokio::sync::oneshot;
+
+use crate::clock::Clock;
+use crate::config::Faults;
+use crate::protocol::BookResult;
+
+/// Stripes of each striped map: enough that bookings on two to a few dozen shards rarely
+/// share one, few enough that a scan of all of them (pruning keys) stays cheap.
+pub(crate) const STRIPES: usize = 64;
+
+/// Everything shared; see the module docs for who writes what.
+#[derive(Debug)]
+pub(crate) struct Directory {
+    /// Hotels, room types, rooms, rates.
+    pub catalog: RwLock<Catalog>,
+    /// Per shard, the sold nights of the rooms it hosts.
+    index: Box<[ShardIndex]>,
+    /// Reservation → the room holding it. Written by a room once a booking is durable and
+    /// by the order supervisor once a move is.
+    locator: Striped<IdMap<RoomKey>>,
+    /// Idempotency keys, finished and in flight.
+    keys: Striped<Keys>,
+    /// Open holds per creator (API key), bookings still running included, so
+    /// `max_holds_per_creator` is exact even under concurrent bookings by one key. A slot
+    /// is taken when a booking starts, kept by the hold it made, and given back when the
+    /// booking fails or the hold ends.
+    hold_slots: Striped<HashMap<String, usize>>,
+    /// Where every actor reads "now".
+    pub clock: Clock,
+    /// Faults to inject (tests only; none by default).
+    pub faults: Faults,
+}
+
+/// One shard's availability index on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct ShardIndex(RwLock<AvailabilityIndex>);
+
+/// An idempotency key's stripe.
+#[derive(Debug, Default)]
+pub(crate) struct Keys {
+    /// Finished keys (replays within 24 h answer with their reservation). Lapsed ones are
+    /// dropped by the order supervisor's tick.
+    pub finished: IdempotencyMap,
+    /// Keys whose first booking is running.
+    pub in_flight: HashMap<(HotelId, IdempotencyKey), InFlight>,
+}
+
+/// An idempotency key whose first booking is still running.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    /// The request's fingerprint: a different one is `idempotency_key_reused`.
+    pub fingerprint: u64,
+    /// Retries that arrived meanwhile; they get the first request's outcome.
+    pub waiters: Vec<oneshot::Sender<BookResult>>,
+}
+
+impl Directory {
+    /// A directory for `shards` shards (at least one) over a recovered catalog, locator and
+    /// idempotency keys. The index starts empty: rooms are entered as they are placed on a
+    /// shard ([`Directory::index_room`]).
+    pub(crate) fn new(
+        shards: usize,
+        catalog: Catalog,
+        locator: IdMap<RoomKey>,
+        idempotency: IdempotencyMap,
+        clock: Clock,
+        faults: Faults,
+    ) -> Self {
+        let directory = Self {
+            catalog: RwLock::new(catalog),
+            index: (0..shards.max(1)).map(|_| ShardIndex::default()).collect(),
+            locator: Striped::default(),
+            keys: Striped::default(),
+            hold_slots: Striped::default(),
+            clock,
+            faults,
+        };
+        for (id, key) in locator {
+            directory.locator.lock(&id).insert(id, key);
+        }
+        for (slot, entry) in idempotency {
+            directory.keys.lock(&slot).finished.insert(slot, entry);
+        }
+        directory
+    }
+
+    /// The availability index of `shard`: only the rooms it hosts write it.
+    pub(crate) fn index(&self, shard: usize) -> &RwLock<AvailabilityIndex> {
+        &self.index[shard].0
+    }
+
+    /// How many shard indexes there are.
+    pub(crate) fn shards(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Enters a room placed on `shard`, with its `sold` nights, in that shard's index (or
+    /// moves it to another type there).
+    pub(crate) fn index_room(
+        &self,
+        shard: usize,
+        key: &RoomKey,
+        room_type: &RoomTypeCode,
+        sold: &[innkeep_engine::jiff::civil::Date],
+    ) {
+        let mut index = write(self.index(shard));
+        index.put_room(key, room_type);
+        index.apply_delta(key, sold, &[]);
+    }
+
+    /// Rooms of the type free on every night of `stay`, over every shard.
+    pub(crate) fn free_count(
+        &self,
+        hotel_id: &HotelId,
+        room_type: &RoomTypeCode,
+        stay: &Stay,
+    ) -> usize {
+        self.index
+            .iter()
+            .map(|i| read(&i.0).free_count(hotel_id, room_type, stay))
+            .sum()
+    }
+
+    /// The room holding reservation `id`.
+    pub(crate) fn locate(&self, id: &ReservationId) -> Option<RoomKey> {
+        self.locator.lock(id).get(id).cloned()
+    }
+
+    /// Records that reservation `id` is in room `key`.
+    pub(crate) fn set_location(&self, id: ReservationId, key: RoomKey) {
+        self.locator.lock(&id).insert(id, key);
+    }
+
+    /// The stripe of the key `slot`.
+    pub(crate) fn keys(&self, slot: &(HotelId, IdempotencyKey)) -> MutexGuard<'_, Keys> {
+        self.keys.lock(slot)
+    }
+
+    /// Drops finished keys `keep` says no to (lapsed ones).
+    pub(crate) fn prune_keys(
+        &self,
+        mut keep: impl FnMut(&innkeep_engine::IdempotencyEntry) -> bool,
+    ) {
+        self.keys.for_each(|k| k.finished.retain(|_, e| keep(e)));
+    }
+
+    /// Open holds of `creator` (running bookings included).
+    pub(crate) fn holds_of(&self, creator: &str) -> usize {
+        self.hold_slots
+            .lock(creator)
+            .get(creator)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Takes one of `creator`'s hold slots if fewer than `limit` are taken.
+    pub(crate) fn take_slot(&self, creator: &str, limit: usize) -> bool {
+        let mut slots = self.hold_slots.lock(creator);
+        let n = slots.get(creator).copied().unwrap_or(0);
+        if n >= limit {
+            return false;
+        }
+        slots.insert(creator.to_owned(), n + 1);
+        true
+    }
+
+    /// Counts a recovered open hold of `creator`.
+    pub(crate) fn adopt_slot(&self, creator: &str) {
+        *self
+            .hold_slots
+            .lock(creator)
+            .entry(creator.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Gives back one of `creator`'s hold slots.
+    pub(crate) fn release_slot(&self, creator: &str) {
+        let mut slots = self.hold_slots.lock(creator);
+        if let Some(n) = slots.get_mut(creator) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                slots.remove(creator);
+            }
+        }
+    }
+}
+
+/// A value split over [`STRIPES`] mutexes, each on its own cache line; a key always
+/// finds its part in the same stripe.
+#[derive(Debug)]
+pub(crate) struct Striped<T> {
+    stripes: Box<[Stripe<T>]>,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Stripe<T>(Mutex<T>);
+
+impl<T: Default> Default for Striped<T> {
+    fn default() -> Self {
+        Self {
+            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+        }
+    }
+}
+
+impl<T> Striped<T> {
+    /// Locks the stripe of `key`. A fixed hasher: the stripe of a key is the same in every
+    /// call (and process), whatever `std`'s random seeds.
+    pub(crate) fn lock<K: Hash + ?Sized>(&self, key: &K) -> MutexGuard<'_, T> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let i = (h.finish() % STRIPES as u64) as usize;
+        self.stripes[i]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on every stripe, one at a time.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&mut T)) {
+        for s in self.stripes.iter() {
+            f(&mut s.0.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+    }
+}
+
+/// Read lock that survives poisoning: a panicking writer never leaves these views
+/// half-updated (each write is a single map operation), so the data is still good. (A
+/// panic on an engine thread aborts the process anyway; see `crate::crash`.)
+pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Write lock; see [`read`].
+pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key finds the same stripe every time, and different keys spread over stripes.
+    #[test]
+    fn a_key_always_finds_its_stripe() {
+        let striped: Striped<HashMap<String, usize>> = Striped::default();
+        for i in 0..1000 {
+            striped.lock(&format!("k{i}")).insert(format!("k{i}"), i);
+        }
+        for i in 0..1000 {
+            assert_eq!(
+                striped.lock(&format!("k{i}")).get(&format!("k{i}")),
+                Some(&i)
+            );
+        }
+        let mut used = 0;
+        striped.for_each(|m| used += usize::from(!m.is_empty()));
+        assert!(used > STRIPES / 2, "1000 keys used only {used} stripes");
+    }
+
+    /// Hold slots stop at the limit and come back when released.
+    #[test]
+    fn hold_slots_stop_at_the_limit() {
+        let d = Directory::new(
+            2,
+            Catalog::default(),
+            IdMap::default(),
+            IdempotencyMap::default(),
+            Clock::system(),
+            Faults::default(),
+        );
+        assert!(d.take_slot("key", 2));
+        assert!(d.take_slot("key", 2));
+        assert!(!d.take_slot("key", 2));
+        assert_eq!(d.holds_of("key"), 2);
+        d.release_slot("key");
+        assert_eq!(d.holds_of("key"), 1);
+        assert!(d.take_slot("key", 2));
+        d.adopt_slot("other");
+        assert_eq!(d.holds_of("other"), 1);
+    }
+}
