@@ -210,7 +210,7 @@ impl std::fmt::Debug for Engine {
 }
 
 /// Counts a finished booking by outcome ([`METRIC_BOOKINGS`]).
-fn count_booking(id: ReservationId, result: &Result<Reservation, EngineError>) {
+fn count_booking(id: ReservationId, result: &Result<Arc<Reservation>, EngineError>) {
     let outcome = match result {
         Ok(r) if r.id == id => "created",
         // Another id: an idempotent replay (or a retry that joined the first attempt).
@@ -743,7 +743,8 @@ impl Engine {
         })
     }
 
-    /// Books a room (status `pending_payment`). With a key, a retry with the same request
+    /// Books a room (status `pending_payment`). The answer shares the reservation its room
+    /// keeps (and the journal wrote): a booking copies it nowhere. With a key, a retry with the same request
     /// returns the same reservation, and concurrent retries create exactly one. A booking
     /// with `input.created_by` set counts against that creator's hold cap
     /// ([`EngineConfig::max_holds_per_creator`]).
@@ -751,7 +752,7 @@ impl Engine {
         &self,
         input: BookInput,
         idempotency_key: Option<IdempotencyKey>,
-    ) -> Result<Reservation, EngineError> {
+    ) -> Result<Arc<Reservation>, EngineError> {
         let id = ReservationId(uuid::Uuid::now_v7());
         let result = self.book_inner(input, idempotency_key, id).await;
         count_booking(id, &result);
@@ -767,7 +768,7 @@ impl Engine {
     pub async fn book_many(
         &self,
         requests: Vec<(BookInput, Option<IdempotencyKey>)>,
-    ) -> Vec<Result<Reservation, EngineError>> {
+    ) -> Vec<Result<Arc<Reservation>, EngineError>> {
         let total = requests.len();
         let shards = self.inner.shards.len();
         let per_shard = total.div_ceil(shards).max(1);
@@ -799,7 +800,7 @@ impl Engine {
             shard += 1;
             answers.push((indices, spawned.then_some(rx)));
         }
-        let mut out: Vec<Option<Result<Reservation, EngineError>>> =
+        let mut out: Vec<Option<Result<Arc<Reservation>, EngineError>>> =
             (0..total).map(|_| None).collect();
         for (indices, rx) in answers {
             let results = match rx {
@@ -832,7 +833,7 @@ impl Engine {
         idempotency_key: Option<IdempotencyKey>,
         id: ReservationId,
         span: tracing::Span,
-    ) -> Result<Reservation, EngineError> {
+    ) -> Result<Arc<Reservation>, EngineError> {
         let _slot = self.enter()?;
         let job = BookingJob {
             input,
@@ -855,7 +856,7 @@ impl Engine {
         input: BookInput,
         idempotency_key: Option<IdempotencyKey>,
         id: ReservationId,
-    ) -> Result<Reservation, EngineError> {
+    ) -> Result<Arc<Reservation>, EngineError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (engine, span) = (self.clone(), tracing::Span::current());
         let task = async move {
@@ -895,8 +896,8 @@ impl Engine {
             .ok_or(EngineError::Domain(DomainError::NotFound("reservation")))
     }
 
-    /// A reservation with its history.
-    pub async fn reservation(&self, id: ReservationId) -> Result<Reservation, EngineError> {
+    /// A reservation with its history: the one its room holds, shared, not copied.
+    pub async fn reservation(&self, id: ReservationId) -> Result<Arc<Reservation>, EngineError> {
         let _slot = self.enter()?;
         self.at_its_room(id, |addr| async move {
             Ok(addr.send(GetReservation(id)).await.map_err(mailbox)??)

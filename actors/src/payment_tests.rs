@@ -66,7 +66,7 @@ async fn wait_for(
     engine: &Engine,
     r: &Reservation,
     done: impl Fn(&Reservation) -> bool,
-) -> Reservation {
+) -> std::sync::Arc<Reservation> {
     for _ in 0..100 {
         let now = engine.reservation(r.id).await.unwrap();
         if done(&now) {

@@ -108,7 +108,7 @@ impl PaymentSupervisor {
         directory: &Directory,
         rooms: &Rooms,
         id: ReservationId,
-    ) -> Result<(Addr<RoomActor>, innkeep_engine::Reservation), String> {
+    ) -> Result<(Addr<RoomActor>, Arc<innkeep_engine::Reservation>), String> {
         let room = room_of(directory, rooms, &id).map_err(|e| e.to_string())?;
         let r = room
             .send(GetReservation(id))

@@ -274,7 +274,7 @@ pub(crate) struct Retype {
 
 /// Read one reservation.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<Reservation, DomainError>")]
+#[rtype(result = "Result<Arc<Reservation>, DomainError>")]
 pub(crate) struct GetReservation(pub ReservationId);
 
 /// The room's share of the front desk's day: its reservations arriving on `date`,
@@ -396,7 +396,7 @@ pub(crate) struct NightAudit {
 // ---- Bookings: what a booking asks a room to take
 
 /// Outcome handed to every caller waiting on one idempotency key.
-pub(crate) type BookResult = Result<Reservation, EngineError>;
+pub(crate) type BookResult = Result<Arc<Reservation>, EngineError>;
 
 /// The reservation one booking would make, shared by every room it asks. The room that
 /// takes it builds the [`Reservation`] itself ([`Draft::reservation_in`]), so the

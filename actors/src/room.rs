@@ -248,7 +248,10 @@ impl Handler<Reserve> for RoomActor {
             seq = tracing::field::Empty
         );
         let entered = span.enter();
-        let reservation = msg.draft.reservation_in(self.state.key.number.clone());
+        let mut reservation = msg.draft.reservation_in(self.state.key.number.clone());
+        // Built once and shared from here on (room, journal, feed, answer): with this
+        // room's codes, since nobody may change it once shared.
+        self.state.own_codes(&mut reservation);
         // The saga may be gone (the engine is stopping): then nobody needs the answer.
         let reply = msg.reply;
         let answer = move |result: BookResult| drop(reply.send(result));
@@ -267,7 +270,7 @@ impl Handler<Reserve> for RoomActor {
             ((reservation.hotel_id.clone(), i.key.clone()), entry)
         });
         let event = Event::ReservationCreated {
-            reservation,
+            reservation: Arc::new(reservation),
             idempotency: msg.idempotency,
         };
         // Apply before the write is durable so no other booking takes these nights
@@ -299,9 +302,10 @@ impl Handler<Reserve> for RoomActor {
                 Ok(Ok(seq)) => {
                     span.record("seq", seq);
                     span.in_scope(|| tracing::debug!("reservation durable"));
-                    let r = match act.state.reservation(&id) {
-                        Ok(r) => r.clone(),
-                        Err(e) => return answer(Err(e.into())),
+                    // The reservation as created (nobody knew its id to change it since):
+                    // the answer shares it, it is not copied.
+                    let Some(r) = act.state.reservations.get(&id).cloned() else {
+                        return answer(Err(DomainError::NotFound("reservation").into()));
                     };
                     // Findable (by id and by its key) and known to the supervisor before
                     // anyone learns the id.
@@ -524,10 +528,15 @@ impl Handler<Retype> for RoomActor {
 }
 
 impl Handler<GetReservation> for RoomActor {
-    type Result = Result<Reservation, DomainError>;
+    type Result = Result<Arc<Reservation>, DomainError>;
 
+    /// Shares the stored reservation: a read copies nothing.
     fn handle(&mut self, msg: GetReservation, _ctx: &mut Self::Context) -> Self::Result {
-        self.state.reservation(&msg.0).cloned()
+        self.state
+            .reservations
+            .get(&msg.0)
+            .cloned()
+            .ok_or(DomainError::NotFound("reservation"))
     }
 }
 

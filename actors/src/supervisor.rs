@@ -427,7 +427,7 @@ impl Handler<MoveReservation> for OrderSupervisor {
                     .await
                     .map_err(|_| EngineError::ShuttingDown)??;
                 r.check_version(msg.if_match)?;
-                return Ok(r);
+                return Ok(Arc::unwrap_or_clone(r));
             }
             let (reservation, first_night) = source
                 .send(BeginMove {

@@ -444,3 +444,15 @@ async fn book_many_answers_each_request_in_order() {
         assert_eq!(engine.reservation(id).await.unwrap().id, id);
     }
 }
+
+/// A booking copies its reservation nowhere: the answer, a later read and the room's own
+/// copy are one allocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_answer_shares_the_reservation_its_room_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Stopper(Engine::start(EngineConfig::new(dir.path())).unwrap());
+    let h = setup(&engine.0, 1).await;
+    let booked = engine.0.book(input(&engine.0, &h, 1), None).await.unwrap();
+    let read = engine.0.reservation(booked.id).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&booked, &read));
+}

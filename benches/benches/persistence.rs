@@ -46,7 +46,8 @@ fn sample_event(k: u64, hotel: &HotelId, room: usize, night: usize) -> Event {
             ReservationId(uuid::Uuid::from_u128(u128::from(k) + 1)),
             Timestamp::from_second(1_795_000_000).expect("ts"),
             SignedDuration::from_mins(15),
-        ),
+        )
+        .into(),
         idempotency: None,
     }
 }

@@ -48,7 +48,8 @@ fn event(k: u64, hotel: &HotelId, guest: &Guest, cny: Currency) -> Event {
             ReservationId(uuid::Uuid::from_u128(u128::from(k) + 1)),
             Timestamp::from_second(1_795_000_000).expect("instant"),
             SignedDuration::from_mins(15),
-        ),
+        )
+        .into(),
         idempotency: None,
     }
 }

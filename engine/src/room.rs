@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use jiff::civil::Date;
 use jiff::Timestamp;
@@ -154,7 +155,7 @@ pub struct RoomState {
     /// a `Reservation` is several hundred bytes, and a hash table keeps up to half its
     /// slots empty, so inline values cost a room with ten stays ~6 KB (two copies of the
     /// state make that twice); a slot of a pointer costs 24 bytes.
-    pub reservations: IdMap<Box<Reservation>>,
+    pub reservations: IdMap<Arc<Reservation>>,
     /// Out-of-order ranges by first night; disjoint, and disjoint from `calendar`.
     #[serde(with = "crate::codec::date_map")]
     pub out_of_order: BTreeMap<Date, OutOfOrder>,
@@ -360,7 +361,7 @@ impl RoomState {
         let Some(r) = self.reservations.remove(id) else {
             return (None, delta);
         };
-        let r = *r;
+        let r = Arc::unwrap_or_clone(r);
         for night in r.stay.each_night() {
             if self.calendar.get(&night) == Some(id) {
                 self.calendar.remove(&night);
@@ -419,7 +420,7 @@ impl RoomState {
             delta.booked.push(night);
         }
         self.reservations
-            .insert(reservation.id, Box::new(reservation));
+            .insert(reservation.id, Arc::new(reservation));
         delta
     }
 
@@ -740,10 +741,27 @@ impl RoomState {
         }
     }
 
-    fn insert_reservation(&mut self, mut reservation: Reservation) -> NightsDelta {
+    fn insert_reservation(&mut self, mut reservation: Arc<Reservation>) -> NightsDelta {
         // The reservation names this room's hotel, number and type: share the room's
         // copies of those codes instead of keeping its own (a reservation read from the
-        // journal or built from a request brings separate ones).
+        // journal brings separate ones). Only when nobody else holds it: a room actor
+        // builds its reservations with its own codes ([`RoomState::own_codes`]) before
+        // sharing them with the journal.
+        if let Some(r) = Arc::get_mut(&mut reservation) {
+            self.own_codes(r);
+        }
+        let mut delta = NightsDelta::default();
+        for night in reservation.stay.each_night() {
+            self.calendar.insert(night, reservation.id);
+            delta.booked.push(night);
+        }
+        self.reservations.insert(reservation.id, reservation);
+        delta
+    }
+
+    /// Makes `reservation` share this room's copies of the codes it names (hotel, room
+    /// number, room type) when they are equal, instead of keeping its own.
+    pub fn own_codes(&self, reservation: &mut Reservation) {
         if reservation.hotel_id == self.key.hotel_id {
             reservation.hotel_id = self.key.hotel_id.clone();
         }
@@ -753,14 +771,6 @@ impl RoomState {
         if reservation.room_type == self.room_type {
             reservation.room_type = self.room_type.clone();
         }
-        let mut delta = NightsDelta::default();
-        for night in reservation.stay.each_night() {
-            self.calendar.insert(night, reservation.id);
-            delta.booked.push(night);
-        }
-        self.reservations
-            .insert(reservation.id, Box::new(reservation));
-        delta
     }
 
     /// Applies an event decided for this room. Returns the nights it booked or released.
@@ -771,7 +781,7 @@ impl RoomState {
                 return self.insert_reservation(reservation.clone());
             }
             Event::ReservationChanged { id, change, .. } => {
-                let Some(r) = self.reservations.get_mut(id) else {
+                let Some(r) = self.reservations.get_mut(id).map(Arc::make_mut) else {
                     return delta;
                 };
                 let Some(to) = change.action.next_status(r.status) else {
@@ -822,7 +832,7 @@ impl RoomState {
                 }
             }
             Event::PaymentChanged { id, change, at, .. } => {
-                let Some(r) = self.reservations.get_mut(id) else {
+                let Some(r) = self.reservations.get_mut(id).map(Arc::make_mut) else {
                     return delta;
                 };
                 r.version += 1;
@@ -971,7 +981,7 @@ mod payment_tests {
             SignedDuration::from_secs(60),
         );
         room.apply(&Event::ReservationCreated {
-            reservation: r,
+            reservation: r.into(),
             idempotency: None,
         });
         (room, id)
@@ -996,6 +1006,49 @@ mod payment_tests {
 
     fn ok(t: &str) -> PaymentReport {
         PaymentReport::Succeeded { trade_no: t.into() }
+    }
+
+    /// A created reservation is stored as the event carries it (shared, not copied), and
+    /// the first change copies it before writing: whoever still holds the creation event
+    /// (the journal writer, the event feed) keeps the reservation as created.
+    #[test]
+    fn a_created_reservation_is_shared_and_copied_on_first_change() {
+        let (mut room, id) = room_with_hold();
+        let r = room.reservation(&id).unwrap().clone();
+        let mut fresh = RoomState::new(room.key.clone(), room.room_type.clone());
+        let event = Event::ReservationCreated {
+            reservation: Arc::new(r),
+            idempotency: None,
+        };
+        fresh.apply(&event);
+        let Event::ReservationCreated {
+            reservation: held, ..
+        } = &event
+        else {
+            unreachable!()
+        };
+        assert!(
+            Arc::ptr_eq(&fresh.reservations[&id], held),
+            "stored without a copy"
+        );
+        assert_eq!(
+            report(&mut fresh, &id, ok("t1"), 2),
+            PaymentOutcome::Confirmed
+        );
+        assert_eq!(fresh.reservation(&id).unwrap().status, Status::Confirmed);
+        assert_eq!(
+            held.status,
+            Status::PendingPayment,
+            "the event keeps what was created"
+        );
+        assert!(!Arc::ptr_eq(&fresh.reservations[&id], held));
+        // Unshared, a change writes in place.
+        let before = Arc::as_ptr(&room.reservations[&id]);
+        assert_eq!(
+            report(&mut room, &id, ok("t1"), 2),
+            PaymentOutcome::Confirmed
+        );
+        assert_eq!(Arc::as_ptr(&room.reservations[&id]), before);
     }
 
     #[test]

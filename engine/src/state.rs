@@ -342,7 +342,7 @@ impl State {
             let reservation = new_reservation(req, number, quote.total, id, now, hold);
             if room.decide_reserve(&reservation).is_ok() {
                 return Ok(Event::ReservationCreated {
-                    reservation,
+                    reservation: reservation.into(),
                     idempotency: None,
                 });
             }

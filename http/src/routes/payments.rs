@@ -132,7 +132,7 @@ pub async fn get_payment(
         .ok_or_else(|| ApiError::NotFound(format!("no payment {out_trade_no:?}")))?;
     let reservation = state.engine.reservation(id).await?;
     caller.check_reservation(&reservation)?;
-    Ok(Json(PaymentDetailView::from(&reservation)))
+    Ok(Json(PaymentDetailView::from(&*reservation)))
 }
 
 /// The sandbox provider's books (every charge, money captured and refunded, the faults it
