@@ -438,6 +438,7 @@ pub fn add_days(date: Date, days: i64) -> Date {
 mod tests {
     use super::*;
     use jiff::civil::date;
+    use jiff::ToSpan;
 
     fn catalog() -> (Catalog, HotelId, RoomTypeCode) {
         let mut c = Catalog::default();
@@ -451,6 +452,81 @@ mod tests {
         let (e, _) = c.put_room_type(&h, t.clone(), "King", 2, 50_000).unwrap();
         c.apply(&e);
         (c, h, t)
+    }
+
+    /// A booking input for `catalog()`'s hotel, arriving 2030-01-01 for `nights`.
+    fn ask(h: &HotelId, t: &RoomTypeCode, nights: i64, guests: u16) -> BookInput {
+        BookInput {
+            hotel_id: h.clone(),
+            room_type: t.clone(),
+            arrival: date(2030, 1, 1),
+            departure: date(2030, 1, 1).checked_add(nights.days()).unwrap(),
+            guests,
+            guest: crate::Guest::parse("Li Lei", "+86 138 0000 0000", "li@example.com").unwrap(),
+            room: None,
+            created_by: Some("key-1".into()),
+        }
+    }
+
+    fn now() -> Timestamp {
+        // 2029-06-01 in Shanghai: the stay is in the future and within the horizon.
+        "2029-06-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn price_booking_prices_and_carries_a_valid_request() {
+        let (mut c, h, t) = catalog();
+        let e = c
+            .put_rate(&h, &t, date(2030, 1, 2), date(2030, 1, 3), 70_000)
+            .unwrap();
+        c.apply(&e);
+        let (e, _) = c.put_room(&h, RoomNumber::parse("101").unwrap(), t.clone()).unwrap();
+        c.apply(&e);
+        let mut input = ask(&h, &t, 3, 2);
+        input.room = Some(RoomNumber::parse("101").unwrap());
+        let (req, total) = c.price_booking(input, now(), StayLimits::default()).unwrap();
+        assert_eq!(total.amount_minor, 50_000 + 70_000 + 50_000);
+        assert_eq!(total.currency.as_str(), "CNY");
+        assert_eq!((req.hotel_id, req.room_type), (h, t));
+        assert_eq!(req.stay.arrival(), date(2030, 1, 1));
+        assert_eq!(req.stay.departure(), date(2030, 1, 4));
+        assert_eq!(req.guests, 2);
+        assert_eq!(req.guest.name(), "Li Lei");
+        assert_eq!(req.room, Some(RoomNumber::parse("101").unwrap()));
+    }
+
+    #[test]
+    fn price_booking_refuses_what_no_room_could_take() {
+        let (mut c, h, t) = catalog();
+        let other = RoomTypeCode::parse("TWIN").unwrap();
+        let (e, _) = c.put_room_type(&h, other.clone(), "Twin", 2, 40_000).unwrap();
+        c.apply(&e);
+        let (e, _) = c.put_room(&h, RoomNumber::parse("201").unwrap(), other).unwrap();
+        c.apply(&e);
+        let limits = StayLimits::default();
+        // The code, and for a refused field its name.
+        let code = |input: BookInput| match c.price_booking(input, now(), limits).unwrap_err() {
+            DomainError::Invalid(v) => format!("invalid:{}", v.field),
+            other => other.code().to_owned(),
+        };
+        let mut unknown_hotel = ask(&h, &t, 1, 1);
+        unknown_hotel.hotel_id = HotelId::parse("NOPE").unwrap();
+        assert_eq!(code(unknown_hotel), "not_found");
+        let mut unknown_type = ask(&h, &t, 1, 1);
+        unknown_type.room_type = RoomTypeCode::parse("NOPE").unwrap();
+        assert_eq!(code(unknown_type), "not_found");
+        assert_eq!(code(ask(&h, &t, 1, 0)), "invalid:guests");
+        assert_eq!(code(ask(&h, &t, 1, 3)), "invalid:guests");
+        assert_eq!(code(ask(&h, &t, 0, 1)), "invalid_stay");
+        let mut no_room = ask(&h, &t, 1, 1);
+        no_room.room = Some(RoomNumber::parse("999").unwrap());
+        assert_eq!(code(no_room), "not_found");
+        let mut wrong_type = ask(&h, &t, 1, 1);
+        wrong_type.room = Some(RoomNumber::parse("201").unwrap());
+        assert_eq!(code(wrong_type), "invalid:room");
+        // The edges that are fine: one guest, and exactly the type's capacity.
+        assert!(c.price_booking(ask(&h, &t, 1, 1), now(), limits).is_ok());
+        assert!(c.price_booking(ask(&h, &t, 1, 2), now(), limits).is_ok());
     }
 
     #[test]

@@ -1008,6 +1008,53 @@ mod payment_tests {
         PaymentReport::Succeeded { trade_no: t.into() }
     }
 
+    /// A room's unsellable nights are its sold nights and every out-of-order night.
+    #[test]
+    fn unavailable_nights_are_sold_and_out_of_order_nights() {
+        let (mut room, _) = room_with_hold();
+        let d = |day| jiff::civil::date(2030, 1, day);
+        let event = room
+            .decide_out_of_order(d(5), d(7), "paint", d(1), at(0))
+            .unwrap()
+            .unwrap();
+        room.apply(&event);
+        let mut nights = room.unavailable_nights();
+        nights.sort();
+        assert_eq!(nights, vec![d(1), d(2), d(5), d(6)]);
+    }
+
+    /// A reservation the room owns alone takes the room's copies of the codes it names;
+    /// codes that differ stay its own.
+    #[test]
+    fn a_room_shares_its_codes_with_the_reservations_it_stores() {
+        let (room, id) = room_with_hold();
+        let mut r = room.reservation(&id).unwrap().clone();
+        // Equal codes in separate allocations, as a journal replay brings them.
+        r.hotel_id = HotelId::parse(room.key.hotel_id.as_str()).unwrap();
+        r.room = RoomNumber::parse(room.key.number.as_str()).unwrap();
+        r.room_type = RoomTypeCode::parse(room.room_type.as_str()).unwrap();
+        let same = |a: &str, b: &str| std::ptr::eq(a.as_ptr(), b.as_ptr());
+        assert!(!same(r.hotel_id.as_str(), room.key.hotel_id.as_str()));
+        let mut fresh = RoomState::new(room.key.clone(), room.room_type.clone());
+        fresh.apply_owned(Event::ReservationCreated {
+            reservation: Arc::new(r.clone()),
+            idempotency: None,
+        });
+        let stored = fresh.reservation(&id).unwrap();
+        assert!(same(stored.hotel_id.as_str(), room.key.hotel_id.as_str()));
+        assert!(same(stored.room.as_str(), room.key.number.as_str()));
+        assert!(same(stored.room_type.as_str(), room.room_type.as_str()));
+        // A code that differs is kept as it is.
+        let mut other = r;
+        other.room = RoomNumber::parse("102").unwrap();
+        other.hotel_id = HotelId::parse("H2").unwrap();
+        other.room_type = RoomTypeCode::parse("TWIN").unwrap();
+        room.own_codes(&mut other);
+        assert_eq!(other.room.as_str(), "102");
+        assert_eq!(other.hotel_id.as_str(), "H2");
+        assert_eq!(other.room_type.as_str(), "TWIN");
+    }
+
     /// A created reservation is stored as the event carries it (shared, not copied), and
     /// the first change copies it before writing: whoever still holds the creation event
     /// (the journal writer, the event feed) keeps the reservation as created.
