@@ -480,11 +480,15 @@ mod tests {
             .put_rate(&h, &t, date(2030, 1, 2), date(2030, 1, 3), 70_000)
             .unwrap();
         c.apply(&e);
-        let (e, _) = c.put_room(&h, RoomNumber::parse("101").unwrap(), t.clone()).unwrap();
+        let (e, _) = c
+            .put_room(&h, RoomNumber::parse("101").unwrap(), t.clone())
+            .unwrap();
         c.apply(&e);
         let mut input = ask(&h, &t, 3, 2);
         input.room = Some(RoomNumber::parse("101").unwrap());
-        let (req, total) = c.price_booking(input, now(), StayLimits::default()).unwrap();
+        let (req, total) = c
+            .price_booking(input, now(), StayLimits::default())
+            .unwrap();
         assert_eq!(total.amount_minor, 50_000 + 70_000 + 50_000);
         assert_eq!(total.currency.as_str(), "CNY");
         assert_eq!((req.hotel_id, req.room_type), (h, t));
@@ -499,9 +503,13 @@ mod tests {
     fn price_booking_refuses_what_no_room_could_take() {
         let (mut c, h, t) = catalog();
         let other = RoomTypeCode::parse("TWIN").unwrap();
-        let (e, _) = c.put_room_type(&h, other.clone(), "Twin", 2, 40_000).unwrap();
+        let (e, _) = c
+            .put_room_type(&h, other.clone(), "Twin", 2, 40_000)
+            .unwrap();
         c.apply(&e);
-        let (e, _) = c.put_room(&h, RoomNumber::parse("201").unwrap(), other).unwrap();
+        let (e, _) = c
+            .put_room(&h, RoomNumber::parse("201").unwrap(), other)
+            .unwrap();
         c.apply(&e);
         let limits = StayLimits::default();
         // The code, and for a refused field its name.

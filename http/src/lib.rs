@@ -103,12 +103,18 @@ impl fmt::Debug for PaymentConfig {
     }
 }
 
-/// What every handler can reach. Cheap to clone (axum clones it per request).
+/// What every handler can reach. One reference count to clone: axum clones it for every
+/// request (each `State` extractor and middleware), and a count shared by every shard's
+/// thread is a contended cache line, so it is one count, not one per field.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<StateParts>);
+
+/// The parts of an [`AppState`], reached through it (`state.engine`).
+#[derive(Clone, Debug)]
+pub struct StateParts {
     /// The engine every route calls; readiness is `engine.is_ready()`.
     pub engine: Engine,
-    /// Callback authentication, behind an `Arc` so per-request clones do not copy secrets.
+    /// Callback authentication.
     pub payment: Arc<PaymentConfig>,
     /// API keys, rate limiter and request deadline.
     pub security: Arc<limits::Security>,
@@ -120,11 +126,19 @@ pub struct AppState {
     pub streams: tokio_util::sync::CancellationToken,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = StateParts;
+
+    fn deref(&self) -> &StateParts {
+        &self.0
+    }
+}
+
 impl AppState {
     /// State for [`router`]: no API keys (open: every request may do everything, so serve
     /// it only on loopback) and the default [`HttpLimits`].
     pub fn new(engine: Engine, payment: PaymentConfig) -> Self {
-        Self {
+        Self(Arc::new(StateParts {
             engine,
             payment: Arc::new(payment),
             security: Arc::new(limits::Security::new(
@@ -133,19 +147,21 @@ impl AppState {
             )),
             sandbox: None,
             streams: tokio_util::sync::CancellationToken::new(),
-        }
+        }))
     }
 
     /// The same state showing `sandbox`'s ledger at `GET /v1/payments/sandbox/ledger`.
-    pub fn with_sandbox(mut self, sandbox: innkeep_actors::Sandbox) -> Self {
-        self.sandbox = Some(sandbox);
-        self
+    pub fn with_sandbox(self, sandbox: innkeep_actors::Sandbox) -> Self {
+        let mut parts = Arc::unwrap_or_clone(self.0);
+        parts.sandbox = Some(sandbox);
+        Self(Arc::new(parts))
     }
 
     /// The same state with these API keys and limits.
-    pub fn with_security(mut self, auth: AuthConfig, limits: HttpLimits) -> Self {
-        self.security = Arc::new(limits::Security::new(auth, limits));
-        self
+    pub fn with_security(self, auth: AuthConfig, limits: HttpLimits) -> Self {
+        let mut parts = Arc::unwrap_or_clone(self.0);
+        parts.security = Arc::new(limits::Security::new(auth, limits));
+        Self(Arc::new(parts))
     }
 }
 
