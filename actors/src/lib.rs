@@ -68,3 +68,6 @@ mod front_desk_tests;
 
 #[cfg(test)]
 mod crash_tests;
+
+#[cfg(test)]
+mod model_tests;
