@@ -12,11 +12,9 @@ use crate::catalog::Catalog;
 use crate::error::DomainError;
 use crate::event::{Event, IdempotencyRecord};
 use crate::ids::{CodeMap, HotelId, IdMap, IdempotencyKey, ReservationId, RoomKey};
-use crate::reservation::{
-    Action, BookRequest, HistoryEntry, Payment, PaymentStatus, Reservation, Status,
-};
+use crate::reservation::{BookRequest, HistoryEntry, Payment, PaymentStatus, Reservation, Status};
 use crate::room::{NightsDelta, RoomState};
-use crate::time::{Stay, StayLimits};
+use crate::time::Stay;
 
 /// How long an `Idempotency-Key` answers with its first result.
 pub const IDEMPOTENCY_WINDOW: SignedDuration = SignedDuration::from_hours(24);
@@ -55,27 +53,6 @@ pub fn check_idempotency(
         }
         _ => Ok(None),
     }
-}
-
-/// Refuses a room type too small for `guests`.
-fn check_capacity(
-    catalog: &Catalog,
-    hotel_id: &HotelId,
-    room_type: &crate::ids::RoomTypeCode,
-    guests: u16,
-) -> Result<(), DomainError> {
-    let (_, rt) = catalog.room_type(hotel_id, room_type)?;
-    if guests > rt.capacity {
-        return Err(crate::error::ValidationError::new(
-            "room",
-            format!(
-                "sleeps {} guests; the reservation has {guests}",
-                rt.capacity
-            ),
-        )
-        .into());
-    }
-    Ok(())
 }
 
 /// Builds a new pending reservation for `req` in `room`, with no recorded creator (set
@@ -285,71 +262,6 @@ impl State {
         }
     }
 
-    /// The hotel-local today.
-    pub fn today(&self, hotel_id: &HotelId, now: Timestamp) -> Result<Date, DomainError> {
-        Ok(self.catalog.hotel(hotel_id)?.time_zone.today(now))
-    }
-
-    /// Validates a stay against the hotel's today and the limits.
-    pub fn stay(
-        &self,
-        hotel_id: &HotelId,
-        arrival: Date,
-        departure: Date,
-        now: Timestamp,
-        limits: StayLimits,
-    ) -> Result<Stay, DomainError> {
-        Stay::parse(arrival, departure, self.today(hotel_id, now)?, limits)
-    }
-
-    /// The booking saga, sequentially: price the stay, then try each free room of the type
-    /// (or just the requested room); `sold_out` only when none can take every night.
-    pub fn book(
-        &self,
-        req: &BookRequest,
-        id: ReservationId,
-        now: Timestamp,
-        hold: SignedDuration,
-    ) -> Result<Event, DomainError> {
-        let (hotel, rt) = self.catalog.room_type(&req.hotel_id, &req.room_type)?;
-        if req.guests == 0 || req.guests > rt.capacity {
-            return Err(crate::error::ValidationError::new(
-                "guests",
-                format!("must be 1 to {} for this room type", rt.capacity),
-            )
-            .into());
-        }
-        let quote = crate::catalog::price(hotel, rt, &req.stay);
-        let candidates = match &req.room {
-            Some(n) => {
-                if hotel.rooms.get(n) != Some(&req.room_type) {
-                    return Err(DomainError::NotFound("room"));
-                }
-                vec![n.clone()]
-            }
-            None => self
-                .index
-                .candidates(&req.hotel_id, &req.room_type, &req.stay),
-        };
-        for number in candidates {
-            let key = RoomKey {
-                hotel_id: req.hotel_id.clone(),
-                number: number.clone(),
-            };
-            let Some(room) = self.rooms.get(&key) else {
-                continue;
-            };
-            let reservation = new_reservation(req, number, quote.total, id, now, hold);
-            if room.decide_reserve(&reservation).is_ok() {
-                return Ok(Event::ReservationCreated {
-                    reservation,
-                    idempotency: None,
-                });
-            }
-        }
-        Err(DomainError::SoldOut)
-    }
-
     /// A reservation by id.
     pub fn reservation(&self, id: &ReservationId) -> Result<&Reservation, DomainError> {
         let key = self
@@ -360,93 +272,6 @@ impl State {
             .get(key)
             .ok_or(DomainError::NotFound("reservation"))?
             .reservation(id)
-    }
-
-    /// Decides a state-machine action on a reservation.
-    pub fn change(
-        &self,
-        id: &ReservationId,
-        action: Action,
-        expected_version: Option<u64>,
-        now: Timestamp,
-    ) -> Result<Event, DomainError> {
-        let key = self
-            .locator
-            .get(id)
-            .ok_or(DomainError::NotFound("reservation"))?;
-        let room = self
-            .rooms
-            .get(key)
-            .ok_or(DomainError::NotFound("reservation"))?;
-        let today = self.today(&key.hotel_id, now)?;
-        room.decide_change(id, action, expected_version, now, today)
-    }
-
-    /// Decides moving reservation `id` to room `to` of its hotel (the sequential form of
-    /// the room-move saga the actors run). `Ok(None)` when it is already there.
-    pub fn move_reservation(
-        &self,
-        id: &ReservationId,
-        to: &crate::ids::RoomNumber,
-        expected_version: Option<u64>,
-        now: Timestamp,
-    ) -> Result<Option<Event>, DomainError> {
-        let from = self
-            .locator
-            .get(id)
-            .ok_or(DomainError::NotFound("reservation"))?;
-        let source = self
-            .rooms
-            .get(from)
-            .ok_or(DomainError::NotFound("reservation"))?;
-        let to = RoomKey {
-            hotel_id: from.hotel_id.clone(),
-            number: to.clone(),
-        };
-        let target = self.rooms.get(&to).ok_or(DomainError::NotFound("room"))?;
-        let reservation = source.reservation(id)?;
-        if to == *from {
-            reservation.check_version(expected_version)?;
-            return Ok(None);
-        }
-        let today = self.today(&from.hotel_id, now)?;
-        let first_night = source.decide_move_out(id, &to, expected_version, today)?;
-        check_capacity(
-            &self.catalog,
-            &to.hotel_id,
-            &target.room_type,
-            reservation.guests,
-        )?;
-        target.decide_move_in(reservation, first_night)?;
-        Ok(Some(Event::ReservationMoved {
-            id: *id,
-            from: from.clone(),
-            to,
-            room_type: target.room_type.clone(),
-            first_night,
-            at: now,
-        }))
-    }
-
-    /// Decides the night audit for every room of `hotel_id`: the no-shows due on
-    /// `audit_date`, as events.
-    pub fn night_audit(&self, hotel_id: &HotelId, audit_date: Date, now: Timestamp) -> Vec<Event> {
-        let mut keys: Vec<&RoomKey> = self
-            .rooms
-            .keys()
-            .filter(|k| &k.hotel_id == hotel_id)
-            .collect();
-        keys.sort();
-        let mut events = Vec::new();
-        for key in keys {
-            let room = &self.rooms[key];
-            for id in room.due_no_shows(audit_date) {
-                if let Ok(e) = room.decide_no_show(&id, audit_date, now) {
-                    events.push(e);
-                }
-            }
-        }
-        events
     }
 
     /// The serializable part, borrowed: encodes to exactly the bytes of
@@ -603,17 +428,5 @@ impl State {
             }
         }
         problems
-    }
-
-    /// Every room-night held by a live reservation, as (room, night, reservation) —
-    /// for invariant checks in tests and tools.
-    pub fn sold_nights(&self) -> Vec<(RoomKey, Date, ReservationId)> {
-        let mut out = Vec::new();
-        for room in self.rooms.values() {
-            for (night, id) in &room.calendar {
-                out.push((room.key.clone(), *night, *id));
-            }
-        }
-        out
     }
 }
