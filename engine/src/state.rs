@@ -430,3 +430,163 @@ impl State {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use jiff::civil::date;
+
+    use super::*;
+    use crate::ids::{RoomNumber, RoomTypeCode};
+    use crate::reservation::Guest;
+    use crate::room::OutOfOrder;
+    use crate::time::StayLimits;
+
+    /// One hotel, one room "1", and a 3-night pending reservation in it (Nov 24–27).
+    fn booked() -> (State, RoomKey, ReservationId) {
+        let mut s = State::default();
+        let hotel = HotelId::parse("H").unwrap();
+        let code = RoomTypeCode::parse("STD").unwrap();
+        let (e, _) = s
+            .catalog
+            .put_hotel(hotel.clone(), "Hotel", "Asia/Shanghai", "CNY")
+            .unwrap();
+        s.apply(&e);
+        let (e, _) = s
+            .catalog
+            .put_room_type(&hotel, code.clone(), "Standard", 2, 10_000)
+            .unwrap();
+        s.apply(&e);
+        let number = RoomNumber::parse("1").unwrap();
+        let (e, _) = s
+            .catalog
+            .put_room(&hotel, number.clone(), code.clone())
+            .unwrap();
+        s.apply(&e);
+        let today = date(2026, 11, 23);
+        let req = BookRequest {
+            hotel_id: hotel.clone(),
+            room_type: code,
+            stay: Stay::parse(
+                date(2026, 11, 24),
+                date(2026, 11, 27),
+                today,
+                StayLimits::default(),
+            )
+            .unwrap(),
+            guests: 1,
+            guest: Guest::parse("A Guest", "+86 138 0000 0000", "a@example.com").unwrap(),
+            room: Some(number.clone()),
+        };
+        let id = ReservationId(uuid::Uuid::from_u128(7));
+        let now: Timestamp = "2026-11-23T02:00:00Z".parse().unwrap();
+        let total = crate::money::Money {
+            amount_minor: 30_000,
+            currency: crate::money::Currency::parse("CNY").unwrap(),
+        };
+        let r = new_reservation(
+            &req,
+            number.clone(),
+            total,
+            id,
+            now,
+            SignedDuration::from_mins(15),
+        );
+        s.apply(&Event::ReservationCreated {
+            reservation: r,
+            idempotency: None,
+        });
+        let key = RoomKey {
+            hotel_id: hotel,
+            number,
+        };
+        assert_eq!(s.check_invariants(), Vec::<String>::new());
+        (s, key, id)
+    }
+
+    fn reported(s: &State, what: &str) -> bool {
+        s.check_invariants().iter().any(|p| p.contains(what))
+    }
+
+    /// `check_invariants` is what the model tests and the crash tests trust to find a
+    /// broken state, so each promise it checks must be reported when broken.
+    #[test]
+    fn check_invariants_reports_each_broken_promise() {
+        let night = date(2026, 11, 25);
+
+        let (mut s, key, _) = booked();
+        s.rooms.get_mut(&key).unwrap().calendar.remove(&night);
+        assert!(
+            reported(&s, "missing from the calendar"),
+            "{:?}",
+            s.check_invariants()
+        );
+
+        let (mut s, key, id) = booked();
+        s.rooms
+            .get_mut(&key)
+            .unwrap()
+            .reservations
+            .get_mut(&id)
+            .unwrap()
+            .status = Status::Cancelled;
+        assert!(
+            reported(&s, "which holds no nights"),
+            "{:?}",
+            s.check_invariants()
+        );
+
+        let (mut s, key, id) = booked();
+        let mut twin = (**s.rooms[&key].reservations.get(&id).unwrap()).clone();
+        twin.id = ReservationId(uuid::Uuid::from_u128(8));
+        s.rooms
+            .get_mut(&key)
+            .unwrap()
+            .reservations
+            .insert(twin.id, Box::new(twin));
+        assert!(reported(&s, "sold to both"), "{:?}", s.check_invariants());
+
+        // A range whose *second* night is sold, so the range must be walked night by night.
+        let (mut s, key, _) = booked();
+        s.rooms.get_mut(&key).unwrap().out_of_order.insert(
+            date(2026, 11, 24),
+            OutOfOrder {
+                to: date(2026, 11, 28),
+                reason: "repairs".into(),
+            },
+        );
+        s.rooms
+            .get_mut(&key)
+            .unwrap()
+            .calendar
+            .remove(&date(2026, 11, 24));
+        let problems = s.check_invariants();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("night 2026-11-25 is both sold and out of order")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("shows out-of-order night 2026-11-27 as free")),
+            "{problems:?}"
+        );
+
+        let (mut s, key, _) = booked();
+        s.index.apply_delta(&key, &[], &[night]);
+        assert!(
+            reported(&s, "shows night 2026-11-25"),
+            "{:?}",
+            s.check_invariants()
+        );
+
+        let (mut s, _, id) = booked();
+        s.locator.remove(&id);
+        assert!(
+            reported(&s, "locator does not point"),
+            "{:?}",
+            s.check_invariants()
+        );
+    }
+}
