@@ -9,9 +9,9 @@
 //! room, unknown hotels, types and rooms, rooms of another type, bad guest counts, invalid
 //! stays), payment callbacks (success, failure, duplicates, after a lapsed hold), cancel,
 //! check-in, check-out (early too), room moves, housekeeping, out-of-order ranges, rate
-//! overrides, room types and rooms (new rooms, retypes), clock advances (holds expire and the
-//! night audit marks no-shows on their own, as in production), a graceful **reboot** and a
-//! **crash**.
+//! overrides, room types, rooms (new rooms, retypes) and hotels (currency locked), clock
+//! advances (holds expire and the night audit marks no-shows on their own, as in
+//! production), retries of the last booking, a graceful **reboot** and a **crash**.
 //!
 //! Checked after every step:
 //! - each call's answer: success exactly when the model accepts, refusals with an API code
@@ -187,6 +187,11 @@ enum Cmd {
         slot: usize,
         rtype: usize,
     },
+    /// Update a hotel (same zone), or try to change its currency.
+    PutHotel {
+        hotel: usize,
+        other_currency: bool,
+    },
     Advance {
         minutes: i64,
     },
@@ -355,6 +360,8 @@ fn cmd_strategy() -> impl Strategy<Value = Cmd> {
         2 => put_rate,
         1 => put_room_type,
         2 => put_room,
+        1 => (idx(), prop::bool::weighted(0.5))
+            .prop_map(|(hotel, other_currency)| Cmd::PutHotel { hotel, other_currency }),
         6 => advance,
         2 => idx().prop_map(|res| Cmd::ToHoldExpiry { res }),
         5 => idx().prop_map(|res| Cmd::ToArrival { res }),
@@ -804,6 +811,10 @@ impl Harness {
                 base_rate,
             } => self.put_room_type(hotel, rtype, capacity, base_rate),
             Cmd::PutRoom { hotel, slot, rtype } => self.put_room(hotel, slot, rtype),
+            Cmd::PutHotel {
+                hotel,
+                other_currency,
+            } => self.put_hotel(hotel, other_currency),
             Cmd::Advance { minutes } => {
                 let to = self
                     .now
@@ -1556,6 +1567,28 @@ impl Harness {
         true
     }
 
+    /// Updates a hotel; its currency is fixed once it has room types (every hotel here has).
+    fn put_hotel(&mut self, hotel: usize, other_currency: bool) -> bool {
+        let h = hotel % self.model.hotels.len();
+        let (id, zone) = (self.model.hotels[h].id.clone(), self.model.hotels[h].zone);
+        let currency = if other_currency { "USD" } else { CURRENCY };
+        let e = self.engine();
+        match self.block_on(e.put_hotel(id, "Renamed", zone, currency)) {
+            Ok(up) => {
+                assert!(!other_currency, "a hotel's currency changed");
+                assert_eq!(up, Upsert::Updated);
+                self.count("put_hotel");
+                true
+            }
+            Err(err) => {
+                assert!(other_currency, "put hotel refused: {err:?}");
+                assert_eq!(code_of(&err), "currency_locked", "{err:?}");
+                self.count("put_hotel_currency_locked");
+                false
+            }
+        }
+    }
+
     /// Creates a room, or retypes one (only while none of its reservations holds nights).
     fn put_room(&mut self, hotel: usize, slot: usize, rtype: usize) -> bool {
         let h = hotel % self.model.hotels.len();
@@ -2091,6 +2124,9 @@ fn the_shards_agree_with_a_naive_model() {
         "housekeeping_set",
         "out_of_order",
         "out_of_order_conflict",
+        "put_hotel",
+        "put_hotel_currency_locked",
+        "retype",
         "reboot",
         "crash",
         "crash_torn_tail",
