@@ -1776,7 +1776,11 @@ impl Harness {
             "recovered reservations"
         );
         for (id, r) in &before.reservations {
-            assert_eq!(state.reservation(id).expect("recovered reservation"), r);
+            assert_eq!(
+                state.reservation(id).expect("recovered reservation"),
+                r,
+                "recovery lost or changed an acknowledged change to {id}"
+            );
         }
         // Every room's calendar, night by night, is the model's.
         let held = self.model.held_map();

@@ -867,7 +867,10 @@ impl Harness {
         // already tried, as concurrent sagas ask it.
         let start = (id.0.as_u128() % 11) as usize;
         let limit = 1 + (id.0.as_u128() % 3) as usize;
-        let tried = takers.first().cloned().filter(|_| id.0.as_u128().is_multiple_of(4));
+        let tried = takers
+            .first()
+            .cloned()
+            .filter(|_| id.0.as_u128().is_multiple_of(4));
         let candidates = self.decide(|s| {
             s.index
                 .candidates_from(&hotel_id, &code, &stay, start, limit, |n| {
