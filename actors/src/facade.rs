@@ -1115,7 +1115,7 @@ impl Engine {
                 .collect();
             (hotel.time_zone.clone(), keys)
         };
-        let date = date.unwrap_or_else(|| tz.today(Timestamp::now()));
+        let date = date.unwrap_or_else(|| tz.today(self.now()));
         let addrs: Vec<Addr<RoomActor>> = keys
             .iter()
             .map(|k| self.room_addr(k))

@@ -85,3 +85,6 @@ mod crash_tests;
 
 #[cfg(test)]
 mod layering_tests;
+
+#[cfg(test)]
+mod model_tests;

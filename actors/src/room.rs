@@ -657,24 +657,15 @@ impl Handler<MoveIn> for RoomActor {
     fn handle(&mut self, msg: MoveIn, ctx: &mut Self::Context) -> Self::Result {
         let span = tracing::debug_span!(parent: &msg.span, "room_move_in", room = %self.state.key.number, seq = tracing::field::Empty);
         let _entered = span.enter();
-        let capacity = read(&self.directory.catalog)
-            .room_type(&self.state.key.hotel_id, &self.state.room_type)
-            .map(|(_, rt)| rt.capacity);
-        let checked = capacity.map_err(EngineError::from).and_then(|capacity| {
-            if msg.reservation.guests > capacity {
-                return Err(DomainError::from(innkeep_engine::ValidationError::new(
-                    "room",
-                    format!(
-                        "sleeps {capacity} guests; the reservation has {}",
-                        msg.reservation.guests
-                    ),
-                ))
-                .into());
-            }
-            self.state
-                .decide_move_in(&msg.reservation, msg.first_night)
-                .map_err(EngineError::from)
-        });
+        // The move's capacity rule lives in the engine, once.
+        let checked = innkeep_engine::state::check_capacity(
+            &read(&self.directory.catalog),
+            &self.state.key.hotel_id,
+            &self.state.room_type,
+            msg.reservation.guests,
+        )
+        .and_then(|()| self.state.decide_move_in(&msg.reservation, msg.first_night))
+        .map_err(EngineError::from);
         if let Err(e) = checked {
             return Box::pin(async move { Err(e) });
         }

@@ -3,11 +3,16 @@
 //! One hotel in Asia/Shanghai with 200 rooms (100 `KING`, 100 `TWIN`), pre-filled so that
 //! about 60% of room-nights over the next 60 days are sold, as a busy hotel would be.
 //!
-//! - `book/decide+apply`: `State::book` then `State::apply` of the event, for a 3-night stay
-//!   that succeeds. Each booking is undone untimed (cancel, then the reservation dropped), so
-//!   the state stays the same and never sells out.
-//! - `book/decide`: `State::book` alone (no apply).
-//! - `book/decide_sold_out`: `State::book` for a type that is full on those nights.
+//! A booking's engine work is what the shards do for it (`booking::run` and the room's
+//! `Reserve` in `innkeep-actors`): price the stay, take candidates from the availability
+//! index (one round of 16), and ask each room's `RoomState::decide_reserve` until one takes
+//! it — `decide_booking` below, without the messages, the desk and the journal.
+//!
+//! - `book/decide+apply`: `decide_booking` then `State::apply` of the event, for a 3-night
+//!   stay that succeeds. Each booking is undone untimed (cancel, then the reservation
+//!   dropped), so the state stays the same and never sells out.
+//! - `book/decide`: `decide_booking` alone (no apply).
+//! - `book/decide_sold_out`: `decide_booking` for a type that is full on those nights.
 //! - `apply/reservation_created`: `State::apply` of a `ReservationCreated` event alone.
 //! - `availability/3_nights`: what `GET …/availability` computes for a 3-night stay:
 //!   `index.free_count` and `catalog.quote` for every room type.
@@ -18,9 +23,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use innkeep_engine::state::new_reservation;
 use innkeep_engine::{
-    Action, BookRequest, Guest, HotelId, ReservationId, RoomNumber, RoomTypeCode, State, Stay,
-    StayLimits,
+    Action, BookRequest, DomainError, Event, Guest, HotelId, ReservationId, RoomKey, RoomNumber,
+    RoomTypeCode, State, Stay, StayLimits,
 };
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp, ToSpan};
@@ -28,6 +34,46 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 const ROOMS_PER_TYPE: usize = 100;
 const PREFILL_DAYS: i64 = 60;
 const HOLD: SignedDuration = SignedDuration::from_mins(15);
+/// Candidates the booking saga takes from the index per round.
+const CANDIDATES_PER_ROUND: usize = 16;
+
+/// The engine's part of a booking, as the shards run it: price, candidates from the index,
+/// each room's decision. (One round of candidates: the index shows them free, so the first
+/// one takes the stay; the saga asks again only after losing a race.)
+fn decide_booking(
+    state: &State,
+    req: &BookRequest,
+    id: ReservationId,
+    now: Timestamp,
+) -> Result<Event, DomainError> {
+    let (hotel, rt) = state.catalog.room_type(&req.hotel_id, &req.room_type)?;
+    let total = innkeep_engine::catalog::price(hotel, rt, &req.stay).total;
+    let candidates = state.index.candidates_from(
+        &req.hotel_id,
+        &req.room_type,
+        &req.stay,
+        0,
+        CANDIDATES_PER_ROUND,
+        |_| false,
+    );
+    for number in candidates {
+        let key = RoomKey {
+            hotel_id: req.hotel_id.clone(),
+            number: number.clone(),
+        };
+        let Some(room) = state.rooms.get(&key) else {
+            continue;
+        };
+        let reservation = new_reservation(req, number, total, id, now, HOLD);
+        if room.decide_reserve(&reservation).is_ok() {
+            return Ok(Event::ReservationCreated {
+                reservation: reservation.into(),
+                idempotency: None,
+            });
+        }
+    }
+    Err(DomainError::SoldOut)
+}
 
 struct Fixture {
     state: State,
@@ -68,7 +114,12 @@ impl Fixture {
         }
         // A 30-night peak rate on KING, so quotes mix base rates and overrides.
         let now: Timestamp = "2026-11-23T02:00:00Z".parse().expect("instant");
-        let today = state.today(&hotel, now).expect("today");
+        let today = state
+            .catalog
+            .hotel(&hotel)
+            .expect("hotel")
+            .time_zone
+            .today(now);
         let e = state
             .catalog
             .put_rate(&hotel, &types[0], today, today + 30.days(), 88_000)
@@ -90,7 +141,7 @@ impl Fixture {
                 let nights = 1 + (k / 2 % 3) as i64;
                 let req = f.request(t, d, nights);
                 let id = f.fresh_id();
-                if let Ok(e) = f.state.book(&req, id, f.now, HOLD) {
+                if let Ok(e) = decide_booking(&f.state, &req, id, f.now) {
                     f.state.apply(&e);
                 }
             }
@@ -105,16 +156,13 @@ impl Fixture {
 
     fn request(&self, t: usize, arrival_offset: i64, nights: i64) -> BookRequest {
         let arrival = self.today + arrival_offset.days();
-        let stay = self
-            .state
-            .stay(
-                &self.hotel,
-                arrival,
-                arrival + nights.days(),
-                self.now,
-                StayLimits::default(),
-            )
-            .expect("stay");
+        let stay = Stay::parse(
+            arrival,
+            arrival + nights.days(),
+            self.today,
+            StayLimits::default(),
+        )
+        .expect("stay");
         BookRequest {
             hotel_id: self.hotel.clone(),
             room_type: self.types[t].clone(),
@@ -127,9 +175,9 @@ impl Fixture {
 
     /// Takes a booking back out (cancel, then forget it), so the state does not grow.
     fn undo(&mut self, id: ReservationId) {
-        let e = self
-            .state
-            .change(&id, Action::Cancel, None, self.now)
+        let key = self.state.locator[&id].clone();
+        let e = self.state.rooms[&key]
+            .decide_change(&id, Action::Cancel, None, self.now, self.today)
             .expect("cancel");
         self.state.apply(&e);
         if let Some(key) = self.state.locator.remove(&id) {
@@ -153,7 +201,7 @@ fn bench_book(c: &mut Criterion) {
                 let req = f.request((i % 2) as usize, 5 + i % 50, 3);
                 let id = f.fresh_id();
                 let start = Instant::now();
-                let e = f.state.book(&req, id, f.now, HOLD).expect("booked");
+                let e = decide_booking(&f.state, &req, id, f.now).expect("booked");
                 f.state.apply(&e);
                 timed += start.elapsed();
                 black_box(&e);
@@ -166,7 +214,7 @@ fn bench_book(c: &mut Criterion) {
     let req = f.request(0, 10, 3);
     let id = f.fresh_id();
     g.bench_function("decide", |b| {
-        b.iter(|| black_box(f.state.book(black_box(&req), id, f.now, HOLD)).is_ok());
+        b.iter(|| black_box(decide_booking(&f.state, black_box(&req), id, f.now)).is_ok());
     });
 
     // Fill every TWIN room for one stay, then ask for one more.
@@ -174,14 +222,22 @@ fn bench_book(c: &mut Criterion) {
     let full_req = full.request(1, 70, 3);
     loop {
         let id = full.fresh_id();
-        match full.state.book(&full_req, id, full.now, HOLD) {
+        match decide_booking(&full.state, &full_req, id, full.now) {
             Ok(e) => full.state.apply(&e),
             Err(_) => break,
         }
     }
     let id = full.fresh_id();
     g.bench_function("decide_sold_out", |b| {
-        b.iter(|| black_box(full.state.book(black_box(&full_req), id, full.now, HOLD)).is_err());
+        b.iter(|| {
+            black_box(decide_booking(
+                &full.state,
+                black_box(&full_req),
+                id,
+                full.now,
+            ))
+            .is_err()
+        });
     });
     g.finish();
 }
@@ -197,7 +253,7 @@ fn bench_apply(c: &mut Criterion) {
                 i += 1;
                 let req = f.request((i % 2) as usize, 5 + i % 50, 3);
                 let id = f.fresh_id();
-                let e = f.state.book(&req, id, f.now, HOLD).expect("booked");
+                let e = decide_booking(&f.state, &req, id, f.now).expect("booked");
                 let start = Instant::now();
                 f.state.apply(black_box(&e));
                 timed += start.elapsed();

@@ -1,17 +1,28 @@
-//! Model-based test of the engine.
+//! Model-based test of the engine's pure parts, driven the way the actors drive them.
 //!
 //! Random command sequences (book, pay, cancel, expire, check-in/out, no-show, housekeeping,
-//! clock advances, catalog upserts, room retypes and reboots) run against [`State`] through
-//! its decide functions; only `Ok` events are applied. After every step the engine is
-//! compared with a deliberately naive model written here without reusing engine logic:
-//! reservations in a `Vec`, each with the set of nights it holds, and a plain scan of them.
+//! clock advances, catalog upserts, room retypes and reboots) run against [`State`]: each
+//! decision is taken by the piece production asks — the catalog for setup and prices,
+//! `Stay::parse` against the hotel's today, the availability index for candidates, and the
+//! room's own `RoomState::decide_*` (`decide_reserve` on every room of the hotel,
+//! `decide_change`, `decide_move_out` then `decide_move_in`, `due_no_shows` and
+//! `decide_no_show`, `decide_housekeeping`, `decide_out_of_order`, `decide_retype`) — and
+//! only `Ok` events are applied, with `State::apply` as recovery and the snapshot thread do.
+//! After every step the engine is compared with a deliberately naive model written here
+//! without reusing engine logic: reservations in a `Vec`, each with the set of nights it
+//! holds, and a plain scan of them.
+//!
+//! What the actors add around these decisions (the booking saga's validation, picking a
+//! room among the candidates, idempotency in flight, the move saga, timers, the journal,
+//! crash recovery) is tested through the running shards by `innkeep-actors`'s model test.
 //!
 //! Checked after every step:
 //! - no room-night is held by two reservations (model), and each room's calendar is exactly
 //!   the model's map of held nights, each pointing at a reservation that may hold nights;
 //! - a refused command leaves the state unchanged (normalised snapshot before == after);
-//! - `sold_out` only when the model has no room of the type free on every night, and a
-//!   booking lands only on a room the model says is free (the first one in number order);
+//! - every room takes a stay exactly when the model has it of the type and free on every
+//!   night, and refuses it `sold_out` otherwise; the index's `candidates_from` (rotating
+//!   start, limit, skipped rooms) is exactly the model's free rooms in that order;
 //! - the state machine accepts exactly the transitions of DESIGN.md's diagram, with their
 //!   guards (hold elapsed for expire; within the stay, room vacant and clean for check-in);
 //! - the availability index (`candidates`, `free_count`, `free_on`, `room_is_free`) agrees
@@ -29,7 +40,7 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 
-use crate::state::check_idempotency;
+use crate::state::{check_idempotency, new_reservation};
 use crate::{
     Action, BookRequest, DomainError, Event, Guest, HotelId, Housekeeping, IdempotencyKey,
     IdempotencyRecord, PaymentStatus, ReservationId, RoomKey, RoomNumber, RoomTypeCode, Snapshot,
@@ -735,7 +746,11 @@ impl Harness {
         let departure = day(arrival, nights);
         let now = self.now;
         let limits = self.limits;
-        let stay = self.decide(|s| s.stay(&hotel_id, arrival, departure, now, limits));
+        // Validated against the hotel's today, as the booking saga does before anything else.
+        let stay = self.decide(|s| {
+            let today = s.catalog.hotel(&hotel_id)?.time_zone.today(now);
+            Stay::parse(arrival, departure, today, limits)
+        });
         let stay = if arrival_offset < 0 {
             assert!(
                 matches!(stay, Err(DomainError::InvalidStay(_))),
@@ -759,6 +774,10 @@ impl Harness {
                 .number
                 .clone()
         });
+        // Guest counts the type cannot sleep are refused before the rooms are asked (by the
+        // saga's validation in the actors, which the shard model test covers), so the rooms
+        // only ever see valid ones.
+        let guests = guests.clamp(1, self.model.hotels[h].types[t].capacity);
         let req = BookRequest {
             hotel_id: hotel_id.clone(),
             room_type: code.clone(),
@@ -802,98 +821,139 @@ impl Harness {
 
         let id = ReservationId(uuid::Uuid::from_u128(self.next_id));
         self.next_id += 1;
-        let result = self.decide(|s| s.book(&req, id, now, HOLD));
-
+        // What the shards do, step by step: price the stay from the catalog, ask the
+        // availability index for candidates, and let each room decide (`decide_reserve`).
         let night_list = nights_of(arrival, departure);
+        let price = self.model.price(h, t, &night_list);
+        let total = self.decide(|s| {
+            let (hotel, rt) = s.catalog.room_type(&hotel_id, &code).expect("room type");
+            crate::catalog::price(hotel, rt, &stay).total
+        });
+        assert_eq!(total.amount_minor, price, "price of {arrival}..{departure}");
+        assert_eq!(total.currency.as_str(), CURRENCY);
         let held = self.model.held_map();
-        let mtype = &self.model.hotels[h].types[t];
-        let expected: Result<RoomNumber, &str> = if guests == 0 || guests > mtype.capacity {
-            Err("invalid_request")
-        } else if let Some(n) = &wanted_room {
-            let slot = self.model.room_slot(h, n);
-            if self.model.hotels[h].rooms[&slot].rtype != t {
-                Err("not_found")
-            } else if self.model.room_free(&held, h, n, &night_list) {
-                Ok(n.clone())
-            } else {
-                Err("sold_out")
+        // Every room of the hotel answers as the model says: it takes the stay exactly when
+        // it is of the type and free on every night; otherwise `sold_out`.
+        let mut takers: Vec<RoomNumber> = Vec::new();
+        let rooms: Vec<MRoom> = self.model.hotels[h].rooms.values().cloned().collect();
+        for mroom in &rooms {
+            let key = self.room_key(h, &mroom.number);
+            let reservation = new_reservation(&req, mroom.number.clone(), total, id, now, HOLD);
+            let got = self.decide(|s| s.rooms[&key].decide_reserve(&reservation));
+            let free =
+                mroom.rtype == t && self.model.room_free(&held, h, &mroom.number, &night_list);
+            match got {
+                Ok(()) => assert!(
+                    free,
+                    "room {} took a stay it cannot: {arrival}..{departure}",
+                    mroom.number
+                ),
+                Err(e) => {
+                    assert!(
+                        !free,
+                        "room {} refused a stay it can take: {e}",
+                        mroom.number
+                    );
+                    assert_eq!(e, DomainError::SoldOut);
+                }
             }
-        } else {
-            self.model
-                .free_rooms(&held, h, t, &night_list)
-                .into_iter()
-                .next()
-                .ok_or("sold_out")
-        };
+            if free {
+                takers.push(mroom.number.clone());
+            }
+        }
+        takers.sort();
+        assert_eq!(takers, self.model.free_rooms(&held, h, t, &night_list));
+        // The index's candidates, from a rotating start, at most `limit`, skipping rooms
+        // already tried, as concurrent sagas ask it.
+        let start = (id.0.as_u128() % 11) as usize;
+        let limit = 1 + (id.0.as_u128() % 3) as usize;
+        let tried = takers
+            .first()
+            .cloned()
+            .filter(|_| id.0.as_u128().is_multiple_of(4));
+        let candidates = self.decide(|s| {
+            s.index
+                .candidates_from(&hotel_id, &code, &stay, start, limit, |n| {
+                    Some(n) == tried.as_ref()
+                })
+        });
+        let mut of_type: Vec<RoomNumber> = rooms
+            .iter()
+            .filter(|r| r.rtype == t)
+            .map(|r| r.number.clone())
+            .collect();
+        of_type.sort();
+        let turn = start % of_type.len().max(1);
+        of_type.rotate_left(turn);
+        let expected: Vec<RoomNumber> = of_type
+            .into_iter()
+            .filter(|n| takers.contains(n) && Some(n) != tried.as_ref())
+            .take(limit)
+            .collect();
+        assert_eq!(candidates, expected, "candidates_from({start}, {limit})");
 
-        let event = match (result, expected) {
-            (Err(e), Err(code)) => {
-                assert_eq!(e.code(), code, "booking refused for another reason: {e}");
-                self.count(match code {
-                    "sold_out" => "book_sold_out",
-                    "not_found" => "book_room_of_other_type",
-                    _ => "book_bad_guests",
-                });
-                return false;
-            }
-            (Err(e), Ok(room)) => panic!(
-                "engine refused ({e}) a booking the model can place in room {room} for {arrival}..{departure}"
-            ),
-            (Ok(ev), Err(code)) => panic!("engine booked {ev:?}, model expected {code}"),
-            (Ok(ev), Ok(room)) => {
-                let Event::ReservationCreated {
-                    reservation: r,
-                    idempotency: None,
-                } = &ev
-                else {
-                    panic!("book decided {ev:?}");
-                };
-                assert_eq!(r.room, room, "engine picked another room than the first free one");
-                assert!(self.model.room_free(&held, h, &r.room, &night_list), "booked a taken night");
-                assert_eq!(r.id, id);
-                assert_eq!(r.hotel_id, hotel_id);
-                assert_eq!(r.room_type, code);
-                assert_eq!(r.stay, stay);
-                assert_eq!(r.guests, guests);
-                assert_eq!(r.guest, req.guest);
-                assert_eq!(r.status, Status::PendingPayment);
-                assert_eq!(r.version, 1);
-                assert_eq!(r.created_at, now);
-                assert_eq!(r.hold_expires_at, now.checked_add(HOLD).expect("instant"));
-                let price = self.model.price(h, t, &night_list);
-                assert_eq!(r.total.amount_minor, price, "total");
-                assert_eq!(r.total.currency.as_str(), CURRENCY);
-                assert_eq!(r.payment.amount, r.total);
-                assert_eq!(r.payment.status, PaymentStatus::Pending);
-                assert_eq!(r.payment.out_trade_no, id.out_trade_no());
-                assert_eq!(r.payment.trade_no, None);
-                assert_eq!(r.history.len(), 1);
-                self.model.res.push(MRes {
-                    id,
-                    hotel: h,
-                    rtype: t,
-                    room: room.clone(),
-                    arrival,
-                    departure,
-                    guests,
-                    status: Status::PendingPayment,
-                    version: 1,
-                    created_at: now,
-                    hold_expires_at: r.hold_expires_at,
-                    total: price,
-                    trade_no: None,
-                    held: night_list.iter().copied().collect(),
-                    moves: 0,
-                    first_night: arrival,
-                });
-                self.count(if wanted_room.is_some() {
-                    "book_ok_chosen_room"
-                } else {
-                    "book_ok"
-                });
-                ev
-            }
+        // The saga books the requested room, or the first room that takes the stay.
+        let chosen = match &wanted_room {
+            Some(n) => takers.contains(n).then(|| n.clone()),
+            None => takers.first().cloned(),
         };
+        let Some(room) = chosen else {
+            self.count(match &wanted_room {
+                Some(n) if self.model.hotels[h].rooms[&self.model.room_slot(h, n)].rtype != t => {
+                    "book_room_of_other_type_refused"
+                }
+                _ => "book_sold_out",
+            });
+            return false;
+        };
+        let ev = Event::ReservationCreated {
+            reservation: new_reservation(&req, room.clone(), total, id, now, HOLD).into(),
+            idempotency: None,
+        };
+        let Event::ReservationCreated { reservation: r, .. } = &ev else {
+            unreachable!()
+        };
+        assert_eq!(r.id, id);
+        assert_eq!(r.hotel_id, hotel_id);
+        assert_eq!(r.room_type, code);
+        assert_eq!(r.room, room);
+        assert_eq!(r.stay, stay);
+        assert_eq!(r.guests, guests);
+        assert_eq!(r.guest, req.guest);
+        assert_eq!(r.status, Status::PendingPayment);
+        assert_eq!(r.version, 1);
+        assert_eq!(r.created_at, now);
+        assert_eq!(r.hold_expires_at, now.checked_add(HOLD).expect("instant"));
+        assert_eq!(r.total.amount_minor, price, "total");
+        assert_eq!(r.payment.amount, r.total);
+        assert_eq!(r.payment.status, PaymentStatus::Pending);
+        assert_eq!(r.payment.out_trade_no, id.out_trade_no());
+        assert_eq!(r.payment.trade_no, None);
+        assert_eq!(r.history.len(), 1);
+        self.model.res.push(MRes {
+            id,
+            hotel: h,
+            rtype: t,
+            room: room.clone(),
+            arrival,
+            departure,
+            guests,
+            status: Status::PendingPayment,
+            version: 1,
+            created_at: now,
+            hold_expires_at: r.hold_expires_at,
+            total: price,
+            trade_no: None,
+            held: night_list.iter().copied().collect(),
+            moves: 0,
+            first_night: arrival,
+        });
+        self.count(if wanted_room.is_some() {
+            "book_ok_chosen_room"
+        } else {
+            "book_ok"
+        });
+        let event = ev;
         let event = match (event, idem) {
             (
                 Event::ReservationCreated {
@@ -939,7 +999,13 @@ impl Harness {
         if unknown || self.model.res.is_empty() {
             let id = ReservationId(uuid::Uuid::from_u128(u128::MAX));
             let now = self.now;
-            let got = self.decide(|s| s.change(&id, action.clone(), None, now));
+            // Not in the locator, and no room has it.
+            let today = self.model.today(0, now);
+            let got = self.decide(|s| {
+                assert_eq!(s.locator.get(&id), None);
+                let room = s.rooms.values().next().expect("a room");
+                room.decide_change(&id, action.clone(), None, now, today)
+            });
             assert_eq!(got, Err(DomainError::NotFound("reservation")));
             self.count("change_unknown_reservation");
             return false;
@@ -1022,7 +1088,19 @@ impl Harness {
             _ => {}
         }
 
-        let result = self.decide(|s| s.change(&r.id, action.clone(), expected_version, now));
+        // As a room actor decides it: the locator names the room, the room decides with the
+        // hotel-local today at `now`.
+        let key = self.room_key(r.hotel, &r.room);
+        let result = self.decide(|s| {
+            assert_eq!(s.locator.get(&r.id), Some(&key), "locator of {}", r.id);
+            let today = s
+                .catalog
+                .hotel(&key.hotel_id)
+                .expect("hotel")
+                .time_zone
+                .today(now);
+            s.rooms[&key].decide_change(&r.id, action.clone(), expected_version, now, today)
+        });
         let event = match result {
             Err(e) => {
                 assert!(
@@ -1472,12 +1550,36 @@ impl Harness {
         let (to_slot, to_number, to_type) = (*to_slot, to_room.number.clone(), to_room.rtype);
         let now = self.now;
         let today = self.model.today(h, now);
-        let got = self.decide(|s| s.move_reservation(&r.id, &to_number, None, now));
+        // A move to the room it is in is answered by the supervisor without asking a room,
+        // and a room too small for the guests is refused by the actors before
+        // `decide_move_in`; the shard model test covers both.
         if to_number == r.room {
-            assert_eq!(got, Ok(None), "a move to the same room changes nothing");
             self.count("move_same_room");
             return false;
         }
+        if self.model.hotels[h].types[to_type].capacity < r.guests {
+            self.count("move_too_small");
+            return false;
+        }
+        // The two halves as the rooms decide them: the room it leaves (`decide_move_out`,
+        // with the hotel-local today), then the room it goes to (`decide_move_in`), whose
+        // actor builds the one event both rooms apply.
+        let from_key = self.room_key(h, &r.room);
+        let to_key = self.room_key(h, &to_number);
+        let got = self.decide(|s| {
+            let source = &s.rooms[&from_key];
+            let first_night = source.decide_move_out(&r.id, &to_key, None, today)?;
+            let target = &s.rooms[&to_key];
+            target.decide_move_in(source.reservation(&r.id)?, first_night)?;
+            Ok::<_, DomainError>(Event::ReservationMoved {
+                id: r.id,
+                from: from_key.clone(),
+                to: to_key.clone(),
+                room_type: target.room_type.clone(),
+                first_night,
+                at: now,
+            })
+        });
         let first_night = match r.status {
             Status::Confirmed => Some(r.first_night),
             Status::CheckedIn if today < r.departure => Some(today.max(r.first_night)),
@@ -1487,9 +1589,6 @@ impl Harness {
         match first_night {
             None => reasons.push("invalid_transition"),
             Some(first) => {
-                if self.model.hotels[h].types[to_type].capacity < r.guests {
-                    reasons.push("invalid_request");
-                }
                 let nights = nights_of(first, r.departure);
                 let held = self.model.held_map();
                 let others_free = held
@@ -1524,8 +1623,7 @@ impl Harness {
                 self.count("move_refused");
                 return false;
             }
-            Ok(None) => panic!("move to another room decided nothing"),
-            Ok(Some(event)) => {
+            Ok(event) => {
                 assert!(
                     reasons.is_empty(),
                     "move accepted, model refuses: {reasons:?}"
@@ -1578,7 +1676,23 @@ impl Harness {
                 .audit_date(now, audit_time)
         });
         assert_eq!(engine_date, audit_date, "audit date");
-        let events = self.decide(|s| s.night_audit(&hotel_id, audit_date, now));
+        // As the supervisor's audit runs it: every room of the hotel marks its due no-shows.
+        let events = self.decide(|s| {
+            let mut keys: Vec<&RoomKey> =
+                s.rooms.keys().filter(|k| k.hotel_id == hotel_id).collect();
+            keys.sort();
+            let mut events = Vec::new();
+            for key in keys {
+                let room = &s.rooms[key];
+                for id in room.due_no_shows(audit_date) {
+                    events.push(
+                        room.decide_no_show(&id, audit_date, now)
+                            .expect("a due no-show"),
+                    );
+                }
+            }
+            events
+        });
         let mut due: Vec<ReservationId> = self
             .model
             .res

@@ -938,6 +938,72 @@ mod tests {
         assert!(!Dirty.can_move_to(Clean));
         assert!(!OutOfOrder.can_move_to(Clean));
     }
+
+    /// The limits on an out-of-order range, each at its edge: length, reason length,
+    /// control characters in the reason.
+    #[test]
+    fn out_of_order_limits() {
+        let key = RoomKey {
+            hotel_id: crate::ids::HotelId::parse("H1").unwrap(),
+            number: crate::ids::RoomNumber::parse("101").unwrap(),
+        };
+        let room = RoomState::new(key, RoomTypeCode::parse("KING").unwrap());
+        let today = jiff::civil::date(2030, 1, 1);
+        let now = Timestamp::from_second(1_900_000_000).unwrap();
+        let to = |nights: i64| today.checked_add(jiff::ToSpan::days(nights)).unwrap();
+        let decide = |nights: i64, reason: &str| {
+            room.decide_out_of_order(today, to(nights), reason, today, now)
+        };
+        assert!(matches!(
+            decide(MAX_OUT_OF_ORDER_NIGHTS, "repairs"),
+            Ok(Some(_))
+        ));
+        let too_long = decide(MAX_OUT_OF_ORDER_NIGHTS + 1, "repairs").unwrap_err();
+        assert!(
+            matches!(&too_long, DomainError::Invalid(v) if v.field == "to"),
+            "{too_long:?}"
+        );
+        let longest = "r".repeat(MAX_OUT_OF_ORDER_REASON_CHARS);
+        assert!(matches!(decide(1, &longest), Ok(Some(_))));
+        let reason_err = |r: &str| match decide(1, r) {
+            Err(DomainError::Invalid(v)) => v.field == "reason",
+            _ => false,
+        };
+        assert!(reason_err(&format!("{longest}r")), "one character too many");
+        assert!(reason_err("broken\u{7}bell"), "a control character");
+        assert!(!reason_err("  padded  "), "surrounding spaces are trimmed");
+    }
+
+    /// At most `MAX_OUT_OF_ORDER_RANGES` ranges that have not ended; an ended one (its last
+    /// night before today) does not count.
+    #[test]
+    fn out_of_order_ranges_per_room_are_capped_by_the_open_ones() {
+        let key = RoomKey {
+            hotel_id: crate::ids::HotelId::parse("H1").unwrap(),
+            number: crate::ids::RoomNumber::parse("101").unwrap(),
+        };
+        let mut room = RoomState::new(key, RoomTypeCode::parse("KING").unwrap());
+        let day0 = jiff::civil::date(2030, 1, 1);
+        let day = |n: usize| day0.checked_add(jiff::ToSpan::days(n as i64)).unwrap();
+        let now = Timestamp::from_second(1_900_000_000).unwrap();
+        // One-night ranges on nights 0, 2, 4, …: the first ends before day 1.
+        for i in 0..MAX_OUT_OF_ORDER_RANGES {
+            let e = room
+                .decide_out_of_order(day(2 * i), day(2 * i + 1), "repairs", day0, now)
+                .unwrap()
+                .unwrap();
+            room.apply(&e);
+        }
+        let n = 2 * MAX_OUT_OF_ORDER_RANGES;
+        let refused = room.decide_out_of_order(day(n), day(n + 1), "repairs", day0, now);
+        assert!(
+            matches!(refused, Err(DomainError::LimitReached(_))),
+            "{refused:?}"
+        );
+        // A day later the first range has ended: room for one more.
+        let allowed = room.decide_out_of_order(day(n), day(n + 1), "repairs", day(1), now);
+        assert!(matches!(allowed, Ok(Some(_))), "{allowed:?}");
+    }
 }
 
 #[cfg(test)]
@@ -1096,6 +1162,218 @@ mod payment_tests {
             PaymentOutcome::Confirmed
         );
         assert_eq!(Arc::as_ptr(&room.reservations[&id]), before);
+    }
+
+    /// A reservation moved back and forth keeps at most `MAX_HISTORY` history entries and
+    /// the last `MAX_MOVES` moves; its version counts every move.
+    #[test]
+    fn history_and_moves_stay_bounded_over_many_moves() {
+        let (mut a, id) = room_with_hold();
+        assert_eq!(report(&mut a, &id, ok("T1"), 1), PaymentOutcome::Confirmed);
+        let mut b = RoomState::new(
+            RoomKey {
+                hotel_id: a.key.hotel_id.clone(),
+                number: RoomNumber::parse("102").unwrap(),
+            },
+            a.room_type.clone(),
+        );
+        let today = jiff::civil::date(2029, 12, 31);
+        let moves = 40;
+        for i in 0..moves {
+            let (from, to) = if i % 2 == 0 {
+                (&mut a, &mut b)
+            } else {
+                (&mut b, &mut a)
+            };
+            let first_night = from.decide_move_out(&id, &to.key, None, today).unwrap();
+            to.decide_move_in(from.reservation(&id).unwrap(), first_night)
+                .unwrap();
+            let event = Event::ReservationMoved {
+                id,
+                from: from.key.clone(),
+                to: to.key.clone(),
+                room_type: to.room_type.clone(),
+                first_night,
+                at: at(10 + i),
+            };
+            // As the actors do it: the room it goes to takes the reservation the room it
+            // leaves handed out, then the room it leaves applies the event (to it alone a
+            // move is a departure; to the other room, nothing).
+            let r = from.reservation(&id).unwrap().clone();
+            assert_eq!(to.apply(&event), NightsDelta::default());
+            to.move_in(r, &event);
+            let gone = from.apply(&event);
+            assert_eq!(gone.released.len(), 2);
+            assert!(from.reservation(&id).is_err());
+        }
+        let r = a.reservation(&id).unwrap();
+        assert_eq!(r.version, 2 + moves as u64);
+        assert_eq!(r.history.len(), crate::reservation::MAX_HISTORY);
+        assert_eq!(r.moves.len(), crate::reservation::MAX_MOVES);
+        assert_eq!(
+            r.moves.last().unwrap().at,
+            at(10 + moves - 1),
+            "the newest are kept"
+        );
+        assert!(b.reservations.is_empty() && b.calendar.is_empty());
+        assert_eq!(a.calendar.len(), 2);
+        // A state change at the cap adds no entry either.
+        let check_in = a
+            .decide_change(
+                &id,
+                Action::CheckIn,
+                None,
+                at(100),
+                jiff::civil::date(2030, 1, 1),
+            )
+            .unwrap();
+        a.apply(&check_in);
+        let r = a.reservation(&id).unwrap();
+        assert_eq!(r.status, Status::CheckedIn);
+        assert_eq!(r.history.len(), crate::reservation::MAX_HISTORY);
+    }
+
+    /// A failure report is a duplicate only for the same failed attempt; a success exactly
+    /// at the hold's expiry instant is too late.
+    #[test]
+    fn failures_and_the_expiry_instant() {
+        let fail = |t: &str| PaymentReport::Failed { trade_no: t.into() };
+        let (mut room, id) = room_with_hold();
+        assert_eq!(
+            report(&mut room, &id, fail("F1"), 1),
+            PaymentOutcome::FailedRecorded
+        );
+        assert_eq!(
+            report(&mut room, &id, fail("F1"), 2),
+            PaymentOutcome::Duplicate
+        );
+        assert_eq!(
+            report(&mut room, &id, fail("F2"), 3),
+            PaymentOutcome::FailedRecorded
+        );
+        let r = room.reservation(&id).unwrap();
+        assert_eq!(r.payment.trade_no.as_deref(), Some("F2"));
+        assert_eq!(r.version, 3);
+        // The hold lasts 60 s: at exactly 60 s it has lapsed.
+        assert_eq!(
+            report(&mut room, &id, ok("T1"), 60),
+            PaymentOutcome::RefundOwed
+        );
+        assert_eq!(
+            room.reservation(&id).unwrap().status,
+            Status::PendingPayment
+        );
+        let (mut room, id) = room_with_hold();
+        assert_eq!(
+            report(&mut room, &id, ok("T1"), 59),
+            PaymentOutcome::Confirmed
+        );
+    }
+
+    /// Checking out on the departure day releases nothing (the event says so); a day early
+    /// releases from today.
+    #[test]
+    fn check_out_releases_from_today_only_when_early() {
+        let (mut room, id) = room_with_hold();
+        assert_eq!(
+            report(&mut room, &id, ok("T1"), 1),
+            PaymentOutcome::Confirmed
+        );
+        let arrival = jiff::civil::date(2030, 1, 1);
+        let e = room
+            .decide_change(&id, Action::CheckIn, None, at(2), arrival)
+            .unwrap();
+        room.apply(&e);
+        let release = |day: Date| match room.decide_change(&id, Action::CheckOut, None, at(3), day)
+        {
+            Ok(Event::ReservationChanged { change, .. }) => change.release_from,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            release(jiff::civil::date(2030, 1, 3)),
+            None,
+            "on the departure day"
+        );
+        assert_eq!(
+            release(jiff::civil::date(2030, 1, 2)),
+            Some(jiff::civil::date(2030, 1, 2)),
+            "a day early"
+        );
+    }
+
+    /// Cancelling owes a refund only when money was captured: not for an unpaid hold, nor
+    /// after a failed payment.
+    #[test]
+    fn cancelling_an_unpaid_reservation_owes_nothing() {
+        let cancel = |room: &mut RoomState, id: &ReservationId| {
+            let e = room
+                .decide_change(
+                    id,
+                    Action::Cancel,
+                    None,
+                    at(5),
+                    jiff::civil::date(2029, 12, 31),
+                )
+                .unwrap();
+            room.apply(&e);
+            room.reservation(id).unwrap().clone()
+        };
+        let (mut room, id) = room_with_hold();
+        let r = cancel(&mut room, &id);
+        assert_eq!(r.status, Status::Cancelled);
+        assert!(!r.payment.refund_owed);
+        assert_eq!(r.payment.status, PaymentStatus::Pending);
+        let (mut room, id) = room_with_hold();
+        let failed = PaymentReport::Failed {
+            trade_no: "F1".into(),
+        };
+        assert_eq!(
+            report(&mut room, &id, failed, 1),
+            PaymentOutcome::FailedRecorded
+        );
+        let r = cancel(&mut room, &id);
+        assert!(!r.payment.refund_owed);
+        assert_eq!(r.payment.status, PaymentStatus::Failed);
+    }
+
+    /// Reverting a creation the journal refused gives back exactly its nights.
+    #[test]
+    fn revert_created_gives_back_the_nights() {
+        let (mut room, id) = room_with_hold();
+        let delta = room.revert_created(&id);
+        assert_eq!(
+            delta.released,
+            vec![jiff::civil::date(2030, 1, 1), jiff::civil::date(2030, 1, 2)]
+        );
+        assert!(room.calendar.is_empty() && room.reservations.is_empty());
+        assert_eq!(room.revert_created(&id), NightsDelta::default(), "once");
+    }
+
+    /// A reservation taken in shares the room's copies of its hotel, room and type codes.
+    #[test]
+    fn a_reservation_shares_the_rooms_codes() {
+        let (held, id) = room_with_hold();
+        // The same reservation, with codes parsed on their own (as decoded from a journal).
+        let mut r = held.reservation(&id).unwrap().clone();
+        r.hotel_id = HotelId::parse(held.key.hotel_id.as_str()).unwrap();
+        r.room = RoomNumber::parse(held.key.number.as_str()).unwrap();
+        r.room_type = RoomTypeCode::parse(held.room_type.as_str()).unwrap();
+        assert!(!std::ptr::eq(
+            r.hotel_id.as_str(),
+            held.key.hotel_id.as_str()
+        ));
+        let mut room = RoomState::new(held.key.clone(), held.room_type.clone());
+        room.apply_owned(Event::ReservationCreated {
+            reservation: r.into(),
+            idempotency: None,
+        });
+        let r = room.reservation(&id).unwrap();
+        assert!(std::ptr::eq(
+            r.hotel_id.as_str(),
+            room.key.hotel_id.as_str()
+        ));
+        assert!(std::ptr::eq(r.room.as_str(), room.key.number.as_str()));
+        assert!(std::ptr::eq(r.room_type.as_str(), room.room_type.as_str()));
     }
 
     #[test]

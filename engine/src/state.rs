@@ -12,11 +12,9 @@ use crate::catalog::Catalog;
 use crate::error::DomainError;
 use crate::event::{Event, IdempotencyRecord};
 use crate::ids::{CodeMap, HotelId, IdMap, IdempotencyKey, ReservationId, RoomKey};
-use crate::reservation::{
-    Action, BookRequest, HistoryEntry, Payment, PaymentStatus, Reservation, Status,
-};
+use crate::reservation::{BookRequest, HistoryEntry, Payment, PaymentStatus, Reservation, Status};
 use crate::room::{NightsDelta, RoomState};
-use crate::time::{Stay, StayLimits};
+use crate::time::Stay;
 
 /// How long an `Idempotency-Key` answers with its first result.
 pub const IDEMPOTENCY_WINDOW: SignedDuration = SignedDuration::from_hours(24);
@@ -285,71 +283,6 @@ impl State {
         }
     }
 
-    /// The hotel-local today.
-    pub fn today(&self, hotel_id: &HotelId, now: Timestamp) -> Result<Date, DomainError> {
-        Ok(self.catalog.hotel(hotel_id)?.time_zone.today(now))
-    }
-
-    /// Validates a stay against the hotel's today and the limits.
-    pub fn stay(
-        &self,
-        hotel_id: &HotelId,
-        arrival: Date,
-        departure: Date,
-        now: Timestamp,
-        limits: StayLimits,
-    ) -> Result<Stay, DomainError> {
-        Stay::parse(arrival, departure, self.today(hotel_id, now)?, limits)
-    }
-
-    /// The booking saga, sequentially: price the stay, then try each free room of the type
-    /// (or just the requested room); `sold_out` only when none can take every night.
-    pub fn book(
-        &self,
-        req: &BookRequest,
-        id: ReservationId,
-        now: Timestamp,
-        hold: SignedDuration,
-    ) -> Result<Event, DomainError> {
-        let (hotel, rt) = self.catalog.room_type(&req.hotel_id, &req.room_type)?;
-        if req.guests == 0 || req.guests > rt.capacity {
-            return Err(crate::error::ValidationError::new(
-                "guests",
-                format!("must be 1 to {} for this room type", rt.capacity),
-            )
-            .into());
-        }
-        let quote = crate::catalog::price(hotel, rt, &req.stay);
-        let candidates = match &req.room {
-            Some(n) => {
-                if hotel.rooms.get(n) != Some(&req.room_type) {
-                    return Err(DomainError::NotFound("room"));
-                }
-                vec![n.clone()]
-            }
-            None => self
-                .index
-                .candidates(&req.hotel_id, &req.room_type, &req.stay),
-        };
-        for number in candidates {
-            let key = RoomKey {
-                hotel_id: req.hotel_id.clone(),
-                number: number.clone(),
-            };
-            let Some(room) = self.rooms.get(&key) else {
-                continue;
-            };
-            let reservation = new_reservation(req, number, quote.total, id, now, hold);
-            if room.decide_reserve(&reservation).is_ok() {
-                return Ok(Event::ReservationCreated {
-                    reservation: reservation.into(),
-                    idempotency: None,
-                });
-            }
-        }
-        Err(DomainError::SoldOut)
-    }
-
     /// A reservation by id.
     pub fn reservation(&self, id: &ReservationId) -> Result<&Reservation, DomainError> {
         let key = self
@@ -360,93 +293,6 @@ impl State {
             .get(key)
             .ok_or(DomainError::NotFound("reservation"))?
             .reservation(id)
-    }
-
-    /// Decides a state-machine action on a reservation.
-    pub fn change(
-        &self,
-        id: &ReservationId,
-        action: Action,
-        expected_version: Option<u64>,
-        now: Timestamp,
-    ) -> Result<Event, DomainError> {
-        let key = self
-            .locator
-            .get(id)
-            .ok_or(DomainError::NotFound("reservation"))?;
-        let room = self
-            .rooms
-            .get(key)
-            .ok_or(DomainError::NotFound("reservation"))?;
-        let today = self.today(&key.hotel_id, now)?;
-        room.decide_change(id, action, expected_version, now, today)
-    }
-
-    /// Decides moving reservation `id` to room `to` of its hotel (the sequential form of
-    /// the room-move saga the actors run). `Ok(None)` when it is already there.
-    pub fn move_reservation(
-        &self,
-        id: &ReservationId,
-        to: &crate::ids::RoomNumber,
-        expected_version: Option<u64>,
-        now: Timestamp,
-    ) -> Result<Option<Event>, DomainError> {
-        let from = self
-            .locator
-            .get(id)
-            .ok_or(DomainError::NotFound("reservation"))?;
-        let source = self
-            .rooms
-            .get(from)
-            .ok_or(DomainError::NotFound("reservation"))?;
-        let to = RoomKey {
-            hotel_id: from.hotel_id.clone(),
-            number: to.clone(),
-        };
-        let target = self.rooms.get(&to).ok_or(DomainError::NotFound("room"))?;
-        let reservation = source.reservation(id)?;
-        if to == *from {
-            reservation.check_version(expected_version)?;
-            return Ok(None);
-        }
-        let today = self.today(&from.hotel_id, now)?;
-        let first_night = source.decide_move_out(id, &to, expected_version, today)?;
-        check_capacity(
-            &self.catalog,
-            &to.hotel_id,
-            &target.room_type,
-            reservation.guests,
-        )?;
-        target.decide_move_in(reservation, first_night)?;
-        Ok(Some(Event::ReservationMoved {
-            id: *id,
-            from: from.clone(),
-            to,
-            room_type: target.room_type.clone(),
-            first_night,
-            at: now,
-        }))
-    }
-
-    /// Decides the night audit for every room of `hotel_id`: the no-shows due on
-    /// `audit_date`, as events.
-    pub fn night_audit(&self, hotel_id: &HotelId, audit_date: Date, now: Timestamp) -> Vec<Event> {
-        let mut keys: Vec<&RoomKey> = self
-            .rooms
-            .keys()
-            .filter(|k| &k.hotel_id == hotel_id)
-            .collect();
-        keys.sort();
-        let mut events = Vec::new();
-        for key in keys {
-            let room = &self.rooms[key];
-            for id in room.due_no_shows(audit_date) {
-                if let Ok(e) = room.decide_no_show(&id, audit_date, now) {
-                    events.push(e);
-                }
-            }
-        }
-        events
     }
 
     /// The serializable part, borrowed: encodes to exactly the bytes of
@@ -599,16 +445,185 @@ impl State {
         }
         problems
     }
+}
 
-    /// Every room-night held by a live reservation, as (room, night, reservation) —
-    /// for invariant checks in tests and tools.
-    pub fn sold_nights(&self) -> Vec<(RoomKey, Date, ReservationId)> {
-        let mut out = Vec::new();
-        for room in self.rooms.values() {
-            for (night, id) in &room.calendar {
-                out.push((room.key.clone(), *night, *id));
-            }
+#[cfg(test)]
+mod tests {
+    use jiff::civil::date;
+
+    use super::*;
+    use crate::ids::{RoomNumber, RoomTypeCode};
+    use crate::reservation::Guest;
+    use crate::room::OutOfOrder;
+    use crate::time::StayLimits;
+
+    /// One hotel, one room "1", and a 3-night pending reservation in it (Nov 24–27).
+    /// A move's capacity rule: a room type sleeps up to its capacity, no more.
+    #[test]
+    fn check_capacity_refuses_only_more_guests_than_the_type_sleeps() {
+        let (s, key, _) = booked();
+        let code = RoomTypeCode::parse("STD").unwrap();
+        let fits = |guests| check_capacity(&s.catalog, &key.hotel_id, &code, guests);
+        assert!(fits(1).is_ok());
+        assert!(fits(2).is_ok());
+        match fits(3) {
+            Err(DomainError::Invalid(v)) => assert_eq!(v.field, "room"),
+            other => panic!("three guests in a double: {other:?}"),
         }
-        out
+        let unknown = RoomTypeCode::parse("NOPE").unwrap();
+        assert_eq!(
+            check_capacity(&s.catalog, &key.hotel_id, &unknown, 1).unwrap_err(),
+            DomainError::NotFound("room type")
+        );
+    }
+
+    fn booked() -> (State, RoomKey, ReservationId) {
+        let mut s = State::default();
+        let hotel = HotelId::parse("H").unwrap();
+        let code = RoomTypeCode::parse("STD").unwrap();
+        let (e, _) = s
+            .catalog
+            .put_hotel(hotel.clone(), "Hotel", "Asia/Shanghai", "CNY")
+            .unwrap();
+        s.apply(&e);
+        let (e, _) = s
+            .catalog
+            .put_room_type(&hotel, code.clone(), "Standard", 2, 10_000)
+            .unwrap();
+        s.apply(&e);
+        let number = RoomNumber::parse("1").unwrap();
+        let (e, _) = s
+            .catalog
+            .put_room(&hotel, number.clone(), code.clone())
+            .unwrap();
+        s.apply(&e);
+        let today = date(2026, 11, 23);
+        let req = BookRequest {
+            hotel_id: hotel.clone(),
+            room_type: code,
+            stay: Stay::parse(
+                date(2026, 11, 24),
+                date(2026, 11, 27),
+                today,
+                StayLimits::default(),
+            )
+            .unwrap(),
+            guests: 1,
+            guest: Guest::parse("A Guest", "+86 138 0000 0000", "a@example.com").unwrap(),
+            room: Some(number.clone()),
+        };
+        let id = ReservationId(uuid::Uuid::from_u128(7));
+        let now: Timestamp = "2026-11-23T02:00:00Z".parse().unwrap();
+        let total = crate::money::Money {
+            amount_minor: 30_000,
+            currency: crate::money::Currency::parse("CNY").unwrap(),
+        };
+        let r = new_reservation(
+            &req,
+            number.clone(),
+            total,
+            id,
+            now,
+            SignedDuration::from_mins(15),
+        );
+        s.apply(&Event::ReservationCreated {
+            reservation: r.into(),
+            idempotency: None,
+        });
+        let key = RoomKey {
+            hotel_id: hotel,
+            number,
+        };
+        assert_eq!(s.check_invariants(), Vec::<String>::new());
+        (s, key, id)
+    }
+
+    fn reported(s: &State, what: &str) -> bool {
+        s.check_invariants().iter().any(|p| p.contains(what))
+    }
+
+    /// `check_invariants` is what the model tests and the crash tests trust to find a
+    /// broken state, so each promise it checks must be reported when broken.
+    #[test]
+    fn check_invariants_reports_each_broken_promise() {
+        let night = date(2026, 11, 25);
+
+        let (mut s, key, _) = booked();
+        s.rooms.get_mut(&key).unwrap().calendar.remove(&night);
+        assert!(
+            reported(&s, "missing from the calendar"),
+            "{:?}",
+            s.check_invariants()
+        );
+
+        let (mut s, key, id) = booked();
+        std::sync::Arc::make_mut(
+            s.rooms
+                .get_mut(&key)
+                .unwrap()
+                .reservations
+                .get_mut(&id)
+                .unwrap(),
+        )
+        .status = Status::Cancelled;
+        assert!(
+            reported(&s, "which holds no nights"),
+            "{:?}",
+            s.check_invariants()
+        );
+
+        let (mut s, key, id) = booked();
+        let mut twin = (**s.rooms[&key].reservations.get(&id).unwrap()).clone();
+        twin.id = ReservationId(uuid::Uuid::from_u128(8));
+        s.rooms
+            .get_mut(&key)
+            .unwrap()
+            .reservations
+            .insert(twin.id, std::sync::Arc::new(twin));
+        assert!(reported(&s, "sold to both"), "{:?}", s.check_invariants());
+
+        // A range whose *second* night is sold, so the range must be walked night by night.
+        let (mut s, key, _) = booked();
+        s.rooms.get_mut(&key).unwrap().out_of_order.insert(
+            date(2026, 11, 24),
+            OutOfOrder {
+                to: date(2026, 11, 28),
+                reason: "repairs".into(),
+            },
+        );
+        s.rooms
+            .get_mut(&key)
+            .unwrap()
+            .calendar
+            .remove(&date(2026, 11, 24));
+        let problems = s.check_invariants();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("night 2026-11-25 is both sold and out of order")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("shows out-of-order night 2026-11-27 as free")),
+            "{problems:?}"
+        );
+
+        let (mut s, key, _) = booked();
+        s.index.apply_delta(&key, &[], &[night]);
+        assert!(
+            reported(&s, "shows night 2026-11-25"),
+            "{:?}",
+            s.check_invariants()
+        );
+
+        let (mut s, _, id) = booked();
+        s.locator.remove(&id);
+        assert!(
+            reported(&s, "locator does not point"),
+            "{:?}",
+            s.check_invariants()
+        );
     }
 }

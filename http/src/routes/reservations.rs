@@ -31,7 +31,7 @@ use crate::AppState;
                 ("Location" = String, description = "/v1/reservations/{id}"),
                 ("ETag" = String, description = "The reservation's version, quoted"),
             )),
-        (status = 400, description = "invalid_request: bad JSON, dates, guests, guest contact or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "invalid_request: bad JSON, dates, guests, guest contact or Idempotency-Key, or a requested room of another type than room_type", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such hotel, room type or room", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "sold_out", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
