@@ -9,7 +9,9 @@ use innkeep_engine::{Action, Guest, HotelId, RoomNumber, RoomTypeCode};
 use super::{reservation_id, reservation_response};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
-use crate::extract::{idempotency_key, if_match, ApiJson, ApiPath, EmptyBody};
+use crate::extract::{
+    idempotency_key_value, if_match, ApiJson, ApiPath, EmptyBody, IdempotencyKeyHeader,
+};
 use crate::wire::{parse_date, BookRequestBody, MoveRequest, ReservationView};
 use crate::AppState;
 
@@ -44,11 +46,11 @@ pub async fn book(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(hotel_id): ApiPath<String>,
-    headers: HeaderMap,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     ApiJson(body): ApiJson<BookRequestBody>,
 ) -> Result<Response, ApiError> {
     let hotel_id = HotelId::parse(&hotel_id)?;
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key_value(key.as_ref())?;
     let input = BookInput {
         hotel_id,
         room_type: RoomTypeCode::parse(&body.room_type)?,
