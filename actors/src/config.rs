@@ -89,6 +89,10 @@ pub struct Faults {
     /// memory and before journaling them — a room changed half-way. Supervision is
     /// crash-only, so this aborts the process.
     pub panic_in_room: Option<RoomKey>,
+    /// This many snapshots (the first ones) fail before anything is written, as with a
+    /// full disk or a broken store: the engine must say so (not ready) and keep every
+    /// journal segment until one succeeds.
+    pub fail_snapshots: u32,
 }
 
 impl EngineConfig {

@@ -73,6 +73,7 @@ fn child_books_then_its_room_panics() {
     let config = EngineConfig {
         faults: Faults {
             panic_in_room: Some(faulty_room(&h)),
+            ..Faults::default()
         },
         ..EngineConfig::new(dir)
     };

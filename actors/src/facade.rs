@@ -32,7 +32,7 @@ use crate::protocol::{
 };
 use crate::room::{RoomActor, RoomPeers, Rooms};
 use crate::shards::{self, Shards};
-use crate::snapshotter::{self, SnapshotPolicy};
+use crate::snapshotter::{self, SnapshotPolicy, SnapshotStatus, Taker};
 use crate::supervisor::{OrderSupervisor, Placement};
 use innkeep_engine::BookInput;
 
@@ -191,6 +191,8 @@ struct Inner {
     admit_per_shard: usize,
     /// Set once shutdown began: new calls are refused.
     stopping: AtomicBool,
+    /// Why the last snapshot failed (`None`: it did not); not ready while it did.
+    snapshots: SnapshotStatus,
     /// Threads to join on shutdown: the snapshotter's.
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -463,12 +465,17 @@ impl Engine {
         let admit_per_shard = config
             .max_in_flight
             .min(crate::room::ROOM_MAILBOX / (shards.len() + 1));
+        let snapshot_status: SnapshotStatus = Arc::new(tokio::sync::watch::Sender::new(None));
         let snapshot_thread = snapshotter::spawn(
             batches_rx,
             state,
             last_seq,
-            store,
-            journal.clone(),
+            Taker::new(
+                store,
+                journal.clone(),
+                config.faults.fail_snapshots,
+                snapshot_status.clone(),
+            ),
             SnapshotPolicy {
                 every_events: config.snapshot_every_events,
                 every: config.snapshot_every,
@@ -492,6 +499,7 @@ impl Engine {
                 policy,
                 journal,
                 stopping: AtomicBool::new(false),
+                snapshots: snapshot_status,
                 threads: Mutex::new(vec![snapshot_thread]),
             }),
         })
@@ -549,9 +557,18 @@ impl Engine {
         Ok(self.inner.directory.holds_of(creator))
     }
 
-    /// Whether the engine accepts work: recovered, not stopping, journal healthy.
+    /// Whether the engine accepts work: recovered, not stopping, journal healthy, and the
+    /// last snapshot (if any was due) written.
     pub fn is_ready(&self) -> bool {
-        !self.inner.stopping.load(Ordering::Acquire) && self.inner.journal.is_healthy()
+        !self.inner.stopping.load(Ordering::Acquire)
+            && self.inner.journal.is_healthy()
+            && self.inner.snapshots.borrow().is_none()
+    }
+
+    /// Why the last snapshot failed, if it did; `None` once one succeeds again. The
+    /// receiver sees every change, so a monitor (or a test) can wait for one.
+    pub fn snapshot_failure(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.inner.snapshots.subscribe()
     }
 
     /// Stops accepting work, stops the actors, drains the journal and writes a final

@@ -11,8 +11,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use innkeep_engine::{Event, State};
 use innkeep_persistence::{Committed, Journal, SnapshotStore};
+use tokio::sync::watch;
 
 use crate::feed::EventFeed;
+
+/// Why the last snapshot failed, or `None` when it succeeded (or none was due yet). While
+/// it is `Some` the engine is not ready ([`crate::Engine::is_ready`]): a node that cannot
+/// snapshot keeps every journal segment and will fill its disk.
+pub(crate) type SnapshotStatus = Arc<watch::Sender<Option<String>>>;
 
 /// When to take a snapshot.
 #[derive(Clone, Copy, Debug)]
@@ -29,22 +35,20 @@ pub(crate) fn spawn(
     batches: Receiver<Vec<Committed<Event>>>,
     state: State,
     last_seq: u64,
-    store: SnapshotStore,
-    journal: Journal<Event>,
+    mut taker: Taker,
     policy: SnapshotPolicy,
     feed: Arc<EventFeed>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(crate::crash::SNAPSHOT_THREAD.into())
-        .spawn(move || run(batches, state, last_seq, store, journal, policy, feed))
+        .spawn(move || run(batches, state, last_seq, &mut taker, policy, feed))
 }
 
 fn run(
     batches: Receiver<Vec<Committed<Event>>>,
     mut state: State,
     mut last_seq: u64,
-    store: SnapshotStore,
-    journal: Journal<Event>,
+    taker: &mut Taker,
     policy: SnapshotPolicy,
     feed: Arc<EventFeed>,
 ) {
@@ -71,7 +75,7 @@ fn run(
             || (since > 0 && last_snapshot.elapsed() >= policy.every)
             || (since > 0 && closed);
         if due {
-            take(&state, last_seq, &store, &journal);
+            taker.take(&state, last_seq);
             since = 0;
             last_snapshot = Instant::now();
         } else if since == 0 && last_snapshot.elapsed() >= policy.every {
@@ -87,21 +91,62 @@ fn run(
 /// not.
 pub const METRIC_SNAPSHOT_SECONDS: &str = "innkeep_snapshot_duration_seconds";
 
-fn take(state: &State, seq: u64, store: &SnapshotStore, journal: &Journal<Event>) {
-    let started = Instant::now();
-    let saved = store.save(seq, &state.snapshot_view());
-    metrics::histogram!(METRIC_SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64());
-    match saved {
-        Ok(()) => {
-            journal.truncate_through(seq);
-            tracing::info!(
-                seq,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "snapshot written"
-            );
+/// What taking a snapshot needs, and where its outcome is reported.
+pub(crate) struct Taker {
+    /// Where snapshots go.
+    store: SnapshotStore,
+    /// Told to drop the segments a durable snapshot covers.
+    journal: Journal<Event>,
+    /// Fault injection: how many more snapshots fail before writing.
+    fail: u32,
+    /// The last snapshot's outcome.
+    status: SnapshotStatus,
+}
+
+impl Taker {
+    /// A taker writing to `store`, failing the first `fail` snapshots (fault injection).
+    pub(crate) fn new(
+        store: SnapshotStore,
+        journal: Journal<Event>,
+        fail: u32,
+        status: SnapshotStatus,
+    ) -> Self {
+        Self {
+            store,
+            journal,
+            fail,
+            status,
         }
-        // The journal still holds everything, so a failed snapshot loses nothing; the
-        // next one tries again.
-        Err(e) => tracing::error!(seq, error = %e, "snapshot failed"),
+    }
+
+    fn take(&mut self, state: &State, seq: u64) {
+        let started = Instant::now();
+        let saved = if self.fail > 0 {
+            self.fail -= 1;
+            Err("injected fault: snapshots fail".to_owned())
+        } else {
+            self.store
+                .save(seq, &state.snapshot_view())
+                .map_err(|e| e.to_string())
+        };
+        metrics::histogram!(METRIC_SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64());
+        match saved {
+            Ok(()) => {
+                self.journal.truncate_through(seq);
+                self.status.send_replace(None);
+                tracing::info!(
+                    seq,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "snapshot written"
+                );
+            }
+            // The journal still holds everything, so a failed snapshot loses nothing and
+            // deletes nothing; the next one tries again. Until one succeeds the engine is
+            // not ready: the journal only grows meanwhile.
+            Err(reason) => {
+                tracing::error!(seq, error = %reason, "snapshot failed; not ready until one succeeds");
+                self.status.send_replace(Some(reason));
+            }
+        }
     }
 }

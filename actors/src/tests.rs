@@ -456,3 +456,70 @@ async fn a_booking_answer_shares_the_reservation_its_room_keeps() {
     let read = engine.0.reservation(booked.id).await.unwrap();
     assert!(std::sync::Arc::ptr_eq(&booked, &read));
 }
+
+/// The journal's segment files, by first sequence number.
+fn segment_firsts(dir: &std::path::Path) -> Vec<u64> {
+    let mut firsts: Vec<u64> = std::fs::read_dir(dir.join("journal"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().ok()?;
+            name.strip_suffix(".seg")?.parse().ok()
+        })
+        .collect();
+    firsts.sort_unstable();
+    firsts
+}
+
+/// A snapshot that fails turns the engine not ready (with the reason) and lets the journal
+/// delete nothing; once a snapshot succeeds again the engine is ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_snapshot_turns_the_engine_not_ready_and_keeps_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        // A snapshot after every two events, one record per segment, a window of one
+        // event: a snapshot that succeeds lets the journal drop every segment but the
+        // newest.
+        snapshot_every_events: 2,
+        journal_segment_max_bytes: innkeep_persistence::journal::MIN_SEGMENT_BYTES,
+        resume_window_events: 1,
+        faults: crate::Faults {
+            fail_snapshots: 1,
+            ..crate::Faults::default()
+        },
+        ..EngineConfig::new(dir.path())
+    };
+    let engine = Stopper(Engine::start(config).unwrap());
+    let mut status = engine.0.snapshot_failure();
+    assert!(engine.0.is_ready());
+    let (h, t) = (
+        HotelId::parse("H").unwrap(),
+        RoomTypeCode::parse("STD").unwrap(),
+    );
+    engine
+        .0
+        .put_hotel(h.clone(), "Hotel", TZ, "CNY")
+        .await
+        .unwrap();
+    engine
+        .0
+        .put_room_type(&h, t.clone(), "Standard", 2, 10_000)
+        .await
+        .unwrap();
+    // The snapshot of events 1–2 fails.
+    let reason = status.wait_for(Option::is_some).await.unwrap().clone();
+    assert!(reason.unwrap().contains("injected fault"));
+    assert!(!engine.0.is_ready());
+    // It deleted nothing: segment 1, which it would have covered, is still there after
+    // the writer's next batch (a truncation is done before it).
+    let room = |n: &str| RoomNumber::parse(n).unwrap();
+    engine.0.put_room(&h, room("1"), t.clone()).await.unwrap();
+    assert_eq!(segment_firsts(dir.path()), vec![1, 2, 3]);
+    engine.0.put_room(&h, room("2"), t.clone()).await.unwrap();
+    // The snapshot of events 3–4 succeeds: ready again.
+    status.wait_for(Option::is_none).await.unwrap();
+    assert!(engine.0.is_ready());
+    engine.0.shutdown();
+    drop(engine);
+    // Only after the snapshot that succeeded did the covered segments go.
+    assert_eq!(segment_firsts(dir.path()), vec![4]);
+}
