@@ -3,7 +3,7 @@
 //! Why not catch it and go on: a handler that panics may have changed its actor's state
 //! half-way (a room applies a booking before the journal has it, a supervisor updates
 //! several maps per message), and the read model the actor keeps (availability index,
-//! locator, desk) may be half-updated with it. Nothing in memory can be trusted to be what
+//! locator, idempotency keys) may be half-updated with it. Nothing in memory can be trusted to be what
 //! the journal says any more. Left alone it is worse: in actix a panic ends the arbiter's
 //! thread and every room on it, while the rest of the process keeps answering — a
 //! half-dead server that times out or 503s for some rooms and not others. The journal is

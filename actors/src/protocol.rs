@@ -193,7 +193,7 @@ pub struct HoldStarted {
 
 /// Take every night of `reservation.stay` in this room, durably. The answer goes to
 /// `reply`: the saga waits on it while it holds the booking's key and hold slot at the
-/// desk, and settles them with the answer.
+/// directory, and settles them with the answer.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub(crate) struct Reserve {

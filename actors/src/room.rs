@@ -307,7 +307,7 @@ impl Handler<Reserve> for RoomActor {
                     let Some(r) = act.state.reservations.get(&id).cloned() else {
                         return answer(Err(DomainError::NotFound("reservation").into()));
                     };
-                    // Findable (by id and by its key) and known to the supervisor before
+                    // Findable (by id and by its key) and known to its hold keeper before
                     // anyone learns the id.
                     act.directory.set_location(id, act.state.key.clone());
                     if let Some((slot, entry)) = key {
@@ -378,7 +378,7 @@ impl RoomActor {
             .is_ok_and(|r| r.payment.refund_owed)
     }
 
-    /// After a change to reservation `id` is applied: tells the order supervisor when its
+    /// After a change to reservation `id` is applied: tells its hold keeper when its
     /// hold ended and the payment supervisor when it newly owes a refund, then answers the
     /// reservation.
     fn after_change(

@@ -144,12 +144,36 @@ where
     }
 }
 
+/// The `If-Match` header's values, moved out of the request rather than copied (see
+/// [`IdempotencyKeyHeader`]); validated with [`if_match_values`] where the handler did
+/// before.
+#[derive(Debug, Clone, Default)]
+pub struct IfMatchHeader(pub Vec<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatchHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.entry(axum::http::header::IF_MATCH) {
+            axum::http::header::Entry::Occupied(e) => Ok(Self(e.remove_entry_mult().1.collect())),
+            axum::http::header::Entry::Vacant(_) => Ok(Self::default()),
+        }
+    }
+}
+
 /// Parses `If-Match` into the version the client saw. Accepts `"7"`, `7` and `W/"7"`;
 /// `*` (or no header) means "no check". Several entity tags, or one that is not a version
 /// this API ever sent, are 400: the engine compares against exactly one version.
 pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    if_match_values(headers.get_all(axum::http::header::IF_MATCH))
+}
+
+/// [`if_match`] of the header's values.
+pub fn if_match_values<'a>(
+    values: impl IntoIterator<Item = &'a HeaderValue>,
+) -> Result<Option<u64>, ApiError> {
     let mut tags = Vec::new();
-    for value in headers.get_all(axum::http::header::IF_MATCH) {
+    for value in values {
         let text = value
             .to_str()
             .map_err(|_| bad_if_match("it is not visible ASCII"))?;

@@ -1,7 +1,7 @@
 //! Reservations: booking (idempotent with a key), reading, and the state-machine actions.
 
 use axum::extract::{FromRequest, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use innkeep_actors::BookInput;
 use innkeep_engine::{Action, Guest, HotelId, RoomNumber, RoomTypeCode};
@@ -10,7 +10,8 @@ use super::{reservation_id, reservation_response};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::extract::{
-    idempotency_key_value, if_match, ApiJson, ApiPath, EmptyBody, IdempotencyKeyHeader,
+    idempotency_key_value, if_match_values, ApiJson, ApiPath, EmptyBody, IdempotencyKeyHeader,
+    IfMatchHeader,
 };
 use crate::wire::{parse_date, BookRequestBody, MoveRequest, ReservationView};
 use crate::AppState;
@@ -102,11 +103,11 @@ async fn act(
     state: &AppState,
     caller: &Caller,
     id: &str,
-    headers: &HeaderMap,
+    if_match: &[HeaderValue],
     action: Action,
 ) -> Result<Response, ApiError> {
     let id = reservation_id(id)?;
-    let expected = if_match(headers)?;
+    let expected = if_match_values(if_match)?;
     let current = state.engine.reservation(id).await?;
     caller.check_reservation(&current)?;
     let reservation = state.engine.change(id, action, expected).await?;
@@ -137,10 +138,10 @@ pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
+    IfMatchHeader(if_match): IfMatchHeader,
     _body: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &caller, &id, &headers, Action::Cancel).await
+    act(&state, &caller, &id, &if_match, Action::Cancel).await
 }
 
 /// Checks a `confirmed` reservation in: today (hotel-local) must be a night of the stay
@@ -168,10 +169,10 @@ pub async fn check_in(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
+    IfMatchHeader(if_match): IfMatchHeader,
     _body: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &caller, &id, &headers, Action::CheckIn).await
+    act(&state, &caller, &id, &if_match, Action::CheckIn).await
 }
 
 /// Checks a `checked_in` reservation out; the room becomes dirty, and nights not yet slept
@@ -199,10 +200,10 @@ pub async fn check_out(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
+    IfMatchHeader(if_match): IfMatchHeader,
     _body: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &caller, &id, &headers, Action::CheckOut).await
+    act(&state, &caller, &id, &if_match, Action::CheckOut).await
 }
 
 /// Moves a `confirmed` or `checked_in` reservation to another room of its hotel. The new
@@ -233,11 +234,11 @@ pub async fn move_reservation(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
+    IfMatchHeader(if_match): IfMatchHeader,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let id = reservation_id(&id)?;
-    let expected = if_match(&headers)?;
+    let expected = if_match_values(&if_match)?;
     // Who may act on this reservation is decided before its body is read, so a caller
     // that may not see it learns nothing from how its body is judged.
     let current = state.engine.reservation(id).await?;
