@@ -327,16 +327,8 @@ async fn snapshots_keep_the_resume_window_on_disk() {
     engine.0.shutdown();
     drop(engine);
 
-    let mut firsts: Vec<u64> = std::fs::read_dir(dir.path().join("journal"))
-        .unwrap()
-        .filter_map(|f| {
-            let name = f.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".seg")?.parse().ok()
-        })
-        .collect();
-    firsts.sort_unstable();
     assert_eq!(
-        firsts,
+        segment_firsts(dir.path()),
         (last - 4..=last).collect::<Vec<_>>(),
         "covered segments went, the newest 5 records stayed"
     );

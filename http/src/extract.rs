@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use innkeep_engine::IdempotencyKey;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -164,11 +164,6 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatchHeader {
 /// Parses `If-Match` into the version the client saw. Accepts `"7"`, `7` and `W/"7"`;
 /// `*` (or no header) means "no check". Several entity tags, or one that is not a version
 /// this API ever sent, are 400: the engine compares against exactly one version.
-pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    if_match_values(headers.get_all(axum::http::header::IF_MATCH))
-}
-
-/// [`if_match`] of the header's values.
 pub fn if_match_values<'a>(
     values: impl IntoIterator<Item = &'a HeaderValue>,
 ) -> Result<Option<u64>, ApiError> {
@@ -215,12 +210,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
     }
 }
 
-/// Parses the optional `Idempotency-Key` header with the engine's rules for keys.
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
-    idempotency_key_value(headers.get(IDEMPOTENCY_KEY))
-}
-
-/// [`idempotency_key`] of the header's value, if there is one.
+/// Parses the optional `Idempotency-Key` header's value with the engine's rules for keys.
 pub fn idempotency_key_value(
     value: Option<&HeaderValue>,
 ) -> Result<Option<IdempotencyKey>, ApiError> {
@@ -238,7 +228,15 @@ pub fn idempotency_key_value(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use axum::http::HeaderMap;
+
+    fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+        if_match_values(headers.get_all(axum::http::header::IF_MATCH))
+    }
+
+    fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+        idempotency_key_value(headers.get(IDEMPOTENCY_KEY))
+    }
 
     fn with_if_match(values: &[&'static str]) -> HeaderMap {
         let mut h = HeaderMap::new();
