@@ -200,11 +200,8 @@ fn admit(
 ) -> Admitted {
     let mut keys = slot.map(|slot| directory.keys(slot));
     if let (Some(slot), Some(keys)) = (slot, keys.as_mut()) {
-        match check_idempotency(&keys.finished, &slot.0, &slot.1, fingerprint, now) {
-            Err(e) => return Admitted::Refused(e.into()),
-            Ok(Some(existing)) => return Admitted::Replay(existing),
-            Ok(None) => {}
-        }
+        // In flight first: a running booking records its key as finished before it is
+        // durable (for snapshots), and its retries must wait for its answer, not replay it.
         if let Some(flight) = keys.in_flight.get_mut(slot) {
             if flight.fingerprint != fingerprint {
                 return Admitted::Refused(DomainError::IdempotencyKeyReused.into());
@@ -212,6 +209,11 @@ fn admit(
             let (tx, rx) = oneshot::channel();
             flight.waiters.push(tx);
             return Admitted::Wait(rx);
+        }
+        match check_idempotency(&keys.finished, &slot.0, &slot.1, fingerprint, now) {
+            Err(e) => return Admitted::Refused(e.into()),
+            Ok(Some(existing)) => return Admitted::Replay(existing),
+            Ok(None) => {}
         }
     }
     // The creator's hold cap: a slot is taken now (so concurrent bookings by one key

@@ -21,7 +21,7 @@
 //!
 //! Engine threads are the shards (each marks itself with [`mark_engine_thread`]), the actix
 //! system thread [`ACTORS_THREAD`] that hosts the supervisors, and the engine's named
-//! threads: the journal writer, the snapshotter and the replay thread. The booking saga
+//! threads: the journal writer, the snapshot writer and the replay thread. The booking saga
 //! runs as a task on a shard, so it is covered too, and so is everything else a shard
 //! runs: in the server that includes the HTTP handlers, so a panicking handler aborts the
 //! process as well (it shares its thread, and possibly its state, with rooms).
@@ -42,7 +42,7 @@ pub(crate) fn mark_engine_thread() {
 
 /// The actix system thread of an engine (the supervisors run on its arbiter).
 pub(crate) const ACTORS_THREAD: &str = "innkeep-actors";
-/// The snapshot thread.
+/// The snapshot writer thread (sled and fsync; it never touches an actor).
 pub(crate) const SNAPSHOT_THREAD: &str = "innkeep-snapshot";
 /// The thread applying replayed events at start-up.
 pub(crate) const REPLAY_THREAD: &str = "innkeep-replay";

@@ -21,7 +21,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 use innkeep_engine::ids::IdMap;
 use innkeep_engine::state::IdempotencyMap;
 use innkeep_engine::{
-    AvailabilityIndex, Catalog, HotelId, IdempotencyKey, ReservationId, RoomKey, RoomTypeCode, Stay,
+    AvailabilityIndex, Catalog, HotelId, IdempotencyEntry, IdempotencyKey, ReservationId, RoomKey,
+    RoomTypeCode, Stay,
 };
 use tokio::sync::oneshot;
 
@@ -50,6 +51,12 @@ pub(crate) struct Directory {
     /// is taken when a booking starts, kept by the hold it made, and given back when the
     /// booking fails or the hold ends.
     hold_slots: Striped<HashMap<String, usize>>,
+    /// Held (shared) by every change that touches more than one room or the catalog (setup,
+    /// moves) from its decision until it is applied everywhere, and (exclusive) by a
+    /// snapshot while it collects the rooms' parts: so such a change lies wholly before or
+    /// wholly after every part's cut, and recovery never has to replay half of one
+    /// ([`crate::snapshot`]). Async: waiters are tasks, never a shard thread.
+    pub gate: std::sync::Arc<tokio::sync::RwLock<()>>,
     /// Where every actor reads "now".
     pub clock: Clock,
     /// Faults to inject (tests only; none by default).
@@ -98,6 +105,7 @@ impl Directory {
             locator: Striped::default(),
             keys: Striped::default(),
             hold_slots: Striped::default(),
+            gate: std::sync::Arc::default(),
             clock,
             faults,
         };
@@ -160,6 +168,15 @@ impl Directory {
     /// The stripe of the key `slot`.
     pub(crate) fn keys(&self, slot: &(HotelId, IdempotencyKey)) -> MutexGuard<'_, Keys> {
         self.keys.lock(slot)
+    }
+
+    /// Every finished idempotency key, for a snapshot.
+    pub(crate) fn finished_keys(&self) -> Vec<((HotelId, IdempotencyKey), IdempotencyEntry)> {
+        let mut all = Vec::new();
+        self.keys.for_each(|keys| {
+            all.extend(keys.finished.iter().map(|(k, e)| (k.clone(), *e)));
+        });
+        all
     }
 
     /// Drops finished keys `keep` says no to (lapsed ones).

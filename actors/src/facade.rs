@@ -12,16 +12,14 @@ use innkeep_engine::jiff::{SignedDuration, Timestamp};
 use innkeep_engine::{
     Action, DomainError, Event, Hotel, HotelId, Housekeeping, IdempotencyKey, PaymentOutcome,
     PaymentReport, PaymentStatus, Reservation, ReservationId, RoomKey, RoomNumber, RoomTypeCode,
-    Snapshot, State, Status, Stay, Upsert, ValidationError,
+    Status, Stay, Upsert, ValidationError,
 };
-use innkeep_persistence::{
-    recover_keeping_last, FsStorage, Journal, JournalOptions, SnapshotStore, Storage,
-};
+use innkeep_persistence::{FsStorage, Journal, JournalOptions, Storage};
 
 use crate::booking::{self, BookingJob};
 use crate::config::{BookingPolicy, EngineConfig};
 use crate::directory::{read, Directory};
-use crate::feed::{EventFeed, FeedEvent, FeedSubscription};
+use crate::feed::{EventFeed, FeedSubscription};
 use crate::holds::HoldKeeper;
 use crate::payments::{OpenPayment, PaymentSupervisor};
 use crate::protocol::{
@@ -30,126 +28,16 @@ use crate::protocol::{
     MoveReservation, PaymentCreated, PaymentStatsView, PendingHold, PutHotel, PutRate, PutRoom,
     PutRoomType, RefundDue, RoomView, SetHousekeeping, SetOutOfOrder, StartError, TypeAvailability,
 };
+use crate::recovery::{recover_state_with_history, Recovered};
 use crate::room::{RoomActor, RoomPeers, Rooms};
 use crate::shards::{self, Shards};
-use crate::snapshotter::{self, SnapshotPolicy, SnapshotStatus, Taker};
+use crate::snapshot::{self, SnapshotPolicy, SnapshotStatus, Trigger};
 use crate::supervisor::{OrderSupervisor, Placement};
 use innkeep_engine::BookInput;
 
 /// Counter of bookings by outcome: `created`, `replayed` (idempotent replay), or the
 /// error code (`sold_out`, `too_many_holds`, `overloaded`, ...).
 pub const METRIC_BOOKINGS: &str = "innkeep_bookings_total";
-
-/// Events handed to the replay thread at a time.
-const REPLAY_BATCH_EVENTS: usize = 4096;
-/// Batches queued for the replay thread at most.
-const REPLAY_QUEUE_BATCHES: usize = 8;
-
-/// What [`recover_state`] found on disk.
-#[derive(Debug)]
-pub struct Recovered {
-    /// The state: newest snapshot plus the journal replayed after it.
-    pub state: State,
-    /// The sequence number of the last event in it.
-    pub last_seq: u64,
-    /// The snapshot store, open.
-    pub store: SnapshotStore,
-    /// The journal's newest events, oldest first, up to `last_seq`, for the event feed's
-    /// window (see [`recover_state_with_history`]); empty from [`recover_state`].
-    pub history: Vec<FeedEvent>,
-}
-
-/// Loads the newest valid snapshot in `data_dir` and replays the journal after it. A torn
-/// journal tail is cut off (with a warning); anything else wrong is an error naming the
-/// file. Tools and tests that inspect a data dir of a stopped server use this.
-pub fn recover_state(data_dir: &std::path::Path) -> Result<Recovered, StartError> {
-    recover_state_with_history(data_dir, 0)
-}
-
-/// [`recover_state`], also handing back the journal's newest `history_events` events
-/// (at most [`crate::feed::MAX_FEED_WINDOW_EVENTS`]) in [`Recovered::history`], for the
-/// event feed, whether or not the snapshot covers them: read in the same pass over the
-/// journal, decoded but not applied, never including a torn tail recovery cut. Engine
-/// start-up uses this.
-pub fn recover_state_with_history(
-    data_dir: &std::path::Path,
-    history_events: usize,
-) -> Result<Recovered, StartError> {
-    let history_events = history_events.min(crate::feed::MAX_FEED_WINDOW_EVENTS);
-    let store = SnapshotStore::open(&data_dir.join("snapshots"))?;
-    let (snapshot_seq, state) = match store.load::<Snapshot>()? {
-        Some((seq, snap)) => (seq, State::from_snapshot(snap)),
-        None => (0, State::default()),
-    };
-    // Decoding (this thread) and applying (a replay thread) overlap, which on two cores
-    // hides most of the decoding. The channel is bounded, so memory stays bounded too.
-    let (batches, replay_rx) = crossbeam_channel::bounded::<Vec<Event>>(REPLAY_QUEUE_BATCHES);
-    // The locator is built here, on the decoding thread, to split the work evenly.
-    let mut state = state;
-    let mut locator = std::mem::take(&mut state.locator);
-    let replay = std::thread::Builder::new()
-        .name(crate::crash::REPLAY_THREAD.into())
-        .spawn(move || {
-            let mut state = state;
-            for batch in replay_rx {
-                for event in batch {
-                    state.apply_owned_except_locator(event);
-                }
-            }
-            state
-        })
-        .map_err(|e| StartError::Actors(format!("replay thread: {e}")))?;
-    let mut batch = Vec::with_capacity(REPLAY_BATCH_EVENTS);
-    let recovered = recover_keeping_last(
-        &data_dir.join("journal"),
-        snapshot_seq,
-        history_events as u64,
-        |_seq, event: Event| {
-            if let Some((id, key)) = State::locator_entry(&event) {
-                locator.insert(id, key);
-            }
-            batch.push(event);
-            if batch.len() == REPLAY_BATCH_EVENTS {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(REPLAY_BATCH_EVENTS));
-                // The replay thread only stops when this sender is dropped.
-                let _ = batches.send(full);
-            }
-        },
-    );
-    if !batch.is_empty() {
-        let _ = batches.send(batch);
-    }
-    drop(batches);
-    // Under an engine the crash hook aborts on a replay panic first; `recover_state`
-    // called on its own reports it.
-    let mut state = replay
-        .join()
-        .map_err(|_| StartError::Actors("replay thread panicked".into()))?;
-    state.locator = locator;
-    let (report, newest) = recovered?;
-    let history: Vec<FeedEvent> = newest
-        .into_iter()
-        .map(|(seq, event)| FeedEvent {
-            seq,
-            event: Arc::new(event),
-        })
-        .collect();
-    tracing::info!(
-        snapshot_seq,
-        replayed = report.records_replayed,
-        segments = report.segments,
-        torn_tail_bytes = report.torn_tail_truncated_bytes,
-        history = history.len(),
-        history_first_seq = history.first().map(|e| e.seq),
-        "journal replayed"
-    );
-    Ok(Recovered {
-        state,
-        last_seq: report.last_seq.max(snapshot_seq),
-        store,
-        history,
-    })
-}
 
 /// A running Innkeep engine: actors, journal, snapshots and timers. Cheap to clone; every
 /// clone talks to the same engine.
@@ -193,7 +81,9 @@ struct Inner {
     stopping: AtomicBool,
     /// Why the last snapshot failed (`None`: it did not); not ready while it did.
     snapshots: SnapshotStatus,
-    /// Threads to join on shutdown: the snapshotter's.
+    /// Decides when to snapshot; asked for a last one on shutdown.
+    trigger: Addr<Trigger>,
+    /// Threads to join on shutdown: the snapshot writer's.
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -248,7 +138,7 @@ impl Engine {
     ///
     /// Supervision is crash-only: the first start in a process installs a process-wide
     /// panic hook, chained to the one before it. A panic on a thread of the engine (its
-    /// shards, actix system thread, journal writer, snapshotter, replay) is logged
+    /// shards, actix system thread, journal writer, snapshot writer, replay) is logged
     /// with `tracing::error!` and aborts the process; the next start recovers from the
     /// journal. Panics on every other thread go to the previous hook as before.
     pub fn start_with_storage(
@@ -300,7 +190,7 @@ impl Engine {
             "recovered"
         );
 
-        let (batches_tx, batches_rx) = crossbeam_channel::unbounded();
+        let publish = feed.clone();
         let journal = Journal::start_with_storage(
             JournalOptions {
                 dir: journal_dir,
@@ -310,10 +200,12 @@ impl Engine {
                 ..JournalOptions::default()
             },
             last_seq + 1,
+            // The feed shows only durable events, in journal order: the writer's committed
+            // records, as they are, not a second `apply`.
             Box::new(move |batch| {
-                // The snapshot thread ends only after the journal does, so this never fails
-                // while it matters.
-                let _ = batches_tx.send(batch);
+                for c in batch {
+                    publish.publish(c.seq, Arc::new(c.event));
+                }
             }),
             storage,
         )?;
@@ -360,9 +252,33 @@ impl Engine {
         let hold =
             SignedDuration::from_secs(i64::try_from(config.hold_seconds).unwrap_or(i64::MAX));
 
+        // Snapshots: collected from the rooms by a trigger on the system thread, written by
+        // a thread of their own.
+        let snapshot_status: SnapshotStatus = Arc::new(tokio::sync::watch::Sender::new(None));
+        let (snapshots_tx, snapshots_rx) = crossbeam_channel::unbounded();
+        let writing = Arc::new(AtomicBool::new(false));
+        let snapshot_thread = snapshot::spawn_writer(
+            snapshots_rx,
+            snapshot::Writer::new(
+                store,
+                journal.clone(),
+                config.faults.fail_snapshots,
+                snapshot_status.clone(),
+                writing.clone(),
+            ),
+        )
+        .map_err(|e| StartError::Actors(e.to_string()))?;
+        let snapshot_policy = SnapshotPolicy {
+            every_events: config.snapshot_every_events,
+            every: config.snapshot_every,
+        };
+        let trigger_status = snapshot_status.clone();
+
         let (up_tx, up_rx) = std::sync::mpsc::channel();
         let actor_journal = journal.clone();
         let (actor_directory, actor_rooms) = (directory.clone(), room_registry.clone());
+        let (actor_directory_snap, actor_rooms_snap, actor_journal_snap) =
+            (directory.clone(), room_registry.clone(), journal.clone());
         let acks: Vec<_> = (0..shards.len()).map(|i| shards.acks(i).clone()).collect();
         let (expiry_tick, limits) = (config.expiry_tick, config.limits);
         let policy = BookingPolicy {
@@ -452,12 +368,22 @@ impl Engine {
                 Arc::default(),
             ));
             let sup = supervisor.start();
-            let _ = up_tx.send((sup, payments));
+            let trigger = Trigger::new(
+                actor_directory_snap,
+                actor_rooms_snap,
+                actor_journal_snap,
+                snapshot_policy,
+                snapshots_tx,
+                trigger_status,
+                writing,
+            )
+            .start();
+            let _ = up_tx.send((sup, payments, trigger));
         });
         if !spawned {
             return Err(StartError::Actors("the shards have stopped".into()));
         }
-        let (supervisor, payments) = up_rx
+        let (supervisor, payments, trigger) = up_rx
             .recv()
             .map_err(|_| StartError::Actors("actor system failed to start".into()))?;
 
@@ -465,25 +391,6 @@ impl Engine {
         let admit_per_shard = config
             .max_in_flight
             .min(crate::room::ROOM_MAILBOX / (shards.len() + 1));
-        let snapshot_status: SnapshotStatus = Arc::new(tokio::sync::watch::Sender::new(None));
-        let snapshot_thread = snapshotter::spawn(
-            batches_rx,
-            state,
-            last_seq,
-            Taker::new(
-                store,
-                journal.clone(),
-                config.faults.fail_snapshots,
-                snapshot_status.clone(),
-            ),
-            SnapshotPolicy {
-                every_events: config.snapshot_every_events,
-                every: config.snapshot_every,
-            },
-            feed.clone(),
-        )
-        .map_err(|e| StartError::Actors(e.to_string()))?;
-
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
@@ -500,6 +407,7 @@ impl Engine {
                 journal,
                 stopping: AtomicBool::new(false),
                 snapshots: snapshot_status,
+                trigger,
                 threads: Mutex::new(vec![snapshot_thread]),
             }),
         })
@@ -571,15 +479,35 @@ impl Engine {
         self.inner.snapshots.subscribe()
     }
 
+    /// Takes a snapshot now (after the one being written, if any) and answers with the
+    /// journal seq it covers once it is durable: before a backup, or to bound replay after
+    /// a burst. Bookings go on meanwhile.
+    pub async fn snapshot_now(&self) -> Result<u64, EngineError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .trigger
+            .send(snapshot::Now(tx))
+            .await
+            .map_err(mailbox)?;
+        rx.await
+            .map_err(|_| EngineError::ShuttingDown)?
+            .map_err(EngineError::Unavailable)
+    }
+
     /// Stops accepting work, stops the actors, drains the journal and writes a final
     /// snapshot. Idempotent; blocks until done. Call it after the HTTP server drained.
     pub fn shutdown(&self) {
         if self.inner.stopping.swap(true, Ordering::AcqRel) {
             return;
         }
-        // Actors first (no new events), then the journal (drains what is queued), then
-        // the snapshotter (its input ends with the journal; it writes a final snapshot).
-        self.inner.shards.stop();
+        // A last snapshot from the rooms while they still run (so the next start replays
+        // little): the writer thread ends once it is written, or at once if the system
+        // thread is gone (its trigger dropped). Then the actors (no new events), then the
+        // journal (drains what is queued).
+        let trigger = self.inner.trigger.clone();
+        self.inner
+            .shards
+            .on_system(move || trigger.do_send(snapshot::Final));
         let threads: Vec<JoinHandle<()>> = std::mem::take(
             &mut *self
                 .inner
@@ -587,10 +515,11 @@ impl Engine {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        self.inner.journal.shutdown();
         for t in threads {
             let _ = t.join();
         }
+        self.inner.shards.stop();
+        self.inner.journal.shutdown();
         tracing::info!("engine stopped");
     }
 
@@ -608,6 +537,13 @@ impl Engine {
         let shard =
             shards::current().map_or(self.inner.shards.len(), |s| s.min(self.inner.shards.len()));
         &self.inner.in_flight[shard].0
+    }
+
+    /// A shared hold on the setup-and-moves gate, for a change the next snapshot must see
+    /// wholly or not at all (see [`crate::directory::Directory::gate`]). Waits only while a
+    /// snapshot collects its parts.
+    async fn gate(&self) -> crate::protocol::GateGuard {
+        self.inner.directory.gate.clone().read_owned().await
     }
 
     fn enter(&self) -> Result<Slot<'_>, EngineError> {
@@ -633,6 +569,7 @@ impl Engine {
     ) -> Result<Upsert, EngineError> {
         let _slot = self.enter()?;
         let msg = PutHotel {
+            gate: self.gate().await,
             id,
             name: name.to_owned(),
             time_zone: time_zone.to_owned(),
@@ -652,6 +589,7 @@ impl Engine {
     ) -> Result<Upsert, EngineError> {
         let _slot = self.enter()?;
         let msg = PutRoomType {
+            gate: self.gate().await,
             hotel_id: hotel_id.clone(),
             code,
             name: name.to_owned(),
@@ -670,6 +608,7 @@ impl Engine {
     ) -> Result<Upsert, EngineError> {
         let _slot = self.enter()?;
         let msg = PutRoom {
+            gate: self.gate().await,
             hotel_id: hotel_id.clone(),
             number,
             room_type,
@@ -688,6 +627,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let _slot = self.enter()?;
         let msg = PutRate {
+            gate: self.gate().await,
             hotel_id: hotel_id.clone(),
             code: code.clone(),
             from,
@@ -957,6 +897,7 @@ impl Engine {
     ) -> Result<Reservation, EngineError> {
         let _slot = self.enter()?;
         let msg = MoveReservation {
+            gate: self.gate().await,
             id,
             to,
             if_match,

@@ -1,7 +1,8 @@
 //! The live event feed: every durable event, in journal order, for the SSE stream.
 //!
-//! The snapshot thread publishes each committed event here (after its batch's fdatasync,
-//! so nothing unacknowledged is ever shown). Subscribers get the recent events they missed
+//! The journal writer publishes each committed record here, from its `on_commit` hook
+//! (after the batch's fdatasync and before its acks, so nothing unacknowledged is ever
+//! shown, and every acknowledged event is shown by the time its caller hears of it). Subscribers get the recent events they missed
 //! from a bounded in-memory window, then the live ones from a bounded broadcast channel;
 //! a subscriber that falls behind the channel is told so and must resume.
 //!

@@ -18,9 +18,10 @@ const MODULES: &[(&str, usize, &str)] = &[
     ("holds", 3, include_str!("holds.rs")),
     ("room", 3, include_str!("room.rs")),
     ("payments", 4, include_str!("payments.rs")),
+    ("snapshot", 4, include_str!("snapshot.rs")),
     ("supervisor", 4, include_str!("supervisor.rs")),
     ("facade", 5, include_str!("facade.rs")),
-    ("snapshotter", 5, include_str!("snapshotter.rs")),
+    ("recovery", 5, include_str!("recovery.rs")),
 ];
 
 /// Uses allowed within one layer (user, used); together they form no cycle.
@@ -28,11 +29,16 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("sandbox", "gateway"),
     ("booking", "room"),
     ("holds", "room"),
-    ("facade", "snapshotter"),
+    ("facade", "recovery"),
 ];
 
 /// Items the crate root re-exports from the facade's layer.
-const ROOT_ITEMS: &[&str] = &["Engine", "recover_state", "recover_state_with_history"];
+const ROOT_ITEMS: &[&str] = &[
+    "Engine",
+    "recover_state",
+    "recover_state_with_history",
+    "write_snapshot",
+];
 
 fn layer_of(name: &str) -> Option<usize> {
     if ROOT_ITEMS.contains(&name) {

@@ -15,8 +15,11 @@
 //!    each room's decision order); `booking`, the booking saga, a task per booking on a
 //!    shard; `holds::HoldKeeper`, one per shard, its rooms' unpaid holds.
 //! 4. The supervisors: [`supervisor::OrderSupervisor`] (setup, room moves, the night
-//!    audit) and [`payments::PaymentSupervisor`] (charges, refunds, reconciliation).
-//! 5. [`Engine`], which starts and wires all of it, and the snapshot thread.
+//!    audit) and [`payments::PaymentSupervisor`] (charges, refunds, reconciliation);
+//!    `snapshot`, snapshots collected from the rooms themselves (no second copy of the
+//!    state) and written by a thread of their own.
+//! 5. [`Engine`], which starts and wires all of it, and `recovery` (snapshot, then the
+//!    journal after it) at start-up.
 
 // Layer 0: no module of this crate below it.
 pub mod clock;
@@ -34,19 +37,20 @@ pub mod shards;
 mod booking;
 pub mod holds;
 pub mod room;
-// Layer 4: the supervisors.
+// Layer 4: the supervisors and snapshots.
 pub mod payments;
+mod snapshot;
 pub mod supervisor;
-// Layer 5: the facade that wires them.
+// Layer 5: the facade that wires them, and start-up recovery.
 mod facade;
-mod snapshotter;
+mod recovery;
 
 pub use clock::{Clock, ManualTime};
 pub use config::{
     EngineConfig, Faults, PaymentPolicy, SyncMode, DEFAULT_MAX_HOLDS_PER_CREATOR,
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_NIGHT_AUDIT_TIME,
 };
-pub use facade::{recover_state, recover_state_with_history, Engine, Recovered, METRIC_BOOKINGS};
+pub use facade::{Engine, METRIC_BOOKINGS};
 pub use gateway::{
     ChargeIntent, GatewayError, GatewayFuture, GatewayStatus, PaymentGateway, RefundRequest,
     RetryPolicy,
@@ -60,9 +64,10 @@ pub use protocol::{
     Availability, DayReservation, EngineError, FrontDeskDay, OutOfOrderView, PaymentStatsView,
     RoomView, StartError, TypeAvailability,
 };
+pub use recovery::{recover_state, recover_state_with_history, write_snapshot, Recovered};
 pub use sandbox::{Ledger, Sandbox, SandboxConfig};
 pub use shards::Shards;
-pub use snapshotter::METRIC_SNAPSHOT_SECONDS;
+pub use snapshot::METRIC_SNAPSHOT_SECONDS;
 pub use supervisor::METRIC_NO_SHOWS;
 
 #[cfg(test)]
@@ -88,3 +93,6 @@ mod layering_tests;
 
 #[cfg(test)]
 mod model_tests;
+
+#[cfg(test)]
+mod snapshot_tests;

@@ -393,6 +393,30 @@ pub(crate) struct NightAudit {
     pub now: Timestamp,
 }
 
+/// A room's part of a snapshot: its state encoded on its own thread, and where the
+/// journal cut it reflects arrives (see [`crate::snapshot`]).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<RoomPart, EngineError>")]
+pub(crate) struct SnapshotRoom;
+
+/// What a room answers [`SnapshotRoom`] with.
+#[derive(Debug)]
+pub(crate) struct RoomPart {
+    /// [`innkeep_engine::RoomState`], encoded.
+    pub bytes: Vec<u8>,
+    /// Reservations in `bytes` whose creation was not yet acknowledged by the journal.
+    pub pending: Vec<ReservationId>,
+    /// Their creations all have seqs above this (`u64::MAX` when there are none).
+    pub pending_floor: u64,
+    /// Resolves to the seq of the room's last journaled event at encoding time (every
+    /// event of the room up to it is in `bytes`, none after), once that seq is durable.
+    pub cut: innkeep_persistence::AckReceiver,
+}
+
+/// A shared hold on [`crate::directory::Directory::gate`], moved into the message of a
+/// change that must not straddle a snapshot's cuts.
+pub(crate) type GateGuard = tokio::sync::OwnedRwLockReadGuard<()>;
+
 // ---- Bookings: what a booking asks a room to take
 
 /// Outcome handed to every caller waiting on one idempotency key.
@@ -472,6 +496,8 @@ pub(crate) struct GetStats;
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Upsert, EngineError>")]
 pub(crate) struct PutHotel {
+    /// Held until the change is applied (see [`crate::directory::Directory::gate`]).
+    pub gate: GateGuard,
     pub id: HotelId,
     pub name: String,
     pub time_zone: String,
@@ -482,6 +508,8 @@ pub(crate) struct PutHotel {
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Upsert, EngineError>")]
 pub(crate) struct PutRoomType {
+    /// Held until the change is applied (see [`crate::directory::Directory::gate`]).
+    pub gate: GateGuard,
     pub hotel_id: HotelId,
     pub code: innkeep_engine::RoomTypeCode,
     pub name: String,
@@ -493,6 +521,8 @@ pub(crate) struct PutRoomType {
 #[derive(Message, Debug)]
 #[rtype(result = "Result<(), EngineError>")]
 pub(crate) struct PutRate {
+    /// Held until the change is applied (see [`crate::directory::Directory::gate`]).
+    pub gate: GateGuard,
     pub hotel_id: HotelId,
     pub code: innkeep_engine::RoomTypeCode,
     pub from: innkeep_engine::jiff::civil::Date,
@@ -504,6 +534,8 @@ pub(crate) struct PutRate {
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Upsert, EngineError>")]
 pub(crate) struct PutRoom {
+    /// Held until the change is applied (see [`crate::directory::Directory::gate`]).
+    pub gate: GateGuard,
     pub hotel_id: HotelId,
     pub number: RoomNumber,
     pub room_type: innkeep_engine::RoomTypeCode,
@@ -513,6 +545,8 @@ pub(crate) struct PutRoom {
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Reservation, EngineError>")]
 pub(crate) struct MoveReservation {
+    /// Held until both rooms applied the move (see [`crate::directory::Directory::gate`]).
+    pub gate: GateGuard,
     /// Which reservation.
     pub id: ReservationId,
     /// The room it goes to.

@@ -9,8 +9,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use actix::prelude::*;
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::{
-    DomainError, Event, HotelTz, IdempotencyEntry, NightsDelta, PaymentOutcome, Reservation,
-    ReservationId, RoomKey, RoomState, Status,
+    DomainError, Event, HotelId, HotelTz, IdempotencyEntry, IdempotencyKey, NightsDelta,
+    PaymentOutcome, Reservation, ReservationId, RoomKey, RoomState, Status,
 };
 use innkeep_persistence::{AckReceiver, AckSink, Journal, JournalError};
 use tokio::sync::oneshot;
@@ -20,7 +20,7 @@ use crate::protocol::{
     ApplyPayment, BeginMove, BookResult, ChangeReservation, ClearOutOfOrder, DayReservation,
     EngineError, FinishMove, GetDay, GetReservation, GetView, HoldEnded, HoldStarted, MoveIn,
     MoveOutcome, NightAudit, OutOfOrderView, RecordRefund, RefundDue, Reserve, Retype, RoomDay,
-    RoomView, SetHousekeeping, SetOutOfOrder,
+    RoomPart, RoomView, SetHousekeeping, SetOutOfOrder, SnapshotRoom,
 };
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
@@ -105,6 +105,12 @@ pub struct RoomActor {
     /// memory only: a move is one journal event, so after a restart each reservation is
     /// wholly in one room. Bounded by the engine's in-flight limit.
     moving: HashSet<ReservationId>,
+    /// New reservations applied here whose creation is queued for the journal and not yet
+    /// acknowledged, each with the journal's durable seq when it was queued (its own seq
+    /// is above that). A snapshot part lists them: recovery drops any the journal does not
+    /// hold (a batch that failed after this room was encoded). Bounded by the engine's
+    /// in-flight limit.
+    unacked: HashMap<ReservationId, u64>,
 }
 
 impl RoomActor {
@@ -122,6 +128,7 @@ impl RoomActor {
             shard,
             peers,
             moving: HashSet::new(),
+            unacked: HashMap::new(),
         }
     }
 
@@ -143,6 +150,16 @@ impl RoomActor {
             &delta.booked,
             &delta.released,
         );
+    }
+
+    /// Drops the key a failed booking `id` recorded (and only that booking's).
+    fn forget_key(&self, slot: Option<&(HotelId, IdempotencyKey)>, id: &ReservationId) {
+        if let Some(slot) = slot {
+            let mut keys = self.directory.keys(slot);
+            if keys.finished.get(slot).map(|e| e.reservation_id) == Some(*id) {
+                keys.finished.remove(slot);
+            }
+        }
     }
 
     /// Queues `event` for the journal; its ack arrives with the rest of this shard's.
@@ -269,6 +286,16 @@ impl Handler<Reserve> for RoomActor {
             };
             ((reservation.hotel_id.clone(), i.key.clone()), entry)
         });
+        // The key is recorded before the event is queued, so a snapshot that sees this
+        // booking in the room sees its key too (`crate::snapshot`). Retries cannot see it
+        // early: the key stays in flight, which admission looks at first, until the
+        // booking has its answer.
+        if let Some((slot, entry)) = &key {
+            self.directory
+                .keys(slot)
+                .finished
+                .insert(slot.clone(), *entry);
+        }
         let event = Event::ReservationCreated {
             reservation: Arc::new(reservation),
             idempotency: msg.idempotency,
@@ -286,18 +313,22 @@ impl Handler<Reserve> for RoomActor {
                 self.state.key.number
             );
         }
+        let durable_before = self.journal.durable_seq();
         let ack = match self.append(event) {
             Ok(ack) => ack,
             Err(e) => {
                 let delta = self.state.revert_created(&id);
                 self.publish(&delta);
+                self.forget_key(key.as_ref().map(|(slot, _)| slot), &id);
                 answer(Err(journal_error(e)));
                 return;
             }
         };
         drop(entered);
+        self.unacked.insert(id, durable_before);
         // Spawned, not waited on: the room keeps deciding other bookings meanwhile.
         ctx.spawn(ack.into_actor(self).map(move |acked, act, _ctx| {
+            act.unacked.remove(&id);
             let failure = match acked {
                 Ok(Ok(seq)) => {
                     span.record("seq", seq);
@@ -310,9 +341,6 @@ impl Handler<Reserve> for RoomActor {
                     // Findable (by id and by its key) and known to its hold keeper before
                     // anyone learns the id.
                     act.directory.set_location(id, act.state.key.clone());
-                    if let Some((slot, entry)) = key {
-                        act.directory.keys(&slot).finished.insert(slot, entry);
-                    }
                     act.peers.hold_started.do_send(HoldStarted {
                         id,
                         expires_at: r.hold_expires_at,
@@ -327,6 +355,7 @@ impl Handler<Reserve> for RoomActor {
             };
             let delta = act.state.revert_created(&id);
             act.publish(&delta);
+            act.forget_key(key.as_ref().map(|(slot, _)| slot), &id);
             answer(Err(failure));
         }));
     }
@@ -725,6 +754,34 @@ impl Handler<NightAudit> for RoomActor {
                 marked += 1;
             }
             Ok(marked)
+        })
+    }
+}
+
+impl Handler<SnapshotRoom> for RoomActor {
+    type Result = Result<RoomPart, EngineError>;
+
+    /// Encodes this room between two of its messages, then marks the journal: the room
+    /// appends its own events after applying them, and a change it persists first keeps
+    /// it from handling anything (this message included) until applied, so the mark's seq
+    /// is exactly the last of its events the bytes reflect. Moves and retypes, which
+    /// involve more than this room, are held off by the gate the snapshot holds.
+    fn handle(&mut self, _msg: SnapshotRoom, _ctx: &mut Self::Context) -> Self::Result {
+        if !self.moving.is_empty() {
+            // Unreachable while the snapshot holds the gate; refused rather than trusted.
+            return Err(EngineError::Unavailable(format!(
+                "room {} is in the middle of a move",
+                self.state.key.number
+            )));
+        }
+        let bytes = innkeep_persistence::encode_part(&self.state)
+            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        let cut = self.journal.mark().map_err(journal_error)?;
+        Ok(RoomPart {
+            bytes,
+            pending: self.unacked.keys().copied().collect(),
+            pending_floor: self.unacked.values().copied().min().unwrap_or(u64::MAX),
+            cut,
         })
     }
 }

@@ -16,8 +16,8 @@ use tokio::sync::oneshot;
 use crate::config::BookingPolicy;
 use crate::directory::{read, write, Directory};
 use crate::protocol::{
-    BeginMove, EngineError, FinishMove, GetReservation, MoveIn, MoveOutcome, MoveReservation,
-    NightAudit, PutHotel, PutRate, PutRoom, PutRoomType, Retype,
+    BeginMove, EngineError, FinishMove, GateGuard, GetReservation, MoveIn, MoveOutcome,
+    MoveReservation, NightAudit, PutHotel, PutRate, PutRoom, PutRoomType, Retype,
 };
 use crate::room::{journal_error, Hosted, RoomActor, RoomPeers, Rooms, ROOM_MAILBOX};
 
@@ -148,9 +148,12 @@ impl OrderSupervisor {
 
     /// Journals a catalog event, blocking the supervisor until it is durable, then applies
     /// it to the catalog. Setup is rare; blocking keeps decide → persist → apply atomic.
+    ///
+    /// `gate` is the change's hold on the snapshot gate, released once it is applied.
     fn persist_setup(
         &mut self,
         event: Event,
+        gate: GateGuard,
         ctx: &mut Context<Self>,
         after: impl FnOnce(&mut Self) + 'static,
     ) -> ResponseFuture<Result<(), EngineError>> {
@@ -169,6 +172,7 @@ impl OrderSupervisor {
                 Ok(Err(e)) => Err(journal_error(e)),
                 Err(_) => Err(EngineError::ShuttingDown),
             };
+            drop(gate);
             let _ = tx.send(result);
         }));
         Box::pin(async move { rx.await.unwrap_or(Err(EngineError::ShuttingDown)) })
@@ -299,7 +303,7 @@ impl Handler<PutHotel> for OrderSupervisor {
         match decided {
             Err(e) => Box::pin(async move { Err(e.into()) }),
             Ok((event, upsert)) => {
-                let done = self.persist_setup(event, ctx, |_| {});
+                let done = self.persist_setup(event, msg.gate, ctx, |_| {});
                 Box::pin(async move { done.await.map(|()| upsert) })
             }
         }
@@ -320,7 +324,7 @@ impl Handler<PutRoomType> for OrderSupervisor {
         match decided {
             Err(e) => Box::pin(async move { Err(e.into()) }),
             Ok((event, upsert)) => {
-                let done = self.persist_setup(event, ctx, |_| {});
+                let done = self.persist_setup(event, msg.gate, ctx, |_| {});
                 Box::pin(async move { done.await.map(|()| upsert) })
             }
         }
@@ -340,7 +344,7 @@ impl Handler<PutRate> for OrderSupervisor {
         );
         match decided {
             Err(e) => Box::pin(async move { Err(e.into()) }),
-            Ok(event) => self.persist_setup(event, ctx, |_| {}),
+            Ok(event) => self.persist_setup(event, msg.gate, ctx, |_| {}),
         }
     }
 }
@@ -365,7 +369,7 @@ impl Handler<PutRoom> for OrderSupervisor {
         match upsert {
             Upsert::Created => {
                 let room_type = msg.room_type;
-                let done = self.persist_setup(event, ctx, move |act| {
+                let done = self.persist_setup(event, msg.gate, ctx, move |act| {
                     act.placement.spawn_room(RoomState::new(key, room_type));
                 });
                 Box::pin(async move { done.await.map(|()| upsert) })
@@ -378,7 +382,9 @@ impl Handler<PutRoom> for OrderSupervisor {
                 };
                 let directory = self.directory.clone();
                 let room_type = msg.room_type;
+                let gate = msg.gate;
                 Box::pin(async move {
+                    let _gate = gate;
                     addr.send(Retype {
                         event: event.clone(),
                         room_type,
@@ -405,6 +411,8 @@ impl Handler<MoveReservation> for OrderSupervisor {
     fn handle(&mut self, msg: MoveReservation, _ctx: &mut Self::Context) -> Self::Result {
         let (directory, rooms) = (self.directory.clone(), self.rooms.clone());
         Box::pin(async move {
+            // Until the old room let the reservation go, below.
+            let _gate = msg.gate;
             let now = directory.clock.now();
             let from = directory
                 .locate(&msg.id)

@@ -213,7 +213,7 @@ async fn events_after_an_id_are_the_same_after_a_restart() {
         .await
         .unwrap();
     engine.0.book(input(&engine.0, &h, 5), None).await.unwrap();
-    // Shutdown joins the snapshot thread, which publishes every durable event first.
+    // Every acknowledged event was published when its batch committed, before its ack.
     engine.0.shutdown();
     let before = drain(&mut live);
     let seqs: Vec<u64> = before.iter().map(|e| e.0).collect();
@@ -306,9 +306,8 @@ async fn snapshots_keep_the_resume_window_on_disk() {
         );
     }
     let newest = newest.unwrap();
-    // The snapshot thread publishes a batch, then snapshots it, then takes the next one:
-    // once the last event is published, every earlier batch's snapshot has asked the
-    // journal to truncate, which it does by the time it shuts down.
+    // Once the last event is published every event is durable; shutdown's final snapshot
+    // then covers them all and the journal truncates through it before it stops.
     let mut before = Vec::new();
     loop {
         let e = tokio::time::timeout(std::time::Duration::from_secs(10), live.recv())

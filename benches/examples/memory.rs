@@ -1,5 +1,5 @@
-//! Memory per room and per reservation of a whole running engine (actors, read model,
-//! shadow state for snapshots), measured as resident-set growth.
+//! Memory per room and per reservation of a whole running engine (room actors, the
+//! directory and its indexes, the event feed's window), measured as resident-set growth.
 //!
 //! `cargo run --release -p innkeep-benches --example memory -- [rooms] [bookings]`
 //! (defaults: 100000 rooms, 1000000 bookings of 1–3 nights spread over a year). The journal

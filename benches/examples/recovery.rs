@@ -129,9 +129,7 @@ fn main() {
     }
     if args.next().as_deref() == Some("snapshot") {
         let recovered = innkeep_actors::recover_state(&dir).expect("recover");
-        recovered
-            .store
-            .save(recovered.last_seq, &recovered.state.snapshot_view())
+        innkeep_actors::write_snapshot(&recovered.store, recovered.last_seq, &recovered.state)
             .expect("snapshot");
         drop(recovered.store);
         std::mem::forget(recovered.state);

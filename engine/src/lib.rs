@@ -35,7 +35,7 @@ pub use reservation::{
     Status,
 };
 pub use room::{Housekeeping, NightsDelta, Occupancy, OutOfOrder, RoomState};
-pub use state::{IdempotencyEntry, Snapshot, SnapshotView, State};
+pub use state::{IdempotencyEntry, Snapshot, State};
 pub use time::{HotelTz, Stay, StayLimits};
 
 /// Re-exported so users name the same date and instant types.

@@ -120,8 +120,8 @@ impl Action {
 
 /// Guest contact, stored on the reservation (not joined from elsewhere).
 ///
-/// The three fields live in one shared string: a reservation is held by its room actor,
-/// the snapshot thread's state and the events in flight, and each of those copies shares
+/// The three fields live in one shared string: a reservation is held by its room actor
+/// and the events in flight, and each of those copies shares
 /// this one allocation instead of three strings of its own. It encodes exactly like a
 /// struct of three strings (`name`, `phone`, `email`), which is what the journal and
 /// snapshots have always held.

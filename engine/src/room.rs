@@ -733,7 +733,7 @@ impl RoomState {
     }
 
     /// [`RoomState::apply`] for an event the caller owns: a creation moves its reservation
-    /// in instead of copying it (recovery and the snapshot thread apply millions of these).
+    /// in instead of copying it (recovery applies millions of these).
     pub fn apply_owned(&mut self, event: Event) -> NightsDelta {
         match event {
             Event::ReservationCreated { reservation, .. } => self.insert_reservation(reservation),

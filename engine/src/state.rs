@@ -134,18 +134,6 @@ pub struct Snapshot {
     pub idempotency: Vec<((HotelId, IdempotencyKey), IdempotencyEntry)>,
 }
 
-/// [`Snapshot`] by reference, for writing one (see [`State::snapshot_view`]); its fields
-/// are `Snapshot`'s, in the same order, so the bytes are the same.
-#[derive(Serialize, Debug)]
-pub struct SnapshotView<'a> {
-    /// Hotels and their setup.
-    pub catalog: &'a Catalog,
-    /// Every room, by key.
-    pub rooms: Vec<&'a RoomState>,
-    /// Idempotency keys, by key.
-    pub idempotency: Vec<(&'a (HotelId, IdempotencyKey), &'a IdempotencyEntry)>,
-}
-
 /// Everything, in one place.
 #[derive(Clone, Default, Debug)]
 pub struct State {
@@ -212,7 +200,7 @@ impl State {
     }
 
     /// [`State::apply`] for an event the caller owns, moving a new reservation into place
-    /// instead of copying it. Recovery and the snapshot thread use this.
+    /// instead of copying it. Recovery uses this.
     pub fn apply_owned(&mut self, event: Event) {
         if let Some((id, key)) = Self::locator_entry(&event) {
             self.locator.insert(id, key);
@@ -293,22 +281,6 @@ impl State {
             .get(key)
             .ok_or(DomainError::NotFound("reservation"))?
             .reservation(id)
-    }
-
-    /// The serializable part, borrowed: encodes to exactly the bytes of
-    /// [`State::to_snapshot`] (bincode writes a reference as its value) without copying
-    /// every room first, so taking a snapshot costs no second copy of the state.
-    pub fn snapshot_view(&self) -> SnapshotView<'_> {
-        let mut rooms: Vec<&RoomState> = self.rooms.values().collect();
-        rooms.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut idempotency: Vec<(&(HotelId, IdempotencyKey), &IdempotencyEntry)> =
-            self.idempotency.iter().collect();
-        idempotency.sort_by(|a, b| a.0.cmp(b.0));
-        SnapshotView {
-            catalog: &self.catalog,
-            rooms,
-            idempotency,
-        }
     }
 
     /// The serializable part.

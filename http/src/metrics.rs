@@ -2,7 +2,7 @@
 //! `GET /metrics`.
 //!
 //! Every crate records through the `metrics` facade (the journal its batch sizes and fsync
-//! latency, the snapshotter its durations, the engine its bookings and expired holds); this
+//! latency, the snapshot writer its durations, the engine its bookings and expired holds); this
 //! module installs the one Prometheus recorder they all feed, once per process, and renders
 //! it. Mailbox depth is not measured directly: calls into the engine are bounded by an
 //! in-flight counter, not by mailbox length, so the honest equivalents exported are that

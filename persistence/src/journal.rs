@@ -166,7 +166,7 @@ impl Default for JournalOptions {
 pub struct Committed<E> {
     /// The record's sequence number.
     pub seq: u64,
-    /// The event, moved to the hook (the caller keeps a shadow state built from these).
+    /// The event, moved to the hook (e.g. to show durable events to subscribers).
     pub event: E,
 }
 
@@ -288,6 +288,10 @@ pub struct JournalStats {
     pub fsyncs: u64,
     /// Batches that failed (write or sync error, or roll failure) and were not acked.
     pub failed_batches: u64,
+    /// Appends refused one by one without a seq (too large, not encodable). Whoever
+    /// applied such an event in memory before appending it now holds a change the
+    /// journal never saw; [`Journal::mark`] users check this did not move.
+    pub refused_records: u64,
 }
 
 // ---------------------------------------------------------------------------------
@@ -952,6 +956,9 @@ enum Msg<E> {
         /// Where the outcome goes.
         ack: Reply,
     },
+    /// Answer with the seq of the last record queued before this message, once that
+    /// record is durable (sent by `mark`).
+    Mark(oneshot::Sender<Result<u64, JournalError>>),
     /// Look at the truncation target (sent by `truncate_through`).
     Wake,
 }
@@ -972,6 +979,10 @@ struct Shared {
     fsyncs: AtomicU64,
     /// See [`JournalStats::failed_batches`].
     failed_batches: AtomicU64,
+    /// See [`JournalStats::refused_records`].
+    refused_records: AtomicU64,
+    /// See [`Journal::durable_seq`].
+    durable_seq: AtomicU64,
 }
 
 impl Shared {
@@ -1079,6 +1090,7 @@ impl<E: Serialize + Send + 'static> Journal<E> {
         };
 
         let shared = Arc::new(Shared::default());
+        shared.durable_seq.store(next_seq - 1, Ordering::Release);
         let (tx, rx) = crossbeam_channel::bounded(options.queue_capacity);
         let writer = Writer {
             rx,
@@ -1094,6 +1106,7 @@ impl<E: Serialize + Send + 'static> Journal<E> {
             on_commit,
             shared: Arc::clone(&shared),
             buf: Vec::new(),
+            marks: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name(WRITER_THREAD_NAME.to_string())
@@ -1131,6 +1144,17 @@ impl<E: Serialize + Send + 'static> Journal<E> {
     }
 
     fn send(&self, event: E, sink: Option<&Arc<dyn AckSink>>) -> Result<AckReceiver, JournalError> {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        let ack = match sink {
+            None => Reply::Direct(ack_tx),
+            Some(sink) => Reply::Via(ack_tx, sink.clone()),
+        };
+        self.queue(Msg::Append { event, ack })?;
+        Ok(ack_rx)
+    }
+
+    /// Puts `msg` in the writer's queue without blocking.
+    fn queue(&self, msg: Msg<E>) -> Result<(), JournalError> {
         if let Some(err) = self.inner.shared.poisoned_error() {
             return Err(err);
         }
@@ -1142,13 +1166,8 @@ impl<E: Serialize + Send + 'static> Journal<E> {
         let Some(tx) = guard.as_ref() else {
             return Err(JournalError::Closed);
         };
-        let (ack_tx, ack_rx) = oneshot::channel();
-        let ack = match sink {
-            None => Reply::Direct(ack_tx),
-            Some(sink) => Reply::Via(ack_tx, sink.clone()),
-        };
-        match tx.try_send(Msg::Append { event, ack }) {
-            Ok(()) => Ok(ack_rx),
+        match tx.try_send(msg) {
+            Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(JournalError::Overloaded),
             Err(TrySendError::Disconnected(_)) => Err(JournalError::Unavailable {
                 reason: "journal writer thread has stopped".to_string(),
@@ -1177,6 +1196,19 @@ impl<E: Serialize + Send + 'static> Journal<E> {
             // current batch anyway; the wake-up only matters when it is idle.
             let _ = tx.try_send(Msg::Wake);
         }
+    }
+
+    /// A cut in the journal's order: resolves with `Ok(seq)`, the seq of the last record
+    /// queued before this call (0 if none ever was), once every record up to it is
+    /// durable. Appends this thread queued earlier are at or before the cut, appends it
+    /// queues later after it, so a caller that applies its events before appending them
+    /// learns which records its in-memory state reflects. Writes nothing. Fails like an
+    /// append (`Overloaded` when the queue is full, `Unavailable` when the batch before it
+    /// failed or the journal is poisoned).
+    pub fn mark(&self) -> Result<AckReceiver, JournalError> {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        self.queue(Msg::Mark(ack_tx))?;
+        Ok(ack_rx)
     }
 }
 
@@ -1218,6 +1250,13 @@ impl<E> Journal<E> {
         self.inner.shared.poison.get().is_none()
     }
 
+    /// The seq of the newest durable record (the one before the start seq when none is
+    /// yet): every record up to it is on disk, and it is set before any of them is
+    /// acknowledged.
+    pub fn durable_seq(&self) -> u64 {
+        self.inner.shared.durable_seq.load(Ordering::Acquire)
+    }
+
     /// The writer's counters so far.
     pub fn stats(&self) -> JournalStats {
         let s = &self.inner.shared;
@@ -1226,6 +1265,7 @@ impl<E> Journal<E> {
             records: s.records.load(Ordering::Relaxed),
             fsyncs: s.fsyncs.load(Ordering::Relaxed),
             failed_batches: s.failed_batches.load(Ordering::Relaxed),
+            refused_records: s.refused_records.load(Ordering::Relaxed),
         }
     }
 
@@ -1523,6 +1563,9 @@ struct Writer<E> {
     shared: Arc<Shared>,
     /// Encoded frames of the current batch, reused across batches.
     buf: Vec<u8>,
+    /// Marks taken into the current batch, each with the seq of the record before it;
+    /// answered once the batch's outcome is known.
+    marks: Vec<(u64, oneshot::Sender<Result<u64, JournalError>>)>,
 }
 
 impl<E: Serialize> Writer<E> {
@@ -1543,7 +1586,11 @@ impl<E: Serialize> Writer<E> {
             // Before the batch, so a `truncate_through` followed by an append is done by
             // the time that append is acked.
             self.apply_truncation();
-            self.commit(&mut batch);
+            let outcome = self.commit(&mut batch);
+            // After the batch's acks, so a mark never overtakes a record before it.
+            for (seq, tx) in self.marks.drain(..) {
+                let _ = tx.send(outcome.clone().map(|()| seq));
+            }
             // Don't keep a huge buffer around after one burst of big records.
             if self.buf.capacity() as u64 > MAX_BATCH_BYTES * 2 {
                 self.buf = Vec::new();
@@ -1554,33 +1601,47 @@ impl<E: Serialize> Writer<E> {
 
     /// Accept one message into the batch being built, encoding appends right away.
     fn take(&mut self, msg: Msg<E>, batch: &mut Vec<PendingRecord<E>>) {
-        let Msg::Append { event, ack } = msg else {
-            return;
+        let seq = self.next_seq + batch.len() as u64;
+        let (event, ack) = match msg {
+            Msg::Append { event, ack } => (event, ack),
+            Msg::Mark(tx) => {
+                self.marks.push((seq - 1, tx));
+                return;
+            }
+            Msg::Wake => return,
         };
         if let Some(err) = self.shared.poisoned_error() {
             ack.send_now(Err(err));
             return;
         }
-        let seq = self.next_seq + batch.len() as u64;
         match encode_record(&mut self.buf, seq, &event) {
             Ok(()) => batch.push(PendingRecord { seq, event, ack }),
-            Err(err) => ack.send_now(Err(err)),
+            Err(err) => {
+                self.shared.refused_records.fetch_add(1, Ordering::Relaxed);
+                ack.send_now(Err(err));
+            }
         }
     }
 
-    /// Fail every record of the batch with `err` (always `Unavailable`).
-    fn fail_batch(&self, batch: &mut Vec<PendingRecord<E>>, err: &JournalError) {
+    /// Fail every record of the batch with `err` (always `Unavailable`), and hand `err`
+    /// back for the batch's marks.
+    fn fail_batch(
+        &self,
+        batch: &mut Vec<PendingRecord<E>>,
+        err: JournalError,
+    ) -> Result<(), JournalError> {
         self.shared.failed_batches.fetch_add(1, Ordering::Relaxed);
         for record in batch.drain(..) {
             record.ack.send_now(Err(err.clone()));
         }
+        Err(err)
     }
 
     /// Write, sync, hand over and acknowledge one batch (the encoded frames are in
-    /// `self.buf`).
-    fn commit(&mut self, batch: &mut Vec<PendingRecord<E>>) {
+    /// `self.buf`). `Ok` when it is durable (or empty).
+    fn commit(&mut self, batch: &mut Vec<PendingRecord<E>>) -> Result<(), JournalError> {
         if batch.is_empty() {
-            return;
+            return Ok(());
         }
         let batch_bytes = self.buf.len() as u64;
         let active_has_records = self.next_seq > self.active.first_seq;
@@ -1588,8 +1649,7 @@ impl<E: Serialize> Writer<E> {
             && self.active.len_bytes.saturating_add(batch_bytes) > self.segment_max_bytes
         {
             if let Err(err) = self.roll() {
-                self.fail_batch(batch, &err);
-                return;
+                return self.fail_batch(batch, err);
             }
         }
 
@@ -1624,8 +1684,7 @@ impl<E: Serialize> Writer<E> {
                     self.active.path.display()
                 ));
             }
-            self.fail_batch(batch, &JournalError::Unavailable { reason });
-            return;
+            return self.fail_batch(batch, JournalError::Unavailable { reason });
         }
         self.active.len_bytes += batch_bytes;
 
@@ -1639,14 +1698,17 @@ impl<E: Serialize> Writer<E> {
                 // only safe answer is to stop and let restart + recovery decide.
                 let reason = format!("fdatasync of {} failed: {e}", self.active.path.display());
                 self.shared.poison(reason.clone());
-                self.fail_batch(batch, &JournalError::Unavailable { reason });
-                return;
+                return self.fail_batch(batch, JournalError::Unavailable { reason });
             }
             self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
 
         let count = batch.len() as u64;
         self.next_seq += count;
+        // Before anyone hears of the batch.
+        self.shared
+            .durable_seq
+            .store(self.next_seq - 1, Ordering::Release);
         self.shared.batches.fetch_add(1, Ordering::Relaxed);
         self.shared.records.fetch_add(count, Ordering::Relaxed);
 
@@ -1661,10 +1723,11 @@ impl<E: Serialize> Writer<E> {
         }
         let on_commit = &mut self.on_commit;
         if panic::catch_unwind(AssertUnwindSafe(|| on_commit(committed))).is_err() {
-            // The batch is durable, so its acks are true; but the caller's shadow state
+            // The batch is durable, so its acks are true; but whatever the caller keeps
             // missed it, so nothing further may be accepted.
-            self.shared
-                .poison("on_commit hook panicked; shadow state is incomplete".to_string());
+            self.shared.poison(
+                "on_commit hook panicked; its view of the journal is incomplete".to_string(),
+            );
         }
         // One delivery per sink: a batch's acks for one shard wake it once.
         let mut routed: Vec<(Arc<dyn AckSink>, Vec<Ack>)> = Vec::new();
@@ -1692,6 +1755,7 @@ impl<E: Serialize> Writer<E> {
             sink.deliver(acks);
         }
         tracing::debug!("journal batch durable");
+        Ok(())
     }
 
     /// Cut the active segment back to `len_bytes` after a failed write, durably: the
@@ -1916,6 +1980,46 @@ mod tests {
             assert_eq!(append_wait(&journal, ev(id)).expect("ack"), id);
         }
         journal.shutdown();
+    }
+
+    /// A mark answers with the seq of the last record queued before it, only once that
+    /// record is durable; with 0 on an empty journal; and marks queued behind a held
+    /// writer wait for the records before them.
+    #[test]
+    fn a_mark_names_the_last_record_before_it_once_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = gate();
+        let journal = Journal::start(options(dir.path(), 1 << 20), 1, g.hook).expect("start");
+        assert_eq!(
+            wait(journal.mark().expect("mark")).expect("durable"),
+            0,
+            "nothing journaled yet"
+        );
+        assert_eq!(journal.durable_seq(), 0);
+        // The first batch holds the writer inside on_commit.
+        let first = journal.append(ev(1)).expect("append");
+        g.entered.recv().expect("writer entered the hook");
+        let second = journal.append(ev(2)).expect("append");
+        let mut mark = journal.mark().expect("mark");
+        let third = journal.append(ev(3)).expect("append");
+        assert!(
+            mark.try_recv().is_err(),
+            "the mark waits for record 2, which is not durable yet"
+        );
+        g.release.send(()).expect("release");
+        assert_eq!(wait(first).expect("durable"), 1);
+        assert_eq!(wait(second).expect("durable"), 2);
+        assert_eq!(
+            wait(mark).expect("durable"),
+            2,
+            "the mark sits between records 2 and 3"
+        );
+        assert_eq!(wait(third).expect("durable"), 3);
+        assert_eq!(wait(journal.mark().expect("mark")).expect("durable"), 3);
+        assert_eq!(journal.durable_seq(), 3);
+        journal.shutdown();
+        assert_eq!(seqs(&g.batches), vec![1, 2, 3]);
+        assert!(matches!(journal.mark(), Err(JournalError::Closed)));
     }
 
     #[test]

@@ -22,5 +22,7 @@ pub use journal::{
     recover, recover_keeping_last, Ack, AckReceiver, AckSink, Committed, Journal, JournalError,
     JournalOptions, JournalStats, OnCommit, RecoveryReport, SyncMode, MAX_RETAIN_RECORDS,
 };
-pub use snapshot::{SnapshotError, SnapshotStore, SNAPSHOT_FORMAT_VERSION};
+pub use snapshot::{
+    decode_part, encode_part, Blob, SnapshotError, SnapshotStore, SNAPSHOT_FORMAT_VERSION,
+};
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, SegmentFile, Storage};

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 /// Version of the snapshot layout (metadata record + bincode state) this build writes
 /// and the only one it loads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 3;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 4;
 
 /// Largest encoded state accepted, so a corrupt length can never drive a huge
 /// allocation and a runaway state is refused instead of filling the disk.
@@ -112,6 +112,67 @@ pub enum SnapshotError {
     },
 }
 
+/// Encodes one part of a snapshot on its own (bincode, as [`SnapshotStore::save`]), so the
+/// thread that owns it can serialize it and the store only gathers bytes: see [`Blob`].
+pub fn encode_part<T: Serialize>(part: &T) -> Result<Vec<u8>, SnapshotError> {
+    bincode::serde::encode_to_vec(part, bincode::config::standard()).map_err(|e| {
+        SnapshotError::Encode {
+            reason: e.to_string(),
+        }
+    })
+}
+
+/// Decodes a part written by [`encode_part`]; every byte must be used. The error says
+/// why, for the caller to wrap with where the part was.
+pub fn decode_part<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let config = bincode::config::standard().with_limit::<{ MAX_SNAPSHOT_BYTES as usize }>();
+    let (part, used) =
+        bincode::serde::decode_from_slice::<T, _>(bytes, config).map_err(|e| e.to_string())?;
+    if used != bytes.len() {
+        return Err(format!("decodes from {used} of its {} bytes", bytes.len()));
+    }
+    Ok(part)
+}
+
+/// Bytes already encoded by [`encode_part`], stored inside a snapshot as one
+/// length-prefixed run (not byte by byte, as a `Vec<u8>` would be), so a part encoded
+/// elsewhere is copied, not encoded again, and can be decoded on its own later (in
+/// parallel with the others).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Blob(pub Vec<u8>);
+
+impl fmt::Debug for Blob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Blob({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Blob {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Blob {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// Takes the bytes however the format hands them over.
+        struct Bytes;
+        impl<'de> serde::de::Visitor<'de> for Bytes {
+            type Value = Blob;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Blob, E> {
+                Ok(Blob(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
+                Ok(Blob(v))
+            }
+        }
+        deserializer.deserialize_byte_buf(Bytes)
+    }
+}
+
 /// The decoded metadata record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SnapshotMeta {
@@ -185,12 +246,7 @@ impl SnapshotStore {
     /// directory under the store). Only after this returns may journal segments up to
     /// `seq` be deleted. Refuses (`Stale`) a `seq` older than the stored snapshot's.
     pub fn save<S: Serialize>(&self, seq: u64, state: &S) -> Result<(), SnapshotError> {
-        let data =
-            bincode::serde::encode_to_vec(state, bincode::config::standard()).map_err(|e| {
-                SnapshotError::Encode {
-                    reason: e.to_string(),
-                }
-            })?;
+        let data = encode_part(state)?;
         let len_bytes = data.len() as u64;
         if len_bytes > MAX_SNAPSHOT_BYTES {
             return Err(SnapshotError::TooLarge {
@@ -205,6 +261,18 @@ impl SnapshotStore {
             len_bytes,
         };
         self.write_raw(seq, &meta.to_bytes(), data)
+    }
+
+    /// The journal seq the stored snapshot covers, read from its metadata alone (`None`
+    /// when none was ever saved).
+    pub fn stored_seq(&self) -> Result<Option<u64>, SnapshotError> {
+        let stored = self
+            .db
+            .get(META_KEY)
+            .map_err(|source| self.sled_error("get", source))?;
+        stored
+            .map(|meta| self.parse_meta(&meta).map(|m| m.seq))
+            .transpose()
     }
 
     /// Err if a snapshot newer than `seq` is stored. An unreadable stored snapshot
@@ -286,15 +354,8 @@ impl SnapshotStore {
                 meta.crc32c
             )));
         }
-        let config = bincode::config::standard().with_limit::<{ MAX_SNAPSHOT_BYTES as usize }>();
-        let (state, used) = bincode::serde::decode_from_slice::<S, _>(&data, config)
+        let state = decode_part::<S>(&data)
             .map_err(|e| self.corrupt(format!("state does not decode: {e}")))?;
-        if used != data.len() {
-            return Err(self.corrupt(format!(
-                "state decodes from {used} of its {} bytes",
-                data.len()
-            )));
-        }
         Ok(Some((meta.seq, state)))
     }
 

@@ -1,0 +1,321 @@
+//! Start-up recovery: the newest snapshot, then the journal after it.
+//!
+//! A snapshot's parts each have their own cut ([`crate::snapshot`]), so the replay gives
+//! each part only the events past its cut: a room the events about it after its own cut,
+//! the catalog and moves the events after `setup_seq`. Rooms decode in parallel, one
+//! thread per core; the journal is decoded on this thread and applied on another.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use innkeep_engine::{Event, ReservationId, RoomKey, RoomState, Snapshot, State};
+use innkeep_persistence::{recover_keeping_last, SnapshotError, SnapshotStore};
+
+use crate::feed::FeedEvent;
+use crate::protocol::StartError;
+use crate::snapshot::{Parts, StoredRoom};
+
+/// Events handed to the replay thread at a time.
+const REPLAY_BATCH_EVENTS: usize = 4096;
+/// Batches queued for the replay thread at most.
+const REPLAY_QUEUE_BATCHES: usize = 8;
+
+/// What [`recover_state`] found on disk.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The state: newest snapshot plus the journal replayed after it.
+    pub state: State,
+    /// The sequence number of the last event in it.
+    pub last_seq: u64,
+    /// The snapshot store, open.
+    pub store: SnapshotStore,
+    /// The journal's newest events, oldest first, up to `last_seq`, for the event feed's
+    /// window (see [`recover_state_with_history`]); empty from [`recover_state`].
+    pub history: Vec<FeedEvent>,
+}
+
+/// Loads the newest valid snapshot in `data_dir` and replays the journal after it. A torn
+/// journal tail is cut off (with a warning); anything else wrong is an error naming the
+/// file. Tools and tests that inspect a data dir of a stopped server use this.
+pub fn recover_state(data_dir: &Path) -> Result<Recovered, StartError> {
+    recover_state_with_history(data_dir, 0)
+}
+
+/// Writes `state` as the snapshot covering the journal up to `seq` (every part cut at
+/// `seq`): for tools that build a data dir offline, such as the recovery benchmark.
+pub fn write_snapshot(store: &SnapshotStore, seq: u64, state: &State) -> Result<(), SnapshotError> {
+    let snapshot = state.to_snapshot();
+    let rooms = snapshot
+        .rooms
+        .iter()
+        .map(|room| {
+            Ok(StoredRoom {
+                cut_seq: seq,
+                pending: Vec::new(),
+                state: innkeep_persistence::Blob(innkeep_persistence::encode_part(room)?),
+            })
+        })
+        .collect::<Result<Vec<_>, SnapshotError>>()?;
+    let parts = Parts {
+        catalog: snapshot.catalog,
+        setup_seq: seq,
+        rooms,
+        idempotency: snapshot.idempotency,
+    };
+    store.save(seq, &parts)
+}
+
+/// Which replayed events each part already reflects.
+#[derive(Debug, Default)]
+struct Cuts {
+    /// Setup events and moves up to here are in the snapshot.
+    setup_seq: u64,
+    /// Per room whose cut is past the snapshot's seq: its cut.
+    rooms: HashMap<RoomKey, u64>,
+    /// The highest cut: events after it are replayed whole.
+    max_seq: u64,
+}
+
+impl Cuts {
+    /// Whether the snapshot already reflects event `seq`. On the way, a skipped creation
+    /// confirms that the reservation it made is in the journal.
+    fn covers(&self, seq: u64, event: &Event, confirmed: &mut HashSet<ReservationId>) -> bool {
+        if seq > self.max_seq {
+            return false;
+        }
+        let room = match event {
+            Event::HotelPut { .. }
+            | Event::RoomTypePut { .. }
+            | Event::RoomPut { .. }
+            | Event::RatePut { .. }
+            | Event::ReservationMoved { .. } => return seq <= self.setup_seq,
+            Event::ReservationCreated { reservation, .. } => {
+                // Its creation is in the journal: a pending reservation that stays.
+                confirmed.insert(reservation.id);
+                RoomKey {
+                    hotel_id: reservation.hotel_id.clone(),
+                    number: reservation.room.clone(),
+                }
+            }
+            Event::ReservationChanged { room, .. }
+            | Event::PaymentChanged { room, .. }
+            | Event::OutOfOrderSet { room, .. }
+            | Event::OutOfOrderCleared { room, .. }
+            | Event::HousekeepingSet { room, .. } => room.clone(),
+        };
+        self.rooms.get(&room).is_some_and(|cut| seq <= *cut)
+    }
+}
+
+/// A decoded snapshot: the state as the parts show it, their cuts, and the reservations
+/// that stay only if the journal confirms them.
+struct Loaded {
+    state: State,
+    cuts: Cuts,
+    pending: Vec<(RoomKey, ReservationId)>,
+}
+
+/// Decodes every room (in parallel) and builds the state.
+fn decode(seq: u64, parts: Parts, dir: &Path) -> Result<Loaded, StartError> {
+    let corrupt = |reason: String| SnapshotError::Corrupt {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = parts.rooms.len().div_ceil(threads).max(1);
+    let decoded: Vec<Result<Vec<(RoomState, StoredRoom)>, String>> = std::thread::scope(|s| {
+        let workers: Vec<_> = parts
+            .rooms
+            .chunks(chunk)
+            .map(|rooms| {
+                s.spawn(move || {
+                    rooms
+                        .iter()
+                        .enumerate()
+                        .map(|(i, stored)| {
+                            innkeep_persistence::decode_part::<RoomState>(&stored.state.0)
+                                .map(|room| {
+                                    let meta = StoredRoom {
+                                        cut_seq: stored.cut_seq,
+                                        pending: stored.pending.clone(),
+                                        state: innkeep_persistence::Blob::default(),
+                                    };
+                                    (room, meta)
+                                })
+                                .map_err(|e| format!("room part {i} does not decode: {e}"))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err("decoding panicked".into())))
+            .collect()
+    });
+    let mut cuts = Cuts {
+        setup_seq: parts.setup_seq,
+        ..Cuts::default()
+    };
+    let mut pending = Vec::new();
+    let mut rooms = Vec::with_capacity(parts.rooms.len());
+    for chunk in decoded {
+        for (room, meta) in chunk.map_err(corrupt)? {
+            if meta.cut_seq < seq {
+                return Err(corrupt(format!(
+                    "room {} is cut at seq {}, before the snapshot's {seq}",
+                    room.key.number, meta.cut_seq
+                ))
+                .into());
+            }
+            if meta.cut_seq > seq {
+                cuts.max_seq = cuts.max_seq.max(meta.cut_seq);
+                cuts.rooms.insert(room.key.clone(), meta.cut_seq);
+            }
+            pending.extend(meta.pending.into_iter().map(|id| (room.key.clone(), id)));
+            rooms.push(room);
+        }
+    }
+    if parts.setup_seq < seq {
+        return Err(corrupt(format!(
+            "the catalog is cut at seq {}, before the snapshot's {seq}",
+            parts.setup_seq
+        ))
+        .into());
+    }
+    cuts.max_seq = cuts.max_seq.max(parts.setup_seq);
+    let state = State::from_snapshot(Snapshot {
+        catalog: parts.catalog,
+        rooms,
+        idempotency: parts.idempotency,
+    });
+    Ok(Loaded {
+        state,
+        cuts,
+        pending,
+    })
+}
+
+/// [`recover_state`], also handing back the journal's newest `history_events` events
+/// (at most [`crate::feed::MAX_FEED_WINDOW_EVENTS`]) in [`Recovered::history`], for the
+/// event feed, whether or not the snapshot covers them: read in the same pass over the
+/// journal, decoded but not applied, never including a torn tail recovery cut. Engine
+/// start-up uses this.
+pub fn recover_state_with_history(
+    data_dir: &Path,
+    history_events: usize,
+) -> Result<Recovered, StartError> {
+    let history_events = history_events.min(crate::feed::MAX_FEED_WINDOW_EVENTS);
+    let store = SnapshotStore::open(&data_dir.join("snapshots"))?;
+    let (snapshot_seq, loaded) = match store.load::<Parts>()? {
+        Some((seq, parts)) => (seq, decode(seq, parts, store.dir())?),
+        None => (
+            0,
+            Loaded {
+                state: State::default(),
+                cuts: Cuts::default(),
+                pending: Vec::new(),
+            },
+        ),
+    };
+    let Loaded {
+        mut state,
+        cuts,
+        pending,
+    } = loaded;
+    // Decoding (this thread) and applying (a replay thread) overlap, which on two cores
+    // hides most of the decoding. The channel is bounded, so memory stays bounded too.
+    let (batches, replay_rx) = crossbeam_channel::bounded::<Vec<Event>>(REPLAY_QUEUE_BATCHES);
+    // The locator is built here, on the decoding thread, to split the work evenly.
+    let mut locator = std::mem::take(&mut state.locator);
+    let replay = std::thread::Builder::new()
+        .name(crate::crash::REPLAY_THREAD.into())
+        .spawn(move || {
+            let mut state = state;
+            for batch in replay_rx {
+                for event in batch {
+                    state.apply_owned_except_locator(event);
+                }
+            }
+            state
+        })
+        .map_err(|e| StartError::Actors(format!("replay thread: {e}")))?;
+    let mut batch = Vec::with_capacity(REPLAY_BATCH_EVENTS);
+    let mut confirmed = HashSet::new();
+    let recovered = recover_keeping_last(
+        &data_dir.join("journal"),
+        snapshot_seq,
+        history_events as u64,
+        |seq, event: Event| {
+            if cuts.covers(seq, &event, &mut confirmed) {
+                return;
+            }
+            if let Some((id, key)) = State::locator_entry(&event) {
+                locator.insert(id, key);
+            }
+            batch.push(event);
+            if batch.len() == REPLAY_BATCH_EVENTS {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(REPLAY_BATCH_EVENTS));
+                // The replay thread only stops when this sender is dropped.
+                let _ = batches.send(full);
+            }
+        },
+    );
+    if !batch.is_empty() {
+        let _ = batches.send(batch);
+    }
+    drop(batches);
+    // Under an engine the crash hook aborts on a replay panic first; `recover_state`
+    // called on its own reports it.
+    let mut state = replay
+        .join()
+        .map_err(|_| StartError::Actors("replay thread panicked".into()))?;
+    state.locator = locator;
+    let (report, newest) = recovered?;
+    // A reservation a room held before the journal acknowledged it stays only if the
+    // journal has it; a key stays only if its reservation does.
+    let mut dropped = 0usize;
+    for (key, id) in pending {
+        if confirmed.contains(&id) {
+            continue;
+        }
+        if let Some(room) = state.rooms.get_mut(&key) {
+            let delta = room.revert_created(&id);
+            state
+                .index
+                .apply_delta(&key, &delta.booked, &delta.released);
+        }
+        state.locator.remove(&id);
+        dropped += 1;
+    }
+    let State {
+        idempotency,
+        locator,
+        ..
+    } = &mut state;
+    idempotency.retain(|_, e| locator.contains_key(&e.reservation_id));
+    let history: Vec<FeedEvent> = newest
+        .into_iter()
+        .map(|(seq, event)| FeedEvent {
+            seq,
+            event: Arc::new(event),
+        })
+        .collect();
+    tracing::info!(
+        snapshot_seq,
+        replayed = report.records_replayed,
+        segments = report.segments,
+        torn_tail_bytes = report.torn_tail_truncated_bytes,
+        unconfirmed_dropped = dropped,
+        history = history.len(),
+        history_first_seq = history.first().map(|e| e.seq),
+        "journal replayed"
+    );
+    Ok(Recovered {
+        state,
+        last_seq: report.last_seq.max(snapshot_seq),
+        store,
+        history,
+    })
+}
