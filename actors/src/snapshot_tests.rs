@@ -285,3 +285,103 @@ async fn an_unacknowledged_reservation_in_a_snapshot_stays_only_if_journaled() {
     );
     assert_eq!(one.locator.len(), 1);
 }
+
+/// Bytes of every file under `dir`.
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                bytes_under(&e.path())
+            } else {
+                e.metadata().unwrap().len()
+            }
+        })
+        .sum()
+}
+
+/// Segments a journal directory holds.
+fn segment_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("journal")).unwrap().count()
+}
+
+/// Fifty snapshots taken while bookings run: after each, the snapshot store holds one
+/// snapshot (never an old one beside it), and once the load stops the journal keeps only
+/// the resume window, so the data dir is one snapshot plus the retained journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_snapshots_under_load_keep_the_data_dir_bounded() {
+    const WINDOW: usize = 32;
+    const SEGMENT_BYTES: u64 = 16 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.shards = 2;
+    config.snapshot_every_events = u64::MAX;
+    config.resume_window_events = WINDOW;
+    config.journal_segment_max_bytes = SEGMENT_BYTES;
+    let engine = Arc::new(Stopper(Engine::start(config).unwrap()));
+    let h = setup(&engine.0, ROOMS).await;
+    let loading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut clients = Vec::new();
+    for client in 0..4 {
+        let (engine, h, loading) = (engine.clone(), h.clone(), loading.clone());
+        clients.push(tokio::spawn(async move {
+            let e = &engine.0;
+            let mut made = 0usize;
+            while loading.load(std::sync::atomic::Ordering::Acquire) {
+                let b = input(e, &h, ((made + client) % 20) as i64 + 1);
+                if let Ok(r) = e.book(b, None).await {
+                    e.change(r.id, Action::Cancel, None).await.unwrap();
+                    made += 1;
+                }
+            }
+            made
+        }));
+    }
+    let snapshots = dir.path().join("snapshots");
+    let mut store_bytes = Vec::new();
+    for _ in 0..50 {
+        engine.0.snapshot_now().await.expect("snapshot");
+        let generations: Vec<_> = std::fs::read_dir(&snapshots)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
+        assert_eq!(generations.len(), 1, "{generations:?}");
+        store_bytes.push(bytes_under(&snapshots));
+    }
+    loading.store(false, std::sync::atomic::Ordering::Release);
+    let mut made = 0;
+    for c in clients {
+        made += c.await.unwrap();
+    }
+    assert!(made > 100, "the load ran: {made} bookings");
+    // The state grows with every booking, so each store is compared with the newest
+    // snapshot's own size: one snapshot, not a pile of them.
+    let last = engine.0.snapshot_now().await.expect("snapshot");
+    // Truncation runs before the journal's next batch: one more event.
+    engine
+        .0
+        .put_hotel(h.clone(), "Hotel", "Asia/Shanghai", "CNY")
+        .await
+        .unwrap();
+    let newest = bytes_under(&snapshots);
+    assert!(
+        store_bytes.iter().all(|b| *b <= newest + newest / 2),
+        "an old snapshot stayed on disk: {store_bytes:?} vs the newest {newest}"
+    );
+    let journal = bytes_under(&dir.path().join("journal"));
+    // The window's records (a booking or a cancel is well under 2 KiB) and the segments
+    // they straddle, plus the active one.
+    let retained = WINDOW as u64 * 2048 + 3 * SEGMENT_BYTES;
+    assert!(
+        journal <= retained,
+        "the journal keeps {journal} bytes in {} segments after a snapshot at {last}",
+        segment_count(dir.path())
+    );
+    let total = bytes_under(dir.path());
+    assert!(
+        total <= 2 * newest + retained,
+        "{total} bytes in the data dir"
+    );
+}

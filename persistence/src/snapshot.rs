@@ -7,6 +7,17 @@
 //! covers, and the CRC32C and length of the state bytes, so a damaged snapshot is a
 //! clear error at load time rather than a silently partial state.
 //!
+//! Each snapshot is a sled database of its own (a *generation*, `gen-<seq>-<n>/` in the
+//! store's directory), named by the file [`CURRENT_FILE`]: a save writes and syncs a new
+//! generation, then replaces `CURRENT` (write, fsync, rename, fsync the directory), then
+//! deletes the old generation whole. A value as large as a snapshot is a sled blob file,
+//! and sled deletes a replaced blob only once the log segment recording the replacement
+//! is sealed, which a store written a few keys per snapshot reaches late or never
+//! (BENCHMARKS.md: a server kept 23 blob files for 23 snapshots; 30 rewrites of one 1 MiB
+//! value here kept 4). A generation per snapshot bounds the disk at one snapshot, two
+//! while a save runs. A generation `CURRENT` does not name (a save that crashed) is
+//! deleted at open.
+//!
 //! Durability: sled's own `flush` uses `sync_file_range` on Linux, which is not durable
 //! against power loss. After `flush`, [`SnapshotStore::save`] therefore `sync_all`s
 //! every file under the sled directory, and the directories themselves. sled's
@@ -40,6 +51,12 @@ pub const DATA_KEY: &[u8] = b"innkeep/snapshot/data";
 /// Size of the metadata record: version u32 + seq u64 + crc32c u32 + length u64, all
 /// little-endian, version first so any future layout can still be recognised.
 const META_BYTES: usize = 24;
+
+/// The file naming the live generation (see the module docs).
+pub const CURRENT_FILE: &str = "CURRENT";
+
+/// Prefix of a generation's directory name.
+const GENERATION_PREFIX: &str = "gen-";
 
 /// Deepest directory level under the sled directory that `save` walks to fsync files;
 /// sled uses two, the bound just keeps a strange tree from recursing forever.
@@ -100,6 +117,14 @@ pub enum SnapshotError {
         path: PathBuf,
         /// The version found.
         version: u32,
+    },
+    /// The directory holds a snapshot store of the layout before generations (one sled
+    /// database in the directory itself, snapshot format 3 or older), which this build
+    /// cannot read.
+    #[error("snapshot store {} has the layout of an older Innkeep (one sled database, snapshot format 3 or older); start that version's binary on it, or restore a backup", path.display())]
+    OldLayout {
+        /// The store's directory.
+        path: PathBuf,
     },
     /// The stored snapshot is damaged (length or CRC mismatch, undecodable state, or
     /// data/metadata missing their partner).
@@ -198,14 +223,21 @@ impl SnapshotMeta {
     }
 }
 
-/// The snapshot store: a sled database holding the newest snapshot only.
-pub struct SnapshotStore {
-    /// The sled database.
+/// One snapshot's sled database.
+struct Generation {
+    /// Its directory name, as `CURRENT` holds it.
+    name: String,
+    /// The open database.
     db: sled::Db,
-    /// Its directory, for fsyncing files and naming it in errors.
+}
+
+/// The snapshot store: the newest snapshot, in a sled database of its own.
+pub struct SnapshotStore {
+    /// The store's directory (holding `CURRENT` and the generations).
     dir: PathBuf,
-    /// Serializes `save`, so sled's `flush` is only ever run by one thread at a time.
-    save_lock: Mutex<()>,
+    /// The live generation, if a snapshot was ever saved. Its lock also serializes
+    /// `save`, so sled's `flush` is only ever run by one thread at a time.
+    current: Mutex<Option<Generation>>,
 }
 
 impl fmt::Debug for SnapshotStore {
@@ -217,28 +249,107 @@ impl fmt::Debug for SnapshotStore {
 }
 
 impl SnapshotStore {
-    /// Open (or create) the sled database in `dir`. sled's background flusher is
-    /// disabled: durability comes from `save`'s explicit flush + fsync.
+    /// Open (or create) the store in `dir`: the generation `CURRENT` names, after deleting
+    /// any other (a save that did not finish). sled's background flusher is disabled:
+    /// durability comes from `save`'s explicit flush + fsync. Refuses a directory holding
+    /// the older one-database layout (`OldLayout`) rather than start without its snapshot.
     pub fn open(dir: &Path) -> Result<Self, SnapshotError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| SnapshotError::Sled {
+        let io_error = |path: &Path, source| SnapshotError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        if dir.join("conf").exists() || dir.join("db").exists() {
+            return Err(SnapshotError::OldLayout {
                 path: dir.to_path_buf(),
-                operation: "open",
-                source,
-            })?;
-        Ok(Self {
-            db,
+            });
+        }
+        let store = Self {
             dir: dir.to_path_buf(),
-            save_lock: Mutex::new(()),
-        })
+            current: Mutex::new(None),
+        };
+        let current = match fs::read_to_string(dir.join(CURRENT_FILE)) {
+            Ok(text) => {
+                let name = text.trim().to_owned();
+                let valid = name.starts_with(GENERATION_PREFIX)
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                if !valid {
+                    return Err(
+                        store.corrupt(format!("{CURRENT_FILE} holds {name:?}, not a generation"))
+                    );
+                }
+                if !dir.join(&name).is_dir() {
+                    return Err(
+                        store.corrupt(format!("{CURRENT_FILE} names {name}, which is missing"))
+                    );
+                }
+                let db = store.open_db(&name)?;
+                Some(Generation { name, db })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_error(&dir.join(CURRENT_FILE), e)),
+        };
+        store.remove_others(current.as_ref().map(|g| g.name.as_str()));
+        *store.lock() = current;
+        Ok(store)
     }
 
-    /// The sled directory.
+    /// The store's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The live generation's database (tests reach into it to damage a snapshot).
+    #[cfg(test)]
+    fn db(&self) -> sled::Db {
+        self.lock()
+            .as_ref()
+            .expect("a snapshot was saved")
+            .db
+            .clone()
+    }
+
+    /// The live generation, locked.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Generation>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Opens (or creates) the generation `name`.
+    fn open_db(&self, name: &str) -> Result<sled::Db, SnapshotError> {
+        sled::Config::new()
+            .path(self.dir.join(name))
+            .flush_every_ms(None)
+            .open()
+            .map_err(|source| self.sled_error("open", source))
+    }
+
+    /// Deletes every generation but `keep` (and a half-written `CURRENT`). Failures are
+    /// logged: the next open or save tries again, and nothing reads them meanwhile.
+    fn remove_others(&self, keep: Option<&str>) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stale = (name.starts_with(GENERATION_PREFIX) && Some(name.as_str()) != keep)
+                || name == format!("{CURRENT_FILE}.tmp");
+            if !stale {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            if let Err(e) = removed {
+                tracing::warn!(path = %path.display(), error = %e, "could not delete an old snapshot generation");
+            }
+        }
     }
 
     /// Store `state` as the snapshot covering journal records up to `seq`, replacing the
@@ -266,7 +377,11 @@ impl SnapshotStore {
     /// The journal seq the stored snapshot covers, read from its metadata alone (`None`
     /// when none was ever saved).
     pub fn stored_seq(&self) -> Result<Option<u64>, SnapshotError> {
-        let stored = self
+        let current = self.lock();
+        let Some(generation) = current.as_ref() else {
+            return Ok(None);
+        };
+        let stored = generation
             .db
             .get(META_KEY)
             .map_err(|source| self.sled_error("get", source))?;
@@ -275,10 +390,13 @@ impl SnapshotStore {
             .transpose()
     }
 
-    /// Err if a snapshot newer than `seq` is stored. An unreadable stored snapshot
-    /// does not block saving a good one over it.
-    fn refuse_stale(&self, seq: u64) -> Result<(), SnapshotError> {
-        let stored = self
+    /// Err if a snapshot newer than `seq` is stored in `current`. An unreadable stored
+    /// snapshot does not block saving a good one over it.
+    fn refuse_stale(&self, current: Option<&Generation>, seq: u64) -> Result<(), SnapshotError> {
+        let Some(generation) = current else {
+            return Ok(());
+        };
+        let stored = generation
             .db
             .get(META_KEY)
             .map_err(|source| self.sled_error("get", source))?;
@@ -296,35 +414,79 @@ impl SnapshotStore {
         Ok(())
     }
 
-    /// Write metadata and data atomically and make them durable.
+    /// Write metadata and data atomically into a new generation, make it durable, make it
+    /// the live one, and delete the old.
     fn write_raw(&self, seq: u64, meta: &[u8], data: Vec<u8>) -> Result<(), SnapshotError> {
-        let _guard = self
-            .save_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.refuse_stale(seq)?;
+        let mut current = self.lock();
+        self.refuse_stale(current.as_ref(), seq)?;
+        let name = (0u32..)
+            .map(|n| format!("{GENERATION_PREFIX}{seq:020}-{n}"))
+            .find(|name| {
+                current.as_ref().map(|g| &g.name) != Some(name) && !self.dir.join(name).exists()
+            })
+            .unwrap_or_default();
+        let written = self.write_generation(&name, meta, data);
+        let db = match written {
+            Ok(db) => db,
+            Err(e) => {
+                let _ = fs::remove_dir_all(self.dir.join(&name));
+                return Err(e);
+            }
+        };
+        self.point_current_at(&name)?;
+        *current = Some(Generation { name, db });
+        self.remove_others(current.as_ref().map(|g| g.name.as_str()));
+        Ok(())
+    }
+
+    /// A new generation `name` holding `meta` and `data`, flushed and synced.
+    fn write_generation(
+        &self,
+        name: &str,
+        meta: &[u8],
+        data: Vec<u8>,
+    ) -> Result<sled::Db, SnapshotError> {
+        let db = self.open_db(name)?;
         let mut batch = sled::Batch::default();
         batch.insert(DATA_KEY, data);
         batch.insert(META_KEY, meta);
-        self.db
-            .apply_batch(batch)
+        db.apply_batch(batch)
             .map_err(|source| self.sled_error("apply_batch", source))?;
-        self.db
-            .flush()
+        db.flush()
             .map_err(|source| self.sled_error("flush", source))?;
-        sync_tree(&self.dir, 0)
+        sync_tree(&self.dir.join(name), 0)?;
+        Ok(db)
+    }
+
+    /// Replaces `CURRENT` with `name`, durably: a crash leaves the old name or the new.
+    fn point_current_at(&self, name: &str) -> Result<(), SnapshotError> {
+        let io_error = |path: &Path, source| SnapshotError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let tmp = self.dir.join(format!("{CURRENT_FILE}.tmp"));
+        let target = self.dir.join(CURRENT_FILE);
+        let mut file = File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
+        io::Write::write_all(&mut file, format!("{name}\n").as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_error(&tmp, e))?;
+        fs::rename(&tmp, &target).map_err(|e| io_error(&target, e))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_error(&self.dir, e))
     }
 
     /// Load the snapshot: `None` if none was ever saved, `(seq, state)` if it is intact,
     /// and an error naming the reason if its version is unknown, its length or CRC does
     /// not match, or the state does not decode as `S` (all bytes must be consumed).
     pub fn load<S: DeserializeOwned>(&self) -> Result<Option<(u64, S)>, SnapshotError> {
-        let meta = self
-            .db
+        let Some(db) = self.lock().as_ref().map(|g| g.db.clone()) else {
+            return Ok(None);
+        };
+        let meta = db
             .get(META_KEY)
             .map_err(|source| self.sled_error("get", source))?;
-        let data = self
-            .db
+        let data = db
             .get(DATA_KEY)
             .map_err(|source| self.sled_error("get", source))?;
         let (meta, data) = match (meta, data) {
@@ -528,10 +690,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SnapshotStore::open(dir.path()).expect("open");
         store.save(7, &sample_state(5)).expect("save");
-        let mut data = store.db.get(DATA_KEY).expect("get").expect("data").to_vec();
+        let mut data = store
+            .db()
+            .get(DATA_KEY)
+            .expect("get")
+            .expect("data")
+            .to_vec();
         let mid = data.len() / 2;
         data[mid] ^= 0x40;
-        store.db.insert(DATA_KEY, data).expect("overwrite");
+        store.db().insert(DATA_KEY, data).expect("overwrite");
         let err = store
             .load::<State>()
             .expect_err("corrupt snapshot must not load");
@@ -547,9 +714,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SnapshotStore::open(dir.path()).expect("open");
         store.save(7, &sample_state(5)).expect("save");
-        let data = store.db.get(DATA_KEY).expect("get").expect("data").to_vec();
+        let data = store
+            .db()
+            .get(DATA_KEY)
+            .expect("get")
+            .expect("data")
+            .to_vec();
         store
-            .db
+            .db()
             .insert(DATA_KEY, &data[..data.len() - 1])
             .expect("overwrite");
         assert!(matches!(
@@ -578,9 +750,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SnapshotStore::open(dir.path()).expect("open");
         store.save(9, &sample_state(2)).expect("save");
-        let mut meta = store.db.get(META_KEY).expect("get").expect("meta").to_vec();
+        let mut meta = store
+            .db()
+            .get(META_KEY)
+            .expect("get")
+            .expect("meta")
+            .to_vec();
         meta[0..4].copy_from_slice(&99u32.to_le_bytes());
-        store.db.insert(META_KEY, meta).expect("overwrite");
+        store.db().insert(META_KEY, meta).expect("overwrite");
         match store.load::<State>() {
             Err(SnapshotError::UnknownFormat { version, .. }) => assert_eq!(version, 99),
             other => panic!("expected UnknownFormat, got {other:?}"),
@@ -592,10 +769,115 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SnapshotStore::open(dir.path()).expect("open");
         store.save(1, &sample_state(1)).expect("save");
-        store.db.remove(DATA_KEY).expect("remove");
+        store.db().remove(DATA_KEY).expect("remove");
         assert!(matches!(
             store.load::<State>(),
             Err(SnapshotError::Corrupt { .. })
         ));
+    }
+
+    /// The generations in the store's directory.
+    fn generations(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(GENERATION_PREFIX))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Bytes of every file under `dir`.
+    fn bytes_under(dir: &Path) -> u64 {
+        fs::read_dir(dir)
+            .expect("read dir")
+            .map(|e| {
+                let e = e.expect("entry");
+                if e.file_type().expect("type").is_dir() {
+                    bytes_under(&e.path())
+                } else {
+                    e.metadata().expect("metadata").len()
+                }
+            })
+            .sum()
+    }
+
+    /// Every save leaves exactly one generation, the one `CURRENT` names, and the store
+    /// stays the size of one snapshot however many are saved.
+    #[test]
+    fn saves_keep_one_generation_and_bounded_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path()).expect("open");
+        // Large enough to be a sled blob (over a quarter of a 512 KiB segment).
+        let big = sample_state(1_000);
+        let mut sizes = Vec::new();
+        for seq in 1..=30 {
+            store.save(seq, &big).expect("save");
+            let names = generations(dir.path());
+            assert_eq!(names.len(), 1, "{names:?}");
+            let current = fs::read_to_string(dir.path().join(CURRENT_FILE)).expect("CURRENT");
+            assert_eq!(current.trim(), names[0]);
+            sizes.push(bytes_under(dir.path()));
+        }
+        let first = sizes[0];
+        assert!(
+            sizes.iter().all(|s| *s <= first + first / 4),
+            "the store grows: {sizes:?}"
+        );
+        drop(store);
+        let store = SnapshotStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.load::<State>().expect("load"), Some((30, big)));
+    }
+
+    /// A generation `CURRENT` does not name (a save that crashed before switching) is
+    /// deleted at open, and the named one is what loads.
+    #[test]
+    fn an_unfinished_generation_is_deleted_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = SnapshotStore::open(dir.path()).expect("open");
+            store.save(5, &sample_state(3)).expect("save");
+        }
+        let leftover = dir.path().join(format!("{GENERATION_PREFIX}{:020}-0", 9));
+        fs::create_dir_all(leftover.join("blobs")).expect("mkdir");
+        fs::write(leftover.join("db"), b"half a snapshot").expect("write");
+        fs::write(dir.path().join(format!("{CURRENT_FILE}.tmp")), b"gen-x").expect("write");
+        let store = SnapshotStore::open(dir.path()).expect("open");
+        assert!(!leftover.exists(), "the unfinished generation is gone");
+        assert_eq!(generations(dir.path()).len(), 1);
+        assert_eq!(
+            store.load::<State>().expect("load"),
+            Some((5, sample_state(3)))
+        );
+    }
+
+    /// `CURRENT` naming a missing generation, or holding something else, is corrupt; a
+    /// directory of the older one-database layout is refused by name: never a start
+    /// without the snapshot (the journal it covered is gone).
+    #[test]
+    fn a_broken_current_or_the_old_layout_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(
+            dir.path().join(CURRENT_FILE),
+            b"gen-00000000000000000007-0\n",
+        )
+        .expect("write");
+        let err = SnapshotStore::open(dir.path()).expect_err("missing generation");
+        assert!(matches!(err, SnapshotError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("missing"), "{err}");
+        fs::write(dir.path().join(CURRENT_FILE), b"../elsewhere").expect("write");
+        let err = SnapshotStore::open(dir.path()).expect_err("not a generation");
+        assert!(matches!(err, SnapshotError::Corrupt { .. }), "{err}");
+
+        let old = tempfile::tempdir().expect("tempdir");
+        sled::Config::new()
+            .path(old.path())
+            .open()
+            .expect("an old-layout store")
+            .flush()
+            .expect("flush");
+        let err = SnapshotStore::open(old.path()).expect_err("old layout");
+        assert!(matches!(err, SnapshotError::OldLayout { .. }), "{err}");
+        assert!(err.to_string().contains("older Innkeep"), "{err}");
     }
 }
