@@ -1,38 +1,35 @@
 //! The embeddable engine: start it from a config, call typed async operations.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use actix::prelude::*;
 use innkeep_engine::jiff::civil::Date;
-use innkeep_engine::jiff::{SignedDuration, Timestamp};
+use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::{
     Action, DomainError, Event, Hotel, HotelId, Housekeeping, IdempotencyKey, PaymentOutcome,
-    PaymentReport, PaymentStatus, Reservation, ReservationId, RoomKey, RoomNumber, RoomTypeCode,
-    Status, Stay, Upsert, ValidationError,
+    PaymentReport, Reservation, ReservationId, RoomKey, RoomNumber, RoomTypeCode, Stay, Upsert,
+    ValidationError,
 };
-use innkeep_persistence::{FsStorage, Journal, JournalOptions, Storage};
+use innkeep_persistence::{FsStorage, Journal, Storage};
 
 use crate::booking::{self, BookingJob};
 use crate::config::{BookingPolicy, EngineConfig};
 use crate::directory::{read, Directory};
 use crate::feed::{EventFeed, FeedSubscription};
-use crate::holds::HoldKeeper;
-use crate::payments::{OpenPayment, PaymentSupervisor};
+use crate::payments::PaymentSupervisor;
 use crate::protocol::{
-    Adopt, ApplyPayment, Availability, ChangeReservation, ClearOutOfOrder, EngineError,
-    FrontDeskDay, GetDay, GetReservation, GetStats, GetView, HoldEnded, HoldStarted,
-    MoveReservation, PaymentCreated, PaymentStatsView, PendingHold, PutHotel, PutRate, PutRoom,
-    PutRoomType, RefundDue, RoomView, SetHousekeeping, SetOutOfOrder, StartError, TypeAvailability,
+    ApplyPayment, Availability, ChangeReservation, ClearOutOfOrder, EngineError, FrontDeskDay,
+    GetDay, GetReservation, GetStats, GetView, MoveReservation, PaymentStatsView, PutHotel,
+    PutRate, PutRoom, PutRoomType, RoomView, SetHousekeeping, SetOutOfOrder, StartError,
+    TypeAvailability,
 };
-use crate::recovery::{recover_state_with_history, Recovered};
-use crate::room::{RoomActor, RoomPeers, Rooms};
+use crate::room::{RoomActor, Rooms};
 use crate::shards::{self, Shards};
-use crate::snapshot::{self, SnapshotPolicy, SnapshotStatus, Trigger};
-use crate::supervisor::{OrderSupervisor, Placement};
+use crate::snapshot::{self, SnapshotStatus, Trigger};
+use crate::startup::{self, Started};
+use crate::supervisor::OrderSupervisor;
 use innkeep_engine::BookInput;
 
 /// Counter of bookings by outcome: `created`, `replayed` (idempotent replay), or the
@@ -162,241 +159,25 @@ impl Engine {
         storage: Box<dyn Storage>,
     ) -> Result<Engine, StartError> {
         crate::crash::install();
-        let started = Instant::now();
-        let data_dir = config.data_dir.clone();
-        std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
-            path: data_dir.clone(),
-            source,
-        })?;
-        // The event feed's window is refilled from the journal in the same pass, so that
-        // `Last-Event-ID` resumes across restarts; the journal keeps that many records.
-        let window_events = config
-            .resume_window_events
-            .clamp(1, crate::feed::MAX_FEED_WINDOW_EVENTS);
-        let Recovered {
-            state,
-            last_seq,
-            store,
-            history,
-        } = recover_state_with_history(&data_dir, window_events)?;
-        let feed = Arc::new(EventFeed::new(window_events, last_seq + 1, history));
-        let journal_dir = data_dir.join("journal");
-        tracing::info!(
-            last_seq,
-            hotels = state.catalog.hotels.len(),
-            rooms = state.rooms.len(),
-            reservations = state.locator.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "recovered"
-        );
-
-        let publish = feed.clone();
-        let journal = Journal::start_with_storage(
-            JournalOptions {
-                dir: journal_dir,
-                sync: config.sync,
-                retain_records: window_events as u64,
-                segment_max_bytes: config.journal_segment_max_bytes,
-                ..JournalOptions::default()
-            },
-            last_seq + 1,
-            // The feed shows only durable events, in journal order: the writer's committed
-            // records, as they are, not a second `apply`.
-            Box::new(move |batch| {
-                for c in batch {
-                    publish.publish(c.seq, Arc::new(c.event));
-                }
-            }),
-            storage,
-        )?;
-
-        // What the actors share besides the rooms. The index fills as rooms are placed.
-        let directory = Arc::new(Directory::new(
-            shards.len(),
-            state.catalog.clone(),
-            state.locator.clone(),
-            state.idempotency.clone(),
-            config.clock.clone(),
-            config.faults.clone(),
-        ));
-        let room_registry = Arc::new(Rooms::default());
-        // Open payments (for reconciliation) and owed refunds (the durable retry queue),
-        // rebuilt from the recovered state.
-        let mut open_payments = HashMap::new();
-        let mut owed_refunds = HashSet::new();
-        for r in state
-            .rooms
-            .values()
-            .flat_map(|room| room.reservations.values())
-        {
-            if r.payment.refund_owed {
-                owed_refunds.insert(r.id);
-            }
-            if matches!(
-                r.payment.status,
-                PaymentStatus::Pending | PaymentStatus::Failed
-            ) {
-                open_payments.insert(
-                    r.id,
-                    OpenPayment {
-                        out_trade_no: r.payment.out_trade_no.to_string(),
-                        created_at: r.created_at,
-                    },
-                );
-            }
-        }
-        let payment_policy = config.payment.clone();
-        // Charges are asked for only when a provider would make them.
-        let charges = config.payment.gateway.is_some();
-        let rooms: Vec<_> = state.rooms.values().cloned().collect();
-        let hold =
-            SignedDuration::from_secs(i64::try_from(config.hold_seconds).unwrap_or(i64::MAX));
-
-        // Snapshots: collected from the rooms by a trigger on the system thread, written by
-        // a thread of their own.
-        let snapshot_status: SnapshotStatus = Arc::new(tokio::sync::watch::Sender::new(None));
-        let (snapshots_tx, snapshots_rx) = crossbeam_channel::unbounded();
-        let writing = Arc::new(AtomicBool::new(false));
-        let snapshot_thread = snapshot::spawn_writer(
-            snapshots_rx,
-            snapshot::Writer::new(
-                store,
-                journal.clone(),
-                config.faults.fail_snapshots,
-                snapshot_status.clone(),
-                writing.clone(),
-            ),
-        )
-        .map_err(|e| StartError::Actors(e.to_string()))?;
-        let snapshot_policy = SnapshotPolicy {
-            every_events: config.snapshot_every_events,
-            every: config.snapshot_every,
-        };
-        let trigger_status = snapshot_status.clone();
-
-        let (up_tx, up_rx) = std::sync::mpsc::channel();
-        let actor_journal = journal.clone();
-        let (actor_directory, actor_rooms) = (directory.clone(), room_registry.clone());
-        let (actor_directory_snap, actor_rooms_snap, actor_journal_snap) =
-            (directory.clone(), room_registry.clone(), journal.clone());
-        let acks: Vec<_> = (0..shards.len()).map(|i| shards.acks(i).clone()).collect();
-        let (expiry_tick, limits) = (config.expiry_tick, config.limits);
-        let policy = BookingPolicy {
-            hold,
-            expiry_tick,
-            limits,
-            max_holds_per_creator: config.max_holds_per_creator,
-            night_audit_time: config.night_audit_time,
-        };
-        let handles = shards.arbiters().to_vec();
-        // The supervisors run on the system thread, which is not a shard; the rooms are
-        // placed on the shards from there.
-        let spawned = shards.on_system(move || {
-            // The payment supervisor's address exists before it runs, so the rooms and the
-            // hold keepers can be given it (owed refunds, new charges).
-            let pay_ctx: Context<PaymentSupervisor> = Context::new();
-            let refund_due = pay_ctx.address().recipient::<RefundDue>();
-            let charge_to = charges.then(|| pay_ctx.address().recipient::<PaymentCreated>());
-            // One hold keeper per shard, on that shard: its rooms report their holds to it.
-            let keepers: Vec<Addr<HoldKeeper>> = handles
-                .iter()
-                .map(|arbiter| {
-                    let (directory, rooms) = (actor_directory.clone(), actor_rooms.clone());
-                    let charge_to = charge_to.clone();
-                    HoldKeeper::start_in_arbiter(arbiter, move |_| {
-                        HoldKeeper::new(directory, rooms, charge_to, expiry_tick)
-                    })
-                })
-                .collect();
-            let peers = keepers.iter().zip(acks).map(|(k, acks)| RoomPeers {
-                hold_started: k.clone().recipient::<HoldStarted>(),
-                hold_ended: k.clone().recipient::<HoldEnded>(),
-                refund_due: refund_due.clone(),
-                acks,
-            });
-            // The supervisor goes on placing new rooms where start-up left off.
-            let mut placement = Placement::new(
-                handles.into_iter().zip(peers).collect(),
-                actor_journal.clone(),
-                actor_directory.clone(),
-                actor_rooms.clone(),
-            );
-            let mut adopted: Vec<Vec<(ReservationId, PendingHold)>> =
-                keepers.iter().map(|_| Vec::new()).collect();
-            for room in rooms {
-                let holds: Vec<_> = room
-                    .reservations
-                    .values()
-                    .filter(|r| r.status == Status::PendingPayment)
-                    .map(|r| {
-                        let hold = PendingHold {
-                            expires_at: r.hold_expires_at,
-                            created_by: r.created_by.clone(),
-                        };
-                        (r.id, hold)
-                    })
-                    .collect();
-                let shard = placement.spawn_room(room);
-                adopted[shard].extend(holds);
-            }
-            // The per-creator hold slots come from the same holds, so the hold cap survives
-            // restarts.
-            for creator in adopted
-                .iter()
-                .flatten()
-                .filter_map(|(_, hold)| hold.created_by.as_ref())
-            {
-                actor_directory.adopt_slot(creator);
-            }
-            let supervisor = OrderSupervisor::new(
-                actor_directory.clone(),
-                actor_rooms.clone(),
-                actor_journal,
-                placement,
-                policy,
-            );
-            // Holds that lapsed while the server was down expire as soon as each keeper runs.
-            for (keeper, holds) in keepers.iter().zip(adopted) {
-                keeper.do_send(Adopt(holds));
-            }
-            let payments = pay_ctx.run(PaymentSupervisor::new(
-                actor_directory,
-                actor_rooms,
-                payment_policy,
-                open_payments,
-                owed_refunds,
-                Arc::default(),
-            ));
-            let sup = supervisor.start();
-            let trigger = Trigger::new(
-                actor_directory_snap,
-                actor_rooms_snap,
-                actor_journal_snap,
-                snapshot_policy,
-                snapshots_tx,
-                trigger_status,
-                writing,
-            )
-            .start();
-            let _ = up_tx.send((sup, payments, trigger));
-        });
-        if !spawned {
-            return Err(StartError::Actors("the shards have stopped".into()));
-        }
-        let (supervisor, payments, trigger) = up_rx
-            .recv()
-            .map_err(|_| StartError::Actors("actor system failed to start".into()))?;
-
-        // Every shard's counter together stays below a room mailbox's capacity.
-        let admit_per_shard = config
-            .max_in_flight
-            .min(crate::room::ROOM_MAILBOX / (shards.len() + 1));
+        let Started {
+            feed,
+            directory,
+            rooms,
+            supervisor,
+            payments,
+            trigger,
+            journal,
+            policy,
+            snapshot_status,
+            snapshot_thread,
+            admit_per_shard,
+        } = startup::start(&shards, &config, storage)?;
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
                 feed,
                 directory,
-                rooms: room_registry,
+                rooms,
                 supervisor,
                 payments,
                 admit_per_shard,

@@ -18,7 +18,7 @@
 //!    audit) and [`payments::PaymentSupervisor`] (charges, refunds, reconciliation);
 //!    `snapshot`, snapshots collected from the rooms themselves (no second copy of the
 //!    state) and written by a thread of their own.
-//! 5. [`Engine`], which starts and wires all of it, and `recovery` (snapshot, then the
+//! 5. [`Engine`]; `startup`, which wires all of it; `recovery` (snapshot, then the
 //!    journal after it) at start-up.
 
 // Layer 0: no module of this crate below it.
@@ -44,6 +44,7 @@ pub mod supervisor;
 // Layer 5: the facade that wires them, and start-up recovery.
 mod facade;
 mod recovery;
+mod startup;
 
 pub use clock::{Clock, ManualTime};
 pub use config::{

@@ -1,0 +1,292 @@
+//! Engine start-up: recovery, then the journal, the directory, the rooms placed on the
+//! shards, the supervisors, the hold keepers and the snapshot trigger and writer, wired
+//! together. [`crate::Engine::start_on`] calls it and keeps what it returns.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use actix::prelude::*;
+use innkeep_engine::jiff::SignedDuration;
+use innkeep_engine::{Event, PaymentStatus, ReservationId, Status};
+use innkeep_persistence::{Journal, JournalOptions, Storage};
+
+use crate::config::{BookingPolicy, EngineConfig};
+use crate::directory::Directory;
+use crate::feed::EventFeed;
+use crate::holds::HoldKeeper;
+use crate::payments::{OpenPayment, PaymentSupervisor};
+use crate::protocol::{
+    Adopt, HoldEnded, HoldStarted, PaymentCreated, PendingHold, RefundDue, StartError,
+};
+use crate::recovery::{recover_state_with_history, Recovered};
+use crate::room::{RoomPeers, Rooms};
+use crate::shards::Shards;
+use crate::snapshot::{self, SnapshotPolicy, SnapshotStatus, Trigger};
+use crate::supervisor::{OrderSupervisor, Placement};
+
+/// Everything a running engine holds on to (see `facade::Inner` for what each is for).
+pub(crate) struct Started {
+    pub feed: Arc<EventFeed>,
+    pub directory: Arc<Directory>,
+    pub rooms: Arc<Rooms>,
+    pub supervisor: Addr<OrderSupervisor>,
+    pub payments: Addr<PaymentSupervisor>,
+    pub trigger: Addr<Trigger>,
+    pub journal: Journal<Event>,
+    pub policy: BookingPolicy,
+    pub snapshot_status: SnapshotStatus,
+    pub snapshot_thread: JoinHandle<()>,
+    pub admit_per_shard: usize,
+}
+
+/// Recovers `config.data_dir` and starts everything on `shards`.
+pub(crate) fn start(
+    shards: &Shards,
+    config: &EngineConfig,
+    storage: Box<dyn Storage>,
+) -> Result<Started, StartError> {
+    let started = Instant::now();
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    // The event feed's window is refilled from the journal in the same pass, so that
+    // `Last-Event-ID` resumes across restarts; the journal keeps that many records.
+    let window_events = config
+        .resume_window_events
+        .clamp(1, crate::feed::MAX_FEED_WINDOW_EVENTS);
+    let Recovered {
+        state,
+        last_seq,
+        store,
+        history,
+    } = recover_state_with_history(&data_dir, window_events)?;
+    let feed = Arc::new(EventFeed::new(window_events, last_seq + 1, history));
+    let journal_dir = data_dir.join("journal");
+    tracing::info!(
+        last_seq,
+        hotels = state.catalog.hotels.len(),
+        rooms = state.rooms.len(),
+        reservations = state.locator.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovered"
+    );
+
+    let publish = feed.clone();
+    let journal = Journal::start_with_storage(
+        JournalOptions {
+            dir: journal_dir,
+            sync: config.sync,
+            retain_records: window_events as u64,
+            segment_max_bytes: config.journal_segment_max_bytes,
+            ..JournalOptions::default()
+        },
+        last_seq + 1,
+        // The feed shows only durable events, in journal order: the writer's committed
+        // records, as they are, not a second `apply`.
+        Box::new(move |batch| {
+            for c in batch {
+                publish.publish(c.seq, Arc::new(c.event));
+            }
+        }),
+        storage,
+    )?;
+
+    // What the actors share besides the rooms. The index fills as rooms are placed.
+    let directory = Arc::new(Directory::new(
+        shards.len(),
+        state.catalog.clone(),
+        state.locator.clone(),
+        state.idempotency.clone(),
+        config.clock.clone(),
+        config.faults.clone(),
+    ));
+    let room_registry = Arc::new(Rooms::default());
+    // Open payments (for reconciliation) and owed refunds (the durable retry queue),
+    // rebuilt from the recovered state.
+    let mut open_payments = HashMap::new();
+    let mut owed_refunds = HashSet::new();
+    for r in state
+        .rooms
+        .values()
+        .flat_map(|room| room.reservations.values())
+    {
+        if r.payment.refund_owed {
+            owed_refunds.insert(r.id);
+        }
+        if matches!(
+            r.payment.status,
+            PaymentStatus::Pending | PaymentStatus::Failed
+        ) {
+            open_payments.insert(
+                r.id,
+                OpenPayment {
+                    out_trade_no: r.payment.out_trade_no.to_string(),
+                    created_at: r.created_at,
+                },
+            );
+        }
+    }
+    let payment_policy = config.payment.clone();
+    // Charges are asked for only when a provider would make them.
+    let charges = config.payment.gateway.is_some();
+    let rooms: Vec<_> = state.rooms.values().cloned().collect();
+    let hold = SignedDuration::from_secs(i64::try_from(config.hold_seconds).unwrap_or(i64::MAX));
+
+    // Snapshots: collected from the rooms by a trigger on the system thread, written by
+    // a thread of their own.
+    let snapshot_status: SnapshotStatus = Arc::new(tokio::sync::watch::Sender::new(None));
+    let (snapshots_tx, snapshots_rx) = crossbeam_channel::unbounded();
+    let writing = Arc::new(AtomicBool::new(false));
+    let snapshot_thread = snapshot::spawn_writer(
+        snapshots_rx,
+        snapshot::Writer::new(
+            store,
+            journal.clone(),
+            config.faults.fail_snapshots,
+            snapshot_status.clone(),
+            writing.clone(),
+        ),
+    )
+    .map_err(|e| StartError::Actors(e.to_string()))?;
+    let snapshot_policy = SnapshotPolicy {
+        every_events: config.snapshot_every_events,
+        every: config.snapshot_every,
+    };
+    let trigger_status = snapshot_status.clone();
+
+    let (up_tx, up_rx) = std::sync::mpsc::channel();
+    let actor_journal = journal.clone();
+    let (actor_directory, actor_rooms) = (directory.clone(), room_registry.clone());
+    let (actor_directory_snap, actor_rooms_snap, actor_journal_snap) =
+        (directory.clone(), room_registry.clone(), journal.clone());
+    let acks: Vec<_> = (0..shards.len()).map(|i| shards.acks(i).clone()).collect();
+    let (expiry_tick, limits) = (config.expiry_tick, config.limits);
+    let policy = BookingPolicy {
+        hold,
+        expiry_tick,
+        limits,
+        max_holds_per_creator: config.max_holds_per_creator,
+        night_audit_time: config.night_audit_time,
+    };
+    let handles = shards.arbiters().to_vec();
+    // The supervisors run on the system thread, which is not a shard; the rooms are
+    // placed on the shards from there.
+    let spawned = shards.on_system(move || {
+        // The payment supervisor's address exists before it runs, so the rooms and the
+        // hold keepers can be given it (owed refunds, new charges).
+        let pay_ctx: Context<PaymentSupervisor> = Context::new();
+        let refund_due = pay_ctx.address().recipient::<RefundDue>();
+        let charge_to = charges.then(|| pay_ctx.address().recipient::<PaymentCreated>());
+        // One hold keeper per shard, on that shard: its rooms report their holds to it.
+        let keepers: Vec<Addr<HoldKeeper>> = handles
+            .iter()
+            .map(|arbiter| {
+                let (directory, rooms) = (actor_directory.clone(), actor_rooms.clone());
+                let charge_to = charge_to.clone();
+                HoldKeeper::start_in_arbiter(arbiter, move |_| {
+                    HoldKeeper::new(directory, rooms, charge_to, expiry_tick)
+                })
+            })
+            .collect();
+        let peers = keepers.iter().zip(acks).map(|(k, acks)| RoomPeers {
+            hold_started: k.clone().recipient::<HoldStarted>(),
+            hold_ended: k.clone().recipient::<HoldEnded>(),
+            refund_due: refund_due.clone(),
+            acks,
+        });
+        // The supervisor goes on placing new rooms where start-up left off.
+        let mut placement = Placement::new(
+            handles.into_iter().zip(peers).collect(),
+            actor_journal.clone(),
+            actor_directory.clone(),
+            actor_rooms.clone(),
+        );
+        let mut adopted: Vec<Vec<(ReservationId, PendingHold)>> =
+            keepers.iter().map(|_| Vec::new()).collect();
+        for room in rooms {
+            let holds: Vec<_> = room
+                .reservations
+                .values()
+                .filter(|r| r.status == Status::PendingPayment)
+                .map(|r| {
+                    let hold = PendingHold {
+                        expires_at: r.hold_expires_at,
+                        created_by: r.created_by.clone(),
+                    };
+                    (r.id, hold)
+                })
+                .collect();
+            let shard = placement.spawn_room(room);
+            adopted[shard].extend(holds);
+        }
+        // The per-creator hold slots come from the same holds, so the hold cap survives
+        // restarts.
+        for creator in adopted
+            .iter()
+            .flatten()
+            .filter_map(|(_, hold)| hold.created_by.as_ref())
+        {
+            actor_directory.adopt_slot(creator);
+        }
+        let supervisor = OrderSupervisor::new(
+            actor_directory.clone(),
+            actor_rooms.clone(),
+            actor_journal,
+            placement,
+            policy,
+        );
+        // Holds that lapsed while the server was down expire as soon as each keeper runs.
+        for (keeper, holds) in keepers.iter().zip(adopted) {
+            keeper.do_send(Adopt(holds));
+        }
+        let payments = pay_ctx.run(PaymentSupervisor::new(
+            actor_directory,
+            actor_rooms,
+            payment_policy,
+            open_payments,
+            owed_refunds,
+            Arc::default(),
+        ));
+        let sup = supervisor.start();
+        let trigger = Trigger::new(
+            actor_directory_snap,
+            actor_rooms_snap,
+            actor_journal_snap,
+            snapshot_policy,
+            snapshots_tx,
+            trigger_status,
+            writing,
+        )
+        .start();
+        let _ = up_tx.send((sup, payments, trigger));
+    });
+    if !spawned {
+        return Err(StartError::Actors("the shards have stopped".into()));
+    }
+    let (supervisor, payments, trigger) = up_rx
+        .recv()
+        .map_err(|_| StartError::Actors("actor system failed to start".into()))?;
+
+    // Every shard's counter together stays below a room mailbox's capacity.
+    let admit_per_shard = config
+        .max_in_flight
+        .min(crate::room::ROOM_MAILBOX / (shards.len() + 1));
+    Ok(Started {
+        feed,
+        directory,
+        rooms: room_registry,
+        supervisor,
+        payments,
+        trigger,
+        journal,
+        policy,
+        snapshot_status,
+        snapshot_thread,
+        admit_per_shard,
+    })
+}
