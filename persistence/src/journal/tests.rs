@@ -1,0 +1,1242 @@
+//! Unit tests of the journal: writer, recovery, retention and the on-disk format.
+
+use super::format::{
+    bincode_config, list_segments, parse_segment_name, read_u32, record_crc, scan_records,
+    segment_header,
+};
+use super::*;
+use crate::storage::FaultyStorage;
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::fs;
+use std::sync::{mpsc, Mutex};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Ev {
+    id: u64,
+    note: String,
+}
+
+fn ev(id: u64) -> Ev {
+    Ev {
+        id,
+        note: format!("event number {id}"),
+    }
+}
+
+fn options(dir: &Path, segment_max_bytes: u64) -> JournalOptions {
+    JournalOptions {
+        dir: dir.to_path_buf(),
+        segment_max_bytes,
+        ..JournalOptions::default()
+    }
+}
+
+/// Committed batches as seen by `on_commit`.
+type Batches = Arc<Mutex<Vec<Vec<Committed<Ev>>>>>;
+
+fn collector() -> (OnCommit<Ev>, Batches) {
+    let batches: Batches = Arc::default();
+    let sink = Arc::clone(&batches);
+    let hook = Box::new(move |batch: Vec<Committed<Ev>>| {
+        sink.lock().expect("lock").push(batch);
+    });
+    (hook, batches)
+}
+
+/// A hook that, on its first batch, signals `entered` and then blocks until
+/// `release` is sent: holds the writer so a queue can build up deterministically.
+struct Gate {
+    hook: OnCommit<Ev>,
+    batches: Batches,
+    entered: mpsc::Receiver<()>,
+    release: mpsc::Sender<()>,
+}
+
+fn gate() -> Gate {
+    let batches: Batches = Arc::default();
+    let sink = Arc::clone(&batches);
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let mut first = true;
+    let hook = Box::new(move |batch: Vec<Committed<Ev>>| {
+        sink.lock().expect("lock").push(batch);
+        if first {
+            first = false;
+            let _ = entered_tx.send(());
+            let _ = release_rx.recv();
+        }
+    });
+    Gate {
+        hook,
+        batches,
+        entered,
+        release,
+    }
+}
+
+fn seqs(batches: &Batches) -> Vec<u64> {
+    batches
+        .lock()
+        .expect("lock")
+        .iter()
+        .flatten()
+        .map(|c| c.seq)
+        .collect()
+}
+
+fn wait(rx: AckReceiver) -> Result<u64, JournalError> {
+    rx.blocking_recv().expect("ack sender dropped")
+}
+
+fn append_wait<E: Serialize + Send + 'static>(
+    journal: &Journal<E>,
+    event: E,
+) -> Result<u64, JournalError> {
+    wait(journal.append(event)?)
+}
+
+fn recover_all(
+    dir: &Path,
+    after_seq: u64,
+) -> Result<(Vec<(u64, Ev)>, RecoveryReport), JournalError> {
+    let mut out = Vec::new();
+    let report = recover(dir, after_seq, |seq, e: Ev| out.push((seq, e)))?;
+    Ok((out, report))
+}
+
+fn segment_files(dir: &Path) -> Vec<(u64, PathBuf)> {
+    list_segments(dir).expect("list segments")
+}
+
+/// (seq, offset) of every record in a clean segment.
+fn record_offsets(path: &Path) -> Vec<(u64, u64)> {
+    let bytes = fs::read(path).expect("read");
+    let first = parse_segment_name(&path.file_name().expect("name").to_string_lossy())
+        .expect("segment name");
+    let mut out = Vec::new();
+    let outcome = scan_records(&bytes, path, first, |seq, _, offset| {
+        out.push((seq, offset));
+        Ok(())
+    })
+    .expect("scan");
+    assert!(outcome.bad.is_none());
+    out
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    let mut bytes = fs::read(path).expect("read");
+    bytes[offset as usize] ^= 0x5a;
+    fs::write(path, bytes).expect("write");
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).expect("metadata").len()
+}
+
+/// Start a fresh journal in `dir` and append `ids` one at a time (one batch each).
+fn write_sequential(dir: &Path, segment_max_bytes: u64, ids: std::ops::RangeInclusive<u64>) {
+    let (hook, _) = collector();
+    let next = *ids.start();
+    let journal = Journal::start(options(dir, segment_max_bytes), next, hook).expect("start");
+    for id in ids {
+        assert_eq!(append_wait(&journal, ev(id)).expect("ack"), id);
+    }
+    journal.shutdown();
+}
+
+/// A mark answers with the seq of the last record queued before it, only once that
+/// record is durable; with 0 on an empty journal; and marks queued behind a held
+/// writer wait for the records before them.
+#[test]
+fn a_mark_names_the_last_record_before_it_once_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = gate();
+    let journal = Journal::start(options(dir.path(), 1 << 20), 1, g.hook).expect("start");
+    assert_eq!(
+        wait(journal.mark().expect("mark")).expect("durable"),
+        0,
+        "nothing journaled yet"
+    );
+    assert_eq!(journal.durable_seq(), 0);
+    // The first batch holds the writer inside on_commit.
+    let first = journal.append(ev(1)).expect("append");
+    g.entered.recv().expect("writer entered the hook");
+    let second = journal.append(ev(2)).expect("append");
+    let mut mark = journal.mark().expect("mark");
+    let third = journal.append(ev(3)).expect("append");
+    assert!(
+        mark.try_recv().is_err(),
+        "the mark waits for record 2, which is not durable yet"
+    );
+    g.release.send(()).expect("release");
+    assert_eq!(wait(first).expect("durable"), 1);
+    assert_eq!(wait(second).expect("durable"), 2);
+    assert_eq!(
+        wait(mark).expect("durable"),
+        2,
+        "the mark sits between records 2 and 3"
+    );
+    assert_eq!(wait(third).expect("durable"), 3);
+    assert_eq!(wait(journal.mark().expect("mark")).expect("durable"), 3);
+    assert_eq!(journal.durable_seq(), 3);
+    journal.shutdown();
+    assert_eq!(seqs(&g.batches), vec![1, 2, 3]);
+    assert!(matches!(journal.mark(), Err(JournalError::Closed)));
+}
+
+#[test]
+fn append_and_recover_round_trip_over_several_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hook, batches) = collector();
+    let journal = Journal::start(options(dir.path(), 128), 1, hook).expect("start");
+    for id in 1..=40 {
+        assert_eq!(append_wait(&journal, ev(id)).expect("ack"), id);
+    }
+    journal.shutdown();
+    assert_eq!(seqs(&batches), (1..=40).collect::<Vec<_>>());
+    let events: Vec<Ev> = batches
+        .lock()
+        .expect("lock")
+        .iter()
+        .flatten()
+        .map(|c| c.event.clone())
+        .collect();
+    assert_eq!(events, (1..=40).map(ev).collect::<Vec<_>>());
+
+    let files = segment_files(dir.path());
+    assert!(
+        files.len() > 3,
+        "expected several segments, got {}",
+        files.len()
+    );
+    for (first_seq, path) in &files {
+        assert_eq!(
+            path.file_name().expect("name").to_string_lossy(),
+            format!("{first_seq:020}.seg")
+        );
+        let header = fs::read(path).expect("read");
+        assert_eq!(&header[..4], b"INKJ");
+        assert_eq!(header[4..8], SEGMENT_FORMAT_VERSION.to_le_bytes());
+    }
+
+    let (records, report) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records, (1..=40).map(|id| (id, ev(id))).collect::<Vec<_>>());
+    assert_eq!(
+        report,
+        RecoveryReport {
+            records_replayed: 40,
+            last_seq: 40,
+            segments: files.len(),
+            torn_tail_truncated_bytes: 0,
+            torn_tail_file: None,
+        }
+    );
+
+    let (records, report) = recover_all(dir.path(), 25).expect("recover after 25");
+    assert_eq!(records.first().map(|r| r.0), Some(26));
+    assert_eq!(report.records_replayed, 15);
+    assert_eq!(report.last_seq, 40);
+
+    // Restart where recovery says and keep going, with concurrent appends.
+    let (hook, _) = collector();
+    let journal =
+        Journal::start(options(dir.path(), 128), report.last_seq + 1, hook).expect("restart");
+    let receivers: Vec<_> = (41..=50)
+        .map(|id| journal.append(ev(id)).expect("append"))
+        .collect();
+    let acked: Vec<u64> = receivers
+        .into_iter()
+        .map(|rx| wait(rx).expect("ack"))
+        .collect();
+    assert_eq!(acked, (41..=50).collect::<Vec<_>>());
+    journal.shutdown();
+    let (records, _) = recover_all(dir.path(), 0).expect("recover again");
+    assert_eq!(records, (1..=50).map(|id| (id, ev(id))).collect::<Vec<_>>());
+}
+
+#[test]
+fn group_commit_batches_concurrent_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = gate();
+    let journal = Journal::start(options(dir.path(), 1 << 26), 1, gate.hook).expect("start");
+    let first = journal.append(ev(0)).expect("append");
+    gate.entered.recv().expect("writer entered on_commit");
+
+    // While the writer is held, 8 threads queue 1000 appends.
+    let handles: Vec<_> = (0..8u64)
+        .map(|t| {
+            let journal = journal.clone();
+            std::thread::spawn(move || {
+                (0..125u64)
+                    .map(|i| journal.append(ev(1 + t * 125 + i)).expect("append"))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let receivers: Vec<AckReceiver> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
+    gate.release.send(()).expect("release");
+
+    assert_eq!(wait(first).expect("ack"), 1);
+    let mut acked: Vec<u64> = receivers
+        .into_iter()
+        .map(|rx| wait(rx).expect("ack"))
+        .collect();
+    acked.sort_unstable();
+    assert_eq!(acked, (2..=1001).collect::<Vec<_>>());
+
+    let stats = journal.stats();
+    assert_eq!(stats.records, 1001);
+    // One batch for the first append, one for the 1000 queued behind it.
+    assert_eq!(stats.batches, 2, "{stats:?}");
+    assert_eq!(stats.fsyncs, 2);
+    let sizes: Vec<usize> = gate
+        .batches
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(Vec::len)
+        .collect();
+    assert_eq!(sizes, vec![1, 1000]);
+    journal.shutdown();
+
+    let (records, _) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records.len(), 1001);
+}
+
+/// Collects what the writer delivers: the size of each delivery, and the acks.
+#[derive(Debug, Default)]
+struct Collect {
+    deliveries: Mutex<Vec<Vec<Ack>>>,
+}
+
+impl AckSink for Collect {
+    fn deliver(&self, acks: Vec<Ack>) {
+        self.deliveries.lock().expect("lock").push(acks);
+    }
+}
+
+#[test]
+fn a_batch_hands_each_sink_its_acks_in_one_delivery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = gate();
+    let journal = Journal::start(options(dir.path(), 1 << 26), 1, gate.hook).expect("start");
+    let first = journal.append(ev(0)).expect("append");
+    gate.entered.recv().expect("writer entered on_commit");
+    // While the writer is held, appends for two sinks and one direct append queue up.
+    let (a, b) = (Arc::new(Collect::default()), Arc::new(Collect::default()));
+    let (sink_a, sink_b): (Arc<dyn AckSink>, Arc<dyn AckSink>) = (a.clone(), b.clone());
+    let mut via_a = Vec::new();
+    let mut via_b = Vec::new();
+    for i in 0..10u64 {
+        via_a.push(journal.append_via(ev(1 + 2 * i), &sink_a).expect("append"));
+        via_b.push(journal.append_via(ev(2 + 2 * i), &sink_b).expect("append"));
+    }
+    let direct = journal.append(ev(100)).expect("append");
+    gate.release.send(()).expect("release");
+    assert_eq!(wait(first).expect("ack"), 1);
+    assert_eq!(wait(direct).expect("ack"), 22);
+    journal.shutdown();
+    // Nothing reaches a sink's waiters until the sink completes the acks.
+    assert!(via_a
+        .iter_mut()
+        .chain(&mut via_b)
+        .all(|rx| rx.try_recv().is_err()));
+    for sink in [&a, &b] {
+        let deliveries = std::mem::take(&mut *sink.deliveries.lock().expect("lock"));
+        assert_eq!(deliveries.len(), 1, "one delivery per sink per batch");
+        for ack in deliveries.into_iter().flatten() {
+            ack.complete();
+        }
+    }
+    let acked_a: Vec<u64> = via_a.into_iter().map(|rx| wait(rx).expect("ack")).collect();
+    let acked_b: Vec<u64> = via_b.into_iter().map(|rx| wait(rx).expect("ack")).collect();
+    assert_eq!(acked_a, (0..10).map(|i| 2 + 2 * i).collect::<Vec<u64>>());
+    assert_eq!(acked_b, (0..10).map(|i| 3 + 2 * i).collect::<Vec<u64>>());
+}
+
+#[test]
+fn max_batch_records_bounds_a_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = gate();
+    let opts = JournalOptions {
+        max_batch_records: 100,
+        ..options(dir.path(), 1 << 26)
+    };
+    let journal = Journal::start(opts, 1, gate.hook).expect("start");
+    let first = journal.append(ev(0)).expect("append");
+    gate.entered.recv().expect("entered");
+    let receivers: Vec<_> = (1..=1000)
+        .map(|id| journal.append(ev(id)).expect("append"))
+        .collect();
+    gate.release.send(()).expect("release");
+    assert_eq!(wait(first).expect("ack"), 1);
+    for rx in receivers {
+        wait(rx).expect("ack");
+    }
+    let sizes: Vec<usize> = gate
+        .batches
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(Vec::len)
+        .collect();
+    assert_eq!(sizes.len(), 11);
+    assert!(sizes.iter().all(|&n| n <= 100), "{sizes:?}");
+    journal.shutdown();
+}
+
+#[test]
+fn full_queue_is_overloaded_not_blocking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = gate();
+    let opts = JournalOptions {
+        queue_capacity: 1,
+        ..options(dir.path(), 1 << 26)
+    };
+    let journal = Journal::start(opts, 1, gate.hook).expect("start");
+    let first = journal.append(ev(1)).expect("append");
+    gate.entered.recv().expect("entered");
+    let second = journal.append(ev(2)).expect("fills the queue");
+    assert!(matches!(
+        journal.append(ev(3)),
+        Err(JournalError::Overloaded)
+    ));
+    gate.release.send(()).expect("release");
+    assert_eq!(wait(first).expect("ack"), 1);
+    assert_eq!(wait(second).expect("ack"), 2);
+    journal.shutdown();
+}
+
+#[test]
+fn torn_tail_is_truncated_and_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 1 << 20, 1..=10);
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 1);
+    let path = &files[0].1;
+    let offsets = record_offsets(path);
+    let tenth = offsets[9].1;
+    let len = file_len(path);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .set_len(len - 3)
+        .expect("cut");
+
+    let (records, report) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records, (1..=9).map(|id| (id, ev(id))).collect::<Vec<_>>());
+    assert_eq!(report.last_seq, 9);
+    assert_eq!(report.torn_tail_truncated_bytes, len - 3 - tenth);
+    assert_eq!(report.torn_tail_file.as_deref(), Some(path.as_path()));
+    assert_eq!(
+        file_len(path),
+        tenth,
+        "file cut back to the last good record"
+    );
+
+    // Recovery is idempotent and the journal continues cleanly.
+    let (_, again) = recover_all(dir.path(), 0).expect("recover again");
+    assert_eq!(again.torn_tail_truncated_bytes, 0);
+    let (hook, _) = collector();
+    let journal = Journal::start(options(dir.path(), 1 << 20), 10, hook).expect("restart");
+    assert_eq!(append_wait(&journal, ev(100)).expect("ack"), 10);
+    journal.shutdown();
+    let (records, _) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records.last(), Some(&(10, ev(100))));
+}
+
+#[test]
+fn bad_crc_in_last_record_is_a_torn_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 1 << 20, 1..=5);
+    let path = segment_files(dir.path())[0].1.clone();
+    let last = record_offsets(&path)[4].1;
+    let len = file_len(&path);
+    flip_byte(&path, len - 1);
+    let (records, report) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records.len(), 4);
+    assert_eq!(report.torn_tail_truncated_bytes, len - last);
+    assert_eq!(file_len(&path), last);
+}
+
+#[test]
+fn last_segment_shorter_than_header_is_a_torn_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 1 << 20, 1..=3);
+    // A crash right after creating the next segment, mid-header.
+    let torn = dir.path().join(segment_file_name(4));
+    fs::write(&torn, b"INK").expect("write");
+    let (records, report) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records.len(), 3);
+    assert_eq!(report.torn_tail_truncated_bytes, 3);
+    assert_eq!(report.torn_tail_file.as_deref(), Some(torn.as_path()));
+    assert_eq!(fs::read(&torn).expect("read"), segment_header());
+
+    // A zero-length last segment is fine as it is, and the journal starts on it.
+    fs::write(&torn, b"").expect("write");
+    let (_, report) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(report.torn_tail_truncated_bytes, 0);
+    assert_eq!(report.last_seq, 3);
+    let (hook, _) = collector();
+    let journal = Journal::start(options(dir.path(), 1 << 20), 4, hook).expect("start");
+    assert_eq!(append_wait(&journal, ev(4)).expect("ack"), 4);
+    journal.shutdown();
+    assert_eq!(recover_all(dir.path(), 0).expect("recover").0.len(), 4);
+}
+
+#[test]
+fn corruption_before_the_tail_is_an_error_with_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 1 << 20, 1..=10);
+    let path = segment_files(dir.path())[0].1.clone();
+    let offsets = record_offsets(&path);
+    let fourth = offsets[3].1;
+    // Damage the payload of record 4; records 5..10 are intact after it.
+    flip_byte(&path, fourth + RECORD_HEADER_BYTES + 2);
+    let len_before = file_len(&path);
+    let err = recover_all(dir.path(), 0).expect_err("must refuse");
+    match &err {
+        JournalError::Corrupt {
+            path: p, offset, ..
+        } => {
+            assert_eq!(p, &path);
+            assert_eq!(*offset, fourth);
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains(&format!("offset {fourth}")),
+        "{err}"
+    );
+    assert_eq!(file_len(&path), len_before, "nothing truncated");
+    // The journal refuses to start on it too.
+    let (hook, _) = collector();
+    assert!(matches!(
+        Journal::start(options(dir.path(), 1 << 20), 11, hook),
+        Err(JournalError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn corrupt_length_before_the_tail_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 1 << 20, 1..=6);
+    let path = segment_files(dir.path())[0].1.clone();
+    let second = record_offsets(&path)[1].1;
+    // Length field of record 2 set beyond the 16 MiB cap.
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[second as usize + 3] = 0xff;
+    fs::write(&path, bytes).expect("write");
+    match recover_all(dir.path(), 0) {
+        Err(JournalError::Corrupt { offset, .. }) => assert_eq!(offset, second),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn corruption_in_a_non_last_segment_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 64, 1..=6);
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 3);
+    let first = files[0].1.clone();
+    // Damage the last byte of the first segment: a torn-looking record, but not in
+    // the last segment.
+    flip_byte(&first, file_len(&first) - 1);
+    match recover_all(dir.path(), 0) {
+        Err(JournalError::Corrupt { path, offset, .. }) => {
+            assert_eq!(path, first);
+            assert_eq!(offset, record_offsets_unchecked_last(&first));
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Same for a truncated (incomplete) record there.
+    flip_byte(&first, file_len(&first) - 1);
+    let len = file_len(&first);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .expect("open")
+        .set_len(len - 1)
+        .expect("cut");
+    assert!(matches!(
+        recover_all(dir.path(), 0),
+        Err(JournalError::Corrupt { .. })
+    ));
+    assert_eq!(file_len(&first), len - 1, "non-last segments are never cut");
+}
+
+/// Offset of the last record in a segment whose last record is damaged.
+fn record_offsets_unchecked_last(path: &Path) -> u64 {
+    let bytes = fs::read(path).expect("read");
+    let first =
+        parse_segment_name(&path.file_name().expect("name").to_string_lossy()).expect("name");
+    let outcome = scan_records(&bytes, path, first, |_, _, _| Ok(())).expect("scan");
+    outcome.bad.expect("a bad record").offset
+}
+
+#[test]
+fn unknown_format_version_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 1 << 20, 1..=2);
+    let path = segment_files(dir.path())[0].1.clone();
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[4..8].copy_from_slice(&(SEGMENT_FORMAT_VERSION + 1).to_le_bytes());
+    fs::write(&path, bytes).expect("write");
+    match recover_all(dir.path(), 0) {
+        Err(JournalError::UnknownFormat { path: p, version }) => {
+            assert_eq!(p, path);
+            assert_eq!(version, SEGMENT_FORMAT_VERSION + 1);
+        }
+        other => panic!("expected UnknownFormat, got {other:?}"),
+    }
+    let (hook, _) = collector();
+    assert!(matches!(
+        Journal::start(options(dir.path(), 1 << 20), 3, hook),
+        Err(JournalError::UnknownFormat { version, .. }) if version == SEGMENT_FORMAT_VERSION + 1
+    ));
+    // Bad magic is corruption.
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[0] = b'X';
+    fs::write(&path, bytes).expect("write");
+    assert!(matches!(
+        recover_all(dir.path(), 0),
+        Err(JournalError::Corrupt { offset: 0, .. })
+    ));
+}
+
+#[test]
+fn sequence_gaps_are_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 64, 1..=6);
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 4);
+
+    // Journal behind the snapshot.
+    assert!(matches!(
+        recover_all(dir.path(), 100),
+        Err(JournalError::Gap {
+            expected: 101,
+            found: 7,
+            ..
+        })
+    ));
+
+    // A missing middle segment.
+    let (missing_first, missing) = files[1].clone();
+    let next_first = files[2].0;
+    fs::remove_file(&missing).expect("remove");
+    match recover_all(dir.path(), 0) {
+        Err(JournalError::Gap {
+            expected, found, ..
+        }) => {
+            assert_eq!(expected, missing_first);
+            assert_eq!(found, next_first);
+        }
+        other => panic!("expected Gap, got {other:?}"),
+    }
+
+    // A missing first segment with no snapshot covering it.
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir2.path(), 64, 1..=6);
+    let files2 = segment_files(dir2.path());
+    fs::remove_file(&files2[0].1).expect("remove");
+    assert!(matches!(
+        recover_all(dir2.path(), 0),
+        Err(JournalError::Gap { expected: 1, .. })
+    ));
+
+    // No journal at all while a snapshot exists.
+    let empty = tempfile::tempdir().expect("tempdir");
+    assert!(matches!(
+        recover_all(empty.path(), 5),
+        Err(JournalError::Gap {
+            expected: 6,
+            found: 0,
+            ..
+        })
+    ));
+    let (_, report) = recover_all(empty.path(), 0).expect("fresh journal");
+    assert_eq!(report.last_seq, 0);
+    assert_eq!(report.segments, 0);
+}
+
+#[test]
+fn start_refuses_a_next_seq_that_does_not_continue_the_journal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 1 << 20, 1..=5);
+    let (hook, _) = collector();
+    match Journal::start(options(dir.path(), 1 << 20), 3, hook) {
+        Err(JournalError::Gap {
+            expected, found, ..
+        }) => assert_eq!((expected, found), (3, 6)),
+        other => panic!("expected Gap, got {other:?}"),
+    }
+    let (hook, _) = collector();
+    assert!(matches!(
+        Journal::start(options(dir.path(), 1 << 20), 0, hook),
+        Err(JournalError::InvalidOptions { .. })
+    ));
+}
+
+#[test]
+fn enospc_fails_the_batch_and_the_next_one_succeeds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (storage, plan) = FaultyStorage::over_fs();
+    let (hook, batches) = collector();
+    let journal =
+        Journal::start_with_storage(options(dir.path(), 1 << 20), 1, hook, Box::new(storage))
+            .expect("start");
+    assert_eq!(append_wait(&journal, ev(1)).expect("ack"), 1);
+    assert_eq!(append_wait(&journal, ev(2)).expect("ack"), 2);
+    plan.fail_next_write();
+    match append_wait(&journal, ev(3)) {
+        Err(JournalError::Unavailable { reason }) => {
+            assert!(reason.contains("no space left"), "{reason}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(journal.is_healthy(), "a failed write does not poison");
+    // The failed batch's sequence number is reused.
+    assert_eq!(append_wait(&journal, ev(4)).expect("ack"), 3);
+    journal.shutdown();
+    let stats = journal.stats();
+    assert_eq!(
+        (stats.batches, stats.records, stats.failed_batches),
+        (3, 3, 1)
+    );
+    let committed: Vec<(u64, u64)> = batches
+        .lock()
+        .expect("lock")
+        .iter()
+        .flatten()
+        .map(|c| (c.seq, c.event.id))
+        .collect();
+    assert_eq!(
+        committed,
+        vec![(1, 1), (2, 2), (3, 4)],
+        "on_commit skipped the failed batch"
+    );
+
+    let (records, report) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records, vec![(1, ev(1)), (2, ev(2)), (3, ev(4))]);
+    assert_eq!(
+        report.torn_tail_truncated_bytes, 0,
+        "partial batch was cut at once"
+    );
+}
+
+#[test]
+fn enospc_while_rolling_a_segment_fails_the_batch_and_retries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (storage, plan) = FaultyStorage::over_fs();
+    let (hook, _) = collector();
+    let journal = Journal::start_with_storage(options(dir.path(), 64), 1, hook, Box::new(storage))
+        .expect("start");
+    assert_eq!(append_wait(&journal, ev(1)).expect("ack"), 1);
+    // The next batch rolls; its first write is the new segment's header.
+    plan.fail_next_write();
+    assert!(matches!(
+        append_wait(&journal, ev(2)),
+        Err(JournalError::Unavailable { .. })
+    ));
+    assert!(journal.is_healthy());
+    assert_eq!(append_wait(&journal, ev(3)).expect("ack"), 2);
+    assert_eq!(append_wait(&journal, ev(4)).expect("ack"), 3);
+    journal.shutdown();
+    let (records, _) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records, vec![(1, ev(1)), (2, ev(3)), (3, ev(4))]);
+}
+
+#[test]
+fn fsync_failure_poisons_the_journal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (storage, plan) = FaultyStorage::over_fs();
+    let (hook, batches) = collector();
+    let journal =
+        Journal::start_with_storage(options(dir.path(), 1 << 20), 1, hook, Box::new(storage))
+            .expect("start");
+    assert_eq!(append_wait(&journal, ev(1)).expect("ack"), 1);
+    plan.fail_next_sync();
+    assert!(matches!(
+        append_wait(&journal, ev(2)),
+        Err(JournalError::Unavailable { .. })
+    ));
+    assert!(!journal.is_healthy());
+    // Every later append fails at once, even with the disk "fine" again.
+    plan.clear();
+    assert!(matches!(
+        journal.append(ev(3)),
+        Err(JournalError::Unavailable { .. })
+    ));
+    assert_eq!(
+        seqs(&batches),
+        vec![1],
+        "on_commit never saw the failed batch"
+    );
+    let stats = journal.stats();
+    assert_eq!(
+        (stats.batches, stats.fsyncs, stats.failed_batches),
+        (1, 1, 1)
+    );
+    journal.shutdown();
+    assert!(matches!(
+        journal.append(ev(4)),
+        Err(JournalError::Unavailable { .. })
+    ));
+    // Restart + recovery decide what survived; the acked record certainly did.
+    let (records, _) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records.first(), Some(&(1, ev(1))));
+}
+
+/// First seqs of the segment files in `dir`.
+fn segment_firsts(dir: &Path) -> Vec<u64> {
+    segment_files(dir).iter().map(|s| s.0).collect()
+}
+
+/// Recover after `after_seq`, keeping the newest `keep_last`: (replayed, kept, report).
+#[allow(clippy::type_complexity)]
+fn recover_keeping(
+    dir: &Path,
+    after_seq: u64,
+    keep_last: u64,
+) -> Result<(Vec<(u64, Ev)>, Vec<(u64, Ev)>, RecoveryReport), JournalError> {
+    let mut replayed = Vec::new();
+    let (report, kept) = recover_keeping_last(dir, after_seq, keep_last, |seq, e: Ev| {
+        replayed.push((seq, e))
+    })?;
+    Ok((replayed, kept, report))
+}
+
+fn evs(seqs: std::ops::RangeInclusive<u64>) -> Vec<(u64, Ev)> {
+    seqs.map(|id| (id, ev(id))).collect()
+}
+
+#[test]
+fn truncation_keeps_the_newest_retain_records_even_when_a_snapshot_covers_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hook, _) = collector();
+    let opts = JournalOptions {
+        retain_records: 4,
+        ..options(dir.path(), 64)
+    };
+    let journal = Journal::start(opts.clone(), 1, hook).expect("start");
+    for id in 1..=10 {
+        assert_eq!(append_wait(&journal, ev(id)).expect("ack"), id);
+    }
+    assert_eq!(
+        segment_firsts(dir.path()),
+        (1..=10).collect::<Vec<_>>(),
+        "one record per segment"
+    );
+
+    // A snapshot through 3: all three are outside the window of the newest 4 (7..=10),
+    // so they go; 4..=6 are outside the window too but no snapshot covers them.
+    journal.truncate_through(3);
+    assert_eq!(append_wait(&journal, ev(11)).expect("ack"), 11);
+    assert_eq!(segment_firsts(dir.path()), (4..=11).collect::<Vec<_>>());
+
+    // A snapshot covering everything: only what is older than the newest 4 goes. The
+    // truncation runs before batch 12, when the newest record is 11 (window 8..=11).
+    journal.truncate_through(u64::MAX);
+    assert_eq!(append_wait(&journal, ev(12)).expect("ack"), 12);
+    assert_eq!(segment_firsts(dir.path()), (8..=12).collect::<Vec<_>>());
+
+    // The window slides with new records, without another truncate call.
+    assert_eq!(append_wait(&journal, ev(13)).expect("ack"), 13);
+    assert_eq!(append_wait(&journal, ev(14)).expect("ack"), 14);
+    journal.shutdown();
+    // Before batch 14 the newest was 13: window 10..=13; shutdown saw 14: 11..=14.
+    assert_eq!(segment_firsts(dir.path()), (11..=14).collect::<Vec<_>>());
+
+    // Recovery after a snapshot through 14 replays nothing (it only checks 11..=14) ...
+    let (records, report) = recover_all(dir.path(), 14).expect("recover");
+    assert!(records.is_empty());
+    assert_eq!((report.last_seq, report.segments), (14, 4));
+    // ... and can hand the retained records back exactly.
+    let (replayed, kept, _) = recover_keeping(dir.path(), 14, 100).expect("recover");
+    assert!(replayed.is_empty());
+    assert_eq!(kept, evs(11..=14));
+
+    // A restarted journal keeps honouring the window for segments it found on disk.
+    let (hook, _) = collector();
+    let journal = Journal::start(opts, 15, hook).expect("restart");
+    journal.truncate_through(14);
+    assert_eq!(append_wait(&journal, ev(15)).expect("ack"), 15);
+    assert_eq!(append_wait(&journal, ev(16)).expect("ack"), 16);
+    journal.shutdown();
+    assert_eq!(segment_firsts(dir.path()), (13..=16).collect::<Vec<_>>());
+}
+
+#[test]
+fn recovery_hands_back_the_newest_records_in_the_same_pass() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 128, 1..=40);
+    let files = segment_files(dir.path());
+    assert!(files.len() > 5, "several segments: {files:?}");
+
+    // Replayed: only after the snapshot. Kept: the newest 15, covered or not.
+    let (replayed, kept, report) = recover_keeping(dir.path(), 30, 15).expect("recover");
+    assert_eq!(replayed, evs(31..=40));
+    assert_eq!(kept, evs(26..=40));
+    assert_eq!((report.records_replayed, report.last_seq), (10, 40));
+
+    assert!(recover_keeping(dir.path(), 30, 0)
+        .expect("none")
+        .1
+        .is_empty());
+    assert_eq!(
+        recover_keeping(dir.path(), 40, 1).expect("one").1,
+        evs(40..=40)
+    );
+    assert_eq!(
+        recover_keeping(dir.path(), 0, 5).expect("five").1,
+        evs(36..=40)
+    );
+    assert_eq!(
+        recover_keeping(dir.path(), 12, 100).expect("all").1,
+        evs(1..=40)
+    );
+
+    // Older segments already deleted: fewer come back, starting where the journal does.
+    fs::remove_file(&files[0].1).expect("remove");
+    let start = files[1].0;
+    let (_, kept, _) = recover_keeping(dir.path(), start, 100).expect("recover");
+    assert_eq!(kept, evs(start..=40));
+
+    assert!(matches!(
+        recover_keeping(dir.path(), start, MAX_RETAIN_RECORDS + 1),
+        Err(JournalError::InvalidOptions { .. })
+    ));
+}
+
+#[test]
+fn kept_records_exclude_a_cut_tail_and_must_decode() {
+    // A torn tail is cut, and none of it comes back.
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 1 << 20, 1..=5);
+    let (_, path) = segment_files(dir.path()).pop().expect("segment");
+    let len = file_len(&path);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_len(len - 3)
+        .expect("cut");
+    let (replayed, kept, report) = recover_keeping(dir.path(), 0, 10).expect("recover");
+    assert_eq!(replayed, evs(1..=4));
+    assert_eq!(kept, evs(1..=4));
+    assert_eq!(report.last_seq, 4);
+    assert!(report.torn_tail_truncated_bytes > 0);
+
+    // A record the snapshot covers is not decoded by plain recovery, but one that is
+    // kept must decode: a valid CRC over garbage is corruption, named.
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 1 << 20, 1..=5);
+    let (_, path) = segment_files(dir.path()).pop().expect("segment");
+    let (seq, offset) = record_offsets(&path)[3];
+    let mut bytes = fs::read(&path).expect("read");
+    let start = offset as usize + RECORD_HEADER_BYTES as usize;
+    let len = read_u32(&bytes, offset as usize) as usize;
+    bytes[start..start + len].fill(0xff);
+    let crc = record_crc(seq, &bytes[start..start + len]);
+    bytes[offset as usize + 12..start].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&path, bytes).expect("write");
+    assert_eq!(recover_all(dir.path(), 5).expect("covered").1.last_seq, 5);
+    assert_eq!(
+        recover_keeping(dir.path(), 5, 1).expect("kept 5 only").1,
+        evs(5..=5)
+    );
+    match recover_keeping(dir.path(), 5, 2) {
+        Err(JournalError::Corrupt {
+            path: p,
+            offset: o,
+            reason,
+        }) => {
+            assert_eq!((p, o), (path, offset));
+            assert!(reason.contains("does not decode"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+
+    // Damage in a segment wholly covered by the snapshot is still refused.
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 128, 1..=40);
+    let (_, middle) = segment_files(dir.path())[2].clone();
+    let (_, bad_offset) = record_offsets(&middle)[0];
+    flip_byte(&middle, bad_offset + RECORD_HEADER_BYTES);
+    match recover_keeping(dir.path(), 40, 5) {
+        Err(JournalError::Corrupt { path, offset, .. }) => {
+            assert_eq!((path, offset), (middle, bad_offset))
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn truncate_through_deletes_only_whole_old_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hook, _) = collector();
+    let journal = Journal::start(options(dir.path(), 64), 1, hook).expect("start");
+    for id in 1..=10 {
+        assert_eq!(append_wait(&journal, ev(id)).expect("ack"), id);
+    }
+    let firsts: Vec<u64> = segment_files(dir.path()).iter().map(|s| s.0).collect();
+    assert_eq!(
+        firsts,
+        (1..=10).collect::<Vec<_>>(),
+        "one record per segment"
+    );
+
+    journal.truncate_through(5);
+    // Done before the next batch, so by the time this is acked.
+    assert_eq!(append_wait(&journal, ev(11)).expect("ack"), 11);
+    let firsts: Vec<u64> = segment_files(dir.path()).iter().map(|s| s.0).collect();
+    assert_eq!(firsts, (6..=11).collect::<Vec<_>>());
+
+    // A seq in the middle of a segment keeps that segment.
+    let (hook2, _) = collector();
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let wide = Journal::start(options(dir2.path(), 200), 1, hook2).expect("start");
+    for id in 1..=12 {
+        assert_eq!(append_wait(&wide, ev(id)).expect("ack"), id);
+    }
+    let before = segment_files(dir2.path());
+    assert!(before.len() >= 3);
+    let keep_from = before[1].0; // second segment's first seq
+    wide.truncate_through(keep_from); // first record of segment 2 only
+    wide.shutdown();
+    let after: Vec<u64> = segment_files(dir2.path()).iter().map(|s| s.0).collect();
+    assert_eq!(
+        after.first(),
+        Some(&keep_from),
+        "only the first segment went"
+    );
+    assert_eq!(after.len(), before.len() - 1);
+
+    let (records, report) = recover_all(dir.path(), 5).expect("recover after snapshot");
+    assert_eq!(records, (6..=11).map(|id| (id, ev(id))).collect::<Vec<_>>());
+    assert_eq!(report.last_seq, 11);
+    assert!(matches!(
+        recover_all(dir.path(), 0),
+        Err(JournalError::Gap {
+            expected: 1,
+            found: 6,
+            ..
+        })
+    ));
+
+    // Even "everything" never deletes the active segment.
+    journal.truncate_through(u64::MAX);
+    journal.shutdown();
+    let firsts: Vec<u64> = segment_files(dir.path()).iter().map(|s| s.0).collect();
+    assert_eq!(firsts, vec![11]);
+    let (records, report) = recover_all(dir.path(), 11).expect("recover");
+    assert!(records.is_empty());
+    assert_eq!(report.last_seq, 11);
+    let (records, _) = recover_all(dir.path(), 10).expect("recover");
+    assert_eq!(records, vec![(11, ev(11))]);
+}
+
+#[test]
+fn shutdown_drains_queued_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = gate();
+    let journal = Journal::start(options(dir.path(), 1 << 20), 1, gate.hook).expect("start");
+    let mut receivers = vec![journal.append(ev(1)).expect("append")];
+    gate.entered.recv().expect("entered");
+    for id in 2..=200 {
+        receivers.push(journal.append(ev(id)).expect("append"));
+    }
+    let closer = {
+        let journal = journal.clone();
+        std::thread::spawn(move || journal.shutdown())
+    };
+    // Keep appending until shutdown has closed the queue; everything accepted
+    // before that must still be written and acked.
+    let mut id = 201;
+    loop {
+        match journal.append(ev(id)) {
+            Ok(rx) => {
+                receivers.push(rx);
+                id += 1;
+            }
+            Err(JournalError::Closed) => break,
+            Err(JournalError::Overloaded) => std::thread::yield_now(),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    gate.release.send(()).expect("release");
+    closer.join().expect("shutdown thread");
+    let accepted = receivers.len() as u64;
+    let acked: Vec<u64> = receivers
+        .into_iter()
+        .map(|rx| wait(rx).expect("drained and acked"))
+        .collect();
+    assert_eq!(acked, (1..=accepted).collect::<Vec<_>>());
+    assert_eq!(seqs(&gate.batches), (1..=accepted).collect::<Vec<_>>());
+    assert!(matches!(journal.append(ev(0)), Err(JournalError::Closed)));
+    journal.shutdown(); // idempotent
+    let (records, _) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records.len() as u64, accepted);
+}
+
+#[test]
+fn oversized_record_is_refused_without_consuming_a_seq() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal: Journal<Vec<u8>> =
+        Journal::start(options(dir.path(), 1 << 20), 1, Box::new(|_| {})).expect("start");
+    let big = vec![7u8; MAX_RECORD_BYTES as usize + 1];
+    assert!(matches!(
+        append_wait(&journal, big),
+        Err(JournalError::RecordTooLarge { .. })
+    ));
+    assert_eq!(append_wait(&journal, vec![1, 2, 3]).expect("ack"), 1);
+    journal.shutdown();
+    let mut out = Vec::new();
+    recover(dir.path(), 0, |seq, e: Vec<u8>| out.push((seq, e))).expect("recover");
+    assert_eq!(out, vec![(1, vec![1, 2, 3])]);
+}
+
+#[test]
+fn on_commit_panic_poisons_but_acks_the_durable_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal: Journal<Ev> = Journal::start(
+        options(dir.path(), 1 << 20),
+        1,
+        Box::new(|_| panic!("hook bug")),
+    )
+    .expect("start");
+    assert_eq!(append_wait(&journal, ev(1)).expect("ack"), 1);
+    assert!(!journal.is_healthy());
+    assert!(matches!(
+        journal.append(ev(2)),
+        Err(JournalError::Unavailable { .. })
+    ));
+    journal.shutdown();
+    assert_eq!(
+        recover_all(dir.path(), 0).expect("recover").0,
+        vec![(1, ev(1))]
+    );
+}
+
+#[test]
+fn invalid_options_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for opts in [
+        JournalOptions {
+            max_batch_records: 0,
+            ..options(dir.path(), 1 << 20)
+        },
+        JournalOptions {
+            queue_capacity: 0,
+            ..options(dir.path(), 1 << 20)
+        },
+        options(dir.path(), 3),
+        JournalOptions {
+            retain_records: MAX_RETAIN_RECORDS + 1,
+            ..options(dir.path(), 1 << 20)
+        },
+    ] {
+        let (hook, _) = collector();
+        assert!(matches!(
+            Journal::start(opts, 1, hook),
+            Err(JournalError::InvalidOptions { .. })
+        ));
+    }
+}
+
+#[test]
+fn journal_handle_is_send_sync_clone_debug() {
+    fn check<T: Send + Sync + Clone + fmt::Debug>() {}
+    check::<Journal<Ev>>();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Crash anywhere in the last segment: recovery yields exactly the records that
+    /// lie wholly before the cut (all earlier segments plus a prefix of the last),
+    /// with continuous seqs, and the journal can carry on after it.
+    #[test]
+    fn crash_at_any_byte_recovers_exactly_the_whole_records(
+        note_lens in prop::collection::vec(0usize..80, 1..60),
+        segment_max_bytes in 64u64..1024,
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let events: Vec<Ev> = note_lens
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| Ev { id: i as u64 + 1, note: "x".repeat(n) })
+            .collect();
+        let (hook, _) = collector();
+        let journal = Journal::start(options(dir.path(), segment_max_bytes), 1, hook)
+            .expect("start");
+        // Fire all appends, then await: batches of varying sizes.
+        let receivers: Vec<_> = events
+            .iter()
+            .map(|e| journal.append(e.clone()).expect("append"))
+            .collect();
+        for (i, rx) in receivers.into_iter().enumerate() {
+            prop_assert_eq!(wait(rx).expect("ack"), i as u64 + 1);
+        }
+        journal.shutdown();
+
+        let files = segment_files(dir.path());
+        let (last_first, last_path) = files.last().cloned().expect("a segment");
+        let len = file_len(&last_path);
+        let cut_at = cut.index(len as usize + 1) as u64;
+        fs::OpenOptions::new().write(true).open(&last_path).expect("open")
+            .set_len(cut_at).expect("cut");
+
+        // Which records of the last segment lie wholly before the cut.
+        let mut offset = SEGMENT_HEADER_BYTES;
+        let mut kept_end = SEGMENT_HEADER_BYTES;
+        let mut kept = last_first - 1;
+        for e in &events[(last_first - 1) as usize..] {
+            let size = RECORD_HEADER_BYTES
+                + bincode::serde::encode_to_vec(e, bincode_config()).expect("encode").len() as u64;
+            offset += size;
+            if offset <= cut_at {
+                kept += 1;
+                kept_end = offset;
+            } else {
+                break;
+            }
+        }
+
+        let (records, report) = recover_all(dir.path(), 0).expect("recover");
+        let expected: Vec<(u64, Ev)> = events[..kept as usize]
+            .iter()
+            .map(|e| (e.id, e.clone()))
+            .collect();
+        prop_assert_eq!(&records, &expected);
+        prop_assert_eq!(report.last_seq, kept);
+        let torn = if cut_at == 0 {
+            0
+        } else if cut_at < SEGMENT_HEADER_BYTES {
+            cut_at
+        } else {
+            cut_at - kept_end
+        };
+        prop_assert_eq!(report.torn_tail_truncated_bytes, torn);
+        prop_assert_eq!(report.torn_tail_file.is_some(), torn > 0);
+
+        // The journal continues after the crash without a gap.
+        let (hook, _) = collector();
+        let journal = Journal::start(options(dir.path(), segment_max_bytes), kept + 1, hook)
+            .expect("restart");
+        prop_assert_eq!(append_wait(&journal, ev(999)).expect("ack"), kept + 1);
+        journal.shutdown();
+        let (records, report) = recover_all(dir.path(), 0).expect("recover again");
+        prop_assert_eq!(records.len() as u64, kept + 1);
+        prop_assert_eq!(report.last_seq, kept + 1);
+    }
+}
