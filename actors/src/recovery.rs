@@ -220,22 +220,20 @@ pub fn recover_state_with_history(
         ),
     };
     let Loaded {
-        mut state,
+        state,
         cuts,
         pending,
     } = loaded;
     // Decoding (this thread) and applying (a replay thread) overlap, which on two cores
     // hides most of the decoding. The channel is bounded, so memory stays bounded too.
     let (batches, replay_rx) = crossbeam_channel::bounded::<Vec<Event>>(REPLAY_QUEUE_BATCHES);
-    // The locator is built here, on the decoding thread, to split the work evenly.
-    let mut locator = std::mem::take(&mut state.locator);
     let replay = std::thread::Builder::new()
         .name(crate::crash::REPLAY_THREAD.into())
         .spawn(move || {
             let mut state = state;
             for batch in replay_rx {
                 for event in batch {
-                    state.apply_owned_except_locator(event);
+                    state.apply_owned(event);
                 }
             }
             state
@@ -250,9 +248,6 @@ pub fn recover_state_with_history(
         |seq, event: Event| {
             if cuts.covers(seq, &event, &mut confirmed) {
                 return;
-            }
-            if let Some((id, key)) = State::locator_entry(&event) {
-                locator.insert(id, key);
             }
             batch.push(event);
             if batch.len() == REPLAY_BATCH_EVENTS {
@@ -271,7 +266,6 @@ pub fn recover_state_with_history(
     let mut state = replay
         .join()
         .map_err(|_| StartError::Actors("replay thread panicked".into()))?;
-    state.locator = locator;
     let (report, newest) = recovered?;
     // A reservation a room held before the journal acknowledged it stays only if the
     // journal has it; a key stays only if its reservation does.
@@ -281,10 +275,7 @@ pub fn recover_state_with_history(
             continue;
         }
         if let Some(room) = state.rooms.get_mut(&key) {
-            let delta = room.revert_created(&id);
-            state
-                .index
-                .apply_delta(&key, &delta.booked, &delta.released);
+            room.revert_created(&id);
         }
         state.locator.remove(&id);
         dropped += 1;

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use innkeep_engine::state::new_reservation;
 use innkeep_engine::{
-    Action, BookRequest, DomainError, Event, Guest, HotelId, ReservationId, RoomKey, RoomNumber,
-    RoomTypeCode, State, Stay, StayLimits,
+    Action, AvailabilityIndex, BookRequest, DomainError, Event, Guest, HotelId, ReservationId,
+    RoomKey, RoomNumber, RoomTypeCode, State, Stay, StayLimits,
 };
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp, ToSpan};
@@ -42,13 +42,14 @@ const CANDIDATES_PER_ROUND: usize = 16;
 /// one takes the stay; the saga asks again only after losing a race.)
 fn decide_booking(
     state: &State,
+    index: &AvailabilityIndex,
     req: &BookRequest,
     id: ReservationId,
     now: Timestamp,
 ) -> Result<Event, DomainError> {
     let (hotel, rt) = state.catalog.room_type(&req.hotel_id, &req.room_type)?;
     let total = innkeep_engine::catalog::price(hotel, rt, &req.stay).total;
-    let candidates = state.index.candidates_from(
+    let candidates = index.candidates_from(
         &req.hotel_id,
         &req.room_type,
         &req.stay,
@@ -77,6 +78,8 @@ fn decide_booking(
 
 struct Fixture {
     state: State,
+    /// The availability index of `state`'s rooms (the actors keep one per shard).
+    index: AvailabilityIndex,
     hotel: HotelId,
     types: Vec<RoomTypeCode>,
     now: Timestamp,
@@ -126,6 +129,7 @@ impl Fixture {
             .expect("rate");
         state.apply(&e);
         let mut f = Fixture {
+            index: state.availability_index(),
             state,
             hotel,
             types,
@@ -141,8 +145,9 @@ impl Fixture {
                 let nights = 1 + (k / 2 % 3) as i64;
                 let req = f.request(t, d, nights);
                 let id = f.fresh_id();
-                if let Ok(e) = decide_booking(&f.state, &req, id, f.now) {
+                if let Ok(e) = decide_booking(&f.state, &f.index, &req, id, f.now) {
                     f.state.apply(&e);
+                    f.index = f.state.availability_index();
                 }
             }
         }
@@ -201,7 +206,7 @@ fn bench_book(c: &mut Criterion) {
                 let req = f.request((i % 2) as usize, 5 + i % 50, 3);
                 let id = f.fresh_id();
                 let start = Instant::now();
-                let e = decide_booking(&f.state, &req, id, f.now).expect("booked");
+                let e = decide_booking(&f.state, &f.index, &req, id, f.now).expect("booked");
                 f.state.apply(&e);
                 timed += start.elapsed();
                 black_box(&e);
@@ -214,7 +219,16 @@ fn bench_book(c: &mut Criterion) {
     let req = f.request(0, 10, 3);
     let id = f.fresh_id();
     g.bench_function("decide", |b| {
-        b.iter(|| black_box(decide_booking(&f.state, black_box(&req), id, f.now)).is_ok());
+        b.iter(|| {
+            black_box(decide_booking(
+                &f.state,
+                &f.index,
+                black_box(&req),
+                id,
+                f.now,
+            ))
+            .is_ok()
+        });
     });
 
     // Fill every TWIN room for one stay, then ask for one more.
@@ -222,8 +236,11 @@ fn bench_book(c: &mut Criterion) {
     let full_req = full.request(1, 70, 3);
     loop {
         let id = full.fresh_id();
-        match decide_booking(&full.state, &full_req, id, full.now) {
-            Ok(e) => full.state.apply(&e),
+        match decide_booking(&full.state, &full.index, &full_req, id, full.now) {
+            Ok(e) => {
+                full.state.apply(&e);
+                full.index = full.state.availability_index();
+            }
             Err(_) => break,
         }
     }
@@ -232,6 +249,7 @@ fn bench_book(c: &mut Criterion) {
         b.iter(|| {
             black_box(decide_booking(
                 &full.state,
+                &full.index,
                 black_box(&full_req),
                 id,
                 full.now,
@@ -253,7 +271,7 @@ fn bench_apply(c: &mut Criterion) {
                 i += 1;
                 let req = f.request((i % 2) as usize, 5 + i % 50, 3);
                 let id = f.fresh_id();
-                let e = decide_booking(&f.state, &req, id, f.now).expect("booked");
+                let e = decide_booking(&f.state, &f.index, &req, id, f.now).expect("booked");
                 let start = Instant::now();
                 f.state.apply(black_box(&e));
                 timed += start.elapsed();
@@ -274,7 +292,7 @@ fn bench_availability(c: &mut Criterion) {
         b.iter(|| {
             let mut sum = 0usize;
             for t in &f.types {
-                let free = f.state.index.free_count(&f.hotel, t, black_box(&stay));
+                let free = f.index.free_count(&f.hotel, t, black_box(&stay));
                 let quote = f.state.catalog.quote(&f.hotel, t, &stay).expect("quote");
                 sum += free + quote.nightly.len();
                 black_box(quote);

@@ -872,7 +872,7 @@ impl Harness {
             .cloned()
             .filter(|_| id.0.as_u128().is_multiple_of(4));
         let candidates = self.decide(|s| {
-            s.index
+            s.availability_index()
                 .candidates_from(&hotel_id, &code, &stay, start, limit, |n| {
                     Some(n) == tried.as_ref()
                 })
@@ -1765,19 +1765,16 @@ impl Harness {
             normalized(&self.state),
             "replay differs"
         );
-        // Recovery's split replay: the locator built from `locator_entry` alone (on the
-        // decoding thread), the rest by `apply_owned_except_locator`.
-        let mut split = State::default();
-        let mut locator = crate::ids::IdMap::default();
+        // Recovery's replay: the events moved in, not copied.
+        let mut owned = State::default();
         for e in &self.events {
-            if let Some((id, key)) = State::locator_entry(e) {
-                locator.insert(id, key);
-            }
-            split.apply_owned_except_locator(e.clone());
+            owned.apply_owned(e.clone());
         }
-        split.locator = locator;
-        assert_eq!(split.locator, self.state.locator, "split replay's locator");
-        assert_eq!(split.check_invariants(), Vec::<String>::new());
+        assert_eq!(
+            normalized(&owned),
+            normalized(&self.state),
+            "owned replay differs"
+        );
     }
 
     /// Every invariant, engine against model.
@@ -1876,7 +1873,9 @@ impl Harness {
         // Idempotency keys.
         assert_eq!(state.idempotency.len(), self.model.idem.len());
 
-        // The availability index against a recount, and quotes against the model's prices.
+        // The availability index (built from the rooms, as the actors' are fed by them)
+        // against a recount, and quotes against the model's prices.
+        let index = state.availability_index();
         for (h, hotel) in self.model.hotels.iter().enumerate() {
             let today = self.model.today(h, self.now);
             for (t, mt) in hotel.types.iter().enumerate() {
@@ -1885,7 +1884,7 @@ impl Harness {
                     let night = [arrival];
                     let free_tonight = self.model.free_rooms(&held, h, t, &night).len();
                     assert_eq!(
-                        state.index.free_on(&hotel.id, &mt.code, arrival),
+                        index.free_on(&hotel.id, &mt.code, arrival),
                         free_tonight,
                         "free_on {arrival}"
                     );
@@ -1895,19 +1894,16 @@ impl Harness {
                         let nights = nights_of(arrival, departure);
                         let free = self.model.free_rooms(&held, h, t, &nights);
                         assert_eq!(
-                            state.index.candidates(&hotel.id, &mt.code, &stay),
+                            index.candidates(&hotel.id, &mt.code, &stay),
                             free,
                             "candidates {arrival}..{departure}"
                         );
-                        assert_eq!(
-                            state.index.free_count(&hotel.id, &mt.code, &stay),
-                            free.len()
-                        );
+                        assert_eq!(index.free_count(&hotel.id, &mt.code, &stay), free.len());
                         if offset == 0 {
                             for room in hotel.rooms.values() {
                                 let key = self.room_key(h, &room.number);
                                 assert_eq!(
-                                    state.index.room_is_free(&key, &mt.code, &stay),
+                                    index.room_is_free(&key, &mt.code, &stay),
                                     room.rtype == t
                                         && self.model.room_free(&held, h, &room.number, &nights)
                                 );

@@ -13,8 +13,7 @@ use crate::error::DomainError;
 use crate::event::{Event, IdempotencyRecord};
 use crate::ids::{CodeMap, HotelId, IdMap, IdempotencyKey, ReservationId, RoomKey};
 use crate::reservation::{BookRequest, HistoryEntry, Payment, PaymentStatus, Reservation, Status};
-use crate::room::{NightsDelta, RoomState};
-use crate::time::Stay;
+use crate::room::RoomState;
 
 /// How long an `Idempotency-Key` answers with its first result.
 pub const IDEMPOTENCY_WINDOW: SignedDuration = SignedDuration::from_hours(24);
@@ -145,8 +144,6 @@ pub struct State {
     pub locator: IdMap<RoomKey>,
     /// Idempotency keys.
     pub idempotency: IdempotencyMap,
-    /// Sold nights per room (derived).
-    pub index: AvailabilityIndex,
 }
 
 impl State {
@@ -166,7 +163,6 @@ impl State {
                     hotel_id: hotel_id.clone(),
                     number: number.clone(),
                 };
-                self.index.put_room(&key, room_type);
                 self.rooms
                     .entry(key.clone())
                     .or_insert_with(|| RoomState::new(key, room_type.clone()))
@@ -186,14 +182,12 @@ impl State {
                 let Some(source) = self.rooms.get_mut(from) else {
                     return;
                 };
-                let (reservation, out) = source.move_out(id);
-                self.index.apply_delta(from, &out.booked, &out.released);
+                let (reservation, _) = source.move_out(id);
                 let (Some(reservation), Some(target)) = (reservation, self.rooms.get_mut(to))
                 else {
                     return;
                 };
-                let delta = target.move_in(reservation, event);
-                self.index.apply_delta(to, &delta.booked, &delta.released);
+                target.move_in(reservation, event);
                 self.locator.insert(*id, to.clone());
             }
         }
@@ -209,9 +203,8 @@ impl State {
     }
 
     /// The locator entry an event adds: a creation maps its id to its room, a move to its
-    /// new room. Recovery builds the locator from these on its decoding thread, in
-    /// parallel with the replay, so every event that changes the locator must be here.
-    pub fn locator_entry(event: &Event) -> Option<(ReservationId, RoomKey)> {
+    /// new room.
+    fn locator_entry(event: &Event) -> Option<(ReservationId, RoomKey)> {
         match event {
             Event::ReservationMoved { id, to, .. } => Some((*id, to.clone())),
             Event::ReservationCreated { reservation, .. } => Some((
@@ -225,9 +218,8 @@ impl State {
         }
     }
 
-    /// [`State::apply_owned`] except the locator entry, which the caller adds itself (see
-    /// [`State::locator_entry`]).
-    pub fn apply_owned_except_locator(&mut self, event: Event) {
+    /// [`State::apply_owned`] except the locator entry.
+    fn apply_owned_except_locator(&mut self, event: Event) {
         match event {
             Event::ReservationCreated {
                 reservation,
@@ -252,12 +244,10 @@ impl State {
                     );
                 }
                 if let Some(room) = self.rooms.get_mut(&key) {
-                    let NightsDelta { booked, released } =
-                        room.apply_owned(Event::ReservationCreated {
-                            reservation,
-                            idempotency: None,
-                        });
-                    self.index.apply_delta(&key, &booked, &released);
+                    room.apply_owned(Event::ReservationCreated {
+                        reservation,
+                        idempotency: None,
+                    });
                 }
             }
             other => self.apply(&other),
@@ -266,9 +256,20 @@ impl State {
 
     fn apply_to_room(&mut self, key: &RoomKey, event: &Event) {
         if let Some(room) = self.rooms.get_mut(key) {
-            let NightsDelta { booked, released } = room.apply(event);
-            self.index.apply_delta(key, &booked, &released);
+            room.apply(event);
         }
+    }
+
+    /// The availability index of every room, built from their calendars and out-of-order
+    /// ranges (the engine keeps none of its own: the actors keep one per shard, fed by
+    /// each room's changes). For tests and tools.
+    pub fn availability_index(&self) -> AvailabilityIndex {
+        let mut index = AvailabilityIndex::default();
+        for room in self.rooms.values() {
+            index.put_room(&room.key, &room.room_type);
+            index.apply_delta(&room.key, &room.unavailable_nights(), &[]);
+        }
+        index
     }
 
     /// A reservation by id.
@@ -303,7 +304,7 @@ impl State {
         }
     }
 
-    /// Rebuilds the derived parts (locator, index) from a snapshot.
+    /// Rebuilds the derived part (the locator) from a snapshot.
     pub fn from_snapshot(snapshot: Snapshot) -> Self {
         let mut state = State {
             catalog: snapshot.catalog,
@@ -311,10 +312,6 @@ impl State {
             ..State::default()
         };
         for room in snapshot.rooms {
-            state.index.put_room(&room.key, &room.room_type);
-            state
-                .index
-                .apply_delta(&room.key, &room.unavailable_nights(), &[]);
             for id in room.reservations.keys() {
                 state.locator.insert(*id, room.key.clone());
             }
@@ -329,7 +326,8 @@ impl State {
     /// - no two reservations holding nights in one room share a night;
     /// - every night a live reservation holds is in its room's calendar, pointing at it;
     /// - every calendar entry points at a reservation of that room that holds nights;
-    /// - the locator and the index agree with the rooms.
+    /// - the locator agrees with the rooms;
+    /// - no night is both sold and out of order.
     ///
     /// Returns a description of each violation (empty when all is well).
     pub fn check_invariants(&self) -> Vec<String> {
@@ -386,32 +384,6 @@ impl State {
                             room.key
                         ));
                     }
-                    let one = Stay::between(night, crate::catalog::add_days(night, 1));
-                    if one.is_some_and(|one| {
-                        self.index.room_is_free(&room.key, &room.room_type, &one)
-                    }) {
-                        problems.push(format!(
-                            "{:?}: the availability index shows out-of-order night {night} as free",
-                            room.key
-                        ));
-                    }
-                }
-            }
-            for r in room
-                .reservations
-                .values()
-                .filter(|r| r.status.holds_nights())
-            {
-                for night in r.nights_here() {
-                    let one = Stay::between(night, crate::catalog::add_days(night, 1));
-                    if one.is_some_and(|one| {
-                        self.index.room_is_free(&room.key, &room.room_type, &one)
-                    }) {
-                        problems.push(format!(
-                            "{:?}: the availability index shows night {night} of {} as free",
-                            room.key, r.id
-                        ));
-                    }
                 }
             }
         }
@@ -427,6 +399,7 @@ mod tests {
     use crate::ids::{RoomNumber, RoomTypeCode};
     use crate::reservation::Guest;
     use crate::room::OutOfOrder;
+    use crate::time::Stay;
     use crate::time::StayLimits;
 
     /// One hotel, one room "1", and a 3-night pending reservation in it (Nov 24–27).
@@ -575,21 +548,6 @@ mod tests {
                 .any(|p| p.contains("night 2026-11-25 is both sold and out of order")),
             "{problems:?}"
         );
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("shows out-of-order night 2026-11-27 as free")),
-            "{problems:?}"
-        );
-
-        let (mut s, key, _) = booked();
-        s.index.apply_delta(&key, &[], &[night]);
-        assert!(
-            reported(&s, "shows night 2026-11-25"),
-            "{:?}",
-            s.check_invariants()
-        );
-
         let (mut s, _, id) = booked();
         s.locator.remove(&id);
         assert!(
