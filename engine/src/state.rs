@@ -196,30 +196,6 @@ impl State {
     /// [`State::apply`] for an event the caller owns, moving a new reservation into place
     /// instead of copying it. Recovery uses this.
     pub fn apply_owned(&mut self, event: Event) {
-        if let Some((id, key)) = Self::locator_entry(&event) {
-            self.locator.insert(id, key);
-        }
-        self.apply_owned_except_locator(event);
-    }
-
-    /// The locator entry an event adds: a creation maps its id to its room, a move to its
-    /// new room.
-    fn locator_entry(event: &Event) -> Option<(ReservationId, RoomKey)> {
-        match event {
-            Event::ReservationMoved { id, to, .. } => Some((*id, to.clone())),
-            Event::ReservationCreated { reservation, .. } => Some((
-                reservation.id,
-                RoomKey {
-                    hotel_id: reservation.hotel_id.clone(),
-                    number: reservation.room.clone(),
-                },
-            )),
-            _ => None,
-        }
-    }
-
-    /// [`State::apply_owned`] except the locator entry.
-    fn apply_owned_except_locator(&mut self, event: Event) {
         match event {
             Event::ReservationCreated {
                 reservation,
@@ -243,6 +219,7 @@ impl State {
                         },
                     );
                 }
+                self.locator.insert(reservation.id, key.clone());
                 if let Some(room) = self.rooms.get_mut(&key) {
                     room.apply_owned(Event::ReservationCreated {
                         reservation,

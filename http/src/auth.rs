@@ -27,10 +27,9 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use innkeep_actors::EngineError;
 use innkeep_engine::{DomainError, Reservation};
@@ -531,14 +530,15 @@ fn client_ip(req: &Request) -> Option<IpAddr> {
         .or_else(|| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
 }
 
-/// The middleware on every API route: authenticate, rate-limit, and for hotel routes check
-/// the hotel (404) and the role (403). Puts a [`Caller`] into the request for the handler.
+/// What every API route passes before its handler ([`crate::limits::route_checks`]):
+/// authenticate, rate-limit, and for hotel routes check the hotel (404) and the role
+/// (403). Puts a [`Caller`] into the request for the handler, or answers the refusal.
 ///
 /// Rate limits: with keys configured, an authenticated request spends from its key's
 /// bucket and anything else (public routes, missing or bad keys) from its client IP's;
 /// `/healthz` and `/readyz` are never limited. In open mode nothing is rate-limited (see
 /// ARCHITECTURE.md).
-pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -> Response {
+pub async fn authorize(sec: &Security, req: Request) -> Result<Request, Response> {
     // The `{hotel_id}` capture, percent-decoded, read from what the router stored.
     let (mut parts, body) = req.into_parts();
     let hotel = RawPathParams::from_request_parts(&mut parts, &())
@@ -550,15 +550,14 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -
                 .map(|(_, v)| v.to_owned())
         })
         .unwrap_or_default();
-    let req = Request::from_parts(parts, body);
-    match check(&sec, &req, &hotel) {
+    let mut req = Request::from_parts(parts, body);
+    match check(sec, &req, &hotel) {
         Ok(Some(caller)) => {
-            let mut req = req;
             req.extensions_mut().insert(caller);
-            next.run(req).await
+            Ok(req)
         }
-        Ok(None) => next.run(req).await,
-        Err(e) => e.into_response(),
+        Ok(None) => Ok(req),
+        Err(e) => Err(e.into_response()),
     }
 }
 

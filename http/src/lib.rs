@@ -172,23 +172,22 @@ pub fn router(state: AppState) -> Router {
     let (api, doc) = openapi::api_router().split_for_parts();
     let docs = openapi::doc_router(doc);
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
-    let security = state.security.clone();
-    let timeout = security.limits.request_timeout;
-    let engine = state.engine.clone();
+    let checks = limits::RouteChecks {
+        engine: state.engine.clone(),
+        security: state.security.clone(),
+        timeout: state.security.limits.request_timeout,
+    };
+    // Each `route_layer` or `layer` call boxes every route once more, and every request
+    // clones the boxes it passes through: so one route layer (shed, guard, deadline) and
+    // one layer stack.
     api.with_state(state)
         .merge(docs)
-        // Only matched routes: the deadline around the handler, and outside it the guard
-        // (authentication, rate limit, hotel and role checks).
         .route_layer(axum::middleware::from_fn_with_state(
-            timeout,
-            limits::deadline,
+            checks,
+            limits::route_checks,
         ))
-        .route_layer(axum::middleware::from_fn_with_state(security, auth::guard))
-        // Outermost of the route layers: an overloaded shard refuses before any work.
-        .route_layer(axum::middleware::from_fn_with_state(engine, limits::shed))
         .fallback(routes::ops::route_not_found)
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(
             ServiceBuilder::new()
                 .map_request(drop_unusable_request_id)
@@ -198,8 +197,8 @@ pub fn router(state: AppState) -> Router {
                 ))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
-                .layer(axum::middleware::from_fn(metrics::track))
-                .layer(axum::middleware::from_fn(problem_instance)),
+                .layer(axum::middleware::from_fn(observe))
+                .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
         )
 }
 
@@ -229,8 +228,9 @@ struct MakeRequestUuidV7;
 
 impl MakeRequestId for MakeRequestUuidV7 {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let id = uuid::Uuid::now_v7().to_string();
-        HeaderValue::from_str(&id).ok().map(RequestId::new)
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
+        HeaderValue::from_str(id).ok().map(RequestId::new)
     }
 }
 
@@ -249,14 +249,22 @@ fn request_span(req: &axum::http::Request<Body>) -> tracing::Span {
     )
 }
 
-/// Fills in a problem's `instance` with the request path. Only error responses are
-/// touched (they carry their [`Problem`] as an extension), so successes pay nothing but
-/// one path copy.
-async fn problem_instance(req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_owned();
+/// Counts and times every request ([`metrics::record`]) and fills in a
+/// problem's `instance` with the request path. Only error responses are touched (they
+/// carry their [`Problem`] as an extension).
+async fn observe(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .cloned();
+    // A `Uri` clone shares its bytes; the path is copied only for a problem.
+    let uri = req.uri().clone();
     let mut res = next.run(req).await;
+    metrics::record(&method, route.as_ref(), res.status(), started.elapsed());
     if let Some(mut problem) = res.extensions_mut().remove::<Problem>() {
-        problem.instance = Some(path);
+        problem.instance = Some(uri.path().to_owned());
         if let Ok(body) = serde_json::to_vec(&problem) {
             res.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
             *res.body_mut() = Body::from(body);

@@ -159,21 +159,37 @@ impl Security {
     }
 }
 
-/// Sheds an API request at once with 503 `overloaded` (and `Retry-After`) while the
-/// engine's calls in flight on this shard are at their bound, before it is authenticated
-/// or its body parsed: under overload a refusal must cost little, or refusing becomes the
-/// work. The engine's own admission still decides every call that gets through. Only
-/// `/v1/` routes are shed; health, readiness, metrics and the static pages never are.
-pub async fn shed(
-    State(engine): State<innkeep_actors::Engine>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if engine.is_saturated() && req.uri().path().starts_with("/v1/") {
+/// What every matched route goes through before its handler, in one layer (see
+/// [`route_checks`]).
+#[derive(Clone, Debug)]
+pub struct RouteChecks {
+    /// Whose saturation sheds requests.
+    pub engine: innkeep_actors::Engine,
+    /// Keys, roles and rate limits.
+    pub security: std::sync::Arc<Security>,
+    /// The request deadline ([`HttpLimits::request_timeout`]).
+    pub timeout: Duration,
+}
+
+/// In order: an overloaded shard sheds an API request at once (503 `overloaded` with
+/// `Retry-After`) while the engine's calls in flight on this shard are at their bound,
+/// before it is authenticated or its body parsed: under overload a refusal must cost
+/// little, or refusing becomes the work (the engine's own admission still decides every
+/// call that gets through; only `/v1/` routes are shed, never health, readiness, metrics
+/// or the static pages); then the guard (authentication, rate limit,
+/// hotel and role checks, [`crate::auth::authorize`]); then the [`deadline`] around the
+/// handler. One layer rather than three: every layer boxes each route once more, and every
+/// request clones the boxes it passes.
+pub async fn route_checks(State(checks): State<RouteChecks>, req: Request, next: Next) -> Response {
+    if checks.engine.is_saturated() && req.uri().path().starts_with("/v1/") {
         metrics::counter!(METRIC_SHED).increment(1);
         return ApiError::Engine(innkeep_actors::EngineError::Overloaded).into_response();
     }
-    next.run(req).await
+    let req = match crate::auth::authorize(&checks.security, req).await {
+        Ok(req) => req,
+        Err(refused) => return refused,
+    };
+    with_deadline(checks.timeout, next.run(req)).await
 }
 
 /// Counter of API requests shed before reaching a handler ([`shed`]).
@@ -184,7 +200,15 @@ pub const METRIC_SHED: &str = "innkeep_http_requests_shed_total";
 /// already sent: it may still complete (bookings are idempotent by key, so a retry with
 /// the same `Idempotency-Key` learns its outcome).
 pub async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
+    with_deadline(limit, next.run(req)).await
+}
+
+/// `handler`'s response, or 503 `timeout` once `limit` has passed (see [`deadline`]).
+async fn with_deadline(
+    limit: Duration,
+    handler: impl std::future::Future<Output = Response>,
+) -> Response {
+    match tokio::time::timeout(limit, handler).await {
         Ok(res) => res,
         Err(_) => ApiError::Timeout {
             timeout_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),

@@ -1,5 +1,5 @@
-//! Prometheus metrics: the process-wide recorder, the per-request middleware, and
-//! `GET /metrics`.
+//! Prometheus metrics: the process-wide recorder, per-request counting (for the router's
+//! outer layer), and `GET /metrics`.
 //!
 //! Every crate records through the `metrics` facade (the journal its batch sizes and fsync
 //! latency, the snapshot writer its durations, the engine its bookings and expired holds); this
@@ -10,11 +10,10 @@
 //! both read at scrape time.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -89,21 +88,64 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// Counts every request and times it, labelled with the matched route template (never
-/// the raw URI, which would make one series per reservation id) and the status.
-pub async fn track(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!(METRIC_REQUESTS, &labels).increment(1);
-    metrics::histogram!(METRIC_REQUEST_SECONDS, &labels).record(started.elapsed().as_secs_f64());
-    res
+/// A request's counter and latency histogram, resolved once per label set.
+struct RequestMetrics {
+    count: metrics::Counter,
+    seconds: metrics::Histogram,
+}
+
+/// Per route template, the handles resolved so far by method and status.
+type RequestMetricsCache =
+    std::collections::HashMap<String, Vec<(axum::http::Method, u16, RequestMetrics)>>;
+
+thread_local! {
+    /// This thread's request metric handles, by route template, then method and status.
+    /// Resolving a handle builds its labels and looks them up in the recorder, several
+    /// allocations per request; the label sets are few (routes × methods × statuses), so
+    /// each thread resolves each once.
+    static REQUEST_METRICS: std::cell::RefCell<RequestMetricsCache> =
+        std::cell::RefCell::default();
+}
+
+/// Counts one request and records its latency, labelled with the matched route template
+/// (never the raw URI, which would make one series per reservation id), the method and
+/// the status.
+pub(crate) fn record(
+    method: &axum::http::Method,
+    route: Option<&MatchedPath>,
+    status: axum::http::StatusCode,
+    elapsed: Duration,
+) {
+    let route = route.map_or("unmatched", MatchedPath::as_str);
+    let status = status.as_u16();
+    REQUEST_METRICS.with_borrow_mut(|cache| {
+        let by_route = match cache.get_mut(route) {
+            Some(by_route) => by_route,
+            None => cache.entry(route.to_owned()).or_default(),
+        };
+        let at = match by_route
+            .iter()
+            .position(|(m, s, _)| m == method && *s == status)
+        {
+            Some(at) => at,
+            None => {
+                let labels = [
+                    ("method", method.as_str().to_owned()),
+                    ("route", route.to_owned()),
+                    ("status", status.to_string()),
+                ];
+                let resolved = RequestMetrics {
+                    count: metrics::counter!(METRIC_REQUESTS, &labels),
+                    seconds: metrics::histogram!(METRIC_REQUEST_SECONDS, &labels),
+                };
+                by_route.push((method.clone(), status, resolved));
+                by_route.len() - 1
+            }
+        };
+        let handles = &by_route[at].2;
+        handles.count.increment(1);
+        handles.seconds.record(elapsed.as_secs_f64());
+    });
 }
 
 /// Prometheus text exposition of every metric this process records.
