@@ -55,8 +55,8 @@ impl PaymentStats {
 /// A payment still open (pending or failed) that reconciliation may ask about.
 #[derive(Debug, Clone)]
 pub(crate) struct OpenPayment {
-    /// Our reference.
-    pub out_trade_no: String,
+    /// Our reference (derived from the reservation id: no text kept per payment).
+    pub out_trade_no: innkeep_engine::OutTradeNo,
     /// When its reservation was created.
     pub created_at: Timestamp,
 }
@@ -198,7 +198,7 @@ impl PaymentSupervisor {
                 return Ok(Settled::Yes);
             }
             let answer = retry
-                .run(|| gateway.query(open.out_trade_no.clone()))
+                .run(|| gateway.query(open.out_trade_no.to_string()))
                 .await
                 .map_err(|e| {
                     PaymentStats::bump(&stats.gateway_failures);
@@ -329,7 +329,7 @@ impl Handler<PaymentCreated> for PaymentSupervisor {
         self.open.insert(
             msg.id,
             OpenPayment {
-                out_trade_no: msg.out_trade_no.clone(),
+                out_trade_no: msg.id.out_trade_no(),
                 created_at: msg.created_at,
             },
         );

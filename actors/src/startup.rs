@@ -97,44 +97,48 @@ pub(crate) fn start(
     )?;
 
     // What the actors share besides the rooms. The index fills as rooms are placed.
+    // Moved, not copied: the recovered state is split among the actors.
+    let innkeep_engine::State {
+        catalog,
+        rooms,
+        locator,
+        idempotency,
+    } = state;
     let directory = Arc::new(Directory::new(
         shards.len(),
-        state.catalog.clone(),
-        state.locator.clone(),
-        state.idempotency.clone(),
+        catalog,
+        locator,
+        idempotency,
         config.clock.clone(),
         config.faults.clone(),
     ));
     let room_registry = Arc::new(Rooms::default());
-    // Open payments (for reconciliation) and owed refunds (the durable retry queue),
-    // rebuilt from the recovered state.
+    let payment_policy = config.payment.clone();
+    // Charges are asked for only when a provider would make them.
+    let charges = config.payment.gateway.is_some();
+    // Open payments (for reconciliation, which only a provider needs) and owed refunds
+    // (the durable retry queue), rebuilt from the recovered state.
     let mut open_payments = HashMap::new();
     let mut owed_refunds = HashSet::new();
-    for r in state
-        .rooms
-        .values()
-        .flat_map(|room| room.reservations.values())
-    {
+    for r in rooms.values().flat_map(|room| room.reservations.values()) {
         if r.payment.refund_owed {
             owed_refunds.insert(r.id);
         }
-        if matches!(
+        let open = matches!(
             r.payment.status,
             PaymentStatus::Pending | PaymentStatus::Failed
-        ) {
+        );
+        if charges && open {
             open_payments.insert(
                 r.id,
                 OpenPayment {
-                    out_trade_no: r.payment.out_trade_no.to_string(),
+                    out_trade_no: r.payment.out_trade_no,
                     created_at: r.created_at,
                 },
             );
         }
     }
-    let payment_policy = config.payment.clone();
-    // Charges are asked for only when a provider would make them.
-    let charges = config.payment.gateway.is_some();
-    let rooms: Vec<_> = state.rooms.values().cloned().collect();
+    let rooms: Vec<_> = rooms.into_values().collect();
     let hold = SignedDuration::from_secs(i64::try_from(config.hold_seconds).unwrap_or(i64::MAX));
 
     // Snapshots: collected from the rooms by a trigger on the system thread, written by
