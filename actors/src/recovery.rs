@@ -14,7 +14,7 @@ use innkeep_persistence::{recover_keeping_last, SnapshotError, SnapshotStore};
 
 use crate::feed::FeedEvent;
 use crate::protocol::StartError;
-use crate::snapshot::{Parts, StoredRoom};
+use crate::snapshot::{Parts, PartsRef, StoredRoom};
 
 /// Events handed to the replay thread at a time.
 const REPLAY_BATCH_EVENTS: usize = 4096;
@@ -116,15 +116,12 @@ struct Loaded {
     pending: Vec<(RoomKey, ReservationId)>,
 }
 
-/// Decodes every room (in parallel) and builds the state.
-fn decode(seq: u64, parts: Parts, dir: &Path) -> Result<Loaded, StartError> {
-    let corrupt = |reason: String| SnapshotError::Corrupt {
-        path: dir.to_path_buf(),
-        reason,
-    };
+/// Decodes every room (in parallel, straight from the stored bytes) and builds the state.
+fn decode(seq: u64, bytes: &[u8]) -> Result<Loaded, String> {
+    let parts: PartsRef<'_> = innkeep_persistence::decode_part_borrowed(bytes)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = parts.rooms.len().div_ceil(threads).max(1);
-    let decoded: Vec<Result<Vec<(RoomState, StoredRoom)>, String>> = std::thread::scope(|s| {
+    let decoded: Vec<Result<Vec<RoomState>, String>> = std::thread::scope(|s| {
         let workers: Vec<_> = parts
             .rooms
             .chunks(chunk)
@@ -134,15 +131,7 @@ fn decode(seq: u64, parts: Parts, dir: &Path) -> Result<Loaded, StartError> {
                         .iter()
                         .enumerate()
                         .map(|(i, stored)| {
-                            innkeep_persistence::decode_part::<RoomState>(&stored.state.0)
-                                .map(|room| {
-                                    let meta = StoredRoom {
-                                        cut_seq: stored.cut_seq,
-                                        pending: stored.pending.clone(),
-                                        state: innkeep_persistence::Blob::default(),
-                                    };
-                                    (room, meta)
-                                })
+                            innkeep_persistence::decode_part::<RoomState>(stored.state)
                                 .map_err(|e| format!("room part {i} does not decode: {e}"))
                         })
                         .collect()
@@ -154,37 +143,37 @@ fn decode(seq: u64, parts: Parts, dir: &Path) -> Result<Loaded, StartError> {
             .map(|w| w.join().unwrap_or_else(|_| Err("decoding panicked".into())))
             .collect()
     });
+    if parts.setup_seq < seq {
+        return Err(format!(
+            "the catalog is cut at seq {}, before the snapshot's {seq}",
+            parts.setup_seq
+        ));
+    }
     let mut cuts = Cuts {
         setup_seq: parts.setup_seq,
+        max_seq: parts.setup_seq,
         ..Cuts::default()
     };
     let mut pending = Vec::new();
     let mut rooms = Vec::with_capacity(parts.rooms.len());
+    let mut stored = parts.rooms.iter();
     for chunk in decoded {
-        for (room, meta) in chunk.map_err(corrupt)? {
+        for room in chunk? {
+            let meta = stored.next().ok_or("more rooms decoded than stored")?;
             if meta.cut_seq < seq {
-                return Err(corrupt(format!(
+                return Err(format!(
                     "room {} is cut at seq {}, before the snapshot's {seq}",
                     room.key.number, meta.cut_seq
-                ))
-                .into());
+                ));
             }
             if meta.cut_seq > seq {
                 cuts.max_seq = cuts.max_seq.max(meta.cut_seq);
                 cuts.rooms.insert(room.key.clone(), meta.cut_seq);
             }
-            pending.extend(meta.pending.into_iter().map(|id| (room.key.clone(), id)));
+            pending.extend(meta.pending.iter().map(|id| (room.key.clone(), *id)));
             rooms.push(room);
         }
     }
-    if parts.setup_seq < seq {
-        return Err(corrupt(format!(
-            "the catalog is cut at seq {}, before the snapshot's {seq}",
-            parts.setup_seq
-        ))
-        .into());
-    }
-    cuts.max_seq = cuts.max_seq.max(parts.setup_seq);
     let state = State::from_snapshot(Snapshot {
         catalog: parts.catalog,
         rooms,
@@ -208,8 +197,8 @@ pub fn recover_state_with_history(
 ) -> Result<Recovered, StartError> {
     let history_events = history_events.min(crate::feed::MAX_FEED_WINDOW_EVENTS);
     let store = SnapshotStore::open(&data_dir.join("snapshots"))?;
-    let (snapshot_seq, loaded) = match store.load::<Parts>()? {
-        Some((seq, parts)) => (seq, decode(seq, parts, store.dir())?),
+    let (snapshot_seq, loaded) = match store.load_with(decode)? {
+        Some(loaded) => loaded,
         None => (
             0,
             Loaded {

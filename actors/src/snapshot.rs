@@ -95,6 +95,32 @@ pub(crate) struct StoredRoom {
 /// Told a snapshot's seq once it is durable, or why it failed.
 pub(crate) type Waiter = tokio::sync::oneshot::Sender<Result<u64, String>>;
 
+/// [`Parts`] as read back: each room's state borrowed from the stored bytes, to be decoded
+/// on its own (in parallel) without being copied out first. Same layout as [`Parts`].
+#[derive(Deserialize, Debug)]
+pub(crate) struct PartsRef<'a> {
+    /// See [`Parts::catalog`].
+    pub catalog: Catalog,
+    /// See [`Parts::setup_seq`].
+    pub setup_seq: u64,
+    /// See [`Parts::rooms`].
+    #[serde(borrow)]
+    pub rooms: Vec<StoredRoomRef<'a>>,
+    /// See [`Parts::idempotency`].
+    pub idempotency: Vec<((HotelId, IdempotencyKey), IdempotencyEntry)>,
+}
+
+/// [`StoredRoom`] as read back.
+#[derive(Deserialize, Debug)]
+pub(crate) struct StoredRoomRef<'a> {
+    /// See [`StoredRoom::cut_seq`].
+    pub cut_seq: u64,
+    /// See [`StoredRoom::pending`].
+    pub pending: Vec<ReservationId>,
+    /// See [`StoredRoom::state`].
+    pub state: &'a [u8],
+}
+
 /// A collected snapshot, ready to write.
 #[derive(Debug)]
 pub(crate) struct Taken {

@@ -23,6 +23,7 @@ pub use journal::{
     JournalOptions, JournalStats, OnCommit, RecoveryReport, SyncMode, MAX_RETAIN_RECORDS,
 };
 pub use snapshot::{
-    decode_part, encode_part, Blob, SnapshotError, SnapshotStore, SNAPSHOT_FORMAT_VERSION,
+    decode_part, decode_part_borrowed, encode_part, Blob, SnapshotError, SnapshotStore,
+    SNAPSHOT_FORMAT_VERSION,
 };
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, SegmentFile, Storage};

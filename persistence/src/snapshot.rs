@@ -159,6 +159,18 @@ pub fn decode_part<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     Ok(part)
 }
 
+/// [`decode_part`] for a type that borrows from `bytes` (byte strings such as [`Blob`]s
+/// read as `&[u8]`), so large parts are not copied out before they are decoded.
+pub fn decode_part_borrowed<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
+    let config = bincode::config::standard().with_limit::<{ MAX_SNAPSHOT_BYTES as usize }>();
+    let (part, used) = bincode::serde::borrow_decode_from_slice::<T, _>(bytes, config)
+        .map_err(|e| e.to_string())?;
+    if used != bytes.len() {
+        return Err(format!("decodes from {used} of its {} bytes", bytes.len()));
+    }
+    Ok(part)
+}
+
 /// Bytes already encoded by [`encode_part`], stored inside a snapshot as one
 /// length-prefixed run (not byte by byte, as a `Vec<u8>` would be), so a part encoded
 /// elsewhere is copied, not encoded again, and can be decoded on its own later (in
@@ -480,6 +492,17 @@ impl SnapshotStore {
     /// and an error naming the reason if its version is unknown, its length or CRC does
     /// not match, or the state does not decode as `S` (all bytes must be consumed).
     pub fn load<S: DeserializeOwned>(&self) -> Result<Option<(u64, S)>, SnapshotError> {
+        self.load_with(|_, bytes| decode_part::<S>(bytes))
+    }
+
+    /// [`SnapshotStore::load`], with the snapshot's seq and its checked bytes handed to
+    /// `decode` while they are in memory, so it can borrow from them
+    /// ([`decode_part_borrowed`]) instead of copying. Its error becomes `Corrupt` ("state
+    /// does not decode: …").
+    pub fn load_with<T>(
+        &self,
+        decode: impl FnOnce(u64, &[u8]) -> Result<T, String>,
+    ) -> Result<Option<(u64, T)>, SnapshotError> {
         let Some(db) = self.lock().as_ref().map(|g| g.db.clone()) else {
             return Ok(None);
         };
@@ -516,7 +539,7 @@ impl SnapshotStore {
                 meta.crc32c
             )));
         }
-        let state = decode_part::<S>(&data)
+        let state = decode(meta.seq, &data)
             .map_err(|e| self.corrupt(format!("state does not decode: {e}")))?;
         Ok(Some((meta.seq, state)))
     }
