@@ -7,7 +7,7 @@ use axum::Json;
 use innkeep_engine::{Reservation, ReservationId, Upsert};
 
 use crate::error::ApiError;
-use crate::wire::ReservationView;
+use crate::wire::ReservationJson;
 
 pub mod availability;
 pub mod board;
@@ -35,7 +35,8 @@ pub fn etag(version: u64) -> HeaderValue {
 
 /// A reservation response: the JSON view with its `ETag`.
 fn reservation_response(status: StatusCode, r: &Reservation) -> Response {
-    let mut res = (status, Json(ReservationView::from(r))).into_response();
+    // Written straight from the reservation: the same bytes as `ReservationView`'s JSON.
+    let mut res = (status, Json(ReservationJson(r))).into_response();
     res.headers_mut().insert(header::ETAG, etag(r.version));
     res
 }
