@@ -275,8 +275,10 @@ impl Engine {
             .map_err(EngineError::Unavailable)
     }
 
-    /// Stops accepting work, stops the actors, drains the journal and writes a final
-    /// snapshot. Idempotent; blocks until done. Call it after the HTTP server drained.
+    /// Stops accepting work, writes a final snapshot (collected from the rooms, so before
+    /// they stop), stops the actors and drains the journal. Idempotent; blocks until done.
+    /// Call it after the HTTP server drained, from a thread that is not a shard (the rooms
+    /// must run meanwhile): a plain thread or `spawn_blocking`.
     pub fn shutdown(&self) {
         if self.inner.stopping.swap(true, Ordering::AcqRel) {
             return;
@@ -284,11 +286,19 @@ impl Engine {
         // A last snapshot from the rooms while they still run (so the next start replays
         // little): the writer thread ends once it is written, or at once if the system
         // thread is gone (its trigger dropped). Then the actors (no new events), then the
-        // journal (drains what is queued).
-        let trigger = self.inner.trigger.clone();
-        self.inner
-            .shards
-            .on_system(move || trigger.do_send(snapshot::Final));
+        // journal (drains what is queued). On a shard the rooms of this thread could not
+        // answer while it waits here, so there is no last snapshot then: the actors stop
+        // first, which drops the trigger and ends the writer.
+        let on_shard = shards::current().is_some();
+        if on_shard {
+            tracing::error!("Engine::shutdown called on a shard thread; no final snapshot");
+            self.inner.shards.stop();
+        } else {
+            let trigger = self.inner.trigger.clone();
+            self.inner
+                .shards
+                .on_system(move || trigger.do_send(snapshot::Final));
+        }
         let threads: Vec<JoinHandle<()>> = std::mem::take(
             &mut *self
                 .inner
