@@ -25,11 +25,12 @@ use tokio::sync::broadcast;
 /// Default number of recent events kept for resuming (`Last-Event-ID`), in memory and in
 /// the journal ([`crate::EngineConfig::resume_window_events`]). A client disconnected
 /// for a while (a phone losing signal, a deploy) reconnects inside it at normal booking
-/// rates; each event costs up to ≈ 0.75 KiB of memory (a booking; BENCHMARKS.md) and is
+/// rates; an event costs ≈ 120 B of memory while it shares its reservation with the room,
+/// up to ≈ 1 KiB once the room has changed that reservation (BENCHMARKS.md), and is
 /// decoded once more at start-up (≈ 40 ms for a full default window).
 pub const FEED_WINDOW_EVENTS: usize = 65_536;
 
-/// Largest accepted window: up to ≈ 0.75 GiB of events in memory, and this many journal
+/// Largest accepted window: up to ≈ 1 GiB of events in memory, and this many journal
 /// records kept on disk and decoded at every start-up.
 pub const MAX_FEED_WINDOW_EVENTS: usize = 1 << 20;
 

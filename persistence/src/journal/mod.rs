@@ -282,10 +282,6 @@ pub struct JournalStats {
     pub fsyncs: u64,
     /// Batches that failed (write or sync error, or roll failure) and were not acked.
     pub failed_batches: u64,
-    /// Appends refused one by one without a seq (too large, not encodable). Whoever
-    /// applied such an event in memory before appending it now holds a change the
-    /// journal never saw; [`Journal::mark`] users check this did not move.
-    pub refused_records: u64,
 }
 
 /// One acknowledgement the writer hands to an [`AckSink`]; [`Ack::complete`] it on the

@@ -75,8 +75,6 @@ pub(super) struct Shared {
     fsyncs: AtomicU64,
     /// See [`JournalStats::failed_batches`].
     failed_batches: AtomicU64,
-    /// See [`JournalStats::refused_records`].
-    refused_records: AtomicU64,
     /// See [`Journal::durable_seq`].
     durable_seq: AtomicU64,
 }
@@ -364,7 +362,6 @@ impl<E> Journal<E> {
             records: s.records.load(Ordering::Relaxed),
             fsyncs: s.fsyncs.load(Ordering::Relaxed),
             failed_batches: s.failed_batches.load(Ordering::Relaxed),
-            refused_records: s.refused_records.load(Ordering::Relaxed),
         }
     }
 
@@ -655,10 +652,7 @@ impl<E: Serialize> Writer<E> {
         }
         match encode_record(&mut self.buf, seq, &event) {
             Ok(()) => batch.push(PendingRecord { seq, event, ack }),
-            Err(err) => {
-                self.shared.refused_records.fetch_add(1, Ordering::Relaxed);
-                ack.send_now(Err(err));
-            }
+            Err(err) => ack.send_now(Err(err)),
         }
     }
 
