@@ -439,9 +439,10 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
     let state = recovered.state;
     let problems = state.check_invariants();
     assert!(problems.is_empty(), "invariants: {problems:#?}");
-    let mut by_tag: HashMap<String, Vec<&Reservation>> = HashMap::new();
+    let mut by_tag: HashMap<String, Vec<Reservation>> = HashMap::new();
     for room in state.rooms.values() {
-        for r in room.reservations.values() {
+        for r in room.ledger.iter() {
+            let r = r.to_reservation(&room.key, &room.room_type);
             let tag = r
                 .guest
                 .name()
@@ -462,7 +463,7 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
     for (tag, req) in &l.requests {
         let found = by_tag.get(tag).map(Vec::as_slice).unwrap_or_default();
         assert!(found.len() <= 1, "{tag}: stored {} times", found.len());
-        let stored = found.first().copied();
+        let stored = found.first();
         match (&req.outcome, stored) {
             (Outcome::Booked(id), Some(r)) => {
                 booked += 1;

@@ -183,7 +183,7 @@ fn a_panicking_room_aborts_the_process_and_a_restart_recovers_everything_acked()
     let recovered = recover_state(dir.path()).unwrap();
     assert_eq!(recovered.state.check_invariants(), Vec::<String>::new());
     for (id, debug) in &acked {
-        let r: &Reservation = recovered.state.reservation(id).unwrap();
+        let r: &Reservation = &recovered.state.reservation(id).unwrap();
         assert_eq!(&format!("{r:?}"), debug);
     }
     assert_eq!(recovered.state.locator.len(), acked.len(), "nothing else");

@@ -9,7 +9,7 @@
 //! are for confirmed and checked-in reservations), so its room's keeper is its keeper for
 //! life.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use innkeep_engine::{Action, ReservationId};
 
 use crate::directory::{read, Directory};
 use crate::protocol::{
-    Adopt, ChangeReservation, EngineError, HoldEnded, HoldStarted, PaymentCreated, PendingHold,
+    Adopt, ChangeReservation, EngineError, HoldEnded, HoldStarted, PaymentCreated,
 };
 use crate::room::{RoomActor, Rooms, ROOM_MAILBOX};
 
@@ -37,11 +37,12 @@ pub(crate) struct HoldKeeper {
     directory: Arc<Directory>,
     /// The rooms, asked to expire their due holds.
     rooms: Arc<Rooms>,
-    /// Unpaid holds by expiry instant, so the tick finds the due ones without a scan.
-    holds: BTreeSet<(Timestamp, ReservationId)>,
-    /// Every unpaid hold: its expiry (to find it in `holds`) and its creator. An entry
-    /// leaves when its room reports [`HoldEnded`].
-    pending: HashMap<ReservationId, PendingHold>,
+    /// Every unpaid hold by its expiry (whole milliseconds, rounded up), so the tick finds the
+    /// due ones without a scan. The only per-hold state here (24 bytes): a hold's room
+    /// reports its end ([`HoldEnded`]) with the expiry and creator, exactly once, so
+    /// nothing else needs remembering. An entry may outlive its hold (an expiry retried
+    /// after the hold was paid); the room then refuses to expire it, and it is dropped.
+    holds: BTreeSet<(i64, ReservationId)>,
     /// The payment supervisor, asked for each new hold's charge; `None` without a payment
     /// provider (nothing would be charged, so nothing is sent).
     payments: Option<Recipient<PaymentCreated>>,
@@ -60,25 +61,25 @@ impl HoldKeeper {
             directory,
             rooms,
             holds: BTreeSet::new(),
-            pending: HashMap::new(),
             payments,
             expiry_tick,
         }
     }
 
-    fn track(&mut self, id: ReservationId, hold: PendingHold) {
-        self.holds.insert((hold.expires_at, id));
-        if self.pending.insert(id, hold).is_none() {
-            metrics::gauge!(METRIC_HOLDS_OPEN).increment(1.0);
-        }
+    /// Queues a new hold's expiry. Called once per hold (its start, or its adoption at
+    /// start-up), as its end is reported once: the gauge counts both.
+    fn track(&mut self, id: ReservationId, expires_at: Timestamp) {
+        self.holds.insert((due_millis(expires_at), id));
+        metrics::gauge!(METRIC_HOLDS_OPEN).increment(1.0);
     }
 
     /// Asks the room of every hold that is due to expire it. A room that could not decide
     /// (journal full or failing, engine stopping) leaves the hold queued for a later tick.
     fn expire_due(&mut self, ctx: &mut Context<Self>) {
         let now = self.directory.clock.now();
+        let now_millis = now.as_millisecond();
         while let Some(&(at, id)) = self.holds.first() {
-            if at > now {
+            if at > now_millis {
                 break;
             }
             self.holds.pop_first();
@@ -102,7 +103,7 @@ impl HoldKeeper {
                     Ok(Err(EngineError::Domain(_))) => false,
                     Ok(Err(_)) | Err(_) => true,
                 };
-                if retry && act.pending.contains_key(&id) {
+                if retry {
                     act.holds.insert((at, id));
                 }
             }));
@@ -139,7 +140,7 @@ impl Handler<Adopt> for HoldKeeper {
 
     fn handle(&mut self, msg: Adopt, ctx: &mut Self::Context) {
         for (id, hold) in msg.0 {
-            self.track(id, hold);
+            self.track(id, hold.expires_at);
         }
         self.expire_due(ctx);
     }
@@ -154,17 +155,12 @@ impl Handler<HoldStarted> for HoldKeeper {
         let HoldStarted {
             id,
             expires_at,
-            created_by,
             amount,
             created_at,
         } = msg;
-        self.track(
-            id,
-            PendingHold {
-                expires_at,
-                created_by,
-            },
-        );
+        // The creator's slot was taken when the booking started; it is given back with
+        // the hold's end, which names the creator again.
+        self.track(id, expires_at);
         // Best effort: the hold timer governs whether it is ever paid.
         if let Some(payments) = &self.payments {
             payments.do_send(PaymentCreated {
@@ -181,13 +177,22 @@ impl Handler<HoldEnded> for HoldKeeper {
     type Result = ();
 
     fn handle(&mut self, msg: HoldEnded, _ctx: &mut Self::Context) {
-        let Some(hold) = self.pending.remove(&msg.id) else {
-            return;
-        };
+        // Gone already when its expiry is being asked for right now.
+        self.holds.remove(&(due_millis(msg.expires_at), msg.id));
         metrics::gauge!(METRIC_HOLDS_OPEN).decrement(1.0);
-        self.holds.remove(&(hold.expires_at, msg.id));
-        if let Some(c) = &hold.created_by {
+        if let Some(c) = &msg.created_by {
             self.directory.release_slot(c);
         }
+    }
+}
+
+/// The whole millisecond at or after `at`: a hold is asked to expire no earlier than it
+/// lapses (the room decides by the exact instant).
+fn due_millis(at: Timestamp) -> i64 {
+    let ms = at.as_millisecond();
+    if Timestamp::from_millisecond(ms).is_ok_and(|t| t < at) {
+        ms.saturating_add(1)
+    } else {
+        ms
     }
 }

@@ -170,6 +170,10 @@ pub struct FrontDeskDay {
 pub struct HoldEnded {
     /// The reservation that no longer holds nights unpaid.
     pub id: ReservationId,
+    /// When its hold would have lapsed (finds it in the keeper's queue).
+    pub expires_at: Timestamp,
+    /// Who created it: their hold slot is given back.
+    pub created_by: Option<String>,
 }
 
 /// Sent by a room to its shard's hold keeper when a new reservation (always an unpaid
@@ -183,8 +187,6 @@ pub struct HoldStarted {
     pub id: ReservationId,
     /// When its hold lapses.
     pub expires_at: Timestamp,
-    /// Who created it (their hold cap counts it).
-    pub created_by: Option<String>,
     /// What it costs.
     pub amount: innkeep_engine::Money,
     /// When it was created.

@@ -4,6 +4,8 @@
 //! registry of rooms (`Rooms`): which actor and shard each room is.
 
 use std::collections::{HashMap, HashSet};
+
+use innkeep_engine::ids::IdMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use actix::prelude::*;
@@ -98,20 +100,26 @@ pub struct RoomActor {
     directory: Arc<Directory>,
     /// The shard it runs on: its rows are in that shard's index.
     shard: usize,
-    /// Who it reports holds and owed refunds to, and where its acks arrive.
-    peers: RoomPeers,
+    /// Its number in the directory's locator.
+    number: u32,
+    /// Who it reports holds and owed refunds to, and where its acks arrive: one per shard,
+    /// shared by its rooms (a room is resident for the node's life, so its size counts).
+    peers: Arc<RoomPeers>,
     /// Reservations being moved to another room: the move's first half passed here and
     /// its outcome has not arrived. No other change to them is decided meanwhile. In
     /// memory only: a move is one journal event, so after a restart each reservation is
     /// wholly in one room. Bounded by the engine's in-flight limit.
-    moving: HashSet<ReservationId>,
+    moving: IdSet,
     /// New reservations applied here whose creation is queued for the journal and not yet
     /// acknowledged, each with the journal's durable seq when it was queued (its own seq
     /// is above that). A snapshot part lists them: recovery drops any the journal does not
     /// hold (a batch that failed after this room was encoded). Bounded by the engine's
     /// in-flight limit.
-    unacked: HashMap<ReservationId, u64>,
+    unacked: IdMap<u64>,
 }
+
+/// A set of reservation ids with the cheap id hasher (and no per-set random state).
+type IdSet = HashSet<ReservationId, std::hash::BuildHasherDefault<innkeep_engine::ids::IdHasher>>;
 
 impl RoomActor {
     pub(crate) fn new(
@@ -119,16 +127,18 @@ impl RoomActor {
         journal: Journal<Event>,
         directory: Arc<Directory>,
         shard: usize,
-        peers: RoomPeers,
+        peers: Arc<RoomPeers>,
     ) -> Self {
+        let number = directory.room_number(&state.key);
         Self {
             state,
             journal,
             directory,
             shard,
+            number,
             peers,
-            moving: HashSet::new(),
-            unacked: HashMap::new(),
+            moving: IdSet::default(),
+            unacked: IdMap::default(),
         }
     }
 
@@ -265,10 +275,9 @@ impl Handler<Reserve> for RoomActor {
             seq = tracing::field::Empty
         );
         let entered = span.enter();
-        let mut reservation = msg.draft.reservation_in(self.state.key.number.clone());
-        // Built once and shared from here on (room, journal, feed, answer): with this
-        // room's codes, since nobody may change it once shared.
-        self.state.own_codes(&mut reservation);
+        // Built once and shared from here on (journal, feed, answer); the room keeps its
+        // own compact copy.
+        let reservation = msg.draft.reservation_in(self.state.key.number.clone());
         // The saga may be gone (the engine is stopping): then nobody needs the answer.
         let reply = msg.reply;
         let answer = move |result: BookResult| drop(reply.send(result));
@@ -296,8 +305,9 @@ impl Handler<Reserve> for RoomActor {
                 .finished
                 .insert(slot.clone(), *entry);
         }
+        let created = Arc::new(reservation);
         let event = Event::ReservationCreated {
-            reservation: Arc::new(reservation),
+            reservation: created.clone(),
             idempotency: msg.idempotency,
         };
         // Apply before the write is durable so no other booking takes these nights
@@ -335,16 +345,16 @@ impl Handler<Reserve> for RoomActor {
                     span.in_scope(|| tracing::debug!("reservation durable"));
                     // The reservation as created (nobody knew its id to change it since):
                     // the answer shares it, it is not copied.
-                    let Some(r) = act.state.reservations.get(&id).cloned() else {
+                    if !act.state.ledger.contains(&id) {
                         return answer(Err(DomainError::NotFound("reservation").into()));
-                    };
+                    }
+                    let r = created;
                     // Findable (by id and by its key) and known to its hold keeper before
                     // anyone learns the id.
-                    act.directory.set_location(id, act.state.key.clone());
+                    act.directory.set_location(id, act.number);
                     act.peers.hold_started.do_send(HoldStarted {
                         id,
                         expires_at: r.hold_expires_at,
-                        created_by: r.created_by.clone(),
                         amount: r.payment.amount,
                         created_at: r.created_at,
                     });
@@ -378,8 +388,8 @@ impl Handler<ChangeReservation> for RoomActor {
         }
         let was_pending = self
             .state
-            .reservation(&msg.id)
-            .is_ok_and(|r| r.status == Status::PendingPayment);
+            .kept(&msg.id)
+            .is_ok_and(|r| r.status() == Status::PendingPayment);
         let event =
             match self
                 .state
@@ -402,9 +412,7 @@ impl Handler<ChangeReservation> for RoomActor {
 
 impl RoomActor {
     fn refund_owed(&self, id: &ReservationId) -> bool {
-        self.state
-            .reservation(id)
-            .is_ok_and(|r| r.payment.refund_owed)
+        self.state.kept(id).is_ok_and(|r| r.refund_owed())
     }
 
     /// After a change to reservation `id` is applied: tells its hold keeper when its
@@ -416,12 +424,16 @@ impl RoomActor {
         was_pending: bool,
         was_owed: bool,
     ) -> Result<Reservation, EngineError> {
-        let reservation = self.state.reservation(&id).cloned();
+        let reservation = self.state.reservation(&id);
         if let Ok(r) = &reservation {
             if was_pending && r.status != Status::PendingPayment {
                 // do_send ignores the mailbox bound: this must never be dropped, or the
                 // key's hold count would stay too high until a restart.
-                self.peers.hold_ended.do_send(HoldEnded { id });
+                self.peers.hold_ended.do_send(HoldEnded {
+                    id,
+                    expires_at: r.hold_expires_at,
+                    created_by: r.created_by.clone(),
+                });
             }
             if !was_owed && r.payment.refund_owed {
                 self.peers.refund_due.do_send(RefundDue { id });
@@ -448,7 +460,7 @@ impl Handler<ApplyPayment> for RoomActor {
             Err(e) => return Box::pin(async move { Err(e.into()) }),
         };
         let Some(event) = event else {
-            let current = self.state.reservation(&id).cloned();
+            let current = self.state.reservation(&id);
             return Box::pin(async move { Ok((current?, outcome)) });
         };
         if let Err(e) = self.not_moving(&id) {
@@ -456,8 +468,8 @@ impl Handler<ApplyPayment> for RoomActor {
         }
         let was_pending = self
             .state
-            .reservation(&id)
-            .is_ok_and(|r| r.status == Status::PendingPayment);
+            .kept(&id)
+            .is_ok_and(|r| r.status() == Status::PendingPayment);
         let was_owed = self.refund_owed(&id);
         self.persist_then_apply(event, ctx, span.clone(), move |act| {
             act.after_change(id, was_pending, was_owed)
@@ -475,7 +487,7 @@ impl Handler<RecordRefund> for RoomActor {
         match self.state.decide_refunded(&id, msg.now) {
             Err(e) => Box::pin(async move { Err(e.into()) }),
             Ok(None) => {
-                let current = self.state.reservation(&id).cloned();
+                let current = self.state.reservation(&id);
                 Box::pin(async move { Ok(current?) })
             }
             Ok(Some(_)) if self.moving.contains(&id) => {
@@ -483,10 +495,7 @@ impl Handler<RecordRefund> for RoomActor {
             }
             Ok(Some(event)) => self
                 .persist_then_apply(event, ctx, tracing::Span::none(), move |act| {
-                    act.state
-                        .reservation(&id)
-                        .cloned()
-                        .map_err(EngineError::from)
+                    act.state.reservation(&id).map_err(EngineError::from)
                 })
                 .map_result(),
         }
@@ -559,13 +568,9 @@ impl Handler<Retype> for RoomActor {
 impl Handler<GetReservation> for RoomActor {
     type Result = Result<Arc<Reservation>, DomainError>;
 
-    /// Shares the stored reservation: a read copies nothing.
+    /// Rebuilds the reservation from the room's compact copy.
     fn handle(&mut self, msg: GetReservation, _ctx: &mut Self::Context) -> Self::Result {
-        self.state
-            .reservations
-            .get(&msg.0)
-            .cloned()
-            .ok_or(DomainError::NotFound("reservation"))
+        self.state.reservation(&msg.0).map(Arc::new)
     }
 }
 
@@ -581,42 +586,36 @@ impl Handler<GetDay> for RoomActor {
 /// reservation the room has had: a few comparisons each, and the desk asks rarely.
 fn day_of(state: &RoomState, date: Date, tz: &HotelTz) -> RoomDay {
     let mut day = RoomDay::default();
-    // Only reservations that name this room (one moved away is listed by its new room).
-    for r in state
-        .reservations
-        .values()
-        .filter(|r| r.room == state.key.number)
-    {
-        let arriving = r.stay.arrival() == date
+    // A reservation moved away is listed by its new room (this one no longer keeps it).
+    for r in state.ledger.iter() {
+        let (status, stay) = (r.status(), r.stay());
+        let arriving = stay.arrival() == date
             && matches!(
-                r.status,
+                status,
                 Status::PendingPayment | Status::Confirmed | Status::CheckedIn
             );
-        let leaving = match r.status {
-            Status::Confirmed | Status::CheckedIn => r.stay.departure() == date,
+        let leaving = match status {
+            Status::Confirmed | Status::CheckedIn => stay.departure() == date,
             // The day they really left: an early departure is listed on that day.
             Status::CheckedOut => {
                 let left = r
-                    .history
-                    .iter()
-                    .rev()
-                    .find(|h| h.to == Status::CheckedOut)
-                    .map_or(r.stay.departure(), |h| tz.today(h.at));
+                    .last_reached(Status::CheckedOut)
+                    .map_or(stay.departure(), |at| tz.today(at));
                 left == date
             }
             _ => false,
         };
-        let in_house = r.status == Status::CheckedIn;
+        let in_house = status == Status::CheckedIn;
         if !(arriving || leaving || in_house) {
             continue;
         }
         let entry = DayReservation {
-            id: r.id,
-            room: r.room.clone(),
-            room_type: r.room_type.clone(),
-            guest_name: r.guest.name().to_owned(),
-            stay: r.stay,
-            status: r.status,
+            id: r.id(),
+            room: state.key.number.clone(),
+            room_type: r.room_type_in(&state.room_type).clone(),
+            guest_name: r.guest().name().to_owned(),
+            stay,
+            status,
         };
         for (yes, list) in [
             (arriving, &mut day.arrivals),
@@ -674,7 +673,7 @@ impl Handler<BeginMove> for RoomActor {
         let first_night = self
             .state
             .decide_move_out(&msg.id, &msg.to, msg.if_match, msg.today)?;
-        let reservation = self.state.reservation(&msg.id)?.clone();
+        let reservation = self.state.reservation(&msg.id)?;
         self.moving.insert(msg.id);
         Ok((reservation, first_night))
     }
@@ -711,7 +710,7 @@ impl Handler<MoveIn> for RoomActor {
         self.persist_then(event, ctx, span.clone(), move |act, event| {
             let delta = act.state.move_in(reservation, &event);
             act.publish(&delta);
-            let moved = act.state.reservation(&id).cloned();
+            let moved = act.state.reservation(&id);
             moved.map(|r| (r, event)).map_err(EngineError::from)
         })
         .map_result()

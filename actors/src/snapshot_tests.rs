@@ -252,7 +252,7 @@ async fn an_unacknowledged_reservation_in_a_snapshot_stays_only_if_journaled() {
             .iter()
             .map(|r| StoredRoom {
                 cut_seq: last_seq,
-                pending: r.reservations.keys().copied().collect(),
+                pending: r.ledger.iter().map(|k| k.id()).collect(),
                 state: innkeep_persistence::Blob(innkeep_persistence::encode_part(r).unwrap()),
             })
             .collect();

@@ -120,20 +120,20 @@ pub(crate) fn start(
     // (the durable retry queue), rebuilt from the recovered state.
     let mut open_payments = HashMap::new();
     let mut owed_refunds = HashSet::new();
-    for r in rooms.values().flat_map(|room| room.reservations.values()) {
-        if r.payment.refund_owed {
-            owed_refunds.insert(r.id);
+    for r in rooms.values().flat_map(|room| room.ledger.iter()) {
+        if r.refund_owed() {
+            owed_refunds.insert(r.id());
         }
         let open = matches!(
-            r.payment.status,
+            r.payment_status(),
             PaymentStatus::Pending | PaymentStatus::Failed
         );
         if charges && open {
             open_payments.insert(
-                r.id,
+                r.id(),
                 OpenPayment {
-                    out_trade_no: r.payment.out_trade_no,
-                    created_at: r.created_at,
+                    out_trade_no: r.id().out_trade_no(),
+                    created_at: r.created_at(),
                 },
             );
         }
@@ -197,11 +197,13 @@ pub(crate) fn start(
                 })
             })
             .collect();
-        let peers = keepers.iter().zip(acks).map(|(k, acks)| RoomPeers {
-            hold_started: k.clone().recipient::<HoldStarted>(),
-            hold_ended: k.clone().recipient::<HoldEnded>(),
-            refund_due: refund_due.clone(),
-            acks,
+        let peers = keepers.iter().zip(acks).map(|(k, acks)| {
+            Arc::new(RoomPeers {
+                hold_started: k.clone().recipient::<HoldStarted>(),
+                hold_ended: k.clone().recipient::<HoldEnded>(),
+                refund_due: refund_due.clone(),
+                acks,
+            })
         });
         // The supervisor goes on placing new rooms where start-up left off.
         let mut placement = Placement::new(
@@ -214,15 +216,15 @@ pub(crate) fn start(
             keepers.iter().map(|_| Vec::new()).collect();
         for room in rooms {
             let holds: Vec<_> = room
-                .reservations
-                .values()
-                .filter(|r| r.status == Status::PendingPayment)
+                .ledger
+                .iter()
+                .filter(|r| r.status() == Status::PendingPayment)
                 .map(|r| {
                     let hold = PendingHold {
-                        expires_at: r.hold_expires_at,
-                        created_by: r.created_by.clone(),
+                        expires_at: r.hold_expires_at(),
+                        created_by: r.created_by().map(|c| c.to_string()),
                     };
-                    (r.id, hold)
+                    (r.id(), hold)
                 })
                 .collect();
             let shard = placement.spawn_room(room);

@@ -201,7 +201,7 @@ impl OrderSupervisor {
 #[derive(Debug)]
 pub(crate) struct Placement {
     /// Per shard (at least one), its arbiter and whom its rooms report to.
-    shards: Vec<(ArbiterHandle, RoomPeers)>,
+    shards: Vec<(ArbiterHandle, Arc<RoomPeers>)>,
     /// Where the rooms journal.
     journal: Journal<Event>,
     /// Where a new room's nights are indexed (its shard's index).
@@ -239,7 +239,7 @@ impl Placement {
     /// Placement over `shards` (each an arbiter with its rooms' peers), which must not be
     /// empty.
     pub(crate) fn new(
-        shards: Vec<(ArbiterHandle, RoomPeers)>,
+        shards: Vec<(ArbiterHandle, Arc<RoomPeers>)>,
         journal: Journal<Event>,
         directory: Arc<Directory>,
         rooms: Arc<Rooms>,
@@ -459,7 +459,7 @@ impl Handler<MoveReservation> for OrderSupervisor {
                 .and_then(|r| r);
             let outcome = match &moved {
                 Ok((_, event)) => {
-                    directory.set_location(msg.id, to);
+                    directory.set_location(msg.id, directory.room_number(&to));
                     MoveOutcome::Committed(event.clone())
                 }
                 Err(_) => MoveOutcome::Aborted,

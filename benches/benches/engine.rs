@@ -187,7 +187,7 @@ impl Fixture {
         self.state.apply(&e);
         if let Some(key) = self.state.locator.remove(&id) {
             if let Some(room) = self.state.rooms.get_mut(&key) {
-                room.reservations.remove(&id);
+                room.revert_created(&id);
             }
         }
     }

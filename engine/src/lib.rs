@@ -12,6 +12,7 @@ pub mod codec;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod ledger;
 pub mod money;
 pub mod reservation;
 pub mod room;

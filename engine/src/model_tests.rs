@@ -1570,7 +1570,7 @@ impl Harness {
             let source = &s.rooms[&from_key];
             let first_night = source.decide_move_out(&r.id, &to_key, None, today)?;
             let target = &s.rooms[&to_key];
-            target.decide_move_in(source.reservation(&r.id)?, first_night)?;
+            target.decide_move_in(&source.reservation(&r.id)?, first_night)?;
             Ok::<_, DomainError>(Event::ReservationMoved {
                 id: r.id,
                 from: from_key.clone(),
@@ -1813,18 +1813,16 @@ impl Harness {
                     .get(&(h, room.number.clone()))
                     .cloned()
                     .unwrap_or_default();
-                assert_eq!(er.calendar, expected, "calendar of room {key:?}");
-                for (night, id) in &er.calendar {
-                    let r = er
-                        .reservations
-                        .get(id)
-                        .expect("calendar names a known reservation");
+                let calendar = er.calendar();
+                assert_eq!(calendar, expected, "calendar of room {key:?}");
+                for (night, id) in &calendar {
+                    let r = er.kept(id).expect("calendar names a known reservation");
                     assert!(
-                        r.status.holds_nights() || r.status == Status::CheckedOut,
+                        r.status().holds_nights() || r.status() == Status::CheckedOut,
                         "night {night} of {key:?} held by a {} reservation",
-                        r.status
+                        r.status()
                     );
-                    assert!(r.stay.contains(*night));
+                    assert!(r.stay().contains(*night));
                 }
             }
         }

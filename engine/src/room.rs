@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
 use jiff::civil::Date;
 use jiff::Timestamp;
@@ -11,10 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, NightConflict, ValidationError};
 use crate::event::{Change, Event};
-use crate::ids::{IdMap, ReservationId, RoomKey, RoomTypeCode};
+use crate::ids::{ReservationId, RoomKey, RoomTypeCode};
+use crate::ledger::{nights, Kept, Ledger};
 use crate::reservation::{
-    Action, HistoryEntry, PaymentChange, PaymentEventKind, PaymentHistoryEntry, PaymentOutcome,
-    PaymentReport, PaymentStatus, Reservation, RoomMove, Status, MAX_HISTORY, MAX_MOVES,
+    Action, HistoryEntry, PaymentChange, PaymentEventKind, PaymentOutcome, PaymentReport,
+    PaymentStatus, Reservation, RoomMove, Status, MAX_HISTORY, MAX_MOVES,
 };
 
 /// Longest out-of-order range, in nights (a year). A room closed for longer is better
@@ -148,14 +148,9 @@ pub struct RoomState {
     pub housekeeping: Housekeeping,
     /// The reservation whose guest is in the room, if any; occupancy derives from it.
     pub occupant: Option<ReservationId>,
-    /// Night → the reservation holding it. The authority against double-selling.
-    #[serde(with = "crate::codec::date_map")]
-    pub calendar: BTreeMap<Date, ReservationId>,
-    /// Every reservation ever assigned to this room (and not moved away), by id. Boxed:
-    /// a `Reservation` is several hundred bytes, and a hash table keeps up to half its
-    /// slots empty, so inline values cost a room with ten stays ~6 KB (two copies of the
-    /// state make that twice); a slot of a pointer costs 24 bytes.
-    pub reservations: IdMap<Arc<Reservation>>,
+    /// Every reservation ever assigned to this room (and not moved away), compact, and
+    /// the calendar of the nights they hold: the authority against double-selling.
+    pub ledger: Ledger,
     /// Out-of-order ranges by first night; disjoint, and disjoint from `calendar`.
     #[serde(with = "crate::codec::date_map")]
     pub out_of_order: BTreeMap<Date, OutOfOrder>,
@@ -169,8 +164,7 @@ impl RoomState {
             room_type,
             housekeeping: Housekeeping::Clean,
             occupant: None,
-            calendar: BTreeMap::new(),
-            reservations: IdMap::default(),
+            ledger: Ledger::default(),
             out_of_order: BTreeMap::new(),
         }
     }
@@ -189,19 +183,14 @@ impl RoomState {
     /// Everything holding nights in `[from, to)`: live reservations (each once) and
     /// out-of-order ranges, sorted by first night.
     pub fn conflicts(&self, from: Date, to: Date) -> Vec<NightConflict> {
-        let mut seen: Vec<ReservationId> = Vec::new();
         let mut out = Vec::new();
-        for id in self.calendar.range(from..to).map(|(_, id)| *id) {
-            if seen.contains(&id) {
-                continue;
-            }
-            seen.push(id);
-            if let Some(r) = self.reservations.get(&id) {
+        for span in self.ledger.overlapping(from, to) {
+            if let Some(r) = self.ledger.get(&span.id) {
                 out.push(NightConflict::Reservation {
-                    id,
+                    id: span.id,
                     first_night: r.first_night_here(),
-                    departure: r.stay.departure(),
-                    status: r.status,
+                    departure: r.stay().departure(),
+                    status: r.status(),
                 });
             }
         }
@@ -300,19 +289,19 @@ impl RoomState {
         expected_version: Option<u64>,
         today: Date,
     ) -> Result<Date, DomainError> {
-        let r = self.reservation(id)?;
-        r.check_version(expected_version)?;
+        let r = self.kept(id)?;
+        check_version(r, expected_version)?;
         if to.hotel_id != self.key.hotel_id {
             return Err(DomainError::NotFound("room"));
         }
         let refused = DomainError::InvalidTransition {
             action: "move",
-            from: r.status,
+            from: r.status(),
         };
-        let first_night = match r.status {
+        let first_night = match r.status() {
             Status::Confirmed => r.first_night_here(),
             // The nights already slept stay where they were slept.
-            Status::CheckedIn if today < r.stay.departure() => today.max(r.first_night_here()),
+            Status::CheckedIn if today < r.stay().departure() => today.max(r.first_night_here()),
             _ => return Err(refused),
         };
         Ok(first_night)
@@ -325,7 +314,7 @@ impl RoomState {
         reservation: &Reservation,
         first_night: Date,
     ) -> Result<(), DomainError> {
-        if self.reservations.contains_key(&reservation.id) {
+        if self.ledger.contains(&reservation.id) {
             return Err(DomainError::InvalidTransition {
                 action: "move",
                 from: reservation.status,
@@ -358,21 +347,15 @@ impl RoomState {
     /// vacant and dirty. Returns the reservation for the room it goes to.
     pub fn move_out(&mut self, id: &ReservationId) -> (Option<Reservation>, NightsDelta) {
         let mut delta = NightsDelta::default();
-        let Some(r) = self.reservations.remove(id) else {
+        let Some((kept, released)) = self.ledger.remove(id) else {
             return (None, delta);
         };
-        let r = Arc::unwrap_or_clone(r);
-        for night in r.stay.each_night() {
-            if self.calendar.get(&night) == Some(id) {
-                self.calendar.remove(&night);
-                delta.released.push(night);
-            }
-        }
+        delta.released = released;
         if self.occupant == Some(*id) {
             self.occupant = None;
             self.housekeeping = Housekeeping::Dirty;
         }
-        (Some(r), delta)
+        (Some(kept.to_reservation(&self.key, &self.room_type)), delta)
     }
 
     /// The arriving half of [`Event::ReservationMoved`]: takes `reservation` (from the
@@ -414,27 +397,22 @@ impl RoomState {
         if reservation.status == Status::CheckedIn {
             self.occupant = Some(reservation.id);
         }
-        let mut delta = NightsDelta::default();
-        for night in reservation.nights_here() {
-            self.calendar.insert(night, reservation.id);
-            delta.booked.push(night);
+        let (first, departure) = (reservation.first_night_here(), reservation.stay.departure());
+        let kept = Kept::new(&reservation, &self.room_type);
+        NightsDelta {
+            booked: self.ledger.insert(kept, first, departure),
+            released: Vec::new(),
         }
-        self.reservations
-            .insert(reservation.id, Arc::new(reservation));
-        delta
     }
 
     /// Confirmed reservations whose guest has not come by the night audit of
     /// `audit_date` (arrival before it), in id order.
     pub fn due_no_shows(&self, audit_date: Date) -> Vec<ReservationId> {
-        let mut due: Vec<ReservationId> = self
-            .reservations
-            .values()
-            .filter(|r| r.status == Status::Confirmed && r.stay.arrival() < audit_date)
-            .map(|r| r.id)
-            .collect();
-        due.sort_unstable();
-        due
+        self.ledger
+            .iter()
+            .filter(|r| r.status() == Status::Confirmed && r.stay().arrival() < audit_date)
+            .map(Kept::id)
+            .collect()
     }
 
     /// Decides the night audit marking `id` a no-show: only a confirmed reservation whose
@@ -451,14 +429,26 @@ impl RoomState {
     /// Every night this room cannot sell: sold nights and out-of-order nights, in order
     /// of kind (what an availability index needs to enter the room).
     pub fn unavailable_nights(&self) -> Vec<Date> {
-        let mut nights: Vec<Date> = self.calendar.keys().copied().collect();
+        let mut out: Vec<Date> = self
+            .ledger
+            .spans()
+            .iter()
+            .flat_map(|s| nights(s.from, s.to))
+            .collect();
         for (from, range) in &self.out_of_order {
-            nights.extend(
-                from.series(jiff::ToSpan::day(1))
-                    .take_while(|d| *d < range.to),
-            );
+            out.extend(nights(*from, range.to));
         }
-        nights
+        out
+    }
+
+    /// Night → the reservation holding it, as a map (derived from the ledger's spans; for
+    /// tests and tools).
+    pub fn calendar(&self) -> BTreeMap<Date, ReservationId> {
+        self.ledger
+            .spans()
+            .iter()
+            .flat_map(|s| nights(s.from, s.to).map(move |d| (d, s.id)))
+            .collect()
     }
 
     /// Vacant or occupied.
@@ -475,17 +465,16 @@ impl RoomState {
         if reservation.room_type != self.room_type || reservation.room != self.key.number {
             return Err(DomainError::SoldOut);
         }
-        if self.reservations.contains_key(&reservation.id) {
+        if let Some(existing) = self.ledger.get(&reservation.id) {
             return Err(DomainError::InvalidTransition {
                 action: "create",
-                from: self.reservations[&reservation.id].status,
+                from: existing.status(),
             });
         }
-        let taken = self
-            .calendar
-            .range(reservation.stay.arrival()..reservation.stay.departure())
-            .next()
-            .is_some();
+        let taken = !self
+            .ledger
+            .overlapping(reservation.stay.arrival(), reservation.stay.departure())
+            .is_empty();
         let out_of_order = self
             .out_of_order_overlapping(reservation.stay.arrival(), reservation.stay.departure())
             .next()
@@ -496,12 +485,18 @@ impl RoomState {
         Ok(())
     }
 
-    /// The reservation, if this room holds it.
-    pub fn reservation(&self, id: &ReservationId) -> Result<&Reservation, DomainError> {
-        self.reservations
+    /// The reservation as the room keeps it, if it holds it.
+    pub fn kept(&self, id: &ReservationId) -> Result<&Kept, DomainError> {
+        self.ledger
             .get(id)
-            .map(|r| &**r)
             .ok_or(DomainError::NotFound("reservation"))
+    }
+
+    /// The reservation as the API shows it (rebuilt from the compact form), if this room
+    /// holds it.
+    pub fn reservation(&self, id: &ReservationId) -> Result<Reservation, DomainError> {
+        self.kept(id)
+            .map(|k| k.to_reservation(&self.key, &self.room_type))
     }
 
     /// Decides a state-machine action on one of this room's reservations. `today` is the
@@ -515,28 +510,29 @@ impl RoomState {
         now: Timestamp,
         today: Date,
     ) -> Result<Event, DomainError> {
-        let r = self.reservation(id)?;
-        r.check_version(expected_version)?;
-        let Some(_) = action.next_status(r.status) else {
+        let r = self.kept(id)?;
+        check_version(r, expected_version)?;
+        let (status, stay) = (r.status(), r.stay());
+        let Some(_) = action.next_status(status) else {
             return Err(DomainError::InvalidTransition {
                 action: action.name(),
-                from: r.status,
+                from: status,
             });
         };
         let release_from = match &action {
             Action::Pay { .. } => None,
-            Action::Cancel | Action::Expire => Some(r.stay.arrival()),
+            Action::Cancel | Action::Expire => Some(stay.arrival()),
             Action::NoShow => {
-                if today <= r.stay.arrival() {
+                if today <= stay.arrival() {
                     return Err(DomainError::InvalidTransition {
                         action: "no_show",
-                        from: r.status,
+                        from: status,
                     });
                 }
-                Some(r.stay.arrival())
+                Some(stay.arrival())
             }
             Action::CheckIn => {
-                if !r.stay.contains(today) {
+                if !stay.contains(today) {
                     return Err(DomainError::NotWithinStay);
                 }
                 if self.occupant.is_some() {
@@ -554,16 +550,16 @@ impl RoomState {
                 None
             }
             // Leaving early gives back the nights not yet slept (tonight included).
-            Action::CheckOut => (today < r.stay.departure()).then(|| today.max(r.stay.arrival())),
+            Action::CheckOut => (today < stay.departure()).then(|| today.max(stay.arrival())),
         };
         // The hold's instant decides, not whether the expiry timer has run yet: a lapsed
         // hold can be expired but not paid (a late payment is refunded instead).
-        let lapsed = now >= r.hold_expires_at;
+        let lapsed = now >= r.hold_expires_at();
         match action {
             Action::Expire if !lapsed => {
                 return Err(DomainError::InvalidTransition {
                     action: "expire",
-                    from: r.status,
+                    from: status,
                 })
             }
             Action::Pay { .. } if lapsed => {
@@ -601,9 +597,9 @@ impl RoomState {
         report: &PaymentReport,
         now: Timestamp,
     ) -> Result<(Option<Event>, PaymentOutcome), DomainError> {
-        let r = self.reservation(id)?;
+        let r = self.kept(id)?;
         let open = matches!(
-            r.payment.status,
+            r.payment_status(),
             PaymentStatus::Pending | PaymentStatus::Failed
         );
         if !open {
@@ -617,8 +613,8 @@ impl RoomState {
         };
         match report {
             PaymentReport::Failed { trade_no } => {
-                if r.payment.status == PaymentStatus::Failed
-                    && r.payment.trade_no.as_deref() == Some(trade_no.as_str())
+                if r.payment_status() == PaymentStatus::Failed
+                    && r.trade_no() == Some(trade_no.as_str())
                 {
                     return Ok((None, PaymentOutcome::Duplicate));
                 }
@@ -628,7 +624,7 @@ impl RoomState {
                 Ok((Some(event), PaymentOutcome::FailedRecorded))
             }
             PaymentReport::Succeeded { trade_no } => {
-                let can_take = r.status == Status::PendingPayment && now < r.hold_expires_at;
+                let can_take = r.status() == Status::PendingPayment && now < r.hold_expires_at();
                 if can_take {
                     let event = Event::ReservationChanged {
                         room: self.key.clone(),
@@ -658,8 +654,7 @@ impl RoomState {
         id: &ReservationId,
         now: Timestamp,
     ) -> Result<Option<Event>, DomainError> {
-        let r = self.reservation(id)?;
-        if !r.payment.refund_owed {
+        if !self.kept(id)?.refund_owed() {
             return Ok(None);
         }
         Ok(Some(Event::PaymentChanged {
@@ -700,14 +695,13 @@ impl RoomState {
         if *room_type == self.room_type {
             return Ok(());
         }
-        let mut live: Vec<ReservationId> = self
-            .reservations
-            .values()
-            .filter(|r| r.status.holds_nights())
-            .map(|r| r.id)
+        // In id order, so the error is the same on every run and replica.
+        let live: Vec<ReservationId> = self
+            .ledger
+            .iter()
+            .filter(|r| r.status().holds_nights())
+            .map(Kept::id)
             .collect();
-        // `reservations` is a HashMap: sort, so the error is the same on every run and replica.
-        live.sort_unstable();
         if live.is_empty() {
             Ok(())
         } else {
@@ -720,56 +714,29 @@ impl RoomState {
     /// creation before it is durable (so no other booking can take the nights meanwhile)
     /// and calls this when the journal refuses it.
     pub fn revert_created(&mut self, id: &ReservationId) -> NightsDelta {
-        let mut delta = NightsDelta::default();
-        if let Some(r) = self.reservations.remove(id) {
-            for night in r.stay.each_night() {
-                if self.calendar.get(&night) == Some(id) {
-                    self.calendar.remove(&night);
-                    delta.released.push(night);
-                }
-            }
+        NightsDelta {
+            booked: Vec::new(),
+            released: self
+                .ledger
+                .remove(id)
+                .map(|(_, released)| released)
+                .unwrap_or_default(),
         }
-        delta
     }
 
-    /// [`RoomState::apply`] for an event the caller owns: a creation moves its reservation
-    /// in instead of copying it (recovery applies millions of these).
+    /// [`RoomState::apply`] for an event the caller owns (recovery applies millions).
     pub fn apply_owned(&mut self, event: Event) -> NightsDelta {
-        match event {
-            Event::ReservationCreated { reservation, .. } => self.insert_reservation(reservation),
-            other => self.apply(&other),
-        }
+        self.apply(&event)
     }
 
-    fn insert_reservation(&mut self, mut reservation: Arc<Reservation>) -> NightsDelta {
-        // The reservation names this room's hotel, number and type: share the room's
-        // copies of those codes instead of keeping its own (a reservation read from the
-        // journal brings separate ones). Only when nobody else holds it: a room actor
-        // builds its reservations with its own codes ([`RoomState::own_codes`]) before
-        // sharing them with the journal.
-        if let Some(r) = Arc::get_mut(&mut reservation) {
-            self.own_codes(r);
-        }
-        let mut delta = NightsDelta::default();
-        for night in reservation.stay.each_night() {
-            self.calendar.insert(night, reservation.id);
-            delta.booked.push(night);
-        }
-        self.reservations.insert(reservation.id, reservation);
-        delta
-    }
-
-    /// Makes `reservation` share this room's copies of the codes it names (hotel, room
-    /// number, room type) when they are equal, instead of keeping its own.
-    pub fn own_codes(&self, reservation: &mut Reservation) {
-        if reservation.hotel_id == self.key.hotel_id {
-            reservation.hotel_id = self.key.hotel_id.clone();
-        }
-        if reservation.room == self.key.number {
-            reservation.room = self.key.number.clone();
-        }
-        if reservation.room_type == self.room_type {
-            reservation.room_type = self.room_type.clone();
+    fn insert_reservation(&mut self, reservation: &Reservation) -> NightsDelta {
+        let kept = Kept::new(reservation, &self.room_type);
+        let stay = reservation.stay;
+        NightsDelta {
+            booked: self
+                .ledger
+                .insert(kept, reservation.first_night_here(), stay.departure()),
+            released: Vec::new(),
         }
     }
 
@@ -778,40 +745,30 @@ impl RoomState {
         let mut delta = NightsDelta::default();
         match event {
             Event::ReservationCreated { reservation, .. } => {
-                return self.insert_reservation(reservation.clone());
+                return self.insert_reservation(reservation);
             }
             Event::ReservationChanged { id, change, .. } => {
-                let Some(r) = self.reservations.get_mut(id).map(Arc::make_mut) else {
+                let Some(r) = self.ledger.get_mut(id) else {
                     return delta;
                 };
-                let Some(to) = change.action.next_status(r.status) else {
+                let Some(to) = change.action.next_status(r.status()) else {
                     return delta;
                 };
-                let from = r.status;
-                r.status = to;
-                r.version += 1;
-                if r.history.len() < crate::reservation::MAX_HISTORY {
-                    r.history.push(HistoryEntry {
-                        at: change.at,
-                        from: Some(from),
-                        to,
-                        version: r.version,
-                    });
-                }
+                let from = r.status();
+                r.set_status(to);
+                r.push_history(change.at, from, to);
                 match &change.action {
                     Action::Pay { trade_no } => {
-                        r.payment.status = PaymentStatus::Succeeded;
-                        r.payment.trade_no = Some(trade_no.clone());
-                        push_payment_history(r, change.at, PaymentEventKind::Succeeded);
+                        r.set_payment(PaymentStatus::Succeeded, Some(trade_no), r.refund_owed());
+                        r.push_payment_history(change.at, PaymentEventKind::Succeeded);
                     }
                     // Cancelling a paid reservation gives the money back: the refund is
                     // owed from this event on, and the payment supervisor issues it.
                     Action::Cancel
-                        if r.payment.status == PaymentStatus::Succeeded
-                            && !r.payment.refund_owed =>
+                        if r.payment_status() == PaymentStatus::Succeeded && !r.refund_owed() =>
                     {
-                        r.payment.refund_owed = true;
-                        push_payment_history(r, change.at, PaymentEventKind::CancelledAfterPayment);
+                        r.set_payment(PaymentStatus::Succeeded, None, true);
+                        r.push_payment_history(change.at, PaymentEventKind::CancelledAfterPayment);
                     }
                     Action::CheckIn => self.occupant = Some(*id),
                     Action::CheckOut => {
@@ -823,38 +780,29 @@ impl RoomState {
                     Action::Cancel | Action::Expire | Action::NoShow => {}
                 }
                 if let Some(from_date) = change.release_from {
-                    for night in r.stay.each_night().filter(|d| *d >= from_date) {
-                        if self.calendar.get(&night) == Some(id) {
-                            self.calendar.remove(&night);
-                            delta.released.push(night);
-                        }
-                    }
+                    delta.released = self.ledger.release(id, from_date);
                 }
             }
             Event::PaymentChanged { id, change, at, .. } => {
-                let Some(r) = self.reservations.get_mut(id).map(Arc::make_mut) else {
+                let Some(r) = self.ledger.get_mut(id) else {
                     return delta;
                 };
-                r.version += 1;
+                r.bump_version();
                 let kind = match change {
                     PaymentChange::Failed { trade_no } => {
-                        r.payment.status = PaymentStatus::Failed;
-                        r.payment.trade_no = Some(trade_no.clone());
+                        r.set_payment(PaymentStatus::Failed, Some(trade_no), r.refund_owed());
                         PaymentEventKind::Failed
                     }
                     PaymentChange::RefundOwed { trade_no } => {
-                        r.payment.status = PaymentStatus::Succeeded;
-                        r.payment.trade_no = Some(trade_no.clone());
-                        r.payment.refund_owed = true;
+                        r.set_payment(PaymentStatus::Succeeded, Some(trade_no), true);
                         PaymentEventKind::RefundOwed
                     }
                     PaymentChange::Refunded => {
-                        r.payment.status = PaymentStatus::Refunded;
-                        r.payment.refund_owed = false;
+                        r.set_payment(PaymentStatus::Refunded, None, false);
                         PaymentEventKind::Refunded
                     }
                 };
-                push_payment_history(r, *at, kind);
+                r.push_payment_history(*at, kind);
             }
             Event::HousekeepingSet { status, .. } => self.housekeeping = *status,
             Event::OutOfOrderSet {
@@ -898,26 +846,27 @@ impl RoomState {
                     return self.move_out(id).1;
                 }
             }
-            Event::RoomPut { room_type, .. } => self.room_type = room_type.clone(),
+            Event::RoomPut { room_type, .. } => {
+                // Its reservations keep the type they were booked as.
+                if *room_type != self.room_type {
+                    self.ledger.pin_room_types(&self.room_type);
+                    self.room_type = room_type.clone();
+                }
+            }
             Event::HotelPut { .. } | Event::RoomTypePut { .. } | Event::RatePut { .. } => {}
         }
         delta
     }
 }
 
-/// Each night of `[from, to)`.
-fn nights(from: Date, to: Date) -> impl Iterator<Item = Date> {
-    std::iter::successors(Some(from), |d| d.tomorrow().ok()).take_while(move |d| *d < to)
-}
-
-fn push_payment_history(r: &mut Reservation, at: Timestamp, kind: PaymentEventKind) {
-    if r.payment.history.len() < MAX_HISTORY {
-        r.payment.history.push(PaymentHistoryEntry {
-            at,
-            kind,
-            status: r.payment.status,
-            trade_no: r.payment.trade_no.clone(),
-        });
+/// Checks `If-Match` against a kept reservation.
+fn check_version(r: &Kept, expected: Option<u64>) -> Result<(), DomainError> {
+    match expected {
+        Some(v) if v != r.version() => Err(DomainError::VersionMismatch {
+            expected: v,
+            current: r.version(),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -1089,79 +1038,96 @@ mod payment_tests {
         assert_eq!(nights, vec![d(1), d(2), d(5), d(6)]);
     }
 
-    /// A reservation the room owns alone takes the room's copies of the codes it names;
-    /// codes that differ stay its own.
+    /// A room keeps a reservation in 128 bytes with no allocation of its own until it
+    /// changes, and gives back exactly what it was given: a fresh one, and one with every
+    /// optional part set (history, payment history, reference, moves, another type, a
+    /// creator, instants before the epoch).
     #[test]
-    fn a_room_shares_its_codes_with_the_reservations_it_stores() {
+    fn a_kept_reservation_is_compact_and_gives_back_exactly_what_it_was_given() {
+        assert!(
+            std::mem::size_of::<Kept>() <= 128,
+            "{}",
+            std::mem::size_of::<Kept>()
+        );
         let (room, id) = room_with_hold();
-        let mut r = room.reservation(&id).unwrap().clone();
-        // Equal codes in separate allocations, as a journal replay brings them.
-        r.hotel_id = HotelId::parse(room.key.hotel_id.as_str()).unwrap();
-        r.room = RoomNumber::parse(room.key.number.as_str()).unwrap();
-        r.room_type = RoomTypeCode::parse(room.room_type.as_str()).unwrap();
-        let same = |a: &str, b: &str| std::ptr::eq(a.as_ptr(), b.as_ptr());
-        assert!(!same(r.hotel_id.as_str(), room.key.hotel_id.as_str()));
-        let mut fresh = RoomState::new(room.key.clone(), room.room_type.clone());
-        fresh.apply_owned(Event::ReservationCreated {
-            reservation: Arc::new(r.clone()),
-            idempotency: None,
+        let fresh = room.reservation(&id).unwrap();
+        let kept = Kept::new(&fresh, &room.room_type);
+        assert_eq!(kept, *room.kept(&id).unwrap());
+        assert_eq!(kept.to_reservation(&room.key, &room.room_type), fresh);
+        assert_eq!(kept.trade_no(), None);
+        assert_eq!(
+            kept.last_reached(Status::PendingPayment),
+            Some(fresh.created_at)
+        );
+        assert_eq!(kept.last_reached(Status::Confirmed), None);
+        let bytes = bincode::serde::encode_to_vec(&kept, bincode::config::standard()).unwrap();
+        assert!(bytes.len() < 120, "{} bytes", bytes.len());
+
+        let mut odd = fresh.clone();
+        odd.created_at = Timestamp::new(-1_000, -250).unwrap();
+        odd.hold_expires_at = Timestamp::new(-900, -1).unwrap();
+        odd.room_type = RoomTypeCode::parse("TWIN").unwrap();
+        odd.created_by = Some("key-7".into());
+        odd.status = Status::CheckedIn;
+        odd.version = 9;
+        odd.history.push(HistoryEntry {
+            at: at(5),
+            from: Some(Status::PendingPayment),
+            to: Status::Confirmed,
+            version: 2,
         });
-        let stored = fresh.reservation(&id).unwrap();
-        assert!(same(stored.hotel_id.as_str(), room.key.hotel_id.as_str()));
-        assert!(same(stored.room.as_str(), room.key.number.as_str()));
-        assert!(same(stored.room_type.as_str(), room.room_type.as_str()));
-        // A code that differs is kept as it is.
-        let mut other = r;
-        other.room = RoomNumber::parse("102").unwrap();
-        other.hotel_id = HotelId::parse("H2").unwrap();
-        other.room_type = RoomTypeCode::parse("TWIN").unwrap();
-        room.own_codes(&mut other);
-        assert_eq!(other.room.as_str(), "102");
-        assert_eq!(other.hotel_id.as_str(), "H2");
-        assert_eq!(other.room_type.as_str(), "TWIN");
+        odd.payment.status = PaymentStatus::Succeeded;
+        odd.payment.trade_no = Some("T-9".into());
+        odd.payment.refund_owed = true;
+        odd.payment.history.clear();
+        odd.moves.push(RoomMove {
+            at: at(6),
+            from_room: RoomNumber::parse("100").unwrap(),
+            to_room: room.key.number.clone(),
+            first_night: jiff::civil::date(2030, 1, 2),
+        });
+        let kept = Kept::new(&odd, &room.room_type);
+        assert_eq!(kept.to_reservation(&room.key, &room.room_type), odd);
+        assert_eq!(kept.first_night_here(), jiff::civil::date(2030, 1, 2));
+        assert_eq!(kept.trade_no(), Some("T-9"));
+        assert_eq!(kept.last_reached(Status::Confirmed), Some(at(5)));
+        let bytes = bincode::serde::encode_to_vec(&kept, bincode::config::standard()).unwrap();
+        let (back, _): (Kept, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        assert_eq!(back, kept);
     }
 
-    /// A created reservation is stored as the event carries it (shared, not copied), and
-    /// the first change copies it before writing: whoever still holds the creation event
-    /// (the journal writer, the event feed) keeps the reservation as created.
+    /// A room given another type keeps its reservations' booked type (retyping is allowed
+    /// once none of them holds nights).
     #[test]
-    fn a_created_reservation_is_shared_and_copied_on_first_change() {
+    fn a_retyped_room_keeps_the_booked_type_of_its_reservations() {
         let (mut room, id) = room_with_hold();
-        let r = room.reservation(&id).unwrap().clone();
-        let mut fresh = RoomState::new(room.key.clone(), room.room_type.clone());
-        let event = Event::ReservationCreated {
-            reservation: Arc::new(r),
-            idempotency: None,
-        };
-        fresh.apply(&event);
-        let Event::ReservationCreated {
-            reservation: held, ..
-        } = &event
-        else {
-            unreachable!()
-        };
-        assert!(
-            Arc::ptr_eq(&fresh.reservations[&id], held),
-            "stored without a copy"
-        );
-        assert_eq!(
-            report(&mut fresh, &id, ok("t1"), 2),
-            PaymentOutcome::Confirmed
-        );
-        assert_eq!(fresh.reservation(&id).unwrap().status, Status::Confirmed);
-        assert_eq!(
-            held.status,
-            Status::PendingPayment,
-            "the event keeps what was created"
-        );
-        assert!(!Arc::ptr_eq(&fresh.reservations[&id], held));
-        // Unshared, a change writes in place.
-        let before = Arc::as_ptr(&room.reservations[&id]);
-        assert_eq!(
-            report(&mut room, &id, ok("t1"), 2),
-            PaymentOutcome::Confirmed
-        );
-        assert_eq!(Arc::as_ptr(&room.reservations[&id]), before);
+        let cancel = room
+            .decide_change(
+                &id,
+                Action::Cancel,
+                None,
+                at(1),
+                jiff::civil::date(2029, 12, 1),
+            )
+            .unwrap();
+        room.apply(&cancel);
+        let twin = RoomTypeCode::parse("TWIN").unwrap();
+        assert!(room.decide_retype(&twin).is_ok());
+        room.apply(&Event::RoomPut {
+            hotel_id: room.key.hotel_id.clone(),
+            number: room.key.number.clone(),
+            room_type: twin.clone(),
+        });
+        assert_eq!(room.room_type, twin);
+        assert_eq!(room.reservation(&id).unwrap().room_type.as_str(), "KING");
+        // Back to the booked type: it still says KING.
+        room.apply(&Event::RoomPut {
+            hotel_id: room.key.hotel_id.clone(),
+            number: room.key.number.clone(),
+            room_type: RoomTypeCode::parse("KING").unwrap(),
+        });
+        assert_eq!(room.reservation(&id).unwrap().room_type.as_str(), "KING");
     }
 
     /// A reservation moved back and forth keeps at most `MAX_HISTORY` history entries and
@@ -1186,7 +1152,7 @@ mod payment_tests {
                 (&mut b, &mut a)
             };
             let first_night = from.decide_move_out(&id, &to.key, None, today).unwrap();
-            to.decide_move_in(from.reservation(&id).unwrap(), first_night)
+            to.decide_move_in(&from.reservation(&id).unwrap(), first_night)
                 .unwrap();
             let event = Event::ReservationMoved {
                 id,
@@ -1215,8 +1181,8 @@ mod payment_tests {
             at(10 + moves - 1),
             "the newest are kept"
         );
-        assert!(b.reservations.is_empty() && b.calendar.is_empty());
-        assert_eq!(a.calendar.len(), 2);
+        assert!(b.ledger.is_empty() && b.ledger.spans().is_empty());
+        assert_eq!(a.unavailable_nights().len(), 2);
         // A state change at the cap adds no entry either.
         let check_in = a
             .decide_change(
@@ -1345,7 +1311,7 @@ mod payment_tests {
             delta.released,
             vec![jiff::civil::date(2030, 1, 1), jiff::civil::date(2030, 1, 2)]
         );
-        assert!(room.calendar.is_empty() && room.reservations.is_empty());
+        assert!(room.ledger.spans().is_empty() && room.ledger.is_empty());
         assert_eq!(room.revert_created(&id), NightsDelta::default(), "once");
     }
 
@@ -1434,7 +1400,7 @@ mod payment_tests {
             )
             .unwrap();
         room.apply(&e);
-        assert!(room.calendar.is_empty());
+        assert!(room.ledger.spans().is_empty());
         assert_eq!(
             report(&mut room, &id, ok("t1"), 63),
             PaymentOutcome::Duplicate
@@ -1480,7 +1446,7 @@ mod payment_tests {
         );
         let r = room.reservation(&id).unwrap();
         assert_eq!(r.status, Status::Cancelled);
-        assert!(r.payment.refund_owed && room.calendar.is_empty());
+        assert!(r.payment.refund_owed && room.ledger.spans().is_empty());
     }
 
     #[test]

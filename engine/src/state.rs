@@ -250,7 +250,7 @@ impl State {
     }
 
     /// A reservation by id.
-    pub fn reservation(&self, id: &ReservationId) -> Result<&Reservation, DomainError> {
+    pub fn reservation(&self, id: &ReservationId) -> Result<Reservation, DomainError> {
         let key = self
             .locator
             .get(id)
@@ -289,8 +289,8 @@ impl State {
             ..State::default()
         };
         for room in snapshot.rooms {
-            for id in room.reservations.keys() {
-                state.locator.insert(*id, room.key.clone());
+            for r in room.ledger.iter() {
+                state.locator.insert(r.id(), room.key.clone());
             }
             state.rooms.insert(room.key.clone(), room);
         }
@@ -298,11 +298,11 @@ impl State {
     }
 
     /// Checks the promises that must hold in any reachable state, from the reservations
-    /// themselves rather than the calendars (a calendar is a map, so it cannot show a night
-    /// given twice; the reservations can):
+    /// themselves rather than the calendars:
+    /// - each room's calendar is well formed (sorted, disjoint spans of its reservations);
     /// - no two reservations holding nights in one room share a night;
     /// - every night a live reservation holds is in its room's calendar, pointing at it;
-    /// - every calendar entry points at a reservation of that room that holds nights;
+    /// - every calendar span is of a reservation of that room that holds nights;
     /// - the locator agrees with the rooms;
     /// - no night is both sold and out of order.
     ///
@@ -310,43 +310,45 @@ impl State {
     pub fn check_invariants(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for room in self.rooms.values() {
+            if let Err(e) = room.ledger.check() {
+                problems.push(format!("{:?} calendar: {e}", room.key));
+            }
             let mut owner: HashMap<Date, ReservationId> = HashMap::new();
-            for r in room.reservations.values() {
-                if self.locator.get(&r.id) != Some(&room.key) {
-                    problems.push(format!(
-                        "{}: locator does not point at {:?}",
-                        r.id, room.key
-                    ));
+            for r in room.ledger.iter() {
+                let id = r.id();
+                if self.locator.get(&id) != Some(&room.key) {
+                    problems.push(format!("{id}: locator does not point at {:?}", room.key));
                 }
-                if !r.status.holds_nights() {
+                if !r.status().holds_nights() {
                     continue;
                 }
                 // Live statuses keep every night from the first night in this room (a guest
                 // moved mid-stay slept the earlier ones elsewhere).
-                for night in r.nights_here() {
-                    if let Some(other) = owner.insert(night, r.id) {
+                let first = r.first_night_here();
+                for night in r.stay().each_night().filter(|d| *d >= first) {
+                    if let Some(other) = owner.insert(night, id) {
                         problems.push(format!(
-                            "{:?} night {night} sold to both {other} and {}",
-                            room.key, r.id
+                            "{:?} night {night} sold to both {other} and {id}",
+                            room.key
                         ));
                     }
-                    if room.calendar.get(&night) != Some(&r.id) {
+                    if room.ledger.holder(night) != Some(id) {
                         problems.push(format!(
-                            "{:?} night {night} of {} missing from the calendar",
-                            room.key, r.id
+                            "{:?} night {night} of {id} missing from the calendar",
+                            room.key
                         ));
                     }
                 }
             }
-            for (night, id) in &room.calendar {
+            for span in room.ledger.spans() {
                 let live = room
-                    .reservations
-                    .get(id)
-                    .is_some_and(|r| r.status.holds_nights() || r.status == Status::CheckedOut);
+                    .ledger
+                    .get(&span.id)
+                    .is_some_and(|r| r.status().holds_nights() || r.status() == Status::CheckedOut);
                 if !live {
                     problems.push(format!(
-                        "{:?} night {night} held by {id}, which holds no nights",
-                        room.key
+                        "{:?} night {} held by {}, which holds no nights",
+                        room.key, span.from, span.id
                     ));
                 }
             }
@@ -355,7 +357,7 @@ impl State {
                     .series(jiff::ToSpan::day(1))
                     .take_while(|d| *d < range.to)
                 {
-                    if room.calendar.contains_key(&night) {
+                    if room.ledger.holder(night).is_some() {
                         problems.push(format!(
                             "{:?} night {night} is both sold and out of order",
                             room.key
@@ -470,8 +472,8 @@ mod tests {
     fn check_invariants_reports_each_broken_promise() {
         let night = date(2026, 11, 25);
 
-        let (mut s, key, _) = booked();
-        s.rooms.get_mut(&key).unwrap().calendar.remove(&night);
+        let (mut s, key, id) = booked();
+        s.rooms.get_mut(&key).unwrap().ledger.release(&id, night);
         assert!(
             reported(&s, "missing from the calendar"),
             "{:?}",
@@ -479,50 +481,40 @@ mod tests {
         );
 
         let (mut s, key, id) = booked();
-        std::sync::Arc::make_mut(
-            s.rooms
-                .get_mut(&key)
-                .unwrap()
-                .reservations
-                .get_mut(&id)
-                .unwrap(),
-        )
-        .status = Status::Cancelled;
+        let room = s.rooms.get_mut(&key).unwrap();
+        room.ledger
+            .get_mut(&id)
+            .unwrap()
+            .set_status(Status::Cancelled);
         assert!(
             reported(&s, "which holds no nights"),
             "{:?}",
             s.check_invariants()
         );
 
+        // A second reservation of the same nights, which the calendar does not know.
         let (mut s, key, id) = booked();
-        let mut twin = (**s.rooms[&key].reservations.get(&id).unwrap()).clone();
+        let mut twin = s.reservation(&id).unwrap();
         twin.id = ReservationId(uuid::Uuid::from_u128(8));
-        s.rooms
-            .get_mut(&key)
-            .unwrap()
-            .reservations
-            .insert(twin.id, std::sync::Arc::new(twin));
+        let room = s.rooms.get_mut(&key).unwrap();
+        let kept = crate::ledger::Kept::new(&twin, &room.room_type);
+        room.ledger.insert(kept, night, night);
         assert!(reported(&s, "sold to both"), "{:?}", s.check_invariants());
 
         // A range whose *second* night is sold, so the range must be walked night by night.
         let (mut s, key, _) = booked();
         s.rooms.get_mut(&key).unwrap().out_of_order.insert(
-            date(2026, 11, 24),
+            date(2026, 11, 23),
             OutOfOrder {
                 to: date(2026, 11, 28),
                 reason: "repairs".into(),
             },
         );
-        s.rooms
-            .get_mut(&key)
-            .unwrap()
-            .calendar
-            .remove(&date(2026, 11, 24));
         let problems = s.check_invariants();
         assert!(
             problems
                 .iter()
-                .any(|p| p.contains("night 2026-11-25 is both sold and out of order")),
+                .any(|p| p.contains("night 2026-11-24 is both sold and out of order")),
             "{problems:?}"
         );
         let (mut s, _, id) = booked();

@@ -36,7 +36,7 @@ use serde::Serialize;
 
 /// Version of the snapshot layout (metadata record + bincode state) this build writes
 /// and the only one it loads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 4;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 5;
 
 /// Largest encoded state accepted, so a corrupt length can never drive a huge
 /// allocation and a runaway state is refused instead of filling the disk.

@@ -1,0 +1,558 @@
+//! A room's reservations as the room keeps them: compact, in two sorted vectors.
+//!
+//! A room holds every reservation ever assigned to it, so their resident size decides how
+//! many hotels a node carries. A [`Reservation`] as the API shows it is ~320 bytes plus a
+//! dozen heap allocations (codes, two histories, the payment record); most of that is
+//! implied by where it is kept or by its creation:
+//!
+//! - the hotel and the room number are the room's own; the room type is the room's unless
+//!   the reservation was moved from another type or the room was retyped since;
+//! - the first history entry (created, version 1) and the first payment entry (created,
+//!   pending) follow from `created_at`; the payment's reference follows from the id and its
+//!   amount is the total;
+//! - instants are kept as seconds and nanoseconds, dates as jiff's 4-byte dates.
+//!
+//! So a [`Kept`] reservation is 128 bytes with no allocation of its own until it changes
+//! (a payment, a cancellation, a move): then its history lives in one boxed [`Extra`].
+//! The calendar is one [`Span`] per reservation holding nights here (the nights a
+//! reservation holds in a room are always one range), not one map entry per night.
+//! [`Kept::to_reservation`] rebuilds the full reservation exactly, so the API's answers do
+//! not change.
+
+use std::sync::Arc;
+
+use jiff::civil::Date;
+use jiff::Timestamp;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::ids::{ReservationId, RoomKey, RoomTypeCode};
+use crate::money::{Currency, Money};
+use crate::reservation::{
+    Guest, HistoryEntry, Payment, PaymentEventKind, PaymentHistoryEntry, PaymentStatus,
+    Reservation, RoomMove, Status, MAX_HISTORY,
+};
+use crate::time::Stay;
+
+/// One reservation as its room keeps it (see the module docs for what is left out and why).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Kept {
+    /// The id (also what the vector is sorted by).
+    id: ReservationId,
+    /// Who is coming (one shared allocation).
+    guest: Guest,
+    /// Who booked it ([`Reservation::created_by`]); shared with the booking's copy.
+    created_by: Option<Arc<str>>,
+    /// Everything that exists only once the reservation changed; `None` for most.
+    extra: Option<Box<Extra>>,
+    /// [`Reservation::version`].
+    version: u64,
+    /// [`Reservation::total`]'s minor units (the payment's amount is the same).
+    total_minor: i64,
+    /// [`Reservation::created_at`], seconds since the Unix epoch.
+    created_secs: i64,
+    /// [`Reservation::hold_expires_at`], seconds since the Unix epoch.
+    hold_secs: i64,
+    /// Nanoseconds of `created_secs` (jiff's sign convention: negative before the epoch).
+    created_nanos: i32,
+    /// Nanoseconds of `hold_secs`.
+    hold_nanos: i32,
+    /// The nights.
+    stay: Stay,
+    /// Number of guests.
+    guests: u16,
+    /// [`Reservation::total`]'s currency.
+    currency: Currency,
+    /// Where it is in the state machine.
+    status: Status,
+    /// Where its payment stands.
+    payment_status: PaymentStatus,
+    /// [`Payment::refund_owed`].
+    refund_owed: bool,
+}
+
+/// What a reservation gains once it changes after creation: boxed, so a reservation that
+/// never changed pays 8 bytes for it.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Debug)]
+struct Extra {
+    /// The booked room type when it is not the room's (moved from another type, or the
+    /// room was retyped later).
+    room_type: Option<RoomTypeCode>,
+    /// The whole history once it is more than the creation entry.
+    history: Option<Vec<HistoryEntry>>,
+    /// The whole payment history once it is more than the creation entry.
+    payment_history: Option<Vec<PaymentHistoryEntry>>,
+    /// The provider's reference once it reported.
+    trade_no: Option<String>,
+    /// [`Reservation::moves`].
+    moves: Vec<RoomMove>,
+}
+
+fn split(t: Timestamp) -> (i64, i32) {
+    (t.as_second(), t.subsec_nanosecond())
+}
+
+fn join(secs: i64, nanos: i32) -> Result<Timestamp, jiff::Error> {
+    Timestamp::new(secs, nanos)
+}
+
+fn creation_entry(at: Timestamp) -> HistoryEntry {
+    HistoryEntry {
+        at,
+        from: None,
+        to: Status::PendingPayment,
+        version: 1,
+    }
+}
+
+fn payment_creation_entry(at: Timestamp) -> PaymentHistoryEntry {
+    PaymentHistoryEntry {
+        at,
+        kind: PaymentEventKind::Created,
+        status: PaymentStatus::Pending,
+        trade_no: None,
+    }
+}
+
+impl Kept {
+    /// Keeps `r` in a room of type `room_type`. Everything the reservation says is kept
+    /// (what matches the implied form is left out, anything else goes to its extra part),
+    /// so [`Kept::to_reservation`] gives it back exactly.
+    pub fn new(r: &Reservation, room_type: &RoomTypeCode) -> Self {
+        let (created_secs, created_nanos) = split(r.created_at);
+        let (hold_secs, hold_nanos) = split(r.hold_expires_at);
+        let mut extra = Extra {
+            room_type: (r.room_type != *room_type).then(|| r.room_type.clone()),
+            history: (r.history != [creation_entry(r.created_at)]).then(|| r.history.clone()),
+            payment_history: (r.payment.history != [payment_creation_entry(r.created_at)])
+                .then(|| r.payment.history.clone()),
+            trade_no: r.payment.trade_no.clone(),
+            moves: r.moves.clone(),
+        };
+        extra.moves.shrink_to_fit();
+        Self {
+            id: r.id,
+            guest: r.guest.clone(),
+            created_by: r.created_by.as_deref().map(Arc::from),
+            extra: (extra != Extra::default()).then(|| Box::new(extra)),
+            version: r.version,
+            total_minor: r.total.amount_minor,
+            created_secs,
+            hold_secs,
+            created_nanos,
+            hold_nanos,
+            stay: r.stay,
+            guests: r.guests,
+            currency: r.total.currency,
+            status: r.status,
+            payment_status: r.payment.status,
+            refund_owed: r.payment.refund_owed,
+        }
+    }
+
+    /// The reservation as the API shows it, in room `room` of type `room_type`.
+    pub fn to_reservation(&self, room: &RoomKey, room_type: &RoomTypeCode) -> Reservation {
+        let created_at = self.created_at();
+        let extra = self.extra.as_deref();
+        let total = self.total();
+        Reservation {
+            id: self.id,
+            hotel_id: room.hotel_id.clone(),
+            room_type: self.room_type_in(room_type).clone(),
+            room: room.number.clone(),
+            stay: self.stay,
+            guests: self.guests,
+            guest: self.guest.clone(),
+            total,
+            status: self.status,
+            version: self.version,
+            created_at,
+            hold_expires_at: self.hold_expires_at(),
+            payment: Payment {
+                out_trade_no: self.id.out_trade_no(),
+                amount: total,
+                status: self.payment_status,
+                trade_no: self.trade_no().map(str::to_owned),
+                refund_owed: self.refund_owed,
+                history: extra
+                    .and_then(|e| e.payment_history.clone())
+                    .unwrap_or_else(|| vec![payment_creation_entry(created_at)]),
+            },
+            history: extra
+                .and_then(|e| e.history.clone())
+                .unwrap_or_else(|| vec![creation_entry(created_at)]),
+            created_by: self.created_by.as_deref().map(str::to_owned),
+            moves: extra.map(|e| e.moves.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The id.
+    pub fn id(&self) -> ReservationId {
+        self.id
+    }
+
+    /// Where it is in the state machine.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The nights.
+    pub fn stay(&self) -> Stay {
+        self.stay
+    }
+
+    /// Number of guests.
+    pub fn guests(&self) -> u16 {
+        self.guests
+    }
+
+    /// Who is coming.
+    pub fn guest(&self) -> &Guest {
+        &self.guest
+    }
+
+    /// +1 on every change; the ETag.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The price.
+    pub fn total(&self) -> Money {
+        Money {
+            amount_minor: self.total_minor,
+            currency: self.currency,
+        }
+    }
+
+    /// When it was created.
+    pub fn created_at(&self) -> Timestamp {
+        // Both parts came from a valid instant, or decoding checked them ([`Ledger::check`]).
+        join(self.created_secs, self.created_nanos).unwrap_or(Timestamp::MIN)
+    }
+
+    /// When an unpaid hold lapses.
+    pub fn hold_expires_at(&self) -> Timestamp {
+        join(self.hold_secs, self.hold_nanos).unwrap_or(Timestamp::MIN)
+    }
+
+    /// Who booked it.
+    pub fn created_by(&self) -> Option<&Arc<str>> {
+        self.created_by.as_ref()
+    }
+
+    /// Where its payment stands.
+    pub fn payment_status(&self) -> PaymentStatus {
+        self.payment_status
+    }
+
+    /// Whether money was captured that must be given back.
+    pub fn refund_owed(&self) -> bool {
+        self.refund_owed
+    }
+
+    /// The provider's reference, once it reported.
+    pub fn trade_no(&self) -> Option<&str> {
+        self.extra.as_deref().and_then(|e| e.trade_no.as_deref())
+    }
+
+    /// Its booked room type, in a room of type `room_type`.
+    pub fn room_type_in<'a>(&'a self, room_type: &'a RoomTypeCode) -> &'a RoomTypeCode {
+        self.extra
+            .as_deref()
+            .and_then(|e| e.room_type.as_ref())
+            .unwrap_or(room_type)
+    }
+
+    /// The instant of its latest transition to `status`, if any.
+    pub fn last_reached(&self, status: Status) -> Option<Timestamp> {
+        match self.extra.as_deref().and_then(|e| e.history.as_ref()) {
+            Some(history) => history.iter().rev().find(|h| h.to == status).map(|h| h.at),
+            None => (status == Status::PendingPayment).then(|| self.created_at()),
+        }
+    }
+
+    /// The first night its current room holds: the arrival, unless it was moved mid-stay.
+    pub fn first_night_here(&self) -> Date {
+        let last_move = self.extra.as_deref().and_then(|e| e.moves.last());
+        last_move.map_or(self.stay.arrival(), |m| {
+            m.first_night.max(self.stay.arrival())
+        })
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// Records a transition from `from` to `to` at `at` (version already moved).
+    pub(crate) fn push_history(&mut self, at: Timestamp, from: Status, to: Status) {
+        let (created_at, version) = (self.created_at(), self.version);
+        let history = self
+            .extra()
+            .history
+            .get_or_insert_with(|| vec![creation_entry(created_at)]);
+        if history.len() < MAX_HISTORY {
+            history.push(HistoryEntry {
+                at,
+                from: Some(from),
+                to,
+                version,
+            });
+        }
+    }
+
+    /// Records a payment-side change (its status already set).
+    pub(crate) fn push_payment_history(&mut self, at: Timestamp, kind: PaymentEventKind) {
+        let (created_at, status) = (self.created_at(), self.payment_status);
+        let trade_no = self.trade_no().map(str::to_owned);
+        let history = self
+            .extra()
+            .payment_history
+            .get_or_insert_with(|| vec![payment_creation_entry(created_at)]);
+        if history.len() < MAX_HISTORY {
+            history.push(PaymentHistoryEntry {
+                at,
+                kind,
+                status,
+                trade_no,
+            });
+        }
+    }
+
+    /// Sets the state-machine status and moves the version.
+    pub(crate) fn set_status(&mut self, status: Status) {
+        self.status = status;
+        self.version += 1;
+    }
+
+    /// Moves the version for a change that keeps the status.
+    pub(crate) fn bump_version(&mut self) {
+        self.version += 1;
+    }
+
+    /// Sets the payment's status, reference and refund flag.
+    pub(crate) fn set_payment(
+        &mut self,
+        status: PaymentStatus,
+        trade_no: Option<&str>,
+        refund_owed: bool,
+    ) {
+        self.payment_status = status;
+        self.refund_owed = refund_owed;
+        if let Some(t) = trade_no {
+            self.extra().trade_no = Some(t.to_owned());
+        }
+    }
+
+    /// Keeps the booked type explicitly before its room changes type to another.
+    pub(crate) fn pin_room_type(&mut self, old_room_type: &RoomTypeCode) {
+        if self.extra.as_deref().is_none_or(|e| e.room_type.is_none()) {
+            self.extra().room_type = Some(old_room_type.clone());
+        }
+    }
+}
+
+/// The nights `[from, to)` a reservation holds in its room.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Span {
+    /// First night held.
+    #[serde(with = "crate::codec::date")]
+    pub from: Date,
+    /// First night not held.
+    #[serde(with = "crate::codec::date")]
+    pub to: Date,
+    /// The reservation holding them.
+    pub id: ReservationId,
+}
+
+/// A room's reservations by id and its calendar by night, both sorted vectors: a room has
+/// tens to hundreds of reservations, so a binary search is as fast as a hash table here
+/// and wastes no slots. New ids are UUIDv7 (time-ordered), so a new reservation almost
+/// always goes at the end.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Debug)]
+pub struct Ledger {
+    /// Every reservation of the room, sorted by id.
+    kept: Vec<Kept>,
+    /// The nights held, sorted by first night; spans never overlap. One per reservation
+    /// holding nights here (live, or checked out with the nights it slept).
+    spans: Vec<Span>,
+}
+
+/// Grows `v` by a quarter rather than doubling: these vectors live as long as the room, so
+/// their spare capacity is resident memory (a doubled vector is a quarter empty on average).
+fn grow<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 4).max(2));
+    }
+}
+
+impl Ledger {
+    fn position(&self, id: &ReservationId) -> Result<usize, usize> {
+        self.kept.binary_search_by(|k| k.id.cmp(id))
+    }
+
+    /// The reservation `id`, if this room keeps it.
+    pub fn get(&self, id: &ReservationId) -> Option<&Kept> {
+        self.position(id).ok().map(|i| &self.kept[i])
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &ReservationId) -> Option<&mut Kept> {
+        self.position(id).ok().map(|i| &mut self.kept[i])
+    }
+
+    /// Whether this room keeps `id`.
+    pub fn contains(&self, id: &ReservationId) -> bool {
+        self.position(id).is_ok()
+    }
+
+    /// Every reservation, in id order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Kept> + '_ {
+        self.kept.iter()
+    }
+
+    /// How many reservations the room keeps.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Whether the room keeps none.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// The calendar: every span of nights held, by first night.
+    pub fn spans(&self) -> &[Span] {
+        &self.spans
+    }
+
+    /// The reservation holding `night`, if any.
+    pub fn holder(&self, night: Date) -> Option<ReservationId> {
+        let i = self.spans.partition_point(|s| s.from <= night);
+        let s = self.spans.get(i.checked_sub(1)?)?;
+        (night < s.to).then_some(s.id)
+    }
+
+    /// The spans holding any night of `[from, to)`, by first night.
+    pub fn overlapping(&self, from: Date, to: Date) -> &[Span] {
+        // Spans are disjoint and sorted, so their ends are sorted too.
+        let start = self.spans.partition_point(|s| s.to <= from);
+        let end = self.spans.partition_point(|s| s.from < to);
+        &self.spans[start..end.max(start)]
+    }
+
+    /// Keeps `kept`, holding `[from, to)` here (nothing when empty); replaces a reservation
+    /// with the same id. Returns the nights newly held.
+    pub(crate) fn insert(&mut self, kept: Kept, from: Date, to: Date) -> Vec<Date> {
+        let id = kept.id;
+        match self.position(&id) {
+            Ok(i) => {
+                // A creation replayed twice: the later one stands, nights included.
+                self.kept[i] = kept;
+                self.release(&id, Date::MIN);
+            }
+            Err(i) => {
+                grow(&mut self.kept);
+                self.kept.insert(i, kept);
+            }
+        }
+        if from >= to {
+            return Vec::new();
+        }
+        grow(&mut self.spans);
+        let at = self.spans.partition_point(|s| s.from < from);
+        self.spans.insert(at, Span { from, to, id });
+        nights(from, to).collect()
+    }
+
+    /// Drops reservation `id` and its nights; returns it and the nights given back.
+    pub(crate) fn remove(&mut self, id: &ReservationId) -> Option<(Kept, Vec<Date>)> {
+        let i = self.position(id).ok()?;
+        let released = self.release(id, Date::MIN);
+        Some((self.kept.remove(i), released))
+    }
+
+    /// Gives back the nights on or after `from` that `id` holds; returns them.
+    pub(crate) fn release(&mut self, id: &ReservationId, from: Date) -> Vec<Date> {
+        let Some(i) = self.span_of(id) else {
+            return Vec::new();
+        };
+        let span = &mut self.spans[i];
+        let keep_to = from.max(span.from);
+        if keep_to >= span.to {
+            return Vec::new();
+        }
+        let released = nights(keep_to, span.to).collect();
+        span.to = keep_to;
+        if span.from >= span.to {
+            self.spans.remove(i);
+        }
+        released
+    }
+
+    /// Where `id`'s span is: it starts at the reservation's first night here, so a binary
+    /// search finds it (a scan is the fallback for a span replaced by a replayed creation).
+    fn span_of(&self, id: &ReservationId) -> Option<usize> {
+        let first = self.get(id)?.first_night_here();
+        let i = self.spans.partition_point(|s| s.from < first);
+        if self.spans.get(i).is_some_and(|s| s.id == *id) {
+            return Some(i);
+        }
+        self.spans.iter().position(|s| s.id == *id)
+    }
+
+    /// Pins the booked type of every reservation before the room becomes another type.
+    pub(crate) fn pin_room_types(&mut self, old_room_type: &RoomTypeCode) {
+        for k in &mut self.kept {
+            k.pin_room_type(old_room_type);
+        }
+    }
+
+    /// Refuses a decoded ledger that breaks its invariants (ids sorted and unique; spans
+    /// non-empty, sorted, disjoint, each of a kept reservation, one per reservation).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.kept.windows(2).any(|w| w[0].id >= w[1].id) {
+            return Err("reservations not sorted by id".into());
+        }
+        for k in &self.kept {
+            join(k.created_secs, k.created_nanos)
+                .and(join(k.hold_secs, k.hold_nanos))
+                .map_err(|e| format!("reservation {}: {e}", k.id))?;
+        }
+        for s in &self.spans {
+            if s.from >= s.to {
+                return Err(format!("empty span of {}", s.id));
+            }
+            if !self.contains(&s.id) {
+                return Err(format!("span of unknown reservation {}", s.id));
+            }
+        }
+        if self.spans.windows(2).any(|w| w[0].to > w[1].from) {
+            return Err("spans overlap or are not sorted".into());
+        }
+        let mut ids: Vec<ReservationId> = self.spans.iter().map(|s| s.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err("two spans of one reservation".into());
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Ledger {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename = "Ledger")]
+        struct Fields {
+            kept: Vec<Kept>,
+            spans: Vec<Span>,
+        }
+        let Fields { kept, spans } = Fields::deserialize(d)?;
+        let ledger = Ledger { kept, spans };
+        ledger.check().map_err(D::Error::custom)?;
+        Ok(ledger)
+    }
+}
+
+/// Each night of `[from, to)`.
+pub(crate) fn nights(from: Date, to: Date) -> impl Iterator<Item = Date> {
+    std::iter::successors(Some(from), |d| d.tomorrow().ok()).take_while(move |d| *d < to)
+}
