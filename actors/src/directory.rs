@@ -22,7 +22,7 @@ use innkeep_engine::ids::IdMap;
 use innkeep_engine::state::IdempotencyMap;
 use innkeep_engine::{
     AvailabilityIndex, Catalog, HotelId, IdempotencyEntry, IdempotencyKey, ReservationId, RoomKey,
-    RoomTypeCode, Stay,
+    RoomState, RoomTypeCode, Stay,
 };
 use tokio::sync::oneshot;
 
@@ -45,9 +45,11 @@ pub(crate) struct Directory {
     /// once a booking is durable and by the order supervisor once a move is. A number, not
     /// the room's key: one entry per reservation the node holds, so 20 bytes, not 48.
     locator: Striped<IdMap<u32>>,
-    /// Every room's key by its number in the locator. Rooms are never removed, so a
-    /// number stays valid; written when a room is created, read to resolve a location.
-    rooms: RwLock<RoomNumbers>,
+    /// Every room's key by its number in the locator (its place here). Rooms are never
+    /// removed, so a number stays valid; written when a room is created, read to resolve
+    /// a location. A room's number is its actor's to give (see [`Directory::add_room`]),
+    /// so no map from key to number is kept.
+    rooms: RwLock<Vec<RoomKey>>,
     /// Idempotency keys, finished and in flight.
     keys: Striped<Keys>,
     /// Open holds per creator (API key), bookings still running included, so
@@ -65,15 +67,6 @@ pub(crate) struct Directory {
     pub clock: Clock,
     /// Faults to inject (tests only; none by default).
     pub faults: Faults,
-}
-
-/// Room keys numbered densely, for the locator.
-#[derive(Debug, Default)]
-struct RoomNumbers {
-    /// Key by number.
-    keys: Vec<RoomKey>,
-    /// Number by key.
-    numbers: HashMap<RoomKey, u32>,
 }
 
 /// One shard's availability index on a cache line of its own.
@@ -101,13 +94,14 @@ pub(crate) struct InFlight {
 }
 
 impl Directory {
-    /// A directory for `shards` shards (at least one) over a recovered catalog, locator and
-    /// idempotency keys. The index starts empty: rooms are entered as they are placed on a
+    /// A directory for `shards` shards (at least one) over a recovered catalog, rooms and
+    /// idempotency keys: room `rooms[n]` gets number `n`, and the locator holds each of
+    /// its reservations. The index starts empty: rooms are entered as they are placed on a
     /// shard ([`Directory::index_room`]).
     pub(crate) fn new(
         shards: usize,
         catalog: Catalog,
-        locator: IdMap<RoomKey>,
+        rooms: &[RoomState],
         idempotency: IdempotencyMap,
         clock: Clock,
         faults: Faults,
@@ -116,16 +110,17 @@ impl Directory {
             catalog: RwLock::new(catalog),
             index: (0..shards.max(1)).map(|_| ShardIndex::default()).collect(),
             locator: Striped::default(),
-            rooms: RwLock::default(),
+            rooms: RwLock::new(rooms.iter().map(|r| r.key.clone()).collect()),
             keys: Striped::default(),
             hold_slots: Striped::default(),
             gate: std::sync::Arc::default(),
             clock,
             faults,
         };
-        for (id, key) in locator {
-            let number = directory.room_number(&key);
-            directory.locator.lock(&id).insert(id, number);
+        for (number, room) in (0u32..).zip(rooms) {
+            for r in room.ledger.iter() {
+                directory.set_location(r.id(), number);
+            }
         }
         for (slot, entry) in idempotency {
             directory.keys.lock(&slot).finished.insert(slot, entry);
@@ -170,29 +165,22 @@ impl Directory {
             .sum()
     }
 
-    /// The number of room `key` in the locator, given to it now if it has none.
-    pub(crate) fn room_number(&self, key: &RoomKey) -> u32 {
-        if let Some(n) = read(&self.rooms).numbers.get(key) {
-            return *n;
-        }
+    /// Numbers a new room for the locator (called once per room, when it is created).
+    pub(crate) fn add_room(&self, key: &RoomKey) -> u32 {
         let mut rooms = write(&self.rooms);
-        if let Some(n) = rooms.numbers.get(key) {
-            return *n;
-        }
-        // A node with 2^32 rooms would need ~2 TiB for their actors alone.
-        let n = u32::try_from(rooms.keys.len()).unwrap_or(u32::MAX);
-        rooms.keys.push(key.clone());
-        rooms.numbers.insert(key.clone(), n);
-        n
+        // A node with 2^32 rooms would need terabytes for their actors alone.
+        let number = u32::try_from(rooms.len()).unwrap_or(u32::MAX);
+        rooms.push(key.clone());
+        number
     }
 
     /// The room holding reservation `id`.
     pub(crate) fn locate(&self, id: &ReservationId) -> Option<RoomKey> {
         let number = *self.locator.lock(id).get(id)?;
-        read(&self.rooms).keys.get(number as usize).cloned()
+        read(&self.rooms).get(number as usize).cloned()
     }
 
-    /// Records that reservation `id` is in the room numbered `room` ([`Directory::room_number`]).
+    /// Records that reservation `id` is in the room numbered `room` (given by [`Directory::add_room`] or [`Directory::new`]).
     pub(crate) fn set_location(&self, id: ReservationId, room: u32) {
         self.locator.lock(&id).insert(id, room);
     }
@@ -340,7 +328,7 @@ mod tests {
         let d = Directory::new(
             2,
             Catalog::default(),
-            IdMap::default(),
+            &[],
             IdempotencyMap::default(),
             Clock::system(),
             Faults::default(),

@@ -51,6 +51,8 @@ pub(crate) struct Hosted {
     /// The index of the shard hosting it ([`crate::shards::current`] there), so a booking
     /// can ask the rooms of its own shard first.
     pub shard: usize,
+    /// Its number in the directory's locator.
+    pub number: u32,
 }
 
 /// Every room's actor and shard. Written when a room is created (setup, start-up); read
@@ -127,9 +129,9 @@ impl RoomActor {
         journal: Journal<Event>,
         directory: Arc<Directory>,
         shard: usize,
+        number: u32,
         peers: Arc<RoomPeers>,
     ) -> Self {
-        let number = directory.room_number(&state.key);
         Self {
             state,
             journal,

@@ -104,10 +104,13 @@ pub(crate) fn start(
         locator,
         idempotency,
     } = state;
+    // Derived, and rebuilt from the rooms with room numbers instead of keys.
+    drop(locator);
+    let rooms: Vec<_> = rooms.into_values().collect();
     let directory = Arc::new(Directory::new(
         shards.len(),
         catalog,
-        locator,
+        &rooms,
         idempotency,
         config.clock.clone(),
         config.faults.clone(),
@@ -120,7 +123,7 @@ pub(crate) fn start(
     // (the durable retry queue), rebuilt from the recovered state.
     let mut open_payments = HashMap::new();
     let mut owed_refunds = HashSet::new();
-    for r in rooms.values().flat_map(|room| room.ledger.iter()) {
+    for r in rooms.iter().flat_map(|room| room.ledger.iter()) {
         if r.refund_owed() {
             owed_refunds.insert(r.id());
         }
@@ -138,7 +141,6 @@ pub(crate) fn start(
             );
         }
     }
-    let rooms: Vec<_> = rooms.into_values().collect();
     let hold = SignedDuration::from_secs(i64::try_from(config.hold_seconds).unwrap_or(i64::MAX));
 
     // Snapshots: collected from the rooms by a trigger on the system thread, written by
@@ -214,7 +216,8 @@ pub(crate) fn start(
         );
         let mut adopted: Vec<Vec<(ReservationId, PendingHold)>> =
             keepers.iter().map(|_| Vec::new()).collect();
-        for room in rooms {
+        // In the order [`Directory::new`] numbered them.
+        for (number, room) in (0u32..).zip(rooms) {
             let holds: Vec<_> = room
                 .ledger
                 .iter()
@@ -227,7 +230,7 @@ pub(crate) fn start(
                     (r.id(), hold)
                 })
                 .collect();
-            let shard = placement.spawn_room(room);
+            let shard = placement.spawn_room(room, number);
             adopted[shard].extend(holds);
         }
         // The per-creator hold slots come from the same holds, so the hold cap survives

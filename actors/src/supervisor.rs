@@ -260,7 +260,7 @@ impl Placement {
     /// Starts a room actor on the shard picked for its type, after entering its nights in
     /// that shard's index and registering it, so a booking that starts once this returns
     /// finds it. Returns the shard.
-    pub(crate) fn spawn_room(&mut self, state: RoomState) -> usize {
+    pub(crate) fn spawn_room(&mut self, state: RoomState, number: u32) -> usize {
         let key = state.key.clone();
         let shard = self.spread.pick(&key.hotel_id, &state.room_type);
         self.directory
@@ -269,9 +269,16 @@ impl Placement {
         let (peers, journal, directory) =
             (peers.clone(), self.journal.clone(), self.directory.clone());
         let addr = RoomActor::start_in_arbiter(arbiter, move |_ctx| {
-            RoomActor::new(state, journal, directory, shard, peers)
+            RoomActor::new(state, journal, directory, shard, number, peers)
         });
-        self.rooms.insert(key, Hosted { addr, shard });
+        self.rooms.insert(
+            key,
+            Hosted {
+                addr,
+                shard,
+                number,
+            },
+        );
         shard
     }
 }
@@ -370,7 +377,9 @@ impl Handler<PutRoom> for OrderSupervisor {
             Upsert::Created => {
                 let room_type = msg.room_type;
                 let done = self.persist_setup(event, msg.gate, ctx, move |act| {
-                    act.placement.spawn_room(RoomState::new(key, room_type));
+                    let number = act.directory.add_room(&key);
+                    act.placement
+                        .spawn_room(RoomState::new(key, room_type), number);
                 });
                 Box::pin(async move { done.await.map(|()| upsert) })
             }
@@ -425,9 +434,16 @@ impl Handler<MoveReservation> for OrderSupervisor {
                 hotel_id: from.hotel_id.clone(),
                 number: msg.to,
             };
-            let (source, target) = (rooms.addr(&from), rooms.addr(&to));
+            let (source, target) = {
+                let hosted = rooms.read();
+                let (source, target) = (hosted.get(&from), hosted.get(&to));
+                (
+                    source.map(|h| h.addr.clone()),
+                    target.map(|h| (h.addr.clone(), h.number)),
+                )
+            };
             let source = source.ok_or(DomainError::NotFound("reservation"))?;
-            let target = target.ok_or(DomainError::NotFound("room"))?;
+            let (target, target_number) = target.ok_or(DomainError::NotFound("room"))?;
             if to == from {
                 // Already there (a retried move): answer as a move would, changing nothing.
                 let r = source
@@ -459,7 +475,7 @@ impl Handler<MoveReservation> for OrderSupervisor {
                 .and_then(|r| r);
             let outcome = match &moved {
                 Ok((_, event)) => {
-                    directory.set_location(msg.id, directory.room_number(&to));
+                    directory.set_location(msg.id, target_number);
                     MoveOutcome::Committed(event.clone())
                 }
                 Err(_) => MoveOutcome::Aborted,
