@@ -9,7 +9,7 @@
 //! are for confirmed and checked-in reservations), so its room's keeper is its keeper for
 //! life.
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,12 +37,10 @@ pub(crate) struct HoldKeeper {
     directory: Arc<Directory>,
     /// The rooms, asked to expire their due holds.
     rooms: Arc<Rooms>,
-    /// Every unpaid hold by its expiry (whole milliseconds, rounded up), so the tick finds the
-    /// due ones without a scan. The only per-hold state here (24 bytes): a hold's room
-    /// reports its end ([`HoldEnded`]) with the expiry and creator, exactly once, so
-    /// nothing else needs remembering. An entry may outlive its hold (an expiry retried
-    /// after the hold was paid); the room then refuses to expire it, and it is dropped.
-    holds: BTreeSet<(i64, ReservationId)>,
+    /// Every unpaid hold by its expiry, so the tick finds the due ones without a scan.
+    /// The only per-hold state here: a hold's room reports its end ([`HoldEnded`]) with
+    /// the expiry and creator, exactly once, so nothing else needs remembering.
+    holds: HoldQueue,
     /// The payment supervisor, asked for each new hold's charge; `None` without a payment
     /// provider (nothing would be charged, so nothing is sent).
     payments: Option<Recipient<PaymentCreated>>,
@@ -60,7 +58,7 @@ impl HoldKeeper {
         Self {
             directory,
             rooms,
-            holds: BTreeSet::new(),
+            holds: HoldQueue::default(),
             payments,
             expiry_tick,
         }
@@ -69,7 +67,7 @@ impl HoldKeeper {
     /// Queues a new hold's expiry. Called once per hold (its start, or its adoption at
     /// start-up), as its end is reported once: the gauge counts both.
     fn track(&mut self, id: ReservationId, expires_at: Timestamp) {
-        self.holds.insert((due_millis(expires_at), id));
+        self.holds.push(due_millis(expires_at), id);
         metrics::gauge!(METRIC_HOLDS_OPEN).increment(1.0);
     }
 
@@ -78,11 +76,7 @@ impl HoldKeeper {
     fn expire_due(&mut self, ctx: &mut Context<Self>) {
         let now = self.directory.clock.now();
         let now_millis = now.as_millisecond();
-        while let Some(&(at, id)) = self.holds.first() {
-            if at > now_millis {
-                break;
-            }
-            self.holds.pop_first();
+        while let Some((at, id)) = self.holds.pop_due(now_millis) {
             let Some((addr, today)) = self.room_of(&id, now) else {
                 continue;
             };
@@ -104,7 +98,7 @@ impl HoldKeeper {
                     Ok(Err(_)) | Err(_) => true,
                 };
                 if retry {
-                    act.holds.insert((at, id));
+                    act.holds.push(at, id);
                 }
             }));
         }
@@ -178,7 +172,7 @@ impl Handler<HoldEnded> for HoldKeeper {
 
     fn handle(&mut self, msg: HoldEnded, _ctx: &mut Self::Context) {
         // Gone already when its expiry is being asked for right now.
-        self.holds.remove(&(due_millis(msg.expires_at), msg.id));
+        self.holds.remove(due_millis(msg.expires_at), msg.id);
         metrics::gauge!(METRIC_HOLDS_OPEN).decrement(1.0);
         if let Some(c) = &msg.created_by {
             self.directory.release_slot(c);
@@ -194,5 +188,188 @@ fn due_millis(at: Timestamp) -> i64 {
         ms.saturating_add(1)
     } else {
         ms
+    }
+}
+
+/// Holds by expiry: a ring buffer sorted by (expiry, id), 24 bytes an entry. Holds are
+/// made with one time-to-live by a clock that moves forward, so a new one almost always
+/// goes at the back, and the due ones leave from the front. A hold that ends early (paid,
+/// cancelled) is marked dead in place (found by binary search) and leaves when it reaches
+/// an end; so the queue holds at most the holds made within one time-to-live. A B-tree
+/// filled in order keeps its nodes half empty: twice the memory for the same entries.
+#[derive(Debug, Default)]
+struct HoldQueue {
+    /// `(packed expiry, id)`, sorted by (expiry, id); see [`pack`].
+    entries: VecDeque<(u64, ReservationId)>,
+}
+
+/// Offset making every expiry this keeper can see (jiff's instants span ±10 000 years,
+/// ±3.2·10^14 ms) non-negative below 2^62.
+const EXPIRY_OFFSET_MS: i64 = 1 << 61;
+
+/// An expiry in milliseconds packed with a live bit (the lowest) that does not change
+/// the order of expiries.
+fn pack(due_ms: i64) -> u64 {
+    let shifted = due_ms.clamp(-EXPIRY_OFFSET_MS, EXPIRY_OFFSET_MS - 1) + EXPIRY_OFFSET_MS;
+    (shifted as u64) << 1 | 1
+}
+
+fn unpack(packed: u64) -> i64 {
+    (packed >> 1) as i64 - EXPIRY_OFFSET_MS
+}
+
+fn is_live(packed: u64) -> bool {
+    packed & 1 == 1
+}
+
+impl HoldQueue {
+    /// Where `(due_ms, id)` is or would go.
+    fn search(&self, due_ms: i64, id: &ReservationId) -> Result<usize, usize> {
+        let key = (pack(due_ms) >> 1, *id);
+        self.entries
+            .binary_search_by(|(packed, other)| (packed >> 1, *other).cmp(&key))
+    }
+
+    /// Queues a hold (again, for a retried expiry).
+    fn push(&mut self, due_ms: i64, id: ReservationId) {
+        let entry = (pack(due_ms), id);
+        let at_back = self
+            .entries
+            .back()
+            .is_none_or(|(packed, other)| (packed >> 1, *other) < (entry.0 >> 1, id));
+        if at_back {
+            self.entries.push_back(entry);
+            return;
+        }
+        match self.search(due_ms, &id) {
+            Ok(i) => self.entries[i].0 |= 1,
+            Err(i) => self.entries.insert(i, entry),
+        }
+    }
+
+    /// Marks the hold ended; it leaves the queue when it reaches an end.
+    fn remove(&mut self, due_ms: i64, id: ReservationId) {
+        if let Ok(i) = self.search(due_ms, &id) {
+            self.entries[i].0 &= !1;
+        }
+        while self.entries.back().is_some_and(|(p, _)| !is_live(*p)) {
+            self.entries.pop_back();
+        }
+        self.drop_dead_front();
+    }
+
+    /// The next live hold due at `now_ms` or before, taken out of the queue.
+    fn pop_due(&mut self, now_ms: i64) -> Option<(i64, ReservationId)> {
+        self.drop_dead_front();
+        let (packed, id) = *self.entries.front()?;
+        if unpack(packed) > now_ms {
+            return None;
+        }
+        self.entries.pop_front();
+        self.drop_dead_front();
+        Some((unpack(packed), id))
+    }
+
+    fn drop_dead_front(&mut self) {
+        while self.entries.front().is_some_and(|(p, _)| !is_live(*p)) {
+            self.entries.pop_front();
+        }
+        // Give back what a burst of holds left behind.
+        if self.entries.capacity() > 1024 && self.entries.len() < self.entries.capacity() / 4 {
+            self.entries.shrink_to(self.entries.len() * 2);
+        }
+    }
+
+    #[cfg(test)]
+    fn live(&self) -> Vec<(i64, ReservationId)> {
+        self.entries
+            .iter()
+            .filter(|(p, _)| is_live(*p))
+            .map(|(p, id)| (unpack(*p), *id))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> ReservationId {
+        ReservationId(uuid::Uuid::from_u128(n))
+    }
+
+    /// The queue against a sorted set: holds pushed mostly in order, some out of order,
+    /// some twice (a retried expiry), ended ones removed, due ones popped.
+    #[test]
+    fn the_hold_queue_pops_what_a_sorted_set_would() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut queue = HoldQueue::default();
+        let mut model = std::collections::BTreeSet::new();
+        let mut clock = -5_000i64;
+        for step in 0..20_000u128 {
+            match next(10) {
+                0..=4 => {
+                    clock += next(3) as i64;
+                    let early = if next(8) == 0 { next(2_000) as i64 } else { 0 };
+                    let due = clock + 1_000 - early;
+                    let hold = id(u128::from(next(500)));
+                    queue.push(due, hold);
+                    model.insert((due, hold));
+                }
+                5..=7 => {
+                    let pick = next(model.len() as u64 + 1) as usize;
+                    if let Some((due, hold)) = model.iter().nth(pick).copied() {
+                        queue.remove(due, hold);
+                        model.remove(&(due, hold));
+                    } else {
+                        // A hold the queue does not have: nothing changes.
+                        queue.remove(clock, id(10_000 + step));
+                    }
+                }
+                _ => {
+                    let now = clock + next(1_200) as i64 - 200;
+                    let got = queue.pop_due(now);
+                    let want = model.first().copied().filter(|(due, _)| *due <= now);
+                    assert_eq!(got, want, "step {step}");
+                    if let Some(w) = want {
+                        model.remove(&w);
+                    }
+                }
+            }
+            let live = queue.live();
+            assert_eq!(
+                live,
+                model.iter().copied().collect::<Vec<_>>(),
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn expiries_pack_in_order_and_round_up_to_the_millisecond() {
+        let order = [
+            -EXPIRY_OFFSET_MS,
+            -1,
+            0,
+            1,
+            1_900_000_000_000,
+            EXPIRY_OFFSET_MS - 1,
+        ];
+        for w in order.windows(2) {
+            assert!(pack(w[0]) < pack(w[1]));
+            assert_eq!(unpack(pack(w[0])), w[0]);
+        }
+        let t = |s, ns| Timestamp::new(s, ns).unwrap();
+        assert_eq!(due_millis(t(1, 0)), 1_000);
+        assert_eq!(due_millis(t(1, 1)), 1_001);
+        assert_eq!(due_millis(t(1, 999_000_001)), 2_000);
+        assert_eq!(due_millis(t(-1, -500_000_000)), -1_500);
+        assert_eq!(due_millis(t(-1, -500_000_001)), -1_500);
     }
 }

@@ -8,7 +8,7 @@
 //! hotel is; scanning rooms one by one costs the most exactly when a type is nearly sold
 //! out and every booking of it walks past full rooms.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use jiff::civil::Date;
 
@@ -41,6 +41,24 @@ impl TypeIndex {
         taken
     }
 
+    /// The nights `slot` has sold, in order.
+    fn nights_of(&self, slot: u32) -> Vec<Date> {
+        let (w, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+        self.sold
+            .iter()
+            .filter(|(_, bits)| bits[w] & bit != 0)
+            .map(|(night, _)| *night)
+            .collect()
+    }
+
+    /// Whether `slot` has sold nothing in `[from, to)`.
+    fn slot_is_free(&self, slot: u32, from: Date, to: Date) -> bool {
+        let (w, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+        self.sold
+            .range(from..to)
+            .all(|(_, bits)| bits[w] & bit == 0)
+    }
+
     fn set(&mut self, slot: u32, night: Date, sold: bool) {
         let (w, bit) = (slot as usize / 64, 1u64 << (slot % 64));
         if sold {
@@ -67,7 +85,7 @@ impl TypeIndex {
     }
 
     /// Adds a room with its sold `nights`; returns its slot.
-    fn add(&mut self, number: RoomNumber, nights: &BTreeSet<Date>) -> u32 {
+    fn add(&mut self, number: RoomNumber, nights: &[Date]) -> u32 {
         let slot = self.numbers.len() as u32;
         let pos = self.position(&number).unwrap_or_else(|p| p);
         self.numbers.push(number);
@@ -119,16 +137,15 @@ fn words(rooms: usize) -> usize {
     rooms.div_ceil(64)
 }
 
-/// One room as the index knows it.
+/// One room as the index knows it. Its sold nights are its bits in its type's bitmaps
+/// only: the room's own calendar is the authority, and a third copy per night would cost
+/// more than the bitmaps themselves.
 #[derive(Clone, Debug)]
 struct RoomEntry {
     /// Its type, to find its bitmaps and to move it between types on a retype.
     room_type: RoomTypeCode,
     /// Its slot (bit) in its type's bitmaps.
     slot: u32,
-    /// Its sold nights: what it brings when it joins a type, and the answer to "is this
-    /// room free" without finding its bit.
-    sold: BTreeSet<Date>,
 }
 
 #[derive(Clone, Default, Debug)]
@@ -149,13 +166,18 @@ impl AvailabilityIndex {
     /// Registers a room or changes its type.
     pub fn put_room(&mut self, key: &RoomKey, room_type: &RoomTypeCode) {
         let h = self.hotels.entry(key.hotel_id.clone()).or_default();
-        let (old, nights) = match h.rooms.get(&key.number) {
+        let old = match h.rooms.get(&key.number) {
             Some(r) if r.room_type == *room_type => return,
-            Some(r) => (Some((r.room_type.clone(), r.slot)), r.sold.clone()),
-            None => (None, BTreeSet::new()),
+            Some(r) => Some((r.room_type.clone(), r.slot)),
+            None => None,
         };
+        let mut nights = Vec::new();
         if let Some((old_type, slot)) = old {
-            let moved = h.by_type.get_mut(&old_type).and_then(|t| t.remove(slot));
+            let old_index = h.by_type.get_mut(&old_type);
+            let moved = old_index.and_then(|t| {
+                nights = t.nights_of(slot);
+                t.remove(slot)
+            });
             if let Some((number, slot)) = moved {
                 if let Some(r) = h.rooms.get_mut(&number) {
                     r.slot = slot;
@@ -172,7 +194,6 @@ impl AvailabilityIndex {
             RoomEntry {
                 room_type: room_type.clone(),
                 slot,
-                sold: nights,
             },
         );
     }
@@ -186,15 +207,9 @@ impl AvailabilityIndex {
         let Some(hotel) = self.hotels.get_mut(&key.hotel_id) else {
             return;
         };
-        let Some(room) = hotel.rooms.get_mut(&key.number) else {
+        let Some(room) = hotel.rooms.get(&key.number) else {
             return;
         };
-        for d in booked {
-            room.sold.insert(*d);
-        }
-        for d in released {
-            room.sold.remove(d);
-        }
         let Some(t) = hotel.by_type.get_mut(&room.room_type) else {
             return;
         };
@@ -270,16 +285,16 @@ impl AvailabilityIndex {
 
     /// Whether `room` is of `room_type` and free on every night.
     pub fn room_is_free(&self, key: &RoomKey, room_type: &RoomTypeCode, stay: &Stay) -> bool {
-        self.hotels
-            .get(&key.hotel_id)
-            .and_then(|h| h.rooms.get(&key.number))
-            .is_some_and(|r| {
-                r.room_type == *room_type
-                    && r.sold
-                        .range(stay.arrival()..stay.departure())
-                        .next()
-                        .is_none()
-            })
+        let Some(hotel) = self.hotels.get(&key.hotel_id) else {
+            return false;
+        };
+        hotel.rooms.get(&key.number).is_some_and(|r| {
+            r.room_type == *room_type
+                && hotel
+                    .by_type
+                    .get(room_type)
+                    .is_some_and(|t| t.slot_is_free(r.slot, stay.arrival(), stay.departure()))
+        })
     }
 
     fn type_index(&self, hotel_id: &HotelId, room_type: &RoomTypeCode) -> Option<&TypeIndex> {
@@ -302,6 +317,39 @@ mod tests {
     /// Rooms join and leave a type in random order with random sold nights; after every
     /// step each room's bit answers exactly for its nights, and candidates come in
     /// room-number order. Crosses word boundaries (up to 150 rooms).
+    /// A room given another type takes its sold nights along (they are its bits in the
+    /// old type's bitmaps, not a list of its own).
+    #[test]
+    fn a_retyped_room_takes_its_sold_nights_to_the_new_type() {
+        let key = RoomKey {
+            hotel_id: HotelId::parse("H").unwrap(),
+            number: room(101),
+        };
+        let (king, twin) = (
+            RoomTypeCode::parse("KING").unwrap(),
+            RoomTypeCode::parse("TWIN").unwrap(),
+        );
+        let d = |day| jiff::civil::date(2030, 1, day);
+        let mut index = AvailabilityIndex::default();
+        index.put_room(&key, &king);
+        index.apply_delta(&key, &[d(2), d(3)], &[]);
+        let stay = |a, b| Stay::between(d(a), d(b)).unwrap();
+        assert!(!index.room_is_free(&key, &king, &stay(1, 3)));
+        assert!(index.room_is_free(&key, &king, &stay(4, 6)));
+        index.put_room(&key, &twin);
+        assert!(
+            !index.room_is_free(&key, &king, &stay(4, 6)),
+            "not a KING any more"
+        );
+        assert!(!index.room_is_free(&key, &twin, &stay(3, 4)));
+        assert!(index.room_is_free(&key, &twin, &stay(4, 6)));
+        assert_eq!(index.free_on(&key.hotel_id, &twin, d(2)), 0);
+        assert_eq!(index.free_on(&key.hotel_id, &king, d(2)), 0);
+        assert_eq!(index.free_count(&key.hotel_id, &king, &stay(2, 3)), 0);
+        index.apply_delta(&key, &[], &[d(2), d(3)]);
+        assert!(index.room_is_free(&key, &twin, &stay(1, 6)));
+    }
+
     #[test]
     fn slots_stay_dense_and_bits_follow_their_rooms() {
         let mut rng = 0x2545_F491_4F6C_DD1Du64;
@@ -315,7 +363,7 @@ mod tests {
         let night = |i: usize| crate::catalog::add_days(base, i as i64);
         let mut t = TypeIndex::default();
         // The model: room → its sold nights; and where the index keeps each room's slot.
-        let mut model: BTreeMap<RoomNumber, BTreeSet<Date>> = BTreeMap::new();
+        let mut model: BTreeMap<RoomNumber, std::collections::BTreeSet<Date>> = BTreeMap::new();
         let mut slots: BTreeMap<RoomNumber, u32> = BTreeMap::new();
         for step in 0..3000 {
             if model.len() < 150 && (model.is_empty() || next(3) > 0) {
@@ -323,8 +371,10 @@ mod tests {
                 if model.contains_key(&number) {
                     continue;
                 }
-                let nights: BTreeSet<Date> = (0..next(4)).map(|_| night(next(10))).collect();
-                let slot = t.add(number.clone(), &nights);
+                let nights: std::collections::BTreeSet<Date> =
+                    (0..next(4)).map(|_| night(next(10))).collect();
+                let list: Vec<Date> = nights.iter().copied().collect();
+                let slot = t.add(number.clone(), &list);
                 slots.insert(number.clone(), slot);
                 model.insert(number, nights);
             } else {
@@ -344,6 +394,13 @@ mod tests {
                         .is_some_and(|b| b[*slot as usize / 64] & (1 << (slot % 64)) != 0);
                     assert_eq!(sold, model[number].contains(&night(i)), "step {step}");
                 }
+                let nights: Vec<Date> = model[number].iter().copied().collect();
+                assert_eq!(t.nights_of(*slot), nights, "step {step}");
+                let free = t.slot_is_free(*slot, night(2), night(5));
+                assert_eq!(
+                    free,
+                    !nights.iter().any(|d| (night(2)..night(5)).contains(d))
+                );
             }
             let ordered: Vec<&RoomNumber> =
                 t.order.iter().map(|s| &t.numbers[*s as usize]).collect();
