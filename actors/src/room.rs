@@ -29,9 +29,19 @@ use crate::protocol::{
 /// only needs to be large enough that a `send` never parks at that limit.
 pub const ROOM_MAILBOX: usize = 16_384;
 
-/// Who a room tells about its reservations, all but the last on its own shard.
+/// What the rooms of one shard share: who they tell about their reservations (all but the
+/// payment supervisor on the shard), the journal, the directory. One per shard, so a room
+/// pays one pointer for them (a room is resident for the node's life, so its size counts).
 #[derive(Clone, Debug)]
 pub(crate) struct RoomPeers {
+    /// The shard's index ([`crate::shards::current`] there): its rooms' rows are in that
+    /// shard's availability index.
+    pub shard: usize,
+    /// Where the rooms' events go.
+    pub journal: Journal<Event>,
+    /// The catalog the rooms read, the index rows and locator entries they keep current,
+    /// and the idempotency keys their bookings record.
+    pub directory: Arc<Directory>,
     /// Its shard's hold keeper, told when a new hold is durable.
     pub hold_started: Recipient<HoldStarted>,
     /// The same keeper, told when a hold ends.
@@ -95,28 +105,29 @@ pub(crate) fn room_of(
 pub struct RoomActor {
     /// The room's state; the authority for its nights.
     state: RoomState,
-    /// Where its events go.
-    journal: Journal<Event>,
-    /// The catalog it reads, the index rows and locator entries it keeps current, and the
-    /// idempotency keys its bookings record.
-    directory: Arc<Directory>,
-    /// The shard it runs on: its rows are in that shard's index.
-    shard: usize,
     /// Its number in the directory's locator.
     number: u32,
-    /// Who it reports holds and owed refunds to, and where its acks arrive: one per shard,
-    /// shared by its rooms (a room is resident for the node's life, so its size counts).
+    /// What it shares with the other rooms of its shard: the journal, the directory, who
+    /// it reports holds and owed refunds to, and where its acks arrive.
     peers: Arc<RoomPeers>,
+    /// Reservations being moved away or booked but not yet durable; `None` while there
+    /// are none, which is most of a room's life (a room is resident for the node's life,
+    /// so its empty tables would cost every room their size).
+    in_flight: Option<Box<InFlight>>,
+}
+
+/// What a room has in flight. Bounded by the engine's in-flight limit.
+#[derive(Debug, Default)]
+struct InFlight {
     /// Reservations being moved to another room: the move's first half passed here and
     /// its outcome has not arrived. No other change to them is decided meanwhile. In
     /// memory only: a move is one journal event, so after a restart each reservation is
-    /// wholly in one room. Bounded by the engine's in-flight limit.
+    /// wholly in one room.
     moving: IdSet,
     /// New reservations applied here whose creation is queued for the journal and not yet
     /// acknowledged, each with the journal's durable seq when it was queued (its own seq
     /// is above that). A snapshot part lists them: recovery drops any the journal does not
-    /// hold (a batch that failed after this room was encoded). Bounded by the engine's
-    /// in-flight limit.
+    /// hold (a batch that failed after this room was encoded).
     unacked: IdMap<u64>,
 }
 
@@ -124,29 +135,39 @@ pub struct RoomActor {
 type IdSet = HashSet<ReservationId, std::hash::BuildHasherDefault<innkeep_engine::ids::IdHasher>>;
 
 impl RoomActor {
-    pub(crate) fn new(
-        state: RoomState,
-        journal: Journal<Event>,
-        directory: Arc<Directory>,
-        shard: usize,
-        number: u32,
-        peers: Arc<RoomPeers>,
-    ) -> Self {
+    pub(crate) fn new(state: RoomState, number: u32, peers: Arc<RoomPeers>) -> Self {
         Self {
             state,
-            journal,
-            directory,
-            shard,
             number,
             peers,
-            moving: IdSet::default(),
-            unacked: IdMap::default(),
+            in_flight: None,
+        }
+    }
+
+    fn is_moving(&self, id: &ReservationId) -> bool {
+        self.in_flight
+            .as_ref()
+            .is_some_and(|f| f.moving.contains(id))
+    }
+
+    fn in_flight(&mut self) -> &mut InFlight {
+        self.in_flight.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the in-flight tables once both are empty.
+    fn settle(&mut self) {
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.moving.is_empty() && f.unacked.is_empty())
+        {
+            self.in_flight = None;
         }
     }
 
     /// Refuses a change to a reservation that is being moved.
     fn not_moving(&self, id: &ReservationId) -> Result<(), EngineError> {
-        if self.moving.contains(id) {
+        if self.is_moving(id) {
             return Err(DomainError::MoveInProgress.into());
         }
         Ok(())
@@ -157,7 +178,7 @@ impl RoomActor {
         if delta.booked.is_empty() && delta.released.is_empty() {
             return;
         }
-        write(self.directory.index(self.shard)).apply_delta(
+        write(self.peers.directory.index(self.peers.shard)).apply_delta(
             &self.state.key,
             &delta.booked,
             &delta.released,
@@ -167,7 +188,7 @@ impl RoomActor {
     /// Drops the key a failed booking `id` recorded (and only that booking's).
     fn forget_key(&self, slot: Option<&(HotelId, IdempotencyKey)>, id: &ReservationId) {
         if let Some(slot) = slot {
-            let mut keys = self.directory.keys(slot);
+            let mut keys = self.peers.directory.keys(slot);
             if keys.finished.get(slot).map(|e| e.reservation_id) == Some(*id) {
                 keys.finished.remove(slot);
             }
@@ -176,7 +197,7 @@ impl RoomActor {
 
     /// Queues `event` for the journal; its ack arrives with the rest of this shard's.
     fn append(&self, event: Event) -> Result<AckReceiver, JournalError> {
-        self.journal.append_via(event, &self.peers.acks)
+        self.peers.journal.append_via(event, &self.peers.acks)
     }
 
     fn view(&self) -> RoomView {
@@ -302,7 +323,8 @@ impl Handler<Reserve> for RoomActor {
         // early: the key stays in flight, which admission looks at first, until the
         // booking has its answer.
         if let Some((slot, entry)) = &key {
-            self.directory
+            self.peers
+                .directory
                 .keys(slot)
                 .finished
                 .insert(slot.clone(), *entry);
@@ -319,13 +341,13 @@ impl Handler<Reserve> for RoomActor {
         self.publish(&delta);
         // Fault injection (tests): a room changed half-way, which crash-only supervision
         // turns into an abort of the process (see `crate::crash`).
-        if self.directory.faults.panic_in_room.as_ref() == Some(&self.state.key) {
+        if self.peers.directory.faults.panic_in_room.as_ref() == Some(&self.state.key) {
             panic!(
                 "injected fault: room {} panics while booking",
                 self.state.key.number
             );
         }
-        let durable_before = self.journal.durable_seq();
+        let durable_before = self.peers.journal.durable_seq();
         let ack = match self.append(event) {
             Ok(ack) => ack,
             Err(e) => {
@@ -337,10 +359,13 @@ impl Handler<Reserve> for RoomActor {
             }
         };
         drop(entered);
-        self.unacked.insert(id, durable_before);
+        self.in_flight().unacked.insert(id, durable_before);
         // Spawned, not waited on: the room keeps deciding other bookings meanwhile.
         ctx.spawn(ack.into_actor(self).map(move |acked, act, _ctx| {
-            act.unacked.remove(&id);
+            if let Some(f) = act.in_flight.as_mut() {
+                f.unacked.remove(&id);
+            }
+            act.settle();
             let failure = match acked {
                 Ok(Ok(seq)) => {
                     span.record("seq", seq);
@@ -353,7 +378,7 @@ impl Handler<Reserve> for RoomActor {
                     let r = created;
                     // Findable (by id and by its key) and known to its hold keeper before
                     // anyone learns the id.
-                    act.directory.set_location(id, act.number);
+                    act.peers.directory.set_location(id, act.number);
                     act.peers.hold_started.do_send(HoldStarted {
                         id,
                         expires_at: r.hold_expires_at,
@@ -492,7 +517,7 @@ impl Handler<RecordRefund> for RoomActor {
                 let current = self.state.reservation(&id);
                 Box::pin(async move { Ok(current?) })
             }
-            Ok(Some(_)) if self.moving.contains(&id) => {
+            Ok(Some(_)) if self.is_moving(&id) => {
                 Box::pin(async { Err(DomainError::MoveInProgress.into()) })
             }
             Ok(Some(event)) => self
@@ -562,7 +587,7 @@ impl Handler<Retype> for RoomActor {
         let room_type = msg.room_type;
         self.persist_then_apply(msg.event, ctx, tracing::Span::none(), move |act| {
             // Its sold nights stay; only their type changes.
-            write(act.directory.index(act.shard)).put_room(&key, &room_type);
+            write(act.peers.directory.index(act.peers.shard)).put_room(&key, &room_type);
         })
     }
 }
@@ -676,7 +701,7 @@ impl Handler<BeginMove> for RoomActor {
             .state
             .decide_move_out(&msg.id, &msg.to, msg.if_match, msg.today)?;
         let reservation = self.state.reservation(&msg.id)?;
-        self.moving.insert(msg.id);
+        self.in_flight().moving.insert(msg.id);
         Ok((reservation, first_night))
     }
 }
@@ -689,7 +714,7 @@ impl Handler<MoveIn> for RoomActor {
         let _entered = span.enter();
         // The move's capacity rule lives in the engine, once.
         let checked = innkeep_engine::state::check_capacity(
-            &read(&self.directory.catalog),
+            &read(&self.peers.directory.catalog),
             &self.state.key.hotel_id,
             &self.state.room_type,
             msg.reservation.guests,
@@ -727,7 +752,10 @@ impl Handler<FinishMove> for RoomActor {
             let delta = self.state.apply(event);
             self.publish(&delta);
         }
-        self.moving.remove(&msg.id);
+        if let Some(f) = self.in_flight.as_mut() {
+            f.moving.remove(&msg.id);
+        }
+        self.settle();
     }
 }
 
@@ -739,7 +767,7 @@ impl Handler<NightAudit> for RoomActor {
             .state
             .due_no_shows(msg.audit_date)
             .into_iter()
-            .filter(|id| !self.moving.contains(id))
+            .filter(|id| !self.is_moving(id))
             .filter_map(|id| self.state.decide_no_show(&id, msg.audit_date, msg.now).ok())
             .collect();
         // Each is a different reservation, so all are decided up front and journaled
@@ -768,7 +796,9 @@ impl Handler<SnapshotRoom> for RoomActor {
     /// is exactly the last of its events the bytes reflect. Moves and retypes, which
     /// involve more than this room, are held off by the gate the snapshot holds.
     fn handle(&mut self, _msg: SnapshotRoom, _ctx: &mut Self::Context) -> Self::Result {
-        if !self.moving.is_empty() {
+        let empty = InFlight::default();
+        let in_flight = self.in_flight.as_deref().unwrap_or(&empty);
+        if !in_flight.moving.is_empty() {
             // Unreachable while the snapshot holds the gate; refused rather than trusted.
             return Err(EngineError::Unavailable(format!(
                 "room {} is in the middle of a move",
@@ -777,11 +807,16 @@ impl Handler<SnapshotRoom> for RoomActor {
         }
         let bytes = innkeep_persistence::encode_part(&self.state)
             .map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        let cut = self.journal.mark().map_err(journal_error)?;
+        let cut = self.peers.journal.mark().map_err(journal_error)?;
         Ok(RoomPart {
             bytes,
-            pending: self.unacked.keys().copied().collect(),
-            pending_floor: self.unacked.values().copied().min().unwrap_or(u64::MAX),
+            pending: in_flight.unacked.keys().copied().collect(),
+            pending_floor: in_flight
+                .unacked
+                .values()
+                .copied()
+                .min()
+                .unwrap_or(u64::MAX),
             cut,
         })
     }

@@ -199,18 +199,22 @@ pub(crate) fn start(
                 })
             })
             .collect();
-        let peers = keepers.iter().zip(acks).map(|(k, acks)| {
-            Arc::new(RoomPeers {
-                hold_started: k.clone().recipient::<HoldStarted>(),
-                hold_ended: k.clone().recipient::<HoldEnded>(),
-                refund_due: refund_due.clone(),
-                acks,
-            })
-        });
+        let peers = (0..)
+            .zip(keepers.iter().zip(acks))
+            .map(|(shard, (k, acks))| {
+                Arc::new(RoomPeers {
+                    shard,
+                    journal: actor_journal.clone(),
+                    directory: actor_directory.clone(),
+                    hold_started: k.clone().recipient::<HoldStarted>(),
+                    hold_ended: k.clone().recipient::<HoldEnded>(),
+                    refund_due: refund_due.clone(),
+                    acks,
+                })
+            });
         // The supervisor goes on placing new rooms where start-up left off.
         let mut placement = Placement::new(
             handles.into_iter().zip(peers).collect(),
-            actor_journal.clone(),
             actor_directory.clone(),
             actor_rooms.clone(),
         );

@@ -202,8 +202,6 @@ impl OrderSupervisor {
 pub(crate) struct Placement {
     /// Per shard (at least one), its arbiter and whom its rooms report to.
     shards: Vec<(ArbiterHandle, Arc<RoomPeers>)>,
-    /// Where the rooms journal.
-    journal: Journal<Event>,
     /// Where a new room's nights are indexed (its shard's index).
     directory: Arc<Directory>,
     /// Where a new room is registered.
@@ -240,7 +238,6 @@ impl Placement {
     /// empty.
     pub(crate) fn new(
         shards: Vec<(ArbiterHandle, Arc<RoomPeers>)>,
-        journal: Journal<Event>,
         directory: Arc<Directory>,
         rooms: Arc<Rooms>,
     ) -> Self {
@@ -251,7 +248,6 @@ impl Placement {
                 next: HashMap::new(),
             },
             shards,
-            journal,
             directory,
             rooms,
         }
@@ -266,11 +262,9 @@ impl Placement {
         self.directory
             .index_room(shard, &key, &state.room_type, &state.unavailable_nights());
         let (arbiter, peers) = &self.shards[shard];
-        let (peers, journal, directory) =
-            (peers.clone(), self.journal.clone(), self.directory.clone());
-        let addr = RoomActor::start_in_arbiter(arbiter, move |_ctx| {
-            RoomActor::new(state, journal, directory, shard, number, peers)
-        });
+        let peers = peers.clone();
+        let addr =
+            RoomActor::start_in_arbiter(arbiter, move |_ctx| RoomActor::new(state, number, peers));
         self.rooms.insert(
             key,
             Hosted {
