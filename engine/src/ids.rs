@@ -75,22 +75,24 @@ macro_rules! code_newtype {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 struct Visit;
                 impl<'de> serde::de::Visitor<'de> for Visit {
-                    type Value = String;
+                    type Value = std::sync::Arc<str>;
                     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                         f.write_str(concat!("a ", $field))
                     }
                     fn visit_newtype_struct<D: serde::Deserializer<'de>>(
                         self,
                         d: D,
-                    ) -> Result<String, D::Error> {
-                        String::deserialize(d)
+                    ) -> Result<Self::Value, D::Error> {
+                        // Straight from the input's bytes to the shared text: one
+                        // allocation, not a `String` and then a copy (replay decodes
+                        // millions of these).
+                        d.deserialize_str(Visit)
                     }
-                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
-                        Ok(v.to_owned())
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                        Ok(v.into())
                     }
                 }
-                d.deserialize_newtype_struct(stringify!($name), Visit)
-                    .map(|s| Self(s.into()))
+                d.deserialize_newtype_struct(stringify!($name), Visit).map(Self)
             }
         }
     };
@@ -188,10 +190,20 @@ impl Serialize for OutTradeNo {
 
 impl<'de> Deserialize<'de> for OutTradeNo {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        ReservationId::from_out_trade_no(&raw)
-            .map(Self)
-            .ok_or_else(|| serde::de::Error::custom("not a payment reference of ours"))
+        // Parsed from the input's bytes, without a `String` of its own.
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = OutTradeNo;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a payment reference")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OutTradeNo, E> {
+                ReservationId::from_out_trade_no(v)
+                    .map(OutTradeNo)
+                    .ok_or_else(|| E::custom("not a payment reference of ours"))
+            }
+        }
+        deserializer.deserialize_str(Visit)
     }
 }
 

@@ -463,7 +463,11 @@ impl Ledger {
             return Vec::new();
         }
         grow(&mut self.spans);
-        let at = self.spans.partition_point(|s| s.from < from);
+        // Nights are mostly sold in order: append without a search.
+        let at = match self.spans.last() {
+            Some(last) if last.from < from => self.spans.len(),
+            _ => self.spans.partition_point(|s| s.from < from),
+        };
         self.spans.insert(at, Span { from, to, id });
         nights(from, to).collect()
     }

@@ -225,13 +225,17 @@ impl Serialize for Guest {
     }
 }
 
-/// The encoded form of a [`Guest`]: a struct of three strings.
+/// The encoded form of a [`Guest`]: a struct of three strings, borrowed from the input
+/// when it allows (replay then allocates only the joined text).
 #[derive(Deserialize)]
 #[serde(rename = "Guest")]
-struct GuestFields {
-    name: String,
-    phone: String,
-    email: String,
+struct GuestFields<'a> {
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    phone: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    email: std::borrow::Cow<'a, str>,
 }
 
 impl<'de> Deserialize<'de> for Guest {

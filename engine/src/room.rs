@@ -724,11 +724,6 @@ impl RoomState {
         }
     }
 
-    /// [`RoomState::apply`] for an event the caller owns (recovery applies millions).
-    pub fn apply_owned(&mut self, event: Event) -> NightsDelta {
-        self.apply(&event)
-    }
-
     fn insert_reservation(&mut self, reservation: &Reservation) -> NightsDelta {
         let kept = Kept::new(reservation, &self.room_type);
         let stay = reservation.stay;
@@ -1329,7 +1324,7 @@ mod payment_tests {
             held.key.hotel_id.as_str()
         ));
         let mut room = RoomState::new(held.key.clone(), held.room_type.clone());
-        room.apply_owned(Event::ReservationCreated {
+        room.apply(&Event::ReservationCreated {
             reservation: r.into(),
             idempotency: None,
         });

@@ -221,7 +221,7 @@ impl State {
                 }
                 self.locator.insert(reservation.id, key.clone());
                 if let Some(room) = self.rooms.get_mut(&key) {
-                    room.apply_owned(Event::ReservationCreated {
+                    room.apply(&Event::ReservationCreated {
                         reservation,
                         idempotency: None,
                     });
