@@ -565,3 +565,220 @@ impl<'de> Deserialize<'de> for Ledger {
 pub(crate) fn nights(from: Date, to: Date) -> impl Iterator<Item = Date> {
     std::iter::successors(Some(from), |d| d.tomorrow().ok()).take_while(move |d| *d < to)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{HotelId, RoomNumber};
+    use crate::reservation::BookRequest;
+
+    fn room() -> (RoomKey, RoomTypeCode) {
+        let key = RoomKey {
+            hotel_id: HotelId::parse("H1").unwrap(),
+            number: RoomNumber::parse("101").unwrap(),
+        };
+        (key, RoomTypeCode::parse("KING").unwrap())
+    }
+
+    /// A pending reservation `n` for `[arrival, arrival + nights)` of January 2030.
+    fn reservation(n: u128, arrival: i8, nights: i8) -> Reservation {
+        let (key, room_type) = room();
+        let day = |d: i8| jiff::civil::date(2030, 1, d);
+        let req = BookRequest {
+            hotel_id: key.hotel_id.clone(),
+            room_type,
+            stay: Stay::between(day(arrival), day(arrival + nights)).unwrap(),
+            guests: 2,
+            guest: Guest::parse("Li Lei", "+86 138-0000-0000", "li@example.com").unwrap(),
+            room: None,
+        };
+        let total = Money {
+            amount_minor: 12_345,
+            currency: Currency::parse("CNY").unwrap(),
+        };
+        let mut r = crate::state::new_reservation(
+            &req,
+            key.number.clone(),
+            total,
+            ReservationId(uuid::Uuid::from_u128(n)),
+            Timestamp::new(1_900_000_000, 123).unwrap(),
+            jiff::SignedDuration::from_mins(15),
+        );
+        r.created_by = Some("key-9".into());
+        r
+    }
+
+    /// Every accessor says what the rebuilt reservation says.
+    #[test]
+    fn accessors_agree_with_the_rebuilt_reservation() {
+        let (key, room_type) = room();
+        let mut r = reservation(1, 3, 2);
+        r.payment.trade_no = Some("T-1".into());
+        r.payment.status = PaymentStatus::Failed;
+        r.version = 3;
+        let kept = Kept::new(&r, &room_type);
+        let back = kept.to_reservation(&key, &room_type);
+        assert_eq!(back, r);
+        assert_eq!(kept.id(), r.id);
+        assert_eq!(kept.guests(), 2);
+        assert_eq!(kept.guest(), &r.guest);
+        assert_eq!(kept.created_by().map(|c| &**c), Some("key-9"));
+        assert_eq!(kept.total(), r.total);
+        assert_eq!(kept.version(), 3);
+        assert_eq!(kept.stay(), r.stay);
+        assert_eq!(kept.status(), Status::PendingPayment);
+        assert_eq!(kept.payment_status(), PaymentStatus::Failed);
+        assert!(!kept.refund_owed());
+        assert_eq!(kept.trade_no(), Some("T-1"));
+        assert_eq!(kept.created_at(), r.created_at);
+        assert_eq!(kept.hold_expires_at(), r.hold_expires_at);
+        assert_eq!(kept.room_type_in(&room_type), &room_type);
+    }
+
+    /// Both histories stop at `MAX_HISTORY` entries, the creation entry included.
+    #[test]
+    fn histories_stop_at_their_bound() {
+        let (key, room_type) = room();
+        let mut kept = Kept::new(&reservation(1, 3, 2), &room_type);
+        let at = Timestamp::new(1_900_000_100, 0).unwrap();
+        for _ in 0..MAX_HISTORY + 5 {
+            kept.bump_version();
+            kept.push_history(at, Status::PendingPayment, Status::PendingPayment);
+            kept.push_payment_history(at, PaymentEventKind::Failed);
+        }
+        let r = kept.to_reservation(&key, &room_type);
+        assert_eq!(r.history.len(), MAX_HISTORY);
+        assert_eq!(r.payment.history.len(), MAX_HISTORY);
+        assert_eq!(r.history[1].version, 2, "the first change after creation");
+    }
+
+    /// A ledger finds, releases and removes what it holds; its vectors grow by a quarter,
+    /// not by doubling; its calendar stays sorted and disjoint whatever order the stays
+    /// come in.
+    #[test]
+    fn a_ledger_holds_sorted_disjoint_spans_and_grows_by_a_quarter() {
+        let (_, room_type) = room();
+        let mut ledger = Ledger::default();
+        assert!(ledger.is_empty());
+        // Ids in a shuffled order, stays of two nights on every third night.
+        let order: Vec<u128> = (0..60u128).map(|i| (i * 37) % 60).collect();
+        for (n, i) in order.iter().enumerate() {
+            let arrival = 1 + (*i % 10) as i8 * 3;
+            let r = reservation(*i, arrival, 2);
+            let night = r.stay.arrival();
+            let nights = if *i < 10 {
+                ledger.insert(Kept::new(&r, &room_type), night, r.stay.departure())
+            } else {
+                // The rest keep no nights (as if checked out long ago).
+                ledger.insert(Kept::new(&r, &room_type), night, night)
+            };
+            assert_eq!(nights.len(), if *i < 10 { 2 } else { 0 });
+            assert_eq!(ledger.len(), n + 1);
+            let bound = |len: usize| len + (len / 4).max(2);
+            assert!(ledger.kept.capacity() <= bound(ledger.kept.len()), "{n}");
+            assert!(ledger.spans.capacity() <= bound(ledger.spans.len()), "{n}");
+        }
+        assert!(!ledger.is_empty());
+        assert_eq!(ledger.check(), Ok(()));
+        let ids: Vec<u128> = ledger.iter().map(|k| k.id().0.as_u128()).collect();
+        assert_eq!(ids, (0..60).collect::<Vec<_>>());
+        let day = |d: i8| jiff::civil::date(2030, 1, d);
+        let first = ReservationId(uuid::Uuid::from_u128(0));
+        assert_eq!(ledger.holder(day(1)), Some(first));
+        assert_eq!(ledger.holder(day(2)), Some(first));
+        assert_eq!(ledger.holder(day(3)), None);
+        assert_eq!(ledger.overlapping(day(2), day(5)).len(), 2);
+        assert_eq!(ledger.release(&first, day(2)), vec![day(2)]);
+        assert_eq!(ledger.holder(day(2)), None);
+        let (gone, released) = ledger.remove(&first).unwrap();
+        assert_eq!((gone.id(), released), (first, vec![day(1)]));
+        assert!(ledger.get(&first).is_none());
+        assert_eq!(ledger.check(), Ok(()));
+    }
+
+    /// A creation replayed twice with other nights: the later one stands, and the nights
+    /// of the first are given back (found though the span no longer starts at the
+    /// reservation's first night).
+    #[test]
+    fn a_second_creation_of_one_id_replaces_the_first_with_its_nights() {
+        let (_, room_type) = room();
+        let mut ledger = Ledger::default();
+        let other = reservation(5, 1, 2);
+        ledger.insert(
+            Kept::new(&other, &room_type),
+            other.stay.arrival(),
+            other.stay.departure(),
+        );
+        let first = reservation(7, 10, 3);
+        ledger.insert(
+            Kept::new(&first, &room_type),
+            first.stay.arrival(),
+            first.stay.departure(),
+        );
+        let again = reservation(7, 20, 2);
+        let booked = ledger.insert(
+            Kept::new(&again, &room_type),
+            again.stay.arrival(),
+            again.stay.departure(),
+        );
+        assert_eq!(booked.len(), 2);
+        assert_eq!(ledger.len(), 2);
+        let day = |d: i8| jiff::civil::date(2030, 1, d);
+        assert_eq!(
+            ledger.holder(day(10)),
+            None,
+            "the first creation's nights are gone"
+        );
+        assert_eq!(ledger.holder(day(20)), Some(again.id));
+        assert_eq!(
+            ledger.holder(day(1)),
+            Some(other.id),
+            "another reservation's stay"
+        );
+        assert_eq!(ledger.spans().len(), 2);
+        assert_eq!(ledger.check(), Ok(()));
+        // Releasing finds the span by the reservation's first night.
+        assert_eq!(ledger.release(&again.id, day(21)), vec![day(21)]);
+        assert_eq!(ledger.release(&other.id, day(1)), vec![day(1), day(2)]);
+        assert!(ledger
+            .overlapping(day(1), day(30))
+            .iter()
+            .all(|s| s.id == again.id));
+    }
+
+    /// A decoded ledger that breaks its invariants is refused, not trusted.
+    #[test]
+    fn a_ledger_that_breaks_its_invariants_does_not_decode() {
+        let (_, room_type) = room();
+        let mut ledger = Ledger::default();
+        let (a, b) = (reservation(1, 3, 2), reservation(2, 6, 2));
+        for r in [&a, &b] {
+            ledger.insert(
+                Kept::new(r, &room_type),
+                r.stay.arrival(),
+                r.stay.departure(),
+            );
+        }
+        let cfg = bincode::config::standard();
+        let decode = |l: &Ledger| {
+            let bytes = bincode::serde::encode_to_vec(l, cfg).unwrap();
+            bincode::serde::decode_from_slice::<Ledger, _>(&bytes, cfg).map(|(l, _)| l)
+        };
+        assert_eq!(decode(&ledger).unwrap(), ledger);
+        let mut overlapping = ledger.clone();
+        overlapping.spans[0].to = overlapping.spans[1].from.tomorrow().unwrap();
+        assert!(decode(&overlapping).is_err());
+        let mut unsorted = ledger.clone();
+        unsorted.kept.swap(0, 1);
+        assert!(decode(&unsorted).is_err());
+        let mut stray = ledger.clone();
+        stray.spans[1].id = ReservationId(uuid::Uuid::from_u128(9));
+        assert!(decode(&stray).is_err());
+        let mut empty = ledger.clone();
+        empty.spans[0].to = empty.spans[0].from;
+        assert!(decode(&empty).is_err());
+        let mut twice = ledger;
+        twice.spans[1].id = twice.spans[0].id;
+        assert!(decode(&twice).is_err());
+    }
+}
