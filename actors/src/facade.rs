@@ -82,6 +82,9 @@ struct Inner {
     trigger: Addr<Trigger>,
     /// Threads to join on shutdown: the snapshot writer's.
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The data dir's lock: held until shutdown has drained the journal, so no second
+    /// engine writes beside this one.
+    data_dir_lock: Mutex<Option<crate::startup::DataDirLock>>,
 }
 
 /// An in-flight counter on a cache line of its own, so shards do not share one.
@@ -171,6 +174,7 @@ impl Engine {
             snapshot_status,
             snapshot_thread,
             admit_per_shard,
+            data_dir_lock,
         } = startup::start(&shards, &config, storage)?;
         Ok(Engine {
             inner: Arc::new(Inner {
@@ -190,6 +194,7 @@ impl Engine {
                 snapshots: snapshot_status,
                 trigger,
                 threads: Mutex::new(vec![snapshot_thread]),
+                data_dir_lock: Mutex::new(Some(data_dir_lock)),
             }),
         })
     }
@@ -311,6 +316,14 @@ impl Engine {
         }
         self.inner.shards.stop();
         self.inner.journal.shutdown();
+        // Nothing of this engine writes to the data dir any more: another may take it.
+        drop(
+            self.inner
+                .data_dir_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
         tracing::info!("engine stopped");
     }
 

@@ -69,6 +69,13 @@ pub enum StartError {
     /// The actor system did not come up.
     #[error("actor system: {0}")]
     Actors(String),
+    /// Another process (or another engine in this one) is using the data directory: two
+    /// writers would interleave their journals and snapshots.
+    #[error("data dir {} is in use by another Innkeep (its LOCK file is locked); stop that one first", path.display())]
+    DataDirInUse {
+        /// Which directory.
+        path: PathBuf,
+    },
 }
 
 /// One room type's availability for a stay.

@@ -39,7 +39,41 @@ pub struct Recovered {
 /// journal tail is cut off (with a warning); anything else wrong is an error naming the
 /// file. Tools and tests that inspect a data dir of a stopped server use this.
 pub fn recover_state(data_dir: &Path) -> Result<Recovered, StartError> {
+    // Recovery may cut a torn tail: never under a running engine.
+    let _lock = DataDirLock::acquire(data_dir)?;
     recover_state_with_history(data_dir, 0)
+}
+
+/// The exclusive lock on a data directory's `LOCK` file, held by the engine that uses it
+/// (and by [`recover_state`] while it reads), released when dropped. Advisory (`flock`),
+/// so it also goes away with a process that dies.
+#[derive(Debug)]
+pub(crate) struct DataDirLock {
+    /// The locked file; closing it unlocks.
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Locks `data_dir`, or refuses with [`StartError::DataDirInUse`] at once.
+    pub(crate) fn acquire(data_dir: &Path) -> Result<Self, StartError> {
+        let path = data_dir.join("LOCK");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| StartError::DataDir {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StartError::DataDirInUse {
+                path: data_dir.to_path_buf(),
+            }),
+            Err(std::fs::TryLockError::Error(source)) => Err(StartError::DataDir { path, source }),
+        }
+    }
 }
 
 /// Writes `state` as the snapshot covering the journal up to `seq` (every part cut at

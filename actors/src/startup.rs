@@ -21,6 +21,7 @@ use crate::payments::{OpenPayment, PaymentSupervisor};
 use crate::protocol::{
     Adopt, HoldEnded, HoldStarted, PaymentCreated, PendingHold, RefundDue, StartError,
 };
+pub(crate) use crate::recovery::DataDirLock;
 use crate::recovery::{recover_state_with_history, Recovered};
 use crate::room::{RoomPeers, Rooms};
 use crate::shards::Shards;
@@ -40,6 +41,7 @@ pub(crate) struct Started {
     pub snapshot_status: SnapshotStatus,
     pub snapshot_thread: JoinHandle<()>,
     pub admit_per_shard: usize,
+    pub data_dir_lock: DataDirLock,
 }
 
 /// Recovers `config.data_dir` and starts everything on `shards`.
@@ -54,6 +56,9 @@ pub(crate) fn start(
         path: data_dir.clone(),
         source,
     })?;
+    // Before anything is read: recovery may cut a torn tail, which must never happen under
+    // another engine's writer.
+    let data_dir_lock = DataDirLock::acquire(&data_dir)?;
     // The event feed's window is refilled from the journal in the same pass, so that
     // `Last-Event-ID` resumes across restarts; the journal keeps that many records.
     let window_events = config
@@ -301,5 +306,6 @@ pub(crate) fn start(
         snapshot_status,
         snapshot_thread,
         admit_per_shard,
+        data_dir_lock,
     })
 }

@@ -517,3 +517,31 @@ async fn a_failing_snapshot_turns_the_engine_not_ready_and_keeps_the_journal() {
     // Only after the snapshot that succeeded did the covered segments go.
     assert_eq!(segment_firsts(dir.path()), vec![4]);
 }
+
+/// One data dir, one engine: a second engine (or `recover_state`, which may cut a torn
+/// tail) is refused with a clear error while the first runs, and starts once it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_engine_on_the_same_data_dir_is_refused_until_the_first_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Engine::start(EngineConfig::new(dir.path())).unwrap();
+    let h = setup(&first, 1).await;
+    let booked = first.book(input(&first, &h, 1), None).await.unwrap();
+    let refused = Engine::start(EngineConfig::new(dir.path()));
+    match refused {
+        Err(crate::StartError::DataDirInUse { path }) => assert_eq!(path, dir.path()),
+        other => panic!(
+            "a second engine on a data dir in use: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    assert!(matches!(
+        recover_state(dir.path()),
+        Err(crate::StartError::DataDirInUse { .. })
+    ));
+    // The first is untouched by the attempts.
+    assert_eq!(first.reservation(booked.id).await.unwrap().id, booked.id);
+    first.shutdown();
+    drop(first);
+    let again = Stopper(Engine::start(EngineConfig::new(dir.path())).unwrap());
+    assert_eq!(again.0.reservation(booked.id).await.unwrap().id, booked.id);
+}
