@@ -114,6 +114,11 @@ code_newtype!(
     "room"
 );
 code_newtype!(
+    /// A rate plan's code within its hotel, e.g. `BAR` or `NONREF`.
+    RatePlanCode,
+    "rate_plan"
+);
+code_newtype!(
     /// A client's `Idempotency-Key` for creating a reservation.
     IdempotencyKey,
     "idempotency_key"

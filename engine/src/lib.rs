@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod money;
 pub mod reservation;
 pub mod room;
+pub mod selling;
 pub mod state;
 pub mod time;
 
@@ -27,7 +28,8 @@ pub use catalog::{Catalog, Hotel, Quote, RoomType, Upsert};
 pub use error::{DomainError, NightConflict, ValidationError};
 pub use event::{Change, Event, IdempotencyRecord};
 pub use ids::{
-    HotelId, IdempotencyKey, OutTradeNo, ReservationId, RoomKey, RoomNumber, RoomTypeCode,
+    HotelId, IdempotencyKey, OutTradeNo, RatePlanCode, ReservationId, RoomKey, RoomNumber,
+    RoomTypeCode,
 };
 pub use money::{Currency, Money};
 pub use reservation::{

@@ -42,6 +42,13 @@ impl HotelTz {
         &self.name
     }
 
+    /// The instant date `date` starts at the hotel (its first moment: 00:00, or the end
+    /// of a daylight-saving gap that skips midnight).
+    pub fn start_of(&self, date: Date) -> Timestamp {
+        date.to_zoned(self.tz.clone())
+            .map_or(Timestamp::MIN, |z| z.timestamp())
+    }
+
     /// "Today" at the hotel at instant `now`.
     pub fn today(&self, now: Timestamp) -> Date {
         now.to_zoned(self.tz.clone()).date()
