@@ -150,8 +150,19 @@ struct Loaded {
     pending: Vec<(RoomKey, ReservationId)>,
 }
 
+/// One room's part in the layout of snapshot format `version`: 5 (this build's) or 4 (the
+/// previous release's, converted).
+fn decode_room(version: u32, bytes: &[u8]) -> Result<RoomState, String> {
+    if version == innkeep_persistence::SNAPSHOT_FORMAT_VERSION {
+        innkeep_persistence::decode_part::<RoomState>(bytes)
+    } else {
+        innkeep_persistence::decode_part::<innkeep_engine::legacy::RoomStateV4>(bytes)?
+            .into_room_state()
+    }
+}
+
 /// Decodes every room (in parallel, straight from the stored bytes) and builds the state.
-fn decode(seq: u64, bytes: &[u8]) -> Result<Loaded, String> {
+fn decode(seq: u64, version: u32, bytes: &[u8]) -> Result<Loaded, String> {
     let parts: PartsRef<'_> = innkeep_persistence::decode_part_borrowed(bytes)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = parts.rooms.len().div_ceil(threads).max(1);
@@ -165,7 +176,7 @@ fn decode(seq: u64, bytes: &[u8]) -> Result<Loaded, String> {
                         .iter()
                         .enumerate()
                         .map(|(i, stored)| {
-                            innkeep_persistence::decode_part::<RoomState>(stored.state)
+                            decode_room(version, stored.state)
                                 .map_err(|e| format!("room part {i} does not decode: {e}"))
                         })
                         .collect()
@@ -231,7 +242,7 @@ pub fn recover_state_with_history(
 ) -> Result<Recovered, StartError> {
     let history_events = history_events.min(crate::feed::MAX_FEED_WINDOW_EVENTS);
     let store = SnapshotStore::open(&data_dir.join("snapshots"))?;
-    let (snapshot_seq, loaded) = match store.load_with(decode)? {
+    let (snapshot_seq, loaded) = match store.load_versioned(decode)? {
         Some(loaded) => loaded,
         None => (
             0,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod ledger;
+pub mod legacy;
 pub mod money;
 pub mod reservation;
 pub mod room;

@@ -24,6 +24,6 @@ pub use journal::{
 };
 pub use snapshot::{
     decode_part, decode_part_borrowed, encode_part, Blob, SnapshotError, SnapshotStore,
-    SNAPSHOT_FORMAT_VERSION,
+    OLDEST_READABLE_SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_VERSION,
 };
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, SegmentFile, Storage};

@@ -38,6 +38,11 @@ use serde::Serialize;
 /// and the only one it loads.
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 5;
 
+/// The oldest snapshot layout [`SnapshotStore::load_versioned`] still hands to its caller
+/// (with its version, for the caller to decode): version 4 differs from 5 only inside the
+/// parts the caller encodes, so a data dir of the previous release starts.
+pub const OLDEST_READABLE_SNAPSHOT_FORMAT: u32 = 4;
+
 /// Largest encoded state accepted, so a corrupt length can never drive a huge
 /// allocation and a runaway state is refused instead of filling the disk.
 pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
@@ -503,6 +508,24 @@ impl SnapshotStore {
         &self,
         decode: impl FnOnce(u64, &[u8]) -> Result<T, String>,
     ) -> Result<Option<(u64, T)>, SnapshotError> {
+        self.load_versions(SNAPSHOT_FORMAT_VERSION, |seq, _, bytes| decode(seq, bytes))
+    }
+
+    /// [`SnapshotStore::load_with`] that also accepts the older layouts from
+    /// [`OLDEST_READABLE_SNAPSHOT_FORMAT`] on, handing `decode` the stored version too.
+    pub fn load_versioned<T>(
+        &self,
+        decode: impl FnOnce(u64, u32, &[u8]) -> Result<T, String>,
+    ) -> Result<Option<(u64, T)>, SnapshotError> {
+        self.load_versions(OLDEST_READABLE_SNAPSHOT_FORMAT, decode)
+    }
+
+    /// Loads a snapshot of version `oldest..=SNAPSHOT_FORMAT_VERSION`.
+    fn load_versions<T>(
+        &self,
+        oldest: u32,
+        decode: impl FnOnce(u64, u32, &[u8]) -> Result<T, String>,
+    ) -> Result<Option<(u64, T)>, SnapshotError> {
         let Some(db) = self.lock().as_ref().map(|g| g.db.clone()) else {
             return Ok(None);
         };
@@ -519,6 +542,12 @@ impl SnapshotStore {
             (Some(meta), Some(data)) => (meta, data),
         };
         let meta = self.parse_meta(&meta)?;
+        if meta.format_version < oldest {
+            return Err(SnapshotError::UnknownFormat {
+                path: self.dir.clone(),
+                version: meta.format_version,
+            });
+        }
         if meta.len_bytes > MAX_SNAPSHOT_BYTES {
             return Err(self.corrupt(format!(
                 "metadata claims {} bytes, over the {MAX_SNAPSHOT_BYTES}-byte limit",
@@ -539,7 +568,7 @@ impl SnapshotStore {
                 meta.crc32c
             )));
         }
-        let state = decode(meta.seq, &data)
+        let state = decode(meta.seq, meta.format_version, &data)
             .map_err(|e| self.corrupt(format!("state does not decode: {e}")))?;
         Ok(Some((meta.seq, state)))
     }
@@ -560,7 +589,7 @@ impl SnapshotStore {
             u64::from_le_bytes(b)
         };
         let format_version = u32_at(0);
-        if format_version != SNAPSHOT_FORMAT_VERSION {
+        if !(OLDEST_READABLE_SNAPSHOT_FORMAT..=SNAPSHOT_FORMAT_VERSION).contains(&format_version) {
             return Err(SnapshotError::UnknownFormat {
                 path: self.dir.clone(),
                 version: format_version,
@@ -785,6 +814,49 @@ mod tests {
             Err(SnapshotError::UnknownFormat { version, .. }) => assert_eq!(version, 99),
             other => panic!("expected UnknownFormat, got {other:?}"),
         }
+    }
+
+    /// The previous release's layout is handed over with its version by
+    /// `load_versioned` (whose caller knows how to read it) and refused by `load`, which
+    /// would misread it; an older one is refused by both.
+    #[test]
+    fn the_previous_format_loads_only_where_its_version_is_handed_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path()).expect("open");
+        store.save(9, &sample_state(2)).expect("save");
+        let set_version = |version: u32| {
+            let mut meta = store
+                .db()
+                .get(META_KEY)
+                .expect("get")
+                .expect("meta")
+                .to_vec();
+            meta[0..4].copy_from_slice(&version.to_le_bytes());
+            store.db().insert(META_KEY, meta).expect("overwrite");
+        };
+        set_version(OLDEST_READABLE_SNAPSHOT_FORMAT);
+        match store.load::<State>() {
+            Err(SnapshotError::UnknownFormat { version, .. }) => {
+                assert_eq!(version, OLDEST_READABLE_SNAPSHOT_FORMAT)
+            }
+            other => panic!("expected UnknownFormat, got {other:?}"),
+        }
+        let loaded = store
+            .load_versioned(|seq, version, bytes| {
+                decode_part::<State>(bytes).map(|state| (seq, version, state))
+            })
+            .expect("load")
+            .expect("a snapshot");
+        assert_eq!(
+            loaded.1,
+            (9, OLDEST_READABLE_SNAPSHOT_FORMAT, sample_state(2))
+        );
+        assert_eq!(store.stored_seq().expect("seq"), Some(9));
+        set_version(OLDEST_READABLE_SNAPSHOT_FORMAT - 1);
+        assert!(matches!(
+            store.load_versioned(|_, _, _| Ok(())),
+            Err(SnapshotError::UnknownFormat { .. })
+        ));
     }
 
     #[test]
