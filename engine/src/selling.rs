@@ -582,6 +582,9 @@ mod tests {
             1,
             "0.5 rounds away from zero"
         );
+        assert_eq!(percent_of(-5, 10), -1, "-0.5 rounds away from zero");
+        assert_eq!(percent_of(-1_005, 33), -332);
+        assert_eq!(percent_of(-1_001, 33), -330);
         assert!(Fee::percent(101).is_err() && Fee::percent(-1).is_err());
         assert!(Fee::nights(731).is_err() && Fee::nights(-1).is_err());
         assert_eq!(Fee::nights(730).unwrap(), Fee::Nights(730));
