@@ -700,6 +700,42 @@ mod tests {
         assert_eq!(field(blank), "name");
     }
 
+    /// Each limit of a plan at its edge.
+    #[test]
+    fn a_plans_limits_hold_at_their_edges() {
+        let parse = |name: &str, types: usize| {
+            let types = (0..types)
+                .map(|i| RoomTypeCode::parse(&format!("T{i}")).unwrap())
+                .collect();
+            RatePlan::parse(
+                name,
+                types,
+                0,
+                CancellationPolicy::FREE,
+                Fee::NONE,
+                None,
+                None,
+            )
+        };
+        assert!(parse(&"n".repeat(200), 1).is_ok());
+        assert_eq!(parse(&"n".repeat(201), 1).unwrap_err().field, "name");
+        assert_eq!(parse("bad\u{7}name", 1).unwrap_err().field, "name");
+        assert!(parse("Plan", MAX_PLAN_ROOM_TYPES).is_ok());
+        assert_eq!(
+            parse("Plan", MAX_PLAN_ROOM_TYPES + 1).unwrap_err().field,
+            "room_types"
+        );
+        let policy = CancellationPolicy::parse(48, Fee::Nights(2)).unwrap();
+        assert_eq!(
+            (policy.free_until_hours(), policy.fee()),
+            (48, Fee::Nights(2))
+        );
+        // Sums beyond `i64` saturate instead of wrapping.
+        assert_eq!(percent_of(i64::MAX, 200), i64::MAX);
+        assert_eq!(percent_of(i64::MIN, 200), i64::MIN);
+        assert_eq!(percent_of(i64::MAX, 100), i64::MAX);
+    }
+
     fn reasons(
         s: Stay,
         today: Date,
