@@ -75,17 +75,65 @@ pub struct Kept {
 /// never changed pays 8 bytes for it.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Debug)]
 struct Extra {
-    /// The booked room type when it is not the room's (moved from another type, or the
-    /// room was retyped later).
-    room_type: Option<RoomTypeCode>,
     /// The whole history once it is more than the creation entry.
     history: Option<Vec<HistoryEntry>>,
     /// The whole payment history once it is more than the creation entry.
-    payment_history: Option<Vec<PaymentHistoryEntry>>,
+    payment_history: Option<Vec<PaymentStep>>,
     /// The provider's reference once it reported.
-    trade_no: Option<String>,
+    trade_no: Option<Arc<str>>,
+    /// Where it has been, for the few reservations that moved or whose room changed type
+    /// (boxed again: a paid reservation, the common change, pays 8 bytes for it).
+    moved: Option<Box<Moved>>,
+}
+
+/// What a reservation that moved, or whose room was retyped, keeps.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Debug)]
+struct Moved {
+    /// The booked room type when it is not the room's (moved from another type, or the
+    /// room was retyped later).
+    room_type: Option<RoomTypeCode>,
     /// [`Reservation::moves`].
     moves: Vec<RoomMove>,
+}
+
+/// A payment history entry as kept: its reference shares the reservation's text when it
+/// is the same (it nearly always is), instead of a string of its own.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+struct PaymentStep {
+    /// When (UTC).
+    #[serde(with = "crate::codec::timestamp")]
+    at: Timestamp,
+    /// What happened.
+    kind: PaymentEventKind,
+    /// The payment status after it.
+    status: PaymentStatus,
+    /// The provider's reference the entry concerns.
+    trade_no: Option<Arc<str>>,
+}
+
+impl PaymentStep {
+    /// Keeps `entry`, sharing `current`'s text when the references are equal.
+    fn keep(entry: &PaymentHistoryEntry, current: Option<&Arc<str>>) -> Self {
+        let trade_no = entry.trade_no.as_deref().map(|t| match current {
+            Some(c) if **c == *t => c.clone(),
+            _ => Arc::from(t),
+        });
+        Self {
+            at: entry.at,
+            kind: entry.kind,
+            status: entry.status,
+            trade_no,
+        }
+    }
+
+    fn entry(&self) -> PaymentHistoryEntry {
+        PaymentHistoryEntry {
+            at: self.at,
+            kind: self.kind,
+            status: self.status,
+            trade_no: self.trade_no.as_deref().map(str::to_owned),
+        }
+    }
 }
 
 fn split(t: Timestamp) -> (i64, i32) {
@@ -121,15 +169,21 @@ impl Kept {
     pub fn new(r: &Reservation, room_type: &RoomTypeCode) -> Self {
         let (created_secs, created_nanos) = split(r.created_at);
         let (hold_secs, hold_nanos) = split(r.hold_expires_at);
-        let mut extra = Extra {
+        let moved = Moved {
             room_type: (r.room_type != *room_type).then(|| r.room_type.clone()),
-            history: (r.history != [creation_entry(r.created_at)]).then(|| r.history.clone()),
-            payment_history: (r.payment.history != [payment_creation_entry(r.created_at)])
-                .then(|| r.payment.history.clone()),
-            trade_no: r.payment.trade_no.clone(),
             moves: r.moves.clone(),
         };
-        extra.moves.shrink_to_fit();
+        let mut extra = Extra {
+            history: (r.history != [creation_entry(r.created_at)]).then(|| r.history.clone()),
+            payment_history: None,
+            trade_no: r.payment.trade_no.as_deref().map(Arc::from),
+            moved: (moved != Moved::default()).then(|| Box::new(moved)),
+        };
+        if r.payment.history != [payment_creation_entry(r.created_at)] {
+            let current = extra.trade_no.as_ref();
+            let steps = r.payment.history.iter();
+            extra.payment_history = Some(steps.map(|e| PaymentStep::keep(e, current)).collect());
+        }
         Self {
             id: r.id,
             guest: r.guest.clone(),
@@ -175,14 +229,15 @@ impl Kept {
                 trade_no: self.trade_no().map(str::to_owned),
                 refund_owed: self.refund_owed,
                 history: extra
-                    .and_then(|e| e.payment_history.clone())
+                    .and_then(|e| e.payment_history.as_ref())
+                    .map(|steps| steps.iter().map(PaymentStep::entry).collect())
                     .unwrap_or_else(|| vec![payment_creation_entry(created_at)]),
             },
             history: extra
                 .and_then(|e| e.history.clone())
                 .unwrap_or_else(|| vec![creation_entry(created_at)]),
             created_by: self.created_by.as_deref().map(str::to_owned),
-            moves: extra.map(|e| e.moves.clone()).unwrap_or_default(),
+            moves: self.moved().map(|m| m.moves.clone()).unwrap_or_default(),
         }
     }
 
@@ -257,9 +312,8 @@ impl Kept {
 
     /// Its booked room type, in a room of type `room_type`.
     pub fn room_type_in<'a>(&'a self, room_type: &'a RoomTypeCode) -> &'a RoomTypeCode {
-        self.extra
-            .as_deref()
-            .and_then(|e| e.room_type.as_ref())
+        self.moved()
+            .and_then(|m| m.room_type.as_ref())
             .unwrap_or(room_type)
     }
 
@@ -273,10 +327,14 @@ impl Kept {
 
     /// The first night its current room holds: the arrival, unless it was moved mid-stay.
     pub fn first_night_here(&self) -> Date {
-        let last_move = self.extra.as_deref().and_then(|e| e.moves.last());
+        let last_move = self.moved().and_then(|m| m.moves.last());
         last_move.map_or(self.stay.arrival(), |m| {
             m.first_night.max(self.stay.arrival())
         })
+    }
+
+    fn moved(&self) -> Option<&Moved> {
+        self.extra.as_deref().and_then(|e| e.moved.as_deref())
     }
 
     fn extra(&mut self) -> &mut Extra {
@@ -291,6 +349,9 @@ impl Kept {
             .history
             .get_or_insert_with(|| vec![creation_entry(created_at)]);
         if history.len() < MAX_HISTORY {
+            // One entry more, not a doubling: these vectors are resident for the life of
+            // the reservation (a pushed vector of one grows to four).
+            history.reserve_exact(1);
             history.push(HistoryEntry {
                 at,
                 from: Some(from),
@@ -303,13 +364,13 @@ impl Kept {
     /// Records a payment-side change (its status already set).
     pub(crate) fn push_payment_history(&mut self, at: Timestamp, kind: PaymentEventKind) {
         let (created_at, status) = (self.created_at(), self.payment_status);
-        let trade_no = self.trade_no().map(str::to_owned);
-        let history = self
-            .extra()
-            .payment_history
-            .get_or_insert_with(|| vec![payment_creation_entry(created_at)]);
+        let trade_no = self.extra.as_deref().and_then(|e| e.trade_no.clone());
+        let history = self.extra().payment_history.get_or_insert_with(|| {
+            vec![PaymentStep::keep(&payment_creation_entry(created_at), None)]
+        });
         if history.len() < MAX_HISTORY {
-            history.push(PaymentHistoryEntry {
+            history.reserve_exact(1);
+            history.push(PaymentStep {
                 at,
                 kind,
                 status,
@@ -339,14 +400,15 @@ impl Kept {
         self.payment_status = status;
         self.refund_owed = refund_owed;
         if let Some(t) = trade_no {
-            self.extra().trade_no = Some(t.to_owned());
+            self.extra().trade_no = Some(Arc::from(t));
         }
     }
 
     /// Keeps the booked type explicitly before its room changes type to another.
     pub(crate) fn pin_room_type(&mut self, old_room_type: &RoomTypeCode) {
-        if self.extra.as_deref().is_none_or(|e| e.room_type.is_none()) {
-            self.extra().room_type = Some(old_room_type.clone());
+        if self.moved().is_none_or(|m| m.room_type.is_none()) {
+            let moved = self.extra().moved.get_or_insert_with(Box::default);
+            moved.room_type = Some(old_room_type.clone());
         }
     }
 }
@@ -633,6 +695,31 @@ mod tests {
         assert_eq!(kept.created_at(), r.created_at);
         assert_eq!(kept.hold_expires_at(), r.hold_expires_at);
         assert_eq!(kept.room_type_in(&room_type), &room_type);
+    }
+
+    /// A paid reservation's payment history shares the provider's reference with the
+    /// payment (one text, not one per entry), and its vectors hold exactly their entries.
+    #[test]
+    fn a_paid_reservation_keeps_one_reference_and_exact_histories() {
+        let (key, room_type) = room();
+        let mut kept = Kept::new(&reservation(1, 3, 2), &room_type);
+        let at = Timestamp::new(1_900_000_100, 0).unwrap();
+        kept.set_status(Status::Confirmed);
+        kept.push_history(at, Status::PendingPayment, Status::Confirmed);
+        kept.set_payment(PaymentStatus::Succeeded, Some("T-77"), false);
+        kept.push_payment_history(at, PaymentEventKind::Succeeded);
+        let extra = kept.extra.as_deref().unwrap();
+        let steps = extra.payment_history.as_ref().unwrap();
+        let shared = steps[1].trade_no.as_ref().unwrap();
+        assert!(Arc::ptr_eq(shared, extra.trade_no.as_ref().unwrap()));
+        assert_eq!(steps.capacity(), 2);
+        assert_eq!(extra.history.as_ref().unwrap().capacity(), 2);
+        let r = kept.to_reservation(&key, &room_type);
+        assert_eq!(r.payment.history[1].trade_no.as_deref(), Some("T-77"));
+        assert_eq!(r.payment.trade_no.as_deref(), Some("T-77"));
+        assert_eq!(r.history[1].version, 2);
+        // Kept again from what it shows: the same record.
+        assert_eq!(Kept::new(&r, &room_type), kept);
     }
 
     /// Both histories stop at `MAX_HISTORY` entries, the creation entry included.
