@@ -657,6 +657,15 @@ mod tests {
             None,
         )
         .unwrap();
+        assert_eq!(p.name(), "Plan");
+        let flexible = plan(-15);
+        assert_eq!(flexible.adjust_percent(), -15);
+        assert_eq!(flexible.no_show_fee(), Fee::Percent(100));
+        assert_eq!(
+            flexible.cancellation(),
+            CancellationPolicy::parse(48, Fee::Nights(1)).unwrap()
+        );
+        assert_eq!(RatePlan::bar().cancellation(), CancellationPolicy::FREE);
         assert_eq!(
             p.sells_types(),
             &Sells::Only(vec![king.clone(), twin.clone()])
