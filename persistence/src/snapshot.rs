@@ -797,19 +797,24 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unknown_format_version_is_a_clear_error() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SnapshotStore::open(dir.path()).expect("open");
-        store.save(9, &sample_state(2)).expect("save");
+    /// Rewrites the stored snapshot's format version (the rest of its metadata stays).
+    fn set_format_version(store: &SnapshotStore, version: u32) {
         let mut meta = store
             .db()
             .get(META_KEY)
             .expect("get")
             .expect("meta")
             .to_vec();
-        meta[0..4].copy_from_slice(&99u32.to_le_bytes());
+        meta[0..4].copy_from_slice(&version.to_le_bytes());
         store.db().insert(META_KEY, meta).expect("overwrite");
+    }
+
+    #[test]
+    fn unknown_format_version_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path()).expect("open");
+        store.save(9, &sample_state(2)).expect("save");
+        set_format_version(&store, 99);
         match store.load::<State>() {
             Err(SnapshotError::UnknownFormat { version, .. }) => assert_eq!(version, 99),
             other => panic!("expected UnknownFormat, got {other:?}"),
@@ -824,17 +829,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SnapshotStore::open(dir.path()).expect("open");
         store.save(9, &sample_state(2)).expect("save");
-        let set_version = |version: u32| {
-            let mut meta = store
-                .db()
-                .get(META_KEY)
-                .expect("get")
-                .expect("meta")
-                .to_vec();
-            meta[0..4].copy_from_slice(&version.to_le_bytes());
-            store.db().insert(META_KEY, meta).expect("overwrite");
-        };
-        set_version(OLDEST_READABLE_SNAPSHOT_FORMAT);
+        set_format_version(&store, OLDEST_READABLE_SNAPSHOT_FORMAT);
         match store.load::<State>() {
             Err(SnapshotError::UnknownFormat { version, .. }) => {
                 assert_eq!(version, OLDEST_READABLE_SNAPSHOT_FORMAT)
@@ -852,7 +847,7 @@ mod tests {
             (9, OLDEST_READABLE_SNAPSHOT_FORMAT, sample_state(2))
         );
         assert_eq!(store.stored_seq().expect("seq"), Some(9));
-        set_version(OLDEST_READABLE_SNAPSHOT_FORMAT - 1);
+        set_format_version(&store, OLDEST_READABLE_SNAPSHOT_FORMAT - 1);
         assert!(matches!(
             store.load_versioned(|_, _, _| Ok(())),
             Err(SnapshotError::UnknownFormat { .. })
