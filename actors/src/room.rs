@@ -298,8 +298,8 @@ impl Handler<Reserve> for RoomActor {
             seq = tracing::field::Empty
         );
         let entered = span.enter();
-        // Built once and shared from here on (journal, feed, answer); the room keeps its
-        // own compact copy.
+        // Built once and shared from here on (journal, live stream, answer); the room keeps
+        // its own compact copy.
         let reservation = msg.draft.reservation_in(self.state.key.number.clone());
         // The saga may be gone (the engine is stopping): then nobody needs the answer.
         let reply = msg.reply;

@@ -91,8 +91,8 @@ pub enum Event {
     /// A reservation took its room's nights.
     ReservationCreated {
         /// The whole reservation as created (status `pending_payment`, version 1). Shared,
-        /// not copied, by the room that made it, the journal, the event feed and the
-        /// booking's answer (`serde`'s `rc`: encoded exactly as the reservation itself).
+        /// not copied, by the journal, the live event stream and the booking's answer (the
+        /// room keeps a compact copy; `serde`'s `rc`: encoded exactly as the reservation).
         reservation: std::sync::Arc<Reservation>,
         /// The key it was created under, if any.
         idempotency: Option<IdempotencyRecord>,

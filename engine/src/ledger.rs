@@ -12,7 +12,7 @@
 //!   amount is the total;
 //! - instants are kept as seconds and nanoseconds, dates as jiff's 4-byte dates.
 //!
-//! So a [`Kept`] reservation is 128 bytes with no allocation of its own until it changes
+//! So a [`Kept`] reservation is 120 bytes with no allocation of its own until it changes
 //! (a payment, a cancellation, a move): then its history lives in one boxed [`Extra`].
 //! The calendar is one [`Span`] per reservation holding nights here (the nights a
 //! reservation holds in a room are always one range), not one map entry per night.

@@ -168,8 +168,32 @@ impl State {
                     .or_insert_with(|| RoomState::new(key, room_type.clone()))
                     .apply(event);
             }
-            // One implementation for both: the room keeps its own copy anyway.
-            Event::ReservationCreated { .. } => self.apply_owned(event.clone()),
+            Event::ReservationCreated {
+                reservation,
+                idempotency,
+            } => {
+                let key = RoomKey {
+                    hotel_id: reservation.hotel_id.clone(),
+                    number: reservation.room.clone(),
+                };
+                if let Some(IdempotencyRecord {
+                    key: k,
+                    fingerprint,
+                }) = idempotency
+                {
+                    self.idempotency.insert(
+                        (reservation.hotel_id.clone(), k.clone()),
+                        IdempotencyEntry {
+                            fingerprint: *fingerprint,
+                            reservation_id: reservation.id,
+                            created_at: reservation.created_at,
+                        },
+                    );
+                }
+                self.locator.insert(reservation.id, key.clone());
+                // The room keeps its own compact copy.
+                self.apply_to_room(&key, event);
+            }
             Event::ReservationChanged { room, .. }
             | Event::PaymentChanged { room, .. }
             | Event::HousekeepingSet { room, .. }
@@ -190,44 +214,6 @@ impl State {
                 target.move_in(reservation, event);
                 self.locator.insert(*id, to.clone());
             }
-        }
-    }
-
-    /// [`State::apply`] for an event the caller owns, moving a new reservation into place
-    /// instead of copying it. Recovery uses this.
-    pub fn apply_owned(&mut self, event: Event) {
-        match event {
-            Event::ReservationCreated {
-                reservation,
-                idempotency,
-            } => {
-                let key = RoomKey {
-                    hotel_id: reservation.hotel_id.clone(),
-                    number: reservation.room.clone(),
-                };
-                if let Some(IdempotencyRecord {
-                    key: k,
-                    fingerprint,
-                }) = idempotency
-                {
-                    self.idempotency.insert(
-                        (reservation.hotel_id.clone(), k),
-                        IdempotencyEntry {
-                            fingerprint,
-                            reservation_id: reservation.id,
-                            created_at: reservation.created_at,
-                        },
-                    );
-                }
-                self.locator.insert(reservation.id, key.clone());
-                if let Some(room) = self.rooms.get_mut(&key) {
-                    room.apply(&Event::ReservationCreated {
-                        reservation,
-                        idempotency: None,
-                    });
-                }
-            }
-            other => self.apply(&other),
         }
     }
 
