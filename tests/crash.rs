@@ -151,15 +151,18 @@ fn is_cancel_of(before: &Value, after: &Value) -> bool {
     let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
         return false;
     };
-    let same_rest = b
-        .keys()
-        .chain(a.keys())
-        .all(|k| ["status", "version", "history"].contains(&k.as_str()) || b.get(k) == a.get(k));
+    let same_rest = b.keys().chain(a.keys()).all(|k| {
+        ["status", "version", "history", "cancellation_fee"].contains(&k.as_str())
+            || b.get(k) == a.get(k)
+    });
     let version = before["version"].as_u64().unwrap_or(0);
     let (Some(hb), Some(ha)) = (before["history"].as_array(), after["history"].as_array()) else {
         return false;
     };
+    // These stays are never paid: cancelling them is free.
+    let fee_free = before["cancellation_fee"].is_null() && after["cancellation_fee"]["amount"] == 0;
     same_rest
+        && fee_free
         && after["status"] == "cancelled"
         && after["version"] == version + 1
         && ha.len() == hb.len() + 1

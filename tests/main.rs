@@ -12,5 +12,6 @@ mod load;
 mod payments;
 mod resume;
 mod security;
+mod selling;
 mod validation;
 mod webdriver;

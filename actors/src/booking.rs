@@ -75,7 +75,7 @@ pub(crate) async fn run(
     let creator = input.created_by.clone();
     // 1. Validate and price against the catalog.
     let priced = read(&directory.catalog).price_booking(input, now, policy.limits);
-    let (req, total) = priced?;
+    let (req, total, terms) = priced?;
     let fingerprint = req.fingerprint_by(creator.as_deref());
     // 2. Idempotency (replay, reuse, join a running first attempt, or start one) and the
     // creator's hold cap, decided together under the key's stripe lock.
@@ -114,6 +114,7 @@ pub(crate) async fn run(
         now,
         hold: policy.hold,
         created_by: creator.clone(),
+        terms,
     });
     let req = &draft.request;
     let result = async {

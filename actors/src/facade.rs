@@ -20,17 +20,19 @@ use crate::directory::{read, Directory};
 use crate::feed::{EventFeed, FeedSubscription};
 use crate::payments::PaymentSupervisor;
 use crate::protocol::{
-    ApplyPayment, Availability, ChangeReservation, ClearOutOfOrder, EngineError, FrontDeskDay,
-    GetDay, GetReservation, GetStats, GetView, MoveReservation, PaymentStatsView, PutHotel,
-    PutRate, PutRoom, PutRoomType, RoomView, SetHousekeeping, SetOutOfOrder, StartError,
-    TypeAvailability,
+    ApplyPayment, Availability, ChangeReservation, ClearOutOfOrder, DecideSetup, EngineError,
+    FrontDeskDay, GetDay, GetReservation, GetStats, GetView, MoveReservation, PaymentStatsView,
+    PutHotel, PutRate, PutRoom, PutRoomType, RestrictionChange, RoomView, SetHousekeeping,
+    SetOutOfOrder, StartError, TypeAvailability,
 };
 use crate::room::{RoomActor, Rooms};
 use crate::shards::{self, Shards};
 use crate::snapshot::{self, SnapshotStatus, Trigger};
 use crate::startup::{self, Started};
 use crate::supervisor::OrderSupervisor;
+use innkeep_engine::selling::{RatePlan, Restriction};
 use innkeep_engine::BookInput;
+use innkeep_engine::RatePlanCode;
 
 /// Counter of bookings by outcome: `created`, `replayed` (idempotent replay), or the
 /// error code (`sold_out`, `too_many_holds`, `overloaded`, ...).
@@ -441,6 +443,74 @@ impl Engine {
         self.inner.supervisor.send(msg).await.map_err(mailbox)?
     }
 
+    /// Creates or replaces a rate plan.
+    pub async fn put_rate_plan(
+        &self,
+        hotel_id: &HotelId,
+        code: RatePlanCode,
+        plan: RatePlan,
+    ) -> Result<Upsert, EngineError> {
+        let _slot = self.enter()?;
+        let hotel_id = hotel_id.clone();
+        let msg = DecideSetup {
+            gate: self.gate().await,
+            decide: Box::new(move |catalog| catalog.put_rate_plan(&hotel_id, code, plan)),
+        };
+        self.inner.supervisor.send(msg).await.map_err(mailbox)?
+    }
+
+    /// A hotel's rate plans, the built-in `BAR` included, by code.
+    pub fn rate_plans(
+        &self,
+        hotel_id: &HotelId,
+    ) -> Result<Vec<(RatePlanCode, RatePlan)>, EngineError> {
+        let catalog = read(&self.inner.directory.catalog);
+        Ok(catalog
+            .hotel(hotel_id)?
+            .all_rate_plans()
+            .into_iter()
+            .map(|(code, plan)| (code, plan.clone()))
+            .collect())
+    }
+
+    /// Changes restrictions (see [`innkeep_engine::Catalog::set_restrictions`]).
+    pub async fn set_restrictions(&self, change: RestrictionChange) -> Result<(), EngineError> {
+        let _slot = self.enter()?;
+        let msg = DecideSetup {
+            gate: self.gate().await,
+            decide: Box::new(move |catalog| {
+                let RestrictionChange {
+                    hotel_id,
+                    from,
+                    to,
+                    room_types,
+                    rate_plans,
+                    weekdays,
+                    patch,
+                } = change;
+                catalog
+                    .set_restrictions(&hotel_id, from, to, room_types, rate_plans, weekdays, patch)
+                    .map(|event| (event, Upsert::Updated))
+            }),
+        };
+        self.inner
+            .supervisor
+            .send(msg)
+            .await
+            .map_err(mailbox)?
+            .map(|_| ())
+    }
+
+    /// The restrictions set on `[from, to)`, by date, room type and plan.
+    pub fn restrictions(
+        &self,
+        hotel_id: &HotelId,
+        from: Date,
+        to: Date,
+    ) -> Result<Vec<(Date, RoomTypeCode, RatePlanCode, Restriction)>, EngineError> {
+        Ok(read(&self.inner.directory.catalog).restrictions(hotel_id, from, to)?)
+    }
+
     /// A hotel with its room types and rooms.
     pub fn hotel(&self, id: &HotelId) -> Result<Hotel, EngineError> {
         Ok(read(&self.inner.directory.catalog).hotel(id)?.clone())
@@ -489,14 +559,16 @@ impl Engine {
             .filter(|(_, rt)| rt.capacity >= guests)
             .map(|(code, rt)| {
                 let quote = innkeep_engine::catalog::price(hotel, rt, &stay);
-                TypeAvailability {
+                let offers = catalog.offers(hotel_id, code, &stay, today)?;
+                Ok(TypeAvailability {
                     room_type: code.clone(),
                     available: directory.free_count(hotel_id, code, &stay),
                     nightly: quote.nightly,
                     total: quote.total,
-                }
+                    offers,
+                })
             })
-            .collect();
+            .collect::<Result<_, DomainError>>()?;
         Ok(Availability {
             hotel_id: hotel_id.clone(),
             stay,

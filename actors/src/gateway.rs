@@ -62,15 +62,16 @@ pub enum GatewayStatus {
     },
 }
 
-/// A refund to issue. Providers deduplicate refunds by `out_trade_no` (our refund is
-/// always the whole amount, at most once), so retrying after a lost answer is safe.
+/// A refund to issue. Providers deduplicate refunds by `out_trade_no` (a payment is
+/// refunded at most once: its whole amount, or what a cancellation or no-show fee
+/// leaves), so retrying after a lost answer is safe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRequest {
     /// Our reference of the payment.
     pub out_trade_no: String,
     /// The provider's reference of the captured payment.
     pub trade_no: Option<String>,
-    /// How much to give back: the whole captured amount.
+    /// How much to give back: the captured amount less the fee the hotel keeps.
     pub amount: Money,
 }
 

@@ -33,6 +33,7 @@ fn input(engine: &Engine, h: &HotelId, offset_days: i64, by: Option<&str>) -> Bo
         guest: Guest::parse("A Guest", "+86 138 0000 0000", "a@example.com").unwrap(),
         room: None,
         created_by: by.map(str::to_owned),
+        rate_plan: None,
     }
 }
 

@@ -63,7 +63,7 @@ pub use innkeep_persistence::journal::{METRIC_BATCH_RECORDS, METRIC_FSYNC_SECOND
 pub use payments::METRIC_PAYMENT_ACTIONS;
 pub use protocol::{
     Availability, DayReservation, EngineError, FrontDeskDay, OutOfOrderView, PaymentStatsView,
-    RoomView, StartError, TypeAvailability,
+    RestrictionChange, RoomView, StartError, TypeAvailability,
 };
 pub use recovery::{recover_state, recover_state_with_history, write_snapshot, Recovered};
 pub use sandbox::{Ledger, Sandbox, SandboxConfig};

@@ -952,6 +952,7 @@ impl Harness {
                 .expect("guest"),
             room: wanted.as_ref().map(|(n, _)| n.clone()),
             created_by: None,
+            rate_plan: None,
         };
         let ikey = key.map(|k| IdempotencyKey::parse(&format!("key-{k}")).expect("key"));
         let e = self.engine();
@@ -1676,6 +1677,10 @@ impl Harness {
             m.status = if *what == "expire" {
                 Status::Expired
             } else {
+                // Sold under the built-in plan: no no-show fee, the money goes back.
+                if m.pay == PaymentStatus::Succeeded && !m.refund_owed {
+                    m.refund_owed = true;
+                }
                 Status::NoShow
             };
             m.version += 1;

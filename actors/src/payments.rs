@@ -136,10 +136,14 @@ impl PaymentSupervisor {
             if !r.payment.refund_owed {
                 return Ok(true);
             }
+            // What the fee (if any) leaves: the whole amount, or less for a partial refund.
             let request = RefundRequest {
                 out_trade_no: r.payment.out_trade_no.to_string(),
                 trade_no: r.payment.trade_no.clone(),
-                amount: r.payment.amount,
+                amount: innkeep_engine::Money {
+                    amount_minor: r.payment.refund_minor,
+                    currency: r.payment.amount.currency,
+                },
             };
             retry
                 .run(|| gateway.refund(request.clone()))

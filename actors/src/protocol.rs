@@ -89,6 +89,28 @@ pub struct TypeAvailability {
     pub nightly: Vec<(Date, i64)>,
     /// Sum of the rates.
     pub total: Money,
+    /// What each plan selling the type offers for the stay (`BAR`'s price is the two
+    /// fields above).
+    pub offers: Vec<innkeep_engine::catalog::Offer>,
+}
+
+/// A change of restrictions: see [`innkeep_engine::Catalog::set_restrictions`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestrictionChange {
+    /// The hotel.
+    pub hotel_id: HotelId,
+    /// First date.
+    pub from: Date,
+    /// First date not covered.
+    pub to: Date,
+    /// The room types; `None`: every one.
+    pub room_types: Option<Vec<RoomTypeCode>>,
+    /// The plans; `None`: every one.
+    pub rate_plans: Option<Vec<innkeep_engine::RatePlanCode>>,
+    /// Which days of the week.
+    pub weekdays: innkeep_engine::selling::Weekdays,
+    /// What to set.
+    pub patch: innkeep_engine::selling::RestrictionPatch,
 }
 
 /// Availability of every room type sleeping enough guests.
@@ -146,6 +168,8 @@ pub struct DayReservation {
     pub stay: Stay,
     /// Where it is in the state machine.
     pub status: innkeep_engine::Status,
+    /// The rate plan it was sold under.
+    pub rate_plan: innkeep_engine::RatePlanCode,
 }
 
 /// The front desk's view of one hotel-local day ([`crate::Engine::front_desk`]). Each list
@@ -451,6 +475,8 @@ pub(crate) struct Draft {
     pub hold: SignedDuration,
     /// Who books it.
     pub created_by: Option<String>,
+    /// What it is sold under.
+    pub terms: innkeep_engine::selling::Terms,
 }
 
 // ---- Payment supervisor messages
@@ -539,6 +565,26 @@ pub(crate) struct PutRate {
     pub amount_minor: i64,
 }
 
+/// A setup change of the selling rules (a rate plan, restrictions): decided by the order
+/// supervisor against the catalog as it is then (setup changes are serialized there),
+/// journaled, then applied to the catalog.
+#[derive(Message)]
+#[rtype(result = "Result<Upsert, EngineError>")]
+pub(crate) struct DecideSetup {
+    /// Held until the change is applied (see [`crate::directory::Directory::gate`]).
+    pub gate: GateGuard,
+    /// Decides the change from the catalog.
+    #[allow(clippy::type_complexity)]
+    pub decide:
+        Box<dyn FnOnce(&innkeep_engine::Catalog) -> Result<(Event, Upsert), DomainError> + Send>,
+}
+
+impl std::fmt::Debug for DecideSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecideSetup").finish_non_exhaustive()
+    }
+}
+
 /// Create a room or change its type.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Upsert, EngineError>")]
@@ -608,6 +654,7 @@ impl Draft {
             self.hold,
         );
         r.created_by = self.created_by.clone();
+        r.terms = self.terms.clone();
         r
     }
 }

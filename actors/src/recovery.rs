@@ -123,6 +123,8 @@ impl Cuts {
             | Event::RoomTypePut { .. }
             | Event::RoomPut { .. }
             | Event::RatePut { .. }
+            | Event::RatePlanPut { .. }
+            | Event::RestrictionsSet { .. }
             | Event::ReservationMoved { .. } => return seq <= self.setup_seq,
             Event::ReservationCreated { reservation, .. } => {
                 // Its creation is in the journal: a pending reservation that stays.
@@ -150,20 +152,50 @@ struct Loaded {
     pending: Vec<(RoomKey, ReservationId)>,
 }
 
-/// One room's part in the layout of snapshot format `version`: 5 (this build's) or 4 (the
+/// One room's part in the layout of snapshot format `version`: 6 (this build's) or 5 (the
 /// previous release's, converted).
 fn decode_room(version: u32, bytes: &[u8]) -> Result<RoomState, String> {
     if version == innkeep_persistence::SNAPSHOT_FORMAT_VERSION {
         innkeep_persistence::decode_part::<RoomState>(bytes)
     } else {
-        innkeep_persistence::decode_part::<innkeep_engine::legacy::RoomStateV4>(bytes)?
-            .into_room_state()
+        innkeep_persistence::decode_part::<innkeep_engine::legacy::RoomStateV5>(bytes)
+            .map(innkeep_engine::legacy::RoomStateV5::into_room_state)
+    }
+}
+
+/// The parts of a snapshot of format `version`, the catalog in today's form.
+fn decode_parts(version: u32, bytes: &[u8]) -> Result<PartsRef<'_>, String> {
+    if version == innkeep_persistence::SNAPSHOT_FORMAT_VERSION {
+        return innkeep_persistence::decode_part_borrowed(bytes);
+    }
+    let old: PartsRef<'_, innkeep_engine::legacy::CatalogV5> =
+        innkeep_persistence::decode_part_borrowed(bytes)?;
+    Ok(PartsRef {
+        catalog: old.catalog.into_catalog(),
+        setup_seq: old.setup_seq,
+        rooms: old.rooms,
+        idempotency: old.idempotency,
+    })
+}
+
+/// An event as the journal holds it: today's encoding, or an older segment format's
+/// (converted, see [`innkeep_engine::legacy`]).
+#[derive(serde::Deserialize, Debug)]
+#[serde(transparent)]
+pub(crate) struct Journaled(pub(crate) Event);
+
+impl innkeep_persistence::Record for Journaled {
+    fn decode_older(version: u32, payload: &[u8]) -> Result<Self, String> {
+        // Only format 3 is older and still readable (the persistence crate checks).
+        let _ = version;
+        innkeep_persistence::decode_part::<innkeep_engine::legacy::EventV3>(payload)
+            .map(|old| Journaled(old.into_event()))
     }
 }
 
 /// Decodes every room (in parallel, straight from the stored bytes) and builds the state.
 fn decode(seq: u64, version: u32, bytes: &[u8]) -> Result<Loaded, String> {
-    let parts: PartsRef<'_> = innkeep_persistence::decode_part_borrowed(bytes)?;
+    let parts = decode_parts(version, bytes)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = parts.rooms.len().div_ceil(threads).max(1);
     let decoded: Vec<Result<Vec<RoomState>, String>> = std::thread::scope(|s| {
@@ -286,7 +318,7 @@ pub fn recover_state_with_history(
         &data_dir.join("journal"),
         snapshot_seq,
         history_events as u64,
-        |seq, event: Event| {
+        |seq, Journaled(event)| {
             if cuts.covers(seq, &event, &mut confirmed) {
                 return;
             }
@@ -336,7 +368,7 @@ pub fn recover_state_with_history(
     idempotency.retain(|_, e| locator.contains_key(&e.reservation_id));
     let history: Vec<FeedEvent> = newest
         .into_iter()
-        .map(|(seq, event)| FeedEvent {
+        .map(|(seq, Journaled(event))| FeedEvent {
             seq,
             event: Arc::new(event),
         })

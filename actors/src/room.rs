@@ -643,6 +643,9 @@ fn day_of(state: &RoomState, date: Date, tz: &HotelTz) -> RoomDay {
             guest_name: r.guest().name().to_owned(),
             stay,
             status,
+            rate_plan: r
+                .terms()
+                .map_or_else(innkeep_engine::RatePlanCode::bar, |t| t.rate_plan.clone()),
         };
         for (yes, list) in [
             (arriving, &mut day.arrivals),
@@ -763,18 +766,33 @@ impl Handler<NightAudit> for RoomActor {
     type Result = ResponseFuture<Result<usize, EngineError>>;
 
     fn handle(&mut self, msg: NightAudit, ctx: &mut Self::Context) -> Self::Result {
-        let due: Vec<Event> = self
+        let due: Vec<(ReservationId, Event)> = self
             .state
             .due_no_shows(msg.audit_date)
             .into_iter()
             .filter(|id| !self.is_moving(id))
-            .filter_map(|id| self.state.decide_no_show(&id, msg.audit_date, msg.now).ok())
+            .filter_map(|id| {
+                let event = self
+                    .state
+                    .decide_no_show(&id, msg.audit_date, msg.now)
+                    .ok()?;
+                Some((id, event))
+            })
             .collect();
         // Each is a different reservation, so all are decided up front and journaled
-        // together (one group commit); each is applied when durable, in order.
+        // together (one group commit); each is applied when durable, in order. A paid
+        // no-show is owed what its fee leaves: the payment supervisor is told, as after
+        // any other change.
         let pending: Vec<_> = due
             .into_iter()
-            .map(|event| self.persist_then_apply(event, ctx, tracing::Span::none(), |_| ()))
+            .map(|(id, event)| {
+                let was_owed = self.refund_owed(&id);
+                self.persist_then_apply(event, ctx, tracing::Span::none(), move |act| {
+                    if !was_owed && act.refund_owed(&id) {
+                        act.peers.refund_due.do_send(RefundDue { id });
+                    }
+                })
+            })
             .collect();
         Box::pin(async move {
             let mut marked = 0;

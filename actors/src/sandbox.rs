@@ -96,6 +96,8 @@ pub struct LedgerCharge {
     pub currency: String,
     /// Where it stands.
     pub state: ChargeState,
+    /// Minor units given back (all of `amount_minor`, or less for a partial refund).
+    pub refunded_minor: i64,
 }
 
 /// The sandbox's books: every charge and what happened to the callbacks.
@@ -335,6 +337,7 @@ impl PaymentGateway for Sandbox {
                         amount_minor: intent.amount.amount_minor,
                         currency: intent.amount.currency.as_str().to_owned(),
                         state: ChargeState::Created,
+                        refunded_minor: 0,
                     },
                 );
                 books.ledger.in_flight += 1;
@@ -394,13 +397,20 @@ impl PaymentGateway for Sandbox {
             match c.state {
                 ChargeState::Refunded => Ok(()),
                 ChargeState::Captured => {
-                    if c.amount_minor != refund.amount.amount_minor {
-                        return Err(GatewayError::Unavailable(
-                            "sandbox: refund amount differs from the capture".into(),
-                        ));
+                    // One refund per charge, of at most what was captured (a partial
+                    // refund keeps a fee); a repeat of it is answered as done above.
+                    let amount = refund.amount.amount_minor;
+                    if amount <= 0
+                        || amount > c.amount_minor
+                        || refund.amount.currency.as_str() != c.currency
+                    {
+                        return Err(GatewayError::Unavailable(format!(
+                            "sandbox: cannot refund {} {} of a capture of {} {}",
+                            amount, refund.amount.currency, c.amount_minor, c.currency
+                        )));
                     }
                     c.state = ChargeState::Refunded;
-                    let amount = c.amount_minor;
+                    c.refunded_minor = amount;
                     books.ledger.refunded_minor += amount;
                     books.ledger.refunds += 1;
                     Ok(())

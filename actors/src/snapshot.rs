@@ -100,10 +100,12 @@ pub(crate) type Waiter = tokio::sync::oneshot::Sender<Result<u64, String>>;
 
 /// [`Parts`] as read back: each room's state borrowed from the stored bytes, to be decoded
 /// on its own (in parallel) without being copied out first. Same layout as [`Parts`].
+///
+/// `C` is the catalog's type: today's, or an older format's (see [`innkeep_engine::legacy`]).
 #[derive(Deserialize, Debug)]
-pub(crate) struct PartsRef<'a> {
+pub(crate) struct PartsRef<'a, C = Catalog> {
     /// See [`Parts::catalog`].
-    pub catalog: Catalog,
+    pub catalog: C,
     /// See [`Parts::setup_seq`].
     pub setup_seq: u64,
     /// See [`Parts::rooms`].

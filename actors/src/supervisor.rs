@@ -16,8 +16,8 @@ use tokio::sync::oneshot;
 use crate::config::BookingPolicy;
 use crate::directory::{read, write, Directory};
 use crate::protocol::{
-    BeginMove, EngineError, FinishMove, GateGuard, GetReservation, MoveIn, MoveOutcome,
-    MoveReservation, NightAudit, PutHotel, PutRate, PutRoom, PutRoomType, Retype,
+    BeginMove, DecideSetup, EngineError, FinishMove, GateGuard, GetReservation, MoveIn,
+    MoveOutcome, MoveReservation, NightAudit, PutHotel, PutRate, PutRoom, PutRoomType, Retype,
 };
 use crate::room::{journal_error, Hosted, RoomActor, RoomPeers, Rooms, ROOM_MAILBOX};
 
@@ -346,6 +346,21 @@ impl Handler<PutRate> for OrderSupervisor {
         match decided {
             Err(e) => Box::pin(async move { Err(e.into()) }),
             Ok(event) => self.persist_setup(event, msg.gate, ctx, |_| {}),
+        }
+    }
+}
+
+impl Handler<DecideSetup> for OrderSupervisor {
+    type Result = ResponseFuture<Result<Upsert, EngineError>>;
+
+    fn handle(&mut self, msg: DecideSetup, ctx: &mut Self::Context) -> Self::Result {
+        let decided = (msg.decide)(&read(&self.directory.catalog));
+        match decided {
+            Err(e) => Box::pin(async move { Err(e.into()) }),
+            Ok((event, upsert)) => {
+                let done = self.persist_setup(event, msg.gate, ctx, |_| {});
+                Box::pin(async move { done.await.map(|()| upsert) })
+            }
         }
     }
 }

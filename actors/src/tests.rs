@@ -54,6 +54,7 @@ pub(crate) fn input(engine: &Engine, h: &HotelId, offset_days: i64) -> BookInput
         guest: Guest::parse("A Guest", "+86 138 0000 0000", "a@example.com").unwrap(),
         room: None,
         created_by: None,
+        rate_plan: None,
     }
 }
 

@@ -98,6 +98,7 @@ impl Fixture {
             guest: self.guest.clone(),
             room: None,
             created_by: None,
+            rate_plan: None,
         }
     }
 }

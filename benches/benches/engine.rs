@@ -175,6 +175,7 @@ impl Fixture {
             guests: 2,
             guest: self.guest.clone(),
             room: None,
+            rate_plan: innkeep_engine::RatePlanCode::bar(),
         }
     }
 

@@ -33,6 +33,7 @@ fn sample_event(k: u64, hotel: &HotelId, room: usize, night: usize) -> Event {
         guests: 2,
         guest: Guest::parse("Li Lei", "+86 138 0000 0000", "li.lei@example.com").expect("guest"),
         room: None,
+        rate_plan: innkeep_engine::RatePlanCode::bar(),
     };
     let total = Money {
         amount_minor: 68_000,

@@ -108,6 +108,7 @@ fn main() {
                             guest,
                             room: None,
                             created_by: None,
+                            rate_plan: None,
                         };
                         let Ok(booked) = engine.book(input, None).await else {
                             return;

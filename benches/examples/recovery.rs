@@ -36,6 +36,7 @@ fn event(k: u64, hotel: &HotelId, guest: &Guest, cny: Currency) -> Event {
         guests: 2,
         guest: guest.clone(),
         room: None,
+        rate_plan: innkeep_engine::RatePlanCode::bar(),
     };
     Event::ReservationCreated {
         reservation: new_reservation(

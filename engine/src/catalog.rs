@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
@@ -9,9 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, ValidationError};
 use crate::event::Event;
-use crate::ids::{HotelId, RoomNumber, RoomTypeCode};
+use crate::ids::{HotelId, RatePlanCode, RoomNumber, RoomTypeCode};
 use crate::money::{parse_amount_minor, Currency, Money};
 use crate::reservation::{BookInput, BookRequest};
+use crate::selling::{
+    refusals, RatePlan, Reason, Restriction, RestrictionCalendar, RestrictionPatch, Terms,
+    Weekdays, MAX_FEE_NIGHTS, MAX_RATE_PLANS_PER_HOTEL, MAX_RESTRICTION_CELLS,
+};
 use crate::time::{HotelTz, Stay, StayLimits};
 
 /// Most hotels one engine holds.
@@ -65,9 +70,92 @@ pub struct Hotel {
     pub room_types: BTreeMap<RoomTypeCode, RoomType>,
     /// Each room's type, by room number.
     pub rooms: BTreeMap<RoomNumber, RoomTypeCode>,
+    /// Rate plans set up with `PUT …/rate-plans/{code}`; the built-in `BAR` is here only
+    /// once overwritten (see [`Hotel::rate_plan`]).
+    pub rate_plans: BTreeMap<RatePlanCode, RatePlan>,
+    /// Restrictions per (room type, plan), by date; only dates that restrict something.
+    /// Shared, so a copy of the hotel (an API answer) does not copy up to
+    /// [`MAX_RESTRICTION_CELLS`] of them; a change copies them once if a copy is alive.
+    pub restrictions: Arc<BTreeMap<(RoomTypeCode, RatePlanCode), RestrictionCalendar>>,
+}
+
+/// The built-in plan as it is until a hotel overwrites it.
+static BAR_PLAN: std::sync::LazyLock<RatePlan> = std::sync::LazyLock::new(RatePlan::bar);
+
+/// What a plan offers for a stay of a room type: its price and why it cannot be sold.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Offer {
+    /// The plan.
+    pub rate_plan: RatePlanCode,
+    /// Why the stay cannot be sold under it (empty: it can, rooms permitting).
+    pub reasons: Vec<Reason>,
+    /// Its price for the stay.
+    pub quote: Quote,
 }
 
 impl Hotel {
+    /// The plan called `code`: one set up, or the built-in `BAR`.
+    pub fn rate_plan(&self, code: &RatePlanCode) -> Option<&RatePlan> {
+        match self.rate_plans.get(code) {
+            Some(plan) => Some(plan),
+            None if code.is_bar() => Some(&BAR_PLAN),
+            None => None,
+        }
+    }
+
+    /// Every plan, `BAR` included, by code.
+    pub fn all_rate_plans(&self) -> Vec<(RatePlanCode, &RatePlan)> {
+        let mut plans: Vec<(RatePlanCode, &RatePlan)> = self
+            .rate_plans
+            .iter()
+            .map(|(c, p)| (c.clone(), p))
+            .collect();
+        let bar = RatePlanCode::bar();
+        if !self.rate_plans.contains_key(&bar) {
+            let at = plans.partition_point(|(c, _)| *c < bar);
+            plans.insert(at, (bar, &BAR_PLAN));
+        }
+        plans
+    }
+
+    /// The restrictions on `date` for `room_type` under `plan`.
+    pub fn restriction(
+        &self,
+        room_type: &RoomTypeCode,
+        plan: &RatePlanCode,
+        date: Date,
+    ) -> Restriction {
+        self.restrictions
+            .get(&(room_type.clone(), plan.clone()))
+            .and_then(|c| c.by_date.get(&date).copied())
+            .unwrap_or_default()
+    }
+
+    /// Why `stay`, booked on `today`, cannot be sold for `room_type` under `plan` (`code`).
+    pub fn refusals(
+        &self,
+        room_type: &RoomTypeCode,
+        code: &RatePlanCode,
+        plan: &RatePlan,
+        stay: &Stay,
+        today: Date,
+    ) -> Vec<Reason> {
+        let calendar = if self.restrictions.is_empty() {
+            None
+        } else {
+            self.restrictions.get(&(room_type.clone(), code.clone()))
+        };
+        refusals(stay, today, plan, |d| {
+            calendar
+                .and_then(|c| c.by_date.get(&d).copied())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Restriction cells kept.
+    fn restriction_cells(&self) -> usize {
+        self.restrictions.values().map(|c| c.by_date.len()).sum()
+    }
     /// Number of rooms of each type (types without rooms included, with 0).
     pub fn room_counts(&self) -> BTreeMap<&RoomTypeCode, usize> {
         let mut counts: BTreeMap<&RoomTypeCode, usize> =
@@ -260,6 +348,185 @@ impl Catalog {
         })
     }
 
+    /// Decides `PUT /hotels/{id}/rate-plans/{code}`: every type the plan sells exists.
+    /// `BAR` exists from the start, so overwriting it is an update.
+    pub fn put_rate_plan(
+        &self,
+        hotel_id: &HotelId,
+        code: RatePlanCode,
+        plan: RatePlan,
+    ) -> Result<(Event, Upsert), DomainError> {
+        let hotel = self.hotel(hotel_id)?;
+        if let crate::selling::Sells::Only(types) = plan.sells_types() {
+            if let Some(unknown) = types.iter().find(|t| !hotel.room_types.contains_key(*t)) {
+                return Err(ValidationError::new(
+                    "room_types",
+                    format!("the hotel has no room type {unknown}"),
+                )
+                .into());
+            }
+        }
+        let upsert = if hotel.rate_plan(&code).is_some() {
+            Upsert::Updated
+        } else if hotel.rate_plans.len() >= MAX_RATE_PLANS_PER_HOTEL {
+            return Err(DomainError::LimitReached("rate plans per hotel"));
+        } else {
+            Upsert::Created
+        };
+        Ok((
+            Event::RatePlanPut {
+                hotel_id: hotel_id.clone(),
+                code,
+                plan,
+            },
+            upsert,
+        ))
+    }
+
+    /// Decides `PUT /hotels/{id}/restrictions`: `patch` on each date of `[from, to)` that
+    /// falls on `weekdays`, for the listed room types and plans (`None`: every one the
+    /// hotel has now). The event names them explicitly, so a replay changes the same cells.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_restrictions(
+        &self,
+        hotel_id: &HotelId,
+        from: Date,
+        to: Date,
+        room_types: Option<Vec<RoomTypeCode>>,
+        rate_plans: Option<Vec<RatePlanCode>>,
+        weekdays: Weekdays,
+        patch: RestrictionPatch,
+    ) -> Result<Event, DomainError> {
+        let hotel = self.hotel(hotel_id)?;
+        let range = restriction_range(from, to)?;
+        if patch.is_empty() {
+            return Err(ValidationError::new("set", "must set at least one field").into());
+        }
+        let room_types = match room_types {
+            Some(listed) => {
+                let listed = sorted_unique(listed);
+                if let Some(unknown) = listed.iter().find(|t| !hotel.room_types.contains_key(*t)) {
+                    return Err(ValidationError::new(
+                        "room_types",
+                        format!("the hotel has no room type {unknown}"),
+                    )
+                    .into());
+                }
+                listed
+            }
+            None => hotel.room_types.keys().cloned().collect(),
+        };
+        let rate_plans = match rate_plans {
+            Some(listed) => {
+                let listed = sorted_unique(listed);
+                if let Some(unknown) = listed.iter().find(|p| hotel.rate_plan(p).is_none()) {
+                    return Err(ValidationError::new(
+                        "rate_plans",
+                        format!("the hotel has no rate plan {unknown}"),
+                    )
+                    .into());
+                }
+                listed
+            }
+            None => hotel.all_rate_plans().into_iter().map(|(c, _)| c).collect(),
+        };
+        if room_types.is_empty() {
+            return Err(
+                ValidationError::new("room_types", "must name at least one room type").into(),
+            );
+        }
+        if rate_plans.is_empty() {
+            return Err(
+                ValidationError::new("rate_plans", "must name at least one rate plan").into(),
+            );
+        }
+        let dates: Vec<Date> = range
+            .each_night()
+            .filter(|d| weekdays.contains(*d))
+            .collect();
+        if dates.is_empty() {
+            return Err(
+                ValidationError::new("weekdays", "no date of the range falls on them").into(),
+            );
+        }
+        let cells = dates.len() * room_types.len() * rate_plans.len();
+        if cells > MAX_RESTRICTION_CELLS {
+            return Err(ValidationError::new(
+                "to",
+                format!("one change may touch at most {MAX_RESTRICTION_CELLS} date, room type and plan cells; this one touches {cells}"),
+            )
+            .into());
+        }
+        // What the hotel keeps after the change, exactly: cells set and cleared both count.
+        let mut kept = hotel.restriction_cells();
+        for t in &room_types {
+            for p in &rate_plans {
+                let calendar = hotel.restrictions.get(&(t.clone(), p.clone()));
+                for d in &dates {
+                    let old = calendar
+                        .and_then(|c| c.by_date.get(d).copied())
+                        .unwrap_or_default();
+                    let was = old != Restriction::default();
+                    let will = patch.apply(old) != Restriction::default();
+                    kept = kept + usize::from(will) - usize::from(was);
+                }
+            }
+        }
+        if kept > MAX_RESTRICTION_CELLS {
+            return Err(DomainError::LimitReached("restriction cells per hotel"));
+        }
+        Ok(Event::RestrictionsSet {
+            hotel_id: hotel_id.clone(),
+            from,
+            to,
+            weekdays,
+            room_types,
+            rate_plans,
+            patch,
+        })
+    }
+
+    /// The restrictions set on `[from, to)`, by date, room type and plan.
+    pub fn restrictions(
+        &self,
+        hotel_id: &HotelId,
+        from: Date,
+        to: Date,
+    ) -> Result<Vec<(Date, RoomTypeCode, RatePlanCode, Restriction)>, DomainError> {
+        let hotel = self.hotel(hotel_id)?;
+        restriction_range(from, to)?;
+        let mut out = Vec::new();
+        for ((t, p), calendar) in hotel.restrictions.iter() {
+            for (d, r) in calendar.by_date.range(from..to) {
+                out.push((*d, t.clone(), p.clone(), *r));
+            }
+        }
+        out.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
+        Ok(out)
+    }
+
+    /// What every plan selling `code` offers for `stay`, booked on `today`, by plan code.
+    pub fn offers(
+        &self,
+        hotel_id: &HotelId,
+        code: &RoomTypeCode,
+        stay: &Stay,
+        today: Date,
+    ) -> Result<Vec<Offer>, DomainError> {
+        let (hotel, rt) = self.room_type(hotel_id, code)?;
+        let base = price(hotel, rt, stay);
+        Ok(hotel
+            .all_rate_plans()
+            .into_iter()
+            .filter(|(_, plan)| plan.sells(code))
+            .map(|(plan_code, plan)| Offer {
+                reasons: hotel.refusals(code, &plan_code, plan, stay, today),
+                quote: plan.price(&base),
+                rate_plan: plan_code,
+            })
+            .collect())
+    }
+
     /// Validates a booking against this catalog and prices it: the hotel and room type
     /// exist, the stay is valid for the hotel's today at `now` and within `limits`, the
     /// guests fit the type, and a requested room exists and is of the type. The one place
@@ -269,14 +536,10 @@ impl Catalog {
         input: BookInput,
         now: Timestamp,
         limits: StayLimits,
-    ) -> Result<(BookRequest, Money), DomainError> {
+    ) -> Result<(BookRequest, Money, Terms), DomainError> {
         let (hotel, rt) = self.room_type(&input.hotel_id, &input.room_type)?;
-        let stay = Stay::parse(
-            input.arrival,
-            input.departure,
-            hotel.time_zone.today(now),
-            limits,
-        )?;
+        let today = hotel.time_zone.today(now);
+        let stay = Stay::parse(input.arrival, input.departure, today, limits)?;
         if input.guests == 0 || input.guests > rt.capacity {
             return Err(ValidationError::new(
                 "guests",
@@ -297,7 +560,31 @@ impl Catalog {
                 Some(_) => {}
             }
         }
-        let quote = price(hotel, rt, &stay);
+        let code = input.rate_plan.unwrap_or_else(RatePlanCode::bar);
+        let plan = hotel.rate_plan(&code).ok_or_else(|| {
+            DomainError::RatePlan(ValidationError::new(
+                "rate_plan",
+                format!("the hotel has no rate plan {code}"),
+            ))
+        })?;
+        if !plan.sells(&input.room_type) {
+            return Err(DomainError::RatePlan(ValidationError::new(
+                "rate_plan",
+                format!(
+                    "rate plan {code} does not sell room type {}",
+                    input.room_type
+                ),
+            )));
+        }
+        let reasons = hotel.refusals(&input.room_type, &code, plan, &stay, today);
+        if !reasons.is_empty() {
+            return Err(DomainError::Restricted(reasons));
+        }
+        let mut quote = price(hotel, rt, &stay);
+        if plan.adjust_percent() != 0 {
+            quote = plan.price(&quote);
+        }
+        let terms = Terms::of(code.clone(), plan, stay.arrival(), &hotel.time_zone, &quote);
         Ok((
             BookRequest {
                 hotel_id: input.hotel_id,
@@ -306,8 +593,10 @@ impl Catalog {
                 guests: input.guests,
                 guest: input.guest,
                 room: input.room,
+                rate_plan: code,
             },
             quote.total,
+            terms,
         ))
     }
 
@@ -343,6 +632,8 @@ impl Catalog {
                         currency: *currency,
                         room_types: BTreeMap::new(),
                         rooms: BTreeMap::new(),
+                        rate_plans: BTreeMap::new(),
+                        restrictions: Arc::default(),
                     });
                 hotel.name.clone_from(name);
                 hotel.time_zone = time_zone.clone();
@@ -396,6 +687,49 @@ impl Catalog {
                     }
                 }
             }
+            Event::RatePlanPut {
+                hotel_id,
+                code,
+                plan,
+            } => {
+                if let Some(hotel) = self.hotels.get_mut(hotel_id) {
+                    hotel.rate_plans.insert(code.clone(), plan.clone());
+                }
+            }
+            Event::RestrictionsSet {
+                hotel_id,
+                from,
+                to,
+                weekdays,
+                room_types,
+                rate_plans,
+                patch,
+            } => {
+                let (Some(hotel), Some(range)) =
+                    (self.hotels.get_mut(hotel_id), Stay::between(*from, *to))
+                else {
+                    return;
+                };
+                let restrictions = Arc::make_mut(&mut hotel.restrictions);
+                for room_type in room_types {
+                    for plan in rate_plans {
+                        let key = (room_type.clone(), plan.clone());
+                        let calendar = restrictions.entry(key.clone()).or_default();
+                        for night in range.each_night().filter(|d| weekdays.contains(*d)) {
+                            let old = calendar.by_date.get(&night).copied().unwrap_or_default();
+                            let new = patch.apply(old);
+                            if new == Restriction::default() {
+                                calendar.by_date.remove(&night);
+                            } else {
+                                calendar.by_date.insert(night, new);
+                            }
+                        }
+                        if calendar.by_date.is_empty() {
+                            restrictions.remove(&key);
+                        }
+                    }
+                }
+            }
             Event::ReservationCreated { .. }
             | Event::ReservationChanged { .. }
             | Event::PaymentChanged { .. }
@@ -427,6 +761,27 @@ pub fn price(hotel: &Hotel, rt: &RoomType, stay: &Stay) -> Quote {
             currency: hotel.currency,
         },
     }
+}
+
+/// `[from, to)` of a restriction change or query: at most [`MAX_FEE_NIGHTS`] nights.
+fn restriction_range(from: Date, to: Date) -> Result<Stay, DomainError> {
+    let range =
+        Stay::between(from, to).ok_or_else(|| ValidationError::new("to", "must be after from"))?;
+    if range.nights() > u32::from(MAX_FEE_NIGHTS) {
+        return Err(ValidationError::new(
+            "to",
+            format!("a range spans at most {MAX_FEE_NIGHTS} nights"),
+        )
+        .into());
+    }
+    Ok(range)
+}
+
+/// `codes`, sorted, without repeats.
+fn sorted_unique<T: Ord>(mut codes: Vec<T>) -> Vec<T> {
+    codes.sort();
+    codes.dedup();
+    codes
 }
 
 /// `date + days`, saturating at the end of the calendar.
@@ -464,6 +819,7 @@ mod tests {
             guests,
             guest: crate::Guest::parse("Li Lei", "+86 138 0000 0000", "li@example.com").unwrap(),
             room: None,
+            rate_plan: None,
             created_by: Some("key-1".into()),
         }
     }
@@ -486,9 +842,11 @@ mod tests {
         c.apply(&e);
         let mut input = ask(&h, &t, 3, 2);
         input.room = Some(RoomNumber::parse("101").unwrap());
-        let (req, total) = c
+        let (req, total, terms) = c
             .price_booking(input, now(), StayLimits::default())
             .unwrap();
+        assert_eq!(terms, Terms::bar());
+        assert_eq!(req.rate_plan, RatePlanCode::bar());
         assert_eq!(total.amount_minor, 50_000 + 70_000 + 50_000);
         assert_eq!(total.currency.as_str(), "CNY");
         assert_eq!((req.hotel_id, req.room_type), (h, t));
@@ -574,5 +932,306 @@ mod tests {
                 .unwrap_err(),
             DomainError::NotFound("room type")
         );
+    }
+
+    fn flexible(types: &[&RoomTypeCode], adjust: i64) -> RatePlan {
+        use crate::selling::{CancellationPolicy, Fee};
+        RatePlan::parse(
+            "Flexible",
+            types.iter().map(|t| (*t).clone()).collect(),
+            adjust,
+            CancellationPolicy::parse(48, Fee::Nights(1)).unwrap(),
+            Fee::Percent(100),
+            None,
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn rate_plans_are_created_replaced_and_name_only_known_types() {
+        let (mut c, h, t) = catalog();
+        let flex = RatePlanCode::parse("FLEX").unwrap();
+        let (e, u) = c
+            .put_rate_plan(&h, flex.clone(), flexible(&[&t], -10))
+            .unwrap();
+        assert_eq!(u, Upsert::Created);
+        c.apply(&e);
+        let (e, u) = c
+            .put_rate_plan(&h, flex.clone(), flexible(&[&t], 5))
+            .unwrap();
+        assert_eq!(u, Upsert::Updated);
+        c.apply(&e);
+        // The built-in plan exists from the start: overwriting it is an update.
+        let (_, u) = c
+            .put_rate_plan(&h, RatePlanCode::bar(), flexible(&[&t], 0))
+            .unwrap();
+        assert_eq!(u, Upsert::Updated);
+        let twin = RoomTypeCode::parse("TWIN").unwrap();
+        let unknown = c.put_rate_plan(&h, flex.clone(), flexible(&[&twin], 0));
+        assert!(matches!(unknown, Err(DomainError::Invalid(v)) if v.field == "room_types"));
+        let codes: Vec<String> = c.hotels[&h]
+            .all_rate_plans()
+            .iter()
+            .map(|(code, _)| code.to_string())
+            .collect();
+        assert_eq!(codes, ["BAR", "FLEX"]);
+        assert_eq!(c.hotels[&h].rate_plan(&flex).unwrap().adjust_percent(), 5);
+    }
+
+    /// Omitted lists mean every type and plan the hotel has when decided, written into the
+    /// event; weekdays pick dates; `null` clears and a cleared cell is not kept.
+    #[test]
+    fn restrictions_set_and_clear_exactly_their_cells() {
+        use crate::selling::{RestrictionPatch, Weekdays};
+        let (mut c, h, t) = catalog();
+        let flex = RatePlanCode::parse("FLEX").unwrap();
+        let (e, _) = c
+            .put_rate_plan(&h, flex.clone(), flexible(&[&t], 0))
+            .unwrap();
+        c.apply(&e);
+        // 2030-01-07 is a Monday: two Mondays and two Fridays in [7, 21).
+        let from = date(2030, 1, 7);
+        let to = date(2030, 1, 21);
+        let weekdays = Weekdays::parse(&["mon", "fri"]).unwrap();
+        let patch = RestrictionPatch {
+            closed_to_arrival: Some(true),
+            min_stay_arrival: Some(Some(2)),
+            ..RestrictionPatch::default()
+        };
+        let e = c
+            .set_restrictions(&h, from, to, None, None, weekdays, patch)
+            .unwrap();
+        match &e {
+            Event::RestrictionsSet {
+                room_types,
+                rate_plans,
+                ..
+            } => {
+                assert_eq!(room_types, std::slice::from_ref(&t));
+                assert_eq!(rate_plans, &[RatePlanCode::bar(), flex.clone()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        c.apply(&e);
+        let set = c.restrictions(&h, from, to).unwrap();
+        let dates: Vec<Date> = set.iter().map(|(d, ..)| *d).collect();
+        let (mon1, fri1, mon2, fri2) = (
+            date(2030, 1, 7),
+            date(2030, 1, 11),
+            date(2030, 1, 14),
+            date(2030, 1, 18),
+        );
+        assert_eq!(
+            dates,
+            [mon1, mon1, fri1, fri1, mon2, mon2, fri2, fri2],
+            "two plans per date"
+        );
+        assert!(set
+            .iter()
+            .all(|(_, _, _, r)| r.closed_to_arrival && r.min_stay_arrival == Some(2)));
+        // Clear one field on one plan: the other field stays; clear both and the cells go.
+        let clear = |c: &Catalog, patch| {
+            c.set_restrictions(
+                &h,
+                from,
+                to,
+                Some(vec![t.clone()]),
+                Some(vec![flex.clone()]),
+                Weekdays::ALL,
+                patch,
+            )
+            .unwrap()
+        };
+        let e = clear(
+            &c,
+            RestrictionPatch {
+                min_stay_arrival: Some(None),
+                ..RestrictionPatch::default()
+            },
+        );
+        c.apply(&e);
+        let r = c.hotels[&h].restriction(&t, &flex, mon1);
+        assert!(r.closed_to_arrival && r.min_stay_arrival.is_none());
+        let e = clear(
+            &c,
+            RestrictionPatch {
+                closed_to_arrival: Some(false),
+                ..RestrictionPatch::default()
+            },
+        );
+        c.apply(&e);
+        assert_eq!(
+            c.restrictions(&h, from, to).unwrap().len(),
+            4,
+            "BAR's cells stay"
+        );
+        assert!(!c.hotels[&h]
+            .restrictions
+            .contains_key(&(t.clone(), flex.clone())));
+        // Refused: nothing to set, an unknown plan, a range longer than the horizon.
+        let none = c.set_restrictions(
+            &h,
+            from,
+            to,
+            None,
+            None,
+            Weekdays::ALL,
+            RestrictionPatch::default(),
+        );
+        assert!(matches!(none, Err(DomainError::Invalid(v)) if v.field == "set"));
+        let unknown = c.set_restrictions(
+            &h,
+            from,
+            to,
+            None,
+            Some(vec![RatePlanCode::parse("NOPE").unwrap()]),
+            Weekdays::ALL,
+            patch,
+        );
+        assert!(matches!(unknown, Err(DomainError::Invalid(v)) if v.field == "rate_plans"));
+        let long = c.set_restrictions(
+            &h,
+            from,
+            add_days(from, 731),
+            None,
+            None,
+            Weekdays::ALL,
+            patch,
+        );
+        assert!(matches!(long, Err(DomainError::Invalid(v)) if v.field == "to"));
+        let sundays_only = Weekdays::parse(&["sun"]).unwrap();
+        let no_date =
+            c.set_restrictions(&h, mon1, add_days(mon1, 3), None, None, sundays_only, patch);
+        assert!(matches!(no_date, Err(DomainError::Invalid(v)) if v.field == "weekdays"));
+    }
+
+    /// A plan's price and terms, its refusals (while BAR on the same dates still sells),
+    /// an unknown plan or one that does not sell the type, and the idempotency fingerprint.
+    #[test]
+    fn a_booking_is_priced_and_refused_by_its_plan() {
+        use crate::selling::{Reason, RestrictionPatch, Weekdays};
+        let (mut c, h, t) = catalog();
+        let (e, _) = c
+            .put_room_type(&h, RoomTypeCode::parse("TWIN").unwrap(), "Twin", 2, 40_000)
+            .unwrap();
+        c.apply(&e);
+        let flex = RatePlanCode::parse("FLEX").unwrap();
+        let (e, _) = c
+            .put_rate_plan(&h, flex.clone(), flexible(&[&t], -15))
+            .unwrap();
+        c.apply(&e);
+        let mut input = ask(&h, &t, 2, 1);
+        input.rate_plan = Some(flex.clone());
+        let (req, total, terms) = c
+            .price_booking(input.clone(), now(), StayLimits::default())
+            .unwrap();
+        // 50 000 × 0.85 per night.
+        assert_eq!(total.amount_minor, 2 * 42_500);
+        assert_eq!(terms.rate_plan, flex);
+        assert_eq!(
+            (terms.late_cancel_fee_minor, terms.no_show_fee_minor),
+            (42_500, 85_000)
+        );
+        assert_ne!(req.fingerprint(), {
+            let mut bar = req.clone();
+            bar.rate_plan = RatePlanCode::bar();
+            bar.fingerprint()
+        });
+        // Closed to arrival for FLEX only.
+        let e = c
+            .set_restrictions(
+                &h,
+                date(2030, 1, 1),
+                date(2030, 1, 2),
+                None,
+                Some(vec![flex.clone()]),
+                Weekdays::ALL,
+                RestrictionPatch {
+                    closed_to_arrival: Some(true),
+                    ..RestrictionPatch::default()
+                },
+            )
+            .unwrap();
+        c.apply(&e);
+        let refused = c.price_booking(input.clone(), now(), StayLimits::default());
+        assert_eq!(
+            refused.unwrap_err(),
+            DomainError::Restricted(vec![Reason::ClosedToArrival])
+        );
+        assert!(c
+            .price_booking(ask(&h, &t, 2, 1), now(), StayLimits::default())
+            .is_ok());
+        let offers = c
+            .offers(
+                &h,
+                &t,
+                &Stay::between(date(2030, 1, 1), date(2030, 1, 3)).unwrap(),
+                date(2029, 6, 1),
+            )
+            .unwrap();
+        let summary: Vec<(String, Vec<Reason>, i64)> = offers
+            .iter()
+            .map(|o| {
+                (
+                    o.rate_plan.to_string(),
+                    o.reasons.clone(),
+                    o.quote.total.amount_minor,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("BAR".to_owned(), vec![], 100_000),
+                ("FLEX".to_owned(), vec![Reason::ClosedToArrival], 85_000)
+            ]
+        );
+        // FLEX does not sell TWIN; NOPE does not exist.
+        let mut twin = ask(&h, &RoomTypeCode::parse("TWIN").unwrap(), 2, 1);
+        twin.rate_plan = Some(flex);
+        assert!(
+            matches!(c.price_booking(twin, now(), StayLimits::default()), Err(DomainError::RatePlan(v)) if v.field == "rate_plan")
+        );
+        input.rate_plan = Some(RatePlanCode::parse("NOPE").unwrap());
+        let unknown = c
+            .price_booking(input, now(), StayLimits::default())
+            .unwrap_err();
+        assert_eq!(unknown.code(), "invalid_request");
+    }
+
+    /// The catalog with plans and restrictions survives its encoding (a snapshot's part).
+    #[test]
+    fn plans_and_restrictions_survive_the_snapshot_encoding() {
+        use crate::selling::{RestrictionPatch, Weekdays};
+        let (mut c, h, t) = catalog();
+        let (e, _) = c
+            .put_rate_plan(&h, RatePlanCode::parse("FLEX").unwrap(), flexible(&[&t], 3))
+            .unwrap();
+        c.apply(&e);
+        let e = c
+            .set_restrictions(
+                &h,
+                date(2030, 1, 1),
+                date(2030, 2, 1),
+                None,
+                None,
+                Weekdays::ALL,
+                RestrictionPatch {
+                    min_stay_through: Some(Some(3)),
+                    closed: Some(true),
+                    ..RestrictionPatch::default()
+                },
+            )
+            .unwrap();
+        c.apply(&e);
+        let cfg = bincode::config::standard();
+        let bytes = bincode::serde::encode_to_vec(&c, cfg).unwrap();
+        let (back, _): (Catalog, usize) = bincode::serde::decode_from_slice(&bytes, cfg).unwrap();
+        assert_eq!(back, c);
+        let event_bytes = bincode::serde::encode_to_vec(&e, cfg).unwrap();
+        let (event, _): (Event, usize) =
+            bincode::serde::decode_from_slice(&event_bytes, cfg).unwrap();
+        assert_eq!(event, e);
     }
 }

@@ -75,6 +75,24 @@ pub mod timestamp {
     }
 }
 
+/// `Option<Timestamp>` with [`timestamp`]'s encoding.
+pub mod opt_timestamp {
+    use super::*;
+
+    /// Serializes `t`.
+    pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+        t.map(|t| (t.as_second(), t.subsec_nanosecond()))
+            .serialize(s)
+    }
+
+    /// Deserializes an optional instant, refusing out-of-range ones.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+        Option::<(i64, i32)>::deserialize(d)?
+            .map(|(secs, nanos)| Timestamp::new(secs, nanos).map_err(D::Error::custom))
+            .transpose()
+    }
+}
+
 /// A `BTreeMap<Date, V>` as a sequence of (packed date, value) pairs.
 pub mod date_map {
     use std::collections::BTreeMap;

@@ -109,6 +109,15 @@ pub enum DomainError {
     /// The reservation is being moved to another room; retry shortly.
     #[error("the reservation is being moved to another room; retry shortly")]
     MoveInProgress,
+    /// The hotel's restrictions or the plan's booking window forbid the stay; each reason
+    /// is listed (sorted).
+    #[error("the stay is restricted: {}", .0.iter().map(|r| r.code()).collect::<Vec<_>>().join(", "))]
+    Restricted(Vec<crate::selling::Reason>),
+    /// The booking names a rate plan the hotel does not have, or one that does not sell
+    /// the room type: a well-formed request that cannot be processed (code
+    /// `invalid_request`, like any bad field, but 422 rather than 400).
+    #[error(transparent)]
+    RatePlan(ValidationError),
 }
 
 impl DomainError {
@@ -129,6 +138,8 @@ impl DomainError {
             DomainError::IdempotencyKeyReused => "idempotency_key_reused",
             DomainError::NightsSold(_) => "nights_sold",
             DomainError::MoveInProgress => "move_in_progress",
+            DomainError::Restricted(_) => "restricted",
+            DomainError::RatePlan(_) => "invalid_request",
         }
     }
 }

@@ -7,10 +7,12 @@ use jiff::civil::Date;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::RatePlanCode;
 use crate::ids::{HotelId, IdempotencyKey, ReservationId, RoomKey, RoomNumber, RoomTypeCode};
 use crate::money::Currency;
 use crate::reservation::{Action, PaymentChange, Reservation};
 use crate::room::Housekeeping;
+use crate::selling::{RatePlan, RestrictionPatch, Weekdays};
 use crate::time::HotelTz;
 
 /// The `Idempotency-Key` a reservation was created with, and what it was created from.
@@ -35,6 +37,21 @@ pub struct Change {
     /// releases the nights still ahead.
     #[serde(with = "crate::codec::opt_date")]
     pub release_from: Option<Date>,
+    /// What cancelling or marking a no-show a paid reservation came to, decided from the
+    /// terms it was sold under; `None` for every other change, and for an unpaid one.
+    /// (A paid cancellation or no-show journaled before fees existed has `None` too, and
+    /// replays as it was decided then: a cancellation gave the whole total back, a
+    /// no-show kept it.)
+    pub settlement: Option<Settlement>,
+}
+
+/// The money side of cancelling or marking a no-show a paid reservation.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Settlement {
+    /// What the hotel keeps as the fee, minor units.
+    pub fee_minor: i64,
+    /// What is owed back, minor units (the total less the fee).
+    pub refund_minor: i64,
 }
 
 /// One state change.
@@ -179,6 +196,35 @@ pub enum Event {
         #[serde(with = "crate::codec::timestamp")]
         at: Timestamp,
     },
+    /// A rate plan was created or replaced.
+    RatePlanPut {
+        /// Which hotel.
+        hotel_id: HotelId,
+        /// Its code.
+        code: RatePlanCode,
+        /// The plan.
+        plan: RatePlan,
+    },
+    /// Restrictions changed on the dates of `[from, to)` that fall on `weekdays`, for
+    /// each listed room type and plan (listed explicitly, as decided).
+    RestrictionsSet {
+        /// Which hotel.
+        hotel_id: HotelId,
+        /// First date.
+        #[serde(with = "crate::codec::date")]
+        from: Date,
+        /// First date not covered.
+        #[serde(with = "crate::codec::date")]
+        to: Date,
+        /// Which days of the week.
+        weekdays: Weekdays,
+        /// The room types, sorted.
+        room_types: Vec<RoomTypeCode>,
+        /// The plans, sorted.
+        rate_plans: Vec<RatePlanCode>,
+        /// What changes on each.
+        patch: RestrictionPatch,
+    },
 }
 
 impl Event {
@@ -188,7 +234,9 @@ impl Event {
             Event::HotelPut { hotel_id, .. }
             | Event::RoomTypePut { hotel_id, .. }
             | Event::RoomPut { hotel_id, .. }
-            | Event::RatePut { hotel_id, .. } => hotel_id,
+            | Event::RatePut { hotel_id, .. }
+            | Event::RatePlanPut { hotel_id, .. }
+            | Event::RestrictionsSet { hotel_id, .. } => hotel_id,
             Event::ReservationCreated { reservation, .. } => &reservation.hotel_id,
             Event::ReservationChanged { room, .. }
             | Event::PaymentChanged { room, .. }

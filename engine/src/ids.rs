@@ -118,6 +118,21 @@ code_newtype!(
     RatePlanCode,
     "rate_plan"
 );
+impl RatePlanCode {
+    /// The built-in plan's code, [`crate::selling::BAR`].
+    pub fn bar() -> Self {
+        // One shared text for every reservation booked under it.
+        static BAR: std::sync::LazyLock<RatePlanCode> =
+            std::sync::LazyLock::new(|| RatePlanCode(crate::selling::BAR.into()));
+        BAR.clone()
+    }
+
+    /// Whether this is the built-in plan's code.
+    pub fn is_bar(&self) -> bool {
+        &*self.0 == crate::selling::BAR
+    }
+}
+
 code_newtype!(
     /// A client's `Idempotency-Key` for creating a reservation.
     IdempotencyKey,

@@ -32,6 +32,7 @@ use crate::reservation::{
     Guest, HistoryEntry, Payment, PaymentEventKind, PaymentHistoryEntry, PaymentStatus,
     Reservation, RoomMove, Status, MAX_HISTORY,
 };
+use crate::selling::Terms;
 use crate::time::Stay;
 
 /// One reservation as its room keeps it (see the module docs for what is left out and why).
@@ -84,6 +85,22 @@ struct Extra {
     /// Where it has been, for the few reservations that moved or whose room changed type
     /// (boxed again: a paid reservation, the common change, pays 8 bytes for it).
     moved: Option<Box<Moved>>,
+    /// What it was sold under and what that came to, unless it is what the built-in plan
+    /// implies (see [`Sold`]).
+    sold: Option<Box<Sold>>,
+}
+
+/// A reservation's selling terms and the fee and refund they led to, kept only when they
+/// are not the built-in plan's: free cancellation, no fee, and a refund (when one is owed
+/// or done) of the whole total.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+struct Sold {
+    /// [`Reservation::terms`].
+    terms: Terms,
+    /// [`Payment::fee_minor`].
+    fee_minor: i64,
+    /// [`Payment::refund_minor`].
+    refund_minor: i64,
 }
 
 /// What a reservation that moved, or whose room was retyped, keeps.
@@ -136,6 +153,16 @@ impl PaymentStep {
     }
 }
 
+/// The refund a reservation without [`Sold`] terms has: the whole total once a refund is
+/// owed or done, else nothing.
+fn implied_refund_minor(total_minor: i64, refund_owed: bool, status: PaymentStatus) -> i64 {
+    if refund_owed || status == PaymentStatus::Refunded {
+        total_minor
+    } else {
+        0
+    }
+}
+
 fn split(t: Timestamp) -> (i64, i32) {
     (t.as_second(), t.subsec_nanosecond())
 }
@@ -173,11 +200,24 @@ impl Kept {
             room_type: (r.room_type != *room_type).then(|| r.room_type.clone()),
             moves: r.moves.clone(),
         };
+        let implied_refund = implied_refund_minor(
+            r.total.amount_minor,
+            r.payment.refund_owed,
+            r.payment.status,
+        );
+        let sold = Sold {
+            terms: r.terms.clone(),
+            fee_minor: r.payment.fee_minor,
+            refund_minor: r.payment.refund_minor,
+        };
+        let implied =
+            sold.terms.is_bar() && sold.fee_minor == 0 && sold.refund_minor == implied_refund;
         let mut extra = Extra {
             history: (r.history != [creation_entry(r.created_at)]).then(|| r.history.clone()),
             payment_history: None,
             trade_no: r.payment.trade_no.as_deref().map(Arc::from),
             moved: (moved != Moved::default()).then(|| Box::new(moved)),
+            sold: (!implied).then(|| Box::new(sold)),
         };
         if r.payment.history != [payment_creation_entry(r.created_at)] {
             let current = extra.trade_no.as_ref();
@@ -232,13 +272,62 @@ impl Kept {
                     .and_then(|e| e.payment_history.as_ref())
                     .map(|steps| steps.iter().map(PaymentStep::entry).collect())
                     .unwrap_or_else(|| vec![payment_creation_entry(created_at)]),
+                fee_minor: self.fee_minor(),
+                refund_minor: self.refund_minor(),
             },
             history: extra
                 .and_then(|e| e.history.clone())
                 .unwrap_or_else(|| vec![creation_entry(created_at)]),
             created_by: self.created_by.as_deref().map(str::to_owned),
             moves: self.moved().map(|m| m.moves.clone()).unwrap_or_default(),
+            terms: self.sold().map_or_else(Terms::bar, |s| s.terms.clone()),
         }
+    }
+
+    fn sold(&self) -> Option<&Sold> {
+        self.extra.as_deref().and_then(|e| e.sold.as_deref())
+    }
+
+    /// What it was sold under, when that is not the built-in plan's terms.
+    pub fn terms(&self) -> Option<&Terms> {
+        self.sold().map(|s| &s.terms)
+    }
+
+    /// What the hotel keeps as a fee ([`Payment::fee_minor`]).
+    pub fn fee_minor(&self) -> i64 {
+        self.sold().map_or(0, |s| s.fee_minor)
+    }
+
+    /// What is (to be) given back ([`Payment::refund_minor`]).
+    pub fn refund_minor(&self) -> i64 {
+        self.sold().map_or_else(
+            || implied_refund_minor(self.total_minor, self.refund_owed, self.payment_status),
+            |s| s.refund_minor,
+        )
+    }
+
+    /// Records the fee the hotel keeps and the refund owed with it (set before the refund
+    /// flag and status move). Kept without an allocation when it is what the built-in
+    /// plan implies.
+    pub(crate) fn set_money(&mut self, fee_minor: i64, refund_minor: i64) {
+        if let Some(sold) = self
+            .extra
+            .as_deref_mut()
+            .and_then(|e| e.sold.as_deref_mut())
+        {
+            sold.fee_minor = fee_minor;
+            sold.refund_minor = refund_minor;
+            return;
+        }
+        let refunding = refund_minor > 0;
+        if fee_minor == 0 && refund_minor == if refunding { self.total_minor } else { 0 } {
+            return;
+        }
+        self.extra().sold = Some(Box::new(Sold {
+            terms: Terms::bar(),
+            fee_minor,
+            refund_minor,
+        }));
     }
 
     /// The id.
@@ -623,6 +712,92 @@ impl<'de> Deserialize<'de> for Ledger {
     }
 }
 
+/// Snapshot format 5's encoding of a ledger: the same as today's, but a reservation's
+/// extra part had no [`Sold`] terms (there were no rate plans).
+pub(crate) mod v5 {
+    use super::*;
+
+    /// [`Kept`] as format 5 encoded it.
+    #[derive(Deserialize, Debug)]
+    #[serde(rename = "Kept")]
+    struct KeptV5 {
+        id: ReservationId,
+        guest: Guest,
+        created_by: Option<Arc<str>>,
+        extra: Option<Box<ExtraV5>>,
+        version: u64,
+        total_minor: i64,
+        created_secs: i64,
+        hold_secs: i64,
+        created_nanos: i32,
+        hold_nanos: i32,
+        stay: Stay,
+        guests: u16,
+        currency: Currency,
+        status: Status,
+        payment_status: PaymentStatus,
+        refund_owed: bool,
+    }
+
+    /// [`Extra`] as format 5 encoded it.
+    #[derive(Deserialize, Debug)]
+    #[serde(rename = "Extra")]
+    struct ExtraV5 {
+        history: Option<Vec<HistoryEntry>>,
+        payment_history: Option<Vec<PaymentStep>>,
+        trade_no: Option<Arc<str>>,
+        moved: Option<Box<Moved>>,
+    }
+
+    /// A format-5 ledger, decoded and checked as today's.
+    #[derive(Debug)]
+    pub(crate) struct LedgerV5(pub(crate) Ledger);
+
+    impl<'de> Deserialize<'de> for LedgerV5 {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            #[derive(Deserialize)]
+            #[serde(rename = "Ledger")]
+            struct Fields {
+                kept: Vec<KeptV5>,
+                spans: Vec<Span>,
+            }
+            let Fields { kept, spans } = Fields::deserialize(d)?;
+            let kept = kept
+                .into_iter()
+                .map(|k| Kept {
+                    id: k.id,
+                    guest: k.guest,
+                    created_by: k.created_by,
+                    extra: k.extra.map(|e| {
+                        Box::new(Extra {
+                            history: e.history,
+                            payment_history: e.payment_history,
+                            trade_no: e.trade_no,
+                            moved: e.moved,
+                            sold: None,
+                        })
+                    }),
+                    version: k.version,
+                    total_minor: k.total_minor,
+                    created_secs: k.created_secs,
+                    hold_secs: k.hold_secs,
+                    created_nanos: k.created_nanos,
+                    hold_nanos: k.hold_nanos,
+                    stay: k.stay,
+                    guests: k.guests,
+                    currency: k.currency,
+                    status: k.status,
+                    payment_status: k.payment_status,
+                    refund_owed: k.refund_owed,
+                })
+                .collect();
+            let ledger = Ledger { kept, spans };
+            ledger.check().map_err(D::Error::custom)?;
+            Ok(LedgerV5(ledger))
+        }
+    }
+}
+
 /// Each night of `[from, to)`.
 pub(crate) fn nights(from: Date, to: Date) -> impl Iterator<Item = Date> {
     std::iter::successors(Some(from), |d| d.tomorrow().ok()).take_while(move |d| *d < to)
@@ -653,6 +828,7 @@ mod tests {
             guests: 2,
             guest: Guest::parse("Li Lei", "+86 138-0000-0000", "li@example.com").unwrap(),
             room: None,
+            rate_plan: crate::ids::RatePlanCode::bar(),
         };
         let total = Money {
             amount_minor: 12_345,

@@ -1,186 +1,611 @@
 //! Older encodings still read, so a data dir written by the previous release starts.
 //!
-//! Snapshot format 4 stored each room with its reservations in a map (each the whole
-//! reservation) and its calendar as one entry per night; format 5 stores the ledger
-//! ([`crate::ledger`]). Journals did not change.
+//! - Journal segment format 3 encoded a reservation without its selling terms and its
+//!   payment without fee and refund amounts ([`EventV3`], [`ReservationV3`]); format 4
+//!   has them. Reservations from before rate plans were sold under the built-in plan's
+//!   terms, and their refunds (owed or done) were always the whole total.
+//! - Snapshot format 5 stored hotels without rate plans and restrictions ([`CatalogV5`])
+//!   and reservations without selling terms ([`RoomStateV5`]); format 6 has them.
+//!
+//! Older formats (snapshot 4) are refused with a clear start-up error: start the
+//! previous release on such a data dir once, and it rewrites them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use jiff::civil::Date;
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{IdMap, ReservationId, RoomKey, RoomTypeCode};
-use crate::ledger::Kept;
-use crate::reservation::Reservation;
+use crate::catalog::{Catalog, Hotel, RoomType};
+use crate::event::{Change, Event, IdempotencyRecord};
+use crate::ids::{HotelId, ReservationId, RoomKey, RoomNumber, RoomTypeCode};
+use crate::ledger::v5::LedgerV5;
+use crate::money::{Currency, Money};
+use crate::reservation::{
+    Guest, HistoryEntry, Payment, PaymentChange, PaymentHistoryEntry, PaymentStatus, Reservation,
+    RoomMove, Status,
+};
 use crate::room::{Housekeeping, OutOfOrder, RoomState};
+use crate::selling::Terms;
+use crate::time::{HotelTz, Stay};
 
-/// A room as snapshot format 4 stored it.
-#[derive(Serialize, Deserialize, Debug)]
-pub struct RoomStateV4 {
-    /// Which room.
-    pub key: RoomKey,
-    /// Its type.
-    pub room_type: RoomTypeCode,
-    /// Cleanliness.
-    pub housekeeping: Housekeeping,
-    /// The reservation whose guest is in the room.
-    pub occupant: Option<ReservationId>,
-    /// Night → the reservation holding it.
+/// A room as snapshot format 5 stored it.
+#[derive(Deserialize, Debug)]
+#[serde(rename = "RoomState")]
+pub struct RoomStateV5 {
+    key: RoomKey,
+    room_type: RoomTypeCode,
+    housekeeping: Housekeeping,
+    occupant: Option<ReservationId>,
+    ledger: LedgerV5,
     #[serde(with = "crate::codec::date_map")]
-    pub calendar: BTreeMap<Date, ReservationId>,
-    /// Every reservation of the room, whole.
-    pub reservations: IdMap<Arc<Reservation>>,
-    /// Out-of-order ranges by first night.
-    #[serde(with = "crate::codec::date_map")]
-    pub out_of_order: BTreeMap<Date, OutOfOrder>,
+    out_of_order: BTreeMap<Date, OutOfOrder>,
 }
 
-impl RoomStateV4 {
-    /// The room in today's layout. Refused when its calendar is not what format 4 always
-    /// held: each reservation's nights one run of consecutive nights, of a reservation the
-    /// room has.
-    pub fn into_room_state(self) -> Result<RoomState, String> {
-        let mut held: BTreeMap<ReservationId, (Date, Date)> = BTreeMap::new();
-        for (night, id) in &self.calendar {
-            if !self.reservations.contains_key(id) {
-                return Err(format!("night {night} held by unknown reservation {id}"));
-            }
-            let next = night
-                .tomorrow()
-                .map_err(|e| format!("night {night}: {e}"))?;
-            match held.get_mut(id) {
-                Some((_, to)) if *to == *night => *to = next,
-                Some(_) => return Err(format!("the nights of {id} are not one run")),
-                None => {
-                    held.insert(*id, (*night, next));
-                }
-            }
-        }
+impl RoomStateV5 {
+    /// The room in today's layout: its reservations sold under the built-in plan.
+    pub fn into_room_state(self) -> RoomState {
         let mut room = RoomState::new(self.key, self.room_type);
         room.housekeeping = self.housekeeping;
         room.occupant = self.occupant;
+        room.ledger = self.ledger.0;
         room.out_of_order = self.out_of_order;
-        let mut reservations: Vec<Arc<Reservation>> = self.reservations.into_values().collect();
-        reservations.sort_by_key(|r| r.id);
-        for r in reservations {
-            let (from, to) = held.get(&r.id).copied().unwrap_or((Date::MIN, Date::MIN));
-            room.ledger.insert(Kept::new(&r, &room.room_type), from, to);
+        room
+    }
+}
+
+/// A hotel as snapshot format 5 stored it.
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(rename = "Hotel")]
+pub struct HotelV5 {
+    /// [`Hotel::id`].
+    pub id: HotelId,
+    /// [`Hotel::name`].
+    pub name: String,
+    /// [`Hotel::time_zone`].
+    pub time_zone: HotelTz,
+    /// [`Hotel::currency`].
+    pub currency: Currency,
+    /// [`Hotel::room_types`].
+    pub room_types: BTreeMap<RoomTypeCode, RoomType>,
+    /// [`Hotel::rooms`].
+    pub rooms: BTreeMap<RoomNumber, RoomTypeCode>,
+}
+
+/// The catalog as snapshot format 5 stored it.
+#[derive(Serialize, Deserialize, Debug, Default)]
+#[serde(rename = "Catalog")]
+pub struct CatalogV5 {
+    /// Hotels by id.
+    pub hotels: HashMap<HotelId, HotelV5>,
+}
+
+impl CatalogV5 {
+    /// Today's catalog: no hotel has rate plans (besides the built-in one) or restrictions.
+    pub fn into_catalog(self) -> Catalog {
+        Catalog {
+            hotels: self
+                .hotels
+                .into_iter()
+                .map(|(id, h)| {
+                    let hotel = Hotel {
+                        id: h.id,
+                        name: h.name,
+                        time_zone: h.time_zone,
+                        currency: h.currency,
+                        room_types: h.room_types,
+                        rooms: h.rooms,
+                        rate_plans: BTreeMap::new(),
+                        restrictions: Arc::default(),
+                    };
+                    (id, hotel)
+                })
+                .collect(),
         }
-        Ok(room)
+    }
+}
+
+/// A payment as journal segment format 3 encoded it.
+#[derive(Clone, Serialize, Deserialize, Debug)]
+#[serde(rename = "Payment")]
+pub struct PaymentV3 {
+    /// [`Payment::out_trade_no`].
+    pub out_trade_no: crate::ids::OutTradeNo,
+    /// [`Payment::amount`].
+    pub amount: Money,
+    /// [`Payment::status`].
+    pub status: PaymentStatus,
+    /// [`Payment::trade_no`].
+    pub trade_no: Option<String>,
+    /// [`Payment::refund_owed`].
+    pub refund_owed: bool,
+    /// [`Payment::history`].
+    pub history: Vec<PaymentHistoryEntry>,
+}
+
+/// A reservation as journal segment format 3 encoded it.
+#[derive(Clone, Serialize, Deserialize, Debug)]
+#[serde(rename = "Reservation")]
+pub struct ReservationV3 {
+    /// [`Reservation::id`].
+    pub id: ReservationId,
+    /// [`Reservation::hotel_id`].
+    pub hotel_id: HotelId,
+    /// [`Reservation::room_type`].
+    pub room_type: RoomTypeCode,
+    /// [`Reservation::room`].
+    pub room: RoomNumber,
+    /// [`Reservation::stay`].
+    pub stay: Stay,
+    /// [`Reservation::guests`].
+    pub guests: u16,
+    /// [`Reservation::guest`].
+    pub guest: Guest,
+    /// [`Reservation::total`].
+    pub total: Money,
+    /// [`Reservation::status`].
+    pub status: Status,
+    /// [`Reservation::version`].
+    pub version: u64,
+    /// [`Reservation::created_at`].
+    #[serde(with = "crate::codec::timestamp")]
+    pub created_at: Timestamp,
+    /// [`Reservation::hold_expires_at`].
+    #[serde(with = "crate::codec::timestamp")]
+    pub hold_expires_at: Timestamp,
+    /// [`Reservation::payment`].
+    pub payment: PaymentV3,
+    /// [`Reservation::history`].
+    pub history: Vec<HistoryEntry>,
+    /// [`Reservation::created_by`].
+    pub created_by: Option<String>,
+    /// [`Reservation::moves`].
+    pub moves: Vec<RoomMove>,
+}
+
+impl ReservationV3 {
+    /// The reservation in today's form: sold under the built-in plan, no fee, and a refund
+    /// (owed or done) of the whole total.
+    pub fn into_reservation(self) -> Reservation {
+        let p = self.payment;
+        let refund_minor = if p.refund_owed || p.status == PaymentStatus::Refunded {
+            p.amount.amount_minor
+        } else {
+            0
+        };
+        Reservation {
+            id: self.id,
+            hotel_id: self.hotel_id,
+            room_type: self.room_type,
+            room: self.room,
+            stay: self.stay,
+            guests: self.guests,
+            guest: self.guest,
+            total: self.total,
+            status: self.status,
+            version: self.version,
+            created_at: self.created_at,
+            hold_expires_at: self.hold_expires_at,
+            payment: Payment {
+                out_trade_no: p.out_trade_no,
+                amount: p.amount,
+                status: p.status,
+                trade_no: p.trade_no,
+                refund_owed: p.refund_owed,
+                history: p.history,
+                fee_minor: 0,
+                refund_minor,
+            },
+            history: self.history,
+            created_by: self.created_by,
+            moves: self.moves,
+            terms: Terms::bar(),
+        }
+    }
+}
+
+/// A decided change as journal segment format 3 encoded it: no settlement.
+#[derive(Clone, Serialize, Deserialize, Debug)]
+#[serde(rename = "Change")]
+pub struct ChangeV3 {
+    /// [`Change::action`].
+    pub action: crate::reservation::Action,
+    /// [`Change::at`].
+    #[serde(with = "crate::codec::timestamp")]
+    pub at: Timestamp,
+    /// [`Change::release_from`].
+    #[serde(with = "crate::codec::opt_date")]
+    pub release_from: Option<Date>,
+}
+
+/// A payment change as journal segment format 3 encoded it: a refund without its amount.
+#[derive(Clone, Serialize, Deserialize, Debug)]
+#[serde(rename = "PaymentChange")]
+#[allow(missing_docs)]
+pub enum PaymentChangeV3 {
+    Failed { trade_no: String },
+    RefundOwed { trade_no: String },
+    Refunded,
+}
+
+/// An event as journal segment format 3 encoded it: today's first eleven, a creation
+/// holding a [`ReservationV3`].
+#[derive(Clone, Serialize, Deserialize, Debug)]
+#[serde(rename = "Event")]
+#[allow(missing_docs)]
+pub enum EventV3 {
+    /// A hotel was created or updated.
+    HotelPut {
+        /// Which hotel.
+        hotel_id: HotelId,
+        /// Display name.
+        name: String,
+        /// Its time zone.
+        time_zone: HotelTz,
+        /// Its currency.
+        currency: Currency,
+    },
+    /// A room type was created or updated.
+    RoomTypePut {
+        /// Which hotel.
+        hotel_id: HotelId,
+        /// Which type.
+        code: RoomTypeCode,
+        /// Display name.
+        name: String,
+        /// Most guests.
+        capacity: u16,
+        /// Nightly base rate, minor units.
+        base_rate_minor: i64,
+    },
+    /// A room was created or given another type.
+    RoomPut {
+        /// Which hotel.
+        hotel_id: HotelId,
+        /// Which room.
+        number: RoomNumber,
+        /// Its type.
+        room_type: RoomTypeCode,
+    },
+    /// A nightly rate override for `[from, to)`.
+    RatePut {
+        /// Which hotel.
+        hotel_id: HotelId,
+        /// Which type.
+        room_type: RoomTypeCode,
+        /// First night.
+        #[serde(with = "crate::codec::date")]
+        from: Date,
+        /// First night not covered.
+        #[serde(with = "crate::codec::date")]
+        to: Date,
+        /// Nightly rate, minor units.
+        amount_minor: i64,
+    },
+    /// A reservation took its room's nights.
+    ReservationCreated {
+        /// The whole reservation as created (status `pending_payment`, version 1). Shared,
+        /// not copied, by the journal, the live event stream and the booking's answer (the
+        /// room keeps a compact copy; `serde`'s `rc`: encoded exactly as the reservation).
+        reservation: std::sync::Arc<ReservationV3>,
+        /// The key it was created under, if any.
+        idempotency: Option<IdempotencyRecord>,
+    },
+    /// A reservation moved in its state machine.
+    ReservationChanged {
+        /// The room holding it.
+        room: RoomKey,
+        /// Which reservation.
+        id: ReservationId,
+        /// The decided change.
+        change: ChangeV3,
+    },
+    /// A reservation's payment changed without moving its state machine (a failed
+    /// attempt, a refund owed, a refund done). Journaled by the reservation's room, so
+    /// payment changes are serialized with the reservation's own transitions.
+    PaymentChanged {
+        /// The room holding the reservation.
+        room: RoomKey,
+        /// Which reservation.
+        id: ReservationId,
+        /// What changed.
+        change: PaymentChangeV3,
+        /// When (UTC).
+        #[serde(with = "crate::codec::timestamp")]
+        at: Timestamp,
+    },
+    /// A room was taken out of order for `[from, to)`: those nights cannot be sold.
+    OutOfOrderSet {
+        /// Which room.
+        room: RoomKey,
+        /// First night out of order.
+        #[serde(with = "crate::codec::date")]
+        from: Date,
+        /// First night back in order.
+        #[serde(with = "crate::codec::date")]
+        to: Date,
+        /// Why, for the staff.
+        reason: String,
+        /// The hotel-local date it was decided on: ranges that ended before it are dropped.
+        #[serde(with = "crate::codec::date")]
+        today: Date,
+        /// When (UTC).
+        #[serde(with = "crate::codec::timestamp")]
+        at: Timestamp,
+    },
+    /// A room's out-of-order range starting at `from` was lifted.
+    OutOfOrderCleared {
+        /// Which room.
+        room: RoomKey,
+        /// First night of the range.
+        #[serde(with = "crate::codec::date")]
+        from: Date,
+        /// When (UTC).
+        #[serde(with = "crate::codec::timestamp")]
+        at: Timestamp,
+    },
+    /// A reservation moved to another room of the hotel: `to` holds its nights from
+    /// `first_night` on, `from` no longer holds any. One event, so a replay applies both
+    /// halves or neither.
+    ReservationMoved {
+        /// Which reservation.
+        id: ReservationId,
+        /// The room it left.
+        from: RoomKey,
+        /// The room it went to.
+        to: RoomKey,
+        /// The new room's type (the reservation's type from now on; the price stays).
+        room_type: RoomTypeCode,
+        /// The first night the new room holds.
+        #[serde(with = "crate::codec::date")]
+        first_night: Date,
+        /// When (UTC).
+        #[serde(with = "crate::codec::timestamp")]
+        at: Timestamp,
+    },
+    /// A room's housekeeping status changed.
+    HousekeepingSet {
+        /// Which room.
+        room: RoomKey,
+        /// The new status.
+        status: Housekeeping,
+        /// When (UTC).
+        #[serde(with = "crate::codec::timestamp")]
+        at: Timestamp,
+    },
+}
+
+impl EventV3 {
+    /// The event in today's form.
+    pub fn into_event(self) -> Event {
+        match self {
+            EventV3::HotelPut {
+                hotel_id,
+                name,
+                time_zone,
+                currency,
+            } => Event::HotelPut {
+                hotel_id,
+                name,
+                time_zone,
+                currency,
+            },
+            EventV3::RoomTypePut {
+                hotel_id,
+                code,
+                name,
+                capacity,
+                base_rate_minor,
+            } => Event::RoomTypePut {
+                hotel_id,
+                code,
+                name,
+                capacity,
+                base_rate_minor,
+            },
+            EventV3::RoomPut {
+                hotel_id,
+                number,
+                room_type,
+            } => Event::RoomPut {
+                hotel_id,
+                number,
+                room_type,
+            },
+            EventV3::RatePut {
+                hotel_id,
+                room_type,
+                from,
+                to,
+                amount_minor,
+            } => Event::RatePut {
+                hotel_id,
+                room_type,
+                from,
+                to,
+                amount_minor,
+            },
+            EventV3::ReservationCreated {
+                reservation,
+                idempotency,
+            } => Event::ReservationCreated {
+                reservation: Arc::new(Arc::unwrap_or_clone(reservation).into_reservation()),
+                idempotency,
+            },
+            EventV3::ReservationChanged { room, id, change } => Event::ReservationChanged {
+                room,
+                id,
+                change: Change {
+                    action: change.action,
+                    at: change.at,
+                    release_from: change.release_from,
+                    settlement: None,
+                },
+            },
+            EventV3::PaymentChanged {
+                room,
+                id,
+                change,
+                at,
+            } => Event::PaymentChanged {
+                room,
+                id,
+                change: match change {
+                    PaymentChangeV3::Failed { trade_no } => PaymentChange::Failed { trade_no },
+                    PaymentChangeV3::RefundOwed { trade_no } => {
+                        PaymentChange::RefundOwed { trade_no }
+                    }
+                    // Refunds were always of the whole amount, which replay recorded as
+                    // owed; the amount here is what applying takes from the reservation.
+                    PaymentChangeV3::Refunded => PaymentChange::Refunded { amount_minor: 0 },
+                },
+                at,
+            },
+            EventV3::OutOfOrderSet {
+                room,
+                from,
+                to,
+                reason,
+                today,
+                at,
+            } => Event::OutOfOrderSet {
+                room,
+                from,
+                to,
+                reason,
+                today,
+                at,
+            },
+            EventV3::OutOfOrderCleared { room, from, at } => {
+                Event::OutOfOrderCleared { room, from, at }
+            }
+            EventV3::ReservationMoved {
+                id,
+                from,
+                to,
+                room_type,
+                first_night,
+                at,
+            } => Event::ReservationMoved {
+                id,
+                from,
+                to,
+                room_type,
+                first_night,
+                at,
+            },
+            EventV3::HousekeepingSet { room, status, at } => {
+                Event::HousekeepingSet { room, status, at }
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use jiff::civil::date;
-    use jiff::{SignedDuration, Timestamp};
-
     use super::*;
-    use crate::event::Event;
-    use crate::ids::{HotelId, RoomNumber};
-    use crate::money::{Currency, Money};
-    use crate::reservation::{Action, BookRequest, Guest};
-    use crate::time::Stay;
+    use crate::reservation::PaymentEventKind;
 
-    /// A format-4 room (a paid, checked-out early stay and a pending one) becomes exactly
-    /// the room that applying the same events builds; a calendar with a hole is refused.
-    #[test]
-    fn a_format_4_room_becomes_the_same_room() {
-        let key = RoomKey {
-            hotel_id: HotelId::parse("H1").unwrap(),
-            number: RoomNumber::parse("101").unwrap(),
-        };
-        let king = RoomTypeCode::parse("KING").unwrap();
-        let t0 = Timestamp::from_second(1_900_000_000).unwrap();
-        let booking = |n: u128, a: i8, d: i8| {
-            let req = BookRequest {
-                hotel_id: key.hotel_id.clone(),
-                room_type: king.clone(),
-                stay: Stay::between(date(2030, 1, a), date(2030, 1, d)).unwrap(),
-                guests: 1,
-                guest: Guest::parse("Li Lei", "+86 138-0000-0000", "li@example.com").unwrap(),
-                room: None,
-            };
-            let total = Money {
-                amount_minor: 10_000,
-                currency: Currency::parse("CNY").unwrap(),
-            };
-            let id = ReservationId(uuid::Uuid::from_u128(n));
-            let r = crate::state::new_reservation(
-                &req,
-                key.number.clone(),
-                total,
-                id,
-                t0,
-                SignedDuration::from_mins(15),
-            );
-            Event::ReservationCreated {
-                reservation: r.into(),
-                idempotency: None,
-            }
-        };
-        let mut room = RoomState::new(key.clone(), king.clone());
-        room.apply(&booking(1, 2, 6));
-        room.apply(&booking(2, 10, 12));
-        let first = ReservationId(uuid::Uuid::from_u128(1));
-        let at = |s| t0.checked_add(SignedDuration::from_secs(s)).unwrap();
-        for (action, today) in [
-            (
-                Action::Pay {
-                    trade_no: "T1".into(),
-                },
-                date(2030, 1, 1),
-            ),
-            (Action::CheckIn, date(2030, 1, 2)),
-            (Action::CheckOut, date(2030, 1, 4)),
-        ] {
-            let e = room
-                .decide_change(&first, action, None, at(60), today)
-                .unwrap();
-            room.apply(&e);
-        }
-        // The same room as format 4 held it.
-        let calendar = room.calendar();
-        let old = RoomStateV4 {
-            key: key.clone(),
-            room_type: king.clone(),
-            housekeeping: room.housekeeping,
-            occupant: room.occupant,
-            calendar: calendar.clone(),
-            reservations: room
-                .ledger
-                .iter()
-                .map(|k| (k.id(), Arc::new(k.to_reservation(&key, &king))))
-                .collect(),
-            out_of_order: room.out_of_order.clone(),
-        };
-        let cfg = bincode::config::standard();
-        let bytes = bincode::serde::encode_to_vec(&old, cfg).unwrap();
-        let (decoded, _): (RoomStateV4, usize) =
-            bincode::serde::decode_from_slice(&bytes, cfg).unwrap();
-        assert_eq!(decoded.into_room_state().unwrap(), room);
+    /// Bytes written by the previous release (`testdata/journal3-snapshot5.gen.rs`, run as
+    /// an integration test of the engine at commit b2fc3b4): a hotel's setup, three paid reservations of room 101 (the first cancelled and
+    /// refunded, the third a no-show), each event as journal segment format 3 encoded it,
+    /// then the room and the catalog as snapshot format 5 encoded them.
+    const GOLDEN: &str = include_str!("../testdata/journal3-snapshot5.txt");
 
-        let mut holed = decoded_again(&bytes);
-        holed.calendar.remove(&date(2030, 1, 2));
-        holed.calendar.insert(date(2030, 1, 5), first);
-        assert!(
-            holed.into_room_state().is_err(),
-            "nights that are not one run"
-        );
-        let mut stray = decoded_again(&bytes);
-        stray
-            .calendar
-            .insert(date(2030, 1, 20), ReservationId(uuid::Uuid::from_u128(9)));
-        assert!(
-            stray.into_room_state().is_err(),
-            "a night of an unknown reservation"
-        );
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
-    fn decoded_again(bytes: &[u8]) -> RoomStateV4 {
-        bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-            .unwrap()
-            .0
+    fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
+        let (value, used) =
+            bincode::serde::decode_from_slice(bytes, bincode::config::standard()).unwrap();
+        assert_eq!(used, bytes.len(), "every byte decodes");
+        value
+    }
+
+    fn golden(tag: &str) -> Vec<Vec<u8>> {
+        GOLDEN
+            .lines()
+            .filter_map(|l| l.strip_prefix(tag))
+            .map(|hex| unhex(hex.trim()))
+            .collect()
+    }
+
+    /// The previous release's journal replays, through today's `apply`, into exactly the
+    /// room and catalog its own snapshot holds (read through the format-5 readers), and
+    /// means what it meant then: sold under the built-in plan, a paid cancellation refunded
+    /// whole, a no-show keeping the money.
+    #[test]
+    fn the_previous_release_s_journal_and_snapshot_read_and_agree() {
+        let events: Vec<Event> = golden("EVENT ")
+            .iter()
+            .map(|b| decode::<EventV3>(b).into_event())
+            .collect();
+        assert_eq!(events.len(), 13);
+        let mut catalog = Catalog::default();
+        let mut room: Option<RoomState> = None;
+        for e in &events {
+            catalog.apply(e);
+            if let Event::RoomPut {
+                hotel_id,
+                number,
+                room_type,
+            } = e
+            {
+                let key = RoomKey {
+                    hotel_id: hotel_id.clone(),
+                    number: number.clone(),
+                };
+                room = Some(RoomState::new(key, room_type.clone()));
+            }
+            if let Some(room) = room.as_mut() {
+                room.apply(e);
+            }
+        }
+        let room = room.expect("a room");
+        let stored_room = decode::<RoomStateV5>(&golden("ROOM ")[0]).into_room_state();
+        assert_eq!(stored_room, room);
+        let stored_catalog = decode::<CatalogV5>(&golden("CATALOG ")[0]).into_catalog();
+        assert_eq!(stored_catalog, catalog);
+
+        let id = |n: u128| ReservationId(uuid::Uuid::from_u128(n));
+        let cancelled = room.reservation(&id(1)).unwrap();
+        assert_eq!(cancelled.status, Status::Cancelled);
+        assert_eq!(cancelled.payment.status, PaymentStatus::Refunded);
+        assert_eq!(
+            (cancelled.payment.fee_minor, cancelled.payment.refund_minor),
+            (0, 100_000)
+        );
+        assert_eq!(cancelled.terms, Terms::bar());
+        assert_eq!(cancelled.created_by.as_deref(), Some("key-1"));
+        let kinds: Vec<PaymentEventKind> =
+            cancelled.payment.history.iter().map(|h| h.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                PaymentEventKind::Created,
+                PaymentEventKind::Succeeded,
+                PaymentEventKind::CancelledAfterPayment,
+                PaymentEventKind::Refunded
+            ]
+        );
+        let confirmed = room.reservation(&id(2)).unwrap();
+        assert_eq!(confirmed.status, Status::Confirmed);
+        assert_eq!(confirmed.payment.trade_no.as_deref(), Some("T2"));
+        let no_show = room.reservation(&id(3)).unwrap();
+        assert_eq!(no_show.status, Status::NoShow);
+        assert_eq!(no_show.payment.status, PaymentStatus::Succeeded);
+        assert!(!no_show.payment.refund_owed);
+        assert_eq!(
+            (no_show.payment.fee_minor, no_show.payment.refund_minor),
+            (0, 0)
+        );
+        let hotel = catalog.hotels.values().next().unwrap();
+        assert!(hotel.rate_plans.is_empty() && hotel.restrictions.is_empty());
+        assert_eq!(hotel.room_types.values().next().unwrap().overrides.len(), 1);
     }
 }

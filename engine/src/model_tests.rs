@@ -786,6 +786,7 @@ impl Harness {
             guest: Guest::parse("Ada Lovelace", "+86 138-0000-0000", "ada@example.com")
                 .expect("guest"),
             room: wanted_room.clone(),
+            rate_plan: crate::ids::RatePlanCode::bar(),
         };
 
         // Idempotency keys: a live key replays or refuses before anything is decided.

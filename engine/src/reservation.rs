@@ -7,8 +7,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, ValidationError};
-use crate::ids::{HotelId, OutTradeNo, ReservationId, RoomNumber, RoomTypeCode};
+use crate::ids::{HotelId, OutTradeNo, RatePlanCode, ReservationId, RoomNumber, RoomTypeCode};
 use crate::money::Money;
+use crate::selling::Terms;
 use crate::time::Stay;
 
 /// Most history entries one reservation keeps. The state machine has at most five
@@ -296,6 +297,12 @@ pub struct Payment {
     /// Every payment-side change, oldest first (at most [`MAX_HISTORY`]), so an operator
     /// can see how the money moved independently of the reservation's transitions.
     pub history: Vec<PaymentHistoryEntry>,
+    /// What the hotel keeps of captured money as a fee (cancellation or no-show, by the
+    /// reservation's status), minor units; 0 when none.
+    pub fee_minor: i64,
+    /// What is given back, minor units: owed while `refund_owed`, done once `status` is
+    /// `refunded`; 0 when nothing is.
+    pub refund_minor: i64,
 }
 
 /// What happened to a payment, in its history.
@@ -314,6 +321,11 @@ pub enum PaymentEventKind {
     CancelledAfterPayment,
     /// The provider confirmed the refund.
     Refunded,
+    /// A paid reservation was cancelled late or was a no-show, and its fee keeps all of
+    /// the money: nothing is owed back.
+    FeeKept,
+    /// A paid reservation was a no-show; what its no-show fee leaves is owed back.
+    NoShowAfterPayment,
 }
 
 impl PaymentEventKind {
@@ -326,6 +338,8 @@ impl PaymentEventKind {
             PaymentEventKind::RefundOwed => "refund_owed",
             PaymentEventKind::CancelledAfterPayment => "cancelled_after_payment",
             PaymentEventKind::Refunded => "refunded",
+            PaymentEventKind::FeeKept => "fee_kept",
+            PaymentEventKind::NoShowAfterPayment => "no_show_after_payment",
         }
     }
 }
@@ -373,7 +387,10 @@ pub enum PaymentChange {
         trade_no: String,
     },
     /// The provider confirmed the refund of the captured money.
-    Refunded,
+    Refunded {
+        /// What it gave back, minor units.
+        amount_minor: i64,
+    },
 }
 
 /// What applying a [`PaymentReport`] came to (the callback's outcome).
@@ -457,6 +474,8 @@ pub struct Reservation {
     /// which night the current room holds the stay: a guest moved mid-stay slept the
     /// earlier nights elsewhere.
     pub moves: Vec<RoomMove>,
+    /// The rate plan it was sold under, with its policies and their prices for this stay.
+    pub terms: Terms,
 }
 
 /// Room moves one reservation remembers; older ones are dropped (the journal still has
@@ -512,6 +531,8 @@ pub struct BookInput {
     pub guest: Guest,
     /// A specific room, if asked for.
     pub room: Option<RoomNumber>,
+    /// The rate plan; `None` is the built-in `BAR`.
+    pub rate_plan: Option<RatePlanCode>,
     /// Who books: an identifier of the API key (the HTTP layer sets it from the
     /// authenticated caller), recorded on the reservation as
     /// [`Reservation::created_by`]. It scopes idempotency keys and the hold
@@ -534,6 +555,8 @@ pub struct BookRequest {
     pub guest: Guest,
     /// A specific room, when the client asks for one.
     pub room: Option<RoomNumber>,
+    /// The rate plan.
+    pub rate_plan: RatePlanCode,
 }
 
 impl BookRequest {
@@ -563,6 +586,12 @@ impl BookRequest {
         h.field(self.guest.phone());
         h.field(self.guest.email());
         h.field(self.room.as_ref().map_or("", |r| r.as_str()));
+        // Only another plan than the built-in one adds to the fingerprint, so the keys of
+        // bookings made before plans existed still match their retries.
+        if !self.rate_plan.is_bar() {
+            h.field("rate_plan");
+            h.field(self.rate_plan.as_str());
+        }
         if let Some(by) = created_by {
             h.field("created_by");
             h.field(by);
@@ -701,6 +730,7 @@ mod tests {
             guests: 2,
             guest: Guest::parse("Li Lei", "+86 138-0000-0000", "li@example.com").unwrap(),
             room: None,
+            rate_plan: crate::ids::RatePlanCode::bar(),
         };
         assert_eq!(req.fingerprint(), req.fingerprint_by(None));
         let a = req.fingerprint_by(Some("aaaa"));

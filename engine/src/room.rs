@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, NightConflict, ValidationError};
-use crate::event::{Change, Event};
+use crate::event::{Change, Event, Settlement};
 use crate::ids::{ReservationId, RoomKey, RoomTypeCode};
 use crate::ledger::{nights, Kept, Ledger};
 use crate::reservation::{
@@ -570,6 +570,25 @@ impl RoomState {
             }
             _ => {}
         }
+        // A paid reservation cancelled or marked a no-show keeps the fee its terms set and
+        // is owed the rest back.
+        let paid = r.payment_status() == PaymentStatus::Succeeded && !r.refund_owed();
+        let settlement = match action {
+            Action::Cancel | Action::NoShow if paid => {
+                let total = r.total().amount_minor;
+                let fee = match (&action, r.terms()) {
+                    (_, None) => 0,
+                    (Action::Cancel, Some(t)) => t.cancellation_fee_at(now),
+                    (_, Some(t)) => t.no_show_fee_minor,
+                }
+                .clamp(0, total.max(0));
+                Some(Settlement {
+                    fee_minor: fee,
+                    refund_minor: total - fee,
+                })
+            }
+            _ => None,
+        };
         Ok(Event::ReservationChanged {
             room: self.key.clone(),
             id: *id,
@@ -577,6 +596,7 @@ impl RoomState {
                 action,
                 at: now,
                 release_from,
+                settlement,
             },
         })
     }
@@ -635,6 +655,7 @@ impl RoomState {
                             },
                             at: now,
                             release_from: None,
+                            settlement: None,
                         },
                     };
                     return Ok((Some(event), PaymentOutcome::Confirmed));
@@ -657,10 +678,11 @@ impl RoomState {
         if !self.kept(id)?.refund_owed() {
             return Ok(None);
         }
+        let amount_minor = self.kept(id)?.refund_minor();
         Ok(Some(Event::PaymentChanged {
             room: self.key.clone(),
             id: *id,
-            change: PaymentChange::Refunded,
+            change: PaymentChange::Refunded { amount_minor },
             at: now,
         }))
     }
@@ -757,13 +779,35 @@ impl RoomState {
                         r.set_payment(PaymentStatus::Succeeded, Some(trade_no), r.refund_owed());
                         r.push_payment_history(change.at, PaymentEventKind::Succeeded);
                     }
-                    // Cancelling a paid reservation gives the money back: the refund is
-                    // owed from this event on, and the payment supervisor issues it.
-                    Action::Cancel
+                    // A paid reservation cancelled, or a no-show, keeps its fee and is owed
+                    // the rest back: the payment supervisor issues the refund.
+                    Action::Cancel | Action::NoShow
                         if r.payment_status() == PaymentStatus::Succeeded && !r.refund_owed() =>
                     {
-                        r.set_payment(PaymentStatus::Succeeded, None, true);
-                        r.push_payment_history(change.at, PaymentEventKind::CancelledAfterPayment);
+                        let settlement = match (change.settlement, &change.action) {
+                            (Some(s), _) => Some(s),
+                            // Journaled before fees existed: a cancellation gave everything
+                            // back, a no-show kept everything (and recorded nothing).
+                            (None, Action::Cancel) => Some(Settlement {
+                                fee_minor: 0,
+                                refund_minor: r.total().amount_minor,
+                            }),
+                            (None, _) => None,
+                        };
+                        if let Some(Settlement {
+                            fee_minor,
+                            refund_minor,
+                        }) = settlement
+                        {
+                            r.set_money(fee_minor, refund_minor);
+                            let kind = match change.action {
+                                _ if refund_minor == 0 => PaymentEventKind::FeeKept,
+                                Action::Cancel => PaymentEventKind::CancelledAfterPayment,
+                                _ => PaymentEventKind::NoShowAfterPayment,
+                            };
+                            r.set_payment(PaymentStatus::Succeeded, None, refund_minor > 0);
+                            r.push_payment_history(change.at, kind);
+                        }
                     }
                     Action::CheckIn => self.occupant = Some(*id),
                     Action::CheckOut => {
@@ -789,10 +833,13 @@ impl RoomState {
                         PaymentEventKind::Failed
                     }
                     PaymentChange::RefundOwed { trade_no } => {
+                        // Money the reservation cannot take goes back whole.
+                        let total = r.total().amount_minor;
+                        r.set_money(0, total);
                         r.set_payment(PaymentStatus::Succeeded, Some(trade_no), true);
                         PaymentEventKind::RefundOwed
                     }
-                    PaymentChange::Refunded => {
+                    PaymentChange::Refunded { .. } => {
                         r.set_payment(PaymentStatus::Refunded, None, false);
                         PaymentEventKind::Refunded
                     }
@@ -848,7 +895,11 @@ impl RoomState {
                     self.room_type = room_type.clone();
                 }
             }
-            Event::HotelPut { .. } | Event::RoomTypePut { .. } | Event::RatePut { .. } => {}
+            Event::HotelPut { .. }
+            | Event::RoomTypePut { .. }
+            | Event::RatePut { .. }
+            | Event::RatePlanPut { .. }
+            | Event::RestrictionsSet { .. } => {}
         }
         delta
     }
@@ -976,6 +1027,7 @@ mod payment_tests {
             guests: 1,
             guest: Guest::parse("Li Lei", "+86 138-0000-0000", "li@example.com").unwrap(),
             room: None,
+            rate_plan: crate::ids::RatePlanCode::bar(),
         };
         let id = ReservationId(uuid::Uuid::from_u128(7));
         let total = Money {
@@ -1466,5 +1518,337 @@ mod payment_tests {
         assert_eq!(r.payment.status, PaymentStatus::Succeeded);
         assert!(r.payment.refund_owed);
         assert!(room.decide_refunded(&id, at(3)).unwrap().is_some());
+    }
+}
+
+/// Fees and refunds decided from the terms a reservation was sold under.
+#[cfg(test)]
+mod fee_tests {
+    use jiff::civil::date;
+    use jiff::SignedDuration;
+
+    use super::*;
+    use crate::catalog::Quote;
+    use crate::ids::{HotelId, RatePlanCode, RoomNumber};
+    use crate::money::{Currency, Money};
+    use crate::reservation::{BookRequest, Guest};
+    use crate::selling::{CancellationPolicy, Fee, RatePlan, Terms};
+    use crate::time::{HotelTz, Stay};
+
+    const T0: i64 = 1_900_000_000;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(T0 + s).unwrap()
+    }
+
+    /// Three nights from 2030-01-10 in Shanghai at 1 000, 1 200 and 1 000 under `terms`.
+    fn stay() -> Stay {
+        Stay::between(date(2030, 1, 10), date(2030, 1, 13)).unwrap()
+    }
+
+    fn terms(free_until_hours: i64, late: Fee, no_show: Fee) -> Terms {
+        let code = RatePlanCode::parse("FLEX").unwrap();
+        let plan = RatePlan::parse(
+            "Flexible",
+            vec![RoomTypeCode::parse("KING").unwrap()],
+            0,
+            CancellationPolicy::parse(free_until_hours, late).unwrap(),
+            no_show,
+            None,
+            None,
+        )
+        .unwrap();
+        let cny = Currency::parse("CNY").unwrap();
+        let nightly: Vec<(Date, i64)> = stay().each_night().zip([1000, 1200, 1000]).collect();
+        let quote = Quote {
+            nightly,
+            total: Money {
+                amount_minor: 3200,
+                currency: cny,
+            },
+        };
+        let tz = HotelTz::parse("Asia/Shanghai").unwrap();
+        Terms::of(code, &plan, stay().arrival(), &tz, &quote)
+    }
+
+    /// A room with one paid reservation sold under `terms`.
+    fn paid_under(terms: Terms) -> (RoomState, ReservationId) {
+        let key = RoomKey {
+            hotel_id: HotelId::parse("H1").unwrap(),
+            number: RoomNumber::parse("101").unwrap(),
+        };
+        let king = RoomTypeCode::parse("KING").unwrap();
+        let mut room = RoomState::new(key.clone(), king.clone());
+        let req = BookRequest {
+            hotel_id: key.hotel_id.clone(),
+            room_type: king,
+            stay: stay(),
+            guests: 1,
+            guest: Guest::parse("Li Lei", "+86 138-0000-0000", "li@example.com").unwrap(),
+            room: None,
+            rate_plan: terms.rate_plan.clone(),
+        };
+        let id = ReservationId(uuid::Uuid::from_u128(7));
+        let total = Money {
+            amount_minor: 3200,
+            currency: Currency::parse("CNY").unwrap(),
+        };
+        let mut r = crate::state::new_reservation(
+            &req,
+            key.number.clone(),
+            total,
+            id,
+            at(0),
+            SignedDuration::from_mins(15),
+        );
+        r.terms = terms;
+        room.apply(&Event::ReservationCreated {
+            reservation: r.into(),
+            idempotency: None,
+        });
+        let (e, _) = room
+            .decide_payment(
+                &id,
+                &PaymentReport::Succeeded {
+                    trade_no: "T1".into(),
+                },
+                at(1),
+            )
+            .unwrap();
+        room.apply(&e.unwrap());
+        (room, id)
+    }
+
+    /// Decides and applies `action` at `now`; the settlement it decided.
+    fn act(
+        room: &mut RoomState,
+        id: &ReservationId,
+        action: Action,
+        now: Timestamp,
+    ) -> Option<Settlement> {
+        let e = room
+            .decide_change(id, action, None, now, date(2030, 1, 11))
+            .unwrap();
+        room.apply(&e);
+        match e {
+            Event::ReservationChanged { change, .. } => change.settlement,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn last_kind(room: &RoomState, id: &ReservationId) -> PaymentEventKind {
+        room.reservation(id)
+            .unwrap()
+            .payment
+            .history
+            .last()
+            .unwrap()
+            .kind
+    }
+
+    /// Free until 48 hours before the arrival date starts in Shanghai (2030-01-10 00:00
+    /// +08:00 = 2030-01-09T16:00Z, so 2030-01-07T16:00Z), then the first night.
+    #[test]
+    fn a_cancellation_is_free_until_its_instant_then_costs_the_fee() {
+        let flex = terms(48, Fee::Nights(1), Fee::Percent(50));
+        let free_until: Timestamp = "2030-01-07T16:00:00Z".parse().unwrap();
+        assert_eq!(flex.free_until, Some(free_until));
+        assert_eq!(
+            (flex.late_cancel_fee_minor, flex.no_show_fee_minor),
+            (1000, 1600)
+        );
+
+        let (mut room, id) = paid_under(flex.clone());
+        let settled = act(&mut room, &id, Action::Cancel, free_until);
+        assert_eq!(
+            settled,
+            Some(Settlement {
+                fee_minor: 0,
+                refund_minor: 3200
+            })
+        );
+        let r = room.reservation(&id).unwrap();
+        assert!(r.payment.refund_owed);
+        assert_eq!((r.payment.fee_minor, r.payment.refund_minor), (0, 3200));
+        assert_eq!(
+            last_kind(&room, &id),
+            PaymentEventKind::CancelledAfterPayment
+        );
+
+        let (mut room, id) = paid_under(flex.clone());
+        let late = free_until
+            .checked_add(SignedDuration::from_secs(1))
+            .unwrap();
+        let settled = act(&mut room, &id, Action::Cancel, late);
+        assert_eq!(
+            settled,
+            Some(Settlement {
+                fee_minor: 1000,
+                refund_minor: 2200
+            })
+        );
+        let r = room.reservation(&id).unwrap();
+        assert_eq!((r.payment.fee_minor, r.payment.refund_minor), (1000, 2200));
+        assert_eq!(r.terms, flex);
+        // The provider refunds what the fee leaves; the record keeps both amounts.
+        let e = room.decide_refunded(&id, late).unwrap().unwrap();
+        assert!(matches!(
+            e,
+            Event::PaymentChanged {
+                change: PaymentChange::Refunded { amount_minor: 2200 },
+                ..
+            }
+        ));
+        room.apply(&e);
+        let r = room.reservation(&id).unwrap();
+        assert_eq!(r.payment.status, PaymentStatus::Refunded);
+        assert_eq!((r.payment.fee_minor, r.payment.refund_minor), (1000, 2200));
+        assert!(room.decide_refunded(&id, late).unwrap().is_none());
+        // The compact form gives back exactly what it was given, through its encoding.
+        let kept = room.kept(&id).unwrap();
+        let bytes = bincode::serde::encode_to_vec(kept, bincode::config::standard()).unwrap();
+        let (back, _): (crate::ledger::Kept, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        assert_eq!(back.to_reservation(&room.key, &room.room_type), r);
+    }
+
+    #[test]
+    fn a_non_refundable_cancellation_keeps_everything_and_owes_nothing() {
+        let (mut room, id) = paid_under(terms(0, Fee::Percent(100), Fee::Percent(100)));
+        let settled = act(&mut room, &id, Action::Cancel, at(2));
+        assert_eq!(
+            settled,
+            Some(Settlement {
+                fee_minor: 3200,
+                refund_minor: 0
+            })
+        );
+        let r = room.reservation(&id).unwrap();
+        assert!(!r.payment.refund_owed);
+        assert_eq!(r.payment.status, PaymentStatus::Succeeded);
+        assert_eq!((r.payment.fee_minor, r.payment.refund_minor), (3200, 0));
+        assert_eq!(last_kind(&room, &id), PaymentEventKind::FeeKept);
+        assert!(room.decide_refunded(&id, at(3)).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_unpaid_hold_cancels_with_no_charge() {
+        let (mut room, id) = paid_under(terms(0, Fee::Percent(100), Fee::Percent(100)));
+        // A second reservation, never paid.
+        let mut r = room.reservation(&id).unwrap();
+        r.id = ReservationId(uuid::Uuid::from_u128(8));
+        r.stay = Stay::between(date(2030, 2, 1), date(2030, 2, 2)).unwrap();
+        r.status = Status::PendingPayment;
+        r.version = 1;
+        r.history.truncate(1);
+        r.payment.status = PaymentStatus::Pending;
+        r.payment.trade_no = None;
+        r.payment.history.truncate(1);
+        let unpaid = r.id;
+        room.apply(&Event::ReservationCreated {
+            reservation: r.into(),
+            idempotency: None,
+        });
+        assert_eq!(act(&mut room, &unpaid, Action::Cancel, at(2)), None);
+        let r = room.reservation(&unpaid).unwrap();
+        assert_eq!(r.status, Status::Cancelled);
+        assert!(!r.payment.refund_owed);
+        assert_eq!((r.payment.fee_minor, r.payment.refund_minor), (0, 0));
+    }
+
+    #[test]
+    fn a_no_show_keeps_its_fee_and_owes_the_rest() {
+        let (mut room, id) = paid_under(terms(48, Fee::Nights(1), Fee::Percent(50)));
+        let settled = act(&mut room, &id, Action::NoShow, at(2));
+        assert_eq!(
+            settled,
+            Some(Settlement {
+                fee_minor: 1600,
+                refund_minor: 1600
+            })
+        );
+        let r = room.reservation(&id).unwrap();
+        assert!(r.payment.refund_owed);
+        assert_eq!(last_kind(&room, &id), PaymentEventKind::NoShowAfterPayment);
+        assert_eq!(
+            room.decide_refunded(&id, at(3)).unwrap().map(|e| match e {
+                Event::PaymentChanged { change, .. } => change,
+                other => panic!("{other:?}"),
+            }),
+            Some(PaymentChange::Refunded { amount_minor: 1600 })
+        );
+    }
+
+    /// The built-in plan has no no-show fee: a paid no-show is owed everything back, and
+    /// its reservation stays without an allocation for its terms.
+    #[test]
+    fn a_bar_no_show_is_refunded_whole() {
+        let (mut room, id) = paid_under(Terms::bar());
+        let settled = act(&mut room, &id, Action::NoShow, at(2));
+        assert_eq!(
+            settled,
+            Some(Settlement {
+                fee_minor: 0,
+                refund_minor: 3200
+            })
+        );
+        let r = room.reservation(&id).unwrap();
+        assert!(r.payment.refund_owed);
+        assert_eq!((r.payment.fee_minor, r.payment.refund_minor), (0, 3200));
+        assert!(room.kept(&id).unwrap().terms().is_none());
+    }
+
+    /// A paid cancellation or no-show journaled before fees existed carries no settlement
+    /// and replays as it was decided then.
+    #[test]
+    fn changes_journaled_before_fees_replay_as_they_were_decided() {
+        for (action, owed) in [(Action::Cancel, true), (Action::NoShow, false)] {
+            let (mut room, id) = paid_under(Terms::bar());
+            let mut e = room
+                .decide_change(&id, action, None, at(2), date(2030, 1, 11))
+                .unwrap();
+            if let Event::ReservationChanged { change, .. } = &mut e {
+                change.settlement = None;
+            }
+            room.apply(&e);
+            let r = room.reservation(&id).unwrap();
+            assert_eq!(r.payment.refund_owed, owed);
+            assert_eq!(r.payment.refund_minor, if owed { 3200 } else { 0 });
+            assert_eq!(r.payment.fee_minor, 0);
+        }
+    }
+
+    /// Money captured after an unpaid cancellation goes back whole, whatever the plan.
+    #[test]
+    fn a_late_capture_is_refunded_whole() {
+        let (mut room, id) = paid_under(terms(0, Fee::Percent(100), Fee::Percent(100)));
+        let mut r = room.reservation(&id).unwrap();
+        r.id = ReservationId(uuid::Uuid::from_u128(9));
+        r.stay = Stay::between(date(2030, 3, 1), date(2030, 3, 2)).unwrap();
+        r.status = Status::PendingPayment;
+        r.version = 1;
+        r.history.truncate(1);
+        r.payment.status = PaymentStatus::Pending;
+        r.payment.trade_no = None;
+        r.payment.history.truncate(1);
+        let late = r.id;
+        room.apply(&Event::ReservationCreated {
+            reservation: r.into(),
+            idempotency: None,
+        });
+        act(&mut room, &late, Action::Cancel, at(2));
+        let (e, outcome) = room
+            .decide_payment(
+                &late,
+                &PaymentReport::Succeeded {
+                    trade_no: "T9".into(),
+                },
+                at(3),
+            )
+            .unwrap();
+        assert_eq!(outcome, PaymentOutcome::RefundOwed);
+        room.apply(&e.unwrap());
+        let r = room.reservation(&late).unwrap();
+        assert_eq!((r.payment.fee_minor, r.payment.refund_minor), (0, 3200));
     }
 }

@@ -1,10 +1,12 @@
 //! Selling rules: rate plans (a price rule with a cancellation and a no-show policy) and
 //! stay restrictions per night (issue #15).
 //!
-//! This module decides; nothing here is journaled or served yet. It answers the questions
-//! the booking, cancellation and night-audit paths will ask: what a plan charges per
-//! night, what a cancellation at an instant costs, what a no-show costs, and why a stay
-//! cannot be sold under a plan. Instants and the hotel's zone are passed in.
+//! This module decides; the catalog keeps the plans and restrictions (set by the setup
+//! events `RatePlanPut` and `RestrictionsSet`) and a reservation keeps the [`Terms`] it
+//! was sold under. It answers the questions the booking, cancellation and night-audit
+//! paths ask: what a plan charges per night, what a cancellation at an instant costs, what
+//! a no-show costs, and why a stay cannot be sold under a plan. Instants and the hotel's
+//! zone are passed in.
 
 use std::collections::BTreeSet;
 
@@ -14,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Quote;
 use crate::error::ValidationError;
-use crate::ids::RoomTypeCode;
+use crate::ids::{RatePlanCode, RoomTypeCode};
 use crate::money::Money;
 use crate::time::{HotelTz, Stay};
 
@@ -92,7 +94,7 @@ fn percent_of(amount: i64, percent: i64) -> i64 {
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
 pub struct CancellationPolicy {
     /// Cancelling at least this many hours before the arrival date starts (00:00 in the
-    /// hotel's zone) costs nothing.
+    /// hotel's zone) costs nothing; 0 is no free window at all (non-refundable).
     free_until_hours: u32,
     /// What cancelling later costs.
     fee: Fee,
@@ -134,12 +136,18 @@ impl CancellationPolicy {
 
     /// The last instant cancelling a stay arriving on `arrival` is free: the arrival
     /// date's start in the hotel's zone, minus `free_until_hours` real hours (so a
-    /// daylight-saving change in between moves the local clock time, not the interval).
-    pub fn free_until(&self, arrival: Date, tz: &HotelTz) -> Timestamp {
+    /// daylight-saving change in between moves the local clock time, not the interval);
+    /// `None` when there is no free window (`free_until_hours` 0).
+    pub fn free_until(&self, arrival: Date, tz: &HotelTz) -> Option<Timestamp> {
+        if self.free_until_hours == 0 {
+            return None;
+        }
         let hours = SignedDuration::from_hours(i64::from(self.free_until_hours));
-        tz.start_of(arrival)
-            .checked_sub(hours)
-            .unwrap_or(Timestamp::MIN)
+        Some(
+            tz.start_of(arrival)
+                .checked_sub(hours)
+                .unwrap_or(Timestamp::MIN),
+        )
     }
 
     /// What cancelling at `now` a stay arriving on `arrival` whose nights cost
@@ -151,10 +159,9 @@ impl CancellationPolicy {
         tz: &HotelTz,
         nightly_minor: &[i64],
     ) -> i64 {
-        if now <= self.free_until(arrival, tz) {
-            0
-        } else {
-            self.fee.amount_minor(nightly_minor)
+        match self.free_until(arrival, tz) {
+            Some(until) if now <= until => 0,
+            _ => self.fee.amount_minor(nightly_minor),
         }
     }
 }
@@ -284,6 +291,16 @@ impl RatePlan {
     /// What a no-show costs under it.
     pub fn no_show_fee(&self) -> Fee {
         self.no_show_fee
+    }
+
+    /// Bookable only this many days before arrival or more.
+    pub fn min_advance_days(&self) -> Option<u16> {
+        self.min_advance_days
+    }
+
+    /// Bookable only this many days before arrival or fewer.
+    pub fn max_advance_days(&self) -> Option<u16> {
+        self.max_advance_days
     }
 
     /// Whether it sells `room_type`.
@@ -489,6 +506,154 @@ pub fn refusals(
     reasons.into_iter().collect()
 }
 
+/// Most rate plans one hotel keeps besides the built-in one.
+pub const MAX_RATE_PLANS_PER_HOTEL: usize = 100;
+
+/// Most restriction cells (date × room type × plan) one `PUT …/restrictions` may touch,
+/// and most one hotel keeps set: a hotel restricting every night of two years for 270
+/// type-and-plan pairs. A cell costs about 40 bytes.
+pub const MAX_RESTRICTION_CELLS: usize = 200_000;
+
+/// Days of the week a restriction change applies to, as a bit set (Monday = bit 0).
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Weekdays(u8);
+
+impl Weekdays {
+    /// Every day.
+    pub const ALL: Weekdays = Weekdays(0b111_1111);
+
+    /// The wire names, Monday first.
+    pub const NAMES: [&'static str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+    /// `["mon", …]`: at least one, each a day name; repeats are harmless.
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<Self, ValidationError> {
+        let mut bits = 0u8;
+        for name in names {
+            let i = Self::NAMES
+                .iter()
+                .position(|n| *n == name.as_ref())
+                .ok_or_else(|| {
+                    ValidationError::new(
+                        "weekdays",
+                        "each must be one of mon, tue, wed, thu, fri, sat, sun",
+                    )
+                })?;
+            bits |= 1 << i;
+        }
+        if bits == 0 {
+            return Err(ValidationError::new(
+                "weekdays",
+                "must name at least one day",
+            ));
+        }
+        Ok(Self(bits))
+    }
+
+    /// Whether `date` falls on one of these days.
+    pub fn contains(&self, date: Date) -> bool {
+        let monday_based = date.weekday().to_monday_zero_offset();
+        self.0 & (1 << monday_based) != 0
+    }
+
+    /// The day names, Monday first.
+    pub fn names(&self) -> Vec<&'static str> {
+        (0..7usize)
+            .filter(|i| self.0 & (1 << i) != 0)
+            .map(|i| Self::NAMES[i])
+            .collect()
+    }
+}
+
+/// One (room type, plan) pair's restrictions by date; dates that restrict nothing are
+/// not kept.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct RestrictionCalendar {
+    /// Restrictions by date.
+    #[serde(with = "crate::codec::date_map")]
+    pub by_date: std::collections::BTreeMap<Date, Restriction>,
+}
+
+/// What a reservation was sold under: its plan's code and policies, with what they cost
+/// for its stay, fixed when it was booked (changing the plan later does not change what
+/// was sold).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Terms {
+    /// The plan.
+    pub rate_plan: RatePlanCode,
+    /// Its cancellation policy as sold.
+    pub cancellation: CancellationPolicy,
+    /// Its no-show fee rule as sold.
+    pub no_show_fee: Fee,
+    /// The last instant cancelling is free; `None` when there is no free window (then
+    /// cancelling costs the late fee from booking on, unless that is 0: free at any time).
+    #[serde(with = "crate::codec::opt_timestamp")]
+    pub free_until: Option<Timestamp>,
+    /// What cancelling after `free_until` costs, minor units (≤ the total).
+    pub late_cancel_fee_minor: i64,
+    /// What a no-show costs, minor units (≤ the total).
+    pub no_show_fee_minor: i64,
+}
+
+impl Terms {
+    /// The built-in plan's terms (and those of every reservation booked before plans
+    /// existed): free cancellation at any time, no no-show fee.
+    pub fn bar() -> Self {
+        Self {
+            rate_plan: RatePlanCode::bar(),
+            cancellation: CancellationPolicy::FREE,
+            no_show_fee: Fee::NONE,
+            free_until: None,
+            late_cancel_fee_minor: 0,
+            no_show_fee_minor: 0,
+        }
+    }
+
+    /// Whether these are [`Terms::bar`]'s (kept without an allocation).
+    pub fn is_bar(&self) -> bool {
+        *self == Self::bar()
+    }
+
+    /// The terms of `plan` (code `code`) for a stay arriving on `arrival` in a hotel of
+    /// zone `tz`, priced `quote` under the plan.
+    pub fn of(
+        code: RatePlanCode,
+        plan: &RatePlan,
+        arrival: Date,
+        tz: &HotelTz,
+        quote: &Quote,
+    ) -> Self {
+        let cancellation = plan.cancellation();
+        if cancellation.fee() == Fee::NONE && plan.no_show_fee() == Fee::NONE {
+            // Nothing to price (the built-in plan's case: no list of nights built).
+            return Self {
+                rate_plan: code,
+                cancellation,
+                no_show_fee: Fee::NONE,
+                ..Self::bar()
+            };
+        }
+        let nightly_minor: Vec<i64> = quote.nightly.iter().map(|(_, a)| *a).collect();
+        let nightly_minor = nightly_minor.as_slice();
+        let late_cancel_fee_minor = cancellation.fee().amount_minor(nightly_minor);
+        Self {
+            rate_plan: code,
+            cancellation,
+            no_show_fee: plan.no_show_fee(),
+            free_until: cancellation.free_until(arrival, tz),
+            late_cancel_fee_minor,
+            no_show_fee_minor: plan.no_show_fee().amount_minor(nightly_minor),
+        }
+    }
+
+    /// What cancelling at `now` costs.
+    pub fn cancellation_fee_at(&self, now: Timestamp) -> i64 {
+        match self.free_until {
+            Some(until) if now <= until => 0,
+            _ => self.late_cancel_fee_minor,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -608,7 +773,7 @@ mod tests {
             tz.start_of(arrival),
             "2030-03-11T04:00:00Z".parse().unwrap()
         );
-        assert_eq!(policy.free_until(arrival, &tz), deadline);
+        assert_eq!(policy.free_until(arrival, &tz), Some(deadline));
         let just_after = deadline.checked_add(SignedDuration::from_nanos(1)).unwrap();
         assert_eq!(policy.fee_at(deadline, arrival, &tz, &nightly), 0);
         assert_eq!(policy.fee_at(just_after, arrival, &tz, &nightly), 10_000);
@@ -616,15 +781,20 @@ mod tests {
         let two_days = CancellationPolicy::parse(48, Fee::Percent(50)).unwrap();
         assert_eq!(
             two_days.free_until(arrival, &tz),
-            "2030-03-09T04:00:00Z".parse::<Timestamp>().unwrap()
+            "2030-03-09T04:00:00Z".parse::<Timestamp>().ok()
         );
         // Clocks go back on 2030-11-03: the day before arrival has 25 hours.
         let autumn = date(2030, 11, 4);
         assert_eq!(tz.start_of(autumn), "2030-11-04T05:00:00Z".parse().unwrap());
         assert_eq!(
             policy.free_until(autumn, &tz),
-            "2030-11-03T05:00:00Z".parse::<Timestamp>().unwrap()
+            "2030-11-03T05:00:00Z".parse::<Timestamp>().ok()
         );
+        // No free window: the fee applies even a year ahead.
+        let nonref = CancellationPolicy::parse(0, Fee::Percent(100)).unwrap();
+        assert_eq!(nonref.free_until(arrival, &tz), None);
+        let year_ahead: Timestamp = "2029-03-11T00:00:00Z".parse().unwrap();
+        assert_eq!(nonref.fee_at(year_ahead, arrival, &tz, &nightly), 22_000);
         // Free at any time: even after arrival.
         let late: Timestamp = "2030-03-12T12:00:00Z".parse().unwrap();
         assert_eq!(
@@ -967,5 +1137,53 @@ mod tests {
         assert!(codes(arriving(31)).is_empty(), "exactly thirty days ahead");
         let far = Stay::between(date(2030, 4, 1), date(2030, 4, 2)).unwrap();
         assert_eq!(codes(far), ["max_advance"], "thirty-one days ahead");
+    }
+
+    #[test]
+    fn weekdays_pick_their_dates_and_refuse_unknown_names() {
+        let w = Weekdays::parse(&["sat", "sun", "sat"]).unwrap();
+        assert_eq!(w.names(), ["sat", "sun"]);
+        // 2030-03-02 is a Saturday.
+        let picked: Vec<i8> = (1..=10).filter(|d| w.contains(date(2030, 3, *d))).collect();
+        assert_eq!(picked, [2, 3, 9, 10]);
+        assert!((1..=7).all(|d| Weekdays::ALL.contains(date(2030, 3, d))));
+        let bad = |names: &[&str]| Weekdays::parse(names).unwrap_err().field;
+        assert_eq!(bad(&["Sat"]), "weekdays");
+        assert_eq!(bad(&[]), "weekdays");
+    }
+
+    /// Terms are fixed at booking from the plan and the stay's plan prices: the built-in
+    /// plan's (and any free plan's) cost nothing and keep no instant.
+    #[test]
+    fn terms_price_the_policies_for_the_stay() {
+        let tz = HotelTz::parse("Europe/Berlin").unwrap();
+        let cny = Currency::parse("CNY").unwrap();
+        let quote = Quote {
+            nightly: stay(10, 13).each_night().zip([900, 1100, 1000]).collect(),
+            total: Money {
+                amount_minor: 3000,
+                currency: cny,
+            },
+        };
+        let code = RatePlanCode::parse("FLEX").unwrap();
+        let t = Terms::of(code.clone(), &plan(0), date(2030, 3, 10), &tz, &quote);
+        assert_eq!(t.late_cancel_fee_minor, 900, "the first night");
+        assert_eq!(t.no_show_fee_minor, 3000, "100 %");
+        // 48 h before 2030-03-10 00:00 in Berlin (+01:00).
+        let until: Timestamp = "2030-03-07T23:00:00Z".parse().unwrap();
+        assert_eq!(t.free_until, Some(until));
+        assert_eq!(t.cancellation_fee_at(until), 0);
+        let later = until.checked_add(SignedDuration::from_nanos(1)).unwrap();
+        assert_eq!(t.cancellation_fee_at(later), 900);
+        let bar = Terms::of(
+            RatePlanCode::bar(),
+            &RatePlan::bar(),
+            date(2030, 3, 10),
+            &tz,
+            &quote,
+        );
+        assert!(bar.is_bar());
+        assert_eq!(bar.cancellation_fee_at(later), 0);
+        assert!(!t.is_bar());
     }
 }

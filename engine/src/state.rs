@@ -110,6 +110,8 @@ pub fn new_reservation(
                 status: PaymentStatus::Pending,
                 trade_no: None,
             }],
+            fee_minor: 0,
+            refund_minor: 0,
         },
         history: vec![HistoryEntry {
             at: now,
@@ -119,6 +121,7 @@ pub fn new_reservation(
         }],
         created_by: None,
         moves: Vec::new(),
+        terms: crate::selling::Terms::bar(),
     }
 }
 
@@ -150,9 +153,11 @@ impl State {
     /// Applies any event. Events come from the decide functions, so they fit the state.
     pub fn apply(&mut self, event: &Event) {
         match event {
-            Event::HotelPut { .. } | Event::RoomTypePut { .. } | Event::RatePut { .. } => {
-                self.catalog.apply(event)
-            }
+            Event::HotelPut { .. }
+            | Event::RoomTypePut { .. }
+            | Event::RatePut { .. }
+            | Event::RatePlanPut { .. }
+            | Event::RestrictionsSet { .. } => self.catalog.apply(event),
             Event::RoomPut {
                 hotel_id,
                 number,
@@ -421,6 +426,7 @@ mod tests {
             guests: 1,
             guest: Guest::parse("A Guest", "+86 138 0000 0000", "a@example.com").unwrap(),
             room: Some(number.clone()),
+            rate_plan: crate::ids::RatePlanCode::bar(),
         };
         let id = ReservationId(uuid::Uuid::from_u128(7));
         let now: Timestamp = "2026-11-23T02:00:00Z".parse().unwrap();

@@ -255,7 +255,7 @@
   function render(rooms, day) {
     document.body.dataset.date = day.date;
     $('date').textContent = day.date;
-    const guests = new Map(day.in_house.map((r) => [r.id, r.guest_name]));
+    const guests = new Map(day.in_house.map((r) => [r.id, r]));
     rooms.sort((a, b) => collator.compare(a.number, b.number));
     const counts = { occupied: 0, dirty: 0, out_of_order: 0 };
     const cells = rooms.map((room) => {
@@ -270,7 +270,14 @@
       cell.append(el('span', 'num', room.number), el('span', 'type', room.room_type),
         el('span', 'state', occ + ' · ' + hk));
       const guest = room.reservation && guests.get(room.reservation);
-      if (guest) cell.append(el('span', 'guest', guest));
+      if (guest) {
+        cell.append(el('span', 'guest', guest.guest_name));
+        if (guest.rate_plan) {
+          const plan = el('span', 'plan', guest.rate_plan);
+          plan.title = 'Rate plan';
+          cell.append(plan);
+        }
+      }
       // An out-of-order range covering the board's date takes the room off sale today.
       const range = (room.out_of_order || []).find((r) => r.from <= day.date && day.date < r.to);
       if (range) {
@@ -308,6 +315,13 @@
       badge.dataset.status = item.status;
       li.append(el('span', 'r', item.room), el('span', 'g', item.guest_name), badge,
         el('span', 's', item.arrival + ' → ' + item.departure + ' · ' + item.room_type));
+      // The rate plan it was sold under (its price and cancellation terms).
+      if (item.rate_plan) {
+        li.dataset.ratePlan = item.rate_plan;
+        const plan = el('span', 'plan', item.rate_plan);
+        plan.title = 'Rate plan';
+        li.append(plan);
+      }
       li.title = item.id;
       return li;
     }));

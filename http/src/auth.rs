@@ -126,6 +126,14 @@ pub enum Op {
     /// `GET /v1/hotels/{hotel_id}/front-desk`: the day's arrivals, departures and guests in
     /// house.
     FrontDeskDay,
+    /// `PUT /v1/hotels/{hotel_id}/rate-plans/{code}`.
+    PutRatePlan,
+    /// `GET /v1/hotels/{hotel_id}/rate-plans`.
+    GetRatePlans,
+    /// `PUT /v1/hotels/{hotel_id}/restrictions`.
+    PutRestrictions,
+    /// `GET /v1/hotels/{hotel_id}/restrictions`.
+    GetRestrictions,
 }
 
 const ADMIN: &[Role] = &[Role::Admin];
@@ -159,6 +167,11 @@ pub const ROLE_TABLE: &[(Op, &[Role])] = &[
     // The board's page is public (see `Op::Board`); the data it loads is not.
     (Op::Board, ADMIN_FRONT_DESK),
     (Op::FrontDeskDay, ADMIN_FRONT_DESK),
+    // Selling rules: set up and read like the hotel itself.
+    (Op::PutRatePlan, ADMIN),
+    (Op::GetRatePlans, ADMIN),
+    (Op::PutRestrictions, ADMIN),
+    (Op::GetRestrictions, ADMIN),
 ];
 
 /// Whether `role` may perform `op` at all (hotel and ownership checks come on top).
@@ -207,6 +220,26 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "PUT",
         "/v1/hotels/{hotel_id}/room-types/{code}/rates",
         Access::Hotel(Op::PutRate),
+    ),
+    (
+        "PUT",
+        "/v1/hotels/{hotel_id}/rate-plans/{code}",
+        Access::Hotel(Op::PutRatePlan),
+    ),
+    (
+        "GET",
+        "/v1/hotels/{hotel_id}/rate-plans",
+        Access::Hotel(Op::GetRatePlans),
+    ),
+    (
+        "PUT",
+        "/v1/hotels/{hotel_id}/restrictions",
+        Access::Hotel(Op::PutRestrictions),
+    ),
+    (
+        "GET",
+        "/v1/hotels/{hotel_id}/restrictions",
+        Access::Hotel(Op::GetRestrictions),
     ),
     (
         "GET",

@@ -191,6 +191,7 @@ impl Harness {
             guest: Guest::parse("Li Lei", "+86 138 0000 0000", "li@example.com").unwrap(),
             room: None,
             created_by: by,
+            rate_plan: None,
         };
         self.engine.book(input, None).await.unwrap().id.to_string()
     }
@@ -270,6 +271,7 @@ async fn authorization_matrix() {
     let other_chan_res = h.reserve("H1", creator(CHAN_B)).await;
     let other_hotel_res = h.reserve("H2", creator(ADMIN_ALL)).await;
     let stay = format!("arrival={}&departure={}", today_plus(1), today_plus(2));
+    let range = format!("from={}&to={}", today_plus(1), today_plus(2));
 
     use Target::*;
     type Row = (Method, &'static str, Target, [u16; 6]);
@@ -334,6 +336,55 @@ async fn authorization_matrix() {
             "/v1/hotels/{h}/room-types/KING/rates",
             OtherHotel,
             [401, 401, 400, 404, 404, 404],
+        ),
+        // Selling rules: admin only, like the hotel itself.
+        (
+            Method::PUT,
+            "/v1/hotels/{h}/rate-plans/KING",
+            OwnHotel,
+            [401, 401, 400, 400, 403, 403],
+        ),
+        (
+            Method::PUT,
+            "/v1/hotels/{h}/rate-plans/KING",
+            OtherHotel,
+            [401, 401, 400, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/rate-plans",
+            OwnHotel,
+            [401, 401, 200, 200, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/rate-plans",
+            OtherHotel,
+            [401, 401, 200, 404, 404, 404],
+        ),
+        (
+            Method::PUT,
+            "/v1/hotels/{h}/restrictions",
+            OwnHotel,
+            [401, 401, 400, 400, 403, 403],
+        ),
+        (
+            Method::PUT,
+            "/v1/hotels/{h}/restrictions",
+            OtherHotel,
+            [401, 401, 400, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/restrictions?{range}",
+            OwnHotel,
+            [401, 401, 200, 200, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/restrictions?{range}",
+            OtherHotel,
+            [401, 401, 200, 404, 404, 404],
         ),
         // Availability and booking: admin and channel.
         (
@@ -594,7 +645,7 @@ async fn authorization_matrix() {
 
     let mut failures = Vec::new();
     for (method, template, target, expected) in &rows {
-        let uri = template.replace("{stay}", &stay);
+        let uri = template.replace("{stay}", &stay).replace("{range}", &range);
         let uri = match target {
             OwnHotel => uri.replace("{h}", "H1"),
             OtherHotel => uri.replace("{h}", "H2"),

@@ -169,6 +169,12 @@ impl ApiError {
             }
             _ => None,
         };
+        let reasons = match self {
+            ApiError::Engine(EngineError::Domain(DomainError::Restricted(list))) => {
+                Some(list.iter().map(|r| r.code().to_owned()).collect())
+            }
+            _ => None,
+        };
         Problem {
             type_uri: format!("urn:innkeep:problem:{code}"),
             title: title(code).to_owned(),
@@ -177,6 +183,7 @@ impl ApiError {
             code: code.to_owned(),
             instance: None,
             conflicts,
+            reasons,
         }
     }
 }
@@ -184,9 +191,10 @@ impl ApiError {
 fn domain_status(d: &DomainError) -> StatusCode {
     match d {
         DomainError::Invalid(_) => StatusCode::BAD_REQUEST,
-        DomainError::InvalidStay(_) | DomainError::IdempotencyKeyReused => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        DomainError::InvalidStay(_)
+        | DomainError::IdempotencyKeyReused
+        | DomainError::Restricted(_)
+        | DomainError::RatePlan(_) => StatusCode::UNPROCESSABLE_ENTITY,
         DomainError::NotFound(_) => StatusCode::NOT_FOUND,
         DomainError::SoldOut
         | DomainError::InvalidTransition { .. }
@@ -232,6 +240,7 @@ fn title(code: &str) -> &'static str {
         "timeout" => "Timeout",
         "nights_sold" => "Nights sold",
         "move_in_progress" => "Move in progress",
+        "restricted" => "Restricted",
         _ => "Error",
     }
 }
@@ -262,6 +271,12 @@ pub struct Problem {
     /// For `nights_sold`: everything holding the nights asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conflicts: Option<Vec<ConflictView>>,
+    /// For `restricted`: why the stay cannot be sold under the plan, as stable codes
+    /// (`closed`, `closed_to_arrival`, `closed_to_departure`, `min_stay_arrival`,
+    /// `max_stay_arrival`, `min_stay_through`, `min_advance`, `max_advance`), sorted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["closed_to_arrival"]))]
+    pub reasons: Option<Vec<String>>,
 }
 
 /// Something holding nights a request needed (in a `nights_sold` problem).

@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::routes::{
-    availability, board, events, frontdesk, ops, payments, reservations, rooms, setup,
+    availability, board, events, frontdesk, ops, payments, reservations, rooms, selling, setup,
 };
 use crate::AppState;
 
@@ -29,7 +29,7 @@ use crate::AppState;
     ),
     paths(openapi_json),
     tags(
-        (name = "setup", description = "Hotels, room types, rooms and rates"),
+        (name = "setup", description = "Hotels, room types, rooms, rates, rate plans and restrictions"),
         (name = "availability", description = "Free rooms and prices"),
         (name = "reservations", description = "Booking and the reservation state machine"),
         (name = "rooms", description = "Live room status"),
@@ -122,6 +122,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(setup::put_room_type))
         .routes(routes!(setup::put_room))
         .routes(routes!(setup::put_rate))
+        .routes(routes!(selling::put_rate_plan))
+        .routes(routes!(selling::get_rate_plans))
+        .routes(routes!(
+            selling::put_restrictions,
+            selling::get_restrictions
+        ))
         .routes(routes!(availability::get_availability))
         .routes(routes!(reservations::book))
         .routes(routes!(reservations::get_reservation))

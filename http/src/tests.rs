@@ -334,11 +334,23 @@ async fn availability_shape_and_values() {
                 {"room_type": "KING", "available": 2,
                  "nightly_rates": [{"date": arrival.to_string(), "amount": 80_000},
                                    {"date": plus(arrival, 1).to_string(), "amount": 50_000}],
-                 "total": {"amount": 130_000, "currency": "CNY"}},
+                 "total": {"amount": 130_000, "currency": "CNY"},
+                 "rate_plans": [
+                    {"code": "BAR", "bookable": true, "reasons": [],
+                     "nightly_rates": [{"date": arrival.to_string(), "amount": 80_000},
+                                       {"date": plus(arrival, 1).to_string(), "amount": 50_000}],
+                     "total": {"amount": 130_000, "currency": "CNY"}},
+                 ]},
                 {"room_type": "SUITE", "available": 1,
                  "nightly_rates": [{"date": arrival.to_string(), "amount": 120_000},
                                    {"date": plus(arrival, 1).to_string(), "amount": 120_000}],
-                 "total": {"amount": 240_000, "currency": "CNY"}},
+                 "total": {"amount": 240_000, "currency": "CNY"},
+                 "rate_plans": [
+                    {"code": "BAR", "bookable": true, "reasons": [],
+                     "nightly_rates": [{"date": arrival.to_string(), "amount": 120_000},
+                                       {"date": plus(arrival, 1).to_string(), "amount": 120_000}],
+                     "total": {"amount": 240_000, "currency": "CNY"}},
+                 ]},
             ],
         })
     );
@@ -1147,9 +1159,50 @@ async fn request_ids_health_and_openapi() {
         "MoneyInput",
         "AvailabilityView",
         "NotifyRequest",
+        "PutRatePlanRequest",
+        "RatePlanView",
+        "RatePlansView",
+        "FeeRule",
+        "PutRestrictionsRequest",
+        "RestrictionSet",
+        "RestrictionsView",
+        "RestrictionsPutView",
+        "RatePlanOfferView",
+        "CancellationPolicyView",
+        "NoShowPolicyView",
+        "PaymentFeeView",
+        "RefundView",
     ] {
         assert!(schemas.contains_key(s), "schema {s} missing");
     }
+    // Issue #15's routes, each with its body and answer.
+    let op = |path: &str, method: &str| paths[path][method].clone();
+    let put_plan = op("/v1/hotels/{hotel_id}/rate-plans/{code}", "put");
+    assert_eq!(
+        put_plan["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/PutRatePlanRequest"
+    );
+    assert!(put_plan["responses"]["201"].is_object() && put_plan["responses"]["200"].is_object());
+    assert!(put_plan["security"].is_array());
+    assert!(op("/v1/hotels/{hotel_id}/rate-plans", "get")["responses"]["200"].is_object());
+    assert!(op("/v1/hotels/{hotel_id}/restrictions", "put")["responses"]["200"].is_object());
+    let get_restrictions = op("/v1/hotels/{hotel_id}/restrictions", "get");
+    let params: Vec<&str> = get_restrictions["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, ["hotel_id", "from", "to"]);
+    assert!(
+        op("/v1/hotels/{hotel_id}/reservations", "post")["responses"]["422"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("restricted")
+    );
+    assert!(schemas["Problem"]["properties"]["reasons"].is_object());
+    assert!(schemas["BookRequestBody"]["properties"]["rate_plan"].is_object());
+    assert!(schemas["TypeAvailabilityView"]["properties"]["rate_plans"].is_object());
 
     // Not ready once shutting down.
     h.engine.shutdown();
@@ -1581,6 +1634,7 @@ async fn front_desk_lists_arrivals_departures_and_in_house() {
             "arrival": today.to_string(),
             "departure": plus(today, 2).to_string(),
             "status": "checked_in",
+            "rate_plan": "BAR",
         })
     );
     assert_eq!(day.body["arrivals"][1]["status"], "pending_payment");
@@ -1805,3 +1859,5 @@ async fn a_client_too_slow_for_the_live_channel_is_told_and_dropped() {
         "and the stream ends"
     );
 }
+
+mod selling;

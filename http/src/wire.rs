@@ -4,10 +4,14 @@
 use std::fmt;
 
 use innkeep_actors::{Availability, DayReservation, FrontDeskDay, RoomView, TypeAvailability};
+use innkeep_engine::catalog::Offer;
 use innkeep_engine::jiff::civil::Date;
+use innkeep_engine::selling::{
+    CancellationPolicy, Fee, RatePlan, Restriction, RestrictionPatch, Sells, Terms,
+};
 use innkeep_engine::{
-    Currency, Hotel, Housekeeping, Money, Occupancy, PaymentStatus, Reservation, RoomType,
-    RoomTypeCode, Status, ValidationError,
+    Currency, Hotel, Housekeeping, Money, Occupancy, PaymentStatus, RatePlanCode, Reservation,
+    RoomType, RoomTypeCode, Status, ValidationError,
 };
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -16,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::ApiError;
 
 /// Money as every response shows it: integer minor units plus the ISO 4217 code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MoneyView {
     /// Minor units (fen, cents); never a float, so sums are exact.
     #[schema(example = 68_000)]
@@ -262,6 +266,402 @@ pub struct RateView {
 }
 
 // ---------------------------------------------------------------------------------------
+// Rate plans and restrictions (issue #15)
+
+/// What a late cancellation or a no-show costs: exactly one of `{"nights": n}` (the price
+/// of the stay's first `n` nights, 0 to 730) or `{"percent": p}` (that share of the total,
+/// 0 to 100, rounded half away from zero). Sent and shown in the same shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(example = json!({"nights": 1}))]
+pub enum FeeRule {
+    /// The price of the stay's first `n` nights (never more than the total).
+    Nights(i64),
+    /// This percentage of the total.
+    Percent(i64),
+}
+
+impl<'de> Deserialize<'de> for FeeRule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FeeVisitor;
+        impl<'de> Visitor<'de> for FeeVisitor {
+            type Value = FeeRule;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("{\"nights\": <integer>} or {\"percent\": <integer>}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FeeRule, A::Error> {
+                const KEYS: &[&str] = &["nights", "percent"];
+                let mut fee = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    let make: fn(i64) -> FeeRule = match key.as_str() {
+                        "nights" => FeeRule::Nights,
+                        "percent" => FeeRule::Percent,
+                        other => return Err(de::Error::unknown_field(other, KEYS)),
+                    };
+                    let value: i64 = map.next_value()?;
+                    if fee.replace(make(value)).is_some() {
+                        return Err(de::Error::custom(
+                            "a fee has exactly one key: nights or percent, not both",
+                        ));
+                    }
+                }
+                fee.ok_or_else(|| de::Error::custom("a fee has exactly one key: nights or percent"))
+            }
+        }
+        d.deserialize_map(FeeVisitor)
+    }
+}
+
+impl FeeRule {
+    /// The engine's fee, validated; a bad value names `nights_field` or `percent_field`.
+    fn to_fee(
+        self,
+        nights_field: &'static str,
+        percent_field: &'static str,
+    ) -> Result<Fee, ValidationError> {
+        match self {
+            FeeRule::Nights(n) => Fee::nights(n).map_err(|e| renamed(nights_field, e)),
+            FeeRule::Percent(p) => Fee::percent(p).map_err(|e| renamed(percent_field, e)),
+        }
+    }
+}
+
+impl From<Fee> for FeeRule {
+    fn from(f: Fee) -> Self {
+        match f {
+            Fee::Nights(n) => FeeRule::Nights(n.into()),
+            Fee::Percent(p) => FeeRule::Percent(p.into()),
+        }
+    }
+}
+
+/// `e` naming `field` instead.
+fn renamed(field: &'static str, e: ValidationError) -> ValidationError {
+    ValidationError::new(field, e.reason)
+}
+
+/// A plan's cancellation policy, as sent in `PUT …/rate-plans/{code}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancellationInput {
+    /// Cancelling at least this many hours before the arrival date starts (00:00 in the
+    /// hotel's time zone) is free; 0 to 8784. 0 is no free window: with a fee, the plan
+    /// is non-refundable.
+    #[schema(example = 48, minimum = 0, maximum = 8784)]
+    pub free_until_hours: i64,
+    /// What cancelling later costs.
+    pub fee: FeeRule,
+}
+
+/// `PUT /v1/hotels/{hotel_id}/rate-plans/{code}`: a plan selling some room types at an
+/// adjusted rate under its own cancellation and no-show policies.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutRatePlanRequest {
+    /// Display name (1 to 200 printable characters).
+    #[schema(example = "Non-refundable")]
+    pub name: String,
+    /// Codes of existing room types of the hotel the plan sells (1 to 1000).
+    #[schema(example = json!(["KING"]), min_items = 1, max_items = 1000)]
+    pub room_types: Vec<String>,
+    /// Nightly price = the room type's rate × (100 + this) / 100, rounded half away from
+    /// zero to the minor unit; -100 to 100.
+    #[schema(example = -15, minimum = -100, maximum = 100)]
+    pub adjust_percent: i64,
+    /// When cancelling is free, and what it costs after.
+    pub cancellation: CancellationInput,
+    /// What a no-show costs.
+    pub no_show_fee: FeeRule,
+    /// Bookable only this many days before arrival or more (0 to 730).
+    #[serde(default)]
+    #[schema(example = 7, minimum = 0, maximum = 730)]
+    pub min_advance_days: Option<i64>,
+    /// Bookable only this many days before arrival or fewer (0 to 730; not below
+    /// `min_advance_days`).
+    #[serde(default)]
+    #[schema(example = 365, minimum = 0, maximum = 730)]
+    pub max_advance_days: Option<i64>,
+}
+
+impl PutRatePlanRequest {
+    /// The engine's plan, validated; each refusal names its field.
+    pub fn to_plan(&self) -> Result<RatePlan, ApiError> {
+        let room_types = self
+            .room_types
+            .iter()
+            .map(|t| RoomTypeCode::parse(t).map_err(|e| renamed("room_types", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fee = self
+            .cancellation
+            .fee
+            .to_fee("cancellation.fee.nights", "cancellation.fee.percent")?;
+        let cancellation = CancellationPolicy::parse(self.cancellation.free_until_hours, fee)?;
+        let no_show_fee = self
+            .no_show_fee
+            .to_fee("no_show_fee.nights", "no_show_fee.percent")?;
+        Ok(RatePlan::parse(
+            &self.name,
+            room_types,
+            self.adjust_percent,
+            cancellation,
+            no_show_fee,
+            self.min_advance_days,
+            self.max_advance_days,
+        )?)
+    }
+}
+
+/// A plan's cancellation policy as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CancellationView {
+    /// Cancelling at least this many hours before the arrival date starts (hotel-local
+    /// midnight) is free; 0: no free window.
+    #[schema(example = 48)]
+    pub free_until_hours: u32,
+    /// What cancelling later costs.
+    pub fee: FeeRule,
+}
+
+/// A rate plan as `GET /v1/hotels/{hotel_id}/rate-plans` and its `PUT` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RatePlanView {
+    /// The plan's code; `BAR` is the built-in best available rate.
+    #[schema(example = "NONREF")]
+    pub code: String,
+    /// Display name.
+    #[schema(example = "Non-refundable")]
+    pub name: String,
+    /// The room types it sells (for the built-in `BAR`, which sells every type: the
+    /// hotel's current room types), sorted.
+    #[schema(example = json!(["KING"]))]
+    pub room_types: Vec<String>,
+    /// Price adjustment in percent of the room type's rate.
+    #[schema(example = -15)]
+    pub adjust_percent: i8,
+    /// When cancelling is free, and what it costs after.
+    pub cancellation: CancellationView,
+    /// What a no-show costs.
+    pub no_show_fee: FeeRule,
+    /// Bookable only this many days before arrival or more; null: no minimum.
+    pub min_advance_days: Option<u16>,
+    /// Bookable only this many days before arrival or fewer; null: no maximum.
+    pub max_advance_days: Option<u16>,
+}
+
+impl RatePlanView {
+    /// The view of `plan` (code `code`) of a hotel whose room types are `hotel_types` (what
+    /// a plan selling every type shows).
+    pub fn new<'a>(
+        code: &RatePlanCode,
+        plan: &RatePlan,
+        hotel_types: impl IntoIterator<Item = &'a RoomTypeCode>,
+    ) -> Self {
+        let room_types = match plan.sells_types() {
+            Sells::Every => hotel_types
+                .into_iter()
+                .map(|t| t.as_str().to_owned())
+                .collect(),
+            Sells::Only(types) => types.iter().map(|t| t.as_str().to_owned()).collect(),
+        };
+        let cancellation = plan.cancellation();
+        Self {
+            code: code.as_str().to_owned(),
+            name: plan.name().to_owned(),
+            room_types,
+            adjust_percent: plan.adjust_percent(),
+            cancellation: CancellationView {
+                free_until_hours: cancellation.free_until_hours(),
+                fee: cancellation.fee().into(),
+            },
+            no_show_fee: plan.no_show_fee().into(),
+            min_advance_days: plan.min_advance_days(),
+            max_advance_days: plan.max_advance_days(),
+        }
+    }
+}
+
+/// Answer of `GET /v1/hotels/{hotel_id}/rate-plans`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RatePlansView {
+    /// The hotel.
+    pub hotel_id: String,
+    /// Every plan, the built-in `BAR` included, by code.
+    pub rate_plans: Vec<RatePlanView>,
+}
+
+/// Deserializes a field that may be absent (`None`, with `#[serde(default)]`), `null`
+/// (`Some(None)`) or a value (`Some(Some(v))`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// What `PUT …/restrictions` sets on each cell it covers. A field left out stays as it
+/// is; for the numbers, `null` clears.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictionSet {
+    /// Stop-sell: no stay may include the night.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool, required = false, example = true)]
+    pub closed: Option<Option<bool>>,
+    /// No stay may arrive on the date.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool, required = false)]
+    pub closed_to_arrival: Option<Option<bool>>,
+    /// No stay may depart on the date.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool, required = false)]
+    pub closed_to_departure: Option<Option<bool>>,
+    /// A stay arriving on the date is at least this many nights (1 to 730); `null` clears.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 730, example = 2)]
+    pub min_stay_arrival: Option<Option<i64>>,
+    /// A stay arriving on the date is at most this many nights (1 to 730); `null` clears.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 730, example = 7)]
+    pub max_stay_arrival: Option<Option<i64>>,
+    /// A stay including the night is at least this many nights (1 to 730); `null` clears.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 730, example = 2)]
+    pub min_stay_through: Option<Option<i64>>,
+}
+
+impl RestrictionSet {
+    /// The engine's patch, validated; each refusal names its field.
+    pub fn to_patch(&self) -> Result<RestrictionPatch, ValidationError> {
+        let flag = |field: &'static str, v: Option<Option<bool>>| match v {
+            None => Ok(None),
+            Some(Some(b)) => Ok(Some(b)),
+            Some(None) => Err(ValidationError::new(field, "must be true or false")),
+        };
+        let nights = |field: &'static str, v: Option<Option<i64>>| {
+            v.map(|n| RestrictionPatch::nights(field, n)).transpose()
+        };
+        Ok(RestrictionPatch {
+            closed: flag("set.closed", self.closed)?,
+            closed_to_arrival: flag("set.closed_to_arrival", self.closed_to_arrival)?,
+            closed_to_departure: flag("set.closed_to_departure", self.closed_to_departure)?,
+            min_stay_arrival: nights("set.min_stay_arrival", self.min_stay_arrival)?,
+            max_stay_arrival: nights("set.max_stay_arrival", self.max_stay_arrival)?,
+            min_stay_through: nights("set.min_stay_through", self.min_stay_through)?,
+        })
+    }
+}
+
+/// `PUT /v1/hotels/{hotel_id}/restrictions`: sets `set` on each date of `[from, to)`
+/// (only on `weekdays` when given), for the listed room types and plans (every one the
+/// hotel has when left out).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutRestrictionsRequest {
+    /// First date (`YYYY-MM-DD`).
+    #[schema(example = "2026-12-24")]
+    pub from: String,
+    /// First date not covered (exclusive; at most 730 days after `from`).
+    #[schema(example = "2026-12-27")]
+    pub to: String,
+    /// Room type codes; every type of the hotel when left out.
+    #[serde(default)]
+    #[schema(example = json!(["KING"]))]
+    pub room_types: Option<Vec<String>>,
+    /// Rate plan codes (`BAR` included); every plan of the hotel when left out.
+    #[serde(default)]
+    #[schema(example = json!(["NONREF"]))]
+    pub rate_plans: Option<Vec<String>>,
+    /// Days of the week (`mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`); every day when
+    /// left out.
+    #[serde(default)]
+    #[schema(example = json!(["fri", "sat"]))]
+    pub weekdays: Option<Vec<String>>,
+    /// What to set: at least one field.
+    pub set: RestrictionSet,
+}
+
+/// What `PUT …/restrictions` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RestrictionsPutView {
+    /// The hotel.
+    pub hotel_id: String,
+    /// First date of the change.
+    pub from: String,
+    /// First date after it.
+    pub to: String,
+    /// How many (date, room type, plan) cells of `[from, to)` restrict something now,
+    /// after the change (`GET …/restrictions` lists them).
+    pub cells: usize,
+}
+
+/// Query of `GET /v1/hotels/{hotel_id}/restrictions`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictionsQuery {
+    /// First date (`YYYY-MM-DD`). Required.
+    #[param(required = true, example = "2026-12-24")]
+    pub from: Option<String>,
+    /// First date not listed (exclusive; at most 730 days after `from`). Required.
+    #[param(required = true, example = "2026-12-31")]
+    pub to: Option<String>,
+}
+
+/// The restrictions of one date, room type and plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RestrictionView {
+    /// The date (`YYYY-MM-DD`).
+    pub date: String,
+    /// The room type.
+    pub room_type: String,
+    /// The rate plan.
+    pub rate_plan: String,
+    /// Stop-sell: no stay may include the night.
+    pub closed: bool,
+    /// No stay may arrive on the date.
+    pub closed_to_arrival: bool,
+    /// No stay may depart on the date.
+    pub closed_to_departure: bool,
+    /// A stay arriving on the date is at least this many nights.
+    pub min_stay_arrival: Option<u16>,
+    /// A stay arriving on the date is at most this many nights.
+    pub max_stay_arrival: Option<u16>,
+    /// A stay including the night is at least this many nights.
+    pub min_stay_through: Option<u16>,
+}
+
+impl RestrictionView {
+    /// The view of one cell.
+    pub fn new(date: Date, room_type: &RoomTypeCode, plan: &RatePlanCode, r: &Restriction) -> Self {
+        Self {
+            date: date.to_string(),
+            room_type: room_type.as_str().to_owned(),
+            rate_plan: plan.as_str().to_owned(),
+            closed: r.closed,
+            closed_to_arrival: r.closed_to_arrival,
+            closed_to_departure: r.closed_to_departure,
+            min_stay_arrival: r.min_stay_arrival,
+            max_stay_arrival: r.max_stay_arrival,
+            min_stay_through: r.min_stay_through,
+        }
+    }
+}
+
+/// Answer of `GET /v1/hotels/{hotel_id}/restrictions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RestrictionsView {
+    /// The hotel.
+    pub hotel_id: String,
+    /// First date listed.
+    pub from: String,
+    /// First date not listed.
+    pub to: String,
+    /// Every cell of `[from, to)` that restricts something, by date, room type, plan.
+    pub restrictions: Vec<RestrictionView>,
+}
+
+// ---------------------------------------------------------------------------------------
 // Availability
 
 /// Query of `GET /v1/hotels/{hotel_id}/availability`.
@@ -299,6 +699,54 @@ pub struct TypeAvailabilityView {
     pub nightly_rates: Vec<NightlyRateView>,
     /// Sum of the nightly rates: what a booking would cost now.
     pub total: MoneyView,
+    /// What each rate plan selling the type offers for the stay, by code (the fields
+    /// above are the built-in `BAR`'s price).
+    #[serde(default)]
+    pub rate_plans: Vec<RatePlanOfferView>,
+}
+
+/// What one rate plan offers for a stay of a room type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RatePlanOfferView {
+    /// The plan's code.
+    #[schema(example = "BAR")]
+    pub code: String,
+    /// Whether the stay can be booked under it now: no `reasons`, and a room of the type
+    /// is free (`available > 0`).
+    pub bookable: bool,
+    /// Why the stay cannot be sold under the plan, as stable codes, sorted: `closed`,
+    /// `closed_to_arrival`, `closed_to_departure`, `min_stay_arrival`, `max_stay_arrival`,
+    /// `min_stay_through`, `min_advance`, `max_advance`. Empty when it can.
+    #[schema(example = json!([]))]
+    pub reasons: Vec<String>,
+    /// Each night's price under the plan.
+    pub nightly_rates: Vec<NightlyRateView>,
+    /// Sum of those: what a booking under the plan would cost now.
+    pub total: MoneyView,
+}
+
+impl RatePlanOfferView {
+    /// The view of `offer` for a type with `available` free rooms.
+    pub fn new(offer: &Offer, available: usize) -> Self {
+        Self {
+            code: offer.rate_plan.as_str().to_owned(),
+            bookable: offer.reasons.is_empty() && available > 0,
+            reasons: offer.reasons.iter().map(|r| r.code().to_owned()).collect(),
+            nightly_rates: nightly_views(&offer.quote.nightly),
+            total: offer.quote.total.into(),
+        }
+    }
+}
+
+/// Nightly prices as [`NightlyRateView`]s.
+fn nightly_views(nightly: &[(Date, i64)]) -> Vec<NightlyRateView> {
+    nightly
+        .iter()
+        .map(|(date, amount)| NightlyRateView {
+            date: date.to_string(),
+            amount: *amount,
+        })
+        .collect()
 }
 
 /// Answer of `GET /v1/hotels/{hotel_id}/availability`.
@@ -321,15 +769,13 @@ impl From<&TypeAvailability> for TypeAvailabilityView {
         Self {
             room_type: t.room_type.as_str().to_owned(),
             available: t.available,
-            nightly_rates: t
-                .nightly
-                .iter()
-                .map(|(date, amount)| NightlyRateView {
-                    date: date.to_string(),
-                    amount: *amount,
-                })
-                .collect(),
+            nightly_rates: nightly_views(&t.nightly),
             total: t.total.into(),
+            rate_plans: t
+                .offers
+                .iter()
+                .map(|o| RatePlanOfferView::new(o, t.available))
+                .collect(),
         }
     }
 }
@@ -385,6 +831,11 @@ pub struct BookRequestBody {
     /// A specific room of the type, if the client wants one.
     #[serde(default)]
     pub room: Option<String>,
+    /// The rate plan to book under (its price, cancellation and no-show policies);
+    /// the built-in `BAR` when left out.
+    #[serde(default)]
+    #[schema(example = "BAR")]
+    pub rate_plan: Option<String>,
 }
 
 /// Where a reservation is in its life (the state machine of the design).
@@ -455,6 +906,154 @@ pub struct PaymentView {
     pub amount: MoneyView,
     /// Where the payment stands.
     pub status: PaymentStatusView,
+    /// What the hotel keeps of captured money as a fee: one entry once a paid reservation
+    /// was cancelled late or was a no-show, else none.
+    #[serde(default)]
+    pub fees: Vec<PaymentFeeView>,
+    /// What is given back of captured money: one entry once a refund is owed, else none.
+    #[serde(default)]
+    pub refunds: Vec<RefundView>,
+}
+
+/// Why the hotel keeps a fee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FeeKind {
+    /// A late cancellation's fee (the plan's cancellation policy).
+    Cancellation,
+    /// A no-show's fee (the plan's no-show fee).
+    NoShow,
+}
+
+/// A fee kept of a payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PaymentFeeView {
+    /// Why.
+    pub kind: FeeKind,
+    /// How much.
+    pub amount: MoneyView,
+}
+
+/// Where a refund stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    /// Owed: the payment supervisor is asking the provider to refund it.
+    Owed,
+    /// The provider confirmed it.
+    Refunded,
+}
+
+/// Money given back of a payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RefundView {
+    /// How much.
+    pub amount: MoneyView,
+    /// Where it stands.
+    pub status: RefundStatus,
+}
+
+/// The fee a reservation's payment keeps, if any: `fee_minor > 0`, its kind by the
+/// reservation's status.
+fn payment_fee(r: &Reservation) -> Option<(FeeKind, Money)> {
+    let p = &r.payment;
+    (p.fee_minor > 0).then(|| {
+        let kind = match r.status {
+            Status::NoShow => FeeKind::NoShow,
+            _ => FeeKind::Cancellation,
+        };
+        let amount = Money {
+            amount_minor: p.fee_minor,
+            currency: p.amount.currency,
+        };
+        (kind, amount)
+    })
+}
+
+/// The refund of a reservation's payment, if any: `refund_minor > 0`; refunded once the
+/// payment is, owed until then.
+fn payment_refund(r: &Reservation) -> Option<(RefundStatus, Money)> {
+    let p = &r.payment;
+    (p.refund_minor > 0).then(|| {
+        let status = match p.status {
+            PaymentStatus::Refunded => RefundStatus::Refunded,
+            _ => RefundStatus::Owed,
+        };
+        let amount = Money {
+            amount_minor: p.refund_minor,
+            currency: p.amount.currency,
+        };
+        (status, amount)
+    })
+}
+
+/// [`PaymentView::fees`] of `r`.
+fn payment_fees(r: &Reservation) -> Vec<PaymentFeeView> {
+    payment_fee(r)
+        .map(|(kind, amount)| PaymentFeeView {
+            kind,
+            amount: amount.into(),
+        })
+        .into_iter()
+        .collect()
+}
+
+/// [`PaymentView::refunds`] of `r`.
+fn payment_refunds(r: &Reservation) -> Vec<RefundView> {
+    payment_refund(r)
+        .map(|(status, amount)| RefundView {
+            amount: amount.into(),
+            status,
+        })
+        .into_iter()
+        .collect()
+}
+
+/// The cancellation policy a reservation was sold under, with what it costs for its stay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CancellationPolicyView {
+    /// Cancelling at least this many hours before the arrival date starts (hotel-local
+    /// midnight) is free; 0: there is no free window (non-refundable).
+    #[schema(example = 48)]
+    pub free_until_hours: u32,
+    /// What cancelling later costs, as the plan states it.
+    pub fee: FeeRule,
+    /// The last instant cancelling is free (RFC 3339, UTC); null when there is no free
+    /// window (then `late_fee` applies from booking on; a `late_fee` of 0 means free at
+    /// any time).
+    pub free_until: Option<String>,
+    /// What cancelling after `free_until` (or at any time, without one) costs for this
+    /// stay.
+    pub late_fee: MoneyView,
+}
+
+/// The no-show fee a reservation was sold under, with what it costs for its stay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NoShowPolicyView {
+    /// What a no-show costs, as the plan states it.
+    pub fee: FeeRule,
+    /// What it costs for this stay.
+    pub amount: MoneyView,
+}
+
+impl Default for FeeRule {
+    /// No fee.
+    fn default() -> Self {
+        FeeRule::Percent(0)
+    }
+}
+
+/// `minor` in the currency of `r`'s total.
+fn money_of(r: &Reservation, minor: i64) -> Money {
+    Money {
+        amount_minor: minor,
+        currency: r.total.currency,
+    }
+}
+
+/// What cancelling `r` cost: set exactly when it is cancelled (0 for an unpaid hold).
+fn cancellation_fee(r: &Reservation) -> Option<Money> {
+    (r.status == Status::Cancelled).then(|| money_of(r, r.payment.fee_minor))
 }
 
 /// One transition in a reservation's life.
@@ -508,6 +1107,46 @@ pub struct ReservationView {
     /// Every room move, oldest first (absent from answers of servers before room moves).
     #[serde(default)]
     pub moves: Vec<RoomMoveView>,
+    /// The rate plan it was sold under (`BAR`: the built-in best available rate).
+    #[serde(default = "bar_code")]
+    #[schema(example = "BAR")]
+    pub rate_plan: String,
+    /// Its cancellation policy as sold, with what it costs for this stay.
+    #[serde(default)]
+    pub cancellation_policy: CancellationPolicyView,
+    /// Its no-show fee as sold, with what it costs for this stay.
+    #[serde(default)]
+    pub no_show_policy: NoShowPolicyView,
+    /// What cancelling it cost (kept of the payment): set exactly when `status` is
+    /// `cancelled` (0 for an unpaid hold), else null.
+    #[serde(default)]
+    pub cancellation_fee: Option<MoneyView>,
+}
+
+/// The built-in plan's code: what answers of servers before rate plans meant.
+fn bar_code() -> String {
+    innkeep_engine::selling::BAR.to_owned()
+}
+
+impl CancellationPolicyView {
+    fn new(r: &Reservation) -> Self {
+        let t = &r.terms;
+        Self {
+            free_until_hours: t.cancellation.free_until_hours(),
+            fee: t.cancellation.fee().into(),
+            free_until: t.free_until.map(|at| at.to_string()),
+            late_fee: money_of(r, t.late_cancel_fee_minor).into(),
+        }
+    }
+}
+
+impl NoShowPolicyView {
+    fn new(r: &Reservation) -> Self {
+        Self {
+            fee: r.terms.no_show_fee.into(),
+            amount: money_of(r, r.terms.no_show_fee_minor).into(),
+        }
+    }
 }
 
 /// A reservation written as [`ReservationView`]'s JSON straight from the engine's
@@ -604,19 +1243,85 @@ impl Serialize for ReservationJson<'_> {
                 st.end()
             }
         }
-        /// [`PaymentView`]'s JSON.
-        struct Payment<'a>(&'a innkeep_engine::Payment);
+        /// [`PaymentView`]'s JSON (its fees and refunds depend on the reservation's status).
+        struct Payment<'a>(&'a Reservation);
         impl Serialize for Payment<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut st = s.serialize_struct("PaymentView", 3)?;
-                st.serialize_field("out_trade_no", &AsText(self.0.out_trade_no))?;
-                st.serialize_field("amount", &MoneyJson(self.0.amount))?;
-                st.serialize_field("status", &PaymentStatusView::from(self.0.status))?;
+                let r = self.0;
+                let mut st = s.serialize_struct("PaymentView", 5)?;
+                st.serialize_field("out_trade_no", &AsText(r.payment.out_trade_no))?;
+                st.serialize_field("amount", &MoneyJson(r.payment.amount))?;
+                st.serialize_field("status", &PaymentStatusView::from(r.payment.status))?;
+                st.serialize_field("fees", &FeesJson(payment_fee(r)))?;
+                st.serialize_field("refunds", &RefundsJson(payment_refund(r)))?;
+                st.end()
+            }
+        }
+        /// [`PaymentView::fees`]' JSON.
+        struct FeesJson(Option<(FeeKind, Money)>);
+        impl Serialize for FeesJson {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(|(kind, amount)| FeeJson(*kind, *amount)))
+            }
+        }
+        /// [`PaymentFeeView`]'s JSON.
+        struct FeeJson(FeeKind, Money);
+        impl Serialize for FeeJson {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut st = s.serialize_struct("PaymentFeeView", 2)?;
+                st.serialize_field("kind", &self.0)?;
+                st.serialize_field("amount", &MoneyJson(self.1))?;
+                st.end()
+            }
+        }
+        /// [`PaymentView::refunds`]' JSON.
+        struct RefundsJson(Option<(RefundStatus, Money)>);
+        impl Serialize for RefundsJson {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(
+                    self.0
+                        .iter()
+                        .map(|(status, amount)| RefundJson(*status, *amount)),
+                )
+            }
+        }
+        /// [`RefundView`]'s JSON.
+        struct RefundJson(RefundStatus, Money);
+        impl Serialize for RefundJson {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut st = s.serialize_struct("RefundView", 2)?;
+                st.serialize_field("amount", &MoneyJson(self.1))?;
+                st.serialize_field("status", &self.0)?;
+                st.end()
+            }
+        }
+        /// [`CancellationPolicyView`]'s JSON.
+        struct CancellationJson<'a>(&'a Reservation);
+        impl Serialize for CancellationJson<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let r = self.0;
+                let t: &Terms = &r.terms;
+                let mut st = s.serialize_struct("CancellationPolicyView", 4)?;
+                st.serialize_field("free_until_hours", &t.cancellation.free_until_hours())?;
+                st.serialize_field("fee", &FeeRule::from(t.cancellation.fee()))?;
+                st.serialize_field("free_until", &t.free_until.map(AsText))?;
+                st.serialize_field("late_fee", &MoneyJson(money_of(r, t.late_cancel_fee_minor)))?;
+                st.end()
+            }
+        }
+        /// [`NoShowPolicyView`]'s JSON.
+        struct NoShowJson<'a>(&'a Reservation);
+        impl Serialize for NoShowJson<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let r = self.0;
+                let mut st = s.serialize_struct("NoShowPolicyView", 2)?;
+                st.serialize_field("fee", &FeeRule::from(r.terms.no_show_fee))?;
+                st.serialize_field("amount", &MoneyJson(money_of(r, r.terms.no_show_fee_minor)))?;
                 st.end()
             }
         }
         let r = self.0;
-        let mut st = s.serialize_struct("ReservationView", 17)?;
+        let mut st = s.serialize_struct("ReservationView", 21)?;
         st.serialize_field("id", &AsText(r.id))?;
         st.serialize_field("hotel_id", r.hotel_id.as_str())?;
         st.serialize_field("room_type", r.room_type.as_str())?;
@@ -631,9 +1336,13 @@ impl Serialize for ReservationJson<'_> {
         st.serialize_field("total", &MoneyJson(r.total))?;
         st.serialize_field("version", &r.version)?;
         st.serialize_field("created_at", &AsText(r.created_at))?;
-        st.serialize_field("payment", &Payment(&r.payment))?;
+        st.serialize_field("payment", &Payment(r))?;
         st.serialize_field("history", &HistoryListJson(&r.history))?;
         st.serialize_field("moves", &MovesJson(&r.moves))?;
+        st.serialize_field("rate_plan", r.terms.rate_plan.as_str())?;
+        st.serialize_field("cancellation_policy", &CancellationJson(r))?;
+        st.serialize_field("no_show_policy", &NoShowJson(r))?;
+        st.serialize_field("cancellation_fee", &cancellation_fee(r).map(MoneyJson))?;
         st.end()
     }
 }
@@ -685,6 +1394,8 @@ impl From<&Reservation> for ReservationView {
                 out_trade_no: r.payment.out_trade_no.to_string(),
                 amount: r.payment.amount.into(),
                 status: r.payment.status.into(),
+                fees: payment_fees(r),
+                refunds: payment_refunds(r),
             },
             history: r
                 .history
@@ -706,6 +1417,10 @@ impl From<&Reservation> for ReservationView {
                     first_night: m.first_night.to_string(),
                 })
                 .collect(),
+            rate_plan: r.terms.rate_plan.as_str().to_owned(),
+            cancellation_policy: CancellationPolicyView::new(r),
+            no_show_policy: NoShowPolicyView::new(r),
+            cancellation_fee: cancellation_fee(r).map(Into::into),
         }
     }
 }
@@ -865,6 +1580,10 @@ pub struct FrontDeskItem {
     pub departure: String,
     /// Where it is in the state machine.
     pub status: ReservationStatus,
+    /// The rate plan it was sold under.
+    #[serde(default = "bar_code")]
+    #[schema(example = "BAR")]
+    pub rate_plan: String,
 }
 
 impl From<&DayReservation> for FrontDeskItem {
@@ -877,6 +1596,7 @@ impl From<&DayReservation> for FrontDeskItem {
             arrival: r.stay.arrival().to_string(),
             departure: r.stay.departure().to_string(),
             status: r.status.into(),
+            rate_plan: r.rate_plan.as_str().to_owned(),
         }
     }
 }
@@ -946,7 +1666,9 @@ pub struct PaymentHistoryView {
     /// When (RFC 3339, UTC).
     pub at: String,
     /// What happened: `created`, `succeeded`, `failed`, `refund_owed`,
-    /// `cancelled_after_payment` or `refunded`.
+    /// `cancelled_after_payment` (the rest after the fee is owed back), `fee_kept` (a late
+    /// cancellation or a no-show whose fee keeps everything), `no_show_after_payment`
+    /// (a no-show: the rest after its fee is owed back) or `refunded`.
     pub event: String,
     /// The payment's status after it.
     pub status: PaymentStatusView,
@@ -972,6 +1694,13 @@ pub struct PaymentDetailView {
     pub trade_no: Option<String>,
     /// Every payment-side change, oldest first.
     pub history: Vec<PaymentHistoryView>,
+    /// What the hotel keeps as a fee (a late cancellation or a no-show of a paid
+    /// reservation): one entry, or none.
+    #[serde(default)]
+    pub fees: Vec<PaymentFeeView>,
+    /// What is given back: one entry once a refund is owed, or none.
+    #[serde(default)]
+    pub refunds: Vec<RefundView>,
 }
 
 impl From<&Reservation> for PaymentDetailView {
@@ -994,6 +1723,8 @@ impl From<&Reservation> for PaymentDetailView {
                     trade_no: h.trade_no.clone(),
                 })
                 .collect(),
+            fees: payment_fees(r),
+            refunds: payment_refunds(r),
         }
     }
 }
@@ -1050,7 +1781,7 @@ mod tests {
         let now: Timestamp = "2026-12-05T07:15:42.123456789Z".parse().unwrap();
         let arrival = innkeep_engine::jiff::civil::date(2027, 2, 27);
         for (n, status) in statuses.into_iter().enumerate() {
-            for guest in &guests {
+            for (g, guest) in guests.iter().enumerate() {
                 let req = BookRequest {
                     hotel_id: HotelId::parse("SHA-BUND").unwrap(),
                     room_type: RoomTypeCode::parse("KING").unwrap(),
@@ -1062,6 +1793,7 @@ mod tests {
                     guests: 2,
                     guest: guest.clone(),
                     room: None,
+                    rate_plan: innkeep_engine::RatePlanCode::bar(),
                 };
                 let total = Money {
                     amount_minor: 68_000 * (n as i64 + 1),
@@ -1098,9 +1830,45 @@ mod tests {
                     r.payment.status = PaymentStatus::Succeeded;
                     r.payment.trade_no = Some(format!("T-{n}"));
                 }
+                // Another plan's terms, and a fee kept with the rest owed or refunded.
+                if g == 1 {
+                    r.terms = Terms {
+                        rate_plan: innkeep_engine::RatePlanCode::parse("FLEX").unwrap(),
+                        cancellation: CancellationPolicy::parse(48, Fee::Nights(1)).unwrap(),
+                        no_show_fee: Fee::Percent(100),
+                        free_until: Some(now),
+                        late_cancel_fee_minor: 68_000,
+                        no_show_fee_minor: total.amount_minor,
+                    };
+                    r.payment.fee_minor = 1_000 * (n as i64 + 1);
+                    r.payment.refund_minor = total.amount_minor - r.payment.fee_minor;
+                    if n % 2 == 1 {
+                        r.payment.status = PaymentStatus::Refunded;
+                    } else {
+                        r.payment.refund_owed = true;
+                    }
+                }
                 let view = serde_json::to_string(&ReservationView::from(&r)).unwrap();
                 let direct = serde_json::to_string(&ReservationJson(&r)).unwrap();
                 assert_eq!(direct, view, "{status:?}");
+                // And the view reads back.
+                let back: ReservationView = serde_json::from_str(&view).unwrap();
+                assert_eq!(back, ReservationView::from(&r));
+                let v: serde_json::Value = serde_json::from_str(&view).unwrap();
+                assert_eq!(v["cancellation_fee"].is_null(), status != Status::Cancelled);
+                assert_eq!(v["payment"]["fees"].as_array().unwrap().len(), g);
+                assert_eq!(v["payment"]["refunds"].as_array().unwrap().len(), g);
+                if g == 1 {
+                    let kind = if status == Status::NoShow {
+                        "no_show"
+                    } else {
+                        "cancellation"
+                    };
+                    assert_eq!(v["payment"]["fees"][0]["kind"], kind);
+                    let refund = if n % 2 == 1 { "refunded" } else { "owed" };
+                    assert_eq!(v["payment"]["refunds"][0]["status"], refund);
+                    assert_eq!(v["cancellation_policy"]["free_until"], now.to_string());
+                }
             }
         }
     }
@@ -1123,6 +1891,65 @@ mod tests {
                 .is_err()
         );
         assert!(serde_json::from_str::<MoneyInput>("18446744073709551615").is_err());
+    }
+
+    #[test]
+    fn a_fee_has_exactly_one_key() {
+        let fee = |text: &str| serde_json::from_str::<FeeRule>(text);
+        assert_eq!(fee(r#"{"nights": 2}"#).unwrap(), FeeRule::Nights(2));
+        assert_eq!(fee(r#"{"percent": 50}"#).unwrap(), FeeRule::Percent(50));
+        for bad in [
+            r#"{}"#,
+            r#"{"nights": 1, "percent": 5}"#,
+            r#"{"nights": 1, "nights": 2}"#,
+            r#"{"hours": 1}"#,
+            r#"{"nights": 1.5}"#,
+            r#"{"nights": null}"#,
+            r#"1"#,
+            r#"["nights", 1]"#,
+        ] {
+            assert!(fee(bad).is_err(), "{bad}");
+        }
+        for f in [FeeRule::Nights(3), FeeRule::Percent(0)] {
+            let text = serde_json::to_string(&f).unwrap();
+            assert_eq!(fee(&text).unwrap(), f);
+        }
+        assert_eq!(
+            FeeRule::Percent(101)
+                .to_fee("x.nights", "x.percent")
+                .unwrap_err()
+                .field,
+            "x.percent"
+        );
+    }
+
+    /// In `set`, a field left out changes nothing, a number set to null clears it, and a
+    /// boolean may not be null.
+    #[test]
+    fn a_restriction_set_tells_absent_from_null() {
+        let set = |text: &str| {
+            serde_json::from_str::<RestrictionSet>(text)
+                .unwrap()
+                .to_patch()
+        };
+        let p =
+            set(r#"{"min_stay_arrival": null, "max_stay_arrival": 3, "closed": false}"#).unwrap();
+        assert_eq!(
+            p,
+            RestrictionPatch {
+                closed: Some(false),
+                min_stay_arrival: Some(None),
+                max_stay_arrival: Some(Some(3)),
+                ..Default::default()
+            }
+        );
+        assert!(set("{}").unwrap().is_empty());
+        assert_eq!(set(r#"{"closed": null}"#).unwrap_err().field, "set.closed");
+        assert_eq!(
+            set(r#"{"min_stay_through": 0}"#).unwrap_err().field,
+            "set.min_stay_through"
+        );
+        assert!(serde_json::from_str::<RestrictionSet>(r#"{"closed": true, "x": 1}"#).is_err());
     }
 
     #[test]

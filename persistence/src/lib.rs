@@ -5,7 +5,8 @@
 //! plugged in by the caller. Start-up is:
 //!
 //! 1. [`SnapshotStore::load`] → `(after_seq, state)` (or `(0, empty state)`),
-//! 2. [`recover`]`(dir, after_seq, |seq, event| apply)` → [`RecoveryReport`],
+//! 2. [`recover`]`(dir, after_seq, |seq, event| apply)` → [`RecoveryReport`] (the event
+//!    type implements [`Record`], which also decodes records of older segment formats),
 //! 3. [`Journal::start`]`(options, report.last_seq + 1, on_commit)`.
 //!
 //! After [`SnapshotStore::save`]`(seq, …)` returns, call
@@ -20,7 +21,7 @@ pub mod storage;
 
 pub use journal::{
     recover, recover_keeping_last, Ack, AckReceiver, AckSink, Committed, Journal, JournalError,
-    JournalOptions, JournalStats, OnCommit, RecoveryReport, SyncMode, MAX_RETAIN_RECORDS,
+    JournalOptions, JournalStats, OnCommit, Record, RecoveryReport, SyncMode, MAX_RETAIN_RECORDS,
 };
 pub use snapshot::{
     decode_part, decode_part_borrowed, encode_part, Blob, SnapshotError, SnapshotStore,

@@ -36,12 +36,12 @@ use serde::Serialize;
 
 /// Version of the snapshot layout (metadata record + bincode state) this build writes
 /// and the only one it loads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 5;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 6;
 
 /// The oldest snapshot layout [`SnapshotStore::load_versioned`] still hands to its caller
-/// (with its version, for the caller to decode): version 4 differs from 5 only inside the
+/// (with its version, for the caller to decode): version 5 differs from 6 only inside the
 /// parts the caller encodes, so a data dir of the previous release starts.
-pub const OLDEST_READABLE_SNAPSHOT_FORMAT: u32 = 4;
+pub const OLDEST_READABLE_SNAPSHOT_FORMAT: u32 = 5;
 
 /// Largest encoded state accepted, so a corrupt length can never drive a huge
 /// allocation and a runaway state is refused instead of filling the disk.

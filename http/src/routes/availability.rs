@@ -10,7 +10,9 @@ use crate::wire::{parse_date, AvailabilityQuery, AvailabilityView};
 use crate::AppState;
 
 /// Rooms free on every night of the stay, with nightly rates and totals, per room type
-/// that sleeps at least `guests`.
+/// that sleeps at least `guests`; and for each rate plan selling the type its price and
+/// why the hotel's restrictions or the plan's booking window forbid the stay, if they do
+/// (`rate_plans`).
 #[utoipa::path(
     get,
     path = "/v1/hotels/{hotel_id}/availability",

@@ -11,6 +11,10 @@
 //! client reloads its state instead of silently missing changes. A client too slow for the
 //! live channel gets a final `resync` and the stream ends; it resumes with its last id.
 //! Every stream ends when the server shuts down.
+//!
+//! Payloads are JSON objects; amounts in them (`fee`, `refund` of a paid reservation's
+//! `reservation.cancelled` or `reservation.no_show`, the `amount` of a `refunded`
+//! `payment.updated`) are integers in minor units of the reservation's currency.
 
 use std::convert::Infallible;
 
@@ -38,7 +42,7 @@ use crate::AppState;
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (a journal sequence number)"),
     ),
     responses(
-        (status = 200, description = "text/event-stream: events named reservation.created, reservation.confirmed, reservation.cancelled, reservation.expired, reservation.checked_in, reservation.checked_out, reservation.no_show, reservation.moved, payment.updated, room.status, room.out_of_order, room.back_in_order, setup.updated, availability.changed; and resync. Each journal event is one event carrying its sequence number as `id`; the availability.changed and room.status events it implies come just before it without an `id`, so resuming never skips them", content_type = "text/event-stream"),
+        (status = 200, description = "text/event-stream: events named reservation.created, reservation.confirmed, reservation.cancelled, reservation.expired, reservation.checked_in, reservation.checked_out, reservation.no_show, reservation.moved, payment.updated, room.status, room.out_of_order, room.back_in_order, setup.updated, rate_plan.updated, restrictions.updated, availability.changed; and resync. Each journal event is one event carrying its sequence number as `id`; the availability.changed and room.status events it implies come just before it without an `id`, so resuming never skips them", content_type = "text/event-stream"),
         (status = 400, description = "invalid_request: bad hotel code or Last-Event-ID", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found", body = Problem, content_type = "application/problem+json"),
     )
@@ -218,34 +222,41 @@ fn describe(event: &Event) -> (&'static str, Value) {
                 Action::CheckOut => "reservation.checked_out",
                 Action::NoShow => "reservation.no_show",
             };
-            (
-                name,
-                json!({
-                    "reservation_id": id.to_string(),
-                    "room": room.number.as_str(),
-                    "at": change.at.to_string(),
-                    "nights_released_from": change.release_from.map(|d| d.to_string()),
-                }),
-            )
+            let mut data = json!({
+                "reservation_id": id.to_string(),
+                "room": room.number.as_str(),
+                "at": change.at.to_string(),
+                "nights_released_from": change.release_from.map(|d| d.to_string()),
+            });
+            // A paid reservation cancelled or marked a no-show: what the hotel keeps and
+            // what goes back, in minor units of the reservation's currency.
+            if let Some(s) = &change.settlement {
+                data["fee"] = json!(s.fee_minor);
+                data["refund"] = json!(s.refund_minor);
+            }
+            (name, data)
         }
         Event::PaymentChanged {
             room,
             id,
             change,
             at,
-        } => (
-            "payment.updated",
-            json!({
+        } => {
+            let mut data = json!({
                 "reservation_id": id.to_string(),
                 "room": room.number.as_str(),
                 "change": match change {
                     PaymentChange::Failed { .. } => "failed",
                     PaymentChange::RefundOwed { .. } => "refund_owed",
-                    PaymentChange::Refunded => "refunded",
+                    PaymentChange::Refunded { .. } => "refunded",
                 },
                 "at": at.to_string(),
-            }),
-        ),
+            });
+            if let PaymentChange::Refunded { amount_minor } = change {
+                data["amount"] = json!(amount_minor);
+            }
+            ("payment.updated", data)
+        }
         Event::HousekeepingSet { room, status, at } => (
             "room.status",
             json!({"room": room.number.as_str(), "housekeeping": status.as_str(), "at": at.to_string()}),
@@ -289,9 +300,147 @@ fn describe(event: &Event) -> (&'static str, Value) {
             "room.back_in_order",
             json!({"room": room.number.as_str(), "from": from.to_string(), "at": at.to_string()}),
         ),
+        Event::RatePlanPut { hotel_id, code, .. } => (
+            "rate_plan.updated",
+            json!({"hotel_id": hotel_id.as_str(), "code": code.as_str()}),
+        ),
+        Event::RestrictionsSet {
+            from,
+            to,
+            weekdays,
+            room_types,
+            rate_plans,
+            ..
+        } => (
+            "restrictions.updated",
+            json!({
+                "from": from.to_string(),
+                "to": to.to_string(),
+                "weekdays": weekdays.names(),
+                "room_types": room_types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+                "rate_plans": rate_plans.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            }),
+        ),
         Event::HotelPut { .. }
         | Event::RoomTypePut { .. }
         | Event::RoomPut { .. }
         | Event::RatePut { .. } => ("setup.updated", json!({})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use innkeep_engine::event::Settlement;
+    use innkeep_engine::selling::{RatePlan, RestrictionPatch, Weekdays};
+    use innkeep_engine::{Change, HotelId, RatePlanCode, ReservationId, RoomNumber, RoomTypeCode};
+
+    use super::*;
+
+    fn room() -> RoomKey {
+        RoomKey {
+            hotel_id: HotelId::parse("H1").unwrap(),
+            number: RoomNumber::parse("101").unwrap(),
+        }
+    }
+
+    /// The selling-rule setup events have their own names and payloads, and belong to
+    /// their hotel's stream (which shows the events whose `hotel_id` is the hotel's).
+    #[test]
+    fn selling_rule_events_are_named_and_belong_to_their_hotel() {
+        let hotel = HotelId::parse("H1").unwrap();
+        let put = Event::RatePlanPut {
+            hotel_id: hotel.clone(),
+            code: RatePlanCode::parse("FLEX").unwrap(),
+            plan: RatePlan::bar(),
+        };
+        assert_eq!(put.hotel_id(), &hotel);
+        assert_eq!(
+            describe(&put),
+            (
+                "rate_plan.updated",
+                json!({"hotel_id": "H1", "code": "FLEX"})
+            )
+        );
+        let from = innkeep_engine::jiff::civil::date(2030, 3, 1);
+        let set = Event::RestrictionsSet {
+            hotel_id: hotel.clone(),
+            from,
+            to: innkeep_engine::jiff::civil::date(2030, 3, 8),
+            weekdays: Weekdays::parse(&["sat", "fri"]).unwrap(),
+            room_types: vec![RoomTypeCode::parse("KING").unwrap()],
+            rate_plans: vec![RatePlanCode::bar(), RatePlanCode::parse("FLEX").unwrap()],
+            patch: RestrictionPatch {
+                closed: Some(true),
+                ..Default::default()
+            },
+        };
+        assert_eq!(set.hotel_id(), &hotel);
+        assert_eq!(
+            describe(&set),
+            (
+                "restrictions.updated",
+                json!({"from": "2030-03-01", "to": "2030-03-08", "weekdays": ["fri", "sat"],
+                       "room_types": ["KING"], "rate_plans": ["BAR", "FLEX"]})
+            )
+        );
+    }
+
+    /// A paid cancellation or no-show carries its fee and refund; an unpaid one neither;
+    /// a refund carries its amount.
+    #[test]
+    fn settlements_and_refunds_carry_their_amounts() {
+        let id = ReservationId(uuid::Uuid::from_u128(7));
+        let at: innkeep_engine::jiff::Timestamp = "2030-03-01T10:00:00Z".parse().unwrap();
+        let changed = |action: Action, settlement: Option<Settlement>| Event::ReservationChanged {
+            room: room(),
+            id,
+            change: Change {
+                action,
+                at,
+                release_from: None,
+                settlement,
+            },
+        };
+        let paid = Some(Settlement {
+            fee_minor: 40_000,
+            refund_minor: 60_000,
+        });
+        let (name, data) = describe(&changed(Action::Cancel, paid));
+        assert_eq!(name, "reservation.cancelled");
+        assert_eq!(
+            (&data["fee"], &data["refund"]),
+            (&json!(40_000), &json!(60_000))
+        );
+        let (name, data) = describe(&changed(Action::NoShow, paid));
+        assert_eq!(name, "reservation.no_show");
+        assert_eq!(
+            (&data["fee"], &data["refund"]),
+            (&json!(40_000), &json!(60_000))
+        );
+        let (_, data) = describe(&changed(Action::Cancel, None));
+        assert!(data.get("fee").is_none() && data.get("refund").is_none());
+        let refunded = Event::PaymentChanged {
+            room: room(),
+            id,
+            change: PaymentChange::Refunded {
+                amount_minor: 60_000,
+            },
+            at,
+        };
+        let (name, data) = describe(&refunded);
+        assert_eq!(name, "payment.updated");
+        assert_eq!(
+            (&data["change"], &data["amount"]),
+            (&json!("refunded"), &json!(60_000))
+        );
+        let owed = Event::PaymentChanged {
+            room: room(),
+            id,
+            change: PaymentChange::RefundOwed {
+                trade_no: "T-1".into(),
+            },
+            at,
+        };
+        assert!(describe(&owed).1.get("amount").is_none());
     }
 }

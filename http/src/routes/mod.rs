@@ -17,6 +17,7 @@ pub mod ops;
 pub mod payments;
 pub mod reservations;
 pub mod rooms;
+pub mod selling;
 pub mod setup;
 
 /// 201 for something new, 200 for a replacement.

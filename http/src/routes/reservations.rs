@@ -4,7 +4,7 @@ use axum::extract::{FromRequest, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use innkeep_actors::BookInput;
-use innkeep_engine::{Action, Guest, HotelId, RoomNumber, RoomTypeCode};
+use innkeep_engine::{Action, Guest, HotelId, RatePlanCode, RoomNumber, RoomTypeCode};
 
 use super::{reservation_id, reservation_response};
 use crate::auth::Caller;
@@ -16,9 +16,10 @@ use crate::extract::{
 use crate::wire::{parse_date, BookRequestBody, MoveRequest, ReservationView};
 use crate::AppState;
 
-/// Books a room of a type for a stay. The reservation starts `pending_payment` and holds
-/// its nights until `hold_expires_at`. With an `Idempotency-Key`, a retry of the same
-/// request answers with the same reservation.
+/// Books a room of a type for a stay, under a rate plan (`rate_plan`, default `BAR`):
+/// the plan's price, cancellation and no-show policies are the reservation's. The
+/// reservation starts `pending_payment` and holds its nights until `hold_expires_at`. With
+/// an `Idempotency-Key`, a retry of the same request answers with the same reservation.
 #[utoipa::path(
     post,
     path = "/v1/hotels/{hotel_id}/reservations",
@@ -34,12 +35,12 @@ use crate::AppState;
                 ("Location" = String, description = "/v1/reservations/{id}"),
                 ("ETag" = String, description = "The reservation's version, quoted"),
             )),
-        (status = 400, description = "invalid_request: bad JSON, dates, guests, guest contact or Idempotency-Key, or a requested room of another type than room_type", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "invalid_request: bad JSON, dates, guests, guest contact, rate_plan code or Idempotency-Key, or a requested room of another type than room_type", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such hotel, room type or room", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "sold_out", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "invalid_request: body not sent as JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid_stay or idempotency_key_reused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_stay, idempotency_key_reused, restricted (the hotel's restrictions or the plan's booking window forbid the stay; the problem lists `reasons`) or invalid_request (a rate_plan the hotel does not have, or one that does not sell room_type)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -62,6 +63,11 @@ pub async fn book(
         room: body.room.as_deref().map(RoomNumber::parse).transpose()?,
         // The guard checked the hotel and the role; the booking records who made it.
         created_by: caller.principal.creator(),
+        rate_plan: body
+            .rate_plan
+            .as_deref()
+            .map(RatePlanCode::parse)
+            .transpose()?,
     };
     let reservation = state.engine.book(input, key).await?;
     let mut res = reservation_response(StatusCode::CREATED, &reservation);
@@ -114,7 +120,9 @@ async fn act(
     Ok(reservation_response(StatusCode::OK, &reservation))
 }
 
-/// Cancels a `pending_payment` or `confirmed` reservation; its nights are released.
+/// Cancels a `pending_payment` or `confirmed` reservation; its nights are released. A
+/// paid one keeps the fee its cancellation policy sets (`cancellation_fee`; 0 before
+/// `cancellation_policy.free_until`) and is owed the rest back (`payment.refunds`).
 #[utoipa::path(
     post,
     path = "/v1/reservations/{id}/cancel",

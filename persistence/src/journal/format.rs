@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    JournalError, MAX_RECORD_BYTES, RECORD_HEADER_BYTES, SEGMENT_FORMAT_VERSION,
-    SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
+    JournalError, Record, MAX_RECORD_BYTES, OLDEST_READABLE_SEGMENT_FORMAT, RECORD_HEADER_BYTES,
+    SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
 };
 
 /// File name suffix of segment files.
@@ -37,7 +37,7 @@ fn bincode_decode_config() -> bincode::config::Configuration<
     bincode::config::standard().with_limit::<{ MAX_RECORD_BYTES as usize }>()
 }
 
-/// The 8 header bytes every segment starts with.
+/// The 8 header bytes every segment this build writes starts with (current version).
 pub(super) fn segment_header() -> [u8; SEGMENT_HEADER_BYTES as usize] {
     let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
     header[..4].copy_from_slice(&SEGMENT_MAGIC);
@@ -83,8 +83,9 @@ pub(super) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalEr
 /// Result of checking a segment's header bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum HeaderCheck {
-    /// Magic and version are right.
-    Valid,
+    /// Right magic and a version this build reads (the one carried, from
+    /// [`OLDEST_READABLE_SEGMENT_FORMAT`] to [`SEGMENT_FORMAT_VERSION`]).
+    Valid(u32),
     /// Fewer bytes than a header (a crash while creating the file).
     Short,
     /// The magic bytes are wrong.
@@ -102,10 +103,10 @@ pub(super) fn check_header(bytes: &[u8]) -> HeaderCheck {
         return HeaderCheck::BadMagic;
     }
     let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    if version != SEGMENT_FORMAT_VERSION {
+    if !(OLDEST_READABLE_SEGMENT_FORMAT..=SEGMENT_FORMAT_VERSION).contains(&version) {
         return HeaderCheck::UnknownVersion(version);
     }
-    HeaderCheck::Valid
+    HeaderCheck::Valid(version)
 }
 
 /// A record frame that passed length and CRC checks.
@@ -351,6 +352,29 @@ pub(super) fn decode_payload<E: DeserializeOwned>(
         });
     }
     Ok(event)
+}
+
+/// Decode one record's payload (whose frame and CRC were checked), found in a segment
+/// of format `version` (one [`check_header`] accepted): as [`decode_payload`] in a
+/// current segment, with [`Record::decode_older`] in an older one, whose refusal is
+/// corruption too.
+pub(super) fn decode_record<E: Record>(
+    version: u32,
+    payload: &[u8],
+    path: &Path,
+    offset: u64,
+    seq: u64,
+) -> Result<E, JournalError> {
+    if version == SEGMENT_FORMAT_VERSION {
+        return decode_payload(payload, path, offset, seq);
+    }
+    E::decode_older(version, payload).map_err(|reason| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason: format!(
+            "record seq {seq} has a valid CRC but does not decode (segment format {version}): {reason}"
+        ),
+    })
 }
 
 /// A `Write` into the batch buffer that refuses to grow one record past

@@ -1,6 +1,6 @@
 //! The journal: append-only segment files written by one thread with group commit.
 //!
-//! # On-disk format (version [`SEGMENT_FORMAT_VERSION`])
+//! # On-disk format (version [`SEGMENT_FORMAT_VERSION`], reads back to [`OLDEST_READABLE_SEGMENT_FORMAT`])
 //!
 //! A journal directory holds segment files named `{first_seq:020}.seg`, where
 //! `first_seq` is the sequence number of the first record the segment holds (or will
@@ -16,6 +16,25 @@
 //! The payload is the event encoded with bincode (`config::standard()`, via serde) and is
 //! at most [`MAX_RECORD_BYTES`]. Sequence numbers start at 1 and are continuous across
 //! segments.
+//!
+//! ## Versions
+//!
+//! The header's version says how a segment's payloads are to be read; the framing above
+//! (header, record frame, CRC, naming) is the same in every readable version.
+//!
+//! - **4** (current): payloads encode the caller's event type as this build defines it,
+//!   decoded with `serde::Deserialize`.
+//! - **3**: payloads encode the event type of the previous release. Only what the
+//!   payloads encode differs from 4; they are decoded by the event type's
+//!   [`Record::decode_older`].
+//!
+//! Recovery reads every version from [`OLDEST_READABLE_SEGMENT_FORMAT`] to
+//! [`SEGMENT_FORMAT_VERSION`] and refuses anything else with
+//! [`JournalError::UnknownFormat`]. The writer only ever appends to a segment of the
+//! current version: when [`Journal::start`] finds a last segment of an older version, it
+//! starts a new segment for the next record (or, if the old one holds no record yet,
+//! rewrites its header), so a segment never mixes versions and older segments go with
+//! retention like any other.
 //!
 //! # Writer
 //!
@@ -62,11 +81,43 @@ pub use self::format::segment_file_name;
 pub use self::recovery::{recover, recover_keeping_last};
 pub use self::writer::Journal;
 
+/// A journal record type: decodes the payloads of current segments with
+/// `serde::Deserialize`, and can also decode the payloads of older segment formats.
+///
+/// [`recover`] and [`recover_keeping_last`] decode a record in a segment of version
+/// [`SEGMENT_FORMAT_VERSION`] as `Self` (bincode, as the writer encodes it), and one in a
+/// segment of an older readable version (at least [`OLDEST_READABLE_SEGMENT_FORMAT`])
+/// with [`Record::decode_older`]. A type that never had another encoding can use the
+/// default, which refuses older payloads: `impl Record for MyEvent {}`.
+pub trait Record: serde::de::DeserializeOwned {
+    /// Decodes `payload`, one whole record's payload written in a segment of format
+    /// `version` (older than [`SEGMENT_FORMAT_VERSION`], at least
+    /// [`OLDEST_READABLE_SEGMENT_FORMAT`]). The previous encoding was bincode with
+    /// `config::standard()` too, so [`crate::decode_part`] into the old type and a
+    /// conversion usually does it. An `Err(reason)` makes recovery fail with
+    /// [`JournalError::Corrupt`] naming the file, offset and seq, with `reason`.
+    ///
+    /// The default refuses every older payload.
+    fn decode_older(version: u32, payload: &[u8]) -> Result<Self, String> {
+        let _ = payload;
+        Err(format!(
+            "records of segment format {version} are not readable by this type"
+        ))
+    }
+}
+
 /// Magic bytes at the start of every segment, so a stray file is never mistaken for one.
 pub const SEGMENT_MAGIC: [u8; 4] = *b"INKJ";
 
-/// Version of the segment format this build writes and the only one it reads.
-pub const SEGMENT_FORMAT_VERSION: u32 = 3;
+/// Version of the segment format this build writes (every new segment, and the only
+/// version it appends to). Version 4 differs from 3 only in what the records' payloads
+/// encode: the caller's event type of this build (see the [module docs](self)).
+pub const SEGMENT_FORMAT_VERSION: u32 = 4;
+
+/// Oldest segment format this build still reads: recovery decodes the payloads of a
+/// segment of a version from this up to (not including) [`SEGMENT_FORMAT_VERSION`] with
+/// [`Record::decode_older`], so a journal written by the previous release still starts.
+pub const OLDEST_READABLE_SEGMENT_FORMAT: u32 = 3;
 
 /// Size of the segment header: magic (4) + format version (4).
 pub const SEGMENT_HEADER_BYTES: u64 = 8;
@@ -208,7 +259,7 @@ pub enum JournalError {
         reason: String,
     },
     /// A segment written by a format version this build cannot read.
-    #[error("journal segment {} has unknown format version {version} (this build reads version {SEGMENT_FORMAT_VERSION})", path.display())]
+    #[error("journal segment {} has unknown format version {version} (this build reads versions {OLDEST_READABLE_SEGMENT_FORMAT} to {SEGMENT_FORMAT_VERSION})", path.display())]
     UnknownFormat {
         /// The segment file.
         path: PathBuf,

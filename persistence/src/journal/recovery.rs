@@ -5,14 +5,13 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use serde::de::DeserializeOwned;
-
 use super::format::{
-    check_header, decode_payload, find_valid_frame_after, list_segments, read_segment,
-    scan_records, segment_header, HeaderCheck,
+    check_header, decode_record, find_valid_frame_after, list_segments, read_segment, scan_records,
+    segment_header, HeaderCheck,
 };
 use super::{
-    JournalError, RecoveryReport, MAX_RETAIN_RECORDS, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    JournalError, Record, RecoveryReport, MAX_RETAIN_RECORDS, RECORD_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES,
 };
 
 /// Truncate a file to `len_bytes` (and, if `rewrite_header`, write a fresh header) and
@@ -44,12 +43,20 @@ fn cut_file(path: &Path, len_bytes: u64, rewrite_header: bool) -> Result<(), Jou
 /// sequence gap — including a journal that starts after `after_seq + 1`, is missing
 /// although `after_seq > 0`, or ends before `after_seq`.
 ///
+/// Segments of every format from [`OLDEST_READABLE_SEGMENT_FORMAT`] to
+/// [`SEGMENT_FORMAT_VERSION`] are read: a record in a current segment decodes as `E`
+/// (bincode, as written), one in an older segment through [`Record::decode_older`], and
+/// either failing is [`JournalError::Corrupt`] naming file, offset and seq.
+///
+/// [`OLDEST_READABLE_SEGMENT_FORMAT`]: super::OLDEST_READABLE_SEGMENT_FORMAT
+/// [`SEGMENT_FORMAT_VERSION`]: super::SEGMENT_FORMAT_VERSION
+///
 /// `apply` may have been called for some records when an error is returned: on error
 /// the caller must discard the state it was building and refuse to start.
 ///
 /// Each segment is read into memory whole (segments are bounded by
 /// `segment_max_bytes` plus one batch).
-pub fn recover<E: DeserializeOwned>(
+pub fn recover<E: Record>(
     dir: &Path,
     after_seq: u64,
     apply: impl FnMut(u64, E),
@@ -64,6 +71,8 @@ struct KeptRecord {
     seq: u64,
     /// Index of its segment in the sorted segment list.
     segment: usize,
+    /// Format version of that segment, which decides how its payload decodes.
+    version: u32,
     /// Byte offset of the record (frame header) in the segment, for error messages.
     offset: u64,
     /// Payload bytes `start..end` in the segment.
@@ -85,7 +94,7 @@ struct KeptRecord {
 /// `keep_last` records plus one segment). `keep_last` is at most [`MAX_RETAIN_RECORDS`].
 ///
 /// [`JournalOptions::retain_records`]: super::JournalOptions::retain_records
-pub fn recover_keeping_last<E: DeserializeOwned>(
+pub fn recover_keeping_last<E: Record>(
     dir: &Path,
     after_seq: u64,
     keep_last: u64,
@@ -141,8 +150,8 @@ pub fn recover_keeping_last<E: DeserializeOwned>(
             });
         }
         let bytes = read_segment(path)?;
-        match check_header(&bytes) {
-            HeaderCheck::Valid => {}
+        let version = match check_header(&bytes) {
+            HeaderCheck::Valid(version) => version,
             HeaderCheck::Short if is_last => {
                 if !bytes.is_empty() {
                     // Crash while creating the segment: nothing in it was ever acked.
@@ -181,7 +190,7 @@ pub fn recover_keeping_last<E: DeserializeOwned>(
                     version,
                 });
             }
-        }
+        };
 
         let outcome = scan_records(&bytes, path, expected, |seq, payload, offset| {
             if keep_last > 0 {
@@ -192,6 +201,7 @@ pub fn recover_keeping_last<E: DeserializeOwned>(
                 kept.push_back(KeptRecord {
                     seq,
                     segment: index,
+                    version,
                     offset,
                     start,
                     end: start + payload.len(),
@@ -201,7 +211,7 @@ pub fn recover_keeping_last<E: DeserializeOwned>(
                 // Covered by the snapshot; CRC and continuity were still checked.
                 return Ok(());
             }
-            apply(seq, decode_payload(payload, path, offset, seq)?);
+            apply(seq, decode_record(version, payload, path, offset, seq)?);
             report.records_replayed += 1;
             Ok(())
         })?;
@@ -285,7 +295,7 @@ pub fn recover_keeping_last<E: DeserializeOwned>(
         let bytes = &kept_segments[i].1;
         newest.push((
             k.seq,
-            decode_payload(&bytes[k.start..k.end], path, k.offset, k.seq)?,
+            decode_record(k.version, &bytes[k.start..k.end], path, k.offset, k.seq)?,
         ));
     }
     Ok((report, newest))

@@ -25,6 +25,37 @@ fn ev(id: u64) -> Ev {
     }
 }
 
+/// `Ev` as a previous release encoded it in segment format 3: another field order and a
+/// narrower id, so decoding its bytes as `Ev` would fail or give a different event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct EvV3 {
+    note: String,
+    id: u32,
+}
+
+/// Format-3 payload of `ev(id)`.
+fn ev_v3_payload(id: u64) -> Vec<u8> {
+    let old = EvV3 {
+        note: format!("event number {id}"),
+        id: u32::try_from(id).expect("small id"),
+    };
+    bincode::serde::encode_to_vec(&old, bincode_config()).expect("encode")
+}
+
+impl Record for Ev {
+    fn decode_older(version: u32, payload: &[u8]) -> Result<Self, String> {
+        match version {
+            3 => crate::decode_part::<EvV3>(payload).map(|old| Ev {
+                id: u64::from(old.id),
+                note: old.note,
+            }),
+            _ => Err(format!("no decoder for format {version}")),
+        }
+    }
+}
+
+impl Record for Vec<u8> {}
+
 fn options(dir: &Path, segment_max_bytes: u64) -> JournalOptions {
     JournalOptions {
         dir: dir.to_path_buf(),
@@ -133,6 +164,40 @@ fn flip_byte(path: &Path, offset: u64) {
 
 fn file_len(path: &Path) -> u64 {
     fs::metadata(path).expect("metadata").len()
+}
+
+/// Write segment `first_seq` by hand with format `version` and the given payloads (seqs
+/// from `first_seq` on), framed and checksummed as the writer does. Returns its path and
+/// each record's offset.
+fn write_segment_by_hand(
+    dir: &Path,
+    first_seq: u64,
+    version: u32,
+    payloads: &[Vec<u8>],
+) -> (PathBuf, Vec<u64>) {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&SEGMENT_MAGIC);
+    bytes.extend_from_slice(&version.to_le_bytes());
+    let mut offsets = Vec::new();
+    for (seq, payload) in (first_seq..).zip(payloads) {
+        offsets.push(bytes.len() as u64);
+        let len = u32::try_from(payload.len()).expect("small payload");
+        bytes.extend_from_slice(&len.to_le_bytes());
+        bytes.extend_from_slice(&seq.to_le_bytes());
+        bytes.extend_from_slice(&record_crc(seq, payload).to_le_bytes());
+        bytes.extend_from_slice(payload);
+    }
+    fs::create_dir_all(dir).expect("mkdir");
+    let path = dir.join(segment_file_name(first_seq));
+    fs::write(&path, bytes).expect("write");
+    (path, offsets)
+}
+
+/// The format version in a segment file's header.
+fn segment_version(path: &Path) -> u32 {
+    let bytes = fs::read(path).expect("read");
+    assert_eq!(&bytes[..4], &SEGMENT_MAGIC, "{}", path.display());
+    read_u32(&bytes, 4)
 }
 
 /// Start a fresh journal in `dir` and append `ids` one at a time (one batch each).
@@ -586,21 +651,37 @@ fn unknown_format_version_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_sequential(dir.path(), 1 << 20, 1..=2);
     let path = segment_files(dir.path())[0].1.clone();
-    let mut bytes = fs::read(&path).expect("read");
-    bytes[4..8].copy_from_slice(&(SEGMENT_FORMAT_VERSION + 1).to_le_bytes());
-    fs::write(&path, bytes).expect("write");
-    match recover_all(dir.path(), 0) {
-        Err(JournalError::UnknownFormat { path: p, version }) => {
-            assert_eq!(p, path);
-            assert_eq!(version, SEGMENT_FORMAT_VERSION + 1);
+    let original = fs::read(&path).expect("read");
+    // One past either end of the readable range (2 and 5).
+    for bad_version in [
+        OLDEST_READABLE_SEGMENT_FORMAT - 1,
+        SEGMENT_FORMAT_VERSION + 1,
+    ] {
+        let mut bytes = original.clone();
+        bytes[4..8].copy_from_slice(&bad_version.to_le_bytes());
+        fs::write(&path, bytes).expect("write");
+        match recover_all(dir.path(), 0) {
+            Err(err @ JournalError::UnknownFormat { .. }) => {
+                let message = err.to_string();
+                let JournalError::UnknownFormat { path: p, version } = err else {
+                    unreachable!()
+                };
+                assert_eq!((p, version), (path.clone(), bad_version));
+                assert!(
+                    message.contains(&format!(
+                        "reads versions {OLDEST_READABLE_SEGMENT_FORMAT} to {SEGMENT_FORMAT_VERSION}"
+                    )),
+                    "{message}"
+                );
+            }
+            other => panic!("expected UnknownFormat for {bad_version}, got {other:?}"),
         }
-        other => panic!("expected UnknownFormat, got {other:?}"),
+        let (hook, _) = collector();
+        assert!(matches!(
+            Journal::start(options(dir.path(), 1 << 20), 3, hook),
+            Err(JournalError::UnknownFormat { version, .. }) if version == bad_version
+        ));
     }
-    let (hook, _) = collector();
-    assert!(matches!(
-        Journal::start(options(dir.path(), 1 << 20), 3, hook),
-        Err(JournalError::UnknownFormat { version, .. }) if version == SEGMENT_FORMAT_VERSION + 1
-    ));
     // Bad magic is corruption.
     let mut bytes = fs::read(&path).expect("read");
     bytes[0] = b'X';
@@ -1150,6 +1231,146 @@ fn invalid_options_are_refused() {
             Err(JournalError::InvalidOptions { .. })
         ));
     }
+}
+
+#[test]
+fn a_format_3_journal_recovers_and_continues_in_a_new_format_4_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old_payloads: Vec<Vec<u8>> = (1..=3).map(ev_v3_payload).collect();
+    let (old_path, _) = write_segment_by_hand(dir.path(), 1, 3, &old_payloads);
+    let old_bytes = fs::read(&old_path).expect("read");
+    assert_ne!(
+        old_payloads[0],
+        bincode::serde::encode_to_vec(ev(1), bincode_config()).expect("encode"),
+        "the old encoding differs from the current one"
+    );
+
+    // The previous release's records decode through `decode_older`, replayed and kept.
+    let (records, report) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records, evs(1..=3));
+    assert_eq!((report.last_seq, report.segments), (3, 1));
+    assert_eq!(
+        recover_keeping(dir.path(), 3, 10).expect("kept").1,
+        evs(1..=3)
+    );
+
+    // New records never go into the old segment: a new format-4 segment starts at 4.
+    let (hook, batches) = collector();
+    let journal = Journal::start(options(dir.path(), 1 << 20), 4, hook).expect("start");
+    assert_eq!(append_wait(&journal, ev(4)).expect("ack"), 4);
+    assert_eq!(append_wait(&journal, ev(5)).expect("ack"), 5);
+    journal.shutdown();
+    assert_eq!(seqs(&batches), vec![4, 5]);
+    let files = segment_files(dir.path());
+    assert_eq!(
+        files,
+        vec![
+            (1, dir.path().join(segment_file_name(1))),
+            (4, dir.path().join(segment_file_name(4))),
+        ]
+    );
+    assert_eq!(
+        fs::read(&old_path).expect("read"),
+        old_bytes,
+        "old segment untouched"
+    );
+    assert_eq!(segment_version(&files[0].1), 3);
+    assert_eq!(segment_version(&files[1].1), SEGMENT_FORMAT_VERSION);
+    assert_eq!(record_offsets(&files[1].1).len(), 2);
+
+    // The whole dir recovers in order, across the two formats, replayed and kept alike.
+    let (records, report) = recover_all(dir.path(), 0).expect("recover all");
+    assert_eq!(records, evs(1..=5));
+    assert_eq!((report.last_seq, report.segments), (5, 2));
+    let (replayed, kept, _) = recover_keeping(dir.path(), 2, 4).expect("recover keeping");
+    assert_eq!(replayed, evs(3..=5));
+    assert_eq!(kept, evs(2..=5));
+
+    // A restart appends to the format-4 segment, and retention deletes the old segment
+    // like any other once a snapshot covers it.
+    let (hook, _) = collector();
+    let journal = Journal::start(options(dir.path(), 1 << 20), 6, hook).expect("restart");
+    journal.truncate_through(5);
+    assert_eq!(append_wait(&journal, ev(6)).expect("ack"), 6);
+    journal.shutdown();
+    assert_eq!(segment_firsts(dir.path()), vec![4]);
+    assert_eq!(recover_all(dir.path(), 5).expect("recover").1.last_seq, 6);
+}
+
+#[test]
+fn a_format_3_record_that_decode_older_refuses_is_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Record 2 has a valid CRC, but its payload is not an old `Ev`.
+    let payloads = vec![ev_v3_payload(1), vec![0xff; 12], ev_v3_payload(3)];
+    let (path, offsets) = write_segment_by_hand(dir.path(), 1, 3, &payloads);
+    match recover_all(dir.path(), 0) {
+        Err(JournalError::Corrupt {
+            path: p,
+            offset,
+            reason,
+        }) => {
+            assert_eq!((p, offset), (path.clone(), offsets[1]));
+            assert!(reason.contains("seq 2"), "{reason}");
+            assert!(reason.contains("segment format 3"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Covered by the snapshot it is not decoded, but kept it must decode.
+    assert_eq!(recover_all(dir.path(), 3).expect("covered").1.last_seq, 3);
+    assert!(matches!(
+        recover_keeping(dir.path(), 3, 2),
+        Err(JournalError::Corrupt { path: p, offset, .. }) if p == path && offset == offsets[1]
+    ));
+
+    // A type without an older decoder (the default) refuses every format-3 record.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, offsets) = write_segment_by_hand(dir.path(), 1, 3, &[vec![1, 2, 3]]);
+    match recover(dir.path(), 0, |_, _: Vec<u8>| {}) {
+        Err(JournalError::Corrupt {
+            path: p,
+            offset,
+            reason,
+        }) => {
+            assert_eq!((p, offset), (path, offsets[0]));
+            assert!(reason.contains("not readable by this type"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_header_only_format_3_last_segment_is_rewritten_as_format_4() {
+    // The only segment, empty: rewritten in place and appended to.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, _) = write_segment_by_hand(dir.path(), 1, 3, &[]);
+    let (records, report) = recover_all(dir.path(), 0).expect("recover");
+    assert!(records.is_empty());
+    assert_eq!(report.last_seq, 0);
+    let (hook, _) = collector();
+    let journal = Journal::start(options(dir.path(), 1 << 20), 1, hook).expect("start");
+    assert_eq!(segment_version(&path), SEGMENT_FORMAT_VERSION);
+    assert_eq!(file_len(&path), SEGMENT_HEADER_BYTES);
+    assert_eq!(append_wait(&journal, ev(1)).expect("ack"), 1);
+    assert_eq!(append_wait(&journal, ev(2)).expect("ack"), 2);
+    journal.shutdown();
+    assert_eq!(segment_firsts(dir.path()), vec![1]);
+    assert_eq!(segment_version(&path), SEGMENT_FORMAT_VERSION);
+    assert_eq!(recover_all(dir.path(), 0).expect("recover").0, evs(1..=2));
+
+    // An empty format-3 segment after one with records (a roll just before the
+    // upgrade): the empty one is rewritten, the full one stays as it was.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (full, _) = write_segment_by_hand(dir.path(), 1, 3, &[ev_v3_payload(1), ev_v3_payload(2)]);
+    let (empty, _) = write_segment_by_hand(dir.path(), 3, 3, &[]);
+    assert_eq!(recover_all(dir.path(), 0).expect("recover").1.last_seq, 2);
+    let (hook, _) = collector();
+    let journal = Journal::start(options(dir.path(), 1 << 20), 3, hook).expect("start");
+    assert_eq!(append_wait(&journal, ev(3)).expect("ack"), 3);
+    journal.shutdown();
+    assert_eq!(segment_firsts(dir.path()), vec![1, 3]);
+    assert_eq!(segment_version(&full), 3);
+    assert_eq!(segment_version(&empty), SEGMENT_FORMAT_VERSION);
+    assert_eq!(recover_all(dir.path(), 0).expect("recover").0, evs(1..=3));
 }
 
 #[test]

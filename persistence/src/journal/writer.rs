@@ -22,8 +22,8 @@ use super::format::{
 use super::{
     Ack, AckReceiver, AckSink, Committed, JournalError, JournalOptions, JournalStats, OnCommit,
     SyncMode, MAX_BATCH_BYTES, MAX_BATCH_RECORDS_LIMIT, MAX_QUEUE_CAPACITY, MAX_RETAIN_RECORDS,
-    METRIC_BATCH_RECORDS, METRIC_FSYNC_SECONDS, MIN_SEGMENT_BYTES, SEGMENT_HEADER_BYTES,
-    WRITER_THREAD_NAME,
+    METRIC_BATCH_RECORDS, METRIC_FSYNC_SECONDS, MIN_SEGMENT_BYTES, SEGMENT_FORMAT_VERSION,
+    SEGMENT_HEADER_BYTES, WRITER_THREAD_NAME,
 };
 use crate::storage::{FsStorage, SegmentFile, Storage};
 
@@ -148,6 +148,13 @@ impl<E: Serialize + Send + 'static> Journal<E> {
     /// segment must be clean (recover cuts torn tails) and end exactly before `next_seq`,
     /// or this fails with `Corrupt` / `Gap` rather than write a discontinuous journal.
     ///
+    /// Records are only ever appended to a segment of the current
+    /// [`SEGMENT_FORMAT_VERSION`]. A last segment of an older readable version (at least
+    /// [`OLDEST_READABLE_SEGMENT_FORMAT`]) that holds records is kept as an older segment
+    /// (retention deletes it like any other) and a new segment named `next_seq` is
+    /// created, as durably as a roll; one that holds no record is rewritten with the
+    /// current header.
+    ///
     /// `on_commit` runs **on the writer thread**, once per durable batch, in sequence
     /// order, after the batch's `fdatasync` and before its acks are sent; it owns the
     /// events. Keep it short: the next batch waits for it. If it panics, the panic is
@@ -157,6 +164,8 @@ impl<E: Serialize + Send + 'static> Journal<E> {
     ///
     /// [`RecoveryReport::last_seq`]: super::RecoveryReport::last_seq
     /// [`recover`]: super::recover
+    /// [`SEGMENT_FORMAT_VERSION`]: super::SEGMENT_FORMAT_VERSION
+    /// [`OLDEST_READABLE_SEGMENT_FORMAT`]: super::OLDEST_READABLE_SEGMENT_FORMAT
     pub fn start(
         options: JournalOptions,
         next_seq: u64,
@@ -182,7 +191,18 @@ impl<E: Serialize + Send + 'static> Journal<E> {
             None => create_segment(storage.as_mut(), &dir, next_seq, options.sync)
                 .map_err(CreateFailure::into_journal_error)?,
             Some((first_seq, path)) => {
-                open_last_segment(storage.as_mut(), first_seq, path, next_seq, options.sync)?
+                let last = open_last_segment(
+                    storage.as_mut(),
+                    &dir,
+                    first_seq,
+                    path,
+                    next_seq,
+                    options.sync,
+                )?;
+                if let Some(older) = last.superseded {
+                    segments.push_back(older);
+                }
+                last.active
             }
         };
 
@@ -496,21 +516,34 @@ fn create_segment(
     })
 }
 
+/// What [`open_last_segment`] opened.
+struct LastSegment {
+    /// The segment to append to.
+    active: ActiveSegment,
+    /// The last segment found, when it is of an older format and holds records: it is
+    /// not appended to, but stays as the newest older segment (first seq, path).
+    superseded: Option<(u64, PathBuf)>,
+}
+
 /// Validate the last existing segment (clean, continuous, ending right before
-/// `next_seq`) and open it for appending; an empty file gets its header.
+/// `next_seq`) and open it for appending; an empty file gets its header. A segment of
+/// an older format is never appended to: one holding records is superseded by a new
+/// segment at `next_seq`, one holding none is rewritten with the current header.
 fn open_last_segment(
     storage: &mut dyn Storage,
+    dir: &Path,
     first_seq: u64,
     path: PathBuf,
     next_seq: u64,
     sync: SyncMode,
-) -> Result<ActiveSegment, JournalError> {
+) -> Result<LastSegment, JournalError> {
     let bytes = read_segment(&path)?;
+    let mut version = SEGMENT_FORMAT_VERSION;
     let segment_next_seq = if bytes.is_empty() {
         first_seq
     } else {
         match check_header(&bytes) {
-            HeaderCheck::Valid => {}
+            HeaderCheck::Valid(found) => version = found,
             HeaderCheck::Short | HeaderCheck::BadMagic => {
                 return Err(JournalError::Corrupt {
                     path,
@@ -540,6 +573,26 @@ fn open_last_segment(
             path,
         });
     }
+    if version != SEGMENT_FORMAT_VERSION {
+        let holds_records = segment_next_seq > first_seq;
+        // Holding records: a new segment for the next one. Holding none: its name is
+        // still the next seq, and rewriting it loses nothing (a crash midway leaves a
+        // short or empty last segment, which recovery and start repair).
+        let new_first_seq = if holds_records { next_seq } else { first_seq };
+        tracing::info!(
+            file = %path.display(),
+            version,
+            current_version = SEGMENT_FORMAT_VERSION,
+            holds_records,
+            "journal: last segment is of an older format; not appending to it"
+        );
+        let active = create_segment(storage, dir, new_first_seq, sync)
+            .map_err(CreateFailure::into_journal_error)?;
+        return Ok(LastSegment {
+            active,
+            superseded: holds_records.then_some((first_seq, path)),
+        });
+    }
     let mut file = storage
         .open_segment(&path)
         .map_err(|e| JournalError::io(&path, e))?;
@@ -552,11 +605,14 @@ fn open_last_segment(
         }
         len_bytes = SEGMENT_HEADER_BYTES;
     }
-    Ok(ActiveSegment {
-        file,
-        path,
-        first_seq,
-        len_bytes,
+    Ok(LastSegment {
+        active: ActiveSegment {
+            file,
+            path,
+            first_seq,
+            len_bytes,
+        },
+        superseded: None,
     })
 }
 
