@@ -22,7 +22,8 @@ static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// What the board shows: its state, each room cell, and the ids and statuses on each list.
 const READ_BOARD: &str = r#"
 const list = (id) => [...document.querySelectorAll('#' + id + ' [data-reservation-id]')]
-  .map((li) => ({id: li.dataset.reservationId, status: li.dataset.status}));
+  .map((li) => ({id: li.dataset.reservationId, status: li.dataset.status,
+    plan: li.dataset.ratePlan || null}));
 const rooms = {};
 for (const c of document.querySelectorAll('#rooms [data-room]')) {
   rooms[c.dataset.room] = {occupancy: c.dataset.occupancy, housekeeping: c.dataset.housekeeping,
@@ -97,16 +98,24 @@ async fn board_follows_the_front_desk_live() {
     }
     assert_eq!(board["arrivals"], json!([]));
 
-    // Booked for tonight in room 3: an arrival, still unpaid.
+    // Booked for tonight in room 3 under a rate plan: an arrival, still unpaid, showing
+    // its plan.
+    let plan = json!({"name": "Flexible", "room_types": ["STD"], "adjust_percent": 0,
+        "cancellation": {"free_until_hours": 24, "fee": {"nights": 1}},
+        "no_show_fee": {"nights": 1}});
+    let (status, p, _) = send(c.put(s.url("/v1/hotels/BRD/rate-plans/FLEX")).json(&plan)).await;
+    assert_eq!(status, 201, "{p}");
     let mut body = booking(today, plus(today, 1));
     body["room"] = json!("3");
+    body["rate_plan"] = json!("FLEX");
     let (status, r, _) = send(c.post(s.url("/v1/hotels/BRD/reservations")).json(&body)).await;
     assert_eq!(status, 201, "{r}");
     let id = r["id"].as_str().unwrap().to_owned();
-    board_until(&b, "the booking among today's arrivals", |v| {
+    let board = board_until(&b, "the booking among today's arrivals", |v| {
         listed(v, "arrivals", &id, "pending_payment")
     })
     .await;
+    assert_eq!(board["arrivals"][0]["plan"], "FLEX", "{board:#}");
 
     // Paid: confirmed.
     pay(&c, &s, &r).await;
