@@ -15,6 +15,7 @@ pub mod ids;
 pub mod ledger;
 pub mod legacy;
 pub mod money;
+pub mod rearrange;
 pub mod reservation;
 pub mod room;
 pub mod selling;
