@@ -314,4 +314,24 @@ async fn restricted_stays_are_refused_with_their_reasons() {
     let (status, r, _) = send(c.post(&url).json(&booking(arrival, plus(arrival, 2)))).await;
     assert_eq!(status, 201, "{r}");
     assert_eq!(r["rate_plan"], "BAR");
+
+    // A hotel that replaces BAR with a 10 % cheaper one: a client naming no plan books
+    // it, and availability's own price fields are BAR's.
+    put_ok(
+        &c,
+        s.url("/v1/hotels/RULES/rate-plans/BAR"),
+        json!({"name": "Best available", "room_types": ["STD"], "adjust_percent": -10,
+               "cancellation": {"free_until_hours": 0, "fee": {"percent": 0}},
+               "no_show_fee": {"percent": 0}}),
+    )
+    .await;
+    let (_, avail, _) = send(c.get(s.url(&format!(
+        "/v1/hotels/RULES/availability?arrival={arrival}&departure={}&guests=2",
+        plus(arrival, 2)
+    ))))
+    .await;
+    assert_eq!(avail["room_types"][0]["total"]["amount"], 18_000, "{avail}");
+    let (status, r, _) = send(c.post(&url).json(&booking(arrival, plus(arrival, 2)))).await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["total"]["amount"], 18_000);
 }

@@ -558,8 +558,15 @@ impl Engine {
             .iter()
             .filter(|(_, rt)| rt.capacity >= guests)
             .map(|(code, rt)| {
-                let quote = innkeep_engine::catalog::price(hotel, rt, &stay);
                 let offers = catalog.offers(hotel_id, code, &stay, today)?;
+                // The type's own fields are the built-in plan's price (a hotel may have
+                // replaced `BAR` with an adjusted one); the type's rate when `BAR` does
+                // not sell it.
+                let quote = offers
+                    .iter()
+                    .find(|o| o.rate_plan.is_bar())
+                    .map(|o| o.quote.clone())
+                    .unwrap_or_else(|| innkeep_engine::catalog::price(hotel, rt, &stay));
                 Ok(TypeAvailability {
                     room_type: code.clone(),
                     available: directory.free_count(hotel_id, code, &stay),
