@@ -1234,4 +1234,142 @@ mod tests {
             bincode::serde::decode_from_slice(&event_bytes, cfg).unwrap();
         assert_eq!(event, e);
     }
+
+    /// BAR is listed in code order among plans set up, before or after them.
+    #[test]
+    fn the_built_in_plan_is_listed_in_code_order() {
+        let (mut c, h, t) = catalog();
+        for code in ["AAA", "ZZZ"] {
+            let (e, _) = c
+                .put_rate_plan(&h, RatePlanCode::parse(code).unwrap(), flexible(&[&t], 0))
+                .unwrap();
+            c.apply(&e);
+        }
+        let codes: Vec<String> = c.hotels[&h]
+            .all_rate_plans()
+            .iter()
+            .map(|(code, _)| code.to_string())
+            .collect();
+        assert_eq!(codes, ["AAA", "BAR", "ZZZ"]);
+    }
+
+    /// One change touches at most MAX_RESTRICTION_CELLS cells (dates × types × plans) and a
+    /// hotel keeps at most as many: counted exactly, so re-setting or clearing cells at the
+    /// limit is allowed. A range spans at most 730 nights.
+    #[test]
+    fn restriction_cells_are_capped_per_change_and_per_hotel() {
+        use crate::selling::{RestrictionPatch, Weekdays, MAX_RESTRICTION_CELLS};
+        let (mut c, h, _) = catalog();
+        // 500 types × 1 plan × 400 nights = the limit exactly.
+        for i in 0..499 {
+            let code = RoomTypeCode::parse(&format!("T{i}")).unwrap();
+            let (e, _) = c.put_room_type(&h, code, "Type", 2, 1_000).unwrap();
+            c.apply(&e);
+        }
+        assert_eq!(c.hotels[&h].room_types.len(), 500);
+        let from = date(2030, 1, 1);
+        let bar = || Some(vec![RatePlanCode::bar()]);
+        let close = RestrictionPatch {
+            closed: Some(true),
+            ..RestrictionPatch::default()
+        };
+        let too_many = c.set_restrictions(
+            &h,
+            from,
+            add_days(from, 401),
+            None,
+            bar(),
+            Weekdays::ALL,
+            close,
+        );
+        assert!(
+            matches!(&too_many, Err(DomainError::Invalid(v)) if v.field == "to"),
+            "{too_many:?}"
+        );
+        let e = c
+            .set_restrictions(
+                &h,
+                from,
+                add_days(from, 400),
+                None,
+                bar(),
+                Weekdays::ALL,
+                close,
+            )
+            .unwrap();
+        c.apply(&e);
+        assert_eq!(c.hotels[&h].restriction_cells(), MAX_RESTRICTION_CELLS);
+        // At the limit: one more cell is refused; the same cells again, or a change that
+        // clears as many as it sets, are not.
+        let one_more = c.set_restrictions(
+            &h,
+            add_days(from, 400),
+            add_days(from, 401),
+            Some(vec![t0()]),
+            bar(),
+            Weekdays::ALL,
+            close,
+        );
+        assert_eq!(
+            one_more.unwrap_err(),
+            DomainError::LimitReached("restriction cells per hotel")
+        );
+        assert!(c
+            .set_restrictions(
+                &h,
+                from,
+                add_days(from, 400),
+                None,
+                bar(),
+                Weekdays::ALL,
+                close
+            )
+            .is_ok());
+        let open = RestrictionPatch {
+            closed: Some(false),
+            ..RestrictionPatch::default()
+        };
+        let e = c
+            .set_restrictions(
+                &h,
+                from,
+                add_days(from, 1),
+                Some(vec![t0()]),
+                bar(),
+                Weekdays::ALL,
+                open,
+            )
+            .unwrap();
+        c.apply(&e);
+        assert!(c
+            .set_restrictions(
+                &h,
+                add_days(from, 400),
+                add_days(from, 401),
+                Some(vec![t0()]),
+                bar(),
+                Weekdays::ALL,
+                close
+            )
+            .is_ok());
+        // 730 nights is the longest range.
+        let (c, h, _) = catalog();
+        assert!(c
+            .set_restrictions(
+                &h,
+                from,
+                add_days(from, 730),
+                None,
+                bar(),
+                Weekdays::ALL,
+                close
+            )
+            .is_ok());
+        assert!(c.restrictions(&h, from, add_days(from, 730)).is_ok());
+        assert!(c.restrictions(&h, from, add_days(from, 731)).is_err());
+    }
+
+    fn t0() -> RoomTypeCode {
+        RoomTypeCode::parse("T0").unwrap()
+    }
 }

@@ -121,10 +121,12 @@ code_newtype!(
 impl RatePlanCode {
     /// The built-in plan's code, [`crate::selling::BAR`].
     pub fn bar() -> Self {
-        // One shared text for every reservation booked under it.
-        static BAR: std::sync::LazyLock<RatePlanCode> =
-            std::sync::LazyLock::new(|| RatePlanCode(crate::selling::BAR.into()));
-        BAR.clone()
+        // One shared text per thread for every reservation it books under the plan: not
+        // one process-wide, whose reference count every shard's bookings would contend on.
+        thread_local! {
+            static BAR: RatePlanCode = RatePlanCode(crate::selling::BAR.into());
+        }
+        BAR.with(Clone::clone)
     }
 
     /// Whether this is the built-in plan's code.

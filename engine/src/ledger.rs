@@ -307,8 +307,9 @@ impl Kept {
     }
 
     /// Records the fee the hotel keeps and the refund owed with it (set before the refund
-    /// flag and status move). Kept without an allocation when it is what the built-in
-    /// plan implies.
+    /// flag and status move). The two always add up to the total (or a refund is owed for
+    /// all of captured money, with no fee), so without a fee the refund is what a
+    /// reservation without [`Sold`] terms implies, and nothing is allocated.
     pub(crate) fn set_money(&mut self, fee_minor: i64, refund_minor: i64) {
         if let Some(sold) = self
             .extra
@@ -319,8 +320,7 @@ impl Kept {
             sold.refund_minor = refund_minor;
             return;
         }
-        let refunding = refund_minor > 0;
-        if fee_minor == 0 && refund_minor == if refunding { self.total_minor } else { 0 } {
+        if fee_minor == 0 {
             return;
         }
         self.extra().sold = Some(Box::new(Sold {

@@ -117,10 +117,12 @@ pub fn plan(rooms: &[Vec<Held>], from: Date, to: Date) -> Option<Plan> {
                 break;
             }
             let displaced = search.take_overlapping(target, from, to);
-            search.rooms[target].push(Slot::Locked { from, to });
+            search.rooms[target].push(Slot::Stay { from, to });
             let queue: Vec<(Held, usize)> = displaced.iter().map(|h| (*h, target)).collect();
             let found = search.place_all(queue, limit);
-            search.rooms[target].pop();
+            // Undone whether found or not (the plan is in `moves`): the working state is
+            // the rooms as they are again for the next target.
+            search.rooms[target].retain(|s| !matches!(s, Slot::Stay { .. }));
             search.rooms[target].extend(displaced.into_iter().map(Slot::Stays));
             if found {
                 return Some(Plan {
@@ -139,10 +141,12 @@ pub fn plan(rooms: &[Vec<Held>], from: Date, to: Date) -> Option<Plan> {
 /// A room's night-holder during the search.
 #[derive(Clone, Copy, Debug)]
 enum Slot {
-    /// Where it was (or was put by an earlier step of this plan and may not move again).
+    /// Where it was before this plan.
     Stays(Held),
-    /// Placed by this plan (a moved reservation, or the stay): never displaced again.
-    Locked {
+    /// Moved here by this plan: never displaced again.
+    Moved(Held),
+    /// The stay the plan is for.
+    Stay {
         /// First night.
         from: Date,
         /// First night not held.
@@ -153,8 +157,8 @@ enum Slot {
 impl Slot {
     fn overlaps(&self, from: Date, to: Date) -> bool {
         match self {
-            Slot::Stays(h) => h.overlaps(from, to),
-            Slot::Locked { from: f, to: t } => *f < to && from < *t,
+            Slot::Stays(h) | Slot::Moved(h) => h.overlaps(from, to),
+            Slot::Stay { from: f, to: t } => *f < to && from < *t,
         }
     }
 }
@@ -222,10 +226,7 @@ impl Search {
             }
             self.budget -= 1;
             let displaced = self.take_overlapping(room, held.from, held.to);
-            self.rooms[room].push(Slot::Locked {
-                from: held.from,
-                to: held.to,
-            });
+            self.rooms[room].push(Slot::Moved(held));
             self.moves.push(Move {
                 id: held.id,
                 from_room: left,
@@ -236,8 +237,11 @@ impl Search {
             if self.place_all(next, moves_left - 1) {
                 return true;
             }
+            // Undo exactly this step: the deeper steps undid theirs, but put what they
+            // displaced back at the end of their rooms, so this room's last slot need not
+            // be the one pushed above.
             self.moves.pop();
-            self.rooms[room].pop();
+            self.rooms[room].retain(|s| !matches!(s, Slot::Moved(h) if h.id == held.id));
             self.rooms[room].extend(displaced.into_iter().map(Slot::Stays));
         }
         false

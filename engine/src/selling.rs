@@ -610,7 +610,12 @@ impl Terms {
 
     /// Whether these are [`Terms::bar`]'s (kept without an allocation).
     pub fn is_bar(&self) -> bool {
-        *self == Self::bar()
+        self.rate_plan.is_bar()
+            && self.cancellation == CancellationPolicy::FREE
+            && self.no_show_fee == Fee::NONE
+            && self.free_until.is_none()
+            && self.late_cancel_fee_minor == 0
+            && self.no_show_fee_minor == 0
     }
 
     /// The terms of `plan` (code `code`) for a stay arriving on `arrival` in a hotel of
@@ -629,7 +634,9 @@ impl Terms {
                 rate_plan: code,
                 cancellation,
                 no_show_fee: Fee::NONE,
-                ..Self::bar()
+                free_until: None,
+                late_cancel_fee_minor: 0,
+                no_show_fee_minor: 0,
             };
         }
         let nightly_minor: Vec<i64> = quote.nightly.iter().map(|(_, a)| *a).collect();
@@ -639,7 +646,12 @@ impl Terms {
             rate_plan: code,
             cancellation,
             no_show_fee: plan.no_show_fee(),
-            free_until: cancellation.free_until(arrival, tz),
+            // Only a late fee needs an instant from which it is due.
+            free_until: if late_cancel_fee_minor == 0 {
+                None
+            } else {
+                cancellation.free_until(arrival, tz)
+            },
             late_cancel_fee_minor,
             no_show_fee_minor: plan.no_show_fee().amount_minor(nightly_minor),
         }
@@ -1184,6 +1196,44 @@ mod tests {
         );
         assert!(bar.is_bar());
         assert_eq!(bar.cancellation_fee_at(later), 0);
+        assert!(!t.is_bar());
+        // Either fee alone is priced, and a plan free to cancel keeps no instant.
+        let one_sided = |late: Fee, no_show: Fee| {
+            let p = RatePlan::parse(
+                "One-sided",
+                vec![RoomTypeCode::parse("KING").unwrap()],
+                0,
+                CancellationPolicy::parse(24, late).unwrap(),
+                no_show,
+                None,
+                None,
+            )
+            .unwrap();
+            let t = Terms::of(code.clone(), &p, date(2030, 3, 10), &tz, &quote);
+            (
+                t.free_until.is_some(),
+                t.late_cancel_fee_minor,
+                t.no_show_fee_minor,
+            )
+        };
+        assert_eq!(one_sided(Fee::Nights(2), Fee::NONE), (true, 2000, 0));
+        assert_eq!(one_sided(Fee::NONE, Fee::Nights(2)), (false, 0, 2000));
+        assert_eq!(one_sided(Fee::Nights(0), Fee::NONE), (false, 0, 0));
+        // A plan without fees keeps its own code and policy as sold.
+        let free = RatePlan::parse(
+            "Free",
+            vec![RoomTypeCode::parse("KING").unwrap()],
+            5,
+            CancellationPolicy::parse(24, Fee::NONE).unwrap(),
+            Fee::NONE,
+            None,
+            None,
+        )
+        .unwrap();
+        let t = Terms::of(code.clone(), &free, date(2030, 3, 10), &tz, &quote);
+        assert_eq!(t.rate_plan, code);
+        assert_eq!(t.cancellation, free.cancellation());
+        assert_eq!(t.no_show_fee, Fee::NONE);
         assert!(!t.is_bar());
     }
 }
