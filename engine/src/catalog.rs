@@ -111,8 +111,8 @@ impl Hotel {
             .map(|(c, p)| (c.clone(), p))
             .collect();
         let bar = RatePlanCode::bar();
-        if !self.rate_plans.contains_key(&bar) {
-            let at = plans.partition_point(|(c, _)| *c < bar);
+        // Absent unless overwritten: then it goes where its code sorts.
+        if let Err(at) = plans.binary_search_by(|(c, _)| c.cmp(&bar)) {
             plans.insert(at, (bar, &BAR_PLAN));
         }
         plans
@@ -1260,13 +1260,21 @@ mod tests {
     fn restriction_cells_are_capped_per_change_and_per_hotel() {
         use crate::selling::{RestrictionPatch, Weekdays, MAX_RESTRICTION_CELLS};
         let (mut c, h, _) = catalog();
-        // 500 types × 1 plan × 400 nights = the limit exactly.
-        for i in 0..499 {
+        // 250 types × 2 plans × 400 nights = the limit exactly.
+        for i in 0..249 {
             let code = RoomTypeCode::parse(&format!("T{i}")).unwrap();
             let (e, _) = c.put_room_type(&h, code, "Type", 2, 1_000).unwrap();
             c.apply(&e);
         }
-        assert_eq!(c.hotels[&h].room_types.len(), 500);
+        assert_eq!(c.hotels[&h].room_types.len(), 250);
+        let (e, _) = c
+            .put_rate_plan(
+                &h,
+                RatePlanCode::parse("FLEX").unwrap(),
+                flexible(&[&t0()], 0),
+            )
+            .unwrap();
+        c.apply(&e);
         let from = date(2030, 1, 1);
         let bar = || Some(vec![RatePlanCode::bar()]);
         let close = RestrictionPatch {
@@ -1278,7 +1286,7 @@ mod tests {
             from,
             add_days(from, 401),
             None,
-            bar(),
+            None,
             Weekdays::ALL,
             close,
         );
@@ -1292,7 +1300,7 @@ mod tests {
                 from,
                 add_days(from, 400),
                 None,
-                bar(),
+                None,
                 Weekdays::ALL,
                 close,
             )
