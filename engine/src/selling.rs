@@ -1236,4 +1236,41 @@ mod tests {
         assert_eq!(t.no_show_fee, Fee::NONE);
         assert!(!t.is_bar());
     }
+
+    /// Only the built-in plan's exact terms count as BAR's (kept without an allocation):
+    /// any one field otherwise makes them a plan's own.
+    #[test]
+    fn bar_terms_are_exactly_the_built_in_ones() {
+        assert!(Terms::bar().is_bar());
+        let at: Timestamp = "2030-03-07T23:00:00Z".parse().unwrap();
+        let variants = [
+            Terms {
+                rate_plan: RatePlanCode::parse("FLEX").unwrap(),
+                ..Terms::bar()
+            },
+            Terms {
+                cancellation: CancellationPolicy::parse(24, Fee::NONE).unwrap(),
+                ..Terms::bar()
+            },
+            Terms {
+                no_show_fee: Fee::Percent(1),
+                ..Terms::bar()
+            },
+            Terms {
+                free_until: Some(at),
+                ..Terms::bar()
+            },
+            Terms {
+                late_cancel_fee_minor: 1,
+                ..Terms::bar()
+            },
+            Terms {
+                no_show_fee_minor: 1,
+                ..Terms::bar()
+            },
+        ];
+        for t in variants {
+            assert!(!t.is_bar(), "{t:?}");
+        }
+    }
 }
