@@ -7,6 +7,7 @@ mod connections;
 mod crash;
 mod durability;
 mod frontdesk;
+mod fuzz;
 mod harness;
 mod load;
 mod payments;

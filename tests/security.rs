@@ -21,7 +21,7 @@ fn value<'a>(text: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} line in:\n{text}"))
 }
 
-fn keygen() -> (String, String) {
+pub(crate) fn keygen() -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_innkeep"))
         .arg("keygen")
         .output()

@@ -9,7 +9,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use innkeep_engine::IdempotencyKey;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
 use crate::error::{ApiError, BODY_LIMIT_BYTES};
 
@@ -84,11 +83,6 @@ where
 #[derive(Debug, Clone, Copy)]
 pub struct EmptyBody;
 
-/// The only JSON an action call accepts: `{}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EmptyObject {}
-
 impl<S> FromRequest<S> for EmptyBody
 where
     S: Send + Sync,
@@ -100,9 +94,17 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(EmptyBody);
         }
-        serde_json::from_slice::<EmptyObject>(&bytes)
-            .map(|_| EmptyBody)
-            .map_err(|e| ApiError::InvalidRequest(format!("the body must be empty or {{}}: {e}")))
+        // A map, not a struct with no fields: serde would take `[]` for that too.
+        match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes) {
+            Ok(object) if object.is_empty() => Ok(EmptyBody),
+            Ok(object) => Err(ApiError::InvalidRequest(format!(
+                "the body must be empty or {{}}: unknown field `{}`",
+                object.keys().next().map_or("", String::as_str)
+            ))),
+            Err(e) => Err(ApiError::InvalidRequest(format!(
+                "the body must be empty or {{}}: {e}"
+            ))),
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 
 pub mod auth;
+pub mod constraints;
 pub mod error;
 pub mod extract;
 pub mod limits;

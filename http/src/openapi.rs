@@ -13,6 +13,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::constraints;
 use crate::routes::{
     availability, board, events, frontdesk, ops, payments, reservations, rooms, selling, setup,
 };
@@ -28,6 +29,28 @@ use crate::AppState;
                        application/problem+json with a stable snake_case `code`."
     ),
     paths(openapi_json),
+    // The constraint schemas, also those only parameters use (not collected with them).
+    components(schemas(
+        constraints::Code,
+        constraints::CivilDate,
+        constraints::ReservationId,
+        constraints::OutTradeNo,
+        constraints::CurrencyCode,
+        constraints::TimeZoneName,
+        constraints::DisplayName,
+        constraints::OutOfOrderReason,
+        constraints::PhoneNumber,
+        constraints::EmailAddress,
+        constraints::TradeNo,
+        constraints::AmountMinor,
+        constraints::Capacity,
+        constraints::FeeNights,
+        constraints::FeePercent,
+        constraints::Weekday,
+        constraints::IfMatch,
+        constraints::LastEventId,
+        constraints::EmptyObject,
+    )),
     tags(
         (name = "setup", description = "Hotels, room types, rooms, rates, rate plans and restrictions"),
         (name = "availability", description = "Free rooms and prices"),
@@ -39,20 +62,68 @@ use crate::AppState;
 )]
 pub struct ApiDoc;
 
-/// Adds the bearer-key scheme, and to every protected operation (see
-/// [`crate::auth::ROUTES`]) its security requirement and the 401/403/429 answers the guard
-/// can give. Applied to the finished document in [`doc_router`], after the routes exist.
+/// Adds the bearer-key scheme, and to every operation the answers the layers around its
+/// handler can give, which its own annotation does not list: for a protected one (see
+/// [`crate::auth::ROUTES`]) its security requirement and 401/403, and 404 on a hotel
+/// route (a hotel the key does not cover); 400 where a path segment may not decode; 429
+/// where the rate limiter runs (everything but the probes); 413 where a body is read; 503
+/// `timeout` (the request deadline), `not_ready` (while the server recovers; not
+/// `/healthz`) and, on `/v1/` routes, `overloaded` (shed before the handler). Also fixes what utoipa cannot say (`RestrictionSet`'s `minProperties`,
+/// an action's optional body). Applied to the finished document in [`doc_router`], after
+/// the routes exist.
 #[derive(Debug)]
-struct Security;
+struct Layers;
 
-impl utoipa::Modify for Security {
+/// The problem+json answer `what`.
+fn problem(what: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(what)
+        .content(
+            crate::PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// Adds `status` to `op` as `what`, or, when `op` already lists it, appends to its
+/// description each of `codes` it does not mention yet.
+fn answers(op: &mut utoipa::openapi::path::Operation, status: &str, what: &str, codes: &[&str]) {
+    use utoipa::openapi::RefOr;
+    match op.responses.responses.get_mut(status) {
+        None => {
+            op.responses
+                .responses
+                .insert(status.to_owned(), problem(what));
+        }
+        Some(RefOr::T(response)) => {
+            for code in codes {
+                if !response.description.contains(code) {
+                    response.description.push_str(&format!("; or {code}"));
+                }
+            }
+        }
+        Some(RefOr::Ref(_)) => {}
+    }
+}
+
+impl utoipa::Modify for Layers {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{
             HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
         };
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
         let components = doc.components.get_or_insert_with(Default::default);
+        // `#[schema(min_properties = 1)]` comes out as `maxProperties` (utoipa-gen 5.5), so
+        // the rule that `set` sets something is added here.
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(set))) =
+            components.schemas.get_mut("RestrictionSet")
+        {
+            set.min_properties = Some(1);
+        }
         components.add_security_scheme(
             "api_key",
             SecurityScheme::Http(
@@ -65,51 +136,308 @@ impl utoipa::Modify for Security {
                     .build(),
             ),
         );
-        let problem = |what: &str| {
-            ResponseBuilder::new()
-                .description(what)
-                .content(
-                    crate::PROBLEM_JSON,
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
-                .build()
-        };
-        for (method, template, access) in crate::auth::ROUTES {
-            if *access == crate::auth::Access::Public {
-                continue;
-            }
-            let Some(item) = doc.paths.paths.get_mut(*template) else {
-                continue;
-            };
-            let op = match *method {
-                "GET" => item.get.as_mut(),
-                "PUT" => item.put.as_mut(),
-                "POST" => item.post.as_mut(),
-                _ => None,
-            };
-            let Some(op) = op else { continue };
-            op.security = Some(vec![SecurityRequirement::new(
-                "api_key",
-                Vec::<String>::new(),
-            )]);
-            let answers = [
-                (
-                    "401",
-                    "unauthorized: no key, or an unknown one (with WWW-Authenticate: Bearer)",
-                ),
-                ("403", "forbidden: the key's role may not do this"),
-                (
-                    "429",
-                    "rate_limited (with Retry-After), or too_many_holds when booking",
-                ),
+        for (template, item) in doc.paths.paths.iter_mut() {
+            let operations = [
+                ("GET", item.get.as_mut()),
+                ("PUT", item.put.as_mut()),
+                ("POST", item.post.as_mut()),
+                ("DELETE", item.delete.as_mut()),
             ];
-            for (status, what) in answers {
-                op.responses
-                    .responses
-                    .entry(status.to_owned())
-                    .or_insert_with(|| problem(what).into());
+            for (method, op) in operations {
+                let Some(op) = op else { continue };
+                // An action's body (`EmptyObject`) may also be left out.
+                if let Some(body) = op.request_body.as_mut() {
+                    let empty = body.content.values().any(|c| {
+                        matches!(&c.schema, Some(utoipa::openapi::RefOr::Ref(r))
+                            if r.ref_location.ends_with("/EmptyObject"))
+                    });
+                    if empty {
+                        body.required = Some(utoipa::openapi::Required::False);
+                    }
+                }
+                let access = crate::auth::ROUTES
+                    .iter()
+                    .find(|(m, t, _)| *m == method && t == template)
+                    .map(|(_, _, access)| *access);
+                // Unlisted routes are admin-only (deny by default), so protected too.
+                let protected = access != Some(crate::auth::Access::Public);
+                if protected {
+                    op.security = Some(vec![SecurityRequirement::new(
+                        "api_key",
+                        Vec::<String>::new(),
+                    )]);
+                    answers(
+                        op,
+                        "401",
+                        "unauthorized: no key, or an unknown one (with WWW-Authenticate: Bearer)",
+                        &["unauthorized"],
+                    );
+                    answers(
+                        op,
+                        "403",
+                        "forbidden: the key's role may not do this",
+                        &["forbidden"],
+                    );
+                }
+                if matches!(access, Some(crate::auth::Access::Hotel(_))) {
+                    answers(
+                        op,
+                        "404",
+                        "not_found: also a hotel the key does not cover (as if it did not exist)",
+                        &["not_found"],
+                    );
+                }
+                if template.contains('{') {
+                    answers(
+                        op,
+                        "400",
+                        "invalid_request: a path segment that is not UTF-8 once percent-decoded",
+                        &["invalid_request"],
+                    );
+                }
+                let probe = matches!(template.as_str(), "/healthz" | "/readyz");
+                if !probe {
+                    answers(
+                        op,
+                        "429",
+                        "rate_limited (with Retry-After): the key's, or without a valid key the \
+                         client address's, requests per second are spent",
+                        &["rate_limited"],
+                    );
+                }
+                if op.request_body.is_some() {
+                    answers(
+                        op,
+                        "413",
+                        "payload_too_large: the body is over 1 MiB",
+                        &["payload_too_large"],
+                    );
+                }
+                // The deadline; the server's answer while it recovers (`innkeep::server`);
+                // the shedding of `/v1/` calls while the engine is saturated.
+                let mut busy = vec!["timeout"];
+                if template != "/healthz" {
+                    busy.push("not_ready");
+                }
+                if template.starts_with("/v1/") {
+                    busy.push("overloaded");
+                }
+                answers(
+                    op,
+                    "503",
+                    &format!("{} (with Retry-After)", busy.join(" or ")),
+                    &busy,
+                );
+            }
+        }
+    }
+}
+
+/// Links (OpenAPI 3.1 `links`) from what an answer creates to the operations that use it:
+/// a booking's id to the reservation's routes and its payment, a hotel, room type or room
+/// set up to the routes under it. Clients and tools (e.g. a fuzzer's stateful phase)
+/// follow them to real resources.
+#[derive(Debug)]
+struct Links;
+
+/// `(from operation, its statuses, link name, to operation, parameters)`; a parameter's
+/// value is an OpenAPI runtime expression.
+type LinkRow = (
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    &'static str,
+    &'static [LinkParameter],
+);
+
+/// A link parameter: its name and its value's runtime expression.
+type LinkParameter = (&'static str, &'static str);
+
+const HOTEL: LinkParameter = ("hotel_id", "$request.path.hotel_id");
+const RESERVATION: LinkParameter = ("id", "$response.body#/id");
+/// `(link name, to operation, parameters)` from every answer that shows a reservation.
+const RESERVATION_LINKS: &[(&str, &str, &[LinkParameter])] = &[
+    ("GetReservation", "get_reservation", &[RESERVATION]),
+    ("Cancel", "cancel", &[RESERVATION]),
+    ("CheckIn", "check_in", &[RESERVATION]),
+    ("CheckOut", "check_out", &[RESERVATION]),
+    ("Move", "move_reservation", &[RESERVATION]),
+    (
+        "GetPayment",
+        "get_payment",
+        &[("out_trade_no", "$response.body#/payment/out_trade_no")],
+    ),
+];
+const LINKS: &[LinkRow] = &[
+    (
+        "put_hotel",
+        &["200", "201"],
+        "GetHotel",
+        "get_hotel",
+        &[HOTEL],
+    ),
+    (
+        "put_hotel",
+        &["200", "201"],
+        "PutRoomType",
+        "put_room_type",
+        &[HOTEL],
+    ),
+    (
+        "put_hotel",
+        &["200", "201"],
+        "PutRatePlan",
+        "put_rate_plan",
+        &[HOTEL],
+    ),
+    (
+        "put_hotel",
+        &["200", "201"],
+        "GetRatePlans",
+        "get_rate_plans",
+        &[HOTEL],
+    ),
+    (
+        "put_hotel",
+        &["200", "201"],
+        "ListRooms",
+        "list_rooms",
+        &[HOTEL],
+    ),
+    (
+        "put_hotel",
+        &["200", "201"],
+        "FrontDesk",
+        "front_desk",
+        &[HOTEL],
+    ),
+    (
+        "put_hotel",
+        &["200", "201"],
+        "GetRestrictions",
+        "get_restrictions",
+        &[HOTEL],
+    ),
+    (
+        "put_room_type",
+        &["200", "201"],
+        "PutRoom",
+        "put_room",
+        &[HOTEL],
+    ),
+    (
+        "put_room_type",
+        &["200", "201"],
+        "PutRate",
+        "put_rate",
+        &[HOTEL, ("code", "$request.path.code")],
+    ),
+    (
+        "put_room_type",
+        &["200", "201"],
+        "Availability",
+        "get_availability",
+        &[HOTEL],
+    ),
+    ("put_room_type", &["200", "201"], "Book", "book", &[HOTEL]),
+    (
+        "put_room_type",
+        &["200", "201"],
+        "PutRestrictions",
+        "put_restrictions",
+        &[HOTEL],
+    ),
+    (
+        "put_room",
+        &["200", "201"],
+        "SetHousekeeping",
+        "put_housekeeping",
+        &[HOTEL, ("number", "$request.path.number")],
+    ),
+    (
+        "put_room",
+        &["200", "201"],
+        "SetOutOfOrder",
+        "set_out_of_order",
+        &[HOTEL, ("number", "$request.path.number")],
+    ),
+    (
+        "set_out_of_order",
+        &["200"],
+        "ClearOutOfOrder",
+        "clear_out_of_order",
+        &[
+            HOTEL,
+            ("number", "$request.path.number"),
+            ("from", "$request.body#/from"),
+        ],
+    ),
+    (
+        "put_rate_plan",
+        &["200", "201"],
+        "GetRatePlans",
+        "get_rate_plans",
+        &[HOTEL],
+    ),
+];
+
+impl Links {
+    /// Adds the links to the serialized document. (Not through utoipa's `Link`: 5.5
+    /// serializes its fields in snake_case, `operation_id`, which no tool reads.)
+    fn add_to(doc: &mut serde_json::Value) {
+        let reservation_sources: &[(&str, &[&str])] = &[
+            ("book", &["201"]),
+            ("get_reservation", &["200"]),
+            ("cancel", &["200"]),
+            ("check_in", &["200"]),
+            ("check_out", &["200"]),
+            ("move_reservation", &["200"]),
+        ];
+        let mut rows: Vec<LinkRow> = LINKS.to_vec();
+        for (from, statuses) in reservation_sources {
+            for (name, to, parameters) in RESERVATION_LINKS {
+                if from != to {
+                    rows.push((from, statuses, name, to, parameters));
+                }
+            }
+        }
+        let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+            return;
+        };
+        for item in paths.values_mut().filter_map(|i| i.as_object_mut()) {
+            for op in item.values_mut().filter_map(|o| o.as_object_mut()) {
+                let id = op
+                    .get("operationId")
+                    .and_then(|i| i.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                for (from, statuses, name, to, parameters) in &rows {
+                    if *from != id {
+                        continue;
+                    }
+                    for status in *statuses {
+                        let Some(response) = op
+                            .get_mut("responses")
+                            .and_then(|r| r.get_mut(*status))
+                            .and_then(|r| r.as_object_mut())
+                        else {
+                            continue;
+                        };
+                        let parameters: serde_json::Map<String, serde_json::Value> = parameters
+                            .iter()
+                            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+                            .collect();
+                        let links = response
+                            .entry("links")
+                            .or_insert_with(|| serde_json::json!({}));
+                        if let Some(links) = links.as_object_mut() {
+                            links.insert(
+                                (*name).to_owned(),
+                                serde_json::json!({"operationId": to, "parameters": parameters}),
+                            );
+                        }
+                    }
+                }
             }
         }
     }
@@ -156,8 +484,10 @@ pub struct OpenApiJson(String);
 
 /// `GET /openapi.json`, serving `doc`.
 pub fn doc_router(mut doc: utoipa::openapi::OpenApi) -> Router {
-    utoipa::Modify::modify(&Security, &mut doc);
-    let json = doc.to_json().unwrap_or_else(|_| "{}".to_owned());
+    utoipa::Modify::modify(&Layers, &mut doc);
+    let mut value = serde_json::to_value(&doc).unwrap_or_default();
+    Links::add_to(&mut value);
+    let json = serde_json::to_string(&value).unwrap_or_else(|_| "{}".to_owned());
     Router::new()
         .route("/openapi.json", get(openapi_json))
         .with_state(Arc::new(OpenApiJson(json)))

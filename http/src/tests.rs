@@ -471,14 +471,17 @@ async fn booking_get_and_cancel() {
     assert_eq!(history[1]["to"], "cancelled");
     assert_eq!(history[1]["version"].as_u64().unwrap(), v1 + 1);
 
-    // Action bodies other than empty or {} are refused.
-    h.call(
-        Method::POST,
-        &format!("/v1/reservations/{id}/check-in"),
-        Some(json!({"x": 1})),
-    )
-    .await
-    .assert_problem(400, "invalid_request");
+    // Action bodies other than empty or {} are refused: an array too (which serde would
+    // take for a struct without fields).
+    for body in [json!({"x": 1}), json!([]), json!(null), json!(1)] {
+        h.call(
+            Method::POST,
+            &format!("/v1/reservations/{id}/check-in"),
+            Some(body),
+        )
+        .await
+        .assert_problem(400, "invalid_request");
+    }
     // Ids: not a UUID → 400; unknown → 404.
     h.get("/v1/reservations/not-a-uuid")
         .await
@@ -1210,6 +1213,232 @@ async fn request_ids_health_and_openapi() {
     let r = h.get("/v1/hotels/H1/rooms").await;
     r.assert_problem(503, "shutting_down");
     assert!(!r.header("retry-after").is_empty());
+}
+
+/// Every `$ref` in `v`.
+fn refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, item) in map {
+                match (k.as_str(), item) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => refs(item, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| refs(i, out)),
+        _ => {}
+    }
+}
+
+/// `/openapi.json` states the rules the server enforces (issue #17): patterns, formats,
+/// ranges and enumerations from the engine's own limits, optional headers, every status
+/// the layers around a handler can answer, the security scheme, and links between
+/// operations that resolve.
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_states_the_rules_the_server_enforces() {
+    use innkeep_engine::selling::{MAX_FEE_NIGHTS, MAX_FREE_UNTIL_HOURS};
+    let h = Harness::start();
+    let doc = h.get("/openapi.json").await.body;
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+
+    // Every reference resolves.
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() > 100);
+    for r in &all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or(r);
+        assert!(schemas.contains_key(name), "unresolved {r}");
+    }
+
+    // The constraints, from the engine's rules.
+    assert_eq!(schemas["Code"]["pattern"], "^[A-Za-z0-9._-]{1,64}$");
+    assert_eq!(
+        schemas["Code"]["maxLength"],
+        innkeep_engine::ids::MAX_CODE_LEN
+    );
+    assert_eq!(schemas["CivilDate"]["format"], "date");
+    assert_eq!(schemas["ReservationId"]["format"], "uuid");
+    assert_eq!(schemas["OutTradeNo"]["pattern"], "^ik[0-9A-Fa-f]{32}$");
+    assert_eq!(
+        schemas["Capacity"]["maximum"],
+        innkeep_engine::catalog::MAX_CAPACITY
+    );
+    assert_eq!(
+        schemas["AmountMinor"]["maximum"],
+        innkeep_engine::money::MAX_AMOUNT_MINOR
+    );
+    assert_eq!(schemas["FeeNights"]["maximum"], MAX_FEE_NIGHTS);
+    let currencies = schemas["CurrencyCode"]["enum"].as_array().unwrap();
+    assert!(currencies.contains(&json!("CNY")) && !currencies.contains(&json!("ABC")));
+    let zones = schemas["TimeZoneName"]["enum"].as_array().unwrap();
+    assert!(zones.contains(&json!(TZ)));
+    let prop = |schema: &str, field: &str| schemas[schema]["properties"][field].clone();
+    assert_eq!(
+        prop("PutHotelRequest", "currency")["$ref"],
+        "#/components/schemas/CurrencyCode"
+    );
+    assert_eq!(
+        prop("GuestContact", "phone")["$ref"],
+        "#/components/schemas/PhoneNumber"
+    );
+    assert_eq!(
+        prop("BookRequestBody", "arrival")["$ref"],
+        "#/components/schemas/CivilDate"
+    );
+    assert_eq!(
+        prop("PutRatePlanRequest", "room_types")["items"]["$ref"],
+        "#/components/schemas/Code"
+    );
+    assert_eq!(prop("PutRatePlanRequest", "room_types")["minItems"], 1);
+    assert_eq!(
+        prop("PutRatePlanRequest", "adjust_percent")["minimum"],
+        -100
+    );
+    assert_eq!(prop("PutRatePlanRequest", "adjust_percent")["maximum"], 100);
+    assert_eq!(
+        prop("PutRatePlanRequest", "max_advance_days")["maximum"],
+        MAX_FEE_NIGHTS
+    );
+    assert_eq!(
+        prop("CancellationInput", "free_until_hours")["maximum"],
+        MAX_FREE_UNTIL_HOURS
+    );
+    assert_eq!(
+        prop("RestrictionSet", "min_stay_through")["maximum"],
+        MAX_FEE_NIGHTS
+    );
+    assert_eq!(
+        prop("PutRestrictionsRequest", "weekdays")["items"]["$ref"],
+        "#/components/schemas/Weekday"
+    );
+    // `set` sets something (and utoipa's `maxProperties` slip is not there).
+    assert_eq!(schemas["RestrictionSet"]["minProperties"], 1);
+    assert!(schemas["RestrictionSet"]["maxProperties"].is_null());
+    // A fee has exactly one key.
+    for fee in schemas["FeeRule"]["oneOf"].as_array().unwrap() {
+        assert_eq!(fee["additionalProperties"], false);
+        assert_eq!(fee["required"].as_array().unwrap().len(), 1);
+    }
+    for body in [
+        "PutHotelRequest",
+        "BookRequestBody",
+        "GuestContact",
+        "MoneyObject",
+    ] {
+        assert_eq!(schemas[body]["additionalProperties"], false, "{body}");
+    }
+
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operation_ids = Vec::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let name = format!("{method} {path}");
+            operation_ids.push(op["operationId"].as_str().unwrap().to_owned());
+            let responses = op["responses"].as_object().unwrap();
+            let has = |status: &str| responses.contains_key(status);
+            // Every parameter has a schema, and every path segment can be malformed.
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                assert!(p["schema"].is_object(), "{name}: {p}");
+                if p["in"] == "header" {
+                    assert_eq!(p["required"], p["name"] == "X-Signature", "{name}: {p}");
+                }
+            }
+            if path.contains('{') {
+                assert!(has("400"), "{name}");
+            }
+            assert!(has("503"), "{name}");
+            if path != "/healthz" && path != "/readyz" {
+                assert!(has("429"), "{name}");
+            }
+            if op["requestBody"].is_object() {
+                assert!(has("413"), "{name}");
+            }
+            let public =
+                crate::auth::route_access(&method.to_ascii_uppercase().parse().unwrap(), path)
+                    == Some(crate::auth::Access::Public);
+            assert_eq!(op["security"].is_array(), !public, "{name}");
+            if !public {
+                assert!(has("401") && has("403") && has("404"), "{name}");
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        response["content"][PROBLEM_JSON]["schema"]["$ref"],
+                        "#/components/schemas/Problem",
+                        "{name} {status}"
+                    );
+                    let text = response["description"].as_str().unwrap();
+                    assert!(
+                        text.split(|c: char| !c.is_ascii_lowercase() && c != '_')
+                            .any(|w| w.contains('_')
+                                || [
+                                    "forbidden",
+                                    "unauthorized",
+                                    "timeout",
+                                    "overloaded",
+                                    "restricted"
+                                ]
+                                .contains(&w)),
+                        "{name} {status}: no problem code in {text:?}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+
+    // Optional headers where they are honoured.
+    let header = |path: &str, method: &str, name: &str| {
+        paths[path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{method} {path}: no {name}"))
+    };
+    let key = header(
+        "/v1/hotels/{hotel_id}/reservations",
+        "post",
+        "Idempotency-Key",
+    );
+    assert_eq!(key["schema"]["$ref"], "#/components/schemas/Code");
+    for action in ["cancel", "check-in", "check-out", "move"] {
+        let path = format!("/v1/reservations/{{id}}/{action}");
+        let if_match = header(&path, "post", "If-Match");
+        assert_eq!(if_match["schema"]["$ref"], "#/components/schemas/IfMatch");
+        assert!(paths[&path]["post"]["responses"]["412"].is_object());
+    }
+    // An action's body may be left out.
+    let cancel = &paths["/v1/reservations/{id}/cancel"]["post"];
+    assert_eq!(cancel["requestBody"]["required"], false);
+
+    // Links name existing operations, in OpenAPI's spelling.
+    let book = &paths["/v1/hotels/{hotel_id}/reservations"]["post"];
+    let get = &book["responses"]["201"]["links"]["GetReservation"];
+    assert_eq!(get["operationId"], "get_reservation");
+    assert_eq!(get["parameters"]["id"], "$response.body#/id");
+    let mut links = 0;
+    for item in paths.values() {
+        for op in item.as_object().unwrap().values() {
+            for response in op["responses"].as_object().unwrap().values() {
+                for link in response["links"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|l| l.values())
+                {
+                    let to = link["operationId"].as_str().unwrap();
+                    assert!(operation_ids.iter().any(|id| id == to), "{link}");
+                    links += 1;
+                }
+            }
+        }
+    }
+    assert!(links > 20, "{links}");
 }
 
 /// An engine past its in-flight bound answers 503 `overloaded` with `Retry-After`.

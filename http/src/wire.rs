@@ -17,6 +17,10 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::constraints::{
+    AmountMinor, Capacity, CivilDate, Code, CurrencyCode, DisplayName, EmailAddress, FeeNights,
+    FeePercent, OutOfOrderReason, OutTradeNo, PhoneNumber, TimeZoneName, TradeNo, Weekday,
+};
 use crate::error::ApiError;
 
 /// Money as every response shows it: integer minor units plus the ISO 4217 code.
@@ -42,7 +46,7 @@ impl From<Money> for MoneyView {
 /// A price as a client may send it: a bare integer in the hotel's minor units, or a money
 /// object whose currency must be the hotel's. Accepting both keeps simple clients simple
 /// while letting careful ones state the currency they mean.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum MoneyInput {
     /// Minor units in the hotel's currency.
@@ -51,13 +55,47 @@ pub enum MoneyInput {
     Money(MoneyObject),
 }
 
+/// Its schema: `oneOf` an [`AmountMinor`] and a [`MoneyObject`] (what the deserializer
+/// below accepts).
+impl utoipa::PartialSchema for MoneyInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::OneOfBuilder;
+        use utoipa::openapi::Ref;
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name(AmountMinor::name()))
+            .item(Ref::from_schema_name(MoneyObject::name()))
+            .description(Some(
+                "A price: a bare integer in the hotel's minor units, or a money object whose \
+                 currency must be the hotel's (another currency is 400 invalid_request)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for MoneyInput {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((AmountMinor::name().into_owned(), AmountMinor::schema()));
+        schemas.push((MoneyObject::name().into_owned(), MoneyObject::schema()));
+        MoneyObject::schemas(schemas);
+    }
+}
+
 /// The object form of [`MoneyInput`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoneyObject {
     /// Minor units.
+    #[serde(deserialize_with = "whole")]
+    #[schema(value_type = AmountMinor)]
     pub amount: i64,
-    /// ISO 4217 code; must equal the hotel's currency.
+    /// ISO 4217 code; must equal the hotel's currency (else 400 invalid_request).
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
 }
 
@@ -78,6 +116,12 @@ impl<'de> Deserialize<'de> for MoneyInput {
                 i64::try_from(v)
                     .map(MoneyInput::Minor)
                     .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<MoneyInput, E> {
+                // `100.0` is the integer 100 (see `Whole`); `1.5` is no amount.
+                Whole::<i64>::deserialize(de::value::F64Deserializer::<E>::new(v))
+                    .map(|w| MoneyInput::Minor(w.0))
+                    .map_err(|_| E::invalid_type(de::Unexpected::Float(v), &self))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MoneyInput, A::Error> {
                 MoneyObject::deserialize(de::value::MapAccessDeserializer::new(map))
@@ -107,6 +151,74 @@ impl MoneyInput {
     }
 }
 
+/// A whole number as a request may write it: `2`, or with a zero fraction, `2.0` or
+/// `2e0`. JSON has one kind of number, and JSON Schema's `integer` (what the document says
+/// of these fields) is any number without a fractional part, so `2.0` is refused only when
+/// it is out of `T`'s range, like `2` would be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Whole<T>(T);
+
+impl<'de, T: TryFrom<i64> + TryFrom<u64>> Deserialize<'de> for Whole<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct WholeVisitor<T>(std::marker::PhantomData<T>);
+        impl<T: TryFrom<i64> + TryFrom<u64>> Visitor<'_> for WholeVisitor<T> {
+            type Value = Whole<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a whole number fitting {}", std::any::type_name::<T>())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Whole<T>, E> {
+                T::try_from(v)
+                    .map(Whole)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Whole<T>, E> {
+                T::try_from(v)
+                    .map(Whole)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Whole<T>, E> {
+                // Every whole f64 in this range is exactly an i64 (2^63 itself is not).
+                const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+                if v.fract() == 0.0 && (-LIMIT..LIMIT).contains(&v) {
+                    #[allow(clippy::cast_possible_truncation)]
+                    self.visit_i64(v as i64)
+                } else {
+                    Err(E::invalid_type(de::Unexpected::Float(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(WholeVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Deserializes a whole number field (see [`Whole`]).
+fn whole<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    Whole::<T>::deserialize(d).map(|w| w.0)
+}
+
+/// Deserializes an optional whole number field: absent (with `#[serde(default)]`) or `null`
+/// is `None`.
+fn whole_option<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    Option::<Whole<T>>::deserialize(d).map(|o| o.map(|w| w.0))
+}
+
+/// [`present`] for a whole number.
+fn present_whole<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    whole_option(d).map(Some)
+}
+
 /// Parses a `YYYY-MM-DD` civil date, naming the field on failure.
 pub fn parse_date(field: &'static str, raw: &str) -> Result<Date, ApiError> {
     let shaped = raw.len() == 10
@@ -126,13 +238,14 @@ pub fn parse_date(field: &'static str, raw: &str) -> Result<Date, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct PutHotelRequest {
     /// Display name.
-    #[schema(example = "Bund Riverside")]
+    #[schema(value_type = DisplayName, example = "Bund Riverside")]
     pub name: String,
     /// IANA time zone; the hotel's "today" is computed in it.
-    #[schema(example = "Asia/Shanghai")]
+    #[schema(value_type = TimeZoneName, example = "Asia/Shanghai")]
     pub time_zone: String,
-    /// ISO 4217 currency of every price; fixed once the hotel has room types.
-    #[schema(example = "CNY")]
+    /// ISO 4217 currency of every price; fixed once the hotel has room types (changing
+    /// it then is 409 currency_locked).
+    #[schema(value_type = CurrencyCode, example = "CNY")]
     pub currency: String,
 }
 
@@ -141,10 +254,11 @@ pub struct PutHotelRequest {
 #[serde(deny_unknown_fields)]
 pub struct PutRoomTypeRequest {
     /// Display name.
-    #[schema(example = "King room")]
+    #[schema(value_type = DisplayName, example = "King room")]
     pub name: String,
-    /// Most guests the type sleeps; bookings and availability respect it.
-    #[schema(example = 2)]
+    /// Most guests the type sleeps (1 to 64); bookings and availability respect it.
+    #[serde(deserialize_with = "whole")]
+    #[schema(value_type = Capacity, example = 2)]
     pub capacity: u16,
     /// Nightly price when no override applies.
     pub base_rate: MoneyInput,
@@ -154,8 +268,8 @@ pub struct PutRoomTypeRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutRoomRequest {
-    /// Code of an existing room type of the hotel.
-    #[schema(example = "KING")]
+    /// Code of an existing room type of the hotel (another is 404 not_found).
+    #[schema(value_type = Code, example = "KING")]
     pub room_type: String,
 }
 
@@ -164,10 +278,11 @@ pub struct PutRoomRequest {
 #[serde(deny_unknown_fields)]
 pub struct PutRateRequest {
     /// First night the rate applies to (`YYYY-MM-DD`).
-    #[schema(example = "2026-12-24")]
+    #[schema(value_type = CivilDate, example = "2026-12-24")]
     pub from: String,
-    /// First night it no longer applies to (exclusive).
-    #[schema(example = "2026-12-26")]
+    /// First night it no longer applies to (exclusive): after `from`, at most 730 nights
+    /// later (else 400 invalid_request).
+    #[schema(value_type = CivilDate, example = "2026-12-26")]
     pub to: String,
     /// The nightly rate.
     pub amount: MoneyInput,
@@ -271,14 +386,55 @@ pub struct RateView {
 /// What a late cancellation or a no-show costs: exactly one of `{"nights": n}` (the price
 /// of the stay's first `n` nights, 0 to 730) or `{"percent": p}` (that share of the total,
 /// 0 to 100, rounded half away from zero). Sent and shown in the same shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-#[schema(example = json!({"nights": 1}))]
 pub enum FeeRule {
     /// The price of the stay's first `n` nights (never more than the total).
     Nights(i64),
     /// This percentage of the total.
     Percent(i64),
+}
+
+/// Its schema: `oneOf` `{"nights": n}` and `{"percent": p}`, each with exactly that key
+/// (what the deserializer below accepts).
+impl utoipa::PartialSchema for FeeRule {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        use utoipa::openapi::Ref;
+        let one_key = |key: &str, of: Ref| {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(key, of)
+                .required(key)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .item(one_key("nights", Ref::from_schema_name(FeeNights::name())))
+            .item(one_key(
+                "percent",
+                Ref::from_schema_name(FeePercent::name()),
+            ))
+            .description(Some(
+                "What a late cancellation or a no-show costs: exactly one of `{\"nights\": n}` \
+                 (the price of the stay's first n nights, 0 to 730) or `{\"percent\": p}` (that \
+                 share of the total, 0 to 100, rounded half away from zero)",
+            ))
+            .examples([serde_json::json!({"nights": 1})])
+            .into()
+    }
+}
+
+impl ToSchema for FeeRule {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((FeeNights::name().into_owned(), FeeNights::schema()));
+        schemas.push((FeePercent::name().into_owned(), FeePercent::schema()));
+    }
 }
 
 impl<'de> Deserialize<'de> for FeeRule {
@@ -298,7 +454,7 @@ impl<'de> Deserialize<'de> for FeeRule {
                         "percent" => FeeRule::Percent,
                         other => return Err(de::Error::unknown_field(other, KEYS)),
                     };
-                    let value: i64 = map.next_value()?;
+                    let value = map.next_value::<Whole<i64>>()?.0;
                     if fee.replace(make(value)).is_some() {
                         return Err(de::Error::custom(
                             "a fee has exactly one key: nights or percent, not both",
@@ -347,6 +503,7 @@ pub struct CancellationInput {
     /// Cancelling at least this many hours before the arrival date starts (00:00 in the
     /// hotel's time zone) is free; 0 to 8784. 0 is no free window: with a fee, the plan
     /// is non-refundable.
+    #[serde(deserialize_with = "whole")]
     #[schema(example = 48, minimum = 0, maximum = 8784)]
     pub free_until_hours: i64,
     /// What cancelling later costs.
@@ -359,13 +516,15 @@ pub struct CancellationInput {
 #[serde(deny_unknown_fields)]
 pub struct PutRatePlanRequest {
     /// Display name (1 to 200 printable characters).
-    #[schema(example = "Non-refundable")]
+    #[schema(value_type = DisplayName, example = "Non-refundable")]
     pub name: String,
-    /// Codes of existing room types of the hotel the plan sells (1 to 1000).
-    #[schema(example = json!(["KING"]), min_items = 1, max_items = 1000)]
+    /// Codes of existing room types of the hotel the plan sells: 1 to 1000 different ones
+    /// (repeats count once; a type the hotel lacks is 400 invalid_request).
+    #[schema(value_type = Vec<Code>, example = json!(["KING"]), min_items = 1)]
     pub room_types: Vec<String>,
     /// Nightly price = the room type's rate × (100 + this) / 100, rounded half away from
     /// zero to the minor unit; -100 to 100.
+    #[serde(deserialize_with = "whole")]
     #[schema(example = -15, minimum = -100, maximum = 100)]
     pub adjust_percent: i64,
     /// When cancelling is free, and what it costs after.
@@ -373,12 +532,12 @@ pub struct PutRatePlanRequest {
     /// What a no-show costs.
     pub no_show_fee: FeeRule,
     /// Bookable only this many days before arrival or more (0 to 730).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_option")]
     #[schema(example = 7, minimum = 0, maximum = 730)]
     pub min_advance_days: Option<i64>,
-    /// Bookable only this many days before arrival or fewer (0 to 730; not below
-    /// `min_advance_days`).
-    #[serde(default)]
+    /// Bookable only this many days before arrival or fewer (0 to 730; below
+    /// `min_advance_days` is 400 invalid_request).
+    #[serde(default, deserialize_with = "whole_option")]
     #[schema(example = 365, minimum = 0, maximum = 730)]
     pub max_advance_days: Option<i64>,
 }
@@ -499,8 +658,8 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// What `PUT …/restrictions` sets on each cell it covers. A field left out stays as it
-/// is; for the numbers, `null` clears.
+/// What `PUT …/restrictions` sets on each cell it covers: at least one field. A field left
+/// out stays as it is; for the numbers, `null` clears.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestrictionSet {
@@ -517,15 +676,15 @@ pub struct RestrictionSet {
     #[schema(value_type = bool, required = false)]
     pub closed_to_departure: Option<Option<bool>>,
     /// A stay arriving on the date is at least this many nights (1 to 730); `null` clears.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_whole")]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 730, example = 2)]
     pub min_stay_arrival: Option<Option<i64>>,
     /// A stay arriving on the date is at most this many nights (1 to 730); `null` clears.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_whole")]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 730, example = 7)]
     pub max_stay_arrival: Option<Option<i64>>,
     /// A stay including the night is at least this many nights (1 to 730); `null` clears.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_whole")]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 730, example = 2)]
     pub min_stay_through: Option<Option<i64>>,
 }
@@ -559,23 +718,26 @@ impl RestrictionSet {
 #[serde(deny_unknown_fields)]
 pub struct PutRestrictionsRequest {
     /// First date (`YYYY-MM-DD`).
-    #[schema(example = "2026-12-24")]
+    #[schema(value_type = CivilDate, example = "2026-12-24")]
     pub from: String,
-    /// First date not covered (exclusive; at most 730 days after `from`).
-    #[schema(example = "2026-12-27")]
+    /// First date not covered (exclusive): after `from`, at most 730 days later (else 400
+    /// invalid_request).
+    #[schema(value_type = CivilDate, example = "2026-12-27")]
     pub to: String,
-    /// Room type codes; every type of the hotel when left out.
+    /// Room type codes of the hotel (one it lacks is 400 invalid_request); every type of
+    /// the hotel when left out or null.
     #[serde(default)]
-    #[schema(example = json!(["KING"]))]
+    #[schema(value_type = Option<Vec<Code>>, min_items = 1, example = json!(["KING"]))]
     pub room_types: Option<Vec<String>>,
-    /// Rate plan codes (`BAR` included); every plan of the hotel when left out.
+    /// Rate plan codes of the hotel (`BAR` included; one it lacks is 400
+    /// invalid_request); every plan of the hotel when left out or null.
     #[serde(default)]
-    #[schema(example = json!(["NONREF"]))]
+    #[schema(value_type = Option<Vec<Code>>, min_items = 1, example = json!(["NONREF"]))]
     pub rate_plans: Option<Vec<String>>,
-    /// Days of the week (`mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`); every day when
-    /// left out.
+    /// Days of the week; every day when left out or null. No date of the range on them is
+    /// 400 invalid_request.
     #[serde(default)]
-    #[schema(example = json!(["fri", "sat"]))]
+    #[schema(value_type = Option<Vec<Weekday>>, min_items = 1, example = json!(["fri", "sat"]))]
     pub weekdays: Option<Vec<String>>,
     /// What to set: at least one field.
     pub set: RestrictionSet,
@@ -601,10 +763,11 @@ pub struct RestrictionsPutView {
 #[serde(deny_unknown_fields)]
 pub struct RestrictionsQuery {
     /// First date (`YYYY-MM-DD`). Required.
-    #[param(required = true, example = "2026-12-24")]
+    #[param(required = true, value_type = CivilDate, example = "2026-12-24")]
     pub from: Option<String>,
-    /// First date not listed (exclusive; at most 730 days after `from`). Required.
-    #[param(required = true, example = "2026-12-31")]
+    /// First date not listed (exclusive): after `from`, at most 730 days later (else 400
+    /// invalid_request). Required.
+    #[param(required = true, value_type = CivilDate, example = "2026-12-31")]
     pub to: Option<String>,
 }
 
@@ -668,14 +831,17 @@ pub struct RestrictionsView {
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AvailabilityQuery {
-    /// First night (`YYYY-MM-DD`, hotel-local). Required.
-    #[param(required = true, example = "2026-12-24")]
+    /// First night (`YYYY-MM-DD`, hotel-local; not before the hotel's today, else 422
+    /// invalid_stay). Required.
+    #[param(required = true, value_type = CivilDate, example = "2026-12-24")]
     pub arrival: Option<String>,
-    /// Leaving day (`YYYY-MM-DD`, exclusive). Required.
-    #[param(required = true, example = "2026-12-26")]
+    /// Leaving day (`YYYY-MM-DD`, exclusive): after `arrival`, at most `max_nights` (90)
+    /// nights later and within `horizon_days` (730) of today (else 422 invalid_stay).
+    /// Required.
+    #[param(required = true, value_type = CivilDate, example = "2026-12-26")]
     pub departure: Option<String>,
     /// Number of guests; types sleeping fewer are left out. Defaults to 1.
-    #[param(example = 2)]
+    #[param(minimum = 1, maximum = 65535, example = 2)]
     pub guests: Option<u16>,
 }
 
@@ -799,14 +965,14 @@ impl From<&Availability> for AvailabilityView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuestContact {
-    /// Full name.
-    #[schema(example = "Li Lei")]
+    /// Full name (1 to 200 printable characters; stored trimmed).
+    #[schema(value_type = DisplayName, example = "Li Lei")]
     pub name: String,
     /// Phone number: 5 to 20 digits, with `+ - ( )` and spaces allowed.
-    #[schema(example = "+86 138-0000-0000")]
+    #[schema(value_type = PhoneNumber, example = "+86 138-0000-0000")]
     pub phone: String,
     /// E-mail address.
-    #[schema(example = "li@example.com")]
+    #[schema(value_type = EmailAddress, example = "li@example.com")]
     pub email: String,
 }
 
@@ -814,27 +980,33 @@ pub struct GuestContact {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookRequestBody {
-    /// The room type to book.
-    #[schema(example = "KING")]
+    /// The room type to book (one the hotel lacks is 404 not_found).
+    #[schema(value_type = Code, example = "KING")]
     pub room_type: String,
-    /// First night (`YYYY-MM-DD`, hotel-local; not before the hotel's today).
-    #[schema(example = "2026-12-24")]
+    /// First night (`YYYY-MM-DD`, hotel-local; not before the hotel's today, else 422
+    /// invalid_stay).
+    #[schema(value_type = CivilDate, example = "2026-12-24")]
     pub arrival: String,
-    /// Leaving day (exclusive).
-    #[schema(example = "2026-12-26")]
+    /// Leaving day (exclusive): after `arrival`, at most `max_nights` (90) nights later
+    /// and within `horizon_days` (730) of today (else 422 invalid_stay).
+    #[schema(value_type = CivilDate, example = "2026-12-26")]
     pub departure: String,
-    /// Number of guests, 1 to the type's capacity.
-    #[schema(example = 2)]
+    /// Number of guests, 1 to the type's capacity (more is 400 invalid_request).
+    #[serde(deserialize_with = "whole")]
+    #[schema(value_type = Capacity, example = 2)]
     pub guests: u16,
     /// Who is coming.
     pub guest: GuestContact,
-    /// A specific room of the type, if the client wants one.
+    /// A specific room of the type, if the client wants one (one the hotel lacks is 404
+    /// not_found, one of another type 400 invalid_request).
     #[serde(default)]
+    #[schema(value_type = Option<Code>, example = "101")]
     pub room: Option<String>,
     /// The rate plan to book under (its price, cancellation and no-show policies);
-    /// the built-in `BAR` when left out.
+    /// the built-in `BAR` when left out or null. One the hotel lacks, or one that does not
+    /// sell `room_type`, is 422 invalid_request.
     #[serde(default)]
-    #[schema(example = "BAR")]
+    #[schema(value_type = Option<Code>, example = "BAR")]
     pub rate_plan: Option<String>,
 }
 
@@ -1365,7 +1537,7 @@ pub struct RoomMoveView {
 #[serde(deny_unknown_fields)]
 pub struct MoveRequest {
     /// The room (number) of the same hotel to move to.
-    #[schema(example = "204")]
+    #[schema(value_type = Code, example = "104")]
     pub room: String,
 }
 
@@ -1528,15 +1700,17 @@ impl From<&RoomView> for RoomStatusView {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutOfOrderRequest {
-    /// First night out of order (`YYYY-MM-DD`, hotel-local, not before today).
-    #[schema(example = "2026-12-01")]
+    /// First night out of order (`YYYY-MM-DD`, hotel-local, not before today, else 400
+    /// invalid_request).
+    #[schema(value_type = CivilDate, example = "2026-12-01")]
     pub from: String,
-    /// First night back in order (`YYYY-MM-DD`; at most 366 nights after `from`).
-    #[schema(example = "2026-12-04")]
+    /// First night back in order (`YYYY-MM-DD`): after `from`, at most 366 nights later
+    /// (else 400 invalid_request).
+    #[schema(value_type = CivilDate, example = "2026-12-04")]
     pub to: String,
-    /// Why (at most 200 characters).
+    /// Why (at most 200 characters; empty when left out).
     #[serde(default)]
-    #[schema(example = "boiler repair")]
+    #[schema(value_type = OutOfOrderReason, example = "boiler repair")]
     pub reason: String,
 }
 
@@ -1559,7 +1733,7 @@ pub struct HousekeepingRequest {
 #[serde(deny_unknown_fields)]
 pub struct FrontDeskQuery {
     /// The hotel-local day (`YYYY-MM-DD`); defaults to today in the hotel's time zone.
-    #[param(example = "2026-12-24")]
+    #[param(value_type = Option<CivilDate>, example = "2026-12-24")]
     pub date: Option<String>,
 }
 
@@ -1648,15 +1822,20 @@ pub enum NotifyStatus {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyRequest {
-    /// Our payment reference, from the reservation's `payment.out_trade_no`.
+    /// Our payment reference, from the reservation's `payment.out_trade_no` (one that names
+    /// no reservation is 404 not_found).
+    #[schema(value_type = OutTradeNo)]
     pub out_trade_no: String,
     /// The provider's own reference for the payment.
+    #[schema(value_type = TradeNo)]
     pub trade_no: String,
     /// What happened.
     pub status: NotifyStatus,
     /// Minor units paid; must equal what the reservation owes.
+    #[serde(deserialize_with = "whole")]
     pub amount: i64,
     /// ISO 4217 code paid in; must equal the reservation's.
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
 }
 
@@ -1873,6 +2052,41 @@ mod tests {
         }
     }
     use super::*;
+
+    /// JSON Schema's `integer` is any number without a fraction: `2.0` and `2e0` are 2.
+    #[test]
+    fn whole_numbers_may_be_written_with_a_zero_fraction() {
+        let book = |guests: &str| {
+            serde_json::from_str::<BookRequestBody>(&format!(
+                r#"{{"room_type": "K", "arrival": "2026-01-01", "departure": "2026-01-02",
+                    "guests": {guests},
+                    "guest": {{"name": "a", "phone": "12345", "email": "a@b.c"}}}}"#
+            ))
+        };
+        for (text, guests) in [("2", 2), ("2.0", 2), ("2e0", 2), ("65535.0", 65_535)] {
+            assert_eq!(book(text).unwrap().guests, guests, "{text}");
+        }
+        for bad in [
+            "2.5", "-1", "-1.0", "65536", "65536.0", "1e300", "\"2\"", "null",
+        ] {
+            assert!(book(bad).is_err(), "{bad}");
+        }
+        let cny = Currency::parse("CNY").unwrap();
+        let m: MoneyInput = serde_json::from_str("100.0").unwrap();
+        assert_eq!(m.minor_in("amount", cny).unwrap(), 100);
+        let m: MoneyInput = serde_json::from_str(r#"{"amount": 7.0, "currency": "CNY"}"#).unwrap();
+        assert_eq!(m.minor_in("amount", cny).unwrap(), 7);
+        assert_eq!(
+            serde_json::from_str::<FeeRule>(r#"{"nights": 2.0}"#).unwrap(),
+            FeeRule::Nights(2)
+        );
+        let set: RestrictionSet =
+            serde_json::from_str(r#"{"min_stay_arrival": 2.0, "max_stay_arrival": null}"#).unwrap();
+        assert_eq!(set.min_stay_arrival, Some(Some(2)));
+        assert_eq!(set.max_stay_arrival, Some(None));
+        assert_eq!(set.min_stay_through, None);
+        assert!(serde_json::from_str::<RestrictionSet>(r#"{"min_stay_arrival": 2.5}"#).is_err());
+    }
 
     #[test]
     fn money_input_accepts_integer_or_object() {

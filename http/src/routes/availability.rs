@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use innkeep_engine::{HotelId, ValidationError};
 
+use crate::constraints::Code;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::wire::{parse_date, AvailabilityQuery, AvailabilityView};
@@ -17,7 +18,7 @@ use crate::AppState;
     get,
     path = "/v1/hotels/{hotel_id}/availability",
     tag = "availability",
-    params(("hotel_id" = String, Path, description = "Hotel code"), AvailabilityQuery),
+    params(("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"), AvailabilityQuery),
     responses(
         (status = 200, description = "Availability per room type", body = AvailabilityView),
         (status = 400, description = "invalid_request: missing or malformed dates, guests < 1", body = Problem, content_type = "application/problem+json"),

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use innkeep_engine::HotelId;
 use sha2::{Digest, Sha256};
 
+use crate::constraints::Code;
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiPath;
 
@@ -77,7 +78,7 @@ fn base64(bytes: &[u8]) -> String {
     get,
     path = "/board/{hotel_id}",
     tag = "rooms",
-    params(("hotel_id" = String, Path, description = "Hotel code")),
+    params(("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO")),
     responses(
         (status = 200, description = "The board page (HTML with inline CSS and JS)", content_type = "text/html"),
         (status = 400, description = "invalid_request: bad hotel code", body = Problem, content_type = "application/problem+json"),

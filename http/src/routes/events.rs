@@ -28,6 +28,7 @@ use innkeep_engine::{Action, Event, HotelId, PaymentChange, RoomKey};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::constraints::{Code, LastEventId};
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiPath;
 use crate::AppState;
@@ -38,8 +39,8 @@ use crate::AppState;
     path = "/v1/hotels/{hotel_id}/events",
     tag = "rooms",
     params(
-        ("hotel_id" = String, Path, description = "Hotel code"),
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (a journal sequence number)"),
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("Last-Event-ID" = Option<LastEventId>, Header, nullable = false, description = "Resume after this event id (a journal sequence number)"),
     ),
     responses(
         (status = 200, description = "text/event-stream: events named reservation.created, reservation.confirmed, reservation.cancelled, reservation.expired, reservation.checked_in, reservation.checked_out, reservation.no_show, reservation.moved, payment.updated, room.status, room.out_of_order, room.back_in_order, setup.updated, rate_plan.updated, restrictions.updated, availability.changed; and resync. Each journal event is one event carrying its sequence number as `id`; the availability.changed and room.status events it implies come just before it without an `id`, so resuming never skips them", content_type = "text/event-stream"),
@@ -107,7 +108,7 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     };
     raw.to_str()
         .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
+        .and_then(parse_last_event_id)
         .map(Some)
         .ok_or_else(|| {
             ApiError::from(innkeep_engine::ValidationError::new(
@@ -115,6 +116,11 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
                 "must be an event id (a whole number)",
             ))
         })
+}
+
+/// A `Last-Event-ID` value: a whole number, white space around it ignored.
+pub(crate) fn parse_last_event_id(raw: &str) -> Option<u64> {
+    raw.trim().parse::<u64>().ok()
 }
 
 /// The SSE form of one journal event: the availability and room-status changes it

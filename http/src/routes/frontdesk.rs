@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use innkeep_engine::HotelId;
 
+use crate::constraints::Code;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::wire::{parse_date, FrontDeskQuery, FrontDeskView};
@@ -15,7 +16,7 @@ use crate::AppState;
     get,
     path = "/v1/hotels/{hotel_id}/front-desk",
     tag = "rooms",
-    params(("hotel_id" = String, Path, description = "Hotel code"), FrontDeskQuery),
+    params(("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"), FrontDeskQuery),
     responses(
         (status = 200, description = "The day's lists", body = FrontDeskView),
         (status = 400, description = "invalid_request: bad hotel code, a date that is not YYYY-MM-DD, or an unknown query parameter", body = Problem, content_type = "application/problem+json"),

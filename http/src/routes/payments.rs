@@ -13,6 +13,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::auth::Caller;
+use crate::constraints::OutTradeNo;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiPath, RawBody};
 use crate::wire::{NotifyAck, NotifyRequest, NotifyStatus, PaymentDetailView};
@@ -117,7 +118,7 @@ async fn handle_notify(
     get,
     path = "/v1/payments/{out_trade_no}",
     tag = "payments",
-    params(("out_trade_no" = String, Path, description = "Our payment reference (the reservation's payment.out_trade_no)")),
+    params(("out_trade_no" = OutTradeNo, Path, description = "Our payment reference (the reservation's payment.out_trade_no)")),
     responses(
         (status = 200, description = "The payment", body = PaymentDetailView),
         (status = 404, description = "not_found", body = Problem, content_type = "application/problem+json"),

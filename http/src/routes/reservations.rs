@@ -8,6 +8,7 @@ use innkeep_engine::{Action, Guest, HotelId, RatePlanCode, RoomNumber, RoomTypeC
 
 use super::{reservation_id, reservation_response};
 use crate::auth::Caller;
+use crate::constraints::{Code, EmptyObject, IfMatch, ReservationId};
 use crate::error::{ApiError, Problem};
 use crate::extract::{
     idempotency_key_value, if_match_values, ApiJson, ApiPath, EmptyBody, IdempotencyKeyHeader,
@@ -25,8 +26,8 @@ use crate::AppState;
     path = "/v1/hotels/{hotel_id}/reservations",
     tag = "reservations",
     params(
-        ("hotel_id" = String, Path, description = "Hotel code"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → the same reservation; same key, other body → 422"),
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("Idempotency-Key" = Option<Code>, Header, nullable = false, description = "Makes retries safe: same key and body → the same reservation; same key, other body → 422"),
     ),
     request_body = BookRequestBody,
     responses(
@@ -40,6 +41,7 @@ use crate::AppState;
         (status = 409, description = "sold_out", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "invalid_request: body not sent as JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too_many_holds: the key's unpaid holds are at `max_holds_per_key`; or rate_limited (with Retry-After)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid_stay, idempotency_key_reused, restricted (the hotel's restrictions or the plan's booking window forbid the stay; the problem lists `reasons`) or invalid_request (a rate_plan the hotel does not have, or one that does not sell room_type)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
     )
@@ -83,7 +85,7 @@ pub async fn book(
     get,
     path = "/v1/reservations/{id}",
     tag = "reservations",
-    params(("id" = String, Path, description = "Reservation id (UUID)")),
+    params(("id" = ReservationId, Path, description = "Reservation id (UUID)")),
     responses(
         (status = 200, description = "The reservation", body = ReservationView,
             headers(("ETag" = String, description = "The reservation's version, quoted"))),
@@ -128,10 +130,10 @@ async fn act(
     path = "/v1/reservations/{id}/cancel",
     tag = "reservations",
     params(
-        ("id" = String, Path, description = "Reservation id (UUID)"),
-        ("If-Match" = Option<String>, Header, description = "The version the client saw, e.g. \"3\"; `*` or absent: no check"),
+        ("id" = ReservationId, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<IfMatch>, Header, nullable = false, description = "The version the client saw, e.g. \"3\" (its ETag); `*` or absent: no check; another version is 412 version_mismatch"),
     ),
-    request_body(content = Option<serde_json::Value>, description = "Empty, or `{}`"),
+    request_body(content = EmptyObject, description = "Empty, or `{}`"),
     responses(
         (status = 200, description = "Cancelled", body = ReservationView,
             headers(("ETag" = String, description = "The new version, quoted"))),
@@ -159,10 +161,10 @@ pub async fn cancel(
     path = "/v1/reservations/{id}/check-in",
     tag = "reservations",
     params(
-        ("id" = String, Path, description = "Reservation id (UUID)"),
-        ("If-Match" = Option<String>, Header, description = "The version the client saw, e.g. \"3\"; `*` or absent: no check"),
+        ("id" = ReservationId, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<IfMatch>, Header, nullable = false, description = "The version the client saw, e.g. \"3\" (its ETag); `*` or absent: no check; another version is 412 version_mismatch"),
     ),
-    request_body(content = Option<serde_json::Value>, description = "Empty, or `{}`"),
+    request_body(content = EmptyObject, description = "Empty, or `{}`"),
     responses(
         (status = 200, description = "Checked in", body = ReservationView,
             headers(("ETag" = String, description = "The new version, quoted"))),
@@ -190,10 +192,10 @@ pub async fn check_in(
     path = "/v1/reservations/{id}/check-out",
     tag = "reservations",
     params(
-        ("id" = String, Path, description = "Reservation id (UUID)"),
-        ("If-Match" = Option<String>, Header, description = "The version the client saw, e.g. \"3\"; `*` or absent: no check"),
+        ("id" = ReservationId, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<IfMatch>, Header, nullable = false, description = "The version the client saw, e.g. \"3\" (its ETag); `*` or absent: no check; another version is 412 version_mismatch"),
     ),
-    request_body(content = Option<serde_json::Value>, description = "Empty, or `{}`"),
+    request_body(content = EmptyObject, description = "Empty, or `{}`"),
     responses(
         (status = 200, description = "Checked out", body = ReservationView,
             headers(("ETag" = String, description = "The new version, quoted"))),
@@ -224,8 +226,8 @@ pub async fn check_out(
     path = "/v1/reservations/{id}/move",
     tag = "reservations",
     params(
-        ("id" = String, Path, description = "Reservation id (UUID)"),
-        ("If-Match" = Option<String>, Header, description = "The version the client saw, e.g. \"3\"; `*` or absent: no check"),
+        ("id" = ReservationId, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<IfMatch>, Header, nullable = false, description = "The version the client saw, e.g. \"3\" (its ETag); `*` or absent: no check; another version is 412 version_mismatch"),
     ),
     request_body = MoveRequest,
     responses(

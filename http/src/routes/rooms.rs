@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use innkeep_engine::{HotelId, Housekeeping, RoomNumber};
 
+use crate::constraints::{CivilDate, Code};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::wire::{parse_date, HousekeepingRequest, OutOfOrderRequest, RoomStatusView};
@@ -14,7 +15,7 @@ use crate::AppState;
     get,
     path = "/v1/hotels/{hotel_id}/rooms",
     tag = "rooms",
-    params(("hotel_id" = String, Path, description = "Hotel code")),
+    params(("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO")),
     responses(
         (status = 200, description = "The rooms, by number", body = Vec<RoomStatusView>),
         (status = 400, description = "invalid_request: bad hotel code", body = Problem, content_type = "application/problem+json"),
@@ -38,8 +39,8 @@ pub async fn list_rooms(
     path = "/v1/hotels/{hotel_id}/rooms/{number}/housekeeping",
     tag = "rooms",
     params(
-        ("hotel_id" = String, Path, description = "Hotel code"),
-        ("number" = String, Path, description = "Room number"),
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("number" = Code, Path, description = "Room number", example = "101"),
     ),
     request_body = HousekeepingRequest,
     responses(
@@ -75,8 +76,8 @@ pub async fn put_housekeeping(
     path = "/v1/hotels/{hotel_id}/rooms/{number}/out-of-order",
     tag = "rooms",
     params(
-        ("hotel_id" = String, Path, description = "Hotel code"),
-        ("number" = String, Path, description = "Room number"),
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("number" = Code, Path, description = "Room number", example = "101"),
     ),
     request_body = OutOfOrderRequest,
     responses(
@@ -111,9 +112,9 @@ pub async fn set_out_of_order(
     path = "/v1/hotels/{hotel_id}/rooms/{number}/out-of-order/{from}",
     tag = "rooms",
     params(
-        ("hotel_id" = String, Path, description = "Hotel code"),
-        ("number" = String, Path, description = "Room number"),
-        ("from" = String, Path, description = "First night of the range (`YYYY-MM-DD`)"),
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("number" = Code, Path, description = "Room number", example = "101"),
+        ("from" = CivilDate, Path, description = "First night of the range (`YYYY-MM-DD`)"),
     ),
     responses(
         (status = 200, description = "The room with its remaining out-of-order ranges", body = RoomStatusView),

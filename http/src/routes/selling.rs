@@ -8,6 +8,7 @@ use innkeep_engine::selling::Weekdays;
 use innkeep_engine::{HotelId, RatePlanCode, RoomTypeCode, ValidationError};
 
 use super::upsert_status;
+use crate::constraints::Code;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::wire::{
@@ -24,8 +25,8 @@ use crate::AppState;
     path = "/v1/hotels/{hotel_id}/rate-plans/{code}",
     tag = "setup",
     params(
-        ("hotel_id" = String, Path, description = "Hotel code"),
-        ("code" = String, Path, description = "Rate plan code"),
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("code" = Code, Path, description = "Rate plan code", example = "NONREF"),
     ),
     request_body = PutRatePlanRequest,
     responses(
@@ -61,7 +62,7 @@ pub async fn put_rate_plan(
     get,
     path = "/v1/hotels/{hotel_id}/rate-plans",
     tag = "setup",
-    params(("hotel_id" = String, Path, description = "Hotel code")),
+    params(("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO")),
     responses(
         (status = 200, description = "The hotel's rate plans", body = RatePlansView),
         (status = 400, description = "invalid_request: bad hotel code", body = Problem, content_type = "application/problem+json"),
@@ -94,7 +95,7 @@ pub async fn get_rate_plans(
     put,
     path = "/v1/hotels/{hotel_id}/restrictions",
     tag = "setup",
-    params(("hotel_id" = String, Path, description = "Hotel code")),
+    params(("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO")),
     request_body = PutRestrictionsRequest,
     responses(
         (status = 200, description = "Restrictions set", body = RestrictionsPutView),
@@ -167,7 +168,7 @@ fn codes<T>(
     get,
     path = "/v1/hotels/{hotel_id}/restrictions",
     tag = "setup",
-    params(("hotel_id" = String, Path, description = "Hotel code"), RestrictionsQuery),
+    params(("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"), RestrictionsQuery),
     responses(
         (status = 200, description = "The restrictions", body = RestrictionsView),
         (status = 400, description = "invalid_request: missing or malformed dates, a bad range, or an unknown query parameter", body = Problem, content_type = "application/problem+json"),

@@ -6,6 +6,7 @@ use axum::Json;
 use innkeep_engine::{HotelId, RoomNumber, RoomTypeCode};
 
 use super::upsert_status;
+use crate::constraints::Code;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::wire::{
@@ -19,7 +20,7 @@ use crate::AppState;
     put,
     path = "/v1/hotels/{hotel_id}",
     tag = "setup",
-    params(("hotel_id" = String, Path, description = "Client-chosen hotel code")),
+    params(("hotel_id" = Code, Path, description = "Client-chosen hotel code", example = "DEMO")),
     request_body = PutHotelRequest,
     responses(
         (status = 201, description = "Hotel created", body = HotelView),
@@ -50,7 +51,7 @@ pub async fn put_hotel(
     get,
     path = "/v1/hotels/{hotel_id}",
     tag = "setup",
-    params(("hotel_id" = String, Path, description = "Hotel code")),
+    params(("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO")),
     responses(
         (status = 200, description = "The hotel", body = HotelView),
         (status = 400, description = "invalid_request: bad hotel code", body = Problem, content_type = "application/problem+json"),
@@ -72,8 +73,8 @@ pub async fn get_hotel(
     path = "/v1/hotels/{hotel_id}/room-types/{code}",
     tag = "setup",
     params(
-        ("hotel_id" = String, Path, description = "Hotel code"),
-        ("code" = String, Path, description = "Room type code"),
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("code" = Code, Path, description = "Room type code", example = "KING"),
     ),
     request_body = PutRoomTypeRequest,
     responses(
@@ -124,8 +125,8 @@ pub async fn put_room_type(
     path = "/v1/hotels/{hotel_id}/rooms/{number}",
     tag = "setup",
     params(
-        ("hotel_id" = String, Path, description = "Hotel code"),
-        ("number" = String, Path, description = "Room number"),
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("number" = Code, Path, description = "Room number", example = "101"),
     ),
     request_body = PutRoomRequest,
     responses(
@@ -167,8 +168,8 @@ pub async fn put_room(
     path = "/v1/hotels/{hotel_id}/room-types/{code}/rates",
     tag = "setup",
     params(
-        ("hotel_id" = String, Path, description = "Hotel code"),
-        ("code" = String, Path, description = "Room type code"),
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("code" = Code, Path, description = "Room type code", example = "KING"),
     ),
     request_body = PutRateRequest,
     responses(
