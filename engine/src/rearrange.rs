@@ -371,63 +371,50 @@ mod tests {
         best
     }
 
-    fn rooms_strategy() -> impl Strategy<Value = Vec<Vec<Held>>> {
-        // 2–3 rooms, each with up to 3 holders on a 6-night horizon, made disjoint by
-        // construction (consecutive segments), some pinned.
-        prop::collection::vec(
-            prop::collection::vec((0i64..2, 1i64..3, any::<bool>()), 0..=3),
-            2..=3,
-        )
-        .prop_map(|rooms| {
-            let mut id = 0u128;
-            rooms
-                .into_iter()
-                .map(|segments| {
-                    let mut at = 0;
-                    let mut held_here = Vec::new();
-                    for (gap, len, movable) in segments {
-                        let from = at + gap;
-                        let to = from + len;
-                        if to > 6 {
-                            break;
+    /// `rooms` rooms, each with up to `per_room` holders of 1 to `max_len` nights on a
+    /// horizon of `nights` nights, disjoint by construction (consecutive segments after
+    /// gaps), movable with probability `movable`.
+    fn rooms_of(
+        rooms: std::ops::RangeInclusive<usize>,
+        per_room: usize,
+        max_len: i64,
+        nights: i64,
+        movable: f64,
+    ) -> impl Strategy<Value = Vec<Vec<Held>>> {
+        let segment = (0i64..3, 1i64..=max_len, prop::bool::weighted(movable));
+        prop::collection::vec(prop::collection::vec(segment, 0..=per_room), rooms).prop_map(
+            move |rooms| {
+                let mut id = 0u128;
+                rooms
+                    .into_iter()
+                    .map(|segments| {
+                        let mut at = 0;
+                        let mut held_here = Vec::new();
+                        for (gap, len, movable) in segments {
+                            let from = at + gap;
+                            let to = from + len;
+                            if to > nights {
+                                break;
+                            }
+                            id += 1;
+                            held_here.push(held(id, from, to, movable));
+                            at = to;
                         }
-                        id += 1;
-                        held_here.push(held(id, from, to, movable));
-                        at = to;
-                    }
-                    held_here
-                })
-                .collect()
-        })
+                        held_here
+                    })
+                    .collect()
+            },
+        )
+    }
+
+    /// Tiny types, small enough for exhaustive search: 2–3 rooms, 6 nights.
+    fn rooms_strategy() -> impl Strategy<Value = Vec<Vec<Held>>> {
+        rooms_of(2..=3, 3, 2, 6, 0.5)
     }
 
     /// Larger types than exhaustive search can check: 4–12 rooms on a 30-night horizon.
     fn big_rooms_strategy() -> impl Strategy<Value = Vec<Vec<Held>>> {
-        prop::collection::vec(
-            prop::collection::vec((0i64..3, 1i64..5, prop::bool::weighted(0.8)), 0..=8),
-            4..=12,
-        )
-        .prop_map(|rooms| {
-            let mut id = 0u128;
-            rooms
-                .into_iter()
-                .map(|segments| {
-                    let mut at = 0;
-                    let mut held_here = Vec::new();
-                    for (gap, len, movable) in segments {
-                        let from = at + gap;
-                        let to = from + len;
-                        if to > 30 {
-                            break;
-                        }
-                        id += 1;
-                        held_here.push(held(id, from, to, movable));
-                        at = to;
-                    }
-                    held_here
-                })
-                .collect()
-        })
+        rooms_of(4..=12, 8, 4, 30, 0.8)
     }
 
     proptest! {

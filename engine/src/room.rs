@@ -1636,6 +1636,31 @@ mod fee_tests {
         }
     }
 
+    /// Adds to `room` a new, unpaid one-night reservation `n` arriving on `arrival`, sold
+    /// under the same terms as `like`; returns its id.
+    fn unpaid_like(
+        room: &mut RoomState,
+        like: &ReservationId,
+        n: u128,
+        arrival: Date,
+    ) -> ReservationId {
+        let mut r = room.reservation(like).unwrap();
+        r.id = ReservationId(uuid::Uuid::from_u128(n));
+        r.stay = Stay::between(arrival, arrival.tomorrow().unwrap()).unwrap();
+        r.status = Status::PendingPayment;
+        r.version = 1;
+        r.history.truncate(1);
+        r.payment.status = PaymentStatus::Pending;
+        r.payment.trade_no = None;
+        r.payment.history.truncate(1);
+        let id = r.id;
+        room.apply(&Event::ReservationCreated {
+            reservation: r.into(),
+            idempotency: None,
+        });
+        id
+    }
+
     fn last_kind(room: &RoomState, id: &ReservationId) -> PaymentEventKind {
         room.reservation(id)
             .unwrap()
@@ -1734,21 +1759,7 @@ mod fee_tests {
     #[test]
     fn an_unpaid_hold_cancels_with_no_charge() {
         let (mut room, id) = paid_under(terms(0, Fee::Percent(100), Fee::Percent(100)));
-        // A second reservation, never paid.
-        let mut r = room.reservation(&id).unwrap();
-        r.id = ReservationId(uuid::Uuid::from_u128(8));
-        r.stay = Stay::between(date(2030, 2, 1), date(2030, 2, 2)).unwrap();
-        r.status = Status::PendingPayment;
-        r.version = 1;
-        r.history.truncate(1);
-        r.payment.status = PaymentStatus::Pending;
-        r.payment.trade_no = None;
-        r.payment.history.truncate(1);
-        let unpaid = r.id;
-        room.apply(&Event::ReservationCreated {
-            reservation: r.into(),
-            idempotency: None,
-        });
+        let unpaid = unpaid_like(&mut room, &id, 8, date(2030, 2, 1));
         assert_eq!(act(&mut room, &unpaid, Action::Cancel, at(2)), None);
         let r = room.reservation(&unpaid).unwrap();
         assert_eq!(r.status, Status::Cancelled);
@@ -1822,20 +1833,7 @@ mod fee_tests {
     #[test]
     fn a_late_capture_is_refunded_whole() {
         let (mut room, id) = paid_under(terms(0, Fee::Percent(100), Fee::Percent(100)));
-        let mut r = room.reservation(&id).unwrap();
-        r.id = ReservationId(uuid::Uuid::from_u128(9));
-        r.stay = Stay::between(date(2030, 3, 1), date(2030, 3, 2)).unwrap();
-        r.status = Status::PendingPayment;
-        r.version = 1;
-        r.history.truncate(1);
-        r.payment.status = PaymentStatus::Pending;
-        r.payment.trade_no = None;
-        r.payment.history.truncate(1);
-        let late = r.id;
-        room.apply(&Event::ReservationCreated {
-            reservation: r.into(),
-            idempotency: None,
-        });
+        let late = unpaid_like(&mut room, &id, 9, date(2030, 3, 1));
         act(&mut room, &late, Action::Cancel, at(2));
         let (e, outcome) = room
             .decide_payment(
