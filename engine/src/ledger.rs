@@ -13,7 +13,8 @@
 //! - instants are kept as seconds and nanoseconds, dates as jiff's 4-byte dates.
 //!
 //! So a [`Kept`] reservation is 120 bytes with no allocation of its own until it changes
-//! (a payment, a cancellation, a move): then its history lives in one boxed [`Extra`].
+//! (a payment, a cancellation, a move) or unless it was sold under terms other than the
+//! built-in plan's: then its history and terms live in one boxed [`Extra`].
 //! The calendar is one [`Span`] per reservation holding nights here (the nights a
 //! reservation holds in a room are always one range), not one map entry per night.
 //! [`Kept::to_reservation`] rebuilds the full reservation exactly, so the API's answers do

@@ -222,7 +222,6 @@ pub struct ChangeV3 {
 /// A payment change as journal segment format 3 encoded it: a refund without its amount.
 #[derive(Clone, Serialize, Deserialize, Debug)]
 #[serde(rename = "PaymentChange")]
-#[allow(missing_docs)]
 pub enum PaymentChangeV3 {
     Failed { trade_no: String },
     RefundOwed { trade_no: String },
@@ -233,7 +232,6 @@ pub enum PaymentChangeV3 {
 /// holding a [`ReservationV3`].
 #[derive(Clone, Serialize, Deserialize, Debug)]
 #[serde(rename = "Event")]
-#[allow(missing_docs)]
 pub enum EventV3 {
     /// A hotel was created or updated.
     HotelPut {

@@ -101,7 +101,7 @@ pub struct CancellationPolicy {
 }
 
 impl CancellationPolicy {
-    /// Free at any time (the built-in plan's policy).
+    /// Free at any time (the built-in plan's policy): no free window, but no fee either.
     pub const FREE: CancellationPolicy = CancellationPolicy {
         free_until_hours: 0,
         fee: Fee::NONE,
