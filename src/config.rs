@@ -19,13 +19,15 @@ use innkeep_http::serve::{
     DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
 };
 use innkeep_http::{ApiKey, AuthConfig, ConnectionLimits, HotelScope, HttpLimits, Role};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+mod env;
 
 /// Shortest payment secret we accept: an HMAC key much shorter than this is guessable.
 pub const MIN_SECRET_BYTES: usize = 16;
 
 /// Everything `innkeep serve` reads.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address the HTTP API listens on.
@@ -62,7 +64,7 @@ pub struct Config {
 }
 
 /// One `[[api_keys]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeySection {
     /// A label for logs and metrics (letters, digits, `-`, `_`, `.`; at most 64).
@@ -78,7 +80,7 @@ pub struct ApiKeySection {
 }
 
 /// `[limits]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
     /// Requests per second per API key (token bucket refill).
@@ -121,7 +123,7 @@ impl Default for LimitsSection {
 pub const MAX_KEY_NAME_LEN: usize = 64;
 
 /// `[payment]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaymentSection {
     /// HMAC key for `/v1/payments/notify`.
@@ -163,7 +165,7 @@ impl Default for PaymentSection {
 }
 
 /// `payment.provider`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     /// No provider: payments arrive only through `/v1/payments/notify`.
@@ -173,7 +175,7 @@ pub enum Provider {
 }
 
 /// `[payment.sandbox]`. Rates are probabilities from 0.0 to 1.0.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxSection {
     /// The guest "pays" this long after the charge is created.
@@ -270,214 +272,54 @@ pub enum ConfigError {
     },
 }
 
-/// The environment variables read, and the key each sets.
-pub const ENV_KEYS: &[(&str, &str)] = &[
-    ("INNKEEP_LISTEN", "listen"),
-    ("INNKEEP_DATA_DIR", "data_dir"),
-    ("INNKEEP_HOLD_SECONDS", "hold_seconds"),
-    ("INNKEEP_MAX_NIGHTS", "max_nights"),
-    ("INNKEEP_HORIZON_DAYS", "horizon_days"),
-    ("INNKEEP_SHARDS", "shards"),
-    ("INNKEEP_MAX_IN_FLIGHT", "max_in_flight"),
-    ("INNKEEP_SNAPSHOT_EVERY_EVENTS", "snapshot_every_events"),
-    ("INNKEEP_SNAPSHOT_EVERY_SECONDS", "snapshot_every_seconds"),
-    ("INNKEEP_NIGHT_AUDIT_TIME", "night_audit_time"),
-    ("INNKEEP_RESUME_WINDOW_EVENTS", "resume_window_events"),
-    ("INNKEEP_PAYMENT_SECRET", "payment.secret"),
-    ("INNKEEP_PAYMENT_PREVIOUS_SECRET", "payment.previous_secret"),
-    ("INNKEEP_PAYMENT_PROVIDER", "payment.provider"),
-    (
-        "INNKEEP_PAYMENT_RECONCILE_EVERY_SECONDS",
-        "payment.reconcile_every_seconds",
-    ),
-    (
-        "INNKEEP_PAYMENT_PENDING_THRESHOLD_SECONDS",
-        "payment.pending_threshold_seconds",
-    ),
-    ("INNKEEP_PAYMENT_CALL_TIMEOUT_MS", "payment.call_timeout_ms"),
-    ("INNKEEP_PAYMENT_MAX_ATTEMPTS", "payment.max_attempts"),
-    ("INNKEEP_PAYMENT_BACKOFF_BASE_MS", "payment.backoff_base_ms"),
-    (
-        "INNKEEP_PAYMENT_SANDBOX_CHARGE_DELAY_MS",
-        "payment.sandbox.charge_delay_ms",
-    ),
-    (
-        "INNKEEP_PAYMENT_SANDBOX_FAIL_RATE",
-        "payment.sandbox.fail_rate",
-    ),
-    (
-        "INNKEEP_PAYMENT_SANDBOX_DROP_RATE",
-        "payment.sandbox.drop_rate",
-    ),
-    (
-        "INNKEEP_PAYMENT_SANDBOX_DUPLICATE_RATE",
-        "payment.sandbox.duplicate_rate",
-    ),
-    (
-        "INNKEEP_PAYMENT_SANDBOX_REORDER_RATE",
-        "payment.sandbox.reorder_rate",
-    ),
-    (
-        "INNKEEP_PAYMENT_SANDBOX_DELAY_MS",
-        "payment.sandbox.delay_ms",
-    ),
-    (
-        "INNKEEP_PAYMENT_SANDBOX_QUERY_ERROR_RATE",
-        "payment.sandbox.query_error_rate",
-    ),
-    (
-        "INNKEEP_PAYMENT_SANDBOX_REFUND_ERROR_RATE",
-        "payment.sandbox.refund_error_rate",
-    ),
-    ("INNKEEP_PAYMENT_SANDBOX_SEED", "payment.sandbox.seed"),
-    ("INNKEEP_LIMITS_RATE_PER_SECOND", "limits.rate_per_second"),
-    ("INNKEEP_LIMITS_BURST", "limits.burst"),
-    (
-        "INNKEEP_LIMITS_MAX_HOLDS_PER_KEY",
-        "limits.max_holds_per_key",
-    ),
-    (
-        "INNKEEP_LIMITS_REQUEST_TIMEOUT_MS",
-        "limits.request_timeout_ms",
-    ),
-    ("INNKEEP_LIMITS_MAX_CONNECTIONS", "limits.max_connections"),
-    (
-        "INNKEEP_LIMITS_MAX_CONNECTIONS_PER_CLIENT",
-        "limits.max_connections_per_client",
-    ),
-    (
-        "INNKEEP_LIMITS_HEADER_TIMEOUT_MS",
-        "limits.header_timeout_ms",
-    ),
-    ("INNKEEP_LIMITS_IDLE_TIMEOUT_MS", "limits.idle_timeout_ms"),
-];
-
 /// Variables with the prefix that are not configuration keys but are still allowed:
 /// the log filter, and the config file's path (read by the binary).
 const ENV_ALLOWED: &[&str] = &["INNKEEP_LOG", "INNKEEP_CONFIG"];
 
 impl Config {
-    /// Reads `path` (if given), then the environment `vars`, then validates.
+    /// Reads `path` (if given), then the environment `vars`, then validates. The variables
+    /// are the keys of the same definition ([`env`]): `INNKEEP_` and the dotted path in
+    /// capitals, `_` for the dots.
     pub fn load(
         path: Option<&Path>,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut config = match path {
+        let file = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
                     source,
                 })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                let parse_error = |message: String| ConfigError::Parse {
                     path: path.to_owned(),
-                    message: e.to_string(),
-                })?
+                    message,
+                };
+                // The file alone first: its errors name the key and the line.
+                toml::from_str::<Config>(&text).map_err(|e| parse_error(e.to_string()))?;
+                toml::from_str::<toml::Table>(&text).map_err(|e| parse_error(e.to_string()))?
             }
-            None => Config::default(),
+            None => toml::Table::new(),
         };
+        let shape = match toml::Value::try_from(Config::default()) {
+            Ok(toml::Value::Table(shape)) => shape,
+            _ => unreachable!("the default configuration serializes to a TOML table"),
+        };
+        let mut tree = env::Node::from_file(file);
         for (name, value) in vars {
-            if !name.starts_with("INNKEEP_") || ENV_ALLOWED.contains(&name.as_str()) {
+            let Some(rest) = name.strip_prefix("INNKEEP_") else {
+                continue;
+            };
+            if ENV_ALLOWED.contains(&name.as_str()) {
                 continue;
             }
-            config.set_env(&name, &value)?;
+            tree.set_env(&shape, &name, rest, &value);
         }
+        let config = Config::deserialize(tree).map_err(|e| ConfigError::Env {
+            name: e.name.unwrap_or_else(|| "INNKEEP_*".to_owned()),
+            message: e.message,
+        })?;
         config.validate()?;
         Ok(config)
-    }
-
-    fn set_env(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
-        fn num<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
-            value.trim().parse().map_err(|_| ConfigError::Env {
-                name: name.to_owned(),
-                message: format!("{value:?} is not a valid number"),
-            })
-        }
-        match name {
-            "INNKEEP_LISTEN" => {
-                self.listen = value.trim().parse().map_err(|_| ConfigError::Env {
-                    name: name.to_owned(),
-                    message: format!("{value:?} is not an address like 127.0.0.1:8080"),
-                })?
-            }
-            "INNKEEP_DATA_DIR" => self.data_dir = PathBuf::from(value),
-            "INNKEEP_HOLD_SECONDS" => self.hold_seconds = num(name, value)?,
-            "INNKEEP_MAX_NIGHTS" => self.max_nights = num(name, value)?,
-            "INNKEEP_HORIZON_DAYS" => self.horizon_days = num(name, value)?,
-            "INNKEEP_SHARDS" => self.shards = num(name, value)?,
-            "INNKEEP_MAX_IN_FLIGHT" => self.max_in_flight = num(name, value)?,
-            "INNKEEP_SNAPSHOT_EVERY_EVENTS" => self.snapshot_every_events = num(name, value)?,
-            "INNKEEP_SNAPSHOT_EVERY_SECONDS" => self.snapshot_every_seconds = num(name, value)?,
-            "INNKEEP_NIGHT_AUDIT_TIME" => self.night_audit_time = value.trim().to_owned(),
-            "INNKEEP_RESUME_WINDOW_EVENTS" => self.resume_window_events = num(name, value)?,
-            "INNKEEP_PAYMENT_SECRET" => self.payment.secret = Some(value.to_owned()),
-            "INNKEEP_PAYMENT_PREVIOUS_SECRET" => {
-                self.payment.previous_secret = Some(value.to_owned())
-            }
-            "INNKEEP_PAYMENT_PROVIDER" => {
-                self.payment.provider = Some(match value.trim() {
-                    "none" => Provider::None,
-                    "sandbox" => Provider::Sandbox,
-                    _ => {
-                        return Err(ConfigError::Env {
-                            name: name.to_owned(),
-                            message: format!("{value:?} is not one of none, sandbox"),
-                        })
-                    }
-                })
-            }
-            "INNKEEP_PAYMENT_RECONCILE_EVERY_SECONDS" => {
-                self.payment.reconcile_every_seconds = num(name, value)?
-            }
-            "INNKEEP_PAYMENT_PENDING_THRESHOLD_SECONDS" => {
-                self.payment.pending_threshold_seconds = num(name, value)?
-            }
-            "INNKEEP_PAYMENT_CALL_TIMEOUT_MS" => self.payment.call_timeout_ms = num(name, value)?,
-            "INNKEEP_PAYMENT_MAX_ATTEMPTS" => self.payment.max_attempts = num(name, value)?,
-            "INNKEEP_PAYMENT_BACKOFF_BASE_MS" => self.payment.backoff_base_ms = num(name, value)?,
-            "INNKEEP_PAYMENT_SANDBOX_CHARGE_DELAY_MS" => {
-                self.payment.sandbox.charge_delay_ms = num(name, value)?
-            }
-            "INNKEEP_PAYMENT_SANDBOX_FAIL_RATE" => {
-                self.payment.sandbox.fail_rate = num(name, value)?
-            }
-            "INNKEEP_PAYMENT_SANDBOX_DROP_RATE" => {
-                self.payment.sandbox.drop_rate = num(name, value)?
-            }
-            "INNKEEP_PAYMENT_SANDBOX_DUPLICATE_RATE" => {
-                self.payment.sandbox.duplicate_rate = num(name, value)?
-            }
-            "INNKEEP_PAYMENT_SANDBOX_REORDER_RATE" => {
-                self.payment.sandbox.reorder_rate = num(name, value)?
-            }
-            "INNKEEP_PAYMENT_SANDBOX_DELAY_MS" => self.payment.sandbox.delay_ms = num(name, value)?,
-            "INNKEEP_PAYMENT_SANDBOX_QUERY_ERROR_RATE" => {
-                self.payment.sandbox.query_error_rate = num(name, value)?
-            }
-            "INNKEEP_PAYMENT_SANDBOX_REFUND_ERROR_RATE" => {
-                self.payment.sandbox.refund_error_rate = num(name, value)?
-            }
-            "INNKEEP_PAYMENT_SANDBOX_SEED" => self.payment.sandbox.seed = Some(num(name, value)?),
-            "INNKEEP_LIMITS_RATE_PER_SECOND" => self.limits.rate_per_second = num(name, value)?,
-            "INNKEEP_LIMITS_BURST" => self.limits.burst = num(name, value)?,
-            "INNKEEP_LIMITS_MAX_HOLDS_PER_KEY" => self.limits.max_holds_per_key = num(name, value)?,
-            "INNKEEP_LIMITS_REQUEST_TIMEOUT_MS" => {
-                self.limits.request_timeout_ms = num(name, value)?
-            }
-            "INNKEEP_LIMITS_MAX_CONNECTIONS" => self.limits.max_connections = num(name, value)?,
-            "INNKEEP_LIMITS_MAX_CONNECTIONS_PER_CLIENT" => {
-                self.limits.max_connections_per_client = num(name, value)?
-            }
-            "INNKEEP_LIMITS_HEADER_TIMEOUT_MS" => self.limits.header_timeout_ms = num(name, value)?,
-            "INNKEEP_LIMITS_IDLE_TIMEOUT_MS" => self.limits.idle_timeout_ms = num(name, value)?,
-            _ => {
-                let known: Vec<&str> = ENV_KEYS.iter().map(|(n, _)| *n).collect();
-                return Err(ConfigError::Env {
-                    name: name.to_owned(),
-                    message: format!("unknown variable; known: {}", known.join(", ")),
-                });
-            }
-        }
-        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -883,6 +725,79 @@ mod tests {
         assert!(e.to_string().contains("INNKEEP_LISTEN"), "{e}");
         let e = load("[payment]\nsecret = \"short\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("payment.secret"), "{e}");
+    }
+
+    /// Every key of the definition is reachable from the environment under its derived
+    /// name, and a variable's text takes its key's type.
+    #[test]
+    fn every_key_has_its_variable() {
+        let Ok(toml::Value::Table(shape)) = toml::Value::try_from(Config::default()) else {
+            panic!("the default configuration is a table");
+        };
+        fn leaves(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+            for (k, v) in table {
+                let path = format!("{prefix}{k}");
+                match v {
+                    toml::Value::Table(t) => leaves(t, &format!("{path}."), out),
+                    toml::Value::Array(_) => {}
+                    _ => out.push(path),
+                }
+            }
+        }
+        let mut paths = Vec::new();
+        leaves(&shape, "", &mut paths);
+        assert!(paths.len() >= 30, "{paths:?}");
+        assert!(paths.contains(&"payment.sandbox.fail_rate".to_owned()));
+        for path in &paths {
+            let name = format!("INNKEEP_{}", path.to_ascii_uppercase().replace('.', "_"));
+            let mut tree = env::Node::from_file(toml::Table::new());
+            tree.set_env(&shape, &name, &name["INNKEEP_".len()..], "1");
+            let mut node = &tree;
+            for part in path.split('.') {
+                let env::Node::Table(map) = node else {
+                    panic!("{name} did not reach {path}: {tree:?}");
+                };
+                node = map
+                    .get(part)
+                    .unwrap_or_else(|| panic!("{name} did not reach {path}: {tree:?}"));
+            }
+            assert!(matches!(node, env::Node::Env { .. }), "{name}: {tree:?}");
+        }
+        // Keys that are unset by default (options) are reachable too; a numeric secret
+        // stays text, a number is parsed, an enum is read by name.
+        let c = load(
+            "",
+            &[
+                ("INNKEEP_PAYMENT_SECRET", "1234567890123456"),
+                ("INNKEEP_PAYMENT_PREVIOUS_SECRET", "abcdefghijklmnop"),
+                ("INNKEEP_PAYMENT_SANDBOX_SEED", "7"),
+                ("INNKEEP_PAYMENT_PROVIDER", "sandbox"),
+                ("INNKEEP_LIMITS_IDLE_TIMEOUT_MS", " 2500 "),
+                ("INNKEEP_DATA_DIR", "/tmp/x y"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.payment.secret.as_deref(), Some("1234567890123456"));
+        assert_eq!(
+            c.payment.previous_secret.as_deref(),
+            Some("abcdefghijklmnop")
+        );
+        assert_eq!(c.payment.sandbox.seed, Some(7));
+        assert_eq!(c.payment.provider, Some(Provider::Sandbox));
+        assert_eq!(c.limits.idle_timeout_ms, 2500);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x y"));
+        // A variable beats the file; an unknown one inside a section is named.
+        let c = load("[limits]\nburst = 5\n", &[("INNKEEP_LIMITS_BURST", "9")]).unwrap();
+        assert_eq!(c.limits.burst, 9);
+        let e = load("", &[("INNKEEP_LIMITS_BOGUS", "1")]).unwrap_err();
+        assert!(e.to_string().contains("INNKEEP_LIMITS_BOGUS"), "{e}");
+        let e = load("", &[("INNKEEP_PAYMENT_SANDBOX_SEED", "-1")]).unwrap_err();
+        assert!(
+            e.to_string().contains("INNKEEP_PAYMENT_SANDBOX_SEED"),
+            "{e}"
+        );
+        let e = load("", &[("INNKEEP_PAYMENT", "1")]).unwrap_err();
+        assert!(e.to_string().contains("INNKEEP_PAYMENT"), "{e}");
     }
 
     #[test]

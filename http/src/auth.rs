@@ -47,7 +47,9 @@ use crate::serve::ClientAddr;
 pub const KEY_ID_HEX_LEN: usize = 16;
 
 /// What a key may do, by kind of client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The hotel's operator: setup and everything else.
