@@ -32,6 +32,10 @@ pub const MIN_SECRET_BYTES: usize = 16;
 pub struct Config {
     /// Address the HTTP API listens on.
     pub listen: SocketAddr,
+    /// A second address serving only `GET /metrics`, without a key, for a Prometheus
+    /// scraper on a network the operator trusts. Unset: `/metrics` is served on `listen`
+    /// only, to admin keys of every hotel once keys are configured.
+    pub metrics_listen: Option<SocketAddr>,
     /// Journal and snapshots live here; created if missing.
     pub data_dir: PathBuf,
     /// Unpaid holds expire after this many seconds.
@@ -218,6 +222,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
             data_dir: PathBuf::from("./innkeep-data"),
             hold_seconds: 900,
             max_nights: 90,

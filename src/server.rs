@@ -52,7 +52,11 @@ pub async fn run(
     // Before the engine starts, so recovery and the journal already record into it.
     innkeep_http::metrics::install();
     let shards = Shards::start(config.shards).context("starting the shard threads")?;
-    let listener = match bind(config.listen) {
+    let listeners = bind("listen", config.listen).and_then(|api| {
+        let metrics = config.metrics_listen.map(|a| bind("metrics_listen", a));
+        Ok((api, metrics.transpose()?))
+    });
+    let (listener, metrics_listener) = match listeners {
         Ok(l) => l,
         Err(e) => {
             shards.stop();
@@ -196,6 +200,31 @@ pub async fn run(
         state = state.with_sandbox(sandbox);
     }
     let streams = state.streams.clone();
+    // The metrics address, once there is an engine to report on; served on shard 0 like
+    // the accept loop, with the same connection limits.
+    let metrics_server = metrics_listener.map(|listener| {
+        let router = innkeep_http::metrics::metrics_router(state.clone());
+        let connections = Connections::new(config.connection_limits());
+        let deal: Dealer = {
+            let shards = shards.clone();
+            Arc::new(move |task| {
+                let _ = shards.spawn(0, task);
+            })
+        };
+        let (done, served) = tokio::sync::oneshot::channel();
+        let stop = stop.clone();
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving /metrics without a key");
+        }
+        let _ = shards.spawn(0, async move {
+            let result = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => serve_dealt(listener, router, connections, stop, deal).await,
+                Err(e) => Err(e),
+            };
+            let _ = done.send(result);
+        });
+        served
+    });
     let _ = api.set(innkeep_http::router(state));
     tracing::info!(%local, "ready");
 
@@ -210,6 +239,12 @@ pub async fn run(
         Ok(Err(_)) => tracing::error!("the server's accept loop ended without a word"),
         Err(_) => tracing::warn!("requests still running after the drain timeout; stopping anyway"),
     }
+    if let Some(served) = metrics_server {
+        // Scrapes are short; whatever is left is dropped with the shards below.
+        if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(1), served).await {
+            tracing::error!(error = %e, "metrics server error");
+        }
+    }
     // Stops the shards too, dropping any connection still open.
     tokio::task::spawn_blocking(move || engine.shutdown())
         .await
@@ -221,7 +256,7 @@ pub async fn run(
 /// the shard that accepts (not `SO_REUSEPORT` sockets per shard: that would let any other
 /// process of the same user bind the port too and silently take a share of the
 /// connections, and hide a second server started on the same address).
-fn bind(addr: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+fn bind(key: &str, addr: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     /// Pending connections the kernel queues (capped at `net.core.somaxconn`): a burst of
     /// thousands of connects waits here rather than being refused.
     const BACKLOG: u32 = 4096;
@@ -236,7 +271,7 @@ fn bind(addr: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
         socket.bind(addr)?;
         socket.listen(BACKLOG)?.into_std()
     })()
-    .with_context(|| format!("config key `listen`: cannot listen on {addr}"))
+    .with_context(|| format!("config key `{key}`: cannot listen on {addr}"))
 }
 
 fn recovering(req: &Request<Body>) -> Response<Body> {

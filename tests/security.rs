@@ -36,7 +36,8 @@ pub(crate) fn keygen() -> (String, String) {
 }
 
 /// Keys from `innkeep keygen` work as configured: no key → 401, a channel key → 403 on
-/// setup, the admin key → 201; probes and metrics need no key.
+/// setup, the admin key → 201; probes need no key, `/metrics` an admin key (or the
+/// separate metrics address).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_server_with_keygen_keys() {
     let (admin, admin_hash) = keygen();
@@ -54,7 +55,20 @@ async fn keyed_server_with_keygen_keys() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let s = Server::start(&data, &[("INNKEEP_CONFIG", config.to_str().unwrap())]);
+    let s = Server::start(
+        &data,
+        &[
+            ("INNKEEP_CONFIG", config.to_str().unwrap()),
+            ("INNKEEP_METRICS_LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    let metrics_addr = s
+        .startup
+        .iter()
+        .find(|l| crate::harness::message(l) == "serving /metrics without a key")
+        .and_then(|l| l["fields"]["addr"].as_str())
+        .expect("the metrics address in the start-up log")
+        .to_owned();
     let c = client();
     let hotel = json!({"name": "Keyed", "time_zone": "UTC", "currency": "EUR"});
 
@@ -86,12 +100,38 @@ async fn keyed_server_with_keygen_keys() {
     let (status, _, _) = send(c.get(s.url("/v1/hotels/K1")).bearer_auth("wrong")).await;
     assert_eq!(status, 401);
 
-    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+    for path in ["/healthz", "/readyz", "/openapi.json"] {
         let (status, _, _) = send(c.get(s.url(path))).await;
         assert_eq!(status, 200, "{path}");
     }
+    // Every hotel's counters: not without a key, not for a channel, only for an admin of
+    // every hotel; a scraper without a key reads them on `metrics_listen`, which serves
+    // nothing else.
+    let (status, _, _) = send(c.get(s.url("/metrics"))).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = send(c.get(s.url("/metrics")).bearer_auth(&channel)).await;
+    assert_eq!(status, 403);
+    let scraped = c
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped
+        .text()
+        .await
+        .unwrap()
+        .contains("innkeep_http_requests_total"));
+    let other = c
+        .get(format!("http://{metrics_addr}/v1/hotels/K1"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
     let text = c
         .get(s.url("/metrics"))
+        .bearer_auth(&admin)
         .send()
         .await
         .unwrap()

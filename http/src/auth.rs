@@ -136,6 +136,10 @@ pub enum Op {
     PutRestrictions,
     /// `GET /v1/hotels/{hotel_id}/restrictions`.
     GetRestrictions,
+    /// `GET /metrics`: every hotel's counters (and the keys' names), so admins of every
+    /// hotel only once keys are configured; a scraper without a key reads them on
+    /// `metrics_listen` instead.
+    Metrics,
 }
 
 const ADMIN: &[Role] = &[Role::Admin];
@@ -163,6 +167,7 @@ pub const ROLE_TABLE: &[(Op, &[Role])] = &[
     // Front desk of the hotel, and the channel that created the reservation.
     (Op::GetPayment, EVERYONE),
     (Op::SandboxLedger, ADMIN),
+    (Op::Metrics, ADMIN),
     (Op::Events, ADMIN_FRONT_DESK),
     (Op::MoveReservation, ADMIN_FRONT_DESK),
     (Op::OutOfOrder, ADMIN_FRONT_DESK),
@@ -190,7 +195,7 @@ pub fn role_allows(role: Role, op: Op) -> bool {
 /// How a route is protected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// No key needed: probes, metrics, the API description, the payment callback
+    /// No key needed: probes, the API description, the payment callback
     /// (authenticated by its signature), and the room board's page (a static shell; its
     /// data comes from protected routes).
     Public,
@@ -316,7 +321,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     ("GET", "/healthz", Access::Public),
     ("GET", "/readyz", Access::Public),
-    ("GET", "/metrics", Access::Public),
+    ("GET", "/metrics", Access::Global(Op::Metrics)),
     ("GET", "/openapi.json", Access::Public),
     (
         "GET",

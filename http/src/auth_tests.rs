@@ -580,7 +580,7 @@ async fn authorization_matrix() {
             [401, 401, 404, 403, 403, 403],
         ),
         // Public: the callback is authenticated by its signature (none here: 401
-        // bad_signature for everyone); probes, metrics and the document need nothing.
+        // bad_signature for everyone); probes and the document need nothing.
         (
             Method::POST,
             "/v1/payments/notify",
@@ -618,7 +618,13 @@ async fn authorization_matrix() {
         (Method::GET, "/board/{h}", OtherHotel, [200; 6]),
         (Method::GET, "/healthz", None, [200; 6]),
         (Method::GET, "/readyz", None, [200; 6]),
-        (Method::GET, "/metrics", None, [200; 6]),
+        // Every hotel's counters and the keys' names: admins of every hotel only.
+        (
+            Method::GET,
+            "/metrics",
+            None,
+            [401, 401, 200, 403, 403, 403],
+        ),
         (Method::GET, "/openapi.json", None, [200; 6]),
     ];
 
@@ -1024,7 +1030,9 @@ async fn metrics_are_exported_and_move() {
     let h = Harness::start(config, generous());
     h.setup().await;
     let scrape = || async {
-        let r = h.call(None, Method::GET, "/metrics", &[], None).await;
+        let r = h
+            .call(Some(ADMIN_ALL), Method::GET, "/metrics", &[], None)
+            .await;
         assert_eq!(r.status, 200);
         assert!(r.header("content-type").starts_with("text/plain"));
         r.body.as_str().unwrap().to_owned()
@@ -1140,7 +1148,7 @@ async fn metrics_are_exported_and_move() {
     let mut last = String::new();
     for _ in 0..400 {
         last = h2
-            .call(None, Method::GET, "/metrics", &[], None)
+            .call(Some(ADMIN_ALL), Method::GET, "/metrics", &[], None)
             .await
             .body
             .as_str()

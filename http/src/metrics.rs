@@ -148,6 +148,16 @@ pub(crate) fn record(
     });
 }
 
+/// The router of a separate metrics address (`metrics_listen`): `GET /metrics` without a
+/// key, for a scraper on a network the operator trusts, and nothing else (every other path
+/// is 404), so the address exposes no API.
+pub fn metrics_router(state: AppState) -> axum::Router {
+    install();
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(state)
+}
+
 /// Prometheus text exposition of every metric this process records.
 #[utoipa::path(
     get,
