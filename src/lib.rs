@@ -4,6 +4,7 @@
 //! the HTTP API offers as typed async calls. Or run the `innkeep` binary, whose server is
 //! [`server::run`].
 
+pub mod callbacks;
 pub mod config;
 pub mod demo;
 pub mod keygen;

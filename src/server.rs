@@ -141,7 +141,10 @@ pub async fn run(
                 local
             };
             let url = format!("http://{host}/v1/payments/notify");
-            let sandbox = Sandbox::new(config.sandbox(url, secret.as_bytes()));
+            let sandbox = Sandbox::new(
+                config.sandbox(url, secret.as_bytes()),
+                Arc::new(crate::callbacks::HttpCallbacks::new()),
+            );
             engine_config.payment.gateway = Some(Arc::new(sandbox.clone()));
             tracing::info!("payment provider: sandbox");
             Some(sandbox)

@@ -119,3 +119,36 @@ fn every_module_has_a_layer() {
     }
     assert!(missing.is_empty(), "modules without a layer: {missing:?}");
 }
+
+/// The crates an embedder links (engine, persistence, these actors, the HTTP layer)
+/// declare no HTTP client: the sandbox's callbacks go through a
+/// [`crate::CallbackTransport`] the binary supplies.
+#[test]
+fn the_embeddable_crates_pull_no_http_client() {
+    const MANIFESTS: &[(&str, &str)] = &[
+        ("engine", include_str!("../../engine/Cargo.toml")),
+        ("persistence", include_str!("../../persistence/Cargo.toml")),
+        ("actors", include_str!("../Cargo.toml")),
+        ("http", include_str!("../../http/Cargo.toml")),
+    ];
+    for (name, manifest) in MANIFESTS {
+        // The names in `[dependencies]` (`name = ...` or `name.workspace = true`).
+        let mut section = "";
+        let mut dependencies = Vec::new();
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line;
+            } else if section == "[dependencies]" && !line.is_empty() && !line.starts_with('#') {
+                let key = line.split(['=', '.']).next().unwrap_or("").trim();
+                dependencies.push(key);
+            }
+        }
+        assert!(dependencies.contains(&"serde"), "{name}: {dependencies:?}");
+        for client in ["reqwest", "ureq", "isahc", "surf", "attohttpc"] {
+            assert!(
+                !dependencies.contains(&client),
+                "{name} depends on {client}"
+            );
+        }
+    }
+}

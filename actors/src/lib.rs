@@ -66,7 +66,9 @@ pub use protocol::{
     RestrictionChange, RoomView, StartError, TypeAvailability,
 };
 pub use recovery::{recover_state, recover_state_with_history, write_snapshot, Recovered};
-pub use sandbox::{Ledger, Sandbox, SandboxConfig};
+pub use sandbox::{
+    CallbackTransport, DeliveryFuture, Ledger, Sandbox, SandboxConfig, TransportError,
+};
 pub use shards::Shards;
 pub use snapshot::METRIC_SNAPSHOT_SECONDS;
 pub use supervisor::METRIC_NO_SHOWS;

@@ -7,8 +7,14 @@
 //! rates: dropped, duplicated and reordered (held back) callbacks, extra delay, failed
 //! charges, and errors on query and refund. It keeps a ledger, so tests and operators can
 //! compare the money it captured with what the engine thinks.
+//!
+//! The callbacks travel through a [`CallbackTransport`] the caller supplies (the `innkeep`
+//! binary's is an HTTP client): this crate is embedded, and an embedder that never runs the
+//! sandbox should not pull an HTTP client.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -160,18 +166,39 @@ impl Books {
     }
 }
 
+/// A callback that got no HTTP answer (connection refused, timed out, ...).
+#[derive(Debug, thiserror::Error)]
+#[error("callback not delivered: {reason}")]
+pub struct TransportError {
+    /// What went wrong, for the log.
+    pub reason: String,
+}
+
+/// What a [`CallbackTransport`] sends: the answer's HTTP status, or why there was none.
+pub type DeliveryFuture = Pin<Box<dyn Future<Output = Result<u16, TransportError>> + Send>>;
+
+/// How the sandbox's signed callbacks reach the server: a POST of a JSON `body` to `url`
+/// with the `X-Signature` header `signature`.
+pub trait CallbackTransport: Send + Sync + std::fmt::Debug + 'static {
+    /// Sends one callback and answers the HTTP status it got back.
+    fn post(&self, url: &str, signature: String, body: String) -> DeliveryFuture;
+}
+
 /// The sandbox provider. Cheap to share (`Arc`); its tasks run on the tokio runtime that
 /// polls its futures (the actor system's).
 #[derive(Debug, Clone)]
 pub struct Sandbox {
+    /// Its behaviour and fault rates.
     config: Arc<SandboxConfig>,
+    /// The charges and the ledger, shared by its tasks.
     books: Arc<Mutex<Books>>,
-    client: reqwest::Client,
+    /// Where its callbacks go out.
+    transport: Arc<dyn CallbackTransport>,
 }
 
 impl Sandbox {
-    /// A sandbox with no charges yet.
-    pub fn new(config: SandboxConfig) -> Self {
+    /// A sandbox with no charges yet, calling back through `transport`.
+    pub fn new(config: SandboxConfig, transport: Arc<dyn CallbackTransport>) -> Self {
         let seed = config.seed.unwrap_or_else(crate::gateway::clock_random) | 1;
         let books = Books {
             rng: seed,
@@ -180,10 +207,7 @@ impl Sandbox {
         Self {
             config: Arc::new(config),
             books: Arc::new(Mutex::new(books)),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            transport,
         }
     }
 
@@ -284,17 +308,13 @@ impl Sandbox {
             let t = jiff::Timestamp::now().as_second();
             let header = signature_header(&self.config.secret, t, body.as_bytes());
             let sent = self
-                .client
-                .post(&self.config.notify_url)
-                .header("content-type", "application/json")
-                .header("x-signature", header)
-                .body(body.to_owned())
-                .send()
+                .transport
+                .post(&self.config.notify_url, header, body.to_owned())
                 .await;
             match sent {
-                Ok(res) if res.status().is_success() => return true,
-                Ok(res) if res.status().is_client_error() => {
-                    tracing::warn!(status = %res.status(), "sandbox callback refused");
+                Ok(status) if (200..300).contains(&status) => return true,
+                Ok(status) if (400..500).contains(&status) => {
+                    tracing::warn!(status, "sandbox callback refused");
                     return false;
                 }
                 Ok(_) | Err(_) => {
