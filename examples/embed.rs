@@ -34,7 +34,17 @@ struct Walkthrough {
 fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("a temporary data dir")?;
     let seen = walk_through(dir.path())?;
-    println!("{seen:#?}");
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "booked, then {:?} at version {}",
+        seen.status, seen.version
+    )?;
+    writeln!(out, "after a restart: {:?}", seen.status_after_restart)?;
+    for (seq, kind) in &seen.events {
+        writeln!(out, "event {seq}: {kind}")?;
+    }
     Ok(())
 }
 
