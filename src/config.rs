@@ -65,6 +65,28 @@ pub struct Config {
     pub api_keys: Vec<ApiKeySection>,
     /// `[limits]`: rate limit, hold cap, deadline, connections and their timeouts.
     pub limits: LimitsSection,
+    /// `[telemetry]`: traces over OTLP.
+    pub telemetry: TelemetrySection,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySection {
+    /// An OpenTelemetry collector's OTLP/HTTP base URL (`http://collector:4318`): spans
+    /// go to `<otlp_endpoint>/v1/traces` as JSON. Unset: no traces are exported.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` the spans are reported under.
+    pub service_name: String,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "innkeep".to_owned(),
+        }
+    }
 }
 
 /// One `[[api_keys]]` entry.
@@ -236,6 +258,7 @@ impl Default for Config {
             payment: PaymentSection::default(),
             api_keys: Vec::new(),
             limits: LimitsSection::default(),
+            telemetry: TelemetrySection::default(),
         }
     }
 }
@@ -327,7 +350,37 @@ impl Config {
         Ok(config)
     }
 
+    /// `[telemetry]`: an endpoint is an `http` or `https` URL with no query or fragment
+    /// (the exporter appends the signal's path), and the service has a name.
+    fn validate_telemetry(&self) -> Result<(), ConfigError> {
+        let t = &self.telemetry;
+        if t.service_name.trim().is_empty() || t.service_name.len() > 128 {
+            return Err(ConfigError::Value {
+                key: "telemetry.service_name",
+                message: "must be 1 to 128 characters".to_owned(),
+            });
+        }
+        let Some(endpoint) = &t.otlp_endpoint else {
+            return Ok(());
+        };
+        let bad = |why: &str| ConfigError::Value {
+            key: "telemetry.otlp_endpoint",
+            message: format!("{endpoint:?} {why}"),
+        };
+        let url = reqwest::Url::parse(endpoint).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(bad("must be an http:// or https:// URL with a host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad(
+                "must have no query or fragment (/v1/traces is appended)",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_telemetry()?;
         fn range<T: PartialOrd + std::fmt::Display>(
             key: &'static str,
             v: T,
@@ -803,6 +856,37 @@ mod tests {
         );
         let e = load("", &[("INNKEEP_PAYMENT", "1")]).unwrap_err();
         assert!(e.to_string().contains("INNKEEP_PAYMENT"), "{e}");
+    }
+
+    #[test]
+    fn telemetry_endpoint_is_an_http_url() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.telemetry.otlp_endpoint, None);
+        let c = load(
+            "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\n",
+            &[("INNKEEP_TELEMETRY_SERVICE_NAME", "inn-1")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.telemetry.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318")
+        );
+        assert_eq!(c.telemetry.service_name, "inn-1");
+        for bad in [
+            "collector:4318",
+            "ftp://x",
+            "http://x/?a=1",
+            "http://x/#f",
+            "not a url",
+        ] {
+            let e = load("", &[("INNKEEP_TELEMETRY_OTLP_ENDPOINT", bad)]).unwrap_err();
+            assert!(
+                e.to_string().contains("telemetry.otlp_endpoint"),
+                "{bad}: {e}"
+            );
+        }
+        let e = load("[telemetry]\nservice_name = \"\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("telemetry.service_name"), "{e}");
     }
 
     #[test]

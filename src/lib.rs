@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod keygen;
 pub mod server;
+pub mod telemetry;
 
 pub use innkeep_actors::{
     Availability, BookInput, Engine, EngineConfig, EngineError, RoomView, StartError, SyncMode,

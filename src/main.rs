@@ -50,18 +50,31 @@ enum LogFormat {
     Json,
 }
 
-fn init_tracing(format: LogFormat) {
+/// The log (stderr) and, when `[telemetry] otlp_endpoint` is set, the OTLP span exporter,
+/// which the caller shuts down (flushes) when the server stops.
+fn init_tracing(
+    format: LogFormat,
+    telemetry: &innkeep::config::TelemetrySection,
+) -> anyhow::Result<Option<innkeep::telemetry::Exporter>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("INNKEEP_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let log = match format {
+        LogFormat::Text => log.with_filter(filter).boxed(),
+        LogFormat::Json => log.json().with_filter(filter).boxed(),
+    };
+    let (otlp, exporter) = match innkeep::telemetry::layer(telemetry)? {
+        Some((layer, exporter)) => (Some(layer), Some(exporter)),
+        None => (None, None),
+    };
+    tracing_subscriber::registry().with(log).with(otlp).init();
+    Ok(exporter)
 }
 
 fn main() -> ExitCode {
@@ -105,7 +118,7 @@ fn serve(
 ) -> anyhow::Result<()> {
     let config_path = config_path.or_else(|| std::env::var_os("INNKEEP_CONFIG").map(PathBuf::from));
     let config = Config::load(config_path.as_deref(), std::env::vars())?;
-    init_tracing(log_format);
+    let exporter = init_tracing(log_format, &config.telemetry)?;
     let sync = if unsafe_no_fsync {
         tracing::warn!("--unsafe-no-fsync: acknowledged changes can be lost in a crash");
         SyncMode::None
@@ -123,5 +136,9 @@ fn serve(
         let _inside = runtime.enter();
         server::shutdown_signal()?
     };
-    runtime.block_on(server::run(config, mode, sync, shutdown))
+    let served = runtime.block_on(server::run(config, mode, sync, shutdown));
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
+    }
+    served
 }

@@ -14,5 +14,6 @@ mod payments;
 mod resume;
 mod security;
 mod selling;
+mod telemetry;
 mod validation;
 mod webdriver;
