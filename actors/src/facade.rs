@@ -789,6 +789,36 @@ impl Engine {
         self.inner.supervisor.send(msg).await.map_err(mailbox)?
     }
 
+    /// Modifies a reservation (`pending_payment` or `confirmed`: dates, room type, guests,
+    /// guest, rate plan; `checked_in`: the departure only), re-priced for what changed:
+    /// in its room when that room can take the new stay, else in another room of the
+    /// (new) type — one journal event either way, or nothing changes (`sold_out` with the
+    /// nights no room of the type has free, `invalid_stay`, `restricted`, ...). The total
+    /// may change only while no payment is under way (no provider configured, not paid).
+    /// A request that changes nothing answers the reservation as it is.
+    pub async fn modify(
+        &self,
+        id: ReservationId,
+        input: innkeep_engine::ModifyInput,
+        if_match: Option<u64>,
+    ) -> Result<Reservation, EngineError> {
+        let _slot = self.enter()?;
+        let charges_created = if self.inner.config.payment.gateway.is_some() {
+            crate::protocol::ChargesCreated::AtBooking
+        } else {
+            crate::protocol::ChargesCreated::Never
+        };
+        let msg = crate::protocol::ModifyReservation {
+            gate: self.gate().await,
+            id,
+            input,
+            if_match,
+            charges_created,
+            span: tracing::Span::current(),
+        };
+        self.inner.supervisor.send(msg).await.map_err(mailbox)?
+    }
+
     /// Takes a room out of order for `[from, to)` (hotel-local dates, `from` not before
     /// today): those nights cannot be booked. Refused with every conflicting reservation
     /// listed ([`DomainError::NightsSold`]) while any of them is sold.

@@ -396,6 +396,53 @@ pub(crate) struct MoveIn {
     pub span: tracing::Span,
 }
 
+/// A modification, sent to the room holding the reservation: it decides, and either
+/// journals and applies it there ([`ModifyStep::Done`]), or locks the reservation against
+/// other changes until [`FinishMove`] and asks for another room ([`ModifyStep::Elsewhere`]).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<ModifyStep, EngineError>")]
+pub(crate) struct BeginModify {
+    /// Which reservation.
+    pub id: ReservationId,
+    /// What it becomes, priced from its version `priced_version`.
+    pub modification: innkeep_engine::Modification,
+    /// The version it was priced from.
+    pub priced_version: u64,
+    /// `If-Match` version.
+    pub if_match: Option<u64>,
+    /// When.
+    pub now: Timestamp,
+    /// The request's span.
+    pub span: tracing::Span,
+}
+
+/// What the room holding a reservation did with a [`BeginModify`].
+#[derive(Debug)]
+pub(crate) enum ModifyStep {
+    /// Modified in place (or nothing to change): the reservation as it is now.
+    Done(Reservation),
+    /// Locked; another room of the new type must take it, modified.
+    Elsewhere(Reservation),
+}
+
+/// The arriving half of a modification that changes rooms, sent to a room of the new
+/// type: check that it can take the new stay, journal the one event, and take the
+/// reservation modified once durable.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(Reservation, Event), EngineError>")]
+pub(crate) struct ModifyIn {
+    /// The reservation as the room it leaves holds it (locked there).
+    pub reservation: Reservation,
+    /// The room it leaves.
+    pub from: innkeep_engine::RoomKey,
+    /// What it becomes.
+    pub modification: innkeep_engine::Modification,
+    /// When.
+    pub now: Timestamp,
+    /// The request's span.
+    pub span: tracing::Span,
+}
+
 /// How a room move ended, for the room the reservation left.
 #[derive(Debug)]
 pub(crate) enum MoveOutcome {
@@ -610,6 +657,34 @@ pub(crate) struct MoveReservation {
     pub if_match: Option<u64>,
     /// The request's span.
     pub span: tracing::Span,
+}
+
+/// Modify a reservation: its dates, type, guests, guest or plan.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Reservation, EngineError>")]
+pub(crate) struct ModifyReservation {
+    /// Held until the rooms involved applied the change (as for a move).
+    pub gate: GateGuard,
+    /// Which reservation.
+    pub id: ReservationId,
+    /// What to change.
+    pub input: innkeep_engine::ModifyInput,
+    /// `If-Match` version.
+    pub if_match: Option<u64>,
+    /// Whether a payment provider is configured: its charge is created with the total at
+    /// booking, so the total of a pending reservation may not change either.
+    pub charges_created: ChargesCreated,
+    /// The request's span.
+    pub span: tracing::Span,
+}
+
+/// Whether the engine asks a payment provider for a charge when a hold starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChargesCreated {
+    /// A provider is configured: every hold's charge exists with its total.
+    AtBooking,
+    /// No provider: the client pays what the reservation says when it pays.
+    Never,
 }
 
 // ---- Hold keeper messages

@@ -125,7 +125,9 @@ impl Cuts {
             | Event::RatePut { .. }
             | Event::RatePlanPut { .. }
             | Event::RestrictionsSet { .. }
-            | Event::ReservationMoved { .. } => return seq <= self.setup_seq,
+            | Event::ReservationMoved { .. }
+            | Event::ReservationModified { to: Some(_), .. } => return seq <= self.setup_seq,
+            Event::ReservationModified { room, .. } => room.clone(),
             Event::ReservationCreated { reservation, .. } => {
                 // Its creation is in the journal: a pending reservation that stays.
                 confirmed.insert(reservation.id);
@@ -152,20 +154,27 @@ struct Loaded {
     pending: Vec<(RoomKey, ReservationId)>,
 }
 
-/// One room's part in the layout of snapshot format `version`: 6 (this build's) or 5 (the
-/// previous release's, converted).
+/// One room's part in the layout of snapshot format `version`: 7 (this build's), or 6 or 5
+/// (earlier releases', converted).
 fn decode_room(version: u32, bytes: &[u8]) -> Result<RoomState, String> {
-    if version == innkeep_persistence::SNAPSHOT_FORMAT_VERSION {
-        innkeep_persistence::decode_part::<RoomState>(bytes)
-    } else {
-        innkeep_persistence::decode_part::<innkeep_engine::legacy::RoomStateV5>(bytes)
-            .map(innkeep_engine::legacy::RoomStateV5::into_room_state)
+    use innkeep_engine::legacy::{RoomStateV5, RoomStateV6};
+    match version {
+        innkeep_persistence::SNAPSHOT_FORMAT_VERSION => {
+            innkeep_persistence::decode_part::<RoomState>(bytes)
+        }
+        6 => {
+            innkeep_persistence::decode_part::<RoomStateV6>(bytes).map(RoomStateV6::into_room_state)
+        }
+        _ => {
+            innkeep_persistence::decode_part::<RoomStateV5>(bytes).map(RoomStateV5::into_room_state)
+        }
     }
 }
 
-/// The parts of a snapshot of format `version`, the catalog in today's form.
+/// The parts of a snapshot of format `version`, the catalog in today's form (format 6's
+/// catalog is today's).
 fn decode_parts(version: u32, bytes: &[u8]) -> Result<PartsRef<'_>, String> {
-    if version == innkeep_persistence::SNAPSHOT_FORMAT_VERSION {
+    if version >= 6 {
         return innkeep_persistence::decode_part_borrowed(bytes);
     }
     let old: PartsRef<'_, innkeep_engine::legacy::CatalogV5> =
@@ -186,8 +195,11 @@ pub(crate) struct Journaled(pub(crate) Event);
 
 impl innkeep_persistence::Record for Journaled {
     fn decode_older(version: u32, payload: &[u8]) -> Result<Self, String> {
-        // Only format 3 is older and still readable (the persistence crate checks).
-        let _ = version;
+        // Formats 3 and 4 are older and still readable (the persistence crate checks);
+        // format 4 is today's encoding without the modification event.
+        if version == 4 {
+            return innkeep_persistence::decode_part::<Event>(payload).map(Journaled);
+        }
         innkeep_persistence::decode_part::<innkeep_engine::legacy::EventV3>(payload)
             .map(|old| Journaled(old.into_event()))
     }

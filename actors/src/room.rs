@@ -11,18 +11,19 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use actix::prelude::*;
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::{
-    DomainError, Event, HotelId, HotelTz, IdempotencyEntry, IdempotencyKey, NightsDelta,
-    PaymentOutcome, Reservation, ReservationId, RoomKey, RoomState, Status,
+    DomainError, Event, HotelId, HotelTz, IdempotencyEntry, IdempotencyKey, ModifyPlan,
+    NightsDelta, PaymentOutcome, Reservation, ReservationId, RoomKey, RoomState, Status,
 };
 use innkeep_persistence::{AckReceiver, AckSink, Journal, JournalError};
 use tokio::sync::oneshot;
 
 use crate::directory::{read, write, Directory};
 use crate::protocol::{
-    ApplyPayment, BeginMove, BookResult, ChangeReservation, ClearOutOfOrder, DayReservation,
-    EngineError, FinishMove, GetDay, GetReservation, GetView, HoldEnded, HoldStarted, MoveIn,
-    MoveOutcome, NightAudit, OutOfOrderView, RecordRefund, RefundDue, Reserve, Retype, RoomDay,
-    RoomPart, RoomView, SetHousekeeping, SetOutOfOrder, SnapshotRoom,
+    ApplyPayment, BeginModify, BeginMove, BookResult, ChangeReservation, ClearOutOfOrder,
+    DayReservation, EngineError, FinishMove, GetDay, GetReservation, GetView, HoldEnded,
+    HoldStarted, ModifyIn, ModifyStep, MoveIn, MoveOutcome, NightAudit, OutOfOrderView,
+    RecordRefund, RefundDue, Reserve, Retype, RoomDay, RoomPart, RoomView, SetHousekeeping,
+    SetOutOfOrder, SnapshotRoom,
 };
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
@@ -742,6 +743,73 @@ impl Handler<MoveIn> for RoomActor {
             act.publish(&delta);
             let moved = act.state.reservation(&id);
             moved.map(|r| (r, event)).map_err(EngineError::from)
+        })
+        .map_result()
+    }
+}
+
+impl Handler<BeginModify> for RoomActor {
+    type Result = ResponseFuture<Result<ModifyStep, EngineError>>;
+
+    fn handle(&mut self, msg: BeginModify, ctx: &mut Self::Context) -> Self::Result {
+        let span = tracing::debug_span!(parent: &msg.span, "room_modify", room = %self.state.key.number, seq = tracing::field::Empty);
+        let _entered = span.enter();
+        let id = msg.id;
+        let decided = self.not_moving(&id).and_then(|()| {
+            self.state
+                .decide_modify(
+                    &id,
+                    &msg.modification,
+                    msg.priced_version,
+                    msg.if_match,
+                    msg.now,
+                )
+                .map_err(EngineError::from)
+        });
+        match decided {
+            Err(e) => Box::pin(async move { Err(e) }),
+            Ok(ModifyPlan::Unchanged) => {
+                let r = self.state.reservation(&id).map_err(EngineError::from);
+                Box::pin(async move { r.map(ModifyStep::Done) })
+            }
+            Ok(ModifyPlan::Elsewhere) => {
+                let r = self.state.reservation(&id).map_err(EngineError::from);
+                if r.is_ok() {
+                    self.in_flight().moving.insert(id);
+                }
+                Box::pin(async move { r.map(ModifyStep::Elsewhere) })
+            }
+            Ok(ModifyPlan::Here(event)) => self
+                .persist_then_apply(event, ctx, span.clone(), move |act| {
+                    act.state
+                        .reservation(&id)
+                        .map(ModifyStep::Done)
+                        .map_err(EngineError::from)
+                })
+                .map_result(),
+        }
+    }
+}
+
+impl Handler<ModifyIn> for RoomActor {
+    type Result = ResponseFuture<Result<(Reservation, Event), EngineError>>;
+
+    fn handle(&mut self, msg: ModifyIn, ctx: &mut Self::Context) -> Self::Result {
+        let span = tracing::debug_span!(parent: &msg.span, "room_modify_in", room = %self.state.key.number, seq = tracing::field::Empty);
+        let _entered = span.enter();
+        let decided =
+            self.state
+                .decide_modify_in(&msg.reservation, &msg.from, &msg.modification, msg.now);
+        let event = match decided {
+            Ok(event) => event,
+            Err(e) => return Box::pin(async move { Err(e.into()) }),
+        };
+        let (id, reservation) = (msg.reservation.id, msg.reservation);
+        self.persist_then(event, ctx, span.clone(), move |act, event| {
+            let delta = act.state.modify_in(reservation, &event);
+            act.publish(&delta);
+            let modified = act.state.reservation(&id);
+            modified.map(|r| (r, event)).map_err(EngineError::from)
         })
         .map_result()
     }

@@ -16,8 +16,9 @@ use tokio::sync::oneshot;
 use crate::config::BookingPolicy;
 use crate::directory::{read, write, Directory};
 use crate::protocol::{
-    BeginMove, DecideSetup, EngineError, FinishMove, GateGuard, GetReservation, MoveIn,
-    MoveOutcome, MoveReservation, NightAudit, PutHotel, PutRate, PutRoom, PutRoomType, Retype,
+    BeginModify, BeginMove, ChargesCreated, DecideSetup, EngineError, FinishMove, GateGuard,
+    GetReservation, ModifyIn, ModifyReservation, ModifyStep, MoveIn, MoveOutcome, MoveReservation,
+    NightAudit, PutHotel, PutRate, PutRoom, PutRoomType, Retype,
 };
 use crate::room::{journal_error, Hosted, RoomActor, RoomPeers, Rooms, ROOM_MAILBOX};
 
@@ -502,6 +503,191 @@ impl Handler<MoveReservation> for OrderSupervisor {
             moved.map(|(r, _)| r)
         })
     }
+}
+
+/// Times a modification is priced again when the reservation changed between its pricing
+/// and the room's decision (a payment landing meanwhile); an `If-Match` never retries.
+const MODIFY_ATTEMPTS: usize = 3;
+
+impl Handler<ModifyReservation> for OrderSupervisor {
+    type Result = ResponseFuture<Result<Reservation, EngineError>>;
+
+    /// The modification saga. The catalog prices the change from the reservation as its
+    /// room holds it; the room decides, and keeps it when the (same or its own) type and
+    /// every new night allow — one event, done. Otherwise the room locks the reservation
+    /// and the type's rooms with the whole new stay free are asked in turn; the first to
+    /// take it journals the one event (modified and moved), then the old room lets it go,
+    /// as in a move. Nothing changes if no room can: `sold_out` with the nights no room of
+    /// the type has free. Runs here, not in the caller, so a caller that gives up cannot
+    /// leave a reservation locked.
+    fn handle(&mut self, msg: ModifyReservation, _ctx: &mut Self::Context) -> Self::Result {
+        let (directory, rooms) = (self.directory.clone(), self.rooms.clone());
+        let limits = self.policy.limits;
+        Box::pin(async move {
+            let _gate = msg.gate;
+            let span = msg.span;
+            let now = directory.clock.now();
+            let from = directory
+                .locate(&msg.id)
+                .ok_or(DomainError::NotFound("reservation"))?;
+            let source = rooms
+                .addr(&from)
+                .ok_or(DomainError::NotFound("reservation"))?;
+            let mut attempt = 0;
+            let (reservation, modification) = loop {
+                attempt += 1;
+                let current = source
+                    .send(GetReservation(msg.id))
+                    .await
+                    .map_err(|_| EngineError::ShuttingDown)??;
+                current.check_version(msg.if_match)?;
+                let modification = read(&directory.catalog)
+                    .price_modification(&current, &msg.input, now, limits)?;
+                let total_minor = current.total.amount_minor;
+                if msg.charges_created == ChargesCreated::AtBooking
+                    && modification.total_minor != total_minor
+                {
+                    return Err(DomainError::TotalChangeUnsupported {
+                        from_minor: total_minor,
+                        to_minor: modification.total_minor,
+                    }
+                    .into());
+                }
+                let step = source
+                    .send(BeginModify {
+                        id: msg.id,
+                        modification: modification.clone(),
+                        priced_version: current.version,
+                        if_match: msg.if_match,
+                        now,
+                        span: span.clone(),
+                    })
+                    .await
+                    .map_err(|_| EngineError::ShuttingDown)?;
+                match step {
+                    Ok(ModifyStep::Done(r)) => return Ok(r),
+                    Ok(ModifyStep::Elsewhere(r)) => break (r, modification),
+                    Err(EngineError::Domain(DomainError::VersionMismatch { .. }))
+                        if msg.if_match.is_none() && attempt < MODIFY_ATTEMPTS =>
+                    {
+                        continue
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            // Locked at `from`: ask the new type's rooms with the whole stay free, this
+            // shard's first, until one takes it.
+            let mut tried = HashSet::new();
+            tried.insert(from.number.clone());
+            let mut moved = Err(EngineError::from(DomainError::SoldOut));
+            'rounds: loop {
+                let round = modify_candidates(&directory, &from.hotel_id, &modification, &tried);
+                if round.is_empty() {
+                    break;
+                }
+                for number in round {
+                    tried.insert(number.clone());
+                    let key = RoomKey {
+                        hotel_id: from.hotel_id.clone(),
+                        number,
+                    };
+                    let Some((target, target_number)) =
+                        rooms.read().get(&key).map(|h| (h.addr.clone(), h.number))
+                    else {
+                        continue;
+                    };
+                    let answer = target
+                        .send(ModifyIn {
+                            reservation: reservation.clone(),
+                            from: from.clone(),
+                            modification: modification.clone(),
+                            now,
+                            span: span.clone(),
+                        })
+                        .await
+                        .map_err(|_| EngineError::ShuttingDown)
+                        .and_then(|r| r);
+                    match answer {
+                        Ok(done) => {
+                            directory.set_location(msg.id, target_number);
+                            moved = Ok(done);
+                            break 'rounds;
+                        }
+                        // Taken meanwhile: the next room.
+                        Err(EngineError::Domain(
+                            DomainError::NightsSold(_) | DomainError::SoldOut,
+                        )) => {}
+                        Err(e) => {
+                            moved = Err(e);
+                            break 'rounds;
+                        }
+                    }
+                }
+            }
+            let outcome = match &moved {
+                Ok((_, event)) => MoveOutcome::Committed(event.clone()),
+                Err(_) => MoveOutcome::Aborted,
+            };
+            // Awaited, so the old room's nights are free by the time the caller hears.
+            let _ = source
+                .send(FinishMove {
+                    id: msg.id,
+                    outcome,
+                })
+                .await;
+            match moved {
+                Ok((r, _)) => Ok(r),
+                Err(EngineError::Domain(DomainError::SoldOut)) => Err(DomainError::SoldOutOn(
+                    short_nights(&directory, &from.hotel_id, &modification),
+                )
+                .into()),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+/// Rooms of the modification's type, in `hotel_id`, free for its whole stay by the
+/// indexes (this shard's first), not yet tried.
+fn modify_candidates(
+    directory: &Directory,
+    hotel_id: &HotelId,
+    m: &innkeep_engine::Modification,
+    tried: &HashSet<innkeep_engine::RoomNumber>,
+) -> Vec<innkeep_engine::RoomNumber> {
+    let shards = directory.shards();
+    let here = crate::shards::current().unwrap_or(0) % shards;
+    for shard in (here..shards).chain(0..here) {
+        let found = read(directory.index(shard)).candidates_from(
+            hotel_id,
+            &m.room_type,
+            &m.stay,
+            0,
+            16,
+            |n| tried.contains(n),
+        );
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    Vec::new()
+}
+
+/// The nights of the modification's stay on which no room of its type is free, by the
+/// indexes (empty when every night has a free room, but no one room has them all).
+fn short_nights(
+    directory: &Directory,
+    hotel_id: &HotelId,
+    m: &innkeep_engine::Modification,
+) -> Vec<innkeep_engine::jiff::civil::Date> {
+    m.stay
+        .each_night()
+        .filter(|night| {
+            (0..directory.shards()).all(|shard| {
+                read(directory.index(shard)).free_on(hotel_id, &m.room_type, *night) == 0
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

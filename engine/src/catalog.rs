@@ -9,10 +9,10 @@ use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, ValidationError};
-use crate::event::Event;
+use crate::event::{Event, Modification};
 use crate::ids::{HotelId, RatePlanCode, RoomNumber, RoomTypeCode};
 use crate::money::{parse_amount_minor, Currency, Money};
-use crate::reservation::{BookInput, BookRequest};
+use crate::reservation::{BookInput, BookRequest, FieldChange, ModifyInput, Reservation, Status};
 use crate::selling::{
     refusals, RatePlan, Reason, Restriction, RestrictionCalendar, RestrictionPatch, Terms,
     Weekdays, MAX_FEE_NIGHTS, MAX_RATE_PLANS_PER_HOTEL, MAX_RESTRICTION_CELLS,
@@ -600,6 +600,170 @@ impl Catalog {
         ))
     }
 
+    /// Decides what modifying `r` as `input` asks for comes to: the fields after it, the
+    /// price and terms (re-fixed for the new stay when the stay, the type or the plan
+    /// changes, else the ones sold), and what changed. The room still decides whether the
+    /// nights are free, and for a paid reservation whether the total may change.
+    ///
+    /// A `pending_payment` or `confirmed` reservation may change anything, under the rules
+    /// of a booking (a stay from today within the limits, the guests the type holds, a
+    /// plan that sells the type, the restrictions). A `checked_in` one may only move its
+    /// departure: later, or earlier but after today (the nights slept stay as they were);
+    /// the restrictions, made for arrivals, do not apply to that. Any other status is
+    /// `invalid_transition`.
+    pub fn price_modification(
+        &self,
+        r: &Reservation,
+        input: &ModifyInput,
+        now: Timestamp,
+        limits: StayLimits,
+    ) -> Result<Modification, DomainError> {
+        let refused = DomainError::InvalidTransition {
+            action: "modify",
+            from: r.status,
+        };
+        let checked_in = match r.status {
+            Status::PendingPayment | Status::Confirmed => false,
+            Status::CheckedIn => true,
+            _ => return Err(refused),
+        };
+        let arrival = input.arrival.unwrap_or(r.stay.arrival());
+        let departure = input.departure.unwrap_or(r.stay.departure());
+        let room_type = input.room_type.clone().unwrap_or(r.room_type.clone());
+        let guests = input.guests.unwrap_or(r.guests);
+        let guest = input.guest.clone().unwrap_or(r.guest.clone());
+        let plan_code = input.rate_plan.clone().unwrap_or(r.terms.rate_plan.clone());
+        let stay_changed = (arrival, departure) != (r.stay.arrival(), r.stay.departure());
+        let type_changed = room_type != r.room_type;
+        let plan_changed = plan_code != r.terms.rate_plan;
+        if checked_in
+            && (arrival != r.stay.arrival()
+                || type_changed
+                || guests != r.guests
+                || guest != r.guest
+                || plan_changed)
+        {
+            return Err(refused);
+        }
+        let (hotel, rt) = self.room_type(&r.hotel_id, &room_type)?;
+        let today = hotel.time_zone.today(now);
+        let stay = if !stay_changed {
+            r.stay
+        } else if checked_in {
+            // Only the departure moves: after today, within the limits.
+            if departure <= today {
+                return Err(DomainError::InvalidStay(format!(
+                    "departure must be after the hotel's today {today} for a guest in house"
+                )));
+            }
+            let horizon_ok = today
+                .checked_add(i64::from(limits.horizon_days).days())
+                .is_ok_and(|h| departure <= h);
+            let stay = Stay::between(arrival, departure).ok_or_else(|| {
+                DomainError::InvalidStay("departure must be after arrival".into())
+            })?;
+            if stay.nights() > limits.max_nights || !horizon_ok {
+                return Err(DomainError::InvalidStay(format!(
+                    "at most {} nights, departing at most {} days ahead",
+                    limits.max_nights, limits.horizon_days
+                )));
+            }
+            stay
+        } else {
+            Stay::parse(arrival, departure, today, limits)?
+        };
+        if guests == 0 || guests > rt.capacity {
+            return Err(ValidationError::new(
+                "guests",
+                format!("must be 1 to {} for this room type", rt.capacity),
+            )
+            .into());
+        }
+        let (total_minor, terms) = if stay_changed || type_changed || plan_changed {
+            let plan = hotel.rate_plan(&plan_code).ok_or_else(|| {
+                DomainError::RatePlan(ValidationError::new(
+                    "rate_plan",
+                    format!("the hotel has no rate plan {plan_code}"),
+                ))
+            })?;
+            if !plan.sells(&room_type) {
+                return Err(DomainError::RatePlan(ValidationError::new(
+                    "rate_plan",
+                    format!("rate plan {plan_code} does not sell room type {room_type}"),
+                )));
+            }
+            if !checked_in {
+                let reasons = hotel.refusals(&room_type, &plan_code, plan, &stay, today);
+                if !reasons.is_empty() {
+                    return Err(DomainError::Restricted(reasons));
+                }
+            }
+            let mut quote = price(hotel, rt, &stay);
+            if plan.adjust_percent() != 0 {
+                quote = plan.price(&quote);
+            }
+            let terms = Terms::of(
+                plan_code.clone(),
+                plan,
+                stay.arrival(),
+                &hotel.time_zone,
+                &quote,
+            );
+            (quote.total.amount_minor, terms)
+        } else {
+            (r.total.amount_minor, r.terms.clone())
+        };
+        let mut changes = Vec::new();
+        if arrival != r.stay.arrival() {
+            changes.push(FieldChange::Arrival {
+                from: r.stay.arrival(),
+                to: arrival,
+            });
+        }
+        if departure != r.stay.departure() {
+            changes.push(FieldChange::Departure {
+                from: r.stay.departure(),
+                to: departure,
+            });
+        }
+        if type_changed {
+            changes.push(FieldChange::RoomType {
+                from: r.room_type.clone(),
+                to: room_type.clone(),
+            });
+        }
+        if guests != r.guests {
+            changes.push(FieldChange::Guests {
+                from: r.guests,
+                to: guests,
+            });
+        }
+        if guest != r.guest {
+            changes.push(FieldChange::Guest);
+        }
+        if plan_changed {
+            changes.push(FieldChange::RatePlan {
+                from: r.terms.rate_plan.clone(),
+                to: plan_code,
+            });
+        }
+        if total_minor != r.total.amount_minor {
+            changes.push(FieldChange::Total {
+                from_minor: r.total.amount_minor,
+                to_minor: total_minor,
+            });
+        }
+        Ok(Modification {
+            stay,
+            room_type,
+            guests,
+            guest,
+            total_minor,
+            terms,
+            changes,
+        })
+    }
+
     /// Prices a stay of a room type: each night's override, else the base rate.
     pub fn quote(
         &self,
@@ -736,7 +900,8 @@ impl Catalog {
             | Event::HousekeepingSet { .. }
             | Event::OutOfOrderSet { .. }
             | Event::OutOfOrderCleared { .. }
-            | Event::ReservationMoved { .. } => {}
+            | Event::ReservationMoved { .. }
+            | Event::ReservationModified { .. } => {}
         }
     }
 }

@@ -118,6 +118,20 @@ pub enum DomainError {
     /// `invalid_request`, like any bad field, but 422 rather than 400).
     #[error(transparent)]
     RatePlan(ValidationError),
+    /// A modification's new stay does not fit: no room of the type is free on these
+    /// nights (sorted). Code `sold_out`, like a booking's, with the nights that are short.
+    #[error("no room of this type is free on {} night(s) of the new stay", .0.len())]
+    SoldOutOn(Vec<jiff::civil::Date>),
+    /// A modification would change the total of a reservation whose payment is done or
+    /// already requested from the provider: charging or refunding the difference is not
+    /// supported yet, so nothing changes.
+    #[error("the reservation's payment is under way or done: a modification may not change its total ({from_minor} to {to_minor})")]
+    TotalChangeUnsupported {
+        /// The total now, minor units.
+        from_minor: i64,
+        /// The total the modification would give, minor units.
+        to_minor: i64,
+    },
 }
 
 impl DomainError {
@@ -140,6 +154,8 @@ impl DomainError {
             DomainError::MoveInProgress => "move_in_progress",
             DomainError::Restricted(_) => "restricted",
             DomainError::RatePlan(_) => "invalid_request",
+            DomainError::SoldOutOn(_) => "sold_out",
+            DomainError::TotalChangeUnsupported { .. } => "total_change_unsupported",
         }
     }
 }

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::ids::RatePlanCode;
 use crate::ids::{HotelId, IdempotencyKey, ReservationId, RoomKey, RoomNumber, RoomTypeCode};
 use crate::money::Currency;
-use crate::reservation::{Action, PaymentChange, Reservation};
+use crate::reservation::{Action, FieldChange, Guest, PaymentChange, Reservation};
 use crate::room::Housekeeping;
-use crate::selling::{RatePlan, RestrictionPatch, Weekdays};
-use crate::time::HotelTz;
+use crate::selling::{RatePlan, RestrictionPatch, Terms, Weekdays};
+use crate::time::{HotelTz, Stay};
 
 /// The `Idempotency-Key` a reservation was created with, and what it was created from.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
@@ -109,7 +109,8 @@ pub enum Event {
     ReservationCreated {
         /// The whole reservation as created (status `pending_payment`, version 1). Shared,
         /// not copied, by the journal, the live event stream and the booking's answer (the
-        /// room keeps a compact copy; `serde`'s `rc`: encoded exactly as the reservation).
+        /// room keeps a compact copy). Encoded without its (empty) modifications.
+        #[serde(with = "crate::reservation::created_codec")]
         reservation: std::sync::Arc<Reservation>,
         /// The key it was created under, if any.
         idempotency: Option<IdempotencyRecord>,
@@ -225,6 +226,42 @@ pub enum Event {
         /// What changes on each.
         patch: RestrictionPatch,
     },
+    /// A reservation was modified: its stay, type, guests, guest or plan changed and it was
+    /// re-priced, in its room or, when the new stay did not fit there (or the type
+    /// changed), in another room of the hotel. One event either way, so a replay applies
+    /// the whole change or none of it.
+    ReservationModified {
+        /// The room holding it before.
+        room: RoomKey,
+        /// Which reservation.
+        id: ReservationId,
+        /// The room holding it after, when not `room`.
+        to: Option<RoomNumber>,
+        /// What it became.
+        modification: Box<Modification>,
+        /// When (UTC).
+        #[serde(with = "crate::codec::timestamp")]
+        at: Timestamp,
+    },
+}
+
+/// A decided modification: the reservation's fields after it, and what changed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Modification {
+    /// The stay after.
+    pub stay: Stay,
+    /// The booked room type after.
+    pub room_type: RoomTypeCode,
+    /// The number of guests after.
+    pub guests: u16,
+    /// The contact details after.
+    pub guest: Guest,
+    /// The total after, minor units (the payment's amount follows while it is pending).
+    pub total_minor: i64,
+    /// The terms after (re-fixed for the new stay when it was re-priced).
+    pub terms: Terms,
+    /// What changed (the room too, when it moved).
+    pub changes: Vec<FieldChange>,
 }
 
 impl Event {
@@ -244,6 +281,7 @@ impl Event {
             | Event::OutOfOrderSet { room, .. }
             | Event::OutOfOrderCleared { room, .. } => &room.hotel_id,
             Event::ReservationMoved { from, .. } => &from.hotel_id,
+            Event::ReservationModified { room, .. } => &room.hotel_id,
         }
     }
 }

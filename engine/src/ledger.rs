@@ -30,7 +30,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::ids::{ReservationId, RoomKey, RoomTypeCode};
 use crate::money::{Currency, Money};
 use crate::reservation::{
-    Guest, HistoryEntry, Payment, PaymentEventKind, PaymentHistoryEntry, PaymentStatus,
+    Guest, HistoryEntry, Modified, Payment, PaymentEventKind, PaymentHistoryEntry, PaymentStatus,
     Reservation, RoomMove, Status, MAX_HISTORY,
 };
 use crate::selling::Terms;
@@ -104,14 +104,16 @@ struct Sold {
     refund_minor: i64,
 }
 
-/// What a reservation that moved, or whose room was retyped, keeps.
+/// What a reservation that moved, was modified, or whose room was retyped, keeps.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Debug)]
 struct Moved {
-    /// The booked room type when it is not the room's (moved from another type, or the
-    /// room was retyped later).
+    /// The booked room type when it is not the room's (moved from another type, modified
+    /// to another type, or the room was retyped later).
     room_type: Option<RoomTypeCode>,
     /// [`Reservation::moves`].
     moves: Vec<RoomMove>,
+    /// [`Reservation::modifications`].
+    modifications: Vec<Modified>,
 }
 
 /// A payment history entry as kept: its reference shares the reservation's text when it
@@ -200,6 +202,7 @@ impl Kept {
         let moved = Moved {
             room_type: (r.room_type != *room_type).then(|| r.room_type.clone()),
             moves: r.moves.clone(),
+            modifications: r.modifications.clone(),
         };
         let implied_refund = implied_refund_minor(
             r.total.amount_minor,
@@ -282,6 +285,10 @@ impl Kept {
             created_by: self.created_by.as_deref().map(str::to_owned),
             moves: self.moved().map(|m| m.moves.clone()).unwrap_or_default(),
             terms: self.sold().map_or_else(Terms::bar, |s| s.terms.clone()),
+            modifications: self
+                .moved()
+                .map(|m| m.modifications.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -747,7 +754,7 @@ pub(crate) mod v5 {
         history: Option<Vec<HistoryEntry>>,
         payment_history: Option<Vec<PaymentStep>>,
         trade_no: Option<Arc<str>>,
-        moved: Option<Box<Moved>>,
+        moved: Option<Box<v6::MovedV6>>,
     }
 
     /// A format-5 ledger, decoded and checked as today's.
@@ -774,7 +781,13 @@ pub(crate) mod v5 {
                             history: e.history,
                             payment_history: e.payment_history,
                             trade_no: e.trade_no,
-                            moved: e.moved,
+                            moved: e.moved.map(|m| {
+                                Box::new(Moved {
+                                    room_type: m.room_type,
+                                    moves: m.moves,
+                                    modifications: Vec::new(),
+                                })
+                            }),
                             sold: None,
                         })
                     }),
@@ -795,6 +808,107 @@ pub(crate) mod v5 {
             let ledger = Ledger { kept, spans };
             ledger.check().map_err(D::Error::custom)?;
             Ok(LedgerV5(ledger))
+        }
+    }
+}
+
+/// Snapshot format 6's encoding of a ledger: the same as today's, but a moved
+/// reservation's [`Moved`] part had no modifications (there were none).
+pub(crate) mod v6 {
+    use super::*;
+
+    /// [`Kept`] as format 6 encoded it.
+    #[derive(Deserialize, Debug)]
+    #[serde(rename = "Kept")]
+    struct KeptV6 {
+        id: ReservationId,
+        guest: Guest,
+        created_by: Option<Arc<str>>,
+        extra: Option<Box<ExtraV6>>,
+        version: u64,
+        total_minor: i64,
+        created_secs: i64,
+        hold_secs: i64,
+        created_nanos: i32,
+        hold_nanos: i32,
+        stay: Stay,
+        guests: u16,
+        currency: Currency,
+        status: Status,
+        payment_status: PaymentStatus,
+        refund_owed: bool,
+    }
+
+    /// [`Extra`] as format 6 encoded it.
+    #[derive(Deserialize, Debug)]
+    #[serde(rename = "Extra")]
+    struct ExtraV6 {
+        history: Option<Vec<HistoryEntry>>,
+        payment_history: Option<Vec<PaymentStep>>,
+        trade_no: Option<Arc<str>>,
+        moved: Option<Box<MovedV6>>,
+        sold: Option<Box<Sold>>,
+    }
+
+    /// [`Moved`] as format 6 encoded it.
+    #[derive(Deserialize, Debug)]
+    #[serde(rename = "Moved")]
+    pub(super) struct MovedV6 {
+        pub(super) room_type: Option<RoomTypeCode>,
+        pub(super) moves: Vec<RoomMove>,
+    }
+
+    /// A format-6 ledger, decoded and checked as today's.
+    #[derive(Debug)]
+    pub(crate) struct LedgerV6(pub(crate) Ledger);
+
+    impl<'de> Deserialize<'de> for LedgerV6 {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            #[derive(Deserialize)]
+            #[serde(rename = "Ledger")]
+            struct Fields {
+                kept: Vec<KeptV6>,
+                spans: Vec<Span>,
+            }
+            let Fields { kept, spans } = Fields::deserialize(d)?;
+            let kept = kept
+                .into_iter()
+                .map(|k| Kept {
+                    id: k.id,
+                    guest: k.guest,
+                    created_by: k.created_by,
+                    extra: k.extra.map(|e| {
+                        Box::new(Extra {
+                            history: e.history,
+                            payment_history: e.payment_history,
+                            trade_no: e.trade_no,
+                            moved: e.moved.map(|m| {
+                                Box::new(Moved {
+                                    room_type: m.room_type,
+                                    moves: m.moves,
+                                    modifications: Vec::new(),
+                                })
+                            }),
+                            sold: e.sold,
+                        })
+                    }),
+                    version: k.version,
+                    total_minor: k.total_minor,
+                    created_secs: k.created_secs,
+                    hold_secs: k.hold_secs,
+                    created_nanos: k.created_nanos,
+                    hold_nanos: k.hold_nanos,
+                    stay: k.stay,
+                    guests: k.guests,
+                    currency: k.currency,
+                    status: k.status,
+                    payment_status: k.payment_status,
+                    refund_owed: k.refund_owed,
+                })
+                .collect();
+            let ledger = Ledger { kept, spans };
+            ledger.check().map_err(D::Error::custom)?;
+            Ok(LedgerV6(ledger))
         }
     }
 }

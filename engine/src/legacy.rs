@@ -7,6 +7,11 @@
 //! - Snapshot format 5 stored hotels without rate plans and restrictions ([`CatalogV5`])
 //!   and reservations without selling terms ([`RoomStateV5`]); format 6 has them.
 //!
+//! - Journal segment format 4 is today's encoding without
+//!   [`Event::ReservationModified`] (format 5 added it; a creation record is unchanged), so
+//!   it decodes as today's. Snapshot format 6 stored moved reservations without their
+//!   modifications ([`RoomStateV6`]); format 7 has them.
+//!
 //! Older formats (snapshot 4) are refused with a clear start-up error: start the
 //! previous release on such a data dir once, and it rewrites them.
 
@@ -21,6 +26,7 @@ use crate::catalog::{Catalog, Hotel, RoomType};
 use crate::event::{Change, Event, IdempotencyRecord};
 use crate::ids::{HotelId, ReservationId, RoomKey, RoomNumber, RoomTypeCode};
 use crate::ledger::v5::LedgerV5;
+use crate::ledger::v6::LedgerV6;
 use crate::money::{Currency, Money};
 use crate::reservation::{
     Guest, HistoryEntry, Payment, PaymentChange, PaymentHistoryEntry, PaymentStatus, Reservation,
@@ -45,6 +51,31 @@ pub struct RoomStateV5 {
 
 impl RoomStateV5 {
     /// The room in today's layout: its reservations sold under the built-in plan.
+    pub fn into_room_state(self) -> RoomState {
+        let mut room = RoomState::new(self.key, self.room_type);
+        room.housekeeping = self.housekeeping;
+        room.occupant = self.occupant;
+        room.ledger = self.ledger.0;
+        room.out_of_order = self.out_of_order;
+        room
+    }
+}
+
+/// A room as snapshot format 6 stored it: its moved reservations without modifications.
+#[derive(Deserialize, Debug)]
+#[serde(rename = "RoomState")]
+pub struct RoomStateV6 {
+    key: RoomKey,
+    room_type: RoomTypeCode,
+    housekeeping: Housekeeping,
+    occupant: Option<ReservationId>,
+    ledger: LedgerV6,
+    #[serde(with = "crate::codec::date_map")]
+    out_of_order: BTreeMap<Date, OutOfOrder>,
+}
+
+impl RoomStateV6 {
+    /// The room in today's layout: no reservation was modified.
     pub fn into_room_state(self) -> RoomState {
         let mut room = RoomState::new(self.key, self.room_type);
         room.housekeeping = self.housekeeping;
@@ -201,6 +232,7 @@ impl ReservationV3 {
             created_by: self.created_by,
             moves: self.moves,
             terms: Terms::bar(),
+            modifications: Vec::new(),
         }
     }
 }

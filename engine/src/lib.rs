@@ -24,22 +24,24 @@ pub mod time;
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod modify_tests;
 
 pub use availability::AvailabilityIndex;
 pub use catalog::{Catalog, Hotel, Quote, RoomType, Upsert};
 pub use error::{DomainError, NightConflict, ValidationError};
-pub use event::{Change, Event, IdempotencyRecord};
+pub use event::{Change, Event, IdempotencyRecord, Modification};
 pub use ids::{
     HotelId, IdempotencyKey, OutTradeNo, RatePlanCode, ReservationId, RoomKey, RoomNumber,
     RoomTypeCode,
 };
 pub use money::{Currency, Money};
 pub use reservation::{
-    Action, BookInput, BookRequest, Guest, Payment, PaymentChange, PaymentEventKind,
-    PaymentHistoryEntry, PaymentOutcome, PaymentReport, PaymentStatus, Reservation, RoomMove,
-    Status,
+    Action, BookInput, BookRequest, FieldChange, Guest, Modified, ModifyInput, Payment,
+    PaymentChange, PaymentEventKind, PaymentHistoryEntry, PaymentOutcome, PaymentReport,
+    PaymentStatus, Reservation, RoomMove, Status,
 };
-pub use room::{Housekeeping, NightsDelta, Occupancy, OutOfOrder, RoomState};
+pub use room::{Housekeeping, ModifyPlan, NightsDelta, Occupancy, OutOfOrder, RoomState};
 pub use state::{IdempotencyEntry, Snapshot, State};
 pub use time::{HotelTz, Stay, StayLimits};
 

@@ -476,6 +476,225 @@ pub struct Reservation {
     pub moves: Vec<RoomMove>,
     /// The rate plan it was sold under, with its policies and their prices for this stay.
     pub terms: Terms,
+    /// Its latest modifications, oldest first (the last [`MAX_MODIFICATIONS`]): what each
+    /// changed. Empty at creation, so a creation's journal record leaves it out
+    /// ([`created_codec`]) and encodes exactly as before modifications existed.
+    pub modifications: Vec<Modified>,
+}
+
+/// Modifications one reservation remembers; older ones are dropped (the journal still has
+/// them).
+pub const MAX_MODIFICATIONS: usize = 16;
+
+/// One modification of a reservation: when, the version it produced, and what changed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Modified {
+    /// When (UTC).
+    #[serde(with = "crate::codec::timestamp")]
+    pub at: Timestamp,
+    /// The version the reservation reached with it.
+    pub version: u64,
+    /// What changed, in a fixed order (dates, type, room, guests, guest, plan, total).
+    pub changes: Vec<FieldChange>,
+}
+
+/// One field a modification changed, with the values before and after.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub enum FieldChange {
+    /// The first night moved.
+    Arrival {
+        /// Before.
+        #[serde(with = "crate::codec::date")]
+        from: jiff::civil::Date,
+        /// After.
+        #[serde(with = "crate::codec::date")]
+        to: jiff::civil::Date,
+    },
+    /// The leaving day moved.
+    Departure {
+        /// Before.
+        #[serde(with = "crate::codec::date")]
+        from: jiff::civil::Date,
+        /// After.
+        #[serde(with = "crate::codec::date")]
+        to: jiff::civil::Date,
+    },
+    /// Another room type.
+    RoomType {
+        /// Before.
+        from: RoomTypeCode,
+        /// After.
+        to: RoomTypeCode,
+    },
+    /// Another room (the stay no longer fitted the old one, or the type changed).
+    Room {
+        /// Before.
+        from: RoomNumber,
+        /// After.
+        to: RoomNumber,
+    },
+    /// Another number of guests.
+    Guests {
+        /// Before.
+        from: u16,
+        /// After.
+        to: u16,
+    },
+    /// New guest contact details (not repeated here: the reservation shows the current
+    /// ones, and the old ones are personal data best not kept twice).
+    Guest,
+    /// Sold under another rate plan.
+    RatePlan {
+        /// Before.
+        from: RatePlanCode,
+        /// After.
+        to: RatePlanCode,
+    },
+    /// Re-priced.
+    Total {
+        /// Before, minor units.
+        from_minor: i64,
+        /// After, minor units.
+        to_minor: i64,
+    },
+}
+
+impl FieldChange {
+    /// The field's name in the API (`arrival`, `room_type`, ...).
+    pub fn field(&self) -> &'static str {
+        match self {
+            FieldChange::Arrival { .. } => "arrival",
+            FieldChange::Departure { .. } => "departure",
+            FieldChange::RoomType { .. } => "room_type",
+            FieldChange::Room { .. } => "room",
+            FieldChange::Guests { .. } => "guests",
+            FieldChange::Guest => "guest",
+            FieldChange::RatePlan { .. } => "rate_plan",
+            FieldChange::Total { .. } => "total",
+        }
+    }
+}
+
+/// What a client asks to change in a reservation; `None` keeps the current value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModifyInput {
+    /// A new first night.
+    pub arrival: Option<jiff::civil::Date>,
+    /// A new leaving day.
+    pub departure: Option<jiff::civil::Date>,
+    /// Another room type of the hotel.
+    pub room_type: Option<RoomTypeCode>,
+    /// Another number of guests.
+    pub guests: Option<u16>,
+    /// New contact details.
+    pub guest: Option<Guest>,
+    /// Another rate plan.
+    pub rate_plan: Option<RatePlanCode>,
+}
+
+/// The journal encoding of a reservation at its creation: every field but
+/// [`Reservation::modifications`] (always empty then), so creation records read and
+/// write exactly as they did before modifications existed.
+pub mod created_codec {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    #[derive(Serialize)]
+    #[serde(rename = "Reservation")]
+    struct Out<'a> {
+        id: &'a ReservationId,
+        hotel_id: &'a HotelId,
+        room_type: &'a RoomTypeCode,
+        room: &'a RoomNumber,
+        stay: &'a Stay,
+        guests: u16,
+        guest: &'a Guest,
+        total: &'a Money,
+        status: Status,
+        version: u64,
+        #[serde(with = "crate::codec::timestamp")]
+        created_at: Timestamp,
+        #[serde(with = "crate::codec::timestamp")]
+        hold_expires_at: Timestamp,
+        payment: &'a Payment,
+        history: &'a [HistoryEntry],
+        created_by: &'a Option<String>,
+        moves: &'a [RoomMove],
+        terms: &'a Terms,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename = "Reservation")]
+    struct In {
+        id: ReservationId,
+        hotel_id: HotelId,
+        room_type: RoomTypeCode,
+        room: RoomNumber,
+        stay: Stay,
+        guests: u16,
+        guest: Guest,
+        total: Money,
+        status: Status,
+        version: u64,
+        #[serde(with = "crate::codec::timestamp")]
+        created_at: Timestamp,
+        #[serde(with = "crate::codec::timestamp")]
+        hold_expires_at: Timestamp,
+        payment: Payment,
+        history: Vec<HistoryEntry>,
+        created_by: Option<String>,
+        moves: Vec<RoomMove>,
+        terms: Terms,
+    }
+
+    /// Serializes `r` without its modifications.
+    pub fn serialize<S: Serializer>(r: &Arc<Reservation>, s: S) -> Result<S::Ok, S::Error> {
+        Out {
+            id: &r.id,
+            hotel_id: &r.hotel_id,
+            room_type: &r.room_type,
+            room: &r.room,
+            stay: &r.stay,
+            guests: r.guests,
+            guest: &r.guest,
+            total: &r.total,
+            status: r.status,
+            version: r.version,
+            created_at: r.created_at,
+            hold_expires_at: r.hold_expires_at,
+            payment: &r.payment,
+            history: &r.history,
+            created_by: &r.created_by,
+            moves: &r.moves,
+            terms: &r.terms,
+        }
+        .serialize(s)
+    }
+
+    /// Deserializes a reservation with no modifications.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Reservation>, D::Error> {
+        let r = In::deserialize(d)?;
+        Ok(Arc::new(Reservation {
+            id: r.id,
+            hotel_id: r.hotel_id,
+            room_type: r.room_type,
+            room: r.room,
+            stay: r.stay,
+            guests: r.guests,
+            guest: r.guest,
+            total: r.total,
+            status: r.status,
+            version: r.version,
+            created_at: r.created_at,
+            hold_expires_at: r.hold_expires_at,
+            payment: r.payment,
+            history: r.history,
+            created_by: r.created_by,
+            moves: r.moves,
+            terms: r.terms,
+            modifications: Vec::new(),
+        }))
+    }
 }
 
 /// Room moves one reservation remembers; older ones are dropped (the journal still has
@@ -618,6 +837,59 @@ impl Fnv64 {
 }
 
 impl Reservation {
+    /// Applies a decided modification ([`crate::Event::ReservationModified`]): its fields
+    /// become the modification's, `room` holds it from now on (a change of room is
+    /// recorded as a move from the new arrival), the version moves and both histories
+    /// record it.
+    pub fn apply_modification(
+        &mut self,
+        m: &crate::event::Modification,
+        room: &RoomNumber,
+        at: Timestamp,
+    ) {
+        if *room != self.room {
+            if self.moves.len() >= MAX_MOVES {
+                self.moves.remove(0);
+            }
+            self.moves.push(RoomMove {
+                at,
+                from_room: self.room.clone(),
+                to_room: room.clone(),
+                first_night: m.stay.arrival(),
+            });
+            self.room = room.clone();
+        } else if self.status != Status::CheckedIn {
+            // A guest not yet in holds every night of the stay here, from the new arrival.
+            if let Some(last) = self.moves.last_mut() {
+                last.first_night = m.stay.arrival();
+            }
+        }
+        self.stay = m.stay;
+        self.room_type = m.room_type.clone();
+        self.guests = m.guests;
+        self.guest = m.guest.clone();
+        self.total.amount_minor = m.total_minor;
+        self.payment.amount = self.total;
+        self.terms = m.terms.clone();
+        self.version += 1;
+        if self.history.len() < MAX_HISTORY {
+            self.history.push(HistoryEntry {
+                at,
+                from: Some(self.status),
+                to: self.status,
+                version: self.version,
+            });
+        }
+        if self.modifications.len() >= MAX_MODIFICATIONS {
+            self.modifications.remove(0);
+        }
+        self.modifications.push(Modified {
+            at,
+            version: self.version,
+            changes: m.changes.clone(),
+        });
+    }
+
     /// Checks `If-Match`.
     pub fn check_version(&self, expected: Option<u64>) -> Result<(), DomainError> {
         match expected {

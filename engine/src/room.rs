@@ -9,12 +9,12 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, NightConflict, ValidationError};
-use crate::event::{Change, Event, Settlement};
+use crate::event::{Change, Event, Modification, Settlement};
 use crate::ids::{ReservationId, RoomKey, RoomTypeCode};
 use crate::ledger::{nights, Kept, Ledger};
 use crate::reservation::{
-    Action, HistoryEntry, PaymentChange, PaymentEventKind, PaymentOutcome, PaymentReport,
-    PaymentStatus, Reservation, RoomMove, Status, MAX_HISTORY, MAX_MOVES,
+    Action, FieldChange, HistoryEntry, PaymentChange, PaymentEventKind, PaymentOutcome,
+    PaymentReport, PaymentStatus, Reservation, RoomMove, Status, MAX_HISTORY, MAX_MOVES,
 };
 
 /// Longest out-of-order range, in nights (a year). A room closed for longer is better
@@ -402,6 +402,177 @@ impl RoomState {
         NightsDelta {
             booked: self.ledger.insert(kept, first, departure),
             released: Vec::new(),
+        }
+    }
+
+    /// Decides modifying reservation `id` as `m` (priced by
+    /// [`crate::Catalog::price_modification`] from its version `priced_version`; an
+    /// `If-Match` is checked too). In this room when the (unchanged or this room's) type
+    /// allows and every new night is free here; otherwise [`ModifyPlan::Elsewhere`], and
+    /// another room of the type must take it ([`RoomState::decide_modify_in`]) — except
+    /// for a guest in house, who stays: `sold_out` with the nights that are short.
+    ///
+    /// Refused: a status other than `pending_payment` (hold not lapsed), `confirmed` or
+    /// `checked_in`; a version other than the priced one (`version_mismatch`: price again);
+    /// a paid reservation whose total would change (`paid_total_change`).
+    pub fn decide_modify(
+        &self,
+        id: &ReservationId,
+        m: &Modification,
+        priced_version: u64,
+        if_match: Option<u64>,
+        now: Timestamp,
+    ) -> Result<ModifyPlan, DomainError> {
+        let r = self.kept(id)?;
+        check_version(r, if_match)?;
+        check_version(r, Some(priced_version))?;
+        let lapsed = now >= r.hold_expires_at();
+        match r.status() {
+            Status::PendingPayment if !lapsed => {}
+            Status::Confirmed | Status::CheckedIn => {}
+            status => {
+                return Err(DomainError::InvalidTransition {
+                    action: "modify",
+                    from: if status == Status::PendingPayment {
+                        Status::Expired
+                    } else {
+                        status
+                    },
+                })
+            }
+        }
+        let paid = r.payment_status() == PaymentStatus::Succeeded && !r.refund_owed();
+        let total_minor = r.total().amount_minor;
+        if paid && m.total_minor != total_minor {
+            return Err(DomainError::TotalChangeUnsupported {
+                from_minor: total_minor,
+                to_minor: m.total_minor,
+            });
+        }
+        if m.changes.is_empty() {
+            return Ok(ModifyPlan::Unchanged);
+        }
+        let booked_type = r.room_type_in(&self.room_type);
+        let type_fits = m.room_type == *booked_type || m.room_type == self.room_type;
+        // A guest in house keeps the nights already slept: only those from tonight on are
+        // asked for (here, the room's first night for this stay).
+        let first = m.stay.arrival().max(if r.status() == Status::CheckedIn {
+            r.first_night_here()
+        } else {
+            m.stay.arrival()
+        });
+        let short: Vec<Date> = self
+            .conflicts(first, m.stay.departure())
+            .iter()
+            .filter(|c| !matches!(c, NightConflict::Reservation { id: other, .. } if other == id))
+            .flat_map(|c| match c {
+                NightConflict::Reservation {
+                    first_night,
+                    departure,
+                    ..
+                } => nights(*first_night, *departure).collect::<Vec<_>>(),
+                NightConflict::OutOfOrder { from, to } => nights(*from, *to).collect(),
+            })
+            .filter(|d| *d >= first && *d < m.stay.departure())
+            .collect();
+        if type_fits && short.is_empty() {
+            return Ok(ModifyPlan::Here(Event::ReservationModified {
+                room: self.key.clone(),
+                id: *id,
+                to: None,
+                modification: Box::new(m.clone()),
+                at: now,
+            }));
+        }
+        if r.status() == Status::CheckedIn {
+            let mut short = short;
+            short.sort();
+            short.dedup();
+            return Err(DomainError::SoldOutOn(short));
+        }
+        Ok(ModifyPlan::Elsewhere)
+    }
+
+    /// Whether this room can take reservation `r` (now in room `from`) as modified by `m`:
+    /// of the new type, and every night of the new stay free. The event it returns moves
+    /// the reservation here and modifies it, in one.
+    pub fn decide_modify_in(
+        &self,
+        r: &Reservation,
+        from: &RoomKey,
+        m: &Modification,
+        now: Timestamp,
+    ) -> Result<Event, DomainError> {
+        if self.ledger.contains(&r.id) || r.status == Status::CheckedIn {
+            return Err(DomainError::InvalidTransition {
+                action: "modify",
+                from: r.status,
+            });
+        }
+        if m.room_type != self.room_type || from.hotel_id != self.key.hotel_id {
+            return Err(DomainError::SoldOut);
+        }
+        let conflicts = self.conflicts(m.stay.arrival(), m.stay.departure());
+        if !conflicts.is_empty() {
+            return Err(DomainError::NightsSold(conflicts));
+        }
+        let mut m = m.clone();
+        m.changes.push(FieldChange::Room {
+            from: from.number.clone(),
+            to: self.key.number.clone(),
+        });
+        // Keep the documented order: the room before guests, plan and total.
+        m.changes.sort_by_key(change_order);
+        Ok(Event::ReservationModified {
+            room: from.clone(),
+            id: r.id,
+            to: Some(self.key.number.clone()),
+            modification: Box::new(m),
+            at: now,
+        })
+    }
+
+    /// The arriving half of a [`Event::ReservationModified`] that changed rooms: takes
+    /// `reservation` (from the room it left), modified.
+    pub fn modify_in(&mut self, mut reservation: Reservation, event: &Event) -> NightsDelta {
+        let Event::ReservationModified {
+            modification, at, ..
+        } = event
+        else {
+            return NightsDelta::default();
+        };
+        reservation.apply_modification(modification, &self.key.number, *at);
+        let (first, departure) = (reservation.first_night_here(), reservation.stay.departure());
+        let kept = Kept::new(&reservation, &self.room_type);
+        NightsDelta {
+            booked: self.ledger.insert(kept, first, departure),
+            released: Vec::new(),
+        }
+    }
+
+    /// A [`Event::ReservationModified`] that stays in this room: the reservation takes its
+    /// new form and nights; the delta is what changed.
+    fn modify_here(&mut self, id: &ReservationId, m: &Modification, at: Timestamp) -> NightsDelta {
+        let Some((kept, released)) = self.ledger.remove(id) else {
+            return NightsDelta::default();
+        };
+        let mut r = kept.to_reservation(&self.key, &self.room_type);
+        r.apply_modification(m, &self.key.number, at);
+        let (first, departure) = (r.first_night_here(), r.stay.departure());
+        let booked = self
+            .ledger
+            .insert(Kept::new(&r, &self.room_type), first, departure);
+        NightsDelta {
+            booked: booked
+                .iter()
+                .filter(|d| !released.contains(d))
+                .copied()
+                .collect(),
+            released: released
+                .iter()
+                .filter(|d| !booked.contains(d))
+                .copied()
+                .collect(),
         }
     }
 
@@ -888,6 +1059,22 @@ impl RoomState {
                     return self.move_out(id).1;
                 }
             }
+            Event::ReservationModified {
+                room,
+                id,
+                to,
+                modification,
+                at,
+            } => {
+                // In this room: the whole change. To another room: this room lets it go,
+                // and the other takes it with [`RoomState::modify_in`].
+                if *room == self.key {
+                    return match to {
+                        None => self.modify_here(id, modification, *at),
+                        Some(_) => self.move_out(id).1,
+                    };
+                }
+            }
             Event::RoomPut { room_type, .. } => {
                 // Its reservations keep the type they were booked as.
                 if *room_type != self.room_type {
@@ -902,6 +1089,31 @@ impl RoomState {
             | Event::RestrictionsSet { .. } => {}
         }
         delta
+    }
+}
+
+/// What [`RoomState::decide_modify`] decided.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum ModifyPlan {
+    /// Nothing would change: the reservation stays as it is (a retried request).
+    Unchanged,
+    /// The room keeps it: journal this event.
+    Here(Event),
+    /// Another room must take it.
+    Elsewhere,
+}
+
+/// Where a change sits in a modification's list (the order [`crate::FieldChange`] states).
+fn change_order(c: &FieldChange) -> u8 {
+    match c {
+        FieldChange::Arrival { .. } => 0,
+        FieldChange::Departure { .. } => 1,
+        FieldChange::RoomType { .. } => 2,
+        FieldChange::Room { .. } => 3,
+        FieldChange::Guests { .. } => 4,
+        FieldChange::Guest => 5,
+        FieldChange::RatePlan { .. } => 6,
+        FieldChange::Total { .. } => 7,
     }
 }
 

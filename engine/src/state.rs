@@ -122,6 +122,7 @@ pub fn new_reservation(
         created_by: None,
         moves: Vec::new(),
         terms: crate::selling::Terms::bar(),
+        modifications: Vec::new(),
     }
 }
 
@@ -204,6 +205,31 @@ impl State {
             | Event::HousekeepingSet { room, .. }
             | Event::OutOfOrderSet { room, .. }
             | Event::OutOfOrderCleared { room, .. } => {
+                let room = room.clone();
+                self.apply_to_room(&room, event);
+            }
+            Event::ReservationModified {
+                room,
+                id,
+                to: Some(number),
+                ..
+            } => {
+                let Some(source) = self.rooms.get_mut(room) else {
+                    return;
+                };
+                let (reservation, _) = source.move_out(id);
+                let to = RoomKey {
+                    hotel_id: room.hotel_id.clone(),
+                    number: number.clone(),
+                };
+                let (Some(reservation), Some(target)) = (reservation, self.rooms.get_mut(&to))
+                else {
+                    return;
+                };
+                target.modify_in(reservation, event);
+                self.locator.insert(*id, to);
+            }
+            Event::ReservationModified { room, .. } => {
                 let room = room.clone();
                 self.apply_to_room(&room, event);
             }

@@ -117,6 +117,8 @@ pub enum Op {
     Events,
     /// `POST /v1/reservations/{id}/move`.
     MoveReservation,
+    /// `POST /v1/reservations/{id}/modify`.
+    ModifyReservation,
     /// `POST /v1/hotels/{hotel_id}/rooms/{number}/out-of-order` and its `DELETE`.
     OutOfOrder,
     /// `GET /board/{hotel_id}`: the room board page. Its route is public (a browser
@@ -170,6 +172,8 @@ pub const ROLE_TABLE: &[(Op, &[Role])] = &[
     (Op::Metrics, ADMIN),
     (Op::Events, ADMIN_FRONT_DESK),
     (Op::MoveReservation, ADMIN_FRONT_DESK),
+    // Like cancelling: the front desk of the hotel, and the channel that booked it.
+    (Op::ModifyReservation, EVERYONE),
     (Op::OutOfOrder, ADMIN_FRONT_DESK),
     // The board's page is public (see `Op::Board`); the data it loads is not.
     (Op::Board, ADMIN_FRONT_DESK),
@@ -297,6 +301,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "POST",
         "/v1/reservations/{id}/move",
         Access::Reservation(Op::MoveReservation),
+    ),
+    (
+        "POST",
+        "/v1/reservations/{id}/modify",
+        Access::Reservation(Op::ModifyReservation),
     ),
     (
         "POST",

@@ -534,6 +534,25 @@ async fn authorization_matrix() {
             OtherHotelsReservation,
             [401, 401, 412, 404, 404, 404],
         ),
+        // Modify: like cancel (the channel that booked it, the hotel's front desk).
+        (
+            Method::POST,
+            "/v1/reservations/{r}/modify",
+            OwnReservation,
+            [401, 401, 412, 412, 412, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/reservations/{r}/modify",
+            OtherChannelsReservation,
+            [401, 401, 412, 412, 404, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/reservations/{r}/modify",
+            OtherHotelsReservation,
+            [401, 401, 412, 404, 404, 404],
+        ),
         (
             Method::POST,
             "/v1/reservations/{r}/move",
@@ -670,6 +689,7 @@ async fn authorization_matrix() {
             || (*method == Method::POST
                 && (uri.ends_with("/reservations")
                     || uri.ends_with("/move")
+                    || uri.ends_with("/modify")
                     || uri.ends_with("/out-of-order")));
         for ((who, secret), want) in WHO.iter().zip(expected) {
             let r = h

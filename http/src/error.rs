@@ -175,6 +175,12 @@ impl ApiError {
             }
             _ => None,
         };
+        let nights = match self {
+            ApiError::Engine(EngineError::Domain(DomainError::SoldOutOn(list))) => {
+                Some(list.iter().map(ToString::to_string).collect())
+            }
+            _ => None,
+        };
         Problem {
             type_uri: format!("urn:innkeep:problem:{code}"),
             title: title(code).to_owned(),
@@ -184,6 +190,7 @@ impl ApiError {
             instance: None,
             conflicts,
             reasons,
+            nights,
         }
     }
 }
@@ -204,7 +211,9 @@ fn domain_status(d: &DomainError) -> StatusCode {
         | DomainError::CurrencyLocked
         | DomainError::LimitReached(_)
         | DomainError::NightsSold(_)
-        | DomainError::MoveInProgress => StatusCode::CONFLICT,
+        | DomainError::MoveInProgress
+        | DomainError::SoldOutOn(_)
+        | DomainError::TotalChangeUnsupported { .. } => StatusCode::CONFLICT,
         DomainError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
     }
 }
@@ -241,6 +250,7 @@ fn title(code: &str) -> &'static str {
         "nights_sold" => "Nights sold",
         "move_in_progress" => "Move in progress",
         "restricted" => "Restricted",
+        "total_change_unsupported" => "Total change unsupported",
         _ => "Error",
     }
 }
@@ -277,6 +287,12 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = json!(["closed_to_arrival"]))]
     pub reasons: Option<Vec<String>>,
+    /// For a modification's `sold_out`: the nights of the new stay on which no room of
+    /// the type is free (`YYYY-MM-DD`, sorted; empty when every night has a free room
+    /// but no one room has them all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::constraints::CivilDate>>, example = json!(["2026-12-25"]))]
+    pub nights: Option<Vec<String>>,
 }
 
 /// Something holding nights a request needed (in a `nights_sold` problem).

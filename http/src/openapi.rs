@@ -262,6 +262,7 @@ const RESERVATION_LINKS: &[(&str, &str, &[LinkParameter])] = &[
     ("CheckIn", "check_in", &[RESERVATION]),
     ("CheckOut", "check_out", &[RESERVATION]),
     ("Move", "move_reservation", &[RESERVATION]),
+    ("Modify", "modify_reservation", &[RESERVATION]),
     (
         "GetPayment",
         "get_payment",
@@ -392,6 +393,7 @@ impl Links {
             ("check_in", &["200"]),
             ("check_out", &["200"]),
             ("move_reservation", &["200"]),
+            ("modify_reservation", &["200"]),
         ];
         let mut rows: Vec<LinkRow> = LINKS.to_vec();
         for (from, statuses) in reservation_sources {
@@ -463,6 +465,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(reservations::check_in))
         .routes(routes!(reservations::check_out))
         .routes(routes!(reservations::move_reservation))
+        .routes(routes!(reservations::modify_reservation))
         .routes(routes!(rooms::list_rooms))
         .routes(routes!(rooms::put_housekeeping))
         .routes(routes!(rooms::set_out_of_order))

@@ -1239,6 +1239,81 @@ pub struct HistoryView {
     pub to: ReservationStatus,
     /// The version this transition produced.
     pub version: u64,
+    /// `modified` for an entry a modification made (its status stays; `changes` says
+    /// what changed); absent for the other entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<HistoryAction>,
+    /// For a `modified` entry: what changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<ChangeView>>,
+}
+
+/// What made a history entry that keeps the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryAction {
+    /// `POST /v1/reservations/{id}/modify`.
+    Modified,
+}
+
+/// One field a modification changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChangeView {
+    /// Which: `arrival`, `departure`, `room_type`, `room`, `guests`, `guest`, `rate_plan`
+    /// or `total`.
+    #[schema(example = "departure")]
+    pub field: String,
+    /// The value before (dates `YYYY-MM-DD`, codes as text, `guests` a number, `total` a
+    /// money object; null for `guest`, whose old details are not kept).
+    #[schema(value_type = Object, example = "2026-12-26")]
+    pub from: serde_json::Value,
+    /// The value after (null for `guest`: the reservation shows the new details).
+    #[schema(value_type = Object, example = "2026-12-27")]
+    pub to: serde_json::Value,
+}
+
+impl ChangeView {
+    /// A modification's change, amounts in `currency`.
+    fn new(c: &innkeep_engine::FieldChange, currency: innkeep_engine::Currency) -> Self {
+        use innkeep_engine::FieldChange as F;
+        use serde_json::{json, Value};
+        let money = |minor: i64| {
+            json!(MoneyView::from(Money {
+                amount_minor: minor,
+                currency,
+            }))
+        };
+        let (from, to) = match c {
+            F::Arrival { from, to } | F::Departure { from, to } => {
+                (json!(from.to_string()), json!(to.to_string()))
+            }
+            F::RoomType { from, to } => (json!(from.as_str()), json!(to.as_str())),
+            F::Room { from, to } => (json!(from.as_str()), json!(to.as_str())),
+            F::Guests { from, to } => (json!(from), json!(to)),
+            F::Guest => (Value::Null, Value::Null),
+            F::RatePlan { from, to } => (json!(from.as_str()), json!(to.as_str())),
+            F::Total {
+                from_minor,
+                to_minor,
+            } => (money(*from_minor), money(*to_minor)),
+        };
+        Self {
+            field: c.field().to_owned(),
+            from,
+            to,
+        }
+    }
+
+    /// What the modification that produced `version` of `r` changed, if one did.
+    fn of(r: &Reservation, version: u64) -> Option<Vec<Self>> {
+        let m = r.modifications.iter().find(|m| m.version == version)?;
+        Some(
+            m.changes
+                .iter()
+                .map(|c| ChangeView::new(c, r.total.currency))
+                .collect(),
+        )
+    }
 }
 
 /// A reservation as every reservation endpoint returns it.
@@ -1352,11 +1427,11 @@ impl Serialize for MoneyJson {
 }
 
 /// A reservation's history as a JSON array of [`HistoryView`]s.
-struct HistoryListJson<'a>(&'a [innkeep_engine::reservation::HistoryEntry]);
+struct HistoryListJson<'a>(&'a Reservation);
 
 impl Serialize for HistoryListJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(HistoryJson))
+        s.collect_seq(self.0.history.iter().map(|h| HistoryJson(h, self.0)))
     }
 }
 
@@ -1369,18 +1444,26 @@ impl Serialize for MovesJson<'_> {
     }
 }
 
-/// [`HistoryView`]'s JSON.
-struct HistoryJson<'a>(&'a innkeep_engine::reservation::HistoryEntry);
+/// [`HistoryView`]'s JSON (of an entry of the reservation).
+struct HistoryJson<'a>(
+    &'a innkeep_engine::reservation::HistoryEntry,
+    &'a Reservation,
+);
 
 impl Serialize for HistoryJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let h = self.0;
-        let mut st = s.serialize_struct("HistoryView", 4)?;
+        let changes = ChangeView::of(self.1, h.version);
+        let mut st = s.serialize_struct("HistoryView", 6)?;
         st.serialize_field("at", &AsText(h.at))?;
         st.serialize_field("from", &h.from.map(ReservationStatus::from))?;
         st.serialize_field("to", &ReservationStatus::from(h.to))?;
         st.serialize_field("version", &h.version)?;
+        if let Some(changes) = changes {
+            st.serialize_field("action", &HistoryAction::Modified)?;
+            st.serialize_field("changes", &changes)?;
+        }
         st.end()
     }
 }
@@ -1509,7 +1592,7 @@ impl Serialize for ReservationJson<'_> {
         st.serialize_field("version", &r.version)?;
         st.serialize_field("created_at", &AsText(r.created_at))?;
         st.serialize_field("payment", &Payment(r))?;
-        st.serialize_field("history", &HistoryListJson(&r.history))?;
+        st.serialize_field("history", &HistoryListJson(r))?;
         st.serialize_field("moves", &MovesJson(&r.moves))?;
         st.serialize_field("rate_plan", r.terms.rate_plan.as_str())?;
         st.serialize_field("cancellation_policy", &CancellationJson(r))?;
@@ -1530,6 +1613,40 @@ pub struct RoomMoveView {
     pub to_room: String,
     /// The first night the new room holds (`YYYY-MM-DD`).
     pub first_night: String,
+}
+
+/// `POST /v1/reservations/{id}/modify`: what to change; a field left out (or null) stays
+/// as it is, and `{}` changes nothing.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModifyRequest {
+    /// A new first night (`YYYY-MM-DD`, hotel-local; not before the hotel's today, else
+    /// 422 invalid_stay). Not for a guest in house.
+    #[serde(default)]
+    #[schema(value_type = Option<CivilDate>, example = "2026-12-24")]
+    pub arrival: Option<String>,
+    /// A new leaving day: after `arrival`, within `max_nights` and `horizon_days` (else
+    /// 422 invalid_stay); for a guest in house, after today.
+    #[serde(default)]
+    #[schema(value_type = Option<CivilDate>, example = "2026-12-27")]
+    pub departure: Option<String>,
+    /// Another room type of the hotel (one it lacks is 404 not_found). Not for a guest in
+    /// house.
+    #[serde(default)]
+    #[schema(value_type = Option<Code>, example = "SUITE")]
+    pub room_type: Option<String>,
+    /// Another number of guests, 1 to the type's capacity (more is 400 invalid_request).
+    #[serde(default, deserialize_with = "whole_option")]
+    #[schema(value_type = Option<Capacity>, example = 2)]
+    pub guests: Option<u16>,
+    /// New contact details.
+    #[serde(default)]
+    pub guest: Option<GuestContact>,
+    /// Another rate plan (422 invalid_request if the hotel lacks it or it does not sell
+    /// the type).
+    #[serde(default)]
+    #[schema(value_type = Option<Code>, example = "FLEX")]
+    pub rate_plan: Option<String>,
 }
 
 /// `POST /v1/reservations/{id}/move`.
@@ -1572,11 +1689,16 @@ impl From<&Reservation> for ReservationView {
             history: r
                 .history
                 .iter()
-                .map(|h| HistoryView {
-                    at: h.at.to_string(),
-                    from: h.from.map(Into::into),
-                    to: h.to.into(),
-                    version: h.version,
+                .map(|h| {
+                    let changes = ChangeView::of(r, h.version);
+                    HistoryView {
+                        at: h.at.to_string(),
+                        from: h.from.map(Into::into),
+                        to: h.to.into(),
+                        version: h.version,
+                        action: changes.as_ref().map(|_| HistoryAction::Modified),
+                        changes,
+                    }
                 })
                 .collect(),
             moves: r

@@ -196,6 +196,32 @@ fn implied(engine: &innkeep_actors::Engine, event: &Event) -> Vec<(&'static str,
             availability(from, "released", *first_night, None),
             availability(to, "booked", *first_night, None),
         ],
+        Event::ReservationModified {
+            room,
+            to,
+            modification,
+            ..
+        } => {
+            // The old room gives back the old nights (from the old arrival on) and the
+            // new one, the same room or another, holds the new stay.
+            let stay = &modification.stay;
+            let old_arrival = modification
+                .changes
+                .iter()
+                .find_map(|c| match c {
+                    innkeep_engine::FieldChange::Arrival { from, .. } => Some(*from),
+                    _ => None,
+                })
+                .unwrap_or(stay.arrival());
+            let to = RoomKey {
+                hotel_id: room.hotel_id.clone(),
+                number: to.clone().unwrap_or_else(|| room.number.clone()),
+            };
+            vec![
+                availability(room, "released", old_arrival.min(stay.arrival()), None),
+                availability(&to, "booked", stay.arrival(), Some(stay.departure())),
+            ]
+        }
         Event::OutOfOrderSet { room, from, to, .. } => {
             vec![availability(room, "blocked", *from, Some(*to))]
         }
@@ -282,6 +308,28 @@ fn describe(event: &Event) -> (&'static str, Value) {
                 "room": to.number.as_str(),
                 "room_type": room_type.as_str(),
                 "first_night": first_night.to_string(),
+                "at": at.to_string(),
+            }),
+        ),
+        Event::ReservationModified {
+            room,
+            id,
+            to,
+            modification: m,
+            at,
+        } => (
+            "reservation.modified",
+            json!({
+                "reservation_id": id.to_string(),
+                "from_room": room.number.as_str(),
+                "room": to.as_ref().unwrap_or(&room.number).as_str(),
+                "room_type": m.room_type.as_str(),
+                "arrival": m.stay.arrival().to_string(),
+                "departure": m.stay.departure().to_string(),
+                "guests": m.guests,
+                "rate_plan": m.terms.rate_plan.as_str(),
+                "total": m.total_minor,
+                "changed": m.changes.iter().map(|c| c.field()).collect::<Vec<_>>(),
                 "at": at.to_string(),
             }),
         ),

@@ -4,7 +4,7 @@ use axum::extract::{FromRequest, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use innkeep_actors::BookInput;
-use innkeep_engine::{Action, Guest, HotelId, RatePlanCode, RoomNumber, RoomTypeCode};
+use innkeep_engine::{Action, Guest, HotelId, ModifyInput, RatePlanCode, RoomNumber, RoomTypeCode};
 
 use super::{reservation_id, reservation_response};
 use crate::auth::Caller;
@@ -14,7 +14,7 @@ use crate::extract::{
     idempotency_key_value, if_match_values, ApiJson, ApiPath, EmptyBody, IdempotencyKeyHeader,
     IfMatchHeader,
 };
-use crate::wire::{parse_date, BookRequestBody, MoveRequest, ReservationView};
+use crate::wire::{parse_date, BookRequestBody, ModifyRequest, MoveRequest, ReservationView};
 use crate::AppState;
 
 /// Books a room of a type for a stay, under a rate plan (`rate_plan`, default `BAR`):
@@ -214,6 +214,79 @@ pub async fn check_out(
     _body: EmptyBody,
 ) -> Result<Response, ApiError> {
     act(&state, &caller, &id, &if_match, Action::CheckOut).await
+}
+
+/// Modifies a reservation: its dates, room type, guests, guest or rate plan, re-priced for
+/// what changed. `pending_payment` and `confirmed` reservations may change anything;
+/// `checked_in` ones only `departure` (later, or earlier but after today: the nights slept
+/// never move). The new nights are taken and the old ones released in one step, in the
+/// same room when it is free for the new stay, else in another room of the (new) type —
+/// or nothing changes: 409 sold_out with the `nights` no room of the type has free. A
+/// pending hold keeps its deadline. The total may change only while no payment is under
+/// way or done (409 total_change_unsupported otherwise: cancel and book again). The
+/// history gets a `modified` entry with the changes; `{}` changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/reservations/{id}/modify",
+    tag = "reservations",
+    params(
+        ("id" = ReservationId, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<IfMatch>, Header, nullable = false, description = "The version the client saw, e.g. \"3\" (its ETag); `*` or absent: no check; another version is 412 version_mismatch"),
+    ),
+    request_body = ModifyRequest,
+    responses(
+        (status = 200, description = "Modified (or nothing to change)", body = ReservationView,
+            headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "invalid_request: a malformed field, or more guests than the type holds", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such reservation or room type", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "sold_out (with `nights`), invalid_transition, total_change_unsupported or move_in_progress", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_stay, restricted (with `reasons`) or invalid_request (a rate plan the hotel lacks or that does not sell the type)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn modify_reservation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    IfMatchHeader(if_match): IfMatchHeader,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let id = reservation_id(&id)?;
+    let expected = if_match_values(&if_match)?;
+    // Who may act on this reservation is decided before its body is read (as for a move).
+    let current = state.engine.reservation(id).await?;
+    caller.check_reservation(&current)?;
+    let ApiJson(body) = ApiJson::<ModifyRequest>::from_request(request, &()).await?;
+    let input = ModifyInput {
+        arrival: body
+            .arrival
+            .as_deref()
+            .map(|d| parse_date("arrival", d))
+            .transpose()?,
+        departure: body
+            .departure
+            .as_deref()
+            .map(|d| parse_date("departure", d))
+            .transpose()?,
+        room_type: body
+            .room_type
+            .as_deref()
+            .map(RoomTypeCode::parse)
+            .transpose()?,
+        guests: body.guests,
+        guest: body
+            .guest
+            .map(|g| Guest::parse(&g.name, &g.phone, &g.email))
+            .transpose()?,
+        rate_plan: body
+            .rate_plan
+            .as_deref()
+            .map(RatePlanCode::parse)
+            .transpose()?,
+    };
+    let reservation = state.engine.modify(id, input, expected).await?;
+    Ok(reservation_response(StatusCode::OK, &reservation))
 }
 
 /// Moves a `confirmed` or `checked_in` reservation to another room of its hotel. The new

@@ -110,9 +110,9 @@ pub trait Record: serde::de::DeserializeOwned {
 pub const SEGMENT_MAGIC: [u8; 4] = *b"INKJ";
 
 /// Version of the segment format this build writes (every new segment, and the only
-/// version it appends to). Version 4 differs from 3 only in what the records' payloads
-/// encode: the caller's event type of this build (see the [module docs](self)).
-pub const SEGMENT_FORMAT_VERSION: u32 = 4;
+/// version it appends to). Versions 5, 4 and 3 differ only in what the records' payloads
+/// encode: the caller's event type of each build (see the [module docs](self)).
+pub const SEGMENT_FORMAT_VERSION: u32 = 5;
 
 /// Oldest segment format this build still reads: recovery decodes the payloads of a
 /// segment of a version from this up to (not including) [`SEGMENT_FORMAT_VERSION`] with
