@@ -638,4 +638,60 @@ mod tests {
         assert!(hotel.rate_plans.is_empty() && hotel.restrictions.is_empty());
         assert_eq!(hotel.room_types.values().next().unwrap().overrides.len(), 1);
     }
+
+    /// Bytes written by the release before modifications (`6210194`, by
+    /// `testdata/journal4-snapshot6.gen.rs` run as an integration test of the engine):
+    /// two rooms, three reservations (the first paid and moved to 102, the second paid and
+    /// cancelled, the third pending), each event as journal segment format 4 encoded it,
+    /// then both rooms and the catalog as snapshot format 6 encoded them.
+    const GOLDEN_4_6: &str = include_str!("../testdata/journal4-snapshot6.txt");
+
+    /// Format 4's events are today's encoding (they re-encode to the very same bytes), and
+    /// replay into exactly the rooms format 6's snapshot holds, read through its reader:
+    /// the moved reservation keeps its move and has no modifications.
+    #[test]
+    fn the_release_before_modifications_reads_and_agrees() {
+        let lines = |tag: &str| -> Vec<Vec<u8>> {
+            GOLDEN_4_6
+                .lines()
+                .filter_map(|l| l.strip_prefix(tag))
+                .map(|hex| unhex(hex.trim()))
+                .collect()
+        };
+        let cfg = bincode::config::standard();
+        let mut state = crate::State::default();
+        for bytes in lines("EVENT ") {
+            let event: Event = decode(&bytes);
+            assert_eq!(
+                bincode::serde::encode_to_vec(&event, cfg).unwrap(),
+                bytes,
+                "{event:?}"
+            );
+            state.apply(&event);
+        }
+        assert_eq!(lines("EVENT ").len(), 12);
+        let stored: Vec<RoomState> = lines("ROOM ")
+            .iter()
+            .map(|b| decode::<RoomStateV6>(b).into_room_state())
+            .collect();
+        let snapshot = state.to_snapshot();
+        assert_eq!(stored, snapshot.rooms);
+        assert_eq!(decode::<Catalog>(&lines("CATALOG ")[0]), snapshot.catalog);
+
+        let id = |n: u128| ReservationId(uuid::Uuid::from_u128(n));
+        let moved = state.reservation(&id(1)).unwrap();
+        assert_eq!(moved.room.as_str(), "102");
+        assert_eq!(moved.moves.len(), 1);
+        assert!(moved.modifications.is_empty());
+        assert_eq!(moved.status, Status::Confirmed);
+        let cancelled = state.reservation(&id(2)).unwrap();
+        assert_eq!(cancelled.status, Status::Cancelled);
+        assert!(cancelled.payment.refund_owed);
+        assert_eq!(cancelled.payment.refund_minor, 100_000);
+        let pending = state.reservation(&id(3)).unwrap();
+        assert_eq!(
+            (pending.status, pending.version),
+            (Status::PendingPayment, 1)
+        );
+    }
 }
