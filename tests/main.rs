@@ -10,6 +10,7 @@ mod frontdesk;
 mod fuzz;
 mod harness;
 mod load;
+mod modify;
 mod payments;
 mod resume;
 mod security;

@@ -637,10 +637,23 @@ impl Handler<ModifyReservation> for OrderSupervisor {
                 .await;
             match moved {
                 Ok((r, _)) => Ok(r),
-                Err(EngineError::Domain(DomainError::SoldOut)) => Err(DomainError::SoldOutOn(
-                    short_nights(&directory, &from.hotel_id, &modification),
-                )
-                .into()),
+                Err(EngineError::Domain(DomainError::SoldOut)) => {
+                    // Its own nights would be free for it in its room, if of the new type.
+                    let own_type = read(&directory.catalog)
+                        .hotel(&from.hotel_id)
+                        .ok()
+                        .and_then(|h| h.rooms.get(&from.number).cloned());
+                    let own: Vec<_> = if own_type.as_ref() == Some(&modification.room_type) {
+                        reservation.nights_here().collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let short = short_nights(&directory, &from.hotel_id, &modification);
+                    Err(DomainError::SoldOutOn(
+                        short.into_iter().filter(|n| !own.contains(n)).collect(),
+                    )
+                    .into())
+                }
                 Err(e) => Err(e),
             }
         })

@@ -5,7 +5,8 @@
 //! decision is taken by the piece production asks — the catalog for setup and prices,
 //! `Stay::parse` against the hotel's today, the availability index for candidates, and the
 //! room's own `RoomState::decide_*` (`decide_reserve` on every room of the hotel,
-//! `decide_change`, `decide_move_out` then `decide_move_in`, `due_no_shows` and
+//! `decide_change`, `decide_move_out` then `decide_move_in`, `price_modification` then
+//! `decide_modify` (then `decide_modify_in` on the other rooms), `due_no_shows` and
 //! `decide_no_show`, `decide_housekeeping`, `decide_out_of_order`, `decide_retype`) — and
 //! only `Ok` events are applied, with `State::apply` as recovery does.
 //! After every step the engine is compared with a deliberately naive model written here
@@ -164,6 +165,16 @@ enum Cmd {
         /// Pick among confirmed or checked-in reservations (else any).
         targeted: bool,
     },
+    /// Modify a reservation: shift its arrival and departure, maybe to another type.
+    Modify {
+        res: usize,
+        arrival_delta: i64,
+        departure_delta: i64,
+        /// Another type of the hotel (by index), or the same.
+        rtype: Option<usize>,
+        /// Pick among pending, confirmed or checked-in reservations (else any).
+        targeted: bool,
+    },
     /// Run the night audit of a hotel at the current instant.
     NightAudit {
         hotel: usize,
@@ -316,11 +327,28 @@ fn cmd_strategy() -> impl Strategy<Value = Cmd> {
                 targeted,
             }
         });
+    let modify = (
+        0..64usize,
+        prop_oneof![3 => Just(0i64), 1 => -2..=2i64],
+        -2..=3i64,
+        prop::option::weighted(0.25, idx()),
+        prop::bool::weighted(0.85),
+    )
+        .prop_map(
+            |(res, arrival_delta, departure_delta, rtype, targeted)| Cmd::Modify {
+                res,
+                arrival_delta,
+                departure_delta,
+                rtype,
+                targeted,
+            },
+        );
     let audit = idx().prop_map(|hotel| Cmd::NightAudit { hotel });
     prop_oneof![
         5 => out_of_order,
         2 => back_in_order,
         8 => move_cmd,
+        4 => modify,
         3 => audit,
         30 => book,
         28 => change,
@@ -710,6 +738,13 @@ impl Harness {
                 room,
                 targeted,
             } => self.move_res(*res, *room, *targeted),
+            Cmd::Modify {
+                res,
+                arrival_delta,
+                departure_delta,
+                rtype,
+                targeted,
+            } => self.modify_res(*res, *arrival_delta, *departure_delta, *rtype, *targeted),
             Cmd::NightAudit { hotel } => self.night_audit(*hotel),
             Cmd::Reboot => {
                 self.reboot();
@@ -1657,6 +1692,209 @@ impl Harness {
         true
     }
 
+    /// A modification as the actors run it: the catalog prices it from the reservation,
+    /// its room decides (`decide_modify`), and when that room cannot keep it the other
+    /// rooms of the hotel are asked in number order (`decide_modify_in`). The model predicts
+    /// which refusals are possible and, when it is accepted, that the new nights were free
+    /// where the engine put them.
+    fn modify_res(
+        &mut self,
+        res: usize,
+        arrival_delta: i64,
+        departure_delta: i64,
+        rtype: Option<usize>,
+        targeted: bool,
+    ) -> bool {
+        if self.model.res.is_empty() {
+            return false;
+        }
+        let eligible: Vec<usize> = (0..self.model.res.len())
+            .filter(|i| {
+                matches!(
+                    self.model.res[*i].status,
+                    Status::PendingPayment | Status::Confirmed | Status::CheckedIn
+                )
+            })
+            .collect();
+        let i = if targeted && !eligible.is_empty() {
+            eligible[res % eligible.len()]
+        } else {
+            res % self.model.res.len()
+        };
+        let r = self.model.res[i].clone();
+        let h = r.hotel;
+        let t = rtype.map_or(r.rtype, |t| t % self.model.hotels[h].types.len());
+        let now = self.now;
+        let today = self.model.today(h, now);
+        let arrival = day(r.arrival, arrival_delta);
+        let departure = day(r.departure, departure_delta);
+        let input = crate::ModifyInput {
+            arrival: (arrival_delta != 0).then_some(arrival),
+            departure: (departure_delta != 0).then_some(departure),
+            room_type: (t != r.rtype).then(|| self.model.hotels[h].types[t].code.clone()),
+            ..crate::ModifyInput::default()
+        };
+        let limits = self.limits;
+        let from_key = self.room_key(h, &r.room);
+        let got = self.decide(|s| {
+            let current = s.reservation(&r.id)?;
+            let m = s
+                .catalog
+                .price_modification(&current, &input, now, limits)?;
+            let source = &s.rooms[&from_key];
+            match source.decide_modify(&r.id, &m, current.version, None, now)? {
+                crate::ModifyPlan::Unchanged => Ok(None),
+                crate::ModifyPlan::Here(event) => Ok(Some(event)),
+                crate::ModifyPlan::Elsewhere => {
+                    let mut keys: Vec<&RoomKey> = s
+                        .rooms
+                        .keys()
+                        .filter(|k| k.hotel_id == from_key.hotel_id && **k != from_key)
+                        .collect();
+                    keys.sort();
+                    keys.into_iter()
+                        .find_map(|k| {
+                            s.rooms[k]
+                                .decide_modify_in(&current, &from_key, &m, now)
+                                .ok()
+                        })
+                        .map(Some)
+                        .ok_or(DomainError::SoldOut)
+                }
+            }
+        });
+        // What the model allows, and the refusals it expects otherwise.
+        let checked_in = r.status == Status::CheckedIn;
+        let mut reasons: Vec<&str> = Vec::new();
+        let lapsed = r.status == Status::PendingPayment && now >= r.hold_expires_at;
+        let stay_changed = arrival_delta != 0 || departure_delta != 0;
+        let repriced = stay_changed || t != r.rtype;
+        match r.status {
+            Status::PendingPayment | Status::Confirmed => {}
+            Status::CheckedIn if arrival_delta == 0 && t == r.rtype => {}
+            _ => reasons.push("invalid_transition"),
+        }
+        if lapsed {
+            reasons.push("invalid_transition");
+        }
+        if stay_changed {
+            let nights = (departure - arrival).get_days();
+            let horizon = day(today, i64::from(limits.horizon_days));
+            let bad = departure <= arrival
+                || (checked_in && departure <= today)
+                || (!checked_in && arrival < today)
+                || i64::from(nights) > i64::from(limits.max_nights)
+                || departure > horizon;
+            if bad {
+                reasons.push("invalid_stay");
+            }
+        }
+        if r.guests > self.model.hotels[h].types[t].capacity {
+            reasons.push("invalid_request");
+        }
+        let new_nights = if departure > arrival {
+            nights_of(arrival, departure)
+        } else {
+            Vec::new()
+        };
+        let new_total = if repriced {
+            self.model.price(h, t, &new_nights)
+        } else {
+            r.total
+        };
+        let paid =
+            r.trade_no.is_some() && matches!(r.status, Status::Confirmed | Status::CheckedIn);
+        if paid && new_total != r.total {
+            reasons.push("total_change_unsupported");
+        }
+        // Where the new nights fit, the reservation's own nights counting as free.
+        let mut held = self.model.held_map();
+        if let Some(m) = held.get_mut(&(h, r.room.clone())) {
+            m.retain(|_, id| *id != r.id);
+        }
+        let asked: Vec<Date> = if checked_in {
+            new_nights
+                .iter()
+                .copied()
+                .filter(|n| *n >= r.first_night)
+                .collect()
+        } else {
+            new_nights.clone()
+        };
+        let own_type_fits = t == r.rtype
+            || self.model.hotels[h].rooms[&self.model.room_slot(h, &r.room)].rtype == t;
+        let here = own_type_fits && self.model.room_free(&held, h, &r.room, &asked);
+        let elsewhere = self.model.free_rooms(&held, h, t, &new_nights);
+        if reasons.is_empty() && !here && (checked_in || elsewhere.iter().all(|n| *n == r.room)) {
+            reasons.push("sold_out");
+        }
+        let event = match got {
+            Err(e) => {
+                assert!(
+                    reasons.contains(&e.code()),
+                    "modification of {:?} {} ({arrival}..{departure}, type {t}) refused with {e}, model reasons {reasons:?}",
+                    r.status,
+                    r.id
+                );
+                self.count("modify_refused");
+                return false;
+            }
+            Ok(None) => {
+                assert!(
+                    reasons.is_empty() && !repriced,
+                    "unchanged, model: {reasons:?}"
+                );
+                self.count("modify_unchanged");
+                return false;
+            }
+            Ok(Some(event)) => {
+                assert!(
+                    reasons.is_empty(),
+                    "modification accepted, model refuses: {reasons:?}"
+                );
+                event
+            }
+        };
+        let Event::ReservationModified {
+            to, modification, ..
+        } = &event
+        else {
+            panic!("a modification decided {event:?}");
+        };
+        assert_eq!(modification.total_minor, new_total);
+        let to_room = to.clone().unwrap_or(r.room.clone());
+        if to.is_some() {
+            assert!(!here, "moved though its own room could keep it");
+            assert!(
+                elsewhere.contains(&to_room),
+                "moved to {to_room}, not free in the model"
+            );
+        } else {
+            assert!(here, "kept in a room the model has taken");
+        }
+        let m = &mut self.model.res[i];
+        if to.is_some() {
+            m.moves += 1;
+        }
+        m.room = to_room;
+        m.rtype = t;
+        m.arrival = arrival;
+        m.departure = departure;
+        m.version += 1;
+        m.total = new_total;
+        if !checked_in {
+            m.first_night = arrival;
+        }
+        m.held = nights_of(m.first_night, departure).into_iter().collect();
+        self.count(match (to.is_some(), checked_in) {
+            (true, _) => "modify_moved",
+            (false, true) => "modify_checked_in",
+            (false, false) => "modify_in_place",
+        });
+        self.apply(event);
+        true
+    }
+
     fn night_audit(&mut self, hotel: usize) -> bool {
         let h = hotel % self.model.hotels.len();
         let tz = TimeZone::get(self.model.hotels[h].zone).expect("known zone");
@@ -1982,6 +2220,9 @@ fn engine_agrees_with_a_naive_model() {
         "move",
         "move_checked_in",
         "move_refused",
+        "modify_in_place",
+        "modify_moved",
+        "modify_refused",
         "change_invalid_transition",
         "reboot",
     ] {
