@@ -206,7 +206,29 @@ fn implied(engine: &innkeep_actors::Engine, event: &Event) -> Vec<(&'static str,
     }
 }
 
-fn describe(event: &Event) -> (&'static str, Value) {
+/// The types of the events that carry an id (one per journal record): what
+/// [`describe`] names, and what a webhook may subscribe to. (`availability.changed` is
+/// derived from these, without an id of its own.)
+pub const EVENT_TYPES: &[&str] = &[
+    "reservation.created",
+    "reservation.confirmed",
+    "reservation.cancelled",
+    "reservation.expired",
+    "reservation.checked_in",
+    "reservation.checked_out",
+    "reservation.no_show",
+    "reservation.moved",
+    "payment.updated",
+    "room.status",
+    "room.out_of_order",
+    "room.back_in_order",
+    "setup.updated",
+    "rate_plan.updated",
+    "restrictions.updated",
+];
+
+/// An event's type and its JSON payload, as the stream and webhooks send them.
+pub(crate) fn describe(event: &Event) -> (&'static str, Value) {
     match event {
         Event::ReservationCreated { reservation: r, .. } => (
             "reservation.created",
