@@ -16,3 +16,4 @@ mod security;
 mod selling;
 mod validation;
 mod webdriver;
+mod webhooks;
