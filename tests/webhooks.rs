@@ -372,6 +372,24 @@ async fn definitions_are_validated_and_never_show_the_secret() {
     let s = Server::start(dir.path(), &[("INNKEEP_WEBHOOKS_ALLOW_PRIVATE", "true")]);
     let (status, body) = put_hook(&s, "lan", hook("http://10.1.2.3/hook", &["*"], &["*"])).await;
     assert_eq!(status, 201, "{body}");
+    assert!(s.terminate().success());
+    // Restarted without it, the stored webhook is refused at every attempt: nothing is
+    // sent into the private network.
+    let s = Server::start(dir.path(), FAST_RETRIES);
+    hotel(&c, &s, "P1", TZ, 1).await;
+    let view = wait_deliveries(&s, "lan", "a refused attempt", |v| {
+        v["attempts"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    let attempt = &view["attempts"][0];
+    assert!(attempt["status"].is_null(), "{view:#}");
+    assert!(
+        attempt["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("10.1.2.3 is not a public address"),
+        "{view:#}"
+    );
 }
 
 /// Two webhooks on one receiver: one for hotel H1, all types; one for booking events of
@@ -469,6 +487,48 @@ async fn deliveries_are_signed_in_order_and_retried_until_2xx() {
     .await;
     assert!(view["failing_since"].is_null(), "{view:#}");
     assert_eq!(view["dead_letters_total"], 0);
+}
+
+/// A receiver that hangs holds up only its own webhook: bookings are answered and another
+/// webhook gets every event while the first request to the hanging one is still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_slows_nothing_else() {
+    let stuck = Receiver::start().await;
+    stuck.delay_ms.store(60_000, Ordering::SeqCst);
+    let live = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), FAST_RETRIES);
+    let c = client();
+    let to = |r: &Receiver| format!("{}/x", r.base);
+    assert_eq!(
+        put_hook(&s, "stuck", hook(&to(&stuck), &["*"], &["*"]))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        put_hook(&s, "live", hook(&to(&live), &["*"], &["*"]))
+            .await
+            .0,
+        201
+    );
+    hotel(&c, &s, "S1", TZ, 2).await;
+    stuck
+        .wait("the first request, which hangs", |l| !l.is_empty())
+        .await;
+    book_nights(&s, "S1", 20).await;
+    let log = live
+        .wait("every event at the live receiver", |l| {
+            delivered(l, "/x").count() >= 24
+        })
+        .await;
+    assert_eq!(first_arrivals(&log, "/x"), (1..=24).collect::<Vec<_>>());
+    // Its own webhook still waits on (or retries) its first event, in order.
+    assert!(
+        stuck.log.borrow().iter().all(|d| d.event_id == 1),
+        "{:?}",
+        stuck.log.borrow()
+    );
 }
 
 /// SIGKILL while deliveries are under way, restart: delivery resumes from the durable

@@ -435,6 +435,17 @@ mod tests {
         });
         let (name, data) = describe(&changed(Action::Cancel, paid));
         assert_eq!(name, "reservation.cancelled");
+        // Every name `describe` gives is one a webhook may subscribe to.
+        for action in [
+            Action::Cancel,
+            Action::Expire,
+            Action::CheckIn,
+            Action::CheckOut,
+            Action::NoShow,
+        ] {
+            let name = describe(&changed(action, None)).0;
+            assert!(EVENT_TYPES.contains(&name), "{name}");
+        }
         assert_eq!(
             (&data["fee"], &data["refund"]),
             (&json!(40_000), &json!(60_000))

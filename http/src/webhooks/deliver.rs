@@ -241,21 +241,29 @@ async fn deliver_one(
             &body,
         );
         let started = Instant::now();
-        let request = webhooks
-            .inner
-            .client
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("innkeep-event-id", e.seq.to_string())
-            .header("innkeep-event-type", event_type)
-            .header("innkeep-hotel-id", hotel.as_str())
-            .header("innkeep-signature", signature)
-            .body(body.clone())
-            .send();
-        let sent = tokio::select! {
-            sent = request => sent,
-            () = hook.stop.cancelled() => return Outcome::Interrupted,
-        };
+        // Checked again at every attempt: a stored URL may predate a stricter
+        // `allow_private` (names are checked as they resolve, in the client's resolver).
+        let sent: Result<reqwest::Response, String> =
+            match super::policy::check_url(&url, settings.reach) {
+                Err(refused) => Err(refused.to_string()),
+                Ok(_) => {
+                    let request = webhooks
+                        .inner
+                        .client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("innkeep-event-id", e.seq.to_string())
+                        .header("innkeep-event-type", event_type)
+                        .header("innkeep-hotel-id", hotel.as_str())
+                        .header("innkeep-signature", signature)
+                        .body(body.clone())
+                        .send();
+                    tokio::select! {
+                        sent = request => sent.map_err(|err| error_text(&err)),
+                        () = hook.stop.cancelled() => return Outcome::Interrupted,
+                    }
+                }
+            };
         let latency_ms = started.elapsed().as_millis() as u64;
         let (status, error) = match &sent {
             Ok(res) if res.status().is_success() => (Some(res.status().as_u16()), None),
@@ -263,7 +271,7 @@ async fn deliver_one(
                 Some(res.status().as_u16()),
                 Some(format!("answered {}", res.status())),
             ),
-            Err(err) => (None, Some(error_text(err))),
+            Err(err) => (None, Some(err.clone())),
         };
         drop(sent);
         failures += u32::from(error.is_some());
