@@ -683,3 +683,37 @@ async fn dead_letters_after_max_age_then_replay() {
         "shutdown waited on a dead receiver"
     );
 }
+
+/// A webhook file that cannot be read whole stops start-up with a message naming it;
+/// nothing is half-loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_webhook_file_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let (status, body) = put_hook(
+        &s,
+        "good",
+        hook("https://hooks.example.com/", &["*"], &["*"]),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(s.terminate().success());
+    let file = dir.path().join("webhooks/good.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, &text[..text.len() / 2]).unwrap();
+    let early = match Server::launch(dir.path(), &[]) {
+        Ok(s) => panic!("started over a torn webhook file: {:#?}", s.startup),
+        Err(e) => e,
+    };
+    assert!(!early.timed_out && !early.status.success(), "{early:#?}");
+    let said = early.plain_stderr().join("\n");
+    assert!(said.contains("good.json"), "{said}");
+    // Put back whole, it loads with its cursor.
+    std::fs::write(&file, &text).unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let (status, one, _) = send(client().get(s.url("/v1/webhooks/good"))).await;
+    assert_eq!(
+        (status, &one["url"]),
+        (200, &json!("https://hooks.example.com/"))
+    );
+}

@@ -92,6 +92,14 @@ async fn fetch(engine: &Engine, cursor: u64) -> Result<Fetched, EngineError> {
     })
 }
 
+/// How one attempt went.
+enum Sent {
+    /// The receiver answered (any status).
+    Answered(reqwest::Response),
+    /// No answer: refused by the address policy, no connection, a timeout; why.
+    Failed(String),
+}
+
 /// How one event ended.
 enum Outcome {
     /// Settled (delivered, not matching, or dead-lettered); the cursor is past it. Write
@@ -243,35 +251,37 @@ async fn deliver_one(
         let started = Instant::now();
         // Checked again at every attempt: a stored URL may predate a stricter
         // `allow_private` (names are checked as they resolve, in the client's resolver).
-        let sent: Result<reqwest::Response, String> =
-            match super::policy::check_url(&url, settings.reach) {
-                Err(refused) => Err(refused.to_string()),
-                Ok(_) => {
-                    let request = webhooks
-                        .inner
-                        .client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .header("innkeep-event-id", e.seq.to_string())
-                        .header("innkeep-event-type", event_type)
-                        .header("innkeep-hotel-id", hotel.as_str())
-                        .header("innkeep-signature", signature)
-                        .body(body.clone())
-                        .send();
-                    tokio::select! {
-                        sent = request => sent.map_err(|err| error_text(&err)),
-                        () = hook.stop.cancelled() => return Outcome::Interrupted,
-                    }
+        let sent = match super::policy::check_url(&url, settings.reach) {
+            Err(refused) => Sent::Failed(refused.to_string()),
+            Ok(_) => {
+                let request = webhooks
+                    .inner
+                    .client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("innkeep-event-id", e.seq.to_string())
+                    .header("innkeep-event-type", event_type)
+                    .header("innkeep-hotel-id", hotel.as_str())
+                    .header("innkeep-signature", signature)
+                    .body(body.clone())
+                    .send();
+                tokio::select! {
+                    sent = request => match sent {
+                        Ok(res) => Sent::Answered(res),
+                        Err(err) => Sent::Failed(error_text(&err)),
+                    },
+                    () = hook.stop.cancelled() => return Outcome::Interrupted,
                 }
-            };
+            }
+        };
         let latency_ms = started.elapsed().as_millis() as u64;
         let (status, error) = match &sent {
-            Ok(res) if res.status().is_success() => (Some(res.status().as_u16()), None),
-            Ok(res) => (
+            Sent::Answered(res) if res.status().is_success() => (Some(res.status().as_u16()), None),
+            Sent::Answered(res) => (
                 Some(res.status().as_u16()),
                 Some(format!("answered {}", res.status())),
             ),
-            Err(err) => (None, Some(err.clone())),
+            Sent::Failed(why) => (None, Some(why.clone())),
         };
         drop(sent);
         failures += u32::from(error.is_some());

@@ -127,6 +127,24 @@ impl Loaded {
     pub fn read(data_dir: &std::path::Path) -> Result<Self, WebhookStartError> {
         let dir = store::store_dir(data_dir);
         let stored = store::load(&dir, |name| parse_name(name).is_ok())?;
+        // A hand-edited definition must pass the API's rules too (the address policy is
+        // applied again at every attempt, under the configuration of the day).
+        for s in &stored {
+            let d = &s.definition;
+            let request = PutWebhookRequest {
+                url: d.url.clone(),
+                hotels: d.hotels.clone(),
+                events: d.events.clone(),
+                secret: d.secret.clone(),
+            };
+            if let Err(e) = validate(request, Reach::Private) {
+                return Err(StoreError::Corrupt {
+                    path: dir.join(format!("{}.json", s.name)),
+                    reason: format!("not a valid webhook: {e}"),
+                }
+                .into());
+            }
+        }
         Ok(Self { dir, stored })
     }
 
@@ -149,9 +167,14 @@ pub struct Webhooks {
 
 #[derive(Debug)]
 struct Inner {
+    /// Where events come from (window and journal) and where the retention floor goes.
     engine: Engine,
+    /// Address policy, `max_age`, timeouts and backoff.
     settings: WebhookSettings,
+    /// `data_dir/webhooks`, one file per webhook.
     dir: PathBuf,
+    /// One client for every webhook (its connection pool is per host): guarded resolver,
+    /// no redirects, no proxy, the attempt time limit.
     client: reqwest::Client,
     /// Live webhooks by name.
     hooks: Mutex<BTreeMap<String, Arc<Hook>>>,
@@ -171,7 +194,10 @@ struct Inner {
 /// One webhook: its state (shared by its task and the API) and the task's controls.
 #[derive(Debug)]
 struct Hook {
+    /// Its name, the key of `Inner::hooks` and of its file.
     name: String,
+    /// Definition, cursor and delivery record, as written to its file; never locked
+    /// across an await.
     state: Mutex<Stored>,
     /// Bumped by a replay or a new definition: the task drops the event it is retrying
     /// and starts again from the stored cursor with the current definition.
@@ -899,6 +925,36 @@ mod tests {
             Reach::Private
         )
         .is_ok());
+    }
+
+    /// A stored definition that the API would refuse stops start-up, naming the file.
+    #[test]
+    fn an_invalid_stored_definition_is_refused_at_load() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = store::store_dir(data.path());
+        let mut s = Stored {
+            format: STORE_FORMAT_VERSION,
+            name: "crm".into(),
+            definition: validate(
+                request("https://example.com/", &["H1"], &["*"], SECRET),
+                Reach::PublicOnly,
+            )
+            .unwrap(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            cursor: 4,
+            failing_since_unix_ms: None,
+            attempts: Default::default(),
+            dead_letters: Default::default(),
+            dead_letters_total: 0,
+        };
+        store::write(&dir, &s).unwrap();
+        let loaded = Loaded::read(data.path()).unwrap();
+        assert_eq!(loaded.retain_from(), 5);
+        s.definition.events = vec!["reservation.eaten".into()];
+        store::write(&dir, &s).unwrap();
+        let err = Loaded::read(data.path()).unwrap_err().to_string();
+        assert!(err.contains("crm.json") && err.contains("events"), "{err}");
     }
 
     #[test]
