@@ -717,3 +717,98 @@ async fn a_corrupt_webhook_file_stops_start_up_naming_it() {
         (200, &json!("https://hooks.example.com/"))
     );
 }
+
+/// Webhooks are for admin keys, scoped by the hotels they name: a key may create, see,
+/// replay and delete only webhooks whose hotels it covers (`"*"` only with a key for every
+/// hotel); another's is 404 as if missing; naming a hotel outside the key is 403; other
+/// roles get 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_see_and_change_only_webhooks_of_their_hotels() {
+    let (admin_all, admin_all_hash) = crate::security::keygen();
+    let (admin_h1, admin_h1_hash) = crate::security::keygen();
+    let (desk_h1, desk_h1_hash) = crate::security::keygen();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("innkeep.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[api_keys]]\nkey_sha256 = \"{admin_all_hash}\"\nrole = \"admin\"\nhotels = [\"*\"]\n\
+             [[api_keys]]\nkey_sha256 = \"{admin_h1_hash}\"\nrole = \"admin\"\nhotels = [\"H1\"]\n\
+             [[api_keys]]\nkey_sha256 = \"{desk_h1_hash}\"\nrole = \"front_desk\"\nhotels = [\"H1\"]\n"
+        ),
+    )
+    .unwrap();
+    let s = Server::start(
+        &dir.path().join("data"),
+        &[("INNKEEP_CONFIG", config.to_str().unwrap())],
+    );
+    let c = client();
+    let put = |key: &str, name: &str, hotels: &[&str]| {
+        c.put(s.url(&format!("/v1/webhooks/{name}")))
+            .bearer_auth(key)
+            .json(&hook("https://hooks.example.com/", hotels, &["*"]))
+    };
+    let code = |v: &Value| v["code"].as_str().unwrap_or("").to_owned();
+
+    assert_eq!(send(put(&admin_h1, "mine", &["H1"])).await.0, 201);
+    let (status, body, _) = send(put(&admin_h1, "wide", &["H1", "H2"])).await;
+    assert_eq!((status, code(&body)), (403, "forbidden".into()), "{body}");
+    let (status, body, _) = send(put(&admin_h1, "every", &["*"])).await;
+    assert_eq!((status, code(&body)), (403, "forbidden".into()), "{body}");
+    assert_eq!(send(put(&admin_all, "every", &["*"])).await.0, 201);
+    // Replacing a webhook the key does not cover is refused, not a takeover.
+    let (status, body, _) = send(put(&admin_h1, "every", &["H1"])).await;
+    assert_eq!((status, code(&body)), (403, "forbidden".into()), "{body}");
+    let (status, body, _) = send(put(&desk_h1, "desk", &["H1"])).await;
+    assert_eq!((status, code(&body)), (403, "forbidden".into()), "{body}");
+
+    let names = |key: &str| {
+        let req = c.get(s.url("/v1/webhooks")).bearer_auth(key);
+        async move {
+            let (status, body, _) = send(req).await;
+            assert_eq!(status, 200, "{body}");
+            body["webhooks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names(&admin_all).await, vec!["every", "mine"]);
+    assert_eq!(names(&admin_h1).await, vec!["mine"]);
+    for (method, path) in [
+        ("GET", "/v1/webhooks/every"),
+        ("GET", "/v1/webhooks/every/deliveries"),
+        ("DELETE", "/v1/webhooks/every"),
+    ] {
+        let req = c
+            .request(method.parse().unwrap(), s.url(path))
+            .bearer_auth(&admin_h1);
+        let (status, body, _) = send(req).await;
+        assert_eq!(
+            (status, code(&body)),
+            (404, "not_found".into()),
+            "{method} {path}: {body}"
+        );
+    }
+    let (status, body, _) = send(
+        c.post(s.url("/v1/webhooks/every/replay"))
+            .bearer_auth(&admin_h1)
+            .json(&json!({"from_event_id": 1})),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (404, "not_found".into()), "{body}");
+    let (status, _, _) = send(c.get(s.url("/v1/webhooks/mine")).bearer_auth(&desk_h1)).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = send(c.get(s.url("/v1/webhooks"))).await;
+    assert_eq!(status, 401);
+    // The key that covers it may delete it.
+    let (status, _, _) = send(
+        c.delete(s.url("/v1/webhooks/every"))
+            .bearer_auth(&admin_all),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(names(&admin_all).await, vec!["mine"]);
+}
