@@ -142,6 +142,8 @@ pub(super) async fn run(webhooks: Webhooks, hook: Arc<Hook>) {
                             reason: "no longer in the journal when the webhook reached them (its receiver had failed for max_age)".into(),
                         });
                         s.cursor = first - 1;
+                        metrics::counter!(super::METRIC_WEBHOOK_DEAD_LETTERS, "webhook" => hook.name.clone())
+                            .increment(first - 1 - cursor);
                     }
                 }
                 tracing::warn!(webhook = %hook.name, from = cursor + 1, through = first - 1, "webhook skipped events the journal no longer holds; dead-lettered");
@@ -285,6 +287,13 @@ async fn deliver_one(
         };
         drop(sent);
         failures += u32::from(error.is_some());
+        let outcome = if error.is_some() {
+            "failed"
+        } else {
+            "delivered"
+        };
+        metrics::counter!(super::METRIC_WEBHOOK_ATTEMPTS, "webhook" => hook.name.clone(), "outcome" => outcome)
+            .increment(1);
         let now_ms = now_unix_ms();
         let first_failure;
         {
@@ -318,6 +327,8 @@ async fn deliver_one(
                     reason,
                 });
                 s.cursor = e.seq;
+                metrics::counter!(super::METRIC_WEBHOOK_DEAD_LETTERS, "webhook" => hook.name.clone())
+                    .increment(1);
                 tracing::warn!(webhook = %hook.name, event_id = e.seq, "webhook event dead-lettered after max_age of failures");
                 return Outcome::Settled { write_now: true };
             }

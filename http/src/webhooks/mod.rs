@@ -66,6 +66,13 @@ pub const HOTEL_ENTRY_PATTERN: &str = "^(\\*|[A-Za-z0-9._-]{1,64})$";
 /// dead letter). What was delivered since the last write is sent again after a crash.
 pub const CURSOR_WRITE_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Counter of delivery attempts by `webhook` and `outcome` (`delivered`: a 2xx;
+/// `failed`: anything else).
+pub const METRIC_WEBHOOK_ATTEMPTS: &str = "innkeep_webhook_attempts_total";
+/// Counter of events dead-lettered, by `webhook` (a run the journal no longer held counts
+/// its events).
+pub const METRIC_WEBHOOK_DEAD_LETTERS: &str = "innkeep_webhook_dead_letters_total";
+
 /// Defaults of `[webhooks]`.
 pub const DEFAULT_MAX_AGE_SECS: u64 = 24 * 3600;
 /// Default time limit of one delivery attempt.
