@@ -18,6 +18,8 @@ use innkeep_http::serve::{
     DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
 };
+use innkeep_http::webhooks::policy::Reach;
+use innkeep_http::webhooks::WebhookSettings;
 use innkeep_http::{ApiKey, AuthConfig, ConnectionLimits, HotelScope, HttpLimits, Role};
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +69,8 @@ pub struct Config {
     pub limits: LimitsSection,
     /// `[telemetry]`: traces over OTLP.
     pub telemetry: TelemetrySection,
+    /// `[webhooks]`: where outbound webhooks may send, how long they retry, how they wait.
+    pub webhooks: WebhooksSection,
 }
 
 /// `[telemetry]`.
@@ -85,6 +89,37 @@ impl Default for TelemetrySection {
         Self {
             otlp_endpoint: None,
             service_name: "innkeep".to_owned(),
+        }
+    }
+}
+
+/// `[webhooks]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksSection {
+    /// Lets webhooks send over plain http to any host and to private addresses; off, a
+    /// receiver must be https on a public address, or loopback (request forgery into the
+    /// server's network is refused).
+    pub allow_private: bool,
+    /// How long a receiver may keep failing (no 2xx) before events are dead-lettered and
+    /// the journal stops keeping records for it.
+    pub max_age_seconds: u64,
+    /// Time limit of one delivery attempt.
+    pub timeout_ms: u64,
+    /// First wait after a failed attempt; doubles per attempt, with jitter.
+    pub backoff_base_ms: u64,
+    /// Longest wait between two attempts.
+    pub backoff_max_ms: u64,
+}
+
+impl Default for WebhooksSection {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            max_age_seconds: innkeep_http::webhooks::DEFAULT_MAX_AGE_SECS,
+            timeout_ms: innkeep_http::webhooks::DEFAULT_TIMEOUT_MS,
+            backoff_base_ms: innkeep_http::webhooks::DEFAULT_BACKOFF_BASE_MS,
+            backoff_max_ms: innkeep_http::webhooks::DEFAULT_BACKOFF_MAX_MS,
         }
     }
 }
@@ -259,6 +294,7 @@ impl Default for Config {
             api_keys: Vec::new(),
             limits: LimitsSection::default(),
             telemetry: TelemetrySection::default(),
+            webhooks: WebhooksSection::default(),
         }
     }
 }
@@ -471,6 +507,26 @@ impl Config {
             1,
             3_600_000,
         )?;
+        let w = &self.webhooks;
+        // Up to 30 days: the journal keeps what a failing webhook still needs that long.
+        range(
+            "webhooks.max_age_seconds",
+            w.max_age_seconds,
+            1,
+            30 * 86_400,
+        )?;
+        range("webhooks.timeout_ms", w.timeout_ms, 1, 600_000)?;
+        range("webhooks.backoff_base_ms", w.backoff_base_ms, 1, 3_600_000)?;
+        range("webhooks.backoff_max_ms", w.backoff_max_ms, 1, 86_400_000)?;
+        if w.backoff_max_ms < w.backoff_base_ms {
+            return Err(ConfigError::Value {
+                key: "webhooks.backoff_max_ms",
+                message: format!(
+                    "{} is below webhooks.backoff_base_ms ({})",
+                    w.backoff_max_ms, w.backoff_base_ms
+                ),
+            });
+        }
         let p = &self.payment;
         range(
             "payment.reconcile_every_seconds",
@@ -691,6 +747,22 @@ impl Config {
                 ..PaymentPolicy::default()
             },
             ..EngineConfig::new(&self.data_dir)
+        }
+    }
+
+    /// How outbound webhooks deliver.
+    pub fn webhook_settings(&self) -> WebhookSettings {
+        let w = &self.webhooks;
+        WebhookSettings {
+            reach: if w.allow_private {
+                Reach::Private
+            } else {
+                Reach::PublicOnly
+            },
+            max_age: Duration::from_secs(w.max_age_seconds),
+            timeout: Duration::from_millis(w.timeout_ms),
+            backoff_base: Duration::from_millis(w.backoff_base_ms),
+            backoff_max: Duration::from_millis(w.backoff_max_ms),
         }
     }
 
@@ -938,6 +1010,76 @@ mod tests {
         assert!(e.to_string().contains("drop"), "{e}");
         let e = load("[payment]\nreconcile_every_seconds = 0\n", &[]).unwrap_err();
         assert!(e.to_string().contains("reconcile_every_seconds"), "{e}");
+    }
+
+    #[test]
+    fn webhooks_section_from_file_and_environment() {
+        let d = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(d.webhooks, WebhooksSection::default());
+        let s = d.webhook_settings();
+        assert_eq!(s.reach, Reach::PublicOnly);
+        assert_eq!(s.max_age, Duration::from_secs(86_400));
+        let c = load(
+            "[webhooks]\nallow_private = true\nmax_age_seconds = 60\ntimeout_ms = 500\nbackoff_base_ms = 10\nbackoff_max_ms = 100\n",
+            &[("INNKEEP_WEBHOOKS_TIMEOUT_MS", "700")],
+        )
+        .unwrap();
+        let s = c.webhook_settings();
+        assert_eq!(s.reach, Reach::Private);
+        assert_eq!(
+            (s.max_age, s.timeout, s.backoff_base, s.backoff_max),
+            (
+                Duration::from_secs(60),
+                Duration::from_millis(700),
+                Duration::from_millis(10),
+                Duration::from_millis(100)
+            )
+        );
+        let c = load(
+            "",
+            &[
+                ("INNKEEP_WEBHOOKS_ALLOW_PRIVATE", "true"),
+                ("INNKEEP_WEBHOOKS_MAX_AGE_SECONDS", "5"),
+                ("INNKEEP_WEBHOOKS_BACKOFF_BASE_MS", "3"),
+                ("INNKEEP_WEBHOOKS_BACKOFF_MAX_MS", "4"),
+            ],
+        )
+        .unwrap();
+        assert!(c.webhooks.allow_private);
+        assert_eq!(
+            (
+                c.webhooks.max_age_seconds,
+                c.webhooks.backoff_base_ms,
+                c.webhooks.backoff_max_ms
+            ),
+            (5, 3, 4)
+        );
+        for (toml, env, names) in [
+            (
+                "[webhooks]\nmax_age_seconds = 0\n",
+                None,
+                "webhooks.max_age_seconds",
+            ),
+            (
+                "[webhooks]\nbackoff_base_ms = 50\nbackoff_max_ms = 10\n",
+                None,
+                "webhooks.backoff_max_ms",
+            ),
+            ("[webhooks]\nretries = 3\n", None, "retries"),
+            (
+                "",
+                Some(("INNKEEP_WEBHOOKS_ALLOW_PRIVATE", "yes")),
+                "INNKEEP_WEBHOOKS_ALLOW_PRIVATE",
+            ),
+            (
+                "",
+                Some(("INNKEEP_WEBHOOKS_TIMEOUT_MS", "0")),
+                "webhooks.timeout_ms",
+            ),
+        ] {
+            let e = load(toml, &env.into_iter().collect::<Vec<_>>()).unwrap_err();
+            assert!(e.to_string().contains(names), "{toml} {env:?}: {e}");
+        }
     }
 
     const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";

@@ -150,6 +150,26 @@ pub async fn run(
             Some(sandbox)
         }
     };
+    // Read before the engine starts, so the journal keeps from the first moment what the
+    // webhooks' durable cursors still need; an unreadable file stops start-up here.
+    let webhooks_loaded = {
+        let data_dir = config.data_dir.clone();
+        tokio::task::spawn_blocking(move || innkeep_http::webhooks::Loaded::read(&data_dir))
+            .await
+            .context("webhook store thread failed")?
+    };
+    let webhooks_loaded = match webhooks_loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            stop.cancel();
+            let _ = server.await;
+            shards.stop();
+            return Err(e).with_context(|| {
+                format!("cannot start from data dir {}", config.data_dir.display())
+            });
+        }
+    };
+    engine_config.journal_retain_from = webhooks_loaded.retain_from();
     let started = {
         let shards = shards.clone();
         tokio::task::spawn_blocking(move || {
@@ -197,8 +217,24 @@ pub async fn run(
     if let Some(previous) = &config.payment.previous_secret {
         payment = payment.with_previous_secret(previous.clone().into_bytes());
     }
-    let mut state =
-        AppState::new(engine.clone(), payment).with_security(auth, config.http_limits());
+    let webhooks = match innkeep_http::webhooks::Webhooks::start(
+        engine.clone(),
+        config.webhook_settings(),
+        webhooks_loaded,
+    ) {
+        Ok(webhooks) => webhooks,
+        Err(e) => {
+            stop.cancel();
+            let _ = server.await;
+            tokio::task::spawn_blocking(move || engine.shutdown())
+                .await
+                .context("engine shutdown")?;
+            return Err(e).context("starting webhooks");
+        }
+    };
+    let mut state = AppState::new(engine.clone(), payment)
+        .with_security(auth, config.http_limits())
+        .with_webhooks(webhooks.clone());
     if let Some(sandbox) = sandbox {
         state = state.with_sandbox(sandbox);
     }
@@ -248,6 +284,11 @@ pub async fn run(
             tracing::error!(error = %e, "metrics server error");
         }
     }
+    // Webhook tasks write their cursors and stop before the engine's final snapshot, so
+    // the journal keeps what those cursors need.
+    tokio::task::spawn_blocking(move || webhooks.shutdown())
+        .await
+        .context("webhooks shutdown")?;
     // Stops the shards too, dropping any connection still open.
     tokio::task::spawn_blocking(move || engine.shutdown())
         .await

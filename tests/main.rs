@@ -18,3 +18,4 @@ mod selling;
 mod telemetry;
 mod validation;
 mod webdriver;
+mod webhooks;

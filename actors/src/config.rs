@@ -76,6 +76,11 @@ pub struct EngineConfig {
     /// snapshot lets it delete). Default 64 MiB; at least
     /// [`innkeep_persistence::journal::MIN_SEGMENT_BYTES`], or start-up fails.
     pub journal_segment_max_bytes: u64,
+    /// Journal records from this seq on stay on disk from start-up on, whatever snapshots
+    /// cover (0: no floor), until [`crate::Engine::retain_journal_from`] moves it: readers
+    /// that resume from a durable position of their own (the server's outbound webhooks)
+    /// must find their records even if a snapshot runs before they start.
+    pub journal_retain_from: u64,
     /// Fault injection for tests, like [`innkeep_persistence::FaultyStorage`] for the
     /// journal. Default: none. Never set it outside tests.
     pub faults: Faults,
@@ -115,6 +120,7 @@ impl EngineConfig {
             resume_window_events: crate::feed::FEED_WINDOW_EVENTS,
             journal_segment_max_bytes: innkeep_persistence::JournalOptions::default()
                 .segment_max_bytes,
+            journal_retain_from: 0,
             faults: Faults::default(),
         }
     }

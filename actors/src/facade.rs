@@ -17,7 +17,7 @@ use innkeep_persistence::{FsStorage, Journal, Storage};
 use crate::booking::{self, BookingJob};
 use crate::config::{BookingPolicy, EngineConfig};
 use crate::directory::{read, Directory};
-use crate::feed::{EventFeed, FeedSubscription};
+use crate::feed::{EventFeed, FeedEvent, FeedPage, FeedSubscription};
 use crate::payments::PaymentSupervisor;
 use crate::protocol::{
     ApplyPayment, Availability, ChangeReservation, ClearOutOfOrder, DecideSetup, EngineError,
@@ -205,6 +205,53 @@ impl Engine {
     /// events only. Every hotel's events come through; callers filter.
     pub fn events(&self, after: Option<u64>) -> FeedSubscription {
         self.inner.feed.subscribe(after)
+    }
+
+    /// At most `max_events` durable events after `after`, from the in-memory window, for a
+    /// reader at its own pace (outbound webhooks); see [`EventFeed::page_after`].
+    pub fn events_page(&self, after: u64, max_events: usize) -> FeedPage {
+        self.inner.feed.page_after(after, max_events)
+    }
+
+    /// The sequence number the next durable event will have; `changed()` wakes a reader
+    /// that has read everything so far.
+    pub fn watch_next_event_seq(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.feed.watch_next_seq()
+    }
+
+    /// At most `max_events` durable events after `after` read from the journal's files,
+    /// for a reader behind the in-memory window; the first may come later than `after + 1`
+    /// when the journal no longer holds those (see [`innkeep_persistence::read_after`]).
+    /// The files are read on tokio's blocking pool.
+    pub async fn journal_events_after(
+        &self,
+        after: u64,
+        max_events: usize,
+    ) -> Result<Vec<FeedEvent>, EngineError> {
+        let dir = self.inner.journal.dir().to_path_buf();
+        let read = tokio::task::spawn_blocking(move || {
+            innkeep_persistence::read_after::<crate::recovery::Journaled>(&dir, after, max_events)
+        })
+        .await
+        .map_err(|e| EngineError::Unavailable(format!("journal reader stopped: {e}")))?;
+        let records = read.map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        // Only durable records: the writer may be writing a batch past them.
+        let durable = self.inner.journal.durable_seq();
+        Ok(records
+            .into_iter()
+            .take_while(|(seq, _)| *seq <= durable)
+            .map(|(seq, crate::recovery::Journaled(event))| FeedEvent {
+                seq,
+                event: Arc::new(event),
+            })
+            .collect())
+    }
+
+    /// Keeps every journal record from `seq` on in the files, whatever snapshots cover,
+    /// until moved again (0: no floor): a reader that is behind (a webhook's durable
+    /// cursor) still needs them. See [`innkeep_persistence::Journal::retain_from`].
+    pub fn retain_journal_from(&self, seq: u64) {
+        self.inner.journal.retain_from(seq);
     }
 
     /// The shards the engine runs its rooms on (to run work there, e.g. a server's

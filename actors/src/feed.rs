@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use innkeep_engine::Event;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// Default number of recent events kept for resuming (`Last-Event-ID`), in memory and in
 /// the journal ([`crate::EngineConfig::resume_window_events`]). A client disconnected
@@ -114,6 +114,21 @@ struct Window {
 pub struct EventFeed {
     window: Mutex<Window>,
     live: broadcast::Sender<FeedEvent>,
+    /// The sequence number the next published event will have, for readers that page
+    /// through the window at their own pace ([`EventFeed::page_after`]) and only need to
+    /// wake when there is more.
+    next_seq: watch::Sender<u64>,
+}
+
+/// A page of events read at the reader's pace ([`EventFeed::page_after`]).
+#[derive(Debug)]
+pub struct FeedPage {
+    /// Events after the requested id, oldest first, consecutive.
+    pub events: Vec<FeedEvent>,
+    /// Set when the window no longer (or never) held the event right after the requested
+    /// id: the first sequence number it holds. The reader must fetch what lies before it
+    /// elsewhere (the journal on disk).
+    pub missed_before: Option<u64>,
 }
 
 impl EventFeed {
@@ -161,6 +176,46 @@ impl EventFeed {
                 next_seq,
             }),
             live: broadcast::channel(FEED_CHANNEL_EVENTS).0,
+            next_seq: watch::channel(next_seq).0,
+        }
+    }
+
+    /// The next sequence number to be published, changing with every publication: await
+    /// `changed()` to learn that events after those read so far exist.
+    pub fn watch_next_seq(&self) -> watch::Receiver<u64> {
+        self.next_seq.subscribe()
+    }
+
+    /// At most `max_events` events after `after`, decoded from the window: for a reader
+    /// that is not live (a webhook delivering one event at a time), which decodes only
+    /// what it is about to use. An `after` newer than anything published answers an
+    /// empty page without `missed_before`, like the newest id does; the reader waits.
+    pub fn page_after(&self, after: u64, max_events: usize) -> FeedPage {
+        let w = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = w.events.partition_point(|e| e.seq <= after);
+        let mut events = Vec::with_capacity((w.events.len() - first).min(max_events));
+        if after.saturating_add(1) < w.first_seq {
+            return FeedPage {
+                events,
+                missed_before: Some(w.first_seq),
+            };
+        }
+        for kept in w.events.range(first..).take(max_events) {
+            match kept.decode() {
+                Ok(event) => events.push(event),
+                Err(e) => {
+                    // Bytes this process encoded: unreachable. The reader goes to disk.
+                    tracing::error!(seq = kept.seq, error = %e, "event feed could not decode an event");
+                    return FeedPage {
+                        events: Vec::new(),
+                        missed_before: Some(w.next_seq),
+                    };
+                }
+            }
+        }
+        FeedPage {
+            events,
+            missed_before: None,
         }
     }
 
@@ -186,6 +241,7 @@ impl EventFeed {
         w.next_seq = seq + 1;
         // No subscriber is not an error.
         let _ = self.live.send(item);
+        self.next_seq.send_replace(seq + 1);
     }
 
     /// Subscribes to events after `after` (a `Last-Event-ID`), or to new events only.
@@ -295,6 +351,31 @@ mod tests {
             (vec![5, 6, 7, 8, 9], None)
         );
         assert_eq!(feed.subscribe(Some(3)).missed_before, Some(5));
+    }
+
+    #[test]
+    fn pages_are_bounded_and_say_when_the_window_misses_events() {
+        let feed = EventFeed::new(4, 10, Vec::new());
+        let mut next = feed.watch_next_seq();
+        assert_eq!(*next.borrow_and_update(), 10);
+        for seq in 10..16 {
+            feed.publish(seq, ev());
+        }
+        assert!(next.has_changed().unwrap());
+        assert_eq!(*next.borrow_and_update(), 16);
+        // The window holds 12..=15.
+        let seqs = |p: &FeedPage| p.events.iter().map(|e| e.seq).collect::<Vec<_>>();
+        let page = feed.page_after(11, 2);
+        assert_eq!((seqs(&page), page.missed_before), (vec![12, 13], None));
+        let page = feed.page_after(13, 10);
+        assert_eq!((seqs(&page), page.missed_before), (vec![14, 15], None));
+        let page = feed.page_after(10, 10);
+        assert_eq!((seqs(&page), page.missed_before), (vec![], Some(12)));
+        // Caught up, or ahead: nothing yet, nothing missed.
+        for after in [15, 40] {
+            let page = feed.page_after(after, 10);
+            assert_eq!((seqs(&page), page.missed_before), (vec![], None));
+        }
     }
 
     #[test]

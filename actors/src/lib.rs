@@ -3,7 +3,8 @@
 //! Modules depend one way, lowest layer first (checked by `layering_tests`):
 //! 0. `clock`, `crash` (crash-only supervision: a panic on an engine thread aborts the
 //!    process), [`feed`] (durable events for live subscribers), [`gateway`] and
-//!    [`sandbox`] (the payment provider).
+//!    [`sandbox`] (the payment provider), [`signature`] (the HMAC scheme of callbacks
+//!    and webhooks).
 //! 1. [`protocol`]: every message the actors exchange and every type the facade takes and
 //!    returns; [`config`]: [`EngineConfig`] and its policies.
 //! 2. [`shards::Shards`]: one thread per core, an actix arbiter each, hosting the rooms (and,
@@ -27,6 +28,7 @@ mod crash;
 pub mod feed;
 pub mod gateway;
 pub mod sandbox;
+pub mod signature;
 // Layer 1: the protocol and the configuration.
 pub mod config;
 pub mod protocol;

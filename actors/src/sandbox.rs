@@ -18,10 +18,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use innkeep_engine::Money;
 use serde::Serialize;
-use sha2::Sha256;
 
 use crate::gateway::{
     xorshift, ChargeIntent, GatewayError, GatewayFuture, GatewayStatus, PaymentGateway,
@@ -326,17 +324,10 @@ impl Sandbox {
     }
 }
 
-/// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, as a provider signs callbacks.
+/// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, as a provider signs callbacks
+/// ([`crate::signature::header`], the scheme our webhooks use too).
 pub fn signature_header(secret: &[u8], t: i64, body: &[u8]) -> String {
-    let ts = t.to_string();
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(mac) => mac,
-        Err(_) => return format!("t={ts}"),
-    };
-    mac.update(ts.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("t={ts},v1={}", hex::encode(mac.finalize().into_bytes()))
+    crate::signature::header(secret, t, body)
 }
 
 impl PaymentGateway for Sandbox {

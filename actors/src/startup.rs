@@ -100,6 +100,7 @@ pub(crate) fn start(
         }),
         storage,
     )?;
+    journal.retain_from(config.journal_retain_from);
 
     // What the actors share besides the rooms. The index fills as rooms are placed.
     // Moved, not copied: the recovered state is split among the actors.

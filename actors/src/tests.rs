@@ -546,3 +546,61 @@ async fn a_second_engine_on_the_same_data_dir_is_refused_until_the_first_stops()
     let again = Stopper(Engine::start(EngineConfig::new(dir.path())).unwrap());
     assert_eq!(again.0.reservation(booked.id).await.unwrap().id, booked.id);
 }
+
+/// For readers behind the in-memory window (webhooks): a retention floor keeps the
+/// journal's records through snapshots, `journal_events_after` reads them back as the
+/// feed published them, and once the floor moves the next truncation lets them go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retention_floor_keeps_journal_records_for_readers_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        // One event in memory, one record per segment: everything older is on disk only,
+        // and a snapshot could delete it segment by segment.
+        resume_window_events: 1,
+        journal_segment_max_bytes: innkeep_persistence::journal::MIN_SEGMENT_BYTES,
+        journal_retain_from: 1,
+        ..EngineConfig::new(dir.path())
+    };
+    let engine = Stopper(Engine::start(config).unwrap());
+    let mut live = engine.0.events(None).live;
+    let h = setup(&engine.0, 2).await;
+    for day in 1..=3 {
+        engine
+            .0
+            .book(input(&engine.0, &h, day), None)
+            .await
+            .unwrap();
+    }
+    let published = drain(&mut live);
+    let last = published.last().map(|(seq, _)| *seq).unwrap();
+    assert!(engine.0.events_page(0, 10).missed_before.is_some());
+    engine.0.snapshot_now().await.unwrap();
+    // Truncation runs before the writer's next batch.
+    engine.0.book(input(&engine.0, &h, 4), None).await.unwrap();
+    let read: Vec<(u64, Event)> = engine
+        .0
+        .journal_events_after(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.seq, (*e.event).clone()))
+        .collect();
+    assert_eq!(
+        read[..published.len()],
+        published[..],
+        "kept and read back as published"
+    );
+    assert_eq!(read.len() as u64, last + 1);
+    // Paged.
+    let page = engine.0.journal_events_after(2, 2).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
+
+    engine.0.retain_journal_from(last);
+    engine.0.snapshot_now().await.unwrap();
+    engine.0.book(input(&engine.0, &h, 5), None).await.unwrap();
+    let first = engine.0.journal_events_after(0, 1).await.unwrap()[0].seq;
+    assert_eq!(
+        first, last,
+        "records before the floor went with the snapshot"
+    );
+}

@@ -142,6 +142,9 @@ pub enum Op {
     /// hotel only once keys are configured; a scraper without a key reads them on
     /// `metrics_listen` instead.
     Metrics,
+    /// `/v1/webhooks` and everything under it: outbound webhooks (the handlers check the
+    /// webhook's hotels against the key's).
+    Webhooks,
 }
 
 const ADMIN: &[Role] = &[Role::Admin];
@@ -183,6 +186,8 @@ pub const ROLE_TABLE: &[(Op, &[Role])] = &[
     (Op::GetRatePlans, ADMIN),
     (Op::PutRestrictions, ADMIN),
     (Op::GetRestrictions, ADMIN),
+    // Webhooks send a hotel's events anywhere: its admins only.
+    (Op::Webhooks, ADMIN),
 ];
 
 /// Whether `role` may perform `op` at all (hotel and ownership checks come on top).
@@ -210,6 +215,9 @@ pub enum Access {
     Reservation(Op),
     /// Not about one hotel: only an admin whose key covers every hotel.
     Global(Op),
+    /// About the hotels the resource names (webhooks): an admin key of any scope; the
+    /// handler checks the hotels before acting.
+    Admin(Op),
 }
 
 /// Every route by method and path template, with its protection. A route the guard
@@ -339,6 +347,20 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     // Public on purpose: a static page without data (see `Op::Board`).
     ("GET", "/board/{hotel_id}", Access::Public),
+    ("GET", "/v1/webhooks", Access::Admin(Op::Webhooks)),
+    ("GET", "/v1/webhooks/{name}", Access::Admin(Op::Webhooks)),
+    ("PUT", "/v1/webhooks/{name}", Access::Admin(Op::Webhooks)),
+    ("DELETE", "/v1/webhooks/{name}", Access::Admin(Op::Webhooks)),
+    (
+        "GET",
+        "/v1/webhooks/{name}/deliveries",
+        Access::Admin(Op::Webhooks),
+    ),
+    (
+        "POST",
+        "/v1/webhooks/{name}/replay",
+        Access::Admin(Op::Webhooks),
+    ),
 ];
 
 /// The protection of `method template`, if the route is listed.
@@ -620,9 +642,12 @@ fn check(sec: &Security, req: &Request, hotel: &str) -> Result<Option<Caller>, A
     if sec.auth.is_open() {
         span.record("principal", "anonymous");
         return Ok(match access {
-            Some(Access::Hotel(op) | Access::Reservation(op) | Access::Global(op)) => {
-                Some(Caller::open(op))
-            }
+            Some(
+                Access::Hotel(op)
+                | Access::Reservation(op)
+                | Access::Global(op)
+                | Access::Admin(op),
+            ) => Some(Caller::open(op)),
             Some(Access::Public) => None,
             None => Some(Caller::open(Op::PutHotel)),
         });
@@ -669,6 +694,12 @@ fn check(sec: &Security, req: &Request, hotel: &str) -> Result<Option<Caller>, A
         Some(Access::Public) => return Ok(None),
         Some(Access::Global(op)) => {
             if principal.role != Role::Admin || principal.hotels != HotelScope::All {
+                return Err(ApiError::Forbidden);
+            }
+            op
+        }
+        Some(Access::Admin(op)) => {
+            if principal.role != Role::Admin {
                 return Err(ApiError::Forbidden);
             }
             op
@@ -728,7 +759,11 @@ mod tests {
     #[test]
     fn role_table_is_complete_and_admin_does_everything() {
         for (_, _, access) in ROUTES {
-            if let Access::Hotel(op) | Access::Reservation(op) | Access::Global(op) = access {
+            if let Access::Hotel(op)
+            | Access::Reservation(op)
+            | Access::Global(op)
+            | Access::Admin(op) = access
+            {
                 assert!(ROLE_TABLE.iter().any(|(o, _)| o == op), "{op:?}");
                 assert!(role_allows(Role::Admin, *op));
             }

@@ -598,6 +598,45 @@ async fn authorization_matrix() {
             None,
             [401, 401, 404, 403, 403, 403],
         ),
+        // Webhooks: admin keys of any scope (the handlers check the webhook's hotels);
+        // this router has none enabled (404 once past the guard), and `{}` is no
+        // definition (400).
+        (
+            Method::GET,
+            "/v1/webhooks",
+            None,
+            [401, 401, 404, 404, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks/crm",
+            None,
+            [401, 401, 404, 404, 403, 403],
+        ),
+        (
+            Method::PUT,
+            "/v1/webhooks/crm",
+            None,
+            [401, 401, 400, 400, 403, 403],
+        ),
+        (
+            Method::DELETE,
+            "/v1/webhooks/crm",
+            None,
+            [401, 401, 404, 404, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks/crm/deliveries",
+            None,
+            [401, 401, 404, 404, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks/crm/replay",
+            None,
+            [401, 401, 400, 400, 403, 403],
+        ),
         // Public: the callback is authenticated by its signature (none here: 401
         // bad_signature for everyone); probes and the document need nothing.
         (
@@ -660,6 +699,7 @@ async fn authorization_matrix() {
                     .replace("KING", "{code}")
                     .replace("101", "{number}")
                     .replace("bad-date", "{from}")
+                    .replace("/crm", "/{name}")
                     == *template
         });
         assert!(
@@ -690,6 +730,7 @@ async fn authorization_matrix() {
                 && (uri.ends_with("/reservations")
                     || uri.ends_with("/move")
                     || uri.ends_with("/modify")
+                    || uri.ends_with("/replay")
                     || uri.ends_with("/out-of-order")));
         for ((who, secret), want) in WHO.iter().zip(expected) {
             let r = h

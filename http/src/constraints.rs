@@ -376,6 +376,70 @@ constraint!(
         ))
 );
 
+constraint!(
+    /// A webhook's URL.
+    WebhookUrl,
+    string()
+        .description(Some(
+            "Where a webhook POSTs: `https://…`, or `http://` to a loopback host (localhost, \
+             127.0.0.0/8, [::1]); plain http elsewhere and private addresses only with \
+             `[webhooks] allow_private`. Visible ASCII, no credentials, no fragment, at most \
+             2048 bytes",
+        ))
+        .pattern(Some(crate::webhooks::policy::URL_PATTERN))
+        .min_length(Some(8))
+        .max_length(Some(crate::webhooks::policy::MAX_URL_BYTES))
+        .examples(["https://hooks.example.com/innkeep"])
+);
+
+constraint!(
+    /// A hotel a webhook sends the events of.
+    WebhookHotel,
+    string()
+        .description(Some("A hotel code, or `*` for every hotel"))
+        .pattern(Some(crate::webhooks::HOTEL_ENTRY_PATTERN))
+        .min_length(Some(1))
+        .max_length(Some(MAX_CODE_LEN))
+        .examples(["DEMO"])
+);
+
+constraint!(
+    /// An event type a webhook sends.
+    WebhookEventType,
+    string()
+        .description(Some(
+            "An event type of the event stream that carries an id, or `*` for all",
+        ))
+        .enum_values(Some(
+            crate::routes::events::EVENT_TYPES
+                .iter()
+                .copied()
+                .chain(["*"])
+        ))
+        .examples(["reservation.created"])
+);
+
+constraint!(
+    /// A webhook's HMAC key.
+    WebhookSecret,
+    string()
+        .description(Some(
+            "The HMAC-SHA256 key of `Innkeep-Signature`: 16 to 256 visible ASCII characters",
+        ))
+        .pattern(Some(crate::webhooks::SECRET_PATTERN))
+        .min_length(Some(crate::webhooks::MIN_SECRET_BYTES))
+        .max_length(Some(crate::webhooks::MAX_SECRET_BYTES))
+        .examples(["whsec-3f9a1c0e5b7d2468"])
+);
+
+constraint!(
+    /// An event id (a journal sequence number) to start from.
+    EventId,
+    integer(1, i64::MAX)
+        .description(Some("An event id: a journal sequence number, from 1"))
+        .examples([42])
+);
+
 #[cfg(test)]
 #[path = "constraint_tests.rs"]
 mod constraint_tests;

@@ -56,6 +56,10 @@ pub enum ApiError {
     /// The route exists but not with this method (405 `method_not_allowed`).
     #[error("this method is not allowed on this resource")]
     MethodNotAllowed,
+    /// A webhook replay from an event the journal no longer holds or that does not exist
+    /// yet (409 `event_unavailable`).
+    #[error("{0}")]
+    EventUnavailable(String),
     /// Recovery is not done or the journal is unhealthy (503 `not_ready`).
     #[error("the engine is not ready to accept work")]
     NotReady,
@@ -105,6 +109,7 @@ impl ApiError {
             ApiError::BadSignature => "bad_signature",
             ApiError::AmountMismatch(_) => "amount_mismatch",
             ApiError::NotFound(_) => "not_found",
+            ApiError::EventUnavailable(_) => "event_unavailable",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::NotReady => "not_ready",
             ApiError::Unauthorized(_) => "unauthorized",
@@ -134,6 +139,7 @@ impl ApiError {
             ApiError::BadSignature => StatusCode::UNAUTHORIZED,
             ApiError::AmountMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::EventUnavailable(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -251,6 +257,7 @@ fn title(code: &str) -> &'static str {
         "move_in_progress" => "Move in progress",
         "restricted" => "Restricted",
         "total_change_unsupported" => "Total change unsupported",
+        "event_unavailable" => "Event unavailable",
         _ => "Error",
     }
 }

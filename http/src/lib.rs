@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod serve;
+pub mod webhooks;
 pub mod wire;
 
 #[cfg(test)]
@@ -125,6 +126,9 @@ pub struct StateParts {
     /// Cancelled when the server begins to shut down: every event stream ends then, or
     /// graceful shutdown would wait on them forever.
     pub streams: tokio_util::sync::CancellationToken,
+    /// Outbound webhooks; `None` (an embedder's router without a data dir for them)
+    /// answers the `/v1/webhooks` routes 404.
+    pub webhooks: Option<webhooks::Webhooks>,
 }
 
 impl std::ops::Deref for AppState {
@@ -148,7 +152,15 @@ impl AppState {
             )),
             sandbox: None,
             streams: tokio_util::sync::CancellationToken::new(),
+            webhooks: None,
         }))
+    }
+
+    /// The same state serving `webhooks` at `/v1/webhooks`.
+    pub fn with_webhooks(self, webhooks: webhooks::Webhooks) -> Self {
+        let mut parts = Arc::unwrap_or_clone(self.0);
+        parts.webhooks = Some(webhooks);
+        Self(Arc::new(parts))
     }
 
     /// The same state showing `sandbox`'s ledger at `GET /v1/payments/sandbox/ledger`.

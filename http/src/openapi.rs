@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use crate::constraints;
 use crate::routes::{
     availability, board, events, frontdesk, ops, payments, reservations, rooms, selling, setup,
+    webhooks,
 };
 use crate::AppState;
 
@@ -50,6 +51,11 @@ use crate::AppState;
         constraints::IfMatch,
         constraints::LastEventId,
         constraints::EmptyObject,
+        constraints::WebhookUrl,
+        constraints::WebhookHotel,
+        constraints::WebhookEventType,
+        constraints::WebhookSecret,
+        constraints::EventId,
     )),
     tags(
         (name = "setup", description = "Hotels, room types, rooms, rates, rate plans and restrictions"),
@@ -57,6 +63,7 @@ use crate::AppState;
         (name = "reservations", description = "Booking and the reservation state machine"),
         (name = "rooms", description = "Live room status"),
         (name = "payments", description = "Payment provider callbacks"),
+        (name = "webhooks", description = "Signed outbound webhooks: the event stream POSTed to a URL"),
         (name = "operations", description = "Health, readiness and this document"),
     )
 )]
@@ -269,7 +276,36 @@ const RESERVATION_LINKS: &[(&str, &str, &[LinkParameter])] = &[
         &[("out_trade_no", "$response.body#/payment/out_trade_no")],
     ),
 ];
+const WEBHOOK: LinkParameter = ("name", "$request.path.name");
 const LINKS: &[LinkRow] = &[
+    (
+        "put_webhook",
+        &["200", "201"],
+        "GetWebhook",
+        "get_webhook",
+        &[WEBHOOK],
+    ),
+    (
+        "put_webhook",
+        &["200", "201"],
+        "Deliveries",
+        "webhook_deliveries",
+        &[WEBHOOK],
+    ),
+    (
+        "put_webhook",
+        &["200", "201"],
+        "Replay",
+        "replay_webhook",
+        &[WEBHOOK],
+    ),
+    (
+        "put_webhook",
+        &["200", "201"],
+        "DeleteWebhook",
+        "delete_webhook",
+        &[WEBHOOK],
+    ),
     (
         "put_hotel",
         &["200", "201"],
@@ -479,6 +515,14 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::metrics::metrics))
         .routes(routes!(frontdesk::front_desk))
         .routes(routes!(board::board))
+        .routes(routes!(webhooks::list_webhooks))
+        .routes(routes!(
+            webhooks::put_webhook,
+            webhooks::get_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::webhook_deliveries))
+        .routes(routes!(webhooks::replay_webhook))
 }
 
 /// The serialized document, rendered once at start-up.

@@ -192,7 +192,7 @@ impl<'de, T: TryFrom<i64> + TryFrom<u64>> Deserialize<'de> for Whole<T> {
 }
 
 /// Deserializes a whole number field (see [`Whole`]).
-fn whole<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn whole<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: TryFrom<i64> + TryFrom<u64>,

@@ -232,7 +232,30 @@ fn implied(engine: &innkeep_actors::Engine, event: &Event) -> Vec<(&'static str,
     }
 }
 
-fn describe(event: &Event) -> (&'static str, Value) {
+/// The types of the events that carry an id (one per journal record): what
+/// [`describe`] names, and what a webhook may subscribe to. (`availability.changed` is
+/// derived from these, without an id of its own.)
+pub const EVENT_TYPES: &[&str] = &[
+    "reservation.created",
+    "reservation.confirmed",
+    "reservation.cancelled",
+    "reservation.expired",
+    "reservation.checked_in",
+    "reservation.checked_out",
+    "reservation.no_show",
+    "reservation.moved",
+    "reservation.modified",
+    "payment.updated",
+    "room.status",
+    "room.out_of_order",
+    "room.back_in_order",
+    "setup.updated",
+    "rate_plan.updated",
+    "restrictions.updated",
+];
+
+/// An event's type and its JSON payload, as the stream and webhooks send them.
+pub(crate) fn describe(event: &Event) -> (&'static str, Value) {
     match event {
         Event::ReservationCreated { reservation: r, .. } => (
             "reservation.created",
@@ -461,6 +484,17 @@ mod tests {
         });
         let (name, data) = describe(&changed(Action::Cancel, paid));
         assert_eq!(name, "reservation.cancelled");
+        // Every name `describe` gives is one a webhook may subscribe to.
+        for action in [
+            Action::Cancel,
+            Action::Expire,
+            Action::CheckIn,
+            Action::CheckOut,
+            Action::NoShow,
+        ] {
+            let name = describe(&changed(action, None)).0;
+            assert!(EVENT_TYPES.contains(&name), "{name}");
+        }
         assert_eq!(
             (&data["fee"], &data["refund"]),
             (&json!(40_000), &json!(60_000))

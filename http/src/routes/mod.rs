@@ -19,6 +19,7 @@ pub mod reservations;
 pub mod rooms;
 pub mod selling;
 pub mod setup;
+pub mod webhooks;
 
 /// 201 for something new, 200 for a replacement.
 fn upsert_status(upsert: Upsert) -> StatusCode {

@@ -7,9 +7,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::Json;
-use hmac::{Hmac, Mac};
 use innkeep_engine::{PaymentOutcome, PaymentReport, Reservation, ReservationId};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::auth::Caller;
@@ -226,12 +224,12 @@ pub fn verify_signature(
     let secrets = std::iter::once(config.secret.as_slice())
         .chain(config.previous_secret.as_deref().filter(|s| !s.is_empty()));
     for secret in secrets {
-        let expected = sign(secret, timestamp, body)?;
+        let expected = innkeep_actors::signature::sign(secret, timestamp, body);
         // Compare against every candidate without early exit, so timing does not tell
         // which one (if any) was close.
-        let matched = candidates
-            .iter()
-            .fold(subtle::Choice::from(0), |acc, c| acc | expected.ct_eq(c));
+        let matched = candidates.iter().fold(subtle::Choice::from(0), |acc, c| {
+            acc | expected.as_slice().ct_eq(c.as_slice())
+        });
         if bool::from(matched) {
             return Ok(());
         }
@@ -239,21 +237,11 @@ pub fn verify_signature(
     Err(ApiError::BadSignature)
 }
 
-/// HMAC-SHA256(secret, "<t>.<body>").
-fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| ApiError::BadSignature)?;
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    Ok(mac.finalize().into_bytes().to_vec())
-}
-
-/// Builds an `X-Signature` value for `body` at `t`, as the provider would. Public so
-/// embedders' tests and tools (e.g. a load generator) can sign callbacks.
+/// Builds an `X-Signature` value for `body` at `t`, as the provider would (the scheme
+/// our webhooks sign with too: [`innkeep_actors::signature`]). Public so embedders' tests
+/// and tools (e.g. a load generator) can sign callbacks.
 pub fn signature_header(secret: &[u8], t: i64, body: &[u8]) -> String {
-    let ts = t.to_string();
-    let sig = sign(secret, &ts, body).unwrap_or_default();
-    format!("t={ts},v1={}", hex::encode(sig))
+    innkeep_actors::signature::header(secret, t, body)
 }
 
 #[cfg(test)]

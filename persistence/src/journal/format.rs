@@ -6,6 +6,7 @@
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -265,6 +266,19 @@ pub(super) fn scan_records(
     first_seq: u64,
     mut on_record: impl FnMut(u64, &[u8], u64) -> Result<(), JournalError>,
 ) -> Result<ScanOutcome, JournalError> {
+    scan_records_while(bytes, path, first_seq, |seq, payload, offset| {
+        on_record(seq, payload, offset).map(|()| ControlFlow::Continue(()))
+    })
+}
+
+/// [`scan_records`] that also stops, without a bad frame, when `on_record` answers
+/// [`ControlFlow::Break`] (a reader that has what it needs).
+pub(super) fn scan_records_while(
+    bytes: &[u8],
+    path: &Path,
+    first_seq: u64,
+    mut on_record: impl FnMut(u64, &[u8], u64) -> Result<ControlFlow<()>, JournalError>,
+) -> Result<ScanOutcome, JournalError> {
     let mut pos = SEGMENT_HEADER_BYTES as usize;
     let mut expected = first_seq;
     while pos < bytes.len() {
@@ -277,13 +291,16 @@ pub(super) fn scan_records(
                         path: path.to_path_buf(),
                     });
                 }
-                on_record(
+                let flow = on_record(
                     frame.seq,
                     &bytes[frame.payload_start..frame.end],
                     pos as u64,
                 )?;
                 expected += 1;
                 pos = frame.end;
+                if flow.is_break() {
+                    break;
+                }
             }
             Err(fault) => {
                 return Ok(ScanOutcome {

@@ -71,6 +71,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 mod format;
+mod read;
 mod recovery;
 mod retention;
 #[cfg(test)]
@@ -78,6 +79,7 @@ mod tests;
 mod writer;
 
 pub use self::format::segment_file_name;
+pub use self::read::read_after;
 pub use self::recovery::{recover, recover_keeping_last};
 pub use self::writer::Journal;
 

@@ -16,7 +16,12 @@ impl<E: Serialize> Writer<E> {
         let covered = self.shared.truncate_target.load(Ordering::SeqCst);
         // Records through this seq are older than the retained window (next_seq >= 1).
         let outside_window = (self.next_seq - 1).saturating_sub(self.retain_records);
-        let target = covered.min(outside_window);
+        let mut target = covered.min(outside_window);
+        let floor = self.shared.retain_floor.load(Ordering::SeqCst);
+        if floor > 0 {
+            // Records from the floor on are still needed by a reader that is behind.
+            target = target.min(floor - 1);
+        }
         if target == 0 {
             return;
         }

@@ -1461,3 +1461,62 @@ proptest! {
         prop_assert_eq!(report.last_seq, kept + 1);
     }
 }
+
+/// A retention floor keeps the segments holding records from it on, whatever the
+/// truncation target; moving it lets them go at the next truncation.
+#[test]
+fn retain_from_keeps_what_a_reader_still_needs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hook, _) = collector();
+    let journal = Journal::start(options(dir.path(), 64), 1, hook).expect("start");
+    for id in 1..=10 {
+        assert_eq!(append_wait(&journal, ev(id)).expect("ack"), id);
+    }
+    journal.retain_from(4);
+    journal.truncate_through(8);
+    assert_eq!(append_wait(&journal, ev(11)).expect("ack"), 11);
+    let firsts: Vec<u64> = segment_files(dir.path()).iter().map(|s| s.0).collect();
+    assert_eq!(firsts, (4..=11).collect::<Vec<_>>());
+    journal.retain_from(7);
+    assert_eq!(append_wait(&journal, ev(12)).expect("ack"), 12);
+    let firsts: Vec<u64> = segment_files(dir.path()).iter().map(|s| s.0).collect();
+    assert_eq!(firsts, (7..=12).collect::<Vec<_>>());
+    // No floor: the truncation target alone decides.
+    journal.retain_from(0);
+    assert_eq!(append_wait(&journal, ev(13)).expect("ack"), 13);
+    let firsts: Vec<u64> = segment_files(dir.path()).iter().map(|s| s.0).collect();
+    assert_eq!(firsts, (9..=13).collect::<Vec<_>>());
+    journal.shutdown();
+}
+
+/// `read_after` pages through the records after a seq across segments while the
+/// journal runs, and starts later than asked when those records are gone.
+#[test]
+fn read_after_pages_consecutive_records_and_shows_what_is_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hook, _) = collector();
+    let journal = Journal::start(options(dir.path(), 200), 1, hook).expect("start");
+    for id in 1..=12 {
+        assert_eq!(append_wait(&journal, ev(id)).expect("ack"), id);
+    }
+    assert!(segment_files(dir.path()).len() >= 3);
+    let page = |after: u64, max: usize| -> Vec<u64> {
+        crate::read_after::<Ev>(dir.path(), after, max)
+            .expect("read")
+            .into_iter()
+            .map(|(seq, e)| {
+                assert_eq!(e, ev(seq));
+                seq
+            })
+            .collect()
+    };
+    assert_eq!(page(0, 5), vec![1, 2, 3, 4, 5]);
+    assert_eq!(page(5, 100), (6..=12).collect::<Vec<_>>());
+    assert_eq!(page(12, 100), Vec::<u64>::new());
+    assert_eq!(page(3, 0), Vec::<u64>::new());
+    let second = segment_files(dir.path())[1].0;
+    journal.truncate_through(second - 1);
+    assert_eq!(append_wait(&journal, ev(13)).expect("ack"), 13);
+    assert_eq!(page(0, 2), vec![second, second + 1]);
+    journal.shutdown();
+}

@@ -67,6 +67,10 @@ pub(super) struct Shared {
     poison: OnceLock<String>,
     /// Highest seq the caller asked to truncate through (0 = none yet).
     pub(super) truncate_target: AtomicU64,
+    /// Records from this seq on are kept whatever the truncation target (0 = no floor):
+    /// a reader that is behind (a webhook's delivery cursor) still needs them. Set with
+    /// [`Journal::retain_from`].
+    pub(super) retain_floor: AtomicU64,
     /// See [`JournalStats::batches`].
     batches: AtomicU64,
     /// See [`JournalStats::records`].
@@ -313,6 +317,14 @@ impl<E: Serialize + Send + 'static> Journal<E> {
             // current batch anyway; the wake-up only matters when it is idle.
             let _ = tx.try_send(Msg::Wake);
         }
+    }
+
+    /// Keep every record with seq >= `seq` on disk, whatever [`Journal::truncate_through`]
+    /// asks, until a later call moves the floor (0 removes it). For readers of the files
+    /// that are behind the snapshots, e.g. outbound webhooks resuming from their durable
+    /// cursors ([`read_after`](super::read_after)). Takes effect at the next truncation.
+    pub fn retain_from(&self, seq: u64) {
+        self.inner.shared.retain_floor.store(seq, Ordering::SeqCst);
     }
 
     /// A cut in the journal's order: resolves with `Ok(seq)`, the seq of the last record
