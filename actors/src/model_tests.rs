@@ -8,7 +8,7 @@
 //! Commands: bookings (with and without an idempotency key, with and without a requested
 //! room, unknown hotels, types and rooms, rooms of another type, bad guest counts, invalid
 //! stays), payment callbacks (success, failure, duplicates, after a lapsed hold), cancel,
-//! check-in, check-out (early too), room moves, housekeeping, out-of-order ranges, rate
+//! check-in, check-out (early too), room moves, modifications (dates, types), housekeeping, out-of-order ranges, rate
 //! overrides, room types, rooms (new rooms, retypes) and hotels (currency locked), clock
 //! advances (holds expire and the night audit marks no-shows on their own, as in
 //! production), retries of the last booking, a graceful **reboot** and a **crash**.
@@ -132,6 +132,16 @@ enum Cmd {
     },
     /// The last booking again, as a client retrying it would send it (same key, same body).
     Retry,
+    /// Modify a reservation through the engine: shift its dates, maybe to another type.
+    Modify {
+        res: usize,
+        arrival_delta: i64,
+        departure_delta: i64,
+        /// Another type of the hotel (by index), or the same.
+        rtype: Option<usize>,
+        /// Pick among pending, confirmed or checked-in reservations (else any).
+        targeted: bool,
+    },
     Pay {
         res: usize,
         succeeded: bool,
@@ -347,9 +357,26 @@ fn cmd_strategy() -> impl Strategy<Value = Cmd> {
         1 => (1..=2i64).prop_map(|d| d * 24 * 60),
     ]
     .prop_map(|minutes| Cmd::Advance { minutes });
+    let modify = (
+        idx(),
+        prop_oneof![3 => Just(0i64), 1 => -2..=2i64],
+        -2..=3i64,
+        prop::option::weighted(0.25, idx()),
+        prop::bool::weighted(0.85),
+    )
+        .prop_map(
+            |(res, arrival_delta, departure_delta, rtype, targeted)| Cmd::Modify {
+                res,
+                arrival_delta,
+                departure_delta,
+                rtype,
+                targeted,
+            },
+        );
     prop_oneof![
         30 => book,
         4 => Just(Cmd::Retry),
+        5 => modify,
         16 => pay,
         20 => change,
         5 => move_cmd,
@@ -788,6 +815,13 @@ impl Harness {
                 room,
                 targeted,
             } => self.move_res(res, room, targeted),
+            Cmd::Modify {
+                res,
+                arrival_delta,
+                departure_delta,
+                rtype,
+                targeted,
+            } => self.modify_res(res, arrival_delta, departure_delta, rtype, targeted),
             Cmd::UnknownReservation { which } => self.unknown_reservation(which),
             Cmd::Housekeeping { hotel, room, to } => self.housekeeping(hotel, room, to),
             Cmd::OutOfOrder {
@@ -1385,6 +1419,155 @@ impl Harness {
             "move_checked_in"
         } else {
             "move"
+        });
+        true
+    }
+
+    /// A modification through `Engine::modify`: the model names the refusals it allows,
+    /// and when it is accepted, checks it stayed in its room when that room could keep it,
+    /// else went to a room of the type the model has free for the whole new stay.
+    fn modify_res(
+        &mut self,
+        res: usize,
+        arrival_delta: i64,
+        departure_delta: i64,
+        rtype: Option<usize>,
+        targeted: bool,
+    ) -> bool {
+        let Some(i) = self.model.pick(res, targeted, |r| {
+            matches!(
+                r.status,
+                Status::PendingPayment | Status::Confirmed | Status::CheckedIn
+            )
+        }) else {
+            return false;
+        };
+        let r = self.model.res[i].clone();
+        let h = r.hotel;
+        let t = rtype.map_or(r.rtype, |t| t % self.model.hotels[h].types.len());
+        let now = self.now;
+        let today = self.model.today(h, now);
+        let arrival = day(r.arrival, arrival_delta);
+        let departure = day(r.departure, departure_delta);
+        let input = innkeep_engine::ModifyInput {
+            arrival: (arrival_delta != 0).then_some(arrival),
+            departure: (departure_delta != 0).then_some(departure),
+            room_type: (t != r.rtype).then(|| self.model.hotels[h].types[t].code.clone()),
+            ..innkeep_engine::ModifyInput::default()
+        };
+        let e = self.engine();
+        let got = self.block_on(e.modify(r.id, input, None));
+        let checked_in = r.status == Status::CheckedIn;
+        let limits = LIMITS;
+        let mut reasons: Vec<&str> = Vec::new();
+        match r.status {
+            Status::PendingPayment | Status::Confirmed => {}
+            Status::CheckedIn if arrival_delta == 0 && t == r.rtype => {}
+            _ => reasons.push("invalid_transition"),
+        }
+        if r.status == Status::PendingPayment && now >= r.hold_expires_at {
+            reasons.push("invalid_transition");
+        }
+        let stay_changed = arrival_delta != 0 || departure_delta != 0;
+        if stay_changed {
+            let nights = i64::from((departure - arrival).get_days());
+            let bad = departure <= arrival
+                || (checked_in && departure <= today)
+                || (!checked_in && arrival < today)
+                || nights > i64::from(limits.max_nights)
+                || departure > day(today, i64::from(limits.horizon_days));
+            if bad {
+                reasons.push("invalid_stay");
+            }
+        }
+        if r.guests > self.model.hotels[h].types[t].capacity {
+            reasons.push("invalid_request");
+        }
+        let new_nights = if departure > arrival {
+            nights_of(arrival, departure)
+        } else {
+            Vec::new()
+        };
+        let new_total = if stay_changed || t != r.rtype {
+            self.model.price(h, t, &new_nights)
+        } else {
+            r.total
+        };
+        if r.pay == PaymentStatus::Succeeded && !r.refund_owed && new_total != r.total {
+            reasons.push("total_change_unsupported");
+        }
+        let mut held = self.model.held_map();
+        if let Some(m) = held.get_mut(&(h, r.room.clone())) {
+            m.retain(|_, id| *id != r.id);
+        }
+        let asked: Vec<Date> = if checked_in {
+            new_nights
+                .iter()
+                .copied()
+                .filter(|n| *n >= r.first_night)
+                .collect()
+        } else {
+            new_nights.clone()
+        };
+        let own_slot = self.model.slot_of(h, &r.room);
+        let own_type = self.model.hotels[h].rooms[&own_slot].rtype;
+        let here =
+            (t == r.rtype || t == own_type) && self.model.room_free(&held, h, &r.room, &asked);
+        let elsewhere = self.model.free_rooms(&held, h, t, &new_nights);
+        if reasons.is_empty() && !here && (checked_in || elsewhere.iter().all(|n| *n == r.room)) {
+            reasons.push("sold_out");
+        }
+        let modified = match got {
+            Err(err) => {
+                assert!(
+                    reasons.contains(&code_of(&err)),
+                    "modification of {:?} {} ({arrival}..{departure}, type {t}) refused with \
+                     {err:?}, model reasons {reasons:?}",
+                    r.status,
+                    r.id
+                );
+                self.count("modify_refused");
+                return false;
+            }
+            Ok(modified) => modified,
+        };
+        assert!(
+            reasons.is_empty(),
+            "modification accepted, model refuses: {reasons:?}"
+        );
+        let unchanged = !stay_changed && t == r.rtype;
+        if unchanged {
+            self.compare_res(&modified);
+            self.count("modify_unchanged");
+            return false;
+        }
+        if modified.room == r.room {
+            assert!(here, "kept in a room the model has taken");
+        } else {
+            assert!(!here, "moved though its own room could keep it");
+            assert!(
+                elsewhere.contains(&modified.room),
+                "moved to {}, not free in the model",
+                modified.room
+            );
+        }
+        let m = &mut self.model.res[i];
+        let moved = modified.room != m.room;
+        m.room = modified.room.clone();
+        m.rtype = t;
+        m.arrival = arrival;
+        m.departure = departure;
+        m.version += 1;
+        m.total = new_total;
+        if !checked_in {
+            m.first_night = arrival;
+        }
+        m.held = nights_of(m.first_night, departure).into_iter().collect();
+        self.compare_res(&modified);
+        self.count(match (moved, checked_in) {
+            (true, _) => "modify_moved",
+            (false, true) => "modify_checked_in",
+            (false, false) => "modify_in_place",
         });
         true
     }
@@ -2129,6 +2312,9 @@ fn the_shards_agree_with_a_naive_model() {
         "no_show",
         "move",
         "move_refused",
+        "modify_in_place",
+        "modify_moved",
+        "modify_refused",
         "change_invalid_transition",
         "housekeeping_set",
         "out_of_order",
