@@ -476,3 +476,228 @@ fn a_guest_in_house_extends_in_place_or_hears_which_nights_are_short() {
     assert_eq!(hotel.state.rooms[&key].occupant, Some(a));
     hotel.check_replay_and_reboot();
 }
+
+#[test]
+fn a_guest_in_house_may_change_nothing_but_the_departure_within_the_limits() {
+    let mut hotel = Hotel::new();
+    let a = hotel.book("101", d(1), d(3), 1);
+    let key = hotel.key("101");
+    let (paid, _) = hotel.state.rooms[&key]
+        .decide_payment(
+            &a,
+            &PaymentReport::Succeeded {
+                trade_no: "T1".into(),
+            },
+            at(10),
+        )
+        .unwrap();
+    hotel.apply(paid.unwrap());
+    let e = hotel.state.rooms[&key]
+        .decide_change(&a, Action::CheckIn, None, at(40), d(1))
+        .unwrap();
+    hotel.apply(e);
+    let guest = Guest::parse("Han Meimei", "+86 139-0000-0000", "han@example.com").unwrap();
+    let r = hotel.get(a);
+    for input in [
+        ModifyInput {
+            guest: Some(guest),
+            ..ModifyInput::default()
+        },
+        ModifyInput {
+            guests: Some(1),
+            ..ModifyInput::default()
+        },
+        ModifyInput {
+            room_type: Some(hotel.suite.clone()),
+            ..ModifyInput::default()
+        },
+        ModifyInput {
+            rate_plan: Some(RatePlanCode::parse("FLEX").unwrap()),
+            ..ModifyInput::default()
+        },
+    ] {
+        let e = hotel
+            .state
+            .catalog
+            .price_modification(&r, &input, at(50), StayLimits::default())
+            .unwrap_err();
+        assert_eq!(e.code(), "invalid_transition", "{input:?}");
+    }
+    // The departure within the limits: at most max_nights, within the horizon.
+    let limits = StayLimits {
+        max_nights: 4,
+        horizon_days: 6,
+    };
+    for (departure, ok) in [(d(5), true), (d(6), false), (date(2030, 1, 7), false)] {
+        let input = ModifyInput {
+            departure: Some(departure),
+            ..ModifyInput::default()
+        };
+        let got = hotel
+            .state
+            .catalog
+            .price_modification(&r, &input, at(50), limits);
+        assert_eq!(got.is_ok(), ok, "{departure}: {got:?}");
+        if !ok {
+            assert_eq!(got.unwrap_err().code(), "invalid_stay");
+        }
+    }
+    let horizon = StayLimits {
+        max_nights: 30,
+        horizon_days: 4,
+    };
+    let within = ModifyInput {
+        departure: Some(d(5)),
+        ..ModifyInput::default()
+    };
+    let beyond = ModifyInput {
+        departure: Some(d(6)),
+        ..ModifyInput::default()
+    };
+    assert!(hotel
+        .state
+        .catalog
+        .price_modification(&r, &within, at(50), horizon)
+        .is_ok());
+    assert_eq!(
+        hotel
+            .state
+            .catalog
+            .price_modification(&r, &beyond, at(50), horizon)
+            .unwrap_err()
+            .code(),
+        "invalid_stay"
+    );
+}
+
+#[test]
+fn a_modification_obeys_the_plan_s_price_and_the_restrictions_but_an_extension_in_house_does_not() {
+    use crate::selling::{CancellationPolicy, Fee, RatePlan, RestrictionPatch, Weekdays};
+    let mut hotel = Hotel::new();
+    let flex = RatePlanCode::parse("FLEX").unwrap();
+    let plan = RatePlan::parse(
+        "Flexible, 10 % off",
+        vec![hotel.king.clone()],
+        -10,
+        CancellationPolicy::FREE,
+        Fee::NONE,
+        None,
+        None,
+    )
+    .unwrap();
+    let (e, _) = hotel
+        .state
+        .catalog
+        .put_rate_plan(&hotel.h, flex.clone(), plan)
+        .unwrap();
+    hotel.apply(e);
+    let a = hotel.book("101", d(10), d(12), 1);
+    let r = hotel
+        .modify(
+            a,
+            ModifyInput {
+                rate_plan: Some(flex.clone()),
+                ..ModifyInput::default()
+            },
+            at(60),
+        )
+        .unwrap();
+    assert_eq!(
+        (r.total.amount_minor, r.terms.rate_plan.as_str()),
+        (18_000, "FLEX")
+    );
+    assert_eq!(changes(&r), ["rate_plan", "total"]);
+    // The 20th is closed to arrival: moving the arrival there is restricted, nothing moves.
+    let patch = RestrictionPatch {
+        closed_to_arrival: Some(true),
+        ..RestrictionPatch::default()
+    };
+    let e = hotel
+        .state
+        .catalog
+        .set_restrictions(&hotel.h, d(20), d(21), None, None, Weekdays::ALL, patch)
+        .unwrap();
+    hotel.apply(e);
+    let before = hotel.state.to_snapshot();
+    let to_20 = ModifyInput {
+        arrival: Some(d(20)),
+        departure: Some(d(21)),
+        ..ModifyInput::default()
+    };
+    assert_eq!(
+        hotel.modify(a, to_20, at(70)).unwrap_err().code(),
+        "restricted"
+    );
+    assert_eq!(hotel.state.to_snapshot(), before);
+    // A guest in house whose stay began on a closed-to-arrival date may still extend.
+    let b = hotel.book("102", d(1), d(2), 2);
+    let e = hotel
+        .state
+        .catalog
+        .set_restrictions(
+            &hotel.h,
+            d(1),
+            d(2),
+            None,
+            None,
+            Weekdays::ALL,
+            RestrictionPatch {
+                closed_to_arrival: Some(true),
+                ..RestrictionPatch::default()
+            },
+        )
+        .unwrap();
+    hotel.apply(e);
+    let key = hotel.key("102");
+    let (paid, _) = hotel.state.rooms[&key]
+        .decide_payment(
+            &b,
+            &PaymentReport::Succeeded {
+                trade_no: "T2".into(),
+            },
+            at(10),
+        )
+        .unwrap();
+    hotel.apply(paid.unwrap());
+    let e = hotel.state.rooms[&key]
+        .decide_change(&b, Action::CheckIn, None, at(40), d(1))
+        .unwrap();
+    hotel.apply(e);
+    let r = hotel.get(b);
+    let longer = ModifyInput {
+        departure: Some(d(3)),
+        ..ModifyInput::default()
+    };
+    let m = hotel
+        .state
+        .catalog
+        .price_modification(&r, &longer, at(50), StayLimits::default())
+        .unwrap();
+    assert_eq!(m.total_minor, 20_000);
+}
+
+#[test]
+fn histories_stay_bounded_over_many_modifications() {
+    let mut hotel = Hotel::new();
+    let a = hotel.book("101", d(10), d(12), 1);
+    for n in 0..40u32 {
+        let guest =
+            Guest::parse(&format!("Guest {n}"), "+86 139-0000-0000", "g@example.com").unwrap();
+        hotel
+            .modify(
+                a,
+                ModifyInput {
+                    guest: Some(guest),
+                    ..ModifyInput::default()
+                },
+                at(60 + i64::from(n)),
+            )
+            .unwrap();
+    }
+    let r = hotel.get(a);
+    assert_eq!(r.version, 41);
+    assert_eq!(r.history.len(), crate::reservation::MAX_HISTORY);
+    assert_eq!(r.modifications.len(), crate::reservation::MAX_MODIFICATIONS);
+    assert_eq!(r.modifications.last().map(|m| m.version), Some(41));
+    hotel.check_replay_and_reboot();
+}

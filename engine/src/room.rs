@@ -452,8 +452,9 @@ impl RoomState {
         if m.changes.is_empty() {
             return Ok(ModifyPlan::Unchanged);
         }
-        let booked_type = r.room_type_in(&self.room_type);
-        let type_fits = m.room_type == *booked_type || m.room_type == self.room_type;
+        // A live reservation is of its room's type (a room with live reservations cannot be
+        // retyped, and a move takes the new room's type).
+        let type_fits = m.room_type == self.room_type;
         // A guest in house keeps the nights already slept: only those from tonight on are
         // asked for (here, the room's first night for this stay).
         let first = m.stay.arrival().max(if r.status() == Status::CheckedIn {
