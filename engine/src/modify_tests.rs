@@ -701,3 +701,74 @@ fn histories_stay_bounded_over_many_modifications() {
     assert_eq!(r.modifications.last().map(|m| m.version), Some(41));
     hotel.check_replay_and_reboot();
 }
+
+/// The nights a room's change books and releases (what the availability index follows):
+/// only the difference between the old stay and the new.
+#[test]
+fn an_in_place_modification_books_and_releases_only_the_difference() {
+    let mut hotel = Hotel::new();
+    let a = hotel.book("101", d(10), d(13), 1);
+    let r = hotel.get(a);
+    let input = ModifyInput {
+        arrival: Some(d(11)),
+        departure: Some(d(15)),
+        ..ModifyInput::default()
+    };
+    let m = hotel
+        .state
+        .catalog
+        .price_modification(&r, &input, at(60), StayLimits::default())
+        .unwrap();
+    let key = hotel.key("101");
+    let ModifyPlan::Here(event) = hotel.state.rooms[&key]
+        .decide_modify(&a, &m, r.version, None, at(60))
+        .unwrap()
+    else {
+        panic!("stays in 101");
+    };
+    let mut room = hotel.state.rooms[&key].clone();
+    let delta = room.apply(&event);
+    assert_eq!(delta.booked, [d(13), d(14)]);
+    assert_eq!(delta.released, [d(10)]);
+}
+
+/// A room asked to take a modified reservation refuses one it already holds, and a guest
+/// in house (who never changes rooms by a modification).
+#[test]
+fn a_room_takes_a_modified_reservation_only_from_another_room_and_never_a_guest_in_house() {
+    let mut hotel = Hotel::new();
+    let a = hotel.book("101", d(1), d(3), 1);
+    let key = hotel.key("101");
+    let r = hotel.get(a);
+    let input = ModifyInput {
+        departure: Some(d(4)),
+        ..ModifyInput::default()
+    };
+    let m = hotel
+        .state
+        .catalog
+        .price_modification(&r, &input, at(20), StayLimits::default())
+        .unwrap();
+    let own = hotel.state.rooms[&key].decide_modify_in(&r, &key, &m, at(20));
+    assert_eq!(own.unwrap_err().code(), "invalid_transition");
+    assert!(hotel.state.rooms[&hotel.key("102")]
+        .decide_modify_in(&r, &key, &m, at(20))
+        .is_ok());
+    let (paid, _) = hotel.state.rooms[&key]
+        .decide_payment(
+            &a,
+            &PaymentReport::Succeeded {
+                trade_no: "T1".into(),
+            },
+            at(10),
+        )
+        .unwrap();
+    hotel.apply(paid.unwrap());
+    let e = hotel.state.rooms[&key]
+        .decide_change(&a, Action::CheckIn, None, at(40), d(1))
+        .unwrap();
+    hotel.apply(e);
+    let in_house = hotel.get(a);
+    let other = hotel.state.rooms[&hotel.key("102")].decide_modify_in(&in_house, &key, &m, at(50));
+    assert_eq!(other.unwrap_err().code(), "invalid_transition");
+}
