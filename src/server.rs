@@ -85,6 +85,8 @@ pub async fn run(
         );
     }
     let connections = Connections::new(config.connection_limits());
+    // gRPC's connections count against the same caps.
+    let grpc_connections = connections.clone();
 
     // Until recovery is done every route but /healthz answers 503 `not_ready`.
     let api: Arc<OnceLock<Router>> = Arc::default();
@@ -214,7 +216,13 @@ pub async fn run(
     }
     let streams = state.streams.clone();
     let grpc = match grpc_listener {
-        Some(listener) => Some(serve_grpc(&shards, listener, &state, stop.clone())?),
+        Some(listener) => Some(serve_grpc(
+            &shards,
+            listener,
+            &state,
+            grpc_connections,
+            stop.clone(),
+        )?),
         None => None,
     };
     let _ = api.set(innkeep_http::router(state));
@@ -260,11 +268,13 @@ pub async fn run(
 type GrpcDone = tokio::sync::oneshot::Receiver<Result<(), String>>;
 
 /// Starts serving the gRPC API on `listener` on the last shard, with the HTTP API's
-/// engine, keys, limits and stream token; it stops when `stop` is cancelled.
+/// engine, keys, limits, connection caps and stream token; it stops when `stop` is
+/// cancelled.
 fn serve_grpc(
     shards: &Shards,
     listener: std::net::TcpListener,
     state: &AppState,
+    connections: Connections,
     stop: CancellationToken,
 ) -> anyhow::Result<GrpcDone> {
     let local = listener.local_addr()?;
@@ -278,7 +288,7 @@ fn serve_grpc(
     let spawned = shards.spawn(shard, async move {
         // Registered with the reactor of the shard that serves it.
         let result = match tokio::net::TcpListener::from_std(listener) {
-            Ok(listener) => innkeep_grpc::serve(listener, grpc, stop)
+            Ok(listener) => innkeep_grpc::serve(listener, grpc, connections, stop)
                 .await
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),

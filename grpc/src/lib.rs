@@ -13,6 +13,7 @@
 //! The code is generated at build time by `build.rs` with `protox` (no system `protoc`).
 
 pub mod convert;
+pub mod incoming;
 pub mod service;
 pub mod status;
 

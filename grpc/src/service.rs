@@ -20,7 +20,7 @@ use innkeep_http::routes::events::{
     resync_lagged, resync_missed, stream_items, StreamItem, RESYNC,
 };
 use innkeep_http::wire::parse_date;
-use innkeep_http::{ApiError, BODY_LIMIT_BYTES};
+use innkeep_http::{ApiError, Connections, BODY_LIMIT_BYTES};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -482,11 +482,13 @@ impl Innkeep for InnkeepService {
 
 /// Serves the gRPC API on `listener` until `stop` is cancelled, then drains: calls in
 /// flight finish (each within the request deadline) and event streams end once
-/// [`GrpcState::streams`] is cancelled. Messages over [`BODY_LIMIT_BYTES`] are refused, as
-/// HTTP bodies are.
+/// [`GrpcState::streams`] is cancelled. Its connections count against the caps of
+/// `connections` (shared with the HTTP server); messages over [`BODY_LIMIT_BYTES`] are
+/// refused, as HTTP bodies are.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: GrpcState,
+    connections: Connections,
     stop: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let service =
@@ -494,7 +496,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(service)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            crate::incoming::counted(listener, connections),
             stop.cancelled_owned(),
         )
         .await
