@@ -341,6 +341,12 @@ async fn grpc_api_end_to_end() {
         "{e:?}"
     );
 
+    // A message over HTTP's body limit (1 MiB) is refused before the service sees it.
+    let mut huge = book_request("G1", &d1, &d2, None);
+    huge.guest.as_mut().unwrap().name = "x".repeat(innkeep_http::BODY_LIMIT_BYTES + 1);
+    let e = g.book(with_key(&channel, huge)).await.unwrap_err();
+    assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
+
     // Bad input gets the HTTP API's codes.
     let e = g
         .book(with_key(
