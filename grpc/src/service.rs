@@ -15,7 +15,7 @@ use innkeep_actors::feed::FeedEvent;
 use innkeep_actors::{Engine, EngineError};
 use innkeep_engine::{Action, HotelId, RoomNumber, RoomTypeCode, Upsert};
 use innkeep_http::auth::{authorize_call, Access, Call, Caller, Op};
-use innkeep_http::limits::{Security, METRIC_SHED};
+use innkeep_http::limits::{within_deadline, Security, METRIC_SHED};
 use innkeep_http::routes::events::{
     resync_lagged, resync_missed, stream_items, StreamItem, RESYNC,
 };
@@ -62,7 +62,7 @@ impl InnkeepService {
         hotel: &str,
     ) -> Result<Caller, ApiError> {
         if self.0.engine.is_saturated() {
-            metrics_shed();
+            metrics::counter!(METRIC_SHED).increment(1);
             return Err(ApiError::Engine(EngineError::Overloaded));
         }
         let headers = request.metadata().clone().into_headers();
@@ -94,18 +94,11 @@ impl InnkeepService {
             .map_err(|e| to_status(&e))?;
         let limit = self.0.security.limits.request_timeout;
         let work = work(self.0.engine.clone(), caller, request.into_inner()).instrument(span);
-        match tokio::time::timeout(limit, work).await {
+        match within_deadline(limit, work).await {
             Ok(Ok(answer)) => Ok(Response::new(answer)),
-            Ok(Err(e)) => Err(to_status(&e)),
-            Err(_) => Err(to_status(&ApiError::Timeout {
-                timeout_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
-            })),
+            Ok(Err(e)) | Err(e) => Err(to_status(&e)),
         }
     }
-}
-
-fn metrics_shed() {
-    metrics::counter!(METRIC_SHED).increment(1);
 }
 
 /// Loads reservation `id`, checks the caller may see it and do its operation, then
