@@ -283,6 +283,41 @@ async fn grpc_api_end_to_end() {
     ))
     .await
     .unwrap();
+    let fee = |rule| Some(pb::FeeRule { rule: Some(rule) });
+    let nrf = pb::PutRatePlanRequest {
+        hotel_id: "G1".to_owned(),
+        code: "NRF".to_owned(),
+        name: "Non-refundable".to_owned(),
+        room_types: vec!["STD".to_owned()],
+        adjust_percent: -10,
+        cancellation: Some(pb::Cancellation {
+            free_until_hours: 0,
+            fee: fee(pb::fee_rule::Rule::Percent(100)),
+        }),
+        no_show_fee: fee(pb::fee_rule::Rule::Nights(1)),
+        min_advance_days: None,
+        max_advance_days: None,
+    };
+    let put = g
+        .put_rate_plan(with_key(&admin, nrf.clone()))
+        .await
+        .unwrap();
+    assert!(put.into_inner().created);
+    let e = g
+        .put_rate_plan(with_key(
+            &admin,
+            pb::PutRatePlanRequest {
+                adjust_percent: 150,
+                ..nrf
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal(&e),
+        refused(Code::InvalidArgument, "invalid_request"),
+        "{e:?}"
+    );
     let h = g
         .get_hotel(with_key(
             &admin,
@@ -606,12 +641,17 @@ async fn grpc_api_end_to_end() {
     let expected: Vec<u64> = seqs.iter().copied().filter(|s| *s > from).collect();
     assert_eq!(tail_seqs, expected);
 
-    // Live: a booking made now arrives on both open streams.
+    // Live: a booking made now (under the plan set up above: 10 % off the night's 12 000)
+    // arrives on both open streams.
+    let mut under_plan = book_request("G1", &d1, &d2, None);
+    under_plan.rate_plan = Some("NRF".to_owned());
     let live = g
-        .book(with_key(&channel, book_request("G1", &d1, &d2, None)))
+        .book(with_key(&channel, under_plan))
         .await
         .unwrap()
         .into_inner();
+    assert_eq!(live.rate_plan, "NRF");
+    assert_eq!(live.total.as_ref().unwrap().amount_minor, 10_800);
     for stream in [&mut all, &mut resumed] {
         let created = read_until(stream, "reservation.created").await;
         let last = created.last().unwrap();

@@ -6,12 +6,15 @@
 //! availability default ([`guests_or_one`]). Nothing here decides a domain rule.
 
 use innkeep_actors::{Availability, BookInput};
+use innkeep_engine::selling::RatePlan;
 use innkeep_engine::{
     Currency, Guest, Hotel, HotelId, IdempotencyKey, Money, RatePlanCode, Reservation,
     ReservationId, RoomNumber, RoomType, RoomTypeCode, ValidationError,
 };
 use innkeep_http::routes::availability::guests_or_one;
-use innkeep_http::wire::{parse_date, MoneyInput, MoneyObject};
+use innkeep_http::wire::{
+    parse_date, CancellationInput, FeeRule, MoneyInput, MoneyObject, PutRatePlanRequest,
+};
 use innkeep_http::ApiError;
 
 use crate::pb;
@@ -72,6 +75,37 @@ pub fn book_input(
         .map(IdempotencyKey::parse)
         .transpose()?;
     Ok((input, key))
+}
+
+/// A fee rule as the HTTP API's, whose rules judge it; unset is a missing field.
+fn fee_rule(field: &'static str, fee: Option<&pb::FeeRule>) -> Result<FeeRule, ApiError> {
+    match fee.and_then(|f| f.rule) {
+        Some(pb::fee_rule::Rule::Nights(n)) => Ok(FeeRule::Nights(n)),
+        Some(pb::fee_rule::Rule::Percent(p)) => Ok(FeeRule::Percent(p)),
+        None => Err(ValidationError::new(field, "is required: nights or percent").into()),
+    }
+}
+
+/// A rate plan, validated by the HTTP API's own conversion (the engine's rules).
+pub fn rate_plan(req: &pb::PutRatePlanRequest) -> Result<(RatePlanCode, RatePlan), ApiError> {
+    let code = RatePlanCode::parse(&req.code)?;
+    let cancellation = req
+        .cancellation
+        .as_ref()
+        .ok_or_else(|| ValidationError::new("cancellation", "is required"))?;
+    let body = PutRatePlanRequest {
+        name: req.name.clone(),
+        room_types: req.room_types.clone(),
+        adjust_percent: req.adjust_percent,
+        cancellation: CancellationInput {
+            free_until_hours: cancellation.free_until_hours,
+            fee: fee_rule("cancellation.fee", cancellation.fee.as_ref())?,
+        },
+        no_show_fee: fee_rule("no_show_fee", req.no_show_fee.as_ref())?,
+        min_advance_days: req.min_advance_days,
+        max_advance_days: req.max_advance_days,
+    };
+    Ok((code, body.to_plan()?))
 }
 
 /// The validated inputs of an availability query.
@@ -356,6 +390,89 @@ mod tests {
             book_input(&bad_mail, None).unwrap_err().code(),
             "invalid_request"
         );
+    }
+
+    fn plan() -> pb::PutRatePlanRequest {
+        let nights = |n| pb::FeeRule {
+            rule: Some(pb::fee_rule::Rule::Nights(n)),
+        };
+        pb::PutRatePlanRequest {
+            hotel_id: "H1".into(),
+            code: "NRF".into(),
+            name: "Non-refundable".into(),
+            room_types: vec!["STD".into()],
+            adjust_percent: -10,
+            cancellation: Some(pb::Cancellation {
+                free_until_hours: 0,
+                fee: Some(pb::FeeRule {
+                    rule: Some(pb::fee_rule::Rule::Percent(100)),
+                }),
+            }),
+            no_show_fee: Some(nights(1)),
+            min_advance_days: Some(2),
+            max_advance_days: None,
+        }
+    }
+
+    #[test]
+    fn a_rate_plan_is_judged_by_the_http_apis_rules() {
+        let (code, p) = rate_plan(&plan()).unwrap();
+        assert_eq!(code.as_str(), "NRF");
+        assert_eq!(p.name(), "Non-refundable");
+        assert_eq!(p.adjust_percent(), -10);
+        assert_eq!(p.min_advance_days(), Some(2));
+        assert!(p.sells(&RoomTypeCode::parse("STD").unwrap()));
+        let cases: Vec<(pb::PutRatePlanRequest, &str)> = vec![
+            (
+                pb::PutRatePlanRequest {
+                    code: "a b".into(),
+                    ..plan()
+                },
+                "rate_plan",
+            ),
+            (
+                pb::PutRatePlanRequest {
+                    room_types: vec![],
+                    ..plan()
+                },
+                "room_types",
+            ),
+            (
+                pb::PutRatePlanRequest {
+                    adjust_percent: 101,
+                    ..plan()
+                },
+                "adjust_percent",
+            ),
+            (
+                pb::PutRatePlanRequest {
+                    cancellation: None,
+                    ..plan()
+                },
+                "cancellation",
+            ),
+            (
+                pb::PutRatePlanRequest {
+                    no_show_fee: None,
+                    ..plan()
+                },
+                "no_show_fee",
+            ),
+            (
+                pb::PutRatePlanRequest {
+                    no_show_fee: Some(pb::FeeRule {
+                        rule: Some(pb::fee_rule::Rule::Percent(150)),
+                    }),
+                    ..plan()
+                },
+                "no_show_fee",
+            ),
+        ];
+        for (req, field) in cases {
+            let e = rate_plan(&req).expect_err(field);
+            assert_eq!(e.code(), "invalid_request", "{field}: {e}");
+            assert!(field_of(e.clone()).contains(field), "{field}: {e}");
+        }
     }
 
     #[test]

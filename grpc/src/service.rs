@@ -321,6 +321,28 @@ impl Innkeep for InnkeepService {
         .await
     }
 
+    async fn put_rate_plan(
+        &self,
+        request: Request<pb::PutRatePlanRequest>,
+    ) -> Result<Response<pb::PutRatePlanResponse>, Status> {
+        let access = Access::Hotel(Op::PutRatePlan);
+        self.unary(
+            "PutRatePlan",
+            request,
+            access,
+            |r| &r.hotel_id,
+            |engine, _, req| async move {
+                let hotel_id = HotelId::parse(&req.hotel_id)?;
+                let (code, plan) = convert::rate_plan(&req)?;
+                let upsert = engine.put_rate_plan(&hotel_id, code, plan).await?;
+                Ok(pb::PutRatePlanResponse {
+                    created: upsert == Upsert::Created,
+                })
+            },
+        )
+        .await
+    }
+
     async fn get_availability(
         &self,
         request: Request<pb::GetAvailabilityRequest>,
