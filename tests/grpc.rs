@@ -710,4 +710,30 @@ async fn grpc_calls_spend_the_keys_rate_limit() {
     assert!(retry
         .retry_delay
         .is_some_and(|d| d >= Duration::from_secs(1)));
+
+    // Counted by method and outcome, next to HTTP's metrics.
+    let text = client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let calls = |outcome: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("innkeep_grpc_calls_total{")
+                    && l.contains("method=\"GetHotel\"")
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(calls("not_found").as_deref(), Some("2"), "{text}");
+    assert_eq!(calls("rate_limited").as_deref(), Some("1"), "{text}");
+    assert!(
+        text.contains("innkeep_grpc_call_duration_seconds_bucket{method=\"GetHotel\""),
+        "{text}"
+    );
 }

@@ -31,6 +31,13 @@ use crate::pb;
 use crate::pb::innkeep_server::{Innkeep, InnkeepServer};
 use crate::status::to_status;
 
+/// Counter of gRPC calls by `method` and `outcome` (`ok`, or the problem code of the
+/// refusal: `not_found`, `rate_limited`, …).
+pub const METRIC_CALLS: &str = "innkeep_grpc_calls_total";
+/// Histogram of gRPC call latency in seconds (until the answer, or until a stream
+/// starts), by `method`.
+pub const METRIC_CALL_SECONDS: &str = "innkeep_grpc_call_duration_seconds";
+
 /// What the service needs: the engine, the HTTP API's keys and limits (one rate-limit
 /// bucket per key whichever API it calls), and the token that ends event streams.
 #[derive(Clone, Debug)]
@@ -88,16 +95,23 @@ impl InnkeepService {
     where
         Fut: Future<Output = Result<R, ApiError>>,
     {
+        let started = std::time::Instant::now();
         let span = tracing::info_span!("grpc", method, principal = tracing::field::Empty);
-        let caller = span
-            .in_scope(|| self.admit(&request, access, hotel(request.get_ref())))
-            .map_err(|e| to_status(&e))?;
-        let limit = self.0.security.limits.request_timeout;
-        let work = work(self.0.engine.clone(), caller, request.into_inner()).instrument(span);
-        match within_deadline(limit, work).await {
-            Ok(Ok(answer)) => Ok(Response::new(answer)),
-            Ok(Err(e)) | Err(e) => Err(to_status(&e)),
-        }
+        let outcome = match span.in_scope(|| self.admit(&request, access, hotel(request.get_ref())))
+        {
+            Ok(caller) => {
+                let limit = self.0.security.limits.request_timeout;
+                let work =
+                    work(self.0.engine.clone(), caller, request.into_inner()).instrument(span);
+                within_deadline(limit, work).await.and_then(|done| done)
+            }
+            Err(e) => Err(e),
+        };
+        let label = outcome.as_ref().map_or_else(ApiError::code, |_| "ok");
+        metrics::counter!(METRIC_CALLS, "method" => method, "outcome" => label).increment(1);
+        metrics::histogram!(METRIC_CALL_SECONDS, "method" => method)
+            .record(started.elapsed().as_secs_f64());
+        outcome.map(Response::new).map_err(|e| to_status(&e))
     }
 }
 
