@@ -5,7 +5,8 @@
 //! and the same protection: [`innkeep_http::auth::authorize_call`] authenticates the
 //! `authorization: Bearer <key>` metadata, spends the caller's rate-limit token and checks
 //! hotel scope and role; an overloaded shard sheds a call before that; each call has the
-//! HTTP request deadline; a message is at most [`innkeep_http::BODY_LIMIT_BYTES`]. Inputs
+//! HTTP request deadline; connections count against HTTP's caps ([`incoming`]); a message
+//! is at most [`innkeep_http::BODY_LIMIT_BYTES`]. Inputs
 //! go through the engine's parsers and the HTTP layer's own validation functions
 //! ([`convert`]), and every refusal is an [`innkeep_http::ApiError`] turned into a gRPC
 //! status whose details carry its problem `code` ([`status`]).
@@ -28,4 +29,5 @@ pub use status::{problem_code, ERROR_DOMAIN};
 
 /// The tonic this crate was built with, so clients use the same version.
 pub use tonic;
+/// Reads the standard status details (`StatusExt::get_details_error_info`), for clients.
 pub use tonic_types;
