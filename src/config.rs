@@ -38,6 +38,9 @@ pub struct Config {
     /// scraper on a network the operator trusts. Unset: `/metrics` is served on `listen`
     /// only, to admin keys of every hotel once keys are configured.
     pub metrics_listen: Option<SocketAddr>,
+    /// Address the gRPC API (`proto/innkeep/v1/`) listens on; `None` (the default): no
+    /// gRPC. Same keys, roles and limits as HTTP.
+    pub grpc_listen: Option<SocketAddr>,
     /// Journal and snapshots live here; created if missing.
     pub data_dir: PathBuf,
     /// Unpaid holds expire after this many seconds.
@@ -280,6 +283,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             metrics_listen: None,
+            grpc_listen: None,
             data_dir: PathBuf::from("./innkeep-data"),
             hold_seconds: 900,
             max_nights: 90,
@@ -594,16 +598,22 @@ impl Config {
     /// Refuses to serve an open API (no `[[api_keys]]`) on an address other hosts can
     /// reach. Checked when the configuration is loaded and again before binding.
     pub fn check_exposure(&self) -> Result<(), ConfigError> {
-        if self.api_keys.is_empty() && !self.listen.ip().is_loopback() {
-            return Err(ConfigError::Value {
-                key: "api_keys",
-                message: format!(
-                    "none are configured, so anyone could use the API, but `listen` = {} is \
-                     not a loopback address; add [[api_keys]] (see `innkeep keygen`) or \
-                     listen on 127.0.0.1",
-                    self.listen
-                ),
-            });
+        let listeners = [
+            ("listen", Some(self.listen)),
+            ("grpc_listen", self.grpc_listen),
+        ];
+        for (key, addr) in listeners {
+            let Some(addr) = addr else { continue };
+            if self.api_keys.is_empty() && !addr.ip().is_loopback() {
+                return Err(ConfigError::Value {
+                    key: "api_keys",
+                    message: format!(
+                        "none are configured, so anyone could use the API, but `{key}` = {addr} \
+                         is not a loopback address; add [[api_keys]] (see `innkeep keygen`) or \
+                         listen on 127.0.0.1",
+                    ),
+                });
+            }
         }
         Ok(())
     }
@@ -1237,6 +1247,35 @@ mod tests {
         }
         let keyed = format!(
             "listen = \"0.0.0.0:8080\"\n[[api_keys]]\nkey_sha256 = \"{HASH}\"\nrole = \"admin\"\nhotels = [\"*\"]\n"
+        );
+        assert!(load(&keyed, &[]).is_ok());
+    }
+
+    #[test]
+    fn grpc_is_off_by_default_and_set_like_listen() {
+        assert_eq!(load("", &[]).unwrap().grpc_listen, None);
+        let c = load("grpc_listen = \"127.0.0.1:50051\"\n", &[]).unwrap();
+        assert_eq!(c.grpc_listen, Some("127.0.0.1:50051".parse().unwrap()));
+        let c = load("", &[("INNKEEP_GRPC_LISTEN", "127.0.0.1:0")]).unwrap();
+        assert_eq!(c.grpc_listen, Some("127.0.0.1:0".parse().unwrap()));
+        // The environment can switch off what the file turned on.
+        let c = load(
+            "grpc_listen = \"127.0.0.1:50051\"\n",
+            &[("INNKEEP_GRPC_LISTEN", "")],
+        )
+        .unwrap();
+        assert_eq!(c.grpc_listen, None);
+        let e = load("", &[("INNKEEP_GRPC_LISTEN", "50051")]).unwrap_err();
+        assert!(e.to_string().contains("INNKEEP_GRPC_LISTEN"), "{e}");
+        // An open API is refused on a reachable gRPC address too.
+        let e = load("grpc_listen = \"0.0.0.0:50051\"\n", &[]).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("api_keys") && text.contains("grpc_listen"),
+            "{text}"
+        );
+        let keyed = format!(
+            "grpc_listen = \"0.0.0.0:50051\"\n[[api_keys]]\nkey_sha256 = \"{HASH}\"\nrole = \"admin\"\nhotels = [\"*\"]\n"
         );
         assert!(load(&keyed, &[]).is_ok());
     }

@@ -6,6 +6,10 @@
 //! axum on its shard's own runtime, where that shard's room actors run too. A request is parsed,
 //! decided and answered on one thread whenever its room is local. The thread this function
 //! runs on only orchestrates (signals, start-up, shutdown) and serves no request.
+//!
+//! gRPC, when `grpc_listen` is set, is served by tonic on the last shard (its own accept
+//! loop and connections): it is not the booking hot path of a high-traffic front end, so
+//! one shard is enough, and the last one keeps it off shard 0, which accepts HTTP.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -64,6 +68,19 @@ pub async fn run(
         }
     };
     let local = listener.local_addr()?;
+    // Bound now, so a bad address stops start-up at once; served once recovered (calls
+    // wait in the backlog meanwhile).
+    let grpc_listener = match config
+        .grpc_listen
+        .map(|a| bind("grpc_listen", a))
+        .transpose()
+    {
+        Ok(l) => l,
+        Err(e) => {
+            shards.stop();
+            return Err(e);
+        }
+    };
     if auth.is_open() {
         tracing::warn!(
             %local,
@@ -72,6 +89,8 @@ pub async fn run(
         );
     }
     let connections = Connections::new(config.connection_limits());
+    // gRPC's connections count against the same caps.
+    let grpc_connections = connections.clone();
 
     // Until recovery is done every route but /healthz answers 503 `not_ready`.
     let api: Arc<OnceLock<Router>> = Arc::default();
@@ -264,6 +283,16 @@ pub async fn run(
         });
         served
     });
+    let grpc = match grpc_listener {
+        Some(listener) => Some(serve_grpc(
+            &shards,
+            listener,
+            &state,
+            grpc_connections,
+            stop.clone(),
+        )?),
+        None => None,
+    };
     let _ = api.set(innkeep_http::router(state));
     tracing::info!(%local, "ready");
 
@@ -272,10 +301,28 @@ pub async fn run(
     // Event streams never finish by themselves; end them so the drain can complete.
     streams.cancel();
     stop.cancel();
-    match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error"),
-        Ok(Err(_)) => tracing::error!("the server's accept loop ended without a word"),
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async move {
+        let http = server.await;
+        let grpc = match grpc {
+            Some(done) => Some(done.await),
+            None => None,
+        };
+        (http, grpc)
+    })
+    .await;
+    match drained {
+        Ok((http, grpc)) => {
+            match http {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "server error"),
+                Err(_) => tracing::error!("the server's accept loop ended without a word"),
+            }
+            match grpc {
+                None | Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => tracing::error!(error = %e, "gRPC server error"),
+                Some(Err(_)) => tracing::error!("the gRPC server ended without a word"),
+            }
+        }
         Err(_) => tracing::warn!("requests still running after the drain timeout; stopping anyway"),
     }
     if let Some(served) = metrics_server {
@@ -294,6 +341,42 @@ pub async fn run(
         .await
         .context("engine shutdown")?;
     Ok(())
+}
+
+/// What the gRPC server ends with.
+type GrpcDone = tokio::sync::oneshot::Receiver<Result<(), String>>;
+
+/// Starts serving the gRPC API on `listener` on the last shard, with the HTTP API's
+/// engine, keys, limits, connection caps and stream token; it stops when `stop` is
+/// cancelled.
+fn serve_grpc(
+    shards: &Shards,
+    listener: std::net::TcpListener,
+    state: &AppState,
+    connections: Connections,
+    stop: CancellationToken,
+) -> anyhow::Result<GrpcDone> {
+    let local = listener.local_addr()?;
+    let grpc = innkeep_grpc::GrpcState {
+        engine: state.engine.clone(),
+        security: state.security.clone(),
+        streams: state.streams.clone(),
+    };
+    let (done, ended) = tokio::sync::oneshot::channel();
+    let shard = shards.len().saturating_sub(1);
+    let spawned = shards.spawn(shard, async move {
+        // Registered with the reactor of the shard that serves it.
+        let result = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => innkeep_grpc::serve(listener, grpc, connections, stop)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let _ = done.send(result);
+    });
+    anyhow::ensure!(spawned, "the shards stopped before gRPC could start");
+    tracing::info!(%local, shard, "gRPC listening");
+    Ok(ended)
 }
 
 /// The listening socket on `addr`, as a std socket to be registered with the runtime of

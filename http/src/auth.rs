@@ -637,7 +637,40 @@ fn check(sec: &Security, req: &Request, hotel: &str) -> Result<Option<Caller>, A
         .extensions()
         .get::<MatchedPath>()
         .map_or("", MatchedPath::as_str);
-    let access = route_access(req.method(), template);
+    // Probes are never rate-limited, so an overloaded or attacked server still reports
+    // its health.
+    if matches!(template, "/healthz" | "/readyz") && !sec.auth.is_open() {
+        return Ok(None);
+    }
+    let call = Call {
+        access: route_access(req.method(), template),
+        headers: req.headers(),
+        client_ip: client_ip(req),
+        hotel,
+    };
+    authorize_call(sec, &call)
+}
+
+/// One call to authorize, whatever the transport (an HTTP route, a gRPC method).
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a> {
+    /// How the call is protected; `None` (an unlisted route) is admin-only.
+    pub access: Option<Access>,
+    /// Where the `Authorization: Bearer <key>` is (HTTP headers, gRPC metadata).
+    pub headers: &'a HeaderMap,
+    /// The client's address, whose bucket a call without a valid key spends from.
+    pub client_ip: Option<IpAddr>,
+    /// The hotel a [`Access::Hotel`] call names (`""` for others).
+    pub hotel: &'a str,
+}
+
+/// Authenticates a call, spends a token, and for hotel calls checks the hotel (404, as if
+/// it did not exist) and the role (403): the rules of [`authorize`] for any transport, so
+/// the gRPC API enforces exactly what the HTTP API does. `Ok(None)`: a public call, no
+/// caller; `Ok(Some)`: the caller the handler acts for (reservation calls still check the
+/// loaded reservation with [`Caller::check_reservation`]).
+pub fn authorize_call(sec: &Security, call: &Call<'_>) -> Result<Option<Caller>, ApiError> {
+    let access = call.access;
     let span = tracing::Span::current();
     if sec.auth.is_open() {
         span.record("principal", "anonymous");
@@ -652,24 +685,21 @@ fn check(sec: &Security, req: &Request, hotel: &str) -> Result<Option<Caller>, A
             None => Some(Caller::open(Op::PutHotel)),
         });
     }
-    let probe = matches!(template, "/healthz" | "/readyz");
     if access == Some(Access::Public) {
-        if !probe {
-            sec.spend(&BucketKey::from_ip(client_ip(req)), "anonymous")?;
-        }
+        sec.spend(&BucketKey::from_ip(call.client_ip), "anonymous")?;
         return Ok(None);
     }
-    let principal = match bearer(req.headers()) {
+    let principal = match bearer(call.headers) {
         Ok(Some(token)) => sec.auth.authenticate(token),
         Ok(None) => None,
         Err(e) => {
-            sec.spend(&BucketKey::from_ip(client_ip(req)), "anonymous")?;
+            sec.spend(&BucketKey::from_ip(call.client_ip), "anonymous")?;
             return Err(e);
         }
     };
     let Some(principal) = principal else {
-        sec.spend(&BucketKey::from_ip(client_ip(req)), "anonymous")?;
-        return Err(if req.headers().contains_key(header::AUTHORIZATION) {
+        sec.spend(&BucketKey::from_ip(call.client_ip), "anonymous")?;
+        return Err(if call.headers.contains_key(header::AUTHORIZATION) {
             ApiError::Unauthorized("unknown API key")
         } else {
             ApiError::Unauthorized("this route needs an API key: Authorization: Bearer <key>")
@@ -682,7 +712,7 @@ fn check(sec: &Security, req: &Request, hotel: &str) -> Result<Option<Caller>, A
         .increment(1);
     let op = match access {
         Some(Access::Hotel(op)) => {
-            if !principal.hotels.contains(hotel) {
+            if !principal.hotels.contains(call.hotel) {
                 return Err(not_found("hotel"));
             }
             if !role_allows(principal.role, op) {

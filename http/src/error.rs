@@ -145,7 +145,7 @@ impl ApiError {
     }
 
     /// Seconds to put in `Retry-After`, for errors a client should simply retry.
-    fn retry_after_secs(&self) -> Option<u64> {
+    pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             ApiError::Engine(EngineError::Overloaded) | ApiError::Timeout { .. } => {
                 Some(RETRY_AFTER_OVERLOADED_SECS)

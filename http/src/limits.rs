@@ -208,18 +208,42 @@ async fn with_deadline(
     limit: Duration,
     handler: impl std::future::Future<Output = Response>,
 ) -> Response {
-    match tokio::time::timeout(limit, handler).await {
-        Ok(res) => res,
-        Err(_) => ApiError::Timeout {
+    within_deadline(limit, handler)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// What `work` comes to, or [`ApiError::Timeout`] once `limit` has passed (the request
+/// deadline, for any transport): `work` is dropped then.
+pub async fn within_deadline<T>(
+    limit: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| ApiError::Timeout {
             timeout_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
-        }
-        .into_response(),
-    }
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn work_past_the_deadline_is_a_timeout() {
+        let e = within_deadline(Duration::from_millis(10), std::future::pending::<()>())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "timeout");
+        assert!(matches!(e, ApiError::Timeout { timeout_ms: 10 }), "{e:?}");
+        assert_eq!(
+            within_deadline(Duration::from_secs(60), async { 7 })
+                .await
+                .unwrap(),
+            7
+        );
+    }
 
     #[test]
     fn token_bucket_refills_at_the_rate() {

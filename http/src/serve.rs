@@ -74,7 +74,7 @@ pub const METRIC_CONNECTIONS_TIMED_OUT: &str = "innkeep_http_connections_timed_o
 
 /// How long the accept loop pauses after an accept error that is not about one connection
 /// (out of file descriptors, say), as hyper 0.14 and `axum::serve` do.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// The client's address. [`serve`] puts `ConnectInfo<ClientAddr>` into every request's
 /// extensions; the rate limiter buckets anonymous requests by its IP.
@@ -205,6 +205,35 @@ impl Connections {
     }
 }
 
+impl Connections {
+    /// Counts a new connection of another server sharing these caps (the gRPC API's) from
+    /// `remote`: its place, given back when dropped, or `None` past a cap (counted and
+    /// logged as a refused HTTP connection is; the caller closes it).
+    pub fn admit_other(&self, remote: SocketAddr) -> Option<Admitted> {
+        match self.admit(remote.ip()) {
+            Ok(slot) => Some(Admitted { _slot: slot }),
+            Err(refused) => {
+                refuse(remote, refused);
+                None
+            }
+        }
+    }
+}
+
+/// A connection of another server counted in a [`Connections`]; its place is given back
+/// when this is dropped (with the connection).
+#[derive(Debug)]
+pub struct Admitted {
+    /// The place; held only to be given back on drop.
+    _slot: Slot,
+}
+
+/// Counts and logs a connection refused for `refused`.
+fn refuse(remote: SocketAddr, refused: Refused) {
+    metrics::counter!(METRIC_CONNECTIONS_REFUSED, "reason" => refused.label()).increment(1);
+    tracing::debug!(%remote, reason = refused.label(), "connection refused");
+}
+
 /// One open connection's place in the counts; given back on drop.
 #[derive(Debug)]
 struct Slot {
@@ -305,9 +334,7 @@ pub async fn serve_dealt(
                 })));
             }
             Err(refused) => {
-                metrics::counter!(METRIC_CONNECTIONS_REFUSED, "reason" => refused.label())
-                    .increment(1);
-                tracing::debug!(%remote, reason = refused.label(), "connection refused");
+                refuse(remote, refused);
                 drop(stream);
             }
         }
@@ -319,7 +346,7 @@ pub async fn serve_dealt(
 }
 
 /// Errors about one connection, not about the listener.
-fn is_connection_error(e: &io::Error) -> bool {
+pub fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionRefused

@@ -141,8 +141,13 @@ impl<'de> de::Deserializer<'de> for Node {
         }
     }
 
+    /// An empty variable unsets an optional key (so the environment can switch off what
+    /// a file turned on); anything else is the value.
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, EnvError> {
-        visitor.visit_some(self)
+        match &self {
+            Node::Env { text, .. } if text.trim().is_empty() => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
     }
 
     fn deserialize_struct<V: Visitor<'de>>(

@@ -42,12 +42,17 @@ pub async fn get_availability(
         .ok_or_else(|| ValidationError::new("departure", "is required"))?;
     let arrival = parse_date("arrival", arrival)?;
     let departure = parse_date("departure", departure)?;
-    let guests = query.guests.unwrap_or(1);
-    if guests == 0 {
-        return Err(ValidationError::new("guests", "must be at least 1").into());
-    }
+    let guests = guests_or_one(query.guests)?;
     let availability = state
         .engine
         .availability(&hotel_id, arrival, departure, guests)?;
     Ok(Json(AvailabilityView::from(&availability)))
+}
+
+/// The guests an availability query asks for: 1 when not given, never 0.
+pub fn guests_or_one(guests: Option<u16>) -> Result<u16, ApiError> {
+    match guests.unwrap_or(1) {
+        0 => Err(ValidationError::new("guests", "must be at least 1").into()),
+        n => Ok(n),
+    }
 }

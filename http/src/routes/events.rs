@@ -59,13 +59,9 @@ pub async fn events(
     let sub = state.engine.events(after);
 
     let notice = sub.missed_before.map(|first| {
-        SseEvent::default().event("resync").data(
-            json!({
-                "reason": "the events after Last-Event-ID cannot all be replayed (older than the resume window, or not an id of this server); reload state",
-                "first_available": first,
-            })
-            .to_string(),
-        )
+        SseEvent::default()
+            .event(RESYNC)
+            .data(resync_missed(first).to_string())
     });
     let engine = state.engine.clone();
     let backlog: Vec<SseEvent> = sub
@@ -85,10 +81,9 @@ pub async fn events(
                 Ok(_) => continue,
                 // Too slow: say where to resume from, then end.
                 Err(RecvError::Lagged(skipped)) => {
-                    let resync = SseEvent::default().event("resync").data(
-                        json!({"reason": "client too slow; reconnect with Last-Event-ID", "skipped": skipped})
-                            .to_string(),
-                    );
+                    let resync = SseEvent::default()
+                        .event(RESYNC)
+                        .data(resync_lagged(skipped).to_string());
                     return Some((stream::iter(vec![resync]), None));
                 }
                 Err(RecvError::Closed) => return None,
@@ -123,22 +118,69 @@ pub(crate) fn parse_last_event_id(raw: &str) -> Option<u64> {
     raw.trim().parse::<u64>().ok()
 }
 
-/// The SSE form of one journal event: the availability and room-status changes it
-/// implies (without an `id`, so a client resuming from the previous id sees them again
-/// rather than missing them), then the event itself with its sequence number as `id`.
-fn to_sse(engine: &innkeep_actors::Engine, e: &FeedEvent) -> Vec<SseEvent> {
-    let mut out: Vec<SseEvent> = implied(engine, &e.event)
+/// The name of the event that tells a client to reload its state: it missed events.
+pub const RESYNC: &str = "resync";
+
+/// The `resync` payload of a stream that cannot replay everything after the client's
+/// position: the first sequence number it can show.
+pub fn resync_missed(first_available: u64) -> Value {
+    json!({
+        "reason": "the events after Last-Event-ID cannot all be replayed (older than the resume window, or not an id of this server); reload state",
+        "first_available": first_available,
+    })
+}
+
+/// The `resync` payload that ends the stream of a client too slow for the live channel.
+pub fn resync_lagged(skipped: u64) -> Value {
+    json!({"reason": "client too slow; reconnect with Last-Event-ID", "skipped": skipped})
+}
+
+/// One event of a hotel's stream, whatever the transport (SSE here, gRPC's
+/// `WatchEvents`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamItem {
+    /// The journal sequence number to resume after; `None` on the events a journal event
+    /// implies, so a client resuming from the previous one sees them again.
+    pub seq: Option<u64>,
+    /// The event's type (`reservation.created`, `availability.changed`, ...).
+    pub name: &'static str,
+    /// Its payload.
+    pub data: Value,
+}
+
+/// The stream form of one journal event: the availability and room-status changes it
+/// implies (without a sequence number, so a client resuming from the previous one sees
+/// them again rather than missing them), then the event itself with its sequence number.
+pub fn stream_items(engine: &innkeep_actors::Engine, e: &FeedEvent) -> Vec<StreamItem> {
+    let mut out: Vec<StreamItem> = implied(engine, &e.event)
         .into_iter()
-        .map(|(name, data)| SseEvent::default().event(name).data(data.to_string()))
+        .map(|(name, data)| StreamItem {
+            seq: None,
+            name,
+            data,
+        })
         .collect();
     let (name, data) = describe(&e.event);
-    out.push(
-        SseEvent::default()
-            .id(e.seq.to_string())
-            .event(name)
-            .data(data.to_string()),
-    );
+    out.push(StreamItem {
+        seq: Some(e.seq),
+        name,
+        data,
+    });
     out
+}
+
+/// The SSE form of one journal event ([`stream_items`]), the sequence number as `id`.
+fn to_sse(engine: &innkeep_actors::Engine, e: &FeedEvent) -> Vec<SseEvent> {
+    stream_items(engine, e)
+        .into_iter()
+        .map(|item| {
+            let event = match item.seq {
+                Some(seq) => SseEvent::default().id(seq.to_string()),
+                None => SseEvent::default(),
+            };
+            event.event(item.name).data(item.data.to_string())
+        })
+        .collect()
 }
 
 /// `availability.changed` for nights booked or released in a room (`to` null: through the

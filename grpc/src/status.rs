@@ -1,0 +1,256 @@
+//! API errors as gRPC statuses.
+//!
+//! Each [`ApiError`] becomes the gRPC code closest to its HTTP status, and its stable
+//! problem `code` (`sold_out`, `version_mismatch`, …) travels in the status details as a
+//! `google.rpc.ErrorInfo` with `reason` = the code and `domain` = [`ERROR_DOMAIN`], the
+//! standard place gRPC clients of every language look (`grpc-status-details-bin`). Errors
+//! a client should retry later also carry a `google.rpc.RetryInfo` (HTTP's
+//! `Retry-After`); `restricted` lists its reasons in the ErrorInfo's `reasons` metadata
+//! entry, comma-separated.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use innkeep_actors::EngineError;
+use innkeep_engine::DomainError;
+use innkeep_http::ApiError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `domain` of every `google.rpc.ErrorInfo` this API sends.
+pub const ERROR_DOMAIN: &str = "innkeep";
+
+/// The gRPC code for an error.
+pub fn grpc_code(e: &ApiError) -> Code {
+    match e {
+        ApiError::Engine(EngineError::Domain(d)) => domain_code(d),
+        ApiError::Engine(
+            EngineError::Overloaded | EngineError::Unavailable(_) | EngineError::ShuttingDown,
+        )
+        | ApiError::NotReady => Code::Unavailable,
+        ApiError::Timeout { .. } => Code::DeadlineExceeded,
+        ApiError::Engine(EngineError::TooManyHolds { .. })
+        | ApiError::RateLimited { .. }
+        | ApiError::PayloadTooLarge { .. } => Code::ResourceExhausted,
+        ApiError::Unauthorized(_) | ApiError::BadSignature => Code::Unauthenticated,
+        ApiError::Forbidden => Code::PermissionDenied,
+        ApiError::InvalidRequest(_)
+        | ApiError::UnsupportedMediaType(_)
+        | ApiError::AmountMismatch(_) => Code::InvalidArgument,
+        ApiError::NotFound(_) => Code::NotFound,
+        ApiError::MethodNotAllowed => Code::Unimplemented,
+        ApiError::EventUnavailable(_) => Code::FailedPrecondition,
+    }
+}
+
+/// Domain refusals: bad input is `InvalidArgument`; a request that the state forbids
+/// (sold out, an illegal transition, restrictions, a key used for another request) is
+/// `FailedPrecondition`; a lost race with another change (version, move) is `Aborted`,
+/// which gRPC clients read as "re-read and retry".
+fn domain_code(d: &DomainError) -> Code {
+    match d {
+        DomainError::Invalid(_) | DomainError::InvalidStay(_) | DomainError::RatePlan(_) => {
+            Code::InvalidArgument
+        }
+        DomainError::NotFound(_) => Code::NotFound,
+        DomainError::SoldOut
+        | DomainError::InvalidTransition { .. }
+        | DomainError::RoomNotReady { .. }
+        | DomainError::NotWithinStay
+        | DomainError::RoomInUse(_)
+        | DomainError::CurrencyLocked
+        | DomainError::NightsSold(_)
+        | DomainError::Restricted(_)
+        | DomainError::IdempotencyKeyReused
+        | DomainError::SoldOutOn(_)
+        | DomainError::TotalChangeUnsupported { .. } => Code::FailedPrecondition,
+        DomainError::LimitReached(_) => Code::ResourceExhausted,
+        DomainError::VersionMismatch { .. } | DomainError::MoveInProgress => Code::Aborted,
+    }
+}
+
+/// The gRPC status for an error: its code, the problem's detail as the message, and the
+/// problem code in an ErrorInfo (plus RetryInfo where HTTP sends `Retry-After`).
+pub fn to_status(e: &ApiError) -> Status {
+    let problem = e.problem();
+    let mut metadata = HashMap::new();
+    if let Some(reasons) = &problem.reasons {
+        metadata.insert("reasons".to_owned(), reasons.join(","));
+    }
+    let mut details = ErrorDetails::with_error_info(problem.code, ERROR_DOMAIN, metadata);
+    if let Some(secs) = e.retry_after_secs() {
+        details.set_retry_info(Some(Duration::from_secs(secs)));
+    }
+    if e.status().is_server_error() {
+        tracing::warn!(code = e.code(), error = %e, "grpc call failed");
+    }
+    Status::with_error_details(grpc_code(e), problem.detail, details)
+}
+
+/// The problem `code` a status carries (its ErrorInfo's `reason` in [`ERROR_DOMAIN`]), for
+/// clients and tests.
+pub fn problem_code(status: &Status) -> Option<String> {
+    status
+        .get_details_error_info()
+        .filter(|info| info.domain == ERROR_DOMAIN)
+        .map(|info| info.reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use innkeep_engine::{Status as ResStatus, ValidationError};
+
+    fn code_and_reason(e: ApiError) -> (Code, Option<String>) {
+        let status = to_status(&e);
+        (status.code(), problem_code(&status))
+    }
+
+    #[test]
+    fn every_kind_of_refusal_maps_to_its_grpc_code_with_the_problem_code() {
+        let cases: Vec<(ApiError, Code, &str)> = vec![
+            (
+                ApiError::from(ValidationError::new("guests", "must be at least 1")),
+                Code::InvalidArgument,
+                "invalid_request",
+            ),
+            (
+                ApiError::from(DomainError::NotFound("hotel")),
+                Code::NotFound,
+                "not_found",
+            ),
+            (
+                ApiError::from(DomainError::SoldOut),
+                Code::FailedPrecondition,
+                "sold_out",
+            ),
+            (
+                ApiError::from(DomainError::InvalidTransition {
+                    from: ResStatus::Cancelled,
+                    action: "check_in",
+                }),
+                Code::FailedPrecondition,
+                "invalid_transition",
+            ),
+            (
+                ApiError::from(DomainError::IdempotencyKeyReused),
+                Code::FailedPrecondition,
+                "idempotency_key_reused",
+            ),
+            (
+                ApiError::from(DomainError::VersionMismatch {
+                    expected: 1,
+                    current: 2,
+                }),
+                Code::Aborted,
+                "version_mismatch",
+            ),
+            (
+                ApiError::from(DomainError::MoveInProgress),
+                Code::Aborted,
+                "move_in_progress",
+            ),
+            (
+                ApiError::RateLimited {
+                    retry_after_secs: 3,
+                },
+                Code::ResourceExhausted,
+                "rate_limited",
+            ),
+            (
+                ApiError::Engine(EngineError::TooManyHolds { limit: 5 }),
+                Code::ResourceExhausted,
+                "too_many_holds",
+            ),
+            (
+                ApiError::Engine(EngineError::Overloaded),
+                Code::Unavailable,
+                "overloaded",
+            ),
+            (
+                ApiError::Engine(EngineError::ShuttingDown),
+                Code::Unavailable,
+                "shutting_down",
+            ),
+            (
+                ApiError::Timeout { timeout_ms: 5000 },
+                Code::DeadlineExceeded,
+                "timeout",
+            ),
+            (
+                ApiError::Unauthorized("unknown API key"),
+                Code::Unauthenticated,
+                "unauthorized",
+            ),
+            (ApiError::Forbidden, Code::PermissionDenied, "forbidden"),
+            (
+                ApiError::PayloadTooLarge { limit_bytes: 1 },
+                Code::ResourceExhausted,
+                "payload_too_large",
+            ),
+            (
+                ApiError::from(DomainError::SoldOutOn(vec![])),
+                Code::FailedPrecondition,
+                "sold_out",
+            ),
+            (
+                ApiError::from(DomainError::TotalChangeUnsupported {
+                    from_minor: 1,
+                    to_minor: 2,
+                }),
+                Code::FailedPrecondition,
+                "total_change_unsupported",
+            ),
+            (
+                ApiError::EventUnavailable("gone".to_owned()),
+                Code::FailedPrecondition,
+                "event_unavailable",
+            ),
+        ];
+        for (error, code, reason) in cases {
+            let text = error.to_string();
+            assert_eq!(
+                code_and_reason(error),
+                (code, Some(reason.to_owned())),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn retryable_errors_say_when_and_others_do_not() {
+        let status = to_status(&ApiError::RateLimited {
+            retry_after_secs: 7,
+        });
+        let retry = status.get_details_retry_info().expect("retry info");
+        assert_eq!(retry.retry_delay, Some(Duration::from_secs(7)));
+        let status = to_status(&ApiError::from(DomainError::SoldOut));
+        assert!(status.get_details_retry_info().is_none());
+        assert_eq!(
+            status.message(),
+            ApiError::from(DomainError::SoldOut).to_string()
+        );
+    }
+
+    #[test]
+    fn storage_internals_stay_out_of_the_message() {
+        let status = to_status(&ApiError::Engine(EngineError::Unavailable(
+            "/secret/path: EIO".to_owned(),
+        )));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(
+            !status.message().contains("/secret/path"),
+            "{}",
+            status.message()
+        );
+        assert_eq!(
+            problem_code(&status).as_deref(),
+            Some("storage_unavailable")
+        );
+    }
+
+    #[test]
+    fn a_status_from_elsewhere_has_no_problem_code() {
+        assert_eq!(problem_code(&Status::internal("boom")), None);
+    }
+}
