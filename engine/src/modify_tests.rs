@@ -117,6 +117,28 @@ impl Hotel {
         id
     }
 
+    /// The provider's success for `id` (in room `n`), as its room decides it.
+    fn pay(&mut self, n: &str, id: ReservationId) {
+        let (paid, _) = self.state.rooms[&self.key(n)]
+            .decide_payment(
+                &id,
+                &PaymentReport::Succeeded {
+                    trade_no: format!("T-{id}"),
+                },
+                at(10),
+            )
+            .unwrap();
+        self.apply(paid.unwrap());
+    }
+
+    /// Checks `id` in (in room `n`) on the 1st.
+    fn check_in(&mut self, n: &str, id: ReservationId) {
+        let e = self.state.rooms[&self.key(n)]
+            .decide_change(&id, Action::CheckIn, None, at(40), d(1))
+            .unwrap();
+        self.apply(e);
+    }
+
     fn get(&self, id: ReservationId) -> Reservation {
         self.state.reservation(&id).unwrap()
     }
@@ -339,16 +361,7 @@ fn paid_reservations_keep_their_total_and_guests_in_house_move_only_their_depart
     let mut hotel = Hotel::new();
     let a = hotel.book("101", d(1), d(3), 1);
     let key = hotel.key("101");
-    let (paid, _) = hotel.state.rooms[&key]
-        .decide_payment(
-            &a,
-            &PaymentReport::Succeeded {
-                trade_no: "T1".into(),
-            },
-            at(10),
-        )
-        .unwrap();
-    hotel.apply(paid.unwrap());
+    hotel.pay("101", a);
     // Paid: a longer stay would cost more; nothing changes.
     let longer = ModifyInput {
         departure: Some(d(4)),
@@ -417,16 +430,7 @@ fn a_guest_in_house_extends_in_place_or_hears_which_nights_are_short() {
     };
     // Unpaid but checked in is impossible; confirm through a zero-price plan is not
     // modelled here: pay first.
-    let (paid, _) = hotel.state.rooms[&key]
-        .decide_payment(
-            &a,
-            &PaymentReport::Succeeded {
-                trade_no: "T1".into(),
-            },
-            at(10),
-        )
-        .unwrap();
-    hotel.apply(paid.unwrap());
+    hotel.pay("101", a);
     check_in(&mut hotel);
     let b = hotel.book("101", d(4), d(6), 2);
     // The room's rate for the extra night is 0 from the 3rd on, so the total stays.
@@ -481,21 +485,8 @@ fn a_guest_in_house_extends_in_place_or_hears_which_nights_are_short() {
 fn a_guest_in_house_may_change_nothing_but_the_departure_within_the_limits() {
     let mut hotel = Hotel::new();
     let a = hotel.book("101", d(1), d(3), 1);
-    let key = hotel.key("101");
-    let (paid, _) = hotel.state.rooms[&key]
-        .decide_payment(
-            &a,
-            &PaymentReport::Succeeded {
-                trade_no: "T1".into(),
-            },
-            at(10),
-        )
-        .unwrap();
-    hotel.apply(paid.unwrap());
-    let e = hotel.state.rooms[&key]
-        .decide_change(&a, Action::CheckIn, None, at(40), d(1))
-        .unwrap();
-    hotel.apply(e);
+    hotel.pay("101", a);
+    hotel.check_in("101", a);
     let guest = Guest::parse("Han Meimei", "+86 139-0000-0000", "han@example.com").unwrap();
     let r = hotel.get(a);
     for input in [
@@ -648,21 +639,8 @@ fn a_modification_obeys_the_plan_s_price_and_the_restrictions_but_an_extension_i
         )
         .unwrap();
     hotel.apply(e);
-    let key = hotel.key("102");
-    let (paid, _) = hotel.state.rooms[&key]
-        .decide_payment(
-            &b,
-            &PaymentReport::Succeeded {
-                trade_no: "T2".into(),
-            },
-            at(10),
-        )
-        .unwrap();
-    hotel.apply(paid.unwrap());
-    let e = hotel.state.rooms[&key]
-        .decide_change(&b, Action::CheckIn, None, at(40), d(1))
-        .unwrap();
-    hotel.apply(e);
+    hotel.pay("102", b);
+    hotel.check_in("102", b);
     let r = hotel.get(b);
     let longer = ModifyInput {
         departure: Some(d(3)),
@@ -754,20 +732,8 @@ fn a_room_takes_a_modified_reservation_only_from_another_room_and_never_a_guest_
     assert!(hotel.state.rooms[&hotel.key("102")]
         .decide_modify_in(&r, &key, &m, at(20))
         .is_ok());
-    let (paid, _) = hotel.state.rooms[&key]
-        .decide_payment(
-            &a,
-            &PaymentReport::Succeeded {
-                trade_no: "T1".into(),
-            },
-            at(10),
-        )
-        .unwrap();
-    hotel.apply(paid.unwrap());
-    let e = hotel.state.rooms[&key]
-        .decide_change(&a, Action::CheckIn, None, at(40), d(1))
-        .unwrap();
-    hotel.apply(e);
+    hotel.pay("101", a);
+    hotel.check_in("101", a);
     let in_house = hotel.get(a);
     let other = hotel.state.rooms[&hotel.key("102")].decide_modify_in(&in_house, &key, &m, at(50));
     assert_eq!(other.unwrap_err().code(), "invalid_transition");
