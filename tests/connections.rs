@@ -179,5 +179,11 @@ async fn slow_clients_neither_starve_others_nor_keep_their_connections() {
         first.duration_since(started),
         held.iter().max().expect("held").duration_since(started),
     );
-    assert!(s.terminate().success());
+    // Seen failing once (exit status not success), not reproduced since: the log says why
+    // next time.
+    let (status, lines) = s.stop();
+    assert!(
+        status.success(),
+        "{status:?}; the server logged: {lines:#?}"
+    );
 }
