@@ -21,7 +21,7 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub mod auth;
 pub mod constraints;
@@ -209,7 +209,16 @@ pub fn router(state: AppState) -> Router {
                     MakeRequestUuidV7,
                 ))
                 .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                // A 5xx is counted by `observe` (and a storage failure logged where it
+                // happens); logging each at ERROR, tower-http's default, turned load shedding
+                // into a log flood: thousands of 503 `overloaded` lines a second, written by
+                // the shards themselves, which fell behind a slow log reader (BENCHMARKS.md,
+                // ninth session).
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+                )
                 .layer(axum::middleware::from_fn(observe))
                 .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
         )
