@@ -318,6 +318,77 @@ async fn grpc_api_end_to_end() {
         refused(Code::InvalidArgument, "invalid_request"),
         "{e:?}"
     );
+    // Restrictions: NRF closed to arrival on d2 (one cell); a channel may not set them, a
+    // bad weekday is invalid_request; a booking under NRF arriving on d2 is restricted.
+    let restrict = pb::SetRestrictionsRequest {
+        hotel_id: "G1".to_owned(),
+        from: d2.clone(),
+        to: plus(day0, 3).to_string(),
+        room_types: vec![],
+        rate_plans: vec!["NRF".to_owned()],
+        weekdays: vec![],
+        set: Some(pb::RestrictionSet {
+            closed_to_arrival: Some(true),
+            min_stay_arrival: Some(pb::LengthOfStay { nights: Some(2) }),
+            ..pb::RestrictionSet::default()
+        }),
+    };
+    let set = g
+        .set_restrictions(with_key(&admin, restrict.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(set.cells, 1);
+    let e = g
+        .set_restrictions(with_key(&channel, restrict.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal(&e),
+        refused(Code::PermissionDenied, "forbidden"),
+        "{e:?}"
+    );
+    let e = g
+        .set_restrictions(with_key(
+            &admin,
+            pb::SetRestrictionsRequest {
+                weekdays: vec!["someday".to_owned()],
+                ..restrict.clone()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal(&e),
+        refused(Code::InvalidArgument, "invalid_request"),
+        "{e:?}"
+    );
+    let mut under_nrf = book_request("G1", &d2, &plus(day0, 3).to_string(), None);
+    under_nrf.rate_plan = Some("NRF".to_owned());
+    let e = g.book(with_key(&channel, under_nrf)).await.unwrap_err();
+    assert_eq!(
+        refusal(&e),
+        refused(Code::FailedPrecondition, "restricted"),
+        "{e:?}"
+    );
+    // Cleared again (min stay cleared too), so the rest of the test books freely.
+    let cleared = g
+        .set_restrictions(with_key(
+            &admin,
+            pb::SetRestrictionsRequest {
+                set: Some(pb::RestrictionSet {
+                    closed_to_arrival: Some(false),
+                    min_stay_arrival: Some(pb::LengthOfStay { nights: None }),
+                    ..pb::RestrictionSet::default()
+                }),
+                ..restrict
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cleared.cells, 0);
+
     let h = g
         .get_hotel(with_key(
             &admin,

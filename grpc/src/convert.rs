@@ -77,6 +77,32 @@ pub fn book_input(
     Ok((input, key))
 }
 
+/// A restriction change, judged by the HTTP API's own conversion (an empty list is "all",
+/// as HTTP's absent one).
+pub fn restriction_change(
+    req: &pb::SetRestrictionsRequest,
+) -> Result<innkeep_actors::RestrictionChange, ApiError> {
+    let list = |v: &[String]| (!v.is_empty()).then(|| v.to_vec());
+    let set = req.set.unwrap_or_default();
+    let nights = |n: Option<pb::LengthOfStay>| n.map(|n| n.nights);
+    let body = innkeep_http::wire::PutRestrictionsRequest {
+        from: req.from.clone(),
+        to: req.to.clone(),
+        room_types: list(&req.room_types),
+        rate_plans: list(&req.rate_plans),
+        weekdays: list(&req.weekdays),
+        set: innkeep_http::wire::RestrictionSet {
+            closed: set.closed.map(Some),
+            closed_to_arrival: set.closed_to_arrival.map(Some),
+            closed_to_departure: set.closed_to_departure.map(Some),
+            min_stay_arrival: nights(set.min_stay_arrival),
+            max_stay_arrival: nights(set.max_stay_arrival),
+            min_stay_through: nights(set.min_stay_through),
+        },
+    };
+    innkeep_http::routes::selling::restriction_change(&HotelId::parse(&req.hotel_id)?, &body)
+}
+
 /// What a modification asks for, each field judged as HTTP judges it.
 pub fn modify_input(req: &pb::ModifyRequest) -> Result<innkeep_engine::ModifyInput, ApiError> {
     Ok(innkeep_engine::ModifyInput {

@@ -357,6 +357,29 @@ impl Innkeep for InnkeepService {
         .await
     }
 
+    async fn set_restrictions(
+        &self,
+        request: Request<pb::SetRestrictionsRequest>,
+    ) -> Result<Response<pb::SetRestrictionsResponse>, Status> {
+        let access = Access::Hotel(Op::PutRestrictions);
+        self.unary(
+            "SetRestrictions",
+            request,
+            access,
+            |r| &r.hotel_id,
+            |engine, _, req| async move {
+                let change = convert::restriction_change(&req)?;
+                let (hotel_id, from, to) = (change.hotel_id.clone(), change.from, change.to);
+                engine.set_restrictions(change).await?;
+                let cells = engine.restrictions(&hotel_id, from, to)?.len();
+                Ok(pb::SetRestrictionsResponse {
+                    cells: u64::try_from(cells).unwrap_or(u64::MAX),
+                })
+            },
+        )
+        .await
+    }
+
     async fn get_availability(
         &self,
         request: Request<pb::GetAvailabilityRequest>,

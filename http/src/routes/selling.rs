@@ -113,6 +113,24 @@ pub async fn put_restrictions(
     ApiJson(body): ApiJson<PutRestrictionsRequest>,
 ) -> Result<Json<RestrictionsPutView>, ApiError> {
     let hotel_id = HotelId::parse(&hotel_id)?;
+    let change = restriction_change(&hotel_id, &body)?;
+    let (from, to) = (change.from, change.to);
+    state.engine.set_restrictions(change).await?;
+    let cells = state.engine.restrictions(&hotel_id, from, to)?.len();
+    Ok(Json(RestrictionsPutView {
+        hotel_id: hotel_id.as_str().to_owned(),
+        from: from.to_string(),
+        to: to.to_string(),
+        cells,
+    }))
+}
+
+/// The change a `PUT …/restrictions` body asks of `hotel_id`, every field judged (also
+/// what the gRPC API's `SetRestrictions` is judged by).
+pub fn restriction_change(
+    hotel_id: &HotelId,
+    body: &PutRestrictionsRequest,
+) -> Result<RestrictionChange, ApiError> {
     let from = parse_date("from", &body.from)?;
     let to = parse_date("to", &body.to)?;
     let room_types = body
@@ -130,25 +148,15 @@ pub async fn put_restrictions(
         None => Weekdays::ALL,
     };
     let patch = body.set.to_patch()?;
-    state
-        .engine
-        .set_restrictions(RestrictionChange {
-            hotel_id: hotel_id.clone(),
-            from,
-            to,
-            room_types,
-            rate_plans,
-            weekdays,
-            patch,
-        })
-        .await?;
-    let cells = state.engine.restrictions(&hotel_id, from, to)?.len();
-    Ok(Json(RestrictionsPutView {
-        hotel_id: hotel_id.as_str().to_owned(),
-        from: from.to_string(),
-        to: to.to_string(),
-        cells,
-    }))
+    Ok(RestrictionChange {
+        hotel_id: hotel_id.clone(),
+        from,
+        to,
+        room_types,
+        rate_plans,
+        weekdays,
+        patch,
+    })
 }
 
 /// Parses each code of a list, a bad one naming the list.
