@@ -1265,10 +1265,10 @@ pub struct ChangeView {
     pub field: String,
     /// The value before (dates `YYYY-MM-DD`, codes as text, `guests` a number, `total` a
     /// money object; null for `guest`, whose old details are not kept).
-    #[schema(value_type = Object, example = "2026-12-26")]
+    #[schema(example = "2026-12-26")]
     pub from: serde_json::Value,
     /// The value after (null for `guest`: the reservation shows the new details).
-    #[schema(value_type = Object, example = "2026-12-27")]
+    #[schema(example = "2026-12-27")]
     pub to: serde_json::Value,
 }
 
