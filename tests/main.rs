@@ -13,6 +13,7 @@ mod harness;
 mod load;
 mod modify;
 mod payments;
+mod rearrange;
 mod resume;
 mod security;
 mod selling;

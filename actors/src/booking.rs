@@ -21,10 +21,12 @@ use std::sync::Arc;
 use actix::dev::SendError;
 use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::state::check_idempotency;
+use innkeep_engine::Event;
 use innkeep_engine::{
     BookInput, DomainError, HotelId, IdempotencyKey, IdempotencyRecord, ReservationId, RoomKey,
     RoomNumber,
 };
+use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
 
 use crate::config::BookingPolicy;
@@ -61,6 +63,7 @@ pub(crate) struct BookingJob {
 pub(crate) async fn run(
     directory: Arc<Directory>,
     rooms: Arc<Rooms>,
+    journal: Journal<Event>,
     policy: BookingPolicy,
     job: BookingJob,
 ) -> BookResult {
@@ -124,7 +127,19 @@ pub(crate) async fn run(
         loop {
             let round = candidates(&directory, req, start, &tried);
             if round.is_empty() {
-                return Err(DomainError::SoldOut.into());
+                // No room is free for the whole stay: unless the client chose the room,
+                // one may be freed by moving others (issue #16).
+                if req.room.is_some() {
+                    return Err(DomainError::SoldOut.into());
+                }
+                return crate::rearranging::book(
+                    &directory,
+                    &rooms,
+                    &journal,
+                    &draft,
+                    idempotency.clone(),
+                )
+                .await;
             }
             for number in round {
                 let (reply, answer) = oneshot::channel();

@@ -152,17 +152,44 @@ impl Directory {
         index.apply_delta(key, sold, &[]);
     }
 
-    /// Rooms of the type free on every night of `stay`, over every shard.
-    pub(crate) fn free_count(
+    /// How many stays of `stay`'s nights the type can still sell, rearranging rooms as
+    /// needed: the fewest rooms it has free on any one night, over every shard. At least the
+    /// number of rooms free for the whole stay; more when the free nights are spread over
+    /// rooms ([`crate::rearranging`]).
+    pub(crate) fn sellable_count(
         &self,
         hotel_id: &HotelId,
         room_type: &RoomTypeCode,
         stay: &Stay,
     ) -> usize {
-        self.index
+        // One shard's index locked at a time.
+        let mut free: Vec<usize> = vec![0; stay.each_night().count()];
+        for i in self.index.iter() {
+            let index = read(&i.0);
+            for (n, night) in free.iter_mut().zip(stay.each_night()) {
+                *n += index.free_on(hotel_id, room_type, night);
+            }
+        }
+        free.into_iter().min().unwrap_or(0)
+    }
+
+    /// At most `limit` rooms of the type, those with the most free nights of `stay`
+    /// first (then in room-number order), over every shard.
+    pub(crate) fn rooms_with_most_free_nights(
+        &self,
+        hotel_id: &HotelId,
+        room_type: &RoomTypeCode,
+        stay: &Stay,
+        limit: usize,
+    ) -> Vec<innkeep_engine::RoomNumber> {
+        let mut rooms: Vec<(usize, innkeep_engine::RoomNumber)> = self
+            .index
             .iter()
-            .map(|i| read(&i.0).free_count(hotel_id, room_type, stay))
-            .sum()
+            .flat_map(|i| read(&i.0).free_nights_by_room(hotel_id, room_type, stay))
+            .collect();
+        rooms.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        rooms.truncate(limit);
+        rooms.into_iter().map(|(_, number)| number).collect()
     }
 
     /// Numbers a new room for the locator (called once per room, when it is created).

@@ -616,7 +616,7 @@ impl Engine {
                     .unwrap_or_else(|| innkeep_engine::catalog::price(hotel, rt, &stay));
                 Ok(TypeAvailability {
                     room_type: code.clone(),
-                    available: directory.free_count(hotel_id, code, &stay),
+                    available: directory.sellable_count(hotel_id, code, &stay),
                     nightly: quote.nightly,
                     total: quote.total,
                     offers,
@@ -732,6 +732,7 @@ impl Engine {
         booking::run(
             self.inner.directory.clone(),
             self.inner.rooms.clone(),
+            self.inner.journal.clone(),
             self.inner.policy,
             job,
         )

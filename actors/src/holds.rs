@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use innkeep_engine::jiff::Timestamp;
-use innkeep_engine::{Action, ReservationId};
+use innkeep_engine::{Action, DomainError, ReservationId, RoomKey};
 
 use crate::directory::{read, Directory};
 use crate::protocol::{
@@ -77,7 +77,7 @@ impl HoldKeeper {
         let now = self.directory.clock.now();
         let now_millis = now.as_millisecond();
         while let Some((at, id)) = self.holds.pop_due(now_millis) {
-            let Some((addr, today)) = self.room_of(&id, now) else {
+            let Some((asked, addr, today)) = self.room_of(&id, now) else {
                 continue;
             };
             let msg = ChangeReservation {
@@ -94,6 +94,12 @@ impl HoldKeeper {
                         metrics::counter!(METRIC_HOLDS_EXPIRED).increment(1);
                         false
                     }
+                    // A rearrangement moved it between the locator's answer and the old
+                    // room's: due still, asked again where it is now on the next tick.
+                    Ok(Err(EngineError::Domain(DomainError::NotFound("reservation")))) => act
+                        .directory
+                        .locate(&id)
+                        .is_some_and(|now_at| now_at != asked),
                     Ok(Err(EngineError::Domain(_))) => false,
                     Ok(Err(_)) | Err(_) => true,
                 };
@@ -108,7 +114,7 @@ impl HoldKeeper {
         &self,
         id: &ReservationId,
         now: Timestamp,
-    ) -> Option<(Addr<RoomActor>, innkeep_engine::jiff::civil::Date)> {
+    ) -> Option<(RoomKey, Addr<RoomActor>, innkeep_engine::jiff::civil::Date)> {
         let key = self.directory.locate(id)?;
         let today = read(&self.directory.catalog)
             .hotel(&key.hotel_id)
@@ -116,7 +122,7 @@ impl HoldKeeper {
             .time_zone
             .today(now);
         let addr = self.rooms.addr(&key)?;
-        Some((addr, today))
+        Some((key, addr, today))
     }
 }
 

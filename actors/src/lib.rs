@@ -38,6 +38,7 @@ pub mod shards;
 // Layer 3: the runtime on the shards.
 mod booking;
 pub mod holds;
+mod rearranging;
 pub mod room;
 // Layer 4: the supervisors and snapshots.
 pub mod payments;

@@ -6,7 +6,7 @@
 //! reused by the model.
 //!
 //! Commands: bookings (with and without an idempotency key, with and without a requested
-//! room, unknown hotels, types and rooms, rooms of another type, bad guest counts, invalid
+//! room, in fragmenting triples, unknown hotels, types and rooms, rooms of another type, bad guest counts, invalid
 //! stays), payment callbacks (success, failure, duplicates, after a lapsed hold), cancel,
 //! check-in, check-out (early too), room moves, modifications (dates, types), housekeeping, out-of-order ranges, rate
 //! overrides, room types, rooms (new rooms, retypes) and hotels (currency locked), clock
@@ -23,7 +23,11 @@
 //!   with the model (free rooms and prices per type, for many stays);
 //! - rooms' housekeeping, occupancy and out-of-order ranges, and the front desk's day;
 //! - a refused command changes nothing (everything observable before == after);
-//! - `sold_out` only when the model has no room of the type free on every night;
+//! - a booking with no room of its type free for the whole stay is booked by moving other
+//!   reservations exactly when the model finds a way to (at most four moves of unpinned,
+//!   future reservations; a plain search over every such set of moves), with as few moves
+//!   as the model's, each one the model allows; else `sold_out`. Availability counts the
+//!   fewest rooms free on any night of a stay;
 //! - holds lapse and confirmed no-shows are marked by the engine's own timers exactly when
 //!   the model says they are due, and never otherwise (the event feed is the signal).
 //!
@@ -132,6 +136,15 @@ enum Cmd {
     },
     /// The last booking again, as a client retrying it would send it (same key, same body).
     Retry,
+    /// Three bookings of one type: a night, the next night, then both nights. When the
+    /// first two land in different rooms, the third needs one of them moved.
+    Fragment {
+        /// Always a hotel of the setup.
+        hotel: usize,
+        /// Always a type of the hotel.
+        rtype: usize,
+        arrival_offset: i64,
+    },
     /// Modify a reservation through the engine: shift its dates, maybe to another type.
     Modify {
         res: usize,
@@ -257,7 +270,9 @@ fn cmd_strategy() -> impl Strategy<Value = Cmd> {
     let book = (
         idx(),
         idx(),
-        prop_oneof![1 => Just(-1i64), 5 => Just(0i64), 8 => 0..=10i64],
+        // Arrivals bunched in the first days too, so stays collide, types fragment and
+        // bookings need rearranging.
+        prop_oneof![1 => Just(-1i64), 5 => Just(0i64), 6 => 0..=3i64, 8 => 0..=10i64],
         prop_oneof![1 => Just(0i64), 12 => 1..=3i64, 1 => Just(6i64)],
         prop::option::weighted(0.3, idx()),
         prop_oneof![1 => Just(0u16), 12 => 1..=2u16, 1 => 3..=4u16],
@@ -373,9 +388,16 @@ fn cmd_strategy() -> impl Strategy<Value = Cmd> {
                 targeted,
             },
         );
+    let fragment =
+        (0..9usize, 0..5usize, 0..=6i64).prop_map(|(hotel, rtype, arrival_offset)| Cmd::Fragment {
+            hotel,
+            rtype,
+            arrival_offset,
+        });
     prop_oneof![
         30 => book,
         4 => Just(Cmd::Retry),
+        3 => fragment,
         5 => modify,
         16 => pay,
         20 => change,
@@ -448,6 +470,8 @@ struct MRes {
     held: BTreeSet<Date>,
     /// The first night its current room holds (the arrival, or the night of a move).
     first_night: Date,
+    /// Booked with a chosen room or moved by the staff: never moved by a rearrangement.
+    pinned: bool,
 }
 
 /// What a booking asked for, compared field by field (the model's "fingerprint").
@@ -590,6 +614,113 @@ impl Model {
         first
     }
 
+    /// Whether a rearrangement for a stay `arrival..departure` of type `t` may move `r`:
+    /// `pending_payment` or `confirmed`, arriving today or later, holding its whole stay in
+    /// its room, booked as that type, not pinned, and within the nights the engine reads
+    /// around the stay (31 on each side).
+    fn movable(&self, r: &MRes, t: usize, arrival: Date, departure: Date, today: Date) -> bool {
+        matches!(r.status, Status::PendingPayment | Status::Confirmed)
+            && !r.pinned
+            && r.arrival >= today
+            && r.first_night == r.arrival
+            && r.rtype == t
+            && r.arrival >= day(arrival, -31)
+            && r.departure <= day(departure, 31)
+    }
+
+    /// The fewest moves (at most four) of reservations [`Model::movable`] between rooms
+    /// of type `t` after which one room of the type is free on every night of
+    /// `arrival..departure`; `None` when there is no such way. A plain search: every set of
+    /// up to four movable reservations, every way to put them in other rooms of the type.
+    fn fewest_moves(
+        &self,
+        h: usize,
+        t: usize,
+        arrival: Date,
+        departure: Date,
+        today: Date,
+    ) -> Option<usize> {
+        let rooms: Vec<RoomNumber> = self.hotels[h]
+            .rooms
+            .values()
+            .filter(|r| r.rtype == t)
+            .map(|r| r.number.clone())
+            .collect();
+        let stay = nights_of(arrival, departure);
+        // What holds each room's nights: (reservation or none for out of order, nights).
+        let holders: Vec<(Option<usize>, usize, BTreeSet<Date>)> = rooms
+            .iter()
+            .enumerate()
+            .flat_map(|(room, number)| {
+                let mut out: Vec<(Option<usize>, usize, BTreeSet<Date>)> = Vec::new();
+                for (i, r) in self.res.iter().enumerate() {
+                    if r.hotel == h && r.room == *number && !r.held.is_empty() {
+                        out.push((Some(i), room, r.held.clone()));
+                    }
+                }
+                let blocked: BTreeSet<Date> = self.hotels[h]
+                    .rooms
+                    .values()
+                    .filter(|r| r.number == *number)
+                    .flat_map(|r| r.blocks.iter().flat_map(|(f, to)| nights_of(*f, *to)))
+                    .collect();
+                if !blocked.is_empty() {
+                    out.push((None, room, blocked));
+                }
+                out
+            })
+            .collect();
+        let movable: Vec<usize> = holders
+            .iter()
+            .enumerate()
+            .filter(|(_, (i, _, _))| {
+                i.is_some_and(|i| self.movable(&self.res[i], t, arrival, departure, today))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let fits = |placed: &[usize]| {
+            // `placed[j]` is the room of holder `movable[j]` of the chosen set.
+            (0..rooms.len()).any(|target| {
+                let mut taken: Vec<BTreeSet<Date>> = vec![BTreeSet::new(); rooms.len()];
+                for (k, (_, room, nights)) in holders.iter().enumerate() {
+                    let room = movable
+                        .iter()
+                        .position(|m| *m == k)
+                        .and_then(|j| placed.get(j).copied())
+                        .filter(|p| *p != usize::MAX)
+                        .unwrap_or(*room);
+                    if nights.iter().any(|n| !taken[room].insert(*n)) {
+                        return false;
+                    }
+                }
+                stay.iter().all(|n| !taken[target].contains(n))
+            })
+        };
+        // Subsets of `movable` of size k, each member placed in another room.
+        for k in 1..=4usize.min(movable.len()) {
+            let mut found = false;
+            for_each_subset(movable.len(), k, &mut |subset| {
+                if found {
+                    return;
+                }
+                let mut placed = vec![usize::MAX; movable.len()];
+                found = place(
+                    &holders,
+                    &movable,
+                    subset,
+                    0,
+                    rooms.len(),
+                    &mut placed,
+                    &fits,
+                );
+            });
+            if found {
+                return Some(k);
+            }
+        }
+        None
+    }
+
     /// Picks a reservation: among those `fits` when `targeted` and there are any, else any.
     fn pick(&self, res: usize, targeted: bool, fits: impl Fn(&MRes) -> bool) -> Option<usize> {
         if self.res.is_empty() {
@@ -604,6 +735,47 @@ impl Model {
             res % self.res.len()
         })
     }
+}
+
+/// Calls `f` with every `k`-element subset of `0..n` (indices in increasing order).
+fn for_each_subset(n: usize, k: usize, f: &mut dyn FnMut(&[usize])) {
+    fn go(start: usize, n: usize, k: usize, chosen: &mut Vec<usize>, f: &mut dyn FnMut(&[usize])) {
+        if chosen.len() == k {
+            f(chosen);
+            return;
+        }
+        for i in start..n {
+            chosen.push(i);
+            go(i + 1, n, k, chosen, f);
+            chosen.pop();
+        }
+    }
+    go(0, n, k, &mut Vec::with_capacity(k), f);
+}
+
+/// Whether the members of `subset` (indices into `movable`) from the `at`-th on can each
+/// be put in a room other than their own so that `fits` holds: every assignment tried.
+fn place(
+    holders: &[(Option<usize>, usize, BTreeSet<Date>)],
+    movable: &[usize],
+    subset: &[usize],
+    at: usize,
+    rooms: usize,
+    placed: &mut Vec<usize>,
+    fits: &dyn Fn(&[usize]) -> bool,
+) -> bool {
+    let Some(&j) = subset.get(at) else {
+        return fits(placed);
+    };
+    let own = holders[movable[j]].1;
+    for room in (0..rooms).filter(|r| *r != own) {
+        placed[j] = room;
+        if place(holders, movable, subset, at + 1, rooms, placed, fits) {
+            return true;
+        }
+    }
+    placed[j] = usize::MAX;
+    false
 }
 
 fn slot_number(slot: usize) -> RoomNumber {
@@ -772,6 +944,25 @@ impl Harness {
     }
 
     fn step(&mut self, cmd: &Cmd) {
+        if let Cmd::Fragment {
+            hotel,
+            rtype,
+            arrival_offset,
+        } = cmd
+        {
+            for (offset, nights) in [(0, 1), (1, 1), (0, 2)] {
+                self.step(&Cmd::Book {
+                    hotel: *hotel,
+                    rtype: *rtype,
+                    arrival_offset: arrival_offset + offset,
+                    nights,
+                    room: None,
+                    guests: 1,
+                    key: None,
+                });
+            }
+            return;
+        }
         let before = self.observe();
         let cmd = match cmd {
             Cmd::Retry => match self.last_book.clone() {
@@ -797,7 +988,7 @@ impl Harness {
                 guests,
                 key,
             } => self.book(hotel, rtype, arrival_offset, nights, room, guests, key),
-            Cmd::Retry => unreachable!("resolved above"),
+            Cmd::Retry | Cmd::Fragment { .. } => unreachable!("resolved above"),
             Cmd::Pay {
                 res,
                 succeeded,
@@ -1049,6 +1240,11 @@ impl Harness {
             }
             None => self.model.free_rooms(&held, h, t, &night_list),
         };
+        // No room free for the whole stay: the engine may move other reservations of the
+        // type to free one, with as few moves as any way to do it.
+        let rearranged = (free.is_empty() && wanted.is_none())
+            .then(|| self.model.fewest_moves(h, t, arrival, departure, today))
+            .flatten();
         let r = match got {
             Err(err) => {
                 assert_eq!(
@@ -1061,16 +1257,33 @@ impl Harness {
                     "sold_out, but the model has rooms {free:?} free on every night \
                      {arrival}..{departure}"
                 );
+                assert_eq!(
+                    rearranged, None,
+                    "sold_out, but the model frees a room for {arrival}..{departure} by \
+                     moving reservations"
+                );
                 self.count("book_sold_out");
                 return false;
             }
             Ok(r) => r,
         };
-        assert!(
-            free.contains(&r.room),
-            "booked room {} for {arrival}..{departure}; the model's free rooms are {free:?}",
-            r.room
-        );
+        if let Some(moves) = rearranged {
+            self.learn_rearrangement(h, t, arrival, departure, today, moves);
+            let held = self.model.held_map();
+            assert!(
+                self.model.room_free(&held, h, &r.room, &night_list),
+                "booked room {} for {arrival}..{departure} after the moves, but the model \
+                 has it taken",
+                r.room
+            );
+            self.count("book_rearranged");
+        } else {
+            assert!(
+                free.contains(&r.room),
+                "booked room {} for {arrival}..{departure}; the model's free rooms are {free:?}",
+                r.room
+            );
+        }
         let price = self.model.price(h, t, &night_list);
         assert_eq!(r.hotel_id, hotel_id);
         assert_eq!(r.room_type, type_code);
@@ -1112,6 +1325,7 @@ impl Harness {
             trade_no: None,
             held: night_list.into_iter().collect(),
             first_night: arrival,
+            pinned: wanted.is_some(),
         });
         if let Some(k) = key {
             self.model.idem.insert((h, k), (asked, r.id, self.now));
@@ -1123,6 +1337,55 @@ impl Harness {
             "book_ok"
         });
         true
+    }
+
+    /// After a booking the model expected to need `moves` moves: reads back every
+    /// reservation of the hotel and learns where the engine moved them. Exactly `moves` of
+    /// them moved, each one the model allows to move, to another room of its type, whole,
+    /// keeping its price and status (one version more).
+    fn learn_rearrangement(
+        &mut self,
+        h: usize,
+        t: usize,
+        arrival: Date,
+        departure: Date,
+        today: Date,
+        moves: usize,
+    ) {
+        let e = self.engine();
+        let mut moved = 0;
+        for i in 0..self.model.res.len() {
+            if self.model.res[i].hotel != h {
+                continue;
+            }
+            let r = self
+                .block_on(e.reservation(self.model.res[i].id))
+                .expect("reservation");
+            let m = &self.model.res[i];
+            if r.room == m.room {
+                continue;
+            }
+            assert!(
+                self.model.movable(m, t, arrival, departure, today),
+                "the engine moved {} ({:?}, pinned {}, {}..{}), which may not move",
+                m.id,
+                m.status,
+                m.pinned,
+                m.arrival,
+                m.departure
+            );
+            let to_slot = self.model.slot_of(h, &r.room);
+            assert_eq!(
+                self.model.hotels[h].rooms[&to_slot].rtype, t,
+                "moved within its type"
+            );
+            let m = &mut self.model.res[i];
+            m.room = r.room.clone();
+            m.version += 1;
+            moved += 1;
+            self.compare_res(&r);
+        }
+        assert_eq!(moved, moves, "moves of the rearrangement");
     }
 
     // ----- payments and state-machine actions
@@ -1413,6 +1676,8 @@ impl Harness {
         m.rtype = to_type;
         m.version += 1;
         m.first_night = first;
+        // The staff chose this room.
+        m.pinned = true;
         m.held = nights_of(first, m.departure).into_iter().collect();
         self.compare_res(&moved);
         self.count(if r.status == Status::CheckedIn {
@@ -2098,6 +2363,7 @@ impl Harness {
         );
         assert_eq!(r.payment.trade_no, m.trade_no, "trade no of {}", m.id);
         assert_eq!(r.payment.out_trade_no, r.id.out_trade_no());
+        assert_eq!(r.pinned, m.pinned, "pinned {}", m.id);
         // The history takes only the diagram's edges (a move keeps the status).
         let first = r.history.first().expect("history");
         assert_eq!((first.from, first.to), (None, Status::PendingPayment));
@@ -2171,11 +2437,19 @@ impl Harness {
                             .iter()
                             .find(|a| a.room_type == mt.code)
                             .expect("type in availability");
-                        let free = self.model.free_rooms(&held, h, t, &nights);
+                        // Sellable: the fewest rooms of the type free on any night.
+                        let sellable = nights
+                            .iter()
+                            .map(|n| {
+                                self.model
+                                    .free_rooms(&held, h, t, std::slice::from_ref(n))
+                                    .len()
+                            })
+                            .min()
+                            .unwrap_or(0);
                         assert_eq!(
-                            a.available,
-                            free.len(),
-                            "free {} rooms {arrival}..{departure}: model has {free:?}",
+                            a.available, sellable,
+                            "sellable {} rooms {arrival}..{departure}",
                             mt.code
                         );
                         let nightly: Vec<(Date, i64)> = nights
@@ -2297,6 +2571,7 @@ fn the_shards_agree_with_a_naive_model() {
         "book_replay",
         "book_key_reused",
         "book_sold_out",
+        "book_rearranged",
         "book_invalid_stay",
         "book_not_found",
         "book_invalid_guests_or_room_of_other_type",

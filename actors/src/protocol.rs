@@ -15,6 +15,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::jiff::{SignedDuration, Timestamp};
+use innkeep_engine::rearrange::Held;
 use innkeep_engine::state::new_reservation;
 use innkeep_engine::{
     Action, BookRequest, DomainError, Event, HotelId, HotelTz, Housekeeping, IdempotencyRecord,
@@ -496,6 +497,66 @@ pub(crate) struct RoomPart {
 /// A shared hold on [`crate::directory::Directory::gate`], moved into the message of a
 /// change that must not straddle a snapshot's cuts.
 pub(crate) type GateGuard = tokio::sync::OwnedRwLockReadGuard<()>;
+
+// ---- Rearrangements: a booking that other reservations make room for
+
+/// What a room holds on the nights of `[from, to)` ([`innkeep_engine::RoomState::holdings`]),
+/// read without locking it: the first, optimistic reading a rearrangement plans from.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<Held>")]
+pub(crate) struct GetHoldings {
+    /// First night of the window.
+    pub from: Date,
+    /// First night after it.
+    pub to: Date,
+    /// The hotel-local date now: only stays from today on may move.
+    pub today: Date,
+}
+
+/// Locks a room for one rearrangement: it answers its holdings as they are now and the
+/// reservations the plan moves away from it, then takes no other message until the
+/// decision arrives on `decision` (or its sender is dropped: nothing happened). Rooms are
+/// locked one at a time in [`innkeep_engine::RoomKey`] order, so two rearrangements never
+/// wait on each other's rooms.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct LockForRearrangement {
+    /// The window, as in [`GetHoldings`].
+    pub from: Date,
+    /// First night after the window.
+    pub to: Date,
+    /// The hotel-local date now.
+    pub today: Date,
+    /// The reservations the plan moves away from this room: answered as they are, so the
+    /// rooms they go to can take them.
+    pub leaving: Vec<ReservationId>,
+    /// Where the room answers once locked.
+    pub locked: oneshot::Sender<Locked>,
+    /// The decision: the journaled event and the reservations arriving here, or a dropped
+    /// sender when the rearrangement was given up.
+    pub decision: oneshot::Receiver<Commit>,
+}
+
+/// A locked room's answer.
+#[derive(Debug)]
+pub(crate) struct Locked {
+    /// Its holdings now.
+    pub holdings: Vec<Held>,
+    /// The reservations of [`LockForRearrangement::leaving`] it holds, as it holds them.
+    pub leaving: Vec<Reservation>,
+}
+
+/// A durable [`Event::Rearranged`] for a locked room to apply.
+#[derive(Debug)]
+pub(crate) struct Commit {
+    /// The event, shared by every room of the rearrangement.
+    pub event: Arc<Event>,
+    /// The reservations it moves here (others' records are ignored).
+    pub arriving: Vec<Reservation>,
+    /// Told once the room applied it (the locator and the hold keeper updated), so the
+    /// booking is answered only when the new reservation and every moved one can be found.
+    pub applied: oneshot::Sender<()>,
+}
 
 // ---- Bookings: what a booking asks a room to take
 

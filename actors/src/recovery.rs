@@ -127,6 +127,9 @@ impl Cuts {
             | Event::RestrictionsSet { .. }
             | Event::ReservationMoved { .. }
             | Event::ReservationModified { to: Some(_), .. } => return seq <= self.setup_seq,
+            // Several rooms, under the gate like a move; its creation is never a snapshot's
+            // pending one (it is applied only once durable).
+            Event::Rearranged { .. } => return seq <= self.setup_seq,
             Event::ReservationModified { room, .. } => room.clone(),
             Event::ReservationCreated { reservation, .. } => {
                 // Its creation is in the journal: a pending reservation that stays.
@@ -154,14 +157,17 @@ struct Loaded {
     pending: Vec<(RoomKey, ReservationId)>,
 }
 
-/// One room's part in the layout of snapshot format `version`: 7 (this build's), or 6 or 5
-/// (earlier releases', converted).
+/// One room's part in the layout of snapshot format `version`: 8 (this build's), 7 (8
+/// without reservations' pins), or 6 or 5 (earlier releases', converted).
 fn decode_room(version: u32, bytes: &[u8]) -> Result<RoomState, String> {
     use innkeep_engine::legacy::{RoomStateV5, RoomStateV6};
     match version {
         innkeep_persistence::SNAPSHOT_FORMAT_VERSION => {
             innkeep_persistence::decode_part::<RoomState>(bytes)
         }
+        7 => innkeep_engine::codec::pinned::decoding_unpinned(|| {
+            innkeep_persistence::decode_part::<RoomState>(bytes)
+        }),
         6 => {
             innkeep_persistence::decode_part::<RoomStateV6>(bytes).map(RoomStateV6::into_room_state)
         }
@@ -195,10 +201,13 @@ pub(crate) struct Journaled(pub(crate) Event);
 
 impl innkeep_persistence::Record for Journaled {
     fn decode_older(version: u32, payload: &[u8]) -> Result<Self, String> {
-        // Formats 3 and 4 are older and still readable (the persistence crate checks);
-        // format 4 is today's encoding without the modification event.
-        if version == 4 {
-            return innkeep_persistence::decode_part::<Event>(payload).map(Journaled);
+        // Formats 3 to 5 are older and still readable (the persistence crate checks).
+        // Format 5 is today's encoding without reservations' pins (and the rearrangement
+        // event); format 4 is format 5 without the modification event.
+        if version >= 4 {
+            return innkeep_engine::codec::pinned::decoding_unpinned(|| {
+                innkeep_persistence::decode_part::<Event>(payload).map(Journaled)
+            });
         }
         innkeep_persistence::decode_part::<innkeep_engine::legacy::EventV3>(payload)
             .map(|old| Journaled(old.into_event()))

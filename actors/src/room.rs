@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use actix::prelude::*;
 use innkeep_engine::jiff::civil::Date;
+use innkeep_engine::rearrange::Held;
 use innkeep_engine::{
     DomainError, Event, HotelId, HotelTz, IdempotencyEntry, IdempotencyKey, ModifyPlan,
     NightsDelta, PaymentOutcome, Reservation, ReservationId, RoomKey, RoomState, Status,
@@ -19,11 +20,11 @@ use tokio::sync::oneshot;
 
 use crate::directory::{read, write, Directory};
 use crate::protocol::{
-    ApplyPayment, BeginModify, BeginMove, BookResult, ChangeReservation, ClearOutOfOrder,
-    DayReservation, EngineError, FinishMove, GetDay, GetReservation, GetView, HoldEnded,
-    HoldStarted, ModifyIn, ModifyStep, MoveIn, MoveOutcome, NightAudit, OutOfOrderView,
-    RecordRefund, RefundDue, Reserve, Retype, RoomDay, RoomPart, RoomView, SetHousekeeping,
-    SetOutOfOrder, SnapshotRoom,
+    ApplyPayment, BeginModify, BeginMove, BookResult, ChangeReservation, ClearOutOfOrder, Commit,
+    DayReservation, EngineError, FinishMove, GetDay, GetHoldings, GetReservation, GetView,
+    HoldEnded, HoldStarted, LockForRearrangement, Locked, ModifyIn, ModifyStep, MoveIn,
+    MoveOutcome, NightAudit, OutOfOrderView, RecordRefund, RefundDue, Reserve, Retype, RoomDay,
+    RoomPart, RoomView, SetHousekeeping, SetOutOfOrder, SnapshotRoom,
 };
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
@@ -736,6 +737,8 @@ impl Handler<MoveIn> for RoomActor {
             room_type: self.state.room_type.clone(),
             first_night: msg.first_night,
             at: msg.now,
+            // The staff chose this room.
+            pins: true,
         };
         let reservation = msg.reservation;
         self.persist_then(event, ctx, span.clone(), move |act, event| {
@@ -827,6 +830,81 @@ impl Handler<FinishMove> for RoomActor {
             f.moving.remove(&msg.id);
         }
         self.settle();
+    }
+}
+
+impl RoomActor {
+    /// What this room holds on `[from, to)` for a rearrangement: a reservation being moved
+    /// or modified elsewhere, or whose creation is not durable yet, stays put.
+    fn holdings(&self, from: Date, to: Date, today: Date) -> Vec<Held> {
+        let busy = |id: &ReservationId| {
+            self.in_flight
+                .as_ref()
+                .is_some_and(|f| f.moving.contains(id) || f.unacked.contains_key(id))
+        };
+        self.state.holdings(from, to, today, busy)
+    }
+
+    /// Applies a durable rearrangement: the reservations leaving go, those arriving come
+    /// (the index hears of each half separately: a night given and taken back must end
+    /// sold), and the new reservation's hold keeper hears of its hold when it is this
+    /// room's.
+    fn commit_rearrangement(&mut self, commit: Commit) {
+        self.apply_rearrangement(&commit.event, commit.arriving);
+        let _ = commit.applied.send(());
+    }
+
+    fn apply_rearrangement(&mut self, event: &Event, arriving: Vec<Reservation>) {
+        let (_, out) = self.state.rearranged_out(event);
+        self.publish(&out);
+        let arrived = self.state.rearranged_in(arriving, event);
+        self.publish(&arrived);
+        let Event::Rearranged { reservation, .. } = event else {
+            return;
+        };
+        // (The coordinator already pointed the locator here, see `crate::rearranging`.)
+        if reservation.room == self.state.key.number {
+            self.peers.hold_started.do_send(HoldStarted {
+                id: reservation.id,
+                expires_at: reservation.hold_expires_at,
+                amount: reservation.payment.amount,
+                created_at: reservation.created_at,
+            });
+        }
+    }
+}
+
+impl Handler<GetHoldings> for RoomActor {
+    type Result = MessageResult<GetHoldings>;
+
+    fn handle(&mut self, msg: GetHoldings, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.holdings(msg.from, msg.to, msg.today))
+    }
+}
+
+impl Handler<LockForRearrangement> for RoomActor {
+    type Result = ();
+
+    /// Answers the room as it is, then waits for the decision, taking no other message
+    /// meanwhile (the rearrangement's rooms are locked in one order by every coordinator,
+    /// and the coordinator waits on nothing a locked room does, so this cannot deadlock).
+    fn handle(&mut self, msg: LockForRearrangement, ctx: &mut Self::Context) {
+        let holdings = self.holdings(msg.from, msg.to, msg.today);
+        let leaving = msg
+            .leaving
+            .iter()
+            .filter_map(|id| self.state.reservation(id).ok())
+            .collect();
+        if msg.locked.send(Locked { holdings, leaving }).is_err() {
+            // The coordinator is gone: nothing will be decided.
+            return;
+        }
+        ctx.wait(msg.decision.into_actor(self).map(|decision, act, _ctx| {
+            // A dropped sender: the rearrangement was given up, and nothing changed.
+            if let Ok(commit) = decision {
+                act.commit_rearrangement(commit);
+            }
+        }));
     }
 }
 

@@ -201,7 +201,13 @@ async fn snapshots_taken_under_load_recover_as_the_whole_journal_does() {
         let r = with
             .reservation(id)
             .expect("an acknowledged booking survives");
-        assert_eq!(r.version, *version, "{id}");
+        // Later bookings may have moved it to make room (issue #16): one version per move.
+        let moves = r.moves.len() as u64;
+        assert!(
+            *version <= r.version && r.version <= version + moves,
+            "{id}: acknowledged version {version}, recovered {} with {moves} moves",
+            r.version
+        );
     }
     assert_eq!(with.catalog.hotels[&h].rooms.len(), ROOMS * 2);
 }

@@ -431,78 +431,105 @@ impl Handler<MoveReservation> for OrderSupervisor {
         let (directory, rooms) = (self.directory.clone(), self.rooms.clone());
         Box::pin(async move {
             // Until the old room let the reservation go, below.
-            let _gate = msg.gate;
-            let now = directory.clock.now();
-            let from = directory
-                .locate(&msg.id)
-                .ok_or(DomainError::NotFound("reservation"))?;
-            let today = read(&directory.catalog)
-                .hotel(&from.hotel_id)?
-                .time_zone
-                .today(now);
-            let to = RoomKey {
-                hotel_id: from.hotel_id.clone(),
-                number: msg.to,
-            };
-            let (source, target) = {
-                let hosted = rooms.read();
-                let (source, target) = (hosted.get(&from), hosted.get(&to));
-                (
-                    source.map(|h| h.addr.clone()),
-                    target.map(|h| (h.addr.clone(), h.number)),
-                )
-            };
-            let source = source.ok_or(DomainError::NotFound("reservation"))?;
-            let (target, target_number) = target.ok_or(DomainError::NotFound("room"))?;
-            if to == from {
-                // Already there (a retried move): answer as a move would, changing nothing.
-                let r = source
-                    .send(GetReservation(msg.id))
-                    .await
-                    .map_err(|_| EngineError::ShuttingDown)??;
-                r.check_version(msg.if_match)?;
-                return Ok(Arc::unwrap_or_clone(r));
-            }
-            let (reservation, first_night) = source
-                .send(BeginMove {
-                    id: msg.id,
-                    to: to.clone(),
-                    if_match: msg.if_match,
-                    today,
-                })
-                .await
-                .map_err(|_| EngineError::ShuttingDown)??;
-            let moved = target
-                .send(MoveIn {
-                    reservation,
-                    from,
-                    first_night,
-                    now,
-                    span: msg.span,
-                })
-                .await
-                .map_err(|_| EngineError::ShuttingDown)
-                .and_then(|r| r);
-            let outcome = match &moved {
-                Ok((_, event)) => {
-                    directory.set_location(msg.id, target_number);
-                    MoveOutcome::Committed(event.clone())
+            let _gate = &msg.gate;
+            let mut relocated = false;
+            loop {
+                let before = directory.locate(&msg.id);
+                let result: Result<Reservation, EngineError> = async {
+                    let now = directory.clock.now();
+                    let from = directory
+                        .locate(&msg.id)
+                        .ok_or(DomainError::NotFound("reservation"))?;
+                    let today = read(&directory.catalog)
+                        .hotel(&from.hotel_id)?
+                        .time_zone
+                        .today(now);
+                    let to = RoomKey {
+                        hotel_id: from.hotel_id.clone(),
+                        number: msg.to.clone(),
+                    };
+                    let (source, target) = {
+                        let hosted = rooms.read();
+                        let (source, target) = (hosted.get(&from), hosted.get(&to));
+                        (
+                            source.map(|h| h.addr.clone()),
+                            target.map(|h| (h.addr.clone(), h.number)),
+                        )
+                    };
+                    let source = source.ok_or(DomainError::NotFound("reservation"))?;
+                    let (target, target_number) = target.ok_or(DomainError::NotFound("room"))?;
+                    if to == from {
+                        // Already there (a retried move): answer as a move would, changing nothing.
+                        let r = source
+                            .send(GetReservation(msg.id))
+                            .await
+                            .map_err(|_| EngineError::ShuttingDown)??;
+                        r.check_version(msg.if_match)?;
+                        return Ok(Arc::unwrap_or_clone(r));
+                    }
+                    let (reservation, first_night) = source
+                        .send(BeginMove {
+                            id: msg.id,
+                            to: to.clone(),
+                            if_match: msg.if_match,
+                            today,
+                        })
+                        .await
+                        .map_err(|_| EngineError::ShuttingDown)??;
+                    let moved = target
+                        .send(MoveIn {
+                            reservation,
+                            from,
+                            first_night,
+                            now,
+                            span: msg.span.clone(),
+                        })
+                        .await
+                        .map_err(|_| EngineError::ShuttingDown)
+                        .and_then(|r| r);
+                    let outcome = match &moved {
+                        Ok((_, event)) => {
+                            directory.set_location(msg.id, target_number);
+                            MoveOutcome::Committed(event.clone())
+                        }
+                        Err(_) => MoveOutcome::Aborted,
+                    };
+                    // Awaited, so the old room's nights are free by the time the caller hears of the
+                    // move. The engine's in-flight bound keeps mailboxes below capacity, so this
+                    // send never parks; it fails only when the engine is stopping, and then the
+                    // journal, not this lock, says where the reservation is.
+                    let _ = source
+                        .send(FinishMove {
+                            id: msg.id,
+                            outcome,
+                        })
+                        .await;
+                    moved.map(|(r, _)| r)
                 }
-                Err(_) => MoveOutcome::Aborted,
-            };
-            // Awaited, so the old room's nights are free by the time the caller hears of the
-            // move. The engine's in-flight bound keeps mailboxes below capacity, so this
-            // send never parks; it fails only when the engine is stopping, and then the
-            // journal, not this lock, says where the reservation is.
-            let _ = source
-                .send(FinishMove {
-                    id: msg.id,
-                    outcome,
-                })
                 .await;
-            moved.map(|(r, _)| r)
+                match result {
+                    // A rearrangement moved it between the locator's answer and its old
+                    // room's: once more where the locator now points.
+                    Err(EngineError::Domain(DomainError::NotFound("reservation")))
+                        if !relocated && moved_since(&directory, &msg.id, before.as_ref()) =>
+                    {
+                        relocated = true;
+                    }
+                    other => return other,
+                }
+            }
         })
     }
+}
+
+/// Whether reservation `id` is now in another room than `before` (the locator's answer a
+/// saga started from): a rearrangement moved it meanwhile.
+fn moved_since(
+    directory: &Directory,
+    id: &innkeep_engine::ReservationId,
+    before: Option<&RoomKey>,
+) -> bool {
+    directory.locate(id).is_some_and(|now| Some(&now) != before)
 }
 
 /// Times a modification is priced again when the reservation changed between its pricing
@@ -524,137 +551,156 @@ impl Handler<ModifyReservation> for OrderSupervisor {
         let (directory, rooms) = (self.directory.clone(), self.rooms.clone());
         let limits = self.policy.limits;
         Box::pin(async move {
-            let _gate = msg.gate;
-            let span = msg.span;
-            let now = directory.clock.now();
-            let from = directory
-                .locate(&msg.id)
-                .ok_or(DomainError::NotFound("reservation"))?;
-            let source = rooms
-                .addr(&from)
-                .ok_or(DomainError::NotFound("reservation"))?;
-            let mut attempt = 0;
-            let (reservation, modification) = loop {
-                attempt += 1;
-                let current = source
-                    .send(GetReservation(msg.id))
-                    .await
-                    .map_err(|_| EngineError::ShuttingDown)??;
-                current.check_version(msg.if_match)?;
-                let modification = read(&directory.catalog)
-                    .price_modification(&current, &msg.input, now, limits)?;
-                let total_minor = current.total.amount_minor;
-                if msg.charges_created == ChargesCreated::AtBooking
-                    && modification.total_minor != total_minor
-                {
-                    return Err(DomainError::TotalChangeUnsupported {
-                        from_minor: total_minor,
-                        to_minor: modification.total_minor,
-                    }
-                    .into());
-                }
-                let step = source
-                    .send(BeginModify {
-                        id: msg.id,
-                        modification: modification.clone(),
-                        priced_version: current.version,
-                        if_match: msg.if_match,
-                        now,
-                        span: span.clone(),
-                    })
-                    .await
-                    .map_err(|_| EngineError::ShuttingDown)?;
-                match step {
-                    Ok(ModifyStep::Done(r)) => return Ok(r),
-                    Ok(ModifyStep::Elsewhere(r)) => break (r, modification),
-                    Err(EngineError::Domain(DomainError::VersionMismatch { .. }))
-                        if msg.if_match.is_none() && attempt < MODIFY_ATTEMPTS =>
-                    {
-                        continue
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
-            // Locked at `from`: ask the new type's rooms with the whole stay free, this
-            // shard's first, until one takes it.
-            let mut tried = HashSet::new();
-            tried.insert(from.number.clone());
-            let mut moved = Err(EngineError::from(DomainError::SoldOut));
-            'rounds: loop {
-                let round = modify_candidates(&directory, &from.hotel_id, &modification, &tried);
-                if round.is_empty() {
-                    break;
-                }
-                for number in round {
-                    tried.insert(number.clone());
-                    let key = RoomKey {
-                        hotel_id: from.hotel_id.clone(),
-                        number,
+            let _gate = &msg.gate;
+            let mut relocated = false;
+            loop {
+                let before = directory.locate(&msg.id);
+                let span = msg.span.clone();
+                let result: Result<Reservation, EngineError> = async {
+                    let now = directory.clock.now();
+                    let from = directory
+                        .locate(&msg.id)
+                        .ok_or(DomainError::NotFound("reservation"))?;
+                    let source = rooms
+                        .addr(&from)
+                        .ok_or(DomainError::NotFound("reservation"))?;
+                    let mut attempt = 0;
+                    let (reservation, modification) = loop {
+                        attempt += 1;
+                        let current = source
+                            .send(GetReservation(msg.id))
+                            .await
+                            .map_err(|_| EngineError::ShuttingDown)??;
+                        current.check_version(msg.if_match)?;
+                        let modification = read(&directory.catalog)
+                            .price_modification(&current, &msg.input, now, limits)?;
+                        let total_minor = current.total.amount_minor;
+                        if msg.charges_created == ChargesCreated::AtBooking
+                            && modification.total_minor != total_minor
+                        {
+                            return Err(DomainError::TotalChangeUnsupported {
+                                from_minor: total_minor,
+                                to_minor: modification.total_minor,
+                            }
+                            .into());
+                        }
+                        let step = source
+                            .send(BeginModify {
+                                id: msg.id,
+                                modification: modification.clone(),
+                                priced_version: current.version,
+                                if_match: msg.if_match,
+                                now,
+                                span: span.clone(),
+                            })
+                            .await
+                            .map_err(|_| EngineError::ShuttingDown)?;
+                        match step {
+                            Ok(ModifyStep::Done(r)) => return Ok(r),
+                            Ok(ModifyStep::Elsewhere(r)) => break (r, modification),
+                            Err(EngineError::Domain(DomainError::VersionMismatch { .. }))
+                                if msg.if_match.is_none() && attempt < MODIFY_ATTEMPTS =>
+                            {
+                                continue
+                            }
+                            Err(e) => return Err(e),
+                        }
                     };
-                    let Some((target, target_number)) =
-                        rooms.read().get(&key).map(|h| (h.addr.clone(), h.number))
-                    else {
-                        continue;
+                    // Locked at `from`: ask the new type's rooms with the whole stay free, this
+                    // shard's first, until one takes it.
+                    let mut tried = HashSet::new();
+                    tried.insert(from.number.clone());
+                    let mut moved = Err(EngineError::from(DomainError::SoldOut));
+                    'rounds: loop {
+                        let round =
+                            modify_candidates(&directory, &from.hotel_id, &modification, &tried);
+                        if round.is_empty() {
+                            break;
+                        }
+                        for number in round {
+                            tried.insert(number.clone());
+                            let key = RoomKey {
+                                hotel_id: from.hotel_id.clone(),
+                                number,
+                            };
+                            let Some((target, target_number)) =
+                                rooms.read().get(&key).map(|h| (h.addr.clone(), h.number))
+                            else {
+                                continue;
+                            };
+                            let answer = target
+                                .send(ModifyIn {
+                                    reservation: reservation.clone(),
+                                    from: from.clone(),
+                                    modification: modification.clone(),
+                                    now,
+                                    span: span.clone(),
+                                })
+                                .await
+                                .map_err(|_| EngineError::ShuttingDown)
+                                .and_then(|r| r);
+                            match answer {
+                                Ok(done) => {
+                                    directory.set_location(msg.id, target_number);
+                                    moved = Ok(done);
+                                    break 'rounds;
+                                }
+                                // Taken meanwhile: the next room.
+                                Err(EngineError::Domain(
+                                    DomainError::NightsSold(_) | DomainError::SoldOut,
+                                )) => {}
+                                Err(e) => {
+                                    moved = Err(e);
+                                    break 'rounds;
+                                }
+                            }
+                        }
+                    }
+                    let outcome = match &moved {
+                        Ok((_, event)) => MoveOutcome::Committed(event.clone()),
+                        Err(_) => MoveOutcome::Aborted,
                     };
-                    let answer = target
-                        .send(ModifyIn {
-                            reservation: reservation.clone(),
-                            from: from.clone(),
-                            modification: modification.clone(),
-                            now,
-                            span: span.clone(),
+                    // Awaited, so the old room's nights are free by the time the caller hears.
+                    let _ = source
+                        .send(FinishMove {
+                            id: msg.id,
+                            outcome,
                         })
-                        .await
-                        .map_err(|_| EngineError::ShuttingDown)
-                        .and_then(|r| r);
-                    match answer {
-                        Ok(done) => {
-                            directory.set_location(msg.id, target_number);
-                            moved = Ok(done);
-                            break 'rounds;
+                        .await;
+                    match moved {
+                        Ok((r, _)) => Ok(r),
+                        Err(EngineError::Domain(DomainError::SoldOut)) => {
+                            // Its own nights would be free for it in its room, if of the new type.
+                            let own_type = read(&directory.catalog)
+                                .hotel(&from.hotel_id)
+                                .ok()
+                                .and_then(|h| h.rooms.get(&from.number).cloned());
+                            let own: Vec<_> = if own_type.as_ref() == Some(&modification.room_type)
+                            {
+                                reservation.nights_here().collect()
+                            } else {
+                                Vec::new()
+                            };
+                            let short = short_nights(&directory, &from.hotel_id, &modification);
+                            Err(DomainError::SoldOutOn(
+                                short.into_iter().filter(|n| !own.contains(n)).collect(),
+                            )
+                            .into())
                         }
-                        // Taken meanwhile: the next room.
-                        Err(EngineError::Domain(
-                            DomainError::NightsSold(_) | DomainError::SoldOut,
-                        )) => {}
-                        Err(e) => {
-                            moved = Err(e);
-                            break 'rounds;
-                        }
+                        Err(e) => Err(e),
                     }
                 }
-            }
-            let outcome = match &moved {
-                Ok((_, event)) => MoveOutcome::Committed(event.clone()),
-                Err(_) => MoveOutcome::Aborted,
-            };
-            // Awaited, so the old room's nights are free by the time the caller hears.
-            let _ = source
-                .send(FinishMove {
-                    id: msg.id,
-                    outcome,
-                })
                 .await;
-            match moved {
-                Ok((r, _)) => Ok(r),
-                Err(EngineError::Domain(DomainError::SoldOut)) => {
-                    // Its own nights would be free for it in its room, if of the new type.
-                    let own_type = read(&directory.catalog)
-                        .hotel(&from.hotel_id)
-                        .ok()
-                        .and_then(|h| h.rooms.get(&from.number).cloned());
-                    let own: Vec<_> = if own_type.as_ref() == Some(&modification.room_type) {
-                        reservation.nights_here().collect()
-                    } else {
-                        Vec::new()
-                    };
-                    let short = short_nights(&directory, &from.hotel_id, &modification);
-                    Err(DomainError::SoldOutOn(
-                        short.into_iter().filter(|n| !own.contains(n)).collect(),
-                    )
-                    .into())
+                match result {
+                    // A rearrangement moved it between the locator's answer and its old
+                    // room's: once more where the locator now points.
+                    Err(EngineError::Domain(DomainError::NotFound("reservation")))
+                        if !relocated && moved_since(&directory, &msg.id, before.as_ref()) =>
+                    {
+                        relocated = true;
+                    }
+                    other => return other,
                 }
-                Err(e) => Err(e),
             }
         })
     }

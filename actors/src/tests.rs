@@ -1,5 +1,7 @@
 //! Engine-level tests: journal faults through the facade, restart, and the invariants.
 
+use std::sync::Arc;
+
 use innkeep_engine::jiff::{Timestamp, ToSpan};
 use innkeep_engine::{Event, Guest, HotelId, RoomNumber, RoomTypeCode};
 use innkeep_persistence::{FaultPlan, FaultyStorage};
@@ -602,5 +604,73 @@ async fn a_retention_floor_keeps_journal_records_for_readers_behind() {
     assert_eq!(
         first, last,
         "records before the floor went with the snapshot"
+    );
+}
+
+/// One night in room `elsewhere`'s type, placed by the engine in the other room: the room
+/// `elsewhere` is out of order that night while it books.
+async fn book_one_night_beside(
+    engine: &Engine,
+    h: &HotelId,
+    elsewhere: &str,
+    offset_days: i64,
+) -> innkeep_engine::Reservation {
+    let number = RoomNumber::parse(elsewhere).unwrap();
+    let mut b = input(engine, h, offset_days);
+    b.departure = b.arrival.checked_add(1.days()).unwrap();
+    engine
+        .set_out_of_order(h, &number, b.arrival, b.departure, "paint")
+        .await
+        .unwrap();
+    let r = engine.book(b.clone(), None).await.unwrap();
+    assert_ne!(r.room, number);
+    engine
+        .clear_out_of_order(h, &number, b.arrival)
+        .await
+        .unwrap();
+    Arc::unwrap_or_clone(r)
+}
+
+/// A booking that needs a reservation moved is one journal write: when it fails, the moved
+/// reservation stays where it was, the stay's nights stay free, and after a restart
+/// neither half exists; the next attempt books.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rearrangement_whose_write_fails_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, plan) = start_faulty(dir.path());
+    let h = setup(&engine.0, 2).await;
+    let first = book_one_night_beside(&engine.0, &h, "2", 1).await;
+    let second = book_one_night_beside(&engine.0, &h, "1", 2).await;
+    let across = input(&engine.0, &h, 1); // two nights over both
+    assert_eq!(free(&engine.0, &across), 1, "a free room every night");
+
+    plan.fail_next_write();
+    let err = engine.0.book(across.clone(), None).await.unwrap_err();
+    assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
+    for r in [&first, &second] {
+        let now = engine.0.reservation(r.id).await.unwrap();
+        assert_eq!((&now.room, now.version), (&r.room, 1), "{now:?}");
+    }
+    assert_eq!(free(&engine.0, &across), 1);
+
+    let booked = engine.0.book(across.clone(), None).await.unwrap();
+    assert_eq!(free(&engine.0, &across), 0);
+    drop(engine);
+
+    let recovered = recover_state(dir.path()).unwrap();
+    assert_eq!(recovered.state.check_invariants(), Vec::<String>::new());
+    assert_eq!(
+        recovered.state.locator.len(),
+        3,
+        "the failed attempt left nothing"
+    );
+    let rooms: Vec<RoomNumber> = [first.id, second.id]
+        .iter()
+        .map(|id| recovered.state.reservation(id).unwrap().room)
+        .collect();
+    assert_eq!(rooms[0], rooms[1], "one of them moved beside the other");
+    assert_ne!(
+        recovered.state.reservation(&booked.id).unwrap().room,
+        rooms[0]
     );
 }

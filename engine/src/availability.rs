@@ -283,6 +283,33 @@ impl AvailabilityIndex {
         })
     }
 
+    /// Each room of the type with how many nights of `stay` it has free, in room-number
+    /// order: which rooms a rearrangement reads first ([`crate::rearrange`]).
+    pub fn free_nights_by_room(
+        &self,
+        hotel_id: &HotelId,
+        room_type: &RoomTypeCode,
+        stay: &Stay,
+    ) -> Vec<(usize, RoomNumber)> {
+        let Some(t) = self.type_index(hotel_id, room_type) else {
+            return Vec::new();
+        };
+        let nights = stay.nights() as usize;
+        let sold: Vec<&Vec<u64>> = t
+            .sold
+            .range(stay.arrival()..stay.departure())
+            .map(|(_, bits)| bits)
+            .collect();
+        t.order
+            .iter()
+            .map(|slot| {
+                let (w, bit) = (*slot as usize / 64, 1u64 << (slot % 64));
+                let sold_nights = sold.iter().filter(|bits| bits[w] & bit != 0).count();
+                (nights - sold_nights, t.numbers[*slot as usize].clone())
+            })
+            .collect()
+    }
+
     /// Whether `room` is of `room_type` and free on every night.
     pub fn room_is_free(&self, key: &RoomKey, room_type: &RoomTypeCode, stay: &Stay) -> bool {
         let Some(hotel) = self.hotels.get(&key.hotel_id) else {

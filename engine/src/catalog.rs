@@ -901,7 +901,8 @@ impl Catalog {
             | Event::OutOfOrderSet { .. }
             | Event::OutOfOrderCleared { .. }
             | Event::ReservationMoved { .. }
-            | Event::ReservationModified { .. } => {}
+            | Event::ReservationModified { .. }
+            | Event::Rearranged { .. } => {}
         }
     }
 }

@@ -123,6 +123,46 @@ pub mod date_map {
     }
 }
 
+/// A reservation's `pinned` flag, which records written before it existed do not carry.
+///
+/// bincode is not self-describing, so a record's layout is known only from the format
+/// version of the file it came from (journal segment 5 and older, snapshot 7 and older
+/// lack the flag). Rather than a second copy of every type that holds a reservation, the
+/// reader of such a file decodes it inside [`pinned::decoding_unpinned`], and the flag's
+/// field then reads nothing and says `false` (nothing was pinned before pins existed).
+/// Thread-local, so parallel decoders of different formats do not disturb each other.
+pub mod pinned {
+    use std::cell::Cell;
+
+    use super::*;
+
+    thread_local! {
+        /// Set while a record of a format without the flag is decoded on this thread.
+        static UNPINNED_FORMAT: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Runs `decode` for a record written before reservations had the flag.
+    pub fn decoding_unpinned<T>(decode: impl FnOnce() -> T) -> T {
+        let before = UNPINNED_FORMAT.with(|f| f.replace(true));
+        let out = decode();
+        UNPINNED_FORMAT.with(|f| f.set(before));
+        out
+    }
+
+    /// Serializes the flag.
+    pub fn serialize<S: Serializer>(pinned: &bool, s: S) -> Result<S::Ok, S::Error> {
+        pinned.serialize(s)
+    }
+
+    /// Deserializes the flag, or reads nothing and gives `false` for an older format.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        if UNPINNED_FORMAT.with(Cell::get) {
+            return Ok(false);
+        }
+        bool::deserialize(d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -186,6 +186,12 @@ pub enum Event {
         /// When (UTC).
         #[serde(with = "crate::codec::timestamp")]
         at: Timestamp,
+        /// Whether the move pins the reservation to its new room
+        /// ([`Reservation::pinned`]): every staff move since pins exist does; one journaled
+        /// before them reads as `false`, so replaying an old journal gives what its own
+        /// snapshots hold.
+        #[serde(with = "crate::codec::pinned")]
+        pins: bool,
     },
     /// A room's housekeeping status changed.
     HousekeepingSet {
@@ -243,6 +249,35 @@ pub enum Event {
         #[serde(with = "crate::codec::timestamp")]
         at: Timestamp,
     },
+    /// A reservation was created in a room that other reservations of its type left for it
+    /// (no sellable stay refused, [`crate::rearrange`]): each of `moves` went, whole, to
+    /// another room of the same type, then `reservation` took the room freed. One event,
+    /// so a replay applies the moves and the booking together or not at all.
+    Rearranged {
+        /// The moves, applied together (no two reservations of a room overlap after all
+        /// of them, whatever their order).
+        moves: Vec<Relocation>,
+        /// The new reservation, as [`Event::ReservationCreated`] holds it.
+        #[serde(with = "crate::reservation::created_codec")]
+        reservation: std::sync::Arc<Reservation>,
+        /// The key it was created under, if any.
+        idempotency: Option<IdempotencyRecord>,
+    },
+}
+
+/// One reservation moved by a rearrangement: its whole stay, from one room to another of
+/// its type. Only future, unpinned reservations move, so the first night the new room
+/// holds is the arrival and the price stays.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Relocation {
+    /// Which reservation.
+    pub id: ReservationId,
+    /// The room it left.
+    pub from: RoomNumber,
+    /// The room it went to.
+    pub to: RoomNumber,
+    /// Its stay: every night of it moved.
+    pub stay: Stay,
 }
 
 /// A decided modification: the reservation's fields after it, and what changed.
@@ -274,7 +309,8 @@ impl Event {
             | Event::RatePut { hotel_id, .. }
             | Event::RatePlanPut { hotel_id, .. }
             | Event::RestrictionsSet { hotel_id, .. } => hotel_id,
-            Event::ReservationCreated { reservation, .. } => &reservation.hotel_id,
+            Event::ReservationCreated { reservation, .. }
+            | Event::Rearranged { reservation, .. } => &reservation.hotel_id,
             Event::ReservationChanged { room, .. }
             | Event::PaymentChanged { room, .. }
             | Event::HousekeepingSet { room, .. }

@@ -71,6 +71,9 @@ pub struct Kept {
     payment_status: PaymentStatus,
     /// [`Payment::refund_owed`].
     refund_owed: bool,
+    /// [`Reservation::pinned`] (in what were padding bytes: it costs no size).
+    #[serde(with = "crate::codec::pinned")]
+    pinned: bool,
 }
 
 /// What a reservation gains once it changes after creation: boxed, so a reservation that
@@ -245,6 +248,7 @@ impl Kept {
             status: r.status,
             payment_status: r.payment.status,
             refund_owed: r.payment.refund_owed,
+            pinned: r.pinned,
         }
     }
 
@@ -289,6 +293,7 @@ impl Kept {
                 .moved()
                 .map(|m| m.modifications.clone())
                 .unwrap_or_default(),
+            pinned: self.pinned,
         }
     }
 
@@ -400,6 +405,11 @@ impl Kept {
     /// Whether money was captured that must be given back.
     pub fn refund_owed(&self) -> bool {
         self.refund_owed
+    }
+
+    /// [`Reservation::pinned`].
+    pub fn pinned(&self) -> bool {
+        self.pinned
     }
 
     /// The provider's reference, once it reported.
@@ -803,6 +813,7 @@ pub(crate) mod v5 {
                     status: k.status,
                     payment_status: k.payment_status,
                     refund_owed: k.refund_owed,
+                    pinned: false,
                 })
                 .collect();
             let ledger = Ledger { kept, spans };
@@ -904,6 +915,7 @@ pub(crate) mod v6 {
                     status: k.status,
                     payment_status: k.payment_status,
                     refund_owed: k.refund_owed,
+                    pinned: false,
                 })
                 .collect();
             let ledger = Ledger { kept, spans };

@@ -233,6 +233,8 @@ impl ReservationV3 {
             moves: self.moves,
             terms: Terms::bar(),
             modifications: Vec::new(),
+            // Format 3 predates pins: nothing was pinned.
+            pinned: false,
         }
     }
 }
@@ -524,6 +526,7 @@ impl EventV3 {
                 room_type,
                 first_night,
                 at,
+                pins: false,
             },
             EventV3::HousekeepingSet { room, status, at } => {
                 Event::HousekeepingSet { room, status, at }
@@ -646,27 +649,35 @@ mod tests {
     /// then both rooms and the catalog as snapshot format 6 encoded them.
     const GOLDEN_4_6: &str = include_str!("../testdata/journal4-snapshot6.txt");
 
-    /// Format 4's events are today's encoding (they re-encode to the very same bytes), and
-    /// replay into exactly the rooms format 6's snapshot holds, read through its reader:
-    /// the moved reservation keeps its move and has no modifications.
+    fn lines(golden: &str, tag: &str) -> Vec<Vec<u8>> {
+        golden
+            .lines()
+            .filter_map(|l| l.strip_prefix(tag))
+            .map(|hex| unhex(hex.trim()))
+            .collect()
+    }
+
+    /// Format 4's events are today's encoding without pins (those without a reservation
+    /// re-encode to the very same bytes), and replay into exactly the rooms format 6's
+    /// snapshot holds, read through its reader: the moved reservation keeps its move, has
+    /// no modifications and is not pinned.
     #[test]
     fn the_release_before_modifications_reads_and_agrees() {
-        let lines = |tag: &str| -> Vec<Vec<u8>> {
-            GOLDEN_4_6
-                .lines()
-                .filter_map(|l| l.strip_prefix(tag))
-                .map(|hex| unhex(hex.trim()))
-                .collect()
-        };
+        let lines = |tag: &str| lines(GOLDEN_4_6, tag);
         let cfg = bincode::config::standard();
         let mut state = crate::State::default();
         for bytes in lines("EVENT ") {
-            let event: Event = decode(&bytes);
-            assert_eq!(
-                bincode::serde::encode_to_vec(&event, cfg).unwrap(),
-                bytes,
-                "{event:?}"
-            );
+            let event: Event = crate::codec::pinned::decoding_unpinned(|| decode(&bytes));
+            if !matches!(
+                event,
+                Event::ReservationCreated { .. } | Event::ReservationMoved { .. }
+            ) {
+                assert_eq!(
+                    bincode::serde::encode_to_vec(&event, cfg).unwrap(),
+                    bytes,
+                    "{event:?}"
+                );
+            }
             state.apply(&event);
         }
         assert_eq!(lines("EVENT ").len(), 12);
@@ -683,6 +694,7 @@ mod tests {
         assert_eq!(moved.room.as_str(), "102");
         assert_eq!(moved.moves.len(), 1);
         assert!(moved.modifications.is_empty());
+        assert!(!moved.pinned);
         assert_eq!(moved.status, Status::Confirmed);
         let cancelled = state.reservation(&id(2)).unwrap();
         assert_eq!(cancelled.status, Status::Cancelled);
@@ -693,5 +705,55 @@ mod tests {
             (pending.status, pending.version),
             (Status::PendingPayment, 1)
         );
+    }
+
+    /// Bytes written by the release before pins (`013c15d`, by
+    /// `testdata/journal5-snapshot7.gen.rs` run as an integration test of the engine): two
+    /// rooms, three reservations (the first booked with an explicit room, the second paid
+    /// and moved to 102 by the staff, the third modified), each event as journal segment
+    /// format 5 encoded it, then both rooms and the catalog as snapshot format 7 did.
+    const GOLDEN_5_7: &str = include_str!("../testdata/journal5-snapshot7.txt");
+
+    /// Format 5's events and format 7's rooms are today's encodings without pins: read
+    /// inside [`crate::codec::pinned::decoding_unpinned`], every byte decodes, the events
+    /// replay into exactly the rooms the snapshot holds, and nothing is pinned — neither
+    /// the reservation booked with a room nor the one the staff moved (pins did not exist,
+    /// and a replay must give what the release's own snapshot holds).
+    #[test]
+    fn the_release_before_pins_reads_and_agrees() {
+        let lines = |tag: &str| lines(GOLDEN_5_7, tag);
+        use crate::codec::pinned::decoding_unpinned as unpinned;
+        let mut state = crate::State::default();
+        let events = lines("EVENT ");
+        assert_eq!(events.len(), 10);
+        for bytes in events {
+            let event: Event = unpinned(|| decode(&bytes));
+            state.apply(&event);
+        }
+        let stored: Vec<RoomState> = lines("ROOM ")
+            .iter()
+            .map(|b| unpinned(|| decode::<RoomState>(b)))
+            .collect();
+        let snapshot = state.to_snapshot();
+        assert_eq!(stored, snapshot.rooms);
+        assert_eq!(decode::<Catalog>(&lines("CATALOG ")[0]), snapshot.catalog);
+
+        let id = |n: u128| ReservationId(uuid::Uuid::from_u128(n));
+        let chosen = state.reservation(&id(1)).unwrap();
+        assert_eq!(chosen.room.as_str(), "101");
+        let moved = state.reservation(&id(2)).unwrap();
+        assert_eq!((moved.room.as_str(), moved.moves.len()), ("102", 1));
+        let modified = state.reservation(&id(3)).unwrap();
+        assert_eq!(modified.modifications.len(), 1);
+        assert_eq!(modified.stay.departure(), jiff::civil::date(2030, 6, 13));
+        for r in [&chosen, &moved, &modified] {
+            assert!(!r.pinned, "{r:?}");
+        }
+        // Read as today's format instead, the same bytes do not decode: the version
+        // decides, not luck.
+        let room = &lines("ROOM ")[0];
+        let today: Result<(RoomState, usize), _> =
+            bincode::serde::decode_from_slice(room, bincode::config::standard());
+        assert!(today.map_or(true, |(_, used)| used != room.len()));
     }
 }

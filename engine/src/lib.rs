@@ -26,11 +26,13 @@ pub mod time;
 mod model_tests;
 #[cfg(test)]
 mod modify_tests;
+#[cfg(test)]
+mod rearrange_tests;
 
 pub use availability::AvailabilityIndex;
 pub use catalog::{Catalog, Hotel, Quote, RoomType, Upsert};
 pub use error::{DomainError, NightConflict, ValidationError};
-pub use event::{Change, Event, IdempotencyRecord, Modification};
+pub use event::{Change, Event, IdempotencyRecord, Modification, Relocation};
 pub use ids::{
     HotelId, IdempotencyKey, OutTradeNo, RatePlanCode, ReservationId, RoomKey, RoomNumber,
     RoomTypeCode,

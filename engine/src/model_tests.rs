@@ -1614,6 +1614,7 @@ impl Harness {
                 room_type: target.room_type.clone(),
                 first_night,
                 at: now,
+                pins: true,
             })
         });
         let first_night = match r.status {

@@ -16,26 +16,26 @@ use crate::{
 /// 2030-01-01T00:00:00Z: the hotel (UTC) is on 2030-01-01.
 const T0: i64 = 1_893_456_000;
 
-fn at(s: i64) -> Timestamp {
+pub(crate) fn at(s: i64) -> Timestamp {
     Timestamp::from_second(T0 + s).unwrap()
 }
 
-fn d(day: i8) -> Date {
+pub(crate) fn d(day: i8) -> Date {
     date(2030, 1, day)
 }
 
-struct Hotel {
-    state: State,
-    events: Vec<Event>,
-    h: HotelId,
-    king: RoomTypeCode,
-    suite: RoomTypeCode,
+pub(crate) struct Hotel {
+    pub(crate) state: State,
+    pub(crate) events: Vec<Event>,
+    pub(crate) h: HotelId,
+    pub(crate) king: RoomTypeCode,
+    pub(crate) suite: RoomTypeCode,
 }
 
 impl Hotel {
     /// H1 (UTC, CNY): KING 10 000/night for 2, rooms 101 and 102; SUITE 25 000/night for 3,
     /// room 201.
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let h = HotelId::parse("H1").unwrap();
         let king = RoomTypeCode::parse("KING").unwrap();
         let suite = RoomTypeCode::parse("SUITE").unwrap();
@@ -71,12 +71,12 @@ impl Hotel {
         hotel
     }
 
-    fn apply(&mut self, e: Event) {
+    pub(crate) fn apply(&mut self, e: Event) {
         self.state.apply(&e);
         self.events.push(e);
     }
 
-    fn key(&self, n: &str) -> RoomKey {
+    pub(crate) fn key(&self, n: &str) -> RoomKey {
         RoomKey {
             hotel_id: self.h.clone(),
             number: RoomNumber::parse(n).unwrap(),
@@ -84,7 +84,7 @@ impl Hotel {
     }
 
     /// A pending reservation of KING in room `n` for `[a, b)`, priced as a booking is.
-    fn book(&mut self, n: &str, a: Date, b: Date, id: u128) -> ReservationId {
+    pub(crate) fn book(&mut self, n: &str, a: Date, b: Date, id: u128) -> ReservationId {
         let req = BookRequest {
             hotel_id: self.h.clone(),
             room_type: self.king.clone(),
@@ -118,7 +118,7 @@ impl Hotel {
     }
 
     /// The provider's success for `id` (in room `n`), as its room decides it.
-    fn pay(&mut self, n: &str, id: ReservationId) {
+    pub(crate) fn pay(&mut self, n: &str, id: ReservationId) {
         let (paid, _) = self.state.rooms[&self.key(n)]
             .decide_payment(
                 &id,
@@ -132,14 +132,14 @@ impl Hotel {
     }
 
     /// Checks `id` in (in room `n`) on the 1st.
-    fn check_in(&mut self, n: &str, id: ReservationId) {
+    pub(crate) fn check_in(&mut self, n: &str, id: ReservationId) {
         let e = self.state.rooms[&self.key(n)]
             .decide_change(&id, Action::CheckIn, None, at(40), d(1))
             .unwrap();
         self.apply(e);
     }
 
-    fn get(&self, id: ReservationId) -> Reservation {
+    pub(crate) fn get(&self, id: ReservationId) -> Reservation {
         self.state.reservation(&id).unwrap()
     }
 
@@ -181,7 +181,7 @@ impl Hotel {
 
     /// Rebuilds the state from the events alone, and through a snapshot's bytes: both
     /// equal the live state.
-    fn check_replay_and_reboot(&self) {
+    pub(crate) fn check_replay_and_reboot(&self) {
         let mut replayed = State::default();
         for e in &self.events {
             replayed.apply(e);

@@ -138,6 +138,37 @@ pub fn plan(rooms: &[Vec<Held>], from: Date, to: Date) -> Option<Plan> {
     None
 }
 
+/// Whether `plan` still frees its room for `[from, to)` in `rooms` as they are now (the
+/// rooms are read again, under lock, before a plan made from an earlier reading is
+/// applied): every moved reservation is where the plan says, still movable and of the same
+/// nights; after the moves no two holders of a room overlap; the stay's room is free.
+pub fn fits(rooms: &[Vec<Held>], plan: &Plan, from: Date, to: Date) -> bool {
+    let mut after: Vec<Vec<Held>> = rooms.to_vec();
+    let mut moved: Vec<(Held, usize)> = Vec::with_capacity(plan.moves.len());
+    for m in &plan.moves {
+        let (Some(source), true) = (after.get_mut(m.from_room), m.to_room < rooms.len()) else {
+            return false;
+        };
+        let Some(i) = source.iter().position(|h| h.id == m.id && h.movable) else {
+            return false;
+        };
+        moved.push((source.swap_remove(i), m.to_room));
+    }
+    for (h, to_room) in moved {
+        after[to_room].push(h);
+    }
+    let Some(target) = after.get(plan.room) else {
+        return false;
+    };
+    from < to
+        && target.iter().all(|h| !h.overlaps(from, to))
+        && after.iter().all(|held| {
+            held.iter()
+                .enumerate()
+                .all(|(i, a)| held.iter().skip(i + 1).all(|b| !a.overlaps(b.from, b.to)))
+        })
+}
+
 /// A room's night-holder during the search.
 #[derive(Clone, Copy, Debug)]
 enum Slot {
@@ -417,6 +448,38 @@ mod tests {
         rooms_of(4..=12, 8, 4, 30, 0.8)
     }
 
+    /// A plan made from an earlier reading no longer fits when the rooms changed in its
+    /// way: a moved reservation was pinned meanwhile, left, or changed its nights; another
+    /// booking took a night of the stay's room or of a move's destination.
+    #[test]
+    fn a_plan_stops_fitting_when_the_rooms_changed() {
+        let rooms = vec![vec![held(1, 0, 1, true)], vec![held(2, 1, 2, true)]];
+        let p = plan(&rooms, day(0), day(2)).expect("one move frees a room");
+        assert!(fits(&rooms, &p, day(0), day(2)));
+        let moved = p.moves[0];
+        let mut pinned = rooms.clone();
+        pinned[moved.from_room][0].movable = false;
+        assert!(!fits(&pinned, &p, day(0), day(2)), "pinned meanwhile");
+        let mut gone = rooms.clone();
+        gone[moved.from_room].clear();
+        assert!(!fits(&gone, &p, day(0), day(2)), "left meanwhile");
+        let mut longer = rooms.clone();
+        longer[moved.from_room][0].to = day(3);
+        assert!(!fits(&longer, &p, day(0), day(2)), "its stay grew");
+        let mut taken = rooms.clone();
+        taken[p.room].push(held(3, 0, 1, false));
+        taken[p.room].retain(|h| h.id != moved.id);
+        assert!(!fits(&taken, &p, day(0), day(2)), "the stay's room taken");
+        let mut blocked = rooms.clone();
+        blocked[moved.to_room].push(held(4, 0, 1, false));
+        assert!(!fits(&blocked, &p, day(0), day(2)), "the destination taken");
+        let outside = Plan {
+            room: 5,
+            moves: Vec::new(),
+        };
+        assert!(!fits(&rooms, &outside, day(0), day(2)), "no such room");
+    }
+
     proptest! {
         /// On larger types every plan is sound and within MAX_MOVES; and whenever some
         /// night of the stay has no room that is free or holds only movable reservations
@@ -457,6 +520,7 @@ mod tests {
                 (Some(p), Some(b)) => {
                     prop_assert!(disjoint(&apply(&rooms, p, from, to)), "{p:?}");
                     prop_assert_eq!(p.moves.len(), b, "{:?}", p);
+                    prop_assert!(fits(&rooms, p, day(from), day(to)), "{p:?}");
                 }
                 (None, None) => {}
                 (found, best) => prop_assert!(false, "plan {found:?}, exhaustive search {best:?}"),

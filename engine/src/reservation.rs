@@ -480,6 +480,11 @@ pub struct Reservation {
     /// changed. Empty at creation, so a creation's journal record leaves it out
     /// ([`created_codec`]) and encodes exactly as before modifications existed.
     pub modifications: Vec<Modified>,
+    /// Whether it stays in its room when the engine rearranges reservations to make room
+    /// for a stay ([`crate::rearrange`]): set when it was booked with an explicit room or
+    /// moved by the staff (`POST …/move`), the two ways a person chose its room.
+    #[serde(with = "crate::codec::pinned")]
+    pub pinned: bool,
 }
 
 /// Modifications one reservation remembers; older ones are dropped (the journal still has
@@ -621,6 +626,7 @@ pub mod created_codec {
         created_by: &'a Option<String>,
         moves: &'a [RoomMove],
         terms: &'a Terms,
+        pinned: bool,
     }
 
     #[derive(Deserialize)]
@@ -645,6 +651,8 @@ pub mod created_codec {
         created_by: Option<String>,
         moves: Vec<RoomMove>,
         terms: Terms,
+        #[serde(with = "crate::codec::pinned")]
+        pinned: bool,
     }
 
     /// Serializes `r` without its modifications.
@@ -667,6 +675,7 @@ pub mod created_codec {
             created_by: &r.created_by,
             moves: &r.moves,
             terms: &r.terms,
+            pinned: r.pinned,
         }
         .serialize(s)
     }
@@ -693,6 +702,7 @@ pub mod created_codec {
             moves: r.moves,
             terms: r.terms,
             modifications: Vec::new(),
+            pinned: r.pinned,
         }))
     }
 }

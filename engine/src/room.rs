@@ -12,6 +12,7 @@ use crate::error::{DomainError, NightConflict, ValidationError};
 use crate::event::{Change, Event, Modification, Settlement};
 use crate::ids::{ReservationId, RoomKey, RoomTypeCode};
 use crate::ledger::{nights, Kept, Ledger};
+use crate::rearrange::Held;
 use crate::reservation::{
     Action, FieldChange, HistoryEntry, PaymentChange, PaymentEventKind, PaymentOutcome,
     PaymentReport, PaymentStatus, Reservation, RoomMove, Status, MAX_HISTORY, MAX_MOVES,
@@ -359,27 +360,43 @@ impl RoomState {
     }
 
     /// The arriving half of [`Event::ReservationMoved`]: takes `reservation` (from the
-    /// room it left) with its nights from the move's first night on.
+    /// room it left) with its nights from the move's first night on. A reservation the
+    /// staff moved stays where they put it: it is pinned from now on (see the event's
+    /// `pins`).
     pub fn move_in(&mut self, mut reservation: Reservation, event: &Event) -> NightsDelta {
         let Event::ReservationMoved {
             from,
-            to,
             room_type,
             first_night,
             at,
+            pins,
             ..
         } = event
         else {
             return NightsDelta::default();
         };
-        reservation.room = to.number.clone();
         reservation.room_type = room_type.clone();
+        reservation.pinned |= *pins;
+        self.arrive(
+            reservation,
+            RoomMove {
+                at: *at,
+                from_room: from.number.clone(),
+                to_room: self.key.number.clone(),
+                first_night: *first_night,
+            },
+        )
+    }
+
+    /// Takes `reservation`, moved here by `step`: a new version, a history entry (the
+    /// status stays; the details are in `moves`), and its nights from the step's first
+    /// night on.
+    fn arrive(&mut self, mut reservation: Reservation, step: RoomMove) -> NightsDelta {
+        reservation.room = self.key.number.clone();
         reservation.version += 1;
-        // The status stays; the entry records that the version moved (the details are in
-        // `moves`).
         if reservation.history.len() < MAX_HISTORY {
             reservation.history.push(HistoryEntry {
-                at: *at,
+                at: step.at,
                 from: Some(reservation.status),
                 to: reservation.status,
                 version: reservation.version,
@@ -388,12 +405,7 @@ impl RoomState {
         if reservation.moves.len() >= MAX_MOVES {
             reservation.moves.remove(0);
         }
-        reservation.moves.push(RoomMove {
-            at: *at,
-            from_room: from.number.clone(),
-            to_room: to.number.clone(),
-            first_night: *first_night,
-        });
+        reservation.moves.push(step);
         if reservation.status == Status::CheckedIn {
             self.occupant = Some(reservation.id);
         }
@@ -403,6 +415,106 @@ impl RoomState {
             booked: self.ledger.insert(kept, first, departure),
             released: Vec::new(),
         }
+    }
+
+    /// What this room holds on the nights of `[from, to)`, for planning a rearrangement
+    /// ([`crate::rearrange::plan`]). A reservation may move when it is wholly inside the
+    /// window (so the plan sees every night it needs elsewhere), is `pending_payment` or
+    /// `confirmed`, arrives `today` or later, holds its whole stay here, is of this room's
+    /// type, is not pinned, and `busy` does not name it (a change of it is under way).
+    /// Out-of-order ranges never move.
+    pub fn holdings(
+        &self,
+        from: Date,
+        to: Date,
+        today: Date,
+        busy: impl Fn(&ReservationId) -> bool,
+    ) -> Vec<Held> {
+        let mut held: Vec<Held> = self
+            .ledger
+            .overlapping(from, to)
+            .iter()
+            .map(|span| {
+                let movable = self.ledger.get(&span.id).is_some_and(|r| {
+                    matches!(r.status(), Status::PendingPayment | Status::Confirmed)
+                        && !r.pinned()
+                        && r.stay().arrival() >= today
+                        && span.from == r.stay().arrival()
+                        && *r.room_type_in(&self.room_type) == self.room_type
+                }) && span.from >= from
+                    && span.to <= to
+                    && !busy(&span.id);
+                Held {
+                    id: span.id,
+                    from: span.from,
+                    to: span.to,
+                    movable,
+                }
+            })
+            .collect();
+        held.extend(
+            self.out_of_order_overlapping(from, to)
+                .map(|(start, range)| Held {
+                    id: ReservationId(uuid::Uuid::nil()),
+                    from: *start,
+                    to: range.to,
+                    movable: false,
+                }),
+        );
+        held
+    }
+
+    /// The first part of applying an [`Event::Rearranged`] in this room: the reservations
+    /// it moves away from here go, and are returned for the rooms they go to
+    /// ([`RoomState::rearranged_in`]).
+    pub fn rearranged_out(&mut self, event: &Event) -> (Vec<Reservation>, NightsDelta) {
+        let mut delta = NightsDelta::default();
+        let mut leaving = Vec::new();
+        let Event::Rearranged { moves, .. } = event else {
+            return (leaving, delta);
+        };
+        let here = self.key.number.clone();
+        for m in moves.iter().filter(|m| m.from == here) {
+            let (r, d) = self.move_out(&m.id);
+            delta.released.extend(d.released);
+            leaving.extend(r);
+        }
+        (leaving, delta)
+    }
+
+    /// The second part: the reservations the event moves here (given by the rooms they
+    /// left, in any order; others are ignored) arrive, and the new reservation, when it is
+    /// this room's, takes its nights. Moved reservations keep their price and their pin
+    /// (none: pinned ones never move).
+    pub fn rearranged_in(&mut self, arriving: Vec<Reservation>, event: &Event) -> NightsDelta {
+        let mut delta = NightsDelta::default();
+        let Event::Rearranged {
+            moves, reservation, ..
+        } = event
+        else {
+            return delta;
+        };
+        for r in arriving {
+            let Some(m) = moves
+                .iter()
+                .find(|m| m.id == r.id && m.to == self.key.number)
+            else {
+                continue;
+            };
+            let step = RoomMove {
+                at: reservation.created_at,
+                from_room: m.from.clone(),
+                to_room: m.to.clone(),
+                first_night: m.stay.arrival(),
+            };
+            delta.booked.extend(self.arrive(r, step).booked);
+        }
+        if reservation.room == self.key.number {
+            delta
+                .booked
+                .extend(self.insert_reservation(reservation).booked);
+        }
+        delta
     }
 
     /// Decides modifying reservation `id` as `m` (priced by
@@ -1076,6 +1188,12 @@ impl RoomState {
                     };
                 }
             }
+            Event::Rearranged { .. } => {
+                // Only the moves away from here can be applied alone; the rooms the moved
+                // reservations go to take them with [`RoomState::rearranged_in`], which
+                // also books the new one.
+                return self.rearranged_out(event).1;
+            }
             Event::RoomPut { room_type, .. } => {
                 // Its reservations keep the type they were booked as.
                 if *room_type != self.room_type {
@@ -1421,6 +1539,7 @@ mod payment_tests {
                 room_type: to.room_type.clone(),
                 first_night,
                 at: at(10 + i),
+                pins: true,
             };
             // As the actors do it: the room it goes to takes the reservation the room it
             // leaves handed out, then the room it leaves applies the event (to it alone a

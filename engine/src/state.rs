@@ -123,6 +123,8 @@ pub fn new_reservation(
         moves: Vec::new(),
         terms: crate::selling::Terms::bar(),
         modifications: Vec::new(),
+        // A room the client chose stays chosen.
+        pinned: req.room.is_some(),
     }
 }
 
@@ -178,25 +180,7 @@ impl State {
                 reservation,
                 idempotency,
             } => {
-                let key = RoomKey {
-                    hotel_id: reservation.hotel_id.clone(),
-                    number: reservation.room.clone(),
-                };
-                if let Some(IdempotencyRecord {
-                    key: k,
-                    fingerprint,
-                }) = idempotency
-                {
-                    self.idempotency.insert(
-                        (reservation.hotel_id.clone(), k.clone()),
-                        IdempotencyEntry {
-                            fingerprint: *fingerprint,
-                            reservation_id: reservation.id,
-                            created_at: reservation.created_at,
-                        },
-                    );
-                }
-                self.locator.insert(reservation.id, key.clone());
+                let key = self.record_creation(reservation, idempotency.as_ref());
                 // The room keeps its own compact copy.
                 self.apply_to_room(&key, event);
             }
@@ -233,6 +217,42 @@ impl State {
                 let room = room.clone();
                 self.apply_to_room(&room, event);
             }
+            Event::Rearranged {
+                moves,
+                reservation,
+                idempotency,
+            } => {
+                // Every room lets its leavers go first, then each takes its arrivals (and
+                // the new reservation's room takes it): after all the moves no two
+                // reservations of a room overlap, whatever their order.
+                let hotel_id = &reservation.hotel_id;
+                let key = |number: &crate::ids::RoomNumber| RoomKey {
+                    hotel_id: hotel_id.clone(),
+                    number: number.clone(),
+                };
+                let mut rooms: Vec<RoomKey> = moves
+                    .iter()
+                    .flat_map(|m| [key(&m.from), key(&m.to)])
+                    .chain([key(&reservation.room)])
+                    .collect();
+                rooms.sort();
+                rooms.dedup();
+                let mut arriving = Vec::new();
+                for k in &rooms {
+                    if let Some(room) = self.rooms.get_mut(k) {
+                        arriving.extend(room.rearranged_out(event).0);
+                    }
+                }
+                for k in &rooms {
+                    if let Some(room) = self.rooms.get_mut(k) {
+                        room.rearranged_in(arriving.clone(), event);
+                    }
+                }
+                for m in moves {
+                    self.locator.insert(m.id, key(&m.to));
+                }
+                self.record_creation(reservation, idempotency.as_ref());
+            }
             Event::ReservationMoved { id, from, to, .. } => {
                 let Some(source) = self.rooms.get_mut(from) else {
                     return;
@@ -246,6 +266,34 @@ impl State {
                 self.locator.insert(*id, to.clone());
             }
         }
+    }
+
+    /// Records a new reservation's key and location; returns its room.
+    fn record_creation(
+        &mut self,
+        reservation: &Reservation,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> RoomKey {
+        let key = RoomKey {
+            hotel_id: reservation.hotel_id.clone(),
+            number: reservation.room.clone(),
+        };
+        if let Some(IdempotencyRecord {
+            key: k,
+            fingerprint,
+        }) = idempotency
+        {
+            self.idempotency.insert(
+                (reservation.hotel_id.clone(), k.clone()),
+                IdempotencyEntry {
+                    fingerprint: *fingerprint,
+                    reservation_id: reservation.id,
+                    created_at: reservation.created_at,
+                },
+            );
+        }
+        self.locator.insert(reservation.id, key.clone());
+        key
     }
 
     fn apply_to_room(&mut self, key: &RoomKey, event: &Event) {

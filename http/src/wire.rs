@@ -1368,6 +1368,11 @@ pub struct ReservationView {
     /// `cancelled` (0 for an unpaid hold), else null.
     #[serde(default)]
     pub cancellation_fee: Option<MoneyView>,
+    /// Whether it stays in its room when the engine moves reservations between rooms of a
+    /// type to make room for a stay no single room could take: true when it was booked
+    /// with an explicit `room` or moved with `POST /v1/reservations/{id}/move`.
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 /// The built-in plan's code: what answers of servers before rate plans meant.
@@ -1576,7 +1581,7 @@ impl Serialize for ReservationJson<'_> {
             }
         }
         let r = self.0;
-        let mut st = s.serialize_struct("ReservationView", 21)?;
+        let mut st = s.serialize_struct("ReservationView", 22)?;
         st.serialize_field("id", &AsText(r.id))?;
         st.serialize_field("hotel_id", r.hotel_id.as_str())?;
         st.serialize_field("room_type", r.room_type.as_str())?;
@@ -1598,6 +1603,7 @@ impl Serialize for ReservationJson<'_> {
         st.serialize_field("cancellation_policy", &CancellationJson(r))?;
         st.serialize_field("no_show_policy", &NoShowJson(r))?;
         st.serialize_field("cancellation_fee", &cancellation_fee(r).map(MoneyJson))?;
+        st.serialize_field("pinned", &r.pinned)?;
         st.end()
     }
 }
@@ -1715,6 +1721,7 @@ impl From<&Reservation> for ReservationView {
             cancellation_policy: CancellationPolicyView::new(r),
             no_show_policy: NoShowPolicyView::new(r),
             cancellation_fee: cancellation_fee(r).map(Into::into),
+            pinned: r.pinned,
         }
     }
 }

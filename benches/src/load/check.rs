@@ -370,9 +370,16 @@ pub(crate) async fn check(
                 o.hold_expires_at
             ));
         }
+        // Its room is the one it was booked in, or where other bookings moved it to make
+        // room for themselves (the generator moves nothing itself): a chain of moves from
+        // the booked room to the current one, and never a pinned reservation.
+        let moved_here = v.moves.first().is_some_and(|m| m.from_room == o.room)
+            && v.moves.last().is_some_and(|m| m.to_room == v.room)
+            && v.moves.windows(2).all(|w| w[0].to_room == w[1].from_room)
+            && !v.pinned;
         let same = v.hotel_id == o.hotel_id
             && v.room_type == o.room_type
-            && v.room == o.room
+            && (v.room == o.room || moved_here)
             && v.arrival == o.arrival.to_string()
             && v.departure == o.departure.to_string();
         if !same {

@@ -264,6 +264,43 @@ fn implied(engine: &innkeep_actors::Engine, event: &Event) -> Vec<(&'static str,
                 availability(&to, "booked", stay.arrival(), Some(stay.departure())),
             ]
         }
+        Event::Rearranged {
+            moves, reservation, ..
+        } => {
+            // Each moved guest's own `reservation.moved` (their client follows its
+            // reservation by these), the nights each move gave and took, then the new
+            // reservation's nights; the record's own item is the creation.
+            let key = |number: &innkeep_engine::RoomNumber| RoomKey {
+                hotel_id: reservation.hotel_id.clone(),
+                number: number.clone(),
+            };
+            let mut out = Vec::new();
+            for m in moves {
+                let (from, to) = (key(&m.from), key(&m.to));
+                let (arrival, departure) = (m.stay.arrival(), m.stay.departure());
+                out.push(availability(&from, "released", arrival, Some(departure)));
+                out.push(availability(&to, "booked", arrival, Some(departure)));
+                out.push((
+                    "reservation.moved",
+                    json!({
+                        "reservation_id": m.id.to_string(),
+                        "from_room": m.from.as_str(),
+                        "room": m.to.as_str(),
+                        "room_type": reservation.room_type.as_str(),
+                        "first_night": arrival.to_string(),
+                        "at": reservation.created_at.to_string(),
+                        "rearranged_for": reservation.id.to_string(),
+                    }),
+                ));
+            }
+            out.push(availability(
+                &key(&reservation.room),
+                "booked",
+                reservation.stay.arrival(),
+                Some(reservation.stay.departure()),
+            ));
+            out
+        }
         Event::OutOfOrderSet { room, from, to, .. } => {
             vec![availability(room, "blocked", *from, Some(*to))]
         }
@@ -298,18 +335,41 @@ pub const EVENT_TYPES: &[&str] = &[
 
 /// An event's type and its JSON payload, as the stream and webhooks send them.
 pub(crate) fn describe(event: &Event) -> (&'static str, Value) {
+    let created = |r: &innkeep_engine::Reservation| {
+        json!({
+            "reservation_id": r.id.to_string(),
+            "room": r.room.as_str(),
+            "room_type": r.room_type.as_str(),
+            "arrival": r.stay.arrival().to_string(),
+            "departure": r.stay.departure().to_string(),
+            "status": r.status.as_str(),
+        })
+    };
     match event {
-        Event::ReservationCreated { reservation: r, .. } => (
-            "reservation.created",
-            json!({
-                "reservation_id": r.id.to_string(),
-                "room": r.room.as_str(),
-                "room_type": r.room_type.as_str(),
-                "arrival": r.stay.arrival().to_string(),
-                "departure": r.stay.departure().to_string(),
-                "status": r.status.as_str(),
-            }),
-        ),
+        Event::ReservationCreated { reservation: r, .. } => ("reservation.created", created(r)),
+        // A booking other reservations made room for: the creation, with the moves it
+        // made (a webhook gets one delivery per journal record; the stream also sends a
+        // `reservation.moved` per move, see `implied`).
+        Event::Rearranged {
+            moves,
+            reservation: r,
+            ..
+        } => {
+            let mut data = created(r);
+            data["rearranged"] = moves
+                .iter()
+                .map(|m| {
+                    json!({
+                        "reservation_id": m.id.to_string(),
+                        "from_room": m.from.as_str(),
+                        "room": m.to.as_str(),
+                        "arrival": m.stay.arrival().to_string(),
+                        "departure": m.stay.departure().to_string(),
+                    })
+                })
+                .collect();
+            ("reservation.created", data)
+        }
         Event::ReservationChanged { room, id, change } => {
             let name = match change.action {
                 Action::Pay { .. } => "reservation.confirmed",
@@ -365,6 +425,7 @@ pub(crate) fn describe(event: &Event) -> (&'static str, Value) {
             room_type,
             first_night,
             at,
+            ..
         } => (
             "reservation.moved",
             json!({

@@ -1,0 +1,325 @@
+//! A booking that other reservations make room for (issue #16: no sellable stay refused).
+//!
+//! When no room of the type is free for the whole stay but the type has a free room on
+//! every night of it, the booking saga ([`crate::booking`]) hands the booking here:
+//!
+//! 1. **Read.** Every room of the type answers what it holds around the stay
+//!    ([`GetHoldings`]), unlocked: rooms keep serving meanwhile.
+//! 2. **Plan.** [`innkeep_engine::rearrange::plan`] finds the fewest moves of future,
+//!    unpinned reservations that free one room (at most
+//!    [`innkeep_engine::rearrange::MAX_MOVES`]).
+//! 3. **Lock.** The rooms the plan touches are locked one at a time in room-key order
+//!    ([`LockForRearrangement`]): each answers its holdings again and takes no other
+//!    message until the decision, so the plan is checked
+//!    ([`innkeep_engine::rearrange::fits`]) against rooms that cannot change under it.
+//!    A plan that no longer fits (another booking came first) is given up and planned
+//!    again, at most [`ATTEMPTS`] times.
+//! 4. **Journal.** One [`Event::Rearranged`] holds the moves and the new reservation;
+//!    once it is durable each locked room applies its part ([`Commit`]) and is unlocked.
+//!    Dropping the decisions instead unlocks them with nothing changed.
+//!
+//! The whole runs under a shared hold on [`Directory::gate`], like a move, from the first
+//! reading until every room applied its part, so a snapshot sees all of it or none of it.
+//! The booking is answered after that too: by then the new reservation and every moved one
+//! are where the locator says, and the new hold's keeper knows of it.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use innkeep_engine::jiff::{civil::Date, ToSpan};
+use innkeep_engine::rearrange::{fits, plan, Held, Plan};
+use innkeep_engine::RoomKey;
+use innkeep_engine::{DomainError, Event, IdempotencyEntry, IdempotencyRecord, Relocation};
+use innkeep_persistence::Journal;
+use tokio::sync::oneshot;
+
+use crate::directory::{read, Directory};
+use crate::protocol::{
+    BookResult, Commit, Draft, EngineError, GetHoldings, LockForRearrangement, Locked,
+};
+use crate::room::{journal_error, Rooms};
+
+/// Times a plan is made again after the rooms changed between reading and locking them.
+const ATTEMPTS: usize = 3;
+
+/// Nights read on each side of the stay. A reservation in the way may move only when the
+/// reading shows all of its nights (and those of any it displaces in turn), so the window
+/// is wider than the stay; one longer than this stays put.
+const WINDOW_MARGIN_NIGHTS: i32 = 31;
+
+/// Most rooms of a type one rearrangement reads: reading costs a message per room, and a
+/// plan touches at most `2 × MAX_MOVES + 1` rooms. A type with more rooms is planned over
+/// those with the most free nights of the stay (a room to free needs few moves; a room to
+/// move into needs free nights).
+const MAX_ROOMS_READ: usize = 64;
+
+/// Counts bookings that needed a rearrangement, by outcome.
+pub const METRIC_REARRANGEMENTS: &str = "innkeep_rearrangements_total";
+
+/// Books `draft` in a room freed by moving other reservations, or answers `sold_out`.
+/// The caller admitted the booking (its key is in flight, its hold slot taken) and found
+/// no room free for the whole stay.
+pub(crate) async fn book(
+    directory: &Arc<Directory>,
+    rooms: &Rooms,
+    journal: &Journal<Event>,
+    draft: &Arc<Draft>,
+    idempotency: Option<IdempotencyRecord>,
+) -> BookResult {
+    let req = &draft.request;
+    let (arrival, departure) = (req.stay.arrival(), req.stay.departure());
+    // Most refusals end here: some night has no free room of the type at all.
+    if directory.sellable_count(&req.hotel_id, &req.room_type, &req.stay) == 0 {
+        return Err(DomainError::SoldOut.into());
+    }
+    let _gate = directory.gate.clone().read_owned().await;
+    let today = read(&directory.catalog)
+        .hotel(&req.hotel_id)?
+        .time_zone
+        .today(draft.now);
+    let window = Window {
+        from: arrival
+            .checked_sub(WINDOW_MARGIN_NIGHTS.days())
+            .unwrap_or(arrival),
+        to: departure
+            .checked_add(WINDOW_MARGIN_NIGHTS.days())
+            .unwrap_or(departure),
+        today,
+    };
+    let numbers = directory.rooms_with_most_free_nights(
+        &req.hotel_id,
+        &req.room_type,
+        &req.stay,
+        MAX_ROOMS_READ,
+    );
+    let keys: Vec<RoomKey> = numbers
+        .into_iter()
+        .map(|number| RoomKey {
+            hotel_id: req.hotel_id.clone(),
+            number,
+        })
+        .collect();
+    for _ in 0..ATTEMPTS {
+        let held = read_rooms(rooms, &keys, window).await?;
+        let Some(plan) = plan(&held, arrival, departure) else {
+            metrics::counter!(METRIC_REARRANGEMENTS, "outcome" => "no_plan").increment(1);
+            return Err(DomainError::SoldOut.into());
+        };
+        let mut locked = lock(rooms, &keys, &plan, window).await?;
+        let mut now_held = held;
+        for room in &locked {
+            now_held[room.index].clone_from(&room.answer.holdings);
+        }
+        if !fits(&now_held, &plan, arrival, departure) {
+            // Unlocked by dropping the decisions; plan again from a new reading.
+            metrics::counter!(METRIC_REARRANGEMENTS, "outcome" => "replanned").increment(1);
+            continue;
+        }
+        let mut moves: Vec<Relocation> = Vec::with_capacity(plan.moves.len());
+        for m in &plan.moves {
+            // Every leaver is in its locked room's answer (the plan fits).
+            let stay = locked
+                .iter()
+                .flat_map(|room| &room.answer.leaving)
+                .find(|r| r.id == m.id)
+                .map(|r| r.stay)
+                .ok_or(DomainError::NotFound("reservation"))?;
+            moves.push(Relocation {
+                id: m.id,
+                from: keys[m.from_room].number.clone(),
+                to: keys[m.to_room].number.clone(),
+                stay,
+            });
+        }
+        let created = Arc::new(draft.reservation_in(keys[plan.room].number.clone()));
+        let event = Arc::new(Event::Rearranged {
+            moves,
+            reservation: created.clone(),
+            idempotency: idempotency.clone(),
+        });
+        // The key is recorded before the event is queued, as a booking's room does
+        // (`crate::room`), and dropped again if the journal refuses it.
+        let slot = idempotency
+            .as_ref()
+            .map(|i| (req.hotel_id.clone(), i.key.clone()));
+        if let (Some(slot), Some(i)) = (&slot, &idempotency) {
+            let entry = IdempotencyEntry {
+                fingerprint: i.fingerprint,
+                reservation_id: created.id,
+                created_at: created.created_at,
+            };
+            directory.keys(slot).finished.insert(slot.clone(), entry);
+        }
+        let acked = match journal.append(Event::clone(&event)) {
+            Ok(ack) => ack
+                .await
+                .unwrap_or(Err(innkeep_persistence::JournalError::Closed)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = acked {
+            if let Some(slot) = &slot {
+                let mut keys = directory.keys(slot);
+                if keys.finished.get(slot).map(|e| e.reservation_id) == Some(created.id) {
+                    keys.finished.remove(slot);
+                }
+            }
+            return Err(journal_error(e));
+        }
+        // Durable. The locator names the new rooms before any room applies its part: a
+        // call routed by an old entry finds the reservation gone from the room it left
+        // and asks again where the locator now points (`Engine::at_its_room`); a call
+        // routed to a new room waits there behind the room's decision.
+        if let Event::Rearranged { moves, .. } = &*event {
+            let hosted = rooms.read();
+            let number_of = |number: &innkeep_engine::RoomNumber| {
+                hosted
+                    .get(&RoomKey {
+                        hotel_id: req.hotel_id.clone(),
+                        number: number.clone(),
+                    })
+                    .map(|h| h.number)
+            };
+            for m in moves {
+                if let Some(n) = number_of(&m.to) {
+                    directory.set_location(m.id, n);
+                }
+            }
+            if let Some(n) = number_of(&created.room) {
+                directory.set_location(created.id, n);
+            }
+        }
+        // Every locked room applies its part, the leavers handed to the rooms they go to.
+        let mut leavers: Vec<_> = locked
+            .iter_mut()
+            .flat_map(|room| std::mem::take(&mut room.answer.leaving))
+            .collect();
+        let mut applied = Vec::with_capacity(locked.len());
+        for room in locked {
+            let number = &keys[room.index].number;
+            let (arriving, rest) = leavers.into_iter().partition(|r| {
+                plan.moves
+                    .iter()
+                    .any(|m| m.id == r.id && keys[m.to_room].number == *number)
+            });
+            leavers = rest;
+            let (done, done_rx) = oneshot::channel();
+            let _ = room.decision.send(Commit {
+                event: event.clone(),
+                arriving,
+                applied: done,
+            });
+            applied.push(done_rx);
+        }
+        // Answered (and the gate released) once every room applied its part: then the
+        // new reservation and each moved one are where the locator says.
+        for done in applied {
+            done.await.map_err(|_| EngineError::ShuttingDown)?;
+        }
+        metrics::counter!(METRIC_REARRANGEMENTS, "outcome" => "booked").increment(1);
+        tracing::debug!(
+            reservation = %created.id,
+            room = %created.room,
+            moves = plan.moves.len(),
+            "booked by rearranging"
+        );
+        return Ok(created);
+    }
+    metrics::counter!(METRIC_REARRANGEMENTS, "outcome" => "gave_up").increment(1);
+    Err(DomainError::SoldOut.into())
+}
+
+/// The nights read around the stay, and the hotel's today.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    from: Date,
+    to: Date,
+    today: Date,
+}
+
+/// Every room's holdings in the window, in the order of `keys`.
+async fn read_rooms(
+    rooms: &Rooms,
+    keys: &[RoomKey],
+    window: Window,
+) -> Result<Vec<Vec<Held>>, EngineError> {
+    let asks = keys.iter().map(|key| {
+        let addr = rooms.addr(key);
+        async move {
+            let Some(addr) = addr else {
+                // Not a room (any more): it holds nothing a plan could use.
+                return Ok(vec![Held {
+                    id: innkeep_engine::ReservationId(uuid::Uuid::nil()),
+                    from: window.from,
+                    to: window.to,
+                    movable: false,
+                }]);
+            };
+            addr.send(GetHoldings {
+                from: window.from,
+                to: window.to,
+                today: window.today,
+            })
+            .await
+            .map_err(|_| EngineError::ShuttingDown)
+        }
+    });
+    join_all(asks).await.into_iter().collect()
+}
+
+/// A room locked for the plan: its place in `keys`, its answer, and its decision.
+struct LockedRoom {
+    index: usize,
+    answer: Locked,
+    decision: oneshot::Sender<Commit>,
+}
+
+/// Locks the rooms `plan` touches, one at a time in key order; each answers as it is
+/// now. On failure the rooms locked so far are unlocked (their decisions dropped).
+async fn lock(
+    rooms: &Rooms,
+    keys: &[RoomKey],
+    plan: &Plan,
+    window: Window,
+) -> Result<Vec<LockedRoom>, EngineError> {
+    let mut touched: Vec<usize> = plan
+        .moves
+        .iter()
+        .flat_map(|m| [m.from_room, m.to_room])
+        .chain([plan.room])
+        .collect();
+    touched.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+    touched.dedup();
+    let mut locked = Vec::with_capacity(touched.len());
+    for index in touched {
+        let addr = rooms
+            .addr(&keys[index])
+            .ok_or(DomainError::NotFound("room"))?;
+        let (decision, decided) = oneshot::channel();
+        let (answer_to, answered) = oneshot::channel();
+        let leaving = plan
+            .moves
+            .iter()
+            .filter(|m| m.from_room == index)
+            .map(|m| m.id)
+            .collect();
+        addr.try_send(LockForRearrangement {
+            from: window.from,
+            to: window.to,
+            today: window.today,
+            leaving,
+            locked: answer_to,
+            decision: decided,
+        })
+        .map_err(|e| match e {
+            actix::dev::SendError::Full(_) => EngineError::Overloaded,
+            actix::dev::SendError::Closed(_) => EngineError::ShuttingDown,
+        })?;
+        let answer = answered.await.map_err(|_| EngineError::ShuttingDown)?;
+        locked.push(LockedRoom {
+            index,
+            answer,
+            decision,
+        });
+    }
+    Ok(locked)
+}
