@@ -20,10 +20,10 @@ use tokio::sync::oneshot;
 use crate::directory::{read, write, Directory};
 use crate::protocol::{
     ApplyPayment, BeginModify, BeginMove, BookResult, ChangeReservation, ClearOutOfOrder,
-    DayReservation, EngineError, FinishMove, GetDay, GetReservation, GetView, HoldEnded,
+    DayReservation, EngineError, FinishMove, GetDay, GetReservation, GetTape, GetView, HoldEnded,
     HoldStarted, ModifyIn, ModifyStep, MoveIn, MoveOutcome, NightAudit, OutOfOrderView,
     RecordRefund, RefundDue, Reserve, Retype, RoomDay, RoomPart, RoomView, SetHousekeeping,
-    SetOutOfOrder, SnapshotRoom,
+    SetOutOfOrder, SnapshotRoom, TapeReservation, TapeRoom,
 };
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
@@ -662,6 +662,64 @@ fn day_of(state: &RoomState, date: Date, tz: &HotelTz) -> RoomDay {
         list.sort_by_key(|e| e.id);
     }
     day
+}
+
+impl Handler<GetTape> for RoomActor {
+    type Result = MessageResult<GetTape>;
+
+    fn handle(&mut self, msg: GetTape, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(tape_of(&self.state, msg.from, msg.to))
+    }
+}
+
+/// The room's row of the tape chart for the nights `[from, to)`: its calendar's spans
+/// there (what holds the nights: live reservations, and checked-out ones with the nights
+/// they slept) and its out-of-order ranges. Reads the calendar, not every reservation.
+fn tape_of(state: &RoomState, from: Date, to: Date) -> TapeRoom {
+    let reservations = state
+        .ledger
+        .overlapping(from, to)
+        .iter()
+        .filter_map(|span| {
+            let kept = state.ledger.get(&span.id)?;
+            Some(TapeReservation {
+                id: span.id,
+                status: kept.status(),
+                stay: kept.stay(),
+                held_from: span.from,
+                held_to: span.to,
+                guest_name: kept.guest().name().to_owned(),
+                pinned: pinned(&kept.to_reservation(&state.key, &state.room_type)),
+            })
+        })
+        .collect();
+    let out_of_order = state
+        .out_of_order
+        .iter()
+        .filter(|(start, range)| **start < to && from < range.to)
+        .map(|(start, range)| OutOfOrderView {
+            from: *start,
+            to: range.to,
+            reason: range.reason.clone(),
+        })
+        .collect();
+    TapeRoom {
+        number: state.key.number.clone(),
+        room_type: state.room_type.clone(),
+        out_of_order,
+        reservations,
+    }
+}
+
+/// Whether `r` is pinned to its room, as far as the tape chart can tell: the engine keeps
+/// no flag for it yet, so a reservation the front desk moved with the move API counts —
+/// a move that no modification made (a modification that changes the room records its
+/// move at the modification's instant). A booking with an explicit room is not recorded
+/// as such, so it cannot count here.
+fn pinned(r: &Reservation) -> bool {
+    r.moves
+        .iter()
+        .any(|m| !r.modifications.iter().any(|md| md.at == m.at))
 }
 
 impl Handler<GetView> for RoomActor {
