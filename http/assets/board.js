@@ -415,7 +415,7 @@
         bar.dataset.departure = r.departure;
         if (r.pinned) {
           bar.classList.add('pinned');
-          const pin = el('span', 'pin', '📌');
+          const pin = el('span', 'pin', '⚑');
           pin.setAttribute('aria-label', 'pinned');
           bar.append(pin);
         }
