@@ -2100,6 +2100,39 @@ async fn tape_chart_shows_each_rooms_stays_and_out_of_order_ranges() {
     assert_eq!(r.status, 200, "{:#}", r.body);
     assert!(tape_rows(&r.body).iter().all(|(_, ids)| ids.is_empty()));
 
+    // A modification that takes the stay to another room is not the desk pinning it: Di,
+    // lengthened into a night Ed holds in 101, goes to 102 unpinned.
+    let di = book_room(&h, "101", "KING", plus(today, 30), 1, "Di Longer").await;
+    let ed = book_room(&h, "101", "KING", plus(today, 31), 1, "Ed Next").await;
+    let r = h
+        .call(
+            Method::POST,
+            &format!("/v1/reservations/{}/modify", id(&di)),
+            Some(json!({"departure": plus(today, 32).to_string()})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["room"], "102", "{:#}", r.body);
+    let r = h
+        .get(&format!(
+            "/v1/hotels/H1/tape?from={}&nights=3",
+            plus(today, 30)
+        ))
+        .await;
+    assert_eq!(
+        tape_rows(&r.body),
+        [
+            ("101".to_owned(), vec![id(&ed)]),
+            ("102".to_owned(), vec![id(&di)]),
+            ("201".to_owned(), vec![]),
+        ]
+    );
+    assert_eq!(r.body["rooms"][1]["reservations"][0]["pinned"], false);
+    assert_eq!(
+        r.body["rooms"][1]["reservations"][0]["held_to"],
+        plus(today, 32).to_string()
+    );
+
     // Bad input: 400 invalid_request, naming the field.
     for (query, field) in [
         ("nights=0", "nights"),
