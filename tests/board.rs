@@ -343,6 +343,274 @@ async fn board_asks_for_an_api_key_when_keys_are_configured() {
     b.quit().await;
 }
 
+/// What the tape chart shows: its state, the nights across, and per room row its bars and
+/// out-of-order blocks, each with where it sits (its first night and how many it covers,
+/// and whether its box lines up with those nights' column headers).
+const READ_TAPE: &str = r#"
+const head = {};
+for (const d of document.querySelectorAll('#tape .tape-head .tape-day')) {
+  head[d.dataset.date] = d.getBoundingClientRect();
+}
+const dates = Object.keys(head);
+// Whether `node` spans exactly the header columns of its nights (a few pixels of margin).
+const aligned = (node) => {
+  const i = dates.indexOf(node.dataset.first);
+  const last = dates[i + Number(node.dataset.nights) - 1];
+  if (i < 0 || !last) return false;
+  const box = node.getBoundingClientRect();
+  return box.width > 0 && Math.abs(box.left - head[dates[i]].left) < 6
+    && Math.abs(box.right - head[last].right) < 6;
+};
+const rows = {};
+for (const row of document.querySelectorAll('#tape .tape-row[data-room]')) {
+  const box = row.getBoundingClientRect();
+  const inside = (node) => {
+    const b = node.getBoundingClientRect();
+    return b.top >= box.top - 1 && b.bottom <= box.bottom + 1;
+  };
+  rows[row.dataset.room] = {
+    bars: [...row.querySelectorAll('.bar')].map((b) => ({
+      id: b.dataset.reservationId, status: b.dataset.status,
+      status_class: b.classList.contains('status-' + b.dataset.status),
+      pinned: b.dataset.pinned === 'true', pinned_class: b.classList.contains('pinned'),
+      pin_glyph: b.querySelector('.pin') !== null,
+      first: b.dataset.first, nights: Number(b.dataset.nights),
+      clipped_end: b.classList.contains('clipped-end'),
+      guest: b.querySelector('.g').textContent,
+      aligned: aligned(b), in_row: inside(b)})),
+    ooo: [...row.querySelectorAll('.ooo-block')].map((o) => ({
+      first: o.dataset.first, nights: Number(o.dataset.nights), text: o.textContent,
+      aligned: aligned(o), in_row: inside(o)})),
+  };
+}
+return {state: document.body.dataset.state, view: document.body.dataset.view,
+  visible: document.getElementById('tape').offsetParent !== null,
+  board_visible: document.getElementById('rooms').offsetParent !== null,
+  days: dates, rows, marker: window.tapeMarker || null};
+"#;
+
+/// Waits until the tape chart, read with [`READ_TAPE`], satisfies `ok`; returns it.
+async fn tape_until(b: &Browser, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + SEEN_WITHIN;
+    loop {
+        let tape = b.execute(READ_TAPE, json!([])).await;
+        if ok(&tape) {
+            return tape;
+        }
+        if std::time::Instant::now() >= deadline {
+            panic!(
+                "tape chart: {what} not seen within {SEEN_WITHIN:?}; it shows {tape:#}\n{}",
+                b.diagnostics().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The bars of room `number`'s row.
+fn bars<'a>(tape: &'a Value, number: &str) -> &'a [Value] {
+    tape["rows"][number]["bars"]
+        .as_array()
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The bar of reservation `id` in room `number`'s row, if it is there.
+fn bar<'a>(tape: &'a Value, number: &str, id: &str) -> Option<&'a Value> {
+    bars(tape, number).iter().find(|b| b["id"] == id)
+}
+
+/// Which rows show reservation `id`.
+fn rows_of(tape: &Value, id: &str) -> Vec<String> {
+    tape["rows"]
+        .as_object()
+        .map(|rows| {
+            rows.keys()
+                .filter(|n| bar(tape, n, id).is_some())
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Books room `room` for `[arrival, departure)` under `guest`'s name; returns the answer.
+async fn book_room(
+    c: &reqwest::Client,
+    s: &Server,
+    room: &str,
+    arrival: jiff::civil::Date,
+    departure: jiff::civil::Date,
+    guest: &str,
+) -> Value {
+    let mut body = booking(arrival, departure);
+    body["room"] = json!(room);
+    body["guest"]["name"] = json!(guest);
+    let (status, r, _) = send(c.post(s.url("/v1/hotels/TAPE/reservations")).json(&body)).await;
+    assert_eq!(status, 201, "{r}");
+    r
+}
+
+/// The tape chart: rooms down the side, 14 hotel-local nights across, a bar per stay in its
+/// room's row over its nights (clipped to the window), coloured by status; it follows the
+/// desk live, without a reload: a payment recolours a bar, a move puts it in its new row
+/// (marked pinned, as every stay booked in a chosen room is), an out-of-order range
+/// appears as a block, a cancelled stay leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn board_tape_chart_follows_bookings_moves_and_out_of_order_live() {
+    let _one = ONE_BROWSER.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let c = client();
+    hotel(&c, &s, "TAPE", TZ, 4).await;
+    let today = today(TZ);
+    let night = |n: i64| plus(today, n).to_string();
+
+    let b = Browser::start().await;
+    // `#tape` opens the page on the tape chart.
+    b.goto(&s.url("/board/TAPE#tape")).await;
+    let tape = tape_until(&b, "four empty rows, live", |v| {
+        v["state"] == "live" && v["rows"].as_object().is_some_and(|r| r.len() == 4)
+    })
+    .await;
+    let days: Vec<String> = (0..14).map(night).collect();
+    assert_eq!(
+        tape["days"],
+        json!(days),
+        "14 hotel-local nights from today"
+    );
+    assert_eq!(tape["view"], "tape");
+    assert_eq!(tape["visible"], true, "{tape:#}");
+    assert_eq!(tape["board_visible"], false, "{tape:#}");
+    for n in ["1", "2", "3", "4"] {
+        assert_eq!(tape["rows"][n], json!({"bars": [], "ooo": []}), "room {n}");
+    }
+    // Set in this document: still there at the end proves nothing reloaded the page.
+    b.execute("window.tapeMarker = 'same page'; return true;", json!([]))
+        .await;
+
+    // Three stays: room 1 for three nights from today, room 2 for 18 nights from the
+    // day after tomorrow (past the window), room 3 for tomorrow night.
+    let ann = book_room(&c, &s, "1", today, plus(today, 3), "Ann Tape").await;
+    let bo = book_room(&c, &s, "2", plus(today, 2), plus(today, 20), "Bo Long").await;
+    let cy = book_room(&c, &s, "3", plus(today, 1), plus(today, 2), "Cy Short").await;
+    let id = |r: &Value| r["id"].as_str().unwrap().to_owned();
+    let (ann_id, bo_id, cy_id) = (id(&ann), id(&bo), id(&cy));
+    let tape = tape_until(&b, "three unpaid bars", |v| {
+        bar(v, "1", &ann_id).is_some()
+            && bar(v, "2", &bo_id).is_some()
+            && bar(v, "3", &cy_id).is_some()
+    })
+    .await;
+    let a = bar(&tape, "1", &ann_id).unwrap();
+    assert_eq!(
+        (&a["status"], &a["first"], &a["nights"], &a["guest"]),
+        (
+            &json!("pending_payment"),
+            &json!(night(0)),
+            &json!(3),
+            &json!("Ann Tape")
+        ),
+        "{a:#}"
+    );
+    let long = bar(&tape, "2", &bo_id).unwrap();
+    assert_eq!(long["first"], night(2), "{long:#}");
+    assert_eq!(long["nights"], 12, "clipped to the window: {long:#}");
+    assert_eq!(long["clipped_end"], true, "{long:#}");
+    let short = bar(&tape, "3", &cy_id).unwrap();
+    assert_eq!(
+        (&short["first"], &short["nights"]),
+        (&json!(night(1)), &json!(1))
+    );
+    for (n, r) in [("1", &ann_id), ("2", &bo_id), ("3", &cy_id)] {
+        let x = bar(&tape, n, r).unwrap();
+        assert_eq!(x["status_class"], true, "{x:#}");
+        // Booked with a chosen room: pinned from the start.
+        assert_eq!(x["pinned"], true, "booked in a chosen room: {x:#}");
+        assert_eq!(x["pin_glyph"], true, "{x:#}");
+        assert_eq!(x["aligned"], true, "the bar sits under its nights: {x:#}");
+        assert_eq!(x["in_row"], true, "{x:#}");
+        assert_eq!(rows_of(&tape, r), [n], "only in its own row");
+    }
+    assert!(bars(&tape, "4").is_empty());
+
+    // Paid: Ann's bar turns confirmed.
+    pay(&c, &s, &ann).await;
+    tape_until(&b, "Ann's bar confirmed", |v| {
+        bar(v, "1", &ann_id)
+            .is_some_and(|x| x["status"] == "confirmed" && x["status_class"] == true)
+    })
+    .await;
+
+    // Bo paid and moved by the desk to room 4: the bar leaves row 2 for row 4, pinned.
+    pay(&c, &s, &bo).await;
+    let (status, moved, _) = send(
+        c.post(s.url(&format!("/v1/reservations/{bo_id}/move")))
+            .json(&json!({"room": "4"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    let tape = tape_until(&b, "Bo's bar in room 4, pinned", |v| {
+        bar(v, "4", &bo_id).is_some_and(|x| x["pinned"] == true) && bars(v, "2").is_empty()
+    })
+    .await;
+    let pinned = bar(&tape, "4", &bo_id).unwrap();
+    assert_eq!(pinned["status"], "confirmed", "{pinned:#}");
+    assert_eq!(pinned["pinned_class"], true, "{pinned:#}");
+    assert_eq!(pinned["pin_glyph"], true, "{pinned:#}");
+    assert_eq!(
+        (&pinned["first"], &pinned["nights"]),
+        (&json!(night(2)), &json!(12))
+    );
+    assert_eq!(pinned["aligned"], true, "{pinned:#}");
+    assert_eq!(pinned["in_row"], true, "{pinned:#}");
+    assert_eq!(rows_of(&tape, &bo_id), ["4"]);
+
+    // Room 2, now free, out of order tonight and tomorrow night: a block there.
+    let range = json!({"from": night(0), "to": night(2), "reason": "paint"});
+    let (status, body, _) = send(
+        c.post(s.url("/v1/hotels/TAPE/rooms/2/out-of-order"))
+            .json(&range),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let tape = tape_until(&b, "an out-of-order block in room 2", |v| {
+        v["rows"]["2"]["ooo"]
+            .as_array()
+            .is_some_and(|o| o.len() == 1)
+    })
+    .await;
+    let block = &tape["rows"]["2"]["ooo"][0];
+    assert_eq!(
+        (&block["first"], &block["nights"]),
+        (&json!(night(0)), &json!(2))
+    );
+    assert!(
+        block["text"].as_str().unwrap().contains("paint"),
+        "{block:#}"
+    );
+    assert_eq!(block["aligned"], true, "{block:#}");
+    assert_eq!(block["in_row"], true, "{block:#}");
+
+    // Cy cancelled: the stay no longer holds the night, so its bar leaves the chart.
+    let (status, body, _) = send(c.post(s.url(&format!("/v1/reservations/{cy_id}/cancel")))).await;
+    assert_eq!(status, 200, "{body}");
+    let tape = tape_until(&b, "Cy's bar gone", |v| rows_of(v, &cy_id).is_empty()).await;
+    assert_eq!(rows_of(&tape, &ann_id), ["1"]);
+    assert_eq!(rows_of(&tape, &bo_id), ["4"]);
+    assert_eq!(tape["marker"], "same page", "followed live, never reloaded");
+
+    // The other tab shows the rooms of today again.
+    b.execute(
+        "document.getElementById('tab-board').click(); return true;",
+        json!([]),
+    )
+    .await;
+    let tape = tape_until(&b, "the rooms tab", |v| v["view"] == "board").await;
+    assert_eq!(tape["visible"], false, "{tape:#}");
+    assert_eq!(tape["board_visible"], true, "{tape:#}");
+    b.quit().await;
+    drop(s);
+}
+
 /// Feeds `chunks` to a fresh instance of the page's SSE parser; returns what it dispatched,
 /// its last event id and its retry delay.
 async fn parse(b: &Browser, chunks: &[&str]) -> Value {

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use actix::prelude::*;
 use innkeep_engine::jiff::civil::Date;
-use innkeep_engine::jiff::Timestamp;
+use innkeep_engine::jiff::{Timestamp, ToSpan};
 use innkeep_engine::{
     Action, DomainError, Event, Hotel, HotelId, Housekeeping, IdempotencyKey, PaymentOutcome,
     PaymentReport, Reservation, ReservationId, RoomKey, RoomNumber, RoomTypeCode, Stay, Upsert,
@@ -21,9 +21,9 @@ use crate::feed::{EventFeed, FeedEvent, FeedPage, FeedSubscription};
 use crate::payments::PaymentSupervisor;
 use crate::protocol::{
     ApplyPayment, Availability, ChangeReservation, ClearOutOfOrder, DecideSetup, EngineError,
-    FrontDeskDay, GetDay, GetReservation, GetStats, GetView, MoveReservation, PaymentStatsView,
-    PutHotel, PutRate, PutRoom, PutRoomType, RestrictionChange, RoomView, SetHousekeeping,
-    SetOutOfOrder, StartError, TypeAvailability,
+    FrontDeskDay, GetDay, GetReservation, GetStats, GetTape, GetView, MoveReservation,
+    PaymentStatsView, PutHotel, PutRate, PutRoom, PutRoomType, RestrictionChange, RoomView,
+    SetHousekeeping, SetOutOfOrder, StartError, TapeChart, TypeAvailability, TAPE_MAX_NIGHTS,
 };
 use crate::room::{RoomActor, Rooms};
 use crate::shards::{self, Shards};
@@ -1063,6 +1063,66 @@ impl Engine {
             list.sort_by(|a, b| (&a.room, a.id).cmp(&(&b.room, b.id)));
         }
         Ok(out)
+    }
+
+    /// The tape chart: every room of the hotel with what holds its nights `[from, from +
+    /// nights)` (from today in the hotel's zone when `from` is `None`) and its out-of-order
+    /// ranges there. `nights` is 1..=[`TAPE_MAX_NIGHTS`]. Asks every room of the hotel,
+    /// like [`Engine::rooms`]; each room reads only its calendar's spans in the window.
+    pub async fn tape(
+        &self,
+        hotel_id: &HotelId,
+        from: Option<Date>,
+        nights: u32,
+    ) -> Result<TapeChart, EngineError> {
+        if !(1..=TAPE_MAX_NIGHTS).contains(&nights) {
+            return Err(DomainError::from(ValidationError::new(
+                "nights",
+                format!("must be 1 to {TAPE_MAX_NIGHTS}"),
+            ))
+            .into());
+        }
+        let _slot = self.enter()?;
+        let (tz, keys) = {
+            let catalog = read(&self.inner.directory.catalog);
+            let hotel = catalog.hotel(hotel_id)?;
+            let keys: Vec<RoomKey> = hotel
+                .rooms
+                .keys()
+                .map(|n| RoomKey {
+                    hotel_id: hotel_id.clone(),
+                    number: n.clone(),
+                })
+                .collect();
+            (hotel.time_zone.clone(), keys)
+        };
+        let from = from.unwrap_or_else(|| tz.today(self.now()));
+        // The last civil date is 9999-12-31: a window past it has no end to ask for.
+        let to = from.checked_add(i64::from(nights).days()).map_err(|_| {
+            DomainError::from(ValidationError::new(
+                "from",
+                "is too late: the window would end after 9999-12-31",
+            ))
+        })?;
+        let addrs: Vec<Addr<RoomActor>> = keys
+            .iter()
+            .map(|k| self.room_addr(k))
+            .collect::<Result<_, _>>()?;
+        let rows =
+            futures_util::future::join_all(addrs.iter().map(|a| a.send(GetTape { from, to })))
+                .await;
+        // In the catalog's order: by room number.
+        let rooms = rows
+            .into_iter()
+            .map(|r| r.map_err(mailbox))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TapeChart {
+            hotel_id: hotel_id.clone(),
+            from,
+            to,
+            nights,
+            rooms,
+        })
     }
 
     /// Sets a room's housekeeping status.

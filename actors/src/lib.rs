@@ -66,7 +66,8 @@ pub use innkeep_persistence::journal::{METRIC_BATCH_RECORDS, METRIC_FSYNC_SECOND
 pub use payments::METRIC_PAYMENT_ACTIONS;
 pub use protocol::{
     Availability, DayReservation, EngineError, FrontDeskDay, OutOfOrderView, PaymentStatsView,
-    RestrictionChange, RoomView, StartError, TypeAvailability,
+    RestrictionChange, RoomView, StartError, TapeChart, TapeReservation, TapeRoom,
+    TypeAvailability, TAPE_DEFAULT_NIGHTS, TAPE_MAX_NIGHTS,
 };
 pub use recovery::{recover_state, recover_state_with_history, write_snapshot, Recovered};
 pub use sandbox::{

@@ -192,6 +192,62 @@ pub struct FrontDeskDay {
     pub in_house: Vec<DayReservation>,
 }
 
+/// Most nights one tape chart spans ([`crate::Engine::tape`]): a month, so one answer
+/// stays small whatever the caller asks.
+pub const TAPE_MAX_NIGHTS: u32 = 31;
+
+/// The nights a tape chart spans when the caller does not say: the front desk's two weeks.
+pub const TAPE_DEFAULT_NIGHTS: u32 = 14;
+
+/// The tape chart of a hotel ([`crate::Engine::tape`]): every room, with what holds its
+/// nights in the window `[from, from + nights)` and its out-of-order ranges there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TapeChart {
+    /// The hotel.
+    pub hotel_id: HotelId,
+    /// The first night shown (hotel-local).
+    pub from: Date,
+    /// The first night not shown: `from` plus `nights`.
+    pub to: Date,
+    /// How many nights are shown.
+    pub nights: u32,
+    /// Every room of the hotel, by number.
+    pub rooms: Vec<TapeRoom>,
+}
+
+/// One row of a [`TapeChart`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TapeRoom {
+    /// Number.
+    pub number: RoomNumber,
+    /// Type.
+    pub room_type: RoomTypeCode,
+    /// Its out-of-order ranges that overlap the window, by first night (not clipped).
+    pub out_of_order: Vec<OutOfOrderView>,
+    /// The reservations holding any of its nights in the window, by first night here.
+    pub reservations: Vec<TapeReservation>,
+}
+
+/// A reservation on a [`TapeRoom`]: one bar of the chart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TapeReservation {
+    /// The reservation.
+    pub id: ReservationId,
+    /// Where it is in the state machine: `pending_payment`, `confirmed`, `checked_in`, or
+    /// `checked_out` (the nights it slept); the others hold no nights, so no bar.
+    pub status: innkeep_engine::Status,
+    /// The booked stay.
+    pub stay: Stay,
+    /// First night this room holds: the arrival, unless the guest was moved here mid-stay.
+    pub held_from: Date,
+    /// First night this room does not hold: the departure, unless the guest left early.
+    pub held_to: Date,
+    /// The guest's name.
+    pub guest_name: String,
+    /// Whether it stays in this room when reservations are rearranged.
+    pub pinned: bool,
+}
+
 // ---- Room messages (handled by `crate::room::RoomActor`)
 
 /// Sent by a room to its shard's hold keeper when one of its reservations leaves
@@ -334,6 +390,16 @@ pub(crate) struct RoomDay {
 #[derive(Message, Debug)]
 #[rtype(result = "RoomView")]
 pub(crate) struct GetView;
+
+/// The room's row of the tape chart for the nights `[from, to)` (see [`TapeRoom`]).
+#[derive(Message, Debug)]
+#[rtype(result = "TapeRoom")]
+pub(crate) struct GetTape {
+    /// First night.
+    pub from: Date,
+    /// First night not shown.
+    pub to: Date,
+}
 
 /// Take the room out of order for `[from, to)`.
 #[derive(Message, Debug)]

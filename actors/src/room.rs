@@ -21,10 +21,10 @@ use tokio::sync::oneshot;
 use crate::directory::{read, write, Directory};
 use crate::protocol::{
     ApplyPayment, BeginModify, BeginMove, BookResult, ChangeReservation, ClearOutOfOrder, Commit,
-    DayReservation, EngineError, FinishMove, GetDay, GetHoldings, GetReservation, GetView,
-    HoldEnded, HoldStarted, LockForRearrangement, Locked, ModifyIn, ModifyStep, MoveIn,
+    DayReservation, EngineError, FinishMove, GetDay, GetHoldings, GetReservation, GetTape,
+    GetView, HoldEnded, HoldStarted, LockForRearrangement, Locked, ModifyIn, ModifyStep, MoveIn,
     MoveOutcome, NightAudit, OutOfOrderView, RecordRefund, RefundDue, Reserve, Retype, RoomDay,
-    RoomPart, RoomView, SetHousekeeping, SetOutOfOrder, SnapshotRoom,
+    RoomPart, RoomView, SetHousekeeping, SetOutOfOrder, SnapshotRoom, TapeReservation, TapeRoom,
 };
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
@@ -663,6 +663,53 @@ fn day_of(state: &RoomState, date: Date, tz: &HotelTz) -> RoomDay {
         list.sort_by_key(|e| e.id);
     }
     day
+}
+
+impl Handler<GetTape> for RoomActor {
+    type Result = MessageResult<GetTape>;
+
+    fn handle(&mut self, msg: GetTape, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(tape_of(&self.state, msg.from, msg.to))
+    }
+}
+
+/// The room's row of the tape chart for the nights `[from, to)`: its calendar's spans
+/// there (what holds the nights: live reservations, and checked-out ones with the nights
+/// they slept) and its out-of-order ranges. Reads the calendar, not every reservation.
+fn tape_of(state: &RoomState, from: Date, to: Date) -> TapeRoom {
+    let reservations = state
+        .ledger
+        .overlapping(from, to)
+        .iter()
+        .filter_map(|span| {
+            let kept = state.ledger.get(&span.id)?;
+            Some(TapeReservation {
+                id: span.id,
+                status: kept.status(),
+                stay: kept.stay(),
+                held_from: span.from,
+                held_to: span.to,
+                guest_name: kept.guest().name().to_owned(),
+                pinned: kept.pinned(),
+            })
+        })
+        .collect();
+    let out_of_order = state
+        .out_of_order
+        .iter()
+        .filter(|(start, range)| **start < to && from < range.to)
+        .map(|(start, range)| OutOfOrderView {
+            from: *start,
+            to: range.to,
+            reason: range.reason.clone(),
+        })
+        .collect();
+    TapeRoom {
+        number: state.key.number.clone(),
+        room_type: state.room_type.clone(),
+        out_of_order,
+        reservations,
+    }
 }
 
 impl Handler<GetView> for RoomActor {

@@ -1,7 +1,7 @@
 'use strict';
 // Innkeep room board. Plain JS, no dependencies. Everything it shows comes from the API:
-// GET rooms and front-desk, refreshed whenever the hotel's event stream says something
-// changed. EventSource cannot send an Authorization header, so the stream is read with
+// GET rooms, front-desk and tape (the tape chart), refreshed whenever the hotel's event
+// stream says something changed. EventSource cannot send an Authorization header, so the stream is read with
 // fetch() and parsed here.
 (() => {
   const KEY_STORE = 'innkeep.board.key';
@@ -109,6 +109,13 @@
     if (cls) e.className = cls;
     if (text !== undefined) e.textContent = text;
     return e;
+  };
+  const DAY_MS = 86400000;
+  const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  // Civil dates as UTC midnights: their differences are whole days, whatever the zone.
+  const dayNumber = (date) => {
+    const [y, m, d] = date.split('-').map(Number);
+    return Math.round(Date.UTC(y, m - 1, d) / DAY_MS);
   };
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
@@ -227,9 +234,13 @@
     refreshing = true;
     const gen = generation;
     try {
-      const [rooms, day] = await Promise.all([getJson('/rooms'), getJson('/front-desk')]);
+      const [rooms, day, tape] = await Promise.all([
+        getJson('/rooms'), getJson('/front-desk'), getJson('/tape'),
+      ]);
       if (gen !== generation) return;
       render(rooms, day);
+      renderTape(tape, day.date);
+      flashRooms.clear();
       refreshes += 1;
       document.body.dataset.refreshes = String(refreshes);
       document.body.dataset.loaded = 'true';
@@ -291,7 +302,6 @@
       if (flashRooms.has(room.number)) cell.classList.add('flash');
       return cell;
     });
-    flashRooms.clear();
     if (cells.length === 0) cells.push(el('p', 'empty-note', 'This hotel has no rooms yet.'));
     $('rooms').replaceChildren(...cells);
     $('summary').textContent = rooms.length + ' rooms · ' + counts.occupied + ' occupied · ' +
@@ -326,6 +336,127 @@
       return li;
     }));
   }
+
+  // ---- the tape chart: rooms down the side, nights across ------------------------
+
+  /** The tape chart: a row per room, a column per night of the window, a bar per stay. */
+  function renderTape(tape, today) {
+    const tapeEl = $('tape');
+    const first = dayNumber(tape.from);
+    const nights = tape.nights;
+    tapeEl.style.setProperty('--nights', String(nights));
+    tapeEl.dataset.from = tape.from;
+    tapeEl.dataset.to = tape.to;
+    tapeEl.dataset.nights = String(nights);
+    const dates = [];
+    for (let i = 0; i < nights; i += 1) {
+      const t = new Date((first + i) * DAY_MS);
+      dates.push({ iso: t.toISOString().slice(0, 10), weekday: t.getUTCDay(), day: t.getUTCDate() });
+    }
+    const column = (i) => String(i + 2); // column 1 is the room's label
+    const dayClass = (base, d) => base + (d.weekday === 0 || d.weekday === 6 ? ' weekend' : '') +
+      (d.iso === today ? ' today' : '');
+
+    const head = el('div', 'tape-row tape-head');
+    head.setAttribute('role', 'row');
+    head.append(el('div', 'tape-label', 'Room'));
+    dates.forEach((d, i) => {
+      const cell = el('div', dayClass('tape-day', d));
+      cell.setAttribute('role', 'columnheader');
+      cell.dataset.date = d.iso;
+      cell.style.gridColumn = column(i);
+      cell.append(WEEKDAYS[d.weekday] + ' ', el('span', 'd', String(d.day)));
+      cell.title = d.iso;
+      head.append(cell);
+    });
+
+    const rooms = tape.rooms.slice().sort((a, b) => collator.compare(a.number, b.number));
+    let bars = 0;
+    const rows = rooms.map((room) => {
+      const row = el('div', 'tape-row');
+      row.setAttribute('role', 'row');
+      row.dataset.room = room.number;
+      row.dataset.roomType = room.room_type;
+      const label = el('div', 'tape-label');
+      label.setAttribute('role', 'rowheader');
+      label.append(el('span', 'num', room.number), el('span', 'type', room.room_type));
+      row.append(label);
+      dates.forEach((d, i) => {
+        const cell = el('div', dayClass('tape-cell', d));
+        cell.style.gridColumn = column(i);
+        row.append(cell);
+      });
+      // A range or stay clipped to the window: its first and last shown night as columns.
+      const place = (fromDate, toDate, node) => {
+        const start = Math.max(dayNumber(fromDate) - first, 0);
+        const end = Math.min(dayNumber(toDate) - first, nights);
+        if (end <= start) return false;
+        node.style.gridColumn = column(start) + ' / ' + column(end);
+        node.dataset.first = dates[start].iso;
+        node.dataset.nights = String(end - start);
+        if (dayNumber(fromDate) < first) node.classList.add('clipped-start');
+        if (dayNumber(toDate) - first > nights) node.classList.add('clipped-end');
+        return true;
+      };
+      for (const range of room.out_of_order) {
+        const block = el('div', 'ooo-block', 'Out of order' + (range.reason ? ': ' + range.reason : ''));
+        block.dataset.from = range.from;
+        block.dataset.to = range.to;
+        block.title = 'Room ' + room.number + ' out of order ' + range.from + ' → ' + range.to +
+          (range.reason ? ' (' + range.reason + ')' : '');
+        if (place(range.from, range.to, block)) row.append(block);
+      }
+      for (const r of room.reservations) {
+        const bar = el('div', 'bar status-' + r.status);
+        bar.dataset.reservationId = r.id;
+        bar.dataset.status = r.status;
+        bar.dataset.pinned = String(r.pinned === true);
+        bar.dataset.arrival = r.arrival;
+        bar.dataset.departure = r.departure;
+        if (r.pinned) {
+          bar.classList.add('pinned');
+          const pin = el('span', 'pin', '⚑');
+          pin.setAttribute('aria-label', 'pinned');
+          bar.append(pin);
+        }
+        bar.append(el('span', 'g', r.guest_name));
+        bar.title = r.guest_name + ' · ' + (STATUS[r.status] || r.status) + ' · ' + r.arrival + ' → ' +
+          r.departure + (r.pinned ? ' · pinned to room ' + room.number : '') + ' · ' + r.id;
+        // The nights this room holds: a guest moved here mid-stay slept the first ones elsewhere.
+        if (place(r.held_from, r.held_to, bar)) {
+          row.append(bar);
+          bars += 1;
+        }
+      }
+      if (flashRooms.has(room.number)) row.classList.add('flash');
+      return row;
+    });
+    if (rows.length === 0) rows.push(el('p', 'empty-note', 'This hotel has no rooms yet.'));
+    tapeEl.replaceChildren(head, ...rows);
+    $('tape-summary').textContent = tape.from + ' → ' + tape.to + ' · ' + rooms.length + ' rooms · ' +
+      bars + (bars === 1 ? ' stay' : ' stays');
+  }
+
+  // ---- views ----------------------------------------------------------------------
+
+  function showView(view) {
+    document.body.dataset.view = view;
+    $('tab-board').setAttribute('aria-selected', String(view === 'board'));
+    $('tab-tape').setAttribute('aria-selected', String(view === 'tape'));
+  }
+
+  const viewOfHash = () => (location.hash === '#tape' ? 'tape' : 'board');
+
+  $('tab-board').addEventListener('click', () => {
+    history.replaceState(null, '', location.pathname + location.search);
+    showView('board');
+  });
+  $('tab-tape').addEventListener('click', () => {
+    history.replaceState(null, '', location.pathname + location.search + '#tape');
+    showView('tape');
+  });
+  window.addEventListener('hashchange', () => showView(viewOfHash()));
+  showView(viewOfHash());
 
   // ---- the event stream -----------------------------------------------------------
 

@@ -124,12 +124,15 @@ pub enum Op {
     /// `GET /board/{hotel_id}`: the room board page. Its route is public (a browser
     /// navigation cannot send a Bearer header, and the page is a static shell without
     /// data); this row records who can use it, because every call the page makes
-    /// ([`Op::ListRooms`], [`Op::FrontDeskDay`], [`Op::Events`]) is allowed to exactly these
-    /// roles.
+    /// ([`Op::ListRooms`], [`Op::FrontDeskDay`], [`Op::TapeChart`], [`Op::Events`]) is
+    /// allowed to exactly these roles.
     Board,
     /// `GET /v1/hotels/{hotel_id}/front-desk`: the day's arrivals, departures and guests in
     /// house.
     FrontDeskDay,
+    /// `GET /v1/hotels/{hotel_id}/tape`: the tape chart (every room's reservations over a
+    /// few weeks, with guest names).
+    TapeChart,
     /// `PUT /v1/hotels/{hotel_id}/rate-plans/{code}`.
     PutRatePlan,
     /// `GET /v1/hotels/{hotel_id}/rate-plans`.
@@ -181,6 +184,8 @@ pub const ROLE_TABLE: &[(Op, &[Role])] = &[
     // The board's page is public (see `Op::Board`); the data it loads is not.
     (Op::Board, ADMIN_FRONT_DESK),
     (Op::FrontDeskDay, ADMIN_FRONT_DESK),
+    // Like the front desk's day: it names every channel's guests, so no channel.
+    (Op::TapeChart, ADMIN_FRONT_DESK),
     // Selling rules: set up and read like the hotel itself.
     (Op::PutRatePlan, ADMIN),
     (Op::GetRatePlans, ADMIN),
@@ -344,6 +349,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "GET",
         "/v1/hotels/{hotel_id}/front-desk",
         Access::Hotel(Op::FrontDeskDay),
+    ),
+    (
+        "GET",
+        "/v1/hotels/{hotel_id}/tape",
+        Access::Hotel(Op::TapeChart),
     ),
     // Public on purpose: a static page without data (see `Op::Board`).
     ("GET", "/board/{hotel_id}", Access::Public),
@@ -810,7 +820,7 @@ mod tests {
             Some(Access::Public)
         );
         for role in [Role::Admin, Role::Channel, Role::FrontDesk] {
-            let uses = [Op::ListRooms, Op::FrontDeskDay, Op::Events]
+            let uses = [Op::ListRooms, Op::FrontDeskDay, Op::TapeChart, Op::Events]
                 .iter()
                 .all(|op| role_allows(role, *op));
             assert_eq!(role_allows(role, Op::Board), uses, "{role}");

@@ -671,6 +671,19 @@ async fn authorization_matrix() {
             OtherHotel,
             [401, 401, 200, 404, 404, 404],
         ),
+        // The tape chart: like the front desk's day (it names every channel's guests).
+        (
+            Method::GET,
+            "/v1/hotels/{h}/tape",
+            OwnHotel,
+            [401, 401, 200, 200, 403, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/tape",
+            OtherHotel,
+            [401, 401, 200, 404, 404, 404],
+        ),
         // The board's page is a public static shell; its data needs a key (rows above).
         (Method::GET, "/board/{h}", OwnHotel, [200; 6]),
         (Method::GET, "/board/{h}", OtherHotel, [200; 6]),

@@ -514,6 +514,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::readyz))
         .routes(routes!(crate::metrics::metrics))
         .routes(routes!(frontdesk::front_desk))
+        .routes(routes!(frontdesk::tape))
         .routes(routes!(board::board))
         .routes(routes!(webhooks::list_webhooks))
         .routes(routes!(

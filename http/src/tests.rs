@@ -1783,14 +1783,28 @@ async fn book_room(
     nights: i64,
     name: &str,
 ) -> Value {
-    let body = json!({
+    let mut body = booking_body(room_type, arrival, nights, name);
+    body["room"] = json!(room);
+    post_booking(h, body).await
+}
+
+/// Books `room_type` for `nights` from `arrival` in whichever room the engine picks (so
+/// the reservation is not pinned).
+async fn book_any(h: &Harness, room_type: &str, arrival: Date, nights: i64, name: &str) -> Value {
+    post_booking(h, booking_body(room_type, arrival, nights, name)).await
+}
+
+fn booking_body(room_type: &str, arrival: Date, nights: i64, name: &str) -> Value {
+    json!({
         "room_type": room_type,
-        "room": room,
         "arrival": arrival.to_string(),
         "departure": plus(arrival, nights).to_string(),
         "guests": 1,
         "guest": {"name": name, "phone": "+86 138-0000-0000", "email": "guest@example.com"},
-    });
+    })
+}
+
+async fn post_booking(h: &Harness, body: Value) -> Value {
     let r = h
         .call(Method::POST, "/v1/hotels/H1/reservations", Some(body))
         .await;
@@ -1967,6 +1981,208 @@ async fn front_desk_today_is_hotel_local() {
         dates.push(date);
     }
     assert_ne!(dates[0], dates[1]);
+}
+
+/// The rows of a tape chart by room number: each room's reservation ids, in order.
+fn tape_rows(tape: &Value) -> Vec<(String, Vec<String>)> {
+    tape["rooms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("rooms in {tape:#}"))
+        .iter()
+        .map(|room| {
+            let ids = room["reservations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+                .collect();
+            (room["number"].as_str().unwrap().to_owned(), ids)
+        })
+        .collect()
+}
+
+/// The tape chart: every room by number with the stays holding its nights in the window
+/// (whole stays, whatever part of them the window shows), their status and pin, and the
+/// room's out-of-order ranges there; what holds no nights (cancelled) is not on it; a
+/// move puts the stay in its new room's row, pinned; `from` and `nights` move and size the
+/// window (default: 14 nights from the hotel-local today); bad input is 400.
+#[tokio::test(flavor = "multi_thread")]
+async fn tape_chart_shows_each_rooms_stays_and_out_of_order_ranges() {
+    let h = Harness::start();
+    h.setup().await;
+    let today = today();
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/hotels/H1/rooms/102/out-of-order",
+            Some(
+                json!({"from": today.to_string(), "to": plus(today, 2).to_string(),
+                        "reason": "paint"}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    // Placed by the engine (102 is out of order): 101, not pinned.
+    let ann = book_any(&h, "KING", today, 2, "Ann Unpaid").await;
+    // Longer than the window: on the chart whole, from its first night on. Booked with
+    // a chosen room: pinned.
+    let bo = book_room(&h, "102", "KING", plus(today, 3), 20, "Bo Long").await;
+    pay(&h, &bo).await;
+    let cy = book_room(&h, "201", "SUITE", plus(today, 1), 1, "Cy Cancelled").await;
+    act(&h, &cy, "cancel").await;
+
+    let tape = h.get("/v1/hotels/H1/tape").await;
+    assert_eq!(tape.status, 200, "{:#}", tape.body);
+    assert_eq!(tape.body["hotel_id"], "H1");
+    assert_eq!(tape.body["from"], today.to_string());
+    assert_eq!(tape.body["to"], plus(today, 14).to_string());
+    assert_eq!(tape.body["nights"], 14);
+    assert_eq!(
+        tape_rows(&tape.body),
+        [
+            ("101".to_owned(), vec![id(&ann)]),
+            ("102".to_owned(), vec![id(&bo)]),
+            ("201".to_owned(), vec![]),
+        ]
+    );
+    let rooms = &tape.body["rooms"];
+    assert_eq!(rooms[0]["room_type"], "KING");
+    assert_eq!(rooms[0]["out_of_order"], json!([]));
+    assert_eq!(
+        rooms[0]["reservations"][0],
+        json!({
+            "id": id(&ann),
+            "status": "pending_payment",
+            "arrival": today.to_string(),
+            "departure": plus(today, 2).to_string(),
+            "held_from": today.to_string(),
+            "held_to": plus(today, 2).to_string(),
+            "guest_name": "Ann Unpaid",
+            "pinned": false,
+        })
+    );
+    assert_eq!(
+        rooms[1]["out_of_order"],
+        json!([{"from": today.to_string(), "to": plus(today, 2).to_string(), "reason": "paint"}])
+    );
+    let long = &rooms[1]["reservations"][0];
+    assert_eq!(long["status"], "confirmed");
+    assert_eq!(long["departure"], plus(today, 23).to_string());
+    assert_eq!(long["held_to"], plus(today, 23).to_string());
+    assert_eq!(long["pinned"], true);
+    // Asked for explicitly, the same window is the same answer.
+    let same = h
+        .get(&format!("/v1/hotels/H1/tape?from={today}&nights=14"))
+        .await;
+    assert_eq!(same.body, tape.body);
+
+    // The front desk moves Bo to 101: in 101's row now, after Ann, pinned.
+    let r = h
+        .call(
+            Method::POST,
+            &format!("/v1/reservations/{}/move", id(&bo)),
+            Some(json!({"room": "101"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    let tape = h.get("/v1/hotels/H1/tape").await.body;
+    assert_eq!(
+        tape_rows(&tape),
+        [
+            ("101".to_owned(), vec![id(&ann), id(&bo)]),
+            ("102".to_owned(), vec![]),
+            ("201".to_owned(), vec![]),
+        ]
+    );
+    assert_eq!(tape["rooms"][0]["reservations"][1]["pinned"], true);
+    assert_eq!(tape["rooms"][0]["reservations"][0]["pinned"], false);
+
+    // A one-night window on Bo's fifth night: only Bo; past every stay: nothing.
+    let r = h
+        .get(&format!(
+            "/v1/hotels/H1/tape?from={}&nights=1",
+            plus(today, 5)
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["to"], plus(today, 6).to_string());
+    assert_eq!(tape_rows(&r.body)[0], ("101".to_owned(), vec![id(&bo)]));
+    let r = h
+        .get(&format!(
+            "/v1/hotels/H1/tape?from={}&nights=31",
+            plus(today, 23)
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert!(tape_rows(&r.body).iter().all(|(_, ids)| ids.is_empty()));
+
+    // A modification that takes the stay to another room is not the desk pinning it: Di
+    // (placed by the engine), lengthened into a night Ed holds in 101, ends in 102
+    // unpinned.
+    let ed = book_room(&h, "101", "KING", plus(today, 31), 1, "Ed Next").await;
+    let di = book_any(&h, "KING", plus(today, 30), 1, "Di Longer").await;
+    let r = h
+        .call(
+            Method::POST,
+            &format!("/v1/reservations/{}/modify", id(&di)),
+            Some(json!({"departure": plus(today, 32).to_string()})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["room"], "102", "{:#}", r.body);
+    let r = h
+        .get(&format!(
+            "/v1/hotels/H1/tape?from={}&nights=3",
+            plus(today, 30)
+        ))
+        .await;
+    assert_eq!(
+        tape_rows(&r.body),
+        [
+            ("101".to_owned(), vec![id(&ed)]),
+            ("102".to_owned(), vec![id(&di)]),
+            ("201".to_owned(), vec![]),
+        ]
+    );
+    assert_eq!(r.body["rooms"][1]["reservations"][0]["pinned"], false);
+    assert_eq!(
+        r.body["rooms"][1]["reservations"][0]["held_to"],
+        plus(today, 32).to_string()
+    );
+
+    // Bad input: 400 invalid_request, naming the field.
+    for (query, field) in [
+        ("nights=0", "nights"),
+        ("nights=32", "nights"),
+        ("nights=-1", "nights"),
+        ("nights=two", "nights"),
+        ("from=2026-13-01", "from"),
+        ("from=tomorrow", "from"),
+        ("from=", "from"),
+        ("from=9999-12-30", "from"),
+        ("night=3", "night"),
+    ] {
+        let r = h.get(&format!("/v1/hotels/H1/tape?{query}")).await;
+        r.assert_problem(400, "invalid_request");
+        assert!(
+            r.body["detail"].as_str().unwrap_or("").contains(field),
+            "{query}: {:#}",
+            r.body
+        );
+    }
+    h.get("/v1/hotels/NOPE/tape")
+        .await
+        .assert_problem(404, "not_found");
+    h.get("/v1/hotels/bad%20code/tape")
+        .await
+        .assert_problem(400, "invalid_request");
+
+    // Described, protected like the other hotel routes.
+    let doc = h.get("/openapi.json").await.body;
+    let op = &doc["paths"]["/v1/hotels/{hotel_id}/tape"]["get"];
+    assert!(op["security"].is_array(), "{op:#}");
+    assert!(op["responses"]["400"].is_object(), "{op:#}");
+    assert!(doc["components"]["schemas"]["TapeView"].is_object());
 }
 
 /// The board page: the same static shell for any well-formed hotel code (it holds no

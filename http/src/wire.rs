@@ -3,7 +3,10 @@
 
 use std::fmt;
 
-use innkeep_actors::{Availability, DayReservation, FrontDeskDay, RoomView, TypeAvailability};
+use innkeep_actors::{
+    Availability, DayReservation, FrontDeskDay, RoomView, TapeChart, TapeReservation, TapeRoom,
+    TypeAvailability,
+};
 use innkeep_engine::catalog::Offer;
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::selling::{
@@ -1930,6 +1933,127 @@ impl From<&FrontDeskDay> for FrontDeskView {
             arrivals: list(&d.arrivals),
             departures: list(&d.departures),
             in_house: list(&d.in_house),
+        }
+    }
+}
+
+/// Query of `GET /v1/hotels/{hotel_id}/tape`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TapeQuery {
+    /// The first night shown (`YYYY-MM-DD`, hotel-local); defaults to today in the hotel's
+    /// time zone. A window that would end after 9999-12-31 is 400 invalid_request.
+    #[param(value_type = Option<CivilDate>, example = "2026-12-24")]
+    pub from: Option<String>,
+    /// How many nights are shown, 1 to 31; defaults to 14.
+    #[param(minimum = 1, maximum = 31, example = 14)]
+    pub nights: Option<u32>,
+}
+
+/// One reservation on a tape chart's row: a bar over the nights its room holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TapeReservationView {
+    /// The reservation's id.
+    pub id: String,
+    /// Where it is in the state machine: `pending_payment`, `confirmed`, `checked_in`, or
+    /// `checked_out` (the nights it slept). Cancelled, expired and no-show reservations
+    /// hold no nights and are not on the chart.
+    pub status: ReservationStatus,
+    /// First night of the booked stay (`YYYY-MM-DD`).
+    pub arrival: String,
+    /// Booked leaving day (`YYYY-MM-DD`).
+    pub departure: String,
+    /// First night this room holds (`YYYY-MM-DD`): the arrival, unless the guest was moved
+    /// here mid-stay.
+    pub held_from: String,
+    /// First night this room does not hold (`YYYY-MM-DD`): the departure, unless the guest
+    /// left early.
+    pub held_to: String,
+    /// The guest's name.
+    pub guest_name: String,
+    /// Whether the reservation stays in its room when reservations are rearranged: the
+    /// front desk moved it there (`POST /v1/reservations/{id}/move`).
+    pub pinned: bool,
+}
+
+impl From<&TapeReservation> for TapeReservationView {
+    fn from(r: &TapeReservation) -> Self {
+        Self {
+            id: r.id.to_string(),
+            status: r.status.into(),
+            arrival: r.stay.arrival().to_string(),
+            departure: r.stay.departure().to_string(),
+            held_from: r.held_from.to_string(),
+            held_to: r.held_to.to_string(),
+            guest_name: r.guest_name.clone(),
+            pinned: r.pinned,
+        }
+    }
+}
+
+/// One row of a tape chart: a room and what holds its nights in the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TapeRoomView {
+    /// The room's number.
+    pub number: String,
+    /// Its room type.
+    pub room_type: String,
+    /// Its out-of-order ranges overlapping the window, by first night (whole, not clipped
+    /// to the window).
+    pub out_of_order: Vec<OutOfOrderRangeView>,
+    /// The reservations holding any of its nights in the window, by first night here
+    /// (whole stays, not clipped to the window).
+    pub reservations: Vec<TapeReservationView>,
+}
+
+impl From<&TapeRoom> for TapeRoomView {
+    fn from(r: &TapeRoom) -> Self {
+        Self {
+            number: r.number.as_str().to_owned(),
+            room_type: r.room_type.as_str().to_owned(),
+            out_of_order: r
+                .out_of_order
+                .iter()
+                .map(|o| OutOfOrderRangeView {
+                    from: o.from.to_string(),
+                    to: o.to.to_string(),
+                    reason: o.reason.clone(),
+                })
+                .collect(),
+            reservations: r
+                .reservations
+                .iter()
+                .map(TapeReservationView::from)
+                .collect(),
+        }
+    }
+}
+
+/// Answer of `GET /v1/hotels/{hotel_id}/tape`: the tape chart the front desk plans with,
+/// every room down the side and the nights `[from, to)` across.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TapeView {
+    /// The hotel.
+    pub hotel_id: String,
+    /// The first night shown (`YYYY-MM-DD`, hotel-local).
+    pub from: String,
+    /// The first night not shown (`YYYY-MM-DD`): `from` plus `nights`.
+    pub to: String,
+    /// How many nights are shown.
+    pub nights: u32,
+    /// Every room of the hotel, by number.
+    pub rooms: Vec<TapeRoomView>,
+}
+
+impl From<&TapeChart> for TapeView {
+    fn from(t: &TapeChart) -> Self {
+        Self {
+            hotel_id: t.hotel_id.as_str().to_owned(),
+            from: t.from.to_string(),
+            to: t.to.to_string(),
+            nights: t.nights,
+            rooms: t.rooms.iter().map(TapeRoomView::from).collect(),
         }
     }
 }
