@@ -123,6 +123,7 @@ pub fn new_reservation(
         moves: Vec::new(),
         terms: crate::selling::Terms::bar(),
         modifications: Vec::new(),
+        adjustment: None,
     }
 }
 

@@ -304,6 +304,7 @@ pub fn reservation(r: &Reservation) -> pb::Reservation {
             })
             .collect(),
         rate_plan: r.terms.rate_plan.as_str().to_owned(),
+        balance_due: r.balance_charge().map(|(_, due)| money(&due)),
     }
 }
 

@@ -1074,7 +1074,9 @@ impl From<PaymentStatus> for PaymentStatusView {
 pub struct PaymentView {
     /// Our payment reference; the provider echoes it in its callback.
     pub out_trade_no: String,
-    /// What the guest owes.
+    /// What the guest owes: what this payment's charge asks, the total at booking (a
+    /// re-pricing's difference is charged apart, see the reservation's `balance_due`, or
+    /// refunded, see `refunds`).
     pub amount: MoneyView,
     /// Where the payment stands.
     pub status: PaymentStatusView,
@@ -1142,14 +1144,16 @@ fn payment_fee(r: &Reservation) -> Option<(FeeKind, Money)> {
     })
 }
 
-/// The refund of a reservation's payment, if any: `refund_minor > 0`; refunded once the
-/// payment is, owed until then.
+/// The refund of a reservation's payment, if any: `refund_minor > 0`; owed until the
+/// provider confirms it (then the payment is `refunded`, or, for a difference given back
+/// after a re-pricing, still `succeeded`).
 fn payment_refund(r: &Reservation) -> Option<(RefundStatus, Money)> {
     let p = &r.payment;
     (p.refund_minor > 0).then(|| {
-        let status = match p.status {
-            PaymentStatus::Refunded => RefundStatus::Refunded,
-            _ => RefundStatus::Owed,
+        let status = if p.refund_owed {
+            RefundStatus::Owed
+        } else {
+            RefundStatus::Refunded
         };
         let amount = Money {
             amount_minor: p.refund_minor,
@@ -1368,6 +1372,17 @@ pub struct ReservationView {
     /// `cancelled` (0 for an unpaid hold), else null.
     #[serde(default)]
     pub cancellation_fee: Option<MoneyView>,
+    /// What is still to pay after a re-pricing (`POST …/modify`) raised the total of a paid
+    /// reservation: the amount of the charge for the difference, created with the payment
+    /// provider under `<payment.out_trade_no>-<n>`. Absent when nothing is due (never
+    /// re-priced upwards, or the difference was paid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance_due: Option<MoneyView>,
+}
+
+/// What a reservation still owes after a re-pricing, if anything.
+fn balance_due(r: &Reservation) -> Option<Money> {
+    r.balance_charge().map(|(_, amount)| amount)
 }
 
 /// The built-in plan's code: what answers of servers before rate plans meant.
@@ -1598,6 +1613,10 @@ impl Serialize for ReservationJson<'_> {
         st.serialize_field("cancellation_policy", &CancellationJson(r))?;
         st.serialize_field("no_show_policy", &NoShowJson(r))?;
         st.serialize_field("cancellation_fee", &cancellation_fee(r).map(MoneyJson))?;
+        match balance_due(r) {
+            Some(due) => st.serialize_field("balance_due", &MoneyJson(due))?,
+            None => st.skip_field("balance_due")?,
+        }
         st.end()
     }
 }
@@ -1715,6 +1734,7 @@ impl From<&Reservation> for ReservationView {
             cancellation_policy: CancellationPolicyView::new(r),
             no_show_policy: NoShowPolicyView::new(r),
             cancellation_fee: cancellation_fee(r).map(Into::into),
+            balance_due: balance_due(r).map(Into::into),
         }
     }
 }
@@ -1969,7 +1989,9 @@ pub struct PaymentHistoryView {
     /// What happened: `created`, `succeeded`, `failed`, `refund_owed`,
     /// `cancelled_after_payment` (the rest after the fee is owed back), `fee_kept` (a late
     /// cancellation or a no-show whose fee keeps everything), `no_show_after_payment`
-    /// (a no-show: the rest after its fee is owed back) or `refunded`.
+    /// (a no-show: the rest after its fee is owed back), `refunded`, and for a paid
+    /// reservation re-priced: `balance_due` (a charge for the difference was created),
+    /// `balance_paid`, `difference_refund_owed` and `difference_refunded`.
     pub event: String,
     /// The payment's status after it.
     pub status: PaymentStatusView,

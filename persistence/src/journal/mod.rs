@@ -22,10 +22,10 @@
 //! The header's version says how a segment's payloads are to be read; the framing above
 //! (header, record frame, CRC, naming) is the same in every readable version.
 //!
-//! - **4** (current): payloads encode the caller's event type as this build defines it,
+//! - **6** (current): payloads encode the caller's event type as this build defines it,
 //!   decoded with `serde::Deserialize`.
-//! - **3**: payloads encode the event type of the previous release. Only what the
-//!   payloads encode differs from 4; they are decoded by the event type's
+//! - **5**, **4**, **3**: payloads encode the event type of earlier releases. Only what
+//!   the payloads encode differs from 6; they are decoded by the event type's
 //!   [`Record::decode_older`].
 //!
 //! Recovery reads every version from [`OLDEST_READABLE_SEGMENT_FORMAT`] to
@@ -112,9 +112,9 @@ pub trait Record: serde::de::DeserializeOwned {
 pub const SEGMENT_MAGIC: [u8; 4] = *b"INKJ";
 
 /// Version of the segment format this build writes (every new segment, and the only
-/// version it appends to). Versions 5, 4 and 3 differ only in what the records' payloads
-/// encode: the caller's event type of each build (see the [module docs](self)).
-pub const SEGMENT_FORMAT_VERSION: u32 = 5;
+/// version it appends to). Versions 6, 5, 4 and 3 differ only in what the records'
+/// payloads encode: the caller's event type of each build (see the [module docs](self)).
+pub const SEGMENT_FORMAT_VERSION: u32 = 6;
 
 /// Oldest segment format this build still reads: recovery decodes the payloads of a
 /// segment of a version from this up to (not including) [`SEGMENT_FORMAT_VERSION`] with
