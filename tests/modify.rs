@@ -197,6 +197,11 @@ async fn two_modifications_racing_for_the_last_night_give_it_to_one() {
 
 /// A server paying through the sandbox provider, quickly and without injected faults.
 fn sandbox_server(dir: &std::path::Path) -> Server {
+    sandbox_server_paying_after(dir, "300")
+}
+
+/// A sandbox server whose guests pay `charge_delay_ms` after a charge is created.
+fn sandbox_server_paying_after(dir: &std::path::Path, charge_delay_ms: &str) -> Server {
     Server::start(
         dir,
         &[
@@ -204,7 +209,7 @@ fn sandbox_server(dir: &std::path::Path) -> Server {
             ("INNKEEP_PAYMENT_RECONCILE_EVERY_SECONDS", "1"),
             ("INNKEEP_PAYMENT_PENDING_THRESHOLD_SECONDS", "1"),
             ("INNKEEP_PAYMENT_BACKOFF_BASE_MS", "50"),
-            ("INNKEEP_PAYMENT_SANDBOX_CHARGE_DELAY_MS", "300"),
+            ("INNKEEP_PAYMENT_SANDBOX_CHARGE_DELAY_MS", charge_delay_ms),
             ("INNKEEP_PAYMENT_SANDBOX_DELAY_MS", "50"),
         ],
     )
@@ -454,4 +459,53 @@ async fn a_difference_callback_is_checked_like_any_other() {
     let (status, shorter) = modify(&c, &s, &paid, json!({"departure": day(2)})).await;
     assert_eq!(status, 200, "{shorter}");
     assert_eq!(shorter["payment"]["refunds"][0]["status"], "owed");
+}
+
+/// A hold re-priced after its charge was made at the provider: the charge keeps its
+/// amount, the guest pays it, and the difference is then charged like a paid
+/// reservation's (here, through the sandbox too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_priced_hold_is_paid_by_its_charge_then_the_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    // The guest pays 2 s after the charge is made: time to extend the hold first.
+    let s = sandbox_server_paying_after(dir.path(), "2000");
+    let c = client();
+    hotel(&c, &s, "P4", "UTC", 2).await;
+    let a = book(&c, &s, "P4", 0, 1, None).await;
+    let out_trade_no = a["payment"]["out_trade_no"].as_str().unwrap().to_owned();
+    let (status, r) = modify(&c, &s, &a, json!({"departure": day(2)})).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        r["status"], "pending_payment",
+        "paid too early for this test: {r}"
+    );
+    assert_eq!(r["hold_expires_at"], a["hold_expires_at"]);
+    let (before, after) = (
+        a["total"]["amount"].as_i64().unwrap(),
+        r["total"]["amount"].as_i64().unwrap(),
+    );
+    assert!(after > before);
+    assert_eq!(r["payment"]["amount"]["amount"], before);
+    assert!(r.get("balance_due").is_none(), "{r}");
+
+    let r = wait_for(&c, &s, &r, "the first charge paid", |r| {
+        r["status"] == "confirmed"
+    })
+    .await;
+    let r = wait_for(&c, &s, &r, "the difference paid", |r| {
+        r.get("balance_due").is_none()
+    })
+    .await;
+    assert_eq!(
+        payment_events(&c, &s, &r).await,
+        ["created", "succeeded", "balance_due", "balance_paid"]
+    );
+    let books = books(&c, &s).await;
+    assert_eq!(charge(&books, &out_trade_no)["amount_minor"], before);
+    assert_eq!(
+        charge(&books, &format!("{out_trade_no}-1"))["amount_minor"],
+        after - before
+    );
+    assert_eq!(books["net_captured_minor"], after);
+    assert_eq!(books["callbacks_rejected"], 0, "{books}");
 }
