@@ -2171,6 +2171,16 @@ mod tests {
                         r.payment.refund_owed = true;
                     }
                 }
+                // A paid reservation re-priced higher owes the difference.
+                let owing = g == 0 && status == Status::Confirmed;
+                if owing {
+                    r.adjustment = Some(innkeep_engine::Adjustment {
+                        first_charge_minor: total.amount_minor,
+                        held_minor: total.amount_minor,
+                        balance_due_minor: 12_345,
+                        seq: 1,
+                    });
+                }
                 let view = serde_json::to_string(&ReservationView::from(&r)).unwrap();
                 let direct = serde_json::to_string(&ReservationJson(&r)).unwrap();
                 assert_eq!(direct, view, "{status:?}");
@@ -2179,6 +2189,14 @@ mod tests {
                 assert_eq!(back, ReservationView::from(&r));
                 let v: serde_json::Value = serde_json::from_str(&view).unwrap();
                 assert_eq!(v["cancellation_fee"].is_null(), status != Status::Cancelled);
+                if owing {
+                    assert_eq!(
+                        v["balance_due"],
+                        serde_json::json!({"amount": 12_345, "currency": "CNY"})
+                    );
+                } else {
+                    assert!(v.get("balance_due").is_none(), "{v}");
+                }
                 assert_eq!(v["payment"]["fees"].as_array().unwrap().len(), g);
                 assert_eq!(v["payment"]["refunds"].as_array().unwrap().len(), g);
                 if g == 1 {
