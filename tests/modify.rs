@@ -509,3 +509,71 @@ async fn a_re_priced_hold_is_paid_by_its_charge_then_the_difference() {
     assert_eq!(books["net_captured_minor"], after);
     assert_eq!(books["callbacks_rejected"], 0, "{books}");
 }
+
+/// Every callback lost and refunds refused half the time: the payment supervisor still
+/// finds the first charge and the difference charge captured (reconciliation) and gets the
+/// difference refunded (retries), so the provider's books and the reservation agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_difference_callbacks_and_refused_refunds_are_made_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        dir.path(),
+        &[
+            ("INNKEEP_PAYMENT_PROVIDER", "sandbox"),
+            ("INNKEEP_PAYMENT_RECONCILE_EVERY_SECONDS", "1"),
+            ("INNKEEP_PAYMENT_PENDING_THRESHOLD_SECONDS", "1"),
+            ("INNKEEP_PAYMENT_BACKOFF_BASE_MS", "50"),
+            ("INNKEEP_PAYMENT_SANDBOX_CHARGE_DELAY_MS", "100"),
+            ("INNKEEP_PAYMENT_SANDBOX_DELAY_MS", "50"),
+            ("INNKEEP_PAYMENT_SANDBOX_DROP_RATE", "1.0"),
+            ("INNKEEP_PAYMENT_SANDBOX_REFUND_ERROR_RATE", "0.5"),
+            ("INNKEEP_PAYMENT_SANDBOX_SEED", "20261205"),
+        ],
+    );
+    let c = client();
+    hotel(&c, &s, "P5", "UTC", 2).await;
+    let a = book(&c, &s, "P5", 0, 1, None).await;
+    let out_trade_no = a["payment"]["out_trade_no"].as_str().unwrap().to_owned();
+    let a = wait_for(&c, &s, &a, "confirmed by reconciliation", |r| {
+        r["status"] == "confirmed"
+    })
+    .await;
+    let night = a["total"]["amount"].as_i64().unwrap();
+    let (status, r) = modify(&c, &s, &a, json!({"departure": day(3)})).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["balance_due"]["amount"], 2 * night, "{r}");
+    let r = wait_for(&c, &s, &r, "the difference found paid", |r| {
+        r.get("balance_due").is_none()
+    })
+    .await;
+    // Back to one night: two nights owed back, refused at first, then refunded.
+    let (status, r) = modify(&c, &s, &r, json!({"departure": day(1)})).await;
+    assert_eq!(status, 200, "{r}");
+    let r = wait_for(&c, &s, &r, "the difference refunded", |r| {
+        r["payment"]["refunds"][0]["status"] == "refunded"
+    })
+    .await;
+    assert_eq!(r["payment"]["refunds"][0]["amount"]["amount"], 2 * night);
+    assert_eq!(
+        payment_events(&c, &s, &r).await,
+        [
+            "created",
+            "succeeded",
+            "balance_due",
+            "balance_paid",
+            "difference_refund_owed",
+            "difference_refunded"
+        ]
+    );
+    let books = books(&c, &s).await;
+    assert_eq!(
+        books["callbacks_sent"], 0,
+        "every callback dropped: {books}"
+    );
+    assert_eq!(
+        charge(&books, &format!("{out_trade_no}-1"))["amount_minor"],
+        2 * night
+    );
+    assert_eq!(books["refunded_minor"], 2 * night);
+    assert_eq!(books["net_captured_minor"], night, "{books}");
+}
