@@ -515,8 +515,28 @@ impl Kept {
 
     /// Records a payment-side change (its status already set).
     pub(crate) fn push_payment_history(&mut self, at: Timestamp, kind: PaymentEventKind) {
-        let (created_at, status) = (self.created_at(), self.payment_status);
         let trade_no = self.extra.as_deref().and_then(|e| e.trade_no.clone());
+        self.push_payment_step(at, kind, trade_no);
+    }
+
+    /// Records a payment-side change concerning another provider reference than the
+    /// payment's own (a difference charge's).
+    pub(crate) fn push_payment_history_of(
+        &mut self,
+        at: Timestamp,
+        kind: PaymentEventKind,
+        trade_no: &str,
+    ) {
+        self.push_payment_step(at, kind, Some(Arc::from(trade_no)));
+    }
+
+    fn push_payment_step(
+        &mut self,
+        at: Timestamp,
+        kind: PaymentEventKind,
+        trade_no: Option<Arc<str>>,
+    ) {
+        let (created_at, status) = (self.created_at(), self.payment_status);
         let history = self.extra().payment_history.get_or_insert_with(|| {
             vec![PaymentStep::keep(&payment_creation_entry(created_at), None)]
         });

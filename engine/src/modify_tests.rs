@@ -478,6 +478,13 @@ fn a_paid_reservation_re_priced_higher_owes_a_difference_charge_until_it_is_paid
     assert_eq!((r.balance_due_minor(), r.balance_charge()), (0, None));
     assert_eq!(r.adjustment.unwrap().held_minor, 30_000);
     assert_eq!(payment_kinds(&r).last(), Some(&"balance_paid"));
+    let entry = r.payment.history.last().unwrap();
+    assert_eq!(entry.trade_no.as_deref(), Some("T-balance"));
+    assert_eq!(
+        r.payment.trade_no,
+        Some(format!("T-{a}")),
+        "the first charge's"
+    );
     let (none, outcome) = hotel.state.rooms[&room]
         .decide_payment(&a, &report(1), at(41))
         .unwrap();

@@ -1083,13 +1083,15 @@ impl RoomState {
                         r.set_payment(PaymentStatus::Refunded, None, false);
                         PaymentEventKind::Refunded
                     }
-                    PaymentChange::BalancePaid { .. } => {
+                    PaymentChange::BalancePaid { trade_no, .. } => {
                         if let Some(mut a) = r.adjustment() {
                             a.held_minor += a.balance_due_minor;
                             a.balance_due_minor = 0;
                             r.set_adjustment(a);
                         }
-                        PaymentEventKind::BalancePaid
+                        // The entry names the difference charge's own reference.
+                        r.push_payment_history_of(*at, PaymentEventKind::BalancePaid, trade_no);
+                        return delta;
                     }
                 };
                 r.push_payment_history(*at, kind);
