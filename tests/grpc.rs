@@ -95,8 +95,13 @@ fn book_request(hotel: &str, arrival: &str, departure: &str, key: Option<&str>) 
 /// What the harness's `pay` needs of a reservation, in the HTTP API's JSON shape.
 fn payment_json(r: &pb::Reservation) -> Value {
     let total = r.total.as_ref().expect("total");
+    let payment = r.payment.as_ref().expect("payment");
+    let amount = payment.amount.as_ref().expect("amount");
     json!({
-        "payment": {"out_trade_no": r.payment.as_ref().expect("payment").out_trade_no},
+        "payment": {
+            "out_trade_no": payment.out_trade_no,
+            "amount": {"amount": amount.amount_minor, "currency": amount.currency},
+        },
         "total": {"amount": total.amount_minor, "currency": total.currency},
     })
 }

@@ -387,7 +387,7 @@ pub async fn notify(c: &reqwest::Client, s: &Server, body: &Value) -> (u16, Valu
     (status, body)
 }
 
-/// Pays a reservation in full.
+/// Pays a reservation's charge: what its payment asks (the total at booking).
 pub async fn pay(c: &reqwest::Client, s: &Server, reservation: &Value) {
     let (status, body) = notify(
         c,
@@ -396,8 +396,8 @@ pub async fn pay(c: &reqwest::Client, s: &Server, reservation: &Value) {
             "out_trade_no": reservation["payment"]["out_trade_no"],
             "trade_no": "T-1",
             "status": "succeeded",
-            "amount": reservation["total"]["amount"],
-            "currency": reservation["total"]["currency"],
+            "amount": reservation["payment"]["amount"]["amount"],
+            "currency": reservation["payment"]["amount"]["currency"],
         }),
     )
     .await;

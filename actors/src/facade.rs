@@ -841,8 +841,11 @@ impl Engine {
     /// guest, rate plan; `checked_in`: the departure only), re-priced for what changed:
     /// in its room when that room can take the new stay, else in another room of the
     /// (new) type — one journal event either way, or nothing changes (`sold_out` with the
-    /// nights no room of the type has free, `invalid_stay`, `restricted`, ...). The total
-    /// may change only while no payment is under way (no provider configured, not paid).
+    /// nights no room of the type has free, `invalid_stay`, `restricted`, ...). A paid
+    /// reservation re-priced owes a difference charge (`balance_due`, charged through the
+    /// payment supervisor) or is refunded the difference; an unpaid hold keeps its first
+    /// charge, and the difference is settled once that is paid. While an earlier
+    /// difference is unsettled the total may not change (`payment_in_progress`).
     /// A request that changes nothing answers the reservation as it is.
     pub async fn modify(
         &self,
@@ -851,17 +854,11 @@ impl Engine {
         if_match: Option<u64>,
     ) -> Result<Reservation, EngineError> {
         let _slot = self.enter()?;
-        let charges_created = if self.inner.config.payment.gateway.is_some() {
-            crate::protocol::ChargesCreated::AtBooking
-        } else {
-            crate::protocol::ChargesCreated::Never
-        };
         let msg = crate::protocol::ModifyReservation {
             gate: self.gate().await,
             id,
             input,
             if_match,
-            charges_created,
             span: tracing::Span::current(),
         };
         self.inner.supervisor.send(msg).await.map_err(mailbox)?

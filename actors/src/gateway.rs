@@ -62,13 +62,18 @@ pub enum GatewayStatus {
     },
 }
 
-/// A refund to issue. Providers deduplicate refunds by `out_trade_no` (a payment is
-/// refunded at most once: its whole amount, or what a cancellation or no-show fee
-/// leaves), so retrying after a lost answer is safe.
+/// A refund to issue. Providers deduplicate refunds by `out_refund_no`, so retrying after
+/// a lost answer is safe. A payment may be refunded more than once in parts (a difference
+/// after a re-pricing, then what a cancellation fee leaves), each under its own
+/// `out_refund_no`; together they never exceed what was captured for the reservation
+/// (its first charge and its difference charges, `<out_trade_no>-<n>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRequest {
     /// Our reference of the payment.
     pub out_trade_no: String,
+    /// Our reference of this refund: `out_trade_no` for the first (and, before any
+    /// re-pricing, only) one, `<out_trade_no>-<n>` for later ones.
+    pub out_refund_no: String,
     /// The provider's reference of the captured payment.
     pub trade_no: Option<String>,
     /// How much to give back: the captured amount less the fee the hotel keeps.
@@ -82,7 +87,7 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug {
     fn create(&self, intent: ChargeIntent) -> GatewayFuture<()>;
     /// What the provider knows about `out_trade_no` (reconciliation).
     fn query(&self, out_trade_no: String) -> GatewayFuture<GatewayStatus>;
-    /// Gives the captured money back. Idempotent by `out_trade_no`.
+    /// Gives captured money back. Idempotent by `out_refund_no`.
     fn refund(&self, refund: RefundRequest) -> GatewayFuture<()>;
 }
 

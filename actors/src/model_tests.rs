@@ -398,7 +398,7 @@ fn cmd_strategy() -> impl Strategy<Value = Cmd> {
         30 => book,
         4 => Just(Cmd::Retry),
         3 => fragment,
-        5 => modify,
+        7 => modify,
         16 => pay,
         20 => change,
         5 => move_cmd,
@@ -466,6 +466,14 @@ struct MRes {
     pay: PaymentStatus,
     refund_owed: bool,
     trade_no: Option<String>,
+    /// What its first charge asks: the total at booking.
+    charged: i64,
+    /// Money captured and kept (0 until paid).
+    paid: i64,
+    /// A difference charge due after a re-pricing.
+    due: i64,
+    /// A difference owed back after a re-pricing (no provider here: never refunded).
+    owed_back: i64,
     /// The nights this reservation holds in its room right now.
     held: BTreeSet<Date>,
     /// The first night its current room holds (the arrival, or the night of a move).
@@ -1323,6 +1331,10 @@ impl Harness {
             pay: PaymentStatus::Pending,
             refund_owed: false,
             trade_no: None,
+            charged: price,
+            paid: 0,
+            due: 0,
+            owed_back: 0,
             held: night_list.into_iter().collect(),
             first_night: arrival,
             pinned: wanted.is_some(),
@@ -1430,6 +1442,15 @@ impl Harness {
             m.pay = PaymentStatus::Succeeded;
             m.trade_no = Some(trade_no);
             m.version += 1;
+            // The first charge pays; a re-priced hold's difference is settled now.
+            m.paid = m.charged;
+            if m.total > m.paid {
+                m.due = m.total - m.paid;
+            } else if m.total < m.paid {
+                m.owed_back = m.paid - m.total;
+                m.paid = m.total;
+                m.refund_owed = true;
+            }
             PaymentOutcome::Confirmed
         } else {
             // Money for a reservation that cannot keep it: owed back; nothing else changes.
@@ -1446,6 +1467,7 @@ impl Harness {
             PaymentOutcome::Duplicate => "pay_duplicate",
             PaymentOutcome::RefundOwed => "pay_refund_owed",
             PaymentOutcome::FailedRecorded => "pay_failed",
+            PaymentOutcome::BalancePaid => "pay_balance",
         });
         outcome != PaymentOutcome::Duplicate
     }
@@ -1487,6 +1509,9 @@ impl Harness {
         if !from_ok.contains(&r.status) {
             reasons.push("invalid_transition");
         }
+        if matches!(act, Act::Cancel) && r.owed_back > 0 {
+            reasons.push("payment_in_progress");
+        }
         if matches!(act, Act::CheckIn) {
             if !(r.arrival <= today && today < r.departure) {
                 reasons.push("not_within_stay");
@@ -1511,6 +1536,7 @@ impl Harness {
                     "version_mismatch" => "change_version_mismatch",
                     "invalid_transition" => "change_invalid_transition",
                     "not_within_stay" => "check_in_not_within_stay",
+                    "payment_in_progress" => "change_payment_in_progress",
                     _ => "check_in_room_not_ready",
                 });
                 return false;
@@ -1529,6 +1555,7 @@ impl Harness {
             Act::Cancel => {
                 m.status = Status::Cancelled;
                 m.held.clear();
+                m.due = 0;
                 if m.pay == PaymentStatus::Succeeded && !m.refund_owed {
                     m.refund_owed = true;
                 }
@@ -1758,8 +1785,10 @@ impl Harness {
         } else {
             r.total
         };
-        if r.pay == PaymentStatus::Succeeded && !r.refund_owed && new_total != r.total {
-            reasons.push("total_change_unsupported");
+        let paid = r.pay == PaymentStatus::Succeeded
+            && matches!(r.status, Status::Confirmed | Status::CheckedIn);
+        if paid && new_total != r.total && (r.due > 0 || r.owed_back > 0) {
+            reasons.push("payment_in_progress");
         }
         let mut held = self.model.held_map();
         if let Some(m) = held.get_mut(&(h, r.room.clone())) {
@@ -1823,12 +1852,29 @@ impl Harness {
         m.arrival = arrival;
         m.departure = departure;
         m.version += 1;
+        let money = if paid && new_total != m.total {
+            // Paid: the difference is charged, or owed back.
+            if new_total > m.paid {
+                m.due = new_total - m.paid;
+                Some("modify_paid_charged")
+            } else {
+                m.owed_back = m.paid - new_total;
+                m.paid = new_total;
+                m.refund_owed = true;
+                Some("modify_paid_refunded")
+            }
+        } else {
+            None
+        };
         m.total = new_total;
         if !checked_in {
             m.first_night = arrival;
         }
         m.held = nights_of(m.first_night, departure).into_iter().collect();
         self.compare_res(&modified);
+        if let Some(what) = money {
+            self.count(what);
+        }
         self.count(match (moved, checked_in) {
             (true, _) => "modify_moved",
             (false, true) => "modify_checked_in",
@@ -2109,6 +2155,7 @@ impl Harness {
                     Some((i, "expire"))
                 } else if r.status == Status::Confirmed
                     && r.arrival < self.model.audit_date(r.hotel, to)
+                    && r.owed_back == 0
                 {
                     Some((i, "no_show"))
                 } else {
@@ -2129,6 +2176,7 @@ impl Harness {
                 if m.pay == PaymentStatus::Succeeded && !m.refund_owed {
                     m.refund_owed = true;
                 }
+                m.due = 0;
                 Status::NoShow
             };
             m.version += 1;
@@ -2362,6 +2410,19 @@ impl Harness {
             m.id
         );
         assert_eq!(r.payment.trade_no, m.trade_no, "trade no of {}", m.id);
+        // What a re-pricing left to settle, and what the first charge asks.
+        assert_eq!(r.balance_due_minor(), m.due, "balance due of {}", m.id);
+        assert_eq!(
+            r.owes_difference(),
+            m.owed_back > 0,
+            "owed back of {}",
+            m.id
+        );
+        assert_eq!(
+            r.payment.amount.amount_minor, m.charged,
+            "charge of {}",
+            m.id
+        );
         assert_eq!(r.payment.out_trade_no, r.id.out_trade_no());
         assert_eq!(r.pinned, m.pinned, "pinned {}", m.id);
         // The history takes only the diagram's edges (a move keeps the status).
@@ -2589,6 +2650,8 @@ fn the_shards_agree_with_a_naive_model() {
         "move_refused",
         "modify_in_place",
         "modify_moved",
+        "modify_paid_charged",
+        "modify_paid_refunded",
         "modify_refused",
         "change_invalid_transition",
         "housekeeping_set",

@@ -24,8 +24,8 @@ use crate::config::PaymentPolicy;
 use crate::directory::Directory;
 use crate::gateway::{ChargeIntent, GatewayStatus, RefundRequest};
 use crate::protocol::{
-    ApplyPayment, GetReservation, GetStats, PaymentCreated, PaymentStatsView, RecordRefund,
-    RefundDue,
+    ApplyPayment, GetReservation, GetStats, PaymentCreated, PaymentDue, PaymentStatsView,
+    RecordRefund,
 };
 use crate::room::{room_of, RoomActor, Rooms};
 
@@ -75,7 +75,8 @@ pub struct PaymentSupervisor {
     policy: PaymentPolicy,
     /// Open payments by reservation, for reconciliation.
     open: HashMap<ReservationId, OpenPayment>,
-    /// Reservations owing a refund: the retry queue.
+    /// Reservations owing a refund or with a difference charge due: the retry (and, for
+    /// difference charges, reconciliation) queue.
     owed: HashSet<ReservationId>,
     /// Reservations with a provider operation running, so none runs twice at once.
     busy: HashSet<ReservationId>,
@@ -118,11 +119,12 @@ impl PaymentSupervisor {
         Ok((room, r))
     }
 
-    /// Issues the refund owed by `id` and records it; on failure it stays owed and is
-    /// retried on the next tick.
+    /// Issues the refund owed by `id` and records it, or settles the difference charge due
+    /// for it ([`PaymentSupervisor::charge_balance`]); on failure, or while the charge is
+    /// unpaid, it stays queued and is retried on the next tick.
     fn start_refund(&mut self, id: ReservationId, ctx: &mut Context<Self>) {
         let Some(gateway) = self.policy.gateway.clone() else {
-            tracing::warn!(reservation = %id, "refund owed but no payment provider is configured");
+            tracing::warn!(reservation = %id, "a refund or difference charge is due but no payment provider is configured");
             return;
         };
         if !self.busy.insert(id) {
@@ -134,11 +136,13 @@ impl PaymentSupervisor {
         let work = async move {
             let (room, r) = Self::load(&directory, &rooms, id).await?;
             if !r.payment.refund_owed {
-                return Ok(true);
+                return Self::charge_balance(&gateway, retry, &stats, &directory, &room, &r).await;
             }
-            // What the fee (if any) leaves: the whole amount, or less for a partial refund.
+            // What the fee (if any) leaves: the whole amount, or less for a partial refund;
+            // a difference given back has a reference of its own.
             let request = RefundRequest {
                 out_trade_no: r.payment.out_trade_no.to_string(),
+                out_refund_no: r.refund_reference(),
                 trade_no: r.payment.trade_no.clone(),
                 amount: innkeep_engine::Money {
                     amount_minor: r.payment.refund_minor,
@@ -160,15 +164,16 @@ impl PaymentSupervisor {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
             PaymentStats::bump(&stats.refunds_recorded);
-            Ok::<bool, String>(true)
+            Ok::<Settled, String>(Settled::Yes)
         };
         ctx.spawn(work.into_actor(self).map(move |result, act, _ctx| {
             act.busy.remove(&id);
             let outcome = match result {
-                Ok(_) => {
+                Ok(Settled::Yes) => {
                     act.owed.remove(&id);
                     "ok"
                 }
+                Ok(Settled::No) => "open",
                 Err(e) => {
                     tracing::warn!(reservation = %id, error = %e, "refund not done yet; retrying on the next tick");
                     "retry"
@@ -177,6 +182,81 @@ impl PaymentSupervisor {
             metrics::counter!(METRIC_PAYMENT_ACTIONS, "action" => "refund", "outcome" => outcome)
                 .increment(1);
         }));
+    }
+
+    /// Settles the difference charge due for reservation `r` (in `room`), if one is: asks
+    /// the provider about it, creates it when the provider does not know it, and applies a
+    /// capture whose callback was lost (checked against what is due, as a callback is).
+    /// [`Settled::Yes`] once nothing is due; [`Settled::No`] while the guest has not paid
+    /// (it stays queued and is asked about again on the next tick).
+    async fn charge_balance(
+        gateway: &Arc<dyn crate::gateway::PaymentGateway>,
+        retry: crate::gateway::RetryPolicy,
+        stats: &PaymentStats,
+        directory: &Directory,
+        room: &Addr<RoomActor>,
+        r: &innkeep_engine::Reservation,
+    ) -> Result<Settled, String> {
+        let Some((reference, amount)) = r.balance_charge() else {
+            return Ok(Settled::Yes);
+        };
+        let id = r.id;
+        let failed = |e: crate::gateway::GatewayError| {
+            PaymentStats::bump(&stats.gateway_failures);
+            e.to_string()
+        };
+        let answer = retry
+            .run(|| gateway.query(reference.clone()))
+            .await
+            .map_err(failed)?;
+        let trade_no = match answer {
+            GatewayStatus::Unknown => {
+                let intent = ChargeIntent {
+                    out_trade_no: reference.clone(),
+                    amount,
+                };
+                retry
+                    .run(|| gateway.create(intent.clone()))
+                    .await
+                    .map_err(failed)?;
+                PaymentStats::bump(&stats.charges_created);
+                return Ok(Settled::No);
+            }
+            GatewayStatus::Pending | GatewayStatus::Failed { .. } => return Ok(Settled::No),
+            GatewayStatus::Succeeded {
+                trade_no,
+                amount: captured,
+            }
+            | GatewayStatus::Refunded {
+                trade_no,
+                amount: captured,
+            } => {
+                if captured != amount {
+                    tracing::error!(reservation = %id, ?captured, owed = ?amount,
+                        "provider reports another amount than the difference due; not applied");
+                    return Ok(Settled::No);
+                }
+                trade_no
+            }
+        };
+        let seq = innkeep_engine::ReservationId::from_charge_reference(&reference)
+            .and_then(|(_, seq)| seq)
+            .ok_or_else(|| format!("{reference} is not a difference charge's reference"))?;
+        let (_, outcome) = room
+            .send(ApplyPayment {
+                id,
+                report: PaymentReport::BalanceSucceeded { seq, trade_no },
+                now: directory.clock.now(),
+                span: tracing::Span::none(),
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        if outcome != PaymentOutcome::Duplicate {
+            PaymentStats::bump(&stats.reconciliation_fixes);
+            tracing::info!(reservation = %id, "reconciliation applied a lost difference callback");
+        }
+        Ok(Settled::Yes)
     }
 
     /// Asks the provider about one open payment and applies its answer.
@@ -243,7 +323,9 @@ impl PaymentSupervisor {
                 tracing::info!(reservation = %id, outcome = outcome.as_str(), "reconciliation applied a lost callback");
             }
             Ok::<Settled, String>(match report {
-                PaymentReport::Succeeded { .. } => Settled::Yes,
+                PaymentReport::Succeeded { .. } | PaymentReport::BalanceSucceeded { .. } => {
+                    Settled::Yes
+                }
                 PaymentReport::Failed { .. } => Settled::No,
             })
         };
@@ -266,8 +348,11 @@ impl PaymentSupervisor {
     }
 }
 
+/// Whether a provider operation left anything to do for its reservation.
 enum Settled {
+    /// Done: nothing more to ask the provider.
     Yes,
+    /// Still open: asked about again on the next tick.
     No,
 }
 
@@ -365,10 +450,10 @@ impl Handler<PaymentCreated> for PaymentSupervisor {
     }
 }
 
-impl Handler<RefundDue> for PaymentSupervisor {
+impl Handler<PaymentDue> for PaymentSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: RefundDue, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: PaymentDue, ctx: &mut Self::Context) {
         self.owed.insert(msg.id);
         self.start_refund(msg.id, ctx);
     }

@@ -686,10 +686,11 @@ pub(crate) struct PaymentCreated {
     pub created_at: Timestamp,
 }
 
-/// Sent by a room when one of its reservations now owes a refund.
+/// Sent by a room when one of its reservations now owes a refund, or a difference charge
+/// is due for it: the payment supervisor settles it with the provider.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct RefundDue {
+pub struct PaymentDue {
     /// The reservation.
     pub id: ReservationId,
 }
@@ -798,20 +799,8 @@ pub(crate) struct ModifyReservation {
     pub input: innkeep_engine::ModifyInput,
     /// `If-Match` version.
     pub if_match: Option<u64>,
-    /// Whether a payment provider is configured: its charge is created with the total at
-    /// booking, so the total of a pending reservation may not change either.
-    pub charges_created: ChargesCreated,
     /// The request's span.
     pub span: tracing::Span,
-}
-
-/// Whether the engine asks a payment provider for a charge when a hold starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ChargesCreated {
-    /// A provider is configured: every hold's charge exists with its total.
-    AtBooking,
-    /// No provider: the client pays what the reservation says when it pays.
-    Never,
 }
 
 // ---- Hold keeper messages

@@ -157,17 +157,17 @@ struct Loaded {
     pending: Vec<(RoomKey, ReservationId)>,
 }
 
-/// One room's part in the layout of snapshot format `version`: 8 (this build's), 7 (8
-/// without reservations' pins), or 6 or 5 (earlier releases', converted).
+/// One room's part in the layout of snapshot format `version`: 8 (this build's), or 7, 6
+/// or 5 (earlier releases', converted; none of them has pins).
 fn decode_room(version: u32, bytes: &[u8]) -> Result<RoomState, String> {
-    use innkeep_engine::legacy::{RoomStateV5, RoomStateV6};
+    use innkeep_engine::legacy::{RoomStateV5, RoomStateV6, RoomStateV7};
     match version {
         innkeep_persistence::SNAPSHOT_FORMAT_VERSION => {
             innkeep_persistence::decode_part::<RoomState>(bytes)
         }
-        7 => innkeep_engine::codec::pinned::decoding_unpinned(|| {
-            innkeep_persistence::decode_part::<RoomState>(bytes)
-        }),
+        7 => {
+            innkeep_persistence::decode_part::<RoomStateV7>(bytes).map(RoomStateV7::into_room_state)
+        }
         6 => {
             innkeep_persistence::decode_part::<RoomStateV6>(bytes).map(RoomStateV6::into_room_state)
         }
@@ -201,11 +201,20 @@ pub(crate) struct Journaled(pub(crate) Event);
 
 impl innkeep_persistence::Record for Journaled {
     fn decode_older(version: u32, payload: &[u8]) -> Result<Self, String> {
+        use innkeep_engine::codec::pinned::decoding_unpinned;
+        use innkeep_engine::legacy::{ReservationModifiedV5, RESERVATION_MODIFIED_INDEX};
         // Formats 3 to 5 are older and still readable (the persistence crate checks).
-        // Format 5 is today's encoding without reservations' pins (and the rearrangement
-        // event); format 4 is format 5 without the modification event.
+        // Format 5 is today's encoding without reservations' pins (and without the
+        // rearrangement event), and with a modification that did not yet say how it
+        // settles money; format 4 is format 5 without the modification event.
+        if version == 5 {
+            if let Some((&RESERVATION_MODIFIED_INDEX, fields)) = payload.split_first() {
+                return innkeep_persistence::decode_part::<ReservationModifiedV5>(fields)
+                    .map(|old| Journaled(old.into_event()));
+            }
+        }
         if version >= 4 {
-            return innkeep_engine::codec::pinned::decoding_unpinned(|| {
+            return decoding_unpinned(|| {
                 innkeep_persistence::decode_part::<Event>(payload).map(Journaled)
             });
         }
@@ -410,4 +419,36 @@ pub fn recover_state_with_history(
         store,
         history,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use innkeep_persistence::Record;
+
+    use super::*;
+
+    /// Journal segment format 5 as the release before settled modifications wrote it
+    /// (`engine/testdata/journal5-snapshot7.txt`): its modifications read as decided then,
+    /// every other event as today's.
+    #[test]
+    fn format_5_records_read_with_their_modifications_settled_as_then() {
+        let golden = include_str!("../../engine/testdata/journal5-snapshot7.txt");
+        let records: Vec<Vec<u8>> = golden
+            .lines()
+            .filter_map(|l| l.strip_prefix("EVENT "))
+            .map(|hex| hex::decode(hex.trim()).expect("hex"))
+            .collect();
+        let mut modified = 0;
+        for bytes in &records {
+            let Journaled(event) = Journaled::decode_older(5, bytes).expect("a format-5 record");
+            if let Event::ReservationModified { modification, .. } = &event {
+                assert_eq!(
+                    modification.settling,
+                    innkeep_engine::Settling::ChargeFollowsTotal
+                );
+                modified += 1;
+            }
+        }
+        assert_eq!((records.len(), modified), (12, 2));
+    }
 }

@@ -21,9 +21,9 @@ use tokio::sync::oneshot;
 use crate::directory::{read, write, Directory};
 use crate::protocol::{
     ApplyPayment, BeginModify, BeginMove, BookResult, ChangeReservation, ClearOutOfOrder, Commit,
-    DayReservation, EngineError, FinishMove, GetDay, GetHoldings, GetReservation, GetTape,
-    GetView, HoldEnded, HoldStarted, LockForRearrangement, Locked, ModifyIn, ModifyStep, MoveIn,
-    MoveOutcome, NightAudit, OutOfOrderView, RecordRefund, RefundDue, Reserve, Retype, RoomDay,
+    DayReservation, EngineError, FinishMove, GetDay, GetHoldings, GetReservation, GetTape, GetView,
+    HoldEnded, HoldStarted, LockForRearrangement, Locked, ModifyIn, ModifyStep, MoveIn,
+    MoveOutcome, NightAudit, OutOfOrderView, PaymentDue, RecordRefund, Reserve, Retype, RoomDay,
     RoomPart, RoomView, SetHousekeeping, SetOutOfOrder, SnapshotRoom, TapeReservation, TapeRoom,
 };
 
@@ -49,7 +49,7 @@ pub(crate) struct RoomPeers {
     /// The same keeper, told when a hold ends.
     pub hold_ended: Recipient<HoldEnded>,
     /// The payment supervisor, told when a reservation newly owes a refund.
-    pub refund_due: Recipient<RefundDue>,
+    pub payment_due: Recipient<PaymentDue>,
     /// Where the journal writer hands the acks of this shard's appends (one wake of the
     /// shard per batch).
     pub acks: Arc<dyn AckSink>,
@@ -464,11 +464,24 @@ impl RoomActor {
                     created_by: r.created_by.clone(),
                 });
             }
-            if !was_owed && r.payment.refund_owed {
-                self.peers.refund_due.do_send(RefundDue { id });
+            if (!was_owed && r.payment.refund_owed) || r.balance_charge().is_some() {
+                self.peers.payment_due.do_send(PaymentDue { id });
             }
         }
         reservation.map_err(EngineError::from)
+    }
+
+    /// After a modification of reservation `id` is applied here: tells the payment
+    /// supervisor when a difference is now to be refunded or charged (it settles each
+    /// once, so telling it again is harmless).
+    fn tell_payments(&self, id: ReservationId) {
+        let due = self
+            .state
+            .kept(&id)
+            .is_ok_and(|r| r.refund_owed() || r.difference_unsettled());
+        if due {
+            self.peers.payment_due.do_send(PaymentDue { id });
+        }
     }
 }
 
@@ -831,6 +844,7 @@ impl Handler<BeginModify> for RoomActor {
             }
             Ok(ModifyPlan::Here(event)) => self
                 .persist_then_apply(event, ctx, span.clone(), move |act| {
+                    act.tell_payments(id);
                     act.state
                         .reservation(&id)
                         .map(ModifyStep::Done)
@@ -858,6 +872,7 @@ impl Handler<ModifyIn> for RoomActor {
         self.persist_then(event, ctx, span.clone(), move |act, event| {
             let delta = act.state.modify_in(reservation, &event);
             act.publish(&delta);
+            act.tell_payments(id);
             let modified = act.state.reservation(&id);
             modified.map(|r| (r, event)).map_err(EngineError::from)
         })
@@ -982,7 +997,7 @@ impl Handler<NightAudit> for RoomActor {
                 let was_owed = self.refund_owed(&id);
                 self.persist_then_apply(event, ctx, tracing::Span::none(), move |act| {
                     if !was_owed && act.refund_owed(&id) {
-                        act.peers.refund_due.do_send(RefundDue { id });
+                        act.peers.payment_due.do_send(PaymentDue { id });
                     }
                 })
             })

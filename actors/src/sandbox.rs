@@ -12,7 +12,7 @@
 //! binary's is an HTTP client): this crate is embedded, and an embedder that never runs the
 //! sandbox should not pull an HTTP client.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -83,7 +83,7 @@ pub enum ChargeState {
     Captured,
     /// The payment attempt failed.
     Failed,
-    /// Captured, then given back.
+    /// Captured, then given back, in whole or in part (see `refunded_minor`).
     Refunded,
 }
 
@@ -129,8 +129,8 @@ pub struct Ledger {
     pub query_errors: u64,
     /// `refund` calls answered with an injected error.
     pub refund_errors: u64,
-    /// Refund calls that gave money back (a repeated refund of the same charge is not
-    /// counted twice).
+    /// Refund calls that gave money back (a repeat of the same refund, by its
+    /// `out_refund_no`, is not counted twice).
     pub refunds: u64,
     /// Charges not yet paid plus callbacks not yet delivered: zero when the sandbox has
     /// nothing more to say on its own.
@@ -144,6 +144,8 @@ struct Books {
     ledger: Ledger,
     rng: u64,
     next_trade: u64,
+    /// `out_refund_no` of every refund made.
+    refunds_done: HashSet<String>,
 }
 
 impl Books {
@@ -399,37 +401,64 @@ impl PaymentGateway for Sandbox {
                 books.ledger.refund_errors += 1;
                 return Err(GatewayError::Unavailable("sandbox: 503 on refund".into()));
             }
-            let Some(c) = books.charges.get_mut(&refund.out_trade_no) else {
+            // A repeat of a refund already made is answered as done.
+            if books.refunds_done.contains(&refund.out_refund_no) {
+                return Ok(());
+            }
+            let Some(first) = books.charges.get(&refund.out_trade_no) else {
                 return Err(GatewayError::Unavailable(format!(
                     "sandbox: no charge {}",
                     refund.out_trade_no
                 )));
             };
-            match c.state {
-                ChargeState::Refunded => Ok(()),
-                ChargeState::Captured => {
-                    // One refund per charge, of at most what was captured (a partial
-                    // refund keeps a fee); a repeat of it is answered as done above.
-                    let amount = refund.amount.amount_minor;
-                    if amount <= 0
-                        || amount > c.amount_minor
-                        || refund.amount.currency.as_str() != c.currency
-                    {
-                        return Err(GatewayError::Unavailable(format!(
-                            "sandbox: cannot refund {} {} of a capture of {} {}",
-                            amount, refund.amount.currency, c.amount_minor, c.currency
-                        )));
-                    }
-                    c.state = ChargeState::Refunded;
-                    c.refunded_minor = amount;
-                    books.ledger.refunded_minor += amount;
-                    books.ledger.refunds += 1;
-                    Ok(())
-                }
-                ChargeState::Created | ChargeState::Failed => Err(GatewayError::Unavailable(
+            let currency = first.currency.clone();
+            // The payment's charges: its first and its difference charges, oldest first.
+            let prefix = format!("{}-", refund.out_trade_no);
+            let charges: Vec<String> = books
+                .order
+                .iter()
+                .filter(|o| **o == refund.out_trade_no || o.starts_with(&prefix))
+                .cloned()
+                .collect();
+            let refundable = |c: &LedgerCharge| match c.state {
+                ChargeState::Captured | ChargeState::Refunded => c.amount_minor - c.refunded_minor,
+                ChargeState::Created | ChargeState::Failed => 0,
+            };
+            let left: i64 = charges
+                .iter()
+                .filter_map(|o| books.charges.get(o))
+                .map(refundable)
+                .sum();
+            if left == 0 && refund.amount.amount_minor > 0 {
+                return Err(GatewayError::Unavailable(
                     "sandbox: nothing captured to refund".into(),
-                )),
+                ));
             }
+            // Never more than is still captured for the payment (a partial refund keeps a
+            // fee, or gives back a difference).
+            let amount = refund.amount.amount_minor;
+            if amount <= 0 || amount > left || refund.amount.currency.as_str() != currency {
+                return Err(GatewayError::Unavailable(format!(
+                    "sandbox: cannot refund {} {} of {} {} still captured",
+                    amount, refund.amount.currency, left, currency
+                )));
+            }
+            let mut rest = amount;
+            for o in &charges {
+                let Some(c) = books.charges.get_mut(o) else {
+                    continue;
+                };
+                let take = refundable(c).min(rest);
+                if take > 0 {
+                    c.refunded_minor += take;
+                    c.state = ChargeState::Refunded;
+                    rest -= take;
+                }
+            }
+            books.refunds_done.insert(refund.out_refund_no);
+            books.ledger.refunded_minor += amount;
+            books.ledger.refunds += 1;
+            Ok(())
         })
     }
 }

@@ -19,7 +19,7 @@ use crate::feed::EventFeed;
 use crate::holds::HoldKeeper;
 use crate::payments::{OpenPayment, PaymentSupervisor};
 use crate::protocol::{
-    Adopt, HoldEnded, HoldStarted, PaymentCreated, PendingHold, RefundDue, StartError,
+    Adopt, HoldEnded, HoldStarted, PaymentCreated, PaymentDue, PendingHold, StartError,
 };
 pub(crate) use crate::recovery::DataDirLock;
 use crate::recovery::{recover_state_with_history, Recovered};
@@ -130,7 +130,7 @@ pub(crate) fn start(
     let mut open_payments = HashMap::new();
     let mut owed_refunds = HashSet::new();
     for r in rooms.iter().flat_map(|room| room.ledger.iter()) {
-        if r.refund_owed() {
+        if r.refund_owed() || r.difference_unsettled() {
             owed_refunds.insert(r.id());
         }
         let open = matches!(
@@ -192,7 +192,7 @@ pub(crate) fn start(
         // The payment supervisor's address exists before it runs, so the rooms and the
         // hold keepers can be given it (owed refunds, new charges).
         let pay_ctx: Context<PaymentSupervisor> = Context::new();
-        let refund_due = pay_ctx.address().recipient::<RefundDue>();
+        let payment_due = pay_ctx.address().recipient::<PaymentDue>();
         let charge_to = charges.then(|| pay_ctx.address().recipient::<PaymentCreated>());
         // One hold keeper per shard, on that shard: its rooms report their holds to it.
         let keepers: Vec<Addr<HoldKeeper>> = handles
@@ -214,7 +214,7 @@ pub(crate) fn start(
                     directory: actor_directory.clone(),
                     hold_started: k.clone().recipient::<HoldStarted>(),
                     hold_ended: k.clone().recipient::<HoldEnded>(),
-                    refund_due: refund_due.clone(),
+                    payment_due: payment_due.clone(),
                     acks,
                 })
             });

@@ -16,9 +16,9 @@ use tokio::sync::oneshot;
 use crate::config::BookingPolicy;
 use crate::directory::{read, write, Directory};
 use crate::protocol::{
-    BeginModify, BeginMove, ChargesCreated, DecideSetup, EngineError, FinishMove, GateGuard,
-    GetReservation, ModifyIn, ModifyReservation, ModifyStep, MoveIn, MoveOutcome, MoveReservation,
-    NightAudit, PutHotel, PutRate, PutRoom, PutRoomType, Retype,
+    BeginModify, BeginMove, DecideSetup, EngineError, FinishMove, GateGuard, GetReservation,
+    ModifyIn, ModifyReservation, ModifyStep, MoveIn, MoveOutcome, MoveReservation, NightAudit,
+    PutHotel, PutRate, PutRoom, PutRoomType, Retype,
 };
 use crate::room::{journal_error, Hosted, RoomActor, RoomPeers, Rooms, ROOM_MAILBOX};
 
@@ -574,16 +574,6 @@ impl Handler<ModifyReservation> for OrderSupervisor {
                         current.check_version(msg.if_match)?;
                         let modification = read(&directory.catalog)
                             .price_modification(&current, &msg.input, now, limits)?;
-                        let total_minor = current.total.amount_minor;
-                        if msg.charges_created == ChargesCreated::AtBooking
-                            && modification.total_minor != total_minor
-                        {
-                            return Err(DomainError::TotalChangeUnsupported {
-                                from_minor: total_minor,
-                                to_minor: modification.total_minor,
-                            }
-                            .into());
-                        }
                         let step = source
                             .send(BeginModify {
                                 id: msg.id,

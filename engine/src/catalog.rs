@@ -761,6 +761,7 @@ impl Catalog {
             total_minor,
             terms,
             changes,
+            settling: crate::event::Settling::DifferenceSettled,
         })
     }
 

@@ -122,16 +122,12 @@ pub enum DomainError {
     /// nights (sorted). Code `sold_out`, like a booking's, with the nights that are short.
     #[error("no room of this type is free on {} night(s) of the new stay", .0.len())]
     SoldOutOn(Vec<jiff::civil::Date>),
-    /// A modification would change the total of a reservation whose payment is done or
-    /// already requested from the provider: charging or refunding the difference is not
-    /// supported yet, so nothing changes.
-    #[error("the reservation's payment is under way or done: a modification may not change its total ({from_minor} to {to_minor})")]
-    TotalChangeUnsupported {
-        /// The total now, minor units.
-        from_minor: i64,
-        /// The total the modification would give, minor units.
-        to_minor: i64,
-    },
+    /// A difference of an earlier re-pricing is still being settled (its charge unpaid or
+    /// its refund not yet confirmed by the provider): the total may not change again, and a
+    /// reservation owed a difference back is not cancelled, until it is. Nothing changes;
+    /// retry once it is settled.
+    #[error("a difference of an earlier re-pricing is still being charged or refunded")]
+    PaymentInProgress,
 }
 
 impl DomainError {
@@ -155,7 +151,7 @@ impl DomainError {
             DomainError::Restricted(_) => "restricted",
             DomainError::RatePlan(_) => "invalid_request",
             DomainError::SoldOutOn(_) => "sold_out",
-            DomainError::TotalChangeUnsupported { .. } => "total_change_unsupported",
+            DomainError::PaymentInProgress => "payment_in_progress",
         }
     }
 }

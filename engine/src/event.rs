@@ -291,12 +291,25 @@ pub struct Modification {
     pub guests: u16,
     /// The contact details after.
     pub guest: Guest,
-    /// The total after, minor units (the payment's amount follows while it is pending).
+    /// The total after, minor units (see [`Modification::settling`] for the payment).
     pub total_minor: i64,
     /// The terms after (re-fixed for the new stay when it was re-priced).
     pub terms: Terms,
     /// What changed (the room too, when it moved).
     pub changes: Vec<FieldChange>,
+    /// What a new total does to money already asked for or paid.
+    pub settling: Settling,
+}
+
+/// What a modification's new total does to money already asked for or paid.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub enum Settling {
+    /// Decided before differences were settled (journal segment format 5): an unpaid
+    /// hold's charge asked the new total, and a paid total never changed.
+    ChargeFollowsTotal,
+    /// A charge keeps the amount it was made with: an unpaid hold's difference is settled
+    /// once it is paid, a paid reservation's at once (a difference charge, or a refund).
+    DifferenceSettled,
 }
 
 impl Event {

@@ -160,6 +160,21 @@ impl ReservationId {
         OutTradeNo(*self)
     }
 
+    /// A reference of one of this reservation's charges: its payment's own
+    /// ([`ReservationId::out_trade_no`], `None`) or that of difference charge `n`
+    /// (`<out_trade_no>-<n>`, `Some(n)`, n ≥ 1 written without leading zeros).
+    pub fn from_charge_reference(raw: &str) -> Option<(Self, Option<u32>)> {
+        match raw.split_once('-') {
+            None => Self::from_out_trade_no(raw).map(|id| (id, None)),
+            Some((base, n)) => {
+                let canonical =
+                    !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0');
+                let n: u32 = n.parse().ok().filter(|_| canonical)?;
+                Self::from_out_trade_no(base).map(|id| (id, Some(n)))
+            }
+        }
+    }
+
     /// Inverse of [`ReservationId::out_trade_no`].
     pub fn from_out_trade_no(raw: &str) -> Option<Self> {
         let hex = raw.strip_prefix("ik")?;

@@ -30,8 +30,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::ids::{ReservationId, RoomKey, RoomTypeCode};
 use crate::money::{Currency, Money};
 use crate::reservation::{
-    Guest, HistoryEntry, Modified, Payment, PaymentEventKind, PaymentHistoryEntry, PaymentStatus,
-    Reservation, RoomMove, Status, MAX_HISTORY,
+    status_keeps_money, Adjustment, Guest, HistoryEntry, Modified, Payment, PaymentEventKind,
+    PaymentHistoryEntry, PaymentStatus, Reservation, RoomMove, Status, MAX_HISTORY,
 };
 use crate::selling::Terms;
 use crate::time::Stay;
@@ -92,6 +92,8 @@ struct Extra {
     /// What it was sold under and what that came to, unless it is what the built-in plan
     /// implies (see [`Sold`]).
     sold: Option<Box<Sold>>,
+    /// [`Reservation::adjustment`]: only for the few re-priced after their first charge.
+    adjustment: Option<Box<Adjustment>>,
 }
 
 /// A reservation's selling terms and the fee and refund they led to, kept only when they
@@ -160,9 +162,17 @@ impl PaymentStep {
 }
 
 /// The refund a reservation without [`Sold`] terms has: the whole total once a refund is
-/// owed or done, else nothing.
-fn implied_refund_minor(total_minor: i64, refund_owed: bool, status: PaymentStatus) -> i64 {
-    if refund_owed || status == PaymentStatus::Refunded {
+/// owed or done, else nothing. A reservation whose stay goes on (`reservation_status`
+/// keeps the money) is only ever owed a difference, which is always kept explicitly.
+fn implied_refund_minor(
+    total_minor: i64,
+    refund_owed: bool,
+    status: PaymentStatus,
+    reservation_status: Status,
+) -> i64 {
+    if status_keeps_money(reservation_status) {
+        0
+    } else if refund_owed || status == PaymentStatus::Refunded {
         total_minor
     } else {
         0
@@ -211,6 +221,7 @@ impl Kept {
             r.total.amount_minor,
             r.payment.refund_owed,
             r.payment.status,
+            r.status,
         );
         let sold = Sold {
             terms: r.terms.clone(),
@@ -225,6 +236,7 @@ impl Kept {
             trade_no: r.payment.trade_no.as_deref().map(Arc::from),
             moved: (moved != Moved::default()).then(|| Box::new(moved)),
             sold: (!implied).then(|| Box::new(sold)),
+            adjustment: r.adjustment.map(Box::new),
         };
         if r.payment.history != [payment_creation_entry(r.created_at)] {
             let current = extra.trade_no.as_ref();
@@ -272,7 +284,10 @@ impl Kept {
             hold_expires_at: self.hold_expires_at(),
             payment: Payment {
                 out_trade_no: self.id.out_trade_no(),
-                amount: total,
+                amount: self.adjustment().map_or(total, |a| Money {
+                    amount_minor: a.first_charge_minor,
+                    currency: self.currency,
+                }),
                 status: self.payment_status,
                 trade_no: self.trade_no().map(str::to_owned),
                 refund_owed: self.refund_owed,
@@ -294,7 +309,37 @@ impl Kept {
                 .map(|m| m.modifications.clone())
                 .unwrap_or_default(),
             pinned: self.pinned,
+            adjustment: self.adjustment(),
         }
+    }
+
+    /// [`Reservation::adjustment`].
+    pub fn adjustment(&self) -> Option<Adjustment> {
+        self.extra
+            .as_deref()
+            .and_then(|e| e.adjustment.as_deref())
+            .copied()
+    }
+
+    /// Sets [`Reservation::adjustment`].
+    pub(crate) fn set_adjustment(&mut self, adjustment: Adjustment) {
+        self.extra().adjustment = Some(Box::new(adjustment));
+    }
+
+    /// The money captured and kept for it: the total once paid, unless it was re-priced
+    /// after its first charge ([`Adjustment::held_minor`]).
+    pub fn held_minor(&self) -> i64 {
+        self.adjustment().map_or(self.total_minor, |a| a.held_minor)
+    }
+
+    /// See [`Reservation::owes_difference`].
+    pub fn owes_difference(&self) -> bool {
+        self.refund_owed && status_keeps_money(self.status)
+    }
+
+    /// A difference charge or refund is still open: the total may not change again.
+    pub fn difference_unsettled(&self) -> bool {
+        self.owes_difference() || self.adjustment().is_some_and(|a| a.balance_due_minor > 0)
     }
 
     fn sold(&self) -> Option<&Sold> {
@@ -314,7 +359,14 @@ impl Kept {
     /// What is (to be) given back ([`Payment::refund_minor`]).
     pub fn refund_minor(&self) -> i64 {
         self.sold().map_or_else(
-            || implied_refund_minor(self.total_minor, self.refund_owed, self.payment_status),
+            || {
+                implied_refund_minor(
+                    self.total_minor,
+                    self.refund_owed,
+                    self.payment_status,
+                    self.status,
+                )
+            },
             |s| s.refund_minor,
         )
     }
@@ -333,7 +385,10 @@ impl Kept {
             sold.refund_minor = refund_minor;
             return;
         }
-        if fee_minor == 0 {
+        // Implied: no fee, and the refund is the whole total (or nothing); a difference
+        // owed to a stay that goes on is never implied.
+        let whole = refund_minor == self.total_minor && !status_keeps_money(self.status);
+        if fee_minor == 0 && (whole || refund_minor == 0) {
             return;
         }
         self.extra().sold = Some(Box::new(Sold {
@@ -470,8 +525,28 @@ impl Kept {
 
     /// Records a payment-side change (its status already set).
     pub(crate) fn push_payment_history(&mut self, at: Timestamp, kind: PaymentEventKind) {
-        let (created_at, status) = (self.created_at(), self.payment_status);
         let trade_no = self.extra.as_deref().and_then(|e| e.trade_no.clone());
+        self.push_payment_step(at, kind, trade_no);
+    }
+
+    /// Records a payment-side change concerning another provider reference than the
+    /// payment's own (a difference charge's).
+    pub(crate) fn push_payment_history_of(
+        &mut self,
+        at: Timestamp,
+        kind: PaymentEventKind,
+        trade_no: &str,
+    ) {
+        self.push_payment_step(at, kind, Some(Arc::from(trade_no)));
+    }
+
+    fn push_payment_step(
+        &mut self,
+        at: Timestamp,
+        kind: PaymentEventKind,
+        trade_no: Option<Arc<str>>,
+    ) {
+        let (created_at, status) = (self.created_at(), self.payment_status);
         let history = self.extra().payment_history.get_or_insert_with(|| {
             vec![PaymentStep::keep(&payment_creation_entry(created_at), None)]
         });
@@ -799,6 +874,7 @@ pub(crate) mod v5 {
                                 })
                             }),
                             sold: None,
+                            adjustment: None,
                         })
                     }),
                     version: k.version,
@@ -901,6 +977,7 @@ pub(crate) mod v6 {
                                 })
                             }),
                             sold: e.sold,
+                            adjustment: None,
                         })
                     }),
                     version: k.version,
@@ -921,6 +998,94 @@ pub(crate) mod v6 {
             let ledger = Ledger { kept, spans };
             ledger.check().map_err(D::Error::custom)?;
             Ok(LedgerV6(ledger))
+        }
+    }
+}
+
+pub(crate) mod v7 {
+    use super::*;
+
+    /// [`Kept`] as format 7 encoded it.
+    #[derive(Deserialize, Debug)]
+    #[serde(rename = "Kept")]
+    struct KeptV7 {
+        id: ReservationId,
+        guest: Guest,
+        created_by: Option<Arc<str>>,
+        extra: Option<Box<ExtraV7>>,
+        version: u64,
+        total_minor: i64,
+        created_secs: i64,
+        hold_secs: i64,
+        created_nanos: i32,
+        hold_nanos: i32,
+        stay: Stay,
+        guests: u16,
+        currency: Currency,
+        status: Status,
+        payment_status: PaymentStatus,
+        refund_owed: bool,
+    }
+
+    /// [`Extra`] as format 7 encoded it: no reservation was re-priced after its charge.
+    #[derive(Deserialize, Debug)]
+    #[serde(rename = "Extra")]
+    struct ExtraV7 {
+        history: Option<Vec<HistoryEntry>>,
+        payment_history: Option<Vec<PaymentStep>>,
+        trade_no: Option<Arc<str>>,
+        moved: Option<Box<Moved>>,
+        sold: Option<Box<Sold>>,
+    }
+
+    /// A format-7 ledger, decoded and checked as today's.
+    #[derive(Debug)]
+    pub(crate) struct LedgerV7(pub(crate) Ledger);
+
+    impl<'de> Deserialize<'de> for LedgerV7 {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            #[derive(Deserialize)]
+            #[serde(rename = "Ledger")]
+            struct Fields {
+                kept: Vec<KeptV7>,
+                spans: Vec<Span>,
+            }
+            let Fields { kept, spans } = Fields::deserialize(d)?;
+            let kept = kept
+                .into_iter()
+                .map(|k| Kept {
+                    id: k.id,
+                    guest: k.guest,
+                    created_by: k.created_by,
+                    extra: k.extra.map(|e| {
+                        Box::new(Extra {
+                            history: e.history,
+                            payment_history: e.payment_history,
+                            trade_no: e.trade_no,
+                            moved: e.moved,
+                            sold: e.sold,
+                            adjustment: None,
+                        })
+                    }),
+                    version: k.version,
+                    total_minor: k.total_minor,
+                    created_secs: k.created_secs,
+                    hold_secs: k.hold_secs,
+                    created_nanos: k.created_nanos,
+                    hold_nanos: k.hold_nanos,
+                    stay: k.stay,
+                    guests: k.guests,
+                    currency: k.currency,
+                    status: k.status,
+                    payment_status: k.payment_status,
+                    refund_owed: k.refund_owed,
+                    // Format 7 predates pins: nothing was pinned.
+                    pinned: false,
+                })
+                .collect();
+            let ledger = Ledger { kept, spans };
+            ledger.check().map_err(D::Error::custom)?;
+            Ok(LedgerV7(ledger))
         }
     }
 }

@@ -12,6 +12,16 @@
 //!   it decodes as today's. Snapshot format 6 stored moved reservations without their
 //!   modifications ([`RoomStateV6`]); format 7 has them.
 //!
+//! - Snapshot format 7 stored reservations without [`Reservation::adjustment`]
+//!   ([`RoomStateV7`]): none was re-priced after its first charge then; format 8 has it.
+//!   The journal is unchanged (a creation record never holds one; the payment changes
+//!   that settle a difference are new variants at the end of their enums).
+//!
+//! - Journal segment format 5 encoded a modification without [`Modification::settling`]
+//!   ([`ReservationModifiedV5`]): then an unpaid hold's charge followed its new total and
+//!   a paid total never changed ([`Settling::ChargeFollowsTotal`]). Every other event of
+//!   format 5 is today's encoding.
+//!
 //! Older formats (snapshot 4) are refused with a clear start-up error: start the
 //! previous release on such a data dir once, and it rewrites them.
 
@@ -23,10 +33,11 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, Hotel, RoomType};
-use crate::event::{Change, Event, IdempotencyRecord};
+use crate::event::{Change, Event, IdempotencyRecord, Modification, Settling};
 use crate::ids::{HotelId, ReservationId, RoomKey, RoomNumber, RoomTypeCode};
 use crate::ledger::v5::LedgerV5;
 use crate::ledger::v6::LedgerV6;
+use crate::ledger::v7::LedgerV7;
 use crate::money::{Currency, Money};
 use crate::reservation::{
     Guest, HistoryEntry, Payment, PaymentChange, PaymentHistoryEntry, PaymentStatus, Reservation,
@@ -83,6 +94,82 @@ impl RoomStateV6 {
         room.ledger = self.ledger.0;
         room.out_of_order = self.out_of_order;
         room
+    }
+}
+
+/// A room as snapshot format 7 stored it: no reservation re-priced after its charge.
+#[derive(Deserialize, Debug)]
+#[serde(rename = "RoomState")]
+pub struct RoomStateV7 {
+    key: RoomKey,
+    room_type: RoomTypeCode,
+    housekeeping: Housekeeping,
+    occupant: Option<ReservationId>,
+    ledger: LedgerV7,
+    #[serde(with = "crate::codec::date_map")]
+    out_of_order: BTreeMap<Date, OutOfOrder>,
+}
+
+impl RoomStateV7 {
+    /// The room in today's layout.
+    pub fn into_room_state(self) -> RoomState {
+        let mut room = RoomState::new(self.key, self.room_type);
+        room.housekeeping = self.housekeeping;
+        room.occupant = self.occupant;
+        room.ledger = self.ledger.0;
+        room.out_of_order = self.out_of_order;
+        room
+    }
+}
+
+/// The variant index of [`Event::ReservationModified`] in the journal's encoding (bincode
+/// writes an enum's variant index first, as a varint: one byte below 251).
+pub const RESERVATION_MODIFIED_INDEX: u8 = 13;
+
+/// The fields of an [`Event::ReservationModified`] as journal segment format 5 encoded
+/// them (after the variant index): its modification without [`Modification::settling`].
+#[derive(Deserialize, Debug)]
+pub struct ReservationModifiedV5 {
+    room: RoomKey,
+    id: ReservationId,
+    to: Option<RoomNumber>,
+    modification: Box<ModificationV5>,
+    #[serde(with = "crate::codec::timestamp")]
+    at: Timestamp,
+}
+
+/// [`Modification`] as journal segment format 5 encoded it.
+#[derive(Deserialize, Debug)]
+struct ModificationV5 {
+    stay: Stay,
+    room_type: RoomTypeCode,
+    guests: u16,
+    guest: Guest,
+    total_minor: i64,
+    terms: Terms,
+    changes: Vec<crate::reservation::FieldChange>,
+}
+
+impl ReservationModifiedV5 {
+    /// Today's event, settled as it was decided then.
+    pub fn into_event(self) -> Event {
+        let m = *self.modification;
+        Event::ReservationModified {
+            room: self.room,
+            id: self.id,
+            to: self.to,
+            modification: Box::new(Modification {
+                stay: m.stay,
+                room_type: m.room_type,
+                guests: m.guests,
+                guest: m.guest,
+                total_minor: m.total_minor,
+                terms: m.terms,
+                changes: m.changes,
+                settling: Settling::ChargeFollowsTotal,
+            }),
+            at: self.at,
+        }
     }
 }
 
@@ -235,6 +322,7 @@ impl ReservationV3 {
             modifications: Vec::new(),
             // Format 3 predates pins: nothing was pinned.
             pinned: false,
+            adjustment: None,
         }
     }
 }
@@ -707,32 +795,98 @@ mod tests {
         );
     }
 
-    /// Bytes written by the release before pins (`013c15d`, by
+    /// One journal record of segment format 5, read as recovery reads it: a modification
+    /// through [`ReservationModifiedV5`] (it did not say how it settles money yet), any
+    /// other event as today's encoding without pins.
+    fn event_v5(bytes: &[u8]) -> Event {
+        if bytes[0] == RESERVATION_MODIFIED_INDEX {
+            return decode::<ReservationModifiedV5>(&bytes[1..]).into_event();
+        }
+        crate::codec::pinned::decoding_unpinned(|| decode(bytes))
+    }
+
+    /// Bytes written by the release before modifications settled money (`013c15d`, by
     /// `testdata/journal5-snapshot7.gen.rs` run as an integration test of the engine): two
-    /// rooms, three reservations (the first booked with an explicit room, the second paid
-    /// and moved to 102 by the staff, the third modified), each event as journal segment
-    /// format 5 encoded it, then both rooms and the catalog as snapshot format 7 did.
+    /// rooms, three reservations (the first paid, then given new contact details; the
+    /// second paid and cancelled; the third pending and extended by a night, re-priced),
+    /// each event as journal segment format 5 encoded it, then both rooms and the catalog as
+    /// snapshot format 7 encoded them.
     const GOLDEN_5_7: &str = include_str!("../testdata/journal5-snapshot7.txt");
 
-    /// Format 5's events and format 7's rooms are today's encodings without pins: read
-    /// inside [`crate::codec::pinned::decoding_unpinned`], every byte decodes, the events
-    /// replay into exactly the rooms the snapshot holds, and nothing is pinned — neither
-    /// the reservation booked with a room nor the one the staff moved (pins did not exist,
-    /// and a replay must give what the release's own snapshot holds).
+    /// Format 5's events are today's encoding but for modifications (read through their
+    /// reader: settled as then) and pins, and replay into exactly the rooms format 7's
+    /// snapshot holds, read through its reader: no reservation carries an adjustment, and
+    /// the hold re-priced then asks its new total of its charge. Events that hold no
+    /// reservation (so no pin) re-encode to the very same bytes.
+    #[test]
+    fn the_release_before_money_modifications_reads_and_agrees() {
+        let lines = |tag: &str| lines(GOLDEN_5_7, tag);
+        let cfg = bincode::config::standard();
+        let mut state = crate::State::default();
+        let mut modified = 0;
+        for bytes in lines("EVENT ") {
+            let event = event_v5(&bytes);
+            match &event {
+                Event::ReservationModified { .. } => modified += 1,
+                Event::ReservationCreated { .. } | Event::ReservationMoved { .. } => {}
+                _ => assert_eq!(
+                    bincode::serde::encode_to_vec(&event, cfg).unwrap(),
+                    bytes,
+                    "{event:?}"
+                ),
+            }
+            state.apply(&event);
+        }
+        assert_eq!((lines("EVENT ").len(), modified), (12, 2));
+        let stored: Vec<RoomState> = lines("ROOM ")
+            .iter()
+            .map(|b| decode::<RoomStateV7>(b).into_room_state())
+            .collect();
+        let snapshot = state.to_snapshot();
+        assert_eq!(stored, snapshot.rooms);
+        assert_eq!(decode::<Catalog>(&lines("CATALOG ")[0]), snapshot.catalog);
+
+        let id = |n: u128| ReservationId(uuid::Uuid::from_u128(n));
+        let changed = state.reservation(&id(1)).unwrap();
+        assert_eq!(changed.guest.name(), "Han Meimei");
+        assert_eq!(
+            (changed.status, changed.adjustment),
+            (Status::Confirmed, None)
+        );
+        let cancelled = state.reservation(&id(2)).unwrap();
+        assert!(cancelled.payment.refund_owed);
+        assert_eq!(
+            cancelled.refund_reference(),
+            cancelled.payment.out_trade_no.to_string()
+        );
+        let hold = state.reservation(&id(3)).unwrap();
+        assert_eq!((hold.adjustment, hold.total.amount_minor), (None, 150_000));
+        assert_eq!(hold.payment.amount, hold.total);
+    }
+
+    /// Bytes written by the same release (`013c15d`, by
+    /// `testdata/journal5-snapshot7-pins.gen.rs`): two rooms, three reservations (the first
+    /// booked with an explicit room, the second paid and moved to 102 by the staff, the
+    /// third modified in place), journal format 5 and snapshot format 7.
+    const GOLDEN_5_7_PINS: &str = include_str!("../testdata/journal5-snapshot7-pins.txt");
+
+    /// Read as recovery reads them, the events replay into exactly the rooms the snapshot
+    /// holds, and nothing is pinned — neither the reservation booked with a room nor the
+    /// one the staff moved: pins did not exist, and a replay must give what the release's
+    /// own snapshot holds. Read as today's format instead, a room's bytes do not decode:
+    /// the version decides, not luck.
     #[test]
     fn the_release_before_pins_reads_and_agrees() {
-        let lines = |tag: &str| lines(GOLDEN_5_7, tag);
-        use crate::codec::pinned::decoding_unpinned as unpinned;
+        let lines = |tag: &str| lines(GOLDEN_5_7_PINS, tag);
         let mut state = crate::State::default();
         let events = lines("EVENT ");
         assert_eq!(events.len(), 10);
         for bytes in events {
-            let event: Event = unpinned(|| decode(&bytes));
-            state.apply(&event);
+            state.apply(&event_v5(&bytes));
         }
         let stored: Vec<RoomState> = lines("ROOM ")
             .iter()
-            .map(|b| unpinned(|| decode::<RoomState>(b)))
+            .map(|b| decode::<RoomStateV7>(b).into_room_state())
             .collect();
         let snapshot = state.to_snapshot();
         assert_eq!(stored, snapshot.rooms);
@@ -749,8 +903,6 @@ mod tests {
         for r in [&chosen, &moved, &modified] {
             assert!(!r.pinned, "{r:?}");
         }
-        // Read as today's format instead, the same bytes do not decode: the version
-        // decides, not luck.
         let room = &lines("ROOM ")[0];
         let today: Result<(RoomState, usize), _> =
             bincode::serde::decode_from_slice(room, bincode::config::standard());

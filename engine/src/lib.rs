@@ -32,14 +32,14 @@ mod rearrange_tests;
 pub use availability::AvailabilityIndex;
 pub use catalog::{Catalog, Hotel, Quote, RoomType, Upsert};
 pub use error::{DomainError, NightConflict, ValidationError};
-pub use event::{Change, Event, IdempotencyRecord, Modification, Relocation};
+pub use event::{Change, Event, IdempotencyRecord, Modification, Relocation, Settling};
 pub use ids::{
     HotelId, IdempotencyKey, OutTradeNo, RatePlanCode, ReservationId, RoomKey, RoomNumber,
     RoomTypeCode,
 };
 pub use money::{Currency, Money};
 pub use reservation::{
-    Action, BookInput, BookRequest, FieldChange, Guest, Modified, ModifyInput, Payment,
+    Action, Adjustment, BookInput, BookRequest, FieldChange, Guest, Modified, ModifyInput, Payment,
     PaymentChange, PaymentEventKind, PaymentHistoryEntry, PaymentOutcome, PaymentReport,
     PaymentStatus, Reservation, RoomMove, Status,
 };

@@ -413,6 +413,14 @@ struct MRes {
     moves: usize,
     /// The first night its current room holds.
     first_night: Date,
+    /// What its first charge asks: the total at booking.
+    charged: i64,
+    /// Money captured and kept (0 until paid).
+    paid: i64,
+    /// A difference charge due after a re-pricing.
+    due: i64,
+    /// A difference owed back after a re-pricing (never confirmed in this model).
+    owed_back: i64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -983,6 +991,10 @@ impl Harness {
             held: night_list.iter().copied().collect(),
             moves: 0,
             first_night: arrival,
+            charged: price,
+            paid: 0,
+            due: 0,
+            owed_back: 0,
         });
         self.count(if wanted_room.is_some() {
             "book_ok_chosen_room"
@@ -1111,6 +1123,10 @@ impl Harness {
             Action::NoShow if today <= r.arrival => reasons.push("invalid_transition"),
             // A lapsed hold takes no payment, even before the expiry timer has run.
             Action::Pay { .. } if now >= r.hold_expires_at => reasons.push("invalid_transition"),
+            // A difference owed back is refunded before anything else is.
+            Action::Cancel | Action::NoShow if r.owed_back > 0 => {
+                reasons.push("payment_in_progress")
+            }
             Action::CheckIn => {
                 if !(r.arrival <= today && today < r.departure) {
                     reasons.push("not_within_stay");
@@ -1151,6 +1167,7 @@ impl Harness {
                     "invalid_transition" if matches!(action, Action::Expire) => "expire_refused",
                     "invalid_transition" => "change_invalid_transition",
                     "not_within_stay" => "check_in_not_within_stay",
+                    "payment_in_progress" => "change_payment_in_progress",
                     _ => "check_in_room_not_ready",
                 });
                 return false;
@@ -1182,10 +1199,19 @@ impl Harness {
         let what = match &action {
             Action::Pay { trade_no } => {
                 m.trade_no = Some(trade_no.clone());
+                // The first charge pays; a re-priced hold's difference is settled now.
+                m.paid = m.charged;
+                if m.total > m.paid {
+                    m.due = m.total - m.paid;
+                } else if m.total < m.paid {
+                    m.owed_back = m.paid - m.total;
+                    m.paid = m.total;
+                }
                 "pay"
             }
             Action::Cancel => {
                 m.held.clear();
+                m.due = 0;
                 "cancel"
             }
             Action::Expire => {
@@ -1194,6 +1220,7 @@ impl Harness {
             }
             Action::NoShow => {
                 m.held.clear();
+                m.due = 0;
                 "no_show"
             }
             Action::CheckIn => "check_in",
@@ -1805,8 +1832,8 @@ impl Harness {
         };
         let paid =
             r.trade_no.is_some() && matches!(r.status, Status::Confirmed | Status::CheckedIn);
-        if paid && new_total != r.total {
-            reasons.push("total_change_unsupported");
+        if paid && new_total != r.total && (r.due > 0 || r.owed_back > 0) {
+            reasons.push("payment_in_progress");
         }
         // Where the new nights fit, the reservation's own nights counting as free.
         let mut held = self.model.held_map();
@@ -1882,11 +1909,27 @@ impl Harness {
         m.arrival = arrival;
         m.departure = departure;
         m.version += 1;
+        let money = if paid && new_total != m.total {
+            // Paid: the difference is charged, or owed back.
+            if new_total > m.paid {
+                m.due = new_total - m.paid;
+                Some("modify_paid_charged")
+            } else {
+                m.owed_back = m.paid - new_total;
+                m.paid = new_total;
+                Some("modify_paid_refunded")
+            }
+        } else {
+            None
+        };
         m.total = new_total;
         if !checked_in {
             m.first_night = arrival;
         }
         m.held = nights_of(m.first_night, departure).into_iter().collect();
+        if let Some(what) = money {
+            self.count(what);
+        }
         self.count(match (to.is_some(), checked_in) {
             (true, _) => "modify_moved",
             (false, true) => "modify_checked_in",
@@ -1937,7 +1980,12 @@ impl Harness {
             .model
             .res
             .iter()
-            .filter(|r| r.hotel == h && r.status == Status::Confirmed && r.arrival < audit_date)
+            .filter(|r| {
+                r.hotel == h
+                    && r.status == Status::Confirmed
+                    && r.arrival < audit_date
+                    && r.owed_back == 0
+            })
             .map(|r| r.id)
             .collect();
         due.sort();
@@ -1966,6 +2014,7 @@ impl Harness {
             m.status = Status::NoShow;
             m.version += 1;
             m.held.clear();
+            m.due = 0;
             self.count("audit_no_show");
             self.apply(e);
         }
@@ -2096,6 +2145,20 @@ impl Harness {
                 PaymentStatus::Pending
             };
             assert_eq!(er.payment.status, paid);
+            // What a re-pricing left to settle.
+            assert_eq!(er.balance_due_minor(), m.due, "balance due of {}", m.id);
+            assert_eq!(
+                er.owes_difference(),
+                m.owed_back > 0,
+                "owed back of {}",
+                m.id
+            );
+            if m.owed_back > 0 {
+                assert_eq!(er.payment.refund_minor, m.owed_back);
+            }
+            if m.trade_no.is_none() {
+                assert_eq!(er.payment.amount.amount_minor, m.charged);
+            }
         }
 
         // Idempotency keys.
@@ -2223,6 +2286,8 @@ fn engine_agrees_with_a_naive_model() {
         "move_refused",
         "modify_in_place",
         "modify_moved",
+        "modify_paid_charged",
+        "modify_paid_refunded",
         "modify_refused",
         "change_invalid_transition",
         "reboot",

@@ -9,8 +9,8 @@ use crate::room::ModifyPlan;
 use crate::state::new_reservation;
 use crate::{
     Action, BookRequest, DomainError, Event, FieldChange, Guest, HotelId, ModifyInput,
-    PaymentReport, RatePlanCode, Reservation, ReservationId, RoomKey, RoomNumber, RoomTypeCode,
-    State, Status, Stay, StayLimits,
+    PaymentOutcome, PaymentReport, RatePlanCode, Reservation, ReservationId, RoomKey, RoomNumber,
+    RoomTypeCode, State, Status, Stay, StayLimits,
 };
 
 /// 2030-01-01T00:00:00Z: the hotel (UTC) is on 2030-01-01.
@@ -235,7 +235,9 @@ fn a_stay_that_no_longer_fits_its_room_moves_to_a_free_one_in_one_event() {
     assert_eq!(r.room.as_str(), "102");
     assert_eq!((r.stay.arrival(), r.stay.departure()), (d(10), d(13)));
     assert_eq!(r.total.amount_minor, 30_000);
-    assert_eq!(r.payment.amount.amount_minor, 30_000);
+    // The hold's charge keeps its amount; the difference is settled once it is paid.
+    assert_eq!(r.payment.amount.amount_minor, 20_000);
+    assert_eq!(r.balance_due_minor(), 0);
     assert_eq!((r.version, r.status), (2, Status::PendingPayment));
     assert_eq!(r.hold_expires_at, at(3600), "the hold keeps its deadline");
     assert_eq!(changes(&r), ["departure", "room", "total"]);
@@ -357,20 +359,11 @@ fn a_type_change_reprices_and_refusals_change_nothing() {
 }
 
 #[test]
-fn paid_reservations_keep_their_total_and_guests_in_house_move_only_their_departure() {
+fn guests_in_house_move_only_their_departure_and_contact_changes_keep_the_price() {
     let mut hotel = Hotel::new();
     let a = hotel.book("101", d(1), d(3), 1);
-    let key = hotel.key("101");
     hotel.pay("101", a);
-    // Paid: a longer stay would cost more; nothing changes.
-    let longer = ModifyInput {
-        departure: Some(d(4)),
-        ..ModifyInput::default()
-    };
-    let e = hotel.modify(a, longer.clone(), at(20)).unwrap_err();
-    assert_eq!(e.code(), "total_change_unsupported");
-    assert_eq!(hotel.get(a).stay.departure(), d(3));
-    // New contact details are fine.
+    // New contact details are fine, and cost nothing.
     let guest = Guest::parse("Han Meimei", "+86 139-0000-0000", "han@example.com").unwrap();
     let r = hotel
         .modify(
@@ -383,11 +376,9 @@ fn paid_reservations_keep_their_total_and_guests_in_house_move_only_their_depart
         )
         .unwrap();
     assert_eq!((r.guest.name(), changes(&r)), ("Han Meimei", vec!["guest"]));
+    assert_eq!(r.adjustment, None);
     // Checked in: only the departure may move, and never into the past.
-    let check_in = hotel.state.rooms[&key]
-        .decide_change(&a, Action::CheckIn, None, at(40), d(1))
-        .unwrap();
-    hotel.apply(check_in);
+    hotel.check_in("101", a);
     let arrival = ModifyInput {
         arrival: Some(d(2)),
         ..ModifyInput::default()
@@ -404,16 +395,245 @@ fn paid_reservations_keep_their_total_and_guests_in_house_move_only_their_depart
         hotel.modify(a, past, at(50)).unwrap_err().code(),
         "invalid_stay"
     );
-    // Shortening by a night costs less: refused while paid (the price difference would
-    // need a refund).
+    // Shortening by a night: the guest stays in, and that night is owed back.
+    let shorter = ModifyInput {
+        departure: Some(d(2)),
+        ..ModifyInput::default()
+    };
+    let r = hotel.modify(a, shorter, at(50)).unwrap();
+    assert_eq!(
+        (r.status, r.total.amount_minor),
+        (Status::CheckedIn, 10_000)
+    );
+    assert!(r.owes_difference());
+    assert_eq!(r.payment.refund_minor, 10_000);
+    hotel.check_replay_and_reboot();
+}
+
+/// The payment's kinds of history, oldest first.
+fn payment_kinds(r: &Reservation) -> Vec<&'static str> {
+    r.payment.history.iter().map(|h| h.kind.as_str()).collect()
+}
+
+#[test]
+fn a_paid_reservation_re_priced_higher_owes_a_difference_charge_until_it_is_paid() {
+    let mut hotel = Hotel::new();
+    let a = hotel.book("101", d(1), d(3), 1);
+    hotel.pay("101", a);
+    let longer = ModifyInput {
+        departure: Some(d(4)),
+        ..ModifyInput::default()
+    };
+    let r = hotel.modify(a, longer, at(20)).unwrap();
+    assert_eq!(
+        (r.status, r.total.amount_minor),
+        (Status::Confirmed, 30_000)
+    );
+    assert_eq!(r.payment.amount.amount_minor, 20_000, "the first charge's");
+    assert_eq!(r.balance_due_minor(), 10_000);
+    let (reference, due) = r.balance_charge().unwrap();
+    assert_eq!(reference, format!("{}-1", r.payment.out_trade_no));
+    assert_eq!(due.amount_minor, 10_000);
+    assert!(!r.payment.refund_owed);
+    assert_eq!(payment_kinds(&r), ["created", "succeeded", "balance_due"]);
+    hotel.check_replay_and_reboot();
+
+    // One difference at a time: another re-pricing waits; a change that keeps the total
+    // does not.
+    let state = hotel.state.to_snapshot();
     let shorter = ModifyInput {
         departure: Some(d(2)),
         ..ModifyInput::default()
     };
     assert_eq!(
-        hotel.modify(a, shorter, at(50)).unwrap_err().code(),
-        "total_change_unsupported"
+        hotel.modify(a, shorter.clone(), at(30)).unwrap_err().code(),
+        "payment_in_progress"
     );
+    assert_eq!(hotel.state.to_snapshot(), state);
+    let guests = ModifyInput {
+        guests: Some(1),
+        ..ModifyInput::default()
+    };
+    assert_eq!(
+        hotel.modify(a, guests, at(30)).unwrap().balance_due_minor(),
+        10_000
+    );
+
+    // Another charge's success changes nothing; this one's pays the difference, once.
+    let room = hotel.key("101");
+    let report = |seq| PaymentReport::BalanceSucceeded {
+        seq,
+        trade_no: "T-balance".into(),
+    };
+    let (none, outcome) = hotel.state.rooms[&room]
+        .decide_payment(&a, &report(2), at(40))
+        .unwrap();
+    assert_eq!((none, outcome), (None, PaymentOutcome::Duplicate));
+    let (paid, outcome) = hotel.state.rooms[&room]
+        .decide_payment(&a, &report(1), at(40))
+        .unwrap();
+    assert_eq!(outcome, PaymentOutcome::BalancePaid);
+    hotel.apply(paid.unwrap());
+    let r = hotel.get(a);
+    assert_eq!((r.balance_due_minor(), r.balance_charge()), (0, None));
+    assert_eq!(r.adjustment.unwrap().held_minor, 30_000);
+    assert_eq!(payment_kinds(&r).last(), Some(&"balance_paid"));
+    let entry = r.payment.history.last().unwrap();
+    assert_eq!(entry.trade_no.as_deref(), Some("T-balance"));
+    assert_eq!(
+        r.payment.trade_no,
+        Some(format!("T-{a}")),
+        "the first charge's"
+    );
+    let (none, outcome) = hotel.state.rooms[&room]
+        .decide_payment(&a, &report(1), at(41))
+        .unwrap();
+    assert_eq!((none, outcome), (None, PaymentOutcome::Duplicate));
+    hotel.check_replay_and_reboot();
+
+    // Settled: it may be re-priced again, now from what was paid (30 000).
+    let r = hotel.modify(a, shorter, at(50)).unwrap();
+    assert_eq!(r.payment.refund_minor, 20_000);
+    assert_eq!(
+        r.refund_reference(),
+        format!("{}-2", r.payment.out_trade_no)
+    );
+    hotel.check_replay_and_reboot();
+}
+
+#[test]
+fn a_paid_reservation_re_priced_lower_is_refunded_the_difference_and_stays_paid() {
+    let mut hotel = Hotel::new();
+    let a = hotel.book("101", d(1), d(4), 1);
+    hotel.pay("101", a);
+    let shorter = ModifyInput {
+        departure: Some(d(3)),
+        ..ModifyInput::default()
+    };
+    let r = hotel.modify(a, shorter, at(20)).unwrap();
+    assert_eq!(
+        (r.status, r.total.amount_minor),
+        (Status::Confirmed, 20_000)
+    );
+    assert_eq!(r.payment.status, crate::PaymentStatus::Succeeded);
+    assert!(r.payment.refund_owed && r.owes_difference());
+    assert_eq!((r.payment.fee_minor, r.payment.refund_minor), (0, 10_000));
+    assert_eq!(
+        r.refund_reference(),
+        format!("{}-1", r.payment.out_trade_no)
+    );
+    assert_eq!(r.balance_due_minor(), 0);
+    assert_eq!(
+        payment_kinds(&r),
+        ["created", "succeeded", "difference_refund_owed"]
+    );
+    hotel.check_replay_and_reboot();
+
+    // Until the provider confirms the refund, neither a cancellation nor another
+    // re-pricing may start a second one.
+    let room = hotel.key("101");
+    let cancel = hotel.state.rooms[&room].decide_change(&a, Action::Cancel, None, at(30), d(1));
+    assert_eq!(cancel.unwrap_err().code(), "payment_in_progress");
+    let refunded = hotel.state.rooms[&room]
+        .decide_refunded(&a, at(31))
+        .unwrap();
+    assert!(matches!(
+        refunded,
+        Some(Event::PaymentChanged {
+            change: crate::PaymentChange::Refunded {
+                amount_minor: 10_000
+            },
+            ..
+        })
+    ));
+    hotel.apply(refunded.unwrap());
+    let r = hotel.get(a);
+    assert_eq!(r.status, Status::Confirmed);
+    assert_eq!(r.payment.status, crate::PaymentStatus::Succeeded);
+    assert!(!r.payment.refund_owed);
+    assert_eq!(payment_kinds(&r).last(), Some(&"difference_refunded"));
+    hotel.check_replay_and_reboot();
+
+    // Cancelling now gives back what is still held (BAR: free), under a new reference.
+    let cancel = hotel.state.rooms[&room]
+        .decide_change(&a, Action::Cancel, None, at(40), d(1))
+        .unwrap();
+    hotel.apply(cancel);
+    let r = hotel.get(a);
+    assert_eq!(r.status, Status::Cancelled);
+    assert!(r.payment.refund_owed && !r.owes_difference());
+    assert_eq!(r.payment.refund_minor, 20_000);
+    assert_eq!(
+        r.refund_reference(),
+        format!("{}-2", r.payment.out_trade_no)
+    );
+    let refunded = hotel.state.rooms[&room]
+        .decide_refunded(&a, at(41))
+        .unwrap();
+    hotel.apply(refunded.unwrap());
+    assert_eq!(hotel.get(a).payment.status, crate::PaymentStatus::Refunded);
+    hotel.check_replay_and_reboot();
+}
+
+#[test]
+fn a_paid_reservation_re_priced_to_the_same_total_settles_nothing() {
+    let mut hotel = Hotel::new();
+    let a = hotel.book("101", d(1), d(3), 1);
+    hotel.pay("101", a);
+    let later = ModifyInput {
+        arrival: Some(d(5)),
+        departure: Some(d(7)),
+        ..ModifyInput::default()
+    };
+    let r = hotel.modify(a, later, at(20)).unwrap();
+    assert_eq!((r.total.amount_minor, r.version), (20_000, 3));
+    assert_eq!(r.adjustment, None);
+    assert!(!r.payment.refund_owed);
+    assert_eq!(payment_kinds(&r), ["created", "succeeded"]);
+    hotel.check_replay_and_reboot();
+}
+
+#[test]
+fn a_re_priced_hold_is_paid_by_its_first_charge_then_settles_the_difference() {
+    let mut hotel = Hotel::new();
+    // Extended while unpaid: the hold keeps its deadline and its charge's amount.
+    let a = hotel.book("101", d(1), d(3), 1);
+    let longer = ModifyInput {
+        departure: Some(d(4)),
+        ..ModifyInput::default()
+    };
+    let r = hotel.modify(a, longer, at(5)).unwrap();
+    assert_eq!(
+        (r.total.amount_minor, r.payment.amount.amount_minor),
+        (30_000, 20_000)
+    );
+    assert_eq!((r.hold_expires_at, r.balance_due_minor()), (at(3600), 0));
+    hotel.pay("101", a);
+    let r = hotel.get(a);
+    assert_eq!(
+        (r.status, r.balance_due_minor()),
+        (Status::Confirmed, 10_000)
+    );
+    assert_eq!(payment_kinds(&r), ["created", "succeeded", "balance_due"]);
+    // Shortened while unpaid, twice: the first charge pays, the difference is owed back.
+    let b = hotel.book("102", d(1), d(4), 2);
+    for departure in [d(3), d(2)] {
+        let shorter = ModifyInput {
+            departure: Some(departure),
+            ..ModifyInput::default()
+        };
+        hotel.modify(b, shorter, at(6)).unwrap();
+    }
+    let r = hotel.get(b);
+    assert_eq!(
+        (r.total.amount_minor, r.payment.amount.amount_minor),
+        (10_000, 30_000)
+    );
+    hotel.pay("102", b);
+    let r = hotel.get(b);
+    assert_eq!(r.status, Status::Confirmed);
+    assert!(r.owes_difference());
+    assert_eq!(r.payment.refund_minor, 20_000);
     hotel.check_replay_and_reboot();
 }
 

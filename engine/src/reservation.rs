@@ -65,6 +65,15 @@ impl Status {
     }
 }
 
+/// Whether a reservation in `status` keeps the money paid for it: its stay is ahead, under
+/// way or done. A refund owed then is of a difference, never of the whole.
+pub fn status_keeps_money(status: Status) -> bool {
+    matches!(
+        status,
+        Status::Confirmed | Status::CheckedIn | Status::CheckedOut
+    )
+}
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -326,6 +335,15 @@ pub enum PaymentEventKind {
     FeeKept,
     /// A paid reservation was a no-show; what its no-show fee leaves is owed back.
     NoShowAfterPayment,
+    /// A re-pricing left more to pay than was paid: a charge for the difference was
+    /// asked for ([`Adjustment::balance_due_minor`]).
+    BalanceDue,
+    /// The charge for a difference was paid.
+    BalancePaid,
+    /// A re-pricing left less to pay than was paid: the difference is owed back.
+    DifferenceRefundOwed,
+    /// The provider confirmed the refund of a difference; the reservation stays paid.
+    DifferenceRefunded,
 }
 
 impl PaymentEventKind {
@@ -340,6 +358,10 @@ impl PaymentEventKind {
             PaymentEventKind::Refunded => "refunded",
             PaymentEventKind::FeeKept => "fee_kept",
             PaymentEventKind::NoShowAfterPayment => "no_show_after_payment",
+            PaymentEventKind::BalanceDue => "balance_due",
+            PaymentEventKind::BalancePaid => "balance_paid",
+            PaymentEventKind::DifferenceRefundOwed => "difference_refund_owed",
+            PaymentEventKind::DifferenceRefunded => "difference_refunded",
         }
     }
 }
@@ -371,6 +393,13 @@ pub enum PaymentReport {
         /// Provider's reference of the failed attempt.
         trade_no: String,
     },
+    /// The charge for a difference ([`Adjustment::seq`] `seq`) was paid.
+    BalanceSucceeded {
+        /// Which difference charge: its reference is [`Reservation::charge_reference`].
+        seq: u32,
+        /// Provider's reference.
+        trade_no: String,
+    },
 }
 
 /// A decided change to a payment that does not move the reservation's state machine.
@@ -391,6 +420,13 @@ pub enum PaymentChange {
         /// What it gave back, minor units.
         amount_minor: i64,
     },
+    /// The charge for a difference was paid: what it asked is paid from now on.
+    BalancePaid {
+        /// Which difference charge ([`Adjustment::seq`]).
+        seq: u32,
+        /// Provider's reference.
+        trade_no: String,
+    },
 }
 
 /// What applying a [`PaymentReport`] came to (the callback's outcome).
@@ -404,6 +440,8 @@ pub enum PaymentOutcome {
     RefundOwed,
     /// A failure was recorded; the hold runs on.
     FailedRecorded,
+    /// The charge for a difference was paid; nothing is due any more.
+    BalancePaid,
 }
 
 impl PaymentOutcome {
@@ -414,6 +452,7 @@ impl PaymentOutcome {
             PaymentOutcome::Duplicate => "duplicate",
             PaymentOutcome::RefundOwed => "refund_owed",
             PaymentOutcome::FailedRecorded => "failed_recorded",
+            PaymentOutcome::BalancePaid => "balance_paid",
         }
     }
 }
@@ -485,6 +524,66 @@ pub struct Reservation {
     /// moved by the staff (`POST …/move`), the two ways a person chose its room.
     #[serde(with = "crate::codec::pinned")]
     pub pinned: bool,
+    /// The money side of re-pricing it once its first charge existed; `None` until then
+    /// (then the first charge asks the total, and what is paid is the total once the
+    /// payment succeeded). Not part of a creation's journal record (always `None` then).
+    pub adjustment: Option<Adjustment>,
+}
+
+/// What re-pricing a reservation after its first charge was made left to settle.
+///
+/// A charge's amount is fixed once it is made (the provider holds it): a re-priced hold
+/// is still paid by its first charge, and whatever the total then differs from what was
+/// paid is charged or refunded as a difference, each under a reference of its own
+/// ([`Reservation::charge_reference`], [`Reservation::refund_reference`]).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Adjustment {
+    /// What the first charge (`payment.out_trade_no`) asks, minor units: the total when
+    /// it was made (at booking).
+    pub first_charge_minor: i64,
+    /// Captured and kept, minor units: the first charge and the difference charges paid,
+    /// less the differences refunded (owed or done). 0 while the first charge is unpaid.
+    pub held_minor: i64,
+    /// The unpaid difference charge's amount, minor units; 0 when none is due.
+    pub balance_due_minor: i64,
+    /// How many difference charges and refunds were decided: the latest one's reference
+    /// ends in `-<seq>`.
+    pub seq: u32,
+}
+
+impl Adjustment {
+    /// Settles what paying `held_minor` for a total of `total_minor` leaves: a higher
+    /// total is charged (a new difference charge), a lower one refunded (the amount owed
+    /// back is returned). Equal leaves nothing to do.
+    pub(crate) fn settle(&mut self, total_minor: i64) -> Settle {
+        self.balance_due_minor = 0;
+        if total_minor > self.held_minor {
+            self.seq += 1;
+            self.balance_due_minor = total_minor - self.held_minor;
+            Settle::Charge
+        } else if total_minor < self.held_minor {
+            self.seq += 1;
+            let refund_minor = self.held_minor - total_minor;
+            self.held_minor = total_minor;
+            Settle::Refund { refund_minor }
+        } else {
+            Settle::Nothing
+        }
+    }
+}
+
+/// What [`Adjustment::settle`] came to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Settle {
+    /// Nothing to charge or refund.
+    Nothing,
+    /// A difference charge is due ([`Adjustment::balance_due_minor`]).
+    Charge,
+    /// This much is owed back.
+    Refund {
+        /// Minor units.
+        refund_minor: i64,
+    },
 }
 
 /// Modifications one reservation remembers; older ones are dropped (the journal still has
@@ -703,6 +802,7 @@ pub mod created_codec {
             terms: r.terms,
             modifications: Vec::new(),
             pinned: r.pinned,
+            adjustment: None,
         }))
     }
 }
@@ -878,8 +978,7 @@ impl Reservation {
         self.room_type = m.room_type.clone();
         self.guests = m.guests;
         self.guest = m.guest.clone();
-        self.total.amount_minor = m.total_minor;
-        self.payment.amount = self.total;
+        self.reprice(m.total_minor, m.settling, at);
         self.terms = m.terms.clone();
         self.version += 1;
         if self.history.len() < MAX_HISTORY {
@@ -898,6 +997,107 @@ impl Reservation {
             version: self.version,
             changes: m.changes.clone(),
         });
+    }
+
+    /// Takes the new total `total_minor`, settling money as `settling` says. Today's rule:
+    /// the first charge keeps the amount it was made with (the hold's, at booking), so an
+    /// unpaid hold re-priced is still paid by it and its difference is settled once it is
+    /// paid ([`crate::RoomState::apply`]); a paid reservation owes a difference charge for
+    /// a higher total, or is owed the difference back for a lower one, at once.
+    fn reprice(&mut self, total_minor: i64, settling: crate::event::Settling, at: Timestamp) {
+        let old_minor = self.total.amount_minor;
+        self.total.amount_minor = total_minor;
+        if total_minor == old_minor {
+            return;
+        }
+        if settling == crate::event::Settling::ChargeFollowsTotal {
+            // As decided then: only an unpaid hold's total could change, and its charge
+            // followed it.
+            if self.adjustment.is_none() {
+                self.payment.amount = self.total;
+            }
+            return;
+        }
+        let first = Adjustment {
+            first_charge_minor: self.payment.amount.amount_minor,
+            ..Adjustment::default()
+        };
+        match self.status {
+            Status::PendingPayment => {
+                self.adjustment.get_or_insert(first);
+            }
+            Status::Confirmed | Status::CheckedIn
+                if self.payment.status == PaymentStatus::Succeeded && !self.payment.refund_owed =>
+            {
+                let mut a = self.adjustment.unwrap_or(Adjustment {
+                    held_minor: old_minor,
+                    ..first
+                });
+                let kind = match a.settle(total_minor) {
+                    Settle::Nothing => None,
+                    Settle::Charge => Some(PaymentEventKind::BalanceDue),
+                    Settle::Refund { refund_minor } => {
+                        self.payment.refund_owed = true;
+                        self.payment.fee_minor = 0;
+                        self.payment.refund_minor = refund_minor;
+                        Some(PaymentEventKind::DifferenceRefundOwed)
+                    }
+                };
+                self.adjustment = Some(a);
+                if let Some(kind) = kind {
+                    if self.payment.history.len() < MAX_HISTORY {
+                        self.payment.history.push(PaymentHistoryEntry {
+                            at,
+                            kind,
+                            status: self.payment.status,
+                            trade_no: self.payment.trade_no.clone(),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+        if self.adjustment.is_none() {
+            self.payment.amount = self.total;
+        }
+    }
+
+    /// The unpaid difference charge, minor units; 0 when none is due.
+    pub fn balance_due_minor(&self) -> i64 {
+        self.adjustment.map_or(0, |a| a.balance_due_minor)
+    }
+
+    /// The provider reference of difference charge or refund number `seq`: the payment's
+    /// reference, `-`, and the number (`ik…-2`).
+    pub fn charge_reference(&self, seq: u32) -> String {
+        format!("{}-{seq}", self.payment.out_trade_no)
+    }
+
+    /// The unpaid difference charge, if one is due: its reference and amount.
+    pub fn balance_charge(&self) -> Option<(String, Money)> {
+        let a = self.adjustment.filter(|a| a.balance_due_minor > 0)?;
+        let amount = Money {
+            amount_minor: a.balance_due_minor,
+            currency: self.total.currency,
+        };
+        Some((self.charge_reference(a.seq), amount))
+    }
+
+    /// The reference the refund owed now is asked under, so the provider tells a retry of
+    /// it from another refund of the same payment: the payment's own reference until it
+    /// was re-priced, then that of the latest difference decided
+    /// ([`Reservation::charge_reference`]).
+    pub fn refund_reference(&self) -> String {
+        match self.adjustment {
+            Some(a) if a.seq > 0 => self.charge_reference(a.seq),
+            _ => self.payment.out_trade_no.to_string(),
+        }
+    }
+
+    /// Whether the refund owed is a difference given back to a stay that goes on (rather
+    /// than the money of a reservation that ended without its stay).
+    pub fn owes_difference(&self) -> bool {
+        self.payment.refund_owed && status_keeps_money(self.status)
     }
 
     /// Checks `If-Match`.

@@ -13,6 +13,7 @@ use crate::event::{Change, Event, Modification, Settlement};
 use crate::ids::{ReservationId, RoomKey, RoomTypeCode};
 use crate::ledger::{nights, Kept, Ledger};
 use crate::rearrange::Held;
+use crate::reservation::Settle;
 use crate::reservation::{
     Action, FieldChange, HistoryEntry, PaymentChange, PaymentEventKind, PaymentOutcome,
     PaymentReport, PaymentStatus, Reservation, RoomMove, Status, MAX_HISTORY, MAX_MOVES,
@@ -526,7 +527,8 @@ impl RoomState {
     ///
     /// Refused: a status other than `pending_payment` (hold not lapsed), `confirmed` or
     /// `checked_in`; a version other than the priced one (`version_mismatch`: price again);
-    /// a paid reservation whose total would change (`paid_total_change`).
+    /// a total change while an earlier difference is still being charged or refunded
+    /// (`payment_in_progress`).
     pub fn decide_modify(
         &self,
         id: &ReservationId,
@@ -553,13 +555,11 @@ impl RoomState {
                 })
             }
         }
-        let paid = r.payment_status() == PaymentStatus::Succeeded && !r.refund_owed();
-        let total_minor = r.total().amount_minor;
-        if paid && m.total_minor != total_minor {
-            return Err(DomainError::TotalChangeUnsupported {
-                from_minor: total_minor,
-                to_minor: m.total_minor,
-            });
+        // A paid reservation re-priced owes a difference charge or is owed a refund
+        // ([`Reservation::apply_modification`]); one difference is settled at a time, so
+        // each charge and refund has one amount and one reference.
+        if m.total_minor != r.total().amount_minor && r.difference_unsettled() {
+            return Err(DomainError::PaymentInProgress);
         }
         if m.changes.is_empty() {
             return Ok(ModifyPlan::Unchanged);
@@ -690,11 +690,17 @@ impl RoomState {
     }
 
     /// Confirmed reservations whose guest has not come by the night audit of
-    /// `audit_date` (arrival before it), in id order.
+    /// `audit_date` (arrival before it), in id order. One still owed a difference back is
+    /// left for a later audit run, once that refund is confirmed (each refund has one
+    /// amount under one reference).
     pub fn due_no_shows(&self, audit_date: Date) -> Vec<ReservationId> {
         self.ledger
             .iter()
-            .filter(|r| r.status() == Status::Confirmed && r.stay().arrival() < audit_date)
+            .filter(|r| {
+                r.status() == Status::Confirmed
+                    && r.stay().arrival() < audit_date
+                    && !r.owes_difference()
+            })
             .map(Kept::id)
             .collect()
     }
@@ -854,21 +860,26 @@ impl RoomState {
             }
             _ => {}
         }
+        // A difference owed back goes out (and is confirmed) before the rest: each refund
+        // has one amount under one reference.
+        if matches!(action, Action::Cancel | Action::NoShow) && r.owes_difference() {
+            return Err(DomainError::PaymentInProgress);
+        }
         // A paid reservation cancelled or marked a no-show keeps the fee its terms set and
-        // is owed the rest back.
+        // is owed the rest of what was paid back.
         let paid = r.payment_status() == PaymentStatus::Succeeded && !r.refund_owed();
         let settlement = match action {
             Action::Cancel | Action::NoShow if paid => {
-                let total = r.total().amount_minor;
+                let held = r.held_minor();
                 let fee = match (&action, r.terms()) {
                     (_, None) => 0,
                     (Action::Cancel, Some(t)) => t.cancellation_fee_at(now),
                     (_, Some(t)) => t.no_show_fee_minor,
                 }
-                .clamp(0, total.max(0));
+                .clamp(0, held.max(0));
                 Some(Settlement {
                     fee_minor: fee,
-                    refund_minor: total - fee,
+                    refund_minor: held - fee,
                 })
             }
             _ => None,
@@ -895,6 +906,9 @@ impl RoomState {
     /// - A success or failure for a payment already settled (succeeded, owed, refunded) is
     ///   a duplicate or arrived out of order: nothing changes.
     /// - A failure for a pending payment is recorded; the hold runs on until it expires.
+    /// - A success of the difference charge due now ([`PaymentReport::BalanceSucceeded`]
+    ///   of the latest `seq`, while the stay keeps its money) pays it; any other is a
+    ///   duplicate (already paid, superseded, or no longer asked for).
     pub fn decide_payment(
         &self,
         id: &ReservationId,
@@ -902,6 +916,27 @@ impl RoomState {
         now: Timestamp,
     ) -> Result<(Option<Event>, PaymentOutcome), DomainError> {
         let r = self.kept(id)?;
+        let payment_change = |change| Event::PaymentChanged {
+            room: self.key.clone(),
+            id: *id,
+            change,
+            at: now,
+        };
+        if let PaymentReport::BalanceSucceeded { seq, trade_no } = report {
+            // Only the difference charge due now is taken; its repeats, and one superseded
+            // or dropped (the reservation was cancelled first), change nothing.
+            let due = r
+                .adjustment()
+                .is_some_and(|a| a.seq == *seq && a.balance_due_minor > 0);
+            if !due || !crate::reservation::status_keeps_money(r.status()) {
+                return Ok((None, PaymentOutcome::Duplicate));
+            }
+            let event = payment_change(PaymentChange::BalancePaid {
+                seq: *seq,
+                trade_no: trade_no.clone(),
+            });
+            return Ok((Some(event), PaymentOutcome::BalancePaid));
+        }
         let open = matches!(
             r.payment_status(),
             PaymentStatus::Pending | PaymentStatus::Failed
@@ -909,13 +944,8 @@ impl RoomState {
         if !open {
             return Ok((None, PaymentOutcome::Duplicate));
         }
-        let payment_change = |change| Event::PaymentChanged {
-            room: self.key.clone(),
-            id: *id,
-            change,
-            at: now,
-        };
         match report {
+            PaymentReport::BalanceSucceeded { .. } => Ok((None, PaymentOutcome::Duplicate)),
             PaymentReport::Failed { trade_no } => {
                 if r.payment_status() == PaymentStatus::Failed
                     && r.trade_no() == Some(trade_no.as_str())
@@ -1062,6 +1092,27 @@ impl RoomState {
                     Action::Pay { trade_no } => {
                         r.set_payment(PaymentStatus::Succeeded, Some(trade_no), r.refund_owed());
                         r.push_payment_history(change.at, PaymentEventKind::Succeeded);
+                        // A hold re-priced after its charge was made is paid by that charge:
+                        // what the total differs from it is charged or refunded now.
+                        if let Some(mut a) = r.adjustment() {
+                            a.held_minor = a.first_charge_minor;
+                            let settled = a.settle(r.total().amount_minor);
+                            r.set_adjustment(a);
+                            match settled {
+                                Settle::Nothing => {}
+                                Settle::Charge => {
+                                    r.push_payment_history(change.at, PaymentEventKind::BalanceDue)
+                                }
+                                Settle::Refund { refund_minor } => {
+                                    r.set_payment(PaymentStatus::Succeeded, None, true);
+                                    r.set_money(0, refund_minor);
+                                    r.push_payment_history(
+                                        change.at,
+                                        PaymentEventKind::DifferenceRefundOwed,
+                                    );
+                                }
+                            }
+                        }
                     }
                     // A paid reservation cancelled, or a no-show, keeps its fee and is owed
                     // the rest back: the payment supervisor issues the refund.
@@ -1078,6 +1129,15 @@ impl RoomState {
                             }),
                             (None, _) => None,
                         };
+                        if let Some(mut a) = r.adjustment() {
+                            // A difference charge not paid by now is no longer asked for;
+                            // the refund gets a reference of its own.
+                            a.balance_due_minor = 0;
+                            if settlement.is_some_and(|s| s.refund_minor > 0) {
+                                a.seq += 1;
+                            }
+                            r.set_adjustment(a);
+                        }
                         if let Some(Settlement {
                             fee_minor,
                             refund_minor,
@@ -1117,15 +1177,33 @@ impl RoomState {
                         PaymentEventKind::Failed
                     }
                     PaymentChange::RefundOwed { trade_no } => {
-                        // Money the reservation cannot take goes back whole.
-                        let total = r.total().amount_minor;
-                        r.set_money(0, total);
+                        // Money the reservation cannot take goes back whole: what the first
+                        // charge captured.
+                        let captured = r
+                            .adjustment()
+                            .map_or(r.total().amount_minor, |a| a.first_charge_minor);
+                        r.set_money(0, captured);
                         r.set_payment(PaymentStatus::Succeeded, Some(trade_no), true);
                         PaymentEventKind::RefundOwed
+                    }
+                    // A difference given back: the stay goes on, paid.
+                    PaymentChange::Refunded { .. } if r.owes_difference() => {
+                        r.set_payment(PaymentStatus::Succeeded, None, false);
+                        PaymentEventKind::DifferenceRefunded
                     }
                     PaymentChange::Refunded { .. } => {
                         r.set_payment(PaymentStatus::Refunded, None, false);
                         PaymentEventKind::Refunded
+                    }
+                    PaymentChange::BalancePaid { trade_no, .. } => {
+                        if let Some(mut a) = r.adjustment() {
+                            a.held_minor += a.balance_due_minor;
+                            a.balance_due_minor = 0;
+                            r.set_adjustment(a);
+                        }
+                        // The entry names the difference charge's own reference.
+                        r.push_payment_history_of(*at, PaymentEventKind::BalancePaid, trade_no);
+                        return delta;
                     }
                 };
                 r.push_payment_history(*at, kind);

@@ -125,6 +125,7 @@ pub fn new_reservation(
         modifications: Vec::new(),
         // A room the client chose stays chosen.
         pinned: req.room.is_some(),
+        adjustment: None,
     }
 }
 

@@ -305,6 +305,7 @@ pub fn reservation(r: &Reservation) -> pb::Reservation {
             .collect(),
         rate_plan: r.terms.rate_plan.as_str().to_owned(),
         pinned: r.pinned,
+        balance_due: r.balance_charge().map(|(_, due)| money(&due)),
     }
 }
 
@@ -643,5 +644,21 @@ mod tests {
         assert_eq!(p.history[0].from, None);
         assert_eq!(p.history[0].to, "pending_payment");
         assert_eq!(p.guest.unwrap().phone, "+86 138 0000 0000");
+        assert_eq!(p.balance_due, None);
+        // A difference due after a re-pricing is shown as the view shows it.
+        let mut owing = r.clone();
+        owing.adjustment = Some(innkeep_engine::Adjustment {
+            first_charge_minor: 20_000,
+            held_minor: 20_000,
+            balance_due_minor: 5_000,
+            seq: 1,
+        });
+        assert_eq!(
+            reservation(&owing).balance_due,
+            Some(pb::Money {
+                amount_minor: 5_000,
+                currency: "CNY".into()
+            })
+        );
     }
 }

@@ -62,10 +62,12 @@ fn domain_code(d: &DomainError) -> Code {
         | DomainError::NightsSold(_)
         | DomainError::Restricted(_)
         | DomainError::IdempotencyKeyReused
-        | DomainError::SoldOutOn(_)
-        | DomainError::TotalChangeUnsupported { .. } => Code::FailedPrecondition,
+        | DomainError::SoldOutOn(_) => Code::FailedPrecondition,
         DomainError::LimitReached(_) => Code::ResourceExhausted,
-        DomainError::VersionMismatch { .. } | DomainError::MoveInProgress => Code::Aborted,
+        // Like a lost race, it resolves itself: retrying later can succeed.
+        DomainError::VersionMismatch { .. }
+        | DomainError::MoveInProgress
+        | DomainError::PaymentInProgress => Code::Aborted,
     }
 }
 
@@ -194,12 +196,9 @@ mod tests {
                 "sold_out",
             ),
             (
-                ApiError::from(DomainError::TotalChangeUnsupported {
-                    from_minor: 1,
-                    to_minor: 2,
-                }),
-                Code::FailedPrecondition,
-                "total_change_unsupported",
+                ApiError::from(DomainError::PaymentInProgress),
+                Code::Aborted,
+                "payment_in_progress",
             ),
             (
                 ApiError::EventUnavailable("gone".to_owned()),

@@ -219,7 +219,7 @@ fn domain_status(d: &DomainError) -> StatusCode {
         | DomainError::NightsSold(_)
         | DomainError::MoveInProgress
         | DomainError::SoldOutOn(_)
-        | DomainError::TotalChangeUnsupported { .. } => StatusCode::CONFLICT,
+        | DomainError::PaymentInProgress => StatusCode::CONFLICT,
         DomainError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
     }
 }
@@ -256,7 +256,7 @@ fn title(code: &str) -> &'static str {
         "nights_sold" => "Nights sold",
         "move_in_progress" => "Move in progress",
         "restricted" => "Restricted",
-        "total_change_unsupported" => "Total change unsupported",
+        "payment_in_progress" => "Payment in progress",
         "event_unavailable" => "Event unavailable",
         _ => "Error",
     }

@@ -1077,7 +1077,9 @@ impl From<PaymentStatus> for PaymentStatusView {
 pub struct PaymentView {
     /// Our payment reference; the provider echoes it in its callback.
     pub out_trade_no: String,
-    /// What the guest owes.
+    /// What the guest owes: what this payment's charge asks, the total at booking (a
+    /// re-pricing's difference is charged apart, see the reservation's `balance_due`, or
+    /// refunded, see `refunds`).
     pub amount: MoneyView,
     /// Where the payment stands.
     pub status: PaymentStatusView,
@@ -1145,14 +1147,16 @@ fn payment_fee(r: &Reservation) -> Option<(FeeKind, Money)> {
     })
 }
 
-/// The refund of a reservation's payment, if any: `refund_minor > 0`; refunded once the
-/// payment is, owed until then.
+/// The refund of a reservation's payment, if any: `refund_minor > 0`; owed until the
+/// provider confirms it (then the payment is `refunded`, or, for a difference given back
+/// after a re-pricing, still `succeeded`).
 fn payment_refund(r: &Reservation) -> Option<(RefundStatus, Money)> {
     let p = &r.payment;
     (p.refund_minor > 0).then(|| {
-        let status = match p.status {
-            PaymentStatus::Refunded => RefundStatus::Refunded,
-            _ => RefundStatus::Owed,
+        let status = if p.refund_owed {
+            RefundStatus::Owed
+        } else {
+            RefundStatus::Refunded
         };
         let amount = Money {
             amount_minor: p.refund_minor,
@@ -1376,6 +1380,17 @@ pub struct ReservationView {
     /// with an explicit `room` or moved with `POST /v1/reservations/{id}/move`.
     #[serde(default)]
     pub pinned: bool,
+    /// What is still to pay after a re-pricing (`POST …/modify`) raised the total of a paid
+    /// reservation: the amount of the charge for the difference, created with the payment
+    /// provider under `<payment.out_trade_no>-<n>`. Absent when nothing is due (never
+    /// re-priced upwards, or the difference was paid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance_due: Option<MoneyView>,
+}
+
+/// What a reservation still owes after a re-pricing, if anything.
+fn balance_due(r: &Reservation) -> Option<Money> {
+    r.balance_charge().map(|(_, amount)| amount)
 }
 
 /// The built-in plan's code: what answers of servers before rate plans meant.
@@ -1607,6 +1622,10 @@ impl Serialize for ReservationJson<'_> {
         st.serialize_field("no_show_policy", &NoShowJson(r))?;
         st.serialize_field("cancellation_fee", &cancellation_fee(r).map(MoneyJson))?;
         st.serialize_field("pinned", &r.pinned)?;
+        match balance_due(r) {
+            Some(due) => st.serialize_field("balance_due", &MoneyJson(due))?,
+            None => st.skip_field("balance_due")?,
+        }
         st.end()
     }
 }
@@ -1725,6 +1744,7 @@ impl From<&Reservation> for ReservationView {
             no_show_policy: NoShowPolicyView::new(r),
             cancellation_fee: cancellation_fee(r).map(Into::into),
             pinned: r.pinned,
+            balance_due: balance_due(r).map(Into::into),
         }
     }
 }
@@ -2100,7 +2120,9 @@ pub struct PaymentHistoryView {
     /// What happened: `created`, `succeeded`, `failed`, `refund_owed`,
     /// `cancelled_after_payment` (the rest after the fee is owed back), `fee_kept` (a late
     /// cancellation or a no-show whose fee keeps everything), `no_show_after_payment`
-    /// (a no-show: the rest after its fee is owed back) or `refunded`.
+    /// (a no-show: the rest after its fee is owed back), `refunded`, and for a paid
+    /// reservation re-priced: `balance_due` (a charge for the difference was created),
+    /// `balance_paid`, `difference_refund_owed` and `difference_refunded`.
     pub event: String,
     /// The payment's status after it.
     pub status: PaymentStatusView,
@@ -2280,6 +2302,16 @@ mod tests {
                         r.payment.refund_owed = true;
                     }
                 }
+                // A paid reservation re-priced higher owes the difference.
+                let owing = g == 0 && status == Status::Confirmed;
+                if owing {
+                    r.adjustment = Some(innkeep_engine::Adjustment {
+                        first_charge_minor: total.amount_minor,
+                        held_minor: total.amount_minor,
+                        balance_due_minor: 12_345,
+                        seq: 1,
+                    });
+                }
                 let view = serde_json::to_string(&ReservationView::from(&r)).unwrap();
                 let direct = serde_json::to_string(&ReservationJson(&r)).unwrap();
                 assert_eq!(direct, view, "{status:?}");
@@ -2288,6 +2320,14 @@ mod tests {
                 assert_eq!(back, ReservationView::from(&r));
                 let v: serde_json::Value = serde_json::from_str(&view).unwrap();
                 assert_eq!(v["cancellation_fee"].is_null(), status != Status::Cancelled);
+                if owing {
+                    assert_eq!(
+                        v["balance_due"],
+                        serde_json::json!({"amount": 12_345, "currency": "CNY"})
+                    );
+                } else {
+                    assert!(v.get("balance_due").is_none(), "{v}");
+                }
                 assert_eq!(v["payment"]["fees"].as_array().unwrap().len(), g);
                 assert_eq!(v["payment"]["refunds"].as_array().unwrap().len(), g);
                 if g == 1 {

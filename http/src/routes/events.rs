@@ -406,6 +406,7 @@ pub(crate) fn describe(event: &Event) -> (&'static str, Value) {
                     PaymentChange::Failed { .. } => "failed",
                     PaymentChange::RefundOwed { .. } => "refund_owed",
                     PaymentChange::Refunded { .. } => "refunded",
+                    PaymentChange::BalancePaid { .. } => "balance_paid",
                 },
                 "at": at.to_string(),
             });

@@ -31,6 +31,10 @@ const MAX_TRADE_NO_LEN: usize = 128;
 /// lapsed) also answers 200 — the provider must stop retrying — and is recorded durably
 /// with a refund owed; the payment supervisor refunds it through the provider and records
 /// `refunded`. A failure is recorded; the reservation stays pending until its hold expires.
+///
+/// A difference charge (`<out_trade_no>-<n>`, created when a modification raised a paid
+/// reservation's total) is validated the same way against the difference due
+/// (`balance_due`); its success marks the difference paid, its failure changes nothing.
 #[utoipa::path(
     post,
     path = "/v1/payments/notify",
@@ -77,10 +81,10 @@ async fn handle_notify(
     )?;
     let callback: NotifyRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::InvalidRequest(format!("callback body: {e}")))?;
-    let id = ReservationId::from_out_trade_no(&callback.out_trade_no)
+    let (id, seq) = ReservationId::from_charge_reference(&callback.out_trade_no)
         .ok_or_else(|| ApiError::NotFound(format!("no payment {:?}", callback.out_trade_no)))?;
     let reservation = state.engine.reservation(id).await?;
-    check_amount(&reservation, &callback)?;
+    check_amount(&reservation, seq, &callback)?;
     if callback.trade_no.is_empty()
         || callback.trade_no.len() > MAX_TRADE_NO_LEN
         || callback.trade_no.chars().any(char::is_control)
@@ -90,9 +94,13 @@ async fn handle_notify(
         )));
     }
     let trade_no = callback.trade_no.clone();
-    let report = match callback.status {
-        NotifyStatus::Succeeded => PaymentReport::Succeeded { trade_no },
-        NotifyStatus::Failed => PaymentReport::Failed { trade_no },
+    let report = match (callback.status, seq) {
+        (NotifyStatus::Succeeded, None) => PaymentReport::Succeeded { trade_no },
+        (NotifyStatus::Failed, None) => PaymentReport::Failed { trade_no },
+        (NotifyStatus::Succeeded, Some(seq)) => PaymentReport::BalanceSucceeded { seq, trade_no },
+        // A failed attempt at a difference charge changes nothing: the difference stays
+        // due and the guest may pay it again.
+        (NotifyStatus::Failed, Some(_)) => return Ok(PaymentOutcome::FailedRecorded.as_str()),
     };
     let (_, outcome) = state.engine.apply_payment(id, report).await?;
     match outcome {
@@ -105,7 +113,9 @@ async fn handle_notify(
         PaymentOutcome::Duplicate => {
             tracing::debug!(reservation = %id, "duplicate payment callback")
         }
-        PaymentOutcome::Confirmed | PaymentOutcome::FailedRecorded => {}
+        PaymentOutcome::Confirmed
+        | PaymentOutcome::FailedRecorded
+        | PaymentOutcome::BalancePaid => {}
     }
     Ok(outcome.as_str())
 }
@@ -168,8 +178,40 @@ pub async fn sandbox_ledger(
     })))
 }
 
-fn check_amount(reservation: &Reservation, callback: &NotifyRequest) -> Result<(), ApiError> {
-    let owed = reservation.payment.amount;
+/// The callback's amount must be what its charge asks: the payment's (its first charge)
+/// for `out_trade_no`, the difference due for the difference charge `<out_trade_no>-<n>`
+/// (`seq` n). A difference charge already paid or superseded asks nothing any more: its
+/// callback is a duplicate (only the currency is checked); one never created is unknown.
+fn check_amount(
+    reservation: &Reservation,
+    seq: Option<u32>,
+    callback: &NotifyRequest,
+) -> Result<(), ApiError> {
+    let owed = match seq {
+        None => reservation.payment.amount,
+        Some(n) => {
+            let latest = reservation.adjustment.map_or(0, |a| a.seq);
+            if n > latest {
+                return Err(ApiError::NotFound(format!(
+                    "no payment {:?}",
+                    callback.out_trade_no
+                )));
+            }
+            match reservation.balance_charge() {
+                Some((_, due)) if n == latest => due,
+                _ => {
+                    let currency = reservation.total.currency;
+                    if callback.currency != currency.as_str() {
+                        return Err(ApiError::AmountMismatch(format!(
+                            "paid in {}, but the reservation is in {currency}",
+                            callback.currency
+                        )));
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    };
     if callback.amount != owed.amount_minor || callback.currency != owed.currency.as_str() {
         return Err(ApiError::AmountMismatch(format!(
             "paid {} {}, but the reservation owes {} {}",

@@ -124,7 +124,10 @@ async fn act(
 
 /// Cancels a `pending_payment` or `confirmed` reservation; its nights are released. A
 /// paid one keeps the fee its cancellation policy sets (`cancellation_fee`; 0 before
-/// `cancellation_policy.free_until`) and is owed the rest back (`payment.refunds`).
+/// `cancellation_policy.free_until`) and is owed the rest of what was paid back
+/// (`payment.refunds`); a difference still due (`balance_due`) is no longer asked for.
+/// While a difference a modification owes back is not yet refunded: 409
+/// payment_in_progress (retry in a moment; nothing changes).
 #[utoipa::path(
     post,
     path = "/v1/reservations/{id}/cancel",
@@ -139,7 +142,7 @@ async fn act(
             headers(("ETag" = String, description = "The new version, quoted"))),
         (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "invalid_transition", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_transition or payment_in_progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
     )
@@ -222,9 +225,15 @@ pub async fn check_out(
 /// never move). The new nights are taken and the old ones released in one step, in the
 /// same room when it is free for the new stay, else in another room of the (new) type —
 /// or nothing changes: 409 sold_out with the `nights` no room of the type has free. A
-/// pending hold keeps its deadline. The total may change only while no payment is under
-/// way or done (409 total_change_unsupported otherwise: cancel and book again). The
-/// history gets a `modified` entry with the changes; `{}` changes nothing.
+/// pending hold keeps its deadline and is re-priced; its payment's amount stays what its
+/// charge was made with, and once that is paid the difference is settled as for a paid
+/// reservation. A paid reservation whose total rises stays `confirmed` and shows the
+/// difference as `balance_due` until the charge for it (`<out_trade_no>-<n>`, created with
+/// the provider by the payment supervisor) is paid; one whose total falls is refunded the
+/// difference (the payment's `refunds`, through the provider with retries and
+/// reconciliation). While an earlier difference is still being charged or refunded the
+/// total may not change again (409 payment_in_progress; nothing changes). The history
+/// gets a `modified` entry with the changes; `{}` changes nothing.
 #[utoipa::path(
     post,
     path = "/v1/reservations/{id}/modify",
@@ -239,7 +248,7 @@ pub async fn check_out(
             headers(("ETag" = String, description = "The new version, quoted"))),
         (status = 400, description = "invalid_request: a malformed field, or more guests than the type holds", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "not_found: no such reservation or room type", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "sold_out (with `nights`), invalid_transition, total_change_unsupported or move_in_progress", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "sold_out (with `nights`), invalid_transition, payment_in_progress (an earlier difference is still being charged or refunded) or move_in_progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid_stay, restricted (with `reasons`) or invalid_request (a rate plan the hotel lacks or that does not sell the type)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),

@@ -24,8 +24,8 @@
 //!
 //! - **6** (current): payloads encode the caller's event type as this build defines it,
 //!   decoded with `serde::Deserialize`.
-//! - **3 to 5**: payloads encode the event type of earlier releases. Only what the
-//!   payloads encode differs from 6; they are decoded by the event type's
+//! - **5**, **4**, **3**: payloads encode the event type of earlier releases. Only what
+//!   the payloads encode differs from 6; they are decoded by the event type's
 //!   [`Record::decode_older`].
 //!
 //! Recovery reads every version from [`OLDEST_READABLE_SEGMENT_FORMAT`] to
@@ -112,8 +112,8 @@ pub trait Record: serde::de::DeserializeOwned {
 pub const SEGMENT_MAGIC: [u8; 4] = *b"INKJ";
 
 /// Version of the segment format this build writes (every new segment, and the only
-/// version it appends to). Versions 6 to 3 differ only in what the records' payloads
-/// encode: the caller's event type of each build (see the [module docs](self)).
+/// version it appends to). Versions 6, 5, 4 and 3 differ only in what the records'
+/// payloads encode: the caller's event type of each build (see the [module docs](self)).
 pub const SEGMENT_FORMAT_VERSION: u32 = 6;
 
 /// Oldest segment format this build still reads: recovery decodes the payloads of a
