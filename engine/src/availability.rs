@@ -344,6 +344,50 @@ mod tests {
     /// Rooms join and leave a type in random order with random sold nights; after every
     /// step each room's bit answers exactly for its nights, and candidates come in
     /// room-number order. Crosses word boundaries (up to 150 rooms).
+    /// Each room's free nights of a stay, counted from its bits across word boundaries
+    /// (70 rooms: two words per night), in room-number order whatever the order rooms
+    /// joined in; nights outside the stay and other types do not count.
+    #[test]
+    fn free_nights_by_room_counts_each_rooms_free_nights_of_the_stay() {
+        let h = HotelId::parse("H").unwrap();
+        let (king, twin) = (
+            RoomTypeCode::parse("KING").unwrap(),
+            RoomTypeCode::parse("TWIN").unwrap(),
+        );
+        let d = |day| jiff::civil::date(2030, 1, day);
+        let key = |n| RoomKey {
+            hotel_id: h.clone(),
+            number: room(n),
+        };
+        let mut index = AvailabilityIndex::default();
+        for n in (100..170).rev() {
+            index.put_room(&key(n), &king);
+        }
+        index.put_room(&key(500), &twin);
+        // Room 100 sold on the 2nd, room 164 (second word) on the 2nd and 3rd, room 101 on
+        // the 9th (outside the stay); the twin room fully.
+        index.apply_delta(&key(100), &[d(2)], &[]);
+        index.apply_delta(&key(164), &[d(2), d(3)], &[]);
+        index.apply_delta(&key(101), &[d(9)], &[]);
+        index.apply_delta(&key(500), &[d(1), d(2), d(3)], &[]);
+        let stay = Stay::between(d(1), d(4)).unwrap();
+        let free = index.free_nights_by_room(&h, &king, &stay);
+        assert_eq!(free.len(), 70);
+        let numbers: Vec<RoomNumber> = free.iter().map(|(_, n)| n.clone()).collect();
+        let mut sorted = numbers.clone();
+        sorted.sort();
+        assert_eq!(numbers, sorted, "room-number order");
+        let of = |n| free.iter().find(|(_, r)| *r == room(n)).unwrap().0;
+        assert_eq!((of(100), of(164), of(101), of(150)), (2, 1, 3, 3));
+        assert_eq!(
+            index.free_nights_by_room(&h, &twin, &stay),
+            vec![(0, room(500))]
+        );
+        assert!(index
+            .free_nights_by_room(&h, &RoomTypeCode::parse("NONE").unwrap(), &stay)
+            .is_empty());
+    }
+
     /// A room given another type takes its sold nights along (they are its bits in the
     /// old type's bitmaps, not a list of its own).
     #[test]

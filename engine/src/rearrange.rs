@@ -478,6 +478,10 @@ mod tests {
             moves: Vec::new(),
         };
         assert!(!fits(&rooms, &outside, day(0), day(2)), "no such room");
+        let mut nowhere = p.clone();
+        nowhere.moves[0].to_room = rooms.len();
+        assert!(!fits(&rooms, &nowhere, day(0), day(2)), "a move to no room");
+        assert!(!fits(&rooms, &p, day(2), day(2)), "an empty stay");
     }
 
     proptest! {
