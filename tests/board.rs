@@ -611,6 +611,86 @@ async fn board_tape_chart_follows_bookings_moves_and_out_of_order_live() {
     drop(s);
 }
 
+/// A booking that no single room can take moves another reservation (issue #16): on the
+/// tape chart, live, the moved stay's bar changes row (unpinned, no pin marker) and the new
+/// stay fills the room it freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn board_tape_chart_shows_a_rearrangement_live() {
+    let _one = ONE_BROWSER.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let c = client();
+    hotel(&c, &s, "REAR", TZ, 2).await;
+    let today = today(TZ);
+    let night = |n: i64| plus(today, n).to_string();
+    // One night in the room that is not blocked, placed by the engine (so not pinned).
+    let book_beside = |blocked: &'static str, n: i64, guest: &'static str| {
+        let (c, s) = (c.clone(), &s);
+        async move {
+            let range = json!({"from": night(n), "to": night(n + 1), "reason": "paint"});
+            let url = s.url(&format!("/v1/hotels/REAR/rooms/{blocked}/out-of-order"));
+            let (status, body, _) = send(c.post(url).json(&range)).await;
+            assert_eq!(status, 200, "{body}");
+            let mut body = booking(plus(today, n), plus(today, n + 1));
+            body["guest"]["name"] = json!(guest);
+            let (status, r, _) =
+                send(c.post(s.url("/v1/hotels/REAR/reservations")).json(&body)).await;
+            assert_eq!(status, 201, "{r}");
+            let url = s.url(&format!(
+                "/v1/hotels/REAR/rooms/{blocked}/out-of-order/{}",
+                night(n)
+            ));
+            let (status, body, _) = send(c.delete(url)).await;
+            assert_eq!(status, 200, "{body}");
+            r
+        }
+    };
+    let first = book_beside("2", 1, "Fay First").await;
+    let second = book_beside("1", 2, "Gus Second").await;
+    let id = |r: &Value| r["id"].as_str().unwrap().to_owned();
+    let (first_id, second_id) = (id(&first), id(&second));
+
+    let b = Browser::start().await;
+    b.goto(&s.url("/board/REAR#tape")).await;
+    tape_until(&b, "one bar in each room", |v| {
+        bar(v, "1", &first_id).is_some() && bar(v, "2", &second_id).is_some()
+    })
+    .await;
+    b.execute("window.tapeMarker = 'same page'; return true;", json!([]))
+        .await;
+
+    // Two nights across both: one of them moves to the other's room.
+    let mut body = booking(plus(today, 1), plus(today, 3));
+    body["guest"]["name"] = json!("Hal Across");
+    let (status, across, _) = send(c.post(s.url("/v1/hotels/REAR/reservations")).json(&body)).await;
+    assert_eq!(status, 201, "{across}");
+    let across_id = id(&across);
+    let room = across["room"].as_str().unwrap().to_owned();
+    let other = if room == "1" { "2" } else { "1" };
+    let tape = tape_until(&b, "the rearranged chart", |v| {
+        bar(v, &room, &across_id).is_some()
+            && bar(v, other, &first_id).is_some()
+            && bar(v, other, &second_id).is_some()
+    })
+    .await;
+    let new_stay = bar(&tape, &room, &across_id).unwrap();
+    assert_eq!(
+        (&new_stay["first"], &new_stay["nights"]),
+        (&json!(night(1)), &json!(2))
+    );
+    for r in [&first_id, &second_id] {
+        assert_eq!(rows_of(&tape, r), [other], "{tape:#}");
+        let moved = bar(&tape, other, r).unwrap();
+        assert_eq!(moved["pinned"], false, "{moved:#}");
+        assert_eq!(moved["pin_glyph"], false, "{moved:#}");
+        assert_eq!(moved["aligned"], true, "{moved:#}");
+    }
+    assert_eq!(bars(&tape, &room).len(), 1, "{tape:#}");
+    assert_eq!(tape["marker"], "same page", "followed live, never reloaded");
+    b.quit().await;
+    drop(s);
+}
+
 /// Feeds `chunks` to a fresh instance of the page's SSE parser; returns what it dispatched,
 /// its last event id and its retry delay.
 async fn parse(b: &Browser, chunks: &[&str]) -> Value {
