@@ -770,6 +770,25 @@ impl Engine {
         rx.await.unwrap_or(Err(EngineError::ShuttingDown))
     }
 
+    /// The hotel's time zone and its rooms' keys, in room-number order, for a view that
+    /// asks every room of the hotel.
+    fn zone_and_rooms(
+        &self,
+        hotel_id: &HotelId,
+    ) -> Result<(innkeep_engine::HotelTz, Vec<RoomKey>), EngineError> {
+        let catalog = read(&self.inner.directory.catalog);
+        let hotel = catalog.hotel(hotel_id)?;
+        let keys = hotel
+            .rooms
+            .keys()
+            .map(|n| RoomKey {
+                hotel_id: hotel_id.clone(),
+                number: n.clone(),
+            })
+            .collect();
+        Ok((hotel.time_zone.clone(), keys))
+    }
+
     fn room_addr(&self, key: &RoomKey) -> Result<Addr<RoomActor>, EngineError> {
         self.inner
             .rooms
@@ -1018,19 +1037,7 @@ impl Engine {
         date: Option<Date>,
     ) -> Result<FrontDeskDay, EngineError> {
         let _slot = self.enter()?;
-        let (tz, keys) = {
-            let catalog = read(&self.inner.directory.catalog);
-            let hotel = catalog.hotel(hotel_id)?;
-            let keys: Vec<RoomKey> = hotel
-                .rooms
-                .keys()
-                .map(|n| RoomKey {
-                    hotel_id: hotel_id.clone(),
-                    number: n.clone(),
-                })
-                .collect();
-            (hotel.time_zone.clone(), keys)
-        };
+        let (tz, keys) = self.zone_and_rooms(hotel_id)?;
         let date = date.unwrap_or_else(|| tz.today(self.now()));
         let addrs: Vec<Addr<RoomActor>> = keys
             .iter()
@@ -1080,19 +1087,7 @@ impl Engine {
             .into());
         }
         let _slot = self.enter()?;
-        let (tz, keys) = {
-            let catalog = read(&self.inner.directory.catalog);
-            let hotel = catalog.hotel(hotel_id)?;
-            let keys: Vec<RoomKey> = hotel
-                .rooms
-                .keys()
-                .map(|n| RoomKey {
-                    hotel_id: hotel_id.clone(),
-                    number: n.clone(),
-                })
-                .collect();
-            (hotel.time_zone.clone(), keys)
-        };
+        let (tz, keys) = self.zone_and_rooms(hotel_id)?;
         let from = from.unwrap_or_else(|| tz.today(self.now()));
         // The last civil date is 9999-12-31: a window past it has no end to ask for.
         let to = from.checked_add(i64::from(nights).days()).map_err(|_| {
