@@ -38,6 +38,10 @@ use innkeep_engine::RatePlanCode;
 /// error code (`sold_out`, `too_many_holds`, `overloaded`, ...).
 pub const METRIC_BOOKINGS: &str = "innkeep_bookings_total";
 
+/// Times a call follows a reservation that moved while the call was on its way
+/// ([`Engine::at_its_room`]): each time the locator named a new room.
+const MAX_RELOCATIONS: usize = 4;
+
 /// A running Innkeep engine: actors, journal, snapshots and timers. Cheap to clone; every
 /// clone talks to the same engine.
 #[derive(Clone)]
@@ -812,26 +816,33 @@ impl Engine {
         .await
     }
 
-    /// Runs `call` against the room holding reservation `id`. A room move can take the
-    /// reservation away between reading the locator and the room answering; then the room
-    /// says `not_found` while the locator already names the new room, and the call is
-    /// made once more there.
+    /// Runs `call` against the room holding reservation `id`. A room move (the staff's,
+    /// or a rearrangement for another booking) can take the reservation away between
+    /// reading the locator and the room answering; then the room says `not_found` while the
+    /// locator already names the new room, and the call is made again there — a few times
+    /// at most, as rearrangements can move one reservation again and again.
     async fn at_its_room<T, F, Fut>(&self, id: ReservationId, call: F) -> Result<T, EngineError>
     where
         F: Fn(Addr<RoomActor>) -> Fut,
         Fut: std::future::Future<Output = Result<T, EngineError>>,
     {
-        let key = self.locate(&id)?;
-        let result = call(self.room_addr(&key)?).await;
-        match result {
-            Err(EngineError::Domain(DomainError::NotFound("reservation"))) => {
-                let now_at = self.locate(&id)?;
-                if now_at == key {
-                    return result;
+        let mut key = self.locate(&id)?;
+        let mut relocations = 0;
+        loop {
+            let result = call(self.room_addr(&key)?).await;
+            match result {
+                Err(EngineError::Domain(DomainError::NotFound("reservation")))
+                    if relocations < MAX_RELOCATIONS =>
+                {
+                    let now_at = self.locate(&id)?;
+                    if now_at == key {
+                        return result;
+                    }
+                    key = now_at;
+                    relocations += 1;
                 }
-                call(self.room_addr(&now_at)?).await
+                other => return other,
             }
-            other => other,
         }
     }
 
