@@ -88,6 +88,7 @@ pub(crate) async fn run(
         slot.as_ref(),
         fingerprint,
         creator.as_deref(),
+        1,
         policy,
         now,
     );
@@ -187,12 +188,12 @@ pub(crate) async fn run(
     .await;
     // 4. The room already wrote the locator and the key and told its hold keeper about
     // the new hold (before answering, so the hold is known before anyone can act on it).
-    finish(&directory, slot, creator, &result);
+    finish(&directory, slot, creator, 1, &result);
     result
 }
 
 /// How admission went.
-enum Admitted {
+pub(crate) enum Admitted {
     /// Refused (key reused with another request, hold cap reached).
     Refused(EngineError),
     /// The key already made this reservation: answer with it as it is now.
@@ -203,14 +204,15 @@ enum Admitted {
     Go,
 }
 
-/// Decides whether a booking may start. Locks the key's stripe (when there is a key) and,
-/// inside it, the creator's stripe: always in that order, so two admissions cannot wait on
-/// each other.
-fn admit(
+/// Decides whether a booking of `holds` rooms may start. Locks the key's stripe (when
+/// there is a key) and, inside it, the creator's stripe: always in that order, so two
+/// admissions cannot wait on each other.
+pub(crate) fn admit(
     directory: &Directory,
     slot: Option<&(HotelId, IdempotencyKey)>,
     fingerprint: u64,
     creator: Option<&str>,
+    holds: usize,
     policy: BookingPolicy,
     now: Timestamp,
 ) -> Admitted {
@@ -232,13 +234,18 @@ fn admit(
             Ok(None) => {}
         }
     }
-    // The creator's hold cap: a slot is taken now (so concurrent bookings by one key
-    // cannot overshoot) and given back if the booking fails.
+    // The creator's hold cap: a slot per room is taken now (so concurrent bookings by one
+    // key cannot overshoot) and given back if the booking fails.
     if let Some(c) = creator {
         let limit = policy.max_holds_per_creator;
-        if !directory.take_slot(c, limit) {
-            tracing::debug!(creator = %c, limit, "hold cap reached");
-            return Admitted::Refused(EngineError::TooManyHolds { limit });
+        for taken in 0..holds {
+            if !directory.take_slot(c, limit) {
+                for _ in 0..taken {
+                    directory.release_slot(c);
+                }
+                tracing::debug!(creator = %c, limit, "hold cap reached");
+                return Admitted::Refused(EngineError::TooManyHolds { limit });
+            }
         }
     }
     if let (Some(slot), Some(keys)) = (slot, keys.as_mut()) {
@@ -289,7 +296,11 @@ fn candidates(
 }
 
 /// An idempotent replay: the reservation the key made, as it is now.
-async fn replay(directory: &Directory, rooms: &Rooms, existing: ReservationId) -> BookResult {
+pub(crate) async fn replay(
+    directory: &Directory,
+    rooms: &Rooms,
+    existing: ReservationId,
+) -> BookResult {
     let addr = directory.locate(&existing).and_then(|k| rooms.addr(&k));
     let addr = addr.ok_or(DomainError::NotFound("reservation"))?;
     addr.send(GetReservation(existing))
@@ -298,18 +309,21 @@ async fn replay(directory: &Directory, rooms: &Rooms, existing: ReservationId) -
         .map_err(EngineError::from)
 }
 
-/// Settles the directory after a booking: a failed one gives its creator's slot back; a
-/// key's outcome is handed to the retries that waited for it (a success was recorded
-/// under the key by its room already).
-fn finish(
+/// Settles the directory after a booking of `holds` rooms: a failed one gives its
+/// creator's slots back; a key's outcome is handed to the retries that waited for it (a
+/// success was recorded under the key already).
+pub(crate) fn finish(
     directory: &Directory,
     slot: Option<(HotelId, IdempotencyKey)>,
     creator: Option<String>,
+    holds: usize,
     result: &BookResult,
 ) {
     if result.is_err() {
         if let Some(c) = creator {
-            directory.release_slot(&c);
+            for _ in 0..holds {
+                directory.release_slot(&c);
+            }
         }
     }
     let Some(slot) = slot else { return };

@@ -21,8 +21,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 use innkeep_engine::ids::IdMap;
 use innkeep_engine::state::IdempotencyMap;
 use innkeep_engine::{
-    AvailabilityIndex, Catalog, HotelId, IdempotencyEntry, IdempotencyKey, ReservationId, RoomKey,
-    RoomState, RoomTypeCode, Stay,
+    AvailabilityIndex, BookingId, Catalog, HotelId, IdempotencyEntry, IdempotencyKey,
+    ReservationId, RoomKey, RoomState, RoomTypeCode, Stay,
 };
 use tokio::sync::oneshot;
 
@@ -57,6 +57,11 @@ pub(crate) struct Directory {
     /// is taken when a booking starts, kept by the hold it made, and given back when the
     /// booking fails or the hold ends.
     hold_slots: Striped<HashMap<String, usize>>,
+    /// Multi-room bookings: each one's reservations, and each such reservation's booking.
+    /// Derived from the reservations (each carries its booking), so rebuilt at start-up
+    /// rather than stored; written once per booking, when its creation is durable. One
+    /// mutex: only multi-room bookings and their reservations' holds take it.
+    bookings: Mutex<Bookings>,
     /// Held (shared) by every change that touches more than one room or the catalog (setup,
     /// moves) from its decision until it is applied everywhere, and (exclusive) by a
     /// snapshot while it collects the rooms' parts: so such a change lies wholly before or
@@ -67,6 +72,16 @@ pub(crate) struct Directory {
     pub clock: Clock,
     /// Faults to inject (tests only; none by default).
     pub faults: Faults,
+}
+
+/// The multi-room bookings (see [`Directory::booking_members`]).
+#[derive(Debug, Default)]
+struct Bookings {
+    /// Each booking's reservations, sorted by id (ids are made in the order the request
+    /// listed the rooms, and sort by creation).
+    members: HashMap<BookingId, Box<[ReservationId]>>,
+    /// Each booking's reservations' booking.
+    of: IdMap<BookingId>,
 }
 
 /// One shard's availability index on a cache line of its own.
@@ -113,19 +128,47 @@ impl Directory {
             rooms: RwLock::new(rooms.iter().map(|r| r.key.clone()).collect()),
             keys: Striped::default(),
             hold_slots: Striped::default(),
+            bookings: Mutex::default(),
             gate: std::sync::Arc::default(),
             clock,
             faults,
         };
+        let mut groups: HashMap<BookingId, Vec<ReservationId>> = HashMap::new();
         for (number, room) in (0u32..).zip(rooms) {
             for r in room.ledger.iter() {
                 directory.set_location(r.id(), number);
+                if let Some(b) = r.booking() {
+                    groups.entry(b).or_default().push(r.id());
+                }
             }
+        }
+        for (b, mut members) in groups {
+            members.sort();
+            directory.add_booking(b, &members);
         }
         for (slot, entry) in idempotency {
             directory.keys.lock(&slot).finished.insert(slot, entry);
         }
         directory
+    }
+
+    /// Records multi-room booking `booking`'s reservations (sorted by id).
+    pub(crate) fn add_booking(&self, booking: BookingId, members: &[ReservationId]) {
+        let mut bookings = lock(&self.bookings);
+        for id in members {
+            bookings.of.insert(*id, booking);
+        }
+        bookings.members.insert(booking, members.into());
+    }
+
+    /// Multi-room booking `booking`'s reservations, in the order the request listed them.
+    pub(crate) fn booking_members(&self, booking: &BookingId) -> Option<Box<[ReservationId]>> {
+        lock(&self.bookings).members.get(booking).cloned()
+    }
+
+    /// The multi-room booking reservation `id` belongs to, if any.
+    pub(crate) fn booking_of(&self, id: &ReservationId) -> Option<BookingId> {
+        lock(&self.bookings).of.get(id).copied()
     }
 
     /// The availability index of `shard`: only the rooms it hosts write it.
@@ -325,6 +368,12 @@ pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 /// Write lock; see [`read`].
 pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Locks `mutex`; a panic elsewhere while it was held leaves nothing half-written here
+/// (every write is one map operation), so a poisoned lock is used as it is.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -5,23 +5,25 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use actix::prelude::*;
+use innkeep_engine::group::{BookingSummary, GroupInput};
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::jiff::{Timestamp, ToSpan};
 use innkeep_engine::{
-    Action, DomainError, Event, Hotel, HotelId, Housekeeping, IdempotencyKey, PaymentOutcome,
-    PaymentReport, Reservation, ReservationId, RoomKey, RoomNumber, RoomTypeCode, Stay, Upsert,
-    ValidationError,
+    Action, BookingId, DomainError, Event, Hotel, HotelId, Housekeeping, IdempotencyKey,
+    PaymentOutcome, PaymentReport, Reservation, ReservationId, RoomKey, RoomNumber, RoomTypeCode,
+    Status, Stay, Upsert, ValidationError,
 };
 use innkeep_persistence::{FsStorage, Journal, Storage};
 
 use crate::booking::{self, BookingJob};
+use crate::bookings::{self, GroupAction, GroupJob};
 use crate::config::{BookingPolicy, EngineConfig};
 use crate::directory::{read, Directory};
 use crate::feed::{EventFeed, FeedEvent, FeedPage, FeedSubscription};
 use crate::payments::PaymentSupervisor;
 use crate::protocol::{
-    ApplyPayment, Availability, ChangeReservation, ClearOutOfOrder, DecideSetup, EngineError,
-    FrontDeskDay, GetDay, GetReservation, GetStats, GetTape, GetView, MoveReservation,
+    ApplyPayment, Availability, Booking, ChangeReservation, ClearOutOfOrder, DecideSetup,
+    EngineError, FrontDeskDay, GetDay, GetReservation, GetStats, GetTape, GetView, MoveReservation,
     PaymentStatsView, PutHotel, PutRate, PutRoom, PutRoomType, RestrictionChange, RoomView,
     SetHousekeeping, SetOutOfOrder, StartError, TapeChart, TypeAvailability, TAPE_MAX_NIGHTS,
 };
@@ -749,15 +751,24 @@ impl Engine {
         idempotency_key: Option<IdempotencyKey>,
         id: ReservationId,
     ) -> Result<Arc<Reservation>, EngineError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let (engine, span) = (self.clone(), tracing::Span::current());
+        self.on_a_shard(async move { engine.book_here(input, idempotency_key, id, span).await })
+            .await
+    }
+
+    /// Runs `work` to its end as a task of its own, so a caller that gives up does not stop
+    /// it midway (a booking or a multi-room change must not stop half-way), and on a
+    /// shard: on this one when called from one (the server's requests are), so the work
+    /// shares its thread with the rooms it asks first; else on the next shard in turn,
+    /// never on the caller's own runtime, which could stop with the work half-way.
+    async fn on_a_shard<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, EngineError>> + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
         let task = async move {
-            let _ = tx.send(engine.book_here(input, idempotency_key, id, span).await);
+            let _ = tx.send(work.await);
         };
-        // A task of its own, so a caller that gives up does not stop the booking midway, and
-        // on a shard: on this one when called from one (the server's requests are), so the
-        // booking shares its thread with the rooms it asks first; else on the next shard in
-        // turn, never on the caller's own runtime, which could stop with the saga half-way.
         let spawned = match shards::current() {
             Some(_) => {
                 drop(tokio::spawn(task));
@@ -772,6 +783,140 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         rx.await.unwrap_or(Err(EngineError::ShuttingDown))
+    }
+
+    /// Books one room for each line of `input`, all for the same stay, in one journal
+    /// event: every room is taken or none is (409 `sold_out` naming the types short,
+    /// [`DomainError::SoldOutTypes`]). The reservations share one payment, the booking's
+    /// ([`BookingId::out_trade_no`], for the sum of their totals), and one hold: paying it
+    /// confirms them all, its lapse expires them all. Each room counts against the
+    /// creator's hold cap. With a key, a retry with the same request answers the same
+    /// booking, and concurrent retries create exactly one.
+    pub async fn book_group(
+        &self,
+        input: GroupInput,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<Booking, EngineError> {
+        let booking = BookingId(uuid::Uuid::now_v7());
+        let engine = self.clone();
+        let lead = self
+            .on_a_shard(async move {
+                let _slot = engine.enter()?;
+                let job = GroupJob {
+                    input,
+                    idempotency_key,
+                    booking,
+                    now: engine.now(),
+                };
+                let inner = &engine.inner;
+                bookings::book(
+                    inner.directory.clone(),
+                    inner.rooms.clone(),
+                    inner.journal.clone(),
+                    inner.policy,
+                    job,
+                )
+                .await
+            })
+            .await?;
+        // A key replayed answers the booking its first reservation leads to (a key of a
+        // single booking has another fingerprint, so it is refused before this).
+        let id = lead.booking.ok_or(DomainError::IdempotencyKeyReused)?;
+        self.booking(id).await
+    }
+
+    /// A multi-room booking: its reservations as they are now, and what they sum up to.
+    pub async fn booking(&self, id: BookingId) -> Result<Booking, EngineError> {
+        let members = self
+            .inner
+            .directory
+            .booking_members(&id)
+            .ok_or(DomainError::NotFound("booking"))?;
+        let reservations =
+            futures_util::future::join_all(members.iter().map(|member| self.reservation(*member)))
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()?;
+        let summary = {
+            let all: Vec<&Reservation> = reservations.iter().map(|r| &**r).collect();
+            BookingSummary::of(id, &all).ok_or(DomainError::NotFound("booking"))?
+        };
+        Ok(Booking {
+            hotel_id: reservations[0].hotel_id.clone(),
+            reservations,
+            summary,
+        })
+    }
+
+    /// Cancels every reservation of booking `id` that can still be cancelled, in one
+    /// journal event (paid ones are owed back what their terms leave, as when each is
+    /// cancelled alone). `if_match` is the booking's version the caller saw. A booking
+    /// whose reservations all ended already is answered as it is; one with none
+    /// cancellable but some not ended (checked in) is `invalid_transition`.
+    pub async fn cancel_booking(
+        &self,
+        id: BookingId,
+        if_match: Option<u64>,
+    ) -> Result<Booking, EngineError> {
+        let changed = self
+            .change_booking(id, GroupAction::Change(Action::Cancel), if_match)
+            .await?
+            .0;
+        let booking = self.booking(id).await?;
+        if changed == 0 {
+            let ended = |s: Status| matches!(s, Status::Cancelled | Status::Expired);
+            if let Some(live) = booking.reservations.iter().find(|r| !ended(r.status)) {
+                return Err(DomainError::InvalidTransition {
+                    action: "cancel",
+                    from: live.status,
+                }
+                .into());
+            }
+        }
+        Ok(booking)
+    }
+
+    /// Applies what the payment provider reports about booking `id`'s payment (its signed
+    /// callback) to every reservation of it together, as [`Engine::apply_payment`] does to
+    /// one reservation's: a success confirms them all (or, after the hold lapsed, is
+    /// recorded with each one's share owed back), a failure is recorded and the hold runs
+    /// on. Reports for a payment already settled change nothing.
+    pub async fn pay_booking(
+        &self,
+        id: BookingId,
+        report: PaymentReport,
+    ) -> Result<(Booking, PaymentOutcome), EngineError> {
+        let (_, outcome) = self
+            .change_booking(id, GroupAction::Payment(report), None)
+            .await?;
+        let booking = self.booking(id).await?;
+        Ok((booking, outcome.unwrap_or(PaymentOutcome::Duplicate)))
+    }
+
+    /// Runs a multi-room change on a shard; answers how many reservations changed, and
+    /// for a payment what it did.
+    async fn change_booking(
+        &self,
+        id: BookingId,
+        what: GroupAction,
+        if_match: Option<u64>,
+    ) -> Result<(usize, Option<PaymentOutcome>), EngineError> {
+        let engine = self.clone();
+        self.on_a_shard(async move {
+            let _slot = engine.enter()?;
+            let inner = &engine.inner;
+            bookings::change(
+                &inner.directory,
+                &inner.rooms,
+                &inner.journal,
+                id,
+                what,
+                if_match,
+                engine.now(),
+            )
+            .await
+        })
+        .await
     }
 
     /// The hotel's time zone and its rooms' keys, in room-number order, for a view that

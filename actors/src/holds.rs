@@ -17,6 +17,10 @@ use actix::prelude::*;
 use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::{Action, DomainError, ReservationId, RoomKey};
 
+use innkeep_engine::Event;
+use innkeep_persistence::Journal;
+
+use crate::bookings::GroupAction;
 use crate::directory::{read, Directory};
 use crate::protocol::{
     Adopt, ChangeReservation, EngineError, HoldEnded, HoldStarted, PaymentCreated,
@@ -37,6 +41,9 @@ pub(crate) struct HoldKeeper {
     directory: Arc<Directory>,
     /// The rooms, asked to expire their due holds.
     rooms: Arc<Rooms>,
+    /// Where a multi-room booking's expiry is journaled (its rooms decide together, see
+    /// `crate::bookings`).
+    journal: Journal<Event>,
     /// Every unpaid hold by its expiry, so the tick finds the due ones without a scan.
     /// The only per-hold state here: a hold's room reports its end ([`HoldEnded`]) with
     /// the expiry and creator, exactly once, so nothing else needs remembering.
@@ -52,12 +59,14 @@ impl HoldKeeper {
     pub(crate) fn new(
         directory: Arc<Directory>,
         rooms: Arc<Rooms>,
+        journal: Journal<Event>,
         payments: Option<Recipient<PaymentCreated>>,
         expiry_tick: Duration,
     ) -> Self {
         Self {
             directory,
             rooms,
+            journal,
             holds: HoldQueue::default(),
             payments,
             expiry_tick,
@@ -77,6 +86,31 @@ impl HoldKeeper {
         let now = self.directory.clock.now();
         let now_millis = now.as_millisecond();
         while let Some((at, id)) = self.holds.pop_due(now_millis) {
+            // A multi-room booking's holds lapse together, as one change (the first of its
+            // keepers to get there expires them all; the others find nothing left to do).
+            if let Some(booking) = self.directory.booking_of(&id) {
+                let (directory, rooms, journal) = (
+                    self.directory.clone(),
+                    self.rooms.clone(),
+                    self.journal.clone(),
+                );
+                let expire = async move {
+                    let action = GroupAction::Change(Action::Expire);
+                    crate::bookings::change(
+                        &directory, &rooms, &journal, booking, action, None, now,
+                    )
+                    .await
+                };
+                ctx.spawn(expire.into_actor(self).map(move |res, act, _| match res {
+                    Ok((expired, _)) => {
+                        metrics::counter!(METRIC_HOLDS_EXPIRED).increment(expired as u64);
+                    }
+                    // Refused for good (a reservation being moved is retried).
+                    Err(EngineError::Domain(e)) if !matches!(e, DomainError::MoveInProgress) => {}
+                    Err(_) => act.holds.push(at, id),
+                }));
+                continue;
+            }
             let Some((asked, addr, today)) = self.room_of(&id, now) else {
                 continue;
             };
@@ -155,18 +189,18 @@ impl Handler<HoldStarted> for HoldKeeper {
         let HoldStarted {
             id,
             expires_at,
-            amount,
+            charge,
             created_at,
         } = msg;
         // The creator's slot was taken when the booking started; it is given back with
         // the hold's end, which names the creator again.
         self.track(id, expires_at);
-        // Best effort: the hold timer governs whether it is ever paid.
-        if let Some(payments) = &self.payments {
+        // Best effort: the hold timer governs whether it is ever paid. A multi-room
+        // booking's charge is created once, by its first reservation's keeper.
+        if let (Some(payments), Some(charge)) = (&self.payments, charge) {
             payments.do_send(PaymentCreated {
-                id,
-                out_trade_no: id.out_trade_no().to_string(),
-                amount,
+                out_trade_no: charge.out_trade_no,
+                amount: charge.amount,
                 created_at,
             });
         }

@@ -14,7 +14,8 @@
 //! 3. The runtime on the shards: [`room::RoomActor`], one per room, owning its
 //!    [`innkeep_engine::RoomState`] and journaling its own events (so the journal's order is
 //!    each room's decision order); `booking`, the booking saga, a task per booking on a
-//!    shard; `holds::HoldKeeper`, one per shard, its rooms' unpaid holds.
+//!    shard; `bookings`, multi-room bookings and their changes, decided by several rooms
+//!    together; `holds::HoldKeeper`, one per shard, its rooms' unpaid holds.
 //! 4. The supervisors: [`supervisor::OrderSupervisor`] (setup, room moves, the night
 //!    audit) and [`payments::PaymentSupervisor`] (charges, refunds, reconciliation);
 //!    `snapshot`, snapshots collected from the rooms themselves (no second copy of the
@@ -37,6 +38,7 @@ mod directory;
 pub mod shards;
 // Layer 3: the runtime on the shards.
 mod booking;
+mod bookings;
 pub mod holds;
 mod rearranging;
 pub mod room;
@@ -49,6 +51,7 @@ mod facade;
 mod recovery;
 mod startup;
 
+pub use bookings::METRIC_GROUP_BOOKINGS;
 pub use clock::{Clock, ManualTime};
 pub use config::{
     EngineConfig, Faults, PaymentPolicy, SyncMode, DEFAULT_MAX_HOLDS_PER_CREATOR,
@@ -65,9 +68,9 @@ pub use innkeep_engine::BookInput;
 pub use innkeep_persistence::journal::{METRIC_BATCH_RECORDS, METRIC_FSYNC_SECONDS};
 pub use payments::METRIC_PAYMENT_ACTIONS;
 pub use protocol::{
-    Availability, DayReservation, EngineError, FrontDeskDay, OutOfOrderView, PaymentStatsView,
-    RestrictionChange, RoomView, StartError, TapeChart, TapeReservation, TapeRoom,
-    TypeAvailability, TAPE_DEFAULT_NIGHTS, TAPE_MAX_NIGHTS,
+    Availability, Booking, DayReservation, EngineError, FrontDeskDay, OutOfOrderView,
+    PaymentStatsView, RestrictionChange, RoomView, StartError, TapeChart, TapeReservation,
+    TapeRoom, TypeAvailability, TAPE_DEFAULT_NIGHTS, TAPE_MAX_NIGHTS,
 };
 pub use recovery::{recover_state, recover_state_with_history, write_snapshot, Recovered};
 pub use sandbox::{
@@ -85,6 +88,9 @@ use tests as tests_support;
 
 #[cfg(test)]
 mod payment_tests;
+
+#[cfg(test)]
+mod group_tests;
 
 #[cfg(test)]
 mod hold_cap_tests;

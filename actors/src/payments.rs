@@ -18,7 +18,10 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use innkeep_engine::jiff::{SignedDuration, Timestamp};
-use innkeep_engine::{PaymentOutcome, PaymentReport, PaymentStatus, ReservationId};
+use innkeep_engine::{
+    BookingId, Event, PaymentOutcome, PaymentReport, PaymentStatus, ReservationId,
+};
+use innkeep_persistence::Journal;
 
 use crate::config::PaymentPolicy;
 use crate::directory::Directory;
@@ -73,13 +76,16 @@ pub struct PaymentSupervisor {
     /// The rooms, which decide and journal every payment change.
     rooms: Arc<Rooms>,
     policy: PaymentPolicy,
-    /// Open payments by reservation, for reconciliation.
+    /// Open payments by charge (the reservation's id, or a multi-room booking's), for
+    /// reconciliation.
     open: HashMap<ReservationId, OpenPayment>,
     /// Reservations owing a refund or with a difference charge due: the retry (and, for
     /// difference charges, reconciliation) queue.
     owed: HashSet<ReservationId>,
     /// Reservations with a provider operation running, so none runs twice at once.
     busy: HashSet<ReservationId>,
+    /// Where a multi-room booking's payment is journaled (its rooms decide together).
+    journal: Journal<Event>,
     stats: Arc<PaymentStats>,
 }
 
@@ -91,6 +97,7 @@ impl PaymentSupervisor {
         open: HashMap<ReservationId, OpenPayment>,
         owed: HashSet<ReservationId>,
         stats: Arc<PaymentStats>,
+        journal: Journal<Event>,
     ) -> Self {
         Self {
             directory,
@@ -99,6 +106,7 @@ impl PaymentSupervisor {
             open,
             owed,
             busy: HashSet::new(),
+            journal,
             stats,
         }
     }
@@ -273,7 +281,15 @@ impl PaymentSupervisor {
         let (directory, rooms) = (self.directory.clone(), self.rooms.clone());
         let retry = self.policy.retry;
         let stats = self.stats.clone();
+        let journal = self.journal.clone();
         let work = async move {
+            if directory.booking_members(&BookingId(id.0)).is_some() {
+                let booking = BookingId(id.0);
+                return Self::reconcile_booking(
+                    &gateway, retry, &stats, &directory, &rooms, &journal, booking, &open,
+                )
+                .await;
+            }
             let (room, r) = Self::load(&directory, &rooms, id).await?;
             if !matches!(
                 r.payment.status,
@@ -348,6 +364,85 @@ impl PaymentSupervisor {
     }
 }
 
+impl PaymentSupervisor {
+    /// Asks the provider about a multi-room booking's payment and applies its answer to
+    /// every reservation of the booking together, as its callback would be
+    /// (`crate::bookings`).
+    #[allow(clippy::too_many_arguments)]
+    async fn reconcile_booking(
+        gateway: &Arc<dyn crate::gateway::PaymentGateway>,
+        retry: crate::gateway::RetryPolicy,
+        stats: &PaymentStats,
+        directory: &Arc<Directory>,
+        rooms: &Rooms,
+        journal: &Journal<Event>,
+        booking: BookingId,
+        open: &OpenPayment,
+    ) -> Result<Settled, String> {
+        let members = directory
+            .booking_members(&booking)
+            .ok_or_else(|| format!("no booking {booking}"))?;
+        let mut owed_minor = 0;
+        let mut open_still = false;
+        let mut currency = None;
+        for id in members.iter() {
+            let (_, r) = Self::load(directory, rooms, *id).await?;
+            owed_minor += r.payment.amount.amount_minor;
+            currency = Some(r.payment.amount.currency);
+            open_still |= matches!(
+                r.payment.status,
+                PaymentStatus::Pending | PaymentStatus::Failed
+            );
+        }
+        let Some(currency) = currency.filter(|_| open_still) else {
+            return Ok(Settled::Yes);
+        };
+        let owed = innkeep_engine::Money {
+            amount_minor: owed_minor,
+            currency,
+        };
+        let answer = retry
+            .run(|| gateway.query(open.out_trade_no.to_string()))
+            .await
+            .map_err(|e| {
+                PaymentStats::bump(&stats.gateway_failures);
+                e.to_string()
+            })?;
+        let (report, amount) = match answer {
+            GatewayStatus::Unknown | GatewayStatus::Pending => return Ok(Settled::No),
+            GatewayStatus::Failed { trade_no } => (PaymentReport::Failed { trade_no }, owed),
+            GatewayStatus::Succeeded { trade_no, amount } => {
+                (PaymentReport::Succeeded { trade_no }, amount)
+            }
+            // Captured and given back already: it confirms nothing.
+            GatewayStatus::Refunded { trade_no, .. } => (PaymentReport::Failed { trade_no }, owed),
+        };
+        if amount != owed {
+            tracing::error!(booking = %booking, ?amount, ?owed,
+                "provider reports another amount than the booking owes; not applied");
+            return Ok(Settled::No);
+        }
+        let succeeded = matches!(report, PaymentReport::Succeeded { .. });
+        let (changed, outcome) = crate::bookings::change(
+            directory,
+            rooms,
+            journal,
+            booking,
+            crate::bookings::GroupAction::Payment(report),
+            None,
+            directory.clock.now(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if changed > 0 {
+            PaymentStats::bump(&stats.reconciliation_fixes);
+            tracing::info!(booking = %booking, outcome = outcome.map_or("none", |o| o.as_str()),
+                "reconciliation applied a lost callback");
+        }
+        Ok(if succeeded { Settled::Yes } else { Settled::No })
+    }
+}
+
 /// Whether a provider operation left anything to do for its reservation.
 enum Settled {
     /// Done: nothing more to ask the provider.
@@ -415,17 +510,18 @@ impl Handler<PaymentCreated> for PaymentSupervisor {
         let Some(gateway) = self.policy.gateway.clone() else {
             return;
         };
+        // Keyed by the charge: a multi-room booking's is asked about once for all.
         self.open.insert(
-            msg.id,
+            msg.out_trade_no.reservation_id(),
             OpenPayment {
-                out_trade_no: msg.id.out_trade_no(),
+                out_trade_no: msg.out_trade_no,
                 created_at: msg.created_at,
             },
         );
         let retry = self.policy.retry;
         let stats = self.stats.clone();
         let intent = ChargeIntent {
-            out_trade_no: msg.out_trade_no,
+            out_trade_no: msg.out_trade_no.to_string(),
             amount: msg.amount,
         };
         ctx.spawn(

@@ -275,8 +275,9 @@ pub struct HoldStarted {
     pub id: ReservationId,
     /// When its hold lapses.
     pub expires_at: Timestamp,
-    /// What it costs.
-    pub amount: innkeep_engine::Money,
+    /// The charge to create for it: its own, or a multi-room booking's for the booking's
+    /// first reservation; `None` for the booking's others (they share that charge).
+    pub(crate) charge: Option<Charge>,
     /// When it was created.
     pub created_at: Timestamp,
 }
@@ -624,6 +625,98 @@ pub(crate) struct Commit {
     pub applied: oneshot::Sender<()>,
 }
 
+// ---- Multi-room bookings: several rooms decide together
+
+/// A multi-room booking as its reservations show it ([`innkeep_engine::group`]).
+#[derive(Debug, Clone)]
+pub struct Booking {
+    /// The hotel.
+    pub hotel_id: HotelId,
+    /// Its reservations, in the order the request listed the rooms, as they are now.
+    pub reservations: Vec<Arc<Reservation>>,
+    /// What they sum up to: id, status, total, payment, hold, version.
+    pub summary: innkeep_engine::group::BookingSummary,
+}
+
+/// What a multi-room booking asks one of its rooms to decide ([`crate::bookings`]).
+#[derive(Debug)]
+pub(crate) enum PartAsk {
+    /// Take this new reservation of the booking (its stay, in this room).
+    Reserve(Arc<Reservation>),
+    /// Apply a state-machine action (cancel, expire) to reservation `id`.
+    Change {
+        /// Which reservation.
+        id: ReservationId,
+        /// The action.
+        action: Action,
+        /// The instant.
+        now: Timestamp,
+        /// The hotel-local date now.
+        today: Date,
+    },
+    /// Apply reservation `id`'s share of what the provider reported about the booking's
+    /// payment.
+    Payment {
+        /// Which reservation.
+        id: ReservationId,
+        /// The report.
+        report: PaymentReport,
+        /// The instant.
+        now: Timestamp,
+    },
+}
+
+/// Decide this room's parts of a multi-room booking's change and, when there is one, stay
+/// locked (take no other message) until the coordinator's decision: the booking's rooms
+/// are locked in room-key order by every coordinator (as a rearrangement's are), so no two
+/// wait on each other. One message per room, with every part that room decides (two
+/// reservations of a booking may share a room once one was modified).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct Prepare {
+    /// What to decide.
+    pub asks: Vec<PartAsk>,
+    /// Where the room answers, one answer per ask.
+    pub answer: oneshot::Sender<Vec<PartAnswer>>,
+    /// The decision: the journaled event, or a dropped sender when the change was given
+    /// up (then nothing changes). Waited for only when some answer decided a change.
+    pub decision: oneshot::Receiver<Decided>,
+}
+
+/// A room's answer to one [`PartAsk`].
+#[derive(Debug)]
+pub(crate) struct PartAnswer {
+    /// The reservation's version now (0 for a new one).
+    pub version: u64,
+    /// The decided event (a creation, a [`Event::ReservationChanged`] or a
+    /// [`Event::PaymentChanged`]); `None` when nothing changes for this reservation
+    /// (already in the asked state, or one the action does not apply to).
+    pub decided: Result<Option<Event>, EngineError>,
+    /// For a payment: what the report did to this reservation.
+    pub outcome: Option<innkeep_engine::PaymentOutcome>,
+}
+
+/// A durable multi-room event for a locked room to apply.
+#[derive(Debug)]
+pub(crate) struct Decided {
+    /// The event, shared by every room of the booking.
+    pub event: Arc<Event>,
+    /// Whether this room's reservation creates the booking's one charge (its first
+    /// reservation's room does; the hold keeper of each room tracks its own hold).
+    pub charge: Option<Charge>,
+    /// Told once the room applied its parts.
+    pub applied: oneshot::Sender<()>,
+}
+
+/// A charge to create with the payment provider for a new hold.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Charge {
+    /// Its reference.
+    pub out_trade_no: innkeep_engine::OutTradeNo,
+    /// What it asks.
+    pub amount: Money,
+}
+
 // ---- Bookings: what a booking asks a room to take
 
 /// Outcome handed to every caller waiting on one idempotency key.
@@ -676,10 +769,8 @@ pub struct PaymentStatsView {
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub(crate) struct PaymentCreated {
-    /// The reservation.
-    pub id: ReservationId,
-    /// Its payment reference.
-    pub out_trade_no: String,
+    /// Its payment reference (a reservation's own, or its multi-room booking's).
+    pub out_trade_no: innkeep_engine::OutTradeNo,
     /// What it costs.
     pub amount: Money,
     /// When it was created.

@@ -130,6 +130,11 @@ impl Cuts {
             // Several rooms, under the gate like a move; its creation is never a snapshot's
             // pending one (it is applied only once durable).
             Event::Rearranged { .. } => return seq <= self.setup_seq,
+            // Several rooms too: a multi-room booking's creation and its changes are
+            // applied only once durable, under the gate.
+            Event::BookingCreated { .. } | Event::BookingChanged { .. } => {
+                return seq <= self.setup_seq
+            }
             Event::ReservationModified { room, .. } => room.clone(),
             Event::ReservationCreated { reservation, .. } => {
                 // Its creation is in the journal: a pending reservation that stays.
@@ -157,14 +162,19 @@ struct Loaded {
     pending: Vec<(RoomKey, ReservationId)>,
 }
 
-/// One room's part in the layout of snapshot format `version`: 8 (this build's), or 7, 6
-/// or 5 (earlier releases', converted; none of them has pins).
+/// One room's part in the layout of snapshot format `version`: 9 (this build's), 8
+/// (today's without reservations' bookings), or 7, 6 or 5 (earlier releases', converted;
+/// none of them has pins).
 fn decode_room(version: u32, bytes: &[u8]) -> Result<RoomState, String> {
+    use innkeep_engine::codec::{decoding_before, Added};
     use innkeep_engine::legacy::{RoomStateV5, RoomStateV6, RoomStateV7};
     match version {
         innkeep_persistence::SNAPSHOT_FORMAT_VERSION => {
             innkeep_persistence::decode_part::<RoomState>(bytes)
         }
+        8 => decoding_before(Added::Bookings, || {
+            innkeep_persistence::decode_part::<RoomState>(bytes)
+        }),
         7 => {
             innkeep_persistence::decode_part::<RoomStateV7>(bytes).map(RoomStateV7::into_room_state)
         }
@@ -201,12 +211,18 @@ pub(crate) struct Journaled(pub(crate) Event);
 
 impl innkeep_persistence::Record for Journaled {
     fn decode_older(version: u32, payload: &[u8]) -> Result<Self, String> {
-        use innkeep_engine::codec::pinned::decoding_unpinned;
+        use innkeep_engine::codec::{decoding_before, pinned::decoding_unpinned, Added};
         use innkeep_engine::legacy::{ReservationModifiedV5, RESERVATION_MODIFIED_INDEX};
-        // Formats 3 to 5 are older and still readable (the persistence crate checks).
-        // Format 5 is today's encoding without reservations' pins (and without the
-        // rearrangement event), and with a modification that did not yet say how it
-        // settles money; format 4 is format 5 without the modification event.
+        // Formats 3 to 6 are older and still readable (the persistence crate checks).
+        // Format 6 is today's encoding without reservations' bookings (and without the
+        // multi-room booking events). Format 5 is format 6 without reservations' pins (and
+        // without the rearrangement event), and with a modification that did not yet say
+        // how it settles money; format 4 is format 5 without the modification event.
+        if version == 6 {
+            return decoding_before(Added::Bookings, || {
+                innkeep_persistence::decode_part::<Event>(payload).map(Journaled)
+            });
+        }
         if version == 5 {
             if let Some((&RESERVATION_MODIFIED_INDEX, fields)) = payload.split_first() {
                 return innkeep_persistence::decode_part::<ReservationModifiedV5>(fields)

@@ -20,11 +20,12 @@ use tokio::sync::oneshot;
 
 use crate::directory::{read, write, Directory};
 use crate::protocol::{
-    ApplyPayment, BeginModify, BeginMove, BookResult, ChangeReservation, ClearOutOfOrder, Commit,
-    DayReservation, EngineError, FinishMove, GetDay, GetHoldings, GetReservation, GetTape, GetView,
-    HoldEnded, HoldStarted, LockForRearrangement, Locked, ModifyIn, ModifyStep, MoveIn,
-    MoveOutcome, NightAudit, OutOfOrderView, PaymentDue, RecordRefund, Reserve, Retype, RoomDay,
-    RoomPart, RoomView, SetHousekeeping, SetOutOfOrder, SnapshotRoom, TapeReservation, TapeRoom,
+    ApplyPayment, BeginModify, BeginMove, BookResult, ChangeReservation, Charge, ClearOutOfOrder,
+    Commit, DayReservation, Decided, EngineError, FinishMove, GetDay, GetHoldings, GetReservation,
+    GetTape, GetView, HoldEnded, HoldStarted, LockForRearrangement, Locked, ModifyIn, ModifyStep,
+    MoveIn, MoveOutcome, NightAudit, OutOfOrderView, PartAnswer, PartAsk, PaymentDue, Prepare,
+    RecordRefund, Reserve, Retype, RoomDay, RoomPart, RoomView, SetHousekeeping, SetOutOfOrder,
+    SnapshotRoom, TapeReservation, TapeRoom,
 };
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
@@ -384,7 +385,10 @@ impl Handler<Reserve> for RoomActor {
                     act.peers.hold_started.do_send(HoldStarted {
                         id,
                         expires_at: r.hold_expires_at,
-                        amount: r.payment.amount,
+                        charge: Some(Charge {
+                            out_trade_no: r.payment.out_trade_no,
+                            amount: r.payment.amount,
+                        }),
                         created_at: r.created_at,
                     });
                     return answer(Ok(r));
@@ -929,7 +933,10 @@ impl RoomActor {
             self.peers.hold_started.do_send(HoldStarted {
                 id: reservation.id,
                 expires_at: reservation.hold_expires_at,
-                amount: reservation.payment.amount,
+                charge: Some(Charge {
+                    out_trade_no: reservation.payment.out_trade_no,
+                    amount: reservation.payment.amount,
+                }),
                 created_at: reservation.created_at,
             });
         }
@@ -967,6 +974,136 @@ impl Handler<LockForRearrangement> for RoomActor {
                 act.commit_rearrangement(commit);
             }
         }));
+    }
+}
+
+impl RoomActor {
+    /// Decides one part of a multi-room booking's change, changing nothing.
+    fn prepare_part(&self, ask: &PartAsk) -> PartAnswer {
+        let version = |id: &ReservationId| self.state.kept(id).map_or(0, |r| r.version());
+        match ask {
+            PartAsk::Reserve(r) => PartAnswer {
+                version: 0,
+                decided: self
+                    .state
+                    .decide_reserve(r)
+                    .map(|()| {
+                        Some(Event::ReservationCreated {
+                            reservation: r.clone(),
+                            idempotency: None,
+                        })
+                    })
+                    .map_err(EngineError::from),
+                outcome: None,
+            },
+            PartAsk::Change {
+                id,
+                action,
+                now,
+                today,
+            } => {
+                let decided = self.not_moving(id).and_then(|()| {
+                    match self
+                        .state
+                        .decide_change(id, action.clone(), None, *now, *today)
+                    {
+                        Ok(event) => Ok(Some(event)),
+                        // Not one the action applies to (already cancelled, checked in,
+                        // or its hold not lapsed): it stays as it is.
+                        Err(DomainError::InvalidTransition { .. }) => Ok(None),
+                        Err(e) => Err(e.into()),
+                    }
+                });
+                PartAnswer {
+                    version: version(id),
+                    decided,
+                    outcome: None,
+                }
+            }
+            PartAsk::Payment { id, report, now } => {
+                let (decided, outcome) = match self.state.decide_payment(id, report, *now) {
+                    Ok((None, outcome)) => (Ok(None), Some(outcome)),
+                    Ok((Some(event), outcome)) => {
+                        (self.not_moving(id).map(|()| Some(event)), Some(outcome))
+                    }
+                    Err(e) => (Err(e.into()), None),
+                };
+                PartAnswer {
+                    version: version(id),
+                    decided,
+                    outcome,
+                }
+            }
+        }
+    }
+
+    /// Applies this room's parts of a durable multi-room event, then tells the hold keeper
+    /// and the payment supervisor what they need to know, as after a change of one
+    /// reservation. `before` is, per reservation changed, whether it was pending payment
+    /// and whether it owed a refund when the parts were decided (the room took no message
+    /// since).
+    fn apply_decided(&mut self, decided: Decided, before: &[(ReservationId, bool, bool)]) {
+        let delta = self.state.apply(&decided.event);
+        self.publish(&delta);
+        if let Event::BookingCreated { reservations, .. } = &*decided.event {
+            // (The coordinator already pointed the locator here, see `crate::bookings`.)
+            for r in reservations
+                .iter()
+                .filter(|r| r.room == self.state.key.number)
+            {
+                self.peers.hold_started.do_send(HoldStarted {
+                    id: r.id,
+                    expires_at: r.hold_expires_at,
+                    charge: decided.charge,
+                    created_at: r.created_at,
+                });
+            }
+        }
+        for (id, was_pending, was_owed) in before {
+            let _ = self.after_change(*id, *was_pending, *was_owed);
+        }
+        let _ = decided.applied.send(());
+    }
+}
+
+impl Handler<Prepare> for RoomActor {
+    type Result = ();
+
+    /// Answers every part, then, when one of them decided a change, waits for the
+    /// decision, taking no other message meanwhile (see [`Prepare`]).
+    fn handle(&mut self, msg: Prepare, ctx: &mut Self::Context) {
+        let answers: Vec<PartAnswer> = msg.asks.iter().map(|a| self.prepare_part(a)).collect();
+        let locked = answers.iter().any(|a| matches!(a.decided, Ok(Some(_))));
+        let before: Vec<(ReservationId, bool, bool)> = msg
+            .asks
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| matches!(a.decided, Ok(Some(_))))
+            .filter_map(|(ask, _)| match ask {
+                PartAsk::Reserve(_) => None,
+                PartAsk::Change { id, .. } | PartAsk::Payment { id, .. } => {
+                    let pending = self
+                        .state
+                        .kept(id)
+                        .is_ok_and(|r| r.status() == Status::PendingPayment);
+                    Some((*id, pending, self.refund_owed(id)))
+                }
+            })
+            .collect();
+        if msg.answer.send(answers).is_err() || !locked {
+            // The coordinator is gone, or nothing here changes: nothing to wait for.
+            return;
+        }
+        ctx.wait(
+            msg.decision
+                .into_actor(self)
+                .map(move |decision, act, _ctx| {
+                    // A dropped sender: the change was given up, and nothing changed.
+                    if let Ok(decided) = decision {
+                        act.apply_decided(decided, &before);
+                    }
+                }),
+        );
     }
 }
 

@@ -138,10 +138,14 @@ pub(crate) fn start(
             PaymentStatus::Pending | PaymentStatus::Failed
         );
         if charges && open {
+            // One entry per charge: a multi-room booking's reservations share theirs.
+            let out_trade_no = r
+                .booking()
+                .map_or_else(|| r.id().out_trade_no(), |b| b.out_trade_no());
             open_payments.insert(
-                r.id(),
+                out_trade_no.reservation_id(),
                 OpenPayment {
-                    out_trade_no: r.id().out_trade_no(),
+                    out_trade_no,
                     created_at: r.created_at(),
                 },
             );
@@ -172,7 +176,7 @@ pub(crate) fn start(
     let trigger_status = snapshot_status.clone();
 
     let (up_tx, up_rx) = std::sync::mpsc::channel();
-    let actor_journal = journal.clone();
+    let (actor_journal, pay_journal) = (journal.clone(), journal.clone());
     let (actor_directory, actor_rooms) = (directory.clone(), room_registry.clone());
     let (actor_directory_snap, actor_rooms_snap, actor_journal_snap) =
         (directory.clone(), room_registry.clone(), journal.clone());
@@ -199,9 +203,9 @@ pub(crate) fn start(
             .iter()
             .map(|arbiter| {
                 let (directory, rooms) = (actor_directory.clone(), actor_rooms.clone());
-                let charge_to = charge_to.clone();
+                let (journal, charge_to) = (actor_journal.clone(), charge_to.clone());
                 HoldKeeper::start_in_arbiter(arbiter, move |_| {
-                    HoldKeeper::new(directory, rooms, charge_to, expiry_tick)
+                    HoldKeeper::new(directory, rooms, journal, charge_to, expiry_tick)
                 })
             })
             .collect();
@@ -270,6 +274,7 @@ pub(crate) fn start(
             open_payments,
             owed_refunds,
             Arc::default(),
+            pay_journal,
         ));
         let sup = supervisor.start();
         let trigger = Trigger::new(

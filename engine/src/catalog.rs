@@ -903,7 +903,9 @@ impl Catalog {
             | Event::OutOfOrderCleared { .. }
             | Event::ReservationMoved { .. }
             | Event::ReservationModified { .. }
-            | Event::Rearranged { .. } => {}
+            | Event::Rearranged { .. }
+            | Event::BookingCreated { .. }
+            | Event::BookingChanged { .. } => {}
         }
     }
 }

@@ -123,30 +123,48 @@ pub mod date_map {
     }
 }
 
-/// A reservation's `pinned` flag, which records written before it existed do not carry.
+/// Fields that records written before them do not carry, in the order they were added.
 ///
 /// bincode is not self-describing, so a record's layout is known only from the format
-/// version of the file it came from (journal segment 5 and older, snapshot 7 and older
-/// lack the flag). Rather than a second copy of every type that holds a reservation, the
-/// reader of such a file decodes it inside [`pinned::decoding_unpinned`], and the flag's
-/// field then reads nothing and says `false` (nothing was pinned before pins existed).
+/// version of the file it came from. Rather than a second copy of every type that holds a
+/// reservation, the reader of an older file decodes it inside [`decoding_before`], and
+/// each field added since reads nothing and says what it meant before it existed.
 /// Thread-local, so parallel decoders of different formats do not disturb each other.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum Added {
+    /// [`crate::Reservation::pinned`] (journal segment 6, snapshot 8): `false` before.
+    Pins = 1,
+    /// [`crate::Reservation::booking`] (journal segment 7, snapshot 9): `None` before.
+    Bookings = 2,
+}
+
+thread_local! {
+    /// The fields the record being decoded on this thread has: those added before this
+    /// level's (`u8::MAX`: all of them, today's format).
+    static FORMAT_LEVEL: std::cell::Cell<u8> = const { std::cell::Cell::new(u8::MAX) };
+}
+
+/// Runs `decode` for a record written before `field` (and every field added after it)
+/// existed.
+pub fn decoding_before<T>(field: Added, decode: impl FnOnce() -> T) -> T {
+    let before = FORMAT_LEVEL.with(|f| f.replace((field as u8).saturating_sub(1)));
+    let out = decode();
+    FORMAT_LEVEL.with(|f| f.set(before));
+    out
+}
+
+/// Whether the record being decoded carries `field`.
+fn carries(field: Added) -> bool {
+    FORMAT_LEVEL.with(std::cell::Cell::get) >= field as u8
+}
+
+/// A reservation's `pinned` flag ([`Added::Pins`]).
 pub mod pinned {
-    use std::cell::Cell;
-
     use super::*;
-
-    thread_local! {
-        /// Set while a record of a format without the flag is decoded on this thread.
-        static UNPINNED_FORMAT: Cell<bool> = const { Cell::new(false) };
-    }
 
     /// Runs `decode` for a record written before reservations had the flag.
     pub fn decoding_unpinned<T>(decode: impl FnOnce() -> T) -> T {
-        let before = UNPINNED_FORMAT.with(|f| f.replace(true));
-        let out = decode();
-        UNPINNED_FORMAT.with(|f| f.set(before));
-        out
+        decoding_before(Added::Pins, decode)
     }
 
     /// Serializes the flag.
@@ -156,10 +174,29 @@ pub mod pinned {
 
     /// Deserializes the flag, or reads nothing and gives `false` for an older format.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        if UNPINNED_FORMAT.with(Cell::get) {
+        if !carries(Added::Pins) {
             return Ok(false);
         }
         bool::deserialize(d)
+    }
+}
+
+/// A reservation's multi-room booking ([`Added::Bookings`]).
+pub mod booking {
+    use super::*;
+    use crate::ids::BookingId;
+
+    /// Serializes the booking id, if any.
+    pub fn serialize<S: Serializer>(booking: &Option<BookingId>, s: S) -> Result<S::Ok, S::Error> {
+        booking.serialize(s)
+    }
+
+    /// Deserializes it, or reads nothing and gives `None` for an older format.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BookingId>, D::Error> {
+        if !carries(Added::Bookings) {
+            return Ok(None);
+        }
+        Option::<BookingId>::deserialize(d)
     }
 }
 

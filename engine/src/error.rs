@@ -128,6 +128,10 @@ pub enum DomainError {
     /// retry once it is settled.
     #[error("a difference of an earlier re-pricing is still being charged or refunded")]
     PaymentInProgress,
+    /// A multi-room booking asks more rooms of these types than are free for its stay
+    /// (each listed once, in the order the request first names it). Code `sold_out`.
+    #[error("not enough rooms free for the stay of type(s) {}", .0.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "))]
+    SoldOutTypes(Vec<crate::ids::RoomTypeCode>),
 }
 
 impl DomainError {
@@ -152,6 +156,7 @@ impl DomainError {
             DomainError::RatePlan(_) => "invalid_request",
             DomainError::SoldOutOn(_) => "sold_out",
             DomainError::PaymentInProgress => "payment_in_progress",
+            DomainError::SoldOutTypes(_) => "sold_out",
         }
     }
 }

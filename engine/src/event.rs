@@ -8,7 +8,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::RatePlanCode;
-use crate::ids::{HotelId, IdempotencyKey, ReservationId, RoomKey, RoomNumber, RoomTypeCode};
+use crate::ids::{
+    BookingId, HotelId, IdempotencyKey, ReservationId, RoomKey, RoomNumber, RoomTypeCode,
+};
 use crate::money::Currency;
 use crate::reservation::{Action, FieldChange, Guest, PaymentChange, Reservation};
 use crate::room::Housekeeping;
@@ -263,6 +265,49 @@ pub enum Event {
         /// The key it was created under, if any.
         idempotency: Option<IdempotencyRecord>,
     },
+    /// A multi-room booking took one room for each of its reservations (each holds the
+    /// booking's id, and its share of the booking's one payment). One event, so a replay
+    /// books all of them or none.
+    BookingCreated {
+        /// The hotel.
+        hotel_id: HotelId,
+        /// Which booking.
+        booking: BookingId,
+        /// Its reservations, in the order the request listed the rooms, as
+        /// [`Event::ReservationCreated`] holds one (each in its own room).
+        #[serde(with = "crate::reservation::created_list")]
+        reservations: Vec<std::sync::Arc<Reservation>>,
+        /// The key the booking was created under, if any (recorded for its first
+        /// reservation, which leads to the booking).
+        idempotency: Option<IdempotencyRecord>,
+    },
+    /// Changes to several reservations of one multi-room booking, decided together: the
+    /// booking's payment confirmed them, its hold expired them, or cancelling it cancelled
+    /// them. Each part is the [`Event::ReservationChanged`] or [`Event::PaymentChanged`]
+    /// its reservation's room decided; one event, so a replay applies all or none.
+    BookingChanged {
+        /// The hotel.
+        hotel_id: HotelId,
+        /// Which booking.
+        booking: BookingId,
+        /// One change per reservation, in room-key order.
+        parts: Vec<Event>,
+    },
+}
+
+impl Event {
+    /// The room an event about one reservation or room is decided by, if it is one.
+    pub fn room(&self) -> Option<&RoomKey> {
+        match self {
+            Event::ReservationChanged { room, .. }
+            | Event::PaymentChanged { room, .. }
+            | Event::HousekeepingSet { room, .. }
+            | Event::OutOfOrderSet { room, .. }
+            | Event::OutOfOrderCleared { room, .. }
+            | Event::ReservationModified { room, .. } => Some(room),
+            _ => None,
+        }
+    }
 }
 
 /// One reservation moved by a rearrangement: its whole stay, from one room to another of
@@ -321,7 +366,9 @@ impl Event {
             | Event::RoomPut { hotel_id, .. }
             | Event::RatePut { hotel_id, .. }
             | Event::RatePlanPut { hotel_id, .. }
-            | Event::RestrictionsSet { hotel_id, .. } => hotel_id,
+            | Event::RestrictionsSet { hotel_id, .. }
+            | Event::BookingCreated { hotel_id, .. }
+            | Event::BookingChanged { hotel_id, .. } => hotel_id,
             Event::ReservationCreated { reservation, .. }
             | Event::Rearranged { reservation, .. } => &reservation.hotel_id,
             Event::ReservationChanged { room, .. }

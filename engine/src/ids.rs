@@ -185,15 +185,51 @@ impl ReservationId {
     }
 }
 
-/// Our reference for a reservation's payment, as the provider sees it: `ik` and the
-/// reservation id's 32 hex digits. It holds the id rather than the text (16 bytes, no
+/// A multi-room booking's server-generated id (UUIDv7, from the same generator as
+/// reservation ids, so the two never collide): the reservations it made carry it
+/// ([`crate::Reservation::booking`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BookingId(pub uuid::Uuid);
+
+impl BookingId {
+    /// Parses the textual form used in URLs.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        uuid::Uuid::parse_str(raw)
+            .map(Self)
+            .map_err(|_| ValidationError::new("booking_id", "must be a UUID"))
+    }
+
+    /// The reference of the booking's one payment: `ik` and the booking id's hex digits,
+    /// the form of a reservation's own (ids never collide, so a callback's reference is
+    /// either a booking's or a reservation's).
+    pub fn out_trade_no(&self) -> OutTradeNo {
+        OutTradeNo(ReservationId(self.0))
+    }
+}
+
+impl fmt::Display for BookingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for BookingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BookingId({})", self.0)
+    }
+}
+
+/// Our reference for a payment, as the provider sees it: `ik` and the 32 hex digits of
+/// the id of the reservation it pays, or of the multi-room booking it pays
+/// ([`BookingId::out_trade_no`]). It holds the id rather than the text (16 bytes, no
 /// allocation, in every copy of every reservation) and encodes as the text, which is
 /// what journals and snapshots have always held.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct OutTradeNo(ReservationId);
 
 impl OutTradeNo {
-    /// The reservation this payment belongs to.
+    /// The id in the reference: the reservation's, or the booking's for a payment of a
+    /// multi-room booking.
     pub fn reservation_id(&self) -> ReservationId {
         self.0
     }

@@ -27,7 +27,7 @@ use jiff::Timestamp;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::ids::{ReservationId, RoomKey, RoomTypeCode};
+use crate::ids::{BookingId, ReservationId, RoomKey, RoomTypeCode};
 use crate::money::{Currency, Money};
 use crate::reservation::{
     status_keeps_money, Adjustment, Guest, HistoryEntry, Modified, Payment, PaymentEventKind,
@@ -94,6 +94,9 @@ struct Extra {
     sold: Option<Box<Sold>>,
     /// [`Reservation::adjustment`]: only for the few re-priced after their first charge.
     adjustment: Option<Box<Adjustment>>,
+    /// [`Reservation::booking`]: only for the reservations of a multi-room booking.
+    #[serde(with = "crate::codec::booking")]
+    booking: Option<BookingId>,
 }
 
 /// A reservation's selling terms and the fee and refund they led to, kept only when they
@@ -237,6 +240,7 @@ impl Kept {
             moved: (moved != Moved::default()).then(|| Box::new(moved)),
             sold: (!implied).then(|| Box::new(sold)),
             adjustment: r.adjustment.map(Box::new),
+            booking: r.booking,
         };
         if r.payment.history != [payment_creation_entry(r.created_at)] {
             let current = extra.trade_no.as_ref();
@@ -283,7 +287,9 @@ impl Kept {
             created_at,
             hold_expires_at: self.hold_expires_at(),
             payment: Payment {
-                out_trade_no: self.id.out_trade_no(),
+                out_trade_no: self
+                    .booking()
+                    .map_or(self.id.out_trade_no(), |b| b.out_trade_no()),
                 amount: self.adjustment().map_or(total, |a| Money {
                     amount_minor: a.first_charge_minor,
                     currency: self.currency,
@@ -310,7 +316,13 @@ impl Kept {
                 .unwrap_or_default(),
             pinned: self.pinned,
             adjustment: self.adjustment(),
+            booking: self.booking(),
         }
+    }
+
+    /// [`Reservation::booking`].
+    pub fn booking(&self) -> Option<BookingId> {
+        self.extra.as_deref().and_then(|e| e.booking)
     }
 
     /// [`Reservation::adjustment`].
@@ -875,6 +887,7 @@ pub(crate) mod v5 {
                             }),
                             sold: None,
                             adjustment: None,
+                            booking: None,
                         })
                     }),
                     version: k.version,
@@ -978,6 +991,7 @@ pub(crate) mod v6 {
                             }),
                             sold: e.sold,
                             adjustment: None,
+                            booking: None,
                         })
                     }),
                     version: k.version,
@@ -1065,6 +1079,7 @@ pub(crate) mod v7 {
                             moved: e.moved,
                             sold: e.sold,
                             adjustment: None,
+                            booking: None,
                         })
                     }),
                     version: k.version,

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod codec;
 pub mod error;
 pub mod event;
+pub mod group;
 pub mod ids;
 pub mod ledger;
 pub mod legacy;
@@ -34,8 +35,8 @@ pub use catalog::{Catalog, Hotel, Quote, RoomType, Upsert};
 pub use error::{DomainError, NightConflict, ValidationError};
 pub use event::{Change, Event, IdempotencyRecord, Modification, Relocation, Settling};
 pub use ids::{
-    HotelId, IdempotencyKey, OutTradeNo, RatePlanCode, ReservationId, RoomKey, RoomNumber,
-    RoomTypeCode,
+    BookingId, HotelId, IdempotencyKey, OutTradeNo, RatePlanCode, ReservationId, RoomKey,
+    RoomNumber, RoomTypeCode,
 };
 pub use money::{Currency, Money};
 pub use reservation::{

@@ -7,7 +7,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, ValidationError};
-use crate::ids::{HotelId, OutTradeNo, RatePlanCode, ReservationId, RoomNumber, RoomTypeCode};
+use crate::ids::{
+    BookingId, HotelId, OutTradeNo, RatePlanCode, ReservationId, RoomNumber, RoomTypeCode,
+};
 use crate::money::Money;
 use crate::selling::Terms;
 use crate::time::Stay;
@@ -528,6 +530,12 @@ pub struct Reservation {
     /// (then the first charge asks the total, and what is paid is the total once the
     /// payment succeeded). Not part of a creation's journal record (always `None` then).
     pub adjustment: Option<Adjustment>,
+    /// The multi-room booking that made it, if one did: then its first charge is the
+    /// booking's one payment (`payment.out_trade_no` is the booking's reference, and
+    /// `payment.amount` this reservation's share of it), paid, expired and cancelled with
+    /// the booking's other reservations in one change.
+    #[serde(with = "crate::codec::booking")]
+    pub booking: Option<BookingId>,
 }
 
 /// What re-pricing a reservation after its first charge was made left to settle.
@@ -726,6 +734,8 @@ pub mod created_codec {
         moves: &'a [RoomMove],
         terms: &'a Terms,
         pinned: bool,
+        #[serde(with = "crate::codec::booking")]
+        booking: Option<BookingId>,
     }
 
     #[derive(Deserialize)]
@@ -752,6 +762,8 @@ pub mod created_codec {
         terms: Terms,
         #[serde(with = "crate::codec::pinned")]
         pinned: bool,
+        #[serde(with = "crate::codec::booking")]
+        booking: Option<BookingId>,
     }
 
     /// Serializes `r` without its modifications.
@@ -775,6 +787,7 @@ pub mod created_codec {
             moves: &r.moves,
             terms: &r.terms,
             pinned: r.pinned,
+            booking: r.booking,
         }
         .serialize(s)
     }
@@ -803,7 +816,40 @@ pub mod created_codec {
             modifications: Vec::new(),
             pinned: r.pinned,
             adjustment: None,
+            booking: r.booking,
         }))
+    }
+}
+
+/// A list of new reservations, each encoded as [`created_codec`] encodes one.
+pub mod created_list {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    /// One reservation of the list, encoded by [`created_codec`].
+    #[derive(Deserialize)]
+    struct One(#[serde(with = "super::created_codec")] Arc<Reservation>);
+
+    /// A borrowed one, for encoding.
+    struct OneRef<'a>(&'a Arc<Reservation>);
+
+    impl Serialize for OneRef<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            super::created_codec::serialize(self.0, s)
+        }
+    }
+
+    /// Serializes the list.
+    pub fn serialize<S: Serializer>(rs: &[Arc<Reservation>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(rs.iter().map(OneRef))
+    }
+
+    /// Deserializes the list.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Arc<Reservation>>, D::Error> {
+        Ok(Vec::<One>::deserialize(d)?
+            .into_iter()
+            .map(|o| o.0)
+            .collect())
     }
 }
 
@@ -1067,10 +1113,11 @@ impl Reservation {
         self.adjustment.map_or(0, |a| a.balance_due_minor)
     }
 
-    /// The provider reference of difference charge or refund number `seq`: the payment's
-    /// reference, `-`, and the number (`ik…-2`).
+    /// The provider reference of difference charge or refund number `seq`: the
+    /// reservation's own reference, `-`, and the number (`ik…-2`). Its own even when its
+    /// first charge is a multi-room booking's: a difference is this reservation's alone.
     pub fn charge_reference(&self, seq: u32) -> String {
-        format!("{}-{seq}", self.payment.out_trade_no)
+        format!("{}-{seq}", self.id.out_trade_no())
     }
 
     /// The unpaid difference charge, if one is due: its reference and amount.
@@ -1084,13 +1131,14 @@ impl Reservation {
     }
 
     /// The reference the refund owed now is asked under, so the provider tells a retry of
-    /// it from another refund of the same payment: the payment's own reference until it
-    /// was re-priced, then that of the latest difference decided
-    /// ([`Reservation::charge_reference`]).
+    /// it from another refund of the same payment: the reservation's own reference until
+    /// it was re-priced (the payment's, unless a multi-room booking's payment is shared
+    /// with other reservations, each refunded under its own), then that of the latest
+    /// difference decided ([`Reservation::charge_reference`]).
     pub fn refund_reference(&self) -> String {
         match self.adjustment {
             Some(a) if a.seq > 0 => self.charge_reference(a.seq),
-            _ => self.payment.out_trade_no.to_string(),
+            _ => self.id.out_trade_no().to_string(),
         }
     }
 

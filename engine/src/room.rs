@@ -139,6 +139,14 @@ pub struct NightsDelta {
     pub released: Vec<Date>,
 }
 
+impl NightsDelta {
+    /// Adds `other`'s nights to these (the changes of one event's parts, in order).
+    pub fn merge(&mut self, other: NightsDelta) {
+        self.booked.extend(other.booked);
+        self.released.extend(other.released);
+    }
+}
+
 /// One room's whole state.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
 pub struct RoomState {
@@ -1271,6 +1279,21 @@ impl RoomState {
                 // reservations go to take them with [`RoomState::rearranged_in`], which
                 // also books the new one.
                 return self.rearranged_out(event).1;
+            }
+            Event::BookingCreated { reservations, .. } => {
+                // This room's reservation of the booking (each has a room of its own).
+                for r in reservations {
+                    if r.room == self.key.number {
+                        delta.merge(self.insert_reservation(r));
+                    }
+                }
+            }
+            Event::BookingChanged { parts, .. } => {
+                for part in parts {
+                    if part.room() == Some(&self.key) {
+                        delta.merge(self.apply(part));
+                    }
+                }
             }
             Event::RoomPut { room_type, .. } => {
                 // Its reservations keep the type they were booked as.

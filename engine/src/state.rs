@@ -126,6 +126,7 @@ pub fn new_reservation(
         // A room the client chose stays chosen.
         pinned: req.room.is_some(),
         adjustment: None,
+        booking: None,
     }
 }
 
@@ -253,6 +254,23 @@ impl State {
                     self.locator.insert(m.id, key(&m.to));
                 }
                 self.record_creation(reservation, idempotency.as_ref());
+            }
+            Event::BookingCreated {
+                reservations,
+                idempotency,
+                ..
+            } => {
+                // The key leads to the first reservation, which leads to the booking. Each
+                // reservation has a room of its own, which takes it from the event.
+                for (i, r) in reservations.iter().enumerate() {
+                    let key = self.record_creation(r, idempotency.as_ref().filter(|_| i == 0));
+                    self.apply_to_room(&key, event);
+                }
+            }
+            Event::BookingChanged { parts, .. } => {
+                for part in parts {
+                    self.apply(part);
+                }
             }
             Event::ReservationMoved { id, from, to, .. } => {
                 let Some(source) = self.rooms.get_mut(from) else {
@@ -429,6 +447,34 @@ impl State {
                             room.key
                         ));
                     }
+                }
+            }
+        }
+        problems.extend(self.booking_problems());
+        problems
+    }
+
+    /// The reservations of one multi-room booking share what the booking made them with:
+    /// its hotel, creator, creation and hold instants.
+    fn booking_problems(&self) -> Vec<String> {
+        let mut first: HashMap<crate::ids::BookingId, (&HotelId, &crate::ledger::Kept)> =
+            HashMap::new();
+        let mut problems = Vec::new();
+        for room in self.rooms.values() {
+            for r in room.ledger.iter() {
+                let Some(b) = r.booking() else { continue };
+                let hotel = &room.key.hotel_id;
+                let (h0, r0) = *first.entry(b).or_insert((hotel, r));
+                let same = h0 == hotel
+                    && r0.created_by() == r.created_by()
+                    && r0.created_at() == r.created_at()
+                    && r0.hold_expires_at() == r.hold_expires_at();
+                if !same {
+                    problems.push(format!(
+                        "{} and {} of booking {b} disagree on what it made them with",
+                        r0.id(),
+                        r.id()
+                    ));
                 }
             }
         }

@@ -62,7 +62,8 @@ fn domain_code(d: &DomainError) -> Code {
         | DomainError::NightsSold(_)
         | DomainError::Restricted(_)
         | DomainError::IdempotencyKeyReused
-        | DomainError::SoldOutOn(_) => Code::FailedPrecondition,
+        | DomainError::SoldOutOn(_)
+        | DomainError::SoldOutTypes(_) => Code::FailedPrecondition,
         DomainError::LimitReached(_) => Code::ResourceExhausted,
         // Like a lost race, it resolves itself: retrying later can succeed.
         DomainError::VersionMismatch { .. }

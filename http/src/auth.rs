@@ -98,6 +98,12 @@ pub enum Op {
     Book,
     /// `GET /v1/reservations/{id}`.
     GetReservation,
+    /// `POST /v1/hotels/{hotel_id}/bookings`: several rooms in one booking.
+    BookGroup,
+    /// `GET /v1/bookings/{id}`.
+    GetBooking,
+    /// `POST /v1/bookings/{id}/cancel`.
+    CancelBooking,
     /// `POST /v1/reservations/{id}/cancel`.
     Cancel,
     /// `POST /v1/reservations/{id}/check-in`.
@@ -167,6 +173,11 @@ pub const ROLE_TABLE: &[(Op, &[Role])] = &[
     (Op::Availability, ADMIN_CHANNEL),
     (Op::Book, ADMIN_CHANNEL),
     (Op::GetReservation, EVERYONE),
+    // A multi-room booking like a reservation: booked by channels, seen and cancelled by
+    // the hotel's front desk and the channel that booked it.
+    (Op::BookGroup, ADMIN_CHANNEL),
+    (Op::GetBooking, EVERYONE),
+    (Op::CancelBooking, EVERYONE),
     (Op::Cancel, EVERYONE),
     (Op::CheckIn, ADMIN_FRONT_DESK),
     (Op::CheckOut, ADMIN_FRONT_DESK),
@@ -279,6 +290,21 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "GET",
         "/v1/reservations/{id}",
         Access::Reservation(Op::GetReservation),
+    ),
+    (
+        "POST",
+        "/v1/hotels/{hotel_id}/bookings",
+        Access::Hotel(Op::BookGroup),
+    ),
+    (
+        "GET",
+        "/v1/bookings/{id}",
+        Access::Reservation(Op::GetBooking),
+    ),
+    (
+        "POST",
+        "/v1/bookings/{id}/cancel",
+        Access::Reservation(Op::CancelBooking),
     ),
     (
         "POST",
@@ -552,11 +578,24 @@ impl Caller {
     /// created by this key → 404 exactly as if it did not exist; visible but the role may
     /// not do this → 403.
     pub fn check_reservation(&self, r: &Reservation) -> Result<(), ApiError> {
+        self.check_owned(r, "reservation")
+    }
+
+    /// Checks a loaded multi-room booking as [`Caller::check_reservation`] checks a
+    /// reservation: every reservation of it has the booking's hotel and creator.
+    pub fn check_booking(&self, b: &innkeep_actors::Booking) -> Result<(), ApiError> {
+        match b.reservations.first() {
+            Some(r) => self.check_owned(r, "booking"),
+            None => Err(not_found("booking")),
+        }
+    }
+
+    fn check_owned(&self, r: &Reservation, what: &'static str) -> Result<(), ApiError> {
         let p = &self.principal;
         let visible = p.hotels.contains(r.hotel_id.as_str())
             && (p.role != Role::Channel || r.created_by.is_some() && r.created_by == p.key_id);
         if !visible {
-            return Err(not_found("reservation"));
+            return Err(not_found(what));
         }
         if !role_allows(p.role, self.op) {
             return Err(ApiError::Forbidden);

@@ -195,6 +195,33 @@ impl Harness {
         };
         self.engine.book(input, None).await.unwrap().id.to_string()
     }
+
+    /// A two-room booking in `hotel` made by `by`; its id.
+    async fn book_group(&self, hotel: &str, by: Option<String>) -> String {
+        let h = HotelId::parse(hotel).unwrap();
+        let arrival = self
+            .engine
+            .today(&h)
+            .unwrap()
+            .checked_add(5.days())
+            .unwrap();
+        let room = innkeep_engine::group::GroupRoom {
+            room_type: RoomTypeCode::parse("KING").unwrap(),
+            guests: 1,
+            guest: None,
+        };
+        let input = innkeep_engine::group::GroupInput {
+            hotel_id: h,
+            arrival,
+            departure: arrival.tomorrow().unwrap(),
+            guest: Guest::parse("Li Lei", "+86 138 0000 0000", "li@example.com").unwrap(),
+            rooms: vec![room.clone(), room],
+            rate_plan: None,
+            created_by: by,
+        };
+        let booking = self.engine.book_group(input, None).await.unwrap();
+        booking.summary.id.to_string()
+    }
 }
 
 fn engine_config() -> (tempfile::TempDir, EngineConfig) {
@@ -254,6 +281,12 @@ enum Target {
     OtherChannelsReservation,
     /// A reservation in H2.
     OtherHotelsReservation,
+    /// A multi-room booking in H1 made by channel A.
+    OwnBooking,
+    /// A multi-room booking in H1 made by channel B.
+    OtherChannelsBooking,
+    /// A multi-room booking in H2.
+    OtherHotelsBooking,
     /// No target (public routes).
     None,
 }
@@ -270,6 +303,9 @@ async fn authorization_matrix() {
     let own_res = h.reserve("H1", creator(CHAN_A)).await;
     let other_chan_res = h.reserve("H1", creator(CHAN_B)).await;
     let other_hotel_res = h.reserve("H2", creator(ADMIN_ALL)).await;
+    let own_booking = h.book_group("H1", creator(CHAN_A)).await;
+    let other_chan_booking = h.book_group("H1", creator(CHAN_B)).await;
+    let other_hotel_booking = h.book_group("H2", creator(ADMIN_ALL)).await;
     let stay = format!("arrival={}&departure={}", today_plus(1), today_plus(2));
     let range = format!("from={}&to={}", today_plus(1), today_plus(2));
 
@@ -410,6 +446,55 @@ async fn authorization_matrix() {
             "/v1/hotels/{h}/reservations",
             OtherHotel,
             [401, 401, 400, 404, 404, 404],
+        ),
+        // Multi-room bookings: as reservations, a channel sees only its own.
+        (
+            Method::POST,
+            "/v1/hotels/{h}/bookings",
+            OwnHotel,
+            [401, 401, 400, 400, 400, 403],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/bookings",
+            OtherHotel,
+            [401, 401, 400, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/v1/bookings/{b}",
+            OwnBooking,
+            [401, 401, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/bookings/{b}",
+            OtherChannelsBooking,
+            [401, 401, 200, 200, 404, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/bookings/{b}",
+            OtherHotelsBooking,
+            [401, 401, 200, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/bookings/{b}/cancel",
+            OwnBooking,
+            [401, 401, 412, 412, 412, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/bookings/{b}/cancel",
+            OtherChannelsBooking,
+            [401, 401, 412, 412, 404, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/bookings/{b}/cancel",
+            OtherHotelsBooking,
+            [401, 401, 412, 404, 404, 404],
         ),
         // Rooms and housekeeping: admin and front desk.
         (
@@ -705,6 +790,7 @@ async fn authorization_matrix() {
             m.as_str() == *method
                 && t.replace("{h}", "{hotel_id}")
                     .replace("{r}", "{id}")
+                    .replace("{b}", "{id}")
                     .replace("{p}", "{out_trade_no}")
                     .split('?')
                     .next()
@@ -736,11 +822,15 @@ async fn authorization_matrix() {
             OtherHotelsReservation => uri
                 .replace("{r}", &other_hotel_res)
                 .replace("{p}", &out_trade_no(&other_hotel_res)),
+            OwnBooking => uri.replace("{b}", &own_booking),
+            OtherChannelsBooking => uri.replace("{b}", &other_chan_booking),
+            OtherHotelsBooking => uri.replace("{b}", &other_hotel_booking),
             None => uri,
         };
         let body = matches!(*method, Method::PUT)
             || (*method == Method::POST
                 && (uri.ends_with("/reservations")
+                    || uri.ends_with("/bookings")
                     || uri.ends_with("/move")
                     || uri.ends_with("/modify")
                     || uri.ends_with("/replay")

@@ -187,6 +187,12 @@ impl ApiError {
             }
             _ => None,
         };
+        let room_types = match self {
+            ApiError::Engine(EngineError::Domain(DomainError::SoldOutTypes(list))) => {
+                Some(list.iter().map(|t| t.as_str().to_owned()).collect())
+            }
+            _ => None,
+        };
         Problem {
             type_uri: format!("urn:innkeep:problem:{code}"),
             title: title(code).to_owned(),
@@ -197,6 +203,7 @@ impl ApiError {
             conflicts,
             reasons,
             nights,
+            room_types,
         }
     }
 }
@@ -219,6 +226,7 @@ fn domain_status(d: &DomainError) -> StatusCode {
         | DomainError::NightsSold(_)
         | DomainError::MoveInProgress
         | DomainError::SoldOutOn(_)
+        | DomainError::SoldOutTypes(_)
         | DomainError::PaymentInProgress => StatusCode::CONFLICT,
         DomainError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
     }
@@ -300,6 +308,11 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<crate::constraints::CivilDate>>, example = json!(["2026-12-25"]))]
     pub nights: Option<Vec<String>>,
+    /// For a multi-room booking's `sold_out`: the room types it asks more rooms of than
+    /// are free for the stay, each once, in the order the request first names them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["KING"]))]
+    pub room_types: Option<Vec<String>>,
 }
 
 /// Something holding nights a request needed (in a `nights_sold` problem).

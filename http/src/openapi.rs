@@ -15,8 +15,8 @@ use utoipa_axum::routes;
 
 use crate::constraints;
 use crate::routes::{
-    availability, board, events, frontdesk, ops, payments, reservations, rooms, selling, setup,
-    webhooks,
+    availability, board, bookings, events, frontdesk, ops, payments, reservations, rooms, selling,
+    setup, webhooks,
 };
 use crate::AppState;
 
@@ -496,6 +496,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(availability::get_availability))
         .routes(routes!(reservations::book))
+        .routes(routes!(bookings::book_group))
+        .routes(routes!(bookings::get_booking))
+        .routes(routes!(bookings::cancel_booking))
         .routes(routes!(reservations::get_reservation))
         .routes(routes!(reservations::cancel))
         .routes(routes!(reservations::check_in))

@@ -1013,6 +1013,107 @@ pub struct BookRequestBody {
     pub rate_plan: Option<String>,
 }
 
+/// `POST /v1/hotels/{hotel_id}/bookings`: several rooms for one stay, booked together.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupBookingBody {
+    /// First night of every room (`YYYY-MM-DD`, hotel-local), as for a reservation.
+    #[schema(value_type = CivilDate, example = "2026-12-24")]
+    pub arrival: String,
+    /// Leaving day (exclusive) of every room, as for a reservation.
+    #[schema(value_type = CivilDate, example = "2026-12-26")]
+    pub departure: String,
+    /// The lead guest: the contact of every room that names none of its own.
+    pub guest: GuestContact,
+    /// The rooms, 1 to 20: each its own reservation, in this order.
+    #[schema(min_items = 1, max_items = 20)]
+    pub rooms: Vec<GroupRoomBody>,
+    /// The rate plan of every room, as for a reservation (`BAR` when left out or null).
+    #[serde(default)]
+    #[schema(value_type = Option<Code>, example = "BAR")]
+    pub rate_plan: Option<String>,
+}
+
+/// One room of a multi-room booking.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRoomBody {
+    /// Its room type (one the hotel lacks is 404 not_found).
+    #[schema(value_type = Code, example = "KING")]
+    pub room_type: String,
+    /// Guests in it, 1 to the type's capacity (more is 400 invalid_request).
+    #[serde(deserialize_with = "whole")]
+    #[schema(value_type = Capacity, example = 2)]
+    pub guests: u16,
+    /// Who stays in it, when not the lead guest.
+    #[serde(default)]
+    pub guest: Option<GuestContact>,
+}
+
+/// A multi-room booking: its reservations, and what they sum up to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BookingView {
+    /// Server-generated id (UUIDv7).
+    #[schema(value_type = crate::constraints::ReservationId)]
+    pub id: String,
+    /// The hotel.
+    pub hotel_id: String,
+    /// The status every reservation still live shares (or, when none is live, every
+    /// reservation's), one of a reservation's statuses; `mixed` when they differ (one
+    /// guest checked in, another still to arrive).
+    #[schema(example = "pending_payment")]
+    pub status: String,
+    /// Its reservations, one per room, in the order the request listed the rooms, each as
+    /// `GET /v1/reservations/{id}` shows it (each is readable, modifiable and cancellable
+    /// on its own too).
+    pub reservations: Vec<ReservationView>,
+    /// Sum of the reservations' totals.
+    pub total: MoneyView,
+    /// The booking's one payment: its callback confirms every reservation.
+    pub payment: BookingPaymentView,
+    /// When the unpaid hold of every reservation lapses (RFC 3339, UTC): then they all
+    /// expire together.
+    pub hold_expires_at: String,
+    /// Sum of the reservations' versions: it grows with every change to any of them. Also
+    /// sent as the `ETag`; `If-Match` on `POST …/cancel` checks it.
+    pub version: u64,
+}
+
+/// A multi-room booking's payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BookingPaymentView {
+    /// Our payment reference (`ik` and the booking id's hex digits); the provider echoes it
+    /// in its callback.
+    #[schema(value_type = crate::constraints::OutTradeNo)]
+    pub out_trade_no: String,
+    /// What it asks: the sum of each reservation's `payment.amount`.
+    pub amount: MoneyView,
+    /// `pending` until paid; `succeeded` once paid (a reservation's later refund shows on
+    /// that reservation); `refunded` once every reservation's share was given back;
+    /// `failed` after a failed attempt (the hold runs on).
+    pub status: PaymentStatusView,
+}
+
+impl From<&innkeep_actors::Booking> for BookingView {
+    fn from(b: &innkeep_actors::Booking) -> Self {
+        let s = &b.summary;
+        Self {
+            id: s.id.to_string(),
+            hotel_id: b.hotel_id.as_str().to_owned(),
+            status: s.status.as_str().to_owned(),
+            reservations: b.reservations.iter().map(|r| (&**r).into()).collect(),
+            total: s.total.into(),
+            payment: BookingPaymentView {
+                out_trade_no: s.out_trade_no.to_string(),
+                amount: s.amount.into(),
+                status: s.payment_status.into(),
+            },
+            hold_expires_at: s.hold_expires_at.to_string(),
+            version: s.version,
+        }
+    }
+}
+
 /// Where a reservation is in its life (the state machine of the design).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -1386,6 +1487,13 @@ pub struct ReservationView {
     /// re-priced upwards, or the difference was paid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balance_due: Option<MoneyView>,
+    /// The multi-room booking (`POST /v1/hotels/{hotel_id}/bookings`) that made it, if
+    /// one did: then its `payment` is the booking's one payment (`out_trade_no` is the
+    /// booking's, `amount` this reservation's share). Absent for a reservation booked
+    /// alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::constraints::ReservationId>)]
+    pub booking_id: Option<String>,
 }
 
 /// What a reservation still owes after a re-pricing, if anything.
@@ -1599,7 +1707,7 @@ impl Serialize for ReservationJson<'_> {
             }
         }
         let r = self.0;
-        let mut st = s.serialize_struct("ReservationView", 22)?;
+        let mut st = s.serialize_struct("ReservationView", 23)?;
         st.serialize_field("id", &AsText(r.id))?;
         st.serialize_field("hotel_id", r.hotel_id.as_str())?;
         st.serialize_field("room_type", r.room_type.as_str())?;
@@ -1625,6 +1733,10 @@ impl Serialize for ReservationJson<'_> {
         match balance_due(r) {
             Some(due) => st.serialize_field("balance_due", &MoneyJson(due))?,
             None => st.skip_field("balance_due")?,
+        }
+        match r.booking {
+            Some(b) => st.serialize_field("booking_id", &AsText(b))?,
+            None => st.skip_field("booking_id")?,
         }
         st.end()
     }
@@ -1745,6 +1857,7 @@ impl From<&Reservation> for ReservationView {
             cancellation_fee: cancellation_fee(r).map(Into::into),
             pinned: r.pinned,
             balance_due: balance_due(r).map(Into::into),
+            booking_id: r.booking.map(|b| b.to_string()),
         }
     }
 }

@@ -36,11 +36,11 @@ use serde::Serialize;
 
 /// Version of the snapshot layout (metadata record + bincode state) this build writes
 /// and the only one it loads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 8;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 9;
 
 /// The oldest snapshot layout [`SnapshotStore::load_versioned`] still hands to its caller
-/// (with its version, for the caller to decode): versions 5 to 8 differ only inside the
-/// parts the caller encodes, so a data dir of the three previous releases starts.
+/// (with its version, for the caller to decode): versions 5 to 9 differ only inside the
+/// parts the caller encodes, so a data dir of the four previous releases starts.
 pub const OLDEST_READABLE_SNAPSHOT_FORMAT: u32 = 5;
 
 /// Largest encoded state accepted, so a corrupt length can never drive a huge

@@ -307,6 +307,40 @@ fn implied(engine: &innkeep_actors::Engine, event: &Event) -> Vec<(&'static str,
         Event::OutOfOrderCleared { room, from, .. } => {
             vec![availability(room, "unblocked", *from, None)]
         }
+        // A multi-room booking: each reservation's own `reservation.created` (a client
+        // following reservations sees every one), with the nights it took; the record's
+        // own item is `booking.created`.
+        Event::BookingCreated {
+            booking,
+            reservations,
+            ..
+        } => reservations
+            .iter()
+            .flat_map(|r| {
+                let one = Event::ReservationCreated {
+                    reservation: r.clone(),
+                    idempotency: None,
+                };
+                let (name, mut data) = describe(&one);
+                data["booking_id"] = json!(booking.to_string());
+                let mut items = implied(engine, &one);
+                items.push((name, data));
+                items
+            })
+            .collect(),
+        // Each reservation's own change event (`reservation.confirmed`, `…cancelled`,
+        // `…expired`, `payment.updated`), with what it implies; the record's own item is
+        // `booking.changed`.
+        Event::BookingChanged { booking, parts, .. } => parts
+            .iter()
+            .flat_map(|part| {
+                let (name, mut data) = describe(part);
+                data["booking_id"] = json!(booking.to_string());
+                let mut items = implied(engine, part);
+                items.push((name, data));
+                items
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -324,6 +358,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "reservation.no_show",
     "reservation.moved",
     "reservation.modified",
+    "booking.created",
+    "booking.changed",
     "payment.updated",
     "room.status",
     "room.out_of_order",
@@ -370,6 +406,33 @@ pub(crate) fn describe(event: &Event) -> (&'static str, Value) {
                 .collect();
             ("reservation.created", data)
         }
+        // A multi-room booking made: its reservations (the stream sends each one's own
+        // `reservation.created` too, see `implied`; a webhook gets this one delivery).
+        Event::BookingCreated {
+            booking,
+            reservations,
+            ..
+        } => (
+            "booking.created",
+            json!({
+                "booking_id": booking.to_string(),
+                "reservations": reservations.iter().map(|r| created(r)).collect::<Vec<_>>(),
+            }),
+        ),
+        // Its reservations changed together: each change as its own event would be.
+        Event::BookingChanged { booking, parts, .. } => (
+            "booking.changed",
+            json!({
+                "booking_id": booking.to_string(),
+                "changes": parts
+                    .iter()
+                    .map(|part| {
+                        let (name, data) = describe(part);
+                        json!({"type": name, "data": data})
+                    })
+                    .collect::<Vec<_>>(),
+            }),
+        ),
         Event::ReservationChanged { room, id, change } => {
             let name = match change.action {
                 Action::Pay { .. } => "reservation.confirmed",

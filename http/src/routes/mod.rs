@@ -11,6 +11,7 @@ use crate::wire::ReservationJson;
 
 pub mod availability;
 pub mod board;
+pub mod bookings;
 pub mod events;
 pub mod frontdesk;
 pub mod ops;

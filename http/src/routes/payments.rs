@@ -7,7 +7,9 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::Json;
-use innkeep_engine::{PaymentOutcome, PaymentReport, Reservation, ReservationId};
+use innkeep_engine::{
+    BookingId, DomainError, Money, PaymentOutcome, PaymentReport, Reservation, ReservationId,
+};
 use subtle::ConstantTimeEq;
 
 use crate::auth::Caller;
@@ -83,8 +85,22 @@ async fn handle_notify(
         .map_err(|e| ApiError::InvalidRequest(format!("callback body: {e}")))?;
     let (id, seq) = ReservationId::from_charge_reference(&callback.out_trade_no)
         .ok_or_else(|| ApiError::NotFound(format!("no payment {:?}", callback.out_trade_no)))?;
-    let reservation = state.engine.reservation(id).await?;
-    check_amount(&reservation, seq, &callback)?;
+    // A multi-room booking's one payment: its reference is the booking's id.
+    let booking = match seq {
+        None => match state.engine.booking(BookingId(id.0)).await {
+            Ok(b) => Some(b),
+            Err(innkeep_actors::EngineError::Domain(DomainError::NotFound(_))) => None,
+            Err(e) => return Err(e.into()),
+        },
+        Some(_) => None,
+    };
+    match &booking {
+        Some(b) => check_owed(b.summary.amount, "booking", &callback)?,
+        None => {
+            let reservation = state.engine.reservation(id).await?;
+            check_amount(&reservation, seq, &callback)?;
+        }
+    }
     if callback.trade_no.is_empty()
         || callback.trade_no.len() > MAX_TRADE_NO_LEN
         || callback.trade_no.chars().any(char::is_control)
@@ -94,6 +110,19 @@ async fn handle_notify(
         )));
     }
     let trade_no = callback.trade_no.clone();
+    if let Some(b) = booking {
+        let report = match callback.status {
+            NotifyStatus::Succeeded => PaymentReport::Succeeded { trade_no },
+            NotifyStatus::Failed => PaymentReport::Failed { trade_no },
+        };
+        let (_, outcome) = state.engine.pay_booking(b.summary.id, report).await?;
+        if outcome == PaymentOutcome::RefundOwed {
+            tracing::warn!(booking = %b.summary.id, out_trade_no = %callback.out_trade_no,
+                trade_no = %callback.trade_no,
+                "payment succeeded for a booking that cannot take it; refunds owed");
+        }
+        return Ok(outcome.as_str());
+    }
     let report = match (callback.status, seq) {
         (NotifyStatus::Succeeded, None) => PaymentReport::Succeeded { trade_no },
         (NotifyStatus::Failed, None) => PaymentReport::Failed { trade_no },
@@ -212,9 +241,14 @@ fn check_amount(
             }
         }
     };
+    check_owed(owed, "reservation", callback)
+}
+
+/// The callback's amount and currency must be `owed`, what `what` owes.
+fn check_owed(owed: Money, what: &str, callback: &NotifyRequest) -> Result<(), ApiError> {
     if callback.amount != owed.amount_minor || callback.currency != owed.currency.as_str() {
         return Err(ApiError::AmountMismatch(format!(
-            "paid {} {}, but the reservation owes {} {}",
+            "paid {} {}, but the {what} owes {} {}",
             callback.amount, callback.currency, owed.amount_minor, owed.currency
         )));
     }

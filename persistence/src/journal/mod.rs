@@ -112,9 +112,9 @@ pub trait Record: serde::de::DeserializeOwned {
 pub const SEGMENT_MAGIC: [u8; 4] = *b"INKJ";
 
 /// Version of the segment format this build writes (every new segment, and the only
-/// version it appends to). Versions 6, 5, 4 and 3 differ only in what the records'
+/// version it appends to). Versions 7, 6, 5, 4 and 3 differ only in what the records'
 /// payloads encode: the caller's event type of each build (see the [module docs](self)).
-pub const SEGMENT_FORMAT_VERSION: u32 = 6;
+pub const SEGMENT_FORMAT_VERSION: u32 = 7;
 
 /// Oldest segment format this build still reads: recovery decodes the payloads of a
 /// segment of a version from this up to (not including) [`SEGMENT_FORMAT_VERSION`] with
