@@ -1138,11 +1138,28 @@ impl Engine {
     /// was cancelled or its hold lapsed — is recorded with a refund owed, which the payment
     /// supervisor then issues; a failure is recorded and the hold runs on. Reports for a
     /// payment already settled change nothing ([`PaymentOutcome::Duplicate`]).
+    ///
+    /// The payment of a multi-room booking's reservation is the booking's: a report about
+    /// it (not about a difference charge of its own) is applied to the whole booking
+    /// ([`Engine::pay_booking`]), and the answer is this reservation as it is after.
     pub async fn apply_payment(
         &self,
         id: ReservationId,
         report: PaymentReport,
     ) -> Result<(Reservation, PaymentOutcome), EngineError> {
+        let booking = self.inner.directory.booking_of(&id);
+        if let (Some(booking), false) = (
+            booking,
+            matches!(report, PaymentReport::BalanceSucceeded { .. }),
+        ) {
+            let (after, outcome) = self.pay_booking(booking, report).await?;
+            let r = after
+                .reservations
+                .iter()
+                .find(|r| r.id == id)
+                .ok_or(DomainError::NotFound("reservation"))?;
+            return Ok((Reservation::clone(r), outcome));
+        }
         let _slot = self.enter()?;
         let now = self.now();
         let span = tracing::Span::current();

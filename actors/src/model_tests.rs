@@ -7,7 +7,9 @@
 //!
 //! Commands: bookings (with and without an idempotency key, with and without a requested
 //! room, in fragmenting triples, unknown hotels, types and rooms, rooms of another type, bad guest counts, invalid
-//! stays), payment callbacks (success, failure, duplicates, after a lapsed hold), cancel,
+//! stays), multi-room bookings (one to three rooms, keys shared with single bookings) and
+//! their cancellation as a whole, payment callbacks (success, failure, duplicates, after a
+//! lapsed hold; a multi-room booking's reservations paid together), cancel,
 //! check-in, check-out (early too), room moves, modifications (dates, types), housekeeping, out-of-order ranges, rate
 //! overrides, room types, rooms (new rooms, retypes) and hotels (currency locked), clock
 //! advances (holds expire and the night audit marks no-shows on their own, as in
@@ -28,6 +30,9 @@
 //!   future reservations; a plain search over every such set of moves), with as few moves
 //!   as the model's, each one the model allows; else `sold_out`. Availability counts the
 //!   fewest rooms free on any night of a stay;
+//! - a multi-room booking takes a room free for the whole stay for every line, or nothing
+//!   and `sold_out` naming exactly the types with fewer such rooms than it asks; its
+//!   reservations share one payment reference, are paid together and lapse together;
 //! - holds lapse and confirmed no-shows are marked by the engine's own timers exactly when
 //!   the model says they are due, and never otherwise (the event feed is the signal).
 //!
@@ -50,13 +55,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use innkeep_engine::group::{BookingStatus, GroupInput, GroupRoom};
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::jiff::tz::TimeZone;
 use innkeep_engine::jiff::{SignedDuration, Timestamp, ToSpan};
 use innkeep_engine::{
-    Action, Event, Guest, HotelId, Housekeeping, IdempotencyKey, Occupancy, PaymentOutcome,
-    PaymentReport, PaymentStatus, Reservation, ReservationId, RoomKey, RoomNumber, RoomTypeCode,
-    Status, StayLimits, Upsert,
+    Action, BookingId, DomainError, Event, Guest, HotelId, Housekeeping, IdempotencyKey, Occupancy,
+    PaymentOutcome, PaymentReport, PaymentStatus, Reservation, ReservationId, RoomKey, RoomNumber,
+    RoomTypeCode, Status, StayLimits, Upsert,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed, TestRunner};
@@ -144,6 +150,19 @@ enum Cmd {
         /// Always a type of the hotel.
         rtype: usize,
         arrival_offset: i64,
+    },
+    /// Several rooms for one stay in one booking (`% 6 == 5` types: one the hotel lacks).
+    BookGroup {
+        hotel: usize,
+        rtypes: Vec<usize>,
+        arrival_offset: i64,
+        nights: i64,
+        key: Option<u8>,
+    },
+    /// Cancel a multi-room booking (a reservation's, when it belongs to one).
+    CancelGroup {
+        res: usize,
+        version: VersionSel,
     },
     /// Modify a reservation through the engine: shift its dates, maybe to another type.
     Modify {
@@ -319,6 +338,29 @@ fn cmd_strategy() -> impl Strategy<Value = Cmd> {
             targeted,
         },
     );
+    let book_group = (
+        0..9usize,
+        prop::collection::vec(prop_oneof![12 => 0..4usize, 1 => Just(5usize)], 1..=3),
+        prop_oneof![1 => Just(-1i64), 8 => 0..=3i64, 3 => 0..=8i64],
+        prop_oneof![1 => Just(0i64), 12 => 1..=3i64],
+        prop::option::weighted(0.3, 0..3u8),
+    )
+        .prop_map(
+            |(hotel, rtypes, arrival_offset, nights, key)| Cmd::BookGroup {
+                hotel,
+                rtypes,
+                arrival_offset,
+                nights,
+                key,
+            },
+        );
+    let group_version = prop_oneof![
+        3 => Just(VersionSel::Unconditional),
+        2 => Just(VersionSel::Current),
+        1 => Just(VersionSel::Stale),
+    ];
+    let cancel_group =
+        (idx(), group_version).prop_map(|(res, version)| Cmd::CancelGroup { res, version });
     let move_cmd =
         (idx(), idx(), prop::bool::weighted(0.8)).prop_map(|(res, room, targeted)| Cmd::Move {
             res,
@@ -398,6 +440,8 @@ fn cmd_strategy() -> impl Strategy<Value = Cmd> {
         30 => book,
         4 => Just(Cmd::Retry),
         3 => fragment,
+        4 => book_group,
+        2 => cancel_group,
         7 => modify,
         16 => pay,
         20 => change,
@@ -480,16 +524,32 @@ struct MRes {
     first_night: Date,
     /// Booked with a chosen room or moved by the staff: never moved by a rearrangement.
     pinned: bool,
+    /// The multi-room booking that made it (an index into `Model::bookings`).
+    booking: Option<usize>,
 }
 
-/// What a booking asked for, compared field by field (the model's "fingerprint").
-type Asked = (usize, Date, Date, u16, Option<RoomNumber>);
+/// A multi-room booking: its id and its reservations (indices into `Model::res`), in the
+/// order its lines were asked.
+#[derive(Clone, Debug)]
+struct MBooking {
+    id: BookingId,
+    members: Vec<usize>,
+}
+
+/// What a booking asked for, compared field by field (the model's "fingerprint"): one
+/// room (type, stay, guests, chosen room) or several (types, stay).
+#[derive(Clone, Debug, PartialEq)]
+enum Asked {
+    One(usize, Date, Date, u16, Option<RoomNumber>),
+    Group(Vec<usize>, Date, Date),
+}
 
 #[derive(Clone, Debug, Default)]
 struct Model {
     hotels: Vec<MHotel>,
     res: Vec<MRes>,
-    /// (hotel, key) → (what was asked, the reservation, when)
+    bookings: Vec<MBooking>,
+    /// (hotel, key) → (what was asked, the reservation (a booking's first), when)
     idem: HashMap<(usize, u8), (Asked, ReservationId, Timestamp)>,
 }
 
@@ -1022,6 +1082,14 @@ impl Harness {
                 targeted,
             } => self.modify_res(res, arrival_delta, departure_delta, rtype, targeted),
             Cmd::UnknownReservation { which } => self.unknown_reservation(which),
+            Cmd::BookGroup {
+                hotel,
+                rtypes,
+                arrival_offset,
+                nights,
+                key,
+            } => self.book_group(hotel, &rtypes, arrival_offset, nights, key),
+            Cmd::CancelGroup { res, version } => self.cancel_group(res, version),
             Cmd::Housekeeping { hotel, room, to } => self.housekeeping(hotel, room, to),
             Cmd::OutOfOrder {
                 hotel,
@@ -1208,7 +1276,7 @@ impl Harness {
             return false;
         }
         let t = t.expect("known type");
-        let asked: Asked = (
+        let asked = Asked::One(
             t,
             arrival,
             departure,
@@ -1338,6 +1406,7 @@ impl Harness {
             held: night_list.into_iter().collect(),
             first_night: arrival,
             pinned: wanted.is_some(),
+            booking: None,
         });
         if let Some(k) = key {
             self.model.idem.insert((h, k), (asked, r.id, self.now));
@@ -1349,6 +1418,281 @@ impl Harness {
             "book_ok"
         });
         true
+    }
+
+    /// A multi-room booking: every line gets a room free for the whole stay, all in one
+    /// change, or none does (409 `sold_out` naming the types with too few such rooms).
+    fn book_group(
+        &mut self,
+        hotel: usize,
+        rtypes: &[usize],
+        arrival_offset: i64,
+        nights: i64,
+        key: Option<u8>,
+    ) -> bool {
+        let unknown_hotel = hotel % 10 == 9;
+        let h = hotel % self.model.hotels.len();
+        let mh = &self.model.hotels[h];
+        let hotel_id = if unknown_hotel {
+            HotelId::parse("HX").expect("hotel id")
+        } else {
+            mh.id.clone()
+        };
+        let types: Vec<Option<usize>> = rtypes
+            .iter()
+            .map(|rt| (rt % 6 != 5).then(|| rt % mh.types.len()))
+            .collect();
+        let codes: Vec<RoomTypeCode> = types
+            .iter()
+            .map(|t| {
+                t.map_or_else(
+                    || RoomTypeCode::parse("TX").expect("type code"),
+                    |t| mh.types[t].code.clone(),
+                )
+            })
+            .collect();
+        let today = self.model.today(h, self.now);
+        let arrival = day(today, arrival_offset);
+        let departure = day(arrival, nights);
+        let mut reasons: Vec<&str> = Vec::new();
+        if unknown_hotel || types.iter().any(Option::is_none) {
+            reasons.push("not_found");
+        }
+        let horizon = day(today, i64::from(LIMITS.horizon_days));
+        if !unknown_hotel
+            && (nights < 1
+                || arrival < today
+                || nights > i64::from(LIMITS.max_nights)
+                || departure > horizon)
+        {
+            reasons.push("invalid_stay");
+        }
+        let input = GroupInput {
+            hotel_id: hotel_id.clone(),
+            arrival,
+            departure,
+            guest: Guest::parse("Ada Lovelace", "+86 138 0000 0000", "ada@example.com")
+                .expect("guest"),
+            rooms: codes
+                .iter()
+                .map(|code| GroupRoom {
+                    room_type: code.clone(),
+                    guests: 1,
+                    guest: None,
+                })
+                .collect(),
+            rate_plan: None,
+            created_by: None,
+        };
+        let ikey = key.map(|k| IdempotencyKey::parse(&format!("key-{k}")).expect("key"));
+        let e = self.engine();
+        let got = self.block_on(e.book_group(input, ikey));
+        if !reasons.is_empty() {
+            let err = got.expect_err("an invalid multi-room booking was accepted");
+            assert!(
+                reasons.contains(&code_of(&err)),
+                "multi-room booking refused with {err:?}, model reasons {reasons:?}"
+            );
+            self.count("group_invalid");
+            return false;
+        }
+        let types: Vec<usize> = types.into_iter().flatten().collect();
+        let asked = Asked::Group(types.clone(), arrival, departure);
+        if let Some(k) = key {
+            if let Some((first, id, at)) = self.model.idem.get(&(h, k)).cloned() {
+                if self.now.duration_since(at) < IDEMPOTENCY_WINDOW {
+                    if first == asked {
+                        let b = got.expect("an idempotent replay");
+                        assert_eq!(
+                            b.reservations[0].id, id,
+                            "a replay answers the key's booking"
+                        );
+                        for r in &b.reservations {
+                            self.compare_res(r);
+                        }
+                        self.count("group_replay");
+                    } else {
+                        let err = got.expect_err("a reused key was accepted");
+                        assert_eq!(code_of(&err), "idempotency_key_reused", "{err:?}");
+                        self.count("book_key_reused");
+                    }
+                    return false;
+                }
+            }
+        }
+        // Per type (in the order first asked): the lines asking for it and the rooms free
+        // for the whole stay.
+        let night_list = nights_of(arrival, departure);
+        let held = self.model.held_map();
+        let mut per_type: Vec<(usize, usize, Vec<RoomNumber>)> = Vec::new();
+        for t in &types {
+            match per_type.iter_mut().find(|(u, _, _)| u == t) {
+                Some((_, n, _)) => *n += 1,
+                None => {
+                    let free = self.model.free_rooms(&held, h, *t, &night_list);
+                    per_type.push((*t, 1, free));
+                }
+            }
+        }
+        let short: Vec<RoomTypeCode> = per_type
+            .iter()
+            .filter(|(_, asked, free)| free.len() < *asked)
+            .map(|(t, _, _)| self.model.hotels[h].types[*t].code.clone())
+            .collect();
+        let b = match got {
+            Err(err) => {
+                let EngineError::Domain(DomainError::SoldOutTypes(named)) = &err else {
+                    panic!("multi-room booking refused with {err:?}; the model has room");
+                };
+                assert_eq!(named, &short, "the types short of rooms");
+                self.count("group_sold_out");
+                return false;
+            }
+            Ok(b) => b,
+        };
+        assert!(
+            short.is_empty(),
+            "booked {} rooms although {short:?} have too few free",
+            types.len()
+        );
+        assert_eq!(b.reservations.len(), types.len());
+        assert_eq!(b.summary.status, BookingStatus::All(Status::PendingPayment));
+        let mut rooms = BTreeSet::new();
+        let mut amount = 0;
+        let first = self.model.res.len();
+        for (r, t) in b.reservations.iter().zip(&types) {
+            let (_, _, free) = per_type.iter().find(|(u, _, _)| u == t).expect("type");
+            assert!(
+                free.contains(&r.room),
+                "line of type {t} in room {}; the model's free rooms are {free:?}",
+                r.room
+            );
+            assert!(rooms.insert(r.room.clone()), "room {} taken twice", r.room);
+            assert_eq!(r.room_type, self.model.hotels[h].types[*t].code);
+            assert_eq!((r.stay.arrival(), r.stay.departure()), (arrival, departure));
+            assert_eq!(
+                (r.status, r.version, r.created_at),
+                (Status::PendingPayment, 1, self.now)
+            );
+            let price = self.model.price(h, *t, &night_list);
+            assert_eq!(r.total.amount_minor, price, "total");
+            amount += price;
+            self.model.res.push(MRes {
+                id: r.id,
+                hotel: h,
+                rtype: *t,
+                room: r.room.clone(),
+                arrival,
+                departure,
+                guests: 1,
+                status: Status::PendingPayment,
+                version: 1,
+                created_at: self.now,
+                hold_expires_at: r.hold_expires_at,
+                total: price,
+                pay: PaymentStatus::Pending,
+                refund_owed: false,
+                trade_no: None,
+                charged: price,
+                paid: 0,
+                due: 0,
+                owed_back: 0,
+                held: night_list.iter().copied().collect(),
+                first_night: arrival,
+                pinned: false,
+                booking: Some(self.model.bookings.len()),
+            });
+        }
+        assert_eq!(
+            b.summary.amount.amount_minor, amount,
+            "one payment for the sum"
+        );
+        self.model.bookings.push(MBooking {
+            id: b.summary.id,
+            members: (first..self.model.res.len()).collect(),
+        });
+        for r in &b.reservations {
+            self.compare_res(r);
+        }
+        if let Some(k) = key {
+            self.model
+                .idem
+                .insert((h, k), (asked, b.reservations[0].id, self.now));
+        }
+        self.count("group_ok");
+        true
+    }
+
+    /// Cancels a multi-room booking: every reservation of it that may be cancelled is, in
+    /// one change; refused as a whole when one owes a difference back or the version is
+    /// not the booking's (the sum of its reservations').
+    fn cancel_group(&mut self, res: usize, version: VersionSel) -> bool {
+        let Some(i) = self.model.pick(res, true, |r| r.booking.is_some()) else {
+            return false;
+        };
+        let Some(b) = self.model.res[i].booking else {
+            return false;
+        };
+        let booking = self.model.bookings[b].clone();
+        let members = &booking.members;
+        let sum: u64 = members.iter().map(|j| self.model.res[*j].version).sum();
+        let if_match = match version {
+            VersionSel::Unconditional => None,
+            VersionSel::Current => Some(sum),
+            VersionSel::Stale => Some(sum + 1),
+        };
+        let cancellable = |r: &MRes| matches!(r.status, Status::PendingPayment | Status::Confirmed);
+        let ended = |r: &MRes| matches!(r.status, Status::Cancelled | Status::Expired);
+        let mut reasons: Vec<&str> = Vec::new();
+        if if_match.is_some_and(|v| v != sum) {
+            reasons.push("version_mismatch");
+        }
+        if members
+            .iter()
+            .any(|j| cancellable(&self.model.res[*j]) && self.model.res[*j].owed_back > 0)
+        {
+            reasons.push("payment_in_progress");
+        }
+        let to_cancel: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|j| cancellable(&self.model.res[*j]))
+            .collect();
+        if to_cancel.is_empty() && !members.iter().all(|j| ended(&self.model.res[*j])) {
+            reasons.push("invalid_transition");
+        }
+        let e = self.engine();
+        let got = self.block_on(e.cancel_booking(booking.id, if_match));
+        if !reasons.is_empty() {
+            let err = got.expect_err("a booking's cancellation the model refuses was accepted");
+            assert!(
+                reasons.contains(&code_of(&err)),
+                "booking cancellation refused with {err:?}, model reasons {reasons:?}"
+            );
+            self.count("group_cancel_refused");
+            return false;
+        }
+        let after = got.expect("a booking's cancellation");
+        for j in &to_cancel {
+            let m = &mut self.model.res[*j];
+            m.status = Status::Cancelled;
+            m.version += 1;
+            m.held.clear();
+            m.due = 0;
+            if m.pay == PaymentStatus::Succeeded && !m.refund_owed {
+                m.refund_owed = true;
+            }
+        }
+        assert_eq!(after.reservations.len(), members.len());
+        for r in &after.reservations {
+            self.compare_res(r);
+        }
+        self.count(if to_cancel.is_empty() {
+            "group_cancel_nothing_left"
+        } else {
+            "group_cancel"
+        });
+        !to_cancel.is_empty()
     }
 
     /// After a booking the model expected to need `moves` moves: reads back every
@@ -1423,45 +1767,36 @@ impl Harness {
         let id = self.model.res[i].id;
         let got = self.block_on(e.apply_payment(id, report));
         let (r, outcome) = got.expect("a payment report for a known reservation is answered");
-        let now = self.now;
-        let m = &mut self.model.res[i];
-        let open = matches!(m.pay, PaymentStatus::Pending | PaymentStatus::Failed);
-        let expected = if !open {
-            PaymentOutcome::Duplicate
-        } else if !succeeded {
-            if m.pay == PaymentStatus::Failed && m.trade_no.as_deref() == Some(trade_no.as_str()) {
-                PaymentOutcome::Duplicate
-            } else {
-                m.pay = PaymentStatus::Failed;
-                m.trade_no = Some(trade_no);
-                m.version += 1;
-                PaymentOutcome::FailedRecorded
-            }
-        } else if m.status == Status::PendingPayment && now < m.hold_expires_at {
-            m.status = Status::Confirmed;
-            m.pay = PaymentStatus::Succeeded;
-            m.trade_no = Some(trade_no);
-            m.version += 1;
-            // The first charge pays; a re-priced hold's difference is settled now.
-            m.paid = m.charged;
-            if m.total > m.paid {
-                m.due = m.total - m.paid;
-            } else if m.total < m.paid {
-                m.owed_back = m.paid - m.total;
-                m.paid = m.total;
-                m.refund_owed = true;
-            }
-            PaymentOutcome::Confirmed
-        } else {
-            // Money for a reservation that cannot keep it: owed back; nothing else changes.
-            m.pay = PaymentStatus::Succeeded;
-            m.trade_no = Some(trade_no);
-            m.refund_owed = true;
-            m.version += 1;
-            PaymentOutcome::RefundOwed
+        // A booking's reservations share one payment: the report is about all of them.
+        let paid: Vec<usize> = match self.model.res[i].booking {
+            Some(b) => self.model.bookings[b].members.clone(),
+            None => vec![i],
         };
-        assert_eq!(outcome, expected, "payment outcome for {id}");
+        let now = self.now;
+        let outcomes: Vec<PaymentOutcome> = paid
+            .iter()
+            .map(|j| model_pay(&mut self.model.res[*j], succeeded, &trade_no, now))
+            .collect();
+        let expected = [
+            PaymentOutcome::Confirmed,
+            PaymentOutcome::RefundOwed,
+            PaymentOutcome::FailedRecorded,
+            PaymentOutcome::Duplicate,
+        ]
+        .into_iter()
+        .find(|o| outcomes.contains(o))
+        .expect("an outcome");
+        assert_eq!(outcome, expected, "payment outcome for {id} ({outcomes:?})");
         self.compare_res(&r);
+        for j in paid.iter().filter(|j| **j != i) {
+            let other = self
+                .block_on(e.reservation(self.model.res[*j].id))
+                .expect("reservation");
+            self.compare_res(&other);
+        }
+        if paid.len() > 1 && outcome == PaymentOutcome::Confirmed {
+            self.count("pay_group_confirmed");
+        }
         self.count(match outcome {
             PaymentOutcome::Confirmed => "pay_confirmed",
             PaymentOutcome::Duplicate => "pay_duplicate",
@@ -2203,11 +2538,19 @@ impl Harness {
 
     /// Records an expiry or no-show seen on the feed; fails on one the model does not expect.
     fn saw(&mut self, event: &FeedEvent, wanted: &[(ReservationId, &'static str)]) {
-        if let Event::ReservationChanged { id, change, .. } = &*event.event {
+        // A multi-room booking's hold lapses for all its reservations in one event.
+        let parts: Vec<&Event> = match &*event.event {
+            Event::BookingChanged { parts, .. } => parts.iter().collect(),
+            one => vec![one],
+        };
+        for part in parts {
+            let Event::ReservationChanged { id, change, .. } = part else {
+                continue;
+            };
             let what = match change.action {
                 Action::Expire => "expire",
                 Action::NoShow => "no_show",
-                _ => return,
+                _ => continue,
             };
             assert!(
                 wanted.contains(&(*id, what)),
@@ -2423,7 +2766,11 @@ impl Harness {
             "charge of {}",
             m.id
         );
-        assert_eq!(r.payment.out_trade_no, r.id.out_trade_no());
+        // A booking's reservations share its one payment's reference.
+        let booking = m.booking.map(|b| self.model.bookings[b].id);
+        assert_eq!(r.booking, booking, "booking of {}", m.id);
+        let reference = booking.map_or_else(|| r.id.out_trade_no(), |b| b.out_trade_no());
+        assert_eq!(r.payment.out_trade_no, reference);
         assert_eq!(r.pinned, m.pinned, "pinned {}", m.id);
         // The history takes only the diagram's edges (a move keeps the status).
         let first = r.history.first().expect("history");
@@ -2560,6 +2907,45 @@ impl Harness {
     }
 }
 
+/// What a provider's report about a reservation's payment does to the model's reservation.
+fn model_pay(m: &mut MRes, succeeded: bool, trade_no: &str, now: Timestamp) -> PaymentOutcome {
+    let open = matches!(m.pay, PaymentStatus::Pending | PaymentStatus::Failed);
+    if !open {
+        PaymentOutcome::Duplicate
+    } else if !succeeded {
+        if m.pay == PaymentStatus::Failed && m.trade_no.as_deref() == Some(trade_no) {
+            PaymentOutcome::Duplicate
+        } else {
+            m.pay = PaymentStatus::Failed;
+            m.trade_no = Some(trade_no.to_owned());
+            m.version += 1;
+            PaymentOutcome::FailedRecorded
+        }
+    } else if m.status == Status::PendingPayment && now < m.hold_expires_at {
+        m.status = Status::Confirmed;
+        m.pay = PaymentStatus::Succeeded;
+        m.trade_no = Some(trade_no.to_owned());
+        m.version += 1;
+        // The first charge pays; a re-priced hold's difference is settled now.
+        m.paid = m.charged;
+        if m.total > m.paid {
+            m.due = m.total - m.paid;
+        } else if m.total < m.paid {
+            m.owed_back = m.paid - m.total;
+            m.paid = m.total;
+            m.refund_owed = true;
+        }
+        PaymentOutcome::Confirmed
+    } else {
+        // Money for a reservation that cannot keep it: owed back; nothing else changes.
+        m.pay = PaymentStatus::Succeeded;
+        m.trade_no = Some(trade_no.to_owned());
+        m.refund_owed = true;
+        m.version += 1;
+        PaymentOutcome::RefundOwed
+    }
+}
+
 fn code_of(e: &EngineError) -> &'static str {
     e.code()
 }
@@ -2633,10 +3019,15 @@ fn the_shards_agree_with_a_naive_model() {
         "book_key_reused",
         "book_sold_out",
         "book_rearranged",
+        "group_ok",
+        "group_sold_out",
+        "group_cancel",
+        "group_cancel_refused",
         "book_invalid_stay",
         "book_not_found",
         "book_invalid_guests_or_room_of_other_type",
         "pay_confirmed",
+        "pay_group_confirmed",
         "pay_duplicate",
         "pay_failed",
         "cancel",
