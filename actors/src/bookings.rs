@@ -1,32 +1,36 @@
 //! Multi-room bookings (issue #16): several rooms taken, paid, expired or cancelled
 //! together, as one journal event.
 //!
-//! A coordinator (a task on a shard, like the booking saga) does for a booking's rooms what
-//! [`crate::rearranging`] does for a rearrangement's:
+//! **Booking** ([`book`]) takes a room for each line the way a single booking's
+//! rearrangement takes one ([`crate::rearranging`]): rooms are chosen (those the index
+//! shows free for the stay; when a type has too few, every room of the type is read and
+//! [`plan_many`] frees rooms by moving other reservations of the type), the rooms touched
+//! are locked one at a time in room-key order and the plan is checked against them, then
+//! one [`Event::BookingCreated`] holds the moves and the new reservations, and once it is
+//! durable every locked room applies its part. A type that cannot be helped (too few rooms
+//! on some night, or no plan) makes the whole booking `sold_out`, naming it.
 //!
-//! 1. **Decide.** Each room involved is sent one [`Prepare`] with its parts, in room-key
-//!    order. It decides them against its state as it is (a new reservation's nights, a
-//!    cancellation, a payment's share) and, when one changes something, takes no other
-//!    message until the decision: every coordinator locks in the same order, so none waits
-//!    on another's room.
-//! 2. **Journal.** The parts become one [`Event::BookingCreated`] or
-//!    [`Event::BookingChanged`].
-//! 3. **Apply.** Once it is durable every locked room applies its parts ([`Decided`]);
-//!    dropping the decisions instead unlocks them with nothing changed.
+//! **Changes** ([`change`]: the booking's payment, its hold's lapse, its cancellation):
+//! each room holding a reservation of the booking is sent one [`Prepare`] with its parts,
+//! in room-key order. It decides them against its state as it is and, when one changes
+//! something, takes no other message until the decision (every coordinator locks in the
+//! same order, so none waits on another's room). The parts become one
+//! [`Event::BookingChanged`]; once it is durable each locked room applies its parts
+//! ([`Decided`]); dropping the decisions instead unlocks them with nothing changed.
 //!
-//! It runs under a shared hold on [`Directory::gate`], so a snapshot sees all of it or none.
-//! A booking takes only rooms free for the whole stay (it does not rearrange others); when
-//! a type has too few, nothing is held and the answer names the types that are short.
+//! Both run under a shared hold on [`Directory::gate`], so a snapshot sees all of a change
+//! or none of it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use innkeep_engine::group::{self, GroupInput};
 use innkeep_engine::jiff::Timestamp;
+use innkeep_engine::rearrange::{fits_many, plan_many, Held, ManyPlan};
 use innkeep_engine::{
-    Action, BookRequest, BookingId, DomainError, Event, IdempotencyEntry, IdempotencyKey,
-    IdempotencyRecord, Money, PaymentOutcome, PaymentReport, Reservation, ReservationId, RoomKey,
-    RoomNumber, RoomTypeCode,
+    Action, BookRequest, BookingId, DomainError, Event, HotelId, IdempotencyEntry, IdempotencyKey,
+    IdempotencyRecord, PaymentOutcome, PaymentReport, Relocation, Reservation, ReservationId,
+    RoomKey, RoomNumber, RoomTypeCode, Stay,
 };
 use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
@@ -34,9 +38,8 @@ use tokio::sync::oneshot;
 use crate::booking::{admit, finish, replay, Admitted};
 use crate::config::BookingPolicy;
 use crate::directory::{read, Directory};
-use crate::protocol::{
-    BookResult, Charge, Decided, Draft, EngineError, PartAnswer, PartAsk, Prepare,
-};
+use crate::protocol::{BookResult, Decided, Draft, EngineError, PartAnswer, PartAsk, Prepare};
+use crate::rearranging::{commit, lock, read_rooms, Window, MAX_ROOMS_READ};
 use crate::room::{journal_error, Rooms};
 
 /// Times a booking picks rooms again after one it picked was taken meanwhile, and a change
@@ -144,7 +147,9 @@ pub(crate) async fn book(
     result
 }
 
-/// Takes a free room for each draft, all in one event, or none.
+/// Takes a room for each draft, all in one event, or none: rooms free for the stay when
+/// the index shows enough of them, else rooms freed by moving other reservations of the
+/// type ([`plan_many`]), as a single booking's rearrangement does ([`crate::rearranging`]).
 async fn take_rooms(
     directory: &Arc<Directory>,
     rooms: &Rooms,
@@ -153,68 +158,157 @@ async fn take_rooms(
     drafts: &[Draft],
     idempotency: Option<IdempotencyRecord>,
 ) -> BookResult {
-    let hotel_id = &drafts
+    let first = &drafts
         .first()
         .ok_or(DomainError::NotFound("room type"))?
-        .request
-        .hotel_id;
+        .request;
+    let (hotel_id, stay) = (&first.hotel_id, first.stay);
+    // The types asked for, in the order first named, each with its lines.
+    let mut types: Vec<(RoomTypeCode, Vec<usize>)> = Vec::new();
+    for (i, d) in drafts.iter().enumerate() {
+        match types.iter_mut().find(|(t, _)| *t == d.request.room_type) {
+            Some((_, lines)) => lines.push(i),
+            None => types.push((d.request.room_type.clone(), vec![i])),
+        }
+    }
+    // Most refusals end here: on some night a type has fewer rooms free than it asks, and
+    // no moves can change that.
+    let short: Vec<RoomTypeCode> = types
+        .iter()
+        .filter(|(t, lines)| directory.sellable_count(hotel_id, t, &stay) < lines.len())
+        .map(|(t, _)| t.clone())
+        .collect();
+    if !short.is_empty() {
+        return Err(DomainError::SoldOutTypes(short).into());
+    }
     let _gate = directory.gate.clone().read_owned().await;
-    // Rooms that refused a line (taken since the index was read): not asked again.
-    let mut refused: HashSet<RoomNumber> = HashSet::new();
-    let mut lost_type: Option<RoomTypeCode> = None;
-    for _ in 0..ATTEMPTS {
-        // 1. A room per line, none twice, from the index.
-        let mut chosen: Vec<RoomNumber> = Vec::with_capacity(drafts.len());
-        for d in drafts {
-            let pick = free_rooms(directory, &d.request, 1, |n| {
-                chosen.contains(n) || refused.contains(n)
-            });
-            match pick.into_iter().next() {
-                Some(n) => chosen.push(n),
-                None => return Err(sold_out(directory, drafts, lost_type)),
+    let today = read(&directory.catalog)
+        .hotel(hotel_id)?
+        .time_zone
+        .today(drafts[0].now);
+    let window = Window::around(stay.arrival(), stay.departure(), today);
+    let key = |number: RoomNumber| RoomKey {
+        hotel_id: hotel_id.clone(),
+        number,
+    };
+    for attempt in 0..ATTEMPTS {
+        // 1. Rooms, and a plan for each type's lines over them. First try (the common
+        // case): rooms the index shows free for the stay, without moves, read under lock
+        // only. Else every type's rooms with the most free nights, read first.
+        let fast = attempt == 0;
+        let mut keys: Vec<RoomKey> = Vec::new();
+        let mut spans = Vec::with_capacity(types.len());
+        let mut plans = Vec::with_capacity(types.len());
+        let mut held: Vec<Vec<Held>> = Vec::new();
+        if fast {
+            for (t, lines) in &types {
+                let free = free_rooms(directory, hotel_id, t, &stay, lines.len());
+                if free.len() < lines.len() {
+                    break;
+                }
+                let start = keys.len();
+                keys.extend(free.into_iter().map(key));
+                spans.push(start..keys.len());
+                plans.push(ManyPlan {
+                    rooms: (0..lines.len()).collect(),
+                    moves: Vec::new(),
+                });
+            }
+            held = vec![Vec::new(); keys.len()];
+        }
+        if plans.len() < types.len() {
+            (keys, spans, plans) = (Vec::new(), Vec::new(), Vec::new());
+            for (t, _) in &types {
+                let start = keys.len();
+                let numbers =
+                    directory.rooms_with_most_free_nights(hotel_id, t, &stay, MAX_ROOMS_READ);
+                keys.extend(numbers.into_iter().map(key));
+                spans.push(start..keys.len());
+            }
+            held = read_rooms(rooms, &keys, window).await?;
+            let mut short = Vec::new();
+            for ((t, lines), span) in types.iter().zip(&spans) {
+                match plan_many(
+                    &held[span.clone()],
+                    stay.arrival(),
+                    stay.departure(),
+                    lines.len(),
+                ) {
+                    Some(p) => plans.push(p),
+                    None => short.push(t.clone()),
+                }
+            }
+            if !short.is_empty() {
+                return Err(DomainError::SoldOutTypes(short).into());
             }
         }
+        // Places in `keys`: each line's room, and each move's rooms.
+        let mut line_room = vec![0; drafts.len()];
+        let mut moves: Vec<(ReservationId, usize, usize)> = Vec::new();
+        for (((_, lines), span), p) in types.iter().zip(&spans).zip(&plans) {
+            for (line, room) in lines.iter().zip(&p.rooms) {
+                line_room[*line] = span.start + room;
+            }
+            moves.extend(
+                p.moves
+                    .iter()
+                    .map(|m| (m.id, span.start + m.from_room, span.start + m.to_room)),
+            );
+        }
+        // 2. Lock the rooms touched, in key order; check the plans against them as they
+        // are now.
+        let touched = moves
+            .iter()
+            .flat_map(|(_, from, to)| [*from, *to])
+            .chain(line_room.iter().copied())
+            .collect();
+        let leaving: Vec<(ReservationId, usize)> =
+            moves.iter().map(|(id, from, _)| (*id, *from)).collect();
+        let locked = lock(rooms, &keys, touched, &leaving, window).await?;
+        for room in &locked {
+            held[room.index()].clone_from(&room.answer.holdings);
+        }
+        let still = spans
+            .iter()
+            .zip(&plans)
+            .all(|(span, p)| fits_many(&held[span.clone()], p, stay.arrival(), stay.departure()));
+        if !still {
+            // Taken meanwhile: unlocked by dropping `locked`; plan again from a new reading.
+            metrics::counter!(METRIC_GROUP_BOOKINGS, "outcome" => "replanned").increment(1);
+            continue;
+        }
+        // 3. One event: the moves (each reservation whole, as its room holds it) and the
+        // new reservations.
+        let relocations = moves
+            .iter()
+            .map(|(id, from, to)| {
+                let stay = locked
+                    .iter()
+                    .flat_map(|room| &room.answer.leaving)
+                    .find(|r| r.id == *id)
+                    .map(|r| r.stay)
+                    .ok_or(DomainError::NotFound("reservation"))?;
+                Ok(Relocation {
+                    id: *id,
+                    from: keys[*from].number.clone(),
+                    to: keys[*to].number.clone(),
+                    stay,
+                })
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
         let created: Vec<Arc<Reservation>> = drafts
             .iter()
-            .zip(&chosen)
-            .map(|(d, number)| {
-                let mut r = d.reservation_in(number.clone());
+            .zip(&line_room)
+            .map(|(d, room)| {
+                let mut r = d.reservation_in(keys[*room].number.clone());
                 r.booking = Some(booking);
                 r.payment.out_trade_no = booking.out_trade_no();
                 Arc::new(r)
             })
             .collect();
-        // 2. Each room decides its line, locked in room-key order.
-        let mut order: Vec<usize> = (0..created.len()).collect();
-        order.sort_by(|a, b| chosen[*a].cmp(&chosen[*b]));
-        let mut locked: Vec<(usize, oneshot::Sender<Decided>)> = Vec::with_capacity(order.len());
-        let mut lost = None;
-        for i in order {
-            let key = RoomKey {
-                hotel_id: hotel_id.clone(),
-                number: chosen[i].clone(),
-            };
-            let (answers, decision) =
-                prepare(rooms, &key, vec![PartAsk::Reserve(created[i].clone())]).await?;
-            match answers.into_iter().next().map(|a| a.decided) {
-                Some(Ok(Some(_))) => locked.push((i, decision)),
-                // Taken meanwhile (or retyped): pick again without it.
-                Some(Ok(None) | Err(EngineError::Domain(DomainError::SoldOut))) | None => {
-                    lost = Some(i);
-                    break;
-                }
-                Some(Err(e)) => return Err(e),
-            }
-        }
-        if let Some(i) = lost {
-            // Dropping `locked` unlocks the rooms with nothing changed.
-            refused.insert(chosen[i].clone());
-            lost_type = Some(drafts[i].request.room_type.clone());
-            continue;
-        }
-        // 3. One event. The key is recorded before it is queued, as a booking's room does
-        // (`crate::room`), and dropped again if the journal refuses it.
         let lead = created[0].clone();
+        // The key is recorded before the event is queued, as a booking's room does
+        // (`crate::room`), and dropped again if the journal refuses it.
         let slot = idempotency
             .as_ref()
             .map(|i| (hotel_id.clone(), i.key.clone()));
@@ -229,6 +323,7 @@ async fn take_rooms(
         let event = Arc::new(Event::BookingCreated {
             hotel_id: hotel_id.clone(),
             booking,
+            moves: relocations,
             reservations: created.clone(),
             idempotency,
         });
@@ -241,59 +336,58 @@ async fn take_rooms(
             }
             return Err(e);
         }
-        // 4. Durable: findable first (by id, by booking), then every room applies its
-        // reservation; answered once all did.
+        // 4. Durable: findable first (the moved ones where they went, the new ones by id
+        // and by booking), then every locked room applies its part; answered once all did.
         {
             let hosted = rooms.read();
-            for r in &created {
-                let key = RoomKey {
-                    hotel_id: hotel_id.clone(),
-                    number: r.room.clone(),
-                };
-                if let Some(h) = hosted.get(&key) {
-                    directory.set_location(r.id, h.number);
+            let number = |room: usize| hosted.get(&keys[room]).map(|h| h.number);
+            for (id, _, to) in &moves {
+                if let Some(n) = number(*to) {
+                    directory.set_location(*id, n);
+                }
+            }
+            for (r, room) in created.iter().zip(&line_room) {
+                if let Some(n) = number(*room) {
+                    directory.set_location(r.id, n);
                 }
             }
         }
         let ids: Vec<ReservationId> = created.iter().map(|r| r.id).collect();
         directory.add_booking(booking, &ids);
-        // The first reservation's room creates the booking's one charge.
-        let charge = Charge {
-            out_trade_no: booking.out_trade_no(),
-            amount: Money {
-                amount_minor: created.iter().map(|r| r.payment.amount.amount_minor).sum(),
-                currency: lead.payment.amount.currency,
-            },
-        };
-        let decisions = locked
-            .into_iter()
-            .map(|(i, decision)| (decision, (i == 0).then_some(charge)));
-        apply(&event, decisions).await?;
-        tracing::debug!(booking = %booking, rooms = created.len(), "multi-room booking made");
+        let moved_to: Vec<(ReservationId, usize)> =
+            moves.iter().map(|(id, _, to)| (*id, *to)).collect();
+        commit(locked, &keys, &moved_to, &event).await?;
+        if !moves.is_empty() {
+            metrics::counter!(METRIC_GROUP_BOOKINGS, "outcome" => "rearranged").increment(1);
+        }
+        tracing::debug!(booking = %booking, rooms = created.len(), moves = moves.len(),
+            "multi-room booking made");
         return Ok(lead);
     }
-    Err(sold_out(directory, drafts, lost_type))
+    // Rooms kept being taken under the booking: as sold out as a refused plan.
+    Err(DomainError::SoldOutTypes(types.into_iter().map(|(t, _)| t).collect()).into())
 }
 
-/// Up to `limit` rooms free for `req`'s whole stay, not excluded, of its type: the
-/// calling shard's first.
+/// Up to `limit` rooms of type `room_type` free for the whole `stay`: the calling shard's
+/// first.
 fn free_rooms(
     directory: &Directory,
-    req: &BookRequest,
+    hotel_id: &HotelId,
+    room_type: &RoomTypeCode,
+    stay: &Stay,
     limit: usize,
-    exclude: impl Fn(&RoomNumber) -> bool,
 ) -> Vec<RoomNumber> {
     let shards = directory.shards();
     let here = crate::shards::current().unwrap_or(0) % shards;
     let mut out = Vec::new();
     for shard in (here..shards).chain(0..here) {
         let found = read(directory.index(shard)).candidates_from(
-            &req.hotel_id,
-            &req.room_type,
-            &req.stay,
+            hotel_id,
+            room_type,
+            stay,
             0,
             limit - out.len(),
-            &exclude,
+            |_| false,
         );
         out.extend(found);
         if out.len() == limit {
@@ -301,24 +395,6 @@ fn free_rooms(
         }
     }
     out
-}
-
-/// The refusal of a booking some of whose types have too few free rooms: those types, as
-/// the index shows them now; or, when the index shows enough but rooms kept being taken
-/// under the booking, the type of the room lost last.
-fn sold_out(directory: &Directory, drafts: &[Draft], lost: Option<RoomTypeCode>) -> EngineError {
-    let requests: Vec<BookRequest> = drafts.iter().map(|d| d.request.clone()).collect();
-    let short = group::short_types(&requests, |room_type| {
-        let req = requests.iter().find(|r| r.room_type == *room_type);
-        req.map_or(0, |req| {
-            free_rooms(directory, req, group::MAX_ROOMS + 1, |_| false).len()
-        })
-    });
-    let mut types: Vec<RoomTypeCode> = short.into_iter().map(|s| s.room_type).collect();
-    if types.is_empty() {
-        types.extend(lost);
-    }
-    DomainError::SoldOutTypes(types).into()
 }
 
 /// Applies `what` to every reservation of `booking` together, as one event (or changes
@@ -402,7 +478,7 @@ pub(crate) async fn change(
                 outcomes.extend(outcome);
             }
             if decided_here {
-                locked.push((decision, None));
+                locked.push(decision);
             }
             if moved {
                 break;
@@ -486,18 +562,16 @@ async fn durable(journal: &Journal<Event>, event: &Arc<Event>) -> Result<(), Eng
     acked.map(drop).map_err(journal_error)
 }
 
-/// Hands the durable `event` to every locked room (with the charge its room creates, if
-/// any) and waits until each applied its parts.
+/// Hands the durable `event` to every locked room and waits until each applied its parts.
 async fn apply(
     event: &Arc<Event>,
-    decisions: impl Iterator<Item = (oneshot::Sender<Decided>, Option<Charge>)>,
+    decisions: impl Iterator<Item = oneshot::Sender<Decided>>,
 ) -> Result<(), EngineError> {
     let mut applied = Vec::new();
-    for (decision, charge) in decisions {
+    for decision in decisions {
         let (done, done_rx) = oneshot::channel();
         let _ = decision.send(Decided {
             event: event.clone(),
-            charge,
             applied: done,
         });
         applied.push(done_rx);

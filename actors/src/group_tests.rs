@@ -6,7 +6,7 @@ use std::time::Duration;
 use innkeep_engine::group::{BookingStatus, GroupInput, GroupRoom};
 use innkeep_engine::jiff::{SignedDuration, Timestamp, ToSpan};
 use innkeep_engine::{
-    Action, DomainError, Guest, HotelId, IdempotencyKey, PaymentOutcome, PaymentReport,
+    Action, DomainError, Event, Guest, HotelId, IdempotencyKey, PaymentOutcome, PaymentReport,
     PaymentStatus, RoomTypeCode, Status,
 };
 
@@ -210,26 +210,37 @@ async fn the_hold_lapses_for_every_room_at_once() {
         .await
         .unwrap();
     let id = booking.summary.id;
+    let mut feed = engine.0.events(None).live;
     time.advance(SignedDuration::from_secs(901));
-    let mut expired = None;
+    // The keepers' change, on the feed: one event expiring all three.
+    let event = tokio::time::timeout(Duration::from_secs(20), feed.recv())
+        .await
+        .expect("the hold lapsed")
+        .expect("the feed");
+    let Event::BookingChanged {
+        booking: b, parts, ..
+    } = &*event.event
+    else {
+        panic!("{event:?}");
+    };
+    assert_eq!(*b, id);
+    assert_eq!(parts.len(), 3);
+    for part in parts {
+        assert!(
+            matches!(part, Event::ReservationChanged { change, .. } if change.action == Action::Expire),
+            "{part:?}"
+        );
+    }
+    // The feed has it once durable; the rooms apply it right after.
+    let mut expired = engine.0.booking(id).await.unwrap();
     for _ in 0..200 {
-        let now = engine.0.booking(id).await.unwrap();
-        if now
-            .reservations
-            .iter()
-            .any(|r| r.status != Status::PendingPayment)
-        {
-            expired = Some(now);
+        if statuses(&expired) == vec![Status::Expired; 3] {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+        expired = engine.0.booking(id).await.unwrap();
     }
-    let expired = expired.expect("the hold never lapsed");
-    assert_eq!(
-        statuses(&expired),
-        vec![Status::Expired; 3],
-        "seen at once: one change"
-    );
+    assert_eq!(statuses(&expired), vec![Status::Expired; 3]);
     assert_eq!(free(&engine.0, &group(&engine.0, &h, 3, 1)), 3);
     let late = PaymentReport::Succeeded {
         trade_no: "LATE".into(),

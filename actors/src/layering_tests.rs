@@ -37,6 +37,7 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("rearranging", "room"),
     ("bookings", "booking"),
     ("bookings", "room"),
+    ("bookings", "rearranging"),
     ("holds", "bookings"),
     ("holds", "room"),
     ("facade", "startup"),

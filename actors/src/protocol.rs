@@ -638,11 +638,10 @@ pub struct Booking {
     pub summary: innkeep_engine::group::BookingSummary,
 }
 
-/// What a multi-room booking asks one of its rooms to decide ([`crate::bookings`]).
+/// What a multi-room booking's change asks one of its rooms to decide
+/// ([`crate::bookings`]).
 #[derive(Debug)]
 pub(crate) enum PartAsk {
-    /// Take this new reservation of the booking (its stay, in this room).
-    Reserve(Arc<Reservation>),
     /// Apply a state-machine action (cancel, expire) to reservation `id`.
     Change {
         /// Which reservation.
@@ -686,9 +685,9 @@ pub(crate) struct Prepare {
 /// A room's answer to one [`PartAsk`].
 #[derive(Debug)]
 pub(crate) struct PartAnswer {
-    /// The reservation's version now (0 for a new one).
+    /// The reservation's version now.
     pub version: u64,
-    /// The decided event (a creation, a [`Event::ReservationChanged`] or a
+    /// The decided event (a [`Event::ReservationChanged`] or a
     /// [`Event::PaymentChanged`]); `None` when nothing changes for this reservation
     /// (already in the asked state, or one the action does not apply to).
     pub decided: Result<Option<Event>, EngineError>,
@@ -696,14 +695,11 @@ pub(crate) struct PartAnswer {
     pub outcome: Option<innkeep_engine::PaymentOutcome>,
 }
 
-/// A durable multi-room event for a locked room to apply.
+/// A durable multi-room change for a locked room to apply.
 #[derive(Debug)]
 pub(crate) struct Decided {
     /// The event, shared by every room of the booking.
     pub event: Arc<Event>,
-    /// Whether this room's reservation creates the booking's one charge (its first
-    /// reservation's room does; the hold keeper of each room tracks its own hold).
-    pub charge: Option<Charge>,
     /// Told once the room applied its parts.
     pub applied: oneshot::Sender<()>,
 }

@@ -27,9 +27,9 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use innkeep_engine::jiff::{civil::Date, ToSpan};
-use innkeep_engine::rearrange::{fits, plan, Held, Plan};
-use innkeep_engine::RoomKey;
+use innkeep_engine::rearrange::{fits, plan, Held};
 use innkeep_engine::{DomainError, Event, IdempotencyEntry, IdempotencyRecord, Relocation};
+use innkeep_engine::{ReservationId, RoomKey};
 use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
 
@@ -45,13 +45,13 @@ const ATTEMPTS: usize = 3;
 /// Nights read on each side of the stay. A reservation in the way may move only when the
 /// reading shows all of its nights (and those of any it displaces in turn), so the window
 /// is wider than the stay; one longer than this stays put.
-const WINDOW_MARGIN_NIGHTS: i32 = 31;
+pub(crate) const WINDOW_MARGIN_NIGHTS: i32 = 31;
 
 /// Most rooms of a type one rearrangement reads: reading costs a message per room, and a
 /// plan touches at most `2 × MAX_MOVES + 1` rooms. A type with more rooms is planned over
 /// those with the most free nights of the stay (a room to free needs few moves; a room to
 /// move into needs free nights).
-const MAX_ROOMS_READ: usize = 64;
+pub(crate) const MAX_ROOMS_READ: usize = 64;
 
 /// Counts bookings that needed a rearrangement, by outcome.
 pub const METRIC_REARRANGEMENTS: &str = "innkeep_rearrangements_total";
@@ -77,15 +77,7 @@ pub(crate) async fn book(
         .hotel(&req.hotel_id)?
         .time_zone
         .today(draft.now);
-    let window = Window {
-        from: arrival
-            .checked_sub(WINDOW_MARGIN_NIGHTS.days())
-            .unwrap_or(arrival),
-        to: departure
-            .checked_add(WINDOW_MARGIN_NIGHTS.days())
-            .unwrap_or(departure),
-        today,
-    };
+    let window = Window::around(arrival, departure, today);
     let numbers = directory.rooms_with_most_free_nights(
         &req.hotel_id,
         &req.room_type,
@@ -105,10 +97,18 @@ pub(crate) async fn book(
             metrics::counter!(METRIC_REARRANGEMENTS, "outcome" => "no_plan").increment(1);
             return Err(DomainError::SoldOut.into());
         };
-        let mut locked = lock(rooms, &keys, &plan, window).await?;
+        let touched = plan
+            .moves
+            .iter()
+            .flat_map(|m| [m.from_room, m.to_room])
+            .chain([plan.room])
+            .collect();
+        let leaving: Vec<(ReservationId, usize)> =
+            plan.moves.iter().map(|m| (m.id, m.from_room)).collect();
+        let locked = lock(rooms, &keys, touched, &leaving, window).await?;
         let mut now_held = held;
         for room in &locked {
-            now_held[room.index].clone_from(&room.answer.holdings);
+            now_held[room.index()].clone_from(&room.answer.holdings);
         }
         if !fits(&now_held, &plan, arrival, departure) {
             // Unlocked by dropping the decisions; plan again from a new reading.
@@ -188,33 +188,11 @@ pub(crate) async fn book(
                 directory.set_location(created.id, n);
             }
         }
-        // Every locked room applies its part, the leavers handed to the rooms they go to.
-        let mut leavers: Vec<_> = locked
-            .iter_mut()
-            .flat_map(|room| std::mem::take(&mut room.answer.leaving))
-            .collect();
-        let mut applied = Vec::with_capacity(locked.len());
-        for room in locked {
-            let number = &keys[room.index].number;
-            let (arriving, rest) = leavers.into_iter().partition(|r| {
-                plan.moves
-                    .iter()
-                    .any(|m| m.id == r.id && keys[m.to_room].number == *number)
-            });
-            leavers = rest;
-            let (done, done_rx) = oneshot::channel();
-            let _ = room.decision.send(Commit {
-                event: event.clone(),
-                arriving,
-                applied: done,
-            });
-            applied.push(done_rx);
-        }
-        // Answered (and the gate released) once every room applied its part: then the
-        // new reservation and each moved one are where the locator says.
-        for done in applied {
-            done.await.map_err(|_| EngineError::ShuttingDown)?;
-        }
+        // Every locked room applies its part; answered (and the gate released) once every
+        // room did: then the new reservation and each moved one are where the locator says.
+        let moved_to: Vec<(ReservationId, usize)> =
+            plan.moves.iter().map(|m| (m.id, m.to_room)).collect();
+        commit(locked, &keys, &moved_to, &event).await?;
         metrics::counter!(METRIC_REARRANGEMENTS, "outcome" => "booked").increment(1);
         tracing::debug!(
             reservation = %created.id,
@@ -230,14 +208,29 @@ pub(crate) async fn book(
 
 /// The nights read around the stay, and the hotel's today.
 #[derive(Clone, Copy, Debug)]
-struct Window {
-    from: Date,
-    to: Date,
-    today: Date,
+pub(crate) struct Window {
+    pub from: Date,
+    pub to: Date,
+    pub today: Date,
+}
+
+impl Window {
+    /// The nights [`WINDOW_MARGIN_NIGHTS`] either side of `[arrival, departure)`.
+    pub(crate) fn around(arrival: Date, departure: Date, today: Date) -> Self {
+        Self {
+            from: arrival
+                .checked_sub(WINDOW_MARGIN_NIGHTS.days())
+                .unwrap_or(arrival),
+            to: departure
+                .checked_add(WINDOW_MARGIN_NIGHTS.days())
+                .unwrap_or(departure),
+            today,
+        }
+    }
 }
 
 /// Every room's holdings in the window, in the order of `keys`.
-async fn read_rooms(
+pub(crate) async fn read_rooms(
     rooms: &Rooms,
     keys: &[RoomKey],
     window: Window,
@@ -266,27 +259,32 @@ async fn read_rooms(
     join_all(asks).await.into_iter().collect()
 }
 
-/// A room locked for the plan: its place in `keys`, its answer, and its decision.
-struct LockedRoom {
+/// A room locked for a rearrangement: its place in `keys`, its answer, and its decision.
+pub(crate) struct LockedRoom {
     index: usize,
-    answer: Locked,
+    /// What it holds now, and the reservations that leave it.
+    pub answer: Locked,
     decision: oneshot::Sender<Commit>,
 }
 
-/// Locks the rooms `plan` touches, one at a time in key order; each answers as it is
-/// now. On failure the rooms locked so far are unlocked (their decisions dropped).
-async fn lock(
+impl LockedRoom {
+    /// Its place in the keys it was locked by.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+}
+
+/// Locks the rooms `touched` (places in `keys`), one at a time in key order; each answers
+/// as it is now, with the reservations of `leaving` (each with the place of the room it
+/// leaves) that it holds. On failure the rooms locked so far are unlocked (their decisions
+/// dropped).
+pub(crate) async fn lock(
     rooms: &Rooms,
     keys: &[RoomKey],
-    plan: &Plan,
+    mut touched: Vec<usize>,
+    leaving: &[(ReservationId, usize)],
     window: Window,
 ) -> Result<Vec<LockedRoom>, EngineError> {
-    let mut touched: Vec<usize> = plan
-        .moves
-        .iter()
-        .flat_map(|m| [m.from_room, m.to_room])
-        .chain([plan.room])
-        .collect();
     touched.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
     touched.dedup();
     let mut locked = Vec::with_capacity(touched.len());
@@ -296,11 +294,10 @@ async fn lock(
             .ok_or(DomainError::NotFound("room"))?;
         let (decision, decided) = oneshot::channel();
         let (answer_to, answered) = oneshot::channel();
-        let leaving = plan
-            .moves
+        let leaving = leaving
             .iter()
-            .filter(|m| m.from_room == index)
-            .map(|m| m.id)
+            .filter(|(_, from)| *from == index)
+            .map(|(id, _)| *id)
             .collect();
         addr.try_send(LockForRearrangement {
             from: window.from,
@@ -322,4 +319,40 @@ async fn lock(
         });
     }
     Ok(locked)
+}
+
+/// Hands the durable `event` to every locked room, with the reservations moving into it
+/// (`moved_to`: each moved reservation with the place of the room it goes to), and waits
+/// until each applied its part.
+pub(crate) async fn commit(
+    mut locked: Vec<LockedRoom>,
+    keys: &[RoomKey],
+    moved_to: &[(ReservationId, usize)],
+    event: &Arc<Event>,
+) -> Result<(), EngineError> {
+    let mut leavers: Vec<_> = locked
+        .iter_mut()
+        .flat_map(|room| std::mem::take(&mut room.answer.leaving))
+        .collect();
+    let mut applied = Vec::with_capacity(locked.len());
+    for room in locked {
+        let number = &keys[room.index].number;
+        let (arriving, rest) = leavers.into_iter().partition(|r| {
+            moved_to
+                .iter()
+                .any(|(id, to)| *id == r.id && keys[*to].number == *number)
+        });
+        leavers = rest;
+        let (done, done_rx) = oneshot::channel();
+        let _ = room.decision.send(Commit {
+            event: event.clone(),
+            arriving,
+            applied: done,
+        });
+        applied.push(done_rx);
+    }
+    for done in applied {
+        done.await.map_err(|_| EngineError::ShuttingDown)?;
+    }
+    Ok(())
 }

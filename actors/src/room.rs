@@ -925,20 +925,47 @@ impl RoomActor {
         self.publish(&out);
         let arrived = self.state.rearranged_in(arriving, event);
         self.publish(&arrived);
-        let Event::Rearranged { reservation, .. } = event else {
-            return;
-        };
+        // The new reservations here: each one's hold for its keeper, with the charge to
+        // create: its own, or a multi-room booking's one charge (for the sum of its
+        // reservations' shares) with its first reservation.
         // (The coordinator already pointed the locator here, see `crate::rearranging`.)
-        if reservation.room == self.state.key.number {
-            self.peers.hold_started.do_send(HoldStarted {
-                id: reservation.id,
-                expires_at: reservation.hold_expires_at,
-                charge: Some(Charge {
+        let (created, charge) = match event {
+            Event::Rearranged { reservation, .. } => (
+                std::slice::from_ref(reservation),
+                Some(Charge {
                     out_trade_no: reservation.payment.out_trade_no,
                     amount: reservation.payment.amount,
                 }),
-                created_at: reservation.created_at,
-            });
+            ),
+            Event::BookingCreated {
+                booking,
+                reservations,
+                ..
+            } => {
+                let amount = reservations.first().map(|lead| innkeep_engine::Money {
+                    amount_minor: reservations
+                        .iter()
+                        .map(|r| r.payment.amount.amount_minor)
+                        .sum(),
+                    currency: lead.payment.amount.currency,
+                });
+                let charge = amount.map(|amount| Charge {
+                    out_trade_no: booking.out_trade_no(),
+                    amount,
+                });
+                (reservations.as_slice(), charge)
+            }
+            _ => return,
+        };
+        for (i, r) in created.iter().enumerate() {
+            if r.room == self.state.key.number {
+                self.peers.hold_started.do_send(HoldStarted {
+                    id: r.id,
+                    expires_at: r.hold_expires_at,
+                    charge: charge.filter(|_| i == 0),
+                    created_at: r.created_at,
+                });
+            }
         }
     }
 }
@@ -982,20 +1009,6 @@ impl RoomActor {
     fn prepare_part(&self, ask: &PartAsk) -> PartAnswer {
         let version = |id: &ReservationId| self.state.kept(id).map_or(0, |r| r.version());
         match ask {
-            PartAsk::Reserve(r) => PartAnswer {
-                version: 0,
-                decided: self
-                    .state
-                    .decide_reserve(r)
-                    .map(|()| {
-                        Some(Event::ReservationCreated {
-                            reservation: r.clone(),
-                            idempotency: None,
-                        })
-                    })
-                    .map_err(EngineError::from),
-                outcome: None,
-            },
             PartAsk::Change {
                 id,
                 action,
@@ -1037,7 +1050,7 @@ impl RoomActor {
         }
     }
 
-    /// Applies this room's parts of a durable multi-room event, then tells the hold keeper
+    /// Applies this room's parts of a durable multi-room change, then tells the hold keeper
     /// and the payment supervisor what they need to know, as after a change of one
     /// reservation. `before` is, per reservation changed, whether it was pending payment
     /// and whether it owed a refund when the parts were decided (the room took no message
@@ -1045,20 +1058,6 @@ impl RoomActor {
     fn apply_decided(&mut self, decided: Decided, before: &[(ReservationId, bool, bool)]) {
         let delta = self.state.apply(&decided.event);
         self.publish(&delta);
-        if let Event::BookingCreated { reservations, .. } = &*decided.event {
-            // (The coordinator already pointed the locator here, see `crate::bookings`.)
-            for r in reservations
-                .iter()
-                .filter(|r| r.room == self.state.key.number)
-            {
-                self.peers.hold_started.do_send(HoldStarted {
-                    id: r.id,
-                    expires_at: r.hold_expires_at,
-                    charge: decided.charge,
-                    created_at: r.created_at,
-                });
-            }
-        }
         for (id, was_pending, was_owed) in before {
             let _ = self.after_change(*id, *was_pending, *was_owed);
         }
@@ -1079,15 +1078,13 @@ impl Handler<Prepare> for RoomActor {
             .iter()
             .zip(&answers)
             .filter(|(_, a)| matches!(a.decided, Ok(Some(_))))
-            .filter_map(|(ask, _)| match ask {
-                PartAsk::Reserve(_) => None,
-                PartAsk::Change { id, .. } | PartAsk::Payment { id, .. } => {
-                    let pending = self
-                        .state
-                        .kept(id)
-                        .is_ok_and(|r| r.status() == Status::PendingPayment);
-                    Some((*id, pending, self.refund_owed(id)))
-                }
+            .map(|(ask, _)| {
+                let (PartAsk::Change { id, .. } | PartAsk::Payment { id, .. }) = ask;
+                let pending = self
+                    .state
+                    .kept(id)
+                    .is_ok_and(|r| r.status() == Status::PendingPayment);
+                (*id, pending, self.refund_owed(id))
             })
             .collect();
         if msg.answer.send(answers).is_err() || !locked {

@@ -266,13 +266,18 @@ pub enum Event {
         idempotency: Option<IdempotencyRecord>,
     },
     /// A multi-room booking took one room for each of its reservations (each holds the
-    /// booking's id, and its share of the booking's one payment). One event, so a replay
-    /// books all of them or none.
+    /// booking's id, and its share of the booking's one payment), after `moves` (when a
+    /// type had too few rooms free for the stay, [`crate::rearrange::plan_many`]) made
+    /// room, as [`Event::Rearranged`] does for one. One event, so a replay books all of
+    /// them, with their moves, or none.
     BookingCreated {
         /// The hotel.
         hotel_id: HotelId,
         /// Which booking.
         booking: BookingId,
+        /// Reservations moved to make room, each whole to another room of its type; applied
+        /// together, before the new ones take their rooms.
+        moves: Vec<Relocation>,
         /// Its reservations, in the order the request listed the rooms, as
         /// [`Event::ReservationCreated`] holds one (each in its own room).
         #[serde(with = "crate::reservation::created_list")]

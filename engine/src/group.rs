@@ -94,44 +94,6 @@ pub fn fingerprint(lines: &[BookRequest], created_by: Option<&str>) -> u64 {
     h
 }
 
-/// The room types a booking asks more rooms of than are free: each with how many it asks
-/// and how many are free, in the order of first appearance. Empty when every line can
-/// have a room. `free` says how many rooms of a type are free for the whole stay.
-pub fn short_types(
-    lines: &[BookRequest],
-    mut free: impl FnMut(&RoomTypeCode) -> usize,
-) -> Vec<Shortfall> {
-    let mut asked: Vec<(RoomTypeCode, usize)> = Vec::new();
-    for line in lines {
-        match asked.iter_mut().find(|(t, _)| *t == line.room_type) {
-            Some((_, n)) => *n += 1,
-            None => asked.push((line.room_type.clone(), 1)),
-        }
-    }
-    asked
-        .into_iter()
-        .filter_map(|(room_type, asked)| {
-            let free = free(&room_type);
-            (free < asked).then_some(Shortfall {
-                room_type,
-                asked,
-                free,
-            })
-        })
-        .collect()
-}
-
-/// A room type a multi-room booking asks more rooms of than are free.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Shortfall {
-    /// The type.
-    pub room_type: RoomTypeCode,
-    /// Rooms of it the booking asks for.
-    pub asked: usize,
-    /// Rooms of it free for the whole stay.
-    pub free: usize,
-}
-
 /// Where a booking stands, from its reservations.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum BookingStatus {
@@ -259,32 +221,6 @@ mod tests {
         let swapped = [line("TWIN"), line("KING")];
         assert_ne!(fingerprint(&two, None), fingerprint(&swapped, None));
         assert_eq!(fingerprint(&two, None), fingerprint(&two.clone(), None));
-    }
-
-    #[test]
-    fn short_types_names_each_type_asked_beyond_its_free_rooms_once() {
-        let lines = [line("KING"), line("TWIN"), line("KING"), line("SUITE")];
-        let short = short_types(&lines, |t| match t.as_str() {
-            "KING" => 1,
-            "TWIN" => 1,
-            _ => 0,
-        });
-        assert_eq!(
-            short,
-            vec![
-                Shortfall {
-                    room_type: RoomTypeCode::parse("KING").unwrap(),
-                    asked: 2,
-                    free: 1
-                },
-                Shortfall {
-                    room_type: RoomTypeCode::parse("SUITE").unwrap(),
-                    asked: 1,
-                    free: 0
-                },
-            ]
-        );
-        assert!(short_types(&lines, |_| 2).is_empty());
     }
 
     #[test]

@@ -169,6 +169,106 @@ pub fn fits(rooms: &[Vec<Held>], plan: &Plan, from: Date, to: Date) -> bool {
         })
 }
 
+/// A way to book `count` rooms for one stay (a multi-room booking's rooms of one type):
+/// the room each gets, and the moves that free them, each reservation moved at most once
+/// (from the room it is in to the room it ends in).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ManyPlan {
+    /// Index of the room each of the stays gets, all different.
+    pub rooms: Vec<usize>,
+    /// The moves, as in [`Plan::moves`].
+    pub moves: Vec<Move>,
+}
+
+/// How to free `count` rooms of `rooms` for the nights `[from, to)`: one after another,
+/// each the way [`plan`] frees one (a room already free first, else the fewest moves, at
+/// most [`MAX_MOVES`] for each), with the stays placed so far holding their rooms and the
+/// reservations moved so far where they went (they may move again). `None` when some stay
+/// finds no room. Not exhaustive across the stays: each one's plan is the fewest moves
+/// given the ones before.
+pub fn plan_many(rooms: &[Vec<Held>], from: Date, to: Date, count: usize) -> Option<ManyPlan> {
+    let mut now: Vec<Vec<Held>> = rooms.to_vec();
+    // Where each moved reservation was first, and where it is now.
+    let mut moved: Vec<(ReservationId, usize, usize)> = Vec::new();
+    let mut taken = Vec::with_capacity(count);
+    for _ in 0..count {
+        let one = plan(&now, from, to)?;
+        let mut arriving = Vec::with_capacity(one.moves.len());
+        for m in &one.moves {
+            let i = now[m.from_room].iter().position(|h| h.id == m.id)?;
+            arriving.push((now[m.from_room].swap_remove(i), m.to_room));
+            match moved.iter_mut().find(|(id, _, _)| *id == m.id) {
+                Some((_, _, at)) => *at = m.to_room,
+                None => moved.push((m.id, m.from_room, m.to_room)),
+            }
+        }
+        for (h, room) in arriving {
+            now[room].push(h);
+        }
+        // The stay holds its room from now on; nothing moves it.
+        now[one.room].push(Held {
+            id: ReservationId(uuid::Uuid::nil()),
+            from,
+            to,
+            movable: false,
+        });
+        taken.push(one.room);
+    }
+    Some(ManyPlan {
+        rooms: taken,
+        moves: moved
+            .into_iter()
+            .filter(|(_, first, last)| first != last)
+            .map(|(id, from_room, to_room)| Move {
+                id,
+                from_room,
+                to_room,
+            })
+            .collect(),
+    })
+}
+
+/// Whether `plan` still frees its rooms for `[from, to)` in `rooms` as they are now, as
+/// [`fits`] checks one: every moved reservation is where the plan says, still movable; its
+/// rooms are different; after the moves, with the stays in their rooms, no two holders of
+/// a room overlap.
+pub fn fits_many(rooms: &[Vec<Held>], plan: &ManyPlan, from: Date, to: Date) -> bool {
+    let mut after: Vec<Vec<Held>> = rooms.to_vec();
+    let mut moved: Vec<(Held, usize)> = Vec::with_capacity(plan.moves.len());
+    for m in &plan.moves {
+        let (Some(source), true) = (after.get_mut(m.from_room), m.to_room < rooms.len()) else {
+            return false;
+        };
+        let Some(i) = source.iter().position(|h| h.id == m.id && h.movable) else {
+            return false;
+        };
+        moved.push((source.swap_remove(i), m.to_room));
+    }
+    for (h, to_room) in moved {
+        after[to_room].push(h);
+    }
+    for (i, room) in plan.rooms.iter().enumerate() {
+        if plan.rooms[..i].contains(room) {
+            return false;
+        }
+        let Some(target) = after.get_mut(*room) else {
+            return false;
+        };
+        target.push(Held {
+            id: ReservationId(uuid::Uuid::nil()),
+            from,
+            to,
+            movable: false,
+        });
+    }
+    from < to
+        && after.iter().all(|held| {
+            held.iter()
+                .enumerate()
+                .all(|(i, a)| held.iter().skip(i + 1).all(|b| !a.overlaps(b.from, b.to)))
+        })
+}
+
 /// A room's night-holder during the search.
 #[derive(Clone, Copy, Debug)]
 enum Slot {
@@ -484,7 +584,87 @@ mod tests {
         assert!(!fits(&rooms, &p, day(2), day(2)), "an empty stay");
     }
 
+    /// The rooms after a multi-room plan: its moves (each of a movable reservation that is
+    /// where the plan says), and an unmovable stay of id 0 in each of its rooms.
+    fn apply_many(rooms: &[Vec<Held>], plan: &ManyPlan, from: i64, to: i64) -> Vec<Vec<Held>> {
+        let one = |room: usize, moves: Vec<Move>| Plan { room, moves };
+        let mut after = apply(rooms, &one(plan.rooms[0], plan.moves.clone()), from, to);
+        for room in &plan.rooms[1..] {
+            after[*room].push(held(0, from, to, false));
+        }
+        after
+    }
+
+    /// Two rooms for a two-night stay in three rooms where each night has two free but no
+    /// room both: two moves make them; a pinned blocker leaves one short.
+    #[test]
+    fn two_rooms_for_one_stay_by_moving_others() {
+        // Room 0: night 0. Room 1: night 1. Room 2: nights 0 and 1 free.
+        let rooms = vec![vec![held(1, 0, 1, true)], vec![held(2, 1, 2, true)], vec![]];
+        let p = plan_many(&rooms, day(0), day(2), 2).expect("a plan");
+        assert_eq!(p.rooms.len(), 2);
+        assert_ne!(p.rooms[0], p.rooms[1]);
+        assert_eq!(p.rooms[0], 2, "the free room first, without moves");
+        assert_eq!(p.moves.len(), 1, "{p:?}");
+        assert!(disjoint(&apply_many(&rooms, &p, 0, 2)));
+        assert!(fits_many(&rooms, &p, day(0), day(2)));
+        // Three rooms for it: the two moved ones have nowhere to go.
+        assert_eq!(plan_many(&rooms, day(0), day(2), 3), None);
+        // One pinned: only the free room.
+        let mut pinned = rooms.clone();
+        pinned[0][0].movable = false;
+        pinned[1][0].movable = false;
+        assert_eq!(plan_many(&pinned, day(0), day(2), 2), None);
+        assert!(plan_many(&pinned, day(0), day(2), 1).is_some());
+        // The same room twice, or a room taken meanwhile, does not fit.
+        let twice = ManyPlan {
+            rooms: vec![2, 2],
+            moves: Vec::new(),
+        };
+        assert!(!fits_many(&rooms, &twice, day(0), day(2)));
+        let mut taken = rooms.clone();
+        taken[2].push(held(9, 1, 2, false));
+        assert!(!fits_many(&taken, &p, day(0), day(2)));
+    }
+
     proptest! {
+        /// A plan for several rooms is sound (each moved reservation movable and moved once,
+        /// the rooms different, no overlap after the moves with the stays in place), fits
+        /// the rooms it was made for, frees rooms already free without moves, and for one
+        /// room is [`plan`]'s.
+        #[test]
+        fn plans_for_several_rooms_are_sound(
+            rooms in rooms_of(2..=6, 4, 3, 12, 0.7),
+            from in 0i64..10,
+            len in 1i64..3,
+            count in 1usize..=3,
+        ) {
+            let to = (from + len).min(12);
+            let found = plan_many(&rooms, day(from), day(to), count);
+            if let Some(p) = &found {
+                prop_assert_eq!(p.rooms.len(), count);
+                let mut ids: Vec<_> = p.moves.iter().map(|m| m.id).collect();
+                ids.sort();
+                ids.dedup();
+                prop_assert_eq!(ids.len(), p.moves.len(), "moved once each: {:?}", p);
+                prop_assert!(p.moves.len() <= MAX_MOVES * count);
+                prop_assert!(disjoint(&apply_many(&rooms, p, from, to)), "{p:?}");
+                prop_assert!(fits_many(&rooms, p, day(from), day(to)), "{p:?}");
+            }
+            let free = rooms
+                .iter()
+                .filter(|held| held.iter().all(|h| !h.overlaps(day(from), day(to))))
+                .count();
+            if free >= count {
+                let p = found.clone().expect("free rooms are enough");
+                prop_assert!(p.moves.is_empty(), "{p:?}");
+            }
+            if count == 1 {
+                let one = plan(&rooms, day(from), day(to));
+                prop_assert_eq!(found.map(|p| (p.rooms[0], p.moves)), one.map(|p| (p.room, p.moves)));
+            }
+        }
+
         /// On larger types every plan is sound and within MAX_MOVES; and whenever some
         /// night of the stay has no room that is free or holds only movable reservations
         /// that night, there is no plan.

@@ -473,13 +473,13 @@ impl RoomState {
         held
     }
 
-    /// The first part of applying an [`Event::Rearranged`] in this room: the reservations
-    /// it moves away from here go, and are returned for the rooms they go to
-    /// ([`RoomState::rearranged_in`]).
+    /// The first part of applying an [`Event::Rearranged`] (or an [`Event::BookingCreated`],
+    /// which may move reservations too) in this room: the reservations it moves away from
+    /// here go, and are returned for the rooms they go to ([`RoomState::rearranged_in`]).
     pub fn rearranged_out(&mut self, event: &Event) -> (Vec<Reservation>, NightsDelta) {
         let mut delta = NightsDelta::default();
         let mut leaving = Vec::new();
-        let Event::Rearranged { moves, .. } = event else {
+        let (Event::Rearranged { moves, .. } | Event::BookingCreated { moves, .. }) = event else {
             return (leaving, delta);
         };
         let here = self.key.number.clone();
@@ -492,15 +492,24 @@ impl RoomState {
     }
 
     /// The second part: the reservations the event moves here (given by the rooms they
-    /// left, in any order; others are ignored) arrive, and the new reservation, when it is
-    /// this room's, takes its nights. Moved reservations keep their price and their pin
+    /// left, in any order; others are ignored) arrive, and the new reservations that are
+    /// this room's take their nights. Moved reservations keep their price and their pin
     /// (none: pinned ones never move).
     pub fn rearranged_in(&mut self, arriving: Vec<Reservation>, event: &Event) -> NightsDelta {
         let mut delta = NightsDelta::default();
-        let Event::Rearranged {
-            moves, reservation, ..
-        } = event
-        else {
+        let (moves, created): (&[crate::event::Relocation], &[std::sync::Arc<Reservation>]) =
+            match event {
+                Event::Rearranged {
+                    moves, reservation, ..
+                } => (moves, std::slice::from_ref(reservation)),
+                Event::BookingCreated {
+                    moves,
+                    reservations,
+                    ..
+                } => (moves, reservations),
+                _ => return delta,
+            };
+        let Some(at) = created.first().map(|r| r.created_at) else {
             return delta;
         };
         for r in arriving {
@@ -511,17 +520,17 @@ impl RoomState {
                 continue;
             };
             let step = RoomMove {
-                at: reservation.created_at,
+                at,
                 from_room: m.from.clone(),
                 to_room: m.to.clone(),
                 first_night: m.stay.arrival(),
             };
             delta.booked.extend(self.arrive(r, step).booked);
         }
-        if reservation.room == self.key.number {
-            delta
-                .booked
-                .extend(self.insert_reservation(reservation).booked);
+        for r in created {
+            if r.room == self.key.number {
+                delta.booked.extend(self.insert_reservation(r).booked);
+            }
         }
         delta
     }
@@ -1280,13 +1289,11 @@ impl RoomState {
                 // also books the new one.
                 return self.rearranged_out(event).1;
             }
-            Event::BookingCreated { reservations, .. } => {
-                // This room's reservation of the booking (each has a room of its own).
-                for r in reservations {
-                    if r.room == self.key.number {
-                        delta.merge(self.insert_reservation(r));
-                    }
-                }
+            Event::BookingCreated { .. } => {
+                // As for a rearrangement: only the moves away from here can be applied
+                // alone; [`RoomState::rearranged_in`] takes the arrivals and books this
+                // room's reservations of the booking.
+                return self.rearranged_out(event).1;
             }
             Event::BookingChanged { parts, .. } => {
                 for part in parts {

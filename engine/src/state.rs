@@ -223,50 +223,18 @@ impl State {
                 moves,
                 reservation,
                 idempotency,
-            } => {
-                // Every room lets its leavers go first, then each takes its arrivals (and
-                // the new reservation's room takes it): after all the moves no two
-                // reservations of a room overlap, whatever their order.
-                let hotel_id = &reservation.hotel_id;
-                let key = |number: &crate::ids::RoomNumber| RoomKey {
-                    hotel_id: hotel_id.clone(),
-                    number: number.clone(),
-                };
-                let mut rooms: Vec<RoomKey> = moves
-                    .iter()
-                    .flat_map(|m| [key(&m.from), key(&m.to)])
-                    .chain([key(&reservation.room)])
-                    .collect();
-                rooms.sort();
-                rooms.dedup();
-                let mut arriving = Vec::new();
-                for k in &rooms {
-                    if let Some(room) = self.rooms.get_mut(k) {
-                        arriving.extend(room.rearranged_out(event).0);
-                    }
-                }
-                for k in &rooms {
-                    if let Some(room) = self.rooms.get_mut(k) {
-                        room.rearranged_in(arriving.clone(), event);
-                    }
-                }
-                for m in moves {
-                    self.locator.insert(m.id, key(&m.to));
-                }
-                self.record_creation(reservation, idempotency.as_ref());
-            }
+            } => self.apply_rearranged(
+                event,
+                moves,
+                std::slice::from_ref(reservation),
+                idempotency.as_ref(),
+            ),
             Event::BookingCreated {
+                moves,
                 reservations,
                 idempotency,
                 ..
-            } => {
-                // The key leads to the first reservation, which leads to the booking. Each
-                // reservation has a room of its own, which takes it from the event.
-                for (i, r) in reservations.iter().enumerate() {
-                    let key = self.record_creation(r, idempotency.as_ref().filter(|_| i == 0));
-                    self.apply_to_room(&key, event);
-                }
-            }
+            } => self.apply_rearranged(event, moves, reservations, idempotency.as_ref()),
             Event::BookingChanged { parts, .. } => {
                 for part in parts {
                     self.apply(part);
@@ -284,6 +252,50 @@ impl State {
                 target.move_in(reservation, event);
                 self.locator.insert(*id, to.clone());
             }
+        }
+    }
+
+    /// Applies an event that moves reservations and books new ones ([`Event::Rearranged`],
+    /// [`Event::BookingCreated`]): every room lets its leavers go first, then each takes
+    /// its arrivals and its new reservations: after all the moves no two reservations of a
+    /// room overlap, whatever their order. The key, if any, leads to the first new one.
+    fn apply_rearranged(
+        &mut self,
+        event: &Event,
+        moves: &[crate::event::Relocation],
+        created: &[std::sync::Arc<Reservation>],
+        idempotency: Option<&IdempotencyRecord>,
+    ) {
+        let Some(hotel_id) = created.first().map(|r| r.hotel_id.clone()) else {
+            return;
+        };
+        let key = |number: &crate::ids::RoomNumber| RoomKey {
+            hotel_id: hotel_id.clone(),
+            number: number.clone(),
+        };
+        let mut rooms: Vec<RoomKey> = moves
+            .iter()
+            .flat_map(|m| [key(&m.from), key(&m.to)])
+            .chain(created.iter().map(|r| key(&r.room)))
+            .collect();
+        rooms.sort();
+        rooms.dedup();
+        let mut arriving = Vec::new();
+        for k in &rooms {
+            if let Some(room) = self.rooms.get_mut(k) {
+                arriving.extend(room.rearranged_out(event).0);
+            }
+        }
+        for k in &rooms {
+            if let Some(room) = self.rooms.get_mut(k) {
+                room.rearranged_in(arriving.clone(), event);
+            }
+        }
+        for m in moves {
+            self.locator.insert(m.id, key(&m.to));
+        }
+        for (i, r) in created.iter().enumerate() {
+            self.record_creation(r, idempotency.filter(|_| i == 0));
         }
     }
 

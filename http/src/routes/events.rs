@@ -187,16 +187,7 @@ fn to_sse(engine: &innkeep_actors::Engine, e: &FeedEvent) -> Vec<SseEvent> {
 /// end of the reservation's stay), and `room.status` for occupancy changes.
 fn implied(engine: &innkeep_actors::Engine, event: &Event) -> Vec<(&'static str, Value)> {
     let availability = |room: &RoomKey, change: &str, from: Date, to: Option<Date>| {
-        (
-            "availability.changed",
-            json!({
-                "room": room.number.as_str(),
-                "room_type": engine.room_type_of(room).map(|t| t.as_str().to_owned()),
-                "change": change,
-                "from": from.to_string(),
-                "to": to.map(|d| d.to_string()),
-            }),
-        )
+        availability_item(engine, room, change, from, to)
     };
     let occupancy = |room: &RoomKey, occupancy: &str| {
         (
@@ -274,25 +265,7 @@ fn implied(engine: &innkeep_actors::Engine, event: &Event) -> Vec<(&'static str,
                 hotel_id: reservation.hotel_id.clone(),
                 number: number.clone(),
             };
-            let mut out = Vec::new();
-            for m in moves {
-                let (from, to) = (key(&m.from), key(&m.to));
-                let (arrival, departure) = (m.stay.arrival(), m.stay.departure());
-                out.push(availability(&from, "released", arrival, Some(departure)));
-                out.push(availability(&to, "booked", arrival, Some(departure)));
-                out.push((
-                    "reservation.moved",
-                    json!({
-                        "reservation_id": m.id.to_string(),
-                        "from_room": m.from.as_str(),
-                        "room": m.to.as_str(),
-                        "room_type": reservation.room_type.as_str(),
-                        "first_night": arrival.to_string(),
-                        "at": reservation.created_at.to_string(),
-                        "rearranged_for": reservation.id.to_string(),
-                    }),
-                ));
-            }
+            let mut out = moved_items(engine, moves, reservation, None);
             out.push(availability(
                 &key(&reservation.room),
                 "booked",
@@ -307,27 +280,32 @@ fn implied(engine: &innkeep_actors::Engine, event: &Event) -> Vec<(&'static str,
         Event::OutOfOrderCleared { room, from, .. } => {
             vec![availability(room, "unblocked", *from, None)]
         }
-        // A multi-room booking: each reservation's own `reservation.created` (a client
-        // following reservations sees every one), with the nights it took; the record's
-        // own item is `booking.created`.
+        // A multi-room booking: the moves that made room (as for a rearrangement), then
+        // each reservation's own `reservation.created` (a client following reservations
+        // sees every one), with the nights it took; the record's own item is
+        // `booking.created`.
         Event::BookingCreated {
             booking,
+            moves,
             reservations,
             ..
-        } => reservations
-            .iter()
-            .flat_map(|r| {
+        } => {
+            let mut out = match reservations.first() {
+                Some(lead) => moved_items(engine, moves, lead, Some(booking)),
+                None => Vec::new(),
+            };
+            for r in reservations {
                 let one = Event::ReservationCreated {
                     reservation: r.clone(),
                     idempotency: None,
                 };
                 let (name, mut data) = describe(&one);
                 data["booking_id"] = json!(booking.to_string());
-                let mut items = implied(engine, &one);
-                items.push((name, data));
-                items
-            })
-            .collect(),
+                out.extend(implied(engine, &one));
+                out.push((name, data));
+            }
+            out
+        }
         // Each reservation's own change event (`reservation.confirmed`, `…cancelled`,
         // `…expired`, `payment.updated`), with what it implies; the record's own item is
         // `booking.changed`.
@@ -343,6 +321,75 @@ fn implied(engine: &innkeep_actors::Engine, event: &Event) -> Vec<(&'static str,
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// `availability.changed` for nights of `room` from `from` (to `to`, or through the end of
+/// the reservation's stay).
+fn availability_item(
+    engine: &innkeep_actors::Engine,
+    room: &RoomKey,
+    change: &str,
+    from: Date,
+    to: Option<Date>,
+) -> (&'static str, Value) {
+    (
+        "availability.changed",
+        json!({
+            "room": room.number.as_str(),
+            "room_type": engine.room_type_of(room).map(|t| t.as_str().to_owned()),
+            "change": change,
+            "from": from.to_string(),
+            "to": to.map(|d| d.to_string()),
+        }),
+    )
+}
+
+/// For each move of a rearrangement made for `made` (a new reservation, or the first of a
+/// multi-room `booking`): the nights the move gave and took, then the moved guest's own
+/// `reservation.moved` (their client follows its reservation by these).
+fn moved_items(
+    engine: &innkeep_actors::Engine,
+    moves: &[innkeep_engine::Relocation],
+    made: &innkeep_engine::Reservation,
+    booking: Option<&innkeep_engine::BookingId>,
+) -> Vec<(&'static str, Value)> {
+    let key = |number: &innkeep_engine::RoomNumber| RoomKey {
+        hotel_id: made.hotel_id.clone(),
+        number: number.clone(),
+    };
+    let mut out = Vec::new();
+    for m in moves {
+        let (from, to) = (key(&m.from), key(&m.to));
+        let (arrival, departure) = (m.stay.arrival(), m.stay.departure());
+        out.push(availability_item(
+            engine,
+            &from,
+            "released",
+            arrival,
+            Some(departure),
+        ));
+        out.push(availability_item(
+            engine,
+            &to,
+            "booked",
+            arrival,
+            Some(departure),
+        ));
+        let mut moved = json!({
+            "reservation_id": m.id.to_string(),
+            "from_room": m.from.as_str(),
+            "room": m.to.as_str(),
+            "room_type": made.room_type.as_str(),
+            "first_night": arrival.to_string(),
+            "at": made.created_at.to_string(),
+            "rearranged_for": made.id.to_string(),
+        });
+        if let Some(b) = booking {
+            moved["rearranged_for_booking"] = json!(b.to_string());
+        }
+        out.push(("reservation.moved", moved));
+    }
+    out
 }
 
 /// The types of the events that carry an id (one per journal record): what
@@ -369,6 +416,22 @@ pub const EVENT_TYPES: &[&str] = &[
     "restrictions.updated",
 ];
 
+/// The moves of a rearrangement, as `rearranged` lists them.
+fn relocations(moves: &[innkeep_engine::Relocation]) -> Value {
+    moves
+        .iter()
+        .map(|m| {
+            json!({
+                "reservation_id": m.id.to_string(),
+                "from_room": m.from.as_str(),
+                "room": m.to.as_str(),
+                "arrival": m.stay.arrival().to_string(),
+                "departure": m.stay.departure().to_string(),
+            })
+        })
+        .collect()
+}
+
 /// An event's type and its JSON payload, as the stream and webhooks send them.
 pub(crate) fn describe(event: &Event) -> (&'static str, Value) {
     let created = |r: &innkeep_engine::Reservation| {
@@ -392,24 +455,14 @@ pub(crate) fn describe(event: &Event) -> (&'static str, Value) {
             ..
         } => {
             let mut data = created(r);
-            data["rearranged"] = moves
-                .iter()
-                .map(|m| {
-                    json!({
-                        "reservation_id": m.id.to_string(),
-                        "from_room": m.from.as_str(),
-                        "room": m.to.as_str(),
-                        "arrival": m.stay.arrival().to_string(),
-                        "departure": m.stay.departure().to_string(),
-                    })
-                })
-                .collect();
+            data["rearranged"] = relocations(moves);
             ("reservation.created", data)
         }
         // A multi-room booking made: its reservations (the stream sends each one's own
         // `reservation.created` too, see `implied`; a webhook gets this one delivery).
         Event::BookingCreated {
             booking,
+            moves,
             reservations,
             ..
         } => (
@@ -417,6 +470,7 @@ pub(crate) fn describe(event: &Event) -> (&'static str, Value) {
             json!({
                 "booking_id": booking.to_string(),
                 "reservations": reservations.iter().map(|r| created(r)).collect::<Vec<_>>(),
+                "rearranged": relocations(moves),
             }),
         ),
         // Its reservations changed together: each change as its own event would be.
