@@ -22,6 +22,8 @@ struct FakeGateway {
     created: Mutex<Vec<String>>,
     /// Refunds issued.
     refunds: Mutex<Vec<String>>,
+    /// Each refund's own reference and amount.
+    refund_nos: Mutex<Vec<(String, i64)>>,
 }
 
 impl PaymentGateway for FakeGateway {
@@ -43,6 +45,10 @@ impl PaymentGateway for FakeGateway {
         if self.refuse_refunds {
             return Box::pin(async { Err(GatewayError::Unavailable("down".into())) });
         }
+        self.refund_nos
+            .lock()
+            .unwrap()
+            .push((refund.out_refund_no, refund.amount.amount_minor));
         self.refunds.lock().unwrap().push(refund.out_trade_no);
         Box::pin(async { Ok(()) })
     }
@@ -189,4 +195,72 @@ async fn reconciliation_applies_a_lost_callback() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(fixes >= 2, "{fixes}");
+}
+
+/// A multi-room booking has one charge with the provider, for the sum of its reservations'
+/// shares; reconciliation applies a lost callback for it to every reservation at once; and
+/// a reservation of it cancelled alone is refunded its share against that charge, under a
+/// refund reference of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bookings_one_charge_is_reconciled_and_refunded_by_reservation() {
+    use innkeep_engine::group::{GroupInput, GroupRoom};
+    use innkeep_engine::jiff::ToSpan;
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Arc::new(FakeGateway::default());
+    let engine = Stopper(Engine::start(config(dir.path(), gateway.clone())).unwrap());
+    let h = setup(&engine.0, 2).await;
+    let arrival = engine.0.today(&h).unwrap().checked_add(1.days()).unwrap();
+    let line = GroupRoom {
+        room_type: innkeep_engine::RoomTypeCode::parse("STD").unwrap(),
+        guests: 1,
+        guest: None,
+    };
+    let input = GroupInput {
+        hotel_id: h.clone(),
+        arrival,
+        departure: arrival.checked_add(2.days()).unwrap(),
+        guest: innkeep_engine::Guest::parse("Lead", "+86 138 0000 0000", "l@example.com").unwrap(),
+        rooms: vec![line.clone(), line],
+        rate_plan: None,
+        created_by: None,
+    };
+    let booking = engine.0.book_group(input, None).await.unwrap();
+    let reference = booking.summary.out_trade_no.to_string();
+    for _ in 0..100 {
+        if !gateway.created.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        *gateway.created.lock().unwrap(),
+        vec![reference.clone()],
+        "one charge"
+    );
+    gateway.answers.lock().unwrap().insert(
+        reference.clone(),
+        GatewayStatus::Succeeded {
+            trade_no: "TG".into(),
+            amount: booking.summary.amount,
+        },
+    );
+    let (a, b) = (&booking.reservations[0], &booking.reservations[1]);
+    wait_for(&engine.0, a, |r| r.status == Status::Confirmed).await;
+    let b_now = engine.0.reservation(b.id).await.unwrap();
+    assert_eq!(b_now.status, Status::Confirmed, "confirmed together");
+    assert_eq!(b_now.payment.trade_no.as_deref(), Some("TG"));
+
+    engine.0.change(b.id, Action::Cancel, None).await.unwrap();
+    let refunded = wait_for(&engine.0, b, |r| {
+        r.payment.status == PaymentStatus::Refunded
+    })
+    .await;
+    assert!(!refunded.payment.refund_owed);
+    assert_eq!(*gateway.refunds.lock().unwrap(), vec![reference]);
+    assert_eq!(
+        *gateway.refund_nos.lock().unwrap(),
+        vec![(b.id.out_trade_no().to_string(), b.total.amount_minor)]
+    );
+    let a_now = engine.0.reservation(a.id).await.unwrap();
+    assert_eq!(a_now.status, Status::Confirmed, "the other stays");
 }
