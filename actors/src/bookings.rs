@@ -39,8 +39,8 @@ use crate::booking::{admit, finish, replay, Admitted};
 use crate::config::BookingPolicy;
 use crate::directory::{read, Directory};
 use crate::protocol::{BookResult, Decided, Draft, EngineError, PartAnswer, PartAsk, Prepare};
-use crate::rearranging::{commit, lock, read_rooms, Window, MAX_ROOMS_READ};
-use crate::room::{journal_error, Rooms};
+use crate::rearranging::{commit, durable, lock, read_rooms, Window, MAX_ROOMS_READ};
+use crate::room::Rooms;
 
 /// Times a booking picks rooms again after one it picked was taken meanwhile, and a change
 /// is decided again after one of its reservations was moved meanwhile.
@@ -549,17 +549,6 @@ async fn prepare(
     })?;
     let answers = answered.await.map_err(|_| EngineError::ShuttingDown)?;
     Ok((answers, decision))
-}
-
-/// Journals `event` and waits until it is durable.
-async fn durable(journal: &Journal<Event>, event: &Arc<Event>) -> Result<(), EngineError> {
-    let acked = match journal.append(Event::clone(event)) {
-        Ok(ack) => ack
-            .await
-            .unwrap_or(Err(innkeep_persistence::JournalError::Closed)),
-        Err(e) => Err(e),
-    };
-    acked.map(drop).map_err(journal_error)
 }
 
 /// Hands the durable `event` to every locked room and waits until each applied its parts.

@@ -165,6 +165,16 @@ enum Cmd {
         arrival_offset: i64,
         lines: usize,
     },
+    /// Two one-night bookings of a type on consecutive nights, a third one-night booking
+    /// two nights later, then that one modified to both of the first nights: when the first
+    /// two landed in different rooms, one of them must move.
+    FragmentModify {
+        /// Always a hotel of the setup.
+        hotel: usize,
+        /// Always a type of the hotel.
+        rtype: usize,
+        arrival_offset: i64,
+    },
     /// Several rooms for one stay in one booking (`% 6 == 5` types: one the hotel lacks).
     BookGroup {
         hotel: usize,
@@ -455,6 +465,13 @@ fn cmd_strategy() -> impl Strategy<Value = Cmd> {
         4 => Just(Cmd::Retry),
         3 => fragment,
         4 => book_group,
+        2 => (0..9usize, 0..5usize, 0..=5i64).prop_map(|(hotel, rtype, arrival_offset)| {
+            Cmd::FragmentModify {
+                hotel,
+                rtype,
+                arrival_offset,
+            }
+        }),
         2 => (0..9usize, 0..5usize, 0..=6i64, 1..=2usize).prop_map(
             |(hotel, rtype, arrival_offset, lines)| Cmd::FragmentGroup {
                 hotel,
@@ -1082,6 +1099,36 @@ impl Harness {
             });
             return;
         }
+        if let Cmd::FragmentModify {
+            hotel,
+            rtype,
+            arrival_offset,
+        } = cmd
+        {
+            let h = hotel % self.model.hotels.len();
+            let t = rtype % self.model.hotels[h].types.len();
+            for offset in [0, 1, 3] {
+                self.step(&Cmd::Book {
+                    hotel: h,
+                    rtype: t,
+                    arrival_offset: arrival_offset + offset,
+                    nights: 1,
+                    room: None,
+                    guests: 1,
+                    key: None,
+                });
+            }
+            // Untargeted, the index picks the newest reservation: the third.
+            let newest = self.model.res.len().saturating_sub(1);
+            self.step(&Cmd::Modify {
+                res: newest,
+                arrival_delta: -3,
+                departure_delta: -2,
+                rtype: None,
+                targeted: false,
+            });
+            return;
+        }
         let before = self.observe();
         let cmd = match cmd {
             Cmd::Retry => match self.last_book.clone() {
@@ -1107,9 +1154,10 @@ impl Harness {
                 guests,
                 key,
             } => self.book(hotel, rtype, arrival_offset, nights, room, guests, key),
-            Cmd::Retry | Cmd::Fragment { .. } | Cmd::FragmentGroup { .. } => {
-                unreachable!("resolved above")
-            }
+            Cmd::Retry
+            | Cmd::Fragment { .. }
+            | Cmd::FragmentGroup { .. }
+            | Cmd::FragmentModify { .. } => unreachable!("resolved above"),
             Cmd::Pay {
                 res,
                 succeeded,
@@ -2262,8 +2310,20 @@ impl Harness {
         let here =
             (t == r.rtype || t == own_type) && self.model.room_free(&held, h, &r.room, &asked);
         let elsewhere = self.model.free_rooms(&held, h, t, &new_nights);
+        // No room free for the new stay: unless the guest is in house, other reservations
+        // of the type may move to free one (its own old nights count as free for it), with
+        // as few moves as the model's plain search finds.
+        let mut rearranged = None;
         if reasons.is_empty() && !here && (checked_in || elsewhere.iter().all(|n| *n == r.room)) {
-            reasons.push("sold_out");
+            if !checked_in {
+                let mut without = self.model.clone();
+                without.res[i].held.clear();
+                let today = self.model.today(h, self.now);
+                rearranged = without.fewest_moves(h, t, arrival, departure, today);
+            }
+            if rearranged.is_none() {
+                reasons.push("sold_out");
+            }
         }
         let modified = match got {
             Err(err) => {
@@ -2289,7 +2349,46 @@ impl Harness {
             self.count("modify_unchanged");
             return false;
         }
-        if modified.room == r.room {
+        if let Some(moves) = rearranged {
+            // Learn where the others went: exactly `moves` of them, each one the model
+            // lets move; then its new room is free for it.
+            let today = self.model.today(h, self.now);
+            let e = self.engine();
+            let mut moved = 0;
+            for j in 0..self.model.res.len() {
+                if j == i || self.model.res[j].hotel != h {
+                    continue;
+                }
+                let other = self
+                    .block_on(e.reservation(self.model.res[j].id))
+                    .expect("reservation");
+                let m = &self.model.res[j];
+                if other.room == m.room {
+                    continue;
+                }
+                assert!(
+                    self.model.movable(m, t, arrival, departure, today),
+                    "the engine moved {}, which may not move",
+                    m.id
+                );
+                let m = &mut self.model.res[j];
+                m.room = other.room.clone();
+                m.version += 1;
+                moved += 1;
+                self.compare_res(&other);
+            }
+            assert_eq!(moved, moves, "moves of the modification's rearrangement");
+            let mut held = self.model.held_map();
+            for per_room in held.values_mut() {
+                per_room.retain(|_, id| *id != r.id);
+            }
+            assert!(
+                self.model.room_free(&held, h, &modified.room, &new_nights),
+                "modified into room {}, which the model has taken after the moves",
+                modified.room
+            );
+            self.count("modify_rearranged");
+        } else if modified.room == r.room {
             assert!(here, "kept in a room the model has taken");
         } else {
             assert!(!here, "moved though its own room could keep it");
@@ -3160,6 +3259,7 @@ fn the_shards_agree_with_a_naive_model() {
         "move",
         "move_refused",
         "modify_in_place",
+        "modify_rearranged",
         "modify_moved",
         "modify_paid_charged",
         "modify_paid_refunded",

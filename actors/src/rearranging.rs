@@ -26,16 +26,21 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
+use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::jiff::{civil::Date, ToSpan};
 use innkeep_engine::rearrange::{fits, plan, Held};
-use innkeep_engine::{DomainError, Event, IdempotencyEntry, IdempotencyRecord, Relocation};
+use innkeep_engine::room::modified_into;
+use innkeep_engine::{
+    DomainError, Event, IdempotencyEntry, IdempotencyRecord, Modification, Relocation, Reservation,
+};
 use innkeep_engine::{ReservationId, RoomKey};
 use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
 
 use crate::directory::{read, Directory};
 use crate::protocol::{
-    BookResult, Commit, Draft, EngineError, GetHoldings, LockForRearrangement, Locked,
+    BookResult, Commit, Draft, EngineError, GetHoldings, GetReservation, LockForRearrangement,
+    Locked,
 };
 use crate::room::{journal_error, Rooms};
 
@@ -355,4 +360,171 @@ pub(crate) async fn commit(
         done.await.map_err(|_| EngineError::ShuttingDown)?;
     }
     Ok(())
+}
+
+/// Journals `event` and waits until it is durable.
+pub(crate) async fn durable(
+    journal: &Journal<Event>,
+    event: &Arc<Event>,
+) -> Result<(), EngineError> {
+    let acked = match journal.append(Event::clone(event)) {
+        Ok(ack) => ack
+            .await
+            .unwrap_or(Err(innkeep_persistence::JournalError::Closed)),
+        Err(e) => Err(e),
+    };
+    acked.map(drop).map_err(journal_error)
+}
+
+/// What a modification to rearrange for: the reservation, where it is, what it becomes
+/// (priced from its version `priced_version`), the caller's `If-Match`, and the instant.
+pub(crate) struct ModifyJob<'a> {
+    pub id: ReservationId,
+    pub from: &'a RoomKey,
+    pub modification: &'a Modification,
+    pub priced_version: u64,
+    pub if_match: Option<u64>,
+    pub now: Timestamp,
+}
+
+/// Modifies a reservation into a room of its new type that other reservations of the type
+/// leave for it (no sellable stay refused), in one [`Event::ModifyRearranged`]; or answers
+/// `sold_out` (every night of the new stay has a free room, so with no nights listed) when
+/// no plan of at most [`innkeep_engine::rearrange::MAX_MOVES`] moves frees one.
+///
+/// The caller is the modification saga: it holds [`Directory::gate`] (shared) and found no
+/// room with the whole new stay free. The reservation's old nights count as free for it:
+/// it leaves them. Its room is locked with the others, so it cannot change meanwhile; a
+/// version other than the priced one is `version_mismatch`.
+pub(crate) async fn modify(
+    directory: &Arc<Directory>,
+    rooms: &Rooms,
+    journal: &Journal<Event>,
+    job: ModifyJob<'_>,
+) -> Result<Reservation, EngineError> {
+    let ModifyJob {
+        id,
+        from,
+        modification: m,
+        priced_version,
+        if_match,
+        now,
+    } = job;
+    let (arrival, departure) = (m.stay.arrival(), m.stay.departure());
+    let hotel_id = &from.hotel_id;
+    let today = read(&directory.catalog)
+        .hotel(hotel_id)?
+        .time_zone
+        .today(now);
+    let window = Window::around(arrival, departure, today);
+    // The new type's rooms to plan over, and the reservation's own room (among them when of
+    // that type; else only to take the reservation out of).
+    let mut keys: Vec<RoomKey> = directory
+        .rooms_with_most_free_nights(hotel_id, &m.room_type, &m.stay, MAX_ROOMS_READ)
+        .into_iter()
+        .map(|number| RoomKey {
+            hotel_id: hotel_id.clone(),
+            number,
+        })
+        .collect();
+    let candidates = keys.len();
+    let source = match keys.iter().position(|k| k == from) {
+        Some(i) => i,
+        None => {
+            keys.push(from.clone());
+            keys.len() - 1
+        }
+    };
+    let without_it = |held: &mut Vec<Vec<Held>>| {
+        for room in held.iter_mut() {
+            room.retain(|h| h.id != id);
+        }
+    };
+    for _ in 0..ATTEMPTS {
+        let mut held = read_rooms(rooms, &keys, window).await?;
+        without_it(&mut held);
+        let Some(plan) = plan(&held[..candidates], arrival, departure) else {
+            metrics::counter!(METRIC_REARRANGEMENTS, "outcome" => "modify_no_plan").increment(1);
+            return Err(DomainError::SoldOutOn(Vec::new()).into());
+        };
+        let touched = plan
+            .moves
+            .iter()
+            .flat_map(|mv| [mv.from_room, mv.to_room])
+            .chain([plan.room, source])
+            .collect();
+        // The reservation itself is answered by its room too (its version is checked), and
+        // handed to the room it goes to.
+        let leaving: Vec<(ReservationId, usize)> = plan
+            .moves
+            .iter()
+            .map(|mv| (mv.id, mv.from_room))
+            .chain([(id, source)])
+            .collect();
+        let locked = lock(rooms, &keys, touched, &leaving, window).await?;
+        let mut now_held = held;
+        for room in &locked {
+            now_held[room.index()].clone_from(&room.answer.holdings);
+        }
+        without_it(&mut now_held);
+        if !fits(&now_held[..candidates], &plan, arrival, departure) {
+            metrics::counter!(METRIC_REARRANGEMENTS, "outcome" => "modify_replanned").increment(1);
+            continue;
+        }
+        let current = locked
+            .iter()
+            .flat_map(|room| &room.answer.leaving)
+            .find(|r| r.id == id)
+            .ok_or(DomainError::NotFound("reservation"))?;
+        current.check_version(if_match)?;
+        current.check_version(Some(priced_version))?;
+        let mut relocations = Vec::with_capacity(plan.moves.len());
+        for mv in &plan.moves {
+            let stay = locked
+                .iter()
+                .flat_map(|room| &room.answer.leaving)
+                .find(|r| r.id == mv.id)
+                .map(|r| r.stay)
+                .ok_or(DomainError::NotFound("reservation"))?;
+            relocations.push(Relocation {
+                id: mv.id,
+                from: keys[mv.from_room].number.clone(),
+                to: keys[mv.to_room].number.clone(),
+                stay,
+            });
+        }
+        let to = keys[plan.room].number.clone();
+        let modified = modified_into(id, from, &to, m, now);
+        let event = Arc::new(Event::ModifyRearranged {
+            moves: relocations,
+            modified: Box::new(modified),
+        });
+        durable(journal, &event).await?;
+        // Durable: the locator names the new rooms, then every locked room applies its part.
+        let mut moved_to: Vec<(ReservationId, usize)> =
+            plan.moves.iter().map(|mv| (mv.id, mv.to_room)).collect();
+        if plan.room != source {
+            moved_to.push((id, plan.room));
+        }
+        {
+            let hosted = rooms.read();
+            for (moved, room) in &moved_to {
+                if let Some(h) = hosted.get(&keys[*room]) {
+                    directory.set_location(*moved, h.number);
+                }
+            }
+        }
+        commit(locked, &keys, &moved_to, &event).await?;
+        metrics::counter!(METRIC_REARRANGEMENTS, "outcome" => "modified").increment(1);
+        let addr = rooms
+            .addr(&keys[plan.room])
+            .ok_or(DomainError::NotFound("room"))?;
+        let after = addr
+            .send(GetReservation(id))
+            .await
+            .map_err(|_| EngineError::ShuttingDown)??;
+        return Ok(Reservation::clone(&after));
+    }
+    metrics::counter!(METRIC_REARRANGEMENTS, "outcome" => "modify_gave_up").increment(1);
+    Err(DomainError::SoldOutOn(Vec::new()).into())
 }

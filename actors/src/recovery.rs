@@ -132,9 +132,9 @@ impl Cuts {
             Event::Rearranged { .. } => return seq <= self.setup_seq,
             // Several rooms too: a multi-room booking's creation and its changes are
             // applied only once durable, under the gate.
-            Event::BookingCreated { .. } | Event::BookingChanged { .. } => {
-                return seq <= self.setup_seq
-            }
+            Event::BookingCreated { .. }
+            | Event::BookingChanged { .. }
+            | Event::ModifyRearranged { .. } => return seq <= self.setup_seq,
             Event::ReservationModified { room, .. } => room.clone(),
             Event::ReservationCreated { reservation, .. } => {
                 // Its creation is in the journal: a pending reservation that stays.

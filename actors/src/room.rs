@@ -920,9 +920,12 @@ impl RoomActor {
         let _ = commit.applied.send(());
     }
 
-    fn apply_rearrangement(&mut self, event: &Event, arriving: Vec<Reservation>) {
+    fn apply_rearrangement(&mut self, event: &Event, mut arriving: Vec<Reservation>) {
         let (_, out) = self.state.rearranged_out(event);
         self.publish(&out);
+        if let Event::ModifyRearranged { modified, .. } = event {
+            self.apply_modified(modified, &mut arriving);
+        }
         let arrived = self.state.rearranged_in(arriving, event);
         self.publish(&arrived);
         // The new reservations here: each one's hold for its keeper, with the charge to
@@ -965,6 +968,36 @@ impl RoomActor {
                     charge: charge.filter(|_| i == 0),
                     created_at: r.created_at,
                 });
+            }
+        }
+    }
+}
+
+impl RoomActor {
+    /// This room's part of the modification in an [`Event::ModifyRearranged`], once the
+    /// moves left: the whole of it when the reservation stays here; its leaving when it
+    /// goes; its arrival (taken out of `arriving`) when it comes here. The room holding it
+    /// after tells the payment supervisor of a difference to settle.
+    fn apply_modified(&mut self, modified: &Event, arriving: &mut Vec<Reservation>) {
+        let Event::ReservationModified { room, id, to, .. } = modified else {
+            return;
+        };
+        if *room == self.state.key {
+            let delta = match to {
+                None => self.state.apply(modified),
+                Some(_) => self.state.move_out(id).1,
+            };
+            self.publish(&delta);
+            if to.is_none() {
+                self.tell_payments(*id);
+            }
+        }
+        if to.as_ref() == Some(&self.state.key.number) {
+            if let Some(i) = arriving.iter().position(|r| r.id == *id) {
+                let r = arriving.swap_remove(i);
+                let delta = self.state.modify_in(r, modified);
+                self.publish(&delta);
+                self.tell_payments(*id);
             }
         }
     }

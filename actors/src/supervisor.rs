@@ -544,11 +544,14 @@ impl Handler<ModifyReservation> for OrderSupervisor {
     /// every new night allow — one event, done. Otherwise the room locks the reservation
     /// and the type's rooms with the whole new stay free are asked in turn; the first to
     /// take it journals the one event (modified and moved), then the old room lets it go,
-    /// as in a move. Nothing changes if no room can: `sold_out` with the nights no room of
-    /// the type has free. Runs here, not in the caller, so a caller that gives up cannot
-    /// leave a reservation locked.
+    /// as in a move. When none can but every night has a room free, other reservations of
+    /// the type may be moved to free one (`crate::rearranging::modify`, one event again).
+    /// Nothing changes if no room can: `sold_out` with the nights no room of the type has
+    /// free. Runs here, not in the caller, so a caller that gives up cannot leave a
+    /// reservation locked.
     fn handle(&mut self, msg: ModifyReservation, _ctx: &mut Self::Context) -> Self::Result {
         let (directory, rooms) = (self.directory.clone(), self.rooms.clone());
+        let journal = self.journal.clone();
         let limits = self.policy.limits;
         Box::pin(async move {
             let _gate = &msg.gate;
@@ -671,11 +674,27 @@ impl Handler<ModifyReservation> for OrderSupervisor {
                             } else {
                                 Vec::new()
                             };
-                            let short = short_nights(&directory, &from.hotel_id, &modification);
-                            Err(DomainError::SoldOutOn(
-                                short.into_iter().filter(|n| !own.contains(n)).collect(),
-                            )
-                            .into())
+                            let short: Vec<_> =
+                                short_nights(&directory, &from.hotel_id, &modification)
+                                    .into_iter()
+                                    .filter(|n| !own.contains(n))
+                                    .collect();
+                            if !short.is_empty()
+                                || reservation.status == innkeep_engine::Status::CheckedIn
+                            {
+                                return Err(DomainError::SoldOutOn(short).into());
+                            }
+                            // Every night has a room free, no one room all of them: one
+                            // may be freed by moving others (a guest in house stays put).
+                            let job = crate::rearranging::ModifyJob {
+                                id: msg.id,
+                                from: &from,
+                                modification: &modification,
+                                priced_version: reservation.version,
+                                if_match: msg.if_match,
+                                now,
+                            };
+                            crate::rearranging::modify(&directory, &rooms, &journal, job).await
                         }
                         Err(e) => Err(e),
                     }

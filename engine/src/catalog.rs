@@ -905,7 +905,8 @@ impl Catalog {
             | Event::ReservationModified { .. }
             | Event::Rearranged { .. }
             | Event::BookingCreated { .. }
-            | Event::BookingChanged { .. } => {}
+            | Event::BookingChanged { .. }
+            | Event::ModifyRearranged { .. } => {}
         }
     }
 }

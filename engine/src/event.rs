@@ -298,6 +298,16 @@ pub enum Event {
         /// One change per reservation, in room-key order.
         parts: Vec<Event>,
     },
+    /// A reservation was modified into a room that other reservations of its new type left
+    /// for it (no sellable stay refused, [`crate::rearrange`]): each of `moves` went, whole,
+    /// to another room of its type, then `modified` (an [`Event::ReservationModified`])
+    /// took the nights freed. One event, so a replay applies all of it or none.
+    ModifyRearranged {
+        /// The moves, applied together before the modification.
+        moves: Vec<Relocation>,
+        /// The modification, as [`Event::ReservationModified`] holds one.
+        modified: Box<Event>,
+    },
 }
 
 impl Event {
@@ -383,6 +393,7 @@ impl Event {
             | Event::OutOfOrderCleared { room, .. } => &room.hotel_id,
             Event::ReservationMoved { from, .. } => &from.hotel_id,
             Event::ReservationModified { room, .. } => &room.hotel_id,
+            Event::ModifyRearranged { modified, .. } => modified.hotel_id(),
         }
     }
 }

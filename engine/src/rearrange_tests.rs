@@ -249,3 +249,157 @@ fn a_rearranged_booking_moves_whole_reservations_and_books_the_freed_room() {
     }
     assert_eq!(replayed.to_snapshot(), hotel.state.to_snapshot());
 }
+
+/// Applies `event` the way the actors do, room by room (every leaver out first, then the
+/// arrivals, with `arriving` handed over besides), and checks the rooms reach what
+/// recovery's `State::apply` reaches.
+fn apply_by_rooms(hotel: &mut Hotel, event: Event, numbers: &[&str]) {
+    let mut rooms: Vec<crate::RoomState> = numbers
+        .iter()
+        .map(|n| hotel.state.rooms[&hotel.key(n)].clone())
+        .collect();
+    let leaving: Vec<_> = rooms
+        .iter_mut()
+        .flat_map(|r| r.rearranged_out(&event).0)
+        .collect();
+    if let Event::ModifyRearranged { modified, .. } = &event {
+        let Event::ReservationModified { room, id, to, .. } = &**modified else {
+            panic!("{modified:?}");
+        };
+        let source = rooms.iter_mut().find(|r| r.key == *room).unwrap();
+        match to {
+            None => {
+                source.apply(modified);
+            }
+            Some(to) => {
+                let (r, _) = source.move_out(id);
+                let target = rooms.iter_mut().find(|r| r.key.number == *to).unwrap();
+                target.modify_in(r.unwrap(), modified);
+            }
+        }
+    }
+    for r in &mut rooms {
+        r.rearranged_in(leaving.clone(), &event);
+    }
+    hotel.apply(event);
+    for (room, n) in rooms.iter().zip(numbers) {
+        assert_eq!(room, &hotel.state.rooms[&hotel.key(n)], "room {n}");
+    }
+    assert_eq!(hotel.state.check_invariants(), Vec::<String>::new());
+}
+
+/// A booking for both nights when one room holds the first night and the other the second
+/// (two rooms for it: no plan; one: one move), as a multi-room booking's event; then a
+/// modification whose new stay no room has free until another reservation moves: the
+/// rooms applying their parts reach what recovery reaches, and a replay and a snapshot
+/// agree.
+#[test]
+fn a_multi_room_booking_and_a_modification_make_room_by_moving_others() {
+    use crate::rearrange::plan_many;
+    let mut hotel = Hotel::new();
+    let first = hotel.book("101", d(2), d(3), 1);
+    let second = hotel.book("102", d(3), d(4), 2);
+    let numbers = ["101", "102"];
+    let held: Vec<Vec<Held>> = numbers
+        .iter()
+        .map(|n| hotel.state.rooms[&hotel.key(n)].holdings(d(1), d(9), d(1), |_| false))
+        .collect();
+    // Two rooms for 2..4 need both moved out of the way: none can.
+    assert_eq!(plan_many(&held, d(2), d(4), 2), None);
+    let p = plan_many(&held, d(2), d(4), 1).expect("one room, one move");
+    assert_eq!(p.moves.len(), 1);
+    let booking = crate::BookingId(uuid::Uuid::from_u128(77));
+    let moves: Vec<Relocation> = p
+        .moves
+        .iter()
+        .map(|m| Relocation {
+            id: m.id,
+            from: RoomNumber::parse(numbers[m.from_room]).unwrap(),
+            to: RoomNumber::parse(numbers[m.to_room]).unwrap(),
+            stay: hotel.get(m.id).stay,
+        })
+        .collect();
+    let mut created = new_reservation(
+        &request(&hotel, d(2), d(4)),
+        RoomNumber::parse(numbers[p.rooms[0]]).unwrap(),
+        hotel.get(first).total,
+        ReservationId(uuid::Uuid::from_u128(9)),
+        at(60),
+        SignedDuration::from_hours(1),
+    );
+    created.booking = Some(booking);
+    created.payment.out_trade_no = booking.out_trade_no();
+    let event = Event::BookingCreated {
+        hotel_id: hotel.h.clone(),
+        booking,
+        moves: moves.clone(),
+        reservations: vec![Arc::new(created.clone())],
+        idempotency: None,
+    };
+    apply_by_rooms(&mut hotel, event, &numbers);
+    let booked = hotel.get(created.id);
+    assert_eq!(booked.booking, Some(booking));
+    assert_eq!(booked.payment.out_trade_no, booking.out_trade_no());
+    assert_eq!(hotel.get(moves[0].id).room, moves[0].to);
+    hotel.check_replay_and_reboot();
+
+    // The one not moved asks for the 5th and 6th, when its room holds the 5th for another
+    // and the other room the 6th: one of those two moves.
+    let stays = if moves[0].id == first { second } else { first };
+    let r = hotel.get(stays);
+    let from = hotel.state.locator[&stays].clone();
+    let input = crate::ModifyInput {
+        arrival: Some(d(5)),
+        departure: Some(d(7)),
+        ..crate::ModifyInput::default()
+    };
+    let m = hotel
+        .state
+        .catalog
+        .price_modification(&r, &input, at(70), crate::StayLimits::default())
+        .unwrap();
+    let blocker = hotel.book(
+        if from.number.as_str() == "101" {
+            "102"
+        } else {
+            "101"
+        },
+        d(6),
+        d(7),
+        3,
+    );
+    let blocker2 = hotel.book(from.number.as_str(), d(5), d(6), 4);
+    let mut held: Vec<Vec<Held>> = numbers
+        .iter()
+        .map(|n| hotel.state.rooms[&hotel.key(n)].holdings(d(1), d(12), d(1), |_| false))
+        .collect();
+    for h in &mut held {
+        h.retain(|h| h.id != stays);
+    }
+    let p = crate::rearrange::plan(&held, d(5), d(7)).expect("a move frees a room");
+    assert_eq!(p.moves.len(), 1, "{p:?}");
+    let moves: Vec<Relocation> = p
+        .moves
+        .iter()
+        .map(|mv| Relocation {
+            id: mv.id,
+            from: RoomNumber::parse(numbers[mv.from_room]).unwrap(),
+            to: RoomNumber::parse(numbers[mv.to_room]).unwrap(),
+            stay: hotel.get(mv.id).stay,
+        })
+        .collect();
+    let to = RoomNumber::parse(numbers[p.room]).unwrap();
+    let modified = crate::room::modified_into(stays, &from, &to, &m, at(70));
+    let event = Event::ModifyRearranged {
+        moves: moves.clone(),
+        modified: Box::new(modified),
+    };
+    apply_by_rooms(&mut hotel, event, &numbers);
+    let after = hotel.get(stays);
+    assert_eq!((after.stay.arrival(), after.stay.departure()), (d(5), d(7)));
+    assert_eq!(after.room, to);
+    assert_eq!(after.version, r.version + 1);
+    assert!([blocker, blocker2].contains(&moves[0].id));
+    assert_eq!(hotel.get(moves[0].id).room, moves[0].to);
+    hotel.check_replay_and_reboot();
+}

@@ -479,7 +479,10 @@ impl RoomState {
     pub fn rearranged_out(&mut self, event: &Event) -> (Vec<Reservation>, NightsDelta) {
         let mut delta = NightsDelta::default();
         let mut leaving = Vec::new();
-        let (Event::Rearranged { moves, .. } | Event::BookingCreated { moves, .. }) = event else {
+        let (Event::Rearranged { moves, .. }
+        | Event::BookingCreated { moves, .. }
+        | Event::ModifyRearranged { moves, .. }) = event
+        else {
             return (leaving, delta);
         };
         let here = self.key.number.clone();
@@ -507,10 +510,18 @@ impl RoomState {
                     reservations,
                     ..
                 } => (moves, reservations),
+                Event::ModifyRearranged { moves, .. } => (moves, &[]),
                 _ => return delta,
             };
-        let Some(at) = created.first().map(|r| r.created_at) else {
-            return delta;
+        let at = match event {
+            Event::ModifyRearranged { modified, .. } => match &**modified {
+                Event::ReservationModified { at, .. } => *at,
+                _ => return delta,
+            },
+            _ => match created.first() {
+                Some(r) => r.created_at,
+                None => return delta,
+            },
         };
         for r in arriving {
             let Some(m) = moves
@@ -646,20 +657,7 @@ impl RoomState {
         if !conflicts.is_empty() {
             return Err(DomainError::NightsSold(conflicts));
         }
-        let mut m = m.clone();
-        m.changes.push(FieldChange::Room {
-            from: from.number.clone(),
-            to: self.key.number.clone(),
-        });
-        // Keep the documented order: the room before guests, plan and total.
-        m.changes.sort_by_key(change_order);
-        Ok(Event::ReservationModified {
-            room: from.clone(),
-            id: r.id,
-            to: Some(self.key.number.clone()),
-            modification: Box::new(m),
-            at: now,
-        })
+        Ok(modified_into(r.id, from, &self.key.number, m, now))
     }
 
     /// The arriving half of a [`Event::ReservationModified`] that changed rooms: takes
@@ -1295,6 +1293,15 @@ impl RoomState {
                 // room's reservations of the booking.
                 return self.rearranged_out(event).1;
             }
+            Event::ModifyRearranged { modified, .. } => {
+                // The moves away from here, then the modification's part for the room it
+                // leaves (or the whole modification, when it stays); the rooms things go
+                // to take them with [`RoomState::rearranged_in`] and
+                // [`RoomState::modify_in`].
+                let mut delta = self.rearranged_out(event).1;
+                delta.merge(self.apply(modified));
+                return delta;
+            }
             Event::BookingChanged { parts, .. } => {
                 for part in parts {
                     if part.room() == Some(&self.key) {
@@ -1316,6 +1323,35 @@ impl RoomState {
             | Event::RestrictionsSet { .. } => {}
         }
         delta
+    }
+}
+
+/// The event of modifying reservation `id` (now in room `from`) as `m` into room `to`: in
+/// its room when `to` is `from`'s number, else moved there (the room change listed with
+/// the others, in their documented order). The caller checked that `to` can take it.
+pub fn modified_into(
+    id: ReservationId,
+    from: &RoomKey,
+    to: &crate::ids::RoomNumber,
+    m: &Modification,
+    now: Timestamp,
+) -> Event {
+    let mut m = m.clone();
+    let moved = *to != from.number;
+    if moved {
+        m.changes.push(FieldChange::Room {
+            from: from.number.clone(),
+            to: to.clone(),
+        });
+        // Keep the documented order: the room before guests, plan and total.
+        m.changes.sort_by_key(change_order);
+    }
+    Event::ReservationModified {
+        room: from.clone(),
+        id,
+        to: moved.then(|| to.clone()),
+        modification: Box::new(m),
+        at: now,
     }
 }
 

@@ -240,6 +240,36 @@ impl State {
                     self.apply(part);
                 }
             }
+            Event::ModifyRearranged { moves, modified } => {
+                // Every room lets its leavers go, then the modification takes its nights
+                // (in its room, or moving to another), then the leavers arrive.
+                let hotel_id = modified.hotel_id().clone();
+                let key = |number: &crate::ids::RoomNumber| RoomKey {
+                    hotel_id: hotel_id.clone(),
+                    number: number.clone(),
+                };
+                let mut rooms: Vec<RoomKey> = moves
+                    .iter()
+                    .flat_map(|m| [key(&m.from), key(&m.to)])
+                    .collect();
+                rooms.sort();
+                rooms.dedup();
+                let mut arriving = Vec::new();
+                for k in &rooms {
+                    if let Some(room) = self.rooms.get_mut(k) {
+                        arriving.extend(room.rearranged_out(event).0);
+                    }
+                }
+                self.apply(modified);
+                for k in &rooms {
+                    if let Some(room) = self.rooms.get_mut(k) {
+                        room.rearranged_in(arriving.clone(), event);
+                    }
+                }
+                for m in moves {
+                    self.locator.insert(m.id, key(&m.to));
+                }
+            }
             Event::ReservationMoved { id, from, to, .. } => {
                 let Some(source) = self.rooms.get_mut(from) else {
                     return;

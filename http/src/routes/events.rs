@@ -265,7 +265,7 @@ fn implied(engine: &innkeep_actors::Engine, event: &Event) -> Vec<(&'static str,
                 hotel_id: reservation.hotel_id.clone(),
                 number: number.clone(),
             };
-            let mut out = moved_items(engine, moves, reservation, None);
+            let mut out = moved_items(engine, moves, MadeFor::reservation(reservation));
             out.push(availability(
                 &key(&reservation.room),
                 "booked",
@@ -291,7 +291,14 @@ fn implied(engine: &innkeep_actors::Engine, event: &Event) -> Vec<(&'static str,
             ..
         } => {
             let mut out = match reservations.first() {
-                Some(lead) => moved_items(engine, moves, lead, Some(booking)),
+                Some(lead) => moved_items(
+                    engine,
+                    moves,
+                    MadeFor {
+                        booking: Some(booking),
+                        ..MadeFor::reservation(lead)
+                    },
+                ),
                 None => Vec::new(),
             };
             for r in reservations {
@@ -304,6 +311,32 @@ fn implied(engine: &innkeep_actors::Engine, event: &Event) -> Vec<(&'static str,
                 out.extend(implied(engine, &one));
                 out.push((name, data));
             }
+            out
+        }
+        // A modification made room for by moving others: the moves, then what the
+        // modification implies; the record's own item is `reservation.modified`.
+        Event::ModifyRearranged { moves, modified } => {
+            let mut out = match &**modified {
+                Event::ReservationModified {
+                    room,
+                    id,
+                    modification,
+                    at,
+                    ..
+                } => moved_items(
+                    engine,
+                    moves,
+                    MadeFor {
+                        hotel_id: &room.hotel_id,
+                        room_type: &modification.room_type,
+                        at: *at,
+                        id: *id,
+                        booking: None,
+                    },
+                ),
+                _ => Vec::new(),
+            };
+            out.extend(implied(engine, modified));
             out
         }
         // Each reservation's own change event (`reservation.confirmed`, `…cancelled`,
@@ -344,14 +377,36 @@ fn availability_item(
     )
 }
 
-/// For each move of a rearrangement made for `made` (a new reservation, or the first of a
-/// multi-room `booking`): the nights the move gave and took, then the moved guest's own
-/// `reservation.moved` (their client follows its reservation by these).
+/// What a rearrangement's moves were made for: a new reservation, a multi-room booking's
+/// first one (and the booking), or a modified one.
+struct MadeFor<'a> {
+    hotel_id: &'a innkeep_engine::HotelId,
+    /// The moved reservations' type (moves stay within it).
+    room_type: &'a innkeep_engine::RoomTypeCode,
+    at: innkeep_engine::jiff::Timestamp,
+    id: innkeep_engine::ReservationId,
+    booking: Option<&'a innkeep_engine::BookingId>,
+}
+
+impl<'a> MadeFor<'a> {
+    fn reservation(r: &'a innkeep_engine::Reservation) -> Self {
+        Self {
+            hotel_id: &r.hotel_id,
+            room_type: &r.room_type,
+            at: r.created_at,
+            id: r.id,
+            booking: None,
+        }
+    }
+}
+
+/// For each move of a rearrangement: the nights the move gave and took, then the moved
+/// guest's own `reservation.moved` (their client follows its reservation by these), with
+/// `rearranged_for` naming the reservation it was made for.
 fn moved_items(
     engine: &innkeep_actors::Engine,
     moves: &[innkeep_engine::Relocation],
-    made: &innkeep_engine::Reservation,
-    booking: Option<&innkeep_engine::BookingId>,
+    made: MadeFor<'_>,
 ) -> Vec<(&'static str, Value)> {
     let key = |number: &innkeep_engine::RoomNumber| RoomKey {
         hotel_id: made.hotel_id.clone(),
@@ -381,10 +436,10 @@ fn moved_items(
             "room": m.to.as_str(),
             "room_type": made.room_type.as_str(),
             "first_night": arrival.to_string(),
-            "at": made.created_at.to_string(),
+            "at": made.at.to_string(),
             "rearranged_for": made.id.to_string(),
         });
-        if let Some(b) = booking {
+        if let Some(b) = made.booking {
             moved["rearranged_for_booking"] = json!(b.to_string());
         }
         out.push(("reservation.moved", moved));
@@ -473,6 +528,13 @@ pub(crate) fn describe(event: &Event) -> (&'static str, Value) {
                 "rearranged": relocations(moves),
             }),
         ),
+        // A modification other reservations made room for: the modification, with the
+        // moves (the stream also sends a `reservation.moved` per move, see `implied`).
+        Event::ModifyRearranged { moves, modified } => {
+            let (name, mut data) = describe(modified);
+            data["rearranged"] = relocations(moves);
+            (name, data)
+        }
         // Its reservations changed together: each change as its own event would be.
         Event::BookingChanged { booking, parts, .. } => (
             "booking.changed",
