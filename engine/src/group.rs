@@ -223,6 +223,33 @@ mod tests {
         assert_eq!(fingerprint(&two, None), fingerprint(&two.clone(), None));
     }
 
+    /// Fingerprints of many different groups (types, order, guests, stays) all differ.
+    #[test]
+    fn fingerprints_of_different_groups_differ() {
+        let mut seen = std::collections::HashSet::new();
+        let types = ["KING", "TWIN", "SUITE"];
+        let mut count = 0;
+        for a in types {
+            for b in types {
+                for guests in 1..=3u16 {
+                    for nights in 1..=4i8 {
+                        let mut one = line(a);
+                        one.guests = guests;
+                        one.stay = crate::time::Stay::between(
+                            jiff::civil::date(2030, 1, 1),
+                            jiff::civil::date(2030, 1, 1 + nights),
+                        )
+                        .unwrap();
+                        let lines = [one, line(b)];
+                        seen.insert(fingerprint(&lines, None));
+                        count += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), count);
+    }
+
     #[test]
     fn lines_take_the_lead_guest_unless_a_room_names_its_own() {
         let lead = Guest::parse("Lead", "+1 555 0101", "lead@example.com").unwrap();

@@ -627,6 +627,33 @@ mod tests {
         assert!(!fits_many(&taken, &p, day(0), day(2)));
     }
 
+    /// Two rooms for a two-night stay in four rooms, each holding one of four one-night
+    /// stays: two different reservations move, one for each room freed, both listed.
+    #[test]
+    fn two_rooms_freed_by_two_different_moves() {
+        let rooms = vec![
+            vec![held(1, 0, 1, true)],
+            vec![held(2, 1, 2, true)],
+            vec![held(3, 0, 1, true)],
+            vec![held(4, 1, 2, true)],
+        ];
+        let p = plan_many(&rooms, day(0), day(2), 2).expect("a plan");
+        assert_eq!(p.moves.len(), 2, "{p:?}");
+        assert_ne!(p.moves[0].id, p.moves[1].id);
+        assert!(disjoint(&apply_many(&rooms, &p, 0, 2)), "{p:?}");
+        assert!(fits_many(&rooms, &p, day(0), day(2)));
+        // A move to no room, or no nights at all, never fits.
+        let mut nowhere = p.clone();
+        nowhere.moves[0].to_room = rooms.len();
+        assert!(!fits_many(&rooms, &nowhere, day(0), day(2)));
+        assert!(!fits_many(&rooms, &p, day(2), day(2)), "an empty stay");
+        let outside = ManyPlan {
+            rooms: vec![rooms.len()],
+            moves: Vec::new(),
+        };
+        assert!(!fits_many(&rooms, &outside, day(0), day(2)), "no such room");
+    }
+
     proptest! {
         /// A plan for several rooms is sound (each moved reservation movable and moved once,
         /// the rooms different, no overlap after the moves with the stays in place), fits

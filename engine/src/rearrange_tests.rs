@@ -403,3 +403,39 @@ fn a_multi_room_booking_and_a_modification_make_room_by_moving_others() {
     assert_eq!(hotel.get(moves[0].id).room, moves[0].to);
     hotel.check_replay_and_reboot();
 }
+
+/// A room applying a booking-wide change reports the nights each of its parts gave back
+/// (what the availability index hears), and only its own parts.
+#[test]
+fn a_rooms_parts_of_a_booking_change_give_back_their_nights() {
+    let mut hotel = Hotel::new();
+    let a = hotel.book("101", d(2), d(4), 1);
+    let b = hotel.book("101", d(5), d(6), 2);
+    let c = hotel.book("102", d(2), d(4), 3);
+    let cancel = |hotel: &Hotel, n: &str, id| {
+        hotel.state.rooms[&hotel.key(n)]
+            .decide_change(&id, Action::Cancel, None, at(80), d(1))
+            .unwrap()
+    };
+    let event = Event::BookingChanged {
+        hotel_id: hotel.h.clone(),
+        booking: crate::BookingId(uuid::Uuid::from_u128(5)),
+        parts: vec![
+            cancel(&hotel, "101", a),
+            cancel(&hotel, "101", b),
+            cancel(&hotel, "102", c),
+        ],
+    };
+    let mut room = hotel.state.rooms[&hotel.key("101")].clone();
+    let delta = room.apply(&event);
+    let mut released = delta.released.clone();
+    released.sort();
+    assert_eq!(released, vec![d(2), d(3), d(5)]);
+    assert!(delta.booked.is_empty());
+    hotel.apply(event);
+    assert_eq!(room, hotel.state.rooms[&hotel.key("101")]);
+    for id in [a, b, c] {
+        assert_eq!(hotel.get(id).status, Status::Cancelled);
+    }
+    hotel.check_replay_and_reboot();
+}
