@@ -237,3 +237,79 @@ async fn read_events(s: &Server, h: &str, done: impl Fn(&str) -> bool) -> Vec<(S
         })
         .collect()
 }
+
+/// A modification no single room can take is made by moving another reservation, in one
+/// journaled change: two rooms, a night in each on consecutive nights, and a third
+/// reservation later on modified to both nights; the moved guest is told, the modified one
+/// gets a `reservation.modified` listing the move, and all of it survives a kill -9.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modification_no_single_room_can_take_moves_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let c = client();
+    hotel(&c, &s, "R4", "UTC", 2).await;
+    let first = book_elsewhere(&c, &s, "R4", "2", 0).await; // day 0 in room 1
+    let second = book_elsewhere(&c, &s, "R4", "1", 1).await; // day 1 in room 2
+    let (status, later) = book(&c, &s, "R4", 4, 5, None).await;
+    assert_eq!(status, 201, "{later}");
+    let (status, modified, _) = send(
+        c.post(s.url(&format!(
+            "/v1/reservations/{}/modify",
+            later["id"].as_str().unwrap()
+        )))
+        .json(&json!({"arrival": day(0), "departure": day(2)})),
+    )
+    .await;
+    assert_eq!(status, 200, "{modified}");
+    assert_eq!(
+        (modified["arrival"].as_str(), modified["nights"].as_u64()),
+        (Some(day(0).as_str()), Some(2))
+    );
+    assert_eq!(modified["version"], 2);
+    assert_eq!(availability(&c, &s, "R4", 0, 2).await, 0);
+    let (a, b) = (
+        get(&c, &s, &first["id"]).await,
+        get(&c, &s, &second["id"]).await,
+    );
+    let moved: Vec<&Value> = [(&first, &a), (&second, &b)]
+        .into_iter()
+        .filter(|(before, now)| before["room"] != now["room"])
+        .map(|(_, now)| now)
+        .collect();
+    assert_eq!(moved.len(), 1, "{a}\n{b}");
+    let m = moved[0];
+    assert_eq!(
+        (m["version"].clone(), m["pinned"].clone()),
+        (json!(2), json!(false))
+    );
+    assert_ne!(m["room"], modified["room"]);
+
+    let events = read_events(&s, "R4", |text| {
+        text.find("\"rearranged\"")
+            .is_some_and(|i| text[i..].contains("\n\n"))
+    })
+    .await;
+    let moved_event = events
+        .iter()
+        .find(|(name, _)| name == "reservation.moved")
+        .map(|(_, d)| d)
+        .expect("a reservation.moved event");
+    assert_eq!(moved_event["reservation_id"], m["id"]);
+    assert_eq!(moved_event["rearranged_for"], later["id"]);
+    let record = events
+        .iter()
+        .find(|(name, d)| name == "reservation.modified" && d["reservation_id"] == later["id"])
+        .map(|(_, d)| d)
+        .expect("the reservation.modified");
+    assert_eq!(record["rearranged"][0]["reservation_id"], m["id"]);
+
+    s.kill();
+    let s = Server::start(dir.path(), &[]);
+    let after = get(&c, &s, &later["id"]).await;
+    assert_eq!(
+        (after["room"].clone(), after["version"].clone()),
+        (modified["room"].clone(), json!(2))
+    );
+    assert_eq!(get(&c, &s, &m["id"]).await["room"], m["room"]);
+    assert_eq!(availability(&c, &s, "R4", 0, 2).await, 0);
+}
