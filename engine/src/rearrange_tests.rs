@@ -439,3 +439,59 @@ fn a_rooms_parts_of_a_booking_change_give_back_their_nights() {
     }
     hotel.check_replay_and_reboot();
 }
+
+/// The invariants check that a booking's reservations agree on what it made them with
+/// (hotel, creator, creation and hold instants): they do as booked; one that differs is
+/// reported.
+#[test]
+fn a_bookings_reservations_agree_on_what_made_them() {
+    let mut hotel = Hotel::new();
+    let booking = crate::BookingId(uuid::Uuid::from_u128(8));
+    let member = |hotel: &Hotel, n: &str, id: u128, by: Option<&str>, hold_mins: i64| {
+        let mut r = new_reservation(
+            &request(hotel, d(2), d(3)),
+            RoomNumber::parse(n).unwrap(),
+            crate::Money {
+                amount_minor: 10_000,
+                currency: crate::Currency::parse("CNY").unwrap(),
+            },
+            ReservationId(uuid::Uuid::from_u128(id)),
+            at(90),
+            SignedDuration::from_mins(hold_mins),
+        );
+        r.booking = Some(booking);
+        r.payment.out_trade_no = booking.out_trade_no();
+        r.created_by = by.map(str::to_owned);
+        Arc::new(r)
+    };
+    let agreeing = Event::BookingCreated {
+        hotel_id: hotel.h.clone(),
+        booking,
+        moves: Vec::new(),
+        reservations: vec![
+            member(&hotel, "101", 1, Some("ch"), 15),
+            member(&hotel, "102", 2, Some("ch"), 15),
+        ],
+        idempotency: None,
+    };
+    let mut ok = hotel.state.clone();
+    ok.apply(&agreeing);
+    assert_eq!(ok.check_invariants(), Vec::<String>::new());
+    for (by, hold) in [(Some("other"), 15), (Some("ch"), 16), (None, 15)] {
+        let mut bad = hotel.state.clone();
+        bad.apply(&Event::BookingCreated {
+            hotel_id: hotel.h.clone(),
+            booking,
+            moves: Vec::new(),
+            reservations: vec![
+                member(&hotel, "101", 1, Some("ch"), 15),
+                member(&hotel, "102", 2, by, hold),
+            ],
+            idempotency: None,
+        });
+        let problems = bad.check_invariants();
+        assert_eq!(problems.len(), 1, "{by:?} {hold}: {problems:?}");
+    }
+    hotel.apply(agreeing);
+    hotel.check_replay_and_reboot();
+}
