@@ -650,7 +650,7 @@ async fn an_unpaid_booking_expires_whole() {
 }
 
 /// `/openapi.json` describes the three routes with their bodies and answers, the problem's
-/// `room_types`, and a reservation's `booking_id`.
+/// `room_types`, a reservation's `booking_id`, and the bookings' event types.
 #[tokio::test(flavor = "multi_thread")]
 async fn openapi_describes_bookings() {
     let h = Harness::start();
@@ -691,6 +691,18 @@ async fn openapi_describes_bookings() {
         (rooms["minItems"].as_u64(), rooms["maxItems"].as_u64()),
         (Some(1), Some(20))
     );
+    // The event stream's description names every type a stream or webhook sends,
+    // the bookings' ones included.
+    let stream = op("/v1/hotels/{hotel_id}/events", "get")["responses"]["200"]["description"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for name in crate::routes::events::EVENT_TYPES {
+        assert!(
+            stream.contains(&format!(" {name},")),
+            "{name} not in {stream:?}"
+        );
+    }
     for field in [
         "id",
         "status",
