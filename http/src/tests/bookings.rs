@@ -299,9 +299,9 @@ async fn a_booking_short_of_rooms_holds_nothing_and_names_the_short_types() {
     assert!(r.body.get("room_types").is_none(), "{:#}", r.body);
 }
 
-/// With an `Idempotency-Key` a retry answers the same booking (holding nothing more); the
-/// key with another body, or a key of a reservation booked alone, is 422
-/// `idempotency_key_reused`.
+/// With an `Idempotency-Key` a retry answers the same booking (holding nothing more, also
+/// when the retries run at once); the key with another body, or a key of a reservation
+/// booked alone, is 422 `idempotency_key_reused`.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idempotency_key_replays_the_booking_and_refuses_another_body() {
     let h = Harness::start();
@@ -317,6 +317,24 @@ async fn an_idempotency_key_replays_the_booking_and_refuses_another_body() {
     assert_eq!(again.header("location"), first.header("location"));
     assert_eq!(again.body, first.body);
     assert_eq!(h.free(arrival, 1).await, (0, 1), "booked once");
+
+    // Two retries at once with a fresh key make one booking between them.
+    let racing = [("idempotency-key", "family-trip-8")];
+    let later = group(plus(arrival, 2), 1, &[("KING", 2), ("SUITE", 1)]);
+    let (one, two) = tokio::join!(
+        h.book_group(later.clone(), &racing),
+        h.book_group(later, &racing)
+    );
+    assert_eq!(
+        (one.status, two.status),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    assert_eq!(
+        one.body["id"], two.body["id"],
+        "{:#}\n{:#}",
+        one.body, two.body
+    );
+    assert_eq!(h.free(plus(arrival, 2), 1).await, (1, 0), "booked once");
 
     let mut other = body.clone();
     other["rooms"][1]["guests"] = json!(2);
