@@ -8,6 +8,7 @@ mod crash;
 mod durability;
 mod frontdesk;
 mod fuzz;
+mod groups;
 mod grpc;
 mod harness;
 mod load;

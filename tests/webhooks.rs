@@ -1,8 +1,9 @@
 //! Outbound webhooks against a local receiver (a small axum server in the test): the
 //! definitions API and its validation (with the request-forgery refusals), signed
-//! deliveries in journal order with the payload the event stream sends, a dead receiver
-//! retried until it answers 2xx, a SIGKILL of the server mid-delivery with nothing
-//! skipped after the restart, dead letters after `max_age`, and replay.
+//! deliveries in journal order with the payload the event stream sends (a multi-room
+//! booking as one delivery per journal record), a dead receiver retried until it answers
+//! 2xx, a SIGKILL of the server mid-delivery with nothing skipped after the restart, dead
+//! letters after `max_age`, and replay.
 //!
 //! The receiver verifies every signature with the server's own payment-callback verifier
 //! (`innkeep_http::routes::payments::verify_signature`): one scheme, one verifier.
@@ -487,6 +488,104 @@ async fn deliveries_are_signed_in_order_and_retried_until_2xx() {
     .await;
     assert!(view["failing_since"].is_null(), "{view:#}");
     assert_eq!(view["dead_letters_total"], 0);
+}
+
+/// A multi-room booking is one journal record, so one delivery: `booking.created` with
+/// its reservations (not a `reservation.created` per room, which only the event stream
+/// adds), and its cancellation one `booking.changed` listing each reservation's change. A
+/// webhook that subscribed to `reservation.created` only gets neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_room_booking_is_one_delivery_per_record() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), FAST_RETRIES);
+    let c = client();
+    let url = |path: &str| format!("{}{path}", receiver.base);
+    for (name, events) in [
+        ("all", &["*"][..]),
+        ("groups", &["booking.created", "booking.changed"][..]),
+        ("single", &["reservation.created"][..]),
+    ] {
+        let (status, body) =
+            put_hook(&s, name, hook(&url(&format!("/{name}")), &["B1"], events)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    hotel(&c, &s, "B1", TZ, 2).await;
+    let first = plus(today(TZ), 1);
+    let lead =
+        json!({"name": "Lead Guest", "phone": "+86 138 0000 0000", "email": "lead@example.com"});
+    let (status, b, _) = send(c.post(s.url("/v1/hotels/B1/bookings")).json(&json!({
+        "arrival": first.to_string(),
+        "departure": plus(first, 1).to_string(),
+        "guest": lead,
+        "rooms": [{"room_type": "STD", "guests": 2}, {"room_type": "STD", "guests": 1}],
+    })))
+    .await;
+    assert_eq!(status, 201, "{b}");
+    let id = b["id"].as_str().unwrap();
+    let (status, cancelled, _) = send(c.post(s.url(&format!("/v1/bookings/{id}/cancel")))).await;
+    assert_eq!(status, 200, "{cancelled}");
+    // A single booking after them: the `single` webhook's only delivery, and the mark
+    // that every earlier record was handed to every webhook (they go in journal order).
+    book_nights(&s, "B1", 1).await;
+
+    let log = receiver
+        .wait("every webhook's deliveries", |l| {
+            delivered(l, "/all").any(|d| d.event_type == "reservation.created")
+                && delivered(l, "/groups").any(|d| d.event_type == "booking.changed")
+                && delivered(l, "/single").count() >= 1
+        })
+        .await;
+    let types = |path| {
+        let ids = first_arrivals(&log, path);
+        ids.iter()
+            .map(|id| {
+                delivered(&log, path)
+                    .find(|d| d.event_id == *id)
+                    .map(|d| d.event_type.clone())
+                    .unwrap()
+            })
+            .filter(|t| t != "setup.updated")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        types("/all"),
+        ["booking.created", "booking.changed", "reservation.created"]
+    );
+    assert_eq!(types("/groups"), ["booking.created", "booking.changed"]);
+    assert_eq!(types("/single"), ["reservation.created"]);
+
+    let of = |t: &str| {
+        delivered(&log, "/groups")
+            .find(|d| d.event_type == t)
+            .map(|d| d.body["data"].clone())
+            .unwrap()
+    };
+    let created = of("booking.created");
+    assert_eq!(created["booking_id"], id);
+    let listed: Vec<&Value> = created["reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["reservation_id"])
+        .collect();
+    let ids: Vec<&Value> = b["reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["id"])
+        .collect();
+    assert_eq!(listed, ids);
+    let changed = of("booking.changed");
+    assert_eq!(changed["booking_id"], id);
+    for change in changed["changes"].as_array().unwrap() {
+        assert_eq!(change["type"], "reservation.cancelled", "{changed}");
+        assert!(
+            ids.contains(&&change["data"]["reservation_id"]),
+            "{changed}"
+        );
+    }
+    assert_eq!(changed["changes"].as_array().map(Vec::len), Some(2));
 }
 
 /// A receiver that hangs holds up only its own webhook: bookings are answered and another

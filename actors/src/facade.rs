@@ -11,7 +11,7 @@ use innkeep_engine::jiff::{Timestamp, ToSpan};
 use innkeep_engine::{
     Action, BookingId, DomainError, Event, Hotel, HotelId, Housekeeping, IdempotencyKey,
     PaymentOutcome, PaymentReport, Reservation, ReservationId, RoomKey, RoomNumber, RoomTypeCode,
-    Status, Stay, Upsert, ValidationError,
+    Stay, Upsert, ValidationError,
 };
 use innkeep_persistence::{FsStorage, Journal, Storage};
 
@@ -864,8 +864,13 @@ impl Engine {
             .0;
         let booking = self.booking(id).await?;
         if changed == 0 {
-            let ended = |s: Status| matches!(s, Status::Cancelled | Status::Expired);
-            if let Some(live) = booking.reservations.iter().find(|r| !ended(r.status)) {
+            // Ended: every terminal status (a checked-out or no-show stay too, not only a
+            // cancelled or expired one); what is left holding nights is a guest in house.
+            if let Some(live) = booking
+                .reservations
+                .iter()
+                .find(|r| r.status.holds_nights())
+            {
                 return Err(DomainError::InvalidTransition {
                     action: "cancel",
                     from: live.status,

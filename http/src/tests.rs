@@ -2312,4 +2312,5 @@ async fn a_client_too_slow_for_the_live_channel_is_told_and_dropped() {
     );
 }
 
+mod bookings;
 mod selling;

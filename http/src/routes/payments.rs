@@ -229,6 +229,15 @@ fn check_amount(
     callback: &NotifyRequest,
 ) -> Result<(), ApiError> {
     let owed = match seq {
+        // A reservation of a multi-room booking is paid under the booking's reference
+        // only: no charge was ever made under its own id (that id names its refund), so a
+        // callback for it is for an unknown payment and must not confirm it alone.
+        None if reservation.payment.out_trade_no.reservation_id() != reservation.id => {
+            return Err(ApiError::NotFound(format!(
+                "no payment {:?}",
+                callback.out_trade_no
+            )));
+        }
         None => reservation.payment.amount,
         Some(n) => {
             let latest = reservation.adjustment.map_or(0, |a| a.seq);
