@@ -325,6 +325,55 @@ async fn a_groups_payment_confirms_all_its_rooms() {
     );
 }
 
+/// A reservation of a paid booking whose total rose pays its difference under its own
+/// reference; cancelled after the booking's other rooms were refunded (the booking's
+/// charge spent down to its share), it gets back all it paid: the difference from its own
+/// charge, the rest from the booking's. Nothing stays owed, nothing is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_room_that_paid_a_difference_gets_it_all_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sandbox_server(dir.path());
+    let c = client();
+    hotel(&c, &s, "G5", TZ, 2).await;
+    let (status, b) = book(&c, &s, "G5", &group(0, 1, &["STD", "STD"]), None).await;
+    assert_eq!(status, 201, "{b}");
+    let paid = wait_booking(&c, &s, &b["id"], "paid by the sandbox", |b| {
+        b["status"] == "confirmed"
+    })
+    .await;
+    cancel_and_refund(&c, &s, &paid["reservations"][1]).await;
+    let a = &paid["reservations"][0];
+    let id = a["id"].as_str().unwrap();
+    let (status, m, _) = send(
+        c.post(s.url(&format!("/v1/reservations/{id}/modify")))
+            .json(&json!({"departure": day(2)})),
+    )
+    .await;
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["balance_due"]["amount"], 10_000, "{m}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, now, _) = send(c.get(s.url(&format!("/v1/reservations/{id}")))).await;
+        if now.get("balance_due").is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "difference not paid: {now:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = cancel_and_refund(&c, &s, a).await;
+    assert_eq!(
+        r["payment"]["refunds"][0]["amount"]["amount"], 20_000,
+        "{r:#}"
+    );
+    let ledger = books(&c, &s).await;
+    assert_eq!(ledger["captured_minor"], 30_000, "{ledger:#}");
+    assert_eq!(ledger["refunded_minor"], 30_000, "{ledger:#}");
+    assert_eq!(ledger["net_captured_minor"], 0, "{ledger:#}");
+    let (status, all, _) = send(c.get(s.url("/v1/payments/sandbox/ledger"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(all["supervisor"]["refunds_owed"], 0, "{all:#}");
+}
+
 /// Held for the whole test: no hold lapses behind its back.
 const LONG_HOLDS: &[(&str, &str)] = &[("INNKEEP_HOLD_SECONDS", "604800")];
 

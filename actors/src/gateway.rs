@@ -78,6 +78,13 @@ pub struct RefundRequest {
     pub trade_no: Option<String>,
     /// How much to give back: the captured amount less the fee the hotel keeps.
     pub amount: Money,
+    /// For a reservation of a multi-room booking (whose `out_trade_no` is the booking's
+    /// one charge): its own reference, under which its difference charges were made
+    /// (`<reference>-<n>`). The refund draws on those first, then on the booking's charge,
+    /// so what each reservation paid comes back from where it was paid, and one whose
+    /// total rose is refunded its difference even once the booking's charge is spent.
+    /// `None` for a reservation booked alone (its difference charges are its payment's).
+    pub difference_charges: Option<String>,
 }
 
 /// A payment provider.

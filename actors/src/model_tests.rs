@@ -1809,7 +1809,13 @@ impl Harness {
             VersionSel::Stale => Some(sum + 1),
         };
         let cancellable = |r: &MRes| matches!(r.status, Status::PendingPayment | Status::Confirmed);
-        let ended = |r: &MRes| matches!(r.status, Status::Cancelled | Status::Expired);
+        // Ended: every status but those that hold nights (a guest in house is not).
+        let ended = |r: &MRes| {
+            !matches!(
+                r.status,
+                Status::PendingPayment | Status::Confirmed | Status::CheckedIn
+            )
+        };
         let mut reasons: Vec<&str> = Vec::new();
         if if_match.is_some_and(|v| v != sum) {
             reasons.push("version_mismatch");

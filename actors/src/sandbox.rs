@@ -412,14 +412,28 @@ impl PaymentGateway for Sandbox {
                 )));
             };
             let currency = first.currency.clone();
-            // The payment's charges: its first and its difference charges, oldest first.
+            // The payment's charges, oldest first: its first and its difference charges; a
+            // multi-room booking's reservation's own difference charges before the
+            // booking's charge.
             let prefix = format!("{}-", refund.out_trade_no);
-            let charges: Vec<String> = books
-                .order
+            let own = refund.difference_charges.as_ref().map(|r| format!("{r}-"));
+            let mut charges: Vec<String> = own
                 .iter()
-                .filter(|o| **o == refund.out_trade_no || o.starts_with(&prefix))
+                .flat_map(|own| {
+                    books
+                        .order
+                        .iter()
+                        .filter(move |o| o.starts_with(own.as_str()))
+                })
                 .cloned()
                 .collect();
+            charges.extend(
+                books
+                    .order
+                    .iter()
+                    .filter(|o| **o == refund.out_trade_no || o.starts_with(&prefix))
+                    .cloned(),
+            );
             let refundable = |c: &LedgerCharge| match c.state {
                 ChargeState::Captured | ChargeState::Refunded => c.amount_minor - c.refunded_minor,
                 ChargeState::Created | ChargeState::Failed => 0,

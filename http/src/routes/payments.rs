@@ -98,14 +98,6 @@ async fn handle_notify(
         Some(b) => check_owed(b.summary.amount, "booking", &callback)?,
         None => {
             let reservation = state.engine.reservation(id).await?;
-            // A multi-room booking's reservation has no charge of its own but its
-            // difference charges: its first charge is the booking's.
-            if reservation.booking.is_some() && seq.is_none() {
-                return Err(ApiError::NotFound(format!(
-                    "no payment {:?}",
-                    callback.out_trade_no
-                )));
-            }
             check_amount(&reservation, seq, &callback)?;
         }
     }
@@ -163,7 +155,7 @@ async fn handle_notify(
     get,
     path = "/v1/payments/{out_trade_no}",
     tag = "payments",
-    params(("out_trade_no" = OutTradeNo, Path, description = "Our payment reference of a reservation booked alone (its payment.out_trade_no); a multi-room booking's payment is shown on the booking")),
+    params(("out_trade_no" = OutTradeNo, Path, description = "Our payment reference of a reservation: its payment.out_trade_no, or for a reservation of a multi-room booking (whose payment.out_trade_no is the booking's, shown on the booking) `ik` and its own id's hex digits: its share, history and refunds")),
     responses(
         (status = 200, description = "The payment", body = PaymentDetailView),
         (status = 404, description = "not_found", body = Problem, content_type = "application/problem+json"),
@@ -178,10 +170,6 @@ pub async fn get_payment(
         .ok_or_else(|| ApiError::NotFound(format!("no payment {out_trade_no:?}")))?;
     let reservation = state.engine.reservation(id).await?;
     caller.check_reservation(&reservation)?;
-    // A multi-room booking's reservation has no payment of its own to show.
-    if reservation.booking.is_some() {
-        return Err(ApiError::NotFound(format!("no payment {out_trade_no:?}")));
-    }
     Ok(Json(PaymentDetailView::from(&*reservation)))
 }
 
