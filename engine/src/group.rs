@@ -195,6 +195,8 @@ mod tests {
     use super::*;
     use crate::money::Currency;
 
+    const PINNED: u64 = 16_496_990_877_559_758_908;
+
     fn line(room_type: &str) -> BookRequest {
         BookRequest {
             hotel_id: HotelId::parse("H").unwrap(),
@@ -221,6 +223,14 @@ mod tests {
         let swapped = [line("TWIN"), line("KING")];
         assert_ne!(fingerprint(&two, None), fingerprint(&swapped, None));
         assert_eq!(fingerprint(&two, None), fingerprint(&two.clone(), None));
+    }
+
+    /// The fingerprint is stored with an idempotency key (journal, snapshots), so it must
+    /// not change between releases: pinned here.
+    #[test]
+    fn the_fingerprint_is_stable() {
+        let two = [line("KING"), line("TWIN")];
+        assert_eq!(fingerprint(&two, Some("channel")), PINNED);
     }
 
     /// Fingerprints of many different groups (types, order, guests, stays) all differ.
