@@ -94,9 +94,6 @@ struct Extra {
     sold: Option<Box<Sold>>,
     /// [`Reservation::adjustment`]: only for the few re-priced after their first charge.
     adjustment: Option<Box<Adjustment>>,
-    /// [`Reservation::booking`]: only for the reservations of a multi-room booking.
-    #[serde(with = "crate::codec::booking")]
-    booking: Option<BookingId>,
 }
 
 /// A reservation's selling terms and the fee and refund they led to, kept only when they
@@ -112,7 +109,9 @@ struct Sold {
     refund_minor: i64,
 }
 
-/// What a reservation that moved, was modified, or whose room was retyped, keeps.
+/// What a reservation that moved, was modified, whose room was retyped, or that a
+/// multi-room booking made, keeps: the few that need any of it pay one box for all of it,
+/// and a paid reservation's `Extra` stays as small as it was.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Debug)]
 struct Moved {
     /// The booked room type when it is not the room's (moved from another type, modified
@@ -122,6 +121,9 @@ struct Moved {
     moves: Vec<RoomMove>,
     /// [`Reservation::modifications`].
     modifications: Vec<Modified>,
+    /// [`Reservation::booking`].
+    #[serde(with = "crate::codec::booking")]
+    booking: Option<BookingId>,
 }
 
 /// A payment history entry as kept: its reference shares the reservation's text when it
@@ -219,6 +221,7 @@ impl Kept {
             room_type: (r.room_type != *room_type).then(|| r.room_type.clone()),
             moves: r.moves.clone(),
             modifications: r.modifications.clone(),
+            booking: r.booking,
         };
         let implied_refund = implied_refund_minor(
             r.total.amount_minor,
@@ -240,7 +243,6 @@ impl Kept {
             moved: (moved != Moved::default()).then(|| Box::new(moved)),
             sold: (!implied).then(|| Box::new(sold)),
             adjustment: r.adjustment.map(Box::new),
-            booking: r.booking,
         };
         if r.payment.history != [payment_creation_entry(r.created_at)] {
             let current = extra.trade_no.as_ref();
@@ -322,7 +324,7 @@ impl Kept {
 
     /// [`Reservation::booking`].
     pub fn booking(&self) -> Option<BookingId> {
-        self.extra.as_deref().and_then(|e| e.booking)
+        self.moved().and_then(|m| m.booking)
     }
 
     /// [`Reservation::adjustment`].
@@ -883,11 +885,11 @@ pub(crate) mod v5 {
                                     room_type: m.room_type,
                                     moves: m.moves,
                                     modifications: Vec::new(),
+                                    booking: None,
                                 })
                             }),
                             sold: None,
                             adjustment: None,
-                            booking: None,
                         })
                     }),
                     version: k.version,
@@ -987,11 +989,11 @@ pub(crate) mod v6 {
                                     room_type: m.room_type,
                                     moves: m.moves,
                                     modifications: Vec::new(),
+                                    booking: None,
                                 })
                             }),
                             sold: e.sold,
                             adjustment: None,
-                            booking: None,
                         })
                     }),
                     version: k.version,
@@ -1064,7 +1066,11 @@ pub(crate) mod v7 {
                 kept: Vec<KeptV7>,
                 spans: Vec<Span>,
             }
-            let Fields { kept, spans } = Fields::deserialize(d)?;
+            // Today's `Moved`, without the booking it gained in format 9.
+            let Fields { kept, spans } =
+                crate::codec::decoding_before(crate::codec::Added::Bookings, || {
+                    Fields::deserialize(d)
+                })?;
             let kept = kept
                 .into_iter()
                 .map(|k| Kept {
@@ -1079,7 +1085,6 @@ pub(crate) mod v7 {
                             moved: e.moved,
                             sold: e.sold,
                             adjustment: None,
-                            booking: None,
                         })
                     }),
                     version: k.version,
