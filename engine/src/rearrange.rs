@@ -652,6 +652,14 @@ mod tests {
             moves: Vec::new(),
         };
         assert!(!fits_many(&rooms, &outside, day(0), day(2)), "no such room");
+        // A moved one pinned, or gone, meanwhile.
+        let moved = p.moves[0];
+        let mut pinned = rooms.clone();
+        pinned[moved.from_room][0].movable = false;
+        assert!(!fits_many(&pinned, &p, day(0), day(2)), "pinned meanwhile");
+        let mut gone = rooms.clone();
+        gone[moved.from_room].clear();
+        assert!(!fits_many(&gone, &p, day(0), day(2)), "left meanwhile");
     }
 
     proptest! {
