@@ -301,7 +301,6 @@ async fn take_rooms(
             .zip(&line_room)
             .map(|(d, room)| {
                 let mut r = d.reservation_in(keys[*room].number.clone());
-                r.booking = Some(booking);
                 r.payment.out_trade_no = booking.out_trade_no();
                 Arc::new(r)
             })

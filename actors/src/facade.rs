@@ -821,7 +821,7 @@ impl Engine {
             .await?;
         // A key replayed answers the booking its first reservation leads to (a key of a
         // single booking has another fingerprint, so it is refused before this).
-        let id = lead.booking.ok_or(DomainError::IdempotencyKeyReused)?;
+        let id = lead.booking().ok_or(DomainError::IdempotencyKeyReused)?;
         self.booking(id).await
     }
 

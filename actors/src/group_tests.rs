@@ -87,7 +87,7 @@ async fn a_booking_takes_every_room_or_none_and_survives_a_restart() {
     assert_eq!(b.guest.name(), "Second Guest", "a room's own guest");
     assert_eq!(a.guest.name(), "Lead Guest", "the lead guest otherwise");
     for r in &booking.reservations {
-        assert_eq!(r.booking, Some(s.id));
+        assert_eq!(r.booking(), Some(s.id));
         assert_eq!(r.payment.out_trade_no, s.id.out_trade_no());
         assert_eq!(r.hold_expires_at, s.hold_expires_at);
     }

@@ -2992,7 +2992,7 @@ impl Harness {
         );
         // A booking's reservations share its one payment's reference.
         let booking = m.booking.map(|b| self.model.bookings[b].id);
-        assert_eq!(r.booking, booking, "booking of {}", m.id);
+        assert_eq!(r.booking(), booking, "booking of {}", m.id);
         let reference = booking.map_or_else(|| r.id.out_trade_no(), |b| b.out_trade_no());
         assert_eq!(r.payment.out_trade_no, reference);
         assert_eq!(r.pinned, m.pinned, "pinned {}", m.id);

@@ -156,7 +156,7 @@ impl PaymentSupervisor {
                     amount_minor: r.payment.refund_minor,
                     currency: r.payment.amount.currency,
                 },
-                difference_charges: r.booking.map(|_| r.id.out_trade_no().to_string()),
+                difference_charges: r.booking().map(|_| r.id.out_trade_no().to_string()),
             };
             retry
                 .run(|| gateway.refund(request.clone()))

@@ -214,8 +214,8 @@ impl innkeep_persistence::Record for Journaled {
         use innkeep_engine::codec::{decoding_before, pinned::decoding_unpinned, Added};
         use innkeep_engine::legacy::{ReservationModifiedV5, RESERVATION_MODIFIED_INDEX};
         // Formats 3 to 6 are older and still readable (the persistence crate checks).
-        // Format 6 is today's encoding without reservations' bookings (and without the
-        // multi-room booking events). Format 5 is format 6 without reservations' pins (and
+        // Format 6 is today's encoding without the multi-room booking and modification
+        // rearrangement events. Format 5 is format 6 without reservations' pins (and
         // without the rearrangement event), and with a modification that did not yet say
         // how it settles money; format 4 is format 5 without the modification event.
         if version == 6 {

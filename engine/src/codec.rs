@@ -134,7 +134,8 @@ pub mod date_map {
 pub enum Added {
     /// [`crate::Reservation::pinned`] (journal segment 6, snapshot 8): `false` before.
     Pins = 1,
-    /// [`crate::Reservation::booking`] (journal segment 7, snapshot 9): `None` before.
+    /// [`crate::Reservation::booking`] as a room keeps it (snapshot 9; a journal record
+    /// carries it in the payment's reference): `None` before.
     Bookings = 2,
 }
 

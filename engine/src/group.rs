@@ -317,7 +317,7 @@ mod tests {
             Timestamp::from_second(1_900_000_000).unwrap(),
             jiff::SignedDuration::from_mins(15),
         );
-        r.booking = Some(BookingId(uuid::Uuid::from_u128(99)));
+        r.payment.out_trade_no = BookingId(uuid::Uuid::from_u128(99)).out_trade_no();
         r
     }
 

@@ -221,7 +221,7 @@ impl Kept {
             room_type: (r.room_type != *room_type).then(|| r.room_type.clone()),
             moves: r.moves.clone(),
             modifications: r.modifications.clone(),
-            booking: r.booking,
+            booking: r.booking(),
         };
         let implied_refund = implied_refund_minor(
             r.total.amount_minor,
@@ -318,7 +318,6 @@ impl Kept {
                 .unwrap_or_default(),
             pinned: self.pinned,
             adjustment: self.adjustment(),
-            booking: self.booking(),
         }
     }
 

@@ -323,7 +323,6 @@ impl ReservationV3 {
             // Format 3 predates pins: nothing was pinned.
             pinned: false,
             adjustment: None,
-            booking: None,
         }
     }
 }
@@ -773,7 +772,7 @@ mod tests {
             .map(|n| state.reservation(&id(n)).unwrap())
             .collect();
         for r in &all {
-            assert_eq!(r.booking, None, "{r:?}");
+            assert_eq!(r.booking(), None, "{r:?}");
             assert_eq!(r.payment.out_trade_no, r.id.out_trade_no());
         }
         assert!(all[0].pinned);

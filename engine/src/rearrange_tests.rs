@@ -327,7 +327,6 @@ fn a_multi_room_booking_and_a_modification_make_room_by_moving_others() {
         at(60),
         SignedDuration::from_hours(1),
     );
-    created.booking = Some(booking);
     created.payment.out_trade_no = booking.out_trade_no();
     let event = Event::BookingCreated {
         hotel_id: hotel.h.clone(),
@@ -338,7 +337,7 @@ fn a_multi_room_booking_and_a_modification_make_room_by_moving_others() {
     };
     apply_by_rooms(&mut hotel, event, &numbers);
     let booked = hotel.get(created.id);
-    assert_eq!(booked.booking, Some(booking));
+    assert_eq!(booked.booking(), Some(booking));
     assert_eq!(booked.payment.out_trade_no, booking.out_trade_no());
     assert_eq!(hotel.get(moves[0].id).room, moves[0].to);
     hotel.check_replay_and_reboot();
@@ -459,7 +458,6 @@ fn a_bookings_reservations_agree_on_what_made_them() {
             at(90),
             SignedDuration::from_mins(hold_mins),
         );
-        r.booking = Some(booking);
         r.payment.out_trade_no = booking.out_trade_no();
         r.created_by = by.map(str::to_owned);
         Arc::new(r)

@@ -530,12 +530,6 @@ pub struct Reservation {
     /// (then the first charge asks the total, and what is paid is the total once the
     /// payment succeeded). Not part of a creation's journal record (always `None` then).
     pub adjustment: Option<Adjustment>,
-    /// The multi-room booking that made it, if one did: then its first charge is the
-    /// booking's one payment (`payment.out_trade_no` is the booking's reference, and
-    /// `payment.amount` this reservation's share of it), paid, expired and cancelled with
-    /// the booking's other reservations in one change.
-    #[serde(with = "crate::codec::booking")]
-    pub booking: Option<BookingId>,
 }
 
 /// What re-pricing a reservation after its first charge was made left to settle.
@@ -734,8 +728,6 @@ pub mod created_codec {
         moves: &'a [RoomMove],
         terms: &'a Terms,
         pinned: bool,
-        #[serde(with = "crate::codec::booking")]
-        booking: Option<BookingId>,
     }
 
     #[derive(Deserialize)]
@@ -762,8 +754,6 @@ pub mod created_codec {
         terms: Terms,
         #[serde(with = "crate::codec::pinned")]
         pinned: bool,
-        #[serde(with = "crate::codec::booking")]
-        booking: Option<BookingId>,
     }
 
     /// Serializes `r` without its modifications.
@@ -787,7 +777,6 @@ pub mod created_codec {
             moves: &r.moves,
             terms: &r.terms,
             pinned: r.pinned,
-            booking: r.booking,
         }
         .serialize(s)
     }
@@ -816,7 +805,6 @@ pub mod created_codec {
             modifications: Vec::new(),
             pinned: r.pinned,
             adjustment: None,
-            booking: r.booking,
         }))
     }
 }
@@ -1111,6 +1099,16 @@ impl Reservation {
     /// The unpaid difference charge, minor units; 0 when none is due.
     pub fn balance_due_minor(&self) -> i64 {
         self.adjustment.map_or(0, |a| a.balance_due_minor)
+    }
+
+    /// The multi-room booking that made it, if one did: then its first charge is the
+    /// booking's one payment, so `payment.out_trade_no` is the booking's reference (not
+    /// this reservation's, ids never collide) and `payment.amount` this reservation's share
+    /// of it; it is paid, expired and cancelled with the booking's other reservations in
+    /// one change. Derived from the reference: nothing else says it.
+    pub fn booking(&self) -> Option<BookingId> {
+        let paid_under = self.payment.out_trade_no.reservation_id();
+        (paid_under != self.id).then_some(BookingId(paid_under.0))
     }
 
     /// The provider reference of difference charge or refund number `seq`: the

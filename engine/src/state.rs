@@ -126,7 +126,6 @@ pub fn new_reservation(
         // A room the client chose stays chosen.
         pinned: req.room.is_some(),
         adjustment: None,
-        booking: None,
     }
 }
 

@@ -306,7 +306,7 @@ pub fn reservation(r: &Reservation) -> pb::Reservation {
         rate_plan: r.terms.rate_plan.as_str().to_owned(),
         pinned: r.pinned,
         balance_due: r.balance_charge().map(|(_, due)| money(&due)),
-        booking_id: r.booking.map(|b| b.to_string()).unwrap_or_default(),
+        booking_id: r.booking().map(|b| b.to_string()).unwrap_or_default(),
     }
 }
 

@@ -1734,7 +1734,7 @@ impl Serialize for ReservationJson<'_> {
             Some(due) => st.serialize_field("balance_due", &MoneyJson(due))?,
             None => st.skip_field("balance_due")?,
         }
-        match r.booking {
+        match r.booking() {
             Some(b) => st.serialize_field("booking_id", &AsText(b))?,
             None => st.skip_field("booking_id")?,
         }
@@ -1857,7 +1857,7 @@ impl From<&Reservation> for ReservationView {
             cancellation_fee: cancellation_fee(r).map(Into::into),
             pinned: r.pinned,
             balance_due: balance_due(r).map(Into::into),
-            booking_id: r.booking.map(|b| b.to_string()),
+            booking_id: r.booking().map(|b| b.to_string()),
         }
     }
 }
