@@ -2384,10 +2384,10 @@ impl Harness {
                 self.compare_res(&other);
             }
             assert_eq!(moved, moves, "moves of the modification's rearrangement");
-            let mut held = self.model.held_map();
-            for per_room in held.values_mut() {
-                per_room.retain(|_, id| *id != r.id);
-            }
+            // Its old nights are its own to leave: a moved one may have taken them.
+            let mut without = self.model.clone();
+            without.res[i].held.clear();
+            let held = without.held_map();
             assert!(
                 self.model.room_free(&held, h, &modified.room, &new_nights),
                 "modified into room {}, which the model has taken after the moves",
