@@ -298,27 +298,10 @@ impl PaymentSupervisor {
             ) {
                 return Ok(Settled::Yes);
             }
-            let answer = retry
-                .run(|| gateway.query(open.out_trade_no.to_string()))
-                .await
-                .map_err(|e| {
-                    PaymentStats::bump(&stats.gateway_failures);
-                    e.to_string()
-                })?;
-            let (report, amount) = match answer {
-                GatewayStatus::Unknown | GatewayStatus::Pending => return Ok(Settled::No),
-                GatewayStatus::Failed { trade_no } => {
-                    (PaymentReport::Failed { trade_no }, r.payment.amount)
-                }
-                GatewayStatus::Succeeded { trade_no, amount } => {
-                    (PaymentReport::Succeeded { trade_no }, amount)
-                }
-                // Captured and already given back at the provider: no money is held for
-                // this payment, so it must not confirm anything; as far as the hold is
-                // concerned it failed.
-                GatewayStatus::Refunded { trade_no, .. } => {
-                    (PaymentReport::Failed { trade_no }, r.payment.amount)
-                }
+            let Some((report, amount)) =
+                Self::ask(&gateway, retry, &stats, &open, r.payment.amount).await?
+            else {
+                return Ok(Settled::No);
             };
             if amount != r.payment.amount {
                 tracing::error!(reservation = %id, ?amount, owed = ?r.payment.amount,
@@ -366,6 +349,35 @@ impl PaymentSupervisor {
 }
 
 impl PaymentSupervisor {
+    /// Asks the provider about open payment `open` (that asks `owed`): `None` while the
+    /// guest has not paid; else the report to apply and the amount the provider names.
+    /// A payment captured and already given back at the provider holds no money, so it
+    /// confirms nothing: as far as the hold is concerned it failed.
+    async fn ask(
+        gateway: &Arc<dyn crate::gateway::PaymentGateway>,
+        retry: crate::gateway::RetryPolicy,
+        stats: &PaymentStats,
+        open: &OpenPayment,
+        owed: innkeep_engine::Money,
+    ) -> Result<Option<(PaymentReport, innkeep_engine::Money)>, String> {
+        let answer = retry
+            .run(|| gateway.query(open.out_trade_no.to_string()))
+            .await
+            .map_err(|e| {
+                PaymentStats::bump(&stats.gateway_failures);
+                e.to_string()
+            })?;
+        Ok(match answer {
+            GatewayStatus::Unknown | GatewayStatus::Pending => None,
+            GatewayStatus::Failed { trade_no } | GatewayStatus::Refunded { trade_no, .. } => {
+                Some((PaymentReport::Failed { trade_no }, owed))
+            }
+            GatewayStatus::Succeeded { trade_no, amount } => {
+                Some((PaymentReport::Succeeded { trade_no }, amount))
+            }
+        })
+    }
+
     /// Asks the provider about a multi-room booking's payment and applies its answer to
     /// every reservation of the booking together, as its callback would be
     /// (`crate::bookings`).
@@ -402,21 +414,8 @@ impl PaymentSupervisor {
             amount_minor: owed_minor,
             currency,
         };
-        let answer = retry
-            .run(|| gateway.query(open.out_trade_no.to_string()))
-            .await
-            .map_err(|e| {
-                PaymentStats::bump(&stats.gateway_failures);
-                e.to_string()
-            })?;
-        let (report, amount) = match answer {
-            GatewayStatus::Unknown | GatewayStatus::Pending => return Ok(Settled::No),
-            GatewayStatus::Failed { trade_no } => (PaymentReport::Failed { trade_no }, owed),
-            GatewayStatus::Succeeded { trade_no, amount } => {
-                (PaymentReport::Succeeded { trade_no }, amount)
-            }
-            // Captured and given back already: it confirms nothing.
-            GatewayStatus::Refunded { trade_no, .. } => (PaymentReport::Failed { trade_no }, owed),
+        let Some((report, amount)) = Self::ask(gateway, retry, stats, open, owed).await? else {
+            return Ok(Settled::No);
         };
         if amount != owed {
             tracing::error!(booking = %booking, ?amount, ?owed,

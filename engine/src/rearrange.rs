@@ -143,30 +143,11 @@ pub fn plan(rooms: &[Vec<Held>], from: Date, to: Date) -> Option<Plan> {
 /// applied): every moved reservation is where the plan says, still movable and of the same
 /// nights; after the moves no two holders of a room overlap; the stay's room is free.
 pub fn fits(rooms: &[Vec<Held>], plan: &Plan, from: Date, to: Date) -> bool {
-    let mut after: Vec<Vec<Held>> = rooms.to_vec();
-    let mut moved: Vec<(Held, usize)> = Vec::with_capacity(plan.moves.len());
-    for m in &plan.moves {
-        let (Some(source), true) = (after.get_mut(m.from_room), m.to_room < rooms.len()) else {
-            return false;
-        };
-        let Some(i) = source.iter().position(|h| h.id == m.id && h.movable) else {
-            return false;
-        };
-        moved.push((source.swap_remove(i), m.to_room));
-    }
-    for (h, to_room) in moved {
-        after[to_room].push(h);
-    }
-    let Some(target) = after.get(plan.room) else {
-        return false;
+    let one = ManyPlan {
+        rooms: vec![plan.room],
+        moves: plan.moves.clone(),
     };
-    from < to
-        && target.iter().all(|h| !h.overlaps(from, to))
-        && after.iter().all(|held| {
-            held.iter()
-                .enumerate()
-                .all(|(i, a)| held.iter().skip(i + 1).all(|b| !a.overlaps(b.from, b.to)))
-        })
+    fits_many(rooms, &one, from, to)
 }
 
 /// A way to book `count` rooms for one stay (a multi-room booking's rooms of one type):

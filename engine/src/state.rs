@@ -240,34 +240,10 @@ impl State {
                 }
             }
             Event::ModifyRearranged { moves, modified } => {
-                // Every room lets its leavers go, then the modification takes its nights
-                // (in its room, or moving to another), then the leavers arrive.
+                // The modification takes its nights (in its room, or moving to another)
+                // once the leavers left, before they arrive.
                 let hotel_id = modified.hotel_id().clone();
-                let key = |number: &crate::ids::RoomNumber| RoomKey {
-                    hotel_id: hotel_id.clone(),
-                    number: number.clone(),
-                };
-                let mut rooms: Vec<RoomKey> = moves
-                    .iter()
-                    .flat_map(|m| [key(&m.from), key(&m.to)])
-                    .collect();
-                rooms.sort();
-                rooms.dedup();
-                let mut arriving = Vec::new();
-                for k in &rooms {
-                    if let Some(room) = self.rooms.get_mut(k) {
-                        arriving.extend(room.rearranged_out(event).0);
-                    }
-                }
-                self.apply(modified);
-                for k in &rooms {
-                    if let Some(room) = self.rooms.get_mut(k) {
-                        room.rearranged_in(arriving.clone(), event);
-                    }
-                }
-                for m in moves {
-                    self.locator.insert(m.id, key(&m.to));
-                }
+                self.apply_moves(event, &hotel_id, moves, &[], |state| state.apply(modified));
             }
             Event::ReservationMoved { id, from, to, .. } => {
                 let Some(source) = self.rooms.get_mut(from) else {
@@ -298,6 +274,26 @@ impl State {
         let Some(hotel_id) = created.first().map(|r| r.hotel_id.clone()) else {
             return;
         };
+        let rooms: Vec<_> = created.iter().map(|r| r.room.clone()).collect();
+        self.apply_moves(event, &hotel_id, moves, &rooms, |_| {});
+        for (i, r) in created.iter().enumerate() {
+            self.record_creation(r, idempotency.filter(|_| i == 0));
+        }
+    }
+
+    /// The moves of `event` (in hotel `hotel_id`): every room they touch (and every one of
+    /// `also`) lets its leavers go, then `between` runs, then each room takes its arrivals
+    /// and whatever else `event` brings it ([`RoomState::rearranged_in`]); the locator
+    /// follows the moves. After all of it no two reservations of a room overlap, whatever
+    /// the order within each step.
+    fn apply_moves(
+        &mut self,
+        event: &Event,
+        hotel_id: &HotelId,
+        moves: &[crate::event::Relocation],
+        also: &[crate::ids::RoomNumber],
+        between: impl FnOnce(&mut Self),
+    ) {
         let key = |number: &crate::ids::RoomNumber| RoomKey {
             hotel_id: hotel_id.clone(),
             number: number.clone(),
@@ -305,7 +301,7 @@ impl State {
         let mut rooms: Vec<RoomKey> = moves
             .iter()
             .flat_map(|m| [key(&m.from), key(&m.to)])
-            .chain(created.iter().map(|r| key(&r.room)))
+            .chain(also.iter().map(key))
             .collect();
         rooms.sort();
         rooms.dedup();
@@ -315,6 +311,7 @@ impl State {
                 arriving.extend(room.rearranged_out(event).0);
             }
         }
+        between(self);
         for k in &rooms {
             if let Some(room) = self.rooms.get_mut(k) {
                 room.rearranged_in(arriving.clone(), event);
@@ -322,9 +319,6 @@ impl State {
         }
         for m in moves {
             self.locator.insert(m.id, key(&m.to));
-        }
-        for (i, r) in created.iter().enumerate() {
-            self.record_creation(r, idempotency.filter(|_| i == 0));
         }
     }
 
