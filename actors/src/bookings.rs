@@ -28,9 +28,9 @@ use innkeep_engine::group::{self, GroupInput};
 use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::rearrange::{fits_many, plan_many, Held, ManyPlan};
 use innkeep_engine::{
-    Action, BookRequest, BookingId, DomainError, Event, HotelId, IdempotencyEntry, IdempotencyKey,
-    IdempotencyRecord, PaymentOutcome, PaymentReport, Relocation, Reservation, ReservationId,
-    RoomKey, RoomNumber, RoomTypeCode, Stay,
+    Action, BookRequest, BookingId, DomainError, Event, HotelId, IdempotencyKey, IdempotencyRecord,
+    PaymentOutcome, PaymentReport, Relocation, Reservation, ReservationId, RoomKey, RoomNumber,
+    RoomTypeCode, Stay,
 };
 use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
@@ -39,7 +39,9 @@ use crate::booking::{admit, finish, replay, Admitted};
 use crate::config::BookingPolicy;
 use crate::directory::{read, Directory};
 use crate::protocol::{BookResult, Decided, Draft, EngineError, PartAnswer, PartAsk, Prepare};
-use crate::rearranging::{commit, durable, lock, read_rooms, Window, MAX_ROOMS_READ};
+use crate::rearranging::{
+    commit, durable, durable_with_key, lock, read_rooms, Window, MAX_ROOMS_READ,
+};
 use crate::room::Rooms;
 
 /// Times a booking picks rooms again after one it picked was taken meanwhile, and a change
@@ -306,35 +308,22 @@ async fn take_rooms(
             })
             .collect();
         let lead = created[0].clone();
-        // The key is recorded before the event is queued, as a booking's room does
-        // (`crate::room`), and dropped again if the journal refuses it.
-        let slot = idempotency
-            .as_ref()
-            .map(|i| (hotel_id.clone(), i.key.clone()));
-        if let (Some(slot), Some(i)) = (&slot, &idempotency) {
-            let entry = IdempotencyEntry {
-                fingerprint: i.fingerprint,
-                reservation_id: lead.id,
-                created_at: lead.created_at,
-            };
-            directory.keys(slot).finished.insert(slot.clone(), entry);
-        }
         let event = Arc::new(Event::BookingCreated {
             hotel_id: hotel_id.clone(),
             booking,
             moves: relocations,
             reservations: created.clone(),
-            idempotency,
+            idempotency: idempotency.clone(),
         });
-        if let Err(e) = durable(journal, &event).await {
-            if let Some(slot) = &slot {
-                let mut keys = directory.keys(slot);
-                if keys.finished.get(slot).map(|e| e.reservation_id) == Some(lead.id) {
-                    keys.finished.remove(slot);
-                }
-            }
-            return Err(e);
-        }
+        durable_with_key(
+            directory,
+            journal,
+            &event,
+            hotel_id,
+            idempotency.as_ref(),
+            &lead,
+        )
+        .await?;
         // 4. Durable: findable first (the moved ones where they went, the new ones by id
         // and by booking), then every locked room applies its part; answered once all did.
         {

@@ -613,7 +613,8 @@ pub(crate) struct Locked {
     pub leaving: Vec<Reservation>,
 }
 
-/// A durable [`Event::Rearranged`] for a locked room to apply.
+/// A durable [`Event::Rearranged`], [`Event::BookingCreated`] or [`Event::ModifyRearranged`]
+/// for a locked room to apply.
 #[derive(Debug)]
 pub(crate) struct Commit {
     /// The event, shared by every room of the rearrangement.

@@ -1,4 +1,5 @@
-//! A booking that other reservations make room for (issue #16: no sellable stay refused).
+//! A booking, or a modification ([`modify`]), that other reservations make room for
+//! (issue #16: no sellable stay refused).
 //!
 //! When no room of the type is free for the whole stay but the type has a free room on
 //! every night of it, the booking saga ([`crate::booking`]) hands the booking here:
@@ -33,7 +34,7 @@ use innkeep_engine::room::modified_into;
 use innkeep_engine::{
     DomainError, Event, IdempotencyEntry, IdempotencyRecord, Modification, Relocation, Reservation,
 };
-use innkeep_engine::{ReservationId, RoomKey};
+use innkeep_engine::{HotelId, ReservationId, RoomKey};
 use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
 
@@ -142,34 +143,15 @@ pub(crate) async fn book(
             reservation: created.clone(),
             idempotency: idempotency.clone(),
         });
-        // The key is recorded before the event is queued, as a booking's room does
-        // (`crate::room`), and dropped again if the journal refuses it.
-        let slot = idempotency
-            .as_ref()
-            .map(|i| (req.hotel_id.clone(), i.key.clone()));
-        if let (Some(slot), Some(i)) = (&slot, &idempotency) {
-            let entry = IdempotencyEntry {
-                fingerprint: i.fingerprint,
-                reservation_id: created.id,
-                created_at: created.created_at,
-            };
-            directory.keys(slot).finished.insert(slot.clone(), entry);
-        }
-        let acked = match journal.append(Event::clone(&event)) {
-            Ok(ack) => ack
-                .await
-                .unwrap_or(Err(innkeep_persistence::JournalError::Closed)),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = acked {
-            if let Some(slot) = &slot {
-                let mut keys = directory.keys(slot);
-                if keys.finished.get(slot).map(|e| e.reservation_id) == Some(created.id) {
-                    keys.finished.remove(slot);
-                }
-            }
-            return Err(journal_error(e));
-        }
+        durable_with_key(
+            directory,
+            journal,
+            &event,
+            &req.hotel_id,
+            idempotency.as_ref(),
+            &created,
+        )
+        .await?;
         // Durable. The locator names the new rooms before any room applies its part: a
         // call routed by an old entry finds the reservation gone from the room it left
         // and asks again where the locator now points (`Engine::at_its_room`); a call
@@ -360,6 +342,37 @@ pub(crate) async fn commit(
         done.await.map_err(|_| EngineError::ShuttingDown)?;
     }
     Ok(())
+}
+
+/// Journals `event`, which creates `created` under `idempotency` (a key of `hotel_id`),
+/// and waits until it is durable. The key is recorded before the event is queued, as a
+/// booking's room does (`crate::room`), so a snapshot that sees the reservation sees its
+/// key; and dropped again if the journal refuses the event.
+pub(crate) async fn durable_with_key(
+    directory: &Directory,
+    journal: &Journal<Event>,
+    event: &Arc<Event>,
+    hotel_id: &HotelId,
+    idempotency: Option<&IdempotencyRecord>,
+    created: &Reservation,
+) -> Result<(), EngineError> {
+    let slot = idempotency.map(|i| (hotel_id.clone(), i.key.clone()));
+    if let (Some(slot), Some(i)) = (&slot, idempotency) {
+        let entry = IdempotencyEntry {
+            fingerprint: i.fingerprint,
+            reservation_id: created.id,
+            created_at: created.created_at,
+        };
+        directory.keys(slot).finished.insert(slot.clone(), entry);
+    }
+    let result = durable(journal, event).await;
+    if let (Err(_), Some(slot)) = (&result, &slot) {
+        let mut keys = directory.keys(slot);
+        if keys.finished.get(slot).map(|e| e.reservation_id) == Some(created.id) {
+            keys.finished.remove(slot);
+        }
+    }
+    result
 }
 
 /// Journals `event` and waits until it is durable.
