@@ -58,10 +58,11 @@ pub(crate) struct Directory {
     /// booking fails or the hold ends.
     hold_slots: Striped<HashMap<String, usize>>,
     /// Multi-room bookings: each one's reservations, and each such reservation's booking.
-    /// Derived from the reservations (each carries its booking), so rebuilt at start-up
-    /// rather than stored; written once per booking, when its creation is durable. One
-    /// mutex: only multi-room bookings and their reservations' holds take it.
-    bookings: Mutex<Bookings>,
+    /// Derived from the reservations (each one's payment reference names its booking), so
+    /// rebuilt at start-up rather than stored; written once per booking, when its creation
+    /// is durable; read by every payment report and hold expiry (is it a booking's?), so a
+    /// read-write lock, held for one map operation.
+    bookings: RwLock<Bookings>,
     /// Held (shared) by every change that touches more than one room or the catalog (setup,
     /// moves) from its decision until it is applied everywhere, and (exclusive) by a
     /// snapshot while it collects the rooms' parts: so such a change lies wholly before or
@@ -128,7 +129,7 @@ impl Directory {
             rooms: RwLock::new(rooms.iter().map(|r| r.key.clone()).collect()),
             keys: Striped::default(),
             hold_slots: Striped::default(),
-            bookings: Mutex::default(),
+            bookings: RwLock::default(),
             gate: std::sync::Arc::default(),
             clock,
             faults,
@@ -154,7 +155,7 @@ impl Directory {
 
     /// Records multi-room booking `booking`'s reservations (sorted by id).
     pub(crate) fn add_booking(&self, booking: BookingId, members: &[ReservationId]) {
-        let mut bookings = lock(&self.bookings);
+        let mut bookings = write(&self.bookings);
         for id in members {
             bookings.of.insert(*id, booking);
         }
@@ -163,12 +164,12 @@ impl Directory {
 
     /// Multi-room booking `booking`'s reservations, in the order the request listed them.
     pub(crate) fn booking_members(&self, booking: &BookingId) -> Option<Box<[ReservationId]>> {
-        lock(&self.bookings).members.get(booking).cloned()
+        read(&self.bookings).members.get(booking).cloned()
     }
 
     /// The multi-room booking reservation `id` belongs to, if any.
     pub(crate) fn booking_of(&self, id: &ReservationId) -> Option<BookingId> {
-        lock(&self.bookings).of.get(id).copied()
+        read(&self.bookings).of.get(id).copied()
     }
 
     /// The availability index of `shard`: only the rooms it hosts write it.
@@ -368,12 +369,6 @@ pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 /// Write lock; see [`read`].
 pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Locks `mutex`; a panic elsewhere while it was held leaves nothing half-written here
-/// (every write is one map operation), so a poisoned lock is used as it is.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
