@@ -211,17 +211,16 @@ pub(crate) struct Journaled(pub(crate) Event);
 
 impl innkeep_persistence::Record for Journaled {
     fn decode_older(version: u32, payload: &[u8]) -> Result<Self, String> {
-        use innkeep_engine::codec::{decoding_before, pinned::decoding_unpinned, Added};
+        use innkeep_engine::codec::pinned::decoding_unpinned;
         use innkeep_engine::legacy::{ReservationModifiedV5, RESERVATION_MODIFIED_INDEX};
         // Formats 3 to 6 are older and still readable (the persistence crate checks).
         // Format 6 is today's encoding without the multi-room booking and modification
-        // rearrangement events. Format 5 is format 6 without reservations' pins (and
-        // without the rearrangement event), and with a modification that did not yet say
-        // how it settles money; format 4 is format 5 without the modification event.
+        // rearrangement events, so it decodes as today's. Format 5 is format 6 without
+        // reservations' pins (and without the rearrangement event), and with a
+        // modification that did not yet say how it settles money; format 4 is format 5
+        // without the modification event.
         if version == 6 {
-            return decoding_before(Added::Bookings, || {
-                innkeep_persistence::decode_part::<Event>(payload).map(Journaled)
-            });
+            return innkeep_persistence::decode_part::<Event>(payload).map(Journaled);
         }
         if version == 5 {
             if let Some((&RESERVATION_MODIFIED_INDEX, fields)) = payload.split_first() {
