@@ -68,6 +68,22 @@ async fn availability(c: &reqwest::Client, s: &Server, h: &str, a: i64, b: i64) 
         .expect("available")
 }
 
+/// Of two reservations as they were (`first`, `second`), the one that is in another room
+/// now, as it is now; fails unless exactly one moved.
+async fn the_one_moved(c: &reqwest::Client, s: &Server, first: &Value, second: &Value) -> Value {
+    let (a, b) = (
+        get(c, s, &first["id"]).await,
+        get(c, s, &second["id"]).await,
+    );
+    let mut moved: Vec<Value> = [(first, &a), (second, &b)]
+        .into_iter()
+        .filter(|(before, now)| before["room"] != now["room"])
+        .map(|(_, now)| now.clone())
+        .collect();
+    assert_eq!(moved.len(), 1, "{a}\n{b}");
+    moved.remove(0)
+}
+
 async fn get(c: &reqwest::Client, s: &Server, id: &Value) -> Value {
     let (status, r, _) =
         send(c.get(s.url(&format!("/v1/reservations/{}", id.as_str().unwrap())))).await;
@@ -103,23 +119,17 @@ async fn a_stay_no_single_room_can_take_books_by_moving_another() {
     assert_eq!(availability(&c, &s, "R1", 0, 2).await, 0);
 
     // Exactly one of the two moved, whole, to the other room; price and status kept.
-    let (a, b) = (
-        get(&c, &s, &first["id"]).await,
-        get(&c, &s, &second["id"]).await,
-    );
-    let moved: Vec<&Value> = [(&first, &a), (&second, &b)]
-        .into_iter()
-        .filter(|(before, now)| before["room"] != now["room"])
-        .map(|(_, now)| now)
-        .collect();
-    assert_eq!(moved.len(), 1, "{a}\n{b}");
-    let m = moved[0];
+    let m = &the_one_moved(&c, &s, &first, &second).await;
     assert_eq!(m["version"], 2);
     assert_eq!(m["total"]["amount"], 10_000);
     assert_eq!(m["status"], "pending_payment");
     assert_eq!(m["moves"].as_array().map(Vec::len), Some(1));
     assert_eq!(m["pinned"], false);
     assert_ne!(stay["room"], m["room"]);
+    let (a, b) = (
+        get(&c, &s, &first["id"]).await,
+        get(&c, &s, &second["id"]).await,
+    );
     assert_eq!(
         a["room"], b["room"],
         "both one-night stays share the other room now"
@@ -267,17 +277,7 @@ async fn a_modification_no_single_room_can_take_moves_another() {
     );
     assert_eq!(modified["version"], 2);
     assert_eq!(availability(&c, &s, "R4", 0, 2).await, 0);
-    let (a, b) = (
-        get(&c, &s, &first["id"]).await,
-        get(&c, &s, &second["id"]).await,
-    );
-    let moved: Vec<&Value> = [(&first, &a), (&second, &b)]
-        .into_iter()
-        .filter(|(before, now)| before["room"] != now["room"])
-        .map(|(_, now)| now)
-        .collect();
-    assert_eq!(moved.len(), 1, "{a}\n{b}");
-    let m = moved[0];
+    let m = &the_one_moved(&c, &s, &first, &second).await;
     assert_eq!(
         (m["version"].clone(), m["pinned"].clone()),
         (json!(2), json!(false))
