@@ -125,7 +125,7 @@ impl Directory {
         let directory = Self {
             catalog: RwLock::new(catalog),
             index: (0..shards.max(1)).map(|_| ShardIndex::default()).collect(),
-            locator: Striped::default(),
+            locator: locator_of(rooms),
             rooms: RwLock::new(rooms.iter().map(|r| r.key.clone()).collect()),
             keys: Striped::default(),
             hold_slots: Striped::default(),
@@ -135,9 +135,8 @@ impl Directory {
             faults,
         };
         let mut groups: HashMap<BookingId, Vec<ReservationId>> = HashMap::new();
-        for (number, room) in (0u32..).zip(rooms) {
+        for room in rooms {
             for r in room.ledger.iter() {
-                directory.set_location(r.id(), number);
                 if let Some(b) = r.booking() {
                     groups.entry(b).or_default().push(r.id());
                 }
@@ -319,6 +318,65 @@ impl Directory {
     }
 }
 
+/// The locator of recovered `rooms` (room `rooms[n]` numbered `n`), built without locks:
+/// one thread per core fills its share of the stripes, each sized for its share of the
+/// reservations first (a restart locates millions; growing the maps as they fill would
+/// copy each of them several times).
+fn locator_of(rooms: &[RoomState]) -> Striped<IdMap<u32>> {
+    let reservations: usize = rooms.iter().map(|room| room.ledger.len()).sum();
+    // A stripe's share, with room for the spread of a hash over the stripes.
+    let per_stripe = reservations / STRIPES + reservations / STRIPES / 8 + 16;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, STRIPES);
+    let mut stripes: Vec<Option<IdMap<u32>>> = (0..STRIPES).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    // This thread's stripes are those whose index is `t` modulo `threads`.
+                    let mut mine: Vec<IdMap<u32>> = (t..STRIPES)
+                        .step_by(threads)
+                        .map(|_| IdMap::with_capacity_and_hasher(per_stripe, Default::default()))
+                        .collect();
+                    for (number, room) in (0u32..).zip(rooms) {
+                        for r in room.ledger.iter() {
+                            let id = r.id();
+                            let stripe = stripe_of(&id);
+                            if stripe % threads == t {
+                                mine[stripe / threads].insert(id, number);
+                            }
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        for (t, worker) in workers.into_iter().enumerate() {
+            let mine = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (k, map) in mine.into_iter().enumerate() {
+                stripes[t + k * threads] = Some(map);
+            }
+        }
+    });
+    Striped {
+        stripes: stripes
+            .into_iter()
+            .map(|m| Stripe(Mutex::new(m.unwrap_or_default())))
+            .collect(),
+    }
+}
+
+/// The stripe a key is kept in. A fixed hasher: the stripe of a key is the same in every
+/// call (and process), whatever `std`'s random seeds.
+fn stripe_of<K: Hash + ?Sized>(key: &K) -> usize {
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % STRIPES as u64) as usize
+}
+
 /// A value split over [`STRIPES`] mutexes, each on its own cache line; a key always
 /// finds its part in the same stripe.
 #[derive(Debug)]
@@ -339,13 +397,9 @@ impl<T: Default> Default for Striped<T> {
 }
 
 impl<T> Striped<T> {
-    /// Locks the stripe of `key`. A fixed hasher: the stripe of a key is the same in every
-    /// call (and process), whatever `std`'s random seeds.
+    /// Locks the stripe of `key` ([`stripe_of`]).
     pub(crate) fn lock<K: Hash + ?Sized>(&self, key: &K) -> MutexGuard<'_, T> {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        let i = (h.finish() % STRIPES as u64) as usize;
-        self.stripes[i]
+        self.stripes[stripe_of(key)]
             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -391,6 +445,75 @@ mod tests {
         let mut used = 0;
         striped.for_each(|m| used += usize::from(!m.is_empty()));
         assert!(used > STRIPES / 2, "1000 keys used only {used} stripes");
+    }
+
+    /// A directory over recovered rooms locates every reservation they keep, in the room
+    /// numbered by its place, and nothing else.
+    #[test]
+    fn recovered_rooms_locate_their_reservations() {
+        use innkeep_engine::{
+            BookRequest, Currency, Event, Guest, Money, RatePlanCode, RoomNumber, Stay,
+        };
+        let hotel = HotelId::parse("H").unwrap();
+        let room_type = RoomTypeCode::parse("STD").unwrap();
+        let guest = Guest::parse("Li Lei", "+86 138 0000 0000", "li@example.com").unwrap();
+        let mut rooms: Vec<RoomState> = (0..5)
+            .map(|n| {
+                let key = RoomKey {
+                    hotel_id: hotel.clone(),
+                    number: RoomNumber::parse(&n.to_string()).unwrap(),
+                };
+                RoomState::new(key, room_type.clone())
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for k in 0..1000u32 {
+            let n = (k % 5) as usize;
+            let arrival = innkeep_engine::jiff::civil::date(2030, 1, 1)
+                .checked_add(innkeep_engine::jiff::Span::new().days(i64::from(k / 5)))
+                .unwrap();
+            let req = BookRequest {
+                hotel_id: hotel.clone(),
+                room_type: room_type.clone(),
+                stay: Stay::between(arrival, arrival.tomorrow().unwrap()).unwrap(),
+                guests: 1,
+                guest: guest.clone(),
+                room: None,
+                rate_plan: RatePlanCode::bar(),
+            };
+            let id = ReservationId(uuid::Uuid::from_u128(u128::from(k) + 1));
+            let reservation = innkeep_engine::state::new_reservation(
+                &req,
+                rooms[n].key.number.clone(),
+                Money {
+                    amount_minor: 100,
+                    currency: Currency::parse("CNY").unwrap(),
+                },
+                id,
+                innkeep_engine::jiff::Timestamp::from_second(1_900_000_000).unwrap(),
+                innkeep_engine::jiff::SignedDuration::from_mins(15),
+            );
+            rooms[n].apply(&Event::ReservationCreated {
+                reservation: reservation.into(),
+                idempotency: None,
+            });
+            expected.push((id, n));
+        }
+        let d = Directory::new(
+            2,
+            Catalog::default(),
+            &rooms,
+            IdempotencyMap::default(),
+            Clock::system(),
+            Faults::default(),
+        );
+        for (id, n) in expected {
+            assert_eq!(d.locate(&id), Some(rooms[n].key.clone()));
+        }
+        assert_eq!(d.locate(&ReservationId(uuid::Uuid::from_u128(5000))), None);
+        let mut located = 0;
+        d.locator.for_each(|stripe| located += stripe.len());
+        assert_eq!(located, 1000);
     }
 
     /// Hold slots stop at the limit and come back when released.

@@ -9,7 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use innkeep_engine::{Event, ReservationId, RoomKey, RoomState, Snapshot, State};
+use innkeep_engine::replay::{CreatedRecord, Replayed, RESERVATION_CREATED_INDEX};
+use innkeep_engine::{Event, ReservationId, RoomKey, RoomState, State};
 use innkeep_persistence::{recover_keeping_last, SnapshotError, SnapshotStore};
 
 use crate::feed::FeedEvent;
@@ -114,10 +115,26 @@ struct Cuts {
 impl Cuts {
     /// Whether the snapshot already reflects event `seq`. On the way, a skipped creation
     /// confirms that the reservation it made is in the journal.
-    fn covers(&self, seq: u64, event: &Event, confirmed: &mut HashSet<ReservationId>) -> bool {
+    fn covers(
+        &self,
+        seq: u64,
+        replayed: &Replayed,
+        confirmed: &mut HashSet<ReservationId>,
+    ) -> bool {
         if seq > self.max_seq {
             return false;
         }
+        let event = match replayed {
+            Replayed::Other(event) => event,
+            Replayed::Created(creation) => {
+                // Its creation is in the journal: a pending reservation that stays.
+                confirmed.insert(creation.id());
+                return self
+                    .rooms
+                    .get(&creation.room())
+                    .is_some_and(|cut| seq <= *cut);
+            }
+        };
         let room = match event {
             Event::HotelPut { .. }
             | Event::RoomTypePut { .. }
@@ -201,6 +218,34 @@ fn decode_parts(version: u32, bytes: &[u8]) -> Result<PartsRef<'_>, String> {
         rooms: old.rooms,
         idempotency: old.idempotency,
     })
+}
+
+/// An event as recovery reads it from the journal ([`innkeep_engine::replay`]): a new
+/// reservation straight in its room's form, any other event as it is.
+#[derive(Debug)]
+pub(crate) struct Replaying(pub(crate) Replayed);
+
+/// Serde's reading is the event's (the journal's own is [`Replaying`]'s `Record::decode`).
+impl<'de> serde::Deserialize<'de> for Replaying {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Event::deserialize(d).map(|event| Replaying(Replayed::Other(event)))
+    }
+}
+
+impl innkeep_persistence::Record for Replaying {
+    fn decode(payload: &[u8]) -> Result<Self, String> {
+        if let Some((&RESERVATION_CREATED_INDEX, fields)) = payload.split_first() {
+            return innkeep_persistence::decode_part_borrowed::<CreatedRecord<'_>>(fields)
+                .map(|record| Replaying(Replayed::Created(record.into())));
+        }
+        innkeep_persistence::decode_part::<Event>(payload)
+            .map(|event| Replaying(Replayed::Other(event)))
+    }
+
+    fn decode_older(version: u32, payload: &[u8]) -> Result<Self, String> {
+        Journaled::decode_older(version, payload)
+            .map(|Journaled(event)| Replaying(Replayed::Other(event)))
+    }
 }
 
 /// An event as the journal holds it: today's encoding, or an older segment format's
@@ -296,11 +341,13 @@ fn decode(seq: u64, version: u32, bytes: &[u8]) -> Result<Loaded, String> {
             rooms.push(room);
         }
     }
-    let state = State::from_snapshot(Snapshot {
+    // Without the locator: recovery derives it once the journal is replayed, if at all.
+    let state = State {
         catalog: parts.catalog,
-        rooms,
-        idempotency: parts.idempotency,
-    });
+        rooms: rooms.into_iter().map(|r| (r.key.clone(), r)).collect(),
+        locator: Default::default(),
+        idempotency: parts.idempotency.into_iter().collect(),
+    };
     Ok(Loaded {
         state,
         cuts,
@@ -311,9 +358,20 @@ fn decode(seq: u64, version: u32, bytes: &[u8]) -> Result<Loaded, String> {
 /// [`recover_state`], also handing back the journal's newest `history_events` events
 /// (at most [`crate::feed::MAX_FEED_WINDOW_EVENTS`]) in [`Recovered::history`], for the
 /// event feed, whether or not the snapshot covers them: read in the same pass over the
-/// journal, decoded but not applied, never including a torn tail recovery cut. Engine
-/// start-up uses this.
+/// journal, decoded but not applied, never including a torn tail recovery cut.
 pub fn recover_state_with_history(
+    data_dir: &Path,
+    history_events: usize,
+) -> Result<Recovered, StartError> {
+    let mut recovered = recover_rooms(data_dir, history_events)?;
+    recovered.state.rebuild_locator();
+    Ok(recovered)
+}
+
+/// [`recover_state_with_history`] as engine start-up needs it: the state's locator is
+/// left empty, since the engine's directory keeps its own (by room number), built from
+/// the rooms. Replay never reads the locator, so it is not kept up to date event by event.
+pub(crate) fn recover_rooms(
     data_dir: &Path,
     history_events: usize,
 ) -> Result<Recovered, StartError> {
@@ -341,15 +399,16 @@ pub fn recover_state_with_history(
     // reservation, so the decoded ones are dropped, and freeing memory on the thread that
     // allocated it keeps the two threads off each other's allocator locks (measured: a
     // third of the replay time when the replay thread freed them).
-    let (batches, replay_rx) = crossbeam_channel::bounded::<Vec<Event>>(REPLAY_QUEUE_BATCHES);
-    let (spent_tx, spent_rx) = crossbeam_channel::bounded::<Vec<Event>>(REPLAY_QUEUE_BATCHES + 1);
+    let (batches, replay_rx) = crossbeam_channel::bounded::<Vec<Replayed>>(REPLAY_QUEUE_BATCHES);
+    let (spent_tx, spent_rx) =
+        crossbeam_channel::bounded::<Vec<Replayed>>(REPLAY_QUEUE_BATCHES + 1);
     let replay = std::thread::Builder::new()
         .name(crate::crash::REPLAY_THREAD.into())
         .spawn(move || {
             let mut state = state;
-            for batch in replay_rx {
-                for event in &batch {
-                    state.apply(event);
+            for mut batch in replay_rx {
+                for replayed in &mut batch {
+                    state.apply_replayed(replayed);
                 }
                 // The decoding side stops taking them back only when it is done.
                 let _ = spent_tx.try_send(batch);
@@ -359,29 +418,32 @@ pub fn recover_state_with_history(
         .map_err(|e| StartError::Actors(format!("replay thread: {e}")))?;
     let mut batch = Vec::with_capacity(REPLAY_BATCH_EVENTS);
     let mut confirmed = HashSet::new();
-    let recovered = recover_keeping_last(
-        &data_dir.join("journal"),
-        snapshot_seq,
-        history_events as u64,
-        |seq, Journaled(event)| {
-            if cuts.covers(seq, &event, &mut confirmed) {
-                return;
-            }
-            batch.push(event);
-            if batch.len() == REPLAY_BATCH_EVENTS {
-                let next = match spent_rx.try_recv() {
-                    Ok(mut spent) => {
-                        spent.clear();
-                        spent
-                    }
-                    Err(_) => Vec::with_capacity(REPLAY_BATCH_EVENTS),
-                };
-                let full = std::mem::replace(&mut batch, next);
-                // The replay thread only stops when this sender is dropped.
-                let _ = batches.send(full);
-            }
-        },
-    );
+    // Codes decoded once per distinct text: most of the decoding's allocations otherwise.
+    let recovered = innkeep_engine::ids::interning(|| {
+        recover_keeping_last(
+            &data_dir.join("journal"),
+            snapshot_seq,
+            history_events as u64,
+            |seq, Replaying(replayed)| {
+                if cuts.covers(seq, &replayed, &mut confirmed) {
+                    return;
+                }
+                batch.push(replayed);
+                if batch.len() == REPLAY_BATCH_EVENTS {
+                    let next = match spent_rx.try_recv() {
+                        Ok(mut spent) => {
+                            spent.clear();
+                            spent
+                        }
+                        Err(_) => Vec::with_capacity(REPLAY_BATCH_EVENTS),
+                    };
+                    let full = std::mem::replace(&mut batch, next);
+                    // The replay thread only stops when this sender is dropped.
+                    let _ = batches.send(full);
+                }
+            },
+        )
+    });
     if !batch.is_empty() {
         let _ = batches.send(batch);
     }
@@ -394,7 +456,7 @@ pub fn recover_state_with_history(
     let (report, newest) = recovered?;
     // A reservation a room held before the journal acknowledged it stays only if the
     // journal has it; a key stays only if its reservation does.
-    let mut dropped = 0usize;
+    let mut dropped = HashSet::new();
     for (key, id) in pending {
         if confirmed.contains(&id) {
             continue;
@@ -402,20 +464,21 @@ pub fn recover_state_with_history(
         if let Some(room) = state.rooms.get_mut(&key) {
             room.revert_created(&id);
         }
-        state.locator.remove(&id);
-        dropped += 1;
+        dropped.insert(id);
     }
-    let State {
-        idempotency,
-        locator,
-        ..
-    } = &mut state;
-    idempotency.retain(|_, e| locator.contains_key(&e.reservation_id));
+    if !dropped.is_empty() {
+        state
+            .idempotency
+            .retain(|_, e| !dropped.contains(&e.reservation_id));
+    }
+    // Decoded, never applied: each gives its event back.
     let history: Vec<FeedEvent> = newest
         .into_iter()
-        .map(|(seq, Journaled(event))| FeedEvent {
-            seq,
-            event: Arc::new(event),
+        .filter_map(|(seq, Replaying(replayed))| {
+            Some(FeedEvent {
+                seq,
+                event: Arc::new(replayed.into_event()?),
+            })
         })
         .collect();
     tracing::info!(
@@ -423,7 +486,7 @@ pub fn recover_state_with_history(
         replayed = report.records_replayed,
         segments = report.segments,
         torn_tail_bytes = report.torn_tail_truncated_bytes,
-        unconfirmed_dropped = dropped,
+        unconfirmed_dropped = dropped.len(),
         history = history.len(),
         history_first_seq = history.first().map(|e| e.seq),
         "journal replayed"

@@ -22,7 +22,7 @@ use crate::protocol::{
     Adopt, HoldEnded, HoldStarted, PaymentCreated, PaymentDue, PendingHold, StartError,
 };
 pub(crate) use crate::recovery::DataDirLock;
-use crate::recovery::{recover_state_with_history, Recovered};
+use crate::recovery::{recover_rooms, Recovered};
 use crate::room::{RoomPeers, Rooms};
 use crate::shards::Shards;
 use crate::snapshot::{self, SnapshotPolicy, SnapshotStatus, Trigger};
@@ -69,14 +69,14 @@ pub(crate) fn start(
         last_seq,
         store,
         history,
-    } = recover_state_with_history(&data_dir, window_events)?;
+    } = recover_rooms(&data_dir, window_events)?;
     let feed = Arc::new(EventFeed::new(window_events, last_seq + 1, history));
     let journal_dir = data_dir.join("journal");
     tracing::info!(
         last_seq,
         hotels = state.catalog.hotels.len(),
         rooms = state.rooms.len(),
-        reservations = state.locator.len(),
+        reservations = state.rooms.values().map(|r| r.ledger.len()).sum::<usize>(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered"
     );
@@ -104,14 +104,14 @@ pub(crate) fn start(
 
     // What the actors share besides the rooms. The index fills as rooms are placed.
     // Moved, not copied: the recovered state is split among the actors.
+    // The recovered state has no locator: the directory derives its own from the rooms,
+    // with room numbers instead of keys.
     let innkeep_engine::State {
         catalog,
         rooms,
-        locator,
         idempotency,
+        ..
     } = state;
-    // Derived, and rebuilt from the rooms with room numbers instead of keys.
-    drop(locator);
     let rooms: Vec<_> = rooms.into_values().collect();
     let directory = Arc::new(Directory::new(
         shards.len(),

@@ -29,6 +29,101 @@ fn parse_code(field: &'static str, raw: &str) -> Result<String, ValidationError>
     Ok(raw.to_owned())
 }
 
+/// Most distinct codes one [`interning`] scope shares (hotels, types, rooms and plans of a
+/// node); past it, further codes get their own text as outside a scope.
+pub const MAX_INTERNED_CODES: usize = 1 << 20;
+
+/// The texts of an [`interning`] scope.
+#[derive(Default)]
+struct Interned {
+    /// Every distinct text, up to [`MAX_INTERNED_CODES`].
+    texts: std::collections::HashSet<std::sync::Arc<str>, std::hash::BuildHasherDefault<IdHasher>>,
+    /// The last hotel, type and plan: consecutive events mostly name the same ones, which
+    /// this finds without hashing. (Not rooms: consecutive events seldom share a room.)
+    last: [Option<std::sync::Arc<str>>; REPEATED_KINDS],
+}
+
+/// The kinds of codes: the first [`REPEATED_KINDS`] have a [`Interned::last`] slot, the
+/// first [`SHARED_KINDS`] are shared.
+#[derive(Clone, Copy)]
+#[allow(clippy::enum_variant_names)]
+enum CodeKind {
+    HotelId,
+    RoomTypeCode,
+    RatePlanCode,
+    RoomNumber,
+    /// Chosen per booking by clients: nearly every one is new, so none is shared.
+    IdempotencyKey,
+}
+
+/// How many [`CodeKind`]s repeat from one event to the next.
+const REPEATED_KINDS: usize = 3;
+/// How many [`CodeKind`]s are shared.
+const SHARED_KINDS: usize = 4;
+
+thread_local! {
+    /// The codes decoded on this thread within [`interning`], or `None` outside it.
+    static INTERNED: std::cell::RefCell<Option<Interned>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with the codes decoded on this thread sharing one text per distinct code, as
+/// codes built by the engine do: recovery decodes millions of events that name the same
+/// few hotels, types and rooms, and one allocation (and one free) for each would be most
+/// of its decoding time. Nested scopes share the outer one's texts.
+pub fn interning<R>(f: impl FnOnce() -> R) -> R {
+    let outermost = INTERNED.with(|i| {
+        let mut i = i.borrow_mut();
+        let outermost = i.is_none();
+        if outermost {
+            *i = Some(Interned::default());
+        }
+        outermost
+    });
+    // Dropped on the way out, panics included, so no scope outlives its call.
+    struct End(bool);
+    impl Drop for End {
+        fn drop(&mut self) {
+            if self.0 {
+                INTERNED.with(|i| i.borrow_mut().take());
+            }
+        }
+    }
+    let _end = End(outermost);
+    f()
+}
+
+/// The shared text of `code` (a code of kind `kind`) within an [`interning`] scope, else
+/// a new one.
+fn shared_text(kind: CodeKind, code: &str) -> std::sync::Arc<str> {
+    INTERNED.with(|i| {
+        let mut i = i.borrow_mut();
+        let Some(interned) = i.as_mut().filter(|_| (kind as usize) < SHARED_KINDS) else {
+            return code.into();
+        };
+        let last = interned.last.get_mut(kind as usize);
+        if let Some(text) = last.as_deref().and_then(Option::as_ref) {
+            if **text == *code {
+                return text.clone();
+            }
+        }
+        let text = match interned.texts.get(code) {
+            Some(text) => text.clone(),
+            None => {
+                let text: std::sync::Arc<str> = code.into();
+                if interned.texts.len() < MAX_INTERNED_CODES {
+                    interned.texts.insert(text.clone());
+                }
+                text
+            }
+        };
+        if let Some(last) = last {
+            *last = Some(text.clone());
+        }
+        text
+    })
+}
+
 macro_rules! code_newtype {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
@@ -89,7 +184,7 @@ macro_rules! code_newtype {
                         d.deserialize_str(Visit)
                     }
                     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                        Ok(v.into())
+                        Ok(shared_text(CodeKind::$name, v))
                     }
                 }
                 d.deserialize_newtype_struct(stringify!($name), Visit).map(Self)
@@ -339,9 +434,112 @@ pub struct RoomKey {
     pub number: RoomNumber,
 }
 
+/// A room's key as the codes it is made of, so a map keyed by [`RoomKey`] can be searched
+/// with codes borrowed from elsewhere (an event) instead of a key cloned from them: a
+/// clone touches the codes' shared reference counts, which replay would otherwise bounce
+/// between its two threads once per event.
+pub trait RoomKeyParts {
+    /// The hotel's code.
+    fn hotel(&self) -> &str;
+    /// The room's number.
+    fn number(&self) -> &str;
+}
+
+impl RoomKeyParts for RoomKey {
+    fn hotel(&self) -> &str {
+        self.hotel_id.as_str()
+    }
+    fn number(&self) -> &str {
+        self.number.as_str()
+    }
+}
+
+impl RoomKeyParts for (&HotelId, &RoomNumber) {
+    fn hotel(&self) -> &str {
+        self.0.as_str()
+    }
+    fn number(&self) -> &str {
+        self.1.as_str()
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn RoomKeyParts + 'a> for RoomKey {
+    fn borrow(&self) -> &(dyn RoomKeyParts + 'a) {
+        self
+    }
+}
+
+/// Hashes as [`RoomKey`]'s derived `Hash` does (each code hashes as its text), which
+/// `Borrow` requires.
+impl std::hash::Hash for dyn RoomKeyParts + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.hotel().hash(state);
+        self.number().hash(state);
+    }
+}
+
+impl PartialEq for dyn RoomKeyParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.hotel() == other.hotel() && self.number() == other.number()
+    }
+}
+
+impl Eq for dyn RoomKeyParts + '_ {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A map keyed by room keys finds a room by its borrowed codes, and only that room.
+    #[test]
+    fn rooms_are_found_by_their_borrowed_codes() {
+        let key = |h: &str, n: &str| RoomKey {
+            hotel_id: HotelId::parse(h).unwrap(),
+            number: RoomNumber::parse(n).unwrap(),
+        };
+        let mut rooms: CodeMap<RoomKey, u32> = CodeMap::default();
+        for (i, (h, n)) in [("H", "1"), ("H", "12"), ("H1", "2"), ("X", "H")]
+            .into_iter()
+            .enumerate()
+        {
+            rooms.insert(key(h, n), i as u32);
+        }
+        let (h, n) = (
+            HotelId::parse("H1").unwrap(),
+            RoomNumber::parse("2").unwrap(),
+        );
+        assert_eq!(rooms.get(&(&h, &n) as &dyn RoomKeyParts), Some(&2));
+        let (h, n) = (
+            HotelId::parse("H").unwrap(),
+            RoomNumber::parse("12").unwrap(),
+        );
+        assert_eq!(rooms.get(&(&h, &n) as &dyn RoomKeyParts), Some(&1));
+        let (h, n) = (
+            HotelId::parse("H").unwrap(),
+            RoomNumber::parse("2").unwrap(),
+        );
+        assert_eq!(rooms.get(&(&h, &n) as &dyn RoomKeyParts), None);
+    }
+
+    /// Within an interning scope equal codes share one text; outside it, they do not, and
+    /// the scope ends with its call.
+    #[test]
+    fn codes_decoded_while_interning_share_their_text() {
+        let cfg = bincode::config::standard();
+        let bytes = bincode::serde::encode_to_vec(RoomNumber::parse("1208").unwrap(), cfg).unwrap();
+        let decode = || -> RoomNumber {
+            bincode::serde::borrow_decode_from_slice(&bytes, cfg)
+                .unwrap()
+                .0
+        };
+        let (a, b) = interning(|| (decode(), interning(decode)));
+        assert_eq!(a.as_str(), "1208");
+        assert!(std::sync::Arc::ptr_eq(&a.0, &b.0));
+        let (c, d) = (decode(), decode());
+        assert_eq!(c, a);
+        assert!(!std::sync::Arc::ptr_eq(&c.0, &d.0));
+        assert!(!std::sync::Arc::ptr_eq(&c.0, &a.0));
+    }
 
     #[test]
     fn codes_reject_empty_long_and_odd_characters() {

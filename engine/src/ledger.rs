@@ -76,6 +76,37 @@ pub struct Kept {
     pinned: bool,
 }
 
+/// What [`Kept::from_parts`] reads of a reservation, borrowed: from a [`Reservation`]
+/// ([`Kept::new`]), or from a journaled creation decoded without building one
+/// ([`crate::replay`]).
+pub(crate) struct KeptParts<'a> {
+    pub id: ReservationId,
+    /// The type it was booked as.
+    pub room_type: &'a RoomTypeCode,
+    pub stay: Stay,
+    pub guests: u16,
+    pub guest: &'a Guest,
+    pub total: Money,
+    pub status: Status,
+    pub version: u64,
+    pub created_at: Timestamp,
+    pub hold_expires_at: Timestamp,
+    pub payment_status: PaymentStatus,
+    pub trade_no: Option<&'a str>,
+    pub refund_owed: bool,
+    pub payment_history: &'a [PaymentHistoryEntry],
+    pub fee_minor: i64,
+    pub refund_minor: i64,
+    pub booking: Option<BookingId>,
+    pub history: &'a [HistoryEntry],
+    pub created_by: Option<&'a str>,
+    pub moves: &'a [RoomMove],
+    pub modifications: &'a [Modified],
+    pub terms: &'a Terms,
+    pub pinned: bool,
+    pub adjustment: Option<Adjustment>,
+}
+
 /// What a reservation gains once it changes after creation: boxed, so a reservation that
 /// never changed pays 8 bytes for it.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Debug)]
@@ -215,44 +246,79 @@ impl Kept {
     /// (what matches the implied form is left out, anything else goes to its extra part),
     /// so [`Kept::to_reservation`] gives it back exactly.
     pub fn new(r: &Reservation, room_type: &RoomTypeCode) -> Self {
+        Self::from_parts(
+            &KeptParts {
+                id: r.id,
+                room_type: &r.room_type,
+                stay: r.stay,
+                guests: r.guests,
+                guest: &r.guest,
+                total: r.total,
+                status: r.status,
+                version: r.version,
+                created_at: r.created_at,
+                hold_expires_at: r.hold_expires_at,
+                payment_status: r.payment.status,
+                trade_no: r.payment.trade_no.as_deref(),
+                refund_owed: r.payment.refund_owed,
+                payment_history: &r.payment.history,
+                fee_minor: r.payment.fee_minor,
+                refund_minor: r.payment.refund_minor,
+                booking: r.booking(),
+                history: &r.history,
+                created_by: r.created_by.as_deref(),
+                moves: &r.moves,
+                modifications: &r.modifications,
+                terms: &r.terms,
+                pinned: r.pinned,
+                adjustment: r.adjustment,
+            },
+            room_type,
+        )
+    }
+
+    /// [`Kept::new`] from what it reads of a reservation, however that was obtained.
+    pub(crate) fn from_parts(r: &KeptParts<'_>, room_type: &RoomTypeCode) -> Self {
         let (created_secs, created_nanos) = split(r.created_at);
         let (hold_secs, hold_nanos) = split(r.hold_expires_at);
         let moved = Moved {
-            room_type: (r.room_type != *room_type).then(|| r.room_type.clone()),
-            moves: r.moves.clone(),
-            modifications: r.modifications.clone(),
-            booking: r.booking(),
+            room_type: (r.room_type != room_type).then(|| r.room_type.clone()),
+            moves: r.moves.to_vec(),
+            modifications: r.modifications.to_vec(),
+            booking: r.booking,
         };
         let implied_refund = implied_refund_minor(
             r.total.amount_minor,
-            r.payment.refund_owed,
-            r.payment.status,
+            r.refund_owed,
+            r.payment_status,
             r.status,
         );
-        let sold = Sold {
-            terms: r.terms.clone(),
-            fee_minor: r.payment.fee_minor,
-            refund_minor: r.payment.refund_minor,
-        };
-        let implied =
-            sold.terms.is_bar() && sold.fee_minor == 0 && sold.refund_minor == implied_refund;
+        let implied = r.terms.is_bar() && r.fee_minor == 0 && r.refund_minor == implied_refund;
         let mut extra = Extra {
-            history: (r.history != [creation_entry(r.created_at)]).then(|| r.history.clone()),
+            history: (r.history != [creation_entry(r.created_at)]).then(|| r.history.to_vec()),
             payment_history: None,
-            trade_no: r.payment.trade_no.as_deref().map(Arc::from),
+            trade_no: r.trade_no.map(Arc::from),
             moved: (moved != Moved::default()).then(|| Box::new(moved)),
-            sold: (!implied).then(|| Box::new(sold)),
+            // Cloned only when kept: the plan's code is shared (recovery decodes it once for
+            // every event), and a clone touches its reference count.
+            sold: (!implied).then(|| {
+                Box::new(Sold {
+                    terms: r.terms.clone(),
+                    fee_minor: r.fee_minor,
+                    refund_minor: r.refund_minor,
+                })
+            }),
             adjustment: r.adjustment.map(Box::new),
         };
-        if r.payment.history != [payment_creation_entry(r.created_at)] {
+        if r.payment_history != [payment_creation_entry(r.created_at)] {
             let current = extra.trade_no.as_ref();
-            let steps = r.payment.history.iter();
+            let steps = r.payment_history.iter();
             extra.payment_history = Some(steps.map(|e| PaymentStep::keep(e, current)).collect());
         }
         Self {
             id: r.id,
             guest: r.guest.clone(),
-            created_by: r.created_by.as_deref().map(Arc::from),
+            created_by: r.created_by.map(Arc::from),
             extra: (extra != Extra::default()).then(|| Box::new(extra)),
             version: r.version,
             total_minor: r.total.amount_minor,
@@ -264,8 +330,8 @@ impl Kept {
             guests: r.guests,
             currency: r.total.currency,
             status: r.status,
-            payment_status: r.payment.status,
-            refund_owed: r.payment.refund_owed,
+            payment_status: r.payment_status,
+            refund_owed: r.refund_owed,
             pinned: r.pinned,
         }
     }
@@ -704,6 +770,15 @@ impl Ledger {
     /// Keeps `kept`, holding `[from, to)` here (nothing when empty); replaces a reservation
     /// with the same id. Returns the nights newly held.
     pub(crate) fn insert(&mut self, kept: Kept, from: Date, to: Date) -> Vec<Date> {
+        self.keep(kept, from, to);
+        if from >= to {
+            return Vec::new();
+        }
+        nights(from, to).collect()
+    }
+
+    /// [`Ledger::insert`] without listing the nights (recovery, which keeps no index).
+    pub(crate) fn keep(&mut self, kept: Kept, from: Date, to: Date) {
         let id = kept.id;
         match self.position(&id) {
             Ok(i) => {
@@ -717,7 +792,7 @@ impl Ledger {
             }
         }
         if from >= to {
-            return Vec::new();
+            return;
         }
         grow(&mut self.spans);
         // Nights are mostly sold in order: append without a search.
@@ -726,7 +801,6 @@ impl Ledger {
             _ => self.spans.partition_point(|s| s.from < from),
         };
         self.spans.insert(at, Span { from, to, id });
-        nights(from, to).collect()
     }
 
     /// Drops reservation `id` and its nights; returns it and the nights given back.

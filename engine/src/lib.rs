@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod legacy;
 pub mod money;
 pub mod rearrange;
+pub mod replay;
 pub mod reservation;
 pub mod room;
 pub mod selling;

@@ -1086,6 +1086,12 @@ impl RoomState {
         }
     }
 
+    /// Keeps a replayed creation's record, holding `[first_night, departure)`: what
+    /// [`RoomState::apply`] of its event does (see [`crate::replay`]).
+    pub(crate) fn keep_replayed(&mut self, kept: Kept, first_night: Date, departure: Date) {
+        self.ledger.keep(kept, first_night, departure);
+    }
+
     /// Applies an event decided for this room. Returns the nights it booked or released.
     pub fn apply(&mut self, event: &Event) -> NightsDelta {
         let mut delta = NightsDelta::default();

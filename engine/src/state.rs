@@ -11,7 +11,7 @@ use crate::availability::AvailabilityIndex;
 use crate::catalog::Catalog;
 use crate::error::DomainError;
 use crate::event::{Event, IdempotencyRecord};
-use crate::ids::{CodeMap, HotelId, IdMap, IdempotencyKey, ReservationId, RoomKey};
+use crate::ids::{CodeMap, HotelId, IdMap, IdempotencyKey, ReservationId, RoomKey, RoomKeyParts};
 use crate::reservation::{BookRequest, HistoryEntry, Payment, PaymentStatus, Reservation, Status};
 use crate::room::RoomState;
 
@@ -129,6 +129,82 @@ pub fn new_reservation(
     }
 }
 
+/// What `event` changes in a locator (reservation id to room): the locator is derived
+/// from the events alone, as [`State::apply`] keeps it.
+pub fn locate(locator: &mut IdMap<RoomKey>, event: &Event) {
+    let key = |hotel_id: &HotelId, number: &crate::ids::RoomNumber| RoomKey {
+        hotel_id: hotel_id.clone(),
+        number: number.clone(),
+    };
+    let moved =
+        |locator: &mut IdMap<RoomKey>, hotel_id: &HotelId, moves: &[crate::event::Relocation]| {
+            for m in moves {
+                locator.insert(m.id, key(hotel_id, &m.to));
+            }
+        };
+    match event {
+        Event::ReservationCreated { reservation, .. } => {
+            locator.insert(
+                reservation.id,
+                key(&reservation.hotel_id, &reservation.room),
+            );
+        }
+        Event::ReservationModified {
+            room,
+            id,
+            to: Some(number),
+            ..
+        } => {
+            locator.insert(*id, key(&room.hotel_id, number));
+        }
+        Event::ReservationMoved { id, to, .. } => {
+            locator.insert(*id, to.clone());
+        }
+        Event::Rearranged {
+            moves, reservation, ..
+        } => {
+            moved(locator, &reservation.hotel_id, moves);
+            locator.insert(
+                reservation.id,
+                key(&reservation.hotel_id, &reservation.room),
+            );
+        }
+        Event::BookingCreated {
+            moves,
+            reservations,
+            ..
+        } => {
+            if let Some(first) = reservations.first() {
+                moved(locator, &first.hotel_id, moves);
+            }
+            for r in reservations {
+                locator.insert(r.id, key(&r.hotel_id, &r.room));
+            }
+        }
+        Event::BookingChanged { parts, .. } => {
+            for part in parts {
+                locate(locator, part);
+            }
+        }
+        Event::ModifyRearranged { moves, modified } => {
+            locate(locator, modified);
+            moved(locator, modified.hotel_id(), moves);
+        }
+        Event::HotelPut { .. }
+        | Event::RoomTypePut { .. }
+        | Event::RoomPut { .. }
+        | Event::RatePut { .. }
+        | Event::RatePlanPut { .. }
+        | Event::RestrictionsSet { .. }
+        | Event::ReservationModified { to: None, .. }
+        | Event::ReservationChanged { .. }
+        | Event::PaymentChanged { .. }
+        | Event::OutOfOrderSet { .. }
+        | Event::OutOfOrderCleared { .. }
+        | Event::HousekeepingSet { .. } => {}
+    }
+}
+
 /// The serialized form of [`State`]: only what cannot be derived.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Debug)]
 pub struct Snapshot {
@@ -156,6 +232,14 @@ pub struct State {
 impl State {
     /// Applies any event. Events come from the decide functions, so they fit the state.
     pub fn apply(&mut self, event: &Event) {
+        self.apply_to_rooms(event);
+        locate(&mut self.locator, event);
+    }
+
+    /// [`State::apply`] without the locator, which is derived: recovery replays millions
+    /// of events this way and builds the locator once at the end
+    /// ([`State::rebuild_locator`]), or not at all when the engine keeps its own.
+    pub fn apply_to_rooms(&mut self, event: &Event) {
         match event {
             Event::HotelPut { .. }
             | Event::RoomTypePut { .. }
@@ -181,9 +265,15 @@ impl State {
                 reservation,
                 idempotency,
             } => {
-                let key = self.record_creation(reservation, idempotency.as_ref());
-                // The room keeps its own compact copy.
-                self.apply_to_room(&key, event);
+                if let Some(record) = idempotency {
+                    self.record_key(reservation, record);
+                }
+                // The room keeps its own compact copy. Found by the reservation's codes,
+                // not a key cloned from them (see `RoomKeyParts`).
+                let key = (&reservation.hotel_id, &reservation.room);
+                if let Some(room) = self.rooms.get_mut(&key as &dyn RoomKeyParts) {
+                    room.apply(event);
+                }
             }
             Event::ReservationChanged { room, .. }
             | Event::PaymentChanged { room, .. }
@@ -212,7 +302,6 @@ impl State {
                     return;
                 };
                 target.modify_in(reservation, event);
-                self.locator.insert(*id, to);
             }
             Event::ReservationModified { room, .. } => {
                 let room = room.clone();
@@ -236,14 +325,16 @@ impl State {
             } => self.apply_rearranged(event, moves, reservations, idempotency.as_ref()),
             Event::BookingChanged { parts, .. } => {
                 for part in parts {
-                    self.apply(part);
+                    self.apply_to_rooms(part);
                 }
             }
             Event::ModifyRearranged { moves, modified } => {
                 // The modification takes its nights (in its room, or moving to another)
                 // once the leavers left, before they arrive.
                 let hotel_id = modified.hotel_id().clone();
-                self.apply_moves(event, &hotel_id, moves, &[], |state| state.apply(modified));
+                self.apply_moves(event, &hotel_id, moves, &[], |state| {
+                    state.apply_to_rooms(modified);
+                });
             }
             Event::ReservationMoved { id, from, to, .. } => {
                 let Some(source) = self.rooms.get_mut(from) else {
@@ -255,7 +346,6 @@ impl State {
                     return;
                 };
                 target.move_in(reservation, event);
-                self.locator.insert(*id, to.clone());
             }
         }
     }
@@ -276,16 +366,15 @@ impl State {
         };
         let rooms: Vec<_> = created.iter().map(|r| r.room.clone()).collect();
         self.apply_moves(event, &hotel_id, moves, &rooms, |_| {});
-        for (i, r) in created.iter().enumerate() {
-            self.record_creation(r, idempotency.filter(|_| i == 0));
+        if let (Some(first), Some(record)) = (created.first(), idempotency) {
+            self.record_key(first, record);
         }
     }
 
     /// The moves of `event` (in hotel `hotel_id`): every room they touch (and every one of
     /// `also`) lets its leavers go, then `between` runs, then each room takes its arrivals
-    /// and whatever else `event` brings it ([`RoomState::rearranged_in`]); the locator
-    /// follows the moves. After all of it no two reservations of a room overlap, whatever
-    /// the order within each step.
+    /// and whatever else `event` brings it ([`RoomState::rearranged_in`]). After all of it
+    /// no two reservations of a room overlap, whatever the order within each step.
     fn apply_moves(
         &mut self,
         event: &Event,
@@ -317,37 +406,30 @@ impl State {
                 room.rearranged_in(arriving.clone(), event);
             }
         }
-        for m in moves {
-            self.locator.insert(m.id, key(&m.to));
-        }
     }
 
-    /// Records a new reservation's key and location; returns its room.
-    fn record_creation(
-        &mut self,
-        reservation: &Reservation,
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> RoomKey {
-        let key = RoomKey {
-            hotel_id: reservation.hotel_id.clone(),
-            number: reservation.room.clone(),
-        };
-        if let Some(IdempotencyRecord {
-            key: k,
-            fingerprint,
-        }) = idempotency
-        {
-            self.idempotency.insert(
-                (reservation.hotel_id.clone(), k.clone()),
-                IdempotencyEntry {
-                    fingerprint: *fingerprint,
-                    reservation_id: reservation.id,
-                    created_at: reservation.created_at,
-                },
-            );
+    /// Records the idempotency key that made `reservation`.
+    fn record_key(&mut self, reservation: &Reservation, record: &IdempotencyRecord) {
+        self.idempotency.insert(
+            (reservation.hotel_id.clone(), record.key.clone()),
+            IdempotencyEntry {
+                fingerprint: record.fingerprint,
+                reservation_id: reservation.id,
+                created_at: reservation.created_at,
+            },
+        );
+    }
+
+    /// Derives the locator from the rooms, replacing it.
+    pub fn rebuild_locator(&mut self) {
+        let reservations = self.rooms.values().map(|room| room.ledger.len()).sum();
+        let mut locator = IdMap::with_capacity_and_hasher(reservations, Default::default());
+        for room in self.rooms.values() {
+            for r in room.ledger.iter() {
+                locator.insert(r.id(), room.key.clone());
+            }
         }
-        self.locator.insert(reservation.id, key.clone());
-        key
+        self.locator = locator;
     }
 
     fn apply_to_room(&mut self, key: &RoomKey, event: &Event) {
@@ -408,11 +490,9 @@ impl State {
             ..State::default()
         };
         for room in snapshot.rooms {
-            for r in room.ledger.iter() {
-                state.locator.insert(r.id(), room.key.clone());
-            }
             state.rooms.insert(room.key.clone(), room);
         }
+        state.rebuild_locator();
         state
     }
 

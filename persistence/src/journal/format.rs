@@ -344,37 +344,33 @@ pub(super) fn read_segment(path: &Path) -> Result<Vec<u8>, JournalError> {
     fs::read(path).map_err(|e| JournalError::io(path, e))
 }
 
+/// Read a whole segment file into `buffer` (emptied first, its capacity reused).
+pub(super) fn read_segment_into(path: &Path, mut buffer: Vec<u8>) -> Result<Vec<u8>, JournalError> {
+    use std::io::Read;
+    buffer.clear();
+    fs::File::open(path)
+        .and_then(|mut file| file.read_to_end(&mut buffer))
+        .map_err(|e| JournalError::io(path, e))?;
+    Ok(buffer)
+}
+
 /// Decode one record's payload (whose frame and CRC were checked) as an `E`; a payload
 /// that does not decode, or decodes from fewer bytes than it has, is corruption.
-pub(super) fn decode_payload<E: DeserializeOwned>(
-    payload: &[u8],
-    path: &Path,
-    offset: u64,
-    seq: u64,
-) -> Result<E, JournalError> {
+pub(crate) fn decode_payload<E: DeserializeOwned>(payload: &[u8]) -> Result<E, String> {
     let (event, used) = bincode::serde::decode_from_slice::<E, _>(payload, bincode_decode_config())
-        .map_err(|e| JournalError::Corrupt {
-            path: path.to_path_buf(),
-            offset,
-            reason: format!("record seq {seq} has a valid CRC but does not decode: {e}"),
-        })?;
+        .map_err(|e| e.to_string())?;
     if used != payload.len() {
-        return Err(JournalError::Corrupt {
-            path: path.to_path_buf(),
-            offset,
-            reason: format!(
-                "record seq {seq} decodes from {used} of its {} payload bytes",
-                payload.len()
-            ),
-        });
+        return Err(format!(
+            "decodes from {used} of its {} payload bytes",
+            payload.len()
+        ));
     }
     Ok(event)
 }
 
-/// Decode one record's payload (whose frame and CRC were checked), found in a segment
-/// of format `version` (one [`check_header`] accepted): as [`decode_payload`] in a
-/// current segment, with [`Record::decode_older`] in an older one, whose refusal is
-/// corruption too.
+/// Decode one record written in a segment of format `version`, through [`Record::decode`]
+/// or [`Record::decode_older`]; what does not decode is corruption, named by file, offset
+/// and seq.
 pub(super) fn decode_record<E: Record>(
     version: u32,
     payload: &[u8],
@@ -383,7 +379,11 @@ pub(super) fn decode_record<E: Record>(
     seq: u64,
 ) -> Result<E, JournalError> {
     if version == SEGMENT_FORMAT_VERSION {
-        return decode_payload(payload, path, offset, seq);
+        return E::decode(payload).map_err(|reason| JournalError::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            reason: format!("record seq {seq} has a valid CRC but does not decode: {reason}"),
+        });
     }
     E::decode_older(version, payload).map_err(|reason| JournalError::Corrupt {
         path: path.to_path_buf(),

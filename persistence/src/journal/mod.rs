@@ -92,6 +92,15 @@ pub use self::writer::Journal;
 /// with [`Record::decode_older`]. A type that never had another encoding can use the
 /// default, which refuses older payloads: `impl Record for MyEvent {}`.
 pub trait Record: serde::de::DeserializeOwned {
+    /// Decodes `payload`, one whole record's payload of this build's segment format. The
+    /// default is serde's reading of `Self` (bincode, `config::standard()`), refusing a
+    /// payload it does not read whole; a type may read some records another way (recovery
+    /// reads a new reservation straight into its room's form). An `Err(reason)` makes
+    /// recovery fail as [`Record::decode_older`]'s does.
+    fn decode(payload: &[u8]) -> Result<Self, String> {
+        format::decode_payload(payload)
+    }
+
     /// Decodes `payload`, one whole record's payload written in a segment of format
     /// `version` (older than [`SEGMENT_FORMAT_VERSION`], at least
     /// [`OLDEST_READABLE_SEGMENT_FORMAT`]). The previous encoding was bincode with

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::Path;
 
 use super::format::{
-    check_header, decode_record, find_valid_frame_after, list_segments, read_segment, scan_records,
-    segment_header, HeaderCheck,
+    check_header, decode_record, find_valid_frame_after, list_segments, read_segment_into,
+    scan_records, segment_header, HeaderCheck,
 };
 use super::{
     JournalError, Record, RecoveryReport, MAX_RETAIN_RECORDS, RECORD_HEADER_BYTES,
@@ -140,6 +140,9 @@ pub fn recover_keeping_last<E: Record>(
 
     let mut expected = *first_seq;
     let last_index = segments.len() - 1;
+    // A segment's buffer once nothing points into it, read into again: a new one for each
+    // segment would fault in (and zero) every page of every segment.
+    let mut spare: Option<Vec<u8>> = None;
     for (index, (segment_first_seq, path)) in segments.iter().enumerate() {
         let is_last = index == last_index;
         if *segment_first_seq != expected {
@@ -149,7 +152,7 @@ pub fn recover_keeping_last<E: Record>(
                 path: path.clone(),
             });
         }
-        let bytes = read_segment(path)?;
+        let bytes = read_segment_into(path, spare.take().unwrap_or_default())?;
         let version = match check_header(&bytes) {
             HeaderCheck::Valid(version) => version,
             HeaderCheck::Short if is_last => {
@@ -253,13 +256,15 @@ pub fn recover_keeping_last<E: Record>(
         // Keep this segment's bytes while a kept record is in it; drop older ones.
         if kept.back().is_some_and(|k| k.segment == index) {
             kept_segments.push_back((index, bytes));
+        } else {
+            spare = Some(bytes);
         }
         let oldest_needed = kept.front().map_or(usize::MAX, |k| k.segment);
         while kept_segments
             .front()
             .is_some_and(|(segment, _)| *segment < oldest_needed)
         {
-            kept_segments.pop_front();
+            spare = kept_segments.pop_front().map(|(_, bytes)| bytes);
         }
     }
 
