@@ -5,7 +5,8 @@
 //! (defaults: 1000000 events, a temporary dir). Writing the fixture is not timed; an
 //! existing journal in `dir` is reused. With `snapshot`, a snapshot covering the whole
 //! journal is written into `dir` first (untimed; use a dir of its own), so recovery
-//! replays nothing, as after a clean shutdown; with `engine`, only `Engine::start` is timed. Prints the replay time and events per second, then
+//! replays nothing, as after a clean shutdown; with `engine`, only `Engine::start` is timed,
+//! with `replay` only the plain recovery (`recover_state`). Prints the replay time and events per second, then
 //! the time of the same recovery that also hands back the event feed's resume window and
 //! the window's memory per event, then the time `Engine::start` takes on the dir (what a
 //! restart costs until the engine answers).
@@ -155,9 +156,12 @@ fn main() {
     let last_seq = recovered.last_seq;
     drop(recovered.store);
     std::mem::forget(recovered.state);
-    // What engine start-up does: the same recovery, also handing back the event feed's
-    // resume window (the newest 65,536 events, decoded again, not applied) in the same
-    // pass over the journal. The difference is the window's cost.
+    if mode.as_deref() == Some("replay") {
+        std::process::exit(0);
+    }
+    // The same recovery, also handing back the event feed's resume window (the newest
+    // 65,536 events, decoded again, not applied) in the same pass over the journal, as
+    // engine start-up does. The difference is the window's cost.
     let started = Instant::now();
     let with_history =
         innkeep_actors::recover_state_with_history(&dir, innkeep_actors::feed::FEED_WINDOW_EVENTS)
@@ -196,6 +200,14 @@ fn start_engine(dir: &std::path::Path) -> ! {
         snapshot_every: std::time::Duration::from_secs(86_400),
         ..innkeep_actors::EngineConfig::new(dir)
     };
+    // Start-up's own log says how long its recovery took ("recovered ... elapsed_ms").
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "innkeep_actors::startup=info",
+        ))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let started = Instant::now();
     let engine = innkeep_actors::Engine::start(config).expect("engine start");
     let secs_engine = started.elapsed().as_secs_f64();
