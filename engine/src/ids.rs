@@ -463,6 +463,23 @@ impl RoomKeyParts for (&HotelId, &RoomNumber) {
     }
 }
 
+impl RoomNumber {
+    /// The number `text` as decoding makes it (shared within [`interning`]), for text that
+    /// was a room number when it was written.
+    pub(crate) fn decoded(text: &str) -> Self {
+        Self(shared_text(CodeKind::RoomNumber, text))
+    }
+}
+
+impl RoomKeyParts for (&HotelId, &str) {
+    fn hotel(&self) -> &str {
+        self.0.as_str()
+    }
+    fn number(&self) -> &str {
+        self.1
+    }
+}
+
 impl<'a> std::borrow::Borrow<dyn RoomKeyParts + 'a> for RoomKey {
     fn borrow(&self) -> &(dyn RoomKeyParts + 'a) {
         self

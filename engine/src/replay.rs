@@ -45,8 +45,9 @@ pub struct Creation {
     id: ReservationId,
     /// The room's hotel.
     hotel_id: HotelId,
-    /// The room.
-    room: RoomNumber,
+    /// The room's number, inline: replay finds the room by it, and a shared text for
+    /// each of thousands of rooms would cost a lookup per event.
+    room: RoomText,
     /// The type it was booked as (a room of another type keeps it, see
     /// [`Kept::from_parts`]; the record is built for a room of this one).
     room_type: RoomTypeCode,
@@ -70,7 +71,7 @@ impl Creation {
     pub fn room(&self) -> RoomKey {
         RoomKey {
             hotel_id: self.hotel_id.clone(),
-            number: self.room.clone(),
+            number: self.room.number(),
         }
     }
 }
@@ -84,7 +85,7 @@ impl Replayed {
             Replayed::Created(c) => {
                 let key = RoomKey {
                     hotel_id: c.hotel_id,
-                    number: c.room,
+                    number: c.room.number(),
                 };
                 let reservation = c.kept?.to_reservation(&key, &c.room_type);
                 Some(Event::ReservationCreated {
@@ -117,7 +118,7 @@ impl State {
                 },
             );
         }
-        let key = (&c.hotel_id, &c.room);
+        let key = (&c.hotel_id, c.room.as_str());
         if let Some(room) = self.rooms.get_mut(&key as &dyn crate::ids::RoomKeyParts) {
             if room.room_type != c.room_type {
                 // Kept in a room of another type: the record says the type it was booked as
@@ -126,6 +127,48 @@ impl State {
                 kept = Kept::new(&r, &room.room_type);
             }
             room.keep_replayed(kept, c.first_night, c.departure);
+        }
+    }
+}
+
+/// A room number as [`Creation`] keeps it: inline when short (nearly always), else shared.
+#[derive(Debug)]
+enum RoomText {
+    /// Its length and bytes.
+    Short(u8, [u8; SHORT_ROOM_BYTES]),
+    /// A longer one.
+    Long(RoomNumber),
+}
+
+/// The longest room number [`RoomText`] keeps inline.
+const SHORT_ROOM_BYTES: usize = 22;
+
+impl RoomText {
+    fn new(text: &str) -> Self {
+        let mut bytes = [0; SHORT_ROOM_BYTES];
+        match (u8::try_from(text.len()), bytes.get_mut(..text.len())) {
+            (Ok(len), Some(inline)) => {
+                inline.copy_from_slice(text.as_bytes());
+                RoomText::Short(len, bytes)
+            }
+            _ => RoomText::Long(RoomNumber::decoded(text)),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `str`, so always text.
+            RoomText::Short(len, bytes) => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            RoomText::Long(number) => number.as_str(),
+        }
+    }
+
+    fn number(&self) -> RoomNumber {
+        match self {
+            RoomText::Short(..) => RoomNumber::decoded(self.as_str()),
+            RoomText::Long(number) => number.clone(),
         }
     }
 }
@@ -184,7 +227,7 @@ impl From<CreatedRecord<'_>> for Creation {
         Creation {
             id: r.id,
             hotel_id: r.hotel_id,
-            room: r.room,
+            room: RoomText::new(r.room),
             room_type: r.room_type,
             kept: Some(kept),
             first_night,
@@ -202,7 +245,8 @@ struct CreatedIn<'a> {
     id: ReservationId,
     hotel_id: HotelId,
     room_type: RoomTypeCode,
-    room: RoomNumber,
+    /// Borrowed: kept inline ([`RoomText`]).
+    room: &'a str,
     stay: Stay,
     guests: u16,
     guest: Guest,
@@ -313,6 +357,7 @@ mod tests {
         changed: bool,
         idempotency: bool,
         room_of_another_type: bool,
+        long_room_number: bool,
         nights: i8,
     }
 
@@ -320,10 +365,10 @@ mod tests {
         (
             (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
             (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
-            any::<bool>(),
+            (any::<bool>(), any::<bool>()),
             1i8..5,
         )
-            .prop_map(|((a, b, c, d), (e, f, g, h), i, nights)| Variant {
+            .prop_map(|((a, b, c, d), (e, f, g, h), (i, j), nights)| Variant {
                 created_by: a,
                 pinned: b,
                 moved_in: c,
@@ -333,8 +378,19 @@ mod tests {
                 changed: g,
                 idempotency: h,
                 room_of_another_type: i,
+                long_room_number: j,
                 nights,
             })
+    }
+
+    /// The room `v` names: one whose number is kept inline, or one too long for that.
+    fn room_number(v: &Variant) -> RoomNumber {
+        let number = if v.long_room_number {
+            "WING-EAST-FLOOR-12-ROOM-1208"
+        } else {
+            "101"
+        };
+        RoomNumber::parse(number).unwrap()
     }
 
     /// The creation event `v` describes, and the type of the room that keeps it.
@@ -358,7 +414,7 @@ mod tests {
         let id = ReservationId(uuid::Uuid::from_u128(7));
         let mut r: Reservation = crate::state::new_reservation(
             &req,
-            RoomNumber::parse("101").unwrap(),
+            room_number(v),
             total,
             id,
             at,
@@ -427,10 +483,10 @@ mod tests {
         Replayed::Created(record.into())
     }
 
-    fn state_with_room(room_type: &RoomTypeCode) -> State {
+    fn state_with_room(room_type: &RoomTypeCode, number: RoomNumber) -> State {
         let key = RoomKey {
             hotel_id: HotelId::parse("H1").unwrap(),
-            number: RoomNumber::parse("101").unwrap(),
+            number,
         };
         let mut state = State::default();
         state
@@ -447,9 +503,9 @@ mod tests {
             let (event, room_type) = creation(&v);
             prop_assert_eq!(replayed(&event).into_event(), Some(event.clone()));
 
-            let mut applied = state_with_room(&room_type);
+            let mut applied = state_with_room(&room_type, room_number(&v));
             applied.apply(&event);
-            let mut replay = state_with_room(&room_type);
+            let mut replay = state_with_room(&room_type, room_number(&v));
             let mut r = replayed(&event);
             replay.apply_replayed(&mut r);
             prop_assert_eq!(&replay.rooms, &applied.rooms);
@@ -462,7 +518,7 @@ mod tests {
     /// Any other event replays as itself.
     #[test]
     fn other_events_replay_as_they_are() {
-        let (created, room_type) = creation(&Variant {
+        let v = Variant {
             created_by: false,
             pinned: false,
             moved_in: false,
@@ -472,9 +528,11 @@ mod tests {
             changed: false,
             idempotency: false,
             room_of_another_type: false,
+            long_room_number: false,
             nights: 2,
-        });
-        let mut state = state_with_room(&room_type);
+        };
+        let (created, room_type) = creation(&v);
+        let mut state = state_with_room(&room_type, room_number(&v));
         state.apply(&created);
         let key = state.rooms.keys().next().unwrap().clone();
         let event = Event::HousekeepingSet {
