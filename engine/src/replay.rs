@@ -502,6 +502,14 @@ mod tests {
         fn a_replayed_creation_is_its_event(v in variants()) {
             let (event, room_type) = creation(&v);
             prop_assert_eq!(replayed(&event).into_event(), Some(event.clone()));
+            if let (Replayed::Created(c), Event::ReservationCreated { reservation, .. }) =
+                (replayed(&event), &event)
+            {
+                prop_assert_eq!(c.id(), reservation.id);
+                let room = c.room();
+                prop_assert_eq!(room.number, room_number(&v));
+                prop_assert_eq!(room.hotel_id.as_str(), "H1");
+            }
 
             let mut applied = state_with_room(&room_type, room_number(&v));
             applied.apply(&event);
@@ -513,6 +521,28 @@ mod tests {
             // The record moved into the room; only the codes are left to free.
             prop_assert_eq!(r.into_event(), None);
         }
+    }
+
+    /// A history is a sequence: none, one entry (kept without an allocation) or more, and
+    /// anything else is refused as not a history.
+    #[test]
+    fn histories_read_as_sequences() {
+        let entry = |version| HistoryEntry {
+            at: Timestamp::new(1_900_000_000, 0).unwrap(),
+            from: None,
+            to: Status::PendingPayment,
+            version,
+        };
+        let json = |n: u64| serde_json::to_string(&(1..=n).map(entry).collect::<Vec<_>>()).unwrap();
+        for n in 0..4 {
+            let read: Entries<HistoryEntry> = serde_json::from_str(&json(n)).unwrap();
+            assert_eq!(read.as_slice(), (1..=n).map(entry).collect::<Vec<_>>());
+            assert_eq!(matches!(read, Entries::One(_)), n == 1);
+        }
+        let refused = serde_json::from_str::<Entries<HistoryEntry>>("7")
+            .err()
+            .unwrap();
+        assert!(refused.to_string().contains("a history"), "{refused}");
     }
 
     /// Any other event replays as itself.
