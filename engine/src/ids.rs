@@ -536,6 +536,15 @@ mod tests {
             RoomNumber::parse("2").unwrap(),
         );
         assert_eq!(rooms.get(&(&h, &n) as &dyn RoomKeyParts), None);
+        // Equal only when both codes are.
+        let k = key("H", "2");
+        let same: &dyn RoomKeyParts = &(&h, "2");
+        let other_room: &dyn RoomKeyParts = &(&h, "3");
+        let x = HotelId::parse("X").unwrap();
+        let other_hotel: &dyn RoomKeyParts = &(&x, "2");
+        assert!(*same == *(&k as &dyn RoomKeyParts));
+        assert!(*other_room != *(&k as &dyn RoomKeyParts));
+        assert!(*other_hotel != *(&k as &dyn RoomKeyParts));
     }
 
     /// Within an interning scope equal codes share one text; outside it, they do not, and
@@ -556,6 +565,28 @@ mod tests {
         assert_eq!(c, a);
         assert!(!std::sync::Arc::ptr_eq(&c.0, &d.0));
         assert!(!std::sync::Arc::ptr_eq(&c.0, &a.0));
+
+        // Codes of one kind in turn each get their own text, the first again its first.
+        let hotel = |code: &str| -> HotelId {
+            let bytes = bincode::serde::encode_to_vec(HotelId::parse(code).unwrap(), cfg).unwrap();
+            bincode::serde::borrow_decode_from_slice(&bytes, cfg)
+                .unwrap()
+                .0
+        };
+        let (h1, h2, h3) = interning(|| (hotel("H1"), hotel("H2"), hotel("H1")));
+        assert_eq!((h1.as_str(), h2.as_str(), h3.as_str()), ("H1", "H2", "H1"));
+        assert!(std::sync::Arc::ptr_eq(&h1.0, &h3.0));
+        // Idempotency keys are chosen per booking: never shared.
+        let key = || -> IdempotencyKey {
+            let bytes =
+                bincode::serde::encode_to_vec(IdempotencyKey::parse("k-1").unwrap(), cfg).unwrap();
+            bincode::serde::borrow_decode_from_slice(&bytes, cfg)
+                .unwrap()
+                .0
+        };
+        let (k1, k2) = interning(|| (key(), key()));
+        assert_eq!(k1, k2);
+        assert!(!std::sync::Arc::ptr_eq(&k1.0, &k2.0));
     }
 
     #[test]
