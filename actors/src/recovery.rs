@@ -26,7 +26,7 @@ const REPLAY_QUEUE_BATCHES: usize = 8;
 #[derive(Debug)]
 pub struct Recovered {
     /// The state: newest snapshot plus the journal replayed after it. Its locator is
-    /// empty when start-up recovered it ([`recover_rooms`]: the directory keeps its own).
+    /// empty when engine start-up recovered it (the directory keeps its own).
     pub state: State,
     /// The sequence number of the last event in it.
     pub last_seq: u64,
