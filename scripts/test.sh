@@ -2,9 +2,11 @@
 # README's test command: every test of the workspace, the browser tests and the
 # schema-driven fuzzer included.
 #
-# The room board's tests drive a real headless Chromium through chromedriver. When
-# /usr/bin/chromium or /usr/bin/chromedriver is missing, this installs Debian's `chromium`
-# and `chromium-driver` packages with apt-get (as root, or through sudo).
+# The room board's tests drive a real headless Chromium through chromedriver, and the
+# cluster test routes through a real HAProxy. When /usr/bin/chromium,
+# /usr/bin/chromedriver or /usr/sbin/haproxy is missing, this installs Debian's
+# `chromium`, `chromium-driver` or `haproxy` package with apt-get (as root, or through
+# sudo).
 #
 # The fuzz test (tests/fuzz.rs) runs Schemathesis (`st`, from PyPI) against the real
 # binary. When INNKEEP_SCHEMATHESIS is not set and no Schemathesis 4 `st` is on the PATH,
@@ -16,8 +18,8 @@
 #   scripts/test.sh              # everything
 #   scripts/test.sh board        # tests whose name contains "board"
 #   scripts/test.sh fuzz         # the schema-driven fuzzer
-# Set INNKEEP_CHROMIUM / INNKEEP_CHROMEDRIVER / INNKEEP_SCHEMATHESIS to use binaries
-# elsewhere (then nothing is installed).
+# Set INNKEEP_CHROMIUM / INNKEEP_CHROMEDRIVER / INNKEEP_HAPROXY / INNKEEP_SCHEMATHESIS
+# to use binaries elsewhere (then nothing is installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,15 +28,28 @@ SCHEMATHESIS_VERSION=4.32.5
 
 chromium="${INNKEEP_CHROMIUM:-/usr/bin/chromium}"
 chromedriver="${INNKEEP_CHROMEDRIVER:-/usr/bin/chromedriver}"
+haproxy="${INNKEEP_HAPROXY:-/usr/sbin/haproxy}"
 
+# Debian packages to install: each tool that is missing and not pointed elsewhere.
+packages=()
 if [[ ! -x "$chromium" || ! -x "$chromedriver" ]]; then
     if [[ -n "${INNKEEP_CHROMIUM:-}${INNKEEP_CHROMEDRIVER:-}" ]]; then
         echo "scripts/test.sh: $chromium or $chromedriver is missing (set by INNKEEP_CHROMIUM / INNKEEP_CHROMEDRIVER)" >&2
         exit 1
     fi
+    packages+=(chromium chromium-driver)
+fi
+if [[ ! -x "$haproxy" ]]; then
+    if [[ -n "${INNKEEP_HAPROXY:-}" ]]; then
+        echo "scripts/test.sh: $haproxy is missing (set by INNKEEP_HAPROXY)" >&2
+        exit 1
+    fi
+    packages+=(haproxy)
+fi
+if [[ ${#packages[@]} -gt 0 ]]; then
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "scripts/test.sh: the browser tests need chromium and chromedriver, and there is no apt-get to install them;" >&2
-        echo "install them yourself and set INNKEEP_CHROMIUM and INNKEEP_CHROMEDRIVER to their paths" >&2
+        echo "scripts/test.sh: the tests need ${packages[*]}, and there is no apt-get to install them;" >&2
+        echo "install them yourself and set INNKEEP_CHROMIUM, INNKEEP_CHROMEDRIVER and INNKEEP_HAPROXY to their paths" >&2
         exit 1
     fi
     as_root=()
@@ -42,14 +57,14 @@ if [[ ! -x "$chromium" || ! -x "$chromedriver" ]]; then
         if command -v sudo >/dev/null 2>&1; then
             as_root=(sudo)
         else
-            echo "scripts/test.sh: installing chromium and chromium-driver needs root, and there is no sudo" >&2
+            echo "scripts/test.sh: installing ${packages[*]} needs root, and there is no sudo" >&2
             exit 1
         fi
     fi
-    echo "scripts/test.sh: installing chromium and chromium-driver (for the room board's browser tests)" >&2
+    echo "scripts/test.sh: installing ${packages[*]} (for the room board's browser tests and the cluster test)" >&2
     ${as_root[@]+"${as_root[@]}"} apt-get update
     ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends chromium chromium-driver
+        apt-get install -y --no-install-recommends "${packages[@]}"
 fi
 
 if [[ -z "${INNKEEP_SCHEMATHESIS:-}" ]]; then

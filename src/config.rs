@@ -74,6 +74,19 @@ pub struct Config {
     pub telemetry: TelemetrySection,
     /// `[webhooks]`: where outbound webhooks may send, how long they retry, how they wait.
     pub webhooks: WebhooksSection,
+    /// `[cluster]`: this node's place among nodes that share the hotels by partition.
+    pub cluster: ClusterSection,
+}
+
+/// `[cluster]`. Both keys or neither: without them a node serves every hotel.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// This node's id among the cluster file's nodes.
+    pub node_id: Option<String>,
+    /// The cluster file every node shares: the nodes, and the partitions with their
+    /// hotels (README, "Cluster").
+    pub file: Option<PathBuf>,
 }
 
 /// `[telemetry]`.
@@ -299,6 +312,7 @@ impl Default for Config {
             limits: LimitsSection::default(),
             telemetry: TelemetrySection::default(),
             webhooks: WebhooksSection::default(),
+            cluster: ClusterSection::default(),
         }
     }
 }
@@ -329,6 +343,14 @@ pub enum ConfigError {
         name: String,
         /// Why.
         message: String,
+    },
+    /// The cluster file is not a valid one, or does not name this node.
+    #[error("cluster file {path}: {source}")]
+    Cluster {
+        /// Which file.
+        path: PathBuf,
+        /// What is wrong in it.
+        source: innkeep_http::cluster::ClusterError,
     },
     /// A value is out of range.
     #[error("config key `{key}`: {message}")]
@@ -390,6 +412,21 @@ impl Config {
         Ok(config)
     }
 
+    /// This node's cluster, read from `[cluster] file` and validated (a clear error names
+    /// what is wrong in the file); `None` without `[cluster]`.
+    pub fn cluster(&self) -> Result<Option<innkeep_http::cluster::Cluster>, ConfigError> {
+        let (Some(node_id), Some(path)) = (&self.cluster.node_id, &self.cluster.file) else {
+            return Ok(None);
+        };
+        let file = read_cluster_file(path)?;
+        innkeep_http::cluster::Cluster::new(file, node_id)
+            .map(Some)
+            .map_err(|source| ConfigError::Cluster {
+                path: path.clone(),
+                source,
+            })
+    }
+
     /// `[telemetry]`: an endpoint is an `http` or `https` URL with no query or fragment
     /// (the exporter appends the signal's path), and the service has a name.
     fn validate_telemetry(&self) -> Result<(), ConfigError> {
@@ -421,6 +458,12 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.validate_telemetry()?;
+        if self.cluster.node_id.is_some() != self.cluster.file.is_some() {
+            return Err(ConfigError::Value {
+                key: "cluster",
+                message: "set both node_id and file, or neither".to_owned(),
+            });
+        }
         fn range<T: PartialOrd + std::fmt::Display>(
             key: &'static str,
             v: T,
@@ -802,6 +845,18 @@ impl Config {
             ..SandboxConfig::new(notify_url, secret.to_vec())
         }
     }
+}
+
+/// Reads and validates the cluster file at `path`.
+pub fn read_cluster_file(path: &Path) -> Result<innkeep_http::cluster::ClusterFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    innkeep_http::cluster::ClusterFile::parse(&text).map_err(|source| ConfigError::Cluster {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -1249,6 +1304,70 @@ mod tests {
             "listen = \"0.0.0.0:8080\"\n[[api_keys]]\nkey_sha256 = \"{HASH}\"\nrole = \"admin\"\nhotels = [\"*\"]\n"
         );
         assert!(load(&keyed, &[]).is_ok());
+    }
+
+    #[test]
+    fn cluster_section_reads_and_checks_its_file() {
+        let c = load("", &[]).unwrap();
+        assert!(c.cluster().unwrap().is_none());
+        let e = load("[cluster]\nnode_id = \"a\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("set both node_id and file"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(
+            &path,
+            "[[nodes]]\nid = \"a\"\naddress = \"127.0.0.1:8081\"\n\
+             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nhotels = [\"H1\"]\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        // From the environment, like every key.
+        let c = load(
+            "",
+            &[
+                ("INNKEEP_CLUSTER_NODE_ID", "a"),
+                ("INNKEEP_CLUSTER_FILE", file),
+            ],
+        )
+        .unwrap();
+        let cluster = c.cluster().unwrap().unwrap();
+        assert_eq!(cluster.this_node().id, "a");
+        assert_eq!(cluster.owns("p1"), Some(true));
+        // A node the file does not name, a file that is not there, and a bad file are
+        // start-up errors naming the file.
+        let c = load(
+            &format!("[cluster]\nnode_id = \"z\"\nfile = {file:?}\n"),
+            &[],
+        )
+        .unwrap();
+        let e = c.cluster().unwrap_err().to_string();
+        assert!(e.contains(file) && e.contains("\"z\" is not one of"), "{e}");
+        let missing = dir.path().join("missing.toml");
+        let c = load(
+            "",
+            &[
+                ("INNKEEP_CLUSTER_NODE_ID", "a"),
+                ("INNKEEP_CLUSTER_FILE", missing.to_str().unwrap()),
+            ],
+        )
+        .unwrap();
+        let e = c.cluster().unwrap_err().to_string();
+        assert!(e.contains("missing.toml"), "{e}");
+        std::fs::write(&path, "[[nodes]]\nid = \"a\"\n").unwrap();
+        let e = c_with(file).cluster().unwrap_err().to_string();
+        assert!(e.contains(file) && e.contains("address"), "{e}");
+
+        fn c_with(file: &str) -> Config {
+            load(
+                "",
+                &[
+                    ("INNKEEP_CLUSTER_NODE_ID", "a"),
+                    ("INNKEEP_CLUSTER_FILE", file),
+                ],
+            )
+            .unwrap()
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`server::run`].
 
 pub mod callbacks;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod keygen;

@@ -40,6 +40,25 @@ enum Command {
     },
     /// Print a new API key and the SHA-256 to configure for it (`[[api_keys]]`).
     Keygen,
+    /// Tools for a cluster of nodes partitioned by hotel.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// Print an HAProxy configuration that routes each hotel to the node serving its
+    /// partition (checked with `/readyz?partition=`).
+    HaproxyConfig {
+        /// The cluster file (the same one every node's `[cluster] file` names).
+        #[arg(long)]
+        file: PathBuf,
+        /// Where HAProxy listens for clients (`host:port`).
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        bind: String,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +106,9 @@ fn main() -> ExitCode {
             log_format,
         } => serve(config, demo, unsafe_no_fsync, log_format),
         Command::Keygen => keygen(),
+        Command::Cluster {
+            command: ClusterCommand::HaproxyConfig { file, bind },
+        } => haproxy_config(&file, &bind),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -96,6 +118,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn haproxy_config(file: &std::path::Path, bind: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let cluster = innkeep::config::read_cluster_file(file)?;
+    // The bind address goes into the file as written: refuse what HAProxy would misread.
+    let valid = bind.rsplit_once(':').is_some_and(|(host, port)| {
+        port.parse::<u16>().is_ok_and(|p| p != 0)
+            && !host.is_empty()
+            && host.bytes().all(|b| b.is_ascii_graphic() && b != b'#')
+    });
+    if !valid {
+        anyhow::bail!("--bind {bind:?}: must be host:port");
+    }
+    write!(
+        std::io::stdout().lock(),
+        "{}",
+        innkeep::cluster::haproxy_config(&cluster, bind)
+    )?;
+    Ok(())
 }
 
 fn keygen() -> anyhow::Result<()> {

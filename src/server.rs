@@ -53,6 +53,7 @@ pub async fn run(
     // Before binding: never serve an open API where other hosts can reach it.
     config.check_exposure()?;
     let auth = config.auth()?;
+    let cluster = config.cluster()?;
     // Before the engine starts, so recovery and the journal already record into it.
     innkeep_http::metrics::install();
     let shards = Shards::start(config.shards).context("starting the shard threads")?;
@@ -256,6 +257,20 @@ pub async fn run(
         .with_webhooks(webhooks.clone());
     if let Some(sandbox) = sandbox {
         state = state.with_sandbox(sandbox);
+    }
+    if let Some(cluster) = cluster {
+        let (node, partitions) = (&cluster.this_node().id, cluster.file().partitions());
+        let serving: Vec<&str> = partitions
+            .iter()
+            .filter(|p| cluster.owns(&p.id) == Some(true))
+            .map(|p| p.id.as_str())
+            .collect();
+        tracing::info!(
+            node,
+            ?serving,
+            "a node of a cluster: serving only these partitions' hotels"
+        );
+        state = state.in_cluster(cluster);
     }
     let streams = state.streams.clone();
     // The metrics address, once there is an engine to report on; served on shard 0 like

@@ -3,6 +3,7 @@
 
 mod board;
 mod booking;
+mod cluster;
 mod connections;
 mod crash;
 mod durability;

@@ -6,7 +6,8 @@
 //! standard place gRPC clients of every language look (`grpc-status-details-bin`). Errors
 //! a client should retry later also carry a `google.rpc.RetryInfo` (HTTP's
 //! `Retry-After`); `restricted` lists its reasons in the ErrorInfo's `reasons` metadata
-//! entry, comma-separated.
+//! entry, comma-separated, and `misdirected` its hotel's owner in `owner_partition`,
+//! `owner_node` and `owner_address`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -40,6 +41,9 @@ pub fn grpc_code(e: &ApiError) -> Code {
         ApiError::NotFound(_) => Code::NotFound,
         ApiError::MethodNotAllowed => Code::Unimplemented,
         ApiError::EventUnavailable(_) => Code::FailedPrecondition,
+        // Another node serves the hotel: retrying here never helps, the owner can.
+        ApiError::Misdirected { .. } => Code::FailedPrecondition,
+        ApiError::NotOwner { .. } => Code::Unavailable,
     }
 }
 
@@ -79,6 +83,11 @@ pub fn to_status(e: &ApiError) -> Status {
     let mut metadata = HashMap::new();
     if let Some(reasons) = &problem.reasons {
         metadata.insert("reasons".to_owned(), reasons.join(","));
+    }
+    if let Some(owner) = &problem.owner {
+        metadata.insert("owner_partition".to_owned(), owner.partition.clone());
+        metadata.insert("owner_node".to_owned(), owner.node.clone());
+        metadata.insert("owner_address".to_owned(), owner.address.clone());
     }
     let mut details = ErrorDetails::with_error_info(problem.code, ERROR_DOMAIN, metadata);
     if let Some(secs) = e.retry_after_secs() {
@@ -206,6 +215,21 @@ mod tests {
                 Code::FailedPrecondition,
                 "event_unavailable",
             ),
+            (
+                ApiError::Misdirected {
+                    hotel: "H2".to_owned(),
+                    owner: None,
+                },
+                Code::FailedPrecondition,
+                "misdirected",
+            ),
+            (
+                ApiError::NotOwner {
+                    partition: "p2".to_owned(),
+                },
+                Code::Unavailable,
+                "not_owner",
+            ),
         ];
         for (error, code, reason) in cases {
             let text = error.to_string();
@@ -230,6 +254,24 @@ mod tests {
             status.message(),
             ApiError::from(DomainError::SoldOut).to_string()
         );
+    }
+
+    #[test]
+    fn a_misdirected_call_names_the_hotels_owner() {
+        let status = to_status(&ApiError::Misdirected {
+            hotel: "H2".to_owned(),
+            owner: Some(innkeep_http::cluster::Owner {
+                partition: "p2".to_owned(),
+                node: "b".to_owned(),
+                address: "10.0.0.2:8080".to_owned(),
+            }),
+        });
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(info.reason, "misdirected");
+        assert_eq!(info.metadata["owner_partition"], "p2");
+        assert_eq!(info.metadata["owner_node"], "b");
+        assert_eq!(info.metadata["owner_address"], "10.0.0.2:8080");
+        assert!(status.message().contains("node b"), "{}", status.message());
     }
 
     #[test]

@@ -356,6 +356,48 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/v1/hotels/{hotel_id}/rooms/{number}/out-of-order/{from}",
         Access::Hotel(Op::OutOfOrder),
     ),
+    // The hotel-scoped forms of the reservation and payment routes (for a proxy routing by
+    // hotel): the guard checks the path's hotel, the handler the loaded reservation.
+    (
+        "GET",
+        "/v1/hotels/{hotel_id}/reservations/{id}",
+        Access::Hotel(Op::GetReservation),
+    ),
+    (
+        "POST",
+        "/v1/hotels/{hotel_id}/reservations/{id}/cancel",
+        Access::Hotel(Op::Cancel),
+    ),
+    (
+        "POST",
+        "/v1/hotels/{hotel_id}/reservations/{id}/check-in",
+        Access::Hotel(Op::CheckIn),
+    ),
+    (
+        "POST",
+        "/v1/hotels/{hotel_id}/reservations/{id}/check-out",
+        Access::Hotel(Op::CheckOut),
+    ),
+    (
+        "POST",
+        "/v1/hotels/{hotel_id}/reservations/{id}/move",
+        Access::Hotel(Op::MoveReservation),
+    ),
+    (
+        "POST",
+        "/v1/hotels/{hotel_id}/reservations/{id}/modify",
+        Access::Hotel(Op::ModifyReservation),
+    ),
+    (
+        "GET",
+        "/v1/hotels/{hotel_id}/payments/{out_trade_no}",
+        Access::Hotel(Op::GetPayment),
+    ),
+    (
+        "POST",
+        "/v1/hotels/{hotel_id}/payments/notify",
+        Access::Public,
+    ),
     ("POST", "/v1/payments/notify", Access::Public),
     (
         "GET",
@@ -563,6 +605,9 @@ pub struct Caller {
     pub principal: Arc<Principal>,
     /// What the route does.
     pub op: Op,
+    /// In a cluster, which hotels this node serves: a loaded reservation of any other
+    /// hotel is 421 `misdirected`, as its hotel's routes are.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Caller {
@@ -571,6 +616,7 @@ impl Caller {
         Self {
             principal: Arc::new(Principal::open()),
             op,
+            cluster: None,
         }
     }
 
@@ -600,7 +646,10 @@ impl Caller {
         if !role_allows(p.role, self.op) {
             return Err(ApiError::Forbidden);
         }
-        Ok(())
+        match &self.cluster {
+            Some(cluster) => cluster.check(r.hotel_id.as_str()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -717,8 +766,24 @@ pub struct Call<'a> {
 /// it did not exist) and the role (403): the rules of [`authorize`] for any transport, so
 /// the gRPC API enforces exactly what the HTTP API does. `Ok(None)`: a public call, no
 /// caller; `Ok(Some)`: the caller the handler acts for (reservation calls still check the
-/// loaded reservation with [`Caller::check_reservation`]).
+/// loaded reservation with [`Caller::check_reservation`]). On a node of a cluster, a call
+/// naming a hotel this node does not serve is then 421 `misdirected`.
 pub fn authorize_call(sec: &Security, call: &Call<'_>) -> Result<Option<Caller>, ApiError> {
+    let caller = authorize_key(sec, call)?;
+    let Some(cluster) = &sec.cluster else {
+        return Ok(caller);
+    };
+    if !call.hotel.is_empty() {
+        cluster.check(call.hotel)?;
+    }
+    Ok(caller.map(|caller| Caller {
+        cluster: Some(cluster.clone()),
+        ..caller
+    }))
+}
+
+/// [`authorize_call`] up to the cluster: the key, the rate limit, the hotel and the role.
+fn authorize_key(sec: &Security, call: &Call<'_>) -> Result<Option<Caller>, ApiError> {
     let access = call.access;
     let span = tracing::Span::current();
     if sec.auth.is_open() {
@@ -791,7 +856,11 @@ pub fn authorize_call(sec: &Security, call: &Call<'_>) -> Result<Option<Caller>,
             Op::PutHotel
         }
     };
-    Ok(Some(Caller { principal, op }))
+    Ok(Some(Caller {
+        principal,
+        op,
+        cluster: None,
+    }))
 }
 
 #[cfg(test)]

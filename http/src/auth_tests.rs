@@ -281,6 +281,8 @@ enum Target {
     OtherChannelsReservation,
     /// A reservation in H2.
     OtherHotelsReservation,
+    /// The reservation of `OwnReservation`, under H2 in a hotel-scoped path.
+    OwnReservationUnderOtherHotel,
     /// A multi-room booking in H1 made by channel A.
     OwnBooking,
     /// A multi-room booking in H1 made by channel B.
@@ -677,6 +679,184 @@ async fn authorization_matrix() {
             OtherHotelsReservation,
             [401, 401, 200, 404, 404, 404],
         ),
+        // The hotel-scoped forms: the same answers, but the guard checks the path's hotel
+        // and the role before the reservation is loaded (so a role that may never do
+        // this is 403 for every reservation of its hotel), and a reservation under
+        // another hotel's path is missing even for an admin of every hotel.
+        (
+            Method::GET,
+            "/v1/hotels/{h}/reservations/{r}",
+            OwnReservation,
+            [401, 401, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/reservations/{r}",
+            OtherChannelsReservation,
+            [401, 401, 200, 200, 404, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/reservations/{r}",
+            OtherHotelsReservation,
+            [401, 401, 200, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/reservations/{r}",
+            OwnReservationUnderOtherHotel,
+            [401, 401, 404, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/cancel",
+            OwnReservation,
+            [401, 401, 412, 412, 412, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/cancel",
+            OtherChannelsReservation,
+            [401, 401, 412, 412, 404, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/cancel",
+            OtherHotelsReservation,
+            [401, 401, 412, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/cancel",
+            OwnReservationUnderOtherHotel,
+            [401, 401, 404, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/modify",
+            OwnReservation,
+            [401, 401, 412, 412, 412, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/modify",
+            OtherChannelsReservation,
+            [401, 401, 412, 412, 404, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/modify",
+            OtherHotelsReservation,
+            [401, 401, 412, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/modify",
+            OwnReservationUnderOtherHotel,
+            [401, 401, 404, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/check-in",
+            OwnReservation,
+            [401, 401, 412, 412, 403, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/check-in",
+            OtherChannelsReservation,
+            [401, 401, 412, 412, 403, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/check-in",
+            OtherHotelsReservation,
+            [401, 401, 412, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/check-in",
+            OwnReservationUnderOtherHotel,
+            [401, 401, 404, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/check-out",
+            OwnReservation,
+            [401, 401, 412, 412, 403, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/check-out",
+            OtherChannelsReservation,
+            [401, 401, 412, 412, 403, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/check-out",
+            OtherHotelsReservation,
+            [401, 401, 412, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/check-out",
+            OwnReservationUnderOtherHotel,
+            [401, 401, 404, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/move",
+            OwnReservation,
+            [401, 401, 400, 400, 403, 400],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/move",
+            OtherChannelsReservation,
+            [401, 401, 400, 400, 403, 400],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/move",
+            OtherHotelsReservation,
+            [401, 401, 400, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/reservations/{r}/move",
+            OwnReservationUnderOtherHotel,
+            [401, 401, 404, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/payments/{p}",
+            OwnReservation,
+            [401, 401, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/payments/{p}",
+            OtherChannelsReservation,
+            [401, 401, 200, 200, 404, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/payments/{p}",
+            OtherHotelsReservation,
+            [401, 401, 200, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/payments/{p}",
+            OwnReservationUnderOtherHotel,
+            [401, 401, 404, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/payments/notify",
+            OwnHotel,
+            [401, 401, 401, 401, 401, 401],
+        ),
         (
             Method::GET,
             "/v1/payments/sandbox/ledger",
@@ -814,14 +994,21 @@ async fn authorization_matrix() {
             OwnHotel => uri.replace("{h}", "H1"),
             OtherHotel => uri.replace("{h}", "H2"),
             OwnReservation => uri
+                .replace("{h}", "H1")
                 .replace("{r}", &own_res)
                 .replace("{p}", &out_trade_no(&own_res)),
             OtherChannelsReservation => uri
+                .replace("{h}", "H1")
                 .replace("{r}", &other_chan_res)
                 .replace("{p}", &out_trade_no(&other_chan_res)),
             OtherHotelsReservation => uri
+                .replace("{h}", "H2")
                 .replace("{r}", &other_hotel_res)
                 .replace("{p}", &out_trade_no(&other_hotel_res)),
+            OwnReservationUnderOtherHotel => uri
+                .replace("{h}", "H2")
+                .replace("{r}", &own_res)
+                .replace("{p}", &out_trade_no(&own_res)),
             OwnBooking => uri.replace("{b}", &own_booking),
             OtherChannelsBooking => uri.replace("{b}", &other_chan_booking),
             OtherHotelsBooking => uri.replace("{b}", &other_hotel_booking),
@@ -853,7 +1040,7 @@ async fn authorization_matrix() {
                 continue;
             }
             let code_ok = match *want {
-                401 if uri == "/v1/payments/notify" => r.code() == "bad_signature",
+                401 if uri.ends_with("/payments/notify") => r.code() == "bad_signature",
                 401 => {
                     r.code() == "unauthorized" && r.header("www-authenticate").starts_with("Bearer")
                 }

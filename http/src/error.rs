@@ -77,6 +77,21 @@ pub enum ApiError {
         /// Whole seconds until a request will be accepted again.
         retry_after_secs: u64,
     },
+    /// In a cluster, a hotel this node does not serve (421 `misdirected`): its partition is
+    /// served by `owner`, or by no node when no partition holds it. Nothing was done.
+    #[error("{}", misdirected_detail(hotel, owner.as_ref()))]
+    Misdirected {
+        /// The hotel asked for.
+        hotel: String,
+        /// Where it is served, when some node serves it.
+        owner: Option<crate::cluster::Owner>,
+    },
+    /// In a cluster, a partition this node does not serve now (503 `not_owner`).
+    #[error("this node does not serve partition {partition}")]
+    NotOwner {
+        /// The partition asked about.
+        partition: String,
+    },
     /// The request did not finish within the configured deadline (503 `timeout`, with
     /// `Retry-After`). A change the engine was making may still complete; a retry of a
     /// booking with the same `Idempotency-Key` answers with its outcome.
@@ -116,6 +131,8 @@ impl ApiError {
             ApiError::Forbidden => "forbidden",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Timeout { .. } => "timeout",
+            ApiError::Misdirected { .. } => "misdirected",
+            ApiError::NotOwner { .. } => "not_owner",
         }
     }
 
@@ -127,6 +144,7 @@ impl ApiError {
                 EngineError::Overloaded | EngineError::Unavailable(_) | EngineError::ShuttingDown,
             )
             | ApiError::NotReady
+            | ApiError::NotOwner { .. }
             | ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Engine(EngineError::TooManyHolds { .. }) | ApiError::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
@@ -141,6 +159,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::EventUnavailable(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Misdirected { .. } => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 
@@ -152,7 +171,8 @@ impl ApiError {
             }
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             ApiError::Engine(EngineError::Unavailable(_) | EngineError::ShuttingDown)
-            | ApiError::NotReady => Some(RETRY_AFTER_UNAVAILABLE_SECS),
+            | ApiError::NotReady
+            | ApiError::NotOwner { .. } => Some(RETRY_AFTER_UNAVAILABLE_SECS),
             _ => None,
         }
     }
@@ -193,6 +213,10 @@ impl ApiError {
             }
             _ => None,
         };
+        let owner = match self {
+            ApiError::Misdirected { owner, .. } => owner.clone(),
+            _ => None,
+        };
         Problem {
             type_uri: format!("urn:innkeep:problem:{code}"),
             title: title(code).to_owned(),
@@ -204,7 +228,15 @@ impl ApiError {
             reasons,
             nights,
             room_types,
+            owner,
         }
+    }
+}
+
+fn misdirected_detail(hotel: &str, owner: Option<&crate::cluster::Owner>) -> String {
+    match owner {
+        Some(owner) => format!("hotel {hotel} is not served by this node: {owner}"),
+        None => format!("no partition of the cluster holds hotel {hotel}"),
     }
 }
 
@@ -266,6 +298,8 @@ fn title(code: &str) -> &'static str {
         "restricted" => "Restricted",
         "payment_in_progress" => "Payment in progress",
         "event_unavailable" => "Event unavailable",
+        "misdirected" => "Misdirected",
+        "not_owner" => "Not owner",
         _ => "Error",
     }
 }
@@ -313,6 +347,10 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = json!(["KING"]))]
     pub room_types: Option<Vec<String>>,
+    /// For `misdirected`: the node serving the hotel's partition, when one does; send the
+    /// request there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::cluster::Owner>,
 }
 
 /// Something holding nights a request needed (in a `nights_sold` problem).
@@ -379,7 +417,9 @@ impl Problem {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // A standby's `/readyz?partition=` is 503 `not_owner` at every health check of the
+        // proxy: its normal state, not a failure to log.
+        if status.is_server_error() && !matches!(self, ApiError::NotOwner { .. }) {
             tracing::warn!(code = self.code(), error = %self, "request failed");
         }
         let retry = self.retry_after_secs();

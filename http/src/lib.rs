@@ -24,6 +24,7 @@ use tower_http::request_id::{
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub mod auth;
+pub mod cluster;
 pub mod constraints;
 pub mod error;
 pub mod extract;
@@ -174,6 +175,16 @@ impl AppState {
     pub fn with_security(self, auth: AuthConfig, limits: HttpLimits) -> Self {
         let mut parts = Arc::unwrap_or_clone(self.0);
         parts.security = Arc::new(limits::Security::new(auth, limits));
+        Self(Arc::new(parts))
+    }
+
+    /// The same state on a node of `cluster`: only its own hotels are served, any other is
+    /// 421 `misdirected`, and `/readyz?partition=` answers for its partitions. Keys and
+    /// limits as set before (this starts fresh rate-limit buckets).
+    pub fn in_cluster(self, cluster: cluster::Cluster) -> Self {
+        let mut parts = Arc::unwrap_or_clone(self.0);
+        let security = limits::Security::new(parts.security.auth.clone(), parts.security.limits);
+        parts.security = Arc::new(security.in_cluster(cluster));
         Self(Arc::new(parts))
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -135,6 +136,9 @@ pub struct Security {
     pub limits: HttpLimits,
     /// The token buckets.
     pub limiter: RateLimiter,
+    /// In a cluster, which hotels this node serves: a request for any other hotel is 421
+    /// `misdirected`. `None` on a node of its own, which serves every hotel.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Security {
@@ -144,6 +148,15 @@ impl Security {
             auth,
             limiter: RateLimiter::new(limits.rate_per_second, limits.burst),
             limits,
+            cluster: None,
+        }
+    }
+
+    /// The same keys and limits on a node of `cluster`, serving only its own hotels.
+    pub fn in_cluster(self, cluster: crate::cluster::Cluster) -> Self {
+        Self {
+            cluster: Some(Arc::new(cluster)),
+            ..self
         }
     }
 

@@ -72,7 +72,8 @@ pub struct ApiDoc;
 /// Adds the bearer-key scheme, and to every operation the answers the layers around its
 /// handler can give, which its own annotation does not list: for a protected one (see
 /// [`crate::auth::ROUTES`]) its security requirement and 401/403, and 404 on a hotel
-/// route (a hotel the key does not cover); 400 where a path segment may not decode; 429
+/// route (a hotel the key does not cover); 421 `misdirected` where a hotel or a loaded
+/// reservation's hotel may be served by another node of a cluster; 400 where a path segment may not decode; 429
 /// where the rate limiter runs (everything but the probes); 413 where a body is read; 503
 /// `timeout` (the request deadline), `not_ready` (while the server recovers; not
 /// `/healthz`) and, on `/v1/` routes, `overloaded` (shed before the handler). Also fixes what utoipa cannot say (`RestrictionSet`'s `minProperties`,
@@ -192,6 +193,16 @@ impl utoipa::Modify for Layers {
                         "404",
                         "not_found: also a hotel the key does not cover (as if it did not exist)",
                         &["not_found"],
+                    );
+                }
+                let hotel_scoped = template.contains("{hotel_id}");
+                if hotel_scoped || matches!(access, Some(crate::auth::Access::Reservation(_))) {
+                    answers(
+                        op,
+                        "421",
+                        "misdirected: on a node of a cluster, a hotel another node serves (the \
+                         problem's `owner` names it) or no node serves",
+                        &["misdirected"],
                     );
                 }
                 if template.contains('{') {
@@ -505,6 +516,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(reservations::check_out))
         .routes(routes!(reservations::move_reservation))
         .routes(routes!(reservations::modify_reservation))
+        .routes(routes!(reservations::get_hotel_reservation))
+        .routes(routes!(reservations::hotel_cancel))
+        .routes(routes!(reservations::hotel_check_in))
+        .routes(routes!(reservations::hotel_check_out))
+        .routes(routes!(reservations::move_hotel_reservation))
+        .routes(routes!(reservations::modify_hotel_reservation))
         .routes(routes!(rooms::list_rooms))
         .routes(routes!(rooms::put_housekeeping))
         .routes(routes!(rooms::set_out_of_order))
@@ -512,6 +529,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(events::events))
         .routes(routes!(payments::notify))
         .routes(routes!(payments::get_payment))
+        .routes(routes!(payments::notify_hotel))
+        .routes(routes!(payments::get_hotel_payment))
         .routes(routes!(payments::sandbox_ledger))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

@@ -1361,6 +1361,12 @@ async fn openapi_states_the_rules_the_server_enforces() {
             if !public {
                 assert!(has("401") && has("403"), "{name}");
             }
+            // On a node of a cluster, a hotel another node serves is 421 misdirected.
+            if path.contains("{hotel_id}")
+                || matches!(access, Some(crate::auth::Access::Reservation(_)))
+            {
+                assert!(has("421"), "{name}");
+            }
             // A hotel the key does not cover is answered as missing.
             if matches!(
                 access,
@@ -1384,7 +1390,8 @@ async fn openapi_states_the_rules_the_server_enforces() {
                                     "unauthorized",
                                     "timeout",
                                     "overloaded",
-                                    "restricted"
+                                    "restricted",
+                                    "misdirected"
                                 ]
                                 .contains(&w)),
                         "{name} {status}: no problem code in {text:?}"
@@ -2314,3 +2321,180 @@ async fn a_client_too_slow_for_the_live_channel_is_told_and_dropped() {
 
 mod bookings;
 mod selling;
+
+/// Two nodes: `a` serves partition `p1` (hotel H1), `b` serves `p2` (hotel H2).
+const CLUSTER_FILE: &str = r#"
+[[nodes]]
+id = "a"
+address = "127.0.0.1:8081"
+[[nodes]]
+id = "b"
+address = "127.0.0.1:8082"
+
+[[partitions]]
+id = "p1"
+primary = "a"
+hotels = ["H1"]
+
+[[partitions]]
+id = "p2"
+primary = "b"
+standbys = ["a"]
+hotels = ["H2"]
+"#;
+
+/// The router of node `node` of [`CLUSTER_FILE`] over `engine`.
+fn cluster_router(engine: &Engine, node: &str) -> Router {
+    let file = crate::cluster::ClusterFile::parse(CLUSTER_FILE).unwrap();
+    let cluster = crate::cluster::Cluster::new(file, node).unwrap();
+    router(AppState::new(engine.clone(), PaymentConfig::new(SECRET)).in_cluster(cluster))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_node_serves_only_its_own_partitions_hotels() {
+    let mut h = Harness::start();
+    h.setup().await;
+    // H2 and one reservation in it, made while this engine still served every hotel (as
+    // on a node whose hotel has since moved to another partition).
+    let hotel = json!({"name": "Second", "time_zone": TZ, "currency": "CNY"});
+    assert_eq!(
+        h.call(Method::PUT, "/v1/hotels/H2", Some(hotel))
+            .await
+            .status,
+        201
+    );
+    let body = json!({"name": "King", "capacity": 2, "base_rate": 50_000});
+    let r = h
+        .call(Method::PUT, "/v1/hotels/H2/room-types/KING", Some(body))
+        .await;
+    assert_eq!(r.status, 201);
+    let r = h
+        .call(
+            Method::PUT,
+            "/v1/hotels/H2/rooms/1",
+            Some(json!({"room_type": "KING"})),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let arrival = plus(today(), 3);
+    let r2 = h
+        .call(
+            Method::POST,
+            "/v1/hotels/H2/reservations",
+            Some(booking(arrival, 1)),
+        )
+        .await;
+    assert_eq!(r2.status, 201, "{:#}", r2.body);
+    let r2_id = r2.body["id"].as_str().unwrap().to_owned();
+    let r1 = h.book(arrival, 2, &[]).await;
+    assert_eq!(r1.status, 201);
+    let r1_id = r1.body["id"].as_str().unwrap().to_owned();
+    let plain = h.app.clone();
+
+    h.app = cluster_router(&h.engine, "a");
+    // Its own hotel, as before.
+    assert_eq!(h.get("/v1/hotels/H1").await.status, 200);
+    // Another node's hotel: 421 naming that node, for reads and changes alike.
+    let r = h.get("/v1/hotels/H2").await;
+    r.assert_problem(421, "misdirected");
+    assert_eq!(
+        r.body["owner"],
+        json!({"partition": "p2", "node": "b", "address": "127.0.0.1:8082"})
+    );
+    let later = plus(arrival, 5);
+    h.call(
+        Method::POST,
+        "/v1/hotels/H2/reservations",
+        Some(booking(later, 1)),
+    )
+    .await
+    .assert_problem(421, "misdirected");
+    // A hotel no partition holds: 421 without an owner, and nothing is created.
+    let hotel = json!({"name": "Nowhere", "time_zone": TZ, "currency": "CNY"});
+    let r = h.call(Method::PUT, "/v1/hotels/H9", Some(hotel)).await;
+    r.assert_problem(421, "misdirected");
+    assert!(r.body.get("owner").is_none(), "{:#}", r.body);
+    // A reservation of another node's hotel, reached without the hotel in the path.
+    let r = h.get(&format!("/v1/reservations/{r2_id}")).await;
+    r.assert_problem(421, "misdirected");
+    assert_eq!(r.body["owner"]["node"], "b");
+    h.call(
+        Method::POST,
+        &format!("/v1/reservations/{r2_id}/cancel"),
+        None,
+    )
+    .await
+    .assert_problem(421, "misdirected");
+    h.get(&format!("/v1/hotels/H2/reservations/{r2_id}"))
+        .await
+        .assert_problem(421, "misdirected");
+    // Under its own hotel's path a reservation of another hotel does not exist.
+    h.get(&format!("/v1/hotels/H1/reservations/{r2_id}"))
+        .await
+        .assert_problem(404, "not_found");
+    let paid_elsewhere = payment_of(&r2.body, "succeeded");
+    h.notify(&paid_elsewhere, now_secs(), SECRET)
+        .await
+        .assert_problem(421, "misdirected");
+
+    // The hotel-scoped forms of its own reservations work as the plain ones do.
+    let r = h.get(&format!("/v1/hotels/H1/reservations/{r1_id}")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, r1.body);
+    let paid = payment_of(&r1.body, "succeeded");
+    let bytes = paid.to_string().into_bytes();
+    let req = Request::post("/v1/hotels/H1/payments/notify")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-signature", signature_header(SECRET, now_secs(), &bytes))
+        .body(Body::from(bytes))
+        .unwrap();
+    let r = h.send(req).await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    let out_trade_no = r1.body["payment"]["out_trade_no"].as_str().unwrap();
+    let r = h
+        .get(&format!("/v1/hotels/H1/payments/{out_trade_no}"))
+        .await;
+    assert_eq!(r.body["status"], "succeeded", "{:#}", r.body);
+    h.get(&format!("/v1/hotels/H2/payments/{out_trade_no}"))
+        .await
+        .assert_problem(421, "misdirected");
+    let r = h
+        .call_with(
+            Method::POST,
+            &format!("/v1/hotels/H1/reservations/{r1_id}/cancel"),
+            &[("if-match", "\"2\"")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["status"], "cancelled");
+
+    // Readiness per partition: 200 only for the partitions this node serves.
+    assert_eq!(h.get("/readyz?partition=p1").await.status, 200);
+    h.get("/readyz?partition=p2")
+        .await
+        .assert_problem(503, "not_owner");
+    h.get("/readyz?partition=p3")
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(h.get("/readyz").await.status, 200);
+
+    // Nothing the misdirected requests asked for happened.
+    h.app = plain;
+    h.get("/readyz?partition=p1")
+        .await
+        .assert_problem(404, "not_found");
+    h.get("/v1/hotels/H9")
+        .await
+        .assert_problem(404, "not_found");
+    let r = h.get(&format!("/v1/reservations/{r2_id}")).await;
+    assert_eq!(r.body, r2.body);
+    let r = h
+        .get(&format!(
+            "/v1/hotels/H2/availability?arrival={later}&departure={}",
+            plus(later, 1)
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert_eq!(r.body["room_types"][0]["available"], 1, "{:#}", r.body);
+}

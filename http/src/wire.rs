@@ -828,6 +828,18 @@ pub struct RestrictionsView {
 }
 
 // ---------------------------------------------------------------------------------------
+// Operations
+
+/// Query of `GET /readyz`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadyQuery {
+    /// A partition of the cluster (its id in the cluster file): ready only on the node
+    /// serving it now.
+    #[param(example = "p1")]
+    pub partition: Option<String>,
+}
+
 // Availability
 
 /// Query of `GET /v1/hotels/{hotel_id}/availability`.

@@ -4,7 +4,8 @@ use axum::extract::State;
 use axum::Json;
 
 use crate::error::{ApiError, Problem};
-use crate::wire::HealthView;
+use crate::extract::ApiQuery;
+use crate::wire::{HealthView, ReadyQuery};
 use crate::AppState;
 
 /// Liveness: 200 whenever the process can answer at all.
@@ -21,17 +22,40 @@ pub async fn healthz() -> Json<HealthView> {
 }
 
 /// Readiness: 200 once recovery is done and the journal is healthy, else 503 `not_ready`,
-/// so a load balancer sends traffic only to an engine that can take it.
+/// so a load balancer sends traffic only to an engine that can take it. With `partition`
+/// (a node of a cluster): 200 only on the node serving that partition now, else 503
+/// `not_owner`, so a proxy's health check sends each partition's traffic to its owner.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
+    params(ReadyQuery),
     responses(
-        (status = 200, description = "Recovered and accepting work", body = HealthView),
-        (status = 503, description = "not_ready", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Recovered and accepting work (for `partition`: and serving it)", body = HealthView),
+        (status = 400, description = "invalid_request: a malformed query", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: `partition` given on a node outside a cluster, or naming no partition of the cluster", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "not_ready, or not_owner: another node serves `partition`", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthView>, ApiError> {
+pub async fn readyz(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ReadyQuery>,
+) -> Result<Json<HealthView>, ApiError> {
+    if let Some(partition) = &query.partition {
+        let cluster =
+            state.security.cluster.as_ref().ok_or_else(|| {
+                ApiError::NotFound("this node is not part of a cluster".to_owned())
+            })?;
+        match cluster.owns(partition) {
+            None => return Err(ApiError::NotFound(format!("no partition {partition:?}"))),
+            Some(false) => {
+                return Err(ApiError::NotOwner {
+                    partition: partition.clone(),
+                })
+            }
+            Some(true) => {}
+        }
+    }
     if state.engine.is_ready() {
         Ok(Json(HealthView {
             status: "ok".to_owned(),

@@ -13,7 +13,7 @@ use innkeep_engine::{
 use subtle::ConstantTimeEq;
 
 use crate::auth::Caller;
-use crate::constraints::OutTradeNo;
+use crate::constraints::{Code, OutTradeNo};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiPath, RawBody};
 use crate::wire::{NotifyAck, NotifyRequest, NotifyStatus, PaymentDetailView};
@@ -58,7 +58,47 @@ pub async fn notify(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<NotifyAck>, ApiError> {
-    let result = handle_notify(&state, &headers, &body).await;
+    notified(&state, &headers, &body, None).await
+}
+
+/// `POST /v1/payments/notify` with the hotel in the path, so a proxy can route it to the
+/// node serving the hotel: the same, and 404 unless the payment is of `hotel_id`.
+#[utoipa::path(
+    post,
+    path = "/v1/hotels/{hotel_id}/payments/notify",
+    tag = "payments",
+    params(
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("X-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>; several v1= allowed"),
+    ),
+    request_body = NotifyRequest,
+    responses(
+        (status = 200, description = "Verified and handled (duplicates included)", body = NotifyAck),
+        (status = 400, description = "invalid_request: signed but malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "bad_signature: missing, malformed, wrong or more than the tolerance away from now", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: unknown out_trade_no, or a payment of another hotel", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "amount_mismatch: amount or currency differs from what the reservation owes", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down: retry", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn notify_hotel(
+    State(state): State<AppState>,
+    ApiPath(hotel_id): ApiPath<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<NotifyAck>, ApiError> {
+    notified(&state, &headers, &body, Some(&hotel_id)).await
+}
+
+/// A callback handled and counted; `hotel` is the path's, in the hotel-scoped form.
+async fn notified(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    hotel: Option<&str>,
+) -> Result<Json<NotifyAck>, ApiError> {
+    let result = handle_notify(state, headers, body, hotel).await;
     let outcome = match &result {
         Ok(outcome) => *outcome,
         Err(e) => e.code(),
@@ -73,6 +113,7 @@ async fn handle_notify(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
+    hotel: Option<&str>,
 ) -> Result<&'static str, ApiError> {
     let now_unix_secs = jiff::Timestamp::now().as_second();
     verify_signature(
@@ -95,9 +136,13 @@ async fn handle_notify(
         Some(_) => None,
     };
     match &booking {
-        Some(b) => check_owed(b.summary.amount, "booking", &callback)?,
+        Some(b) => {
+            check_here(state, hotel, &b.hotel_id, &callback.out_trade_no)?;
+            check_owed(b.summary.amount, "booking", &callback)?;
+        }
         None => {
             let reservation = state.engine.reservation(id).await?;
+            check_here(state, hotel, &reservation.hotel_id, &callback.out_trade_no)?;
             check_amount(&reservation, seq, &callback)?;
         }
     }
@@ -149,6 +194,24 @@ async fn handle_notify(
     Ok(outcome.as_str())
 }
 
+/// Checks that a callback's payment, of hotel `of`, is handled here: 404 (as for an
+/// unknown reference) when the path names another hotel (`path_hotel`, in the
+/// hotel-scoped form), 421 `misdirected` when another node of the cluster serves `of`.
+fn check_here(
+    state: &AppState,
+    path_hotel: Option<&str>,
+    of: &innkeep_engine::HotelId,
+    out_trade_no: &str,
+) -> Result<(), ApiError> {
+    if path_hotel.is_some_and(|hotel| hotel != of.as_str()) {
+        return Err(ApiError::NotFound(format!("no payment {out_trade_no:?}")));
+    }
+    match &state.security.cluster {
+        Some(cluster) => cluster.check(of.as_str()),
+        None => Ok(()),
+    }
+}
+
 /// A payment with its history. Admins and the front desk of the reservation's hotel, and
 /// the channel that created the reservation, may look.
 #[utoipa::path(
@@ -166,9 +229,45 @@ pub async fn get_payment(
     caller: Caller,
     ApiPath(out_trade_no): ApiPath<String>,
 ) -> Result<Json<PaymentDetailView>, ApiError> {
-    let id = ReservationId::from_out_trade_no(&out_trade_no)
+    payment(&state, &caller, None, &out_trade_no).await
+}
+
+/// `GET /v1/payments/{out_trade_no}` with the hotel in the path, so a proxy can route it:
+/// the same, and 404 unless the payment is of `hotel_id`.
+#[utoipa::path(
+    get,
+    path = "/v1/hotels/{hotel_id}/payments/{out_trade_no}",
+    tag = "payments",
+    params(
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("out_trade_no" = OutTradeNo, Path, description = "Our payment reference of a reservation, as for `GET /v1/payments/{out_trade_no}`"),
+    ),
+    responses(
+        (status = 200, description = "The payment", body = PaymentDetailView),
+        (status = 404, description = "not_found (also a payment of another hotel)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_hotel_payment(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((hotel_id, out_trade_no)): ApiPath<(String, String)>,
+) -> Result<Json<PaymentDetailView>, ApiError> {
+    payment(&state, &caller, Some(&hotel_id), &out_trade_no).await
+}
+
+/// The payment `out_trade_no` for `caller`, of `hotel` when the path names one.
+async fn payment(
+    state: &AppState,
+    caller: &Caller,
+    hotel: Option<&str>,
+    out_trade_no: &str,
+) -> Result<Json<PaymentDetailView>, ApiError> {
+    let id = ReservationId::from_out_trade_no(out_trade_no)
         .ok_or_else(|| ApiError::NotFound(format!("no payment {out_trade_no:?}")))?;
     let reservation = state.engine.reservation(id).await?;
+    if hotel.is_some_and(|hotel| hotel != reservation.hotel_id.as_str()) {
+        return Err(ApiError::NotFound(format!("no payment {out_trade_no:?}")));
+    }
     caller.check_reservation(&reservation)?;
     Ok(Json(PaymentDetailView::from(&*reservation)))
 }

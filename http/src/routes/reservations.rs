@@ -4,7 +4,9 @@ use axum::extract::{FromRequest, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use innkeep_actors::BookInput;
-use innkeep_engine::{Action, Guest, HotelId, ModifyInput, RatePlanCode, RoomNumber, RoomTypeCode};
+use innkeep_engine::{
+    Action, DomainError, Guest, HotelId, ModifyInput, RatePlanCode, RoomNumber, RoomTypeCode,
+};
 
 use super::{reservation_id, reservation_response};
 use crate::auth::Caller;
@@ -98,10 +100,51 @@ pub async fn get_reservation(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let id = reservation_id(&id)?;
-    let reservation = state.engine.reservation(id).await?;
-    caller.check_reservation(&reservation)?;
+    let reservation = load(&state, &caller, None, &id).await?;
     Ok(reservation_response(StatusCode::OK, &reservation))
+}
+
+/// The same as `GET /v1/reservations/{id}`, routable by hotel: 404 unless the reservation
+/// is of `hotel_id`.
+#[utoipa::path(
+    get,
+    path = "/v1/hotels/{hotel_id}/reservations/{id}",
+    tag = "reservations",
+    params(
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("id" = ReservationId, Path, description = "Reservation id (UUID)"),
+    ),
+    responses(
+        (status = 200, description = "The reservation", body = ReservationView,
+            headers(("ETag" = String, description = "The reservation's version, quoted"))),
+        (status = 400, description = "invalid_request: not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found (also a reservation of another hotel)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_hotel_reservation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((hotel_id, id)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let reservation = load(&state, &caller, Some(&hotel_id), &id).await?;
+    Ok(reservation_response(StatusCode::OK, &reservation))
+}
+
+/// Loads reservation `id` for `caller`: 404, as if it did not exist, when it is not of
+/// `hotel` (the path's, in the hotel-scoped forms) or the caller may not see it.
+async fn load(
+    state: &AppState,
+    caller: &Caller,
+    hotel: Option<&str>,
+    id: &str,
+) -> Result<std::sync::Arc<innkeep_engine::Reservation>, ApiError> {
+    let id = reservation_id(id)?;
+    let reservation = state.engine.reservation(id).await?;
+    if hotel.is_some_and(|hotel| reservation.hotel_id.as_str() != hotel) {
+        return Err(DomainError::NotFound("reservation").into());
+    }
+    caller.check_reservation(&reservation)?;
+    Ok(reservation)
 }
 
 /// Applies `action` to the reservation in the path, honouring `If-Match`: load it, check
@@ -110,15 +153,13 @@ pub async fn get_reservation(
 async fn act(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    (hotel, id): (Option<&str>, &str),
     if_match: &[HeaderValue],
     action: Action,
 ) -> Result<Response, ApiError> {
-    let id = reservation_id(id)?;
     let expected = if_match_values(if_match)?;
-    let current = state.engine.reservation(id).await?;
-    caller.check_reservation(&current)?;
-    let reservation = state.engine.change(id, action, expected).await?;
+    let current = load(state, caller, hotel, id).await?;
+    let reservation = state.engine.change(current.id, action, expected).await?;
     Ok(reservation_response(StatusCode::OK, &reservation))
 }
 
@@ -154,7 +195,46 @@ pub async fn cancel(
     IfMatchHeader(if_match): IfMatchHeader,
     _body: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &caller, &id, &if_match, Action::Cancel).await
+    act(&state, &caller, (None, &id), &if_match, Action::Cancel).await
+}
+
+/// `POST /v1/reservations/{id}/cancel` with the hotel in the path, so a proxy can route
+/// it: the same, and 404 unless the reservation is of `hotel_id`.
+#[utoipa::path(
+    post,
+    path = "/v1/hotels/{hotel_id}/reservations/{id}/cancel",
+    tag = "reservations",
+    params(
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("id" = ReservationId, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<IfMatch>, Header, nullable = false, description = "The version the client saw, e.g. \"3\" (its ETag); `*` or absent: no check; another version is 412 version_mismatch"),
+    ),
+    request_body(content = EmptyObject, description = "Empty, or `{}`"),
+    responses(
+        (status = 200, description = "Cancelled", body = ReservationView,
+            headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found (also a reservation of another hotel)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_transition or payment_in_progress", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn hotel_cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((hotel_id, id)): ApiPath<(String, String)>,
+    IfMatchHeader(if_match): IfMatchHeader,
+    _body: EmptyBody,
+) -> Result<Response, ApiError> {
+    act(
+        &state,
+        &caller,
+        (Some(&hotel_id), &id),
+        &if_match,
+        Action::Cancel,
+    )
+    .await
 }
 
 /// Checks a `confirmed` reservation in: today (hotel-local) must be a night of the stay
@@ -185,7 +265,46 @@ pub async fn check_in(
     IfMatchHeader(if_match): IfMatchHeader,
     _body: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &caller, &id, &if_match, Action::CheckIn).await
+    act(&state, &caller, (None, &id), &if_match, Action::CheckIn).await
+}
+
+/// `POST /v1/reservations/{id}/check-in` with the hotel in the path, so a proxy can route
+/// it: the same, and 404 unless the reservation is of `hotel_id`.
+#[utoipa::path(
+    post,
+    path = "/v1/hotels/{hotel_id}/reservations/{id}/check-in",
+    tag = "reservations",
+    params(
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("id" = ReservationId, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<IfMatch>, Header, nullable = false, description = "The version the client saw, e.g. \"3\" (its ETag); `*` or absent: no check; another version is 412 version_mismatch"),
+    ),
+    request_body(content = EmptyObject, description = "Empty, or `{}`"),
+    responses(
+        (status = 200, description = "Checked in", body = ReservationView,
+            headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found (also a reservation of another hotel)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_transition, not_within_stay or room_not_ready", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn hotel_check_in(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((hotel_id, id)): ApiPath<(String, String)>,
+    IfMatchHeader(if_match): IfMatchHeader,
+    _body: EmptyBody,
+) -> Result<Response, ApiError> {
+    act(
+        &state,
+        &caller,
+        (Some(&hotel_id), &id),
+        &if_match,
+        Action::CheckIn,
+    )
+    .await
 }
 
 /// Checks a `checked_in` reservation out; the room becomes dirty, and nights not yet slept
@@ -216,7 +335,46 @@ pub async fn check_out(
     IfMatchHeader(if_match): IfMatchHeader,
     _body: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &caller, &id, &if_match, Action::CheckOut).await
+    act(&state, &caller, (None, &id), &if_match, Action::CheckOut).await
+}
+
+/// `POST /v1/reservations/{id}/check-out` with the hotel in the path, so a proxy can route
+/// it: the same, and 404 unless the reservation is of `hotel_id`.
+#[utoipa::path(
+    post,
+    path = "/v1/hotels/{hotel_id}/reservations/{id}/check-out",
+    tag = "reservations",
+    params(
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("id" = ReservationId, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<IfMatch>, Header, nullable = false, description = "The version the client saw, e.g. \"3\" (its ETag); `*` or absent: no check; another version is 412 version_mismatch"),
+    ),
+    request_body(content = EmptyObject, description = "Empty, or `{}`"),
+    responses(
+        (status = 200, description = "Checked out", body = ReservationView,
+            headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found (also a reservation of another hotel)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_transition", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn hotel_check_out(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((hotel_id, id)): ApiPath<(String, String)>,
+    IfMatchHeader(if_match): IfMatchHeader,
+    _body: EmptyBody,
+) -> Result<Response, ApiError> {
+    act(
+        &state,
+        &caller,
+        (Some(&hotel_id), &id),
+        &if_match,
+        Action::CheckOut,
+    )
+    .await
 }
 
 /// Modifies a reservation: its dates, room type, guests, guest or rate plan, re-priced for
@@ -261,11 +419,54 @@ pub async fn modify_reservation(
     IfMatchHeader(if_match): IfMatchHeader,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let id = reservation_id(&id)?;
-    let expected = if_match_values(&if_match)?;
+    modify(&state, &caller, (None, &id), &if_match, request).await
+}
+
+/// `POST /v1/reservations/{id}/modify` with the hotel in the path, so a proxy can route
+/// it: the same, and 404 unless the reservation is of `hotel_id`.
+#[utoipa::path(
+    post,
+    path = "/v1/hotels/{hotel_id}/reservations/{id}/modify",
+    tag = "reservations",
+    params(
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("id" = ReservationId, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<IfMatch>, Header, nullable = false, description = "The version the client saw, e.g. \"3\" (its ETag); `*` or absent: no check; another version is 412 version_mismatch"),
+    ),
+    request_body = ModifyRequest,
+    responses(
+        (status = 200, description = "Modified (or nothing to change)", body = ReservationView,
+            headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "invalid_request: a malformed field, or more guests than the type holds", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such reservation (or one of another hotel) or room type", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "sold_out (with `nights`), invalid_transition, payment_in_progress (an earlier difference is still being charged or refunded) or move_in_progress", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_stay, restricted (with `reasons`) or invalid_request (a rate plan the hotel lacks or that does not sell the type)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn modify_hotel_reservation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((hotel_id, id)): ApiPath<(String, String)>,
+    IfMatchHeader(if_match): IfMatchHeader,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    modify(&state, &caller, (Some(&hotel_id), &id), &if_match, request).await
+}
+
+/// A modification of the reservation at `(hotel, id)` (see [`modify_reservation`]).
+async fn modify(
+    state: &AppState,
+    caller: &Caller,
+    (hotel, id): (Option<&str>, &str),
+    if_match: &[HeaderValue],
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let expected = if_match_values(if_match)?;
     // Who may act on this reservation is decided before its body is read (as for a move).
-    let current = state.engine.reservation(id).await?;
-    caller.check_reservation(&current)?;
+    let current = load(state, caller, hotel, id).await?;
+    let id = current.id;
     let ApiJson(body) = ApiJson::<ModifyRequest>::from_request(request, &()).await?;
     let input = ModifyInput {
         arrival: body
@@ -329,14 +530,58 @@ pub async fn move_reservation(
     IfMatchHeader(if_match): IfMatchHeader,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let id = reservation_id(&id)?;
-    let expected = if_match_values(&if_match)?;
+    move_to(&state, &caller, (None, &id), &if_match, request).await
+}
+
+/// `POST /v1/reservations/{id}/move` with the hotel in the path, so a proxy can route
+/// it: the same, and 404 unless the reservation is of `hotel_id`.
+#[utoipa::path(
+    post,
+    path = "/v1/hotels/{hotel_id}/reservations/{id}/move",
+    tag = "reservations",
+    params(
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("id" = ReservationId, Path, description = "Reservation id (UUID)"),
+        ("If-Match" = Option<IfMatch>, Header, nullable = false, description = "The version the client saw, e.g. \"3\" (its ETag); `*` or absent: no check; another version is 412 version_mismatch"),
+    ),
+    request_body = MoveRequest,
+    responses(
+        (status = 200, description = "Moved (or already in that room)", body = ReservationView,
+            headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "invalid_request: bad room number, or the room sleeps fewer guests", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such reservation (or one of another hotel) or room", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "nights_sold (with `conflicts`), invalid_transition, room_not_ready (a checked-in guest needs a vacant clean or inspected room) or move_in_progress", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn move_hotel_reservation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((hotel_id, id)): ApiPath<(String, String)>,
+    IfMatchHeader(if_match): IfMatchHeader,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    move_to(&state, &caller, (Some(&hotel_id), &id), &if_match, request).await
+}
+
+/// A move of the reservation at `(hotel, id)` (see [`move_reservation`]).
+async fn move_to(
+    state: &AppState,
+    caller: &Caller,
+    (hotel, id): (Option<&str>, &str),
+    if_match: &[HeaderValue],
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let expected = if_match_values(if_match)?;
     // Who may act on this reservation is decided before its body is read, so a caller
     // that may not see it learns nothing from how its body is judged.
-    let current = state.engine.reservation(id).await?;
-    caller.check_reservation(&current)?;
+    let current = load(state, caller, hotel, id).await?;
     let ApiJson(body) = ApiJson::<MoveRequest>::from_request(request, &()).await?;
     let to = RoomNumber::parse(&body.room)?;
-    let reservation = state.engine.move_reservation(id, to, expected).await?;
+    let reservation = state
+        .engine
+        .move_reservation(current.id, to, expected)
+        .await?;
     Ok(reservation_response(StatusCode::OK, &reservation))
 }

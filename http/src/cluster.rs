@@ -1,0 +1,605 @@
+//! Hotels partitioned over nodes: the cluster file every node shares, and which node a
+//! request for a hotel belongs to.
+//!
+//! The file names the nodes (an id and the address clients and the proxy reach it at) and
+//! the partitions (an id, the hotels it holds, its primary and its standbys). A node in a
+//! cluster serves the hotels of the partitions it owns and answers any other hotel with
+//! 421 `misdirected`, naming the owner when one is known, so no hotel is ever served by
+//! two nodes. A partition's owner is its primary; `/readyz?partition=<id>` is 200 only on
+//! the owner, which is what the proxy's health check routes by (see
+//! `innkeep cluster haproxy-config`).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use innkeep_engine::HotelId;
+use serde::Deserialize;
+
+/// Most nodes a cluster file may name.
+pub const MAX_NODES: usize = 256;
+/// Most partitions a cluster file may name.
+pub const MAX_PARTITIONS: usize = 1024;
+/// Most hotels all partitions together may hold.
+pub const MAX_HOTELS: usize = 100_000;
+/// Longest node or partition id. Ids become HAProxy section and server names and a query
+/// value, so they are short and plain.
+pub const MAX_ID_LEN: usize = 32;
+
+/// Why a cluster file was refused. Each names the entry at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// Not TOML, or not the file's shape (unknown or missing keys, wrong types).
+    #[error("not a valid cluster file: {0}")]
+    Syntax(String),
+    /// A node or partition id that is empty, too long, or not `[A-Za-z0-9_-]`.
+    #[error("{what} id {id:?} must be 1 to {MAX_ID_LEN} ASCII letters, digits, '-' or '_'")]
+    BadId {
+        /// `node` or `partition`.
+        what: &'static str,
+        /// The id as written.
+        id: String,
+    },
+    /// Two nodes or two partitions with one id.
+    #[error("{what} {id:?} is named twice")]
+    Duplicate {
+        /// `node` or `partition`.
+        what: &'static str,
+        /// The repeated id.
+        id: String,
+    },
+    /// A node's address is not `host:port`.
+    #[error("node {node:?}: address {address:?} must be host:port with a port from 1 to 65535")]
+    BadAddress {
+        /// The node.
+        node: String,
+        /// The address as written.
+        address: String,
+    },
+    /// A partition names a node the file does not list, or the same node twice.
+    #[error("partition {partition:?}: {detail}")]
+    BadMember {
+        /// The partition.
+        partition: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A hotel id that is not a valid hotel code.
+    #[error("partition {partition:?}: hotel {hotel:?}: {detail}")]
+    BadHotel {
+        /// The partition.
+        partition: String,
+        /// The hotel as written.
+        hotel: String,
+        /// Why it is not a hotel code.
+        detail: String,
+    },
+    /// A hotel held by two partitions (it would be served by two nodes).
+    #[error("hotel {hotel:?} is in partitions {first:?} and {second:?}; a hotel belongs to one partition")]
+    HotelTwice {
+        /// The hotel.
+        hotel: String,
+        /// The partition listing it first.
+        first: String,
+        /// The other one.
+        second: String,
+    },
+    /// No nodes or no partitions, or more of something than the limits allow.
+    #[error("{0}")]
+    Size(String),
+    /// This node's id is not one of the file's nodes.
+    #[error("this node's id {0:?} is not one of the cluster file's nodes")]
+    UnknownNode(String),
+}
+
+/// A node of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Its id, unique in the file.
+    pub id: String,
+    /// `host:port` where clients and the proxy reach its HTTP API.
+    pub address: String,
+}
+
+/// A partition: hotels served together by one node at a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// Its id, unique in the file.
+    pub id: String,
+    /// The node that serves it (an index into [`ClusterFile::nodes`]).
+    pub primary: usize,
+    /// Nodes that stand by for it (indexes into [`ClusterFile::nodes`]); never the primary.
+    pub standbys: Vec<usize>,
+    /// The hotels it holds, in the file's order.
+    pub hotels: Vec<HotelId>,
+}
+
+/// A validated cluster file: nodes, partitions, and which partition holds each hotel.
+#[derive(Clone, Debug)]
+pub struct ClusterFile {
+    /// The nodes, in the file's order.
+    nodes: Vec<Node>,
+    /// The partitions, in the file's order.
+    partitions: Vec<Partition>,
+    /// Each listed hotel's partition (an index into `partitions`).
+    partition_of: HashMap<String, usize>,
+}
+
+/// The file as written, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRepr {
+    nodes: Vec<NodeRepr>,
+    partitions: Vec<PartitionRepr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeRepr {
+    id: String,
+    address: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartitionRepr {
+    id: String,
+    primary: String,
+    #[serde(default)]
+    standbys: Vec<String>,
+    hotels: Vec<String>,
+}
+
+fn check_id(what: &'static str, id: &str) -> Result<(), ClusterError> {
+    let plain = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if plain {
+        Ok(())
+    } else {
+        Err(ClusterError::BadId {
+            what,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// Whether `address` is `host:port`: a host of visible ASCII without spaces, ':' only
+/// inside brackets (an IPv6 literal), and a port from 1 to 65535.
+fn is_host_port(address: &str) -> bool {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
+    let host_ok = if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        inner.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    };
+    port_ok && host_ok
+}
+
+impl ClusterFile {
+    /// Reads and validates a cluster file's text.
+    pub fn parse(text: &str) -> Result<Self, ClusterError> {
+        let repr: FileRepr =
+            toml::from_str(text).map_err(|e| ClusterError::Syntax(e.to_string()))?;
+        if repr.nodes.is_empty() || repr.partitions.is_empty() {
+            return Err(ClusterError::Size(
+                "a cluster file names at least one node and one partition".to_owned(),
+            ));
+        }
+        if repr.nodes.len() > MAX_NODES || repr.partitions.len() > MAX_PARTITIONS {
+            return Err(ClusterError::Size(format!(
+                "a cluster file names at most {MAX_NODES} nodes and {MAX_PARTITIONS} partitions"
+            )));
+        }
+        let mut node_index = HashMap::new();
+        let mut nodes = Vec::with_capacity(repr.nodes.len());
+        for n in repr.nodes {
+            check_id("node", &n.id)?;
+            if !is_host_port(&n.address) {
+                return Err(ClusterError::BadAddress {
+                    node: n.id,
+                    address: n.address,
+                });
+            }
+            if node_index.insert(n.id.clone(), nodes.len()).is_some() {
+                return Err(ClusterError::Duplicate {
+                    what: "node",
+                    id: n.id,
+                });
+            }
+            nodes.push(Node {
+                id: n.id,
+                address: n.address,
+            });
+        }
+        let hotel_count: usize = repr.partitions.iter().map(|p| p.hotels.len()).sum();
+        if hotel_count > MAX_HOTELS {
+            return Err(ClusterError::Size(format!(
+                "a cluster file holds at most {MAX_HOTELS} hotels; this one lists {hotel_count}"
+            )));
+        }
+        let mut partition_ids = HashSet::new();
+        let mut partition_of: HashMap<String, usize> = HashMap::with_capacity(hotel_count);
+        let mut partitions: Vec<Partition> = Vec::with_capacity(repr.partitions.len());
+        for p in repr.partitions {
+            check_id("partition", &p.id)?;
+            if !partition_ids.insert(p.id.clone()) {
+                return Err(ClusterError::Duplicate {
+                    what: "partition",
+                    id: p.id,
+                });
+            }
+            let member = |id: &str| {
+                node_index
+                    .get(id)
+                    .copied()
+                    .ok_or_else(|| ClusterError::BadMember {
+                        partition: p.id.clone(),
+                        detail: format!("node {id:?} is not one of the file's nodes"),
+                    })
+            };
+            let primary = member(&p.primary)?;
+            let mut standbys = Vec::with_capacity(p.standbys.len());
+            for s in &p.standbys {
+                let s = member(s)?;
+                if s == primary || standbys.contains(&s) {
+                    return Err(ClusterError::BadMember {
+                        partition: p.id.clone(),
+                        detail: format!(
+                            "node {:?} is named twice (a standby is never the primary)",
+                            nodes[s].id
+                        ),
+                    });
+                }
+                standbys.push(s);
+            }
+            let index = partitions.len();
+            let mut hotels = Vec::with_capacity(p.hotels.len());
+            for raw in p.hotels {
+                let hotel = HotelId::parse(&raw).map_err(|e| ClusterError::BadHotel {
+                    partition: p.id.clone(),
+                    hotel: raw.clone(),
+                    detail: e.to_string(),
+                })?;
+                if let Some(first) = partition_of.insert(raw.clone(), index) {
+                    let first = if first == index {
+                        p.id.clone()
+                    } else {
+                        partitions[first].id.clone()
+                    };
+                    return Err(ClusterError::HotelTwice {
+                        hotel: raw,
+                        first,
+                        second: p.id,
+                    });
+                }
+                hotels.push(hotel);
+            }
+            partitions.push(Partition {
+                id: p.id,
+                primary,
+                standbys,
+                hotels,
+            });
+        }
+        Ok(Self {
+            nodes,
+            partitions,
+            partition_of,
+        })
+    }
+
+    /// The nodes, in the file's order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The partitions, in the file's order.
+    pub fn partitions(&self) -> &[Partition] {
+        &self.partitions
+    }
+
+    /// The partition holding `hotel`, if one does.
+    pub fn partition_of(&self, hotel: &str) -> Option<&Partition> {
+        self.partition_of
+            .get(hotel)
+            .map(|&index| &self.partitions[index])
+    }
+
+    /// The node serving `partition` now: its primary.
+    pub fn owner(&self, partition: &Partition) -> &Node {
+        &self.nodes[partition.primary]
+    }
+}
+
+/// This node's view of its cluster: the file and which node it is.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    /// The shared file.
+    file: ClusterFile,
+    /// This node (an index into the file's nodes).
+    this: usize,
+}
+
+/// Where a request for a hotel belongs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement<'a> {
+    /// On this node.
+    Here,
+    /// On another node: the partition's owner.
+    Elsewhere {
+        /// The partition holding the hotel.
+        partition: &'a str,
+        /// Its owner.
+        owner: &'a Node,
+    },
+    /// No partition holds the hotel: no node serves it.
+    Nowhere,
+}
+
+impl Cluster {
+    /// The view of node `node_id` of `file`.
+    pub fn new(file: ClusterFile, node_id: &str) -> Result<Self, ClusterError> {
+        let this = file
+            .nodes
+            .iter()
+            .position(|n| n.id == node_id)
+            .ok_or_else(|| ClusterError::UnknownNode(node_id.to_owned()))?;
+        Ok(Self { file, this })
+    }
+
+    /// The shared file.
+    pub fn file(&self) -> &ClusterFile {
+        &self.file
+    }
+
+    /// This node.
+    pub fn this_node(&self) -> &Node {
+        &self.file.nodes[self.this]
+    }
+
+    /// Where a request for `hotel` belongs.
+    pub fn place(&self, hotel: &str) -> Placement<'_> {
+        match self.file.partition_of(hotel) {
+            None => Placement::Nowhere,
+            Some(p) if p.primary == self.this => Placement::Here,
+            Some(p) => Placement::Elsewhere {
+                partition: &p.id,
+                owner: self.file.owner(p),
+            },
+        }
+    }
+
+    /// Whether this node owns partition `id` now; `None` for a partition the file does not
+    /// name.
+    pub fn owns(&self, id: &str) -> Option<bool> {
+        self.file
+            .partitions
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.primary == self.this)
+    }
+
+    /// `Ok` if a request for `hotel` belongs here, else 421 `misdirected` naming the owner
+    /// when there is one.
+    pub fn check(&self, hotel: &str) -> Result<(), crate::ApiError> {
+        match self.place(hotel) {
+            Placement::Here => Ok(()),
+            Placement::Elsewhere { partition, owner } => Err(crate::ApiError::Misdirected {
+                hotel: hotel.to_owned(),
+                owner: Some(Owner {
+                    partition: partition.to_owned(),
+                    node: owner.id.clone(),
+                    address: owner.address.clone(),
+                }),
+            }),
+            Placement::Nowhere => Err(crate::ApiError::Misdirected {
+                hotel: hotel.to_owned(),
+                owner: None,
+            }),
+        }
+    }
+}
+
+/// The node a misdirected request should go to, as told in the problem (`owner`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Owner {
+    /// The partition holding the hotel.
+    #[schema(example = "p1")]
+    pub partition: String,
+    /// The id of the node serving it.
+    #[schema(example = "node-a")]
+    pub node: String,
+    /// Where that node's HTTP API is (`host:port`).
+    #[schema(example = "10.0.0.5:8080")]
+    pub address: String,
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "partition {} is served by node {} at {}",
+            self.partition, self.node, self.address
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+        [[nodes]]
+        id = "a"
+        address = "127.0.0.1:8081"
+        [[nodes]]
+        id = "b"
+        address = "node-b.internal:8082"
+        [[nodes]]
+        id = "c"
+        address = "[::1]:8083"
+
+        [[partitions]]
+        id = "p1"
+        primary = "a"
+        standbys = ["b"]
+        hotels = ["H1", "H2"]
+
+        [[partitions]]
+        id = "p2"
+        primary = "b"
+        standbys = ["c"]
+        hotels = ["H3"]
+    "#;
+
+    #[test]
+    fn places_each_hotel_on_its_partitions_primary() {
+        let file = ClusterFile::parse(FILE).unwrap();
+        assert_eq!(file.nodes().len(), 3);
+        assert_eq!(file.partitions()[0].standbys, vec![1]);
+        let a = Cluster::new(file.clone(), "a").unwrap();
+        assert_eq!(a.place("H1"), Placement::Here);
+        assert_eq!(a.place("H2"), Placement::Here);
+        assert_eq!(
+            a.place("H3"),
+            Placement::Elsewhere {
+                partition: "p2",
+                owner: &file.nodes()[1]
+            }
+        );
+        assert_eq!(a.place("H4"), Placement::Nowhere);
+        // Exact: hotel codes are case-sensitive.
+        assert_eq!(a.place("h1"), Placement::Nowhere);
+        assert_eq!(a.owns("p1"), Some(true));
+        assert_eq!(a.owns("p2"), Some(false));
+        assert_eq!(a.owns("p3"), None);
+        let c = Cluster::new(file, "c").unwrap();
+        assert!(matches!(c.place("H1"), Placement::Elsewhere { .. }));
+        assert_eq!(c.owns("p2"), Some(false));
+    }
+
+    #[test]
+    fn misdirected_names_the_owner_when_there_is_one() {
+        let b = Cluster::new(ClusterFile::parse(FILE).unwrap(), "b").unwrap();
+        assert!(b.check("H3").is_ok());
+        let e = b.check("H1").unwrap_err();
+        assert_eq!(e.code(), "misdirected");
+        assert_eq!(e.status().as_u16(), 421);
+        let problem = e.problem();
+        let owner = problem.owner.unwrap();
+        assert_eq!(
+            (
+                owner.partition.as_str(),
+                owner.node.as_str(),
+                owner.address.as_str()
+            ),
+            ("p1", "a", "127.0.0.1:8081")
+        );
+        let e = b.check("NOPE").unwrap_err();
+        assert_eq!(e.code(), "misdirected");
+        assert!(e.problem().owner.is_none());
+        assert!(e.to_string().contains("no partition"), "{e}");
+    }
+
+    #[test]
+    fn refuses_what_would_serve_a_hotel_twice_or_nowhere() {
+        let cases: &[(&str, &str)] = &[
+            ("nodes = []\npartitions = []", "at least one node"),
+            ("nodes = [{ id = \"a\", address = \"h:1\" }]\npartitions = []", "at least one node"),
+            (
+                "nodes = [{ id = \"a\", address = \"h:1\", extra = 1 }]\npartitions = [{ id = \"p\", primary = \"a\", hotels = [] }]",
+                "unknown field",
+            ),
+            (
+                "nodes = [{ id = \"a b\", address = \"h:1\" }]\npartitions = [{ id = \"p\", primary = \"a\", hotels = [] }]",
+                "node id \"a b\"",
+            ),
+            (
+                "nodes = [{ id = \"a\", address = \"h\" }]\npartitions = [{ id = \"p\", primary = \"a\", hotels = [] }]",
+                "host:port",
+            ),
+            (
+                "nodes = [{ id = \"a\", address = \"h:0\" }]\npartitions = [{ id = \"p\", primary = \"a\", hotels = [] }]",
+                "host:port",
+            ),
+            (
+                "nodes = [{ id = \"a\", address = \"h h:80\" }]\npartitions = [{ id = \"p\", primary = \"a\", hotels = [] }]",
+                "host:port",
+            ),
+            (
+                "nodes = [{ id = \"a\", address = \"h:1\" }, { id = \"a\", address = \"h:2\" }]\npartitions = [{ id = \"p\", primary = \"a\", hotels = [] }]",
+                "node \"a\" is named twice",
+            ),
+            (
+                "nodes = [{ id = \"a\", address = \"h:1\" }]\npartitions = [{ id = \"p\", primary = \"z\", hotels = [] }]",
+                "node \"z\" is not one",
+            ),
+            (
+                "nodes = [{ id = \"a\", address = \"h:1\" }]\npartitions = [{ id = \"p\", primary = \"a\", standbys = [\"a\"], hotels = [] }]",
+                "never the primary",
+            ),
+            (
+                "nodes = [{ id = \"a\", address = \"h:1\" }]\npartitions = [{ id = \"p\", primary = \"a\", hotels = [\"H/1\"] }]",
+                "hotel \"H/1\"",
+            ),
+            (
+                "nodes = [{ id = \"a\", address = \"h:1\" }]\npartitions = [{ id = \"p\", primary = \"a\", hotels = [\"H\"] }, { id = \"q\", primary = \"a\", hotels = [\"H\"] }]",
+                "in partitions \"p\" and \"q\"",
+            ),
+            (
+                "nodes = [{ id = \"a\", address = \"h:1\" }]\npartitions = [{ id = \"p\", primary = \"a\", hotels = [\"H\", \"H\"] }]",
+                "in partitions \"p\" and \"p\"",
+            ),
+            (
+                "nodes = [{ id = \"a\", address = \"h:1\" }]\npartitions = [{ id = \"p\", primary = \"a\", hotels = [] }, { id = \"p\", primary = \"a\", hotels = [] }]",
+                "partition \"p\" is named twice",
+            ),
+        ];
+        for (text, expected) in cases {
+            let e = ClusterFile::parse(text).unwrap_err().to_string();
+            assert!(e.contains(expected), "{text}: {e} (expected {expected:?})");
+        }
+        let file = ClusterFile::parse(FILE).unwrap();
+        assert_eq!(
+            Cluster::new(file, "d").unwrap_err(),
+            ClusterError::UnknownNode("d".to_owned())
+        );
+    }
+
+    #[test]
+    fn limits_the_hotels_a_file_may_list() {
+        let hotels: Vec<String> = (0..=MAX_HOTELS).map(|i| format!("\"H{i}\"")).collect();
+        let text = format!(
+            "nodes = [{{ id = \"a\", address = \"h:1\" }}]\npartitions = [{{ id = \"p\", primary = \"a\", hotels = [{}] }}]",
+            hotels.join(",")
+        );
+        let e = ClusterFile::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("at most 100000 hotels"), "{e}");
+    }
+
+    #[test]
+    fn addresses() {
+        for ok in [
+            "127.0.0.1:8080",
+            "node-b.internal:1",
+            "[::1]:65535",
+            "h_1:80",
+        ] {
+            assert!(is_host_port(ok), "{ok}");
+        }
+        for bad in [
+            "", ":80", "h:", "h:65536", "h:-1", "[::1:80", "::1:80", "h :80", "[zz]:80",
+        ] {
+            assert!(!is_host_port(bad), "{bad}");
+        }
+    }
+}
