@@ -3,10 +3,10 @@
 # schema-driven fuzzer included.
 #
 # The room board's tests drive a real headless Chromium through chromedriver, and the
-# cluster test routes through a real HAProxy. When /usr/bin/chromium,
-# /usr/bin/chromedriver or /usr/sbin/haproxy is missing, this installs Debian's
-# `chromium`, `chromium-driver` or `haproxy` package with apt-get (as root, or through
-# sudo).
+# cluster tests route through a real HAProxy and publish to a real NATS JetStream. When
+# /usr/bin/chromium, /usr/bin/chromedriver, /usr/sbin/haproxy or /usr/sbin/nats-server is
+# missing, this installs Debian's `chromium`, `chromium-driver`, `haproxy` or
+# `nats-server` package with apt-get (as root, or through sudo).
 #
 # The fuzz test (tests/fuzz.rs) runs Schemathesis (`st`, from PyPI) against the real
 # binary. When INNKEEP_SCHEMATHESIS is not set and no Schemathesis 4 `st` is on the PATH,
@@ -18,8 +18,8 @@
 #   scripts/test.sh              # everything
 #   scripts/test.sh board        # tests whose name contains "board"
 #   scripts/test.sh fuzz         # the schema-driven fuzzer
-# Set INNKEEP_CHROMIUM / INNKEEP_CHROMEDRIVER / INNKEEP_HAPROXY / INNKEEP_SCHEMATHESIS
-# to use binaries elsewhere (then nothing is installed).
+# Set INNKEEP_CHROMIUM / INNKEEP_CHROMEDRIVER / INNKEEP_HAPROXY / INNKEEP_NATS_SERVER /
+# INNKEEP_SCHEMATHESIS to use binaries elsewhere (then nothing is installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +29,7 @@ SCHEMATHESIS_VERSION=4.32.5
 chromium="${INNKEEP_CHROMIUM:-/usr/bin/chromium}"
 chromedriver="${INNKEEP_CHROMEDRIVER:-/usr/bin/chromedriver}"
 haproxy="${INNKEEP_HAPROXY:-/usr/sbin/haproxy}"
+nats_server="${INNKEEP_NATS_SERVER:-/usr/sbin/nats-server}"
 
 # Debian packages to install: each tool that is missing and not pointed elsewhere.
 packages=()
@@ -46,10 +47,17 @@ if [[ ! -x "$haproxy" ]]; then
     fi
     packages+=(haproxy)
 fi
+if [[ ! -x "$nats_server" ]]; then
+    if [[ -n "${INNKEEP_NATS_SERVER:-}" ]]; then
+        echo "scripts/test.sh: $nats_server is missing (set by INNKEEP_NATS_SERVER)" >&2
+        exit 1
+    fi
+    packages+=(nats-server)
+fi
 if [[ ${#packages[@]} -gt 0 ]]; then
     if ! command -v apt-get >/dev/null 2>&1; then
         echo "scripts/test.sh: the tests need ${packages[*]}, and there is no apt-get to install them;" >&2
-        echo "install them yourself and set INNKEEP_CHROMIUM, INNKEEP_CHROMEDRIVER and INNKEEP_HAPROXY to their paths" >&2
+        echo "install them yourself and set INNKEEP_CHROMIUM, INNKEEP_CHROMEDRIVER, INNKEEP_HAPROXY and INNKEEP_NATS_SERVER to their paths" >&2
         exit 1
     fi
     as_root=()
@@ -61,7 +69,7 @@ if [[ ${#packages[@]} -gt 0 ]]; then
             exit 1
         fi
     fi
-    echo "scripts/test.sh: installing ${packages[*]} (for the room board's browser tests and the cluster test)" >&2
+    echo "scripts/test.sh: installing ${packages[*]} (for the room board's browser tests and the cluster tests)" >&2
     ${as_root[@]+"${as_root[@]}"} apt-get update
     ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y --no-install-recommends "${packages[@]}"

@@ -87,6 +87,9 @@ pub struct ClusterSection {
     /// The cluster file every node shares: the nodes, and the partitions with their
     /// hotels (README, "Cluster").
     pub file: Option<PathBuf>,
+    /// NATS with JetStream (`nats://host:port`): each partition this node serves has its
+    /// committed events published to a stream there. Unset: no streams.
+    pub nats_url: Option<String>,
 }
 
 /// `[telemetry]`.
@@ -463,6 +466,27 @@ impl Config {
                 key: "cluster",
                 message: "set both node_id and file, or neither".to_owned(),
             });
+        }
+        if let Some(url) = &self.cluster.nats_url {
+            let bad = |why: &str| ConfigError::Value {
+                key: "cluster.nats_url",
+                message: format!("{url:?} {why}"),
+            };
+            if self.cluster.node_id.is_none() {
+                return Err(bad(
+                    "needs [cluster] node_id and file (a node of a cluster)",
+                ));
+            }
+            let parsed =
+                reqwest::Url::parse(url).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+            let plain = parsed.scheme() == "nats"
+                && parsed.host_str().is_some_and(|h| !h.is_empty())
+                && matches!(parsed.path(), "" | "/")
+                && parsed.query().is_none()
+                && parsed.fragment().is_none();
+            if !plain {
+                return Err(bad("must be nats://host:port"));
+            }
         }
         fn range<T: PartialOrd + std::fmt::Display>(
             key: &'static str,
@@ -1312,6 +1336,29 @@ mod tests {
         assert!(c.cluster().unwrap().is_none());
         let e = load("[cluster]\nnode_id = \"a\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("set both node_id and file"), "{e}");
+        let e = load("", &[("INNKEEP_CLUSTER_NATS_URL", "nats://127.0.0.1:4222")]).unwrap_err();
+        assert!(e.to_string().contains("needs [cluster] node_id"), "{e}");
+        let node = [
+            ("INNKEEP_CLUSTER_NODE_ID", "a"),
+            ("INNKEEP_CLUSTER_FILE", "c.toml"),
+        ];
+        for bad in [
+            "http://127.0.0.1:4222",
+            "nats://",
+            "nats://h:4222/path",
+            "127.0.0.1:4222",
+        ] {
+            let vars = [node[0], node[1], ("INNKEEP_CLUSTER_NATS_URL", bad)];
+            let e = load("", &vars).unwrap_err().to_string();
+            assert!(e.contains("cluster.nats_url"), "{bad}: {e}");
+        }
+        let vars = [
+            node[0],
+            node[1],
+            ("INNKEEP_CLUSTER_NATS_URL", "nats://10.0.0.9:4222"),
+        ];
+        let c = load("", &vars).unwrap();
+        assert_eq!(c.cluster.nats_url.as_deref(), Some("nats://10.0.0.9:4222"));
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cluster.toml");

@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod keygen;
 pub mod server;
+pub mod stream;
 pub mod telemetry;
 
 pub use innkeep_actors::{

@@ -189,7 +189,17 @@ pub async fn run(
             });
         }
     };
-    engine_config.journal_retain_from = webhooks_loaded.retain_from();
+    // With partition streams the journal keeps everything until each publisher has found
+    // where its stream ends (`stream::Publishers::start`).
+    let nats_url = config
+        .cluster
+        .nats_url
+        .clone()
+        .filter(|_| cluster.is_some());
+    engine_config.journal_retain_from = match nats_url {
+        Some(_) => 1,
+        None => webhooks_loaded.retain_from(),
+    };
     let started = {
         let shards = shards.clone();
         tokio::task::spawn_blocking(move || {
@@ -212,6 +222,26 @@ pub async fn run(
                 format!("cannot start from data dir {}", config.data_dir.display())
             });
         }
+    };
+
+    // Before the webhooks start: the first reader to set its journal floor replaces the
+    // start-up one.
+    let publishers = match (&cluster, nats_url) {
+        (Some(cluster), Some(url)) => {
+            tracing::info!(%url, "publishing each partition's events to NATS JetStream");
+            match crate::stream::Publishers::start(engine.clone(), cluster, url) {
+                Ok(publishers) => Some(publishers),
+                Err(e) => {
+                    stop.cancel();
+                    let _ = server.await;
+                    tokio::task::spawn_blocking(move || engine.shutdown())
+                        .await
+                        .context("engine shutdown")?;
+                    return Err(e.into());
+                }
+            }
+        }
+        _ => None,
     };
 
     if mode == Mode::Demo {
@@ -246,6 +276,11 @@ pub async fn run(
         Err(e) => {
             stop.cancel();
             let _ = server.await;
+            if let Some(publishers) = publishers {
+                tokio::task::spawn_blocking(move || publishers.shutdown())
+                    .await
+                    .context("stream publishers shutdown")?;
+            }
             tokio::task::spawn_blocking(move || engine.shutdown())
                 .await
                 .context("engine shutdown")?;
@@ -347,7 +382,12 @@ pub async fn run(
         }
     }
     // Webhook tasks write their cursors and stop before the engine's final snapshot, so
-    // the journal keeps what those cursors need.
+    // the journal keeps what those cursors need; so do the stream publishers.
+    if let Some(publishers) = publishers {
+        tokio::task::spawn_blocking(move || publishers.shutdown())
+            .await
+            .context("stream publishers shutdown")?;
+    }
     tokio::task::spawn_blocking(move || webhooks.shutdown())
         .await
         .context("webhooks shutdown")?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{booking, client, plus, send, today, Server, SECRET};
+use crate::harness::{booking, client, plus, send, today, try_send, Server, SECRET};
 use crate::webdriver::free_port;
 
 /// Where Debian's `haproxy` package puts HAProxy; `INNKEEP_HAPROXY` overrides it.
@@ -236,4 +236,337 @@ async fn haproxy_routes_each_hotel_to_the_node_serving_its_partition() {
             send(c.get(server.url(&format!("/readyz?partition={theirs}")))).await;
         assert_eq!((status, body["code"].as_str()), (503, Some("not_owner")));
     }
+}
+
+/// Where Debian's `nats-server` package puts the server; `INNKEEP_NATS_SERVER` overrides
+/// it.
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// A `nats-server -js` on a loopback port, its store in a directory of its own; killed
+/// when dropped.
+struct Nats {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nats {
+    /// Sends `signal` (`-STOP`, `-CONT`) to the server.
+    fn signal(&self, signal: &str) {
+        // `kill` from the command line: the crate forbids unsafe code, so no libc::kill.
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Starts it and waits until it accepts connections.
+    async fn start() -> Nats {
+        let binary = std::env::var_os("INNKEEP_NATS_SERVER")
+            .map_or_else(|| PathBuf::from(NATS_SERVER), PathBuf::from);
+        assert!(
+            binary.is_file(),
+            "{} is missing (Debian package `nats-server`; set INNKEEP_NATS_SERVER to use \
+             another path). The stream test needs it: run the README's test command, \
+             `scripts/test.sh`, which installs it when it is missing.",
+            binary.display()
+        );
+        let store = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new(&binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let mut nats = Nats {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        };
+        // No readiness signal to wait on: poll until a client gets through.
+        let deadline = Instant::now() + PROXY_START_TIMEOUT;
+        loop {
+            if async_nats::connect(nats.url.as_str()).await.is_ok() {
+                return nats;
+            }
+            let exited = nats.child.try_wait().expect("nats-server status");
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "nats-server did not accept connections within {PROXY_START_TIMEOUT:?} (exit: {exited:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// One message of a partition's stream.
+#[derive(Debug)]
+struct Published {
+    /// `Innkeep-Seq`: the event's journal sequence.
+    seq: u64,
+    /// `Nats-Msg-Id`.
+    id: String,
+    /// The body.
+    body: Value,
+}
+
+/// Every message of `partition`'s stream, in stream order.
+async fn read_stream(nats: &Nats, partition: &str) -> Vec<Published> {
+    let client = async_nats::connect(nats.url.as_str()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let Ok(mut stream) = jetstream
+        .get_stream(innkeep::stream::stream_name(partition))
+        .await
+    else {
+        return Vec::new();
+    };
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut out = Vec::new();
+    for n in 1..=last {
+        let m = stream.get_raw_message(n).await.unwrap();
+        assert_eq!(m.subject.as_str(), innkeep::stream::subject(partition));
+        let header = |name: &str| m.headers.get(name).unwrap().as_str().to_owned();
+        out.push(Published {
+            seq: header("Innkeep-Seq").parse().unwrap(),
+            id: header("Nats-Msg-Id"),
+            body: serde_json::from_slice(&m.payload).unwrap(),
+        });
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_partitions_events_reach_its_stream_once_and_in_order_across_a_kill_9() {
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cluster_file = dir.path().join("cluster.toml");
+    std::fs::write(
+        &cluster_file,
+        format!(
+            "[[nodes]]\nid = \"a\"\naddress = \"{listen}\"\n\
+             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nhotels = [\"H1\"]\n\
+             [[partitions]]\nid = \"p2\"\nprimary = \"a\"\nhotels = [\"H2\"]\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("a");
+    let file = cluster_file.to_str().unwrap();
+    let env = [
+        ("INNKEEP_LISTEN", listen.as_str()),
+        ("INNKEEP_CLUSTER_NODE_ID", "a"),
+        ("INNKEEP_CLUSTER_FILE", file),
+        ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
+    ];
+    let c = client();
+    let a = Server::start(&data, &env);
+    hotel_at(&c, &a.url(""), "H1", 4).await;
+    hotel_at(&c, &a.url(""), "H2", 4).await;
+    let arrival = plus(today("Asia/Shanghai"), 1);
+    // Acknowledged bookings: (hotel, reservation id).
+    let mut acked: Vec<(String, String)> = Vec::new();
+    let book = |hotel: &'static str, day: i64| {
+        let c = c.clone();
+        let url = a.url(&format!("/v1/hotels/{hotel}/reservations"));
+        let stay = booking(plus(arrival, day), plus(arrival, day + 1));
+        async move {
+            // No answer (the node was killed first) is no acknowledgement.
+            match try_send(c.post(&url).json(&stay)).await {
+                Ok((status, body, _)) => (hotel, status, body),
+                Err(_) => (hotel, 0, Value::Null),
+            }
+        }
+    };
+    for day in 0..6 {
+        for hotel in ["H1", "H2"] {
+            let (hotel, status, body) = book(hotel, day).await;
+            assert_eq!(status, 201, "{body}");
+            acked.push((hotel.to_owned(), body["id"].as_str().unwrap().to_owned()));
+        }
+    }
+    // NATS paused: the next bookings are acknowledged (the journal has them) but cannot
+    // be published; some are still in flight when the node is killed.
+    nats.signal("-STOP");
+    let in_flight: Vec<_> = (6..16)
+        .flat_map(|day| ["H1", "H2"].map(|h| tokio::spawn(book(h, day))))
+        .collect();
+    let mut in_flight = in_flight.into_iter();
+    if let Some(first) = in_flight.next() {
+        let (hotel, status, body) = first.await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        acked.push((hotel.to_owned(), body["id"].as_str().unwrap().to_owned()));
+    }
+    a.kill();
+    for task in in_flight {
+        let (hotel, status, body) = task.await.unwrap();
+        if status == 201 {
+            acked.push((hotel.to_owned(), body["id"].as_str().unwrap().to_owned()));
+        }
+    }
+    nats.signal("-CONT");
+    let a = Server::start(&data, &env);
+    let book = |hotel: &'static str, day: i64| {
+        let c = c.clone();
+        let url = a.url(&format!("/v1/hotels/{hotel}/reservations"));
+        let stay = booking(plus(arrival, day), plus(arrival, day + 1));
+        async move { send(c.post(&url).json(&stay)).await }
+    };
+    for day in 16..20 {
+        for hotel in ["H1", "H2"] {
+            let (status, body, _) = book(hotel, day).await;
+            assert_eq!(status, 201, "{body}");
+            acked.push((hotel.to_owned(), body["id"].as_str().unwrap().to_owned()));
+        }
+    }
+
+    // Every acknowledged booking reaches its partition's stream (published after the
+    // acknowledgement, so wait for it), once, and only there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (p1, p2) = loop {
+        let (p1, p2) = (
+            read_stream(&nats, "p1").await,
+            read_stream(&nats, "p2").await,
+        );
+        let created = |stream: &[Published], id: &str| {
+            stream
+                .iter()
+                .filter(|m| {
+                    m.body["type"] == "reservation.created"
+                        && m.body["data"]["reservation_id"] == id
+                })
+                .count()
+        };
+        let all_there = acked.iter().all(|(hotel, id)| {
+            let (mine, other) = if hotel == "H1" {
+                (&p1, &p2)
+            } else {
+                (&p2, &p1)
+            };
+            created(mine, id) >= 1 && created(other, id) == 0
+        });
+        if all_there {
+            for (hotel, id) in &acked {
+                let mine = if hotel == "H1" { &p1 } else { &p2 };
+                assert_eq!(created(mine, id), 1, "{id} published more than once");
+            }
+            break (p1, p2);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "acknowledged bookings missing from the streams"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for (partition, hotel, stream) in [("p1", "H1", &p1), ("p2", "H2", &p2)] {
+        // In journal order, each once: strictly increasing sequence numbers.
+        let seqs: Vec<u64> = stream.iter().map(|m| m.seq).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{partition}: out of order or repeated: {seqs:?}"
+        );
+        for m in stream {
+            assert_eq!(m.body["hotel_id"], hotel, "{partition}: {:?}", m.body);
+            assert_eq!(m.body["format"], 1);
+            assert_eq!(m.body["id"], m.seq);
+            assert_eq!(m.id, format!("a.{}", m.seq));
+        }
+        // The hotel's set-up comes first: the hotel, its room type, its rooms.
+        assert_eq!(
+            stream[0].body["type"], "setup.updated",
+            "{:?}",
+            stream[0].body
+        );
+    }
+    drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publisher_never_appends_after_another_writers_message() {
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cluster_file = dir.path().join("cluster.toml");
+    std::fs::write(
+        &cluster_file,
+        format!(
+            "[[nodes]]\nid = \"a\"\naddress = \"{listen}\"\n\
+             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nhotels = [\"H1\"]\n\
+             [[partitions]]\nid = \"p2\"\nprimary = \"a\"\nhotels = [\"H2\"]\n"
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("INNKEEP_LISTEN", listen.as_str()),
+        ("INNKEEP_CLUSTER_NODE_ID", "a"),
+        ("INNKEEP_CLUSTER_FILE", cluster_file.to_str().unwrap()),
+        ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
+    ];
+    let c = client();
+    let a = Server::start(&dir.path().join("a"), &env);
+    hotel_at(&c, &a.url(""), "H1", 1).await;
+    hotel_at(&c, &a.url(""), "H2", 1).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Set-up published: the hotel, its room type, its room.
+    while read_stream(&nats, "p1").await.len() < 3 || read_stream(&nats, "p2").await.len() < 3 {
+        assert!(Instant::now() < deadline, "set-up not published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Someone else appends to p1's stream (a node that also believes it serves p1).
+    let jetstream =
+        async_nats::jetstream::new(async_nats::connect(nats.url.as_str()).await.unwrap());
+    jetstream
+        .publish(innkeep::stream::subject("p1"), "{\"foreign\": true}".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let arrival = plus(today("Asia/Shanghai"), 1);
+    for hotel in ["H1", "H2"] {
+        let (status, body, _) = send(
+            c.post(a.url(&format!("/v1/hotels/{hotel}/reservations")))
+                .json(&booking(arrival, plus(arrival, 1))),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // p1's publisher finds the foreign message and stops, saying why...
+    let refused = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = a
+            .log
+            .recv_timeout(left)
+            .expect("p1's publisher did not say it stopped");
+        if crate::harness::message(&line).starts_with("another writer appended") {
+            break line;
+        }
+    };
+    assert_eq!(refused["fields"]["partition"], "p1", "{refused}");
+    // ...while p2's goes on.
+    while read_stream(&nats, "p2").await.len() < 4 {
+        assert!(Instant::now() < deadline, "p2's booking not published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = async_nats::connect(nats.url.as_str()).await.unwrap();
+    let mut p1 = async_nats::jetstream::new(client)
+        .get_stream(innkeep::stream::stream_name("p1"))
+        .await
+        .unwrap();
+    let last = p1.info().await.unwrap().state.last_sequence;
+    assert_eq!(
+        last, 4,
+        "set-up, then the foreign message, and nothing after it"
+    );
+    let foreign = p1.get_raw_message(4).await.unwrap();
+    assert_eq!(&foreign.payload[..], b"{\"foreign\": true}");
 }

@@ -93,6 +93,9 @@ struct Inner {
     /// The data dir's lock: held until shutdown has drained the journal, so no second
     /// engine writes beside this one.
     data_dir_lock: Mutex<Option<crate::startup::DataDirLock>>,
+    /// The oldest journal record each reader with a durable position of its own still
+    /// needs (0: none), by reader; the journal keeps records from the smallest on.
+    journal_floors: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 /// An in-flight counter on a cache line of its own, so shards do not share one.
@@ -203,6 +206,7 @@ impl Engine {
                 trigger,
                 threads: Mutex::new(vec![snapshot_thread]),
                 data_dir_lock: Mutex::new(Some(data_dir_lock)),
+                journal_floors: Mutex::default(),
             }),
         })
     }
@@ -253,11 +257,26 @@ impl Engine {
             .collect())
     }
 
-    /// Keeps every journal record from `seq` on in the files, whatever snapshots cover,
-    /// until moved again (0: no floor): a reader that is behind (a webhook's durable
-    /// cursor) still needs them. See [`innkeep_persistence::Journal::retain_from`].
-    pub fn retain_journal_from(&self, seq: u64) {
-        self.inner.journal.retain_from(seq);
+    /// Keeps every journal record from `seq` on in the files for `reader`, whatever
+    /// snapshots cover, until that reader moves its floor again (0: it needs none): a
+    /// reader that is behind (a webhook's durable cursor, a stream publisher) still needs
+    /// them. The journal keeps what the reader furthest behind needs; the first call
+    /// replaces the start-up floor (`EngineConfig::journal_retain_from`). See
+    /// [`innkeep_persistence::Journal::retain_from`].
+    pub fn retain_journal_from(&self, reader: &'static str, seq: u64) {
+        let mut floors = self
+            .inner
+            .journal_floors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        floors.insert(reader, seq);
+        let floor = floors
+            .values()
+            .copied()
+            .filter(|&f| f > 0)
+            .min()
+            .unwrap_or(0);
+        self.inner.journal.retain_from(floor);
     }
 
     /// The shards the engine runs its rooms on (to run work there, e.g. a server's

@@ -597,9 +597,20 @@ async fn a_retention_floor_keeps_journal_records_for_readers_behind() {
     let page = engine.0.journal_events_after(2, 2).await.unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
 
-    engine.0.retain_journal_from(last);
+    // Two readers: the journal keeps what the one furthest behind needs.
+    engine.0.retain_journal_from("test", last);
+    engine.0.retain_journal_from("behind", 2);
     engine.0.snapshot_now().await.unwrap();
     engine.0.book(input(&engine.0, &h, 5), None).await.unwrap();
+    let first = engine.0.journal_events_after(0, 1).await.unwrap()[0].seq;
+    assert!(
+        first <= 2,
+        "the reader behind still finds seq 2 (first kept: {first})"
+    );
+    // It caught up (needs nothing): now the other reader's floor decides.
+    engine.0.retain_journal_from("behind", 0);
+    engine.0.snapshot_now().await.unwrap();
+    engine.0.book(input(&engine.0, &h, 6), None).await.unwrap();
     let first = engine.0.journal_events_after(0, 1).await.unwrap()[0].seq;
     assert_eq!(
         first, last,

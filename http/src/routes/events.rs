@@ -487,8 +487,9 @@ fn relocations(moves: &[innkeep_engine::Relocation]) -> Value {
         .collect()
 }
 
-/// An event's type and its JSON payload, as the stream and webhooks send them.
-pub(crate) fn describe(event: &Event) -> (&'static str, Value) {
+/// An event's type and its JSON payload, as the event stream, webhooks and the partition
+/// streams send them.
+pub fn describe(event: &Event) -> (&'static str, Value) {
     let created = |r: &innkeep_engine::Reservation| {
         json!({
             "reservation_id": r.id.to_string(),

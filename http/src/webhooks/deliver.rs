@@ -62,7 +62,8 @@ fn random_u64() -> u64 {
 }
 
 /// What a read after the cursor found.
-enum Fetched {
+#[derive(Debug)]
+pub enum Fetched {
     /// The next events, consecutive from the cursor on.
     Events(Vec<FeedEvent>),
     /// The journal no longer holds the events from the cursor on up to `first`.
@@ -71,7 +72,9 @@ enum Fetched {
     UpToDate,
 }
 
-async fn fetch(engine: &Engine, cursor: u64) -> Result<Fetched, EngineError> {
+/// The events after `cursor`: from the engine's in-memory window, or, for a reader
+/// further behind, a page from the journal's files (bounded memory either way).
+pub async fn fetch(engine: &Engine, cursor: u64) -> Result<Fetched, EngineError> {
     let page = engine.events_page(cursor, WINDOW_PAGE_EVENTS);
     let Some(window_first) = page.missed_before else {
         return Ok(if page.events.is_empty() {

@@ -45,6 +45,10 @@ use crate::routes::events::EVENT_TYPES;
 use policy::Reach;
 use store::{Definition, StoreError, Stored, STORE_FORMAT_VERSION};
 
+/// The webhooks' name among the journal's readers
+/// ([`innkeep_actors::Engine::retain_journal_from`]).
+pub const JOURNAL_READER: &str = "webhooks";
+
 /// Most webhooks a server keeps (each has a task, a file and a connection pool).
 pub const MAX_WEBHOOKS: usize = 64;
 /// Most hotel ids one webhook may list.
@@ -371,7 +375,7 @@ impl Webhooks {
             })
             .min()
             .unwrap_or(0);
-        self.inner.engine.retain_journal_from(floor);
+        self.inner.engine.retain_journal_from(JOURNAL_READER, floor);
     }
 
     fn get(&self, name: &str) -> Option<Arc<Hook>> {
@@ -536,7 +540,7 @@ impl Webhooks {
             )));
         }
         // Kept from here on before looking, so a snapshot cannot delete it in between.
-        engine.retain_journal_from(from_event_id);
+        engine.retain_journal_from(JOURNAL_READER, from_event_id);
         if from_event_id < next {
             let page = engine.events_page(from_event_id - 1, 1);
             let first = match page.missed_before {
