@@ -90,6 +90,21 @@ pub struct ClusterSection {
     /// NATS with JetStream (`nats://host:port`): each partition this node serves has its
     /// committed events published to a stream there. Unset: no streams.
     pub nats_url: Option<String>,
+    /// With `nats_url`: when a change is acknowledged to its client.
+    pub replication: Replication,
+}
+
+/// `[cluster] replication`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Replication {
+    /// Once the local journal has it and JetStream acknowledged its stream's message: a
+    /// failover loses nothing acknowledged.
+    #[default]
+    Sync,
+    /// Once the local journal has it; the publish follows (faster; the stream may lack
+    /// the last moments).
+    Async,
 }
 
 /// `[telemetry]`.

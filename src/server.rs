@@ -200,6 +200,14 @@ pub async fn run(
         Some(_) => 1,
         None => webhooks_loaded.retain_from(),
     };
+    // `replication = "sync"`: acknowledged once the partition streams have it too.
+    let ack_gate = match (&nats_url, config.cluster.replication) {
+        (Some(_), crate::config::Replication::Sync) => {
+            Some(Arc::new(innkeep_persistence::AckGate::new()))
+        }
+        _ => None,
+    };
+    engine_config.ack_gate = ack_gate.clone();
     let started = {
         let shards = shards.clone();
         tokio::task::spawn_blocking(move || {
@@ -228,8 +236,9 @@ pub async fn run(
     // start-up one.
     let publishers = match (&cluster, nats_url) {
         (Some(cluster), Some(url)) => {
-            tracing::info!(%url, "publishing each partition's events to NATS JetStream");
-            match crate::stream::Publishers::start(engine.clone(), cluster, url) {
+            tracing::info!(%url, replication = ?config.cluster.replication,
+                "publishing each partition's events to NATS JetStream");
+            match crate::stream::Publishers::start(engine.clone(), cluster, url, ack_gate) {
                 Ok(publishers) => Some(publishers),
                 Err(e) => {
                     stop.cancel();

@@ -13,10 +13,15 @@
 //!   crash the publisher resumes right after the stream's last message. A publish refused
 //!   because another writer appended in between stops this partition's publisher: it
 //!   never writes over someone else's history.
-//! - Asynchronous: a change is acknowledged to its client once the local journal has it
-//!   (`fdatasync`); the publish follows. The journal keeps every record not yet
-//!   published ([`innkeep_actors::Engine::retain_journal_from`]), so a NATS outage delays
-//!   the stream and grows the journal, and loses nothing.
+//! - `replication = "sync"`: a change is acknowledged to its client once the local
+//!   journal has it (`fdatasync`) and every partition stream has every event up to it
+//!   (the journal's acks wait in an [`AckGate`] this releases); a stream that found
+//!   another writer fails the gate: nothing more is acknowledged, later changes are
+//!   refused (503 `storage_unavailable`) and the node turns not ready. `"async"`: once
+//!   the local journal has it; the publish follows.
+//! - The journal keeps every record not yet published
+//!   ([`innkeep_actors::Engine::retain_journal_from`]), so a NATS outage delays the stream
+//!   (and, in sync mode, every acknowledgement) and grows the journal, and loses nothing.
 //! - The publishers run on a thread of their own (`innkeep-stream`), never on the shards.
 
 use std::collections::{BTreeMap, HashSet};
@@ -32,6 +37,7 @@ use innkeep_actors::Engine;
 use innkeep_http::cluster::Cluster;
 use innkeep_http::routes::events::describe;
 use innkeep_http::webhooks::deliver::{fetch, Fetched};
+use innkeep_persistence::AckGate;
 use tokio_util::sync::CancellationToken;
 
 /// The stream publishers' name among the journal's readers.
@@ -111,6 +117,9 @@ struct Shared {
     cursors: Mutex<BTreeMap<String, u64>>,
     /// Stops everything.
     stop: CancellationToken,
+    /// `replication = "sync"`: the journal's acks, released as the streams have their
+    /// records.
+    gate: Option<Arc<AckGate>>,
 }
 
 impl Shared {
@@ -120,8 +129,28 @@ impl Shared {
         metrics::gauge!(METRIC_CURSOR, "partition" => partition.to_owned()).set(cursor as f64);
         let mut cursors = self.cursors.lock().unwrap_or_else(PoisonError::into_inner);
         cursors.insert(partition.to_owned(), cursor);
-        let floor = cursors.values().min().map_or(0, |c| c + 1);
-        self.engine.retain_journal_from(JOURNAL_READER, floor);
+        let through = cursors.values().min().copied().unwrap_or(0);
+        drop(cursors);
+        self.engine.retain_journal_from(JOURNAL_READER, through + 1);
+        // Every partition's stream has its events up to `through`.
+        if let Some(gate) = &self.gate {
+            gate.release_through(through);
+        }
+    }
+
+    /// This node may not write `partition`'s stream any more: with synchronous
+    /// replication nothing further is acknowledged (every change waits for every stream).
+    fn fenced(&self, partition: &str) {
+        tracing::error!(
+            %partition,
+            "another writer appended to this partition's stream: its publisher stops"
+        );
+        if let Some(gate) = &self.gate {
+            gate.fail(format!(
+                "partition {partition}'s stream has another writer: this node acknowledges \
+                 no more changes"
+            ));
+        }
     }
 
     /// Waits `wait`, or less if stopped; whether it was stopped.
@@ -151,6 +180,7 @@ impl Publishers {
         engine: Engine,
         cluster: &Cluster,
         nats_url: String,
+        gate: Option<Arc<AckGate>>,
     ) -> Result<Publishers, StreamError> {
         engine.retain_journal_from(JOURNAL_READER, 1);
         let node = cluster.this_node().id.clone();
@@ -170,6 +200,7 @@ impl Publishers {
             node,
             cursors: Mutex::new(partitions.iter().map(|p| (p.id.clone(), 0)).collect()),
             stop: stop.clone(),
+            gate,
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -272,10 +303,7 @@ async fn publish(
         match round(&shared, &jetstream, &partition, &mut backoff).await {
             Round::Stopped => return,
             Round::Fenced => {
-                tracing::error!(
-                    partition = %partition.id,
-                    "another writer appended to this partition's stream: its publisher stops"
-                );
+                shared.fenced(&partition.id);
                 return;
             }
             Round::Failed => {

@@ -347,7 +347,7 @@ async fn read_stream(nats: &Nats, partition: &str) -> Vec<Published> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn each_partitions_events_reach_its_stream_once_and_in_order_across_a_kill_9() {
+async fn async_each_partitions_events_reach_its_stream_once_and_in_order_across_a_kill_9() {
     let nats = Nats::start().await;
     let dir = tempfile::tempdir().unwrap();
     let listen = format!("127.0.0.1:{}", free_port());
@@ -368,6 +368,8 @@ async fn each_partitions_events_reach_its_stream_once_and_in_order_across_a_kill
         ("INNKEEP_CLUSTER_NODE_ID", "a"),
         ("INNKEEP_CLUSTER_FILE", file),
         ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
+        // Acknowledged once in the local journal: bookings go on while NATS is paused.
+        ("INNKEEP_CLUSTER_REPLICATION", "async"),
     ];
     let c = client();
     let a = Server::start(&data, &env);
@@ -511,6 +513,9 @@ async fn a_publisher_never_appends_after_another_writers_message() {
         ("INNKEEP_CLUSTER_NODE_ID", "a"),
         ("INNKEEP_CLUSTER_FILE", cluster_file.to_str().unwrap()),
         ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
+        // Synchronous replication (the default); a change waiting for its stream gives
+        // up after a second.
+        ("INNKEEP_LIMITS_REQUEST_TIMEOUT_MS", "1000"),
     ];
     let c = client();
     let a = Server::start(&dir.path().join("a"), &env);
@@ -532,14 +537,17 @@ async fn a_publisher_never_appends_after_another_writers_message() {
         .await
         .unwrap();
     let arrival = plus(today("Asia/Shanghai"), 1);
-    for hotel in ["H1", "H2"] {
-        let (status, body, _) = send(
-            c.post(a.url(&format!("/v1/hotels/{hotel}/reservations")))
-                .json(&booking(arrival, plus(arrival, 1))),
-        )
-        .await;
-        assert_eq!(status, 201, "{body}");
-    }
+    let book = |hotel: &str| {
+        let (c, url) = (
+            c.clone(),
+            a.url(&format!("/v1/hotels/{hotel}/reservations")),
+        );
+        let stay = booking(arrival, plus(arrival, 1));
+        async move { send(c.post(&url).json(&stay)).await }
+    };
+    // A booking in H1: durable here, but its stream refuses it, so it is never
+    // acknowledged (the client's deadline passes).
+    let waiting = tokio::spawn(book("H1"));
     // p1's publisher finds the foreign message and stops, saying why...
     let refused = loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -552,11 +560,19 @@ async fn a_publisher_never_appends_after_another_writers_message() {
         }
     };
     assert_eq!(refused["fields"]["partition"], "p1", "{refused}");
-    // ...while p2's goes on.
-    while read_stream(&nats, "p2").await.len() < 4 {
-        assert!(Instant::now() < deadline, "p2's booking not published");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (status, body, _) = waiting.await.unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("timeout")),
+        "{body}"
+    );
+    // ...and the node acknowledges nothing more, in any partition: it is not ready, and
+    // a change is refused at once.
+    let (status, body, _) = send(c.get(a.url("/readyz"))).await;
+    assert_eq!(status, 503, "{body}");
+    let (status, body, _) = book("H2").await;
+    assert_eq!(status, 503, "{body}");
+    // p1's stream ends with the foreign message: nothing was written after it.
     let client = async_nats::connect(nats.url.as_str()).await.unwrap();
     let mut p1 = async_nats::jetstream::new(client)
         .get_stream(innkeep::stream::stream_name("p1"))
@@ -569,4 +585,68 @@ async fn a_publisher_never_appends_after_another_writers_message() {
     );
     let foreign = p1.get_raw_message(4).await.unwrap();
     assert_eq!(&foreign.payload[..], b"{\"foreign\": true}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_a_change_is_acknowledged_only_once_its_stream_has_it() {
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cluster_file = dir.path().join("cluster.toml");
+    std::fs::write(
+        &cluster_file,
+        format!(
+            "[[nodes]]\nid = \"a\"\naddress = \"{listen}\"\n\
+             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nhotels = [\"H1\"]\n"
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("INNKEEP_LISTEN", listen.as_str()),
+        ("INNKEEP_CLUSTER_NODE_ID", "a"),
+        ("INNKEEP_CLUSTER_FILE", cluster_file.to_str().unwrap()),
+        ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
+        ("INNKEEP_CLUSTER_REPLICATION", "sync"),
+        // Long enough to outlast NATS's pause below.
+        ("INNKEEP_LIMITS_REQUEST_TIMEOUT_MS", "30000"),
+    ];
+    let c = client();
+    let a = Server::start(&dir.path().join("a"), &env);
+    hotel_at(&c, &a.url(""), "H1", 2).await;
+    let arrival = plus(today("Asia/Shanghai"), 1);
+    let book = |day: i64| {
+        let (c, url) = (c.clone(), a.url("/v1/hotels/H1/reservations"));
+        let stay = booking(plus(arrival, day), plus(arrival, day + 1));
+        async move { send(c.post(&url).json(&stay)).await }
+    };
+    let in_stream = |stream: &[Published], id: &str| {
+        stream.iter().any(|m| {
+            m.body["type"] == "reservation.created" && m.body["data"]["reservation_id"] == id
+        })
+    };
+    // Acknowledged: already in the stream, without waiting for it.
+    let (status, body, _) = book(0).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap();
+    assert!(
+        in_stream(&read_stream(&nats, "p1").await, id),
+        "acknowledged before published"
+    );
+    // NATS paused: durable here, but not acknowledged...
+    nats.signal("-STOP");
+    let mut waiting = tokio::spawn(book(1));
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut waiting).await;
+    assert!(
+        early.is_err(),
+        "acknowledged while NATS could not have it: {early:?}"
+    );
+    // ...until the stream has it.
+    nats.signal("-CONT");
+    let (status, body, _) = waiting.await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap();
+    assert!(
+        in_stream(&read_stream(&nats, "p1").await, id),
+        "acknowledged before published"
+    );
 }

@@ -81,6 +81,10 @@ pub struct EngineConfig {
     /// that resume from a durable position of their own (the server's outbound webhooks)
     /// must find their records even if a snapshot runs before they start.
     pub journal_retain_from: u64,
+    /// A change is acknowledged once durable here and, with a gate, once the gate
+    /// releases its journal record too (a replicated log has it: the server's partition
+    /// streams in `replication = "sync"`). Default `None`.
+    pub ack_gate: Option<Arc<innkeep_persistence::AckGate>>,
     /// Fault injection for tests, like [`innkeep_persistence::FaultyStorage`] for the
     /// journal. Default: none. Never set it outside tests.
     pub faults: Faults,
@@ -121,6 +125,7 @@ impl EngineConfig {
             journal_segment_max_bytes: innkeep_persistence::JournalOptions::default()
                 .segment_max_bytes,
             journal_retain_from: 0,
+            ack_gate: None,
             faults: Faults::default(),
         }
     }

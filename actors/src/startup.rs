@@ -88,6 +88,7 @@ pub(crate) fn start(
             sync: config.sync,
             retain_records: window_events as u64,
             segment_max_bytes: config.journal_segment_max_bytes,
+            gate: config.ack_gate.clone(),
             ..JournalOptions::default()
         },
         last_seq + 1,

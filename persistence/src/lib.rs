@@ -20,9 +20,9 @@ pub mod snapshot;
 pub mod storage;
 
 pub use journal::{
-    read_after, recover, recover_keeping_last, Ack, AckReceiver, AckSink, Committed, Journal,
-    JournalError, JournalOptions, JournalStats, OnCommit, Record, RecoveryReport, SyncMode,
-    MAX_RETAIN_RECORDS,
+    read_after, recover, recover_keeping_last, Ack, AckGate, AckReceiver, AckSink, Committed,
+    Journal, JournalError, JournalOptions, JournalStats, OnCommit, Record, RecoveryReport,
+    SyncMode, MAX_RETAIN_RECORDS,
 };
 pub use snapshot::{
     decode_part, decode_part_borrowed, encode_part, Blob, SnapshotError, SnapshotStore,

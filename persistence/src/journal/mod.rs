@@ -71,6 +71,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 mod format;
+mod gate;
 mod read;
 mod recovery;
 mod retention;
@@ -79,6 +80,7 @@ mod tests;
 mod writer;
 
 pub use self::format::segment_file_name;
+pub use self::gate::AckGate;
 pub use self::read::read_after;
 pub use self::recovery::{recover, recover_keeping_last};
 pub use self::writer::Journal;
@@ -182,7 +184,7 @@ pub enum SyncMode {
 }
 
 /// Configuration of a [`Journal`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct JournalOptions {
     /// Journal directory, created if missing; the segment files live here.
     pub dir: PathBuf,
@@ -201,6 +203,9 @@ pub struct JournalOptions {
     /// [`recover_keeping_last`] after a restart. 0 keeps only what no snapshot covers yet.
     /// At most [`MAX_RETAIN_RECORDS`].
     pub retain_records: u64,
+    /// With a gate, a durable batch's acks wait in it until it releases them (a replicated
+    /// log has the records too); `None`: acknowledged once durable here.
+    pub gate: Option<Arc<AckGate>>,
 }
 
 impl Default for JournalOptions {
@@ -212,6 +217,7 @@ impl Default for JournalOptions {
             queue_capacity: 65_536,
             sync: SyncMode::Fdatasync,
             retain_records: 0,
+            gate: None,
         }
     }
 }

@@ -1520,3 +1520,92 @@ fn read_after_pages_consecutive_records_and_shows_what_is_gone() {
     assert_eq!(page(0, 2), vec![second, second + 1]);
     journal.shutdown();
 }
+
+/// With a gate, a durable record is acknowledged only once the gate releases it; a
+/// failed gate answers what it holds, and everything after, with its error.
+#[test]
+fn a_gate_holds_acks_until_it_releases_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ack_gate = Arc::new(AckGate::new());
+    let (hook, batches) = collector();
+    let journal = Journal::start(
+        JournalOptions {
+            gate: Some(ack_gate.clone()),
+            ..options(dir.path(), 1 << 26)
+        },
+        1,
+        hook,
+    )
+    .expect("start");
+    let sink = Arc::new(Collect::default());
+    let via: Arc<dyn AckSink> = sink.clone();
+    let mut first = journal.append(ev(1)).expect("append");
+    let second = journal.append_via(ev(2), &via).expect("append");
+    // Durable (on_commit saw both), not acknowledged.
+    let durable = journal.mark().expect("mark");
+    assert_eq!(
+        durable.blocking_recv().expect("mark answered").ok(),
+        Some(2)
+    );
+    assert_eq!(seqs(&batches), vec![1, 2]);
+    assert!(
+        matches!(
+            first.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+        ),
+        "acknowledged before the gate released it"
+    );
+    assert!(sink.deliveries.lock().expect("lock").is_empty());
+    // Released through 1: the first only (if both were one batch, neither yet).
+    ack_gate.release_through(1);
+    let both_in_one_batch = first.try_recv().is_err();
+    ack_gate.release_through(2);
+    if both_in_one_batch {
+        assert_eq!(first.blocking_recv().expect("ack").ok(), Some(1));
+    }
+    let delivered: Vec<Ack> = sink
+        .deliveries
+        .lock()
+        .expect("lock")
+        .drain(..)
+        .flatten()
+        .collect();
+    assert_eq!(delivered.len(), 1);
+    delivered.into_iter().for_each(Ack::complete);
+    assert_eq!(second.blocking_recv().expect("ack").ok(), Some(2));
+    assert_eq!(ack_gate.released(), 2);
+    // Replication stops for good: a held ack stays held (its record is durable, its
+    // caller keeps the change), a later append is refused and not made durable, and the
+    // journal reports itself unhealthy.
+    let mut third = journal.append(ev(3)).expect("append");
+    assert_eq!(
+        journal
+            .mark()
+            .expect("mark")
+            .blocking_recv()
+            .expect("mark")
+            .ok(),
+        Some(3)
+    );
+    assert!(journal.is_healthy());
+    ack_gate.fail("replication stopped".to_owned());
+    assert_eq!(ack_gate.failure().as_deref(), Some("replication stopped"));
+    assert!(!journal.is_healthy());
+    let fourth = journal.append(ev(4)).expect("append");
+    assert!(matches!(
+        fourth.blocking_recv().expect("answered"),
+        Err(JournalError::Unavailable { .. })
+    ));
+    assert!(
+        matches!(
+            third.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+        ),
+        "a held ack is never answered after the gate failed"
+    );
+    assert_eq!(
+        seqs(&batches),
+        vec![1, 2, 3],
+        "the refused record never became durable"
+    );
+}

@@ -28,7 +28,7 @@ use super::{
 use crate::storage::{FsStorage, SegmentFile, Storage};
 
 /// How an append's outcome reaches its caller.
-enum Reply {
+pub(super) enum Reply {
     /// Sent by the writer itself.
     Direct(oneshot::Sender<Result<u64, JournalError>>),
     /// Handed to a sink with the rest of the batch's acks for it.
@@ -37,9 +37,38 @@ enum Reply {
 
 impl Reply {
     /// Sends `result` now, bypassing any sink (failures, which are rare and not batched).
-    fn send_now(self, result: Result<u64, JournalError>) {
+    pub(super) fn send_now(self, result: Result<u64, JournalError>) {
         let (Reply::Direct(tx) | Reply::Via(tx, _)) = self;
         let _ = tx.send(result);
+    }
+}
+
+/// Hands each durable record's ack (its seq, its reply) to its caller: one delivery per
+/// sink, so a batch's acks for one shard wake it once.
+pub(super) fn deliver(acks: Vec<(u64, Reply)>) {
+    let mut routed: Vec<(Arc<dyn AckSink>, Vec<Ack>)> = Vec::new();
+    for (seq, ack) in acks {
+        match ack {
+            Reply::Direct(tx) => {
+                let _ = tx.send(Ok(seq));
+            }
+            Reply::Via(tx, sink) => {
+                let ack = Ack {
+                    tx,
+                    result: Ok(seq),
+                };
+                let same = |(s, _): &&mut (Arc<dyn AckSink>, Vec<Ack>)| {
+                    std::ptr::addr_eq(Arc::as_ptr(s), Arc::as_ptr(&sink))
+                };
+                match routed.iter_mut().find(same) {
+                    Some((_, acks)) => acks.push(ack),
+                    None => routed.push((sink, vec![ack])),
+                }
+            }
+        }
+    }
+    for (sink, acks) in routed {
+        sink.deliver(acks);
     }
 }
 
@@ -110,6 +139,8 @@ struct Inner<E> {
     shared: Arc<Shared>,
     /// Journal directory, for Debug output.
     dir: PathBuf,
+    /// See [`JournalOptions::gate`]: a failed gate makes the journal unhealthy.
+    gate: Option<Arc<super::AckGate>>,
 }
 
 /// Handle to the journal. Cheap to clone (all clones share one writer thread);
@@ -228,6 +259,7 @@ impl<E: Serialize + Send + 'static> Journal<E> {
             shared: Arc::clone(&shared),
             buf: Vec::new(),
             marks: Vec::new(),
+            gate: options.gate.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(WRITER_THREAD_NAME.to_string())
@@ -239,6 +271,7 @@ impl<E: Serialize + Send + 'static> Journal<E> {
                 thread: Mutex::new(Some(thread)),
                 shared,
                 dir,
+                gate: options.gate.clone(),
             }),
         })
     }
@@ -377,6 +410,11 @@ impl<E> Journal<E> {
     /// poisoned the journal; every append then fails with `Unavailable`.
     pub fn is_healthy(&self) -> bool {
         self.inner.shared.poison.get().is_none()
+            && self
+                .inner
+                .gate
+                .as_ref()
+                .is_none_or(|g| g.failure().is_none())
     }
 
     /// The seq of the newest durable record (the one before the start seq when none is
@@ -670,6 +708,8 @@ pub(super) struct Writer<E> {
     /// Marks taken into the current batch, each with the seq of the record before it;
     /// answered once the batch's outcome is known.
     marks: Vec<(u64, oneshot::Sender<Result<u64, JournalError>>)>,
+    /// See [`JournalOptions::gate`].
+    gate: Option<Arc<super::AckGate>>,
 }
 
 impl<E: Serialize> Writer<E> {
@@ -743,6 +783,11 @@ impl<E: Serialize> Writer<E> {
     fn commit(&mut self, batch: &mut Vec<PendingRecord<E>>) -> Result<(), JournalError> {
         if batch.is_empty() {
             return Ok(());
+        }
+        // A failed gate acknowledges nothing more: nothing more is made durable either, so
+        // what callers hold (refused, undone) and what the journal holds stay the same.
+        if let Some(reason) = self.gate.as_ref().and_then(|g| g.failure()) {
+            return self.fail_batch(batch, JournalError::Unavailable { reason });
         }
         let batch_bytes = self.buf.len() as u64;
         let active_has_records = self.next_seq > self.active.first_seq;
@@ -830,30 +875,10 @@ impl<E: Serialize> Writer<E> {
                 "on_commit hook panicked; its view of the journal is incomplete".to_string(),
             );
         }
-        // One delivery per sink: a batch's acks for one shard wake it once.
-        let mut routed: Vec<(Arc<dyn AckSink>, Vec<Ack>)> = Vec::new();
-        for (seq, ack) in acks {
-            match ack {
-                Reply::Direct(tx) => {
-                    let _ = tx.send(Ok(seq));
-                }
-                Reply::Via(tx, sink) => {
-                    let ack = Ack {
-                        tx,
-                        result: Ok(seq),
-                    };
-                    let same = |(s, _): &&mut (Arc<dyn AckSink>, Vec<Ack>)| {
-                        std::ptr::addr_eq(Arc::as_ptr(s), Arc::as_ptr(&sink))
-                    };
-                    match routed.iter_mut().find(same) {
-                        Some((_, acks)) => acks.push(ack),
-                        None => routed.push((sink, vec![ack])),
-                    }
-                }
-            }
-        }
-        for (sink, acks) in routed {
-            sink.deliver(acks);
+        match &self.gate {
+            // Acknowledged once replicated too.
+            Some(gate) => gate.hold(self.next_seq - 1, acks),
+            None => deliver(acks),
         }
         tracing::debug!("journal batch durable");
         Ok(())
