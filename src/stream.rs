@@ -138,13 +138,10 @@ impl Shared {
         }
     }
 
-    /// This node may not write `partition`'s stream any more: with synchronous
-    /// replication nothing further is acknowledged (every change waits for every stream).
+    /// This node may not write `partition`'s stream any more (another writer, or a stream
+    /// ahead of this node's journal): with synchronous replication nothing further is
+    /// acknowledged (every change waits for every stream).
     fn fenced(&self, partition: &str) {
-        tracing::error!(
-            %partition,
-            "another writer appended to this partition's stream: its publisher stops"
-        );
         if let Some(gate) = &self.gate {
             gate.fail(format!(
                 "partition {partition}'s stream has another writer: this node acknowledges \
@@ -288,7 +285,8 @@ enum Round {
     Stopped,
     /// A publish or lookup failed: look up the stream's end again, after a pause.
     Failed,
-    /// Another writer appended to the stream: this publisher must not go on.
+    /// Another writer appended to the stream, or the stream is ahead of this node's
+    /// journal: this publisher must not go on.
     Fenced,
 }
 
@@ -331,8 +329,19 @@ async fn round(
             return Round::Failed;
         }
     };
-    shared.advance(&partition.id, cursor);
     let mut next_seq = shared.engine.watch_next_event_seq();
+    // A stream ahead of this node's own journal: the data dir was replaced or lost its
+    // tail. Publishing now would reuse message ids with other events.
+    let next = *next_seq.borrow();
+    if cursor >= next {
+        tracing::error!(
+            partition = %partition.id, stream_at = cursor, journal_next = next,
+            "this partition's stream holds later events of this node than its journal: \
+             the data dir is not the one that published them; its publisher stops"
+        );
+        return Round::Fenced;
+    }
+    shared.advance(&partition.id, cursor);
     loop {
         // Seen before reading: a publication after this wakes the wait below.
         next_seq.borrow_and_update();
@@ -390,7 +399,13 @@ async fn round(
         for ack in acks {
             match ack.await {
                 Ok(_) => {}
-                Err(e) if e.kind() == PublishErrorKind::WrongLastMessageId => return Round::Fenced,
+                Err(e) if e.kind() == PublishErrorKind::WrongLastMessageId => {
+                    tracing::error!(
+                        partition = %partition.id,
+                        "another writer appended to this partition's stream: its publisher stops"
+                    );
+                    return Round::Fenced;
+                }
                 Err(e) => {
                     tracing::warn!(partition = %partition.id, error = %e, "publish not acknowledged; retrying");
                     return Round::Failed;

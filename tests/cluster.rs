@@ -650,3 +650,62 @@ async fn sync_a_change_is_acknowledged_only_once_its_stream_has_it() {
         "acknowledged before published"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_journal_is_behind_its_stream_publishes_nothing() {
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cluster_file = dir.path().join("cluster.toml");
+    std::fs::write(
+        &cluster_file,
+        format!(
+            "[[nodes]]\nid = \"a\"\naddress = \"{listen}\"\n\
+             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nhotels = [\"H1\"]\n"
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("INNKEEP_LISTEN", listen.as_str()),
+        ("INNKEEP_CLUSTER_NODE_ID", "a"),
+        ("INNKEEP_CLUSTER_FILE", cluster_file.to_str().unwrap()),
+        ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
+    ];
+    let c = client();
+    let a = Server::start(&dir.path().join("first"), &env);
+    // Acknowledged (sync): the hotel, its room type and its room are in the stream.
+    hotel_at(&c, &a.url(""), "H1", 1).await;
+    a.kill();
+    // The same node id on an empty data dir: its journal is behind what its stream holds.
+    let a = Server::start(&dir.path().join("second"), &env);
+    // Logged during start-up or after it.
+    let refusal = |line: &Value| {
+        crate::harness::message(line).starts_with("this partition's stream holds later events")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    if !a.startup.iter().any(refusal) {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = a
+                .log
+                .recv_timeout(left)
+                .expect("the publisher did not refuse");
+            if refusal(&line) {
+                break;
+            }
+        }
+    }
+    let (status, body, _) = send(c.get(a.url("/readyz"))).await;
+    assert_eq!(status, 503, "{body}");
+    let (status, body, _) = send(
+        c.put(a.url("/v1/hotels/H1"))
+            .json(&json!({"name": "Again", "time_zone": "Asia/Shanghai", "currency": "CNY"})),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        read_stream(&nats, "p1").await.len(),
+        3,
+        "nothing published over the old events"
+    );
+}
