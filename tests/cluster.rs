@@ -310,6 +310,46 @@ impl Nats {
     }
 }
 
+/// Node `a` of a cluster of its own, serving one partition per hotel of `hotels` (`p1`
+/// holds the first, `p2` the second, …) and publishing to `nats`: its listen address and
+/// the environment that makes it so, with `extra` variables.
+struct OneNode {
+    listen: String,
+    file: PathBuf,
+    url: String,
+}
+
+impl OneNode {
+    fn new(dir: &Path, nats: &Nats, hotels: &[&str]) -> OneNode {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut text = format!("[[nodes]]\nid = \"a\"\naddress = \"{listen}\"\n");
+        for (i, hotel) in hotels.iter().enumerate() {
+            text.push_str(&format!(
+                "[[partitions]]\nid = \"p{}\"\nprimary = \"a\"\nhotels = [\"{hotel}\"]\n",
+                i + 1
+            ));
+        }
+        let file = dir.join("cluster.toml");
+        std::fs::write(&file, text).unwrap();
+        OneNode {
+            listen,
+            file,
+            url: nats.url.clone(),
+        }
+    }
+
+    fn env<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut env = vec![
+            ("INNKEEP_LISTEN", self.listen.as_str()),
+            ("INNKEEP_CLUSTER_NODE_ID", "a"),
+            ("INNKEEP_CLUSTER_FILE", self.file.to_str().unwrap()),
+            ("INNKEEP_CLUSTER_NATS_URL", self.url.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        env
+    }
+}
+
 /// One message of a partition's stream.
 #[derive(Debug)]
 struct Published {
@@ -350,27 +390,10 @@ async fn read_stream(nats: &Nats, partition: &str) -> Vec<Published> {
 async fn async_each_partitions_events_reach_its_stream_once_and_in_order_across_a_kill_9() {
     let nats = Nats::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let cluster_file = dir.path().join("cluster.toml");
-    std::fs::write(
-        &cluster_file,
-        format!(
-            "[[nodes]]\nid = \"a\"\naddress = \"{listen}\"\n\
-             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nhotels = [\"H1\"]\n\
-             [[partitions]]\nid = \"p2\"\nprimary = \"a\"\nhotels = [\"H2\"]\n"
-        ),
-    )
-    .unwrap();
+    let node = OneNode::new(dir.path(), &nats, &["H1", "H2"]);
     let data = dir.path().join("a");
-    let file = cluster_file.to_str().unwrap();
-    let env = [
-        ("INNKEEP_LISTEN", listen.as_str()),
-        ("INNKEEP_CLUSTER_NODE_ID", "a"),
-        ("INNKEEP_CLUSTER_FILE", file),
-        ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
-        // Acknowledged once in the local journal: bookings go on while NATS is paused.
-        ("INNKEEP_CLUSTER_REPLICATION", "async"),
-    ];
+    // Acknowledged once in the local journal: bookings go on while NATS is paused.
+    let env = node.env(&[("INNKEEP_CLUSTER_REPLICATION", "async")]);
     let c = client();
     let a = Server::start(&data, &env);
     hotel_at(&c, &a.url(""), "H1", 4).await;
@@ -497,26 +520,10 @@ async fn async_each_partitions_events_reach_its_stream_once_and_in_order_across_
 async fn a_publisher_never_appends_after_another_writers_message() {
     let nats = Nats::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let cluster_file = dir.path().join("cluster.toml");
-    std::fs::write(
-        &cluster_file,
-        format!(
-            "[[nodes]]\nid = \"a\"\naddress = \"{listen}\"\n\
-             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nhotels = [\"H1\"]\n\
-             [[partitions]]\nid = \"p2\"\nprimary = \"a\"\nhotels = [\"H2\"]\n"
-        ),
-    )
-    .unwrap();
-    let env = [
-        ("INNKEEP_LISTEN", listen.as_str()),
-        ("INNKEEP_CLUSTER_NODE_ID", "a"),
-        ("INNKEEP_CLUSTER_FILE", cluster_file.to_str().unwrap()),
-        ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
-        // Synchronous replication (the default); a change waiting for its stream gives
-        // up after a second.
-        ("INNKEEP_LIMITS_REQUEST_TIMEOUT_MS", "1000"),
-    ];
+    let node = OneNode::new(dir.path(), &nats, &["H1", "H2"]);
+    // Synchronous replication (the default); a change waiting for its stream gives up
+    // after a second.
+    let env = node.env(&[("INNKEEP_LIMITS_REQUEST_TIMEOUT_MS", "1000")]);
     let c = client();
     let a = Server::start(&dir.path().join("a"), &env);
     hotel_at(&c, &a.url(""), "H1", 1).await;
@@ -591,25 +598,12 @@ async fn a_publisher_never_appends_after_another_writers_message() {
 async fn sync_a_change_is_acknowledged_only_once_its_stream_has_it() {
     let nats = Nats::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let cluster_file = dir.path().join("cluster.toml");
-    std::fs::write(
-        &cluster_file,
-        format!(
-            "[[nodes]]\nid = \"a\"\naddress = \"{listen}\"\n\
-             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nhotels = [\"H1\"]\n"
-        ),
-    )
-    .unwrap();
-    let env = [
-        ("INNKEEP_LISTEN", listen.as_str()),
-        ("INNKEEP_CLUSTER_NODE_ID", "a"),
-        ("INNKEEP_CLUSTER_FILE", cluster_file.to_str().unwrap()),
-        ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
+    let node = OneNode::new(dir.path(), &nats, &["H1"]);
+    let env = node.env(&[
         ("INNKEEP_CLUSTER_REPLICATION", "sync"),
         // Long enough to outlast NATS's pause below.
         ("INNKEEP_LIMITS_REQUEST_TIMEOUT_MS", "30000"),
-    ];
+    ]);
     let c = client();
     let a = Server::start(&dir.path().join("a"), &env);
     hotel_at(&c, &a.url(""), "H1", 2).await;
@@ -655,22 +649,8 @@ async fn sync_a_change_is_acknowledged_only_once_its_stream_has_it() {
 async fn a_node_whose_journal_is_behind_its_stream_publishes_nothing() {
     let nats = Nats::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let cluster_file = dir.path().join("cluster.toml");
-    std::fs::write(
-        &cluster_file,
-        format!(
-            "[[nodes]]\nid = \"a\"\naddress = \"{listen}\"\n\
-             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nhotels = [\"H1\"]\n"
-        ),
-    )
-    .unwrap();
-    let env = [
-        ("INNKEEP_LISTEN", listen.as_str()),
-        ("INNKEEP_CLUSTER_NODE_ID", "a"),
-        ("INNKEEP_CLUSTER_FILE", cluster_file.to_str().unwrap()),
-        ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
-    ];
+    let node = OneNode::new(dir.path(), &nats, &["H1"]);
+    let env = node.env(&[]);
     let c = client();
     let a = Server::start(&dir.path().join("first"), &env);
     // Acknowledged (sync): the hotel, its room type and its room are in the stream.
