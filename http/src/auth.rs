@@ -390,6 +390,16 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     (
         "GET",
+        "/v1/hotels/{hotel_id}/bookings/{id}",
+        Access::Hotel(Op::GetBooking),
+    ),
+    (
+        "POST",
+        "/v1/hotels/{hotel_id}/bookings/{id}/cancel",
+        Access::Hotel(Op::CancelBooking),
+    ),
+    (
+        "GET",
         "/v1/hotels/{hotel_id}/payments/{out_trade_no}",
         Access::Hotel(Op::GetPayment),
     ),

@@ -289,6 +289,8 @@ enum Target {
     OtherChannelsBooking,
     /// A multi-room booking in H2.
     OtherHotelsBooking,
+    /// The booking of `OwnBooking`, under H2 in a hotel-scoped path.
+    OwnBookingUnderOtherHotel,
     /// No target (public routes).
     None,
 }
@@ -479,6 +481,55 @@ async fn authorization_matrix() {
             "/v1/bookings/{b}",
             OtherHotelsBooking,
             [401, 401, 200, 404, 404, 404],
+        ),
+        // The hotel-scoped forms, as for reservations.
+        (
+            Method::GET,
+            "/v1/hotels/{h}/bookings/{b}",
+            OwnBooking,
+            [401, 401, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/bookings/{b}",
+            OtherChannelsBooking,
+            [401, 401, 200, 200, 404, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/bookings/{b}",
+            OtherHotelsBooking,
+            [401, 401, 200, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/v1/hotels/{h}/bookings/{b}",
+            OwnBookingUnderOtherHotel,
+            [401, 401, 404, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/bookings/{b}/cancel",
+            OwnBooking,
+            [401, 401, 412, 412, 412, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/bookings/{b}/cancel",
+            OtherChannelsBooking,
+            [401, 401, 412, 412, 404, 412],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/bookings/{b}/cancel",
+            OtherHotelsBooking,
+            [401, 401, 412, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/v1/hotels/{h}/bookings/{b}/cancel",
+            OwnBookingUnderOtherHotel,
+            [401, 401, 404, 404, 404, 404],
         ),
         (
             Method::POST,
@@ -1009,9 +1060,12 @@ async fn authorization_matrix() {
                 .replace("{h}", "H2")
                 .replace("{r}", &own_res)
                 .replace("{p}", &out_trade_no(&own_res)),
-            OwnBooking => uri.replace("{b}", &own_booking),
-            OtherChannelsBooking => uri.replace("{b}", &other_chan_booking),
-            OtherHotelsBooking => uri.replace("{b}", &other_hotel_booking),
+            OwnBooking => uri.replace("{h}", "H1").replace("{b}", &own_booking),
+            OtherChannelsBooking => uri.replace("{h}", "H1").replace("{b}", &other_chan_booking),
+            OtherHotelsBooking => uri
+                .replace("{h}", "H2")
+                .replace("{b}", &other_hotel_booking),
+            OwnBookingUnderOtherHotel => uri.replace("{h}", "H2").replace("{b}", &own_booking),
             None => uri,
         };
         let body = matches!(*method, Method::PUT)

@@ -528,6 +528,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(rooms::clear_out_of_order))
         .routes(routes!(events::events))
         .routes(routes!(payments::notify))
+        .routes(routes!(bookings::get_hotel_booking))
+        .routes(routes!(bookings::cancel_hotel_booking))
         .routes(routes!(payments::get_payment))
         .routes(routes!(payments::notify_hotel))
         .routes(routes!(payments::get_hotel_payment))

@@ -2389,6 +2389,17 @@ async fn a_cluster_node_serves_only_its_own_partitions_hotels() {
     let r1 = h.book(arrival, 2, &[]).await;
     assert_eq!(r1.status, 201);
     let r1_id = r1.body["id"].as_str().unwrap().to_owned();
+    let group = json!({
+        "arrival": plus(arrival, 2).to_string(),
+        "departure": plus(arrival, 3).to_string(),
+        "guest": {"name": "Li Lei", "phone": "+86 138-0000-0000", "email": "li@example.com"},
+        "rooms": [{"room_type": "KING", "guests": 1}],
+    });
+    let b2 = h
+        .call(Method::POST, "/v1/hotels/H2/bookings", Some(group))
+        .await;
+    assert_eq!(b2.status, 201, "{:#}", b2.body);
+    let b2_id = b2.body["id"].as_str().unwrap().to_owned();
     let plain = h.app.clone();
 
     h.app = cluster_router(&h.engine, "a");
@@ -2430,6 +2441,16 @@ async fn a_cluster_node_serves_only_its_own_partitions_hotels() {
         .assert_problem(421, "misdirected");
     // Under its own hotel's path a reservation of another hotel does not exist.
     h.get(&format!("/v1/hotels/H1/reservations/{r2_id}"))
+        .await
+        .assert_problem(404, "not_found");
+    // A multi-room booking alike.
+    h.get(&format!("/v1/bookings/{b2_id}"))
+        .await
+        .assert_problem(421, "misdirected");
+    h.get(&format!("/v1/hotels/H2/bookings/{b2_id}"))
+        .await
+        .assert_problem(421, "misdirected");
+    h.get(&format!("/v1/hotels/H1/bookings/{b2_id}"))
         .await
         .assert_problem(404, "not_found");
     let paid_elsewhere = payment_of(&r2.body, "succeeded");
@@ -2489,6 +2510,8 @@ async fn a_cluster_node_serves_only_its_own_partitions_hotels() {
         .assert_problem(404, "not_found");
     let r = h.get(&format!("/v1/reservations/{r2_id}")).await;
     assert_eq!(r.body, r2.body);
+    let b = h.get(&format!("/v1/hotels/H2/bookings/{b2_id}")).await;
+    assert_eq!(b.body, b2.body);
     let r = h
         .get(&format!(
             "/v1/hotels/H2/availability?arrival={later}&departure={}",

@@ -114,9 +114,50 @@ pub async fn get_booking(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let booking = state.engine.booking(BookingId::parse(&id)?).await?;
-    caller.check_booking(&booking)?;
+    let booking = load(&state, &caller, None, &id).await?;
     Ok(booking_response(StatusCode::OK, &booking))
+}
+
+/// `GET /v1/bookings/{id}` with the hotel in the path, so a proxy can route it: the same,
+/// and 404 unless the booking is of `hotel_id`.
+#[utoipa::path(
+    get,
+    path = "/v1/hotels/{hotel_id}/bookings/{id}",
+    tag = "reservations",
+    params(
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("id" = ReservationId, Path, description = "Booking id (UUID)"),
+    ),
+    responses(
+        (status = 200, description = "The booking", body = BookingView,
+            headers(("ETag" = String, description = "The booking's version, quoted"))),
+        (status = 400, description = "invalid_request: not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found (also a booking of another hotel)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_hotel_booking(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((hotel_id, id)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let booking = load(&state, &caller, Some(&hotel_id), &id).await?;
+    Ok(booking_response(StatusCode::OK, &booking))
+}
+
+/// Loads booking `id` for `caller`: 404, as if it did not exist, when it is not of
+/// `hotel` (the path's, in the hotel-scoped forms) or the caller may not see it.
+async fn load(
+    state: &AppState,
+    caller: &Caller,
+    hotel: Option<&str>,
+    id: &str,
+) -> Result<innkeep_actors::Booking, ApiError> {
+    let booking = state.engine.booking(BookingId::parse(id)?).await?;
+    if hotel.is_some_and(|hotel| booking.hotel_id.as_str() != hotel) {
+        return Err(innkeep_engine::DomainError::NotFound("booking").into());
+    }
+    caller.check_booking(&booking)?;
+    Ok(booking)
 }
 
 /// Cancels every reservation of the booking that can still be cancelled
@@ -151,11 +192,54 @@ pub async fn cancel_booking(
     IfMatchHeader(if_match): IfMatchHeader,
     _body: EmptyBody,
 ) -> Result<Response, ApiError> {
-    let id = BookingId::parse(&id)?;
-    let expected = if_match_values(&if_match)?;
-    let current = state.engine.booking(id).await?;
-    caller.check_booking(&current)?;
-    let booking = state.engine.cancel_booking(id, expected).await?;
+    cancel(&state, &caller, (None, &id), &if_match).await
+}
+
+/// `POST /v1/bookings/{id}/cancel` with the hotel in the path, so a proxy can route it:
+/// the same, and 404 unless the booking is of `hotel_id`.
+#[utoipa::path(
+    post,
+    path = "/v1/hotels/{hotel_id}/bookings/{id}/cancel",
+    tag = "reservations",
+    params(
+        ("hotel_id" = Code, Path, description = "Hotel code", example = "DEMO"),
+        ("id" = ReservationId, Path, description = "Booking id (UUID)"),
+        ("If-Match" = Option<IfMatch>, Header, nullable = false, description = "The booking's version the client saw (its ETag); `*` or absent: no check; another version is 412 version_mismatch"),
+    ),
+    request_body(content = EmptyObject, description = "Empty, or `{}`"),
+    responses(
+        (status = 200, description = "Cancelled", body = BookingView,
+            headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found (also a booking of another hotel)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_transition, payment_in_progress or move_in_progress", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "overloaded, storage_unavailable or shutting_down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel_hotel_booking(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((hotel_id, id)): ApiPath<(String, String)>,
+    IfMatchHeader(if_match): IfMatchHeader,
+    _body: EmptyBody,
+) -> Result<Response, ApiError> {
+    cancel(&state, &caller, (Some(&hotel_id), &id), &if_match).await
+}
+
+/// A cancellation of the booking at `(hotel, id)` (see [`cancel_booking`]).
+async fn cancel(
+    state: &AppState,
+    caller: &Caller,
+    (hotel, id): (Option<&str>, &str),
+    if_match: &[HeaderValue],
+) -> Result<Response, ApiError> {
+    let expected = if_match_values(if_match)?;
+    let current = load(state, caller, hotel, id).await?;
+    let booking = state
+        .engine
+        .cancel_booking(current.summary.id, expected)
+        .await?;
     Ok(booking_response(StatusCode::OK, &booking))
 }
 
