@@ -247,7 +247,9 @@ const NATS_SERVER: &str = "/usr/sbin/nats-server";
 struct Nats {
     child: Child,
     url: String,
-    _store: tempfile::TempDir,
+    binary: PathBuf,
+    port: u16,
+    store: tempfile::TempDir,
 }
 
 impl Drop for Nats {
@@ -281,26 +283,45 @@ impl Nats {
         );
         let store = tempfile::tempdir().unwrap();
         let port = free_port();
-        let child = Command::new(&binary)
+        let child = Self::spawn(&binary, port, store.path());
+        let mut nats = Nats {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            binary,
+            port,
+            store,
+        };
+        nats.wait_accepting().await;
+        nats
+    }
+
+    fn spawn(binary: &Path, port: u16, store: &Path) -> Child {
+        Command::new(binary)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
+            .arg(store)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start nats-server");
-        let mut nats = Nats {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            _store: store,
-        };
+            .expect("start nats-server")
+    }
+
+    /// SIGKILLs it and starts it again on the same port and store.
+    async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(&self.binary, self.port, self.store.path());
+        self.wait_accepting().await;
+    }
+
+    async fn wait_accepting(&mut self) {
         // No readiness signal to wait on: poll until a client gets through.
         let deadline = Instant::now() + PROXY_START_TIMEOUT;
         loop {
-            if async_nats::connect(nats.url.as_str()).await.is_ok() {
-                return nats;
+            if async_nats::connect(self.url.as_str()).await.is_ok() {
+                return;
             }
-            let exited = nats.child.try_wait().expect("nats-server status");
+            let exited = self.child.try_wait().expect("nats-server status");
             assert!(
                 exited.is_none() && Instant::now() < deadline,
                 "nats-server did not accept connections within {PROXY_START_TIMEOUT:?} (exit: {exited:?})"
@@ -688,4 +709,60 @@ async fn a_node_whose_journal_is_behind_its_stream_publishes_nothing() {
         3,
         "nothing published over the old events"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn async_a_stream_resumes_without_gap_after_nats_restarts() {
+    let mut nats = Nats::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = OneNode::new(dir.path(), &nats, &["H1"]);
+    let env = node.env(&[("INNKEEP_CLUSTER_REPLICATION", "async")]);
+    let c = client();
+    let a = Server::start(&dir.path().join("a"), &env);
+    hotel_at(&c, &a.url(""), "H1", 3).await;
+    let arrival = plus(today("Asia/Shanghai"), 1);
+    let mut acked = Vec::new();
+    let book_days = |days: std::ops::Range<i64>| {
+        let (c, url) = (c.clone(), a.url("/v1/hotels/H1/reservations"));
+        async move {
+            let mut ids = Vec::new();
+            for day in days {
+                let stay = booking(plus(arrival, day), plus(arrival, day + 1));
+                let (status, body, _) = send(c.post(&url).json(&stay)).await;
+                assert_eq!(status, 201, "{body}");
+                ids.push(body["id"].as_str().unwrap().to_owned());
+            }
+            ids
+        }
+    };
+    acked.extend(book_days(0..5).await);
+    // NATS killed: bookings go on (async); then it comes back with its store.
+    nats.signal("-KILL");
+    acked.extend(book_days(5..10).await);
+    nats.restart().await;
+    acked.extend(book_days(10..15).await);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stream = loop {
+        let stream = read_stream(&nats, "p1").await;
+        let created: Vec<&str> = stream
+            .iter()
+            .filter(|m| m.body["type"] == "reservation.created")
+            .filter_map(|m| m.body["data"]["reservation_id"].as_str())
+            .collect();
+        if created.len() >= acked.len() {
+            assert_eq!(created, acked, "every booking once, in order");
+            break stream;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bookings missing: {} of {}",
+            created.len(),
+            acked.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let seqs: Vec<u64> = stream.iter().map(|m| m.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    // Every event the node committed, not only the bookings: the set-up too, gapless.
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
 }
