@@ -599,7 +599,11 @@ async fn a_publisher_never_appends_after_another_writers_message() {
     let (status, body, _) = send(c.get(a.url("/readyz"))).await;
     assert_eq!(status, 503, "{body}");
     let (status, body, _) = book("H2").await;
-    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("not_owner")),
+        "{body}"
+    );
     // p1's stream ends with the foreign message: nothing was written after it.
     let client = async_nats::connect(nats.url.as_str()).await.unwrap();
     let mut p1 = async_nats::jetstream::new(client)
@@ -703,7 +707,11 @@ async fn a_node_whose_journal_is_behind_its_stream_publishes_nothing() {
             .json(&json!({"name": "Again", "time_zone": "Asia/Shanghai", "currency": "CNY"})),
     )
     .await;
-    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("not_owner")),
+        "{body}"
+    );
     assert_eq!(
         read_stream(&nats, "p1").await.len(),
         3,

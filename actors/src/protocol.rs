@@ -41,6 +41,10 @@ pub enum EngineError {
     /// The engine is stopping or stopped (503).
     #[error("engine is shutting down")]
     ShuttingDown,
+    /// This node may no longer acknowledge changes: the replicated log it must write to
+    /// has another writer (503 `not_owner`); nothing was acknowledged.
+    #[error("this node no longer owns what the change belongs to: {0}")]
+    NotOwner(String),
     /// The booking's creator already has `limit` unpaid holds (429 `too_many_holds`);
     /// one frees when a hold is paid, cancelled or expires.
     #[error("this API key already has {limit} unpaid holds; pay, cancel or let one expire first")]
@@ -916,6 +920,7 @@ impl EngineError {
             EngineError::Overloaded => "overloaded",
             EngineError::Unavailable(_) => "storage_unavailable",
             EngineError::ShuttingDown => "shutting_down",
+            EngineError::NotOwner(_) => "not_owner",
             EngineError::TooManyHolds { .. } => "too_many_holds",
         }
     }

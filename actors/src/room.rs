@@ -278,6 +278,7 @@ pub(crate) fn journal_error(e: JournalError) -> EngineError {
     match e {
         JournalError::Overloaded => EngineError::Overloaded,
         JournalError::Closed => EngineError::ShuttingDown,
+        JournalError::Fenced { reason } => EngineError::NotOwner(reason),
         other => EngineError::Unavailable(other.to_string()),
     }
 }

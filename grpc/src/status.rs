@@ -26,7 +26,10 @@ pub fn grpc_code(e: &ApiError) -> Code {
     match e {
         ApiError::Engine(EngineError::Domain(d)) => domain_code(d),
         ApiError::Engine(
-            EngineError::Overloaded | EngineError::Unavailable(_) | EngineError::ShuttingDown,
+            EngineError::Overloaded
+            | EngineError::Unavailable(_)
+            | EngineError::ShuttingDown
+            | EngineError::NotOwner(_),
         )
         | ApiError::NotReady => Code::Unavailable,
         ApiError::Timeout { .. } => Code::DeadlineExceeded,
@@ -227,6 +230,13 @@ mod tests {
                 ApiError::NotOwner {
                     partition: "p2".to_owned(),
                 },
+                Code::Unavailable,
+                "not_owner",
+            ),
+            (
+                ApiError::Engine(EngineError::NotOwner(
+                    "p2's stream has another writer".to_owned(),
+                )),
                 Code::Unavailable,
                 "not_owner",
             ),

@@ -141,7 +141,10 @@ impl ApiError {
         match self {
             ApiError::Engine(EngineError::Domain(d)) => domain_status(d),
             ApiError::Engine(
-                EngineError::Overloaded | EngineError::Unavailable(_) | EngineError::ShuttingDown,
+                EngineError::Overloaded
+                | EngineError::Unavailable(_)
+                | EngineError::ShuttingDown
+                | EngineError::NotOwner(_),
             )
             | ApiError::NotReady
             | ApiError::NotOwner { .. }
@@ -170,7 +173,9 @@ impl ApiError {
                 Some(RETRY_AFTER_OVERLOADED_SECS)
             }
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            ApiError::Engine(EngineError::Unavailable(_) | EngineError::ShuttingDown)
+            ApiError::Engine(
+                EngineError::Unavailable(_) | EngineError::ShuttingDown | EngineError::NotOwner(_),
+            )
             | ApiError::NotReady
             | ApiError::NotOwner { .. } => Some(RETRY_AFTER_UNAVAILABLE_SECS),
             _ => None,

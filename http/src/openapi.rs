@@ -73,12 +73,14 @@ pub struct ApiDoc;
 /// handler can give, which its own annotation does not list: for a protected one (see
 /// [`crate::auth::ROUTES`]) its security requirement and 401/403, and 404 on a hotel
 /// route (a hotel the key does not cover); 421 `misdirected` where a hotel or a loaded
-/// reservation's hotel may be served by another node of a cluster; 400 where a path segment may not decode; 429
-/// where the rate limiter runs (everything but the probes); 413 where a body is read; 503
-/// `timeout` (the request deadline), `not_ready` (while the server recovers; not
-/// `/healthz`) and, on `/v1/` routes, `overloaded` (shed before the handler). Also fixes what utoipa cannot say (`RestrictionSet`'s `minProperties`,
-/// an action's optional body). Applied to the finished document in [`doc_router`], after
-/// the routes exist.
+/// reservation's hotel may be served by another node of a cluster; 400 where a path
+/// segment may not decode; 429 where the rate limiter runs (everything but the probes);
+/// 413 where a body is read; 503 `timeout` (the request deadline), `not_ready` (while the
+/// server recovers; not `/healthz`), on `/v1/` routes `overloaded` (shed before the
+/// handler), and on those that change the engine's state `not_owner` (a fenced node of a
+/// cluster). Also fixes what utoipa cannot say (`RestrictionSet`'s `minProperties`, an
+/// action's optional body). Applied to the finished document in [`doc_router`], after the
+/// routes exist.
 #[derive(Debug)]
 struct Layers;
 
@@ -239,6 +241,14 @@ impl utoipa::Modify for Layers {
                 }
                 if template.starts_with("/v1/") {
                     busy.push("overloaded");
+                }
+                // A change on a node of a cluster whose partition stream has another
+                // writer (`replication = "sync"`).
+                if template.starts_with("/v1/")
+                    && !template.starts_with("/v1/webhooks")
+                    && method != "GET"
+                {
+                    busy.push("not_owner");
                 }
                 answers(
                     op,

@@ -255,6 +255,13 @@ pub enum JournalError {
     /// The journal has been shut down.
     #[error("journal is shut down")]
     Closed,
+    /// Its [`AckGate`] failed: a replicated log this node may no longer write to refused
+    /// it, so nothing more is made durable or acknowledged here (HTTP 503 `not_owner`).
+    #[error("not acknowledged: {reason}")]
+    Fenced {
+        /// Why, naming what refused.
+        reason: String,
+    },
     /// An IO error at start-up or recovery, naming the file.
     #[error("journal IO error on {}", path.display())]
     Io {

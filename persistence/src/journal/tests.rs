@@ -1594,7 +1594,7 @@ fn a_gate_holds_acks_until_it_releases_them() {
     let fourth = journal.append(ev(4)).expect("append");
     assert!(matches!(
         fourth.blocking_recv().expect("answered"),
-        Err(JournalError::Unavailable { .. })
+        Err(JournalError::Fenced { .. })
     ));
     assert!(
         matches!(

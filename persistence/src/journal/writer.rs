@@ -787,7 +787,7 @@ impl<E: Serialize> Writer<E> {
         // A failed gate acknowledges nothing more: nothing more is made durable either, so
         // what callers hold (refused, undone) and what the journal holds stay the same.
         if let Some(reason) = self.gate.as_ref().and_then(|g| g.failure()) {
-            return self.fail_batch(batch, JournalError::Unavailable { reason });
+            return self.fail_batch(batch, JournalError::Fenced { reason });
         }
         let batch_bytes = self.buf.len() as u64;
         let active_has_records = self.next_seq > self.active.first_seq;
