@@ -141,11 +141,14 @@ impl Shared {
     /// This node may not write `partition`'s stream any more (another writer, or a stream
     /// ahead of this node's journal): with synchronous replication nothing further is
     /// acknowledged (every change waits for every stream).
-    fn fenced(&self, partition: &str) {
+    fn fenced(&self, partition: &str, why: Fence) {
+        let why = match why {
+            Fence::AnotherWriter => "has another writer",
+            Fence::AheadOfJournal => "holds later events of this node than its journal",
+        };
         if let Some(gate) = &self.gate {
             gate.fail(format!(
-                "partition {partition}'s stream has another writer: this node acknowledges \
-                 no more changes"
+                "partition {partition}'s stream {why}: this node acknowledges no more changes"
             ));
         }
     }
@@ -285,9 +288,17 @@ enum Round {
     Stopped,
     /// A publish or lookup failed: look up the stream's end again, after a pause.
     Failed,
-    /// Another writer appended to the stream, or the stream is ahead of this node's
-    /// journal: this publisher must not go on.
-    Fenced,
+    /// This publisher must not go on.
+    Fenced(Fence),
+}
+
+/// Why a publisher may not write its stream.
+#[derive(Clone, Copy, Debug)]
+enum Fence {
+    /// Another writer appended to the stream.
+    AnotherWriter,
+    /// The stream holds later events of this node than its journal (a replaced data dir).
+    AheadOfJournal,
 }
 
 /// Publishes `partition`'s events until the server stops or another writer is found.
@@ -300,8 +311,8 @@ async fn publish(
     loop {
         match round(&shared, &jetstream, &partition, &mut backoff).await {
             Round::Stopped => return,
-            Round::Fenced => {
-                shared.fenced(&partition.id);
+            Round::Fenced(why) => {
+                shared.fenced(&partition.id, why);
                 return;
             }
             Round::Failed => {
@@ -339,7 +350,7 @@ async fn round(
             "this partition's stream holds later events of this node than its journal: \
              the data dir is not the one that published them; its publisher stops"
         );
-        return Round::Fenced;
+        return Round::Fenced(Fence::AheadOfJournal);
     }
     shared.advance(&partition.id, cursor);
     loop {
@@ -404,7 +415,7 @@ async fn round(
                         partition = %partition.id,
                         "another writer appended to this partition's stream: its publisher stops"
                     );
-                    return Round::Fenced;
+                    return Round::Fenced(Fence::AnotherWriter);
                 }
                 Err(e) => {
                     tracing::warn!(partition = %partition.id, error = %e, "publish not acknowledged; retrying");
