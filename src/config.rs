@@ -79,7 +79,7 @@ pub struct Config {
 }
 
 /// `[cluster]`. Both keys or neither: without them a node serves every hotel.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSection {
     /// This node's id among the cluster file's nodes.
@@ -92,6 +92,21 @@ pub struct ClusterSection {
     pub nats_url: Option<String>,
     /// With `nats_url`: when a change is acknowledged to its client.
     pub replication: Replication,
+    /// With `replication = "sync"`: a change waiting this long for the streams means
+    /// replication has stalled, and the node reports itself not ready until it moves.
+    pub replication_stall_ms: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        Self {
+            node_id: None,
+            file: None,
+            nats_url: None,
+            replication: Replication::default(),
+            replication_stall_ms: 5_000,
+        }
+    }
 }
 
 /// `[cluster] replication`.
@@ -482,6 +497,12 @@ impl Config {
                 message: "set both node_id and file, or neither".to_owned(),
             });
         }
+        range(
+            "cluster.replication_stall_ms",
+            self.cluster.replication_stall_ms,
+            100,
+            600_000,
+        )?;
         if let Some(url) = &self.cluster.nats_url {
             let bad = |why: &str| ConfigError::Value {
                 key: "cluster.nats_url",
@@ -1374,6 +1395,17 @@ mod tests {
         ];
         let c = load("", &vars).unwrap();
         assert_eq!(c.cluster.nats_url.as_deref(), Some("nats://10.0.0.9:4222"));
+        assert_eq!(c.cluster.replication, Replication::Sync);
+        assert_eq!(c.cluster.replication_stall_ms, 5_000);
+        let e = load("[cluster]\nreplication = \"eventually\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("replication"), "{e}");
+        let e = load("", &[("INNKEEP_CLUSTER_REPLICATION_STALL_MS", "50")]).unwrap_err();
+        assert!(
+            e.to_string().contains("cluster.replication_stall_ms"),
+            "{e}"
+        );
+        let c = load("", &[("INNKEEP_CLUSTER_REPLICATION", "async")]).unwrap();
+        assert_eq!(c.cluster.replication, Replication::Async);
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cluster.toml");

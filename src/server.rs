@@ -203,7 +203,9 @@ pub async fn run(
     // `replication = "sync"`: acknowledged once the partition streams have it too.
     let ack_gate = match (&nats_url, config.cluster.replication) {
         (Some(_), crate::config::Replication::Sync) => {
-            Some(Arc::new(innkeep_persistence::AckGate::new()))
+            Some(Arc::new(innkeep_persistence::AckGate::new(
+                Duration::from_millis(config.cluster.replication_stall_ms),
+            )))
         }
         _ => None,
     };

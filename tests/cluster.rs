@@ -628,6 +628,7 @@ async fn sync_a_change_is_acknowledged_only_once_its_stream_has_it() {
         ("INNKEEP_CLUSTER_REPLICATION", "sync"),
         // Long enough to outlast NATS's pause below.
         ("INNKEEP_LIMITS_REQUEST_TIMEOUT_MS", "30000"),
+        ("INNKEEP_CLUSTER_REPLICATION_STALL_MS", "300"),
     ]);
     let c = client();
     let a = Server::start(&dir.path().join("a"), &env);
@@ -659,6 +660,22 @@ async fn sync_a_change_is_acknowledged_only_once_its_stream_has_it() {
         early.is_err(),
         "acknowledged while NATS could not have it: {early:?}"
     );
+    // Replication has stalled: the node says it is not ready...
+    let ready = |want: u16| {
+        let (c, url) = (c.clone(), a.url("/readyz"));
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (status, _, _) = send(c.get(&url)).await;
+                if status == want {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "/readyz never answered {want}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    ready(503).await;
     // ...until the stream has it.
     nats.signal("-CONT");
     let (status, body, _) = waiting.await.unwrap();
@@ -668,6 +685,7 @@ async fn sync_a_change_is_acknowledged_only_once_its_stream_has_it() {
         in_stream(&read_stream(&nats, "p1").await, id),
         "acknowledged before published"
     );
+    ready(200).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,29 +9,43 @@
 //! stay held (their records are durable here, and their callers keep them as made: an
 //! error would make a caller undo a change the journal has), the writer makes no further
 //! batch durable (each is refused, so its callers undo it), and the journal reports
-//! itself unhealthy.
+//! itself unhealthy. So does a gate whose oldest held batch has waited longer than its
+//! stall limit, until replication moves again.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::writer::{deliver, Reply};
 
 /// Acks held until their records are replicated (see the module docs). Held acks are
 /// bounded by what callers have in flight: each waits for its own.
-#[derive(Default)]
 pub struct AckGate {
     /// Under one lock, so a batch held while a release runs is never left behind.
     state: Mutex<GateState>,
+    /// A batch held longer than this means replication has stalled: the journal reports
+    /// itself unhealthy (the node not ready) until it moves again.
+    stall_limit: Duration,
 }
 
 #[derive(Default)]
 struct GateState {
     /// Every record up to this seq is replicated.
     released: u64,
-    /// Batches waiting: the last seq of each, with its acks, oldest first.
-    held: VecDeque<(u64, Vec<(u64, Reply)>)>,
+    /// Batches waiting, oldest first.
+    held: VecDeque<Held>,
     /// Why replication stopped for good, once it did.
     failed: Option<String>,
+}
+
+/// A durable batch whose acks wait.
+struct Held {
+    /// Its last record's seq.
+    last_seq: u64,
+    /// When it began to wait.
+    since: Instant,
+    /// Its acks: each record's seq and reply.
+    acks: Vec<(u64, Reply)>,
 }
 
 impl std::fmt::Debug for AckGate {
@@ -46,9 +60,13 @@ impl std::fmt::Debug for AckGate {
 }
 
 impl AckGate {
-    /// A gate that has released nothing yet.
-    pub fn new() -> Self {
-        Self::default()
+    /// A gate that has released nothing yet; replication counts as stalled once a batch
+    /// has waited `stall_limit`.
+    pub fn new(stall_limit: Duration) -> Self {
+        Self {
+            state: Mutex::default(),
+            stall_limit,
+        }
     }
 
     /// Every record up to `seq` is replicated: deliver the acks of the batches it covers.
@@ -61,9 +79,9 @@ impl AckGate {
             }
             state.released = seq;
             let mut ready = Vec::new();
-            while state.held.front().is_some_and(|(last, _)| *last <= seq) {
-                if let Some((_, acks)) = state.held.pop_front() {
-                    ready.extend(acks);
+            while state.held.front().is_some_and(|h| h.last_seq <= seq) {
+                if let Some(held) = state.held.pop_front() {
+                    ready.extend(held.acks);
                 }
             }
             ready
@@ -87,6 +105,15 @@ impl AckGate {
             .clone()
     }
 
+    /// Whether the oldest batch still waiting has waited longer than the stall limit.
+    pub fn stalled(&self) -> bool {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .held
+            .front()
+            .is_some_and(|h| h.since.elapsed() > self.stall_limit)
+    }
+
     /// Up to which seq records are replicated.
     pub fn released(&self) -> u64 {
         self.state
@@ -104,6 +131,10 @@ impl AckGate {
             deliver(acks);
             return;
         }
-        state.held.push_back((last_seq, acks));
+        state.held.push_back(Held {
+            last_seq,
+            since: Instant::now(),
+            acks,
+        });
     }
 }

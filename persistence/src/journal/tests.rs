@@ -1526,7 +1526,7 @@ fn read_after_pages_consecutive_records_and_shows_what_is_gone() {
 #[test]
 fn a_gate_holds_acks_until_it_releases_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ack_gate = Arc::new(AckGate::new());
+    let ack_gate = Arc::new(AckGate::new(std::time::Duration::from_secs(3600)));
     let (hook, batches) = collector();
     let journal = Journal::start(
         JournalOptions {
@@ -1608,4 +1608,41 @@ fn a_gate_holds_acks_until_it_releases_them() {
         vec![1, 2, 3],
         "the refused record never became durable"
     );
+}
+
+/// A gate whose oldest held batch has waited past its stall limit makes the journal
+/// unhealthy until the batch is released.
+#[test]
+fn a_stalled_gate_makes_the_journal_unhealthy_until_it_moves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ack_gate = Arc::new(AckGate::new(std::time::Duration::from_millis(1)));
+    let (hook, _batches) = collector();
+    let journal = Journal::start(
+        JournalOptions {
+            gate: Some(ack_gate.clone()),
+            ..options(dir.path(), 1 << 26)
+        },
+        1,
+        hook,
+    )
+    .expect("start");
+    assert!(journal.is_healthy(), "nothing held yet");
+    let first = journal.append(ev(1)).expect("append");
+    assert_eq!(
+        journal
+            .mark()
+            .expect("mark")
+            .blocking_recv()
+            .expect("mark")
+            .ok(),
+        Some(1)
+    );
+    // Past the limit (1 ms) for certain.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(ack_gate.stalled());
+    assert!(!journal.is_healthy(), "held past the stall limit");
+    ack_gate.release_through(1);
+    assert_eq!(first.blocking_recv().expect("ack").ok(), Some(1));
+    assert!(!ack_gate.stalled());
+    assert!(journal.is_healthy(), "replication moved again");
 }

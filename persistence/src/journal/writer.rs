@@ -407,14 +407,15 @@ impl<E> Journal<E> {
     }
 
     /// `false` once a failed `fdatasync` (or an unrecoverable write failure) has
-    /// poisoned the journal; every append then fails with `Unavailable`.
+    /// poisoned the journal (every append then fails with `Unavailable`), once its gate
+    /// failed, and while its gate is stalled (see [`super::AckGate`]).
     pub fn is_healthy(&self) -> bool {
         self.inner.shared.poison.get().is_none()
             && self
                 .inner
                 .gate
                 .as_ref()
-                .is_none_or(|g| g.failure().is_none())
+                .is_none_or(|g| g.failure().is_none() && !g.stalled())
     }
 
     /// The seq of the newest durable record (the one before the start seq when none is
