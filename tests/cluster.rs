@@ -791,4 +791,33 @@ async fn async_a_stream_resumes_without_gap_after_nats_restarts() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     // Every event the node committed, not only the bookings: the set-up too, gapless.
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    // The publisher's progress is on /metrics: its cursor reached the last event.
+    let last = *seqs.last().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = c
+            .get(a.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let cursor = text
+            .lines()
+            .find(|l| l.starts_with("innkeep_stream_cursor{partition=\"p1\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok());
+        let published = text
+            .lines()
+            .any(|l| l.starts_with("innkeep_stream_published_total{partition=\"p1\"}"));
+        if published && cursor == Some(last as f64) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stream metrics: cursor {cursor:?}, want {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
