@@ -23,6 +23,9 @@
 //!   ([`innkeep_actors::Engine::retain_journal_from`]), so a NATS outage delays the stream
 //!   (and, in sync mode, every acknowledgement) and grows the journal, and loses nothing.
 //! - The publishers run on a thread of their own (`innkeep-stream`), never on the shards.
+//!   Each reads every event of the node and keeps its partition's, so one partition's
+//!   trouble never holds up another's stream; that reading grows with the partitions a
+//!   node serves, which suits a few per node (many would want one reader dispatching).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
