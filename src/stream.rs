@@ -17,7 +17,8 @@
 //!   journal has it (`fdatasync`) and every partition stream has every event up to it
 //!   (the journal's acks wait in an [`AckGate`] this releases); a stream that found
 //!   another writer fails the gate: nothing more is acknowledged, later changes are
-//!   refused (503 `not_owner`) and the node turns not ready. `"async"`: once
+//!   refused (503 `not_owner`) and the node turns not ready. A change waiting longer than
+//!   `replication_stall_ms` also turns it not ready, until replication moves again. `"async"`: once
 //!   the local journal has it; the publish follows.
 //! - The journal keeps every record not yet published
 //!   ([`innkeep_actors::Engine::retain_journal_from`]), so a NATS outage delays the stream

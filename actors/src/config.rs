@@ -77,9 +77,10 @@ pub struct EngineConfig {
     /// [`innkeep_persistence::journal::MIN_SEGMENT_BYTES`], or start-up fails.
     pub journal_segment_max_bytes: u64,
     /// Journal records from this seq on stay on disk from start-up on, whatever snapshots
-    /// cover (0: no floor), until [`crate::Engine::retain_journal_from`] moves it: readers
-    /// that resume from a durable position of their own (the server's outbound webhooks)
-    /// must find their records even if a snapshot runs before they start.
+    /// cover (0: no floor), until the first reader sets its own floor with
+    /// [`crate::Engine::retain_journal_from`]: readers that resume from a durable position
+    /// of their own (the server's outbound webhooks and partition-stream publishers) must
+    /// find their records even if a snapshot runs before they start.
     pub journal_retain_from: u64,
     /// A change is acknowledged once durable here and, with a gate, once the gate
     /// releases its journal record too (a replicated log has it: the server's partition
