@@ -57,6 +57,9 @@ pub struct Config {
     pub snapshot_every_events: u64,
     /// ...or this many seconds.
     pub snapshot_every_seconds: u64,
+    /// A room nobody reached for between this many seconds and twice that parks: its
+    /// actor stops and its state waits until its next message (memory of idle rooms).
+    pub room_idle_seconds: u64,
     /// Hotel-local time (`HH:MM`) of the night audit, which marks confirmed reservations
     /// whose guest never arrived as `no_show` on the day after arrival.
     pub night_audit_time: String,
@@ -338,6 +341,7 @@ impl Default for Config {
             max_in_flight: innkeep_actors::DEFAULT_MAX_IN_FLIGHT,
             snapshot_every_events: 100_000,
             snapshot_every_seconds: 300,
+            room_idle_seconds: innkeep_actors::config::DEFAULT_ROOM_IDLE.as_secs(),
             night_audit_time: "04:00".to_owned(),
             resume_window_events: FEED_WINDOW_EVENTS,
             payment: PaymentSection::default(),
@@ -539,6 +543,12 @@ impl Config {
             Ok(())
         }
         range("hold_seconds", self.hold_seconds, 1, 7 * 24 * 3600)?;
+        range(
+            "room_idle_seconds",
+            self.room_idle_seconds,
+            innkeep_actors::config::MIN_ROOM_IDLE.as_secs(),
+            24 * 3600,
+        )?;
         self.night_audit()?;
         range("max_nights", self.max_nights, 1, 730)?;
         range("horizon_days", self.horizon_days, 1, 3650)?;
@@ -845,6 +855,7 @@ impl Config {
             sync,
             snapshot_every_events: self.snapshot_every_events,
             snapshot_every: Duration::from_secs(self.snapshot_every_seconds),
+            room_idle: Duration::from_secs(self.room_idle_seconds),
             resume_window_events: self.resume_window_events,
             max_holds_per_creator: self.limits.max_holds_per_key,
             payment: PaymentPolicy {
@@ -963,6 +974,15 @@ mod tests {
             let e = load(&format!("night_audit_time = \"{bad}\"\n"), &[]).unwrap_err();
             assert!(e.to_string().contains("night_audit_time"), "{bad}: {e}");
         }
+        for bad in ["0", "86401"] {
+            let e = load(&format!("room_idle_seconds = {bad}\n"), &[]).unwrap_err();
+            assert!(e.to_string().contains("room_idle_seconds"), "{bad}: {e}");
+        }
+        let c = load("", &[("INNKEEP_ROOM_IDLE_SECONDS", "30")]).unwrap();
+        assert_eq!(
+            c.engine(SyncMode::Fdatasync).room_idle,
+            Duration::from_secs(30)
+        );
         let c = load("", &[("INNKEEP_NIGHT_AUDIT_TIME", "03:30")]).unwrap();
         assert_eq!(
             c.engine(SyncMode::Fdatasync).night_audit_time,

@@ -159,10 +159,8 @@ pub(crate) async fn run(
                         hotel_id: req.hotel_id.clone(),
                         number: number.clone(),
                     };
-                    rooms
-                        .read()
-                        .get(&key)
-                        .map(|hosted| hosted.addr.try_send(msg))
+                    let hosted = rooms.read();
+                    hosted.get(&key).map(|h| rooms.try_send_to(h, msg))
                 };
                 match sent {
                     Some(Ok(())) => {}
@@ -301,9 +299,11 @@ pub(crate) async fn replay(
     rooms: &Rooms,
     existing: ReservationId,
 ) -> BookResult {
-    let addr = directory.locate(&existing).and_then(|k| rooms.addr(&k));
-    let addr = addr.ok_or(DomainError::NotFound("reservation"))?;
-    addr.send(GetReservation(existing))
+    let asked = directory
+        .locate(&existing)
+        .and_then(|k| rooms.send(&k, GetReservation(existing)));
+    asked
+        .ok_or(DomainError::NotFound("reservation"))?
         .await
         .map_err(|_| EngineError::ShuttingDown)?
         .map_err(EngineError::from)

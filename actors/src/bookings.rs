@@ -523,18 +523,20 @@ async fn prepare(
     key: &RoomKey,
     asks: Vec<PartAsk>,
 ) -> Result<(Vec<PartAnswer>, oneshot::Sender<Decided>), EngineError> {
-    let addr = rooms.addr(key).ok_or(DomainError::NotFound("room"))?;
     let (decision, decided) = oneshot::channel();
     let (answer, answered) = oneshot::channel();
-    addr.try_send(Prepare {
+    let prepare = Prepare {
         asks,
         answer,
         decision: decided,
-    })
-    .map_err(|e| match e {
-        actix::dev::SendError::Full(_) => EngineError::Overloaded,
-        actix::dev::SendError::Closed(_) => EngineError::ShuttingDown,
-    })?;
+    };
+    rooms
+        .try_send(key, prepare)
+        .ok_or(DomainError::NotFound("room"))?
+        .map_err(|e| match e {
+            actix::dev::SendError::Full(_) => EngineError::Overloaded,
+            actix::dev::SendError::Closed(_) => EngineError::ShuttingDown,
+        })?;
     let answers = answered.await.map_err(|_| EngineError::ShuttingDown)?;
     Ok((answers, decision))
 }

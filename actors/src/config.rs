@@ -17,6 +17,13 @@ use crate::gateway::{PaymentGateway, RetryPolicy};
 /// admitted median of 64 ms, 64 gave 9 ms.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 
+/// Default for [`EngineConfig::room_idle`].
+pub const DEFAULT_ROOM_IDLE: Duration = Duration::from_secs(120);
+
+/// Least [`EngineConfig::room_idle`]: a shorter one is raised to it (a sweep walks the
+/// shard's rooms).
+pub const MIN_ROOM_IDLE: Duration = Duration::from_secs(1);
+
 /// Default for [`EngineConfig::max_holds_per_creator`].
 pub const DEFAULT_MAX_HOLDS_PER_CREATOR: usize = 50;
 
@@ -53,6 +60,11 @@ pub struct EngineConfig {
     pub snapshot_every: Duration,
     /// How often due holds are looked for.
     pub expiry_tick: Duration,
+    /// A room nobody reached for between this and twice this is parked: its actor stops
+    /// and its state waits in the registry until its next message starts it again (an
+    /// actor costs about 800 bytes, five times an idle room's state). Default
+    /// [`DEFAULT_ROOM_IDLE`]; at least [`MIN_ROOM_IDLE`].
+    pub room_idle: Duration,
     /// Most open (unpaid) holds one creator (API key) may have at once; past it a
     /// booking fails with [`crate::EngineError::TooManyHolds`]. Stops one client from holding
     /// every room of a hotel without paying. Bookings without a creator are not capped.
@@ -118,6 +130,7 @@ impl EngineConfig {
             snapshot_every_events: 100_000,
             snapshot_every: Duration::from_secs(300),
             expiry_tick: Duration::from_millis(250),
+            room_idle: DEFAULT_ROOM_IDLE,
             max_holds_per_creator: DEFAULT_MAX_HOLDS_PER_CREATOR,
             payment: PaymentPolicy::default(),
             night_audit_time: DEFAULT_NIGHT_AUDIT_TIME,

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
+use actix::dev::Request;
 use actix::prelude::*;
 use innkeep_engine::group::{BookingSummary, GroupInput};
 use innkeep_engine::jiff::civil::Date;
@@ -598,6 +599,23 @@ impl Engine {
             .cloned()
     }
 
+    /// Rooms whose actor runs now; the others are parked, their state waiting in the
+    /// registry until their next message ([`EngineConfig::room_idle`]).
+    pub fn rooms_awake(&self) -> usize {
+        self.inner.rooms.awake()
+    }
+
+    /// Sweeps every shard's rooms for idle ones now, as the periodic sweep does
+    /// ([`EngineConfig::room_idle`]): a room nobody reached since the previous sweep is
+    /// asked to park, and parks once it has handled what was queued before, unless it has
+    /// something in flight. Returns how many rooms were asked. (An embedder that just
+    /// finished a burst can give the memory back without waiting for the sweeps.)
+    pub fn sweep_idle_rooms(&self) -> usize {
+        (0..self.inner.shards.len())
+            .map(|shard| self.inner.rooms.sweep(shard))
+            .sum()
+    }
+
     /// The hotel-local date now.
     pub fn today(&self, hotel_id: &HotelId) -> Result<Date, EngineError> {
         Ok(read(&self.inner.directory.catalog)
@@ -962,11 +980,40 @@ impl Engine {
         Ok((hotel.time_zone.clone(), keys))
     }
 
-    fn room_addr(&self, key: &RoomKey) -> Result<Addr<RoomActor>, EngineError> {
+    /// Sends `msg` to room `key` ([`Rooms::send`]); `not_found` if there is no such room.
+    fn send<M>(&self, key: &RoomKey, msg: M) -> Result<Request<RoomActor, M>, EngineError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        RoomActor: Handler<M>,
+    {
         self.inner
             .rooms
-            .addr(key)
+            .send(key, msg)
             .ok_or(EngineError::Domain(DomainError::NotFound("room")))
+    }
+
+    /// Sends each room of `keys` its message from `msg`, all queued before this returns;
+    /// their answers in the same order.
+    async fn ask_all<M>(
+        &self,
+        keys: &[RoomKey],
+        msg: impl Fn() -> M,
+    ) -> Result<Vec<M::Result>, EngineError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        RoomActor: Handler<M>,
+    {
+        let asked = keys
+            .iter()
+            .map(|k| self.send(k, msg()))
+            .collect::<Result<Vec<_>, _>>()?;
+        futures_util::future::join_all(asked)
+            .await
+            .into_iter()
+            .map(|answer| answer.map_err(mailbox))
+            .collect()
     }
 
     fn locate(&self, id: &ReservationId) -> Result<RoomKey, EngineError> {
@@ -979,8 +1026,9 @@ impl Engine {
     /// A reservation with its history: the one its room holds, shared, not copied.
     pub async fn reservation(&self, id: ReservationId) -> Result<Arc<Reservation>, EngineError> {
         let _slot = self.enter()?;
-        self.at_its_room(id, |addr| async move {
-            Ok(addr.send(GetReservation(id)).await.map_err(mailbox)??)
+        self.at_its_room(id, |key| {
+            let asked = self.send(&key, GetReservation(id));
+            async move { Ok(asked?.await.map_err(mailbox)??) }
         })
         .await
     }
@@ -992,13 +1040,13 @@ impl Engine {
     /// at most, as rearrangements can move one reservation again and again.
     async fn at_its_room<T, F, Fut>(&self, id: ReservationId, call: F) -> Result<T, EngineError>
     where
-        F: Fn(Addr<RoomActor>) -> Fut,
+        F: Fn(RoomKey) -> Fut,
         Fut: std::future::Future<Output = Result<T, EngineError>>,
     {
         let mut key = self.locate(&id)?;
         let mut relocations = 0;
         loop {
-            let result = call(self.room_addr(&key)?).await;
+            let result = call(key.clone()).await;
             match result {
                 Err(EngineError::Domain(DomainError::NotFound("reservation")))
                     if relocations < MAX_RELOCATIONS =>
@@ -1088,8 +1136,7 @@ impl Engine {
             today,
             span: tracing::Span::current(),
         };
-        self.room_of_hotel(hotel_id, number)?
-            .send(msg)
+        self.send(&self.room_of_hotel(hotel_id, number)?, msg)?
             .await
             .map_err(mailbox)?
     }
@@ -1107,21 +1154,20 @@ impl Engine {
             now: self.now(),
             span: tracing::Span::current(),
         };
-        self.room_of_hotel(hotel_id, number)?
-            .send(msg)
+        self.send(&self.room_of_hotel(hotel_id, number)?, msg)?
             .await
             .map_err(mailbox)?
     }
 
-    /// The actor of room `number` of hotel `hotel_id`: `not_found` for an unknown hotel
-    /// first, then for an unknown room.
+    /// The key of room `number` of hotel `hotel_id`: `not_found` for an unknown hotel
+    /// first (then [`Engine::send`] answers `not_found` for an unknown room).
     fn room_of_hotel(
         &self,
         hotel_id: &HotelId,
         number: &RoomNumber,
-    ) -> Result<Addr<RoomActor>, EngineError> {
+    ) -> Result<RoomKey, EngineError> {
         read(&self.inner.directory.catalog).hotel(hotel_id)?;
-        self.room_addr(&RoomKey {
+        Ok(RoomKey {
             hotel_id: hotel_id.clone(),
             number: number.clone(),
         })
@@ -1143,7 +1189,7 @@ impl Engine {
             .time_zone
             .today(now);
         let span = tracing::Span::current();
-        self.at_its_room(id, |addr| {
+        self.at_its_room(id, |key| {
             let msg = ChangeReservation {
                 id,
                 action: action.clone(),
@@ -1152,7 +1198,8 @@ impl Engine {
                 today,
                 span: span.clone(),
             };
-            async move { addr.send(msg).await.map_err(mailbox)? }
+            let asked = self.send(&key, msg);
+            async move { asked?.await.map_err(mailbox)? }
         })
         .await
     }
@@ -1187,14 +1234,15 @@ impl Engine {
         let _slot = self.enter()?;
         let now = self.now();
         let span = tracing::Span::current();
-        self.at_its_room(id, |addr| {
+        self.at_its_room(id, |key| {
             let msg = ApplyPayment {
                 id,
                 report: report.clone(),
                 now,
                 span: span.clone(),
             };
-            async move { addr.send(msg).await.map_err(mailbox)? }
+            let asked = self.send(&key, msg);
+            async move { asked?.await.map_err(mailbox)? }
         })
         .await
     }
@@ -1217,12 +1265,7 @@ impl Engine {
                 number: n.clone(),
             })
             .collect();
-        let addrs: Vec<Addr<RoomActor>> = keys
-            .iter()
-            .map(|k| self.room_addr(k))
-            .collect::<Result<_, _>>()?;
-        let views = futures_util::future::join_all(addrs.iter().map(|a| a.send(GetView))).await;
-        views.into_iter().map(|v| v.map_err(mailbox)).collect()
+        self.ask_all(&keys, || GetView).await
     }
 
     /// The front desk's lists for the hotel-local `date` (today in the hotel's zone when
@@ -1236,17 +1279,12 @@ impl Engine {
         let _slot = self.enter()?;
         let (tz, keys) = self.zone_and_rooms(hotel_id)?;
         let date = date.unwrap_or_else(|| tz.today(self.now()));
-        let addrs: Vec<Addr<RoomActor>> = keys
-            .iter()
-            .map(|k| self.room_addr(k))
-            .collect::<Result<_, _>>()?;
-        let days = futures_util::future::join_all(addrs.iter().map(|a| {
-            a.send(GetDay {
+        let days = self
+            .ask_all(&keys, || GetDay {
                 date,
                 tz: tz.clone(),
             })
-        }))
-        .await;
+            .await?;
         let mut out = FrontDeskDay {
             hotel_id: hotel_id.clone(),
             date,
@@ -1255,7 +1293,6 @@ impl Engine {
             in_house: Vec::new(),
         };
         for day in days {
-            let day = day.map_err(mailbox)?;
             out.arrivals.extend(day.arrivals);
             out.departures.extend(day.departures);
             out.in_house.extend(day.in_house);
@@ -1293,18 +1330,8 @@ impl Engine {
                 "is too late: the window would end after 9999-12-31",
             ))
         })?;
-        let addrs: Vec<Addr<RoomActor>> = keys
-            .iter()
-            .map(|k| self.room_addr(k))
-            .collect::<Result<_, _>>()?;
-        let rows =
-            futures_util::future::join_all(addrs.iter().map(|a| a.send(GetTape { from, to })))
-                .await;
         // In the catalog's order: by room number.
-        let rooms = rows
-            .into_iter()
-            .map(|r| r.map_err(mailbox))
-            .collect::<Result<Vec<_>, _>>()?;
+        let rooms = self.ask_all(&keys, || GetTape { from, to }).await?;
         Ok(TapeChart {
             hotel_id: hotel_id.clone(),
             from,
@@ -1327,8 +1354,7 @@ impl Engine {
             now: self.now(),
             span: tracing::Span::current(),
         };
-        self.room_of_hotel(hotel_id, number)?
-            .send(msg)
+        self.send(&self.room_of_hotel(hotel_id, number)?, msg)?
             .await
             .map_err(mailbox)?
     }

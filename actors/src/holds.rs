@@ -25,7 +25,7 @@ use crate::directory::{read, Directory};
 use crate::protocol::{
     Adopt, ChangeReservation, EngineError, HoldEnded, HoldStarted, PaymentCreated,
 };
-use crate::room::{RoomActor, Rooms, ROOM_MAILBOX};
+use crate::room::{Rooms, ROOM_MAILBOX};
 
 /// Name of the counter of holds the keepers expired.
 pub const METRIC_HOLDS_EXPIRED: &str = "innkeep_holds_expired_total";
@@ -53,6 +53,10 @@ pub(crate) struct HoldKeeper {
     payments: Option<Recipient<PaymentCreated>>,
     /// How often due holds are looked for.
     expiry_tick: Duration,
+    /// This keeper's shard, whose idle rooms it parks.
+    shard: usize,
+    /// How often this shard's rooms are swept for idle ones ([`Rooms::sweep`]).
+    room_idle: Duration,
 }
 
 impl HoldKeeper {
@@ -61,7 +65,8 @@ impl HoldKeeper {
         rooms: Arc<Rooms>,
         journal: Journal<Event>,
         payments: Option<Recipient<PaymentCreated>>,
-        expiry_tick: Duration,
+        (expiry_tick, room_idle): (Duration, Duration),
+        shard: usize,
     ) -> Self {
         Self {
             directory,
@@ -70,6 +75,8 @@ impl HoldKeeper {
             holds: HoldQueue::default(),
             payments,
             expiry_tick,
+            shard,
+            room_idle,
         }
     }
 
@@ -111,7 +118,7 @@ impl HoldKeeper {
                 }));
                 continue;
             }
-            let Some((asked, addr, today)) = self.room_of(&id, now) else {
+            let Some((asked, today)) = self.room_of(&id, now) else {
                 continue;
             };
             let msg = ChangeReservation {
@@ -122,7 +129,10 @@ impl HoldKeeper {
                 today,
                 span: tracing::debug_span!("expire_hold", reservation = %id),
             };
-            ctx.spawn(addr.send(msg).into_actor(self).map(move |res, act, _| {
+            let Some(sent) = self.rooms.send(&asked, msg) else {
+                continue;
+            };
+            ctx.spawn(sent.into_actor(self).map(move |res, act, _| {
                 let retry = match res {
                     Ok(Ok(_)) => {
                         metrics::counter!(METRIC_HOLDS_EXPIRED).increment(1);
@@ -148,15 +158,14 @@ impl HoldKeeper {
         &self,
         id: &ReservationId,
         now: Timestamp,
-    ) -> Option<(RoomKey, Addr<RoomActor>, innkeep_engine::jiff::civil::Date)> {
+    ) -> Option<(RoomKey, innkeep_engine::jiff::civil::Date)> {
         let key = self.directory.locate(id)?;
         let today = read(&self.directory.catalog)
             .hotel(&key.hotel_id)
             .ok()?
             .time_zone
             .today(now);
-        let addr = self.rooms.addr(&key)?;
-        Some((key, addr, today))
+        Some((key, today))
     }
 }
 
@@ -166,6 +175,9 @@ impl Actor for HoldKeeper {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(ROOM_MAILBOX);
         ctx.run_interval(self.expiry_tick, |act, ctx| act.expire_due(ctx));
+        ctx.run_interval(self.room_idle, |act, _ctx| {
+            act.rooms.sweep(act.shard);
+        });
     }
 }
 

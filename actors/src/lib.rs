@@ -73,6 +73,7 @@ pub use protocol::{
     TapeRoom, TypeAvailability, TAPE_DEFAULT_NIGHTS, TAPE_MAX_NIGHTS,
 };
 pub use recovery::{recover_state, recover_state_with_history, write_snapshot, Recovered};
+pub use room::METRIC_ROOMS_AWAKE;
 pub use sandbox::{
     CallbackTransport, DeliveryFuture, Ledger, Sandbox, SandboxConfig, TransportError,
 };

@@ -30,7 +30,7 @@ use crate::protocol::{
     ApplyPayment, GetReservation, GetStats, PaymentCreated, PaymentDue, PaymentStatsView,
     RecordRefund,
 };
-use crate::room::{room_of, RoomActor, Rooms};
+use crate::room::{room_of, RoomRef, Rooms};
 
 /// Counter of payment supervisor actions by `action` (`create`, `refund`, `reconcile`)
 /// and `outcome`.
@@ -113,11 +113,11 @@ impl PaymentSupervisor {
 
     /// The room holding `id` and the reservation as it is now (the supervisor's work
     /// re-reads it before every provider call: another call may have settled it).
-    async fn load(
+    async fn load<'a>(
         directory: &Directory,
-        rooms: &Rooms,
+        rooms: &'a Rooms,
         id: ReservationId,
-    ) -> Result<(Addr<RoomActor>, Arc<innkeep_engine::Reservation>), String> {
+    ) -> Result<(RoomRef<'a>, Arc<innkeep_engine::Reservation>), String> {
         let room = room_of(directory, rooms, &id).map_err(|e| e.to_string())?;
         let r = room
             .send(GetReservation(id))
@@ -203,7 +203,7 @@ impl PaymentSupervisor {
         retry: crate::gateway::RetryPolicy,
         stats: &PaymentStats,
         directory: &Directory,
-        room: &Addr<RoomActor>,
+        room: &RoomRef<'_>,
         r: &innkeep_engine::Reservation,
     ) -> Result<Settled, String> {
         let Some((reference, amount)) = r.balance_charge() else {

@@ -223,9 +223,14 @@ pub(crate) async fn read_rooms(
     window: Window,
 ) -> Result<Vec<Vec<Held>>, EngineError> {
     let asks = keys.iter().map(|key| {
-        let addr = rooms.addr(key);
+        let holdings = GetHoldings {
+            from: window.from,
+            to: window.to,
+            today: window.today,
+        };
+        let asked = rooms.send(key, holdings);
         async move {
-            let Some(addr) = addr else {
+            let Some(asked) = asked else {
                 // Not a room (any more): it holds nothing a plan could use.
                 return Ok(vec![Held {
                     id: innkeep_engine::ReservationId(uuid::Uuid::nil()),
@@ -234,13 +239,7 @@ pub(crate) async fn read_rooms(
                     movable: false,
                 }]);
             };
-            addr.send(GetHoldings {
-                from: window.from,
-                to: window.to,
-                today: window.today,
-            })
-            .await
-            .map_err(|_| EngineError::ShuttingDown)
+            asked.await.map_err(|_| EngineError::ShuttingDown)
         }
     });
     join_all(asks).await.into_iter().collect()
@@ -276,9 +275,6 @@ pub(crate) async fn lock(
     touched.dedup();
     let mut locked = Vec::with_capacity(touched.len());
     for index in touched {
-        let addr = rooms
-            .addr(&keys[index])
-            .ok_or(DomainError::NotFound("room"))?;
         let (decision, decided) = oneshot::channel();
         let (answer_to, answered) = oneshot::channel();
         let leaving = leaving
@@ -286,18 +282,21 @@ pub(crate) async fn lock(
             .filter(|(_, from)| *from == index)
             .map(|(id, _)| *id)
             .collect();
-        addr.try_send(LockForRearrangement {
+        let lock = LockForRearrangement {
             from: window.from,
             to: window.to,
             today: window.today,
             leaving,
             locked: answer_to,
             decision: decided,
-        })
-        .map_err(|e| match e {
-            actix::dev::SendError::Full(_) => EngineError::Overloaded,
-            actix::dev::SendError::Closed(_) => EngineError::ShuttingDown,
-        })?;
+        };
+        rooms
+            .try_send(&keys[index], lock)
+            .ok_or(DomainError::NotFound("room"))?
+            .map_err(|e| match e {
+                actix::dev::SendError::Full(_) => EngineError::Overloaded,
+                actix::dev::SendError::Closed(_) => EngineError::ShuttingDown,
+            })?;
         let answer = answered.await.map_err(|_| EngineError::ShuttingDown)?;
         locked.push(LockedRoom {
             index,
@@ -529,11 +528,8 @@ pub(crate) async fn modify(
         }
         commit(locked, &keys, &moved_to, &event).await?;
         metrics::counter!(METRIC_REARRANGEMENTS, "outcome" => "modified").increment(1);
-        let addr = rooms
-            .addr(&keys[plan.room])
-            .ok_or(DomainError::NotFound("room"))?;
-        let after = addr
-            .send(GetReservation(id))
+        let after = rooms
+            .ask(&keys[plan.room], GetReservation(id))?
             .await
             .map_err(|_| EngineError::ShuttingDown)??;
         return Ok(Reservation::clone(&after));

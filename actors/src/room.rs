@@ -6,9 +6,12 @@
 use std::collections::{HashMap, HashSet};
 
 use innkeep_engine::ids::IdMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
+use actix::dev::{Request, SendError};
 use actix::prelude::*;
+use actix::ArbiterHandle;
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::rearrange::Held;
 use innkeep_engine::{
@@ -54,13 +57,16 @@ pub(crate) struct RoomPeers {
     /// Where the journal writer hands the acks of this shard's appends (one wake of the
     /// shard per batch).
     pub acks: Arc<dyn AckSink>,
+    /// The registry, where an idle room leaves its state when it parks. Weak: the
+    /// registry holds the peers.
+    pub rooms: std::sync::Weak<Rooms>,
 }
 
-/// A room actor and where it runs.
-#[derive(Debug, Clone)]
+/// A room and where it runs.
+#[derive(Debug)]
 pub(crate) struct Hosted {
-    /// The actor.
-    pub addr: Addr<RoomActor>,
+    /// Its actor, or its state while it is parked.
+    presence: Mutex<Presence>,
     /// The index of the shard hosting it ([`crate::shards::current`] there), so a booking
     /// can ask the rooms of its own shard first.
     pub shard: usize,
@@ -68,39 +74,305 @@ pub(crate) struct Hosted {
     pub number: u32,
 }
 
+/// Whether a room's actor runs. A room with nothing to do costs its actor's task and
+/// mailbox (about 800 bytes), five times its state, so an idle room is parked: its actor
+/// stops and its state waits here until the next message starts it again.
+#[derive(Debug)]
+enum Presence {
+    /// The actor runs; `active` says whether anyone reached it since the last sweep.
+    Awake { addr: Addr<RoomActor>, active: bool },
+    /// A sweep found it idle and sent it [`Park`]; reaching it meanwhile makes it
+    /// [`Presence::Awake`] again, which its `Park` then finds and ignores.
+    Parking { addr: Addr<RoomActor> },
+    /// Its actor has stopped; this is its whole state. Every event of the room is in it
+    /// and durable (it parks only with nothing in flight and nothing awaited).
+    Parked(Box<RoomState>),
+}
+
+impl Hosted {
+    /// A room whose actor starts with its first message (every room starts so).
+    pub(crate) fn parked(state: RoomState, shard: usize, number: u32) -> Self {
+        Self {
+            presence: Mutex::new(Presence::Parked(Box::new(state))),
+            shard,
+            number,
+        }
+    }
+
+    fn presence(&self) -> MutexGuard<'_, Presence> {
+        self.presence.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Every room's actor and shard. Written when a room is created (setup, start-up); read
 /// by every booking.
 #[derive(Debug, Default)]
-pub(crate) struct Rooms(RwLock<HashMap<RoomKey, Hosted>>);
+pub(crate) struct Rooms {
+    /// The rooms by key.
+    rooms: RwLock<HashMap<RoomKey, Hosted>>,
+    /// Per shard, where a parked room's actor is started again and what it is given; set
+    /// once, when the actors start.
+    hosts: OnceLock<Vec<(ArbiterHandle, Arc<RoomPeers>)>>,
+    /// Rooms whose actor runs (the gauge [`METRIC_ROOMS_AWAKE`]).
+    awake: AtomicUsize,
+}
+
+/// Name of the gauge of rooms whose actor runs (the rest are parked).
+pub const METRIC_ROOMS_AWAKE: &str = "innkeep_rooms_awake";
 
 impl Rooms {
     /// The registry, read-locked (a booking sends from under it rather than clone an
     /// `Addr`, which is two contended atomic operations per room).
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, HashMap<RoomKey, Hosted>> {
-        read(&self.0)
+        read(&self.rooms)
     }
 
-    /// The actor of room `key`.
-    pub(crate) fn addr(&self, key: &RoomKey) -> Option<Addr<RoomActor>> {
-        self.read().get(key).map(|h| h.addr.clone())
+    /// Where parked rooms are started again; called once, before any room is reached.
+    pub(crate) fn set_hosts(&self, hosts: Vec<(ArbiterHandle, Arc<RoomPeers>)>) {
+        let _ = self.hosts.set(hosts);
     }
 
-    /// Registers a new room.
+    /// Sends `msg` to room `key` (started first if it was parked); `None` if there is no
+    /// such room. The message is queued before this returns. No room's address leaves the
+    /// registry: every message is queued under its room's lock, which is what lets a room
+    /// park knowing nothing is queued behind its [`Park`].
+    pub(crate) fn send<M>(&self, key: &RoomKey, msg: M) -> Option<Request<RoomActor, M>>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        RoomActor: Handler<M>,
+    {
+        self.read()
+            .get(key)
+            .map(|hosted| self.with_actor(hosted, |addr| addr.send(msg)))
+    }
+
+    /// [`Rooms::send`] without waiting for an answer, failing at once when the room's
+    /// mailbox is full.
+    pub(crate) fn try_send<M>(&self, key: &RoomKey, msg: M) -> Option<Result<(), SendError<M>>>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        RoomActor: Handler<M>,
+    {
+        self.read()
+            .get(key)
+            .map(|hosted| self.with_actor(hosted, |addr| addr.try_send(msg)))
+    }
+
+    /// [`Rooms::try_send`] to `hosted`, found under the registry's read lock.
+    pub(crate) fn try_send_to<M>(&self, hosted: &Hosted, msg: M) -> Result<(), SendError<M>>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        RoomActor: Handler<M>,
+    {
+        self.with_actor(hosted, |addr| addr.try_send(msg))
+    }
+
+    /// [`Rooms::send`], with `not_found` ("room") when there is no such room.
+    pub(crate) fn ask<M>(&self, key: &RoomKey, msg: M) -> Result<Request<RoomActor, M>, DomainError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        RoomActor: Handler<M>,
+    {
+        self.send(key, msg).ok_or(DomainError::NotFound("room"))
+    }
+
+    /// The locator number of room `key`, if there is such a room.
+    pub(crate) fn number(&self, key: &RoomKey) -> Option<u32> {
+        self.read().get(key).map(|h| h.number)
+    }
+
+    /// [`Rooms::send`] to `hosted`, found under the registry's read lock.
+    pub(crate) fn send_to<M>(&self, hosted: &Hosted, msg: M) -> Request<RoomActor, M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        RoomActor: Handler<M>,
+    {
+        self.with_actor(hosted, |addr| addr.send(msg))
+    }
+
+    /// `f` on the actor of `hosted`, started first if the room was parked, under the
+    /// room's lock: a message sent from `f` is queued before the room can park. Private,
+    /// and `f` only sends: no address leaves the registry.
+    fn with_actor<T>(&self, hosted: &Hosted, f: impl FnOnce(&Addr<RoomActor>) -> T) -> T {
+        let mut presence = hosted.presence();
+        let addr = match &mut *presence {
+            Presence::Awake { addr, active } => {
+                *active = true;
+                return f(addr);
+            }
+            Presence::Parking { addr } => addr.clone(),
+            Presence::Parked(state) => {
+                let empty = RoomState::new(state.key.clone(), state.room_type.clone());
+                self.start(std::mem::replace(state, empty), hosted)
+            }
+        };
+        let out = f(&addr);
+        *presence = Presence::Awake { addr, active: true };
+        out
+    }
+
+    /// Starts a parked room's actor on its shard.
+    fn start(&self, state: RoomState, hosted: &Hosted) -> Addr<RoomActor> {
+        let (arbiter, peers) = &self
+            .hosts
+            .get()
+            .expect("rooms are reached only once their shards are known")[hosted.shard];
+        let (peers, number) = (peers.clone(), hosted.number);
+        self.awake.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!(METRIC_ROOMS_AWAKE).increment(1.0);
+        // The mailbox has its full capacity from the start: messages queue before the actor
+        // runs on its shard (`Actor::start_in_arbiter` would give it actix's default of 16
+        // until then, and a burst of bookings would find it full).
+        let (tx, rx) = actix::dev::channel::channel(ROOM_MAILBOX);
+        arbiter.spawn_fn(move || {
+            let ctx = Context::with_receiver(rx);
+            actix::spawn(ctx.into_future(RoomActor::new(state, number, peers)));
+        });
+        Addr::new(tx)
+    }
+
+    /// Registers a new room, parked.
     pub(crate) fn insert(&self, key: RoomKey, hosted: Hosted) {
-        write(&self.0).insert(key, hosted);
+        write(&self.rooms).insert(key, hosted);
+    }
+
+    /// Rooms whose actor runs.
+    pub(crate) fn awake(&self) -> usize {
+        self.awake.load(Ordering::Relaxed)
+    }
+
+    /// One sweep of shard `shard`'s rooms: a room nobody reached since the last sweep is
+    /// asked to park ([`Park`]); the others are marked untouched for the next. Returns
+    /// how many were asked.
+    pub(crate) fn sweep(&self, shard: usize) -> usize {
+        let mut asked = 0;
+        for hosted in self.read().values().filter(|h| h.shard == shard) {
+            let mut presence = hosted.presence();
+            if let Presence::Awake { addr, active } = &mut *presence {
+                if std::mem::take(active) {
+                    continue;
+                }
+                // A full mailbox is a busy room: it is left awake.
+                if addr.try_send(Park).is_ok() {
+                    let addr = addr.clone();
+                    *presence = Presence::Parking { addr };
+                    asked += 1;
+                }
+            }
+        }
+        asked
+    }
+
+    /// Parks room `key` with `state` if it is still [`Presence::Parking`] (nobody reached
+    /// it since the sweep): then its actor must stop at once, having handed its state over.
+    fn park(&self, key: &RoomKey, state: impl FnOnce() -> RoomState) -> bool {
+        let rooms = self.read();
+        let Some(hosted) = rooms.get(key) else {
+            return false;
+        };
+        let mut presence = hosted.presence();
+        if !matches!(*presence, Presence::Parking { .. }) {
+            return false;
+        }
+        *presence = Presence::Parked(Box::new(state()));
+        self.awake.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!(METRIC_ROOMS_AWAKE).decrement(1.0);
+        true
+    }
+
+    /// A room asked to park that could not (busy): awake again, for the next sweep.
+    fn stay_awake(&self, key: &RoomKey) {
+        if let Some(hosted) = self.read().get(key) {
+            let mut presence = hosted.presence();
+            if let Presence::Parking { addr } = &*presence {
+                let addr = addr.clone();
+                *presence = Presence::Awake { addr, active: true };
+            }
+        }
+    }
+
+    /// Room `key`'s snapshot part ([`SnapshotRoom`]): taken here from a parked room's
+    /// state (which has everything of the room, all of it durable), asked of its actor
+    /// otherwise; the room is not woken for it.
+    pub(crate) fn part_of(
+        &self,
+        key: &RoomKey,
+        journal: &Journal<Event>,
+    ) -> impl std::future::Future<Output = Result<RoomPart, String>> + use<> {
+        enum Asked {
+            Taken(Result<RoomPart, EngineError>),
+            Sent(Request<RoomActor, SnapshotRoom>),
+        }
+        let asked = self
+            .read()
+            .get(key)
+            .map(|hosted| match &*hosted.presence() {
+                Presence::Parked(state) => Asked::Taken(part(state, &IdMap::default(), journal)),
+                Presence::Awake { addr, .. } | Presence::Parking { addr } => {
+                    Asked::Sent(addr.send(SnapshotRoom))
+                }
+            });
+        async move {
+            let part = match asked {
+                None => return Err("a room left the registry".to_owned()),
+                Some(Asked::Taken(part)) => part,
+                Some(Asked::Sent(asked)) => asked
+                    .await
+                    .map_err(|e| format!("a room did not answer: {e}"))?,
+            };
+            part.map_err(|e| format!("a room could not give its part: {e}"))
+        }
     }
 }
 
-/// The actor of the room holding reservation `id`: the locator, then the registry.
-pub(crate) fn room_of(
+/// A room reached through the registry at every message, by key: what a saga keeps
+/// across its steps instead of an address (see [`Rooms::send`]).
+#[derive(Debug, Clone)]
+pub(crate) struct RoomRef<'a> {
+    /// The registry.
+    pub rooms: &'a Rooms,
+    /// The room.
+    pub key: RoomKey,
+}
+
+impl RoomRef<'_> {
+    /// Queues `msg` for the room now; the answer, or `Closed` if there is no such room or
+    /// its shard has stopped.
+    pub(crate) fn send<M>(
+        &self,
+        msg: M,
+    ) -> impl std::future::Future<Output = Result<M::Result, MailboxError>> + use<M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        RoomActor: Handler<M>,
+    {
+        let asked = self.rooms.send(&self.key, msg);
+        async move {
+            match asked {
+                Some(asked) => asked.await,
+                None => Err(MailboxError::Closed),
+            }
+        }
+    }
+}
+
+/// The room holding reservation `id`, by the locator.
+pub(crate) fn room_of<'a>(
     directory: &Directory,
-    rooms: &Rooms,
+    rooms: &'a Rooms,
     id: &ReservationId,
-) -> Result<Addr<RoomActor>, DomainError> {
+) -> Result<RoomRef<'a>, DomainError> {
     let key = directory
         .locate(id)
         .ok_or(DomainError::NotFound("reservation"))?;
-    rooms.addr(&key).ok_or(DomainError::NotFound("room"))
+    rooms.number(&key).ok_or(DomainError::NotFound("room"))?;
+    Ok(RoomRef { rooms, key })
 }
 
 /// The actor owning one room.
@@ -285,10 +557,6 @@ pub(crate) fn journal_error(e: JournalError) -> EngineError {
 
 impl Actor for RoomActor {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(ROOM_MAILBOX);
-    }
 }
 
 impl Handler<Reserve> for RoomActor {
@@ -1199,19 +1467,59 @@ impl Handler<SnapshotRoom> for RoomActor {
                 self.state.key.number
             )));
         }
-        let bytes = innkeep_persistence::encode_part(&self.state)
-            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        let cut = self.peers.journal.mark().map_err(journal_error)?;
-        Ok(RoomPart {
-            bytes,
-            pending: in_flight.unacked.keys().copied().collect(),
-            pending_floor: in_flight
-                .unacked
-                .values()
-                .copied()
-                .min()
-                .unwrap_or(u64::MAX),
-            cut,
-        })
+        part(&self.state, &in_flight.unacked, &self.peers.journal)
+    }
+}
+
+/// A room's snapshot part: `state` encoded, with the creations in it the journal has not
+/// acknowledged (`unacked`, each with the durable seq when it was queued), and the
+/// journal marked right after (see [`SnapshotRoom`]'s handler). A parked room's part is
+/// taken the same way, with nothing unacknowledged.
+pub(crate) fn part(
+    state: &RoomState,
+    unacked: &IdMap<u64>,
+    journal: &Journal<Event>,
+) -> Result<RoomPart, EngineError> {
+    let bytes = innkeep_persistence::encode_part(state)
+        .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+    let cut = journal.mark().map_err(journal_error)?;
+    Ok(RoomPart {
+        bytes,
+        pending: unacked.keys().copied().collect(),
+        pending_floor: unacked.values().copied().min().unwrap_or(u64::MAX),
+        cut,
+    })
+}
+
+/// Asks an idle room to park (see [`Rooms::sweep`]).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct Park;
+
+impl Handler<Park> for RoomActor {
+    type Result = ();
+
+    /// Parks unless something reached the room since the sweep or it has anything in
+    /// flight (a booking not yet durable, a move): its state goes to the registry and the
+    /// actor stops. Nothing is queued behind this message then: every message is sent
+    /// under the room's lock ([`Rooms::send`]), and one sent after the sweep would have
+    /// made the room awake again. A room waiting for its journal or a lock's decision is
+    /// not handling messages, this one included, so it cannot park then.
+    fn handle(&mut self, _msg: Park, ctx: &mut Self::Context) {
+        let Some(rooms) = self.peers.rooms.upgrade() else {
+            return;
+        };
+        let busy = self.in_flight.is_some();
+        let key = self.state.key.clone();
+        let parked = !busy
+            && rooms.park(&key, || {
+                let empty = RoomState::new(key.clone(), self.state.room_type.clone());
+                std::mem::replace(&mut self.state, empty)
+            });
+        if parked {
+            ctx.stop();
+        } else {
+            rooms.stay_awake(&key);
+        }
     }
 }

@@ -39,7 +39,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::directory::{read, Directory};
-use crate::protocol::SnapshotRoom;
 use crate::room::Rooms;
 
 /// Rooms asked for their part at once. Each shard encodes its share of them back to back,
@@ -150,15 +149,14 @@ pub(crate) async fn collect(
     let setup_seq = journal.durable_seq();
     let mut seq = setup_seq;
     let catalog = read(&directory.catalog).clone();
-    let addrs: Vec<_> = rooms.read().values().map(|h| h.addr.clone()).collect();
-    let mut stored = Vec::with_capacity(addrs.len());
-    let mut cuts = Vec::with_capacity(addrs.len());
-    for chunk in addrs.chunks(ROOMS_AT_ONCE) {
-        let answers = futures_util::future::join_all(chunk.iter().map(|a| a.send(SnapshotRoom)));
+    let keys: Vec<_> = rooms.read().keys().cloned().collect();
+    let mut stored = Vec::with_capacity(keys.len());
+    let mut cuts = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(ROOMS_AT_ONCE) {
+        let answers =
+            futures_util::future::join_all(chunk.iter().map(|k| rooms.part_of(k, &journal)));
         for answer in answers.await {
-            let part = answer
-                .map_err(|e| format!("a room did not answer: {e}"))?
-                .map_err(|e| format!("a room could not give its part: {e}"))?;
+            let part = answer?;
             cuts.push(part.cut);
             seq = seq.min(part.pending_floor);
             stored.push(StoredRoom {

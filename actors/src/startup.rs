@@ -183,6 +183,7 @@ pub(crate) fn start(
         (directory.clone(), room_registry.clone(), journal.clone());
     let acks: Vec<_> = (0..shards.len()).map(|i| shards.acks(i).clone()).collect();
     let (expiry_tick, limits) = (config.expiry_tick, config.limits);
+    let room_idle = config.room_idle.max(crate::config::MIN_ROOM_IDLE);
     let policy = BookingPolicy {
         hold,
         expiry_tick,
@@ -200,13 +201,20 @@ pub(crate) fn start(
         let payment_due = pay_ctx.address().recipient::<PaymentDue>();
         let charge_to = charges.then(|| pay_ctx.address().recipient::<PaymentCreated>());
         // One hold keeper per shard, on that shard: its rooms report their holds to it.
-        let keepers: Vec<Addr<HoldKeeper>> = handles
-            .iter()
-            .map(|arbiter| {
+        let keepers: Vec<Addr<HoldKeeper>> = (0..)
+            .zip(&handles)
+            .map(|(shard, arbiter)| {
                 let (directory, rooms) = (actor_directory.clone(), actor_rooms.clone());
                 let (journal, charge_to) = (actor_journal.clone(), charge_to.clone());
                 HoldKeeper::start_in_arbiter(arbiter, move |_| {
-                    HoldKeeper::new(directory, rooms, journal, charge_to, expiry_tick)
+                    HoldKeeper::new(
+                        directory,
+                        rooms,
+                        journal,
+                        charge_to,
+                        (expiry_tick, room_idle),
+                        shard,
+                    )
                 })
             })
             .collect();
@@ -221,6 +229,7 @@ pub(crate) fn start(
                     hold_ended: k.clone().recipient::<HoldEnded>(),
                     payment_due: payment_due.clone(),
                     acks,
+                    rooms: Arc::downgrade(&actor_rooms),
                 })
             });
         // The supervisor goes on placing new rooms where start-up left off.
@@ -245,7 +254,7 @@ pub(crate) fn start(
                     (r.id(), hold)
                 })
                 .collect();
-            let shard = placement.spawn_room(room, number);
+            let shard = placement.place_room(room, number);
             adopted[shard].extend(holds);
         }
         // The per-creator hold slots come from the same holds, so the hold cap survives

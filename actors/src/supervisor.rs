@@ -83,13 +83,15 @@ impl OrderSupervisor {
     /// marked.
     fn audit_due(&mut self, ctx: &mut Context<Self>) {
         let now = self.directory.clock.now();
-        let due: Vec<(
+        /// A hotel whose audit is due: its audit date, and every room asked.
+        type Due = (
             HotelId,
             innkeep_engine::jiff::civil::Date,
-            Vec<Addr<RoomActor>>,
-        )> = {
+            Vec<actix::dev::Request<RoomActor, NightAudit>>,
+        );
+        let due: Vec<Due> = {
             let catalog = read(&self.directory.catalog);
-            let rooms = self.rooms.read();
+            let hosted = self.rooms.read();
             catalog
                 .hotels
                 .iter()
@@ -104,27 +106,33 @@ impl OrderSupervisor {
                     if self.audited.get(id).is_some_and(fresh) {
                         return None;
                     }
-                    let addrs = hotel
+                    // Asked now: every room's audit is queued before the registry's lock
+                    // is let go.
+                    let asked = hotel
                         .rooms
                         .keys()
                         .filter_map(|n| {
-                            rooms
+                            hosted
                                 .get(&RoomKey {
                                     hotel_id: id.clone(),
                                     number: n.clone(),
                                 })
-                                .map(|h| h.addr.clone())
+                                .map(|h| {
+                                    let audit = NightAudit {
+                                        audit_date: date,
+                                        now,
+                                    };
+                                    self.rooms.send_to(h, audit)
+                                })
                         })
                         .collect();
-                    Some((id.clone(), date, addrs))
+                    Some((id.clone(), date, asked))
                 })
                 .collect()
         };
-        for (hotel, audit_date, addrs) in due {
+        for (hotel, audit_date, asked) in due {
             self.auditing.insert(hotel.clone());
-            let work = futures_util::future::join_all(
-                addrs.iter().map(|a| a.send(NightAudit { audit_date, now })),
-            );
+            let work = futures_util::future::join_all(asked);
             ctx.spawn(work.into_actor(self).map(move |answers, act, _| {
                 act.auditing.remove(&hotel);
                 let mut marked = 0;
@@ -193,16 +201,14 @@ impl OrderSupervisor {
     }
 }
 
-/// Where new room actors go: round-robin over the arbiters *per room type*, each type
-/// starting one arbiter further on, so every type's rooms are spread over every arbiter.
-/// Plain round-robin over all rooms puts all of a type's rooms on one arbiter whenever a
-/// hotel is set up room by room with types alternating in a period that shares a factor
-/// with the number of arbiters (T0, T1, T2, T3, T0, … on two arbiters): traffic on that
-/// type would then run on one core. A room keeps its arbiter when it changes type.
+/// Where new rooms go: round-robin over the shards *per room type*, each type starting
+/// one shard further on, so every type's rooms are spread over every shard. Plain
+/// round-robin over all rooms puts all of a type's rooms on one shard whenever a hotel is
+/// set up room by room with types alternating in a period that shares a factor with the
+/// number of shards (T0, T1, T2, T3, T0, … on two shards): traffic on that type would then
+/// run on one core. A room keeps its shard when it changes type.
 #[derive(Debug)]
 pub(crate) struct Placement {
-    /// Per shard (at least one), its arbiter and whom its rooms report to.
-    shards: Vec<(ArbiterHandle, Arc<RoomPeers>)>,
     /// Where a new room's nights are indexed (its shard's index).
     directory: Arc<Directory>,
     /// Where a new room is registered.
@@ -236,44 +242,34 @@ impl Spread {
 
 impl Placement {
     /// Placement over `shards` (each an arbiter with its rooms' peers), which must not be
-    /// empty.
+    /// empty; the registry learns them too (it starts parked rooms there).
     pub(crate) fn new(
         shards: Vec<(ArbiterHandle, Arc<RoomPeers>)>,
         directory: Arc<Directory>,
         rooms: Arc<Rooms>,
     ) -> Self {
         assert!(!shards.is_empty(), "rooms need at least one shard");
+        let count = shards.len();
+        rooms.set_hosts(shards);
         Self {
             spread: Spread {
-                count: shards.len(),
+                count,
                 next: HashMap::new(),
             },
-            shards,
             directory,
             rooms,
         }
     }
 
-    /// Starts a room actor on the shard picked for its type, after entering its nights in
-    /// that shard's index and registering it, so a booking that starts once this returns
-    /// finds it. Returns the shard.
-    pub(crate) fn spawn_room(&mut self, state: RoomState, number: u32) -> usize {
+    /// Places a room on the shard picked for its type, after entering its nights in that
+    /// shard's index, and registers it, so a booking that starts once this returns finds
+    /// it. The room is parked: its actor starts with its first message. Returns the shard.
+    pub(crate) fn place_room(&mut self, state: RoomState, number: u32) -> usize {
         let key = state.key.clone();
         let shard = self.spread.pick(&key.hotel_id, &state.room_type);
         self.directory
             .index_room(shard, &key, &state.room_type, &state.unavailable_nights());
-        let (arbiter, peers) = &self.shards[shard];
-        let peers = peers.clone();
-        let addr =
-            RoomActor::start_in_arbiter(arbiter, move |_ctx| RoomActor::new(state, number, peers));
-        self.rooms.insert(
-            key,
-            Hosted {
-                addr,
-                shard,
-                number,
-            },
-        );
+        self.rooms.insert(key, Hosted::parked(state, shard, number));
         shard
     }
 }
@@ -389,27 +385,25 @@ impl Handler<PutRoom> for OrderSupervisor {
                 let done = self.persist_setup(event, msg.gate, ctx, move |act| {
                     let number = act.directory.add_room(&key);
                     act.placement
-                        .spawn_room(RoomState::new(key, room_type), number);
+                        .place_room(RoomState::new(key, room_type), number);
                 });
                 Box::pin(async move { done.await.map(|()| upsert) })
             }
             Upsert::Updated => {
                 // The room decides whether it may change type (it knows its reservations)
                 // and journals the change itself, in order with its bookings.
-                let Some(addr) = self.rooms.addr(&key) else {
+                let retype = Retype {
+                    event: event.clone(),
+                    room_type: msg.room_type,
+                };
+                let Some(asked) = self.rooms.send(&key, retype) else {
                     return Box::pin(async move { Err(DomainError::NotFound("room").into()) });
                 };
                 let directory = self.directory.clone();
-                let room_type = msg.room_type;
                 let gate = msg.gate;
                 Box::pin(async move {
                     let _gate = gate;
-                    addr.send(Retype {
-                        event: event.clone(),
-                        room_type,
-                    })
-                    .await
-                    .map_err(|_| EngineError::ShuttingDown)??;
+                    asked.await.map_err(|_| EngineError::ShuttingDown)??;
                     write(&directory.catalog).apply(&event);
                     Ok(upsert)
                 })
@@ -448,45 +442,43 @@ impl Handler<MoveReservation> for OrderSupervisor {
                         hotel_id: from.hotel_id.clone(),
                         number: msg.to.clone(),
                     };
-                    let (source, target) = {
-                        let hosted = rooms.read();
-                        let (source, target) = (hosted.get(&from), hosted.get(&to));
-                        (
-                            source.map(|h| h.addr.clone()),
-                            target.map(|h| (h.addr.clone(), h.number)),
-                        )
-                    };
-                    let source = source.ok_or(DomainError::NotFound("reservation"))?;
-                    let (target, target_number) = target.ok_or(DomainError::NotFound("room"))?;
+                    rooms
+                        .number(&from)
+                        .ok_or(DomainError::NotFound("reservation"))?;
+                    let target_number = rooms.number(&to).ok_or(DomainError::NotFound("room"))?;
                     if to == from {
                         // Already there (a retried move): answer as a move would, changing nothing.
-                        let r = source
-                            .send(GetReservation(msg.id))
+                        let r = rooms
+                            .ask(&from, GetReservation(msg.id))?
                             .await
                             .map_err(|_| EngineError::ShuttingDown)??;
                         r.check_version(msg.if_match)?;
                         return Ok(Arc::unwrap_or_clone(r));
                     }
-                    let (reservation, first_night) = source
-                        .send(BeginMove {
-                            id: msg.id,
-                            to: to.clone(),
-                            if_match: msg.if_match,
-                            today,
-                        })
+                    let begin = BeginMove {
+                        id: msg.id,
+                        to: to.clone(),
+                        if_match: msg.if_match,
+                        today,
+                    };
+                    let (reservation, first_night) = rooms
+                        .ask(&from, begin)?
                         .await
                         .map_err(|_| EngineError::ShuttingDown)??;
-                    let moved = target
-                        .send(MoveIn {
-                            reservation,
-                            from,
-                            first_night,
-                            now,
-                            span: msg.span.clone(),
-                        })
-                        .await
-                        .map_err(|_| EngineError::ShuttingDown)
-                        .and_then(|r| r);
+                    let move_in = MoveIn {
+                        reservation,
+                        from: from.clone(),
+                        first_night,
+                        now,
+                        span: msg.span.clone(),
+                    };
+                    let moved = match rooms.ask(&to, move_in) {
+                        Ok(asked) => asked
+                            .await
+                            .map_err(|_| EngineError::ShuttingDown)
+                            .and_then(|r| r),
+                        Err(e) => Err(e.into()),
+                    };
                     let outcome = match &moved {
                         Ok((_, event)) => {
                             directory.set_location(msg.id, target_number);
@@ -497,13 +489,15 @@ impl Handler<MoveReservation> for OrderSupervisor {
                     // Awaited, so the old room's nights are free by the time the caller hears of the
                     // move. The engine's in-flight bound keeps mailboxes below capacity, so this
                     // send never parks; it fails only when the engine is stopping, and then the
-                    // journal, not this lock, says where the reservation is.
-                    let _ = source
-                        .send(FinishMove {
-                            id: msg.id,
-                            outcome,
-                        })
-                        .await;
+                    // journal, not this lock, says where the reservation is. (The old room
+                    // cannot have parked: it holds the reservation as moving.)
+                    let finish = FinishMove {
+                        id: msg.id,
+                        outcome,
+                    };
+                    if let Ok(asked) = rooms.ask(&from, finish) {
+                        let _ = asked.await;
+                    }
                     moved.map(|(r, _)| r)
                 }
                 .await;
@@ -564,28 +558,29 @@ impl Handler<ModifyReservation> for OrderSupervisor {
                     let from = directory
                         .locate(&msg.id)
                         .ok_or(DomainError::NotFound("reservation"))?;
-                    let source = rooms
-                        .addr(&from)
+                    rooms
+                        .number(&from)
                         .ok_or(DomainError::NotFound("reservation"))?;
                     let mut attempt = 0;
                     let (reservation, modification) = loop {
                         attempt += 1;
-                        let current = source
-                            .send(GetReservation(msg.id))
+                        let current = rooms
+                            .ask(&from, GetReservation(msg.id))?
                             .await
                             .map_err(|_| EngineError::ShuttingDown)??;
                         current.check_version(msg.if_match)?;
                         let modification = read(&directory.catalog)
                             .price_modification(&current, &msg.input, now, limits)?;
-                        let step = source
-                            .send(BeginModify {
-                                id: msg.id,
-                                modification: modification.clone(),
-                                priced_version: current.version,
-                                if_match: msg.if_match,
-                                now,
-                                span: span.clone(),
-                            })
+                        let begin = BeginModify {
+                            id: msg.id,
+                            modification: modification.clone(),
+                            priced_version: current.version,
+                            if_match: msg.if_match,
+                            now,
+                            span: span.clone(),
+                        };
+                        let step = rooms
+                            .ask(&from, begin)?
                             .await
                             .map_err(|_| EngineError::ShuttingDown)?;
                         match step {
@@ -616,19 +611,18 @@ impl Handler<ModifyReservation> for OrderSupervisor {
                                 hotel_id: from.hotel_id.clone(),
                                 number,
                             };
-                            let Some((target, target_number)) =
-                                rooms.read().get(&key).map(|h| (h.addr.clone(), h.number))
-                            else {
+                            let Some(target_number) = rooms.number(&key) else {
                                 continue;
                             };
-                            let answer = target
-                                .send(ModifyIn {
-                                    reservation: reservation.clone(),
-                                    from: from.clone(),
-                                    modification: modification.clone(),
-                                    now,
-                                    span: span.clone(),
-                                })
+                            let modify_in = ModifyIn {
+                                reservation: reservation.clone(),
+                                from: from.clone(),
+                                modification: modification.clone(),
+                                now,
+                                span: span.clone(),
+                            };
+                            let answer = rooms
+                                .ask(&key, modify_in)?
                                 .await
                                 .map_err(|_| EngineError::ShuttingDown)
                                 .and_then(|r| r);
@@ -654,12 +648,13 @@ impl Handler<ModifyReservation> for OrderSupervisor {
                         Err(_) => MoveOutcome::Aborted,
                     };
                     // Awaited, so the old room's nights are free by the time the caller hears.
-                    let _ = source
-                        .send(FinishMove {
-                            id: msg.id,
-                            outcome,
-                        })
-                        .await;
+                    let finish = FinishMove {
+                        id: msg.id,
+                        outcome,
+                    };
+                    if let Ok(asked) = rooms.ask(&from, finish) {
+                        let _ = asked.await;
+                    }
                     match moved {
                         Ok((r, _)) => Ok(r),
                         Err(EngineError::Domain(DomainError::SoldOut)) => {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use innkeep_engine::jiff::{Timestamp, ToSpan};
-use innkeep_engine::{Event, Guest, HotelId, RoomNumber, RoomTypeCode};
+use innkeep_engine::{Event, Guest, HotelId, Reservation, RoomNumber, RoomTypeCode};
 use innkeep_persistence::{FaultPlan, FaultyStorage};
 
 use crate::{recover_state, BookInput, Engine, EngineConfig, EngineError};
@@ -684,4 +684,130 @@ async fn a_rearrangement_whose_write_fails_changes_nothing() {
         recovered.state.reservation(&booked.id).unwrap().room,
         rooms[0]
     );
+}
+
+/// Rooms park and wake while bookings, cancellations and snapshots race with sweeps that
+/// ask every idle room to park: no night is sold twice, every acknowledged booking is
+/// found (before and after a restart, whose final snapshot takes parked rooms' parts), and
+/// rooms did park meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_park_and_wake_under_concurrent_bookings() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Stopper(Engine::start(EngineConfig::new(dir.path())).unwrap());
+    let h = setup(&engine.0, 3).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fewest_awake = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+    let sweeper = {
+        let (engine, stop, fewest) = (engine.0.clone(), stop.clone(), fewest_awake.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                engine.sweep_idle_rooms();
+                fewest.fetch_min(engine.rooms_awake(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+            }
+        })
+    };
+    let mut kept = Vec::new();
+    for wave in 0..40i64 {
+        let tasks: Vec<_> = (0..6)
+            .map(|k| {
+                let engine = engine.0.clone();
+                let b = input(&engine, &h, 1 + (wave * 6 + k) % 9);
+                tokio::spawn(async move { engine.book(b, None).await })
+            })
+            .collect();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(r) => kept.push(r),
+                Err(EngineError::Domain(innkeep_engine::DomainError::SoldOut)) => {}
+                Err(e) => panic!("booking failed: {e:?}"),
+            }
+        }
+        if wave % 4 == 0 {
+            if let Some(r) = kept.pop() {
+                engine
+                    .0
+                    .change(r.id, innkeep_engine::Action::Cancel, None)
+                    .await
+                    .unwrap();
+            }
+        }
+        if wave % 10 == 0 {
+            engine.0.snapshot_now().await.unwrap();
+        }
+        // Idle for a moment, so the sweeps find the rooms untouched.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sweeper.await.unwrap();
+    assert!(
+        fewest_awake.load(std::sync::atomic::Ordering::Relaxed) < 3,
+        "no room ever parked"
+    );
+    let check = |kept: &[Arc<Reservation>], found: Vec<Reservation>| {
+        let mut nights = std::collections::HashSet::new();
+        for (k, r) in kept.iter().zip(found) {
+            // Its room may have changed: a booking may move others to make room.
+            assert_eq!((r.id, r.stay), (k.id, k.stay));
+            for night in r.nights_here() {
+                assert!(nights.insert((r.room.clone(), night)), "{night} sold twice");
+            }
+        }
+    };
+    let mut found = Vec::new();
+    for r in &kept {
+        found.push(Reservation::clone(
+            &*engine.0.reservation(r.id).await.unwrap(),
+        ));
+    }
+    check(&kept, found);
+    drop(engine);
+
+    let engine = Stopper(Engine::start(EngineConfig::new(dir.path())).unwrap());
+    let mut found = Vec::new();
+    for r in &kept {
+        found.push(Reservation::clone(
+            &*engine.0.reservation(r.id).await.unwrap(),
+        ));
+    }
+    check(&kept, found);
+}
+
+/// A parked room's mailbox has its full capacity from its first message on: a burst of
+/// bookings (more than actix's default mailbox of 16) that wakes it is all taken, even
+/// when all of it is sent on the room's own shard before its actor has started there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_that_wakes_a_parked_room_is_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Stopper(Engine::start(EngineConfig::new(dir.path())).unwrap());
+    let h = setup(&engine.0, 1).await;
+    assert_eq!(engine.0.rooms_awake(), 0, "a new room starts parked");
+    let room = RoomNumber::parse("1").unwrap();
+    let shard = engine
+        .0
+        .shard_of(&innkeep_engine::RoomKey {
+            hotel_id: h.clone(),
+            number: room.clone(),
+        })
+        .unwrap();
+    let inputs: Vec<BookInput> = (0..64i64)
+        .map(|k| BookInput {
+            room: Some(room.clone()),
+            ..input(&engine.0, &h, 1 + 2 * k)
+        })
+        .collect();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let on_shard = engine.0.clone();
+    // One task polls every booking once before the shard runs anything else (the room's
+    // start included).
+    engine.0.shards().spawn(shard, async move {
+        let booked =
+            futures_util::future::join_all(inputs.into_iter().map(|b| on_shard.book(b, None)))
+                .await;
+        let _ = tx.send(booked);
+    });
+    for booked in rx.await.unwrap() {
+        booked.unwrap();
+    }
+    assert_eq!(engine.0.rooms_awake(), 1);
 }

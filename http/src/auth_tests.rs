@@ -1517,6 +1517,7 @@ async fn metrics_are_exported_and_move() {
         "innkeep_engine_in_flight",
         "innkeep_journal_queue_depth",
         "innkeep_holds_open",
+        "innkeep_rooms_awake",
         "innkeep_http_request_duration_seconds_bucket",
     ] {
         assert!(after.contains(gauge), "{gauge} missing:\n{after}");
