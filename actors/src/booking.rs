@@ -299,11 +299,11 @@ pub(crate) async fn replay(
     rooms: &Rooms,
     existing: ReservationId,
 ) -> BookResult {
-    let asked = directory
+    let key = directory
         .locate(&existing)
-        .and_then(|k| rooms.send(&k, GetReservation(existing)));
-    asked
-        .ok_or(DomainError::NotFound("reservation"))?
+        .ok_or(DomainError::NotFound("reservation"))?;
+    rooms
+        .query(&key, GetReservation(existing))
         .await
         .map_err(|_| EngineError::ShuttingDown)?
         .map_err(EngineError::from)

@@ -993,22 +993,22 @@ impl Engine {
             .ok_or(EngineError::Domain(DomainError::NotFound("room")))
     }
 
-    /// Sends each room of `keys` its message from `msg`, all queued before this returns;
-    /// their answers in the same order.
+    /// Asks each room of `keys` its query from `msg` ([`Rooms::query`]: parked rooms answer
+    /// without waking), all asked before this awaits; their answers in the same order.
     async fn ask_all<M>(
         &self,
         keys: &[RoomKey],
         msg: impl Fn() -> M,
     ) -> Result<Vec<M::Result>, EngineError>
     where
-        M: Message + Send + 'static,
+        M: crate::room::Query,
         M::Result: Send,
         RoomActor: Handler<M>,
     {
-        let asked = keys
+        let asked: Vec<_> = keys
             .iter()
-            .map(|k| self.send(k, msg()))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|k| self.inner.rooms.query(k, msg()))
+            .collect();
         futures_util::future::join_all(asked)
             .await
             .into_iter()
@@ -1027,8 +1027,8 @@ impl Engine {
     pub async fn reservation(&self, id: ReservationId) -> Result<Arc<Reservation>, EngineError> {
         let _slot = self.enter()?;
         self.at_its_room(id, |key| {
-            let asked = self.send(&key, GetReservation(id));
-            async move { Ok(asked?.await.map_err(mailbox)??) }
+            let asked = self.inner.rooms.query(&key, GetReservation(id));
+            async move { Ok(asked.await.map_err(mailbox)??) }
         })
         .await
     }

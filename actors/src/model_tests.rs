@@ -2896,8 +2896,8 @@ impl Harness {
     /// Parks every room: nothing is in flight between steps, so after two sweeps (the
     /// first finds every room reached since the last) every room parks once it has handled
     /// its `Park` (the sweeps go on while any is awake: the engine's own timers may reach
-    /// rooms meanwhile). Then every room is reached again by `observe`, waking it from the
-    /// state it parked.
+    /// rooms meanwhile). Then `observe` reads every room as it parked, and the next
+    /// commands wake them.
     fn park(&mut self) {
         let before = self.observe();
         let e = self.engine();

@@ -119,8 +119,8 @@ impl PaymentSupervisor {
         id: ReservationId,
     ) -> Result<(RoomRef<'a>, Arc<innkeep_engine::Reservation>), String> {
         let room = room_of(directory, rooms, &id).map_err(|e| e.to_string())?;
-        let r = room
-            .send(GetReservation(id))
+        let r = rooms
+            .query(&room.key, GetReservation(id))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;

@@ -228,7 +228,10 @@ pub(crate) async fn read_rooms(
             to: window.to,
             today: window.today,
         };
-        let asked = rooms.send(key, holdings);
+        let asked = rooms
+            .read()
+            .contains_key(key)
+            .then(|| rooms.query(key, holdings));
         async move {
             let Some(asked) = asked else {
                 // Not a room (any more): it holds nothing a plan could use.

@@ -185,6 +185,53 @@ impl Rooms {
         self.read().get(key).map(|h| h.number)
     }
 
+    /// Asks room `key` a [`Query`]: a parked room answers here, from its state, and stays
+    /// parked; an awake one is sent it (which does not keep it awake). `Closed` if there
+    /// is no such room or its shard has stopped.
+    pub(crate) fn query<M>(
+        &self,
+        key: &RoomKey,
+        msg: M,
+    ) -> impl std::future::Future<Output = Result<M::Result, MailboxError>> + use<M>
+    where
+        M: Query,
+        M::Result: Send,
+        RoomActor: Handler<M>,
+    {
+        enum Asked<M: Query>
+        where
+            M::Result: Send,
+            RoomActor: Handler<M>,
+        {
+            Answered(M::Result),
+            Sent(Request<RoomActor, M>),
+        }
+        let asked = self.read().get(key).map(|hosted| {
+            let mut presence = hosted.presence();
+            match &mut *presence {
+                Presence::Parked(state) => Asked::Answered(msg.answer(state, None)),
+                Presence::Awake { addr, .. } => Asked::Sent(addr.send(msg)),
+                Presence::Parking { addr } => {
+                    // Not behind its `Park`, which would drop it: awake again, untouched.
+                    let addr = addr.clone();
+                    let sent = addr.send(msg);
+                    *presence = Presence::Awake {
+                        addr,
+                        active: false,
+                    };
+                    Asked::Sent(sent)
+                }
+            }
+        });
+        async move {
+            match asked {
+                None => Err(MailboxError::Closed),
+                Some(Asked::Answered(answer)) => Ok(answer),
+                Some(Asked::Sent(sent)) => sent.await,
+            }
+        }
+    }
+
     /// [`Rooms::send`] to `hosted`, found under the registry's read lock.
     pub(crate) fn send_to<M>(&self, hosted: &Hosted, msg: M) -> Request<RoomActor, M>
     where
@@ -393,7 +440,7 @@ pub struct RoomActor {
 
 /// What a room has in flight. Bounded by the engine's in-flight limit.
 #[derive(Debug, Default)]
-struct InFlight {
+pub(crate) struct InFlight {
     /// Reservations being moved to another room: the move's first half passed here and
     /// its outcome has not arrived. No other change to them is decided meanwhile. In
     /// memory only: a move is one journal event, so after a restart each reservation is
@@ -476,23 +523,7 @@ impl RoomActor {
     }
 
     fn view(&self) -> RoomView {
-        RoomView {
-            number: self.state.key.number.clone(),
-            room_type: self.state.room_type.clone(),
-            occupancy: self.state.occupancy(),
-            housekeeping: self.state.housekeeping,
-            reservation: self.state.occupant,
-            out_of_order: self
-                .state
-                .out_of_order
-                .iter()
-                .map(|(from, range)| OutOfOrderView {
-                    from: *from,
-                    to: range.to,
-                    reason: range.reason.clone(),
-                })
-                .collect(),
-        }
+        view_of(&self.state)
     }
 
     /// Journals `event` and blocks this room until it is durable, then applies it and
@@ -543,6 +574,51 @@ impl RoomActor {
         }));
         Box::pin(async move { rx.await.unwrap_or(Err(EngineError::ShuttingDown)) })
     }
+}
+
+/// What a room answers [`GetView`] with.
+fn view_of(state: &RoomState) -> RoomView {
+    RoomView {
+        number: state.key.number.clone(),
+        room_type: state.room_type.clone(),
+        occupancy: state.occupancy(),
+        housekeeping: state.housekeeping,
+        reservation: state.occupant,
+        out_of_order: state
+            .out_of_order
+            .iter()
+            .map(|(from, range)| OutOfOrderView {
+                from: *from,
+                to: range.to,
+                reason: range.reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// What a room holds on `[from, to)` ([`RoomState::holdings`]); a reservation being moved
+/// or not yet durable cannot be moved.
+fn holdings_of(
+    state: &RoomState,
+    in_flight: Option<&InFlight>,
+    from: Date,
+    to: Date,
+    today: Date,
+) -> Vec<Held> {
+    let busy = |id: &ReservationId| {
+        in_flight.is_some_and(|f| f.moving.contains(id) || f.unacked.contains_key(id))
+    };
+    state.holdings(from, to, today, busy)
+}
+
+/// A question a room answers from its state alone: a parked room is answered from the
+/// registry without starting its actor ([`Rooms::query`]).
+pub(crate) trait Query: Message + Send + 'static
+where
+    Self::Result: Send,
+{
+    /// The answer, from the room's state and what it has in flight.
+    fn answer(self, state: &RoomState, in_flight: Option<&InFlight>) -> Self::Result;
 }
 
 /// Maps a journal failure to what the caller sees.
@@ -885,7 +961,17 @@ impl Handler<GetReservation> for RoomActor {
 
     /// Rebuilds the reservation from the room's compact copy.
     fn handle(&mut self, msg: GetReservation, _ctx: &mut Self::Context) -> Self::Result {
-        self.state.reservation(&msg.0).map(Arc::new)
+        msg.answer(&self.state, self.in_flight.as_deref())
+    }
+}
+
+impl Query for GetReservation {
+    fn answer(
+        self,
+        state: &RoomState,
+        _in_flight: Option<&InFlight>,
+    ) -> Result<Arc<Reservation>, DomainError> {
+        state.reservation(&self.0).map(Arc::new)
     }
 }
 
@@ -893,7 +979,13 @@ impl Handler<GetDay> for RoomActor {
     type Result = MessageResult<GetDay>;
 
     fn handle(&mut self, msg: GetDay, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(day_of(&self.state, msg.date, &msg.tz))
+        MessageResult(msg.answer(&self.state, self.in_flight.as_deref()))
+    }
+}
+
+impl Query for GetDay {
+    fn answer(self, state: &RoomState, _in_flight: Option<&InFlight>) -> RoomDay {
+        day_of(state, self.date, &self.tz)
     }
 }
 
@@ -955,7 +1047,13 @@ impl Handler<GetTape> for RoomActor {
     type Result = MessageResult<GetTape>;
 
     fn handle(&mut self, msg: GetTape, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(tape_of(&self.state, msg.from, msg.to))
+        MessageResult(msg.answer(&self.state, self.in_flight.as_deref()))
+    }
+}
+
+impl Query for GetTape {
+    fn answer(self, state: &RoomState, _in_flight: Option<&InFlight>) -> TapeRoom {
+        tape_of(state, self.from, self.to)
     }
 }
 
@@ -1001,8 +1099,14 @@ fn tape_of(state: &RoomState, from: Date, to: Date) -> TapeRoom {
 impl Handler<GetView> for RoomActor {
     type Result = MessageResult<GetView>;
 
-    fn handle(&mut self, _msg: GetView, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.view())
+    fn handle(&mut self, msg: GetView, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(msg.answer(&self.state, self.in_flight.as_deref()))
+    }
+}
+
+impl Query for GetView {
+    fn answer(self, state: &RoomState, _in_flight: Option<&InFlight>) -> RoomView {
+        view_of(state)
     }
 }
 
@@ -1172,12 +1276,7 @@ impl RoomActor {
     /// What this room holds on `[from, to)` for a rearrangement: a reservation being moved
     /// or modified elsewhere, or whose creation is not durable yet, stays put.
     fn holdings(&self, from: Date, to: Date, today: Date) -> Vec<Held> {
-        let busy = |id: &ReservationId| {
-            self.in_flight
-                .as_ref()
-                .is_some_and(|f| f.moving.contains(id) || f.unacked.contains_key(id))
-        };
-        self.state.holdings(from, to, today, busy)
+        holdings_of(&self.state, self.in_flight.as_deref(), from, to, today)
     }
 
     /// Applies a durable rearrangement: the reservations leaving go, those arriving come
@@ -1276,7 +1375,13 @@ impl Handler<GetHoldings> for RoomActor {
     type Result = MessageResult<GetHoldings>;
 
     fn handle(&mut self, msg: GetHoldings, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.holdings(msg.from, msg.to, msg.today))
+        MessageResult(msg.answer(&self.state, self.in_flight.as_deref()))
+    }
+}
+
+impl Query for GetHoldings {
+    fn answer(self, state: &RoomState, in_flight: Option<&InFlight>) -> Vec<Held> {
+        holdings_of(state, in_flight, self.from, self.to, self.today)
     }
 }
 
@@ -1521,5 +1626,41 @@ impl Handler<Park> for RoomActor {
         } else {
             rooms.stay_awake(&key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use innkeep_engine::{RoomNumber, RoomTypeCode};
+
+    /// A parked room answers questions from the registry and stays parked: a registry
+    /// that knows no shard (so could start no actor) answers them, and only them.
+    #[test]
+    fn a_parked_room_answers_questions_without_waking() {
+        let rooms = Rooms::default();
+        let key = RoomKey {
+            hotel_id: HotelId::parse("H").unwrap(),
+            number: RoomNumber::parse("101").unwrap(),
+        };
+        let state = RoomState::new(key.clone(), RoomTypeCode::parse("STD").unwrap());
+        let expected = view_of(&state);
+        rooms.insert(key.clone(), Hosted::parked(state, 0, 0));
+        let view = futures_util::FutureExt::now_or_never(rooms.query(&key, GetView))
+            .expect("answered at once")
+            .expect("answered");
+        assert_eq!(view, expected);
+        let id = ReservationId(uuid::Uuid::from_u128(7));
+        let missing = futures_util::FutureExt::now_or_never(rooms.query(&key, GetReservation(id)))
+            .expect("answered at once")
+            .expect("answered");
+        assert_eq!(missing.unwrap_err(), DomainError::NotFound("reservation"));
+        assert_eq!(rooms.awake(), 0);
+        let other = RoomKey {
+            number: RoomNumber::parse("102").unwrap(),
+            ..key
+        };
+        let unknown = futures_util::FutureExt::now_or_never(rooms.query(&other, GetView));
+        assert!(matches!(unknown, Some(Err(MailboxError::Closed))));
     }
 }
