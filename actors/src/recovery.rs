@@ -414,6 +414,7 @@ pub(crate) fn recover_rooms(
                 // The decoding side stops taking them back only when it is done.
                 let _ = spent_tx.try_send(batch);
             }
+            state.finish_replay();
             state
         })
         .map_err(|e| StartError::Actors(format!("replay thread: {e}")))?;

@@ -700,11 +700,27 @@ pub struct Ledger {
     spans: Vec<Span>,
 }
 
-/// Grows `v` by a quarter rather than doubling: these vectors live as long as the room, so
-/// their spare capacity is resident memory (a doubled vector is a quarter empty on average).
-fn grow<T>(v: &mut Vec<T>) {
-    if v.len() == v.capacity() {
-        v.reserve_exact((v.len() / 4).max(2));
+/// How a ledger's vectors grow when full.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Growth {
+    /// By a quarter rather than doubling: these vectors live as long as the room, so their
+    /// spare capacity is resident memory (a doubled vector is a quarter empty on average).
+    Quarter,
+    /// Doubling, for recovery, which grows every room's vectors from empty: a quarter at a
+    /// time copies each record about five times over, doubling about twice.
+    /// [`Ledger::fit`] gives the spare capacity back afterwards.
+    Double,
+}
+
+impl Growth {
+    fn grow<T>(self, v: &mut Vec<T>) {
+        if v.len() == v.capacity() {
+            let extra = match self {
+                Growth::Quarter => (v.len() / 4).max(2),
+                Growth::Double => v.len().max(4),
+            };
+            v.reserve_exact(extra);
+        }
     }
 }
 
@@ -770,15 +786,28 @@ impl Ledger {
     /// Keeps `kept`, holding `[from, to)` here (nothing when empty); replaces a reservation
     /// with the same id. Returns the nights newly held.
     pub(crate) fn insert(&mut self, kept: Kept, from: Date, to: Date) -> Vec<Date> {
-        self.keep(kept, from, to);
+        self.keep(kept, from, to, Growth::Quarter);
         if from >= to {
             return Vec::new();
         }
         nights(from, to).collect()
     }
 
-    /// [`Ledger::insert`] without listing the nights (recovery, which keeps no index).
-    pub(crate) fn keep(&mut self, kept: Kept, from: Date, to: Date) {
+    /// Records and spans there is room for beyond those held.
+    #[cfg(test)]
+    pub(crate) fn spare(&self) -> usize {
+        self.kept.capacity() - self.kept.len() + self.spans.capacity() - self.spans.len()
+    }
+
+    /// Gives back the spare capacity (after recovery's [`Growth::Double`]).
+    pub(crate) fn fit(&mut self) {
+        self.kept.shrink_to_fit();
+        self.spans.shrink_to_fit();
+    }
+
+    /// [`Ledger::insert`] without listing the nights (recovery, which keeps no index),
+    /// growing the vectors by `growth`.
+    pub(crate) fn keep(&mut self, kept: Kept, from: Date, to: Date, growth: Growth) {
         let id = kept.id;
         match self.position(&id) {
             Ok(i) => {
@@ -787,14 +816,14 @@ impl Ledger {
                 self.release(&id, Date::MIN);
             }
             Err(i) => {
-                grow(&mut self.kept);
+                growth.grow(&mut self.kept);
                 self.kept.insert(i, kept);
             }
         }
         if from >= to {
             return;
         }
-        grow(&mut self.spans);
+        growth.grow(&mut self.spans);
         // Nights are mostly sold in order: append without a search.
         let at = match self.spans.last() {
             Some(last) if last.from < from => self.spans.len(),
@@ -1194,6 +1223,34 @@ mod tests {
     use crate::ids::{HotelId, RoomNumber};
     use crate::reservation::BookRequest;
 
+    /// Recovery grows a room's vectors by doubling and gives the spare back at its end;
+    /// serving grows them by a quarter. Either way the records are all kept, in order.
+    #[test]
+    fn recovery_growth_is_given_back_and_serving_growth_is_a_quarter() {
+        let (_, room_type) = room();
+        let fill = |growth: Growth| {
+            let mut ledger = Ledger::default();
+            for n in 0..29u128 {
+                let r = reservation(n + 1, 1 + n as i8, 1);
+                let kept = Kept::new(&r, &room_type);
+                ledger.keep(kept, r.stay.arrival(), r.stay.departure(), growth);
+            }
+            ledger
+        };
+        let mut recovered = fill(Growth::Double);
+        assert!(recovered.kept.capacity() >= 32, "doubled: 4, 8, 16, 32");
+        recovered.fit();
+        assert_eq!(recovered.kept.capacity(), 29);
+        assert_eq!(recovered.spans.capacity(), 29);
+        let served = fill(Growth::Quarter);
+        // 2, 4, 6, 8, 10, 12, 15, 18, 22, 27, 33: a quarter at a time (two at least).
+        assert_eq!(served.kept.capacity(), 33);
+        assert_eq!(served.kept, recovered.kept);
+        assert_eq!(served.spans, recovered.spans);
+        let ids: Vec<u128> = served.kept.iter().map(|k| k.id.0.as_u128()).collect();
+        assert_eq!(ids, (1..=29).collect::<Vec<_>>());
+    }
+
     fn room() -> (RoomKey, RoomTypeCode) {
         let key = RoomKey {
             hotel_id: HotelId::parse("H1").unwrap(),
@@ -1281,6 +1338,49 @@ mod tests {
         assert_eq!(r.history[1].version, 2);
         // Kept again from what it shows: the same record.
         assert_eq!(Kept::new(&r, &room_type), kept);
+    }
+
+    /// A payment history entry keeps its own provider reference when it is not the
+    /// payment's current one (a failed attempt before the one that succeeded).
+    #[test]
+    fn an_earlier_attempts_reference_is_kept_apart_from_the_current_one() {
+        let (key, room_type) = room();
+        let mut r = reservation(1, 3, 2);
+        let at = Timestamp::new(1_900_000_100, 0).unwrap();
+        let entry = |kind, status, trade_no: &str| PaymentHistoryEntry {
+            at,
+            kind,
+            status,
+            trade_no: Some(trade_no.to_owned()),
+        };
+        r.payment.history.push(entry(
+            PaymentEventKind::Failed,
+            PaymentStatus::Failed,
+            "T-1",
+        ));
+        r.payment.history.push(entry(
+            PaymentEventKind::Succeeded,
+            PaymentStatus::Succeeded,
+            "T-2",
+        ));
+        r.payment.trade_no = Some("T-2".into());
+        r.payment.status = PaymentStatus::Succeeded;
+        let kept = Kept::new(&r, &room_type);
+        let extra = kept.extra.as_deref().unwrap();
+        let steps = extra.payment_history.as_ref().unwrap();
+        let current = extra.trade_no.as_ref().unwrap();
+        // The current reference's entry shares its text; the earlier one has its own.
+        assert!(Arc::ptr_eq(steps[2].trade_no.as_ref().unwrap(), current));
+        assert!(!Arc::ptr_eq(steps[1].trade_no.as_ref().unwrap(), current));
+        let back = kept.to_reservation(&key, &room_type);
+        let refs: Vec<_> = back
+            .payment
+            .history
+            .iter()
+            .map(|e| e.trade_no.as_deref())
+            .collect();
+        assert_eq!(refs, [None, Some("T-1"), Some("T-2")]);
+        assert_eq!(back, r);
     }
 
     /// Both histories stop at `MAX_HISTORY` entries, the creation entry included.

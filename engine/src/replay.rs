@@ -98,6 +98,14 @@ impl Replayed {
 }
 
 impl State {
+    /// Ends a replay: every room gives back the spare capacity its records grew by (see
+    /// `ledger::Growth::Double`).
+    pub fn finish_replay(&mut self) {
+        for room in self.rooms.values_mut() {
+            room.ledger.fit();
+        }
+    }
+
     /// [`State::apply_to_rooms`] of a replayed event. A creation's record moves into its
     /// room (leaving `replayed` with the codes only, for the decoding thread to free).
     pub fn apply_replayed(&mut self, replayed: &mut Replayed) {
@@ -493,6 +501,36 @@ mod tests {
             .rooms
             .insert(key.clone(), RoomState::new(key, room_type.clone()));
         state
+    }
+
+    /// A replay grows each room's records by doubling; its end gives the spare back.
+    #[test]
+    fn the_end_of_a_replay_gives_back_the_spare_capacity() {
+        let plain = Variant {
+            created_by: false,
+            pinned: false,
+            moved_in: false,
+            of_booking: false,
+            other_plan: false,
+            paid: false,
+            changed: false,
+            idempotency: false,
+            room_of_another_type: false,
+            long_room_number: false,
+            nights: 1,
+        };
+        let (event, room_type) = creation(&plain);
+        let mut state = state_with_room(&room_type, room_number(&plain));
+        state.apply_replayed(&mut replayed(&event));
+        let room = state.rooms.values().next().unwrap();
+        assert!(
+            room.ledger.spare() > 0,
+            "a first record grows room for four"
+        );
+        state.finish_replay();
+        let room = state.rooms.values().next().unwrap();
+        assert_eq!(room.ledger.spare(), 0);
+        assert_eq!(room.ledger.iter().count(), 1);
     }
 
     proptest! {

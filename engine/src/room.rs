@@ -1089,7 +1089,8 @@ impl RoomState {
     /// Keeps a replayed creation's record, holding `[first_night, departure)`: what
     /// [`RoomState::apply`] of its event does (see [`crate::replay`]).
     pub(crate) fn keep_replayed(&mut self, kept: Kept, first_night: Date, departure: Date) {
-        self.ledger.keep(kept, first_night, departure);
+        self.ledger
+            .keep(kept, first_night, departure, crate::ledger::Growth::Double);
     }
 
     /// Applies an event decided for this room. Returns the nights it booked or released.
