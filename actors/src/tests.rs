@@ -781,7 +781,17 @@ async fn a_burst_that_wakes_a_parked_room_is_not_refused() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Stopper(Engine::start(EngineConfig::new(dir.path())).unwrap());
     let h = setup(&engine.0, 1).await;
-    assert_eq!(engine.0.rooms_awake(), 0, "a new room starts parked");
+    // A new room starts parked (and stays so unless the night audit's first run for the
+    // new hotel woke it: then it parks again).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while engine.0.rooms_awake() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the room never parked"
+        );
+        engine.0.sweep_idle_rooms();
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     let room = RoomNumber::parse("1").unwrap();
     let shard = engine
         .0
@@ -810,4 +820,33 @@ async fn a_burst_that_wakes_a_parked_room_is_not_refused() {
         booked.unwrap();
     }
     assert_eq!(engine.0.rooms_awake(), 1);
+}
+
+/// The engine's own sweeps park idle rooms every `room_idle` (the night audit's first
+/// run for the new hotel wakes every room of it too; they park all the same); a parked
+/// room's reservation reads as it was, and its next booking wakes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_rooms_park_on_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        room_idle: crate::config::MIN_ROOM_IDLE,
+        ..EngineConfig::new(dir.path())
+    };
+    let engine = Stopper(Engine::start(config).unwrap());
+    let h = setup(&engine.0, 2).await;
+    let kept = engine.0.book(input(&engine.0, &h, 1), None).await.unwrap();
+    assert!(engine.0.rooms_awake() >= 1);
+    // Two sweeps (one finds it reached, the next parks it): between one and two periods.
+    let deadline = std::time::Instant::now() + 10 * crate::config::MIN_ROOM_IDLE;
+    while engine.0.rooms_awake() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rooms never parked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let read = engine.0.reservation(kept.id).await.unwrap();
+    assert_eq!(Reservation::clone(&read), Reservation::clone(&kept));
+    engine.0.book(input(&engine.0, &h, 1), None).await.unwrap();
+    assert!(engine.0.rooms_awake() >= 1);
 }
