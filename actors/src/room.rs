@@ -142,9 +142,7 @@ impl Rooms {
         M::Result: Send,
         RoomActor: Handler<M>,
     {
-        self.read()
-            .get(key)
-            .map(|hosted| self.with_actor(hosted, |addr| addr.send(msg)))
+        self.on_room(key, |addr| addr.send(msg))
     }
 
     /// [`Rooms::send`] without waiting for an answer, failing at once when the room's
@@ -155,9 +153,14 @@ impl Rooms {
         M::Result: Send,
         RoomActor: Handler<M>,
     {
+        self.on_room(key, |addr| addr.try_send(msg))
+    }
+
+    /// [`Rooms::with_actor`] on room `key`, if there is such a room.
+    fn on_room<T>(&self, key: &RoomKey, f: impl FnOnce(&Addr<RoomActor>) -> T) -> Option<T> {
         self.read()
             .get(key)
-            .map(|hosted| self.with_actor(hosted, |addr| addr.try_send(msg)))
+            .map(|hosted| self.with_actor(hosted, f))
     }
 
     /// [`Rooms::try_send`] to `hosted`, found under the registry's read lock.

@@ -369,6 +369,25 @@ mod tests {
         nights: i8,
     }
 
+    impl Variant {
+        /// A creation of `nights` nights with nothing beyond the plain one.
+        fn plain(nights: i8) -> Self {
+            Self {
+                created_by: false,
+                pinned: false,
+                moved_in: false,
+                of_booking: false,
+                other_plan: false,
+                paid: false,
+                changed: false,
+                idempotency: false,
+                room_of_another_type: false,
+                long_room_number: false,
+                nights,
+            }
+        }
+    }
+
     fn variants() -> impl Strategy<Value = Variant> {
         (
             (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
@@ -506,19 +525,7 @@ mod tests {
     /// A replay grows each room's records by doubling; its end gives the spare back.
     #[test]
     fn the_end_of_a_replay_gives_back_the_spare_capacity() {
-        let plain = Variant {
-            created_by: false,
-            pinned: false,
-            moved_in: false,
-            of_booking: false,
-            other_plan: false,
-            paid: false,
-            changed: false,
-            idempotency: false,
-            room_of_another_type: false,
-            long_room_number: false,
-            nights: 1,
-        };
+        let plain = Variant::plain(1);
         let (event, room_type) = creation(&plain);
         let mut state = state_with_room(&room_type, room_number(&plain));
         state.apply_replayed(&mut replayed(&event));
@@ -586,19 +593,7 @@ mod tests {
     /// Any other event replays as itself.
     #[test]
     fn other_events_replay_as_they_are() {
-        let v = Variant {
-            created_by: false,
-            pinned: false,
-            moved_in: false,
-            of_booking: false,
-            other_plan: false,
-            paid: false,
-            changed: false,
-            idempotency: false,
-            room_of_another_type: false,
-            long_room_number: false,
-            nights: 2,
-        };
+        let v = Variant::plain(2);
         let (created, room_type) = creation(&v);
         let mut state = state_with_room(&room_type, room_number(&v));
         state.apply(&created);
