@@ -324,8 +324,8 @@ async fn out_of_order_ranges_block_booking_and_list_conflicts() {
 
 /// The night audit, on a clock the test drives: at 04:00 hotel-local the day after
 /// arrival, a confirmed reservation never checked in becomes `no_show` and its nights are
-/// free again; one checked in, or arriving today, is left alone. The change is durable
-/// and in the event feed.
+/// free again; one checked in, or arriving today, is left alone, and its room not even
+/// woken. The change is durable and in the event feed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn night_audit_marks_no_shows_after_the_audit_time() {
     let dir = tempfile::tempdir().unwrap();
@@ -353,6 +353,17 @@ async fn night_audit_marks_no_shows_after_the_audit_time() {
     let arriving = e.book(tomorrow, None).await.unwrap();
     confirm(e, arriving.id).await;
     let feed = e.events(None);
+    // Every room parked: the audit asks each whether it has a no-show due (a parked room
+    // answers without waking) and wakes only the one that has.
+    let parking = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while e.rooms_awake() > 0 {
+        assert!(
+            std::time::Instant::now() < parking,
+            "the rooms never parked"
+        );
+        e.sweep_idle_rooms();
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
 
     // 04:00 on the 24th in Shanghai is 20:00Z on the 23rd.
     time.advance(SignedDuration::from_secs(10 * 3600));
@@ -363,6 +374,7 @@ async fn night_audit_marks_no_shows_after_the_audit_time() {
         status = e.reservation(absent.id).await.unwrap().status;
     }
     assert_eq!(status, Status::NoShow);
+    assert_eq!(e.rooms_awake(), 1, "only the room with a no-show woke");
     assert_eq!(
         e.reservation(present.id).await.unwrap().status,
         Status::CheckedIn

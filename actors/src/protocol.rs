@@ -545,6 +545,15 @@ pub(crate) struct NightAudit {
     pub now: Timestamp,
 }
 
+/// Whether the room has a no-show the night audit of `audit_date` would mark (a question:
+/// a parked room answers without waking, see [`crate::room::Query`]).
+#[derive(Message, Debug)]
+#[rtype(result = "bool")]
+pub(crate) struct NoShowsDue {
+    /// The audit's date.
+    pub audit_date: Date,
+}
+
 /// A room's part of a snapshot: its state encoded on its own thread, and where the
 /// journal cut it reflects arrives (see [`crate::snapshot`]).
 #[derive(Message, Debug)]

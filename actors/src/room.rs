@@ -26,9 +26,9 @@ use crate::protocol::{
     ApplyPayment, BeginModify, BeginMove, BookResult, ChangeReservation, Charge, ClearOutOfOrder,
     Commit, DayReservation, Decided, EngineError, FinishMove, GetDay, GetHoldings, GetReservation,
     GetTape, GetView, HoldEnded, HoldStarted, LockForRearrangement, Locked, ModifyIn, ModifyStep,
-    MoveIn, MoveOutcome, NightAudit, OutOfOrderView, PartAnswer, PartAsk, PaymentDue, Prepare,
-    RecordRefund, Reserve, Retype, RoomDay, RoomPart, RoomView, SetHousekeeping, SetOutOfOrder,
-    SnapshotRoom, TapeReservation, TapeRoom,
+    MoveIn, MoveOutcome, NightAudit, NoShowsDue, OutOfOrderView, PartAnswer, PartAsk, PaymentDue,
+    Prepare, RecordRefund, Reserve, Retype, RoomDay, RoomPart, RoomView, SetHousekeeping,
+    SetOutOfOrder, SnapshotRoom, TapeReservation, TapeRoom,
 };
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
@@ -233,16 +233,6 @@ impl Rooms {
                 Some(Asked::Sent(sent)) => sent.await,
             }
         }
-    }
-
-    /// [`Rooms::send`] to `hosted`, found under the registry's read lock.
-    pub(crate) fn send_to<M>(&self, hosted: &Hosted, msg: M) -> Request<RoomActor, M>
-    where
-        M: Message + Send + 'static,
-        M::Result: Send,
-        RoomActor: Handler<M>,
-    {
-        self.with_actor(hosted, |addr| addr.send(msg))
     }
 
     /// `f` on the actor of `hosted`, started first if the room was parked, under the
@@ -1511,6 +1501,24 @@ impl Handler<Prepare> for RoomActor {
                     }
                 }),
         );
+    }
+}
+
+impl Handler<NoShowsDue> for RoomActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: NoShowsDue, _ctx: &mut Self::Context) -> bool {
+        msg.answer(&self.state, self.in_flight.as_deref())
+    }
+}
+
+impl Query for NoShowsDue {
+    /// What [`NightAudit`] would mark: due, and not being moved.
+    fn answer(self, state: &RoomState, in_flight: Option<&InFlight>) -> bool {
+        state
+            .due_no_shows(self.audit_date)
+            .iter()
+            .any(|id| !in_flight.is_some_and(|f| f.moving.contains(id)))
     }
 }
 

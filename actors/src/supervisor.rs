@@ -18,9 +18,9 @@ use crate::directory::{read, write, Directory};
 use crate::protocol::{
     BeginModify, BeginMove, DecideSetup, EngineError, FinishMove, GateGuard, GetReservation,
     ModifyIn, ModifyReservation, ModifyStep, MoveIn, MoveOutcome, MoveReservation, NightAudit,
-    PutHotel, PutRate, PutRoom, PutRoomType, Retype,
+    NoShowsDue, PutHotel, PutRate, PutRoom, PutRoomType, Retype,
 };
-use crate::room::{journal_error, Hosted, RoomActor, RoomPeers, Rooms, ROOM_MAILBOX};
+use crate::room::{journal_error, Hosted, RoomPeers, Rooms, ROOM_MAILBOX};
 
 /// The supervisor.
 #[derive(Debug)]
@@ -78,20 +78,16 @@ impl OrderSupervisor {
 
     /// Starts the night audit of every hotel whose audit date moved on since its last
     /// finished audit (or whose last audit is [`AUDIT_RECHECK_EVERY`] old): each room
-    /// marks its due no-shows. An audit that did not finish everywhere (the journal
+    /// with a no-show due (asked with [`NoShowsDue`], which a parked room answers without
+    /// waking) marks its due no-shows. An audit that did not finish everywhere (the journal
     /// refused, the engine is stopping) runs again next tick; rooms skip what they already
     /// marked.
     fn audit_due(&mut self, ctx: &mut Context<Self>) {
         let now = self.directory.clock.now();
-        /// A hotel whose audit is due: its audit date, and every room asked.
-        type Due = (
-            HotelId,
-            innkeep_engine::jiff::civil::Date,
-            Vec<actix::dev::Request<RoomActor, NightAudit>>,
-        );
+        /// A hotel whose audit is due: its audit date, and its rooms.
+        type Due = (HotelId, innkeep_engine::jiff::civil::Date, Vec<RoomKey>);
         let due: Vec<Due> = {
             let catalog = read(&self.directory.catalog);
-            let hosted = self.rooms.read();
             catalog
                 .hotels
                 .iter()
@@ -106,33 +102,40 @@ impl OrderSupervisor {
                     if self.audited.get(id).is_some_and(fresh) {
                         return None;
                     }
-                    // Asked now: every room's audit is queued before the registry's lock
-                    // is let go.
-                    let asked = hotel
+                    let keys = hotel
                         .rooms
                         .keys()
-                        .filter_map(|n| {
-                            hosted
-                                .get(&RoomKey {
-                                    hotel_id: id.clone(),
-                                    number: n.clone(),
-                                })
-                                .map(|h| {
-                                    let audit = NightAudit {
-                                        audit_date: date,
-                                        now,
-                                    };
-                                    self.rooms.send_to(h, audit)
-                                })
+                        .map(|n| RoomKey {
+                            hotel_id: id.clone(),
+                            number: n.clone(),
                         })
                         .collect();
-                    Some((id.clone(), date, asked))
+                    Some((id.clone(), date, keys))
                 })
                 .collect()
         };
-        for (hotel, audit_date, asked) in due {
+        for (hotel, audit_date, keys) in due {
             self.auditing.insert(hotel.clone());
-            let work = futures_util::future::join_all(asked);
+            // Each room is asked whether it has a no-show due (a parked room answers
+            // without waking), and only those that have are sent the audit.
+            let rooms = self.rooms.clone();
+            let work = async move {
+                let asked = keys.iter().map(|key| {
+                    let due = rooms.query(key, NoShowsDue { audit_date });
+                    let rooms = &rooms;
+                    async move {
+                        match due.await {
+                            Ok(false) => Ok(Ok(0)),
+                            Ok(true) => match rooms.send(key, NightAudit { audit_date, now }) {
+                                Some(audit) => audit.await,
+                                None => Err(actix::MailboxError::Closed),
+                            },
+                            Err(e) => Err(e),
+                        }
+                    }
+                });
+                futures_util::future::join_all(asked).await
+            };
             ctx.spawn(work.into_actor(self).map(move |answers, act, _| {
                 act.auditing.remove(&hotel);
                 let mut marked = 0;
