@@ -104,8 +104,8 @@ impl Hosted {
     }
 }
 
-/// Every room's actor and shard. Written when a room is created (setup, start-up); read
-/// by every booking.
+/// Every room: its actor or its parked state, and its shard. Written when a room is
+/// created (setup, start-up); read by every booking.
 #[derive(Debug, Default)]
 pub(crate) struct Rooms {
     /// The rooms by key.
@@ -210,21 +210,12 @@ impl Rooms {
             Sent(Request<RoomActor, M>),
         }
         let asked = self.read().get(key).map(|hosted| {
-            let mut presence = hosted.presence();
-            match &mut *presence {
-                Presence::Parked(state) => Asked::Answered(msg.answer(state, None)),
-                Presence::Awake { addr, .. } => Asked::Sent(addr.send(msg)),
-                Presence::Parking { addr } => {
-                    // Not behind its `Park`, which would drop it: awake again, untouched.
-                    let addr = addr.clone();
-                    let sent = addr.send(msg);
-                    *presence = Presence::Awake {
-                        addr,
-                        active: false,
-                    };
-                    Asked::Sent(sent)
-                }
-            }
+            Self::as_it_is(
+                hosted,
+                msg,
+                |msg, state| Asked::Answered(msg.answer(state, None)),
+                |msg, addr| Asked::Sent(addr.send(msg)),
+            )
         });
         async move {
             match asked {
@@ -232,6 +223,31 @@ impl Rooms {
                 Some(Asked::Answered(answer)) => Ok(answer),
                 Some(Asked::Sent(sent)) => sent.await,
             }
+        }
+    }
+
+    /// Under `hosted`'s lock, and without waking it or counting as reaching it: `parked` on
+    /// `msg` and its state if it is parked, else `awake` on `msg` and its actor, which may
+    /// send it. A room asked
+    /// to park is made awake again first (untouched, so the next sweep parks it), or a
+    /// message sent now would be queued behind its `Park` and dropped with its actor.
+    fn as_it_is<M, T>(
+        hosted: &Hosted,
+        msg: M,
+        parked: impl FnOnce(M, &RoomState) -> T,
+        awake: impl FnOnce(M, &Addr<RoomActor>) -> T,
+    ) -> T {
+        let mut presence = hosted.presence();
+        if let Presence::Parking { addr } = &*presence {
+            let addr = addr.clone();
+            *presence = Presence::Awake {
+                addr,
+                active: false,
+            };
+        }
+        match &*presence {
+            Presence::Parked(state) => parked(msg, state),
+            Presence::Awake { addr, .. } | Presence::Parking { addr } => awake(msg, addr),
         }
     }
 
@@ -348,15 +364,14 @@ impl Rooms {
             Taken(Result<RoomPart, EngineError>),
             Sent(Request<RoomActor, SnapshotRoom>),
         }
-        let asked = self
-            .read()
-            .get(key)
-            .map(|hosted| match &*hosted.presence() {
-                Presence::Parked(state) => Asked::Taken(part(state, &IdMap::default(), journal)),
-                Presence::Awake { addr, .. } | Presence::Parking { addr } => {
-                    Asked::Sent(addr.send(SnapshotRoom))
-                }
-            });
+        let asked = self.read().get(key).map(|hosted| {
+            Self::as_it_is(
+                hosted,
+                SnapshotRoom,
+                |_, state| Asked::Taken(part(state, &IdMap::default(), journal)),
+                |msg, addr| Asked::Sent(addr.send(msg)),
+            )
+        });
         async move {
             let part = match asked {
                 None => return Err("a room left the registry".to_owned()),
@@ -1673,5 +1688,35 @@ mod tests {
         };
         let unknown = futures_util::FutureExt::now_or_never(rooms.query(&other, GetView));
         assert!(matches!(unknown, Some(Err(MailboxError::Closed))));
+    }
+
+    /// A question (or a snapshot's request) for a room a sweep asked to park makes it
+    /// awake again before it is queued, so its `Park` does nothing and the question is
+    /// not dropped with the actor; untouched, so the next sweep asks again.
+    #[test]
+    fn a_question_for_a_parking_room_keeps_it_awake_until_the_next_sweep() {
+        let rooms = Rooms::default();
+        let key = RoomKey {
+            hotel_id: HotelId::parse("H").unwrap(),
+            number: RoomNumber::parse("101").unwrap(),
+        };
+        // A mailbox no actor reads: what is sent stays queued.
+        let (tx, _rx) = actix::dev::channel::channel::<RoomActor>(16);
+        let hosted = Hosted::parked(
+            RoomState::new(key.clone(), RoomTypeCode::parse("STD").unwrap()),
+            0,
+            0,
+        );
+        *hosted.presence() = Presence::Parking {
+            addr: Addr::new(tx),
+        };
+        rooms.insert(key.clone(), hosted);
+        let _asked = rooms.query(&key, GetView);
+        let registry = rooms.read();
+        let presence = registry.get(&key).unwrap().presence();
+        assert!(
+            matches!(&*presence, Presence::Awake { active: false, .. }),
+            "{presence:?}"
+        );
     }
 }
