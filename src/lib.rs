@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod keygen;
+pub mod lease;
 pub mod server;
 pub mod stream;
 pub mod telemetry;

@@ -196,6 +196,11 @@ pub async fn run(
         .nats_url
         .clone()
         .filter(|_| cluster.is_some());
+    // With NATS a node serves a partition only while it holds the partition's lease.
+    let cluster = match (cluster, &nats_url) {
+        (Some(cluster), Some(_)) => Some(cluster.leased()),
+        (cluster, _) => cluster,
+    };
     engine_config.journal_retain_from = match nats_url {
         Some(_) => 1,
         None => webhooks_loaded.retain_from(),
@@ -235,20 +240,40 @@ pub async fn run(
     };
 
     // Before the webhooks start: the first reader to set its journal floor replaces the
-    // start-up one.
-    let publishers = match (&cluster, nats_url) {
+    // start-up one. The lease keepers first: the publishers publish only under a lease.
+    let replication = match (&cluster, nats_url) {
         (Some(cluster), Some(url)) => {
             tracing::info!(%url, replication = ?config.cluster.replication,
-                "publishing each partition's events to NATS JetStream");
-            match crate::stream::Publishers::start(engine.clone(), cluster, url, ack_gate) {
-                Ok(publishers) => Some(publishers),
+                lease_ttl_ms = cluster.file().lease_ttl().as_millis() as u64,
+                "publishing each partition's events to NATS JetStream, under its lease");
+            let gate = ack_gate.clone();
+            let on_lost: crate::lease::OnLost = Arc::new(move |partition: &str| {
+                if let Some(gate) = &gate {
+                    gate.fail(format!(
+                        "this node lost partition {partition}'s lease: it acknowledges no more changes"
+                    ));
+                }
+            });
+            let started = crate::lease::LeaseKeepers::start(cluster, url.clone(), on_lost)
+                .map_err(anyhow::Error::from)
+                .and_then(|leases| {
+                    match crate::stream::Publishers::start(engine.clone(), cluster, url, ack_gate) {
+                        Ok(publishers) => Ok((leases, publishers)),
+                        Err(e) => {
+                            leases.shutdown();
+                            Err(e.into())
+                        }
+                    }
+                });
+            match started {
+                Ok(both) => Some(both),
                 Err(e) => {
                     stop.cancel();
                     let _ = server.await;
                     tokio::task::spawn_blocking(move || engine.shutdown())
                         .await
                         .context("engine shutdown")?;
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
         }
@@ -287,8 +312,8 @@ pub async fn run(
         Err(e) => {
             stop.cancel();
             let _ = server.await;
-            if let Some(publishers) = publishers {
-                tokio::task::spawn_blocking(move || publishers.shutdown())
+            if let Some(replication) = replication {
+                tokio::task::spawn_blocking(move || stop_replication(replication))
                     .await
                     .context("stream publishers shutdown")?;
             }
@@ -304,13 +329,10 @@ pub async fn run(
     if let Some(sandbox) = sandbox {
         state = state.with_sandbox(sandbox);
     }
+    let leases = cluster.as_ref().and_then(|c| c.leases().cloned());
     if let Some(cluster) = cluster {
-        let (node, partitions) = (&cluster.this_node().id, cluster.file().partitions());
-        let serving: Vec<&str> = partitions
-            .iter()
-            .filter(|p| cluster.owns(&p.id) == Some(true))
-            .map(|p| p.id.as_str())
-            .collect();
+        let node = &cluster.this_node().id;
+        let serving: Vec<&str> = cluster.primary_of().map(|(_, p)| p.id.as_str()).collect();
         tracing::info!(
             node,
             ?serving,
@@ -355,9 +377,20 @@ pub async fn run(
         None => None,
     };
     let _ = api.set(innkeep_http::router(state));
-    tracing::info!(%local, "ready");
-
-    shutdown.await;
+    let mut shutdown = std::pin::pin!(shutdown);
+    // With leases: ready once each of this node's partitions has tried for its lease, so
+    // that a first request finds the partitions it could take served.
+    let stopped_early = match &leases {
+        Some(leases) => tokio::select! {
+            () = leases_settled(leases) => false,
+            () = shutdown.as_mut() => true,
+        },
+        None => false,
+    };
+    if !stopped_early {
+        tracing::info!(%local, "ready");
+        shutdown.as_mut().await;
+    }
     tracing::info!("shutting down: draining requests");
     // Event streams never finish by themselves; end them so the drain can complete.
     streams.cancel();
@@ -393,9 +426,10 @@ pub async fn run(
         }
     }
     // Webhook tasks write their cursors and stop before the engine's final snapshot, so
-    // the journal keeps what those cursors need; so do the stream publishers.
-    if let Some(publishers) = publishers {
-        tokio::task::spawn_blocking(move || publishers.shutdown())
+    // the journal keeps what those cursors need; so do the stream publishers. The leases
+    // go last: released, the partitions may move at once.
+    if let Some(replication) = replication {
+        tokio::task::spawn_blocking(move || stop_replication(replication))
             .await
             .context("stream publishers shutdown")?;
     }
@@ -407,6 +441,24 @@ pub async fn run(
         .await
         .context("engine shutdown")?;
     Ok(())
+}
+
+/// Returns once every lease keeper made its first attempt.
+async fn leases_settled(leases: &innkeep_http::cluster::Leases) {
+    let mut changed = leases.subscribe();
+    loop {
+        // Seen before looking: a change after this wakes the wait below.
+        changed.borrow_and_update();
+        if leases.settled() || changed.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Stops the stream publishers, then releases the leases.
+fn stop_replication((leases, publishers): (crate::lease::LeaseKeepers, crate::stream::Publishers)) {
+    publishers.shutdown();
+    leases.shutdown();
 }
 
 /// What the gRPC server ends with.

@@ -38,7 +38,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{Config as StreamConfig, LastRawMessageErrorKind};
 use innkeep_actors::feed::FeedEvent;
 use innkeep_actors::Engine;
-use innkeep_http::cluster::Cluster;
+use innkeep_http::cluster::{Cluster, Leases};
 use innkeep_http::routes::events::describe;
 use innkeep_http::webhooks::deliver::{fetch, Fetched};
 use innkeep_persistence::AckGate;
@@ -105,6 +105,8 @@ pub struct Publishers {
 
 /// One partition's publisher: what it publishes and where.
 struct Partition {
+    /// Its index in the cluster file (its entry in the leases).
+    index: usize,
     /// Its id.
     id: String,
     /// Its hotels: only their events go to its stream.
@@ -124,6 +126,9 @@ struct Shared {
     /// `replication = "sync"`: the journal's acks, released as the streams have their
     /// records.
     gate: Option<Arc<AckGate>>,
+    /// The partitions' leases: a publisher publishes only while its node holds its
+    /// partition's lease (`None`: all along).
+    leases: Option<Arc<Leases>>,
 }
 
 impl Shared {
@@ -149,6 +154,7 @@ impl Shared {
         let why = match why {
             Fence::AnotherWriter => "has another writer",
             Fence::AheadOfJournal => "holds later events of this node than its journal",
+            Fence::LeaseLost => "is another node's to write: this node lost its lease",
         };
         if let Some(gate) = &self.gate {
             gate.fail(format!(
@@ -189,11 +195,9 @@ impl Publishers {
         engine.retain_journal_from(JOURNAL_READER, 1);
         let node = cluster.this_node().id.clone();
         let partitions: Vec<Partition> = cluster
-            .file()
-            .partitions()
-            .iter()
-            .filter(|p| cluster.owns(&p.id) == Some(true))
-            .map(|p| Partition {
+            .primary_of()
+            .map(|(index, p)| Partition {
+                index,
                 id: p.id.clone(),
                 hotels: p.hotels.iter().map(|h| h.as_str().to_owned()).collect(),
             })
@@ -205,6 +209,7 @@ impl Publishers {
             cursors: Mutex::new(partitions.iter().map(|p| (p.id.clone(), 0)).collect()),
             stop: stop.clone(),
             gate,
+            leases: cluster.leases().cloned(),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -303,6 +308,31 @@ enum Fence {
     AnotherWriter,
     /// The stream holds later events of this node than its journal (a replaced data dir).
     AheadOfJournal,
+    /// This node lost the partition's lease.
+    LeaseLost,
+}
+
+/// Waits until this node holds `partition`'s lease (at once without leases): a publisher
+/// writes its stream only then. `Err` once the lease is lost or the server stops.
+async fn under_lease(shared: &Shared, partition: &Partition) -> Result<(), Round> {
+    let Some(leases) = &shared.leases else {
+        return Ok(());
+    };
+    let mut changed = leases.subscribe();
+    loop {
+        // Seen before looking: a change after this wakes the wait below.
+        changed.borrow_and_update();
+        if leases.is_lost(partition.index) {
+            return Err(Round::Fenced(Fence::LeaseLost));
+        }
+        if leases.holds(partition.index) {
+            return Ok(());
+        }
+        tokio::select! {
+            () = shared.stop.cancelled() => return Err(Round::Stopped),
+            changed = changed.changed() => if changed.is_err() { return Err(Round::Stopped) },
+        }
+    }
 }
 
 /// Publishes `partition`'s events until the server stops or another writer is found.
@@ -337,6 +367,9 @@ async fn round(
     backoff: &mut Duration,
 ) -> Round {
     let subject = subject(&partition.id);
+    if let Err(round) = under_lease(shared, partition).await {
+        return round;
+    }
     let (mut cursor, mut last_id) = match stream_end(jetstream, &shared.node, &partition.id).await {
         Ok(end) => end,
         Err(e) => {
@@ -382,6 +415,10 @@ async fn round(
                 return Round::Failed;
             }
         };
+        // Checked again before each batch: a lease lost since is no lease to write under.
+        if let Err(round) = under_lease(shared, partition).await {
+            return round;
+        }
         // Sent one after another (each expecting the one before), acknowledged after.
         let mut acks = Vec::new();
         for e in events

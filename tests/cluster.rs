@@ -342,8 +342,21 @@ struct OneNode {
 
 impl OneNode {
     fn new(dir: &Path, nats: &Nats, hotels: &[&str]) -> OneNode {
+        Self::with_lease(
+            dir,
+            nats,
+            hotels,
+            innkeep_http::cluster::DEFAULT_LEASE_TTL_MS,
+        )
+    }
+
+    /// [`OneNode::new`] whose cluster file sets the partitions' leases to last
+    /// `lease_ttl_ms`.
+    fn with_lease(dir: &Path, nats: &Nats, hotels: &[&str], lease_ttl_ms: u64) -> OneNode {
         let listen = format!("127.0.0.1:{}", free_port());
-        let mut text = format!("[[nodes]]\nid = \"a\"\naddress = \"{listen}\"\n");
+        let mut text = format!(
+            "lease_ttl_ms = {lease_ttl_ms}\n[[nodes]]\nid = \"a\"\naddress = \"{listen}\"\n"
+        );
         for (i, hotel) in hotels.iter().enumerate() {
             text.push_str(&format!(
                 "[[partitions]]\nid = \"p{}\"\nprimary = \"a\"\nhotels = [\"{hotel}\"]\n",
@@ -820,4 +833,206 @@ async fn async_a_stream_resumes_without_gap_after_nats_restarts() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The lease the partitions' tests below set: long enough that a loaded machine renews in
+/// time (every quarter of it), short enough to wait out.
+const TEST_LEASE_TTL_MS: u64 = 2_000;
+
+/// The lease bucket, as the nodes make it, for a test that plays another node.
+async fn lease_bucket(nats: &Nats) -> async_nats::jetstream::kv::Store {
+    let jetstream =
+        async_nats::jetstream::new(async_nats::connect(nats.url.as_str()).await.unwrap());
+    innkeep::lease::open_bucket(&jetstream, Duration::from_millis(TEST_LEASE_TTL_MS))
+        .await
+        .unwrap()
+}
+
+/// Who holds `partition`'s lease, if anyone.
+async fn lease_holder(
+    bucket: &async_nats::jetstream::kv::Store,
+    partition: &str,
+) -> Option<String> {
+    bucket
+        .get(partition)
+        .await
+        .unwrap()
+        .map(|v| String::from_utf8(v.to_vec()).unwrap())
+}
+
+/// Waits for the node's log line starting with `prefix` (logged after "ready").
+fn wait_logged(a: &Server, prefix: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = a
+            .log
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("the node never logged {prefix:?}"));
+        if crate::harness::message(&line).starts_with(prefix) {
+            return line;
+        }
+    }
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to the node's process.
+fn signal_node(a: &Server, signal: &str) {
+    // `kill` from the command line: the crate forbids unsafe code, so no libc::kill.
+    let status = Command::new("kill")
+        .args([signal, &a.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Polls `/readyz?partition=p1` until it answers `want`.
+async fn partition_ready(c: &reqwest::Client, a: &Server, want: u16) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body, _) = send(c.get(a.url("/readyz?partition=p1"))).await;
+        if status == want {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz?partition=p1 never answered {want}: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_waits_for_its_partitions_lease_while_another_node_holds_it() {
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = OneNode::with_lease(dir.path(), &nats, &["H1"], TEST_LEASE_TTL_MS);
+    // Another node holds p1's lease when `a` starts.
+    let bucket = lease_bucket(&nats).await;
+    let revision = bucket.create("p1", "b".into()).await.unwrap();
+    let c = client();
+    let a = Server::start(&dir.path().join("a"), &node.env(&[]));
+    // Ready (its keeper found the holder), but not serving p1: 503 `not_owner`, before
+    // anything changes.
+    let (status, body, _) = send(c.get(a.url("/readyz"))).await;
+    assert_eq!(status, 200, "{body}");
+    let body = partition_ready(&c, &a, 503).await;
+    assert_eq!(body["code"], "not_owner", "{body}");
+    let (status, body, _) = send(
+        c.put(a.url("/v1/hotels/H1"))
+            .json(&json!({"name": "H1", "time_zone": "Asia/Shanghai", "currency": "CNY"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("not_owner")),
+        "{body}"
+    );
+    assert_eq!(lease_holder(&bucket, "p1").await.as_deref(), Some("b"));
+    // The other node lets go: `a` takes the lease and serves.
+    bucket
+        .delete_expect_revision("p1", Some(revision))
+        .await
+        .unwrap();
+    partition_ready(&c, &a, 200).await;
+    assert_eq!(lease_holder(&bucket, "p1").await.as_deref(), Some("a"));
+    hotel_at(&c, &a.url(""), "H1", 1).await;
+    // Its events are published under the lease.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read_stream(&nats, "p1").await.len() < 3 {
+        assert!(Instant::now() < deadline, "set-up not published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_primary_whose_lease_lapsed_serves_and_publishes_nothing_more() {
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = OneNode::with_lease(dir.path(), &nats, &["H1"], TEST_LEASE_TTL_MS);
+    // Synchronous replication (the default): acknowledged once the stream has it.
+    let env = node.env(&[("INNKEEP_LIMITS_REQUEST_TIMEOUT_MS", "30000")]);
+    let c = client();
+    let a = Server::start(&dir.path().join("a"), &env);
+    // Ready means its lease was tried for; it holds it.
+    let bucket = lease_bucket(&nats).await;
+    assert_eq!(lease_holder(&bucket, "p1").await.as_deref(), Some("a"));
+    partition_ready(&c, &a, 200).await;
+    hotel_at(&c, &a.url(""), "H1", 2).await;
+    let arrival = plus(today("Asia/Shanghai"), 1);
+    let book = |day: i64| {
+        let (c, url) = (c.clone(), a.url("/v1/hotels/H1/reservations"));
+        let stay = booking(plus(arrival, day), plus(arrival, day + 1));
+        async move { send(c.post(&url).json(&stay)).await }
+    };
+    let (status, body, _) = book(0).await;
+    assert_eq!(status, 201, "{body}");
+    // Its lease renewed across several TTLs: still held, still serving.
+    for day in 1..4 {
+        tokio::time::sleep(Duration::from_millis(TEST_LEASE_TTL_MS / 2)).await;
+        let (status, body, _) = book(day).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert_eq!(lease_holder(&bucket, "p1").await.as_deref(), Some("a"));
+    let published = read_stream(&nats, "p1").await;
+    // Paused (a stalled VM, a long GC elsewhere): its lease lapses...
+    signal_node(&a, "-STOP");
+    // ...while a booking reaches it.
+    let waiting = tokio::spawn(book(10));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lease_holder(&bucket, "p1").await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the paused node's lease never lapsed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Another node takes the lease and, as a new owner does before serving, appends to the
+    // partition's stream after its last message.
+    bucket.create("p1", "b".into()).await.unwrap();
+    let jetstream =
+        async_nats::jetstream::new(async_nats::connect(nats.url.as_str()).await.unwrap());
+    let last_id = published.last().unwrap().id.clone();
+    jetstream
+        .send_publish(
+            innkeep::stream::subject("p1"),
+            async_nats::jetstream::message::PublishMessage::build()
+                .payload("{\"takeover\": \"b\"}".into())
+                .message_id("b.takeover")
+                .expected_last_message_id(&last_id),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    signal_node(&a, "-CONT");
+    // The booking that waited is refused, not acknowledged; so is every later change, and
+    // the proxy's check says so.
+    let (status, body, _) = waiting.await.unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("not_owner")),
+        "{body}"
+    );
+    let body = partition_ready(&c, &a, 503).await;
+    assert_eq!(body["code"], "not_owner", "{body}");
+    let (status, body, _) = book(11).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("not_owner")),
+        "{body}"
+    );
+    let lost = wait_logged(&a, "lost this partition's lease");
+    assert_eq!(lost["fields"]["partition"], "p1", "{lost}");
+    // Nothing of the old owner's reached the stream after the new owner's message; the
+    // lease is still the new owner's.
+    let client = async_nats::connect(nats.url.as_str()).await.unwrap();
+    let mut p1 = async_nats::jetstream::new(client)
+        .get_stream(innkeep::stream::stream_name("p1"))
+        .await
+        .unwrap();
+    let last = p1.info().await.unwrap().state.last_sequence;
+    assert_eq!(last, published.len() as u64 + 1);
+    let takeover = p1.get_raw_message(last).await.unwrap();
+    assert_eq!(&takeover.payload[..], b"{\"takeover\": \"b\"}");
+    assert_eq!(lease_holder(&bucket, "p1").await.as_deref(), Some("b"));
 }

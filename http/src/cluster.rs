@@ -8,9 +8,16 @@
 //! two nodes. A partition's owner is its primary; `/readyz?partition=<id>` is 200 only on
 //! the owner, which is what the proxy's health check routes by (see
 //! `innkeep cluster haproxy-config`).
+//!
+//! With NATS, owning a partition also takes its lease ([`Leases`], kept by the binary's
+//! `lease` module): the primary serves the partition only while it holds the lease, and
+//! answers 503 `not_owner` before it has it and for ever after it lost it.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use innkeep_engine::HotelId;
 use serde::Deserialize;
@@ -21,6 +28,14 @@ pub const MAX_NODES: usize = 256;
 pub const MAX_PARTITIONS: usize = 1024;
 /// Most hotels all partitions together may hold.
 pub const MAX_HOTELS: usize = 100_000;
+/// Shortest lease a cluster file may set: renewals every quarter of it must get through
+/// a loaded machine's scheduling and a NATS round trip.
+pub const MIN_LEASE_TTL_MS: u64 = 1_000;
+/// Longest lease a cluster file may set: a dead owner's partition waits this long.
+pub const MAX_LEASE_TTL_MS: u64 = 60_000;
+/// The lease when the file sets none: a dead primary's partition can move within #18's
+/// 5 s.
+pub const DEFAULT_LEASE_TTL_MS: u64 = 3_000;
 /// Longest node or partition id. Ids become HAProxy section and server names and a query
 /// value, so they are short and plain.
 pub const MAX_ID_LEN: usize = 32;
@@ -86,6 +101,9 @@ pub enum ClusterError {
     /// No nodes or no partitions, or more of something than the limits allow.
     #[error("{0}")]
     Size(String),
+    /// `lease_ttl_ms` out of range.
+    #[error("lease_ttl_ms {0} must be from {MIN_LEASE_TTL_MS} to {MAX_LEASE_TTL_MS}")]
+    BadLeaseTtl(u64),
     /// This node's id is not one of the file's nodes.
     #[error("this node's id {0:?} is not one of the cluster file's nodes")]
     UnknownNode(String),
@@ -122,14 +140,23 @@ pub struct ClusterFile {
     partitions: Vec<Partition>,
     /// Each listed hotel's partition (an index into `partitions`).
     partition_of: HashMap<String, usize>,
+    /// How long a partition's lease lasts unless renewed (with NATS): every node must
+    /// agree on it, so it is the shared file's.
+    lease_ttl_ms: u64,
 }
 
 /// The file as written, before validation.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileRepr {
+    #[serde(default = "default_lease_ttl_ms")]
+    lease_ttl_ms: u64,
     nodes: Vec<NodeRepr>,
     partitions: Vec<PartitionRepr>,
+}
+
+fn default_lease_ttl_ms() -> u64 {
+    DEFAULT_LEASE_TTL_MS
 }
 
 #[derive(Deserialize)]
@@ -189,6 +216,9 @@ impl ClusterFile {
     pub fn parse(text: &str) -> Result<Self, ClusterError> {
         let repr: FileRepr =
             toml::from_str(text).map_err(|e| ClusterError::Syntax(e.to_string()))?;
+        if !(MIN_LEASE_TTL_MS..=MAX_LEASE_TTL_MS).contains(&repr.lease_ttl_ms) {
+            return Err(ClusterError::BadLeaseTtl(repr.lease_ttl_ms));
+        }
         if repr.nodes.is_empty() || repr.partitions.is_empty() {
             return Err(ClusterError::Size(
                 "a cluster file names at least one node and one partition".to_owned(),
@@ -294,7 +324,13 @@ impl ClusterFile {
             nodes,
             partitions,
             partition_of,
+            lease_ttl_ms: repr.lease_ttl_ms,
         })
+    }
+
+    /// How long a partition's lease lasts unless renewed.
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.lease_ttl_ms)
     }
 
     /// The nodes, in the file's order.
@@ -327,6 +363,95 @@ pub struct Cluster {
     file: ClusterFile,
     /// This node (an index into the file's nodes).
     this: usize,
+    /// With NATS: the leases of the partitions this node is primary of; it serves one only
+    /// while it holds its lease. `None`: it serves them all along.
+    leases: Option<Arc<Leases>>,
+}
+
+/// The leases of a node's partitions: which ones it may serve, and until when. Each
+/// partition's lease keeper (the binary's `lease` module) is the only writer of its entry;
+/// every request for the partition reads it.
+#[derive(Debug)]
+pub struct Leases {
+    /// What `until_ms` counts from.
+    epoch: Instant,
+    /// Per partition of the file: this node may serve it until this many milliseconds
+    /// after `epoch`, plus one; 0 while it does not hold the lease.
+    until_ms: Vec<AtomicU64>,
+    /// Per partition: the lease was lost. A node that lost a partition's lease may have
+    /// missed what the next owner did, so it never serves the partition again (a restart
+    /// recovers, and takes the lease only once nobody else holds it).
+    lost: Vec<AtomicBool>,
+    /// Lease keepers that have not yet finished their first attempt: until they have,
+    /// the node is not ready.
+    unsettled: AtomicUsize,
+    /// Bumped at every change, for those who wait on one.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Leases {
+    fn new(partitions: usize, keepers: usize) -> Self {
+        Self {
+            epoch: Instant::now(),
+            until_ms: (0..partitions).map(|_| AtomicU64::new(0)).collect(),
+            lost: (0..partitions).map(|_| AtomicBool::new(false)).collect(),
+            unsettled: AtomicUsize::new(keepers),
+            changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Partition `index` may be served until `until` (its lease was taken or renewed);
+    /// nothing once the lease was lost.
+    pub fn hold_until(&self, index: usize, until: Instant) {
+        if self.lost[index].load(Ordering::Acquire) {
+            return;
+        }
+        // Plus one: 0 means not held.
+        let until_ms = self.millis(until).saturating_add(1);
+        self.until_ms[index].store(until_ms, Ordering::Release);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Partition `index`'s lease is lost: it is never served here again.
+    pub fn lose(&self, index: usize) {
+        self.lost[index].store(true, Ordering::Release);
+        self.until_ms[index].store(0, Ordering::Release);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Whether partition `index` may be served now.
+    pub fn holds(&self, index: usize) -> bool {
+        let until = self.until_ms[index].load(Ordering::Acquire);
+        until != 0 && self.millis(Instant::now()).saturating_add(1) < until
+    }
+
+    /// Whether partition `index`'s lease was lost.
+    pub fn is_lost(&self, index: usize) -> bool {
+        self.lost[index].load(Ordering::Acquire)
+    }
+
+    /// A lease keeper finished its first attempt (took the lease, or found another
+    /// node holding it). Each keeper calls this once.
+    pub fn settle(&self) {
+        let _ = self
+            .unsettled
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Whether every lease keeper finished its first attempt.
+    pub fn settled(&self) -> bool {
+        self.unsettled.load(Ordering::Acquire) == 0
+    }
+
+    /// Changes from now on: each `hold_until`, `lose` and `settle`.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
 }
 
 /// Where a request for a hotel belongs.
@@ -334,6 +459,11 @@ pub struct Cluster {
 pub enum Placement<'a> {
     /// On this node.
     Here,
+    /// On this node, which does not hold the partition's lease now (503 `not_owner`).
+    NotHeld {
+        /// The partition holding the hotel.
+        partition: &'a str,
+    },
     /// On another node: the partition's owner.
     Elsewhere {
         /// The partition holding the hotel.
@@ -353,7 +483,41 @@ impl Cluster {
             .iter()
             .position(|n| n.id == node_id)
             .ok_or_else(|| ClusterError::UnknownNode(node_id.to_owned()))?;
-        Ok(Self { file, this })
+        Ok(Self {
+            file,
+            this,
+            leases: None,
+        })
+    }
+
+    /// The same view, where serving a partition also takes holding its lease ([`Leases`],
+    /// none held yet).
+    pub fn leased(self) -> Self {
+        let keepers = self.primary_of().count();
+        let leases = Leases::new(self.file.partitions.len(), keepers);
+        Self {
+            leases: Some(Arc::new(leases)),
+            ..self
+        }
+    }
+
+    /// The leases, when serving takes them.
+    pub fn leases(&self) -> Option<&Arc<Leases>> {
+        self.leases.as_ref()
+    }
+
+    /// The partitions this node is primary of, with their indexes in the file.
+    pub fn primary_of(&self) -> impl Iterator<Item = (usize, &Partition)> + '_ {
+        self.file
+            .partitions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.primary == self.this)
+    }
+
+    /// Whether the lease of partition `index` (when serving takes one) is held now.
+    fn holds(&self, index: usize) -> bool {
+        self.leases.as_ref().is_none_or(|l| l.holds(index))
     }
 
     /// The shared file.
@@ -368,13 +532,20 @@ impl Cluster {
 
     /// Where a request for `hotel` belongs.
     pub fn place(&self, hotel: &str) -> Placement<'_> {
-        match self.file.partition_of(hotel) {
-            None => Placement::Nowhere,
-            Some(p) if p.primary == self.this => Placement::Here,
-            Some(p) => Placement::Elsewhere {
+        let Some(&index) = self.file.partition_of.get(hotel) else {
+            return Placement::Nowhere;
+        };
+        let p = &self.file.partitions[index];
+        if p.primary != self.this {
+            return Placement::Elsewhere {
                 partition: &p.id,
                 owner: self.file.owner(p),
-            },
+            };
+        }
+        if self.holds(index) {
+            Placement::Here
+        } else {
+            Placement::NotHeld { partition: &p.id }
         }
     }
 
@@ -384,8 +555,8 @@ impl Cluster {
         self.file
             .partitions
             .iter()
-            .find(|p| p.id == id)
-            .map(|p| p.primary == self.this)
+            .position(|p| p.id == id)
+            .map(|index| self.file.partitions[index].primary == self.this && self.holds(index))
     }
 
     /// `Ok` if a request for `hotel` belongs here, else 421 `misdirected` naming the owner
@@ -393,6 +564,9 @@ impl Cluster {
     pub fn check(&self, hotel: &str) -> Result<(), crate::ApiError> {
         match self.place(hotel) {
             Placement::Here => Ok(()),
+            Placement::NotHeld { partition } => Err(crate::ApiError::NotOwner {
+                partition: partition.to_owned(),
+            }),
             Placement::Elsewhere { partition, owner } => Err(crate::ApiError::Misdirected {
                 hotel: hotel.to_owned(),
                 owner: Some(Owner {
@@ -485,6 +659,70 @@ mod tests {
         let c = Cluster::new(file, "c").unwrap();
         assert!(matches!(c.place("H1"), Placement::Elsewhere { .. }));
         assert_eq!(c.owns("p2"), Some(false));
+    }
+
+    #[test]
+    fn with_leases_a_primary_serves_a_partition_only_while_it_holds_its_lease() {
+        let a = Cluster::new(ClusterFile::parse(FILE).unwrap(), "a")
+            .unwrap()
+            .leased();
+        let leases = a.leases().unwrap().clone();
+        // `a` is primary of p1 (index 0) only: one keeper to wait for.
+        assert_eq!(
+            a.primary_of()
+                .map(|(i, p)| (i, p.id.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(0, "p1")]
+        );
+        assert!(!leases.settled());
+        // Not held yet: 503 `not_owner`, and not owned for the proxy's check.
+        assert_eq!(a.place("H1"), Placement::NotHeld { partition: "p1" });
+        let e = a.check("H1").unwrap_err();
+        assert_eq!((e.code(), e.status().as_u16()), ("not_owner", 503));
+        assert_eq!(a.owns("p1"), Some(false));
+        // Another partition's hotel is still misdirected, whatever the leases.
+        assert_eq!(a.check("H3").unwrap_err().code(), "misdirected");
+        let changes = leases.subscribe();
+        leases.settle();
+        assert!(leases.settled());
+        assert!(changes.has_changed().unwrap());
+        // Held: served, until the moment it was held until.
+        leases.hold_until(0, Instant::now() + Duration::from_secs(60));
+        assert_eq!(a.place("H1"), Placement::Here);
+        assert!(a.check("H2").is_ok());
+        assert_eq!(a.owns("p1"), Some(true));
+        leases.hold_until(0, Instant::now());
+        assert!(!leases.holds(0));
+        assert_eq!(a.check("H1").unwrap_err().code(), "not_owner");
+        assert!(!leases.is_lost(0));
+        // Lost: never served again, whatever a late renewal says.
+        leases.hold_until(0, Instant::now() + Duration::from_secs(60));
+        assert_eq!(a.owns("p1"), Some(true));
+        leases.lose(0);
+        assert!(leases.is_lost(0));
+        leases.hold_until(0, Instant::now() + Duration::from_secs(60));
+        assert_eq!(a.owns("p1"), Some(false));
+        assert_eq!(a.check("H1").unwrap_err().code(), "not_owner");
+        // Without leases, the primary serves all along.
+        let plain = Cluster::new(ClusterFile::parse(FILE).unwrap(), "a").unwrap();
+        assert!(plain.leases().is_none());
+        assert!(plain.check("H1").is_ok());
+    }
+
+    #[test]
+    fn the_lease_ttl_is_the_files_and_bounded() {
+        let file = ClusterFile::parse(FILE).unwrap();
+        assert_eq!(
+            file.lease_ttl(),
+            Duration::from_millis(DEFAULT_LEASE_TTL_MS)
+        );
+        let set = ClusterFile::parse(&format!("lease_ttl_ms = 1500\n{FILE}")).unwrap();
+        assert_eq!(set.lease_ttl(), Duration::from_millis(1_500));
+        for bad in [0, MIN_LEASE_TTL_MS - 1, MAX_LEASE_TTL_MS + 1] {
+            let e = ClusterFile::parse(&format!("lease_ttl_ms = {bad}\n{FILE}")).unwrap_err();
+            assert_eq!(e, ClusterError::BadLeaseTtl(bad));
+            assert!(e.to_string().contains("lease_ttl_ms"), "{e}");
+        }
     }
 
     #[test]

@@ -21,8 +21,9 @@ pub async fn healthz() -> Json<HealthView> {
     })
 }
 
-/// Readiness: 200 once recovery is done and the journal is healthy, else 503 `not_ready`,
-/// so a load balancer sends traffic only to an engine that can take it. With `partition`
+/// Readiness: 200 once recovery is done, the journal is healthy and (a node of a cluster
+/// with NATS) each of its partitions' leases was tried for, else 503 `not_ready`, so a
+/// load balancer sends traffic only to an engine that can take it. With `partition`
 /// (a node of a cluster): 200 only on the node serving that partition now, else 503
 /// `not_owner`, so a proxy's health check sends each partition's traffic to its owner.
 #[utoipa::path(
@@ -56,7 +57,14 @@ pub async fn readyz(
             Some(true) => {}
         }
     }
-    if state.engine.is_ready() {
+    // With leases, not before each of this node's partitions has tried for its own.
+    let leases_settled = state
+        .security
+        .cluster
+        .as_ref()
+        .and_then(|c| c.leases())
+        .is_none_or(|l| l.settled());
+    if state.engine.is_ready() && leases_settled {
         Ok(Json(HealthView {
             status: "ok".to_owned(),
         }))
