@@ -340,6 +340,15 @@ async fn keep(keeper: Keeper, store: kv::Store) {
                 .await;
             return;
         }
+        // Fenced meanwhile (its stream has another writer): the partition is not this
+        // node's to serve, so let the lease go for one that can.
+        if keeper.leases.is_lost(keeper.index) {
+            tracing::warn!(partition = %keeper.partition, "this partition is fenced here: letting its lease go");
+            let _ = store
+                .delete_expect_revision(&keeper.partition, Some(revision))
+                .await;
+            return;
+        }
         // Paused or starved past the lease's validity: another node may hold it already.
         if !keeper.leases.holds(keeper.index) {
             keeper.lost("not renewed in time");

@@ -11,8 +11,10 @@
 //!   before it (`Nats-Expected-Last-Msg-Id`). So a message is stored only right after its
 //!   predecessor: no gap and no reordering, even with publishes pipelined, and after a
 //!   crash the publisher resumes right after the stream's last message. A publish refused
-//!   because another writer appended in between stops this partition's publisher: it
-//!   never writes over someone else's history.
+//!   because another writer appended in between stops this partition's publisher, and so
+//!   does a stream found ending with another writer's message (another node owned the
+//!   partition since): it never writes over, or after, someone else's history. A fenced
+//!   partition is served no more (its lease is lost, then let go).
 //! - `replication = "sync"`: a change is acknowledged to its client once the local
 //!   journal has it (`fdatasync`) and every partition stream has every event up to it
 //!   (the journal's acks wait in an [`AckGate`] this releases); a stream that found
@@ -149,8 +151,13 @@ impl Shared {
 
     /// This node may not write `partition`'s stream any more (another writer, or a stream
     /// ahead of this node's journal): with synchronous replication nothing further is
-    /// acknowledged (every change waits for every stream).
-    fn fenced(&self, partition: &str, why: Fence) {
+    /// acknowledged (every change waits for every stream), and with leases the partition
+    /// is served no more either (its lease is lost, then let go).
+    fn fenced(&self, partition: &Partition, why: Fence) {
+        if let Some(leases) = &self.leases {
+            leases.lose(partition.index);
+        }
+        let partition = &partition.id;
         let why = match why {
             Fence::AnotherWriter => "has another writer",
             Fence::AheadOfJournal => "holds later events of this node than its journal",
@@ -259,12 +266,13 @@ async fn run(shared: Arc<Shared>, partitions: Vec<Partition>, nats_url: String) 
 }
 
 /// Where a partition's stream ends: the journal seq of this node's last event in it (0:
-/// none, or the last message is another node's), and the id of its last message.
+/// none), and the id of its last message; `None` when that last message is not this
+/// node's.
 async fn stream_end(
     jetstream: &async_nats::jetstream::Context,
     node: &str,
     partition: &str,
-) -> Result<(u64, Option<String>), async_nats::Error> {
+) -> Result<Option<(u64, Option<String>)>, async_nats::Error> {
     let subject = subject(partition);
     let stream = jetstream
         .get_or_create_stream(StreamConfig {
@@ -276,19 +284,20 @@ async fn stream_end(
         .await?;
     let last = match stream.get_last_raw_message_by_subject(&subject).await {
         Ok(last) => last,
-        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok((0, None)),
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+            return Ok(Some((0, None)))
+        }
         Err(e) => return Err(e.into()),
     };
     let header = |name: &str| last.headers.get(name).map(|v| v.as_str().to_owned());
+    if header("Innkeep-Node").as_deref() != Some(node) {
+        return Ok(None);
+    }
     let id = header(async_nats::header::NATS_MESSAGE_ID.as_ref());
-    let seq = if header("Innkeep-Node").as_deref() == Some(node) {
-        header("Innkeep-Seq")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    } else {
-        0
-    };
-    Ok((seq, id))
+    let seq = header("Innkeep-Seq")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok(Some((seq, id)))
 }
 
 /// How a round of publishing ended.
@@ -346,7 +355,7 @@ async fn publish(
         match round(&shared, &jetstream, &partition, &mut backoff).await {
             Round::Stopped => return,
             Round::Fenced(why) => {
-                shared.fenced(&partition.id, why);
+                shared.fenced(&partition, why);
                 return;
             }
             Round::Failed => {
@@ -371,7 +380,16 @@ async fn round(
         return round;
     }
     let (mut cursor, mut last_id) = match stream_end(jetstream, &shared.node, &partition.id).await {
-        Ok(end) => end,
+        Ok(Some(end)) => end,
+        Ok(None) => {
+            // Another node wrote the partition's history since this one last did: this
+            // node's journal is not that history, and appending to it would fork it.
+            tracing::error!(
+                partition = %partition.id,
+                "this partition's stream ends with another writer's message: its publisher stops"
+            );
+            return Round::Fenced(Fence::AnotherWriter);
+        }
         Err(e) => {
             tracing::warn!(partition = %partition.id, error = %e, "cannot read the partition's stream; retrying");
             return Round::Failed;

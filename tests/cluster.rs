@@ -1036,3 +1036,76 @@ async fn a_paused_primary_whose_lease_lapsed_serves_and_publishes_nothing_more()
     assert_eq!(&takeover.payload[..], b"{\"takeover\": \"b\"}");
     assert_eq!(lease_holder(&bucket, "p1").await.as_deref(), Some("b"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_partition_stream_ends_with_another_nodes_message_serves_none_of_it() {
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = OneNode::with_lease(dir.path(), &nats, &["H1"], TEST_LEASE_TTL_MS);
+    // Node `b` owned p1 last: the stream ends with its message.
+    let jetstream =
+        async_nats::jetstream::new(async_nats::connect(nats.url.as_str()).await.unwrap());
+    jetstream
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: innkeep::stream::stream_name("p1"),
+            subjects: vec![innkeep::stream::subject("p1")],
+            duplicate_window: innkeep::stream::DUPLICATE_WINDOW,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    jetstream
+        .send_publish(
+            innkeep::stream::subject("p1"),
+            async_nats::jetstream::message::PublishMessage::build()
+                .payload("{\"from\": \"b\"}".into())
+                .header("Innkeep-Node", "b")
+                .header("Innkeep-Seq", "7")
+                .message_id("b.7"),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // Acknowledged without the stream (async): serving p1 here would sell from a history
+    // that is not the partition's.
+    let env = node.env(&[("INNKEEP_CLUSTER_REPLICATION", "async")]);
+    let c = client();
+    let a = Server::start(&dir.path().join("a"), &env);
+    let body = partition_ready(&c, &a, 503).await;
+    assert_eq!(body["code"], "not_owner", "{body}");
+    let (status, body, _) = send(
+        c.put(a.url("/v1/hotels/H1"))
+            .json(&json!({"name": "H1", "time_zone": "Asia/Shanghai", "currency": "CNY"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("not_owner")),
+        "{body}"
+    );
+    let logged = |line: &Value| {
+        crate::harness::message(line).starts_with("this partition's stream ends with another")
+    };
+    if !a.startup.iter().any(logged) {
+        wait_logged(&a, "this partition's stream ends with another");
+    }
+    // It let its lease go, and wrote nothing to the stream.
+    let bucket = lease_bucket(&nats).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lease_holder(&bucket, "p1").await.is_some() {
+        assert!(Instant::now() < deadline, "the fenced node kept its lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(read_stream_len(&nats, "p1").await, 1);
+}
+
+/// How many messages `partition`'s stream holds.
+async fn read_stream_len(nats: &Nats, partition: &str) -> u64 {
+    let client = async_nats::connect(nats.url.as_str()).await.unwrap();
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream(innkeep::stream::stream_name(partition))
+        .await
+        .unwrap();
+    stream.info().await.unwrap().state.messages
+}
