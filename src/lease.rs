@@ -12,10 +12,15 @@
 //! - Serving: until three quarters of the TTL after the moment the last successful take
 //!   or renewal was *sent*. The bucket forgets the key no earlier than a full TTL after it
 //!   stored the write, which came after that moment; the quarter between absorbs clock
-//!   rates and a late request. A node paused longer than that (SIGSTOP, a VM stall) stops
-//!   serving the moment it runs again, before it has spoken to anyone.
-//! - Lost is for good: a node that lost a partition's lease may have missed what the next
-//!   owner did, so it serves the partition no more; with synchronous replication it also
+//!   rates and a late request. A node paused longer than that (SIGSTOP, a VM stall) or cut
+//!   off from NATS stops serving the moment its validity ends, before it has spoken to
+//!   anyone, and serves again once a renewal at its revision gets through: then nobody
+//!   wrote the key meanwhile, so nobody else served. (A renewal that timed out may land
+//!   later; a refused renewal first looks whether the key names this node at a later
+//!   revision.)
+//! - Lost, when a renewal is refused because someone else wrote the key or it lapsed, is
+//!   for good: a node that lost a partition's lease may have missed what the next owner
+//!   did, so it serves the partition no more; with synchronous replication it also
 //!   acknowledges nothing more (the journal's ack gate fails), and its publisher stops.
 //!   Its stream is fenced besides: a new owner appends before it serves, so a write the
 //!   old one still had in flight fails JetStream's expected-last-message check
@@ -332,6 +337,7 @@ async fn keep(keeper: Keeper, store: kv::Store) {
         keeper.leases.settle();
     }
     let value = bytes::Bytes::from(keeper.node.clone().into_bytes());
+    let mut told_expired = false;
     loop {
         if pause(&keeper.stop, keeper.period()).await {
             // Released so the partition can move at once; if this fails, it lapses.
@@ -349,10 +355,14 @@ async fn keep(keeper: Keeper, store: kv::Store) {
                 .await;
             return;
         }
-        // Paused or starved past the lease's validity: another node may hold it already.
-        if !keeper.leases.holds(keeper.index) {
-            keeper.lost("not renewed in time");
-            return;
+        // Paused, starved or cut off from NATS past the lease's validity: requests are
+        // refused until a renewal at this node's revision gets through (nobody took the
+        // lease meanwhile) or fails (somebody may have).
+        let expired = !keeper.leases.holds(keeper.index);
+        if expired && !told_expired {
+            tracing::warn!(partition = %keeper.partition,
+                "this partition's lease was not renewed in time: not serving it until a renewal gets through");
+            told_expired = true;
         }
         let sent = Instant::now();
         let renewed = tokio::time::timeout(
@@ -366,10 +376,28 @@ async fn keep(keeper: Keeper, store: kv::Store) {
                 keeper
                     .leases
                     .hold_until(keeper.index, sent + keeper.validity());
+                if told_expired {
+                    tracing::info!(partition = %keeper.partition, "this partition's lease is renewed: serving it again");
+                    told_expired = false;
+                }
             }
             Ok(Err(e)) if e.kind() == UpdateErrorKind::WrongLastRevision => {
-                keeper.lost("another writer changed it, or it lapsed");
-                return;
+                // A renewal that timed out here may still have landed: then the key names
+                // this node at a later revision, and only this node wrote since (another's
+                // write would have made that renewal fail). Anything else: lost.
+                match store.entry(&keeper.partition).await {
+                    Ok(Some(e))
+                        if e.operation == Operation::Put
+                            && e.value == value
+                            && e.revision > revision =>
+                    {
+                        revision = e.revision;
+                    }
+                    _ => {
+                        keeper.lost("another writer changed it, or it lapsed");
+                        return;
+                    }
+                }
             }
             Ok(Err(e)) => {
                 tracing::warn!(partition = %keeper.partition, error = %e, "cannot renew the lease; retrying");

@@ -838,11 +838,14 @@ const TEST_LEASE_TTL_MS: u64 = innkeep_http::cluster::DEFAULT_LEASE_TTL_MS;
 
 /// The lease bucket, as the nodes make it, for a test that plays another node.
 async fn lease_bucket(nats: &Nats) -> async_nats::jetstream::kv::Store {
+    lease_bucket_with(nats, Duration::from_millis(TEST_LEASE_TTL_MS)).await
+}
+
+/// [`lease_bucket`] of a cluster whose leases last `ttl`.
+async fn lease_bucket_with(nats: &Nats, ttl: Duration) -> async_nats::jetstream::kv::Store {
     let jetstream =
         async_nats::jetstream::new(async_nats::connect(nats.url.as_str()).await.unwrap());
-    innkeep::lease::open_bucket(&jetstream, Duration::from_millis(TEST_LEASE_TTL_MS))
-        .await
-        .unwrap()
+    innkeep::lease::open_bucket(&jetstream, ttl).await.unwrap()
 }
 
 /// Who holds `partition`'s lease, if anyone.
@@ -1128,4 +1131,44 @@ async fn read_stream_len(nats: &Nats, partition: &str) -> u64 {
         .await
         .unwrap();
     stream.info().await.unwrap().state.messages
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_cut_off_from_nats_stops_serving_its_partition_and_serves_again_once_renewed() {
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The node stops serving at three quarters of the lease after its last renewal, and
+    // NATS is resumed right then: a quarter (2 s) before NATS could forget the key.
+    let node = OneNode::with_lease(dir.path(), &nats, &["H1"], 8_000);
+    let env = node.env(&[("INNKEEP_CLUSTER_REPLICATION", "async")]);
+    let c = client();
+    let a = Server::start(&dir.path().join("a"), &env);
+    hotel_at(&c, &a.url(""), "H1", 2).await;
+    let arrival = plus(today("Asia/Shanghai"), 1);
+    let book = |day: i64| {
+        let (c, url) = (c.clone(), a.url("/v1/hotels/H1/reservations"));
+        let stay = booking(plus(arrival, day), plus(arrival, day + 1));
+        async move { send(c.post(&url).json(&stay)).await }
+    };
+    let (status, body, _) = book(0).await;
+    assert_eq!(status, 201, "{body}");
+    // NATS unreachable: once the lease's validity ends here, p1 is not served...
+    nats.signal("-STOP");
+    let body = partition_ready(&c, &a, 503).await;
+    assert_eq!(body["code"], "not_owner", "{body}");
+    let (status, body, _) = book(1).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("not_owner")),
+        "{body}"
+    );
+    // ...until a renewal gets through: nobody else took the lease, so the node serves
+    // again, with nothing lost.
+    nats.signal("-CONT");
+    partition_ready(&c, &a, 200).await;
+    let (status, body, _) = book(1).await;
+    assert_eq!(status, 201, "{body}");
+    wait_logged(&a, "this partition's lease is renewed");
+    let bucket = lease_bucket_with(&nats, Duration::from_millis(8_000)).await;
+    assert_eq!(lease_holder(&bucket, "p1").await.as_deref(), Some("a"));
 }
