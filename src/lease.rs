@@ -65,6 +65,11 @@ impl std::fmt::Debug for LeaseKeepers {
     }
 }
 
+/// How long after sending a successful write of a lease of `ttl` its holder may serve.
+pub fn validity(ttl: Duration) -> Duration {
+    ttl * 3 / 4
+}
+
 /// One partition's keeper: which lease, and what it shares.
 struct Keeper {
     /// The partition's index in the cluster file (its entry in `leases`).
@@ -81,31 +86,44 @@ struct Keeper {
     on_lost: OnLost,
     /// Stops the keeper.
     stop: CancellationToken,
+    /// The revision of a lease this node holds already (a standby's takeover): renewed
+    /// from there rather than taken.
+    adopted: Option<u64>,
 }
 
 impl LeaseKeepers {
     /// Starts a keeper for each partition `cluster` (made with [`Cluster::leased`]) names
-    /// this node the primary of, against the JetStream at `nats_url`. Returns at once:
-    /// connecting happens in the background, and until a keeper has the lease its
-    /// partition is answered 503 `not_owner` (and the node is not ready until each keeper
-    /// made its first attempt).
+    /// this node the primary of, and one renewing each lease this node `adopted` (a
+    /// standby's takeovers: partition index and revision), against the JetStream at
+    /// `nats_url`. Returns at once: connecting happens in the background, and until a
+    /// keeper has the lease its partition is answered 503 `not_owner` (and the node is not
+    /// ready until each primary's keeper made its first attempt).
     pub fn start(
         cluster: &Cluster,
         nats_url: String,
         on_lost: OnLost,
+        adopted: &[(usize, u64)],
     ) -> std::io::Result<LeaseKeepers> {
         let stop = CancellationToken::new();
+        let partitions = cluster.file().partitions();
+        let wanted = cluster.primary_of().map(|(index, _)| (index, None)).chain(
+            adopted
+                .iter()
+                .map(|&(index, revision)| (index, Some(revision))),
+        );
         let keepers: Vec<Keeper> = match cluster.leases() {
-            Some(leases) => cluster
-                .primary_of()
-                .map(|(index, p)| Keeper {
-                    index,
-                    partition: p.id.clone(),
-                    node: cluster.this_node().id.clone(),
-                    leases: leases.clone(),
-                    ttl: cluster.file().lease_ttl(),
-                    on_lost: on_lost.clone(),
-                    stop: stop.clone(),
+            Some(leases) => wanted
+                .filter_map(|(index, adopted)| {
+                    Some(Keeper {
+                        index,
+                        partition: partitions.get(index)?.id.clone(),
+                        node: cluster.this_node().id.clone(),
+                        leases: leases.clone(),
+                        ttl: cluster.file().lease_ttl(),
+                        on_lost: on_lost.clone(),
+                        stop: stop.clone(),
+                        adopted,
+                    })
                 })
                 .collect(),
             None => Vec::new(),
@@ -237,7 +255,7 @@ enum Taken {
 impl Keeper {
     /// How long after sending a successful write this node may serve.
     fn validity(&self) -> Duration {
-        self.ttl * 3 / 4
+        validity(self.ttl)
     }
 
     /// How often it renews, and retries a lease another node holds.
@@ -304,11 +322,24 @@ impl Keeper {
 /// Takes the partition's lease, then renews it until the server stops (releasing it) or
 /// the lease is lost.
 async fn keep(keeper: Keeper, store: kv::Store) {
+    let revision = match keeper.adopted {
+        Some(revision) => revision,
+        None => match take(&keeper, &store).await {
+            Some(revision) => revision,
+            None => return,
+        },
+    };
+    renew(&keeper, &store, revision).await;
+}
+
+/// Takes the partition's lease (waiting while another node holds it); `None` if the server
+/// stopped first.
+async fn take(keeper: &Keeper, store: &kv::Store) -> Option<u64> {
     let mut settled = false;
     let mut backoff = FIRST_BACKOFF;
     let mut told_elsewhere = None;
-    let mut revision = loop {
-        let taken = keeper.take(&store).await;
+    let revision = loop {
+        let taken = keeper.take(store).await;
         let wait = match taken {
             Taken::Held(revision) => break revision,
             Taken::Elsewhere(holder) => {
@@ -329,13 +360,19 @@ async fn keep(keeper: Keeper, store: kv::Store) {
             }
         };
         if pause(&keeper.stop, wait).await {
-            return;
+            return None;
         }
     };
     tracing::info!(partition = %keeper.partition, revision, "holding this partition's lease");
     if !settled {
         keeper.leases.settle();
     }
+    Some(revision)
+}
+
+/// Renews the lease from `revision` on, until the server stops (releasing it) or the
+/// lease is lost.
+async fn renew(keeper: &Keeper, store: &kv::Store, mut revision: u64) {
     let value = bytes::Bytes::from(keeper.node.clone().into_bytes());
     let mut told_expired = false;
     loop {

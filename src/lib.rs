@@ -11,6 +11,7 @@ pub mod demo;
 pub mod keygen;
 pub mod lease;
 pub mod server;
+pub mod standby;
 pub mod stream;
 pub mod telemetry;
 

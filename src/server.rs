@@ -52,6 +52,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Before binding: never serve an open API where other hosts can reach it.
     config.check_exposure()?;
+    let mut shutdown = std::pin::pin!(shutdown);
     let auth = config.auth()?;
     let cluster = config.cluster()?;
     // Before the engine starts, so recovery and the journal already record into it.
@@ -215,6 +216,47 @@ pub async fn run(
         _ => None,
     };
     engine_config.ack_gate = ack_gate.clone();
+    // A standby follows its partitions' streams into its journal until it takes one over;
+    // the engine starts on that journal only then (`standby`).
+    let taken_over = match (&cluster, &nats_url) {
+        (Some(cluster), Some(url)) if crate::standby::stands_by(cluster) => {
+            let stop_standby = tokio_util::sync::CancellationToken::new();
+            let followed = tokio::select! {
+                followed = crate::standby::stand_by(cluster, url, &config.data_dir, &stop_standby) => followed,
+                () = shutdown.as_mut() => {
+                    stop_standby.cancel();
+                    Ok(Vec::new())
+                }
+            };
+            match followed {
+                Ok(taken) if !taken.is_empty() => {
+                    if let Some(leases) = cluster.leases() {
+                        let validity = crate::lease::validity(cluster.file().lease_ttl());
+                        for t in &taken {
+                            leases.hold_until(t.index, t.sent + validity);
+                        }
+                    }
+                    taken
+                }
+                // Stopped while standing by.
+                Ok(_) => {
+                    stop.cancel();
+                    let _ = server.await;
+                    shards.stop();
+                    return Ok(());
+                }
+                Err(e) => {
+                    stop.cancel();
+                    let _ = server.await;
+                    shards.stop();
+                    return Err(e).context("standing by");
+                }
+            }
+        }
+        _ => Vec::new(),
+    };
+    let adopted: Vec<(usize, u64)> = taken_over.iter().map(|t| (t.index, t.revision)).collect();
+    let taken_indexes: Vec<usize> = taken_over.iter().map(|t| t.index).collect();
     let started = {
         let shards = shards.clone();
         tokio::task::spawn_blocking(move || {
@@ -254,17 +296,24 @@ pub async fn run(
                     ));
                 }
             });
-            let started = crate::lease::LeaseKeepers::start(cluster, url.clone(), on_lost)
-                .map_err(anyhow::Error::from)
-                .and_then(|leases| {
-                    match crate::stream::Publishers::start(engine.clone(), cluster, url, ack_gate) {
-                        Ok(publishers) => Ok((leases, publishers)),
-                        Err(e) => {
-                            leases.shutdown();
-                            Err(e.into())
+            let started =
+                crate::lease::LeaseKeepers::start(cluster, url.clone(), on_lost, &adopted)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|leases| {
+                        match crate::stream::Publishers::start(
+                            engine.clone(),
+                            cluster,
+                            url,
+                            ack_gate,
+                            &taken_indexes,
+                        ) {
+                            Ok(publishers) => Ok((leases, publishers)),
+                            Err(e) => {
+                                leases.shutdown();
+                                Err(e.into())
+                            }
                         }
-                    }
-                });
+                    });
             match started {
                 Ok(both) => Some(both),
                 Err(e) => {
@@ -377,7 +426,6 @@ pub async fn run(
         None => None,
     };
     let _ = api.set(innkeep_http::router(state));
-    let mut shutdown = std::pin::pin!(shutdown);
     // With leases: ready once each of this node's partitions has tried for its lease, so
     // that a first request finds the partitions it could take served.
     let stopped_early = match &leases {

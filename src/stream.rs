@@ -52,6 +52,9 @@ pub const JOURNAL_READER: &str = "stream";
 /// The version of the message format ([`body`] and headers); a consumer checks it.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The encoding of a message's `record`: the journal's segment format.
+pub const RECORD_FORMAT: u32 = innkeep_persistence::journal::SEGMENT_FORMAT_VERSION;
+
 /// How long JetStream remembers message ids to drop a re-publish.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 
@@ -70,16 +73,31 @@ pub fn stream_name(partition: &str) -> String {
     format!("INNKEEP_{partition}")
 }
 
+/// `partition`'s stream, as whoever finds it missing creates it.
+pub fn stream_config(partition: &str) -> StreamConfig {
+    StreamConfig {
+        name: stream_name(partition),
+        subjects: vec![subject(partition)],
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    }
+}
+
 /// The subject `partition`'s events are published on.
 pub fn subject(partition: &str) -> String {
     format!("innkeep.{partition}.events")
 }
 
 /// A message's body: `{"format": 1, "id": <journal seq>, "node": "<node id>", "type":
-/// "<event type>", "hotel_id": "<hotel>", "data": <the payload the event stream sends>}`.
+/// "<event type>", "hotel_id": "<hotel>", "data": <the payload the event stream sends>,
+/// "record_format": <journal segment format>, "record": "<the journal's record, base64>"}`.
+/// The record is the event exactly as the journal holds it: what a standby applies.
 pub fn body(node: &str, e: &FeedEvent) -> (&'static str, String, Vec<u8>) {
+    use base64::Engine as _;
     let (event_type, data) = describe(&e.event);
     let hotel = e.event.hotel_id().as_str().to_owned();
+    // An event always encodes (the journal just did).
+    let record = innkeep_persistence::encode_part(&*e.event).unwrap_or_default();
     let body = serde_json::json!({
         "format": FORMAT_VERSION,
         "id": e.seq,
@@ -87,6 +105,8 @@ pub fn body(node: &str, e: &FeedEvent) -> (&'static str, String, Vec<u8>) {
         "type": event_type,
         "hotel_id": hotel,
         "data": data,
+        "record_format": RECORD_FORMAT,
+        "record": base64::engine::general_purpose::STANDARD.encode(record),
     });
     // A `Value` always serializes.
     (
@@ -188,8 +208,9 @@ pub enum StreamError {
 }
 
 impl Publishers {
-    /// Starts publishing the events of every partition `cluster` says this node serves to
-    /// the JetStream at `nats_url`. Returns at once: connecting (and reconnecting) happens
+    /// Starts publishing the events of every partition `cluster` names this node the
+    /// primary of, and of those it `taken_over` as a standby (indexes in the file), to the
+    /// JetStream at `nats_url`. Returns at once: connecting (and reconnecting) happens
     /// in the background, so an unreachable NATS delays the streams, not the node. Call
     /// right after the engine started, before any other journal reader sets its floor:
     /// until each publisher knows its stream's end, the journal keeps every record.
@@ -198,15 +219,22 @@ impl Publishers {
         cluster: &Cluster,
         nats_url: String,
         gate: Option<Arc<AckGate>>,
+        taken_over: &[usize],
     ) -> Result<Publishers, StreamError> {
         engine.retain_journal_from(JOURNAL_READER, 1);
         let node = cluster.this_node().id.clone();
+        let all = cluster.file().partitions();
         let partitions: Vec<Partition> = cluster
             .primary_of()
-            .map(|(index, p)| Partition {
-                index,
-                id: p.id.clone(),
-                hotels: p.hotels.iter().map(|h| h.as_str().to_owned()).collect(),
+            .map(|(index, _)| index)
+            .chain(taken_over.iter().copied())
+            .filter_map(|index| {
+                let p = all.get(index)?;
+                Some(Partition {
+                    index,
+                    id: p.id.clone(),
+                    hotels: p.hotels.iter().map(|h| h.as_str().to_owned()).collect(),
+                })
             })
             .collect();
         let stop = CancellationToken::new();
@@ -275,12 +303,7 @@ async fn stream_end(
 ) -> Result<Option<(u64, Option<String>)>, async_nats::Error> {
     let subject = subject(partition);
     let stream = jetstream
-        .get_or_create_stream(StreamConfig {
-            name: stream_name(partition),
-            subjects: vec![subject.clone()],
-            duplicate_window: DUPLICATE_WINDOW,
-            ..Default::default()
-        })
+        .get_or_create_stream(stream_config(partition))
         .await?;
     let last = match stream.get_last_raw_message_by_subject(&subject).await {
         Ok(last) => last,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{booking, client, plus, send, today, try_send, Server, SECRET};
+use crate::harness::{booking, client, plus, send, today, try_send, Server, Starting, SECRET};
 use crate::webdriver::free_port;
 
 /// Where Debian's `haproxy` package puts HAProxy; `INNKEEP_HAPROXY` overrides it.
@@ -1171,4 +1171,116 @@ async fn a_primary_cut_off_from_nats_stops_serving_its_partition_and_serves_agai
     wait_logged(&a, "this partition's lease is renewed");
     let bucket = lease_bucket_with(&nats, Duration::from_millis(8_000)).await;
     assert_eq!(lease_holder(&bucket, "p1").await.as_deref(), Some("a"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_takes_over_a_dead_primarys_partition_with_every_acknowledged_booking() {
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a_listen, c_listen) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let file = dir.path().join("cluster.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "lease_ttl_ms = {TEST_LEASE_TTL_MS}\n\
+             [[nodes]]\nid = \"a\"\naddress = \"{a_listen}\"\n\
+             [[nodes]]\nid = \"c\"\naddress = \"{c_listen}\"\n\
+             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nstandbys = [\"c\"]\nhotels = [\"H1\"]\n"
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let env_of = |listen: &'static str, id: &'static str| {
+        [
+            ("INNKEEP_CLUSTER_NODE_ID", id),
+            ("INNKEEP_CLUSTER_FILE", file),
+            ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
+            ("INNKEEP_LISTEN", listen),
+        ]
+    };
+    let a_listen: &'static str = a_listen.leak();
+    let c_listen: &'static str = c_listen.leak();
+    let (env_a, env_c) = (env_of(a_listen, "a"), env_of(c_listen, "c"));
+    let c = client();
+    // Synchronous replication (the default): every acknowledged booking is in the stream.
+    let a = Server::start(&dir.path().join("a"), &env_a);
+    // The standby answers, but serves nothing while it follows the stream.
+    let mut standby = Starting::spawn(&dir.path().join("c"), &env_c);
+    let c_base = standby.wait_listening().expect("the standby listens");
+    let (status, body, _) = send(c.get(format!("{c_base}/readyz?partition=p1"))).await;
+    assert_eq!(status, 503, "{body}");
+    hotel_at(&c, &a.url(""), "H1", 2).await;
+    let arrival = plus(today("Asia/Shanghai"), 1);
+    let book = |base: String, day: i64| {
+        let c = c.clone();
+        let stay = booking(plus(arrival, day), plus(arrival, day + 1));
+        async move {
+            send(
+                c.post(format!("{base}/v1/hotels/H1/reservations"))
+                    .json(&stay),
+            )
+            .await
+        }
+    };
+    let mut acked = Vec::new();
+    // Both rooms on the first night, one on the next two.
+    for day in [0, 0, 1, 2] {
+        let (status, body, _) = book(a.url(""), day).await;
+        assert_eq!(status, 201, "{body}");
+        acked.push(body["id"].as_str().unwrap().to_owned());
+    }
+    // The primary dies; the standby takes its lease once it lapses, reads the stream to its
+    // end and serves.
+    a.kill();
+    let died = Instant::now();
+    let c_node = tokio::task::spawn_blocking(move || standby.wait_ready())
+        .await
+        .unwrap()
+        .expect("the standby took over");
+    eprintln!("writes resumed {:?} after the primary died", died.elapsed());
+    let (status, body, _) = send(c.get(format!("{c_base}/readyz?partition=p1"))).await;
+    assert_eq!(status, 200, "{body}");
+    // Every acknowledged booking is there...
+    for id in &acked {
+        let (status, body, _) =
+            send(c.get(format!("{c_base}/v1/hotels/H1/reservations/{id}"))).await;
+        assert_eq!(status, 200, "{id}: {body}");
+    }
+    // ...no night is sold twice...
+    let (status, body, _) = book(c_base.clone(), 0).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("sold_out")),
+        "{body}"
+    );
+    // ...and it sells what is left, publishing after its takeover message.
+    let (status, body, _) = book(c_base.clone(), 1).await;
+    assert_eq!(status, 201, "{body}");
+    let new_id = body["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stream = loop {
+        let stream = read_stream(&nats, "p1").await;
+        if stream
+            .last()
+            .is_some_and(|m| m.body["data"]["reservation_id"] == new_id.as_str())
+        {
+            break stream;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new owner's booking never reached the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let takeover = stream
+        .iter()
+        .position(|m| m.body["type"] == "partition.taken_over")
+        .expect("a takeover message");
+    assert_eq!(stream[takeover].body["node"], "c");
+    assert!(stream[..takeover].iter().all(|m| m.body["node"] == "a"));
+    assert!(stream[takeover..].iter().all(|m| m.body["node"] == "c"));
+    drop(c_node);
 }

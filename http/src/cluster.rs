@@ -429,6 +429,11 @@ impl Leases {
         until != 0 && self.millis(Instant::now()).saturating_add(1) < until
     }
 
+    /// Whether this node held partition `index`'s lease at some point.
+    pub fn was_held(&self, index: usize) -> bool {
+        self.until_ms[index].load(Ordering::Acquire) != 0 || self.is_lost(index)
+    }
+
     /// Whether partition `index`'s lease was lost.
     pub fn is_lost(&self, index: usize) -> bool {
         self.lost[index].load(Ordering::Acquire)
@@ -515,9 +520,13 @@ impl Cluster {
             .filter(|(_, p)| p.primary == self.this)
     }
 
-    /// Whether the lease of partition `index` (when serving takes one) is held now.
-    fn holds(&self, index: usize) -> bool {
-        self.leases.as_ref().is_none_or(|l| l.holds(index))
+    /// The partitions this node stands by for, with their indexes in the file.
+    pub fn standby_of(&self) -> impl Iterator<Item = (usize, &Partition)> + '_ {
+        self.file
+            .partitions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.standbys.contains(&self.this))
     }
 
     /// The shared file.
@@ -536,16 +545,19 @@ impl Cluster {
             return Placement::Nowhere;
         };
         let p = &self.file.partitions[index];
-        if p.primary != self.this {
-            return Placement::Elsewhere {
-                partition: &p.id,
-                owner: self.file.owner(p),
-            };
-        }
-        if self.holds(index) {
-            Placement::Here
-        } else {
-            Placement::NotHeld { partition: &p.id }
+        let elsewhere = Placement::Elsewhere {
+            partition: &p.id,
+            owner: self.file.owner(p),
+        };
+        match &self.leases {
+            // Whoever holds the lease serves: the primary, or a standby that took over.
+            Some(leases) if leases.holds(index) => Placement::Here,
+            Some(leases) if p.primary == self.this || leases.was_held(index) => {
+                Placement::NotHeld { partition: &p.id }
+            }
+            Some(_) => elsewhere,
+            None if p.primary == self.this => Placement::Here,
+            None => elsewhere,
         }
     }
 
@@ -556,7 +568,10 @@ impl Cluster {
             .partitions
             .iter()
             .position(|p| p.id == id)
-            .map(|index| self.file.partitions[index].primary == self.this && self.holds(index))
+            .map(|index| match &self.leases {
+                Some(leases) => leases.holds(index),
+                None => self.file.partitions[index].primary == self.this,
+            })
     }
 
     /// `Ok` if a request for `hotel` belongs here, else 421 `misdirected` naming the owner

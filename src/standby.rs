@@ -1,0 +1,511 @@
+//! Standing by: a node of a cluster with NATS that is primary of no partition follows the
+//! streams of the partitions it stands by for, and takes one over when its lease lapses
+//! (README, "Cluster").
+//!
+//! - Following: every message of each such partition's stream that carries a record (a
+//!   committed event, `stream::body`) is appended, decoded, to this node's own journal, in
+//!   stream order. The engine is not running meanwhile: the server answers 503
+//!   `not_ready`, so the proxy's check (`/readyz?partition=`) keeps traffic away.
+//! - Taking over: every quarter of the lease's TTL the node tries to `create` each
+//!   partition's lease, which succeeds only once the primary's has lapsed (the primary
+//!   stopped serving a quarter of the TTL before). Then it reads the stream to its end,
+//!   makes what it read durable, and appends a takeover message expecting the last
+//!   message it read (`Nats-Expected-Last-Sequence`); if the old primary appended in
+//!   between, it reads on and tries again. From then on every write of the old primary
+//!   fails JetStream's expected-last-message check. The takeover message names this node
+//!   and its journal's last seq, so this node's publisher resumes right after it.
+//! - Then the engine starts on the journal it followed (recovery applies the same events
+//!   as the primary did) and serves the partitions taken over. It stands by for no other
+//!   partition any more: a running engine takes no events from elsewhere.
+//! - Its data dir holds only what it followed (`STANDBY` marks it so): a standby that
+//!   restarts starts again from the streams' beginning, and one whose data dir holds a
+//!   journal it did not follow (a former primary's) refuses to start.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv::CreateErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use futures_util::StreamExt;
+use innkeep_engine::Event;
+use innkeep_http::cluster::Cluster;
+use innkeep_persistence::{Journal, JournalError, JournalOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::stream::{stream_config, subject, RECORD_FORMAT};
+
+/// The file marking a data dir whose journal is a standby's copy of its partitions'
+/// streams (so it may be rebuilt from them).
+pub const MARKER: &str = "STANDBY";
+
+/// Records followed before their acknowledgements are awaited.
+const ACKS_PER_WAIT: usize = 1024;
+
+/// Pause before asking NATS again during a takeover.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// A partition this node took over: its lease, and when that was written.
+#[derive(Debug)]
+pub struct TakenOver {
+    /// The partition's index in the cluster file.
+    pub index: usize,
+    /// The lease's revision this node wrote.
+    pub revision: u64,
+    /// When the write that took it was sent.
+    pub sent: Instant,
+}
+
+/// Why standing by stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StandbyError {
+    /// The data dir holds a journal this node did not follow.
+    #[error(
+        "{0} holds a journal that is not a standby's copy of its partitions' streams: a \
+         standby starts from an empty data dir (a former primary's is kept for an operator \
+         to look at; move it away to stand by)"
+    )]
+    NotAStandbyDir(PathBuf),
+    /// The data dir could not be read or written.
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        /// What was read or written.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The journal refused a record.
+    #[error("standby journal: {0}")]
+    Journal(#[from] JournalError),
+    /// A stream message that cannot be followed.
+    #[error("partition {partition}'s stream, message {seq}: {reason}")]
+    BadMessage {
+        /// The partition.
+        partition: String,
+        /// The message's stream sequence.
+        seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Whether this node stands by: leased cluster ownership, primary of no partition, and
+/// standby for at least one.
+pub fn stands_by(cluster: &Cluster) -> bool {
+    cluster.leases().is_some()
+        && cluster.primary_of().next().is_none()
+        && cluster.standby_of().next().is_some()
+}
+
+/// Follows the streams of the partitions this node stands by for into the journal in
+/// `data_dir` until it takes over at least one (returned) or `stop` is cancelled (none).
+pub async fn stand_by(
+    cluster: &Cluster,
+    nats_url: &str,
+    data_dir: &Path,
+    stop: &CancellationToken,
+) -> Result<Vec<TakenOver>, StandbyError> {
+    let journal_dir = data_dir.join("journal");
+    prepare(data_dir, &journal_dir)?;
+    let journal = Journal::<Event>::start(
+        JournalOptions {
+            dir: journal_dir,
+            ..JournalOptions::default()
+        },
+        1,
+        Box::new(|_| {}),
+    )?;
+    let result = follow(cluster, nats_url, &journal, stop).await;
+    journal.shutdown();
+    let taken = result?;
+    if !taken.is_empty() {
+        // The journal is this node's own from now on.
+        let marker = data_dir.join(MARKER);
+        std::fs::remove_file(&marker).map_err(|source| StandbyError::DataDir {
+            path: marker,
+            source,
+        })?;
+    }
+    Ok(taken)
+}
+
+/// Makes `data_dir` an empty standby copy: marked, its journal (a standby's own, from an
+/// earlier run) removed. Refuses a journal that is not a standby's.
+fn prepare(data_dir: &Path, journal_dir: &Path) -> Result<(), StandbyError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StandbyError::DataDir { path, source }
+    };
+    let marker = data_dir.join(MARKER);
+    let has_journal = match std::fs::read_dir(journal_dir) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(io(journal_dir)(e)),
+    };
+    if has_journal {
+        if !marker.exists() {
+            return Err(StandbyError::NotAStandbyDir(data_dir.to_path_buf()));
+        }
+        std::fs::remove_dir_all(journal_dir).map_err(io(journal_dir))?;
+    }
+    std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+    std::fs::write(&marker, b"a standby's copy of its partitions' streams\n")
+        .map_err(io(&marker))?;
+    Ok(())
+}
+
+/// One stream message on its way to the journal.
+struct Followed {
+    /// The partition (index in the cluster file).
+    index: usize,
+    /// Its stream sequence.
+    seq: u64,
+    /// Its body.
+    payload: bytes::Bytes,
+}
+
+/// A partition stood by for.
+struct Watched {
+    /// Its id.
+    id: String,
+    /// The last stream sequence appended to the journal (or skipped).
+    followed: u64,
+}
+
+async fn follow(
+    cluster: &Cluster,
+    nats_url: &str,
+    journal: &Journal<Event>,
+    stop: &CancellationToken,
+) -> Result<Vec<TakenOver>, StandbyError> {
+    let node = cluster.this_node().id.clone();
+    let ttl = cluster.file().lease_ttl();
+    let options = async_nats::ConnectOptions::new()
+        .name(format!("innkeep {node} standby"))
+        .retry_on_initial_connect();
+    let client = tokio::select! {
+        () = stop.cancelled() => return Ok(Vec::new()),
+        client = options.connect(nats_url) => client,
+    };
+    let client = match client {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(url = %nats_url, error = %e, "cannot reach NATS: standing by for nothing");
+            stop.cancelled().await;
+            return Ok(Vec::new());
+        }
+    };
+    let jetstream = async_nats::jetstream::new(client);
+    let store = loop {
+        match crate::lease::open_bucket(&jetstream, ttl).await {
+            Ok(store) => break store,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the lease bucket; retrying");
+                tokio::select! {
+                    () = stop.cancelled() => return Ok(Vec::new()),
+                    () = tokio::time::sleep(ttl / 4) => {}
+                }
+            }
+        }
+    };
+    let mut watched: HashMap<usize, Watched> = cluster
+        .standby_of()
+        .map(|(index, p)| {
+            (
+                index,
+                Watched {
+                    id: p.id.clone(),
+                    followed: 0,
+                },
+            )
+        })
+        .collect();
+    // One reader per stream, all into one channel; bounded, so a slow disk slows them.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Followed>(ACKS_PER_WAIT);
+    let readers = tokio_util::task::AbortOnDropHandle::new(tokio::spawn({
+        let jetstream = jetstream.clone();
+        let partitions: Vec<(usize, String)> =
+            watched.iter().map(|(i, w)| (*i, w.id.clone())).collect();
+        async move {
+            let tasks: Vec<_> = partitions
+                .into_iter()
+                .map(|(index, id)| tokio::spawn(read(jetstream.clone(), index, id, tx.clone())))
+                .collect();
+            for task in tasks {
+                let _ = task.await;
+            }
+        }
+    }));
+    tracing::info!(node = %node, partitions = ?watched.values().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+        "standing by: following these partitions' streams");
+    let mut acks = Vec::new();
+    let mut tick = tokio::time::interval(ttl / 4);
+    let taken = loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(Vec::new()),
+            followed = rx.recv() => {
+                let Some(followed) = followed else {
+                    // Every reader ended: nothing more can be followed.
+                    stop.cancelled().await;
+                    return Ok(Vec::new());
+                };
+                append(journal, &mut watched, followed, &mut acks)?;
+                if acks.len() >= ACKS_PER_WAIT || rx.is_empty() {
+                    settle(&mut acks).await?;
+                }
+            }
+            _ = tick.tick() => {
+                let mut taken = Vec::new();
+                for (&index, w) in &watched {
+                    let sent = Instant::now();
+                    match store.create(&w.id, node.clone().into()).await {
+                        Ok(revision) => taken.push(TakenOver { index, revision, sent }),
+                        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
+                        Err(e) => tracing::warn!(partition = %w.id, error = %e, "cannot try for the lease; retrying"),
+                    }
+                }
+                if !taken.is_empty() {
+                    break taken;
+                }
+            }
+        }
+    };
+    for t in &taken {
+        take_over(
+            &jetstream,
+            journal,
+            &mut watched,
+            &mut rx,
+            &mut acks,
+            &node,
+            t,
+        )
+        .await?;
+    }
+    drop(readers);
+    Ok(taken)
+}
+
+/// Reads `partition`'s stream from its beginning into `tx`.
+async fn read(
+    jetstream: async_nats::jetstream::Context,
+    index: usize,
+    partition: String,
+    tx: tokio::sync::mpsc::Sender<Followed>,
+) {
+    let stream = match jetstream
+        .get_or_create_stream(stream_config(&partition))
+        .await
+    {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::error!(%partition, error = %e, "cannot open the partition's stream: not following it");
+            return;
+        }
+    };
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            filter_subject: subject(&partition),
+            ..Default::default()
+        })
+        .await;
+    let messages = match consumer {
+        Ok(consumer) => consumer.messages().await,
+        Err(e) => {
+            tracing::error!(%partition, error = %e, "cannot read the partition's stream: not following it");
+            return;
+        }
+    };
+    let mut messages = match messages {
+        Ok(messages) => messages,
+        Err(e) => {
+            tracing::error!(%partition, error = %e, "cannot read the partition's stream: not following it");
+            return;
+        }
+    };
+    while let Some(message) = messages.next().await {
+        let message = match message {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::warn!(%partition, error = %e, "reading the partition's stream; going on");
+                continue;
+            }
+        };
+        let seq = match message.info() {
+            Ok(info) => info.stream_sequence,
+            Err(e) => {
+                tracing::warn!(%partition, error = %e, "a stream message without its sequence; skipped");
+                continue;
+            }
+        };
+        let followed = Followed {
+            index,
+            seq,
+            payload: message.payload.clone(),
+        };
+        if tx.send(followed).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Appends `followed`'s record (if it carries one) to the journal.
+fn append(
+    journal: &Journal<Event>,
+    watched: &mut HashMap<usize, Watched>,
+    followed: Followed,
+    acks: &mut Vec<innkeep_persistence::AckReceiver>,
+) -> Result<(), StandbyError> {
+    let Some(w) = watched.get_mut(&followed.index) else {
+        return Ok(());
+    };
+    if followed.seq <= w.followed {
+        // Redelivered (an ordered consumer that was recreated).
+        return Ok(());
+    }
+    let bad = |reason: String| StandbyError::BadMessage {
+        partition: w.id.clone(),
+        seq: followed.seq,
+        reason,
+    };
+    let body: serde_json::Value =
+        serde_json::from_slice(&followed.payload).map_err(|e| bad(e.to_string()))?;
+    if let Some(record) = body.get("record").and_then(|r| r.as_str()) {
+        let format = body
+            .get("record_format")
+            .and_then(serde_json::Value::as_u64);
+        if format != Some(u64::from(RECORD_FORMAT)) {
+            return Err(bad(format!(
+                "record format {format:?}; this build follows {RECORD_FORMAT}"
+            )));
+        }
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(record)
+            .map_err(|e| bad(e.to_string()))?;
+        let event: Event = innkeep_persistence::decode_part(&bytes).map_err(bad)?;
+        acks.push(journal.append(event)?);
+    }
+    // A message without a record (a takeover) changes nothing.
+    w.followed = followed.seq;
+    Ok(())
+}
+
+/// Waits until every appended record is durable.
+async fn settle(acks: &mut Vec<innkeep_persistence::AckReceiver>) -> Result<(), StandbyError> {
+    for ack in acks.drain(..) {
+        match ack.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(JournalError::Closed.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Reads `taken`'s stream to its end into the journal, then appends the takeover message
+/// right after what it read (again, if the old primary appended meanwhile).
+async fn take_over(
+    jetstream: &async_nats::jetstream::Context,
+    journal: &Journal<Event>,
+    watched: &mut HashMap<usize, Watched>,
+    rx: &mut tokio::sync::mpsc::Receiver<Followed>,
+    acks: &mut Vec<innkeep_persistence::AckReceiver>,
+    node: &str,
+    taken: &TakenOver,
+) -> Result<(), StandbyError> {
+    let id = watched
+        .get(&taken.index)
+        .map(|w| w.id.clone())
+        .unwrap_or_default();
+    loop {
+        let last = match jetstream.get_stream(crate::stream::stream_name(&id)).await {
+            Ok(mut stream) => match stream.info().await {
+                Ok(info) => info.state.last_sequence,
+                Err(e) => {
+                    tracing::warn!(partition = %id, error = %e, "cannot read the stream's end; retrying");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    continue;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(partition = %id, error = %e, "cannot read the stream's end; retrying");
+                tokio::time::sleep(RETRY_PAUSE).await;
+                continue;
+            }
+        };
+        while watched.get(&taken.index).is_some_and(|w| w.followed < last) {
+            let Some(followed) = rx.recv().await else {
+                return Err(StandbyError::BadMessage {
+                    partition: id,
+                    seq: last,
+                    reason: "the stream ended before its last message was read".to_owned(),
+                });
+            };
+            append(journal, watched, followed, acks)?;
+        }
+        settle(acks).await?;
+        let journal_seq = journal.durable_seq();
+        let body = serde_json::json!({
+            "format": crate::stream::FORMAT_VERSION,
+            "id": journal_seq,
+            "node": node,
+            "type": "partition.taken_over",
+            "hotel_id": serde_json::Value::Null,
+            "data": {"partition": id, "after_stream_seq": last},
+        });
+        let message = PublishMessage::build()
+            .payload(serde_json::to_vec(&body).unwrap_or_default().into())
+            .header("Innkeep-Seq", journal_seq.to_string().as_str())
+            .header("Innkeep-Node", node)
+            .header("Innkeep-Event-Type", "partition.taken_over")
+            .header(
+                "Innkeep-Format",
+                crate::stream::FORMAT_VERSION.to_string().as_str(),
+            )
+            // The lease's revision is new at every takeover: never a duplicate id.
+            .message_id(format!("{node}.takeover.{}", taken.revision))
+            .expected_last_sequence(last);
+        let stored = match jetstream.send_publish(subject(&id), message).await {
+            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match stored {
+            Ok(()) => {
+                tracing::info!(partition = %id, after_stream_seq = last, journal_seq,
+                    lease_revision = taken.revision, "took this partition over");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(partition = %id, error = %e, "the takeover message was refused (the old primary appended?): reading on");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_dir_with_a_journal_it_did_not_follow_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("journal");
+        // Empty: marked, and ready.
+        prepare(dir.path(), &journal).unwrap();
+        assert!(dir.path().join(MARKER).exists());
+        // A standby's own copy from an earlier run: emptied.
+        std::fs::create_dir_all(&journal).unwrap();
+        std::fs::write(journal.join("00000000000000000001.seg"), b"x").unwrap();
+        prepare(dir.path(), &journal).unwrap();
+        assert!(!journal.exists());
+        // Somebody else's (no marker): refused, and left as it is.
+        std::fs::remove_file(dir.path().join(MARKER)).unwrap();
+        std::fs::create_dir_all(&journal).unwrap();
+        std::fs::write(journal.join("00000000000000000001.seg"), b"x").unwrap();
+        let e = prepare(dir.path(), &journal).unwrap_err();
+        assert!(matches!(e, StandbyError::NotAStandbyDir(_)), "{e}");
+        assert!(journal.join("00000000000000000001.seg").exists());
+    }
+}
