@@ -89,6 +89,9 @@ struct Keeper {
     /// The revision of a lease this node holds already (a standby's takeover): renewed
     /// from there rather than taken.
     adopted: Option<u64>,
+    /// Whether readiness waits for this keeper's first attempt (the partitions this node
+    /// is primary of).
+    settles: bool,
 }
 
 impl LeaseKeepers {
@@ -106,11 +109,17 @@ impl LeaseKeepers {
     ) -> std::io::Result<LeaseKeepers> {
         let stop = CancellationToken::new();
         let partitions = cluster.file().partitions();
-        let wanted = cluster.primary_of().map(|(index, _)| (index, None)).chain(
-            adopted
-                .iter()
-                .map(|&(index, revision)| (index, Some(revision))),
-        );
+        let is_adopted = |index: usize| adopted.iter().any(|&(i, _)| i == index);
+        let wanted = cluster
+            .primary_of()
+            .filter(|&(index, _)| !is_adopted(index))
+            .map(|(index, _)| (index, None))
+            .chain(
+                adopted
+                    .iter()
+                    .map(|&(index, revision)| (index, Some(revision))),
+            );
+        let primary_of: Vec<usize> = cluster.primary_of().map(|(index, _)| index).collect();
         let keepers: Vec<Keeper> = match cluster.leases() {
             Some(leases) => wanted
                 .filter_map(|(index, adopted)| {
@@ -123,6 +132,7 @@ impl LeaseKeepers {
                         on_lost: on_lost.clone(),
                         stop: stop.clone(),
                         adopted,
+                        settles: primary_of.contains(&index),
                     })
                 })
                 .collect(),
@@ -323,7 +333,12 @@ impl Keeper {
 /// the lease is lost.
 async fn keep(keeper: Keeper, store: kv::Store) {
     let revision = match keeper.adopted {
-        Some(revision) => revision,
+        Some(revision) => {
+            if keeper.settles {
+                keeper.leases.settle();
+            }
+            revision
+        }
         None => match take(&keeper, &store).await {
             Some(revision) => revision,
             None => return,

@@ -218,11 +218,26 @@ pub async fn run(
     engine_config.ack_gate = ack_gate.clone();
     // A standby follows its partitions' streams into its journal until it takes one over;
     // the engine starts on that journal only then (`standby`).
+    let stop_standby = tokio_util::sync::CancellationToken::new();
+    // A primary a standby replaced while it was down or stalled stands by too.
+    let deposed = match (&cluster, &nats_url) {
+        (Some(cluster), Some(url)) if cluster.primary_of().next().is_some() => {
+            tokio::select! {
+                deposed = crate::standby::deposed(cluster, url, &stop_standby) => deposed.unwrap_or(false),
+                () = shutdown.as_mut() => {
+                    stop.cancel();
+                    let _ = server.await;
+                    shards.stop();
+                    return Ok(());
+                }
+            }
+        }
+        _ => false,
+    };
     let taken_over = match (&cluster, &nats_url) {
-        (Some(cluster), Some(url)) if crate::standby::stands_by(cluster) => {
-            let stop_standby = tokio_util::sync::CancellationToken::new();
+        (Some(cluster), Some(url)) if deposed || crate::standby::stands_by(cluster) => {
             let followed = tokio::select! {
-                followed = crate::standby::stand_by(cluster, url, &config.data_dir, &stop_standby) => followed,
+                followed = crate::standby::stand_by(cluster, url, &config.data_dir, &stop_standby, deposed) => followed,
                 () = shutdown.as_mut() => {
                     stop_standby.cancel();
                     Ok(Vec::new())
@@ -256,7 +271,16 @@ pub async fn run(
         _ => Vec::new(),
     };
     let adopted: Vec<(usize, u64)> = taken_over.iter().map(|t| (t.index, t.revision)).collect();
-    let taken_indexes: Vec<usize> = taken_over.iter().map(|t| t.index).collect();
+    // Not those it publishes as their primary anyway (a deposed primary that took over).
+    let taken_indexes: Vec<usize> = taken_over
+        .iter()
+        .map(|t| t.index)
+        .filter(|&i| {
+            cluster
+                .as_ref()
+                .is_none_or(|c| c.primary_of().all(|(p, _)| p != i))
+        })
+        .collect();
     let started = {
         let shards = shards.clone();
         tokio::task::spawn_blocking(move || {

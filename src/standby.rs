@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::kv::CreateErrorKind;
+use async_nats::jetstream::kv::{CreateErrorKind, Operation};
 use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt;
 use innkeep_engine::Event;
@@ -97,15 +97,64 @@ pub fn stands_by(cluster: &Cluster) -> bool {
         && cluster.standby_of().next().is_some()
 }
 
-/// Follows the streams of the partitions this node stands by for into the journal in
-/// `data_dir` until it takes over at least one (returned) or `stop` is cancelled (none).
+/// Whether another node holds the lease of a partition this node is primary of: then
+/// this node was deposed (a standby took over while it was down or stalled) and must not
+/// serve from its own journal; it stands by instead ([`stand_by`] with `deposed`).
+/// `None` if `stop` was cancelled before NATS answered.
+pub async fn deposed(cluster: &Cluster, nats_url: &str, stop: &CancellationToken) -> Option<bool> {
+    let node = cluster.this_node().id.clone();
+    let ttl = cluster.file().lease_ttl();
+    let options = async_nats::ConnectOptions::new()
+        .name(format!("innkeep {node} start-up"))
+        .retry_on_initial_connect();
+    let client = tokio::select! {
+        () = stop.cancelled() => return None,
+        client = options.connect(nats_url) => client.ok()?,
+    };
+    let jetstream = async_nats::jetstream::new(client);
+    loop {
+        let answer = async {
+            let store = crate::lease::open_bucket(&jetstream, ttl).await?;
+            for (_, p) in cluster.primary_of() {
+                if let Some(entry) = store.entry(&p.id).await? {
+                    if entry.operation == Operation::Put && entry.value != node.as_bytes() {
+                        tracing::warn!(partition = %p.id,
+                            holder = %String::from_utf8_lossy(&entry.value),
+                            "another node holds this partition's lease: this node was deposed and stands by");
+                        return Ok::<bool, async_nats::Error>(true);
+                    }
+                }
+            }
+            Ok(false)
+        };
+        match answer.await {
+            Ok(deposed) => return Some(deposed),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the partitions' leases; retrying");
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(ttl / 4) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Follows the streams of the partitions this node stands by for (and, `deposed`, of
+/// those it is primary of) into the journal in `data_dir` until it takes over at least
+/// one (returned) or `stop` is cancelled (none). A deposed primary's own journal and
+/// snapshots are moved aside first (`retired-<unix seconds>/`), for an operator.
 pub async fn stand_by(
     cluster: &Cluster,
     nats_url: &str,
     data_dir: &Path,
     stop: &CancellationToken,
+    deposed: bool,
 ) -> Result<Vec<TakenOver>, StandbyError> {
     let journal_dir = data_dir.join("journal");
+    if deposed {
+        retire(data_dir)?;
+    }
     prepare(data_dir, &journal_dir)?;
     let journal = Journal::<Event>::start(
         JournalOptions {
@@ -115,7 +164,7 @@ pub async fn stand_by(
         1,
         Box::new(|_| {}),
     )?;
-    let result = follow(cluster, nats_url, &journal, stop).await;
+    let result = follow(cluster, nats_url, &journal, stop, deposed).await;
     journal.shutdown();
     let taken = result?;
     if !taken.is_empty() {
@@ -127,6 +176,34 @@ pub async fn stand_by(
         })?;
     }
     Ok(taken)
+}
+
+/// Moves a deposed primary's journal and snapshots (not a standby's copy) aside.
+fn retire(data_dir: &Path) -> Result<(), StandbyError> {
+    if data_dir.join(MARKER).exists() {
+        return Ok(());
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let retired = data_dir.join(format!("retired-{secs}"));
+    for part in ["journal", "snapshots"] {
+        let from = data_dir.join(part);
+        if !from.exists() {
+            continue;
+        }
+        std::fs::create_dir_all(&retired).map_err(|source| StandbyError::DataDir {
+            path: retired.clone(),
+            source,
+        })?;
+        std::fs::rename(&from, retired.join(part)).map_err(|source| StandbyError::DataDir {
+            path: from.clone(),
+            source,
+        })?;
+        tracing::warn!(from = %from.display(), to = %retired.display(),
+            "a deposed primary's own data moved aside: it follows the stream instead");
+    }
+    Ok(())
 }
 
 /// Makes `data_dir` an empty standby copy: marked, its journal (a standby's own, from an
@@ -177,6 +254,7 @@ async fn follow(
     nats_url: &str,
     journal: &Journal<Event>,
     stop: &CancellationToken,
+    deposed: bool,
 ) -> Result<Vec<TakenOver>, StandbyError> {
     let node = cluster.this_node().id.clone();
     let ttl = cluster.file().lease_ttl();
@@ -208,8 +286,10 @@ async fn follow(
             }
         }
     };
+    let primary_of = cluster.primary_of().filter(|_| deposed);
     let mut watched: HashMap<usize, Watched> = cluster
         .standby_of()
+        .chain(primary_of)
         .map(|(index, p)| {
             (
                 index,
@@ -492,6 +572,22 @@ mod tests {
     fn a_data_dir_with_a_journal_it_did_not_follow_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let journal = dir.path().join("journal");
+        // A deposed primary's data is moved aside, not removed.
+        std::fs::create_dir_all(&journal).unwrap();
+        std::fs::write(journal.join("00000000000000000001.seg"), b"mine").unwrap();
+        retire(dir.path()).unwrap();
+        assert!(!journal.exists());
+        let retired: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("retired-"))
+            .collect();
+        assert_eq!(retired.len(), 1);
+        let kept = dir
+            .path()
+            .join(&retired[0])
+            .join("journal/00000000000000000001.seg");
+        assert_eq!(std::fs::read(kept).unwrap(), b"mine");
         // Empty: marked, and ready.
         prepare(dir.path(), &journal).unwrap();
         assert!(dir.path().join(MARKER).exists());

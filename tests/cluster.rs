@@ -922,46 +922,78 @@ async fn partition_ready(c: &reqwest::Client, a: &Server, want: u16) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_primary_waits_for_its_partitions_lease_while_another_node_holds_it() {
+async fn a_primary_whose_lease_another_node_holds_stands_by_until_it_can_take_it() {
     let nats = Nats::start().await;
     let dir = tempfile::tempdir().unwrap();
     let node = OneNode::with_lease(dir.path(), &nats, &["H1"], TEST_LEASE_TTL_MS);
-    // Another node holds p1's lease when `a` starts.
+    // Another node holds p1's lease when `a` starts (it took p1 over while `a` was away),
+    // renewing it as a node does.
     let bucket = lease_bucket(&nats).await;
     let revision = bucket.create("p1", "b".into()).await.unwrap();
+    let renewing = tokio_util::sync::CancellationToken::new();
+    let renewer = tokio::spawn({
+        let (bucket, renewing) = (bucket.clone(), renewing.clone());
+        async move {
+            let mut revision = revision;
+            loop {
+                tokio::select! {
+                    () = renewing.cancelled() => return revision,
+                    () = tokio::time::sleep(Duration::from_millis(TEST_LEASE_TTL_MS / 4)) => {}
+                }
+                revision = bucket.update("p1", "b".into(), revision).await.unwrap();
+            }
+        }
+    });
     let c = client();
-    let a = Server::start(&dir.path().join("a"), &node.env(&[]));
-    // Ready (its keeper found the holder), but not serving p1: 503 `not_owner`, before
-    // anything changes.
-    let (status, body, _) = send(c.get(a.url("/readyz"))).await;
-    assert_eq!(status, 200, "{body}");
-    let body = partition_ready(&c, &a, 503).await;
-    assert_eq!(body["code"], "not_owner", "{body}");
+    let env = node.env(&[]);
+    let mut starting = Starting::spawn(&dir.path().join("a"), &env);
+    let base = starting.wait_listening().expect("it listens");
+    assert!(starting.wait_logged("standing by"), "it never stood by");
+    // Deposed, `a` serves nothing from its own journal: it stands by, not ready.
+    for path in ["/readyz", "/readyz?partition=p1"] {
+        let (status, body, _) = send(c.get(format!("{base}{path}"))).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (503, Some("not_ready")),
+            "{body}"
+        );
+    }
     let (status, body, _) = send(
-        c.put(a.url("/v1/hotels/H1"))
+        c.put(format!("{base}/v1/hotels/H1"))
             .json(&json!({"name": "H1", "time_zone": "Asia/Shanghai", "currency": "CNY"})),
     )
     .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (503, Some("not_owner")),
-        "{body}"
-    );
+    assert_eq!(status, 503, "{body}");
     assert_eq!(lease_holder(&bucket, "p1").await.as_deref(), Some("b"));
-    // The other node lets go: `a` takes the lease and serves.
+    // The other node lets go: `a` takes the lease over and serves.
+    renewing.cancel();
+    let revision = renewer.await.unwrap();
     bucket
         .delete_expect_revision("p1", Some(revision))
         .await
         .unwrap();
+    let a = tokio::task::spawn_blocking(move || starting.wait_ready())
+        .await
+        .unwrap()
+        .expect("it took the partition");
     partition_ready(&c, &a, 200).await;
     assert_eq!(lease_holder(&bucket, "p1").await.as_deref(), Some("a"));
     hotel_at(&c, &a.url(""), "H1", 1).await;
-    // Its events are published under the lease.
+    // Its events are published under the lease, after its takeover message.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while read_stream(&nats, "p1").await.len() < 3 {
-        assert!(Instant::now() < deadline, "set-up not published");
+    let stream = loop {
+        let stream = read_stream(&nats, "p1").await;
+        if stream.len() >= 4 {
+            break stream;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "set-up not published: {stream:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    assert_eq!(stream[0].body["type"], "partition.taken_over");
+    assert!(stream.iter().all(|m| m.body["node"] == "a"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1177,33 +1209,8 @@ async fn a_primary_cut_off_from_nats_stops_serving_its_partition_and_serves_agai
 async fn a_standby_takes_over_a_dead_primarys_partition_with_every_acknowledged_booking() {
     let nats = Nats::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (a_listen, c_listen) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    );
-    let file = dir.path().join("cluster.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "lease_ttl_ms = {TEST_LEASE_TTL_MS}\n\
-             [[nodes]]\nid = \"a\"\naddress = \"{a_listen}\"\n\
-             [[nodes]]\nid = \"c\"\naddress = \"{c_listen}\"\n\
-             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nstandbys = [\"c\"]\nhotels = [\"H1\"]\n"
-        ),
-    )
-    .unwrap();
-    let file = file.to_str().unwrap();
-    let env_of = |listen: &'static str, id: &'static str| {
-        [
-            ("INNKEEP_CLUSTER_NODE_ID", id),
-            ("INNKEEP_CLUSTER_FILE", file),
-            ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
-            ("INNKEEP_LISTEN", listen),
-        ]
-    };
-    let a_listen: &'static str = a_listen.leak();
-    let c_listen: &'static str = c_listen.leak();
-    let (env_a, env_c) = (env_of(a_listen, "a"), env_of(c_listen, "c"));
+    let pair = Pair::new(dir.path());
+    let (env_a, env_c) = (pair.env(&nats, "a"), pair.env(&nats, "c"));
     let c = client();
     // Synchronous replication (the default): every acknowledged booking is in the stream.
     let a = Server::start(&dir.path().join("a"), &env_a);
@@ -1282,5 +1289,154 @@ async fn a_standby_takes_over_a_dead_primarys_partition_with_every_acknowledged_
     assert_eq!(stream[takeover].body["node"], "c");
     assert!(stream[..takeover].iter().all(|m| m.body["node"] == "a"));
     assert!(stream[takeover..].iter().all(|m| m.body["node"] == "c"));
-    drop(c_node);
+    // The old primary restarts: deposed, it moves its own data aside and stands by...
+    let mut rejoined = Starting::spawn(&dir.path().join("a"), &env_a);
+    let a_base = rejoined.wait_listening().expect("the old primary listens");
+    let (status, body, _) = send(c.get(format!("{a_base}/readyz?partition=p1"))).await;
+    assert_eq!(status, 503, "{body}");
+    let retired = || {
+        std::fs::read_dir(dir.path().join("a")).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("retired-")
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !retired() {
+        assert!(
+            Instant::now() < deadline,
+            "the deposed primary kept its data in place"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ...and takes the partition back, with every booking, when its new owner dies.
+    c_node.kill();
+    let a_node = tokio::task::spawn_blocking(move || rejoined.wait_ready())
+        .await
+        .unwrap()
+        .expect("the old primary took the partition back");
+    for id in acked.iter().chain([&new_id]) {
+        let (status, body, _) =
+            send(c.get(a_node.url(&format!("/v1/hotels/H1/reservations/{id}")))).await;
+        assert_eq!(status, 200, "{id}: {body}");
+    }
+    let (status, body, _) = book(a_node.url(""), 1).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("sold_out")),
+        "{body}"
+    );
+}
+
+/// Node `a`, primary of partition `p1` (hotel `H1`), and node `c`, its standby.
+struct Pair {
+    file: String,
+    a_listen: String,
+    c_listen: String,
+}
+
+impl Pair {
+    fn new(dir: &Path) -> Pair {
+        let (a_listen, c_listen) = (
+            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", free_port()),
+        );
+        let file = dir.join("cluster.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "lease_ttl_ms = {TEST_LEASE_TTL_MS}\n\
+                 [[nodes]]\nid = \"a\"\naddress = \"{a_listen}\"\n\
+                 [[nodes]]\nid = \"c\"\naddress = \"{c_listen}\"\n\
+                 [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nstandbys = [\"c\"]\nhotels = [\"H1\"]\n"
+            ),
+        )
+        .unwrap();
+        Pair {
+            file: file.to_str().unwrap().to_owned(),
+            a_listen,
+            c_listen,
+        }
+    }
+
+    /// The environment of node `id` (`a` or `c`).
+    fn env<'a>(&'a self, nats: &'a Nats, id: &'static str) -> [(&'a str, &'a str); 4] {
+        let listen = if id == "a" {
+            &self.a_listen
+        } else {
+            &self.c_listen
+        };
+        [
+            ("INNKEEP_CLUSTER_NODE_ID", id),
+            ("INNKEEP_CLUSTER_FILE", self.file.as_str()),
+            ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
+            ("INNKEEP_LISTEN", listen.as_str()),
+        ]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_primary_whose_standby_took_over_writes_nothing_more() {
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pair = Pair::new(dir.path());
+    let c = client();
+    let a = Server::start(&dir.path().join("a"), &pair.env(&nats, "a"));
+    let standby = Starting::spawn(&dir.path().join("c"), &pair.env(&nats, "c"));
+    hotel_at(&c, &a.url(""), "H1", 2).await;
+    let arrival = plus(today("Asia/Shanghai"), 1);
+    let book = |base: String, day: i64| {
+        let c = c.clone();
+        let stay = booking(plus(arrival, day), plus(arrival, day + 1));
+        async move {
+            send(
+                c.post(format!("{base}/v1/hotels/H1/reservations"))
+                    .json(&stay),
+            )
+            .await
+        }
+    };
+    let (status, body, _) = book(a.url(""), 0).await;
+    assert_eq!(status, 201, "{body}");
+    let acked = body["id"].as_str().unwrap().to_owned();
+    // The primary stalls; its standby takes the partition over meanwhile.
+    signal_node(&a, "-STOP");
+    wait_stopped(&a);
+    let waiting = tokio::spawn(book(a.url(""), 1));
+    let c_node = tokio::task::spawn_blocking(move || standby.wait_ready())
+        .await
+        .unwrap()
+        .expect("the standby took over");
+    let (status, body, _) = send(c.get(c_node.url("/readyz?partition=p1"))).await;
+    assert_eq!(status, 200, "{body}");
+    // The old primary runs again: the booking that waited, and every later one, is
+    // refused; it says it lost the lease.
+    signal_node(&a, "-CONT");
+    let (status, body, _) = waiting.await.unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("not_owner")),
+        "{body}"
+    );
+    let (status, body, _) = book(a.url(""), 2).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("not_owner")),
+        "{body}"
+    );
+    wait_logged(&a, "lost this partition's lease");
+    // The new owner has the acknowledged booking and sells on.
+    let (status, body, _) =
+        send(c.get(c_node.url(&format!("/v1/hotels/H1/reservations/{acked}")))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = book(c_node.url(""), 1).await;
+    assert_eq!(status, 201, "{body}");
+    // Nothing of the old primary's reached the stream after the takeover.
+    let stream = read_stream(&nats, "p1").await;
+    let takeover = stream
+        .iter()
+        .position(|m| m.body["type"] == "partition.taken_over")
+        .expect("a takeover message");
+    assert!(stream[takeover..].iter().all(|m| m.body["node"] == "c"));
 }

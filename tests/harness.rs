@@ -151,6 +151,13 @@ impl Starting {
         self.local.as_ref().map(|local| format!("http://{local}"))
     }
 
+    /// Waits until the server logged a line starting with `prefix`; whether it did (not
+    /// if it exited or timed out first).
+    pub fn wait_logged(&mut self, prefix: &str) -> bool {
+        self.seen.iter().any(|l| message(l).starts_with(prefix))
+            || self.read_until(|m| m.starts_with(prefix)) == Reached::Yes
+    }
+
     /// Waits for "ready"; on an early exit reports its status and stderr.
     pub fn wait_ready(mut self) -> Result<Server, EarlyExit> {
         let reached = self.read_until(|m| m == "ready");
