@@ -1440,3 +1440,123 @@ async fn a_paused_primary_whose_standby_took_over_writes_nothing_more() {
         .expect("a takeover message");
     assert!(stream[takeover..].iter().all(|m| m.body["node"] == "c"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_nodes_behind_haproxy_lose_no_acknowledged_booking_when_a_primary_dies_under_load() {
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (port_a, port_b, port_c, port_proxy) = (free_port(), free_port(), free_port(), free_port());
+    let addr = |port: u16| format!("127.0.0.1:{port}");
+    let (addr_a, addr_b, addr_c) = (addr(port_a), addr(port_b), addr(port_c));
+    // `a` serves H1 and `b` H2; `c` stands by for both.
+    let cluster_file = dir.path().join("cluster.toml");
+    std::fs::write(
+        &cluster_file,
+        format!(
+            "lease_ttl_ms = {TEST_LEASE_TTL_MS}\n\
+             [[nodes]]\nid = \"a\"\naddress = \"{addr_a}\"\n\
+             [[nodes]]\nid = \"b\"\naddress = \"{addr_b}\"\n\
+             [[nodes]]\nid = \"c\"\naddress = \"{addr_c}\"\n\
+             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nstandbys = [\"c\"]\nhotels = [\"H1\"]\n\
+             [[partitions]]\nid = \"p2\"\nprimary = \"b\"\nstandbys = [\"c\"]\nhotels = [\"H2\"]\n"
+        ),
+    )
+    .unwrap();
+    let file = cluster_file.to_str().unwrap();
+    let env = |id: &'static str, listen: &'static str| {
+        [
+            ("INNKEEP_LISTEN", listen),
+            ("INNKEEP_CLUSTER_NODE_ID", id),
+            ("INNKEEP_CLUSTER_FILE", file),
+            ("INNKEEP_CLUSTER_NATS_URL", nats.url.as_str()),
+        ]
+    };
+    let (addr_a, addr_b, addr_c): (&'static str, &'static str, &'static str) =
+        (addr_a.leak(), addr_b.leak(), addr_c.leak());
+    let a = Server::start(&dir.path().join("a"), &env("a", addr_a));
+    let b = Server::start(&dir.path().join("b"), &env("b", addr_b));
+    let mut standby = Starting::spawn(&dir.path().join("c"), &env("c", addr_c));
+    assert!(standby.wait_logged("standing by"), "c never stood by");
+    let generated = Command::new(env!("CARGO_BIN_EXE_innkeep"))
+        .args(["cluster", "haproxy-config", "--file", file, "--bind"])
+        .arg(format!("127.0.0.1:{port_proxy}"))
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{generated:?}");
+    let config = dir.path().join("haproxy.cfg");
+    std::fs::write(&config, &generated.stdout).unwrap();
+    let proxy = Proxy::start(&config, port_proxy).await;
+    let c = client();
+    const ROOMS: usize = 3;
+    hotel_at(&c, &proxy.base, "H1", ROOMS).await;
+    hotel_at(&c, &proxy.base, "H2", ROOMS).await;
+
+    // Clients book through the proxy in both hotels, over more nights than rooms can take,
+    // until told to stop; each keeps what was acknowledged and how many H2 bookings failed.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let arrival = plus(today("Asia/Shanghai"), 1);
+    let clients: Vec<_> = (0..6u64)
+        .map(|k| {
+            let (c, base, stop) = (c.clone(), proxy.base.clone(), stop.clone());
+            let hotel = if k % 2 == 0 { "H1" } else { "H2" };
+            tokio::spawn(async move {
+                let (mut acked, mut h2_failed) = (Vec::new(), 0);
+                let mut rng = crate::harness::Rng(k * 7919 + 1);
+                while !stop.is_cancelled() {
+                    let night = rng.below(20) as i64;
+                    let stay = booking(plus(arrival, night), plus(arrival, night + 1));
+                    let url = format!("{base}/v1/hotels/{hotel}/reservations");
+                    match try_send(c.post(&url).json(&stay)).await {
+                        Ok((201, body, _)) => acked.push(body["id"].as_str().unwrap().to_owned()),
+                        // Full that night, or (H1, while its primary is gone) not served.
+                        Ok((409, _, _)) => {}
+                        _ if hotel == "H2" => h2_failed += 1,
+                        _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+                (hotel, acked, h2_failed)
+            })
+        })
+        .collect();
+    // Some load, then `a` dies; its partition moves to `c`, and H1 sells again through the
+    // proxy.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    a.kill();
+    let c_node = tokio::task::spawn_blocking(move || standby.wait_ready())
+        .await
+        .unwrap()
+        .expect("c took p1 over");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _, _) = send(c.get(proxy.url("/readyz?partition=p1"))).await;
+        let direct = send(c.get(c_node.url("/readyz?partition=p1"))).await.0;
+        if status == 200 && direct == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "H1 never served again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.cancel();
+    let mut by_hotel: std::collections::HashMap<&str, Vec<String>> = Default::default();
+    for task in clients {
+        let (hotel, acked, h2_failed) = task.await.unwrap();
+        // The other partition never stopped.
+        assert_eq!(h2_failed, 0, "H2 bookings failed while p1 moved");
+        by_hotel.entry(hotel).or_default().extend(acked);
+    }
+    // Every acknowledged booking is there, through the proxy, and no room-night is sold
+    // twice.
+    for (hotel, ids) in &by_hotel {
+        assert!(!ids.is_empty(), "no booking in {hotel}");
+        let mut sold = std::collections::HashSet::new();
+        for id in ids {
+            let (status, body, _) =
+                send(c.get(proxy.url(&format!("/v1/hotels/{hotel}/reservations/{id}")))).await;
+            assert_eq!(status, 200, "{hotel} {id}: {body}");
+            let night = (body["room"].to_string(), body["arrival"].to_string());
+            assert!(sold.insert(night.clone()), "{hotel}: {night:?} sold twice");
+        }
+    }
+    drop((b, c_node, proxy));
+}
