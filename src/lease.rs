@@ -96,8 +96,9 @@ struct Keeper {
 
 impl LeaseKeepers {
     /// Starts a keeper for each partition `cluster` (made with [`Cluster::leased`]) names
-    /// this node the primary of, and one renewing each lease this node `adopted` (a
-    /// standby's takeovers: partition index and revision), against the JetStream at
+    /// this node the primary of and for those in `also` (a lease this node held before it
+    /// restarted), and one renewing each lease this node `adopted` (a standby's takeovers:
+    /// partition index and revision), against the JetStream at
     /// `nats_url`. Returns at once: connecting happens in the background, and until a
     /// keeper has the lease its partition is answered 503 `not_owner` (and the node is not
     /// ready until each primary's keeper made its first attempt).
@@ -106,14 +107,17 @@ impl LeaseKeepers {
         nats_url: String,
         on_lost: OnLost,
         adopted: &[(usize, u64)],
+        also: &[usize],
     ) -> std::io::Result<LeaseKeepers> {
         let stop = CancellationToken::new();
         let partitions = cluster.file().partitions();
         let is_adopted = |index: usize| adopted.iter().any(|&(i, _)| i == index);
         let wanted = cluster
             .primary_of()
-            .filter(|&(index, _)| !is_adopted(index))
-            .map(|(index, _)| (index, None))
+            .map(|(index, _)| index)
+            .chain(also.iter().copied())
+            .filter(|&index| !is_adopted(index))
+            .map(|index| (index, None))
             .chain(
                 adopted
                     .iter()

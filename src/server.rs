@@ -219,11 +219,13 @@ pub async fn run(
     // A standby follows its partitions' streams into its journal until it takes one over;
     // the engine starts on that journal only then (`standby`).
     let stop_standby = tokio_util::sync::CancellationToken::new();
-    // A primary a standby replaced while it was down or stalled stands by too.
-    let deposed = match (&cluster, &nats_url) {
-        (Some(cluster), Some(url)) if cluster.primary_of().next().is_some() => {
+    // Who holds the leases decides: a node whose lease it still holds serves from its
+    // journal; a primary a standby replaced while it was down or stalled, and a standby
+    // holding no lease, stand by.
+    let at_start = match (&cluster, &nats_url) {
+        (Some(cluster), Some(url)) => {
             tokio::select! {
-                deposed = crate::standby::deposed(cluster, url, &stop_standby) => deposed.unwrap_or(false),
+                found = crate::standby::at_start(cluster, url, &stop_standby) => found.unwrap_or_default(),
                 () = shutdown.as_mut() => {
                     stop.cancel();
                     let _ = server.await;
@@ -232,29 +234,29 @@ pub async fn run(
                 }
             }
         }
-        _ => false,
+        _ => crate::standby::AtStart::default(),
     };
     let taken_over = match (&cluster, &nats_url) {
-        (Some(cluster), Some(url)) if deposed || crate::standby::stands_by(cluster) => {
+        (Some(cluster), Some(url)) if at_start.stands_by(cluster) => {
             let followed = tokio::select! {
-                followed = crate::standby::stand_by(cluster, url, &config.data_dir, &stop_standby, deposed) => followed,
+                followed = crate::standby::stand_by(cluster, url, &config.data_dir, &stop_standby, at_start.deposed) => followed,
                 () = shutdown.as_mut() => {
                     stop_standby.cancel();
-                    Ok(Vec::new())
+                    Ok(None)
                 }
             };
             match followed {
-                Ok(taken) if !taken.is_empty() => {
+                Ok(Some(took)) => {
                     if let Some(leases) = cluster.leases() {
                         let validity = crate::lease::validity(cluster.file().lease_ttl());
-                        for t in &taken {
+                        for t in &took.partitions {
                             leases.hold_until(t.index, t.sent + validity);
                         }
                     }
-                    taken
+                    Some(took)
                 }
                 // Stopped while standing by.
-                Ok(_) => {
+                Ok(None) => {
                     stop.cancel();
                     let _ = server.await;
                     shards.stop();
@@ -268,27 +270,39 @@ pub async fn run(
                 }
             }
         }
-        _ => Vec::new(),
+        _ => None,
+    };
+    let (taken_over, followed) = match taken_over {
+        Some(took) => (took.partitions, Some((took.state, took.last_seq))),
+        None => (Vec::new(), None),
     };
     let adopted: Vec<(usize, u64)> = taken_over.iter().map(|t| (t.index, t.revision)).collect();
-    // Not those it publishes as their primary anyway (a deposed primary that took over).
-    let taken_indexes: Vec<usize> = taken_over
+    // Besides its primary's: the partitions it took over, or still holds from before a
+    // restart.
+    let mut also_served: Vec<usize> = taken_over
         .iter()
         .map(|t| t.index)
+        .chain(at_start.mine.iter().copied())
         .filter(|&i| {
             cluster
                 .as_ref()
                 .is_none_or(|c| c.primary_of().all(|(p, _)| p != i))
         })
         .collect();
+    also_served.sort_unstable();
+    also_served.dedup();
+    let taken_indexes = also_served;
     let started = {
         let shards = shards.clone();
         tokio::task::spawn_blocking(move || {
-            Engine::start_on(
-                shards,
-                engine_config,
-                Box::new(innkeep_persistence::FsStorage::new()),
-            )
+            let storage = Box::new(innkeep_persistence::FsStorage::new());
+            match followed {
+                // A standby's engine starts from the state it followed, without a replay.
+                Some((state, last_seq)) => {
+                    Engine::start_followed(shards, engine_config, storage, state, last_seq)
+                }
+                None => Engine::start_on(shards, engine_config, storage),
+            }
         })
         .await
         .context("recovery thread failed")?
@@ -320,24 +334,29 @@ pub async fn run(
                     ));
                 }
             });
-            let started =
-                crate::lease::LeaseKeepers::start(cluster, url.clone(), on_lost, &adopted)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|leases| {
-                        match crate::stream::Publishers::start(
-                            engine.clone(),
-                            cluster,
-                            url,
-                            ack_gate,
-                            &taken_indexes,
-                        ) {
-                            Ok(publishers) => Ok((leases, publishers)),
-                            Err(e) => {
-                                leases.shutdown();
-                                Err(e.into())
-                            }
-                        }
-                    });
+            let started = crate::lease::LeaseKeepers::start(
+                cluster,
+                url.clone(),
+                on_lost,
+                &adopted,
+                &taken_indexes,
+            )
+            .map_err(anyhow::Error::from)
+            .and_then(|leases| {
+                match crate::stream::Publishers::start(
+                    engine.clone(),
+                    cluster,
+                    url,
+                    ack_gate,
+                    &taken_indexes,
+                ) {
+                    Ok(publishers) => Ok((leases, publishers)),
+                    Err(e) => {
+                        leases.shutdown();
+                        Err(e.into())
+                    }
+                }
+            });
             match started {
                 Ok(both) => Some(both),
                 Err(e) => {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::kv::{CreateErrorKind, Operation};
 use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt;
-use innkeep_engine::Event;
+use innkeep_engine::{Event, State};
 use innkeep_http::cluster::Cluster;
 use innkeep_persistence::{Journal, JournalError, JournalOptions};
 use tokio_util::sync::CancellationToken;
@@ -56,16 +56,20 @@ pub struct TakenOver {
     pub sent: Instant,
 }
 
+/// What a standby hands its engine when it took over: the state it followed, in memory.
+#[derive(Debug)]
+pub struct TookOver {
+    /// The partitions it took over (at least one).
+    pub partitions: Vec<TakenOver>,
+    /// Every followed event applied, as recovery applies them.
+    pub state: State,
+    /// The journal's last seq: `state` is the journal up to here.
+    pub last_seq: u64,
+}
+
 /// Why standing by stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum StandbyError {
-    /// The data dir holds a journal this node did not follow.
-    #[error(
-        "{0} holds a journal that is not a standby's copy of its partitions' streams: a \
-         standby starts from an empty data dir (a former primary's is kept for an operator \
-         to look at; move it away to stand by)"
-    )]
-    NotAStandbyDir(PathBuf),
     /// The data dir could not be read or written.
     #[error("data dir {path}: {source}")]
     DataDir {
@@ -97,11 +101,33 @@ pub fn stands_by(cluster: &Cluster) -> bool {
         && cluster.standby_of().next().is_some()
 }
 
-/// Whether another node holds the lease of a partition this node is primary of: then
-/// this node was deposed (a standby took over while it was down or stalled) and must not
-/// serve from its own journal; it stands by instead ([`stand_by`] with `deposed`).
+/// Who holds the leases of this node's partitions as it starts.
+#[derive(Debug, Default)]
+pub struct AtStart {
+    /// Partitions (indexes in the file) whose lease names this node: it was serving them
+    /// a moment ago (a restart within the lease), so it serves them again from its journal.
+    pub mine: Vec<usize>,
+    /// Another node holds the lease of a partition this node is primary of: a standby
+    /// took over while it was down or stalled, so its journal may lack what the new owner
+    /// wrote, and it must not serve from it.
+    pub deposed: bool,
+}
+
+impl AtStart {
+    /// Whether this node stands by rather than serve from its journal: deposed, or a
+    /// standby-only node that does not hold a lease.
+    pub fn stands_by(&self, cluster: &Cluster) -> bool {
+        self.mine.is_empty() && (self.deposed || stands_by(cluster))
+    }
+}
+
+/// Reads who holds the leases of the partitions this node is primary or standby of.
 /// `None` if `stop` was cancelled before NATS answered.
-pub async fn deposed(cluster: &Cluster, nats_url: &str, stop: &CancellationToken) -> Option<bool> {
+pub async fn at_start(
+    cluster: &Cluster,
+    nats_url: &str,
+    stop: &CancellationToken,
+) -> Option<AtStart> {
     let node = cluster.this_node().id.clone();
     let ttl = cluster.file().lease_ttl();
     let options = async_nats::ConnectOptions::new()
@@ -112,23 +138,31 @@ pub async fn deposed(cluster: &Cluster, nats_url: &str, stop: &CancellationToken
         client = options.connect(nats_url) => client.ok()?,
     };
     let jetstream = async_nats::jetstream::new(client);
+    let primary_of: Vec<usize> = cluster.primary_of().map(|(i, _)| i).collect();
     loop {
         let answer = async {
             let store = crate::lease::open_bucket(&jetstream, ttl).await?;
-            for (_, p) in cluster.primary_of() {
-                if let Some(entry) = store.entry(&p.id).await? {
-                    if entry.operation == Operation::Put && entry.value != node.as_bytes() {
-                        tracing::warn!(partition = %p.id,
-                            holder = %String::from_utf8_lossy(&entry.value),
-                            "another node holds this partition's lease: this node was deposed and stands by");
-                        return Ok::<bool, async_nats::Error>(true);
-                    }
+            let mut found = AtStart::default();
+            for (index, p) in cluster.primary_of().chain(cluster.standby_of()) {
+                let Some(entry) = store.entry(&p.id).await? else {
+                    continue;
+                };
+                if entry.operation != Operation::Put {
+                    continue;
+                }
+                if entry.value == node.as_bytes() {
+                    found.mine.push(index);
+                } else if primary_of.contains(&index) {
+                    tracing::warn!(partition = %p.id,
+                        holder = %String::from_utf8_lossy(&entry.value),
+                        "another node holds this partition's lease: this node was deposed");
+                    found.deposed = true;
                 }
             }
-            Ok(false)
+            Ok::<AtStart, async_nats::Error>(found)
         };
         match answer.await {
-            Ok(deposed) => return Some(deposed),
+            Ok(found) => return Some(found),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the partitions' leases; retrying");
                 tokio::select! {
@@ -142,19 +176,18 @@ pub async fn deposed(cluster: &Cluster, nats_url: &str, stop: &CancellationToken
 
 /// Follows the streams of the partitions this node stands by for (and, `deposed`, of
 /// those it is primary of) into the journal in `data_dir` until it takes over at least
-/// one (returned) or `stop` is cancelled (none). A deposed primary's own journal and
-/// snapshots are moved aside first (`retired-<unix seconds>/`), for an operator.
+/// one (returned) or `stop` is cancelled (none). A journal and snapshots that are not a
+/// standby's copy (a deposed primary's, or a former owner's) are moved aside first
+/// (`retired-<unix seconds>/`), for an operator: the stream has what was acknowledged.
 pub async fn stand_by(
     cluster: &Cluster,
     nats_url: &str,
     data_dir: &Path,
     stop: &CancellationToken,
     deposed: bool,
-) -> Result<Vec<TakenOver>, StandbyError> {
+) -> Result<Option<TookOver>, StandbyError> {
     let journal_dir = data_dir.join("journal");
-    if deposed {
-        retire(data_dir)?;
-    }
+    retire(data_dir)?;
     prepare(data_dir, &journal_dir)?;
     let journal = Journal::<Event>::start(
         JournalOptions {
@@ -164,21 +197,29 @@ pub async fn stand_by(
         1,
         Box::new(|_| {}),
     )?;
-    let result = follow(cluster, nats_url, &journal, stop, deposed).await;
+    let mut state = State::default();
+    let result = follow(cluster, nats_url, &journal, &mut state, stop, deposed).await;
+    let last_seq = journal.durable_seq();
     journal.shutdown();
-    let taken = result?;
-    if !taken.is_empty() {
-        // The journal is this node's own from now on.
-        let marker = data_dir.join(MARKER);
-        std::fs::remove_file(&marker).map_err(|source| StandbyError::DataDir {
-            path: marker,
-            source,
-        })?;
+    let partitions = result?;
+    if partitions.is_empty() {
+        return Ok(None);
     }
-    Ok(taken)
+    // The journal is this node's own from now on.
+    let marker = data_dir.join(MARKER);
+    std::fs::remove_file(&marker).map_err(|source| StandbyError::DataDir {
+        path: marker,
+        source,
+    })?;
+    state.finish_replay();
+    Ok(Some(TookOver {
+        partitions,
+        state,
+        last_seq,
+    }))
 }
 
-/// Moves a deposed primary's journal and snapshots (not a standby's copy) aside.
+/// Moves a journal and snapshots that are not a standby's copy aside.
 fn retire(data_dir: &Path) -> Result<(), StandbyError> {
     if data_dir.join(MARKER).exists() {
         return Ok(());
@@ -201,13 +242,13 @@ fn retire(data_dir: &Path) -> Result<(), StandbyError> {
             source,
         })?;
         tracing::warn!(from = %from.display(), to = %retired.display(),
-            "a deposed primary's own data moved aside: it follows the stream instead");
+            "this node's own data moved aside: it follows the stream instead");
     }
     Ok(())
 }
 
 /// Makes `data_dir` an empty standby copy: marked, its journal (a standby's own, from an
-/// earlier run) removed. Refuses a journal that is not a standby's.
+/// earlier run; anything else was retired) removed.
 fn prepare(data_dir: &Path, journal_dir: &Path) -> Result<(), StandbyError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -220,10 +261,12 @@ fn prepare(data_dir: &Path, journal_dir: &Path) -> Result<(), StandbyError> {
         Err(e) => return Err(io(journal_dir)(e)),
     };
     if has_journal {
-        if !marker.exists() {
-            return Err(StandbyError::NotAStandbyDir(data_dir.to_path_buf()));
-        }
         std::fs::remove_dir_all(journal_dir).map_err(io(journal_dir))?;
+    }
+    // A standby's copy has no snapshot: its engine starts from the state it followed.
+    let snapshots = data_dir.join("snapshots");
+    if marker.exists() && snapshots.exists() {
+        std::fs::remove_dir_all(&snapshots).map_err(io(&snapshots))?;
     }
     std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
     std::fs::write(&marker, b"a standby's copy of its partitions' streams\n")
@@ -253,6 +296,7 @@ async fn follow(
     cluster: &Cluster,
     nats_url: &str,
     journal: &Journal<Event>,
+    state: &mut State,
     stop: &CancellationToken,
     deposed: bool,
 ) -> Result<Vec<TakenOver>, StandbyError> {
@@ -329,7 +373,7 @@ async fn follow(
                     stop.cancelled().await;
                     return Ok(Vec::new());
                 };
-                append(journal, &mut watched, followed, &mut acks)?;
+                append(journal, state, &mut watched, followed, &mut acks)?;
                 if acks.len() >= ACKS_PER_WAIT || rx.is_empty() {
                     settle(&mut acks).await?;
                 }
@@ -354,6 +398,7 @@ async fn follow(
         take_over(
             &jetstream,
             journal,
+            state,
             &mut watched,
             &mut rx,
             &mut acks,
@@ -429,9 +474,11 @@ async fn read(
     }
 }
 
-/// Appends `followed`'s record (if it carries one) to the journal.
+/// Appends `followed`'s record (if it carries one) to the journal, and applies it to
+/// `state` as recovery would.
 fn append(
     journal: &Journal<Event>,
+    state: &mut State,
     watched: &mut HashMap<usize, Watched>,
     followed: Followed,
     acks: &mut Vec<innkeep_persistence::AckReceiver>,
@@ -464,6 +511,7 @@ fn append(
             .decode(record)
             .map_err(|e| bad(e.to_string()))?;
         let event: Event = innkeep_persistence::decode_part(&bytes).map_err(bad)?;
+        state.apply_to_rooms(&event);
         acks.push(journal.append(event)?);
     }
     // A message without a record (a takeover) changes nothing.
@@ -485,9 +533,11 @@ async fn settle(acks: &mut Vec<innkeep_persistence::AckReceiver>) -> Result<(), 
 
 /// Reads `taken`'s stream to its end into the journal, then appends the takeover message
 /// right after what it read (again, if the old primary appended meanwhile).
+#[allow(clippy::too_many_arguments)]
 async fn take_over(
     jetstream: &async_nats::jetstream::Context,
     journal: &Journal<Event>,
+    state: &mut State,
     watched: &mut HashMap<usize, Watched>,
     rx: &mut tokio::sync::mpsc::Receiver<Followed>,
     acks: &mut Vec<innkeep_persistence::AckReceiver>,
@@ -522,7 +572,7 @@ async fn take_over(
                     reason: "the stream ended before its last message was read".to_owned(),
                 });
             };
-            append(journal, watched, followed, acks)?;
+            append(journal, state, watched, followed, acks)?;
         }
         settle(acks).await?;
         let journal_seq = journal.durable_seq();
@@ -569,7 +619,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_data_dir_with_a_journal_it_did_not_follow_is_refused() {
+    fn a_journal_it_did_not_follow_is_moved_aside_and_its_own_copy_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
         let journal = dir.path().join("journal");
         // A deposed primary's data is moved aside, not removed.
@@ -596,12 +646,9 @@ mod tests {
         std::fs::write(journal.join("00000000000000000001.seg"), b"x").unwrap();
         prepare(dir.path(), &journal).unwrap();
         assert!(!journal.exists());
-        // Somebody else's (no marker): refused, and left as it is.
-        std::fs::remove_file(dir.path().join(MARKER)).unwrap();
+        // With the marker, retiring leaves a standby's copy where it is.
         std::fs::create_dir_all(&journal).unwrap();
-        std::fs::write(journal.join("00000000000000000001.seg"), b"x").unwrap();
-        let e = prepare(dir.path(), &journal).unwrap_err();
-        assert!(matches!(e, StandbyError::NotAStandbyDir(_)), "{e}");
-        assert!(journal.join("00000000000000000001.seg").exists());
+        retire(dir.path()).unwrap();
+        assert!(journal.exists());
     }
 }

@@ -1289,6 +1289,16 @@ async fn a_standby_takes_over_a_dead_primarys_partition_with_every_acknowledged_
     assert_eq!(stream[takeover].body["node"], "c");
     assert!(stream[..takeover].iter().all(|m| m.body["node"] == "a"));
     assert!(stream[takeover..].iter().all(|m| m.body["node"] == "c"));
+    // The new owner crashes and restarts: it serves again, with every booking (from its
+    // journal while its lease holds, else from the stream after taking the lease again).
+    c_node.kill();
+    let c_node = Server::start(&dir.path().join("c"), &env_c);
+    partition_ready(&c, &c_node, 200).await;
+    for id in acked.iter().chain([&new_id]) {
+        let (status, body, _) =
+            send(c.get(c_node.url(&format!("/v1/hotels/H1/reservations/{id}")))).await;
+        assert_eq!(status, 200, "{id}: {body}");
+    }
     // The old primary restarts: deposed, it moves its own data aside and stands by...
     let mut rejoined = Starting::spawn(&dir.path().join("a"), &env_a);
     let a_base = rejoined.wait_listening().expect("the old primary listens");

@@ -173,6 +173,30 @@ impl Engine {
         config: EngineConfig,
         storage: Box<dyn Storage>,
     ) -> Result<Engine, StartError> {
+        Engine::start_from(shards, config, storage, None)
+    }
+
+    /// [`Engine::start_on`] with the state already in memory: `state` is what recovery of
+    /// `config.data_dir` would give, up to journal seq `last_seq`, and the data dir holds
+    /// no snapshot. A standby that followed a partition's stream into its journal, and
+    /// applied each event as it went, starts serving without replaying it. The event
+    /// feed's resume window starts empty.
+    pub fn start_followed(
+        shards: Shards,
+        config: EngineConfig,
+        storage: Box<dyn Storage>,
+        state: innkeep_engine::State,
+        last_seq: u64,
+    ) -> Result<Engine, StartError> {
+        Engine::start_from(shards, config, storage, Some((state, last_seq)))
+    }
+
+    fn start_from(
+        shards: Shards,
+        config: EngineConfig,
+        storage: Box<dyn Storage>,
+        followed: Option<(innkeep_engine::State, u64)>,
+    ) -> Result<Engine, StartError> {
         crate::crash::install();
         let Started {
             feed,
@@ -187,7 +211,7 @@ impl Engine {
             snapshot_thread,
             admit_per_shard,
             data_dir_lock,
-        } = startup::start(&shards, &config, storage)?;
+        } = startup::start(&shards, &config, storage, followed)?;
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,

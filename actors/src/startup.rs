@@ -44,11 +44,13 @@ pub(crate) struct Started {
     pub data_dir_lock: DataDirLock,
 }
 
-/// Recovers `config.data_dir` and starts everything on `shards`.
+/// Recovers `config.data_dir` (or takes the `followed` state and its last seq, see
+/// `Engine::start_followed`) and starts everything on `shards`.
 pub(crate) fn start(
     shards: &Shards,
     config: &EngineConfig,
     storage: Box<dyn Storage>,
+    followed: Option<(innkeep_engine::State, u64)>,
 ) -> Result<Started, StartError> {
     let started = Instant::now();
     let data_dir = config.data_dir.clone();
@@ -69,7 +71,18 @@ pub(crate) fn start(
         last_seq,
         store,
         history,
-    } = recover_rooms(&data_dir, window_events)?;
+    } = match followed {
+        None => recover_rooms(&data_dir, window_events)?,
+        Some((state, last_seq)) => {
+            let store = innkeep_persistence::SnapshotStore::open(&data_dir.join("snapshots"))?;
+            Recovered {
+                state,
+                last_seq,
+                store,
+                history: Vec::new(),
+            }
+        }
+    };
     let feed = Arc::new(EventFeed::new(window_events, last_seq + 1, history));
     let journal_dir = data_dir.join("journal");
     tracing::info!(
