@@ -2,7 +2,10 @@
 # The cluster runs of BENCHMARKS.md (issue #18): durable bookings/s of one node alone, of
 # a node of a cluster publishing its partition stream to NATS JetStream (replication
 # "async" and "sync"), and of that sync node behind HAProxy configured by
-# `innkeep cluster haproxy-config`. One JSON report per run in OUT, then a summary.
+# `innkeep cluster haproxy-config`. One JSON report per run in OUT, then a summary. Last,
+# failover: a standby follows the sync node's partition, the node is killed (SIGKILL), and
+# the script reports how long until the standby serves and until a booking through the
+# proxy succeeds again.
 #
 #   cargo build --release --bin innkeep -p innkeep
 #   cargo build --release -p innkeep-benches --bins
@@ -20,6 +23,7 @@ load_bin="$target/release/innkeep-load"
 port="${BENCH_PORT:-18281}"
 nats_port=$((port + 1))
 proxy_port=$((port + 2))
+standby_port=$((port + 3))
 secret=bench-secret-0123456789
 duration="${BENCH_DURATION:-10s}"
 mkdir -p "$out"
@@ -35,9 +39,13 @@ cat >"$work/cluster.toml" <<TOML
 [[nodes]]
 id = "a"
 address = "127.0.0.1:$port"
+[[nodes]]
+id = "c"
+address = "127.0.0.1:$standby_port"
 [[partitions]]
 id = "p1"
 primary = "a"
+standbys = ["c"]
 hotels = ["U-0"]
 TOML
 
@@ -105,7 +113,27 @@ haproxy -db -f "$work/haproxy.cfg" >/dev/null 2>&1 &
 pids+=("$!")
 wait_http "http://127.0.0.1:$proxy_port/healthz"
 run haproxy "http://127.0.0.1:$proxy_port"
-stop
+
+# Failover: the standby follows p1 (it has the run's events), then the primary dies.
+standby_data=$(mktemp -d -p "$work")
+env INNKEEP_DATA_DIR="$standby_data" INNKEEP_LISTEN=127.0.0.1:$standby_port \
+    INNKEEP_PAYMENT_SECRET=$secret INNKEEP_LOG=warn INNKEEP_CLUSTER_NODE_ID=c \
+    INNKEEP_CLUSTER_FILE="$work/cluster.toml" INNKEEP_CLUSTER_NATS_URL="nats://127.0.0.1:$nats_port" \
+    "$bin" serve &
+pids+=("$!")
+wait_http "http://127.0.0.1:$standby_port/healthz"
+sleep 5
+kill -KILL "$pid"
+died=$(date +%s.%N)
+until curl -fs "http://127.0.0.1:$standby_port/readyz?partition=p1" >/dev/null 2>&1; do sleep 0.02; done
+serving=$(date +%s.%N)
+arrival=$(date -d '+400 days' +%F)
+departure=$(date -d '+401 days' +%F)
+until [[ $(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' \
+    -d "{\"room_type\":\"T0\",\"arrival\":\"$arrival\",\"departure\":\"$departure\",\"guests\":1,\"guest\":{\"name\":\"F\",\"phone\":\"+86 138 0000 0000\",\"email\":\"f@example.com\"}}" \
+    "http://127.0.0.1:$proxy_port/v1/hotels/U-0/reservations") == 201 ]]; do sleep 0.02; done
+booked=$(date +%s.%N)
+python3 -c "import sys; d,s,b=map(float,sys.argv[1:]); print(f'failover: standby serving {s-d:.2f} s, booking through the proxy {b-d:.2f} s after the kill')" "$died" "$serving" "$booked" >"$out/failover.txt"
 
 python3 - "$out" <<'PY'
 import json, sys, pathlib
@@ -121,4 +149,5 @@ for name in ["single", "async", "sync", "haproxy"]:
     print(f"{name:<8} {r['throughput_rps']:>8.0f} {lat['p50_us']:>8} {lat['p99_us']:>8}  {ok}")
 for name in ["async", "sync", "haproxy"]:
     print(f"{name} / single = {rows[name] / rows['single']:.2f}")
+print((out / "failover.txt").read_text().strip())
 PY

@@ -1289,6 +1289,22 @@ async fn a_standby_takes_over_a_dead_primarys_partition_with_every_acknowledged_
     assert_eq!(stream[takeover].body["node"], "c");
     assert!(stream[..takeover].iter().all(|m| m.body["node"] == "a"));
     assert!(stream[takeover..].iter().all(|m| m.body["node"] == "c"));
+    // Every committed event once, in order: the old primary's journal from its first
+    // event, then the new owner's right after the events it followed.
+    let seqs = |part: &[Published]| part.iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(&stream[..takeover]),
+        (1..=takeover as u64).collect::<Vec<_>>()
+    );
+    let followed = stream[takeover].seq;
+    assert_eq!(
+        followed, takeover as u64,
+        "the new owner followed every event"
+    );
+    assert_eq!(
+        seqs(&stream[takeover + 1..]),
+        (followed + 1..=followed + (stream.len() - takeover - 1) as u64).collect::<Vec<_>>()
+    );
     // The new owner crashes and restarts: it serves again, with every booking (from its
     // journal while its lease holds, else from the stream after taking the lease again).
     c_node.kill();
