@@ -2,9 +2,12 @@
 //! streams of the partitions it stands by for, and takes one over when its lease lapses
 //! (README, "Cluster").
 //!
-//! - Following: every message of each such partition's stream that carries a record (a
-//!   committed event, `stream::body`) is appended, decoded, to this node's own journal, in
-//!   stream order. The engine is not running meanwhile: the server answers 503
+//! - Following: every message of each such partition's stream carries a record (a
+//!   committed event, `stream::body`), appended decoded to this node's own journal in
+//!   stream order and applied to the state it keeps in memory, or is a takeover. Anything
+//!   else (a message without its record, an event of another partition's hotel) stops
+//!   the node with an error naming it: a hole would serve a state that is not the
+//!   partition's. The engine is not running meanwhile: the server answers 503
 //!   `not_ready`, so the proxy's check (`/readyz?partition=`) keeps traffic away.
 //! - Taking over: every quarter of the lease's TTL the node tries to `create` each
 //!   partition's lease, which succeeds only once the primary's has lapsed (the primary
@@ -14,8 +17,8 @@
 //!   between, it reads on and tries again. From then on every write of the old primary
 //!   fails JetStream's expected-last-message check. The takeover message names this node
 //!   and its journal's last seq, so this node's publisher resumes right after it.
-//! - Then the engine starts on the journal it followed (recovery applies the same events
-//!   as the primary did) and serves the partitions taken over. It stands by for no other
+//! - Then the engine starts from the state it followed (the same events recovery would
+//!   apply, already applied) and serves the partitions taken over. It stands by for no other
 //!   partition any more: a running engine takes no events from elsewhere.
 //! - Its data dir holds only what it followed (`STANDBY` marks it so): a standby that
 //!   restarts starts again from the streams' beginning, and one whose data dir holds a
@@ -38,6 +41,9 @@ use crate::stream::{stream_config, subject, RECORD_FORMAT};
 /// The file marking a data dir whose journal is a standby's copy of its partitions'
 /// streams (so it may be rebuilt from them).
 pub const MARKER: &str = "STANDBY";
+
+/// The `type` of the message a standby appends when it takes a partition over.
+pub const TAKEN_OVER: &str = "partition.taken_over";
 
 /// Records followed before their acknowledgements are awaited.
 const ACKS_PER_WAIT: usize = 1024;
@@ -288,6 +294,8 @@ struct Followed {
 struct Watched {
     /// Its id.
     id: String,
+    /// Its hotels: an event of any other is not this partition's.
+    hotels: std::collections::HashSet<String>,
     /// The last stream sequence appended to the journal (or skipped).
     followed: u64,
 }
@@ -339,6 +347,7 @@ async fn follow(
                 index,
                 Watched {
                     id: p.id.clone(),
+                    hotels: p.hotels.iter().map(|h| h.as_str().to_owned()).collect(),
                     followed: 0,
                 },
             )
@@ -511,10 +520,21 @@ fn append(
             .decode(record)
             .map_err(|e| bad(e.to_string()))?;
         let event: Event = innkeep_persistence::decode_part(&bytes).map_err(bad)?;
+        if !w.hotels.contains(event.hotel_id().as_str()) {
+            return Err(bad(format!(
+                "an event of hotel {}, which is not this partition's",
+                event.hotel_id()
+            )));
+        }
         state.apply_to_rooms(&event);
         acks.push(journal.append(event)?);
+    } else if body.get("type").and_then(serde_json::Value::as_str) != Some(TAKEN_OVER) {
+        // Following a stream with a hole would serve a state that is not the partition's.
+        return Err(bad(
+            "neither an event with its record nor a takeover: this stream cannot be followed"
+                .to_owned(),
+        ));
     }
-    // A message without a record (a takeover) changes nothing.
     w.followed = followed.seq;
     Ok(())
 }
@@ -580,7 +600,7 @@ async fn take_over(
             "format": crate::stream::FORMAT_VERSION,
             "id": journal_seq,
             "node": node,
-            "type": "partition.taken_over",
+            "type": TAKEN_OVER,
             "hotel_id": serde_json::Value::Null,
             "data": {"partition": id, "after_stream_seq": last},
         });
@@ -588,7 +608,7 @@ async fn take_over(
             .payload(serde_json::to_vec(&body).unwrap_or_default().into())
             .header("Innkeep-Seq", journal_seq.to_string().as_str())
             .header("Innkeep-Node", node)
-            .header("Innkeep-Event-Type", "partition.taken_over")
+            .header("Innkeep-Event-Type", TAKEN_OVER)
             .header(
                 "Innkeep-Format",
                 crate::stream::FORMAT_VERSION.to_string().as_str(),
@@ -617,6 +637,108 @@ async fn take_over(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stream message carrying `event` as a primary publishes it.
+    fn published(seq: u64, event: Event) -> Followed {
+        let e = innkeep_actors::feed::FeedEvent {
+            seq,
+            event: std::sync::Arc::new(event),
+        };
+        Followed {
+            index: 0,
+            seq,
+            payload: crate::stream::body("a", &e).2.into(),
+        }
+    }
+
+    fn hotel_put(id: &str) -> Event {
+        let catalog = innkeep_engine::Catalog::default();
+        let hotel = innkeep_engine::HotelId::parse(id).unwrap();
+        catalog
+            .put_hotel(hotel, "Hotel", "Asia/Shanghai", "CNY")
+            .unwrap()
+            .0
+    }
+
+    #[tokio::test]
+    async fn a_standby_follows_events_and_takeovers_and_refuses_anything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::<Event>::start(
+            JournalOptions {
+                dir: dir.path().join("journal"),
+                ..JournalOptions::default()
+            },
+            1,
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        let mut state = State::default();
+        let mut watched = HashMap::from([(
+            0,
+            Watched {
+                id: "p1".to_owned(),
+                hotels: ["H1".to_owned()].into(),
+                followed: 0,
+            },
+        )]);
+        let mut acks = Vec::new();
+        // An event with its record: journaled and applied, as recovery would.
+        append(
+            &journal,
+            &mut state,
+            &mut watched,
+            published(1, hotel_put("H1")),
+            &mut acks,
+        )
+        .unwrap();
+        settle(&mut acks).await.unwrap();
+        assert_eq!(journal.durable_seq(), 1);
+        assert!(state
+            .catalog
+            .hotels
+            .contains_key(&innkeep_engine::HotelId::parse("H1").unwrap()));
+        // A takeover: followed, nothing applied.
+        let takeover = Followed {
+            index: 0,
+            seq: 2,
+            payload: serde_json::to_vec(&serde_json::json!({"type": TAKEN_OVER}))
+                .unwrap()
+                .into(),
+        };
+        append(&journal, &mut state, &mut watched, takeover, &mut acks).unwrap();
+        assert!(acks.is_empty());
+        // Redelivered: nothing again.
+        append(
+            &journal,
+            &mut state,
+            &mut watched,
+            published(1, hotel_put("H1")),
+            &mut acks,
+        )
+        .unwrap();
+        assert!(acks.is_empty());
+        // An event without its record, or of another partition's hotel: refused.
+        let bare = Followed {
+            index: 0,
+            seq: 3,
+            payload: serde_json::to_vec(&serde_json::json!({"type": "reservation.created"}))
+                .unwrap()
+                .into(),
+        };
+        let e = append(&journal, &mut state, &mut watched, bare, &mut acks).unwrap_err();
+        assert!(e.to_string().contains("cannot be followed"), "{e}");
+        let e = append(
+            &journal,
+            &mut state,
+            &mut watched,
+            published(3, hotel_put("H2")),
+            &mut acks,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not this partition's"), "{e}");
+        assert!(acks.is_empty());
+        journal.shutdown();
+    }
 
     #[test]
     fn a_journal_it_did_not_follow_is_moved_aside_and_its_own_copy_rebuilt() {
