@@ -31,6 +31,8 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    # Gone before their data dirs are.
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -111,7 +113,9 @@ start sync
     >"$work/haproxy.cfg"
 haproxy -db -f "$work/haproxy.cfg" >/dev/null 2>&1 &
 pids+=("$!")
-wait_http "http://127.0.0.1:$proxy_port/healthz"
+# Through the proxy once its checks found the standby (not started yet) down.
+wait_http "http://127.0.0.1:$proxy_port/readyz"
+sleep 2
 run haproxy "http://127.0.0.1:$proxy_port"
 
 # Failover: the standby follows p1 (it has the run's events), then the primary dies.

@@ -292,6 +292,36 @@ pub async fn run(
     also_served.sort_unstable();
     also_served.dedup();
     let taken_indexes = also_served;
+    // The lease keepers start before the engine recovers: a primary holds its lease while
+    // it recovers, so a standby starting with it never finds the lease free.
+    let keepers = match (&cluster, &nats_url) {
+        (Some(cluster), Some(url)) => {
+            let gate = ack_gate.clone();
+            let on_lost: crate::lease::OnLost = Arc::new(move |partition: &str| {
+                if let Some(gate) = &gate {
+                    gate.fail(format!(
+                        "this node lost partition {partition}'s lease: it acknowledges no more changes"
+                    ));
+                }
+            });
+            match crate::lease::LeaseKeepers::start(
+                cluster,
+                url.clone(),
+                on_lost,
+                &adopted,
+                &taken_indexes,
+            ) {
+                Ok(keepers) => Some(keepers),
+                Err(e) => {
+                    stop.cancel();
+                    let _ = server.await;
+                    shards.stop();
+                    return Err(e).context("starting the lease keepers");
+                }
+            }
+        }
+        _ => None,
+    };
     let started = {
         let shards = shards.clone();
         tokio::task::spawn_blocking(move || {
@@ -313,6 +343,11 @@ pub async fn run(
             stop.cancel();
             let _ = server.await;
             shards.stop();
+            if let Some(keepers) = keepers {
+                tokio::task::spawn_blocking(move || keepers.shutdown())
+                    .await
+                    .context("lease keepers shutdown")?;
+            }
             return Err(e).with_context(|| {
                 format!("cannot start from data dir {}", config.data_dir.display())
             });
@@ -320,43 +355,30 @@ pub async fn run(
     };
 
     // Before the webhooks start: the first reader to set its journal floor replaces the
-    // start-up one. The lease keepers first: the publishers publish only under a lease.
+    // start-up one. The publishers publish only under a lease.
     let replication = match (&cluster, nats_url) {
         (Some(cluster), Some(url)) => {
             tracing::info!(%url, replication = ?config.cluster.replication,
                 lease_ttl_ms = cluster.file().lease_ttl().as_millis() as u64,
                 "publishing each partition's events to NATS JetStream, under its lease");
-            let gate = ack_gate.clone();
-            let on_lost: crate::lease::OnLost = Arc::new(move |partition: &str| {
-                if let Some(gate) = &gate {
-                    gate.fail(format!(
-                        "this node lost partition {partition}'s lease: it acknowledges no more changes"
-                    ));
-                }
-            });
-            let started = crate::lease::LeaseKeepers::start(
-                cluster,
-                url.clone(),
-                on_lost,
-                &adopted,
-                &taken_indexes,
-            )
-            .map_err(anyhow::Error::from)
-            .and_then(|leases| {
-                match crate::stream::Publishers::start(
-                    engine.clone(),
-                    cluster,
-                    url,
-                    ack_gate,
-                    &taken_indexes,
-                ) {
-                    Ok(publishers) => Ok((leases, publishers)),
-                    Err(e) => {
-                        leases.shutdown();
-                        Err(e.into())
+            let started = match keepers {
+                Some(leases) => {
+                    match crate::stream::Publishers::start(
+                        engine.clone(),
+                        cluster,
+                        url,
+                        ack_gate,
+                        &taken_indexes,
+                    ) {
+                        Ok(publishers) => Ok((leases, publishers)),
+                        Err(e) => {
+                            leases.shutdown();
+                            Err(e.into())
+                        }
                     }
                 }
-            });
+                None => Err(anyhow::anyhow!("the lease keepers did not start")),
+            };
             match started {
                 Ok(both) => Some(both),
                 Err(e) => {

@@ -372,7 +372,9 @@ async fn follow(
     tracing::info!(node = %node, partitions = ?watched.values().map(|w| w.id.as_str()).collect::<Vec<_>>(),
         "standing by: following these partitions' streams");
     let mut acks = Vec::new();
-    let mut tick = tokio::time::interval(ttl / 4);
+    // Not before a whole lease has passed: a primary starting with this node takes its
+    // lease within that (before its own recovery), so a lease still missing then lapsed.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + ttl, ttl / 4);
     let taken = loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(Vec::new()),
