@@ -116,7 +116,8 @@ mod tests {
         let file = ClusterFile::parse(&format!(
             "[[nodes]]\nid = \"a\"\naddress = \"127.0.0.1:8081\"\n\
              [[nodes]]\nid = \"b\"\naddress = \"node-b:8082\"\n\
-             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nstandbys = [\"b\"]\nhotels = [{}]\n\
+             [[nodes]]\nid = \"c\"\naddress = \"node-c:8083\"\n\
+             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nstandbys = [\"c\"]\nhotels = [{}]\n\
              [[partitions]]\nid = \"p2\"\nprimary = \"b\"\nhotels = [\"X.1\"]\n",
             hotels.join(",")
         ))
@@ -151,7 +152,7 @@ mod tests {
             servers,
             [
                 "    server a 127.0.0.1:8081 check inter 500ms fall 2 rise 1",
-                "    server b node-b:8082 check inter 500ms fall 2 rise 1 backup"
+                "    server c node-c:8083 check inter 500ms fall 2 rise 1 backup"
             ]
         );
         assert!(config.contains("default_backend any_node"));

@@ -137,8 +137,8 @@ async fn haproxy_routes_each_hotel_to_the_node_serving_its_partition() {
         format!(
             "[[nodes]]\nid = \"a\"\naddress = \"{addr_a}\"\n\
              [[nodes]]\nid = \"b\"\naddress = \"{addr_b}\"\n\
-             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nstandbys = [\"b\"]\nhotels = [\"H1\"]\n\
-             [[partitions]]\nid = \"p2\"\nprimary = \"b\"\nstandbys = [\"a\"]\nhotels = [\"H2\"]\n"
+             [[partitions]]\nid = \"p1\"\nprimary = \"a\"\nhotels = [\"H1\"]\n\
+             [[partitions]]\nid = \"p2\"\nprimary = \"b\"\nhotels = [\"H2\"]\n"
         ),
     )
     .unwrap();

@@ -320,6 +320,26 @@ impl ClusterFile {
                 hotels,
             });
         }
+        // A standby follows streams before its engine starts; a running engine takes no
+        // events from elsewhere. So a node that serves a partition cannot stand by for
+        // another: it would never take it over.
+        for p in &partitions {
+            if let Some(&s) = p
+                .standbys
+                .iter()
+                .find(|&&s| partitions.iter().any(|q| q.primary == s))
+            {
+                return Err(ClusterError::BadMember {
+                    partition: p.id.clone(),
+                    detail: format!(
+                        "standby {:?} is the primary of a partition: a standby is a node \
+                         of its own (it follows the streams before its engine starts, and a \
+                         serving node takes no events from elsewhere)",
+                        nodes[s].id
+                    ),
+                });
+            }
+        }
         Ok(Self {
             nodes,
             partitions,
@@ -640,7 +660,7 @@ mod tests {
         [[partitions]]
         id = "p1"
         primary = "a"
-        standbys = ["b"]
+        standbys = ["c"]
         hotels = ["H1", "H2"]
 
         [[partitions]]
@@ -654,7 +674,7 @@ mod tests {
     fn places_each_hotel_on_its_partitions_primary() {
         let file = ClusterFile::parse(FILE).unwrap();
         assert_eq!(file.nodes().len(), 3);
-        assert_eq!(file.partitions()[0].standbys, vec![1]);
+        assert_eq!(file.partitions()[0].standbys, vec![2]);
         let a = Cluster::new(file.clone(), "a").unwrap();
         assert_eq!(a.place("H1"), Placement::Here);
         assert_eq!(a.place("H2"), Placement::Here);
@@ -722,6 +742,33 @@ mod tests {
         let plain = Cluster::new(ClusterFile::parse(FILE).unwrap(), "a").unwrap();
         assert!(plain.leases().is_none());
         assert!(plain.check("H1").is_ok());
+    }
+
+    #[test]
+    fn a_standby_is_never_a_primary_too() {
+        let mutual = r#"
+            [[nodes]]
+            id = "a"
+            address = "h:1"
+            [[nodes]]
+            id = "b"
+            address = "h:2"
+            [[partitions]]
+            id = "p1"
+            primary = "a"
+            standbys = ["b"]
+            hotels = ["H1"]
+            [[partitions]]
+            id = "p2"
+            primary = "b"
+            hotels = ["H2"]
+        "#;
+        let e = ClusterFile::parse(mutual).unwrap_err();
+        assert!(
+            matches!(&e, ClusterError::BadMember { partition, detail }
+                if partition == "p1" && detail.contains("standby \"b\" is the primary")),
+            "{e}"
+        );
     }
 
     #[test]

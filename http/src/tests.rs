@@ -2339,7 +2339,6 @@ hotels = ["H1"]
 [[partitions]]
 id = "p2"
 primary = "b"
-standbys = ["a"]
 hotels = ["H2"]
 "#;
 
