@@ -87,6 +87,9 @@ pub enum StandbyError {
     /// The journal refused a record.
     #[error("standby journal: {0}")]
     Journal(#[from] JournalError),
+    /// NATS cannot be followed.
+    #[error("following the partition streams: {0}")]
+    Nats(String),
     /// A stream message that cannot be followed.
     #[error("partition {partition}'s stream, message {seq}: {reason}")]
     BadMessage {
@@ -319,11 +322,7 @@ async fn follow(
     };
     let client = match client {
         Ok(client) => client,
-        Err(e) => {
-            tracing::error!(url = %nats_url, error = %e, "cannot reach NATS: standing by for nothing");
-            stop.cancelled().await;
-            return Ok(Vec::new());
-        }
+        Err(e) => return Err(StandbyError::Nats(format!("cannot reach {nats_url}: {e}"))),
     };
     let jetstream = async_nats::jetstream::new(client);
     let store = loop {
@@ -355,14 +354,25 @@ async fn follow(
         .collect();
     // One reader per stream, all into one channel; bounded, so a slow disk slows them.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Followed>(ACKS_PER_WAIT);
+    // Cancelled when any stream's reader stops.
+    let ended = CancellationToken::new();
     let readers = tokio_util::task::AbortOnDropHandle::new(tokio::spawn({
         let jetstream = jetstream.clone();
+        let ended = ended.clone();
         let partitions: Vec<(usize, String)> =
             watched.iter().map(|(i, w)| (*i, w.id.clone())).collect();
         async move {
             let tasks: Vec<_> = partitions
                 .into_iter()
-                .map(|(index, id)| tokio::spawn(read(jetstream.clone(), index, id, tx.clone())))
+                .map(|(index, id)| {
+                    let (jetstream, tx, ended) = (jetstream.clone(), tx.clone(), ended.clone());
+                    tokio::spawn(async move {
+                        read(jetstream, index, id, tx).await;
+                        // A partition nobody follows any more must not be taken over
+                        // from a state that stopped short.
+                        ended.cancel();
+                    })
+                })
                 .collect();
             for task in tasks {
                 let _ = task.await;
@@ -378,11 +388,18 @@ async fn follow(
     let taken = loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(Vec::new()),
+            () = ended.cancelled() => {
+                // A standby that stopped following a partition would never take it over
+                // safely: say so, and let the process's supervisor start it again.
+                return Err(StandbyError::Nats(
+                    "a partition stream's reader stopped (see the log)".to_owned(),
+                ));
+            }
             followed = rx.recv() => {
                 let Some(followed) = followed else {
-                    // Every reader ended: nothing more can be followed.
-                    stop.cancelled().await;
-                    return Ok(Vec::new());
+                    return Err(StandbyError::Nats(
+                        "every partition stream's reader stopped (see the log)".to_owned(),
+                    ));
                 };
                 append(journal, state, &mut watched, followed, &mut acks)?;
                 if acks.len() >= ACKS_PER_WAIT || rx.is_empty() {
