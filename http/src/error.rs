@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use innkeep_actors::EngineError;
 use innkeep_engine::{DomainError, NightConflict, ValidationError};
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use utoipa::ToSchema;
 
 /// The media type of every error body (RFC 9457).
@@ -419,13 +420,69 @@ impl Problem {
     }
 }
 
+/// The requests refused with 503 `overloaded` since the last line about them.
+static SHED: ShedLog = ShedLog::new();
+
+/// Says at most once a second how many requests were shed. An overloaded server refuses
+/// thousands of requests a second; a log line for each (formatted and written by the shard
+/// that refused it) spent the CPU the server was short of, exactly when it was short of
+/// it. Each is counted in `innkeep_http_requests_total` by status anyway.
+#[derive(Debug)]
+struct ShedLog {
+    /// Refusals not yet reported.
+    unreported: AtomicU64,
+    /// The Unix second of the last report (0: none yet).
+    reported_secs: AtomicU64,
+}
+
+impl ShedLog {
+    const fn new() -> Self {
+        Self {
+            unreported: AtomicU64::new(0),
+            reported_secs: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one refusal at Unix second `now_secs`; returns how many to report (this one
+    /// included) when no report was made yet in this second.
+    fn refused(&self, now_secs: u64) -> Option<u64> {
+        self.unreported.fetch_add(1, Ordering::Relaxed);
+        let last = self.reported_secs.load(Ordering::Relaxed);
+        (now_secs > last
+            && self
+                .reported_secs
+                .compare_exchange(last, now_secs, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok())
+        .then(|| self.unreported.swap(0, Ordering::Relaxed))
+    }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         // A standby's `/readyz?partition=` is 503 `not_owner` at every health check of the
         // proxy: its normal state, not a failure to log.
-        if status.is_server_error() && !matches!(self, ApiError::NotOwner { .. }) {
-            tracing::warn!(code = self.code(), error = %self, "request failed");
+        match &self {
+            ApiError::NotOwner { .. } => {}
+            ApiError::Engine(EngineError::Overloaded) => {
+                if let Some(refused) = SHED.refused(unix_secs()) {
+                    tracing::warn!(
+                        code = self.code(),
+                        refused,
+                        "shedding load: requests refused since the last such line"
+                    );
+                }
+            }
+            _ if status.is_server_error() => {
+                tracing::warn!(code = self.code(), error = %self, "request failed");
+            }
+            _ => {}
         }
         let retry = self.retry_after_secs();
         let challenge = match &self {
@@ -438,5 +495,26 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, challenge);
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ShedLog;
+
+    #[test]
+    fn refusals_are_reported_at_most_once_a_second_with_their_count() {
+        let log = ShedLog::new();
+        // The first refusal is reported at once.
+        assert_eq!(log.refused(100), Some(1));
+        // The rest of that second only counts.
+        assert_eq!(log.refused(100), None);
+        assert_eq!(log.refused(100), None);
+        // The next second reports them, with the one that reports.
+        assert_eq!(log.refused(101), Some(3));
+        assert_eq!(log.refused(101), None);
+        // A clock stepping back reports nothing until it passes the last report.
+        assert_eq!(log.refused(99), None);
+        assert_eq!(log.refused(102), Some(3));
     }
 }
