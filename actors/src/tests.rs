@@ -159,6 +159,57 @@ async fn holds_lapsed_while_down_expire_at_start() {
     assert_eq!(status, innkeep_engine::Status::Expired);
 }
 
+/// More holds lapsed while down than a keeper asks to expire at a time all expire at
+/// start, each answer asking for the next: the expiry tick is an hour here, so only the
+/// start-up round and its answers can expire them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_lapsed_holds_than_a_keeper_expires_at_a_time_all_expire_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.hold_seconds = 1;
+    config.expiry_tick = std::time::Duration::from_secs(3600);
+    // All 640 bookings in one call, none refused for load.
+    config.max_in_flight = 1024;
+    let engine = Stopper(Engine::start(config.clone()).unwrap());
+    const ROOMS: usize = 40;
+    let h = setup(&engine.0, ROOMS).await;
+    // Every room taken for 16 two-night stays: 640 holds, over 256 per shard's keeper
+    // whichever way the rooms are spread over the shards.
+    let stays: Vec<BookInput> = (0..16).map(|k| input(&engine.0, &h, 1 + 2 * k)).collect();
+    let requests = stays
+        .iter()
+        .flat_map(|stay| std::iter::repeat_n((stay.clone(), None), ROOMS))
+        .collect();
+    let booked = engine.0.book_many(requests).await;
+    let lapse = booked
+        .iter()
+        .map(|r| r.as_ref().expect("booked").hold_expires_at)
+        .max()
+        .unwrap();
+    assert!(stays.iter().all(|stay| free(&engine.0, stay) == 0));
+    drop(engine);
+    while Timestamp::now() <= lapse {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let engine = Stopper(Engine::start(config).unwrap());
+    let all_free = || stays.iter().all(|stay| free(&engine.0, stay) == ROOMS);
+    for _ in 0..600 {
+        if all_free() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        all_free(),
+        "every lapsed hold expired and gave its nights back"
+    );
+    for r in booked {
+        let id = r.unwrap().id;
+        let status = engine.0.reservation(id).await.unwrap().status;
+        assert_eq!(status, innkeep_engine::Status::Expired);
+    }
+}
+
 /// Past the in-flight bound a call fails at once with `Overloaded` and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_past_the_in_flight_bound_are_refused() {
