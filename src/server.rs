@@ -146,9 +146,7 @@ pub async fn run(
         Provider::None => None,
         Provider::Sandbox => {
             if secret.is_empty() {
-                stop.cancel();
-                let _ = server.await;
-                shards.stop();
+                abandon_start(&stop, server, &shards).await;
                 anyhow::bail!(
                     "config key `payment.secret`: payment.provider = \"sandbox\" signs its \
                      callbacks with it, so it must be set"
@@ -182,9 +180,7 @@ pub async fn run(
     let webhooks_loaded = match webhooks_loaded {
         Ok(loaded) => loaded,
         Err(e) => {
-            stop.cancel();
-            let _ = server.await;
-            shards.stop();
+            abandon_start(&stop, server, &shards).await;
             return Err(e).with_context(|| {
                 format!("cannot start from data dir {}", config.data_dir.display())
             });
@@ -227,9 +223,7 @@ pub async fn run(
             tokio::select! {
                 found = crate::standby::at_start(cluster, url, &stop_standby) => found.unwrap_or_default(),
                 () = shutdown.as_mut() => {
-                    stop.cancel();
-                    let _ = server.await;
-                    shards.stop();
+                    abandon_start(&stop, server, &shards).await;
                     return Ok(());
                 }
             }
@@ -257,15 +251,11 @@ pub async fn run(
                 }
                 // Stopped while standing by.
                 Ok(None) => {
-                    stop.cancel();
-                    let _ = server.await;
-                    shards.stop();
+                    abandon_start(&stop, server, &shards).await;
                     return Ok(());
                 }
                 Err(e) => {
-                    stop.cancel();
-                    let _ = server.await;
-                    shards.stop();
+                    abandon_start(&stop, server, &shards).await;
                     return Err(e).context("standing by");
                 }
             }
@@ -291,7 +281,6 @@ pub async fn run(
         .collect();
     also_served.sort_unstable();
     also_served.dedup();
-    let taken_indexes = also_served;
     // The lease keepers start before the engine recovers: a primary holds its lease while
     // it recovers, so a standby starting with it never finds the lease free.
     let keepers = match (&cluster, &nats_url) {
@@ -309,13 +298,11 @@ pub async fn run(
                 url.clone(),
                 on_lost,
                 &adopted,
-                &taken_indexes,
+                &also_served,
             ) {
                 Ok(keepers) => Some(keepers),
                 Err(e) => {
-                    stop.cancel();
-                    let _ = server.await;
-                    shards.stop();
+                    abandon_start(&stop, server, &shards).await;
                     return Err(e).context("starting the lease keepers");
                 }
             }
@@ -340,9 +327,7 @@ pub async fn run(
     let engine = match started {
         Ok(engine) => engine,
         Err(e) => {
-            stop.cancel();
-            let _ = server.await;
-            shards.stop();
+            abandon_start(&stop, server, &shards).await;
             if let Some(keepers) = keepers {
                 tokio::task::spawn_blocking(move || keepers.shutdown())
                     .await
@@ -368,7 +353,7 @@ pub async fn run(
                         cluster,
                         url,
                         ack_gate,
-                        &taken_indexes,
+                        &also_served,
                     ) {
                         Ok(publishers) => Ok((leases, publishers)),
                         Err(e) => {
@@ -569,6 +554,18 @@ async fn leases_settled(leases: &innkeep_http::cluster::Leases) {
 }
 
 /// Stops the stream publishers, then releases the leases.
+/// Start-up gives up before the engine runs: the accept loop (answering 503 meanwhile)
+/// stops and is waited for, then the shards stop.
+async fn abandon_start<T>(
+    stop: &CancellationToken,
+    server: tokio::sync::oneshot::Receiver<T>,
+    shards: &Shards,
+) {
+    stop.cancel();
+    let _ = server.await;
+    shards.stop();
+}
+
 fn stop_replication((leases, publishers): (crate::lease::LeaseKeepers, crate::stream::Publishers)) {
     publishers.shutdown();
     leases.shutdown();
