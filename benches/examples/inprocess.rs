@@ -1,0 +1,118 @@
+//! In-process durable bookings per second (issue #13's target (d)), with the CPU each of
+//! the process's threads spent, so a run shows which thread bounds it.
+//!
+//! `cargo run --release -p innkeep-benches --example inprocess -- [bookings] [batch] [mode]`
+//! (defaults: 1000000 bookings, `Engine::book_many` calls of 256, `durable`; mode
+//! `no-fsync` runs the journal without `fdatasync`; batch `1` calls `Engine::book` with
+//! 256 in flight instead). The fixture is the criterion bench's
+//! ([`innkeep_benches::inprocess::Fixture`]); the caller's runtime has two worker threads,
+//! as an embedder's would on a two-core machine.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Instant;
+
+use innkeep_actors::SyncMode;
+use innkeep_benches::inprocess::Fixture;
+
+/// Bookings in flight when calling `Engine::book` one at a time.
+const IN_FLIGHT: usize = 256;
+
+/// CPU seconds (user + system) of each thread of this process, summed by thread name.
+fn cpu_by_thread() -> BTreeMap<String, f64> {
+    // USER_HZ is 100 on Linux.
+    const TICKS_PER_SEC: f64 = 100.0;
+    let mut out = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // "pid (comm) state ...": the name may hold spaces, so split after its ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        // utime and stime are fields 14 and 15 of stat, 11 and 12 after the name.
+        if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {
+            *out.entry(name).or_insert(0.0) += (user + system) / TICKS_PER_SEC;
+        }
+    }
+    out
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let bookings: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let batch: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(256);
+    let sync = match args.next().as_deref() {
+        Some("no-fsync") => SyncMode::None,
+        _ => SyncMode::Fdatasync,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let f = Fixture::new(&rt, sync);
+    let before = cpu_by_thread();
+    let start = Instant::now();
+    let booked = rt.block_on(async {
+        let mut booked = 0usize;
+        let mut left = bookings;
+        while left > 0 {
+            if batch <= 1 {
+                let n = left.min(IN_FLIGHT);
+                let tasks: Vec<_> = (0..n)
+                    .map(|_| {
+                        let f = f.clone();
+                        tokio::spawn(async move { f.engine.book(f.input(), None).await })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.expect("task").expect("booking");
+                    booked += 1;
+                }
+                left -= n;
+            } else {
+                let n = left.min(batch);
+                let requests = (0..n).map(|_| (f.input(), None)).collect();
+                for r in f.engine.book_many(requests).await {
+                    r.expect("booking");
+                    booked += 1;
+                }
+                left -= n;
+            }
+        }
+        booked
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let after = cpu_by_thread();
+    let mut total_cpu = 0.0;
+    let mut threads = Vec::new();
+    for (name, cpu) in &after {
+        let spent = cpu - before.get(name).copied().unwrap_or(0.0);
+        total_cpu += spent;
+        if spent > 0.0 {
+            threads.push(format!(
+                "\"{name}\": {:.2}",
+                spent * 1e6 / booked.max(1) as f64
+            ));
+        }
+    }
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{{\"bookings\": {booked}, \"batch\": {batch}, \"durable\": {}, \"elapsed_s\": {elapsed:.3}, \
+         \"bookings_per_s\": {:.0}, \"cpu_us_per_booking\": {:.2}, \"cpu_us_per_booking_by_thread\": {{{}}}}}",
+        matches!(sync, SyncMode::Fdatasync),
+        booked as f64 / elapsed,
+        total_cpu * 1e6 / booked.max(1) as f64,
+        threads.join(", ")
+    );
+    f.engine.shutdown();
+}
