@@ -66,6 +66,9 @@ pub struct Config {
     /// Newest events an event-stream client can resume from with `Last-Event-ID`, across
     /// restarts too (kept in memory and in the journal).
     pub resume_window_events: usize,
+    /// Microseconds the journal may hold a batch for the callers of the previous one, so
+    /// they share an `fdatasync` (a lone caller never waits).
+    pub journal_commit_delay_us: u64,
     /// Payment provider settings.
     pub payment: PaymentSection,
     /// `[[api_keys]]`: who may call the API. None: the API is open, which is allowed only
@@ -344,6 +347,8 @@ impl Default for Config {
             room_idle_seconds: innkeep_actors::config::DEFAULT_ROOM_IDLE.as_secs(),
             night_audit_time: "04:00".to_owned(),
             resume_window_events: FEED_WINDOW_EVENTS,
+            journal_commit_delay_us: innkeep_actors::DEFAULT_JOURNAL_COMMIT_DELAY.as_micros()
+                as u64,
             payment: PaymentSection::default(),
             api_keys: Vec::new(),
             limits: LimitsSection::default(),
@@ -580,6 +585,13 @@ impl Config {
             self.resume_window_events,
             1,
             MAX_FEED_WINDOW_EVENTS,
+        )?;
+        // Every acknowledgement may wait this long.
+        range(
+            "journal_commit_delay_us",
+            self.journal_commit_delay_us,
+            0,
+            innkeep_persistence::journal::MAX_COMMIT_DELAY.as_micros() as u64,
         )?;
         range(
             "limits.rate_per_second",
@@ -857,6 +869,7 @@ impl Config {
             snapshot_every: Duration::from_secs(self.snapshot_every_seconds),
             room_idle: Duration::from_secs(self.room_idle_seconds),
             resume_window_events: self.resume_window_events,
+            journal_commit_delay: Duration::from_micros(self.journal_commit_delay_us),
             max_holds_per_creator: self.limits.max_holds_per_key,
             payment: PaymentPolicy {
                 gateway: None,
@@ -1124,6 +1137,31 @@ mod tests {
             let e = load(bad, &[]).unwrap_err();
             assert!(e.to_string().contains("resume_window_events"), "{e}");
         }
+    }
+
+    #[test]
+    fn journal_commit_delay_is_bounded_and_reaches_the_engine() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(
+            c.engine(SyncMode::Fdatasync).journal_commit_delay,
+            innkeep_actors::DEFAULT_JOURNAL_COMMIT_DELAY
+        );
+        let c = load(
+            "journal_commit_delay_us = 100\n",
+            &[("INNKEEP_JOURNAL_COMMIT_DELAY_US", "0")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.engine(SyncMode::Fdatasync).journal_commit_delay,
+            Duration::ZERO
+        );
+        let c = load("journal_commit_delay_us = 750\n", &[]).unwrap();
+        assert_eq!(
+            c.engine(SyncMode::Fdatasync).journal_commit_delay,
+            Duration::from_micros(750)
+        );
+        let e = load("journal_commit_delay_us = 1000001\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("journal_commit_delay_us"), "{e}");
     }
 
     #[test]

@@ -73,14 +73,15 @@ struct Kept {
 }
 
 impl Kept {
-    fn new(seq: u64, event: &Event) -> Option<Self> {
+    /// Encodes an event read back at start-up (published ones come encoded).
+    fn encode(seq: u64, event: &Event) -> Option<Self> {
         match innkeep_persistence::encode_part(event) {
             Ok(bytes) => Some(Self {
                 seq,
                 bytes: bytes.into_boxed_slice(),
             }),
             Err(e) => {
-                // Every event was just encoded for the journal; this cannot fail.
+                // Every event was decoded from the journal; this cannot fail.
                 tracing::error!(seq, error = %e, "event feed could not encode an event");
                 None
             }
@@ -161,7 +162,7 @@ impl EventFeed {
         }
         let mut events: VecDeque<Kept> = VecDeque::with_capacity(run);
         for e in history.iter().skip(history.len() - run) {
-            match Kept::new(e.seq, &e.event) {
+            match Kept::encode(e.seq, &e.event) {
                 Some(kept) => events.push_back(kept),
                 // Consecutive or nothing: only what follows the gap is kept.
                 None => events.clear(),
@@ -219,10 +220,16 @@ impl EventFeed {
         }
     }
 
-    /// Publishes a durable event.
-    pub fn publish(&self, seq: u64, event: Arc<Event>) {
-        // Encoded before the lock: subscribers never wait on it.
-        let kept = Kept::new(seq, &event);
+    /// Publishes a durable event; `encoded` is its journal payload
+    /// ([`innkeep_persistence::Committed::payload`], the bytes
+    /// [`innkeep_persistence::encode_part`] gives), kept as the window's copy so the
+    /// journal's one encoding serves both.
+    pub fn publish(&self, seq: u64, event: Arc<Event>, encoded: Vec<u8>) {
+        // Boxed before the lock: subscribers never wait on it.
+        let kept = Kept {
+            seq,
+            bytes: encoded.into_boxed_slice(),
+        };
         let item = FeedEvent { seq, event };
         let mut w = self.window.lock().unwrap_or_else(PoisonError::into_inner);
         if w.events.len() >= w.capacity {
@@ -230,14 +237,7 @@ impl EventFeed {
                 w.first_seq = old.seq + 1;
             }
         }
-        match kept {
-            Some(kept) => w.events.push_back(kept),
-            None => {
-                // The window must stay consecutive: it restarts after the gap.
-                w.events.clear();
-                w.first_seq = seq + 1;
-            }
-        }
+        w.events.push_back(kept);
         w.next_seq = seq + 1;
         // No subscriber is not an error.
         let _ = self.live.send(item);
@@ -297,6 +297,13 @@ mod tests {
         })
     }
 
+    /// Publishes `ev()` at `seq` as the journal's hook does: with its encoding.
+    fn publish(feed: &EventFeed, seq: u64) {
+        let event = ev();
+        let encoded = innkeep_persistence::encode_part(&*event).expect("encodes");
+        feed.publish(seq, event, encoded);
+    }
+
     fn history(seqs: impl IntoIterator<Item = u64>) -> Vec<FeedEvent> {
         seqs.into_iter()
             .map(|seq| FeedEvent { seq, event: ev() })
@@ -311,14 +318,14 @@ mod tests {
     fn resume_gets_exactly_the_missed_events_then_live_ones() {
         let feed = EventFeed::new(FEED_WINDOW_EVENTS, 10, Vec::new());
         for seq in 10..15 {
-            feed.publish(seq, ev());
+            publish(&feed, seq);
         }
         let mut sub = feed.subscribe(Some(12));
         assert_eq!(backlog(&sub), vec![13, 14]);
         // Kept encoded, given back decoded as published.
         assert!(sub.backlog.iter().all(|e| *e.event == *ev()));
         assert_eq!(sub.missed_before, None);
-        feed.publish(15, ev());
+        publish(&feed, 15);
         assert_eq!(sub.live.try_recv().unwrap().seq, 15);
         // Asking for events older than the window is reported, not faked.
         let sub = feed.subscribe(Some(3));
@@ -343,8 +350,8 @@ mod tests {
         assert_eq!((backlog(&sub), sub.missed_before), (vec![4, 5, 6, 7], None));
         assert_eq!(feed.subscribe(Some(1)).missed_before, Some(3));
         assert_eq!(feed.subscribe(Some(2)).missed_before, None);
-        feed.publish(8, ev());
-        feed.publish(9, ev());
+        publish(&feed, 8);
+        publish(&feed, 9);
         let sub = feed.subscribe(Some(4));
         assert_eq!(
             (backlog(&sub), sub.missed_before),
@@ -359,7 +366,7 @@ mod tests {
         let mut next = feed.watch_next_seq();
         assert_eq!(*next.borrow_and_update(), 10);
         for seq in 10..16 {
-            feed.publish(seq, ev());
+            publish(&feed, seq);
         }
         assert!(next.has_changed().unwrap());
         assert_eq!(*next.borrow_and_update(), 16);

@@ -54,8 +54,8 @@ mod startup;
 pub use bookings::METRIC_GROUP_BOOKINGS;
 pub use clock::{Clock, ManualTime};
 pub use config::{
-    EngineConfig, Faults, PaymentPolicy, SyncMode, DEFAULT_MAX_HOLDS_PER_CREATOR,
-    DEFAULT_MAX_IN_FLIGHT, DEFAULT_NIGHT_AUDIT_TIME,
+    EngineConfig, Faults, PaymentPolicy, SyncMode, DEFAULT_JOURNAL_COMMIT_DELAY,
+    DEFAULT_MAX_HOLDS_PER_CREATOR, DEFAULT_MAX_IN_FLIGHT, DEFAULT_NIGHT_AUDIT_TIME,
 };
 pub use facade::{Engine, METRIC_BOOKINGS};
 pub use gateway::{

@@ -101,15 +101,16 @@ pub(crate) fn start(
             sync: config.sync,
             retain_records: window_events as u64,
             segment_max_bytes: config.journal_segment_max_bytes,
+            commit_delay: config.journal_commit_delay,
             gate: config.ack_gate.clone(),
             ..JournalOptions::default()
         },
         last_seq + 1,
         // The feed shows only durable events, in journal order: the writer's committed
-        // records, as they are, not a second `apply`.
+        // records, as they are (not a second `apply`, nor a second encoding).
         Box::new(move |batch| {
             for c in batch {
-                publish.publish(c.seq, Arc::new(c.event));
+                publish.publish(c.seq, Arc::new(c.event), c.payload);
             }
         }),
         storage,

@@ -269,6 +269,12 @@ fn append_and_recover_round_trip_over_several_segments() {
         .map(|c| c.event.clone())
         .collect();
     assert_eq!(events, (1..=40).map(ev).collect::<Vec<_>>());
+    // The hook gets each record's payload as written, the bytes `encode_part` gives, so a
+    // hook may keep it instead of encoding the event again.
+    for c in batches.lock().expect("lock").iter().flatten() {
+        assert_eq!(c.payload, crate::encode_part(&c.event).expect("encode"));
+        assert_eq!(crate::decode_part::<Ev>(&c.payload), Ok(c.event.clone()));
+    }
 
     let files = segment_files(dir.path());
     assert!(
@@ -1643,4 +1649,72 @@ fn a_stalled_gate_makes_the_journal_unhealthy_until_it_moves() {
     assert_eq!(first.blocking_recv().expect("ack").ok(), Some(1));
     assert!(!ack_gate.stalled());
     assert!(journal.is_healthy(), "replication moved again");
+}
+
+#[test]
+fn commit_delay_lets_the_previous_batchs_callers_share_a_sync_and_holds_no_lone_caller() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Long enough that the writer is certainly still waiting when the test appends.
+    let opts = JournalOptions {
+        commit_delay: MAX_COMMIT_DELAY,
+        ..options(dir.path(), 1 << 20)
+    };
+    // The hook hands each batch's seqs over, then holds the writer until released, so
+    // the test decides what is queued when the writer looks.
+    let (batch_tx, batches) = mpsc::channel::<Vec<u64>>();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let hook = Box::new(move |batch: Vec<Committed<Ev>>| {
+        let _ = batch_tx.send(batch.iter().map(|c| c.seq).collect());
+        let _ = release_rx.recv();
+    });
+    let journal: Journal<Ev> = Journal::start(opts, 1, hook).expect("start");
+    let next = || batches.recv().expect("a batch");
+    // Waits until the writer has taken everything queued (it is then building its batch).
+    let taken = |journal: &Journal<Ev>| {
+        while journal.queue_len() > 0 {
+            std::thread::yield_now();
+        }
+    };
+    let mut acks = Vec::new();
+    // A first record: nothing before it, synced alone.
+    acks.push(journal.append(ev(1)).expect("append"));
+    assert_eq!(next(), vec![1]);
+    // Two queued while the writer is held: one batch (after a batch of one, no waiting).
+    acks.push(journal.append(ev(2)).expect("append"));
+    acks.push(journal.append(ev(3)).expect("append"));
+    release.send(()).expect("release");
+    assert_eq!(next(), vec![2, 3]);
+    // The previous batch had two callers: the first to come back waits for a second,
+    // which arrives only after the writer took the first.
+    acks.push(journal.append(ev(4)).expect("append"));
+    release.send(()).expect("release");
+    taken(&journal);
+    acks.push(journal.append(ev(5)).expect("append"));
+    assert_eq!(next(), vec![4, 5]);
+    // Nobody else comes: synced alone once the delay is over.
+    acks.push(journal.append(ev(6)).expect("append"));
+    release.send(()).expect("release");
+    assert_eq!(next(), vec![6]);
+    // After a batch of one the next is synced at once, alone.
+    acks.push(journal.append(ev(7)).expect("append"));
+    release.send(()).expect("release");
+    assert_eq!(next(), vec![7]);
+    release.send(()).expect("release");
+    let acked: Vec<u64> = acks
+        .into_iter()
+        .map(|rx| wait(rx).expect("acked"))
+        .collect();
+    assert_eq!(acked, (1..=7).collect::<Vec<_>>());
+    journal.shutdown();
+}
+
+#[test]
+fn commit_delay_above_its_maximum_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = JournalOptions {
+        commit_delay: MAX_COMMIT_DELAY + Duration::from_micros(1),
+        ..options(dir.path(), 1 << 20)
+    };
+    let started = Journal::<Ev>::start(opts, 1, Box::new(|_| {}));
+    assert!(matches!(started, Err(JournalError::InvalidOptions { .. })));
 }

@@ -5,11 +5,13 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::fs;
 use std::io;
+use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use serde::Serialize;
@@ -21,9 +23,9 @@ use super::format::{
 };
 use super::{
     Ack, AckReceiver, AckSink, Committed, JournalError, JournalOptions, JournalStats, OnCommit,
-    SyncMode, MAX_BATCH_BYTES, MAX_BATCH_RECORDS_LIMIT, MAX_QUEUE_CAPACITY, MAX_RETAIN_RECORDS,
-    METRIC_BATCH_RECORDS, METRIC_FSYNC_SECONDS, MIN_SEGMENT_BYTES, SEGMENT_FORMAT_VERSION,
-    SEGMENT_HEADER_BYTES, WRITER_THREAD_NAME,
+    SyncMode, MAX_BATCH_BYTES, MAX_BATCH_RECORDS_LIMIT, MAX_COMMIT_DELAY, MAX_QUEUE_CAPACITY,
+    MAX_RETAIN_RECORDS, METRIC_BATCH_RECORDS, METRIC_FSYNC_SECONDS, MIN_SEGMENT_BYTES,
+    RECORD_HEADER_BYTES, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES, WRITER_THREAD_NAME,
 };
 use crate::storage::{FsStorage, SegmentFile, Storage};
 
@@ -251,6 +253,8 @@ impl<E: Serialize + Send + 'static> Journal<E> {
             segment_max_bytes: options.segment_max_bytes,
             max_batch_records: options.max_batch_records,
             sync: options.sync,
+            commit_delay: options.commit_delay,
+            last_batch_records: 0,
             retain_records: options.retain_records,
             active,
             older_segments: segments,
@@ -471,6 +475,12 @@ fn validate_options(options: &JournalOptions, next_seq: u64) -> Result<(), Journ
             options.max_batch_records
         ));
     }
+    if options.commit_delay > MAX_COMMIT_DELAY {
+        return invalid(format!(
+            "commit_delay {:?} is above the maximum {MAX_COMMIT_DELAY:?}",
+            options.commit_delay
+        ));
+    }
     if options.queue_capacity == 0 || options.queue_capacity > MAX_QUEUE_CAPACITY {
         return invalid(format!(
             "queue_capacity {} must be between 1 and {MAX_QUEUE_CAPACITY}",
@@ -673,6 +683,8 @@ struct PendingRecord<E> {
     seq: u64,
     /// The event, handed to `on_commit` on success.
     event: E,
+    /// Where its payload lies in the batch buffer, to hand a copy to `on_commit`.
+    payload: Range<usize>,
     /// Where the outcome goes.
     ack: Reply,
 }
@@ -691,6 +703,10 @@ pub(super) struct Writer<E> {
     max_batch_records: usize,
     /// See [`JournalOptions::sync`].
     pub(super) sync: SyncMode,
+    /// See [`JournalOptions::commit_delay`].
+    commit_delay: Duration,
+    /// Records of the previous batch: how many callers the next one may wait for.
+    last_batch_records: usize,
     /// See [`JournalOptions::retain_records`].
     pub(super) retain_records: u64,
     /// The segment being appended to.
@@ -721,13 +737,29 @@ impl<E: Serialize> Writer<E> {
         while let Ok(first) = self.rx.recv() {
             self.buf.clear();
             self.take(first, &mut batch);
+            let deadline = self
+                .wait_for_more()
+                .then(|| Instant::now() + self.commit_delay);
             while batch.len() < self.max_batch_records && (self.buf.len() as u64) < MAX_BATCH_BYTES
             {
-                match self.rx.try_recv() {
-                    Ok(msg) => self.take(msg, &mut batch),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
+                let msg = match self.rx.try_recv() {
+                    Ok(msg) => msg,
+                    Err(TryRecvError::Disconnected) => break,
+                    // The callers of the previous batch are likely about to send again:
+                    // give them until the deadline to share this batch's sync.
+                    Err(TryRecvError::Empty) => match deadline {
+                        Some(deadline) if batch.len() < self.last_batch_records => {
+                            match self.rx.recv_deadline(deadline) {
+                                Ok(msg) => msg,
+                                Err(_) => break,
+                            }
+                        }
+                        _ => break,
+                    },
+                };
+                self.take(msg, &mut batch);
             }
+            self.last_batch_records = batch.len();
             // Before the batch, so a `truncate_through` followed by an append is done by
             // the time that append is acked.
             self.apply_truncation();
@@ -742,6 +774,13 @@ impl<E: Serialize> Writer<E> {
             }
         }
         self.apply_truncation();
+    }
+
+    /// Whether this batch may wait for more records: see [`JournalOptions::commit_delay`].
+    fn wait_for_more(&self) -> bool {
+        self.sync == SyncMode::Fdatasync
+            && !self.commit_delay.is_zero()
+            && self.last_batch_records > 1
     }
 
     /// Accept one message into the batch being built, encoding appends right away.
@@ -759,8 +798,14 @@ impl<E: Serialize> Writer<E> {
             ack.send_now(Err(err));
             return;
         }
+        let start = self.buf.len() + RECORD_HEADER_BYTES as usize;
         match encode_record(&mut self.buf, seq, &event) {
-            Ok(()) => batch.push(PendingRecord { seq, event, ack }),
+            Ok(()) => batch.push(PendingRecord {
+                seq,
+                event,
+                payload: start..self.buf.len(),
+                ack,
+            }),
             Err(err) => ack.send_now(Err(err)),
         }
     }
@@ -836,7 +881,7 @@ impl<E: Serialize> Writer<E> {
         self.active.len_bytes += batch_bytes;
 
         if self.sync == SyncMode::Fdatasync {
-            let sync_started = std::time::Instant::now();
+            let sync_started = Instant::now();
             let synced = self.active.file.sync_data();
             metrics::histogram!(METRIC_FSYNC_SECONDS).record(sync_started.elapsed().as_secs_f64());
             if let Err(e) = synced {
@@ -865,6 +910,9 @@ impl<E: Serialize> Writer<E> {
             committed.push(Committed {
                 seq: record.seq,
                 event: record.event,
+                // A copy of the bytes just written, instead of a second encoding by the
+                // hook (the event feed keeps every event encoded).
+                payload: self.buf[record.payload].to_vec(),
             });
             acks.push((record.seq, record.ack));
         }
