@@ -58,15 +58,7 @@ fn bench(c: &mut Criterion) {
                     let mut left = iters;
                     while left > 0 {
                         let n = left.min(IN_FLIGHT);
-                        let tasks: Vec<_> = (0..n)
-                            .map(|_| {
-                                let f = f.clone();
-                                tokio::spawn(async move { f.engine.book(f.input(), None).await })
-                            })
-                            .collect();
-                        for t in tasks {
-                            t.await.expect("task").expect("booking");
-                        }
+                        f.book_concurrently(n as usize).await;
                         left -= n;
                     }
                     start.elapsed()
@@ -83,10 +75,7 @@ fn bench(c: &mut Criterion) {
                     let mut left = iters;
                     while left > 0 {
                         let n = left.min(IN_FLIGHT);
-                        let batch = (0..n).map(|_| (f.input(), None)).collect();
-                        for r in f.engine.book_many(batch).await {
-                            r.expect("booking");
-                        }
+                        f.book_batch(n as usize).await;
                         left -= n;
                     }
                     start.elapsed()

@@ -63,33 +63,19 @@ fn main() {
     let before = cpu_by_thread();
     let start = Instant::now();
     let booked = rt.block_on(async {
-        let mut booked = 0usize;
         let mut left = bookings;
         while left > 0 {
             if batch <= 1 {
                 let n = left.min(IN_FLIGHT);
-                let tasks: Vec<_> = (0..n)
-                    .map(|_| {
-                        let f = f.clone();
-                        tokio::spawn(async move { f.engine.book(f.input(), None).await })
-                    })
-                    .collect();
-                for t in tasks {
-                    t.await.expect("task").expect("booking");
-                    booked += 1;
-                }
+                f.book_concurrently(n).await;
                 left -= n;
             } else {
                 let n = left.min(batch);
-                let requests = (0..n).map(|_| (f.input(), None)).collect();
-                for r in f.engine.book_many(requests).await {
-                    r.expect("booking");
-                    booked += 1;
-                }
+                f.book_batch(n).await;
                 left -= n;
             }
         }
-        booked
+        bookings
     });
     let elapsed = start.elapsed().as_secs_f64();
     let after = cpu_by_thread();

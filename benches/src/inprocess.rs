@@ -95,4 +95,26 @@ impl Fixture {
             rate_plan: None,
         }
     }
+
+    /// Books `n` rooms through `n` concurrent `Engine::book` calls, each a task of the
+    /// caller's runtime. Panics if one fails (nothing sells out in a run).
+    pub async fn book_concurrently(self: &Arc<Self>, n: usize) {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let f = Arc::clone(self);
+                tokio::spawn(async move { f.engine.book(f.input(), None).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task").expect("booking");
+        }
+    }
+
+    /// Books `n` rooms through one `Engine::book_many` call. Panics if one fails.
+    pub async fn book_batch(&self, n: usize) {
+        let requests = (0..n).map(|_| (self.input(), None)).collect();
+        for r in self.engine.book_many(requests).await {
+            r.expect("booking");
+        }
+    }
 }
