@@ -146,7 +146,8 @@ pub const METRIC_FSYNC_SECONDS: &str = "innkeep_journal_fsync_duration_seconds";
 /// Size of a record's frame header: length (4) + seq (8) + CRC32C (4).
 pub const RECORD_HEADER_BYTES: u64 = 16;
 
-/// Largest payload one record may carry. Bigger events are refused at append time, and a larger length field on disk is treated as corruption, so a flipped
+/// Largest payload one record may carry. Bigger events are refused at append time (via
+/// the ack), and a larger length field on disk is treated as corruption, so a flipped
 /// bit in a length can never make recovery allocate or skip gigabytes.
 pub const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
 
