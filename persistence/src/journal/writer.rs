@@ -742,20 +742,8 @@ impl<E: Serialize> Writer<E> {
                 .then(|| Instant::now() + self.commit_delay);
             while batch.len() < self.max_batch_records && (self.buf.len() as u64) < MAX_BATCH_BYTES
             {
-                let msg = match self.rx.try_recv() {
-                    Ok(msg) => msg,
-                    Err(TryRecvError::Disconnected) => break,
-                    // The callers of the previous batch are likely about to send again:
-                    // give them until the deadline to share this batch's sync.
-                    Err(TryRecvError::Empty) => match deadline {
-                        Some(deadline) if batch.len() < self.last_batch_records => {
-                            match self.rx.recv_deadline(deadline) {
-                                Ok(msg) => msg,
-                                Err(_) => break,
-                            }
-                        }
-                        _ => break,
-                    },
+                let Some(msg) = self.next_for_batch(deadline, batch.len()) else {
+                    break;
                 };
                 self.take(msg, &mut batch);
             }
@@ -774,6 +762,20 @@ impl<E: Serialize> Writer<E> {
             }
         }
         self.apply_truncation();
+    }
+
+    /// The next message for a batch holding `records` so far: one already queued, or,
+    /// while the batch is smaller than the previous one, one arriving before `deadline`
+    /// (the previous batch's callers are likely about to send again, and may share this
+    /// batch's sync). `None`: the batch is complete.
+    fn next_for_batch(&self, deadline: Option<Instant>, records: usize) -> Option<Msg<E>> {
+        match self.rx.try_recv() {
+            Ok(msg) => Some(msg),
+            Err(TryRecvError::Empty) => deadline
+                .filter(|_| records < self.last_batch_records)
+                .and_then(|deadline| self.rx.recv_deadline(deadline).ok()),
+            Err(TryRecvError::Disconnected) => None,
+        }
     }
 
     /// Whether this batch may wait for more records: see [`JournalOptions::commit_delay`].
