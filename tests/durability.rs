@@ -97,12 +97,13 @@ impl Record {
     }
 }
 
-/// Parses a clean segment (header, then whole frames back to back).
+/// Parses a clean segment (header, then whole frames back to back, then maybe the zeros
+/// the journal writes ahead of its records).
 fn records(bytes: &[u8]) -> Vec<Record> {
     assert_eq!(&bytes[..4], b"INKJ", "segment magic");
     let mut out = Vec::new();
     let mut pos = HEADER_BYTES;
-    while pos < bytes.len() {
+    while pos < bytes.len() && bytes[pos..].iter().any(|&b| b != 0) {
         let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
         let seq = u64::from_le_bytes(bytes[pos + 4..pos + 12].try_into().unwrap());
         let r = Record {
@@ -117,12 +118,14 @@ fn records(bytes: &[u8]) -> Vec<Record> {
     out
 }
 
-/// The only segment of a freshly seeded dir, its bytes and records.
+/// The only segment of a freshly seeded dir, its bytes up to the end of its records
+/// (without the zeros written ahead of them), and its records.
 fn only_segment(data_dir: &Path) -> (PathBuf, Vec<u8>, Vec<Record>) {
     let segs = segments(data_dir);
     assert_eq!(segs.len(), 1, "one segment: {segs:?}");
-    let bytes = std::fs::read(&segs[0]).expect("read segment");
+    let mut bytes = std::fs::read(&segs[0]).expect("read segment");
     let recs = records(&bytes);
+    bytes.truncate(recs.last().map_or(HEADER_BYTES, |r| r.end()));
     (segs[0].clone(), bytes, recs)
 }
 

@@ -252,14 +252,23 @@ pub(super) struct BadFrame {
 pub(super) struct ScanOutcome {
     /// Sequence number the next record after the good ones would have.
     pub(super) next_seq: u64,
-    /// The first bad frame, if the good records do not run to end of file.
+    /// The first bad frame, if the good records do not run to end of file (or to zeros
+    /// that run to it).
     pub(super) bad: Option<BadFrame>,
+    /// Byte offset just past the last good record read: where the next one goes.
+    pub(super) end: usize,
 }
 
 /// Walk the records of one segment (whose header was already checked), verifying
 /// framing, CRC and sequence continuity from `first_seq`, calling `on_record(seq,
 /// payload, offset)` for each good record. Stops at the first bad frame and reports it;
-/// a good frame with the wrong sequence number is a [`JournalError::Gap`].
+/// a good frame with the wrong sequence number is a [`JournalError::Gap`]. Zeros from a
+/// frame's start to end of file are no bad frame but the end of the records: the writer
+/// fills a segment with zeros ahead of its batches ([`SegmentFile::prefill`]). The
+/// records such zeros could hide are at the segment's end, where a lost tail is what a
+/// crash before the sync also leaves, and a later segment's first seq shows a gap.
+///
+/// [`SegmentFile::prefill`]: crate::storage::SegmentFile::prefill
 pub(super) fn scan_records(
     bytes: &[u8],
     path: &Path,
@@ -302,6 +311,7 @@ pub(super) fn scan_records_while(
                     break;
                 }
             }
+            Err(_) if bytes[pos..].iter().all(|&b| b == 0) => break,
             Err(fault) => {
                 return Ok(ScanOutcome {
                     next_seq: expected,
@@ -309,6 +319,7 @@ pub(super) fn scan_records_while(
                         offset: pos as u64,
                         fault,
                     }),
+                    end: pos,
                 });
             }
         }
@@ -316,6 +327,7 @@ pub(super) fn scan_records_while(
     Ok(ScanOutcome {
         next_seq: expected,
         bad: None,
+        end: pos,
     })
 }
 

@@ -166,6 +166,16 @@ fn file_len(path: &Path) -> u64 {
     fs::metadata(path).expect("metadata").len()
 }
 
+/// Where a clean segment's records end: the writer's zeros ahead of them may follow.
+fn records_end(path: &Path) -> u64 {
+    let bytes = fs::read(path).expect("read");
+    let first = parse_segment_name(&path.file_name().expect("name").to_string_lossy())
+        .expect("segment name");
+    let outcome = scan_records(&bytes, path, first, |_, _, _| Ok(())).expect("scan");
+    assert!(outcome.bad.is_none());
+    outcome.end as u64
+}
+
 /// Write segment `first_seq` by hand with format `version` and the given payloads (seqs
 /// from `first_seq` on), framed and checksummed as the writer does. Returns its path and
 /// each record's offset.
@@ -492,7 +502,8 @@ fn torn_tail_is_truncated_and_reported() {
     let path = &files[0].1;
     let offsets = record_offsets(path);
     let tenth = offsets[9].1;
-    let len = file_len(path);
+    let len = records_end(path);
+    // A crash before the tenth record's last bytes reached a file without zeros ahead.
     fs::OpenOptions::new()
         .write(true)
         .open(path)
@@ -528,8 +539,9 @@ fn bad_crc_in_last_record_is_a_torn_tail() {
     write_sequential(dir.path(), 1 << 20, 1..=5);
     let path = segment_files(dir.path())[0].1.clone();
     let last = record_offsets(&path)[4].1;
+    flip_byte(&path, records_end(&path) - 1);
+    // Cut: the bad record and whatever zeros the writer had written ahead of it.
     let len = file_len(&path);
-    flip_byte(&path, len - 1);
     let (records, report) = recover_all(dir.path(), 0).expect("recover");
     assert_eq!(records.len(), 4);
     assert_eq!(report.torn_tail_truncated_bytes, len - last);
@@ -1009,7 +1021,7 @@ fn kept_records_exclude_a_cut_tail_and_must_decode() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_sequential(dir.path(), 1 << 20, 1..=5);
     let (_, path) = segment_files(dir.path()).pop().expect("segment");
-    let len = file_len(&path);
+    let len = records_end(&path);
     fs::OpenOptions::new()
         .write(true)
         .open(&path)
@@ -1418,8 +1430,9 @@ proptest! {
 
         let files = segment_files(dir.path());
         let (last_first, last_path) = files.last().cloned().expect("a segment");
-        let len = file_len(&last_path);
-        let cut_at = cut.index(len as usize + 1) as u64;
+        // Anywhere in the file, the writer's zeros after the records included.
+        let bytes = fs::read(&last_path).expect("read");
+        let cut_at = cut.index(bytes.len() + 1) as u64;
         fs::OpenOptions::new().write(true).open(&last_path).expect("open")
             .set_len(cut_at).expect("cut");
 
@@ -1450,6 +1463,9 @@ proptest! {
             0
         } else if cut_at < SEGMENT_HEADER_BYTES {
             cut_at
+        } else if bytes[kept_end as usize..cut_at as usize].iter().all(|&b| b == 0) {
+            // Zeros after the last whole record end the records: nothing is torn.
+            0
         } else {
             cut_at - kept_end
         };
@@ -1717,4 +1733,120 @@ fn commit_delay_above_its_maximum_is_refused() {
     };
     let started = Journal::<Ev>::start(opts, 1, Box::new(|_| {}));
     assert!(matches!(started, Err(JournalError::InvalidOptions { .. })));
+}
+
+/// With syncs on, the writer writes zeros ahead of the records while idle, and they are
+/// the records' end to every reader: recovery reports no torn tail, a restart appends
+/// over them (the file does not grow), and a segment it rolls past loses them.
+#[test]
+fn zeros_written_ahead_end_the_records_and_are_written_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let segment_max_bytes = 16 * 1024;
+    write_sequential(dir.path(), segment_max_bytes, 1..=5);
+    let path = segment_files(dir.path())[0].1.clone();
+    let end = records_end(&path);
+    assert_eq!(
+        file_len(&path),
+        segment_max_bytes,
+        "zeros up to the segment's size"
+    );
+    let (records, report) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records, evs(1..=5));
+    assert_eq!(
+        (report.torn_tail_truncated_bytes, report.torn_tail_file),
+        (0, None)
+    );
+
+    write_sequential(dir.path(), segment_max_bytes, 6..=6);
+    assert_eq!(file_len(&path), segment_max_bytes, "written over the zeros");
+    assert!(records_end(&path) > end);
+    let (records, _) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records, evs(1..=6));
+    assert_eq!(
+        read_after::<Ev>(dir.path(), 4, 10).expect("read"),
+        evs(5..=6)
+    );
+
+    // Enough to roll (about 40 bytes a record): the full segment is cut to its records.
+    write_sequential(dir.path(), segment_max_bytes, 7..=600);
+    let files = segment_files(dir.path());
+    assert!(files.len() > 1);
+    for (_, older) in &files[..files.len() - 1] {
+        assert_eq!(file_len(older), records_end(older));
+    }
+    let (records, _) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records, evs(1..=600));
+}
+
+/// A crash between a roll and the cut of the old segment's zeros leaves them in a
+/// segment that is not the last: read past like a clean end. Losing that segment's last
+/// record instead is a gap, named, not a silent loss.
+#[test]
+fn zeros_left_in_an_older_segment_are_its_end_and_a_lost_record_is_a_gap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sequential(dir.path(), 1024, 1..=60);
+    let files = segment_files(dir.path());
+    assert!(files.len() > 1, "{files:?}");
+    let older = files[0].1.clone();
+    let end = records_end(&older);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&older)
+        .expect("open")
+        .set_len(end + 4096)
+        .expect("zeros after the records");
+    let (records, report) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records, evs(1..=60));
+    assert_eq!(report.torn_tail_truncated_bytes, 0);
+    assert_eq!(
+        read_after::<Ev>(dir.path(), 0, 100).expect("read"),
+        evs(1..=60)
+    );
+
+    // Its last record zeroed: the next segment starts after a missing seq.
+    let last_offset = record_offsets(&older).last().expect("a record").1;
+    let mut bytes = fs::read(&older).expect("read");
+    bytes[last_offset as usize..].fill(0);
+    fs::write(&older, &bytes).expect("write");
+    assert!(matches!(
+        recover_all(dir.path(), 0),
+        Err(JournalError::Gap { .. })
+    ));
+}
+
+/// Writing zeros ahead is only a saving: when it fails (a full disk), the segment's
+/// batches extend the file as before, are acked and recover, and the writer does not
+/// try again for that segment. Without syncs it writes none.
+#[test]
+fn a_failing_prefill_leaves_appends_extending_the_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (storage, plan) = FaultyStorage::over_fs();
+    plan.fail_every_prefill();
+    let (hook, _) = collector();
+    let journal =
+        Journal::start_with_storage(options(dir.path(), 1 << 20), 1, hook, Box::new(storage))
+            .expect("start");
+    for id in 1..=5 {
+        assert_eq!(append_wait(&journal, ev(id)).expect("ack"), id);
+    }
+    journal.shutdown();
+    assert_eq!(plan.prefills(), 1, "tried once for the segment");
+    let path = segment_files(dir.path())[0].1.clone();
+    assert_eq!(file_len(&path), records_end(&path));
+    let (records, _) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(records, evs(1..=5));
+
+    let unsynced = tempfile::tempdir().expect("tempdir");
+    let (hook, _) = collector();
+    let opts = JournalOptions {
+        sync: SyncMode::None,
+        ..options(unsynced.path(), 1 << 20)
+    };
+    let journal = Journal::start(opts, 1, hook).expect("start");
+    for id in 1..=5 {
+        assert_eq!(append_wait(&journal, ev(id)).expect("ack"), id);
+    }
+    journal.shutdown();
+    let path = segment_files(unsynced.path())[0].1.clone();
+    assert_eq!(file_len(&path), records_end(&path));
 }
