@@ -1850,3 +1850,63 @@ fn a_failing_prefill_leaves_appends_extending_the_segment() {
     let path = segment_files(unsynced.path())[0].1.clone();
     assert_eq!(file_len(&path), records_end(&path));
 }
+
+/// Zeros go ahead in whole chunks: up to `PREFILL_AHEAD_BYTES` from a new segment on,
+/// then one chunk each time the batches have used one, not a sliver (and a sync) after
+/// every batch; near the segment's end, the rest of it.
+#[test]
+fn zeros_ahead_are_topped_up_a_whole_chunk_at_a_time() {
+    use super::writer::{prefill_range, PREFILL_AHEAD_BYTES, PREFILL_CHUNK_BYTES};
+    let (ahead, chunk, big) = (PREFILL_AHEAD_BYTES, PREFILL_CHUNK_BYTES, 1u64 << 30);
+    let h = SEGMENT_HEADER_BYTES;
+    // A new segment fills chunk by chunk up to `ahead`.
+    assert_eq!(prefill_range(h, h, big), Some((h, h + chunk)));
+    assert_eq!(
+        prefill_range(h + chunk, h, big),
+        Some((h + chunk, h + 2 * chunk))
+    );
+    assert_eq!(prefill_range(h + ahead, h, big), None);
+    // Batches used less than a chunk: nothing yet; a whole chunk: one more.
+    assert_eq!(prefill_range(h + ahead, h + chunk - 1, big), None);
+    assert_eq!(
+        prefill_range(h + ahead, h + chunk, big),
+        Some((h + ahead, h + ahead + chunk))
+    );
+    // A batch that ran past the zeros: they start after it.
+    assert_eq!(
+        prefill_range(h, h + 10, big),
+        Some((h + 10, h + 10 + chunk))
+    );
+    // The last bit of a segment in one go, then nothing.
+    let max = h + chunk + 100;
+    assert_eq!(
+        prefill_range(h + chunk, h + 50, max),
+        Some((h + chunk, max))
+    );
+    assert_eq!(prefill_range(max, h + 50, max), None);
+    assert_eq!(prefill_range(max, max, max), None);
+
+    // And the writer follows it: idle after each record, it writes a chunk each time
+    // until the zeros reach `ahead` past the end of the first record.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (storage, plan) = FaultyStorage::over_fs();
+    let (hook, _) = collector();
+    let journal = Journal::start_with_storage(options(dir.path(), big), 1, hook, Box::new(storage))
+        .expect("start");
+    for id in 1..=ahead / chunk {
+        assert_eq!(append_wait(&journal, ev(id)).expect("ack"), id);
+        // Nothing else is sent, so the writer is idle once it has answered.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while plan.prefills() < id {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no prefill after {id}"
+            );
+            std::thread::yield_now();
+        }
+    }
+    journal.shutdown();
+    let path = segment_files(dir.path())[0].1.clone();
+    let first_end = record_offsets(&path)[1].1;
+    assert_eq!(file_len(&path), first_end + ahead);
+}

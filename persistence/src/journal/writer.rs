@@ -518,12 +518,36 @@ pub(super) struct ActiveSegment {
 /// that overwrite them change neither the file's size nor its allocation, so their
 /// `fdatasync` commits no metadata ([`SegmentFile::prefill`]). Four MiB last about a
 /// second at this machine's peak (about 1 KiB per booking).
-const PREFILL_AHEAD_BYTES: u64 = 4 * 1024 * 1024;
+pub(super) const PREFILL_AHEAD_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The zeros to write next in a segment whose records end at `len_bytes` and whose
+/// zeros reach `zeros_to_bytes`: a whole [`PREFILL_CHUNK_BYTES`] once the zeros ahead are
+/// that much short of [`PREFILL_AHEAD_BYTES`] (each prefill costs a sync with a metadata
+/// commit, so never a sliver after every batch), or the rest of the segment up to
+/// `segment_max_bytes`. `None`: nothing to write now.
+pub(super) fn prefill_range(
+    zeros_to_bytes: u64,
+    len_bytes: u64,
+    segment_max_bytes: u64,
+) -> Option<(u64, u64)> {
+    let from_bytes = zeros_to_bytes.max(len_bytes);
+    let limit_bytes = len_bytes
+        .saturating_add(PREFILL_AHEAD_BYTES)
+        .min(segment_max_bytes);
+    let to_bytes = from_bytes.saturating_add(PREFILL_CHUNK_BYTES);
+    if to_bytes <= limit_bytes {
+        Some((from_bytes, to_bytes))
+    } else if limit_bytes == segment_max_bytes && from_bytes < limit_bytes {
+        Some((from_bytes, limit_bytes))
+    } else {
+        None
+    }
+}
 
 /// Zeros written at a time, and only when no append is waiting: about half a millisecond
 /// of writing and syncing on this project's disk, which an append arriving meanwhile
 /// waits.
-const PREFILL_CHUNK_BYTES: u64 = 256 * 1024;
+pub(super) const PREFILL_CHUNK_BYTES: u64 = 256 * 1024;
 
 /// Which step of creating a segment failed; decides between failing one batch and
 /// poisoning the journal.
@@ -801,17 +825,11 @@ impl<E: Serialize> Writer<E> {
         let Some(zeros_to_bytes) = active.zeros_to_bytes else {
             return;
         };
-        let from_bytes = zeros_to_bytes.max(active.len_bytes);
-        let limit_bytes = active
-            .len_bytes
-            .saturating_add(PREFILL_AHEAD_BYTES)
-            .min(self.segment_max_bytes);
-        if from_bytes >= limit_bytes {
+        let Some((from_bytes, to_bytes)) =
+            prefill_range(zeros_to_bytes, active.len_bytes, self.segment_max_bytes)
+        else {
             return;
-        }
-        let to_bytes = from_bytes
-            .saturating_add(PREFILL_CHUNK_BYTES)
-            .min(limit_bytes);
+        };
         match active.file.prefill(from_bytes, to_bytes) {
             Ok(()) => active.zeros_to_bytes = Some(to_bytes),
             Err(e) => {
