@@ -12,19 +12,13 @@ new=$1
 old=$2
 rounds=${3:-3}
 load="${LOAD_BIN:-$(dirname "$0")/../target/release/innkeep-load}"
-port="${BENCH_PORT:-18182}"
-secret=bench-secret-0123456789
+# shellcheck source=bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
 hz=$(getconf CLK_TCK)
 one() {
-    local bin=$1 tag=$2 kind=$3 data pid
-    data=$(mktemp -d)
-    INNKEEP_DATA_DIR=$data INNKEEP_LISTEN=127.0.0.1:$port INNKEEP_PAYMENT_SECRET=$secret \
-        INNKEEP_LOG=error "$bin" serve &
-    pid=$!
-    for _ in $(seq 100); do
-        curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
+    local bin=$1 tag=$2 kind=$3
+    serve "$bin"
+    local pid=$server_pid
     local args=(--target "http://127.0.0.1:$port" --payment-secret $secret --connections 64
         --quiet --no-check)
     if [[ $kind == book ]]; then
@@ -58,9 +52,8 @@ n = max(r["requests"], 1)
 per = " ".join(f"{k}={int(v) / hz * 1e6 / n:.1f}" for k, v in (p.split("=") for p in threads.split()))
 print(f"{tag:<4} {kind:<6} {r['throughput_rps']:>8.0f} req/s {total / hz * 1e6 / n:6.1f} us/req  ({per})")
 PY
-    kill -TERM "$pid"
-    wait "$pid" || true
-    rm -rf "$data" "$report"
+    unserve
+    rm -f "$report"
 }
 for _ in $(seq "$rounds"); do
     for kind in book health; do

@@ -17,29 +17,19 @@ old=$2
 rate="${3:-8000}"
 rounds="${4:-5}"
 load_bin="${LOAD_BIN:-target/release/innkeep-load}"
-port="${BENCH_PORT:-18182}"
-secret=bench-secret-0123456789
+# shellcheck source=bench-lib.sh
+source scripts/bench-lib.sh
 out=$(mktemp -d)
-pid=
-trap 'kill -TERM $pid 2>/dev/null || true; rm -rf "$out"' EXIT
+trap 'kill -TERM $server_pid 2>/dev/null || true; rm -rf "$out"' EXIT
 one() {
-    local name=$1 bin=$2 data
-    data=$(mktemp -d)
-    INNKEEP_DATA_DIR=$data INNKEEP_LISTEN=127.0.0.1:$port INNKEEP_PAYMENT_SECRET=$secret \
-        INNKEEP_LOG=error "$bin" serve &
-    pid=$!
-    for _ in $(seq 100); do
-        curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
+    local name=$1 bin=$2
+    serve "$bin"
     "$load_bin" --target "http://127.0.0.1:$port" --payment-secret $secret --connections 64 \
         --duration 10s --quiet --json --setup --hotel-prefix U --rooms 1000 --room-types 4 \
         --horizon-days 700 --stay-nights 1-3 --mix book=100 --mode open --rate "$rate" \
         >"$out/$name.json"
     curl -s "http://127.0.0.1:$port/metrics" >"$out/$name.metrics"
-    kill -TERM "$pid"
-    wait "$pid" || true
-    rm -rf "$data"
+    unserve
     python3 - "$name" "$out/$name.json" "$out/$name.metrics" <<'PY'
 import json, re, sys
 name, report, metrics = sys.argv[1:]
