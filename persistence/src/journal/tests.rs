@@ -862,6 +862,12 @@ fn fsync_failure_poisons_the_journal() {
         Journal::start_with_storage(options(dir.path(), 1 << 20), 1, hook, Box::new(storage))
             .expect("start");
     assert_eq!(append_wait(&journal, ev(1)).expect("ack"), 1);
+    // Idle after it, the writer writes its first zeros ahead.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while plan.prefills() < 1 {
+        assert!(std::time::Instant::now() < deadline, "no prefill");
+        std::thread::yield_now();
+    }
     plan.fail_next_sync();
     assert!(matches!(
         append_wait(&journal, ev(2)),
@@ -889,6 +895,7 @@ fn fsync_failure_poisons_the_journal() {
         journal.append(ev(4)),
         Err(JournalError::Unavailable { .. })
     ));
+    assert_eq!(plan.prefills(), 1, "no zeros written once poisoned");
     // Restart + recovery decide what survived; the acked record certainly did.
     let (records, _) = recover_all(dir.path(), 0).expect("recover");
     assert_eq!(records.first(), Some(&(1, ev(1))));

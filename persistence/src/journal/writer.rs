@@ -817,8 +817,9 @@ impl<E: Serialize> Writer<E> {
     /// batches are synced (without syncs there is no metadata commit to save). A failure
     /// (a full disk) stops it for this segment: its batches then extend the file, as
     /// they would without zeros ahead, and their own syncs tell whether they are durable.
+    /// A poisoned journal writes nothing more, zeros included.
     fn prefill_ahead(&mut self) {
-        if self.sync != SyncMode::Fdatasync {
+        if self.sync != SyncMode::Fdatasync || self.shared.poison.get().is_some() {
             return;
         }
         let active = &mut self.active;
