@@ -19,27 +19,17 @@ out="${1:-/tmp/innkeep-bench}"
 target="${2:-target}"
 bin="$target/release/innkeep"
 load_bin="${LOAD_BIN:-$target/release/innkeep-load}"
-port="${BENCH_PORT:-18181}"
-secret=bench-secret-0123456789
 duration="${BENCH_DURATION:-10s}"
 mkdir -p "$out"
-pid=
-start() {
-    data=$(mktemp -d)
-    INNKEEP_DATA_DIR=$data INNKEEP_LISTEN=127.0.0.1:$port INNKEEP_PAYMENT_SECRET=$secret \
-        INNKEEP_LOG=warn "$bin" serve "$@" &
-    pid=$!
-    for _ in $(seq 100); do
-        curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "server did not become ready" >&2
-    exit 1
-}
+# The server logs its warnings here, so a run that goes wrong says why.
+BENCH_PORT="${BENCH_PORT:-18181}" BENCH_SERVER_LOG=warn
+# shellcheck source=bench-lib.sh
+source scripts/bench-lib.sh
+start() { serve "$bin" "$@" || exit 1; }
 # CPU seconds the server has used so far.
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$pid/stat"; }
-stop() { kill -TERM "$pid"; wait "$pid" || true; rm -rf "$data"; }
-trap 'kill -TERM $pid 2>/dev/null || true' EXIT
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$server_pid/stat"; }
+stop() { unserve; }
+trap 'kill -TERM $server_pid 2>/dev/null || true' EXIT
 run() {
     local name=$1
     shift

@@ -1,10 +1,10 @@
-# Sourced by the A/B benchmark scripts (bench-cpu-ab.sh, bench-open-ab.sh): one release
-# server on loopback with a fresh data dir at a time.
+# Sourced by bench-http.sh, bench-cpu-ab.sh and bench-open-ab.sh: one release server on
+# loopback with a fresh data dir at a time.
 #
 #   serve BINARY [SERVE_ARGS...]   # start it, wait for /readyz; sets server_pid, server_data
 #   unserve                        # SIGTERM, wait, delete its data dir
 #
-# BENCH_PORT overrides the port (18182).
+# BENCH_PORT overrides the port (18182), BENCH_SERVER_LOG the server's log level (error).
 port="${BENCH_PORT:-18182}"
 secret=bench-secret-0123456789
 server_pid=
@@ -14,7 +14,7 @@ serve() {
     shift
     server_data=$(mktemp -d)
     INNKEEP_DATA_DIR=$server_data INNKEEP_LISTEN=127.0.0.1:$port INNKEEP_PAYMENT_SECRET=$secret \
-        INNKEEP_LOG=error "$bin" serve "$@" &
+        INNKEEP_LOG="${BENCH_SERVER_LOG:-error}" "$bin" serve "$@" &
     server_pid=$!
     for _ in $(seq 100); do
         curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
