@@ -162,6 +162,20 @@ fn flip_byte(path: &Path, offset: u64) {
     fs::write(path, bytes).expect("write");
 }
 
+/// Waits (up to 10 s, then fails) until the writer has made `n` prefills: with nothing
+/// else sent, it makes one in each idle moment while zeros are due.
+fn wait_for_prefills(plan: &crate::storage::FaultPlan, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while plan.prefills() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} prefills",
+            plan.prefills()
+        );
+        std::thread::yield_now();
+    }
+}
+
 fn file_len(path: &Path) -> u64 {
     fs::metadata(path).expect("metadata").len()
 }
@@ -863,11 +877,7 @@ fn fsync_failure_poisons_the_journal() {
             .expect("start");
     assert_eq!(append_wait(&journal, ev(1)).expect("ack"), 1);
     // Idle after it, the writer writes its first zeros ahead.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while plan.prefills() < 1 {
-        assert!(std::time::Instant::now() < deadline, "no prefill");
-        std::thread::yield_now();
-    }
+    wait_for_prefills(&plan, 1);
     plan.fail_next_sync();
     assert!(matches!(
         append_wait(&journal, ev(2)),
@@ -1903,14 +1913,7 @@ fn zeros_ahead_are_topped_up_a_whole_chunk_at_a_time() {
     for id in 1..=ahead / chunk {
         assert_eq!(append_wait(&journal, ev(id)).expect("ack"), id);
         // Nothing else is sent, so the writer is idle once it has answered.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while plan.prefills() < id {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no prefill after {id}"
-            );
-            std::thread::yield_now();
-        }
+        wait_for_prefills(&plan, id);
     }
     journal.shutdown();
     let path = segment_files(dir.path())[0].1.clone();
