@@ -60,8 +60,8 @@ pub trait SegmentFile: Send + fmt::Debug {
     /// Write zeros over `from_bytes..to_bytes` without moving the write position, and make
     /// them durable (`fdatasync`). Batches later written over such zeros change neither
     /// the file's size nor its allocation, so their own `fdatasync` has no metadata to
-    /// commit: measured on this project's disk (ext4), 75 against 110 µs at the median
-    /// and a tenth of the outliers (BENCHMARKS.md, eighteenth session).
+    /// commit: measured on this project's disk (ext4), 75–80 against 97–113 µs at the
+    /// median, and at most 0.7 against up to 8.4 ms (BENCHMARKS.md, eighteenth session).
     fn prefill(&mut self, from_bytes: u64, to_bytes: u64) -> io::Result<()>;
 }
 
