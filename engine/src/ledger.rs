@@ -726,11 +726,17 @@ impl Growth {
 
 impl Ledger {
     fn position(&self, id: &ReservationId) -> Result<usize, usize> {
-        // A new id is usually the largest (UUIDv7): one comparison instead of a search
-        // that misses the cache at every step.
-        match self.kept.last() {
-            Some(last) if last.id < *id => Err(self.kept.len()),
-            _ => self.kept.binary_search_by(|k| k.id.cmp(id)),
+        // A new id is usually the largest (UUIDv7), and the reservation a room asks about
+        // right after booking it is its last: one comparison instead of a search that
+        // misses the cache at every step (measured: the booking's own check after the
+        // journal's ack was 3 % of a shard's time in-process when it searched).
+        let Some(last) = self.kept.last() else {
+            return Err(0);
+        };
+        match last.id.cmp(id) {
+            std::cmp::Ordering::Less => Err(self.kept.len()),
+            std::cmp::Ordering::Equal => Ok(self.kept.len() - 1),
+            std::cmp::Ordering::Greater => self.kept.binary_search_by(|k| k.id.cmp(id)),
         }
     }
 
@@ -1249,6 +1255,29 @@ mod tests {
         assert_eq!(served.spans, recovered.spans);
         let ids: Vec<u128> = served.kept.iter().map(|k| k.id.0.as_u128()).collect();
         assert_eq!(ids, (1..=29).collect::<Vec<_>>());
+    }
+
+    /// `get` and `contains` find every kept id (the last one too, which the fast path
+    /// answers) and none that is not kept, before, between or after them.
+    #[test]
+    fn lookups_find_exactly_the_kept_ids() {
+        let (_, room_type) = room();
+        let mut ledger = Ledger::default();
+        let id = |n: u128| ReservationId(uuid::Uuid::from_u128(n));
+        assert!(!ledger.contains(&id(1)));
+        for n in [2u128, 4, 6] {
+            let r = reservation(n, n as i8, 1);
+            let kept = Kept::new(&r, &room_type);
+            ledger.keep(kept, r.stay.arrival(), r.stay.departure(), Growth::Quarter);
+        }
+        for n in [2u128, 4, 6] {
+            assert!(ledger.contains(&id(n)), "{n} is kept");
+            assert_eq!(ledger.get(&id(n)).map(|k| k.id), Some(id(n)));
+        }
+        for n in [1u128, 3, 5, 7] {
+            assert!(!ledger.contains(&id(n)), "{n} is not kept");
+            assert!(ledger.get(&id(n)).is_none());
+        }
     }
 
     fn room() -> (RoomKey, RoomTypeCode) {
