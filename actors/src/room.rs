@@ -3,9 +3,9 @@
 //! journals its own events, so the journal order is the room's decision order. Also the
 //! registry of rooms (`Rooms`): which actor and shard each room is.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use innkeep_engine::ids::IdMap;
+use innkeep_engine::ids::{CodeMap, IdMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
@@ -108,8 +108,9 @@ impl Hosted {
 /// created (setup, start-up); read by every booking.
 #[derive(Debug, Default)]
 pub(crate) struct Rooms {
-    /// The rooms by key.
-    rooms: RwLock<HashMap<RoomKey, Hosted>>,
+    /// The rooms by key, with the codes' cheap hasher (administrators choose room codes):
+    /// every booking looks its candidates up here.
+    rooms: RwLock<CodeMap<RoomKey, Hosted>>,
     /// Per shard, where a parked room's actor is started again and what it is given; set
     /// once, when the actors start.
     hosts: OnceLock<Vec<(ArbiterHandle, Arc<RoomPeers>)>>,
@@ -123,7 +124,7 @@ pub const METRIC_ROOMS_AWAKE: &str = "innkeep_rooms_awake";
 impl Rooms {
     /// The registry, read-locked (a booking sends from under it rather than clone an
     /// `Addr`, which is two contended atomic operations per room).
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, HashMap<RoomKey, Hosted>> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, CodeMap<RoomKey, Hosted>> {
         read(&self.rooms)
     }
 

@@ -254,7 +254,7 @@ impl AvailabilityIndex {
         }
         let taken = t.taken(stay.arrival(), stay.departure());
         let start = start % n;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(limit.min(n));
         for slot in t.order[start..].iter().chain(&t.order[..start]) {
             if out.len() == limit {
                 break;
