@@ -827,9 +827,12 @@ impl Engine {
         work: impl std::future::Future<Output = Result<T, EngineError>> + Send + 'static,
     ) -> Result<T, EngineError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = async move {
+        // Boxed here, so the spawn moves a pointer: unboxed, the work's whole state (a
+        // booking's is large) was copied four more times on its way into the task, and its
+        // cell came from an aligned allocation (measured: 2 % of a shard's time).
+        let task = Box::pin(async move {
             let _ = tx.send(work.await);
-        };
+        });
         let spawned = match shards::current() {
             Some(_) => {
                 drop(tokio::spawn(task));
