@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -406,8 +406,10 @@ pub(super) fn decode_record<E: Record>(
     })
 }
 
-/// A `Write` into the batch buffer that refuses to grow one record past
+/// bincode's writer into the batch buffer that refuses to grow one record past
 /// [`MAX_RECORD_BYTES`], so an oversized event fails fast instead of being encoded whole.
+/// bincode's own `Writer`, not `io::Write`: each field is one call, not a call through
+/// `write_all`'s loop.
 struct CappedWriter<'a> {
     /// The batch buffer.
     buf: &'a mut Vec<u8>,
@@ -417,18 +419,16 @@ struct CappedWriter<'a> {
     overflowed: bool,
 }
 
-impl Write for CappedWriter<'_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+impl bincode::enc::write::Writer for CappedWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> Result<(), bincode::error::EncodeError> {
         if data.len() as u64 > self.remaining_bytes {
             self.overflowed = true;
-            return Err(io::Error::other("record exceeds MAX_RECORD_BYTES"));
+            return Err(bincode::error::EncodeError::Other(
+                "record exceeds MAX_RECORD_BYTES",
+            ));
         }
         self.buf.extend_from_slice(data);
         self.remaining_bytes -= data.len() as u64;
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
@@ -446,7 +446,7 @@ pub(super) fn encode_record<E: Serialize>(
         remaining_bytes: MAX_RECORD_BYTES,
         overflowed: false,
     };
-    let result = bincode::serde::encode_into_std_write(event, &mut writer, bincode_config());
+    let result = bincode::serde::encode_into_writer(event, &mut writer, bincode_config());
     let overflowed = writer.overflowed;
     if let Err(e) = result {
         buf.truncate(start);
