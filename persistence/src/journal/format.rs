@@ -420,6 +420,8 @@ struct CappedWriter<'a> {
 }
 
 impl bincode::enc::write::Writer for CappedWriter<'_> {
+    // Called once per field (a reservation has about a hundred), mostly with a few bytes.
+    #[inline]
     fn write(&mut self, data: &[u8]) -> Result<(), bincode::error::EncodeError> {
         if data.len() as u64 > self.remaining_bytes {
             self.overflowed = true;
