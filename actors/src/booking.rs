@@ -102,7 +102,10 @@ pub(crate) async fn run(
         now,
     );
     match admitted {
-        Admitted::Replay(existing) => return replay(&directory, &rooms, existing).await,
+        // Boxed, as the rearrangement below: both are rare, and their states inlined
+        // made every booking's future, which is allocated whole when it is spawned, 456
+        // of its 1 656 bytes (measured with `size_of` on a test build).
+        Admitted::Replay(existing) => return Box::pin(replay(&directory, &rooms, existing)).await,
         Admitted::Refused(e) => return Err(e),
         Admitted::Wait(rx) => return rx.await.unwrap_or(Err(EngineError::ShuttingDown)),
         Admitted::Go => {}
@@ -142,13 +145,14 @@ pub(crate) async fn run(
                 if req.room.is_some() {
                     return Err(DomainError::SoldOut.into());
                 }
-                return crate::rearranging::book(
+                // Boxed: see the replay above.
+                return Box::pin(crate::rearranging::book(
                     &directory,
                     &rooms,
                     &journal,
                     &draft,
                     idempotency.clone(),
-                )
+                ))
                 .await;
             }
             for number in round {
