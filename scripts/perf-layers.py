@@ -15,6 +15,7 @@ an old table.
 """
 import collections
 import re
+import signal
 import sys
 
 # (layer, pattern of a frame that puts a sample in it), first match wins: the booking's own
@@ -76,6 +77,8 @@ def layer_of(stack):
 
 
 def main():
+    # Piped into `head`: stop quietly when it has read enough.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     all_samples = samples(sys.argv[1])
