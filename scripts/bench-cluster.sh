@@ -16,6 +16,9 @@
 # data dir and NATS store; everything shares the machine and talks over loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# For wait_http; the ports below are this script's own.
+# shellcheck source=bench-lib.sh
+source scripts/bench-lib.sh
 out="${1:-/tmp/innkeep-cluster}"
 target="${2:-target}"
 bin="$target/release/innkeep"
@@ -51,14 +54,6 @@ standbys = ["c"]
 hotels = ["U-0"]
 TOML
 
-wait_http() {
-    for _ in $(seq 100); do
-        curl -fs "$1" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "$1 did not answer" >&2
-    exit 1
-}
 start_nats() {
     rm -rf "$work/nats"
     nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$work/nats" >/dev/null 2>&1 &
@@ -83,7 +78,7 @@ start() {
         INNKEEP_LOG=warn ${cluster[@]+"${cluster[@]}"} "$bin" serve &
     pid=$!
     pids+=("$pid")
-    wait_http "http://127.0.0.1:$port/readyz"
+    wait_http "http://127.0.0.1:$port/readyz" || exit 1
 }
 stop() {
     kill -TERM "$pid"
@@ -114,7 +109,7 @@ start sync
 haproxy -db -f "$work/haproxy.cfg" >/dev/null 2>&1 &
 pids+=("$!")
 # Through the proxy once its checks found the standby (not started yet) down.
-wait_http "http://127.0.0.1:$proxy_port/readyz"
+wait_http "http://127.0.0.1:$proxy_port/readyz" || exit 1
 sleep 2
 run haproxy "http://127.0.0.1:$proxy_port"
 
@@ -125,7 +120,7 @@ env INNKEEP_DATA_DIR="$standby_data" INNKEEP_LISTEN=127.0.0.1:$standby_port \
     INNKEEP_CLUSTER_FILE="$work/cluster.toml" INNKEEP_CLUSTER_NATS_URL="nats://127.0.0.1:$nats_port" \
     "$bin" serve &
 pids+=("$!")
-wait_http "http://127.0.0.1:$standby_port/healthz"
+wait_http "http://127.0.0.1:$standby_port/healthz" || exit 1
 sleep 5
 kill -KILL "$pid"
 died=$(date +%s.%N)
