@@ -7,6 +7,8 @@
 #   cargo build --release -p innkeep-benches --bins
 #   scripts/bench-http.sh [OUT_DIR] [TARGET_DIR]     # defaults: /tmp/innkeep-bench, target
 #
+# wrk (Debian's package) is installed with apt-get when missing: (a) is measured with it too.
+#
 # Every run is 10 s on a fresh server and data dir, closed loop with 64 connections unless
 # said otherwise; the server and the generator share the machine. Traffic goes only to
 # 127.0.0.1. LOAD_BIN overrides the generator (to drive an older server with this one).
@@ -21,6 +23,13 @@ bin="$target/release/innkeep"
 load_bin="${LOAD_BIN:-$target/release/innkeep-load}"
 duration="${BENCH_DURATION:-10s}"
 mkdir -p "$out"
+# wrk (for (a) as issue #13 measured it): Debian's package, installed when missing.
+if ! command -v wrk >/dev/null 2>&1; then
+    as_root=()
+    [[ "$(id -u)" -eq 0 ]] || as_root=(sudo)
+    ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends wrk
+fi
 # The server logs its warnings here, so a run that goes wrong says why.
 BENCH_PORT="${BENCH_PORT:-18181}" BENCH_SERVER_LOG=warn
 # shellcheck source=bench-lib.sh
@@ -80,6 +89,27 @@ connections=2000 fresh c2000raw "" --hotel-prefix U --rooms 1000 "${book[@]}"
 cpu_run cpubook --hotel-prefix U --rooms 1000 --room-types 4 --horizon-days 700 \
     --stay-nights 1-3 --mix book=100
 cpu_run cpuhealth --hotel-prefix HEALTH --rooms 10 --mix health=100
+# (a) and the CPU per request again as issue #13 first measured them: wrk (2 threads, 64
+# connections) instead of innkeep-load. wrk spends a fraction of innkeep-load's CPU per
+# request (it parses no answer and keeps no books), so on a shared machine the ratio is
+# nearer the server's own. The setup and a warm-up go through innkeep-load first.
+wrk_run() {
+    local name=$1 warmup=$2
+    shift 2
+    start
+    # shellcheck disable=SC2086
+    "$load_bin" --target "http://127.0.0.1:$port" --payment-secret $secret --connections 64 \
+        --duration 2s --quiet --setup --no-check $warmup >/dev/null
+    local before
+    before=$(cpu)
+    wrk -t2 -c64 -d"$duration" "$@" >"$out/$name.wrk"
+    echo "$before $(cpu)" >"$out/$name.cpu"
+    stop
+}
+wrk_run wrkhealth "--hotel-prefix HEALTH --rooms 10 --mix health=100" \
+    "http://127.0.0.1:$port/healthz"
+wrk_run wrkbook "--hotel-prefix U --rooms 1000 --room-types 4 --horizon-days 700 \
+    --stay-nights 1-3 --mix book=100" -s scripts/wrk-book.lua "http://127.0.0.1:$port"
 
 python3 - "$out" <<'EOF'
 import json, sys, pathlib
@@ -121,4 +151,22 @@ for name in ["cpubook", "cpuhealth"]:
     cpu[name] = (after - before) * 1e6 / max(r["requests"], 1)
 print(f"server CPU per request: durable booking {cpu['cpubook']:.1f} µs, "
       f"/healthz {cpu['cpuhealth']:.1f} µs")
+def own(name):
+    us = json.loads((out / f"{name}.json").read_text()).get("own_cpu_us_per_request")
+    return "?" if us is None else f"{us:.1f} µs"
+print(f"innkeep-load's own CPU per request: booking {own('cpubook')}, /healthz "
+      f"{own('cpuhealth')}, booking at 2 000 connections {own('c2000')}")
+import re
+wrk = {}
+for name in ["wrkbook", "wrkhealth"]:
+    text = (out / f"{name}.wrk").read_text()
+    rps = float(re.search(r"Requests/sec:\s*([0-9.]+)", text).group(1))
+    total = int(re.search(r"(\d+) requests in", text).group(1))
+    failed = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    failed = int(failed.group(1)) if failed else 0
+    before, after = map(float, (out / f"{name}.cpu").read_text().split())
+    wrk[name] = rps
+    print(f"wrk {name}: {rps:.0f} req/s, {total} requests, {failed} not 2xx, "
+          f"server CPU {(after - before) * 1e6 / max(total, 1):.1f} µs per request")
+print(f"(a) with wrk: uniform/health {wrk['wrkbook'] / wrk['wrkhealth']:.2f}")
 EOF

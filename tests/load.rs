@@ -72,6 +72,14 @@ async fn closed_and_open_loop_runs_keep_the_invariants() {
     assert_clean(&closed);
     assert_eq!(closed.requests, 2_000);
     assert_eq!(closed.mode, "closed");
+    // The generator's own CPU over the run (this test process's, here) is in the report:
+    // 2 000 requests take more than /proc's 10 ms tick.
+    assert!(
+        closed.own_cpu_us_per_request.is_some_and(|us| us > 0.0),
+        "{}",
+        closed.render_text()
+    );
+    assert!(closed.render_text().contains("own CPU"));
     assert!(closed.open_loop.is_none());
     for op in ["availability", "book", "pay", "cancel"] {
         assert!(

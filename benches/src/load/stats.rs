@@ -503,6 +503,10 @@ pub struct LoadReport {
     pub throttled: u64,
     /// Booking, payment and cancellation counts.
     pub bookings: BookingCounts,
+    /// This generator's own CPU (user + system, all its threads) per finished request
+    /// over the load phase, in µs; absent where `/proc/self/stat` cannot be read. On a
+    /// machine the server shares, it is CPU the server did not get.
+    pub own_cpu_us_per_request: Option<f64>,
     /// Pacing of an open-loop run; absent in closed loop.
     pub open_loop: Option<OpenLoopReport>,
     /// The invariant check; absent with `--no-check`.
@@ -541,6 +545,9 @@ impl LoadReport {
             self.goodput,
             self.goodput_rps
         );
+        if let Some(us) = self.own_cpu_us_per_request {
+            let _ = writeln!(s, "this generator's own CPU: {us:.1} µs per request");
+        }
         let _ = writeln!(
             s,
             "\n{:<13}{:>9}{:>10}{:>9}{:>9}{:>9}{:>10}{:>9}",
