@@ -269,6 +269,65 @@ async fn a_failed_booking_whose_callers_runtime_died_gives_its_slot_and_key_back
     retry_gets_the_one_reservation(e, &h, 4, "k3", key).await;
 }
 
+/// The same for a caller on a shard, as the server's requests are (`Engine::on_a_shard`):
+/// one that gives up right after asking (a dropped HTTP request) stops nothing either. A
+/// retry with the same key is answered with the one reservation made under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_on_a_shard_whose_caller_gave_up_finishes_and_its_retry_gets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Stopper(Engine::start(config(dir.path())).unwrap());
+    let e = &engine.0;
+    let h = setup(e, 20).await;
+    let key = IdempotencyKey::parse("gave-up-on-shard-1").unwrap();
+    give_up_on_a_shard(e, input(e, &h, 5, Some("k4")), key.clone()).await;
+    retry_gets_the_one_reservation(e, &h, 5, "k4", key).await;
+}
+
+/// The same on the failure path: the journal write is held while the caller on the shard
+/// gives up, then fails. The booking, still running on the shard, gives the creator's slot
+/// back and clears the key, so a retry with that key books afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_booking_on_a_shard_whose_caller_gave_up_gives_its_slot_and_key_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, plan) = innkeep_persistence::FaultyStorage::over_fs();
+    let engine =
+        Stopper(Engine::start_with_storage(config(dir.path()), Box::new(storage)).unwrap());
+    let e = &engine.0;
+    let h = setup(e, 20).await;
+    let key = IdempotencyKey::parse("gave-up-on-shard-2").unwrap();
+    plan.fail_next_write();
+    plan.hold_writes();
+    // Released however the test ends (see the test above).
+    let _release = ReleaseWrites(plan.clone());
+    let writes_before = plan.writes();
+    give_up_on_a_shard(e, input(e, &h, 6, Some("k5")), key.clone()).await;
+    // The booking goes on without its caller: it takes the slot, then waits in the write.
+    wait_holds(e, "k5", 1).await;
+    plan.release_writes();
+    wait_holds(e, "k5", 0).await;
+    assert!(plan.writes() > writes_before, "the held write went through");
+    retry_gets_the_one_reservation(e, &h, 6, "k5", key).await;
+}
+
+/// Starts a booking from a task on shard 0, polls it once (it starts and waits for its
+/// answer), then drops it, as hyper drops a request whose client went away.
+async fn give_up_on_a_shard(e: &Engine, input: BookInput, key: IdempotencyKey) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let caller = e.clone();
+    assert!(e.shards().clone().spawn(0, async move {
+        use std::future::Future;
+        let first = caller.book(input, Some(key));
+        let mut first = std::pin::pin!(first);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let pending = first.as_mut().poll(&mut cx).is_pending();
+        let _ = tx.send(pending);
+    }));
+    assert!(
+        rx.await.unwrap(),
+        "the booking was still waiting when its caller left"
+    );
+}
+
 /// Lets held journal writes go when dropped.
 struct ReleaseWrites(std::sync::Arc<innkeep_persistence::FaultPlan>);
 
