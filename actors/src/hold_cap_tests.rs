@@ -230,13 +230,7 @@ async fn a_booking_whose_caller_gave_up_finishes_and_its_retry_gets_it() {
 /// would die with it and leave its key in flight: this test times out then.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_booking_whose_callers_runtime_died_still_finishes() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Stopper(Engine::start(config(dir.path())).unwrap());
-    let e = &engine.0;
-    let h = setup(e, 20).await;
-    let key = IdempotencyKey::parse("runtime-died-1").unwrap();
-    book_on_a_runtime_that_dies(e, input(e, &h, 3, Some("k2")), key.clone()).await;
-    retry_gets_the_one_reservation(e, &h, 3, "k2", key).await;
+    a_left_booking_finishes(Leaving::RuntimeDies, 3, "runtime-died-1").await;
 }
 
 /// The same, on the failure path and deterministically: the journal write is held, the
@@ -245,68 +239,79 @@ async fn a_booking_whose_callers_runtime_died_still_finishes() {
 /// so a retry with that key books afresh instead of waiting forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_booking_whose_callers_runtime_died_gives_its_slot_and_key_back() {
+    a_left_failed_booking_gives_back(Leaving::RuntimeDies, 4, "runtime-died-2").await;
+}
+
+/// The same for a caller on a shard, as the server's requests are (`Engine::on_a_shard`):
+/// one that gives up right after asking (a dropped HTTP request) stops nothing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_on_a_shard_whose_caller_gave_up_finishes_and_its_retry_gets_it() {
+    a_left_booking_finishes(Leaving::GivesUpOnAShard, 5, "gave-up-on-shard-1").await;
+}
+
+/// And on the failure path: the caller on the shard gives up while the write is held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_booking_on_a_shard_whose_caller_gave_up_gives_its_slot_and_key_back() {
+    a_left_failed_booking_gives_back(Leaving::GivesUpOnAShard, 6, "gave-up-on-shard-2").await;
+}
+
+/// How a caller leaves its booking half-way.
+#[derive(Debug, Clone, Copy)]
+enum Leaving {
+    /// Its runtime dies ([`book_on_a_runtime_that_dies`]).
+    RuntimeDies,
+    /// It is a task on a shard and drops the booking ([`give_up_on_a_shard`]).
+    GivesUpOnAShard,
+}
+
+/// Books `offset_days` ahead under the key `tag` (by creator `tag`), leaving as `how` says.
+async fn leave(e: &Engine, h: &HotelId, how: Leaving, offset_days: i64, tag: &str) {
+    let (input, key) = (
+        input(e, h, offset_days, Some(tag)),
+        IdempotencyKey::parse(tag).unwrap(),
+    );
+    match how {
+        Leaving::RuntimeDies => book_on_a_runtime_that_dies(e, input, key).await,
+        Leaving::GivesUpOnAShard => give_up_on_a_shard(e, input, key).await,
+    }
+}
+
+/// A booking whose caller left as `how` says finishes: a retry with its key gets the one
+/// reservation.
+async fn a_left_booking_finishes(how: Leaving, offset_days: i64, tag: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Stopper(Engine::start(config(dir.path())).unwrap());
+    let e = &engine.0;
+    let h = setup(e, 20).await;
+    leave(e, &h, how, offset_days, tag).await;
+    retry_gets_the_one_reservation(e, &h, offset_days, tag, IdempotencyKey::parse(tag).unwrap())
+        .await;
+}
+
+/// A booking whose caller left as `how` says while its journal write was held, and whose
+/// write then failed, gives its creator's slot back and clears its key.
+async fn a_left_failed_booking_gives_back(how: Leaving, offset_days: i64, tag: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (storage, plan) = innkeep_persistence::FaultyStorage::over_fs();
     let engine =
         Stopper(Engine::start_with_storage(config(dir.path()), Box::new(storage)).unwrap());
     let e = &engine.0;
     let h = setup(e, 20).await;
-    let key = IdempotencyKey::parse("runtime-died-2").unwrap();
     plan.fail_next_write();
     plan.hold_writes();
     // Released however the test ends: a held write would keep the engine's shutdown
     // (the journal's drain) waiting forever.
     let _release = ReleaseWrites(plan.clone());
     let writes_before = plan.writes();
-    book_on_a_runtime_that_dies(e, input(e, &h, 4, Some("k3")), key.clone()).await;
-    // The booking took its creator's slot and is stuck in the held write.
-    // The booking runs on a shard, not on the runtime that died: it takes its creator's
+    leave(e, &h, how, offset_days, tag).await;
+    // The booking runs on a shard, not in the caller that left: it takes its creator's
     // slot there, then waits in the held write.
-    wait_holds(e, "k3", 1).await;
+    wait_holds(e, tag, 1).await;
     plan.release_writes();
-    wait_holds(e, "k3", 0).await;
+    wait_holds(e, tag, 0).await;
     assert!(plan.writes() > writes_before, "the held write went through");
-    retry_gets_the_one_reservation(e, &h, 4, "k3", key).await;
-}
-
-/// The same for a caller on a shard, as the server's requests are (`Engine::on_a_shard`):
-/// one that gives up right after asking (a dropped HTTP request) stops nothing either. A
-/// retry with the same key is answered with the one reservation made under it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_booking_on_a_shard_whose_caller_gave_up_finishes_and_its_retry_gets_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Stopper(Engine::start(config(dir.path())).unwrap());
-    let e = &engine.0;
-    let h = setup(e, 20).await;
-    let key = IdempotencyKey::parse("gave-up-on-shard-1").unwrap();
-    give_up_on_a_shard(e, input(e, &h, 5, Some("k4")), key.clone()).await;
-    retry_gets_the_one_reservation(e, &h, 5, "k4", key).await;
-}
-
-/// The same on the failure path: the journal write is held while the caller on the shard
-/// gives up, then fails. The booking, still running on the shard, gives the creator's slot
-/// back and clears the key, so a retry with that key books afresh.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_booking_on_a_shard_whose_caller_gave_up_gives_its_slot_and_key_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let (storage, plan) = innkeep_persistence::FaultyStorage::over_fs();
-    let engine =
-        Stopper(Engine::start_with_storage(config(dir.path()), Box::new(storage)).unwrap());
-    let e = &engine.0;
-    let h = setup(e, 20).await;
-    let key = IdempotencyKey::parse("gave-up-on-shard-2").unwrap();
-    plan.fail_next_write();
-    plan.hold_writes();
-    // Released however the test ends (see the test above).
-    let _release = ReleaseWrites(plan.clone());
-    let writes_before = plan.writes();
-    give_up_on_a_shard(e, input(e, &h, 6, Some("k5")), key.clone()).await;
-    // The booking goes on without its caller: it takes the slot, then waits in the write.
-    wait_holds(e, "k5", 1).await;
-    plan.release_writes();
-    wait_holds(e, "k5", 0).await;
-    assert!(plan.writes() > writes_before, "the held write went through");
-    retry_gets_the_one_reservation(e, &h, 6, "k5", key).await;
+    retry_gets_the_one_reservation(e, &h, offset_days, tag, IdempotencyKey::parse(tag).unwrap())
+        .await;
 }
 
 /// Starts a booking from a task on shard 0, polls it once (it starts and waits for its
