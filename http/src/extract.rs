@@ -358,6 +358,22 @@ mod tests {
         assert_eq!(parsed, 8);
     }
 
+    /// Which content types take serde_json's quick read (the others take axum's): exactly
+    /// `application/json`, alone or with `; charset=utf-8`, in any ASCII case.
+    #[test]
+    fn plain_json_content_types() {
+        let plain = |v: &'static str| plainly_json(Some(&HeaderValue::from_static(v)));
+        assert!(plain("application/json"));
+        assert!(plain("APPLICATION/Json"));
+        assert!(plain("application/json; charset=utf-8"));
+        assert!(plain("application/json; charset=UTF-8"));
+        assert!(!plain("application/json;charset=utf-8"));
+        assert!(!plain("application/problem+json"));
+        assert!(!plain("application/json; charset=latin1"));
+        assert!(!plain("text/plain"));
+        assert!(!plainly_json(None));
+    }
+
     #[test]
     fn idempotency_key_rules() {
         let mut h = HeaderMap::new();
