@@ -32,7 +32,7 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         // The usual request says plainly that it is JSON and parses: read it with
         // serde_json alone. axum's own path tracks every field's path as it parses (a
-        // String per field and level), which was about half of a booking's request parsing
+        // String per field and level): a third of a booking's request parsing in a profile
         // (BENCHMARKS.md, twentieth session). Anything else, and a body that does not
         // parse, takes axum's path, so every rejection is the one axum gives.
         if plainly_json(req.headers().get(CONTENT_TYPE)) {
