@@ -14,30 +14,21 @@ use std::time::Instant;
 
 use innkeep_actors::SyncMode;
 use innkeep_benches::inprocess::Fixture;
+use innkeep_benches::proc_stat;
 
 /// Bookings in flight when calling `Engine::book` one at a time.
 const IN_FLIGHT: usize = 256;
 
 /// CPU seconds (user + system) of each thread of this process, summed by thread name.
 fn cpu_by_thread() -> BTreeMap<String, f64> {
-    // USER_HZ is 100 on Linux.
-    const TICKS_PER_SEC: f64 = 100.0;
     let mut out = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return out;
     };
     for task in tasks.flatten() {
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // "pid (comm) state ...": the name may hold spaces, so split after its ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close].to_string();
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-        // utime and stime are fields 14 and 15 of stat, 11 and 12 after the name.
-        if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {
-            *out.entry(name).or_insert(0.0) += (user + system) / TICKS_PER_SEC;
+        if let Some((name, secs)) = proc_stat::name_and_cpu_secs(&stat) {
+            *out.entry(name.to_owned()).or_insert(0.0) += secs;
         }
     }
     out

@@ -3,3 +3,4 @@
 
 pub mod inprocess;
 pub mod load;
+pub mod proc_stat;

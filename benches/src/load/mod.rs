@@ -118,7 +118,7 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, LoadError> {
     // ran, the 64 workers' allocations delayed the first requests by ≈ 40 ms.
     let recorders: Vec<Recorder> = conns.iter().map(|_| Recorder::default()).collect();
 
-    let cpu_before = own_cpu_secs();
+    let cpu_before = crate::proc_stat::own_cpu_secs();
     let start = Instant::now();
     let (deadline, max_requests) = match opts.stop {
         StopAt::Duration(d) => (Some(start + d), None),
@@ -194,7 +194,7 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, LoadError> {
         }
     }
     let elapsed = start.elapsed();
-    let cpu_spent = own_cpu_secs()
+    let cpu_spent = crate::proc_stat::own_cpu_secs()
         .zip(cpu_before)
         .map(|(after, before)| after - before);
     if let Some(pacer) = pacer {
@@ -246,21 +246,4 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, LoadError> {
         open_loop,
         check,
     })
-}
-
-/// CPU seconds (user + system) this process has used so far, from `/proc/self/stat`;
-/// `None` where there is no such file. The generator shares the machine with the server in
-/// BENCHMARKS.md's runs, so its own cost per request is part of every figure there.
-fn own_cpu_secs() -> Option<f64> {
-    // USER_HZ, the unit of /proc's times, is 100 on Linux.
-    const TICKS_PER_SEC: f64 = 100.0;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // "pid (comm) state ...": the name may hold spaces, so split after its ')'.
-    let fields: Vec<&str> = stat
-        .get(stat.rfind(')')? + 2..)?
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15 of stat, 11 and 12 after the name.
-    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
-    Some((ticks(11)? + ticks(12)?) / TICKS_PER_SEC)
 }
