@@ -15,7 +15,8 @@
 //!    [`innkeep_engine::RoomState`] and journaling its own events (so the journal's order is
 //!    each room's decision order); `booking`, the booking saga, a task per booking on a
 //!    shard; `bookings`, multi-room bookings and their changes, decided by several rooms
-//!    together; `holds::HoldKeeper`, one per shard, its rooms' unpaid holds.
+//!    together; `open_holds`, per shard, its rooms' unpaid holds by expiry (the rooms
+//!    queue them), and `holds::HoldKeeper`, which expires the due ones.
 //! 4. The supervisors: [`supervisor::OrderSupervisor`] (setup, room moves, the night
 //!    audit) and [`payments::PaymentSupervisor`] (charges, refunds, reconciliation);
 //!    `snapshot`, snapshots collected from the rooms themselves (no second copy of the
@@ -40,6 +41,7 @@ pub mod shards;
 mod booking;
 mod bookings;
 pub mod holds;
+mod open_holds;
 mod rearranging;
 pub mod room;
 // Layer 4: the supervisors and snapshots.
@@ -62,10 +64,11 @@ pub use gateway::{
     ChargeIntent, GatewayError, GatewayFuture, GatewayStatus, PaymentGateway, RefundRequest,
     RetryPolicy,
 };
-pub use holds::{METRIC_HOLDS_EXPIRED, METRIC_HOLDS_OPEN};
+pub use holds::METRIC_HOLDS_EXPIRED;
 pub use innkeep_engine as engine;
 pub use innkeep_engine::BookInput;
 pub use innkeep_persistence::journal::{METRIC_BATCH_RECORDS, METRIC_FSYNC_SECONDS};
+pub use open_holds::METRIC_HOLDS_OPEN;
 pub use payments::METRIC_PAYMENT_ACTIONS;
 pub use protocol::{
     Availability, Booking, DayReservation, EngineError, FrontDeskDay, OutOfOrderView,

@@ -4,7 +4,8 @@
 //! shapes live in `innkeep-http`.
 //!
 //! Messages are grouped by who handles them: a room ([`crate::room::RoomActor`]), a
-//! shard's hold keeper (`crate::holds::HoldKeeper`), the order supervisor
+//! shard's hold keeper (`crate::holds::HoldKeeper`, told only of the holds adopted at
+//! start-up: the rooms queue their own), the order supervisor
 //! ([`crate::supervisor::OrderSupervisor`]) and the payment supervisor
 //! ([`crate::payments::PaymentSupervisor`]). A message whose caller gave up may still
 //! run; every handler is written so that running it then is harmless.
@@ -253,38 +254,6 @@ pub struct TapeReservation {
 }
 
 // ---- Room messages (handled by `crate::room::RoomActor`)
-
-/// Sent by a room to its shard's hold keeper when one of its reservations leaves
-/// `pending_payment` (paid, cancelled or expired), so the count of open holds per API key
-/// stays exact without the keeper having to watch every change.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct HoldEnded {
-    /// The reservation that no longer holds nights unpaid.
-    pub id: ReservationId,
-    /// When its hold would have lapsed (finds it in the keeper's queue).
-    pub expires_at: Timestamp,
-    /// Who created it: their hold slot is given back.
-    pub created_by: Option<String>,
-}
-
-/// Sent by a room to its shard's hold keeper when a new reservation (always an unpaid
-/// hold) is durable, before the room answers the booking: the keeper queues its expiry
-/// and has its charge created. Sent by the room, not the booking, so it reaches the keeper
-/// before any [`HoldEnded`] of the same reservation (one sender, one mailbox).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct HoldStarted {
-    /// The reservation.
-    pub id: ReservationId,
-    /// When its hold lapses.
-    pub expires_at: Timestamp,
-    /// The charge to create for it: its own, or a multi-room booking's for the booking's
-    /// first reservation; `None` for the booking's others (they share that charge).
-    pub(crate) charge: Option<Charge>,
-    /// When it was created.
-    pub created_at: Timestamp,
-}
 
 /// Take every night of `reservation.stay` in this room, durably. The answer goes to
 /// `reply`: the saga waits on it while it holds the booking's key and hold slot at the

@@ -22,13 +22,14 @@ use innkeep_persistence::{AckReceiver, AckSink, Journal, JournalError};
 use tokio::sync::oneshot;
 
 use crate::directory::{read, write, Directory};
+use crate::open_holds::OpenHolds;
 use crate::protocol::{
     ApplyPayment, BeginModify, BeginMove, BookResult, ChangeReservation, Charge, ClearOutOfOrder,
     Commit, DayReservation, Decided, EngineError, FinishMove, GetDay, GetHoldings, GetReservation,
-    GetTape, GetView, HoldEnded, HoldStarted, LockForRearrangement, Locked, ModifyIn, ModifyStep,
-    MoveIn, MoveOutcome, NightAudit, NoShowsDue, OutOfOrderView, PartAnswer, PartAsk, PaymentDue,
-    Prepare, RecordRefund, Reserve, Retype, RoomDay, RoomPart, RoomView, SetHousekeeping,
-    SetOutOfOrder, SnapshotRoom, TapeReservation, TapeRoom,
+    GetTape, GetView, LockForRearrangement, Locked, ModifyIn, ModifyStep, MoveIn, MoveOutcome,
+    NightAudit, NoShowsDue, OutOfOrderView, PartAnswer, PartAsk, PaymentDue, Prepare, RecordRefund,
+    Reserve, Retype, RoomDay, RoomPart, RoomView, SetHousekeeping, SetOutOfOrder, SnapshotRoom,
+    TapeReservation, TapeRoom,
 };
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
@@ -48,10 +49,9 @@ pub(crate) struct RoomPeers {
     /// The catalog the rooms read, the index rows and locator entries they keep current,
     /// and the idempotency keys their bookings record.
     pub directory: Arc<Directory>,
-    /// Its shard's hold keeper, told when a new hold is durable.
-    pub hold_started: Recipient<HoldStarted>,
-    /// The same keeper, told when a hold ends.
-    pub hold_ended: Recipient<HoldEnded>,
+    /// Its shard's unpaid holds by expiry: a room queues a hold when it is durable and
+    /// takes it out when it ends; the shard's hold keeper expires the due ones.
+    pub holds: Arc<OpenHolds>,
     /// The payment supervisor, told when a reservation newly owes a refund.
     pub payment_due: Recipient<PaymentDue>,
     /// Where the journal writer hands the acks of this shard's appends (one wake of the
@@ -733,18 +733,18 @@ impl Handler<Reserve> for RoomActor {
                         return answer(Err(DomainError::NotFound("reservation").into()));
                     }
                     let r = created;
-                    // Findable (by id and by its key) and known to its hold keeper before
+                    // Findable (by id and by its key) and its hold queued for expiry before
                     // anyone learns the id.
                     act.peers.directory.set_location(id, act.number);
-                    act.peers.hold_started.do_send(HoldStarted {
+                    act.peers.holds.started(
                         id,
-                        expires_at: r.hold_expires_at,
-                        charge: Some(Charge {
+                        r.hold_expires_at,
+                        Some(Charge {
                             out_trade_no: r.payment.out_trade_no,
                             amount: r.payment.amount,
                         }),
-                        created_at: r.created_at,
-                    });
+                        r.created_at,
+                    );
                     return answer(Ok(r));
                 }
                 Ok(Err(e)) => journal_error(e),
@@ -802,8 +802,8 @@ impl RoomActor {
         self.state.kept(id).is_ok_and(|r| r.refund_owed())
     }
 
-    /// After a change to reservation `id` is applied: tells its hold keeper when its
-    /// hold ended and the payment supervisor when it newly owes a refund, then answers the
+    /// After a change to reservation `id` is applied: takes its hold out of the shard's
+    /// open holds when it ended, tells the payment supervisor when it newly owes a refund, then answers the
     /// reservation.
     fn after_change(
         &mut self,
@@ -814,13 +814,9 @@ impl RoomActor {
         let reservation = self.state.reservation(&id);
         if let Ok(r) = &reservation {
             if was_pending && r.status != Status::PendingPayment {
-                // do_send ignores the mailbox bound: this must never be dropped, or the
-                // key's hold count would stay too high until a restart.
-                self.peers.hold_ended.do_send(HoldEnded {
-                    id,
-                    expires_at: r.hold_expires_at,
-                    created_by: r.created_by.clone(),
-                });
+                self.peers
+                    .holds
+                    .ended(id, r.hold_expires_at, r.created_by.as_deref());
             }
             if (!was_owed && r.payment.refund_owed) || r.balance_charge().is_some() {
                 self.peers.payment_due.do_send(PaymentDue { id });
@@ -1290,8 +1286,7 @@ impl RoomActor {
 
     /// Applies a durable rearrangement: the reservations leaving go, those arriving come
     /// (the index hears of each half separately: a night given and taken back must end
-    /// sold), and the new reservation's hold keeper hears of its hold when it is this
-    /// room's.
+    /// sold), and the new reservation's hold is queued for expiry when it is this room's.
     fn commit_rearrangement(&mut self, commit: Commit) {
         self.apply_rearrangement(&commit.event, commit.arriving);
         let _ = commit.applied.send(());
@@ -1305,7 +1300,7 @@ impl RoomActor {
         }
         let arrived = self.state.rearranged_in(arriving, event);
         self.publish(&arrived);
-        // The new reservations here: each one's hold for its keeper, with the charge to
+        // The new reservations here: each one's hold queued for expiry, with the charge to
         // create: its own, or a multi-room booking's one charge (for the sum of its
         // reservations' shares) with its first reservation.
         // (The coordinator already pointed the locator here, see `crate::rearranging`.)
@@ -1339,12 +1334,12 @@ impl RoomActor {
         };
         for (i, r) in created.iter().enumerate() {
             if r.room == self.state.key.number {
-                self.peers.hold_started.do_send(HoldStarted {
-                    id: r.id,
-                    expires_at: r.hold_expires_at,
-                    charge: charge.filter(|_| i == 0),
-                    created_at: r.created_at,
-                });
+                self.peers.holds.started(
+                    r.id,
+                    r.hold_expires_at,
+                    charge.filter(|_| i == 0),
+                    r.created_at,
+                );
             }
         }
     }
@@ -1466,8 +1461,8 @@ impl RoomActor {
         }
     }
 
-    /// Applies this room's parts of a durable multi-room change, then tells the hold keeper
-    /// and the payment supervisor what they need to know, as after a change of one
+    /// Applies this room's parts of a durable multi-room change, then updates the shard's
+    /// open holds and tells the payment supervisor what it needs to know, as after a change of one
     /// reservation. `before` is, per reservation changed, whether it was pending payment
     /// and whether it owed a refund when the parts were decided (the room took no message
     /// since).

@@ -17,10 +17,9 @@ use crate::config::{BookingPolicy, EngineConfig};
 use crate::directory::Directory;
 use crate::feed::EventFeed;
 use crate::holds::HoldKeeper;
+use crate::open_holds::OpenHolds;
 use crate::payments::{OpenPayment, PaymentSupervisor};
-use crate::protocol::{
-    Adopt, HoldEnded, HoldStarted, PaymentCreated, PaymentDue, PendingHold, StartError,
-};
+use crate::protocol::{Adopt, PaymentCreated, PaymentDue, PendingHold, StartError};
 pub(crate) use crate::recovery::DataDirLock;
 use crate::recovery::{recover_rooms, Recovered};
 use crate::room::{RoomPeers, Rooms};
@@ -214,18 +213,23 @@ pub(crate) fn start(
         let pay_ctx: Context<PaymentSupervisor> = Context::new();
         let payment_due = pay_ctx.address().recipient::<PaymentDue>();
         let charge_to = charges.then(|| pay_ctx.address().recipient::<PaymentCreated>());
-        // One hold keeper per shard, on that shard: its rooms report their holds to it.
+        // Per shard, the open holds its rooms queue, and a hold keeper on that shard that
+        // expires the due ones.
+        let open_holds: Vec<Arc<OpenHolds>> = handles
+            .iter()
+            .map(|_| Arc::new(OpenHolds::new(actor_directory.clone(), charge_to.clone())))
+            .collect();
         let keepers: Vec<Addr<HoldKeeper>> = (0..)
-            .zip(&handles)
-            .map(|(shard, arbiter)| {
+            .zip(handles.iter().zip(&open_holds))
+            .map(|(shard, (arbiter, holds))| {
                 let (directory, rooms) = (actor_directory.clone(), actor_rooms.clone());
-                let (journal, charge_to) = (actor_journal.clone(), charge_to.clone());
+                let (journal, holds) = (actor_journal.clone(), holds.clone());
                 HoldKeeper::start_in_arbiter(arbiter, move |_| {
                     HoldKeeper::new(
                         directory,
                         rooms,
                         journal,
-                        charge_to,
+                        holds,
                         (expiry_tick, room_idle),
                         shard,
                     )
@@ -233,14 +237,13 @@ pub(crate) fn start(
             })
             .collect();
         let peers = (0..)
-            .zip(keepers.iter().zip(acks))
-            .map(|(shard, (k, acks))| {
+            .zip(open_holds.into_iter().zip(acks))
+            .map(|(shard, (holds, acks))| {
                 Arc::new(RoomPeers {
                     shard,
                     journal: actor_journal.clone(),
                     directory: actor_directory.clone(),
-                    hold_started: k.clone().recipient::<HoldStarted>(),
-                    hold_ended: k.clone().recipient::<HoldEnded>(),
+                    holds,
                     payment_due: payment_due.clone(),
                     acks,
                     rooms: Arc::downgrade(&actor_rooms),
