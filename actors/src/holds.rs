@@ -202,8 +202,12 @@ impl Handler<Adopt> for HoldKeeper {
     type Result = ();
 
     fn handle(&mut self, msg: Adopt, ctx: &mut Self::Context) {
-        self.holds
-            .adopt(msg.0.into_iter().map(|(id, hold)| (id, hold.expires_at)));
+        let holds: Vec<_> = msg
+            .0
+            .iter()
+            .map(|(id, hold)| (*id, hold.expires_at))
+            .collect();
+        self.holds.adopt(&holds);
         self.expire_due(ctx);
     }
 }

@@ -88,14 +88,13 @@ impl OpenHolds {
     }
 
     /// Queues the holds recovered at start-up for this shard's rooms.
-    pub(crate) fn adopt(&self, holds: impl IntoIterator<Item = (ReservationId, Timestamp)>) {
-        let mut adopted = 0usize;
-        let holds = holds.into_iter().map(|(id, expires_at)| {
-            adopted += 1;
-            (due_millis(expires_at), id)
-        });
-        self.queue().extend(holds);
-        metrics::gauge!(METRIC_HOLDS_OPEN).increment(adopted as f64);
+    pub(crate) fn adopt(&self, holds: &[(ReservationId, Timestamp)]) {
+        self.queue().extend(
+            holds
+                .iter()
+                .map(|&(id, expires_at)| (due_millis(expires_at), id)),
+        );
+        metrics::gauge!(METRIC_HOLDS_OPEN).increment(holds.len() as f64);
     }
 
     /// The next hold due at `now_ms` or before (its due millisecond and id), taken out of

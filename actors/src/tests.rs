@@ -159,6 +159,37 @@ async fn holds_lapsed_while_down_expire_at_start() {
     assert_eq!(status, innkeep_engine::Status::Expired);
 }
 
+/// A hold whose expiry could not be journaled (the write failed) stays queued and expires
+/// on a later tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_whose_expiry_failed_to_journal_expires_on_a_later_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, plan) = FaultyStorage::over_fs();
+    let (clock, time) = crate::Clock::manual(Timestamp::now());
+    let mut config = EngineConfig::new(dir.path());
+    config.clock = clock;
+    config.expiry_tick = std::time::Duration::from_millis(20);
+    let engine = Stopper(Engine::start_with_storage(config, Box::new(storage)).unwrap());
+    let h = setup(&engine.0, 1).await;
+    let r = engine.0.book(input(&engine.0, &h, 1), None).await.unwrap();
+    // The next write, the expiry's, fails once the hold has lapsed.
+    let failing = plan.writes() + 1;
+    plan.fail_write_number(failing);
+    time.advance(innkeep_engine::jiff::SignedDuration::from_secs(3600));
+    let status = || async { engine.0.reservation(r.id).await.unwrap().status };
+    for _ in 0..500 {
+        if plan.writes() > failing && status().await == innkeep_engine::Status::Expired {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        plan.writes() > failing,
+        "the expiry's first write failed, another followed"
+    );
+    assert_eq!(status().await, innkeep_engine::Status::Expired);
+}
+
 /// More holds lapsed while down than a keeper asks to expire at a time all expire at
 /// start, each answer asking for the next: the expiry tick is an hour here, so only the
 /// start-up round and its answers can expire them.
