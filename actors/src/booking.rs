@@ -195,8 +195,8 @@ pub(crate) async fn run(
         }
     }
     .await;
-    // 4. The room already wrote the locator and the key and told its hold keeper about
-    // the new hold (before answering, so the hold is known before anyone can act on it).
+    // 4. The room already wrote the locator and the key and queued the new hold for expiry
+    // (before answering, so the hold is known before anyone can act on it).
     finish(&directory, slot, creator, 1, &result);
     result
 }

@@ -603,7 +603,7 @@ pub(crate) struct Commit {
     pub event: Arc<Event>,
     /// The reservations it moves here (others' records are ignored).
     pub arriving: Vec<Reservation>,
-    /// Told once the room applied it (the locator and the hold keeper updated), so the
+    /// Told once the room applied it (the locator and the open holds updated), so the
     /// booking is answered only when the new reservation and every moved one can be found.
     pub applied: oneshot::Sender<()>,
 }
@@ -744,7 +744,7 @@ pub struct PaymentStatsView {
     pub open_payments: u64,
 }
 
-/// Sent by the order supervisor when a new hold is durable: create its charge.
+/// Sent by a room when a new hold is durable (with a payment provider): create its charge.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub(crate) struct PaymentCreated {

@@ -22,7 +22,7 @@
 //! The whole runs under a shared hold on [`Directory::gate`], like a move, from the first
 //! reading until every room applied its part, so a snapshot sees all of it or none of it.
 //! The booking is answered after that too: by then the new reservation and every moved one
-//! are where the locator says, and the new hold's keeper knows of it.
+//! are where the locator says, and the new hold is queued for expiry.
 
 use std::sync::Arc;
 

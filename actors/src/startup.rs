@@ -209,7 +209,7 @@ pub(crate) fn start(
     // placed on the shards from there.
     let spawned = shards.on_system(move || {
         // The payment supervisor's address exists before it runs, so the rooms and the
-        // hold keepers can be given it (owed refunds, new charges).
+        // shards' open holds can be given it (owed refunds, new charges).
         let pay_ctx: Context<PaymentSupervisor> = Context::new();
         let payment_due = pay_ctx.address().recipient::<PaymentDue>();
         let charge_to = charges.then(|| pay_ctx.address().recipient::<PaymentCreated>());
