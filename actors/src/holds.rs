@@ -202,12 +202,7 @@ impl Handler<Adopt> for HoldKeeper {
     type Result = ();
 
     fn handle(&mut self, msg: Adopt, ctx: &mut Self::Context) {
-        let holds: Vec<_> = msg
-            .0
-            .iter()
-            .map(|(id, hold)| (*id, hold.expires_at))
-            .collect();
-        self.holds.adopt(&holds);
+        self.holds.adopt(&msg.0);
         self.expire_due(ctx);
     }
 }

@@ -16,7 +16,7 @@ use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::ReservationId;
 
 use crate::directory::Directory;
-use crate::protocol::{Charge, PaymentCreated};
+use crate::protocol::{Charge, PaymentCreated, PendingHold};
 
 /// Name of the gauge of unpaid holds currently open.
 pub const METRIC_HOLDS_OPEN: &str = "innkeep_holds_open";
@@ -88,11 +88,11 @@ impl OpenHolds {
     }
 
     /// Queues the holds recovered at start-up for this shard's rooms.
-    pub(crate) fn adopt(&self, holds: &[(ReservationId, Timestamp)]) {
+    pub(crate) fn adopt(&self, holds: &[(ReservationId, PendingHold)]) {
         self.queue().extend(
             holds
                 .iter()
-                .map(|&(id, expires_at)| (due_millis(expires_at), id)),
+                .map(|(id, hold)| (due_millis(hold.expires_at), *id)),
         );
         metrics::gauge!(METRIC_HOLDS_OPEN).increment(holds.len() as f64);
     }
