@@ -19,19 +19,22 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix::dev::SendError;
-use innkeep_engine::ids::RoomKeyParts;
+use innkeep_engine::ids::{CodeMap, RoomKeyParts};
 use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::state::check_idempotency;
 use innkeep_engine::Event;
 use innkeep_engine::{
-    BookInput, DomainError, HotelId, IdempotencyKey, IdempotencyRecord, ReservationId, RoomNumber,
+    BookInput, DomainError, HotelId, IdempotencyKey, IdempotencyRecord, ReservationId, RoomKey,
+    RoomNumber,
 };
 use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
 
 use crate::config::BookingPolicy;
 use crate::directory::{read, Directory, InFlight};
-use crate::protocol::{BookResult, Draft, EngineError, GetReservation, Reserve};
+use crate::protocol::{
+    BookResult, Draft, EngineError, GetReservation, Reserve, RoomBooking, MAX_BOOKINGS_PER_RESERVE,
+};
 use crate::room::Rooms;
 
 /// Rooms one round of the saga asks at most before looking at the index again. Few: the
@@ -71,134 +74,383 @@ pub(crate) async fn run(
     policy: BookingPolicy,
     job: BookingJob,
 ) -> BookResult {
+    let span = tracing::debug_span!(parent: &job.span, "book", reservation = %job.id);
+    let ready = match prepare(&directory, policy, job) {
+        Prepared::Answered(result) => return result,
+        // Boxed, as the rearrangement below: both are rare, and their states inlined
+        // made every booking's future, which is allocated whole when it is spawned, 456
+        // of its 1 656 bytes (measured with `size_of` on a test build).
+        Prepared::Replay(existing) => return Box::pin(replay(&directory, &rooms, existing)).await,
+        Prepared::Wait(rx) => return rx.await.unwrap_or(Err(EngineError::ShuttingDown)),
+        Prepared::Go(ready) => ready,
+    };
+    // From here on the directory holds this booking's key and slot until `finish` below.
+    // The task runs on a shard, so it is only dropped half-way when the engine stops, and
+    // then the directory goes with it.
+    let start = next_start();
+    let result = place(
+        &directory,
+        &rooms,
+        &journal,
+        &ready,
+        start,
+        &span,
+        HashSet::new(),
+    )
+    .await;
+    // The room already wrote the locator and the key and queued the new hold for expiry
+    // (before answering, so the hold is known before anyone can act on it).
+    ready.finish(&directory, &result);
+    result
+}
+
+/// Runs a shard's share of a batch (`Engine::book_many`) to its end, answering each job in
+/// its place. Each booking is priced and admitted as [`run`] does; then the batch is placed
+/// in this shard's rooms in one pass over its index, packed: a booking goes to the first
+/// room (from one start for the whole batch) that is free for its stay and holds no
+/// overlapping stay of the batch already, so bookings of different nights share rooms and
+/// each room gets its share in one [`Reserve`]. A booking no room here can take, that
+/// names its room, or that lost its room to another booking meanwhile, goes the saga's way
+/// ([`place`]): every shard's rooms, then a rearrangement.
+pub(crate) async fn run_many(
+    directory: &Arc<Directory>,
+    rooms: &Arc<Rooms>,
+    journal: &Journal<Event>,
+    policy: BookingPolicy,
+    jobs: Vec<BookingJob>,
+) -> Vec<BookResult> {
+    let span = tracing::Span::current();
+    let mut results: Vec<Option<BookResult>> = (0..jobs.len()).map(|_| None).collect();
+    let mut ready: Vec<(usize, Ready)> = Vec::with_capacity(jobs.len());
+    let mut replays = Vec::new();
+    let mut waits = Vec::new();
+    for (i, job) in jobs.into_iter().enumerate() {
+        match prepare(directory, policy, job) {
+            Prepared::Answered(result) => results[i] = Some(result),
+            Prepared::Replay(existing) => replays.push((i, existing)),
+            Prepared::Wait(rx) => waits.push((i, rx)),
+            Prepared::Go(r) => ready.push((i, r)),
+        }
+    }
+    let start = next_start();
+    let (groups, mut elsewhere) = pack(directory, &ready, start);
+    // Every room's message goes out before any answer is awaited, so the rooms decide
+    // side by side with the journal's batch filling.
+    let mut answers: Vec<(usize, usize, oneshot::Receiver<BookResult>)> =
+        Vec::with_capacity(ready.len());
+    for (g, (number, members)) in groups.iter().enumerate() {
+        let mut bookings = members.iter().map(|&k| {
+            let (reply, answer) = oneshot::channel();
+            answers.push((k, g, answer));
+            RoomBooking {
+                draft: ready[k].1.draft.clone(),
+                idempotency: ready[k].1.idempotency.clone(),
+                reply,
+            }
+        });
+        let Some(first) = bookings.next() else {
+            continue;
+        };
+        let msg = Reserve {
+            first,
+            more: bookings.collect(),
+            span: span.clone(),
+        };
+        let hotel_id = &ready[members[0]].1.draft.request.hotel_id;
+        let sent = {
+            let key: &dyn RoomKeyParts = &(hotel_id, number);
+            let hosted = rooms.read();
+            hosted.get(key).map(|h| rooms.try_send_to(h, msg))
+        };
+        if !matches!(sent, Some(Ok(()))) {
+            // Not a room any more, or its mailbox is full: the saga's way finds another
+            // room or answers why not. The message is dropped with its replies.
+            answers.truncate(answers.len() - members.len());
+            elsewhere.extend(
+                members
+                    .iter()
+                    .map(|&k| (k, HashSet::from([number.clone()]))),
+            );
+        }
+    }
+    let mut placed: Vec<Option<BookResult>> = (0..ready.len()).map(|_| None).collect();
+    for (k, g, answer) in answers {
+        match answer.await.unwrap_or(Err(EngineError::ShuttingDown)) {
+            // Another booking took the room since the index was read: the saga's way,
+            // without that room.
+            Err(EngineError::Domain(DomainError::SoldOut)) => {
+                elsewhere.push((k, HashSet::from([groups[g].0.clone()])));
+            }
+            other => placed[k] = Some(other),
+        }
+    }
+    let others = elsewhere.into_iter().map(|(k, tried)| {
+        let ready = &ready[k].1;
+        let span = &span;
+        async move {
+            (
+                k,
+                place(directory, rooms, journal, ready, start, span, tried).await,
+            )
+        }
+    });
+    for (k, result) in futures_util::future::join_all(others).await {
+        placed[k] = Some(result);
+    }
+    for ((i, r), result) in ready.iter().zip(placed) {
+        let result = result.unwrap_or(Err(EngineError::ShuttingDown));
+        r.finish(directory, &result);
+        results[*i] = Some(result);
+    }
+    for (i, existing) in replays {
+        results[i] = Some(replay(directory, rooms, existing).await);
+    }
+    for (i, rx) in waits {
+        results[i] = Some(rx.await.unwrap_or(Err(EngineError::ShuttingDown)));
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(EngineError::ShuttingDown)))
+        .collect()
+}
+
+/// Where this thread's next booking (or batch) starts looking among its type's rooms.
+fn next_start() -> usize {
+    CURSOR.with(|c| {
+        let start = c.get();
+        c.set(start.wrapping_add(1));
+        start
+    })
+}
+
+/// A booking priced and admitted: the directory holds its key (in flight) and its
+/// creator's hold slot until [`Ready::finish`].
+pub(crate) struct Ready {
+    /// The reservation to make.
+    draft: Arc<Draft>,
+    /// The key it is made under, with the request's fingerprint.
+    idempotency: Option<IdempotencyRecord>,
+    /// The key's place in the directory.
+    slot: Option<(HotelId, IdempotencyKey)>,
+}
+
+impl Ready {
+    /// Settles the directory with the booking's outcome ([`finish`]).
+    fn finish(&self, directory: &Directory, result: &BookResult) {
+        finish(
+            directory,
+            self.slot.clone(),
+            self.draft.created_by.clone(),
+            1,
+            result,
+        );
+    }
+}
+
+/// A job after pricing and admission.
+enum Prepared {
+    /// Answered already: invalid, priced out, or refused at admission.
+    Answered(BookResult),
+    /// The key already made this reservation: answer with it as it is now.
+    Replay(ReservationId),
+    /// A retry that joined the running first attempt of its key.
+    Wait(oneshot::Receiver<BookResult>),
+    /// To be placed in a room.
+    Go(Ready),
+}
+
+/// Prices `job` against the catalog and admits it: idempotency (replay, reuse, join a
+/// running first attempt, or start one) and the creator's hold cap, decided together
+/// under the key's stripe lock.
+fn prepare(directory: &Directory, policy: BookingPolicy, job: BookingJob) -> Prepared {
     let BookingJob {
         input,
         idempotency_key,
         id,
         now,
-        span,
+        span: _,
     } = job;
-    let span = tracing::debug_span!(parent: &span, "book", reservation = %id);
     let creator = input.created_by.clone();
-    // 1. Validate and price against the catalog.
     let priced = read(&directory.catalog).price_booking(input, now, policy.limits);
-    let (req, total, terms) = priced?;
+    let (request, total, terms) = match priced {
+        Ok(priced) => priced,
+        Err(e) => return Prepared::Answered(Err(e.into())),
+    };
     // Only a key's retries are compared with their first attempt: without a key the
     // fingerprint is never read, so it is not computed (it hashes the whole request).
     let fingerprint = match &idempotency_key {
-        Some(_) => req.fingerprint_by(creator.as_deref()),
+        Some(_) => request.fingerprint_by(creator.as_deref()),
         None => 0,
     };
-    // 2. Idempotency (replay, reuse, join a running first attempt, or start one) and the
-    // creator's hold cap, decided together under the key's stripe lock.
-    let slot = idempotency_key.map(|k| (req.hotel_id.clone(), k));
-    let admitted = admit(
-        &directory,
+    let slot = idempotency_key.map(|k| (request.hotel_id.clone(), k));
+    match admit(
+        directory,
         slot.as_ref(),
         fingerprint,
         creator.as_deref(),
         1,
         policy,
         now,
-    );
-    match admitted {
-        // Boxed, as the rearrangement below: both are rare, and their states inlined
-        // made every booking's future, which is allocated whole when it is spawned, 456
-        // of its 1 656 bytes (measured with `size_of` on a test build).
-        Admitted::Replay(existing) => return Box::pin(replay(&directory, &rooms, existing)).await,
-        Admitted::Refused(e) => return Err(e),
-        Admitted::Wait(rx) => return rx.await.unwrap_or(Err(EngineError::ShuttingDown)),
+    ) {
+        Admitted::Replay(existing) => return Prepared::Replay(existing),
+        Admitted::Refused(e) => return Prepared::Answered(Err(e)),
+        Admitted::Wait(rx) => return Prepared::Wait(rx),
         Admitted::Go => {}
     }
-    // From here on the directory holds this booking's key and slot until `finish` below.
-    // The task runs on a shard, so it is only dropped half-way when the engine stops, and
-    // then the directory goes with it.
-    // 3. Candidates from the index; each room decides for itself.
     let idempotency = slot.as_ref().map(|(_, key)| IdempotencyRecord {
         key: key.clone(),
         fingerprint,
     });
-    let start = CURSOR.with(|c| {
-        let start = c.get();
-        c.set(start.wrapping_add(1));
-        start
-    });
-    let draft = Arc::new(Draft {
-        request: req,
-        total,
-        id,
-        now,
-        hold: policy.hold,
-        created_by: creator.clone(),
-        terms,
-    });
+    Prepared::Go(Ready {
+        draft: Arc::new(Draft {
+            request,
+            total,
+            id,
+            now,
+            hold: policy.hold,
+            created_by: creator,
+            terms,
+        }),
+        idempotency,
+        slot,
+    })
+}
+
+/// Asks the type's free rooms (or the one asked for), one after another, until one takes
+/// the stay; when none is free for the whole stay, tries a rearrangement (issue #16).
+/// `tried`: rooms already known not to take it.
+async fn place(
+    directory: &Arc<Directory>,
+    rooms: &Rooms,
+    journal: &Journal<Event>,
+    ready: &Ready,
+    start: usize,
+    span: &tracing::Span,
+    mut tried: HashSet<RoomNumber>,
+) -> BookResult {
+    let draft = &ready.draft;
     let req = &draft.request;
-    let result = async {
-        let mut tried: HashSet<RoomNumber> = HashSet::new();
-        // Each round asks up to CANDIDATES_PER_ROUND rooms not yet tried; every round that
-        // does not book adds at least one room to `tried`, so this ends.
-        loop {
-            let round = candidates(&directory, req, start, &tried);
-            if round.is_empty() {
-                // No room is free for the whole stay: unless the client chose the room,
-                // one may be freed by moving others (issue #16).
-                if req.room.is_some() {
-                    return Err(DomainError::SoldOut.into());
-                }
-                // Boxed: see the replay above.
-                return Box::pin(crate::rearranging::book(
-                    &directory,
-                    &rooms,
-                    &journal,
-                    &draft,
-                    idempotency.clone(),
-                ))
-                .await;
+    // Each round asks up to CANDIDATES_PER_ROUND rooms not yet tried; every round that
+    // does not book adds at least one room to `tried`, so this ends.
+    loop {
+        let round = candidates(directory, req, start, &tried);
+        if round.is_empty() {
+            // No room is free for the whole stay: unless the client chose the room,
+            // one may be freed by moving others (issue #16).
+            if req.room.is_some() {
+                return Err(DomainError::SoldOut.into());
             }
-            for number in round {
-                let (reply, answer) = oneshot::channel();
-                let msg = Reserve {
+            // Boxed: see `run`'s replay.
+            return Box::pin(crate::rearranging::book(
+                directory,
+                rooms,
+                journal,
+                draft,
+                ready.idempotency.clone(),
+            ))
+            .await;
+        }
+        for number in round {
+            let (reply, answer) = oneshot::channel();
+            let msg = Reserve {
+                first: RoomBooking {
                     draft: draft.clone(),
-                    idempotency: idempotency.clone(),
-                    span: span.clone(),
+                    idempotency: ready.idempotency.clone(),
                     reply,
-                };
-                // Sent from under the registry's read lock instead of cloning the address:
-                // an `Addr` clone and drop are two contended atomic operations per room.
-                // The engine's in-flight bound is below the mailbox capacity, so a full
-                // mailbox means the engine is past its limit: answer overloaded.
-                // Looked up by the borrowed codes, not a `RoomKey` built of clones.
-                let sent = {
-                    let key: &dyn RoomKeyParts = &(&req.hotel_id, &number);
-                    let hosted = rooms.read();
-                    hosted.get(key).map(|h| rooms.try_send_to(h, msg))
-                };
-                match sent {
-                    Some(Ok(())) => {}
-                    // Not a room (any more): nothing to ask.
-                    None => {
-                        tried.insert(number);
-                        continue;
-                    }
-                    Some(Err(SendError::Full(_))) => return Err(EngineError::Overloaded),
-                    Some(Err(SendError::Closed(_))) => return Err(EngineError::ShuttingDown),
+                },
+                more: Vec::new(),
+                span: span.clone(),
+            };
+            // Sent from under the registry's read lock instead of cloning the address:
+            // an `Addr` clone and drop are two contended atomic operations per room.
+            // The engine's in-flight bound is below the mailbox capacity, so a full
+            // mailbox means the engine is past its limit: answer overloaded.
+            // Looked up by the borrowed codes, not a `RoomKey` built of clones.
+            let sent = {
+                let key: &dyn RoomKeyParts = &(&req.hotel_id, &number);
+                let hosted = rooms.read();
+                hosted.get(key).map(|h| rooms.try_send_to(h, msg))
+            };
+            match sent {
+                Some(Ok(())) => {}
+                // Not a room (any more): nothing to ask.
+                None => {
+                    tried.insert(number);
+                    continue;
                 }
-                let answer = answer.await.unwrap_or(Err(EngineError::ShuttingDown));
-                match answer {
-                    // Lost the race for this room (or it changed type): try another.
-                    Err(EngineError::Domain(DomainError::SoldOut)) => {
-                        tried.insert(number);
-                    }
-                    other => return other,
+                Some(Err(SendError::Full(_))) => return Err(EngineError::Overloaded),
+                Some(Err(SendError::Closed(_))) => return Err(EngineError::ShuttingDown),
+            }
+            let answer = answer.await.unwrap_or(Err(EngineError::ShuttingDown));
+            match answer {
+                // Lost the race for this room (or it changed type): try another.
+                Err(EngineError::Domain(DomainError::SoldOut)) => {
+                    tried.insert(number);
                 }
+                other => return other,
             }
         }
     }
-    .await;
-    // 4. The room already wrote the locator and the key and queued the new hold for expiry
-    // (before answering, so the hold is known before anyone can act on it).
-    finish(&directory, slot, creator, 1, &result);
-    result
+}
+
+/// Rooms, each with the bookings of a batch placed in it (indices into the batch's ready
+/// bookings, in order).
+type Groups = Vec<(RoomNumber, Vec<usize>)>;
+
+/// Bookings of a batch left for [`place`], each with the rooms it need not ask.
+type Elsewhere = Vec<(usize, HashSet<RoomNumber>)>;
+
+/// Rooms on this shard (its own index) for the bookings of `ready` that name no room,
+/// packed: each goes to the first room from `start` that the index shows free for its
+/// whole stay and that holds no overlapping stay of this batch yet (nor
+/// [`MAX_BOOKINGS_PER_RESERVE`] of them). Returns each room with its bookings (indices
+/// into `ready`, in order), and the bookings left for [`place`], each with the rooms it
+/// need not ask.
+fn pack(directory: &Directory, ready: &[(usize, Ready)], start: usize) -> (Groups, Elsewhere) {
+    let mut groups: Groups = Vec::new();
+    let mut elsewhere: Elsewhere = Vec::new();
+    let mut group_of: CodeMap<RoomKey, usize> = CodeMap::default();
+    let here = crate::shards::current().unwrap_or(start) % directory.shards();
+    let index = read(directory.index(here));
+    for (k, (_, r)) in ready.iter().enumerate() {
+        let req = &r.draft.request;
+        if req.room.is_some() {
+            elsewhere.push((k, HashSet::new()));
+            continue;
+        }
+        let stay = &req.stay;
+        let full = |n: &RoomNumber| {
+            let key: &dyn RoomKeyParts = &(&req.hotel_id, n);
+            group_of.get(key).is_some_and(|&g| {
+                let members = &groups[g].1;
+                members.len() >= MAX_BOOKINGS_PER_RESERVE
+                    || members.iter().any(|&j| {
+                        let other = &ready[j].1.draft.request.stay;
+                        other.arrival() < stay.departure() && stay.arrival() < other.departure()
+                    })
+            })
+        };
+        let found = index.candidates_from(&req.hotel_id, &req.room_type, stay, start, 1, full);
+        let Some(number) = found.into_iter().next() else {
+            elsewhere.push((k, HashSet::new()));
+            continue;
+        };
+        let key: &dyn RoomKeyParts = &(&req.hotel_id, &number);
+        match group_of.get(key) {
+            Some(&g) => groups[g].1.push(k),
+            None => {
+                group_of.insert(
+                    RoomKey {
+                        hotel_id: req.hotel_id.clone(),
+                        number: number.clone(),
+                    },
+                    groups.len(),
+                );
+                groups.push((number, vec![k]));
+            }
+        }
+    }
+    (groups, elsewhere)
 }
 
 /// How admission went.

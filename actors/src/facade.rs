@@ -36,6 +36,7 @@ use crate::supervisor::OrderSupervisor;
 use innkeep_engine::selling::{RatePlan, Restriction};
 use innkeep_engine::BookInput;
 use innkeep_engine::RatePlanCode;
+use tracing::Instrument;
 
 /// Counter of bookings by outcome: `created`, `replayed` (idempotent replay), or the
 /// error code (`sold_out`, `too_many_holds`, `overloaded`, ...).
@@ -716,9 +717,13 @@ impl Engine {
     /// Books many rooms in one call: the answers come back in the order of `requests`,
     /// each what [`Engine::book`] would have answered. For embedders that book in bulk:
     /// the requests are dealt over the shards in one hop each (one task per shard, not one
-    /// per booking), and each shard runs its share's bookings side by side, asking its own
-    /// rooms first. Each booking takes an in-flight slot of its shard, so a batch larger
-    /// than a shard admits gets `Overloaded` for the excess instead of queuing.
+    /// per booking), and each shard places its share in its own rooms in one pass, packed
+    /// (stays of different nights share a room), so each room gets its bookings in one
+    /// message; what no room of the shard can take goes [`Engine::book`]'s way. The rooms
+    /// chosen may differ from `book`'s, which spreads concurrent bookings over the rooms.
+    /// Each booking takes an in-flight slot of its shard, so a batch larger than a shard
+    /// admits ([`EngineConfig::max_in_flight`]) gets `Overloaded` for the excess instead
+    /// of queuing.
     pub async fn book_many(
         &self,
         requests: Vec<(BookInput, Option<IdempotencyKey>)>,
@@ -736,20 +741,11 @@ impl Engine {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let engine = self.clone();
             // A task of its own on the shard, so a caller that gives up stops no booking
-            // midway; the bookings run inside it without a task each.
+            // midway; the share runs inside it as one batch (`booking::run_many`).
             let task = async move {
-                let share = share.into_iter().map(|(_, (input, key))| {
-                    let engine = &engine;
-                    async move {
-                        let id = ReservationId(uuid::Uuid::now_v7());
-                        let span = tracing::Span::current();
-                        let result = engine.book_here(input, key, id, span).await;
-                        count_booking(id, &result);
-                        result
-                    }
-                });
-                let _ = tx.send(futures_util::future::join_all(share).await);
-            };
+                let _ = tx.send(engine.book_share(share).await);
+            }
+            .instrument(tracing::Span::current());
             let spawned = self.inner.shards.spawn(shard, task);
             shard += 1;
             answers.push((indices, spawned.then_some(rx)));
@@ -776,6 +772,59 @@ impl Engine {
         }
         out.into_iter()
             .map(|r| r.unwrap_or(Err(EngineError::ShuttingDown)))
+            .collect()
+    }
+
+    /// A shard's share of [`Engine::book_many`], run here as one batch: each booking takes
+    /// an in-flight slot (or is answered `Overloaded`), then `booking::run_many` places
+    /// them all.
+    async fn book_share(
+        &self,
+        share: Vec<(usize, (BookInput, Option<IdempotencyKey>))>,
+    ) -> Vec<Result<Arc<Reservation>, EngineError>> {
+        let now = self.now();
+        let mut answers: Vec<Option<Result<Arc<Reservation>, EngineError>>> =
+            (0..share.len()).map(|_| None).collect();
+        let mut slots = Vec::with_capacity(share.len());
+        let mut jobs = Vec::with_capacity(share.len());
+        let mut places = Vec::with_capacity(share.len());
+        for (place, (_, (input, idempotency_key))) in share.into_iter().enumerate() {
+            let id = ReservationId(uuid::Uuid::now_v7());
+            match self.enter() {
+                Ok(slot) => {
+                    slots.push(slot);
+                    places.push((place, id));
+                    jobs.push(BookingJob {
+                        input,
+                        idempotency_key,
+                        id,
+                        now,
+                        span: tracing::Span::none(),
+                    });
+                }
+                Err(e) => {
+                    let result = Err(e);
+                    count_booking(id, &result);
+                    answers[place] = Some(result);
+                }
+            }
+        }
+        let results = booking::run_many(
+            &self.inner.directory,
+            &self.inner.rooms,
+            &self.inner.journal,
+            self.inner.policy,
+            jobs,
+        )
+        .await;
+        drop(slots);
+        for ((place, id), result) in places.into_iter().zip(results) {
+            count_booking(id, &result);
+            answers[place] = Some(result);
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or(Err(EngineError::ShuttingDown)))
             .collect()
     }
 

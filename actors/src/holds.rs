@@ -1,5 +1,5 @@
 //! HoldKeeper: one per shard, expiring the due holds of that shard's rooms. The rooms
-//! queue their holds' starts and ends themselves ([`OpenHolds`]); the keeper wakes every
+//! queue their holds' starts and ends themselves (`OpenHolds`); the keeper wakes every
 //! `expiry_tick` and asks the room of each due hold to expire it.
 //!
 //! Per shard, not in the order supervisor: a booking's hold is queued on the thread that

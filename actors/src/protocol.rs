@@ -255,18 +255,35 @@ pub struct TapeReservation {
 
 // ---- Room messages (handled by `crate::room::RoomActor`)
 
-/// Take every night of `reservation.stay` in this room, durably. The answer goes to
-/// `reply`: the saga waits on it while it holds the booking's key and hold slot at the
-/// directory, and settles them with the answer.
+/// Take every night of each booking's stay in this room, durably, deciding the bookings
+/// in order. Each outcome goes to its booking's own `reply`: the saga (or `book_many`)
+/// waits on it while it holds the booking's key and hold slot at the directory, and
+/// settles them with the answer. A saga sends one booking; [`crate::booking::run_many`]
+/// sends the bookings of a batch it placed in this room together (at most
+/// [`MAX_BOOKINGS_PER_RESERVE`]), so a batch costs the room one message and one wake, not
+/// one per booking.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub(crate) struct Reserve {
+    /// The first booking.
+    pub first: RoomBooking,
+    /// The others, after it (empty for a saga's: an empty vector allocates nothing).
+    pub more: Vec<RoomBooking>,
+    /// The booking request's span (it carries the request id; a batch's caller's span).
+    pub span: tracing::Span,
+}
+
+/// Most bookings one [`Reserve`] carries: a room decides a message's bookings in one go,
+/// so this bounds how long one message holds its shard's thread.
+pub(crate) const MAX_BOOKINGS_PER_RESERVE: usize = 64;
+
+/// One booking of a [`Reserve`].
+#[derive(Debug)]
+pub(crate) struct RoomBooking {
     /// The reservation to make, priced; the room assigns it to itself.
     pub draft: Arc<Draft>,
     /// The idempotency key it is created under.
     pub idempotency: Option<IdempotencyRecord>,
-    /// The booking request's span (it carries the request id).
-    pub span: tracing::Span,
     /// Where the outcome goes.
     pub reply: oneshot::Sender<BookResult>,
 }

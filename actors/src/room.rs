@@ -28,8 +28,8 @@ use crate::protocol::{
     Commit, DayReservation, Decided, EngineError, FinishMove, GetDay, GetHoldings, GetReservation,
     GetTape, GetView, LockForRearrangement, Locked, ModifyIn, ModifyStep, MoveIn, MoveOutcome,
     NightAudit, NoShowsDue, OutOfOrderView, PartAnswer, PartAsk, PaymentDue, Prepare, RecordRefund,
-    Reserve, Retype, RoomDay, RoomPart, RoomView, SetHousekeeping, SetOutOfOrder, SnapshotRoom,
-    TapeReservation, TapeRoom,
+    Reserve, Retype, RoomBooking, RoomDay, RoomPart, RoomView, SetHousekeeping, SetOutOfOrder,
+    SnapshotRoom, TapeReservation, TapeRoom,
 };
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
@@ -647,9 +647,22 @@ impl Actor for RoomActor {
 impl Handler<Reserve> for RoomActor {
     type Result = ();
 
+    /// Decides the message's bookings in order, each as if it came alone: a later one sees
+    /// the nights an earlier one took.
     fn handle(&mut self, msg: Reserve, ctx: &mut Self::Context) {
+        let Reserve { first, more, span } = msg;
+        self.reserve(first, &span, ctx);
+        for booking in more {
+            self.reserve(booking, &span, ctx);
+        }
+    }
+}
+
+impl RoomActor {
+    /// Takes `booking`'s nights if they are free: applied now, answered once durable.
+    fn reserve(&mut self, booking: RoomBooking, parent: &tracing::Span, ctx: &mut Context<Self>) {
         let span = tracing::debug_span!(
-            parent: &msg.span,
+            parent: parent,
             "room_reserve",
             room = %self.state.key.number,
             seq = tracing::field::Empty
@@ -657,9 +670,9 @@ impl Handler<Reserve> for RoomActor {
         let entered = span.enter();
         // Built once and shared from here on (journal, live stream, answer); the room keeps
         // its own compact copy.
-        let reservation = msg.draft.reservation_in(self.state.key.number.clone());
+        let reservation = booking.draft.reservation_in(self.state.key.number.clone());
         // The saga may be gone (the engine is stopping): then nobody needs the answer.
-        let reply = msg.reply;
+        let reply = booking.reply;
         let answer = move |result: BookResult| drop(reply.send(result));
         if let Err(e) = self.state.decide_reserve(&reservation) {
             tracing::debug!(error = %e, "room refused");
@@ -667,7 +680,7 @@ impl Handler<Reserve> for RoomActor {
             return;
         }
         let id = reservation.id;
-        let key = msg.idempotency.as_ref().map(|i| {
+        let key = booking.idempotency.as_ref().map(|i| {
             let entry = IdempotencyEntry {
                 fingerprint: i.fingerprint,
                 reservation_id: id,
@@ -689,7 +702,7 @@ impl Handler<Reserve> for RoomActor {
         let created = Arc::new(reservation);
         let event = Event::ReservationCreated {
             reservation: created.clone(),
-            idempotency: msg.idempotency,
+            idempotency: booking.idempotency,
         };
         // Apply before the write is durable so no other booking takes these nights
         // meanwhile (group commit keeps the room serving), and undo it if the journal

@@ -521,6 +521,135 @@ async fn book_many_answers_each_request_in_order() {
     }
 }
 
+/// Every room-night the answers hold is held by one of them only.
+fn assert_no_room_night_sold_twice(answers: &[Result<Arc<Reservation>, EngineError>]) {
+    let mut sold = std::collections::HashSet::new();
+    for r in answers.iter().flatten() {
+        for night in r.nights_here() {
+            assert!(
+                sold.insert((r.room.clone(), night)),
+                "room {} sold twice on {night}",
+                r.room
+            );
+        }
+    }
+}
+
+/// `book_many` places a shard's share of a batch in its rooms packed: stays of different
+/// nights share a room (one message per room, not per booking), stays of one night take
+/// different rooms, and what no room of the shard can take goes the single booking's way
+/// over every shard. More requests for one stay than there are rooms: exactly one per room
+/// is booked, the rest are sold out, and no room-night is sold twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn book_many_packs_stays_of_different_nights_into_few_rooms_and_never_oversells() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = two_shards(dir.path());
+    let engine = &engine.0;
+    const ROOMS: usize = 8;
+    let h = setup(engine, ROOMS).await;
+    // 20 stays of two nights that do not overlap, then 10 more of the first one: its
+    // nights are asked for 11 times.
+    let mut requests: Vec<_> = (0..20)
+        .map(|k| (input(engine, &h, 1 + 2 * k), None))
+        .collect();
+    requests.extend((0..10).map(|_| (input(engine, &h, 1), None)));
+    let answers = engine.book_many(requests).await;
+    assert_no_room_night_sold_twice(&answers);
+    let first_stay: Vec<_> = [0].into_iter().chain(20..30).map(|i| &answers[i]).collect();
+    let booked = first_stay.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(booked, ROOMS, "one booking per room for the contended stay");
+    for a in first_stay.iter().filter(|a| a.is_err()) {
+        assert!(
+            matches!(
+                a,
+                Err(EngineError::Domain(innkeep_engine::DomainError::SoldOut))
+            ),
+            "{a:?}"
+        );
+    }
+    assert_eq!(free(engine, &input(engine, &h, 1)), 0);
+    // The other 19 stays are all booked, on at most two rooms per shard (each shard's
+    // share packs into its first free room; a booking spread as `book` spreads them would
+    // take a room each).
+    let rooms: std::collections::HashSet<_> = answers[1..20]
+        .iter()
+        .map(|a| a.as_ref().expect("a stay of its own nights").room.clone())
+        .collect();
+    assert!(
+        rooms.len() <= 4,
+        "19 stays of different nights took {} rooms",
+        rooms.len()
+    );
+    for a in answers.iter().flatten() {
+        assert_eq!(engine.reservation(a.id).await.unwrap().room, a.room);
+    }
+}
+
+/// Two batches asking for the same nights at once, twice as many as there are rooms: the
+/// rooms each batch packed its share into are taken by the other now and then, and a
+/// booking that lost its room goes on to another. Exactly one booking per room is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_batches_racing_for_the_same_nights_sell_each_room_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = two_shards(dir.path());
+    let engine = &engine.0;
+    const ROOMS: usize = 8;
+    let h = setup(engine, ROOMS).await;
+    for round in 0..5 {
+        let stay = input(engine, &h, 1 + 2 * round);
+        let batch = || (0..ROOMS).map(|_| (stay.clone(), None)).collect::<Vec<_>>();
+        let (a, b) = tokio::join!(engine.book_many(batch()), engine.book_many(batch()));
+        let answers: Vec<_> = a.into_iter().chain(b).collect();
+        assert_no_room_night_sold_twice(&answers);
+        assert_eq!(
+            answers.iter().filter(|a| a.is_ok()).count(),
+            ROOMS,
+            "round {round}"
+        );
+        assert!(answers.iter().all(|a| matches!(
+            a,
+            Ok(_) | Err(EngineError::Domain(innkeep_engine::DomainError::SoldOut))
+        )));
+        assert_eq!(free(engine, &stay), 0);
+    }
+}
+
+/// In a batch, a creator's hold cap counts every booking of the batch, and a booking that
+/// fails gives its slot back: three slots and one room, three requests for one night (one
+/// booked, two sold out, their slots returned) and three for other nights (two booked, the
+/// third over the cap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn book_many_counts_a_creators_holds_and_returns_the_slots_of_failed_bookings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.max_holds_per_creator = 3;
+    let engine = Stopper(Engine::start(config).unwrap());
+    let engine = &engine.0;
+    let h = setup(engine, 1).await;
+    let by_creator = |offset| {
+        let mut i = input(engine, &h, offset);
+        i.created_by = Some("creator".into());
+        (i, None)
+    };
+    let answers = engine
+        .book_many(vec![by_creator(1), by_creator(1), by_creator(1)])
+        .await;
+    assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 1);
+    let answers = engine
+        .book_many(vec![by_creator(5), by_creator(9), by_creator(13)])
+        .await;
+    let refused = answers
+        .iter()
+        .filter(|a| matches!(a, Err(EngineError::TooManyHolds { limit: 3 })))
+        .count();
+    assert_eq!(
+        answers.iter().filter(|a| a.is_ok()).count(),
+        2,
+        "{answers:?}"
+    );
+    assert_eq!(refused, 1, "{answers:?}");
+}
+
 /// A room keeps its reservations compact, and a read rebuilds exactly what the booking
 /// answered (the answer itself is the reservation as created, shared with the journal).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
