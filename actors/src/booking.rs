@@ -197,10 +197,10 @@ pub(crate) async fn run_many(
     for (k, result) in futures_util::future::join_all(others).await {
         placed[k] = Some(result);
     }
-    for ((i, r), result) in ready.iter().zip(placed) {
+    for ((i, r), result) in ready.into_iter().zip(placed) {
         let result = result.unwrap_or(Err(EngineError::ShuttingDown));
         r.finish(directory, &result);
-        results[*i] = Some(result);
+        results[i] = Some(result);
     }
     for (i, existing) in replays {
         results[i] = Some(replay(directory, rooms, existing).await);
@@ -236,11 +236,11 @@ pub(crate) struct Ready {
 
 impl Ready {
     /// Settles the directory with the booking's outcome ([`finish`]).
-    fn finish(&self, directory: &Directory, result: &BookResult) {
+    fn finish(self, directory: &Directory, result: &BookResult) {
         finish(
             directory,
-            self.slot.clone(),
-            self.draft.created_by.clone(),
+            self.slot,
+            self.draft.created_by.as_deref(),
             1,
             result,
         );
@@ -578,14 +578,14 @@ pub(crate) async fn replay(
 pub(crate) fn finish(
     directory: &Directory,
     slot: Option<(HotelId, IdempotencyKey)>,
-    creator: Option<String>,
+    creator: Option<&str>,
     holds: usize,
     result: &BookResult,
 ) {
     if result.is_err() {
         if let Some(c) = creator {
             for _ in 0..holds {
-                directory.release_slot(&c);
+                directory.release_slot(c);
             }
         }
     }

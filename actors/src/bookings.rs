@@ -145,7 +145,7 @@ pub(crate) async fn book(
         Err(_) => "refused",
     };
     metrics::counter!(METRIC_GROUP_BOOKINGS, "outcome" => outcome).increment(1);
-    finish(&directory, slot, creator, holds, &result);
+    finish(&directory, slot, creator.as_deref(), holds, &result);
     result
 }
 

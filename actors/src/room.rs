@@ -647,20 +647,103 @@ impl Actor for RoomActor {
 impl Handler<Reserve> for RoomActor {
     type Result = ();
 
-    /// Decides the message's bookings in order, each as if it came alone: a later one sees
-    /// the nights an earlier one took.
+    /// Decides the message's bookings in order, each as if it came alone (a later one sees
+    /// the nights an earlier one took), then journals the ones taken together: one journal
+    /// message and one ack for the lot, all durable or none.
     fn handle(&mut self, msg: Reserve, ctx: &mut Self::Context) {
         let Reserve { first, more, span } = msg;
-        self.reserve(first, &span, ctx);
-        for booking in more {
-            self.reserve(booking, &span, ctx);
+        let mut taken = Vec::with_capacity(1 + more.len());
+        let mut events = Vec::with_capacity(1 + more.len());
+        for booking in std::iter::once(first).chain(more) {
+            if let Some((t, event)) = self.take_nights(booking, &span) {
+                taken.push(t);
+                events.push(event);
+            }
         }
+        if taken.is_empty() {
+            return;
+        }
+        let durable_before = self.peers.journal.durable_seq();
+        let ack = match self.peers.journal.append_many_via(events, &self.peers.acks) {
+            Ok(ack) => ack,
+            Err(e) => return self.give_back(taken, journal_error(e)),
+        };
+        let unacked = &mut self.in_flight().unacked;
+        for t in &taken {
+            unacked.insert(t.created.id, durable_before);
+        }
+        // Spawned, not waited on: the room keeps deciding other bookings meanwhile.
+        ctx.spawn(ack.into_actor(self).map(move |acked, act, _ctx| {
+            if let Some(f) = act.in_flight.as_mut() {
+                for t in &taken {
+                    f.unacked.remove(&t.created.id);
+                }
+            }
+            act.settle();
+            let last_seq = match acked {
+                Ok(Ok(seq)) => seq,
+                Ok(Err(e)) => return act.give_back(taken, journal_error(e)),
+                Err(_) => return act.give_back(taken, EngineError::ShuttingDown),
+            };
+            // Consecutive records, the last one's seq acknowledged.
+            let first_seq = last_seq + 1 - taken.len() as u64;
+            for (seq, t) in (first_seq..).zip(taken) {
+                t.span.record("seq", seq);
+                t.span.in_scope(|| tracing::debug!("reservation durable"));
+                let id = t.created.id;
+                // The reservation as created (nobody knew its id to change it since): the
+                // answer shares it, it is not copied.
+                if !act.state.ledger.contains(&id) {
+                    t.answer(Err(DomainError::NotFound("reservation").into()));
+                    continue;
+                }
+                let r = t.created;
+                // Findable (by id and by its key) and its hold queued for expiry before
+                // anyone learns the id.
+                act.peers.directory.set_location(id, act.number);
+                act.peers.holds.started(
+                    id,
+                    r.hold_expires_at,
+                    Some(Charge {
+                        out_trade_no: r.payment.out_trade_no,
+                        amount: r.payment.amount,
+                    }),
+                    r.created_at,
+                );
+                let _ = t.reply.send(Ok(r));
+            }
+        }));
+    }
+}
+
+/// A booking whose nights a room took, waiting for its event to be durable.
+struct Taken {
+    /// The reservation as created (journal, live stream and answer share it).
+    created: Arc<Reservation>,
+    /// Its idempotency key as recorded in the directory, to forget if it is undone.
+    key: Option<(HotelId, IdempotencyKey)>,
+    /// Where its outcome goes.
+    reply: oneshot::Sender<BookResult>,
+    /// Its span in the room, which records the seq its event got.
+    span: tracing::Span,
+}
+
+impl Taken {
+    /// Answers the booking (nobody may be waiting any more: then nobody needs it).
+    fn answer(self, result: BookResult) {
+        let _ = self.reply.send(result);
     }
 }
 
 impl RoomActor {
-    /// Takes `booking`'s nights if they are free: applied now, answered once durable.
-    fn reserve(&mut self, booking: RoomBooking, parent: &tracing::Span, ctx: &mut Context<Self>) {
+    /// Takes `booking`'s nights if they are free: applies its creation now (so no other
+    /// booking takes these nights while the journal writes it) and hands back the event to
+    /// journal. A refusal is answered here.
+    fn take_nights(
+        &mut self,
+        booking: RoomBooking,
+        parent: &tracing::Span,
+    ) -> Option<(Taken, Event)> {
         let span = tracing::debug_span!(
             parent: parent,
             "room_reserve",
@@ -671,34 +754,30 @@ impl RoomActor {
         // Built once and shared from here on (journal, live stream, answer); the room keeps
         // its own compact copy.
         let reservation = booking.draft.reservation_in(self.state.key.number.clone());
-        // The saga may be gone (the engine is stopping): then nobody needs the answer.
-        let reply = booking.reply;
-        let answer = move |result: BookResult| drop(reply.send(result));
         if let Err(e) = self.state.decide_reserve(&reservation) {
             tracing::debug!(error = %e, "room refused");
-            answer(Err(e.into()));
-            return;
+            let _ = booking.reply.send(Err(e.into()));
+            return None;
         }
         let id = reservation.id;
+        // The key is recorded before the event is queued, so a snapshot that sees this
+        // booking in the room sees its key too (`crate::snapshot`). Retries cannot see it
+        // early: the key stays in flight, which admission looks at first, until the
+        // booking has its answer.
         let key = booking.idempotency.as_ref().map(|i| {
+            let slot = (reservation.hotel_id.clone(), i.key.clone());
             let entry = IdempotencyEntry {
                 fingerprint: i.fingerprint,
                 reservation_id: id,
                 created_at: reservation.created_at,
             };
-            ((reservation.hotel_id.clone(), i.key.clone()), entry)
-        });
-        // The key is recorded before the event is queued, so a snapshot that sees this
-        // booking in the room sees its key too (`crate::snapshot`). Retries cannot see it
-        // early: the key stays in flight, which admission looks at first, until the
-        // booking has its answer.
-        if let Some((slot, entry)) = &key {
             self.peers
                 .directory
-                .keys(slot)
+                .keys(&slot)
                 .finished
-                .insert(slot.clone(), *entry);
-        }
+                .insert(slot.clone(), entry);
+            slot
+        });
         let created = Arc::new(reservation);
         let event = Event::ReservationCreated {
             reservation: created.clone(),
@@ -717,57 +796,26 @@ impl RoomActor {
                 self.state.key.number
             );
         }
-        let durable_before = self.peers.journal.durable_seq();
-        let ack = match self.append(event) {
-            Ok(ack) => ack,
-            Err(e) => {
-                let delta = self.state.revert_created(&id);
-                self.publish(&delta);
-                self.forget_key(key.as_ref().map(|(slot, _)| slot), &id);
-                answer(Err(journal_error(e)));
-                return;
-            }
-        };
         drop(entered);
-        self.in_flight().unacked.insert(id, durable_before);
-        // Spawned, not waited on: the room keeps deciding other bookings meanwhile.
-        ctx.spawn(ack.into_actor(self).map(move |acked, act, _ctx| {
-            if let Some(f) = act.in_flight.as_mut() {
-                f.unacked.remove(&id);
-            }
-            act.settle();
-            let failure = match acked {
-                Ok(Ok(seq)) => {
-                    span.record("seq", seq);
-                    span.in_scope(|| tracing::debug!("reservation durable"));
-                    // The reservation as created (nobody knew its id to change it since):
-                    // the answer shares it, it is not copied.
-                    if !act.state.ledger.contains(&id) {
-                        return answer(Err(DomainError::NotFound("reservation").into()));
-                    }
-                    let r = created;
-                    // Findable (by id and by its key) and its hold queued for expiry before
-                    // anyone learns the id.
-                    act.peers.directory.set_location(id, act.number);
-                    act.peers.holds.started(
-                        id,
-                        r.hold_expires_at,
-                        Some(Charge {
-                            out_trade_no: r.payment.out_trade_no,
-                            amount: r.payment.amount,
-                        }),
-                        r.created_at,
-                    );
-                    return answer(Ok(r));
-                }
-                Ok(Err(e)) => journal_error(e),
-                Err(_) => EngineError::ShuttingDown,
-            };
-            let delta = act.state.revert_created(&id);
-            act.publish(&delta);
-            act.forget_key(key.as_ref().map(|(slot, _)| slot), &id);
-            answer(Err(failure));
-        }));
+        let taken = Taken {
+            created,
+            key,
+            reply: booking.reply,
+            span,
+        };
+        Some((taken, event))
+    }
+
+    /// Undoes bookings whose events the journal did not make durable, latest first, and
+    /// answers each with `failure`.
+    fn give_back(&mut self, taken: Vec<Taken>, failure: EngineError) {
+        for t in taken.into_iter().rev() {
+            let id = t.created.id;
+            let delta = self.state.revert_created(&id);
+            self.publish(&delta);
+            self.forget_key(t.key.as_ref(), &id);
+            t.answer(Err(failure.clone()));
+        }
     }
 }
 

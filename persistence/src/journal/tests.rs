@@ -454,6 +454,88 @@ fn a_batch_hands_each_sink_its_acks_in_one_delivery() {
     assert_eq!(acked_b, (0..10).map(|i| 3 + 2 * i).collect::<Vec<u64>>());
 }
 
+/// Completes every ack a sink was handed.
+fn complete_all(sink: &Collect) {
+    for ack in std::mem::take(&mut *sink.deliveries.lock().expect("lock"))
+        .into_iter()
+        .flatten()
+    {
+        ack.complete();
+    }
+}
+
+/// `append_many_via` makes its events consecutive records, answered once with the last
+/// one's seq; a write that fails fails them all (nothing of them is recovered), and the
+/// next ones take their numbers.
+#[test]
+fn append_many_is_one_ack_for_consecutive_records_all_durable_or_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (storage, plan) = FaultyStorage::over_fs();
+    let (hook, _batches) = collector();
+    let journal =
+        Journal::start_with_storage(options(dir.path(), 1 << 20), 1, hook, Box::new(storage))
+            .expect("start");
+    let collect = Arc::new(Collect::default());
+    let sink: Arc<dyn AckSink> = collect.clone();
+    assert_eq!(append_wait(&journal, ev(1)).expect("ack"), 1);
+    let many = journal
+        .append_many_via(vec![ev(2), ev(3), ev(4)], &sink)
+        .expect("append");
+    let delivered = || collect.deliveries.lock().expect("lock").len();
+    while delivered() == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let lens: Vec<usize> = collect
+        .deliveries
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(Vec::len)
+        .collect();
+    assert_eq!(lens, vec![1], "one ack for the three records");
+    complete_all(&collect);
+    assert_eq!(wait(many).expect("ack"), 4);
+    plan.fail_next_write();
+    let failed = journal
+        .append_many_via(vec![ev(5), ev(6)], &sink)
+        .expect("append");
+    assert!(matches!(
+        wait(failed),
+        Err(JournalError::Unavailable { .. })
+    ));
+    let next = journal
+        .append_many_via(vec![ev(7), ev(8)], &sink)
+        .expect("append");
+    while delivered() == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    complete_all(&collect);
+    assert_eq!(
+        wait(next).expect("ack"),
+        6,
+        "the failed records' numbers are reused"
+    );
+    let empty = journal.append_many_via(Vec::new(), &sink).expect("append");
+    assert_eq!(
+        wait(empty).expect("ack"),
+        6,
+        "nothing to append: the durable seq"
+    );
+    journal.shutdown();
+    let (records, _) = recover_all(dir.path(), 0).expect("recover");
+    assert_eq!(
+        records,
+        vec![
+            (1, ev(1)),
+            (2, ev(2)),
+            (3, ev(3)),
+            (4, ev(4)),
+            (5, ev(7)),
+            (6, ev(8))
+        ]
+    );
+}
+
 #[test]
 fn max_batch_records_bounds_a_batch() {
     let dir = tempfile::tempdir().expect("tempdir");

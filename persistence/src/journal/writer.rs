@@ -83,6 +83,14 @@ enum Msg<E> {
         /// Where the outcome goes.
         ack: Reply,
     },
+    /// Make `events` durable as consecutive records of one batch, all or none, and answer
+    /// on `ack` with the last one's seq (sent by `append_many_via`).
+    AppendMany {
+        /// The events to journal, in order; never empty.
+        events: Vec<E>,
+        /// Where the outcome goes.
+        ack: Reply,
+    },
     /// Answer with the seq of the last record queued before this message, once that
     /// record is durable (sent by `mark`).
     Mark(oneshot::Sender<Result<u64, JournalError>>),
@@ -299,6 +307,28 @@ impl<E: Serialize + Send + 'static> Journal<E> {
         sink: &Arc<dyn AckSink>,
     ) -> Result<AckReceiver, JournalError> {
         self.send(event, Some(sink))
+    }
+
+    /// [`Journal::append_via`] for `events` together: they become consecutive records of
+    /// one batch, durable all or none, and the receiver yields the last one's seq (the
+    /// others' are the ones before it). For a caller that decided several events at once
+    /// (a room given a batch of bookings): one message, one ack. An empty `events` is
+    /// acknowledged at once with the durable seq.
+    pub fn append_many_via(
+        &self,
+        events: Vec<E>,
+        sink: &Arc<dyn AckSink>,
+    ) -> Result<AckReceiver, JournalError> {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        if events.is_empty() {
+            let _ = ack_tx.send(Ok(self.durable_seq()));
+            return Ok(ack_rx);
+        }
+        self.queue(Msg::AppendMany {
+            events,
+            ack: Reply::Via(ack_tx, sink.clone()),
+        })?;
+        Ok(ack_rx)
     }
 
     fn send(&self, event: E, sink: Option<&Arc<dyn AckSink>>) -> Result<AckReceiver, JournalError> {
@@ -729,8 +759,9 @@ struct PendingRecord<E> {
     event: E,
     /// Where its payload lies in the batch buffer, to hand a copy to `on_commit`.
     payload: Range<usize>,
-    /// Where the outcome goes.
-    ack: Reply,
+    /// Where the outcome goes: on the last record of its message only (an
+    /// [`Msg::AppendMany`] is answered once, for all its records).
+    ack: Option<Reply>,
 }
 
 /// The writer thread's state. Only this thread touches segment files after start.
@@ -867,28 +898,51 @@ impl<E: Serialize> Writer<E> {
 
     /// Accept one message into the batch being built, encoding appends right away.
     fn take(&mut self, msg: Msg<E>, batch: &mut Vec<PendingRecord<E>>) {
-        let seq = self.next_seq + batch.len() as u64;
-        let (event, ack) = match msg {
-            Msg::Append { event, ack } => (event, ack),
+        match msg {
+            Msg::Append { event, ack } => self.take_events(std::iter::once(event), ack, batch),
+            Msg::AppendMany { events, ack } => self.take_events(events.into_iter(), ack, batch),
             Msg::Mark(tx) => {
+                let seq = self.next_seq + batch.len() as u64;
                 self.marks.push((seq - 1, tx));
-                return;
             }
-            Msg::Wake => return,
-        };
+            Msg::Wake => {}
+        }
+    }
+
+    /// Accept `events` into the batch as consecutive records, all of them or (when one
+    /// cannot be encoded) none; `ack` is answered for them all, with the last one's seq.
+    fn take_events(
+        &mut self,
+        events: impl Iterator<Item = E>,
+        ack: Reply,
+        batch: &mut Vec<PendingRecord<E>>,
+    ) {
         if let Some(err) = self.shared.poisoned_error() {
             ack.send_now(Err(err));
             return;
         }
-        let start = self.buf.len() + RECORD_HEADER_BYTES as usize;
-        match encode_record(&mut self.buf, seq, &event) {
-            Ok(()) => batch.push(PendingRecord {
+        let (records_before, bytes_before) = (batch.len(), self.buf.len());
+        for event in events {
+            let seq = self.next_seq + batch.len() as u64;
+            let start = self.buf.len() + RECORD_HEADER_BYTES as usize;
+            if let Err(err) = encode_record(&mut self.buf, seq, &event) {
+                batch.truncate(records_before);
+                self.buf.truncate(bytes_before);
+                ack.send_now(Err(err));
+                return;
+            }
+            batch.push(PendingRecord {
                 seq,
                 event,
                 payload: start..self.buf.len(),
-                ack,
-            }),
-            Err(err) => ack.send_now(Err(err)),
+                ack: None,
+            });
+        }
+        let appended = batch.len() > records_before;
+        match batch.last_mut() {
+            Some(last) if appended => last.ack = Some(ack),
+            // Nothing to append (`append_many_via` sends no empty message).
+            _ => ack.send_now(Ok(self.next_seq + records_before as u64 - 1)),
         }
     }
 
@@ -901,7 +955,9 @@ impl<E: Serialize> Writer<E> {
     ) -> Result<(), JournalError> {
         self.shared.failed_batches.fetch_add(1, Ordering::Relaxed);
         for record in batch.drain(..) {
-            record.ack.send_now(Err(err.clone()));
+            if let Some(ack) = record.ack {
+                ack.send_now(Err(err.clone()));
+            }
         }
         Err(err)
     }
@@ -996,7 +1052,9 @@ impl<E: Serialize> Writer<E> {
                 // hook (the event feed keeps every event encoded).
                 payload: self.buf[record.payload].to_vec(),
             });
-            acks.push((record.seq, record.ack));
+            if let Some(ack) = record.ack {
+                acks.push((record.seq, ack));
+            }
         }
         let on_commit = &mut self.on_commit;
         if panic::catch_unwind(AssertUnwindSafe(|| on_commit(committed))).is_err() {
