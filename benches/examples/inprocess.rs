@@ -4,7 +4,9 @@
 //! `cargo run --release -p innkeep-benches --example inprocess -- [bookings] [batch] [mode]`
 //! (defaults: 1000000 bookings, `Engine::book_many` calls of 256, `durable`; mode
 //! `no-fsync` runs the journal without `fdatasync`; batch `1` calls `Engine::book` with
-//! 256 in flight instead). The fixture is the criterion bench's
+//! 256 in flight instead). A call is dealt over the shards, each admitting up to
+//! [`innkeep_benches::inprocess::MAX_IN_FLIGHT`]: batches up to 8 192 run whole on two
+//! shards (`inprocess 1000000 4096`). The fixture is the criterion bench's
 //! ([`innkeep_benches::inprocess::Fixture`]); the caller's runtime has two worker threads,
 //! as an embedder's would on a two-core machine.
 
