@@ -1,12 +1,14 @@
 //! In-process durable bookings per second (issue #13's target (d)), with the CPU each of
 //! the process's threads spent, so a run shows which thread bounds it.
 //!
-//! `cargo run --release -p innkeep-benches --example inprocess -- [bookings] [batch] [mode]`
+//! `cargo run --release -p innkeep-benches --example inprocess -- [bookings] [batch] [mode] [callers]`
 //! (defaults: 1000000 bookings, `Engine::book_many` calls of 256, `durable`; mode
 //! `no-fsync` runs the journal without `fdatasync`; batch `1` calls `Engine::book` with
 //! 256 in flight instead). A call is dealt over the shards, each admitting up to
 //! [`innkeep_benches::inprocess::MAX_IN_FLIGHT`]: batches up to 8 192 run whole on two
-//! shards (`inprocess 1000000 4096`). The fixture is the criterion bench's
+//! shards (`inprocess 1000000 4096`). `callers` (default 1) splits the bookings over that
+//! many callers, each making its `book_many` calls one after another, all at once
+//! (`inprocess 1000000 2048 durable 2`). The fixture is the criterion bench's
 //! ([`innkeep_benches::inprocess::Fixture`]); the caller's runtime has two worker threads,
 //! as an embedder's would on a two-core machine.
 
@@ -47,6 +49,9 @@ fn main() {
         Some("no-fsync") => SyncMode::None,
         _ => SyncMode::Fdatasync,
     };
+    // Callers each with its own `book_many` calls, one after another: while one caller's
+    // bookings wait for their sync, another's are decided.
+    let callers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -63,9 +68,24 @@ fn main() {
                 f.book_concurrently(n).await;
                 left -= n;
             } else {
-                let n = left.min(batch);
-                f.book_batch(n).await;
-                left -= n;
+                let per_caller = left.div_ceil(callers);
+                let running: Vec<_> = (0..callers)
+                    .map(|c| {
+                        let f = std::sync::Arc::clone(&f);
+                        let mut mine = left.saturating_sub(c * per_caller).min(per_caller);
+                        tokio::spawn(async move {
+                            while mine > 0 {
+                                let n = mine.min(batch);
+                                f.book_batch(n).await;
+                                mine -= n;
+                            }
+                        })
+                    })
+                    .collect();
+                for caller in running {
+                    caller.await.expect("caller");
+                }
+                left = 0;
             }
         }
         bookings
