@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use innkeep_engine::ids::{CodeMap, IdMap};
+use innkeep_engine::ids::{CodeMap, IdMap, RoomKeyParts};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
@@ -164,14 +164,23 @@ impl Rooms {
             .map(|hosted| self.with_actor(hosted, f))
     }
 
-    /// [`Rooms::try_send`] to `hosted`, found under the registry's read lock.
-    pub(crate) fn try_send_to<M>(&self, hosted: &Hosted, msg: M) -> Result<(), SendError<M>>
+    /// [`Rooms::try_send`] to room `key`, looked up by its borrowed codes (no `RoomKey`
+    /// built of clones) and sent from under the registry's read lock (no `Addr` cloned:
+    /// an address clone and drop are two contended atomic operations). `None` if there is
+    /// no such room.
+    pub(crate) fn try_send_to<M>(
+        &self,
+        key: &dyn RoomKeyParts,
+        msg: M,
+    ) -> Option<Result<(), SendError<M>>>
     where
         M: Message + Send + 'static,
         M::Result: Send,
         RoomActor: Handler<M>,
     {
-        self.with_actor(hosted, |addr| addr.try_send(msg))
+        self.read()
+            .get(key)
+            .map(|hosted| self.with_actor(hosted, |addr| addr.try_send(msg)))
     }
 
     /// [`Rooms::send`], with `not_found` ("room") when there is no such room.
