@@ -108,9 +108,11 @@ pub(crate) fn start(
         // The feed shows only durable events, in journal order: the writer's committed
         // records, as they are (not a second `apply`, nor a second encoding).
         Box::new(move |batch| {
-            for c in batch {
-                publish.publish(c.seq, Arc::new(c.event), c.payload);
-            }
+            publish.publish(
+                batch
+                    .into_iter()
+                    .map(|c| (c.seq, Arc::new(c.event), c.payload)),
+            );
         }),
         storage,
     )?;
