@@ -1,31 +1,35 @@
-//! The booking saga: validate and price, admit (idempotency key, hold cap), then ask the
-//! type's free rooms one after another until one takes the stay.
+//! Booking: validate and price, admit (idempotency key, hold cap), then place the stay in
+//! a room that takes it.
 //!
-//! It runs as a task on a shard, not inside an actor: the rooms decide (each is the
-//! authority for its nights) and the [`Directory`] holds the little shared bookkeeping a
-//! booking needs before and after, in stripes, so bookings of different keys and creators
-//! take no common lock. In the server a booking goes shard → room (the same shard's
-//! whenever one is free) → journal → room → shard.
+//! Bookings run in batches, one task per batch on a shard, not inside an actor: each
+//! shard gathers the bookings that reach it into an inbox (`crate::facade`), and a batch
+//! is whatever arrived since the shard's last one (one booking when it is quiet, dozens
+//! under load, a whole `book_many` share). [`run_many`] prices and admits each, places
+//! the batch in the shard's own rooms in one pass over its index, and sends each room its
+//! share in one message; the rooms decide (each is the authority for its nights) and the
+//! [`Directory`] holds the little shared bookkeeping a booking needs before and after, in
+//! stripes, so bookings of different keys and creators take no common lock. In the
+//! server a booking goes shard → room (the same shard's whenever one is free) → journal →
+//! room → shard.
 //!
-//! A spawned task, not the caller's future: a caller that gives up (a dropped HTTP
-//! request) must not stop a booking half-way, or its idempotency key would stay "in
-//! flight" and its creator's hold slot taken. And a task on a *shard*, never on a caller's
-//! own runtime: the shards live as long as the engine, so a saga cannot die half-way
-//! while the engine runs (an embedder stopping its runtime stops only its wait), and the
-//! directory needs no guard to settle a saga that vanished.
+//! A task, not the caller's future: a caller that gives up (a dropped HTTP request) must
+//! not stop a booking half-way, or its idempotency key would stay "in flight" and its
+//! creator's hold slot taken. And a task on a *shard*, never on a caller's own runtime:
+//! the shards live as long as the engine, so a batch cannot die half-way while the engine
+//! runs (an embedder stopping its runtime stops only its wait), and the directory needs
+//! no guard to settle a batch that vanished.
 
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix::dev::SendError;
-use innkeep_engine::ids::{CodeMap, RoomKeyParts};
+use innkeep_engine::availability::Packing;
 use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::state::check_idempotency;
 use innkeep_engine::Event;
 use innkeep_engine::{
-    BookInput, DomainError, HotelId, IdempotencyKey, IdempotencyRecord, ReservationId, RoomKey,
-    RoomNumber,
+    BookInput, DomainError, HotelId, IdempotencyKey, IdempotencyRecord, ReservationId, RoomNumber,
 };
 use innkeep_persistence::Journal;
 use tokio::sync::oneshot;
@@ -37,17 +41,17 @@ use crate::protocol::{
 };
 use crate::room::Rooms;
 
-/// Rooms one round of the saga asks at most before looking at the index again. Few: the
-/// first room asked almost always takes the stay (concurrent bookings start at different
-/// rooms), and each candidate costs a clone of its shared number, whose count sits in a
+/// Rooms one round of `place` asks at most before looking at the index again. Few: the
+/// first room asked almost always takes the stay (a booking comes to `place` when its
+/// shard had no room for it, or after losing one race), and each candidate costs a clone of its shared number, whose count sits in a
 /// cache line the other shards touch too (measured: 16 per round were 2–3 % of a shard's
 /// time). A round that loses every race reads the index again, fresher.
 const CANDIDATES_PER_ROUND: usize = 4;
 
 thread_local! {
-    /// Where this thread's next booking starts looking among its type's rooms, so
-    /// concurrent bookings of one type ask different rooms first. Per thread: a shard's
-    /// bookings spread over its rooms without a counter every shard writes.
+    /// Where this thread's next batch starts looking among its type's rooms, so
+    /// consecutive batches of one type ask different rooms first. Per thread: a shard's
+    /// batches spread over its rooms without a counter every shard writes.
     static CURSOR: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -66,73 +70,40 @@ pub(crate) struct BookingJob {
     pub span: tracing::Span,
 }
 
-/// Runs one booking to its end.
-pub(crate) async fn run(
-    directory: Arc<Directory>,
-    rooms: Arc<Rooms>,
-    journal: Journal<Event>,
-    policy: BookingPolicy,
-    job: BookingJob,
-) -> BookResult {
-    let span = tracing::debug_span!(parent: &job.span, "book", reservation = %job.id);
-    let ready = match prepare(&directory, policy, job) {
-        Prepared::Answered(result) => return result,
-        // Boxed, as `place`'s rearrangement: both are rare, and their states inlined
-        // made every booking's future, which is allocated whole when it is spawned, 456
-        // of its 1 656 bytes (measured with `size_of` on a test build, before the saga
-        // was split into `prepare` and `place`).
-        Prepared::Replay(existing) => return Box::pin(replay(&directory, &rooms, existing)).await,
-        Prepared::Wait(rx) => return rx.await.unwrap_or(Err(EngineError::ShuttingDown)),
-        Prepared::Go(ready) => ready,
-    };
-    // From here on the directory holds this booking's key and slot until `finish` below.
-    // The task runs on a shard, so it is only dropped half-way when the engine stops, and
-    // then the directory goes with it.
-    let start = next_start();
-    let result = place(
-        &directory,
-        &rooms,
-        &journal,
-        &ready,
-        start,
-        &span,
-        HashSet::new(),
-    )
-    .await;
-    // The room already wrote the locator and the key and queued the new hold for expiry
-    // (before answering, so the hold is known before anyone can act on it).
-    ready.finish(&directory, &result);
-    result
-}
-
-/// Runs a shard's share of a batch (`Engine::book_many`) to its end, answering each job in
-/// its place. Each booking is priced and admitted as [`run`] does; then the batch is placed
+/// Runs a batch of bookings to its end: the bookings a shard's inbox gathered (the
+/// requests that reached the shard since its last batch, one or many `Engine::book`
+/// calls and `Engine::book_many` shares), handing each outcome to `deliver` with the
+/// booking's index in `jobs` as soon as it is known.
+///
+/// Each booking is priced and admitted on its own ([`prepare`]). Then the batch is placed
 /// in this shard's rooms in one pass over its index, packed: a booking goes to the first
 /// room (from one start for the whole batch) that is free for its stay and holds no
 /// overlapping stay of the batch already, so bookings of different nights share rooms and
 /// each room gets its share in one [`Reserve`]. A booking no room here can take, that
-/// names its room, or that lost its room to another booking meanwhile, goes the saga's way
-/// ([`place`]): every shard's rooms, then a rearrangement.
+/// names its room, or that lost its room to another booking meanwhile, goes [`place`]'s
+/// way: every shard's rooms, then a rearrangement.
 pub(crate) async fn run_many(
     directory: &Arc<Directory>,
     rooms: &Arc<Rooms>,
     journal: &Journal<Event>,
     policy: BookingPolicy,
     jobs: Vec<BookingJob>,
-) -> Vec<BookResult> {
-    let span = tracing::Span::current();
-    let mut results: Vec<Option<BookResult>> = (0..jobs.len()).map(|_| None).collect();
+    mut deliver: impl FnMut(usize, BookResult),
+) {
     let mut ready: Vec<(usize, Ready)> = Vec::with_capacity(jobs.len());
     let mut replays = Vec::new();
     let mut waits = Vec::new();
     for (i, job) in jobs.into_iter().enumerate() {
         match prepare(directory, policy, job) {
-            Prepared::Answered(result) => results[i] = Some(result),
+            Prepared::Answered(result) => deliver(i, result),
             Prepared::Replay(existing) => replays.push((i, existing)),
             Prepared::Wait(rx) => waits.push((i, rx)),
             Prepared::Go(r) => ready.push((i, r)),
         }
     }
+    // From here on the directory holds each ready booking's key and slot until its
+    // `finish`. The batch runs as a task on a shard, so it is only dropped half-way when
+    // the engine stops, and then the directory goes with it.
     let start = next_start();
     let (groups, mut elsewhere) = pack(directory, &ready, start);
     // Every room's message goes out before any answer is awaited, so the rooms decide
@@ -143,10 +114,12 @@ pub(crate) async fn run_many(
         let mut bookings = members.iter().map(|&k| {
             let (reply, answer) = oneshot::channel();
             answers.push((k, g, answer));
+            let r = &ready[k].1;
             RoomBooking {
-                draft: ready[k].1.draft.clone(),
-                idempotency: ready[k].1.idempotency.clone(),
+                draft: r.draft.clone(),
+                idempotency: r.idempotency.clone(),
                 reply,
+                span: r.span.clone(),
             }
         });
         let Some(first) = bookings.next() else {
@@ -155,13 +128,12 @@ pub(crate) async fn run_many(
         let msg = Reserve {
             first,
             more: bookings.collect(),
-            span: span.clone(),
         };
         let hotel_id = &ready[members[0]].1.draft.request.hotel_id;
         let sent = rooms.try_send_to(&(hotel_id, number), msg);
         if !matches!(sent, Some(Ok(()))) {
-            // Not a room any more, or its mailbox is full: the saga's way finds another
-            // room or answers why not. The message is dropped with its replies.
+            // Not a room any more, or its mailbox is full: `place` finds another room or
+            // answers why not. The message is dropped with its replies.
             answers.truncate(answers.len() - members.len());
             elsewhere.extend(
                 members
@@ -170,45 +142,44 @@ pub(crate) async fn run_many(
             );
         }
     }
-    let mut placed: Vec<Option<BookResult>> = (0..ready.len()).map(|_| None).collect();
+    // The room already wrote the locator and the key and queued the new hold for expiry
+    // before answering (so the hold is known before anyone can act on it); `finish`
+    // settles the rest before the caller hears.
     for (k, g, answer) in answers {
         match answer.await.unwrap_or(Err(EngineError::ShuttingDown)) {
-            // Another booking took the room since the index was read: the saga's way,
-            // without that room.
+            // Another booking took the room since the index was read: `place`, without
+            // that room.
             Err(EngineError::Domain(DomainError::SoldOut)) => {
                 elsewhere.push((k, HashSet::from([groups[g].0.clone()])));
             }
-            other => placed[k] = Some(other),
+            result => {
+                let (i, r) = &mut ready[k];
+                r.finish(directory, &result);
+                deliver(*i, result);
+            }
         }
     }
     let others = elsewhere.into_iter().map(|(k, tried)| {
         let ready = &ready[k].1;
-        let span = &span;
         async move {
-            (
-                k,
-                place(directory, rooms, journal, ready, start, span, tried).await,
-            )
+            let result = place(directory, rooms, journal, ready, start, tried).await;
+            (k, result)
         }
     });
-    for (k, result) in futures_util::future::join_all(others).await {
-        placed[k] = Some(result);
-    }
-    for ((i, r), result) in ready.into_iter().zip(placed) {
-        let result = result.unwrap_or(Err(EngineError::ShuttingDown));
+    let placed = futures_util::future::join_all(others).await;
+    for (k, result) in placed {
+        let (i, r) = &mut ready[k];
         r.finish(directory, &result);
-        results[i] = Some(result);
+        deliver(*i, result);
     }
     for (i, existing) in replays {
-        results[i] = Some(replay(directory, rooms, existing).await);
+        // Boxed, as `place`'s rearrangement: rare, and inlined it would enlarge every
+        // batch's future.
+        deliver(i, Box::pin(replay(directory, rooms, existing)).await);
     }
     for (i, rx) in waits {
-        results[i] = Some(rx.await.unwrap_or(Err(EngineError::ShuttingDown)));
+        deliver(i, rx.await.unwrap_or(Err(EngineError::ShuttingDown)));
     }
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or(Err(EngineError::ShuttingDown)))
-        .collect()
 }
 
 /// Where this thread's next booking (or batch) starts looking among its type's rooms.
@@ -227,16 +198,18 @@ pub(crate) struct Ready {
     draft: Arc<Draft>,
     /// The key it is made under, with the request's fingerprint.
     idempotency: Option<IdempotencyRecord>,
-    /// The key's place in the directory.
+    /// The key's place in the directory (taken by [`Ready::finish`]).
     slot: Option<(HotelId, IdempotencyKey)>,
+    /// The booking's span, under its request's.
+    span: tracing::Span,
 }
 
 impl Ready {
-    /// Settles the directory with the booking's outcome ([`finish`]).
-    fn finish(self, directory: &Directory, result: &BookResult) {
+    /// Settles the directory with the booking's outcome ([`finish`]); once.
+    fn finish(&mut self, directory: &Directory, result: &BookResult) {
         finish(
             directory,
-            self.slot,
+            self.slot.take(),
             self.draft.created_by.as_deref(),
             1,
             result,
@@ -265,7 +238,7 @@ fn prepare(directory: &Directory, policy: BookingPolicy, job: BookingJob) -> Pre
         idempotency_key,
         id,
         now,
-        span: _,
+        span,
     } = job;
     let creator = input.created_by.clone();
     let priced = read(&directory.catalog).price_booking(input, now, policy.limits);
@@ -298,7 +271,9 @@ fn prepare(directory: &Directory, policy: BookingPolicy, job: BookingJob) -> Pre
         key: key.clone(),
         fingerprint,
     });
+    let span = tracing::debug_span!(parent: &span, "book", reservation = %id);
     Prepared::Go(Ready {
+        span,
         draft: Arc::new(Draft {
             request,
             total,
@@ -322,7 +297,6 @@ async fn place(
     journal: &Journal<Event>,
     ready: &Ready,
     start: usize,
-    span: &tracing::Span,
     mut tried: HashSet<RoomNumber>,
 ) -> BookResult {
     let draft = &ready.draft;
@@ -354,9 +328,9 @@ async fn place(
                     draft: draft.clone(),
                     idempotency: ready.idempotency.clone(),
                     reply,
+                    span: ready.span.clone(),
                 },
                 more: Vec::new(),
-                span: span.clone(),
             };
             // The engine's in-flight bound is below the mailbox capacity, so a full
             // mailbox means the engine is past its limit: answer overloaded.
@@ -391,15 +365,17 @@ type Groups = Vec<(RoomNumber, Vec<usize>)>;
 type Elsewhere = Vec<(usize, HashSet<RoomNumber>)>;
 
 /// Rooms on this shard (its own index) for the bookings of `ready` that name no room,
-/// packed: each goes to the first room from `start` that the index shows free for its
-/// whole stay and that holds no overlapping stay of this batch yet (nor
-/// [`MAX_BOOKINGS_PER_RESERVE`] of them). Returns each room with its bookings (indices
-/// into `ready`, in order), and the bookings left for [`place`], each with the rooms it
-/// need not ask.
+/// packed ([`AvailabilityIndex::pack`]): each goes to the first room from `start` that
+/// the index shows free for its whole stay and that holds no overlapping stay of this
+/// batch yet (nor [`MAX_BOOKINGS_PER_RESERVE`] of them). Returns each room with its
+/// bookings (indices into `ready`, in order), and the bookings left for [`place`], each
+/// with the rooms it need not ask.
+///
+/// [`AvailabilityIndex::pack`]: innkeep_engine::availability::AvailabilityIndex::pack
 fn pack(directory: &Directory, ready: &[(usize, Ready)], start: usize) -> (Groups, Elsewhere) {
     let mut groups: Groups = Vec::new();
     let mut elsewhere: Elsewhere = Vec::new();
-    let mut group_of: CodeMap<RoomKey, usize> = CodeMap::default();
+    let mut packing = Packing::default();
     let here = crate::shards::current().unwrap_or(start) % directory.shards();
     let index = read(directory.index(here));
     for (k, (_, r)) in ready.iter().enumerate() {
@@ -408,36 +384,19 @@ fn pack(directory: &Directory, ready: &[(usize, Ready)], start: usize) -> (Group
             elsewhere.push((k, HashSet::new()));
             continue;
         }
-        let stay = &req.stay;
-        let full = |n: &RoomNumber| {
-            let key: &dyn RoomKeyParts = &(&req.hotel_id, n);
-            group_of.get(key).is_some_and(|&g| {
-                let members = &groups[g].1;
-                members.len() >= MAX_BOOKINGS_PER_RESERVE
-                    || members.iter().any(|&j| {
-                        let other = &ready[j].1.draft.request.stay;
-                        other.arrival() < stay.departure() && stay.arrival() < other.departure()
-                    })
-            })
-        };
-        let found = index.candidates_from(&req.hotel_id, &req.room_type, stay, start, 1, full);
-        let Some(number) = found.into_iter().next() else {
-            elsewhere.push((k, HashSet::new()));
-            continue;
-        };
-        let key: &dyn RoomKeyParts = &(&req.hotel_id, &number);
-        match group_of.get(key) {
-            Some(&g) => groups[g].1.push(k),
-            None => {
-                group_of.insert(
-                    RoomKey {
-                        hotel_id: req.hotel_id.clone(),
-                        number: number.clone(),
-                    },
-                    groups.len(),
-                );
-                groups.push((number, vec![k]));
-            }
+        let packed = index.pack(
+            &mut packing,
+            &req.hotel_id,
+            &req.room_type,
+            &req.stay,
+            start,
+            MAX_BOOKINGS_PER_RESERVE,
+        );
+        match packed {
+            None => elsewhere.push((k, HashSet::new())),
+            // Rooms are numbered in the order they were first claimed: a new one is next.
+            Some(p) if p.room == groups.len() => groups.push((p.number, vec![k])),
+            Some(p) => groups[p.room].1.push(k),
         }
     }
     (groups, elsewhere)

@@ -21,7 +21,7 @@
 //!
 //! Engine threads are the shards (each marks itself with [`mark_engine_thread`]), the actix
 //! system thread [`ACTORS_THREAD`] that hosts the supervisors, and the engine's named
-//! threads: the journal writer, the snapshot writer and the replay thread. The booking saga
+//! threads: the journal writer, the snapshot writer and the replay thread. A batch of bookings
 //! runs as a task on a shard, so it is covered too, and so is everything else a shard
 //! runs: in the server that includes the HTTP handlers, so a panicking handler aborts the
 //! process as well (it shares its thread, and possibly its state, with rooms).

@@ -23,10 +23,11 @@ use crate::directory::{read, Directory};
 use crate::feed::{EventFeed, FeedEvent, FeedPage, FeedSubscription};
 use crate::payments::PaymentSupervisor;
 use crate::protocol::{
-    ApplyPayment, Availability, Booking, ChangeReservation, ClearOutOfOrder, DecideSetup,
-    EngineError, FrontDeskDay, GetDay, GetReservation, GetStats, GetTape, GetView, MoveReservation,
-    PaymentStatsView, PutHotel, PutRate, PutRoom, PutRoomType, RestrictionChange, RoomView,
-    SetHousekeeping, SetOutOfOrder, StartError, TapeChart, TypeAvailability, TAPE_MAX_NIGHTS,
+    ApplyPayment, Availability, BookResult, Booking, ChangeReservation, ClearOutOfOrder,
+    DecideSetup, EngineError, FrontDeskDay, GetDay, GetReservation, GetStats, GetTape, GetView,
+    MoveReservation, PaymentStatsView, PutHotel, PutRate, PutRoom, PutRoomType, RestrictionChange,
+    RoomView, SetHousekeeping, SetOutOfOrder, StartError, TapeChart, TypeAvailability,
+    TAPE_MAX_NIGHTS,
 };
 use crate::room::{RoomActor, Rooms};
 use crate::shards::{self, Shards};
@@ -36,7 +37,7 @@ use crate::supervisor::OrderSupervisor;
 use innkeep_engine::selling::{RatePlan, Restriction};
 use innkeep_engine::BookInput;
 use innkeep_engine::RatePlanCode;
-use tracing::Instrument;
+use tokio::sync::oneshot;
 
 /// Counter of bookings by outcome: `created`, `replayed` (idempotent replay), or the
 /// error code (`sold_out`, `too_many_holds`, `overloaded`, ...).
@@ -80,6 +81,8 @@ struct Inner {
     /// Per shard, so a shard flooded with requests sheds its own excess without touching a
     /// counter every other shard writes.
     in_flight: Box<[Counter]>,
+    /// Per shard, the bookings waiting for its next batch (`Engine::queue`).
+    inboxes: Box<[Inbox]>,
     /// What each counter of `in_flight` may reach: `config.max_in_flight`, capped so that
     /// all of them together stay below a room's mailbox capacity (every call may target one
     /// room), so a `send` never parks and a full shard answers `Overloaded` at once.
@@ -115,6 +118,12 @@ impl std::fmt::Debug for Engine {
 }
 
 /// Counts a finished booking by outcome ([`METRIC_BOOKINGS`]).
+/// A booking refused before it was queued (`Overloaded`, `ShuttingDown`), counted.
+fn refused(e: EngineError) -> EngineError {
+    metrics::counter!(METRIC_BOOKINGS, "outcome" => e.code()).increment(1);
+    e
+}
+
 fn count_booking(id: ReservationId, result: &Result<Arc<Reservation>, EngineError>) {
     let outcome = match result {
         Ok(r) if r.id == id => "created",
@@ -125,13 +134,127 @@ fn count_booking(id: ReservationId, result: &Result<Arc<Reservation>, EngineErro
     metrics::counter!(METRIC_BOOKINGS, "outcome" => outcome).increment(1);
 }
 
+/// A shard's bookings waiting for its next batch. Only that shard's batch task takes
+/// them, and callers on the shard add to them, so the lock is nearly always free; other
+/// threads add to it only for callers on no shard. On a cache line of its own.
+#[derive(Default)]
+#[repr(align(64))]
+struct Inbox(Mutex<Vec<Queued>>);
+
+/// A call's bookings in a shard's inbox. Each booking holds an in-flight slot of that
+/// shard, released by the batch once it is answered (or by [`Engine::abandon`]).
+enum Queued {
+    /// An [`Engine::book`] call.
+    One {
+        /// The booking.
+        job: BookingJob,
+        /// Where its answer goes.
+        reply: oneshot::Sender<BookResult>,
+    },
+    /// A shard's share of an [`Engine::book_many`] call, answered whole: one wake of the
+    /// caller per share, not one per booking.
+    Share {
+        /// The bookings.
+        jobs: Vec<BookingJob>,
+        /// Where their answers go, in order.
+        reply: oneshot::Sender<Vec<BookResult>>,
+    },
+}
+
+impl Queued {
+    /// How many bookings (and slots) it holds.
+    fn len(&self) -> usize {
+        match self {
+            Queued::One { .. } => 1,
+            Queued::Share { jobs, .. } => jobs.len(),
+        }
+    }
+}
+
+/// A caller of a batch's bookings, waiting.
+enum Waiting {
+    /// An [`Engine::book`] call.
+    One(Option<oneshot::Sender<BookResult>>),
+    /// A `book_many` share: the answers so far, sent when the last is in.
+    Share {
+        reply: Option<oneshot::Sender<Vec<BookResult>>>,
+        results: Vec<Option<BookResult>>,
+        left: usize,
+    },
+}
+
+impl Waiting {
+    /// Hands over the outcome of the caller's booking at `place`.
+    fn answer(&mut self, place: usize, result: BookResult) {
+        match self {
+            Waiting::One(reply) => {
+                if let Some(reply) = reply.take() {
+                    let _ = reply.send(result);
+                }
+            }
+            Waiting::Share {
+                reply,
+                results,
+                left,
+            } => {
+                if let Some(slot) = results.get_mut(place) {
+                    *slot = Some(result);
+                    *left -= 1;
+                }
+                if *left == 0 {
+                    if let Some(reply) = reply.take() {
+                        let all = std::mem::take(results)
+                            .into_iter()
+                            .map(|r| r.unwrap_or(Err(EngineError::ShuttingDown)))
+                            .collect();
+                        let _ = reply.send(all);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A batch task that has not taken its inbox yet: dropped unrun (its shard stopped first),
+/// it empties the inbox, so the callers waiting there hear `ShuttingDown` instead of
+/// waiting for an engine they keep alive themselves.
+struct Unrun(Option<(Engine, usize)>);
+
+impl Unrun {
+    /// The engine and the shard, for the batch that now runs.
+    fn run(mut self) -> Option<(Engine, usize)> {
+        self.0.take()
+    }
+}
+
+impl Drop for Unrun {
+    fn drop(&mut self) {
+        if let Some((engine, shard)) = self.0.take() {
+            engine.abandon(shard);
+        }
+    }
+}
+
 /// Releases an in-flight slot when the call ends (or its future is dropped).
 struct Slot<'a>(&'a AtomicUsize);
+
+impl Slot<'_> {
+    /// Keeps the slot taken past this call: a queued booking's is released by its batch.
+    fn keep(self) {
+        std::mem::forget(self);
+    }
+}
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Locks an inbox; a panic while it was held aborts the process (crash-only), so a
+/// poisoned lock is only seen on the way down.
+fn lock(inbox: &Mutex<Vec<Queued>>) -> std::sync::MutexGuard<'_, Vec<Queued>> {
+    inbox.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn mailbox(_: MailboxError) -> EngineError {
@@ -223,6 +346,7 @@ impl Engine {
                 payments,
                 admit_per_shard,
                 in_flight: (0..=shards.len()).map(|_| Counter::default()).collect(),
+                inboxes: (0..shards.len()).map(|_| Inbox::default()).collect(),
                 shards,
                 next_shard: AtomicUsize::new(0),
                 policy,
@@ -451,10 +575,19 @@ impl Engine {
     }
 
     fn enter(&self) -> Result<Slot<'_>, EngineError> {
+        self.take_slot(self.counter())
+    }
+
+    /// [`Engine::enter`] for a booking that will run on `shard`: a slot of that shard's
+    /// bound.
+    fn enter_at(&self, shard: usize) -> Result<Slot<'_>, EngineError> {
+        self.take_slot(&self.inner.in_flight[shard].0)
+    }
+
+    fn take_slot<'a>(&'a self, counter: &'a AtomicUsize) -> Result<Slot<'a>, EngineError> {
         if self.inner.stopping.load(Ordering::Acquire) {
             return Err(EngineError::ShuttingDown);
         }
-        let counter = self.counter();
         let before = counter.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(counter);
         if before >= self.inner.admit_per_shard {
@@ -703,27 +836,36 @@ impl Engine {
     /// returns the same reservation, and concurrent retries create exactly one. A booking
     /// with `input.created_by` set counts against that creator's hold cap
     /// ([`EngineConfig::max_holds_per_creator`]).
+    ///
+    /// The booking joins the next batch of its shard (the calling shard's, or the next in
+    /// turn for callers on no shard) with the bookings that reach the shard meanwhile
+    /// (`booking::run_many`): the rooms it gets may differ from those a booking alone would,
+    /// never what it may book.
     pub async fn book(
         &self,
         input: BookInput,
         idempotency_key: Option<IdempotencyKey>,
     ) -> Result<Arc<Reservation>, EngineError> {
-        let id = ReservationId(uuid::Uuid::now_v7());
-        let result = self.book_inner(input, idempotency_key, id).await;
-        count_booking(id, &result);
-        result
+        let shard = self.booking_shard();
+        let slot = match self.enter_at(shard) {
+            Ok(slot) => slot,
+            Err(e) => return Err(refused(e)),
+        };
+        slot.keep();
+        let job = self.job(input, idempotency_key, self.now());
+        let (reply, answer) = oneshot::channel();
+        self.queue(shard, Queued::One { job, reply });
+        answer.await.unwrap_or(Err(EngineError::ShuttingDown))
     }
 
     /// Books many rooms in one call: the answers come back in the order of `requests`,
     /// each what [`Engine::book`] would have answered. For embedders that book in bulk:
-    /// the requests are dealt over the shards in one hop each (one task per shard, not one
-    /// per booking), and each shard places its share in its own rooms in one pass, packed
-    /// (stays of different nights share a room), so each room gets its bookings in one
-    /// message; what no room of the shard can take goes [`Engine::book`]'s way. The rooms
-    /// chosen may differ from `book`'s, which spreads concurrent bookings over the rooms.
-    /// Each booking takes an in-flight slot of its shard, so a batch larger than a shard
-    /// admits ([`EngineConfig::max_in_flight`]) gets `Overloaded` for the excess instead
-    /// of queuing.
+    /// the requests are dealt over the shards, one share each, and each shard's share
+    /// joins its next batch whole, so the shard places it in its own rooms in one pass,
+    /// packed (stays of different nights share a room), and each room gets its bookings
+    /// in one message. Each booking takes an in-flight slot of its shard, so a batch
+    /// larger than a shard admits ([`EngineConfig::max_in_flight`]) gets `Overloaded` for
+    /// the excess instead of queuing.
     pub async fn book_many(
         &self,
         requests: Vec<(BookInput, Option<IdempotencyKey>)>,
@@ -731,42 +873,38 @@ impl Engine {
         let total = requests.len();
         let shards = self.inner.shards.len();
         let per_shard = total.div_ceil(shards).max(1);
+        let mut out: Vec<Option<BookResult>> = (0..total).map(|_| None).collect();
+        let mut shares = Vec::with_capacity(shards);
         let mut requests = requests.into_iter().enumerate().peekable();
-        let mut answers = Vec::with_capacity(shards);
-        let first = self.inner.next_shard.fetch_add(1, Ordering::Relaxed);
-        let mut shard = first;
+        let mut shard = self.inner.next_shard.fetch_add(1, Ordering::Relaxed);
+        // One instant for the whole call.
+        let now = self.now();
         while requests.peek().is_some() {
-            let share: Vec<_> = requests.by_ref().take(per_shard).collect();
-            let indices: Vec<usize> = share.iter().map(|(i, _)| *i).collect();
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let engine = self.clone();
-            // A task of its own on the shard, so a caller that gives up stops no booking
-            // midway; the share runs inside it as one batch (`booking::run_many`).
-            let task = async move {
-                let _ = tx.send(engine.book_share(share).await);
-            }
-            .instrument(tracing::Span::current());
-            let spawned = self.inner.shards.spawn(shard, task);
-            shard += 1;
-            answers.push((indices, spawned.then_some(rx)));
-        }
-        let mut out: Vec<Option<Result<Arc<Reservation>, EngineError>>> =
-            (0..total).map(|_| None).collect();
-        for (indices, rx) in answers {
-            let results = match rx {
-                Some(rx) => rx.await.ok(),
-                None => None,
-            };
-            match results {
-                Some(results) => {
-                    for (i, r) in indices.into_iter().zip(results) {
-                        out[i] = Some(r);
+            shard %= shards;
+            let mut jobs = Vec::with_capacity(per_shard);
+            let mut places = Vec::with_capacity(per_shard);
+            for (i, (input, idempotency_key)) in requests.by_ref().take(per_shard) {
+                match self.enter_at(shard) {
+                    Ok(slot) => {
+                        slot.keep();
+                        jobs.push(self.job(input, idempotency_key, now));
+                        places.push(i);
                     }
+                    Err(e) => out[i] = Some(Err(refused(e))),
                 }
-                None => {
-                    for i in indices {
-                        out[i] = Some(Err(EngineError::ShuttingDown));
-                    }
+            }
+            if !jobs.is_empty() {
+                let (reply, answer) = oneshot::channel();
+                self.queue(shard, Queued::Share { jobs, reply });
+                shares.push((places, answer));
+            }
+            shard += 1;
+        }
+        for (places, answer) in shares {
+            // A share whose answer never came (the engine stopped) stays `ShuttingDown`.
+            if let Ok(results) = answer.await {
+                for (i, result) in places.into_iter().zip(results) {
+                    out[i] = Some(result);
                 }
             }
         }
@@ -775,95 +913,126 @@ impl Engine {
             .collect()
     }
 
-    /// A shard's share of [`Engine::book_many`], run here as one batch: each booking takes
-    /// an in-flight slot (or is answered `Overloaded`), then `booking::run_many` places
-    /// them all.
-    async fn book_share(
+    /// The shard a booking from this thread joins: this one on a shard (the server's
+    /// requests are), so the booking shares its thread with the rooms it asks first; else
+    /// the next in turn.
+    fn booking_shard(&self) -> usize {
+        shards::current().unwrap_or_else(|| self.inner.next_shard.fetch_add(1, Ordering::Relaxed))
+            % self.inner.shards.len()
+    }
+
+    /// A booking of `input` made at `now`, with the id a new reservation gets, under the
+    /// caller's span.
+    fn job(
         &self,
-        share: Vec<(usize, (BookInput, Option<IdempotencyKey>))>,
-    ) -> Vec<Result<Arc<Reservation>, EngineError>> {
-        let now = self.now();
-        let mut answers: Vec<Option<Result<Arc<Reservation>, EngineError>>> =
-            (0..share.len()).map(|_| None).collect();
-        let mut slots = Vec::with_capacity(share.len());
-        let mut jobs = Vec::with_capacity(share.len());
-        let mut places = Vec::with_capacity(share.len());
-        for (place, (_, (input, idempotency_key))) in share.into_iter().enumerate() {
-            let id = ReservationId(uuid::Uuid::now_v7());
-            match self.enter() {
-                Ok(slot) => {
-                    slots.push(slot);
-                    places.push((place, id));
-                    jobs.push(BookingJob {
-                        input,
-                        idempotency_key,
-                        id,
-                        now,
-                        span: tracing::Span::none(),
-                    });
+        input: BookInput,
+        idempotency_key: Option<IdempotencyKey>,
+        now: Timestamp,
+    ) -> BookingJob {
+        BookingJob {
+            input,
+            idempotency_key,
+            id: ReservationId(uuid::Uuid::now_v7()),
+            now,
+            span: tracing::Span::current(),
+        }
+    }
+
+    /// Adds a call's bookings (each holding a slot of `shard`) to `shard`'s inbox, and
+    /// starts a batch task there if the inbox was empty. An inbox that holds bookings
+    /// always has exactly one batch task started that has not taken them yet: it takes
+    /// everything queued by the time it runs, and the next call starts the next.
+    fn queue(&self, shard: usize, queued: Queued) {
+        let was_empty = {
+            let mut inbox = lock(&self.inner.inboxes[shard].0);
+            inbox.push(queued);
+            inbox.len() == 1
+        };
+        if !was_empty {
+            return;
+        }
+        let unrun = Unrun(Some((self.clone(), shard)));
+        // Boxed, so the spawn moves a pointer (a batch's state is large).
+        let task = Box::pin(async move {
+            if let Some((engine, shard)) = unrun.run() {
+                engine.run_batch(shard).await;
+            }
+        });
+        let spawned = if shards::current() == Some(shard) {
+            drop(tokio::spawn(task));
+            true
+        } else {
+            self.inner.shards.spawn(shard, task)
+        };
+        if !spawned {
+            // The task was dropped unrun, which emptied the inbox.
+            tracing::debug!(shard, "no shard to run a batch of bookings: shutting down");
+        }
+    }
+
+    /// Runs `shard`'s inbox as one batch (on that shard): every booking queued so far.
+    async fn run_batch(&self, shard: usize) {
+        let queued = std::mem::take(&mut *lock(&self.inner.inboxes[shard].0));
+        let counter = &self.inner.in_flight[shard].0;
+        let bookings = queued.iter().map(Queued::len).sum();
+        let mut jobs = Vec::with_capacity(bookings);
+        // Per booking: its caller and place there, its id (for the bookings counter), its slot.
+        let mut owners = Vec::with_capacity(bookings);
+        let mut waiting = Vec::with_capacity(queued.len());
+        for (c, q) in queued.into_iter().enumerate() {
+            match q {
+                Queued::One { job, reply } => {
+                    owners.push((c, 0, job.id, Some(Slot(counter))));
+                    jobs.push(job);
+                    waiting.push(Waiting::One(Some(reply)));
                 }
-                Err(e) => {
-                    let result = Err(e);
-                    count_booking(id, &result);
-                    answers[place] = Some(result);
+                Queued::Share { jobs: share, reply } => {
+                    let n = share.len();
+                    for (p, job) in share.into_iter().enumerate() {
+                        owners.push((c, p, job.id, Some(Slot(counter))));
+                        jobs.push(job);
+                    }
+                    waiting.push(Waiting::Share {
+                        reply: Some(reply),
+                        results: (0..n).map(|_| None).collect(),
+                        left: n,
+                    });
                 }
             }
         }
-        let results = booking::run_many(
-            &self.inner.directory,
-            &self.inner.rooms,
-            &self.inner.journal,
-            self.inner.policy,
+        let inner = &self.inner;
+        booking::run_many(
+            &inner.directory,
+            &inner.rooms,
+            &inner.journal,
+            inner.policy,
             jobs,
+            |i, result| {
+                let Some((c, p, id, slot)) = owners.get_mut(i) else {
+                    return;
+                };
+                // Once per booking: its slot goes with its first answer.
+                if let Some(slot) = slot.take() {
+                    count_booking(*id, &result);
+                    waiting[*c].answer(*p, result);
+                    drop(slot);
+                }
+            },
         )
         .await;
-        drop(slots);
-        for ((place, id), result) in places.into_iter().zip(results) {
-            count_booking(id, &result);
-            answers[place] = Some(result);
+    }
+
+    /// Empties `shard`'s inbox without running it (its batch task could not run): the
+    /// callers hear `ShuttingDown`, and the slots are released.
+    fn abandon(&self, shard: usize) {
+        let queued = std::mem::take(&mut *lock(&self.inner.inboxes[shard].0));
+        let counter = &self.inner.in_flight[shard].0;
+        for q in queued {
+            for _ in 0..q.len() {
+                drop(Slot(counter));
+            }
+            drop(q);
         }
-        answers
-            .into_iter()
-            .map(|a| a.unwrap_or(Err(EngineError::ShuttingDown)))
-            .collect()
-    }
-
-    /// One booking run right here, in the calling task (which is on a shard), under the
-    /// caller's `span`.
-    async fn book_here(
-        &self,
-        input: BookInput,
-        idempotency_key: Option<IdempotencyKey>,
-        id: ReservationId,
-        span: tracing::Span,
-    ) -> Result<Arc<Reservation>, EngineError> {
-        let _slot = self.enter()?;
-        let job = BookingJob {
-            input,
-            idempotency_key,
-            id,
-            now: self.now(),
-            span,
-        };
-        booking::run(
-            self.inner.directory.clone(),
-            self.inner.rooms.clone(),
-            self.inner.journal.clone(),
-            self.inner.policy,
-            job,
-        )
-        .await
-    }
-
-    async fn book_inner(
-        &self,
-        input: BookInput,
-        idempotency_key: Option<IdempotencyKey>,
-        id: ReservationId,
-    ) -> Result<Arc<Reservation>, EngineError> {
-        let (engine, span) = (self.clone(), tracing::Span::current());
-        self.on_a_shard(async move { engine.book_here(input, idempotency_key, id, span).await })
-            .await
     }
 
     /// Runs `work` to its end as a task of its own, so a caller that gives up does not stop

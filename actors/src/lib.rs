@@ -13,8 +13,8 @@
 //!    slots), with no process-wide lock a booking writes.
 //! 3. The runtime on the shards: [`room::RoomActor`], one per room, owning its
 //!    [`innkeep_engine::RoomState`] and journaling its own events (so the journal's order is
-//!    each room's decision order); `booking`, the booking saga, a task per booking on a
-//!    shard; `bookings`, multi-room bookings and their changes, decided by several rooms
+//!    each room's decision order); `booking`, bookings in batches, one task per batch of
+//!    whatever reached a shard together; `bookings`, multi-room bookings and their changes, decided by several rooms
 //!    together; `open_holds`, per shard, its rooms' unpaid holds by expiry (the rooms
 //!    queue them), and `holds::HoldKeeper`, which expires the due ones.
 //! 4. The supervisors: [`supervisor::OrderSupervisor`] (setup, room moves, the night

@@ -256,21 +256,19 @@ pub struct TapeReservation {
 // ---- Room messages (handled by `crate::room::RoomActor`)
 
 /// Take every night of each booking's stay in this room, durably, deciding the bookings
-/// in order. Each outcome goes to its booking's own `reply`: the saga (or `book_many`)
-/// waits on it while it holds the booking's key and hold slot at the directory, and
-/// settles them with the answer. A saga sends one booking; [`crate::booking::run_many`]
-/// sends the bookings of a batch it placed in this room together (at most
-/// [`MAX_BOOKINGS_PER_RESERVE`]), so a batch costs the room one message and one wake, not
-/// one per booking.
+/// in order. Each outcome goes to its booking's own `reply`: the batch
+/// ([`crate::booking::run_many`]) waits on it while it holds the booking's key and hold
+/// slot at the directory, and settles them with the answer. A batch sends the bookings it
+/// placed in this room together (at most [`MAX_BOOKINGS_PER_RESERVE`]), so it costs the
+/// room one message and one wake, not one per booking; `booking::place`, for a booking
+/// the batch could not place, sends one.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub(crate) struct Reserve {
     /// The first booking.
     pub first: RoomBooking,
-    /// The others, after it (empty for a saga's: an empty vector allocates nothing).
+    /// The others, after it (empty for `place`'s: an empty vector allocates nothing).
     pub more: Vec<RoomBooking>,
-    /// The booking request's span (it carries the request id; a batch's caller's span).
-    pub span: tracing::Span,
 }
 
 /// Most bookings one [`Reserve`] carries: a room decides a message's bookings in one go,
@@ -286,6 +284,9 @@ pub(crate) struct RoomBooking {
     pub idempotency: Option<IdempotencyRecord>,
     /// Where the outcome goes.
     pub reply: oneshot::Sender<BookResult>,
+    /// The booking's span (under its request's, which carries the request id): the
+    /// bookings of one message may come from different requests.
+    pub span: tracing::Span,
 }
 
 /// Apply a state-machine action to one of this room's reservations.

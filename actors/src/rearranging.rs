@@ -2,7 +2,7 @@
 //! (issue #16: no sellable stay refused).
 //!
 //! When no room of the type is free for the whole stay but the type has a free room on
-//! every night of it, the booking saga ([`crate::booking`]) hands the booking here:
+//! every night of it, booking ([`crate::booking`]) hands the booking here:
 //!
 //! 1. **Read.** Every room of the type answers what it holds around the stay
 //!    ([`GetHoldings`]), unlocked: rooms keep serving meanwhile.

@@ -395,7 +395,7 @@ impl Rooms {
     }
 }
 
-/// A room reached through the registry at every message, by key: what a saga keeps
+/// A room reached through the registry at every message, by key: what a multi-step change keeps
 /// across its steps instead of an address (see [`Rooms::send`]).
 #[derive(Debug, Clone)]
 pub(crate) struct RoomRef<'a> {
@@ -660,11 +660,11 @@ impl Handler<Reserve> for RoomActor {
     /// the nights an earlier one took), then journals the ones taken together: one journal
     /// message and one ack for the lot, all durable or none.
     fn handle(&mut self, msg: Reserve, ctx: &mut Self::Context) {
-        let Reserve { first, more, span } = msg;
+        let Reserve { first, more } = msg;
         let mut taken = Vec::with_capacity(1 + more.len());
         let mut events = Vec::with_capacity(1 + more.len());
         for booking in std::iter::once(first).chain(more) {
-            if let Some((t, event)) = self.take_nights(booking, &span) {
+            if let Some((t, event)) = self.take_nights(booking) {
                 taken.push(t);
                 events.push(event);
             }
@@ -748,13 +748,9 @@ impl RoomActor {
     /// Takes `booking`'s nights if they are free: applies its creation now (so no other
     /// booking takes these nights while the journal writes it) and hands back the event to
     /// journal. A refusal is answered here.
-    fn take_nights(
-        &mut self,
-        booking: RoomBooking,
-        parent: &tracing::Span,
-    ) -> Option<(Taken, Event)> {
+    fn take_nights(&mut self, booking: RoomBooking) -> Option<(Taken, Event)> {
         let span = tracing::debug_span!(
-            parent: parent,
+            parent: &booking.span,
             "room_reserve",
             room = %self.state.key.number,
             seq = tracing::field::Empty

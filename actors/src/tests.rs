@@ -1,9 +1,12 @@
 //! Engine-level tests: journal faults through the facade, restart, and the invariants.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use innkeep_engine::jiff::{Timestamp, ToSpan};
-use innkeep_engine::{Event, Guest, HotelId, Reservation, RoomNumber, RoomTypeCode};
+use innkeep_engine::{
+    DomainError, Event, Guest, HotelId, Reservation, ReservationId, RoomNumber, RoomTypeCode,
+};
 use innkeep_persistence::{FaultPlan, FaultyStorage};
 
 use crate::{recover_state, BookInput, Engine, EngineConfig, EngineError};
@@ -483,6 +486,121 @@ async fn bookings_take_rooms_of_their_own_shard_first() {
             Err(EngineError::Domain(innkeep_engine::DomainError::SoldOut))
         ));
     }
+}
+
+/// Bookings that reach a shard together run as one batch: ten `book` calls made at once
+/// on one shard, for stays of different nights, are packed into one room (each batch
+/// starts at the next room of the type, so bookings run one by one would spread), and the
+/// two of them under one key make one reservation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_that_reach_a_shard_together_run_as_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = two_shards(dir.path());
+    let engine = &engine.0;
+    let h = setup(engine, 8).await;
+    let key = innkeep_engine::IdempotencyKey::parse("together").unwrap();
+    let mut requests: Vec<_> = (0..8)
+        .map(|i| (input(engine, &h, 1 + 2 * i), None))
+        .collect();
+    requests.push((input(engine, &h, 17), Some(key.clone())));
+    requests.push((input(engine, &h, 17), Some(key)));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let caller = engine.clone();
+    assert!(engine.shards().clone().spawn(0, async move {
+        let calls = requests
+            .into_iter()
+            .map(|(input, key)| caller.book(input, key));
+        let _ = tx.send(futures_util::future::join_all(calls).await);
+    }));
+    let answers: Vec<_> = rx
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.expect("every stay fits"))
+        .collect();
+    let rooms: HashSet<_> = answers.iter().map(|r| r.room.clone()).collect();
+    assert_eq!(rooms.len(), 1, "one batch packs them: {rooms:?}");
+    assert_eq!(answers[8].id, answers[9].id, "one key, one reservation");
+    let ids: HashSet<_> = answers.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 9);
+    for r in &answers {
+        let read = engine.reservation(r.id).await.unwrap();
+        assert_eq!((read.room.clone(), read.stay), (r.room.clone(), r.stay));
+    }
+}
+
+/// Callers waiting in a shard's inbox when the engine stops hear back: eight callers
+/// outside the shards book one stay after another while shutdown runs, each until it
+/// hears `shutting_down`; every call is answered, and every booking acknowledged is there
+/// after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_queued_while_the_engine_stops_are_all_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let booked: Vec<ReservationId> = {
+        let stopper = two_shards(dir.path());
+        let engine = stopper.0.clone();
+        let h = setup(&engine, 8).await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for caller in 0..8 {
+            let (engine, h, tx) = (engine.clone(), h.clone(), tx.clone());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let offset = 1 + (caller + 8 * i) % 300;
+                    let answer = engine.book(input(&engine, &h, offset), None).await;
+                    let done = matches!(answer, Err(EngineError::ShuttingDown));
+                    let _ = tx.send(answer);
+                    if done {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut booked = Vec::new();
+        let mut stopped = None;
+        while let Some(answer) = rx.recv().await {
+            match answer {
+                Ok(r) => booked.push(r.id),
+                Err(EngineError::ShuttingDown | EngineError::Domain(DomainError::SoldOut)) => {}
+                Err(e) => panic!("unexpected answer: {e}"),
+            }
+            if booked.len() == 100 && stopped.is_none() {
+                let engine = engine.clone();
+                stopped = Some(tokio::task::spawn_blocking(move || engine.shutdown()));
+            }
+        }
+        stopped.expect("100 booked").await.unwrap();
+        booked
+    };
+    let engine = Stopper(Engine::start(EngineConfig::new(dir.path())).unwrap());
+    for id in booked {
+        engine
+            .0
+            .reservation(id)
+            .await
+            .expect("acknowledged, so kept");
+    }
+}
+
+/// A booking queued for a shard that stopped is answered `shutting_down` (its batch task
+/// is dropped unrun, which empties the inbox) instead of waiting for ever, and gives its
+/// in-flight slot back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_for_a_stopped_shard_hears_shutting_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = two_shards(dir.path());
+    let engine = &engine.0;
+    let h = setup(engine, 8).await;
+    engine.shards().stop();
+    // Callers on no shard take the shards in turn: both are asked.
+    for offset in [1, 3] {
+        let answer = engine.book(input(engine, &h, offset), None).await;
+        assert!(
+            matches!(answer, Err(EngineError::ShuttingDown)),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(engine.in_flight(), 0);
 }
 
 /// `book_many` answers each request in its place, as `book` would have: bookings on the
