@@ -1011,11 +1011,12 @@ impl Engine {
                 let Some((c, p, id, slot)) = owners.get_mut(i) else {
                     return;
                 };
-                // Once per booking: its slot goes with its first answer.
+                // Once per booking: its slot goes with its first answer, and before the
+                // caller hears, so a caller that books again at once finds it free.
                 if let Some(slot) = slot.take() {
+                    drop(slot);
                     count_booking(*id, &result);
                     waiting[*c].answer(*p, result);
-                    drop(slot);
                 }
             },
         )

@@ -263,6 +263,35 @@ async fn calls_past_the_in_flight_bound_are_refused() {
     assert_eq!(free(&engine.0, &b), 1, "nothing was booked");
 }
 
+/// A call's slots are free again by the time its caller hears: with one slot per shard,
+/// a caller booking one stay after another (and a `book_many` of one per shard after
+/// another) is never refused `Overloaded` by its own previous call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_slots_are_free_again_when_it_hears() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        max_in_flight: 1,
+        shards: 2,
+        ..EngineConfig::new(dir.path())
+    };
+    let engine = Stopper(Engine::start(config).unwrap());
+    let engine = &engine.0;
+    let h = setup(engine, 8).await;
+    for i in 0..100 {
+        let r = engine
+            .book(input(engine, &h, 1 + 2 * (i % 150)), None)
+            .await;
+        assert!(r.is_ok(), "call {i}: {r:?}");
+    }
+    for i in 0..100 {
+        let stays = [input(engine, &h, 2 * i), input(engine, &h, 1 + 2 * i)];
+        let answers = engine
+            .book_many(stays.into_iter().map(|s| (s, None)).collect())
+            .await;
+        assert!(answers.iter().all(Result::is_ok), "call {i}: {answers:?}");
+    }
+}
+
 /// Every event the feed has published so far, from a subscription opened before them.
 fn drain(live: &mut tokio::sync::broadcast::Receiver<crate::feed::FeedEvent>) -> Vec<(u64, Event)> {
     let mut out = Vec::new();
