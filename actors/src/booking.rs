@@ -3,7 +3,7 @@
 //!
 //! Bookings run in batches, one task per batch on a shard, not inside an actor: each
 //! shard gathers the bookings that reach it into an inbox (`crate::facade`), and a batch
-//! is whatever arrived since the shard's last one (one booking when it is quiet, dozens
+//! is whatever arrived since the shard's last one (one booking when it is quiet, several
 //! under load, a whole `book_many` share). [`run_many`] prices and admits each, places
 //! the batch in the shard's own rooms in one pass over its index, and sends each room its
 //! share in one message; the rooms decide (each is the authority for its nights) and the
@@ -43,9 +43,10 @@ use crate::room::Rooms;
 
 /// Rooms one round of `place` asks at most before looking at the index again. Few: the
 /// first room asked almost always takes the stay (a booking comes to `place` when its
-/// shard had no room for it, or after losing one race), and each candidate costs a clone of its shared number, whose count sits in a
-/// cache line the other shards touch too (measured: 16 per round were 2–3 % of a shard's
-/// time). A round that loses every race reads the index again, fresher.
+/// shard had no room for it, or after losing one race), and each candidate costs a clone
+/// of its shared number, whose count sits in a cache line the other shards touch too
+/// (measured: 16 per round were 2–3 % of a shard's time). A round that loses every race
+/// reads the index again, fresher.
 const CANDIDATES_PER_ROUND: usize = 4;
 
 thread_local! {

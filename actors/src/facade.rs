@@ -117,13 +117,13 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// Counts a finished booking by outcome ([`METRIC_BOOKINGS`]).
 /// A booking refused before it was queued (`Overloaded`, `ShuttingDown`), counted.
 fn refused(e: EngineError) -> EngineError {
     metrics::counter!(METRIC_BOOKINGS, "outcome" => e.code()).increment(1);
     e
 }
 
+/// Counts a finished booking by outcome ([`METRIC_BOOKINGS`]).
 fn count_booking(id: ReservationId, result: &Result<Arc<Reservation>, EngineError>) {
     let outcome = match result {
         Ok(r) if r.id == id => "created",
@@ -177,8 +177,11 @@ enum Waiting {
     One(Option<oneshot::Sender<BookResult>>),
     /// A `book_many` share: the answers so far, sent when the last is in.
     Share {
+        /// Where the share's answers go (taken when they are sent).
         reply: Option<oneshot::Sender<Vec<BookResult>>>,
+        /// Each booking's answer, in the share's order, once known.
         results: Vec<Option<BookResult>>,
+        /// Answers still to come.
         left: usize,
     },
 }

@@ -494,7 +494,7 @@ mod tests {
         index.apply_delta(&key(1), &[d(10)], &[]);
         index.apply_delta(&key(3), &[d(30)], &[]);
         let mut p = Packing::default();
-        let mut pack = |p: &mut Packing, t: &RoomTypeCode, s: &Stay, start, per_room| {
+        let pack = |p: &mut Packing, t: &RoomTypeCode, s: &Stay, start, per_room| {
             index
                 .pack(p, &h, t, s, start, per_room)
                 .map(|packed| (packed.number.to_string(), packed.room))
@@ -589,7 +589,7 @@ mod tests {
                 let stay = Stay::between(d(a), d(b)).unwrap();
                 let expected = (0..rooms).map(|i| by_number[(start + i) % rooms]).find(|n| {
                     let free = (a..b).all(|night| !sold_nights.contains(&(*n, night)));
-                    let batch = claimed.get(n).map_or(true, |(stays, _)| {
+                    let batch = claimed.get(n).is_none_or(|(stays, _)| {
                         stays.len() < per_room
                             && stays.iter().all(|(x, y)| *y <= a || b <= *x)
                     });
