@@ -399,8 +399,9 @@ impl AvailabilityIndex {
 /// and how many of the batch's bookings it holds. Lives as long as one batch's placement.
 #[derive(Debug, Default)]
 pub struct Packing {
-    /// The claims per hotel and room type. A batch has few types: searched in order.
-    types: Vec<(HotelId, RoomTypeCode, TypeClaims)>,
+    /// The claims per hotel and room type (an embedder's batch may span many hotels, so
+    /// found by hash, and by borrowed codes: no clone per booking).
+    types: CodeMap<HotelId, CodeMap<RoomTypeCode, TypeClaims>>,
     /// Rooms claimed so far; the next room claimed gets this number ([`Packed::room`]).
     rooms: usize,
 }
@@ -413,23 +414,19 @@ impl Packing {
         room_type: &RoomTypeCode,
         rooms: usize,
     ) -> &mut TypeClaims {
-        let found = self
-            .types
-            .iter()
-            .position(|(h, t, _)| h == hotel_id && t == room_type);
-        let i = found.unwrap_or_else(|| {
-            self.types.push((
-                hotel_id.clone(),
-                room_type.clone(),
-                TypeClaims {
-                    nights: BTreeMap::new(),
-                    full: vec![0; words(rooms)],
-                    rooms: HashMap::default(),
-                },
-            ));
-            self.types.len() - 1
-        });
-        &mut self.types[i].2
+        if !self.types.contains_key(hotel_id) {
+            self.types.insert(hotel_id.clone(), CodeMap::default());
+        }
+        let types = self.types.get_mut(hotel_id).expect("inserted above");
+        if !types.contains_key(room_type) {
+            let claims = TypeClaims {
+                nights: BTreeMap::new(),
+                full: vec![0; words(rooms)],
+                rooms: HashMap::default(),
+            };
+            types.insert(room_type.clone(), claims);
+        }
+        types.get_mut(room_type).expect("inserted above")
     }
 }
 
@@ -547,6 +544,24 @@ mod tests {
         // Unknown types and hotels have no rooms.
         let nope = RoomTypeCode::parse("NOPE").unwrap();
         assert_eq!(pack(&mut p, &nope, &stay(1, 2), 0, 3), None);
+        let g = HotelId::parse("G").unwrap();
+        assert_eq!(index.pack(&mut p, &g, &king, &stay(1, 2), 0, 3), None);
+        // Another hotel's room of the same number and type has claims of its own.
+        index.put_room(
+            &RoomKey {
+                hotel_id: g.clone(),
+                number: room(1),
+            },
+            &king,
+        );
+        let packed = index.pack(&mut p, &g, &king, &stay(1, 3), 0, 3);
+        assert_eq!(
+            packed,
+            Some(Packed {
+                number: room(1),
+                room: 4
+            })
+        );
     }
 
     proptest! {
