@@ -43,6 +43,10 @@ use tokio::sync::oneshot;
 /// error code (`sold_out`, `too_many_holds`, `overloaded`, ...).
 pub const METRIC_BOOKINGS: &str = "innkeep_bookings_total";
 
+/// Histogram of the bookings in each batch a shard ran: the calls that reached it
+/// together (a `book_many` share counts whole). Shows how much the batching saves.
+pub const METRIC_BOOKING_BATCH: &str = "innkeep_booking_batch_size";
+
 /// Times a call follows a reservation that moved while the call was on its way
 /// ([`Engine::at_its_room`]): each time the locator named a new room.
 const MAX_RELOCATIONS: usize = 4;
@@ -978,6 +982,7 @@ impl Engine {
         let queued = std::mem::take(&mut *lock(&self.inner.inboxes[shard].0));
         let counter = &self.inner.in_flight[shard].0;
         let bookings = queued.iter().map(Queued::len).sum();
+        metrics::histogram!(METRIC_BOOKING_BATCH).record(bookings as f64);
         let mut jobs = Vec::with_capacity(bookings);
         // Per booking: its caller and place there, its id (for the bookings counter), its slot.
         let mut owners = Vec::with_capacity(bookings);

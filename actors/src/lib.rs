@@ -59,7 +59,7 @@ pub use config::{
     EngineConfig, Faults, PaymentPolicy, SyncMode, DEFAULT_JOURNAL_COMMIT_DELAY,
     DEFAULT_MAX_HOLDS_PER_CREATOR, DEFAULT_MAX_IN_FLIGHT, DEFAULT_NIGHT_AUDIT_TIME,
 };
-pub use facade::{Engine, METRIC_BOOKINGS};
+pub use facade::{Engine, METRIC_BOOKINGS, METRIC_BOOKING_BATCH};
 pub use gateway::{
     ChargeIntent, GatewayError, GatewayFuture, GatewayStatus, PaymentGateway, RefundRequest,
     RetryPolicy,

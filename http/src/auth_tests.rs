@@ -1511,6 +1511,7 @@ async fn metrics_are_exported_and_move() {
         &["outcome=\"bad_signature\""],
     );
     grew("innkeep_journal_batch_records_count", &[]);
+    grew("innkeep_booking_batch_size_count", &[]);
     grew("innkeep_journal_fsync_duration_seconds_count", &[]);
     grew("innkeep_http_requests_by_key_total", &[]);
     for gauge in [

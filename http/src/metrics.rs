@@ -41,7 +41,8 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0,
 ];
-/// Buckets for journal batch sizes, in records (the writer's cap is 4096).
+/// Buckets for batch sizes: the journal's, in records (the writer's cap is 4096), and the
+/// shards' booking batches, in bookings.
 const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
 ];
@@ -62,6 +63,12 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 .and_then(|b| {
                     b.set_buckets_for_metric(
                         Matcher::Full(innkeep_actors::METRIC_BATCH_RECORDS.to_owned()),
+                        BATCH_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(innkeep_actors::METRIC_BOOKING_BATCH.to_owned()),
                         BATCH_BUCKETS,
                     )
                 });
