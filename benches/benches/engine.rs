@@ -3,7 +3,7 @@
 //! One hotel in Asia/Shanghai with 200 rooms (100 `KING`, 100 `TWIN`), pre-filled so that
 //! about 60% of room-nights over the next 60 days are sold, as a busy hotel would be.
 //!
-//! A booking's engine work is what the shards do for it (`booking::run` and the room's
+//! A booking's engine work is what the shards do for it (`booking::run_many` and the room's
 //! `Reserve` in `innkeep-actors`): price the stay, take candidates from the availability
 //! index (one round of 16), and ask each room's `RoomState::decide_reserve` until one takes
 //! it — `decide_booking` below, without the messages, the desk and the journal.
