@@ -13,9 +13,10 @@ use crate::gateway::{PaymentGateway, RetryPolicy};
 /// Default for [`EngineConfig::max_in_flight`] (per shard). Enough to keep a shard and
 /// the journal busy (a 64-connection closed loop keeps ≈ 32 bookings in flight per shard
 /// on two shards), small enough that an admitted booking waits milliseconds, not tens of
-/// them, under overload: measured at 2 000 connections (BENCHMARKS.md, (h)), 512 gave an
-/// admitted median of 64 ms, 64 gave 9 ms.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 128;
+/// them, under overload. Measured with wrk at 2 000 connections honouring `Retry-After`
+/// (BENCHMARKS.md, twenty-fourth session), alternating: 64 gave an admitted p99 of 30 and
+/// 38 ms, 128 gave 56 and 77 ms, at the same goodput (23 700–24 200 bookings/s).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 
 /// Default for [`EngineConfig::journal_commit_delay`]. Measured on this project's
 /// two-core VM (BENCHMARKS.md, seventeenth session): against none, half the syncs at half

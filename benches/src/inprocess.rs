@@ -47,7 +47,7 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = EngineConfig {
             sync,
-            // An embedder booking in bulk admits its batches whole: the default (128 per
+            // An embedder booking in bulk admits its batches whole: the default (64 per
             // shard) is sized for HTTP requests, whose latency it bounds.
             max_in_flight: MAX_IN_FLIGHT,
             ..EngineConfig::new(dir.path())
