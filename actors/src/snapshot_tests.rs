@@ -395,3 +395,39 @@ async fn fifty_snapshots_under_load_keep_the_data_dir_bounded() {
         "{total} bytes in the data dir"
     );
 }
+
+/// The snapshot writer runs below the default CPU priority
+/// ([`crate::snapshot::SNAPSHOT_NICE`]), from the engine's start: on a busy machine a snapshot written in the
+/// background must not stall the shards answering requests. Linux's per-thread niceness,
+/// read from `/proc`; other tests' engines in this process have writers too, and every
+/// one must be lowered.
+#[tokio::test]
+async fn the_snapshot_writer_runs_below_the_default_cpu_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Stopper(Engine::start(EngineConfig::new(dir.path())).unwrap());
+    // `comm` is cut to 15 bytes.
+    let name = &crate::crash::SNAPSHOT_THREAD[..15];
+    let mut writers = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        // A thread of another test may end between the listing and these reads.
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(task.join("comm")),
+            std::fs::read_to_string(task.join("stat")),
+        ) else {
+            continue;
+        };
+        if comm.trim_end() == name {
+            // Field 19 is the niceness; the fields after `comm` (in parentheses) start at 3.
+            let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+            let nice: i32 = after_comm.split(' ').nth(16).unwrap().parse().unwrap();
+            writers.push(nice);
+        }
+    }
+    assert!(!writers.is_empty(), "no snapshot writer thread found");
+    assert!(
+        writers.iter().all(|&n| n == crate::snapshot::SNAPSHOT_NICE),
+        "niceness of the writers: {writers:?}"
+    );
+    drop(engine);
+}
