@@ -3,8 +3,8 @@
 //! The connection is hyper's HTTP/1.1 client on a plain `TcpStream`, with nothing between:
 //! the generator shares the machine's cores with the server it measures, so what it spends
 //! per request is taken from the server. Through reqwest (a pooled client with redirect
-//! and retry layers, and a URL parsed per request) it spent 65 µs of CPU per booking, more
-//! than the server (BENCHMARKS.md, twenty-fourth session).
+//! and retry layers, and a URL parsed per request) it spent 63–67 µs of CPU per booking in
+//! open loop at 10 000/s, more than the server (BENCHMARKS.md, twenty-fourth session).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -149,9 +149,13 @@ where
 /// answer broke off) or `io`.
 #[derive(Debug)]
 enum Transport {
+    /// No whole answer within the request's timeout.
     Timeout,
+    /// The connection could not be opened.
     Connect,
+    /// The answer's head came, its body broke off.
     Body,
+    /// The connection failed while sending or waiting for the head.
     Io,
 }
 
@@ -220,13 +224,12 @@ impl Conn {
     }
 
     /// Sends one request on the connection (opening it first if needed) and reads the whole
-    /// answer, all within the timeout.
+    /// answer, all within the timeout. `json`: a JSON body, or none.
     async fn send(
         &self,
         method: Method,
         path: &str,
-        body: Bytes,
-        json: bool,
+        json: Option<Bytes>,
         extra: &[(&'static str, &str)],
     ) -> Result<Reply, String> {
         let inner = &*self.inner;
@@ -234,7 +237,7 @@ impl Conn {
             .method(method)
             .uri(format!("{}{path}", inner.prefix))
             .header(HOST, inner.host.clone());
-        if json {
+        if json.is_some() {
             builder = builder.header(CONTENT_TYPE, "application/json");
         }
         for (name, value) in &inner.headers {
@@ -244,7 +247,7 @@ impl Conn {
             builder = builder.header(*name, *value);
         }
         let req = builder
-            .body(Full::new(body))
+            .body(Full::new(json.unwrap_or_default()))
             .map_err(|e| format!("cannot build the request: {e}"))?;
         let mut sender = inner.sender.lock().await;
         let outcome =
@@ -261,12 +264,12 @@ impl Conn {
 
     /// `GET base + path`.
     pub async fn get(&self, path: &str) -> Result<Reply, String> {
-        self.send(Method::GET, path, Bytes::new(), false, &[]).await
+        self.send(Method::GET, path, None, &[]).await
     }
 
     /// `PUT base + path` with a JSON body.
     pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> Result<Reply, String> {
-        self.send(Method::PUT, path, Bytes::from(body.to_string()), true, &[])
+        self.send(Method::PUT, path, Some(Bytes::from(body.to_string())), &[])
             .await
     }
 
@@ -277,9 +280,8 @@ impl Conn {
         body: String,
         headers: &[(&'static str, &str)],
     ) -> Result<Reply, String> {
-        let json = !body.is_empty();
-        self.send(Method::POST, path, Bytes::from(body), json, headers)
-            .await
+        let json = (!body.is_empty()).then(|| Bytes::from(body));
+        self.send(Method::POST, path, json, headers).await
     }
 }
 
