@@ -383,10 +383,10 @@ pub(crate) fn spawn_writer(
 /// Niceness of the snapshot writer thread (and of the threads sled starts from it, which
 /// inherit it). Its work is in the background: a snapshot written a little later costs
 /// nothing, while the shards and the journal writer at the default priority (0) answer
-/// requests. Writing one
-/// takes a fifth of a second of CPU per 100 000 reservations; on two cores, competing at
-/// equal weight with the shards, that was a stall in the open loop's tail (BENCHMARKS.md,
-/// twenty-fourth session). At 10 the kernel gives it about a tenth of a contended core.
+/// requests. Writing one takes a fifth of a second of CPU per 100 000 reservations; on
+/// two cores, competing at equal weight with the shards, that was a stall in the open
+/// loop's tail (BENCHMARKS.md, twenty-fourth session). At 10 the kernel gives it about a
+/// tenth of a contended core.
 pub(crate) const SNAPSHOT_NICE: i32 = 10;
 
 /// Lowers the calling thread's CPU priority to [`SNAPSHOT_NICE`]. If the system refuses,

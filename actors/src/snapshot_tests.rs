@@ -397,10 +397,10 @@ async fn fifty_snapshots_under_load_keep_the_data_dir_bounded() {
 }
 
 /// The snapshot writer runs below the default CPU priority
-/// ([`crate::snapshot::SNAPSHOT_NICE`]), from the engine's start: on a busy machine a snapshot written in the
-/// background must not stall the shards answering requests. Linux's per-thread niceness,
-/// read from `/proc`; other tests' engines in this process have writers too, and every
-/// one must be lowered.
+/// ([`crate::snapshot::SNAPSHOT_NICE`]), from the engine's start: on a busy machine a
+/// snapshot written in the background must not stall the shards answering requests.
+/// Linux's per-thread niceness, read from `/proc`; other tests' engines in this process
+/// have writers too, and every one must be lowered.
 #[tokio::test]
 async fn the_snapshot_writer_runs_below_the_default_cpu_priority() {
     let dir = tempfile::tempdir().unwrap();

@@ -31,13 +31,13 @@ pub(crate) struct Conn {
 /// What every request of a [`Conn`] shares.
 #[derive(Debug)]
 struct Inner {
-    /// `host:port` to connect to, and the `Host` header.
+    /// `host:port` to connect to (port 80 when the target names none).
     authority: String,
     /// The target's path prefix (usually empty), put before every request's path.
     prefix: String,
     /// Sent with every request (`--header`, `--api-key`).
     headers: Vec<(HeaderName, HeaderValue)>,
-    /// The `Host` header's value.
+    /// The `Host` header's value: the target's authority as given.
     host: HeaderValue,
     /// Longest a request may take, connecting included; past it the connection is dropped.
     timeout: Duration,
