@@ -512,14 +512,18 @@ pub(crate) async fn replay(
     rooms: &Rooms,
     existing: ReservationId,
 ) -> BookResult {
-    let key = directory
-        .locate(&existing)
-        .ok_or(DomainError::NotFound("reservation"))?;
-    rooms
-        .query(&key, GetReservation(existing))
+    // Another booking's rearrangement may move the reservation while this asks.
+    directory
+        .at_its_room(existing, |key| {
+            let asked = rooms.query(&key, GetReservation(existing));
+            async move {
+                asked
+                    .await
+                    .map_err(|_| EngineError::ShuttingDown)?
+                    .map_err(EngineError::from)
+            }
+        })
         .await
-        .map_err(|_| EngineError::ShuttingDown)?
-        .map_err(EngineError::from)
 }
 
 /// Settles the directory after a booking of `holds` rooms: a failed one gives its

@@ -21,14 +21,18 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 use innkeep_engine::ids::IdMap;
 use innkeep_engine::state::IdempotencyMap;
 use innkeep_engine::{
-    AvailabilityIndex, BookingId, Catalog, HotelId, IdempotencyEntry, IdempotencyKey,
+    AvailabilityIndex, BookingId, Catalog, DomainError, HotelId, IdempotencyEntry, IdempotencyKey,
     ReservationId, RoomKey, RoomState, RoomTypeCode, Stay,
 };
 use tokio::sync::oneshot;
 
 use crate::clock::Clock;
 use crate::config::Faults;
-use crate::protocol::BookResult;
+use crate::protocol::{BookResult, EngineError};
+
+/// Times a call follows a reservation that moved while the call was on its way
+/// ([`Directory::at_its_room`]): each time the locator named a new room.
+const MAX_RELOCATIONS: usize = 4;
 
 /// Stripes of each striped map: enough that bookings on two to a few dozen shards rarely
 /// share one, few enough that a scan of all of them (pruning keys) stays cheap.
@@ -248,6 +252,45 @@ impl Directory {
     pub(crate) fn locate(&self, id: &ReservationId) -> Option<RoomKey> {
         let number = *self.locator.lock(id).get(id)?;
         read(&self.rooms).get(number as usize).cloned()
+    }
+
+    /// Runs `call` against the room holding reservation `id`. A room move (the staff's,
+    /// or a rearrangement for another booking) can take the reservation away between
+    /// reading the locator and the room answering; then the room says `not_found` while the
+    /// locator already names the new room (a rearrangement points it there before any room
+    /// applies its part), and the call is made again there: [`MAX_RELOCATIONS`] times at
+    /// most, as rearrangements can move one reservation again and again.
+    pub(crate) async fn at_its_room<T, F, Fut>(
+        &self,
+        id: ReservationId,
+        call: F,
+    ) -> Result<T, EngineError>
+    where
+        F: Fn(RoomKey) -> Fut,
+        Fut: std::future::Future<Output = Result<T, EngineError>>,
+    {
+        let locate = || {
+            self.locate(&id)
+                .ok_or(EngineError::Domain(DomainError::NotFound("reservation")))
+        };
+        let mut key = locate()?;
+        let mut relocations = 0;
+        loop {
+            let result = call(key.clone()).await;
+            match result {
+                Err(EngineError::Domain(DomainError::NotFound("reservation")))
+                    if relocations < MAX_RELOCATIONS =>
+                {
+                    let now_at = locate()?;
+                    if now_at == key {
+                        return result;
+                    }
+                    key = now_at;
+                    relocations += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Records that reservation `id` is in the room numbered `room` (given by [`Directory::add_room`] or [`Directory::new`]).
@@ -514,6 +557,94 @@ mod tests {
         let mut located = 0;
         d.locator.for_each(|stripe| located += stripe.len());
         assert_eq!(located, 1000);
+    }
+
+    /// A call that finds the reservation gone from its room follows the locator to the room
+    /// it names now; when the locator still names the same room, or the reservation keeps
+    /// moving past [`MAX_RELOCATIONS`], the room's `not_found` is the answer.
+    #[tokio::test]
+    async fn a_call_follows_a_reservation_that_moved_on_its_way() {
+        use innkeep_engine::RoomNumber;
+        let d = Directory::new(
+            1,
+            Catalog::default(),
+            &[],
+            IdempotencyMap::default(),
+            Clock::system(),
+            Faults::default(),
+        );
+        let keys: Vec<RoomKey> = (0..8)
+            .map(|n| RoomKey {
+                hotel_id: HotelId::parse("H").unwrap(),
+                number: RoomNumber::parse(&n.to_string()).unwrap(),
+            })
+            .collect();
+        for k in &keys {
+            d.add_room(k);
+        }
+        let id = ReservationId(uuid::Uuid::from_u128(7));
+        fn not_found() -> Result<RoomKey, EngineError> {
+            Err(EngineError::Domain(DomainError::NotFound("reservation")))
+        }
+        let calls = std::cell::Cell::new(0u32);
+        // Moves `moves` times, each time just before the call reaches the room it left.
+        let (calls, d) = (&calls, &d);
+        let moving = |moves: u32| {
+            calls.set(0);
+            d.set_location(id, 0);
+            move |key: RoomKey| {
+                let call = calls.get();
+                calls.set(call + 1);
+                let answer = if call < moves {
+                    d.set_location(id, call + 1);
+                    not_found()
+                } else {
+                    Ok(key)
+                };
+                async move { answer }
+            }
+        };
+
+        let answer = d.at_its_room(id, moving(1)).await;
+        assert_eq!(answer.ok(), Some(keys[1].clone()));
+        assert_eq!(calls.get(), 2);
+
+        let limit = MAX_RELOCATIONS as u32;
+        let answer = d.at_its_room(id, moving(limit)).await;
+        assert_eq!(answer.ok(), Some(keys[MAX_RELOCATIONS].clone()));
+        assert_eq!(calls.get(), limit + 1);
+
+        let answer = d.at_its_room(id, moving(limit + 1)).await;
+        assert!(matches!(
+            answer,
+            Err(EngineError::Domain(DomainError::NotFound(_)))
+        ));
+        assert_eq!(calls.get(), limit + 1);
+
+        // Gone for good: the locator still names the room that said `not_found`.
+        calls.set(0);
+        let answer = d
+            .at_its_room(id, |_: RoomKey| {
+                calls.set(calls.get() + 1);
+                async { not_found() }
+            })
+            .await;
+        assert!(matches!(
+            answer,
+            Err(EngineError::Domain(DomainError::NotFound(_)))
+        ));
+        assert_eq!(calls.get(), 1);
+
+        // Never located: no room is asked.
+        let unknown = ReservationId(uuid::Uuid::from_u128(8));
+        let answer = d
+            .at_its_room(unknown, |_: RoomKey| {
+                calls.set(calls.get() + 1);
+                async { not_found() }
+            })
+            .await;
+        assert!(answer.is_err());
+        assert_eq!(calls.get(), 1);
     }
 
     /// Hold slots stop at the limit and come back when released.

@@ -47,10 +47,6 @@ pub const METRIC_BOOKINGS: &str = "innkeep_bookings_total";
 /// together (a `book_many` share counts whole). Shows how much the batching saves.
 pub const METRIC_BOOKING_BATCH: &str = "innkeep_booking_batch_size";
 
-/// Times a call follows a reservation that moved while the call was on its way
-/// ([`Engine::at_its_room`]): each time the locator named a new room.
-const MAX_RELOCATIONS: usize = 4;
-
 /// A running Innkeep engine: actors, journal, snapshots and timers. Cheap to clone; every
 /// clone talks to the same engine.
 #[derive(Clone)]
@@ -1280,41 +1276,13 @@ impl Engine {
     /// A reservation with its history: the one its room holds, shared, not copied.
     pub async fn reservation(&self, id: ReservationId) -> Result<Arc<Reservation>, EngineError> {
         let _slot = self.enter()?;
-        self.at_its_room(id, |key| {
-            let asked = self.inner.rooms.query(&key, GetReservation(id));
-            async move { Ok(asked.await.map_err(mailbox)??) }
-        })
-        .await
-    }
-
-    /// Runs `call` against the room holding reservation `id`. A room move (the staff's,
-    /// or a rearrangement for another booking) can take the reservation away between
-    /// reading the locator and the room answering; then the room says `not_found` while the
-    /// locator already names the new room, and the call is made again there — a few times
-    /// at most, as rearrangements can move one reservation again and again.
-    async fn at_its_room<T, F, Fut>(&self, id: ReservationId, call: F) -> Result<T, EngineError>
-    where
-        F: Fn(RoomKey) -> Fut,
-        Fut: std::future::Future<Output = Result<T, EngineError>>,
-    {
-        let mut key = self.locate(&id)?;
-        let mut relocations = 0;
-        loop {
-            let result = call(key.clone()).await;
-            match result {
-                Err(EngineError::Domain(DomainError::NotFound("reservation")))
-                    if relocations < MAX_RELOCATIONS =>
-                {
-                    let now_at = self.locate(&id)?;
-                    if now_at == key {
-                        return result;
-                    }
-                    key = now_at;
-                    relocations += 1;
-                }
-                other => return other,
-            }
-        }
+        self.inner
+            .directory
+            .at_its_room(id, |key| {
+                let asked = self.inner.rooms.query(&key, GetReservation(id));
+                async move { Ok(asked.await.map_err(mailbox)??) }
+            })
+            .await
     }
 
     /// Moves a reservation (confirmed, or checked in) to another room of its hotel: the new
@@ -1443,19 +1411,21 @@ impl Engine {
             .time_zone
             .today(now);
         let span = tracing::Span::current();
-        self.at_its_room(id, |key| {
-            let msg = ChangeReservation {
-                id,
-                action: action.clone(),
-                if_match,
-                now,
-                today,
-                span: span.clone(),
-            };
-            let asked = self.send(&key, msg);
-            async move { asked?.await.map_err(mailbox)? }
-        })
-        .await
+        self.inner
+            .directory
+            .at_its_room(id, |key| {
+                let msg = ChangeReservation {
+                    id,
+                    action: action.clone(),
+                    if_match,
+                    now,
+                    today,
+                    span: span.clone(),
+                };
+                let asked = self.send(&key, msg);
+                async move { asked?.await.map_err(mailbox)? }
+            })
+            .await
     }
 
     /// Applies what the payment provider reports about reservation `id`'s payment (its
@@ -1488,17 +1458,19 @@ impl Engine {
         let _slot = self.enter()?;
         let now = self.now();
         let span = tracing::Span::current();
-        self.at_its_room(id, |key| {
-            let msg = ApplyPayment {
-                id,
-                report: report.clone(),
-                now,
-                span: span.clone(),
-            };
-            let asked = self.send(&key, msg);
-            async move { asked?.await.map_err(mailbox)? }
-        })
-        .await
+        self.inner
+            .directory
+            .at_its_room(id, |key| {
+                let msg = ApplyPayment {
+                    id,
+                    report: report.clone(),
+                    now,
+                    span: span.clone(),
+                };
+                let asked = self.send(&key, msg);
+                async move { asked?.await.map_err(mailbox)? }
+            })
+            .await
     }
 
     /// What the payment supervisor has done so far, and what it still owes.

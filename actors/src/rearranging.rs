@@ -154,7 +154,7 @@ pub(crate) async fn book(
         .await?;
         // Durable. The locator names the new rooms before any room applies its part: a
         // call routed by an old entry finds the reservation gone from the room it left
-        // and asks again where the locator now points (`Engine::at_its_room`); a call
+        // and asks again where the locator now points (`Directory::at_its_room`); a call
         // routed to a new room waits there behind the room's decision.
         if let Event::Rearranged { moves, .. } = &*event {
             let hosted = rooms.read();

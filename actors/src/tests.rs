@@ -1208,3 +1208,44 @@ async fn idle_rooms_park_on_their_own() {
     engine.0.book(input(&engine.0, &h, 1), None).await.unwrap();
     assert!(engine.0.rooms_awake() >= 1);
 }
+
+/// A retry of a booking finds the reservation its key made while staff move it from
+/// room to room: a replay that asked the room it just left follows it to the new one
+/// rather than answering `not_found` for a reservation that exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_finds_its_reservation_while_it_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.shards = 2;
+    let engine = Arc::new(Stopper(Engine::start(config).unwrap()));
+    let e = &engine.0;
+    let h = setup(e, 2).await;
+    let b = input(e, &h, 3);
+    let key = innkeep_engine::IdempotencyKey::parse("moving").unwrap();
+    let made = e.book(b.clone(), Some(key.clone())).await.unwrap().id;
+    let paid = innkeep_engine::PaymentReport::Succeeded {
+        trade_no: "T-1".into(),
+    };
+    e.apply_payment(made, paid).await.unwrap();
+
+    const MOVES: usize = 1_000;
+    let mover = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            for i in 0..MOVES {
+                let to = RoomNumber::parse(&(i % 2 + 1).to_string()).unwrap();
+                engine.0.move_reservation(made, to, None).await.unwrap();
+            }
+        })
+    };
+    let mut replays = 0;
+    while !mover.is_finished() {
+        match e.book(b.clone(), Some(key.clone())).await {
+            Ok(again) => assert_eq!(again.id, made),
+            Err(err) => panic!("replay {replays}: {err:?}"),
+        }
+        replays += 1;
+    }
+    mover.await.unwrap();
+    assert!(replays > 0);
+}
