@@ -472,6 +472,18 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 mod tests {
     use super::*;
 
+    /// A directory of two shards with no hotel, room or key yet.
+    fn empty() -> Directory {
+        Directory::new(
+            2,
+            Catalog::default(),
+            &[],
+            IdempotencyMap::default(),
+            Clock::system(),
+            Faults::default(),
+        )
+    }
+
     /// A key finds the same stripe every time, and different keys spread over stripes.
     #[test]
     fn a_key_always_finds_its_stripe() {
@@ -565,14 +577,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_follows_a_reservation_that_moved_on_its_way() {
         use innkeep_engine::RoomNumber;
-        let d = Directory::new(
-            1,
-            Catalog::default(),
-            &[],
-            IdempotencyMap::default(),
-            Clock::system(),
-            Faults::default(),
-        );
+        let d = empty();
         let keys: Vec<RoomKey> = (0..8)
             .map(|n| RoomKey {
                 hotel_id: HotelId::parse("H").unwrap(),
@@ -650,14 +655,7 @@ mod tests {
     /// Hold slots stop at the limit and come back when released.
     #[test]
     fn hold_slots_stop_at_the_limit() {
-        let d = Directory::new(
-            2,
-            Catalog::default(),
-            &[],
-            IdempotencyMap::default(),
-            Clock::system(),
-            Faults::default(),
-        );
+        let d = empty();
         assert!(d.take_slot("key", 2));
         assert!(d.take_slot("key", 2));
         assert!(!d.take_slot("key", 2));
