@@ -53,7 +53,8 @@ pub struct Config {
     pub shards: usize,
     /// Most engine calls in flight per shard before answering 503 `overloaded`.
     pub max_in_flight: usize,
-    /// Snapshot after this many events...
+    /// Snapshot after this many events (or a quarter of the reservations held, when that
+    /// is more)...
     pub snapshot_every_events: u64,
     /// ...or this many seconds.
     pub snapshot_every_seconds: u64,

@@ -61,7 +61,9 @@ pub struct EngineConfig {
     pub max_in_flight: usize,
     /// fdatasync per journal batch, or not (benchmarks only).
     pub sync: SyncMode,
-    /// Take a snapshot after this many journaled events.
+    /// Take a snapshot after this many journaled events, or after a quarter of the
+    /// reservations the state holds when that is more (each snapshot encodes them all:
+    /// `crate::snapshot::SnapshotPolicy::spacing_events`).
     pub snapshot_every_events: u64,
     /// ... or after this long, whichever comes first (if any event happened).
     pub snapshot_every: Duration,

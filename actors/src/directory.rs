@@ -293,6 +293,13 @@ impl Directory {
         }
     }
 
+    /// How many reservations the locator knows: every one the rooms hold.
+    pub(crate) fn located(&self) -> usize {
+        let mut located = 0;
+        self.locator.for_each(|stripe| located += stripe.len());
+        located
+    }
+
     /// Records that reservation `id` is in the room numbered `room` (given by [`Directory::add_room`] or [`Directory::new`]).
     pub(crate) fn set_location(&self, id: ReservationId, room: u32) {
         self.locator.lock(&id).insert(id, room);
@@ -566,9 +573,7 @@ mod tests {
             assert_eq!(d.locate(&id), Some(rooms[n].key.clone()));
         }
         assert_eq!(d.locate(&ReservationId(uuid::Uuid::from_u128(5000))), None);
-        let mut located = 0;
-        d.locator.for_each(|stripe| located += stripe.len());
-        assert_eq!(located, 1000);
+        assert_eq!(d.located(), 1000);
     }
 
     /// A call that finds the reservation gone from its room follows the locator to the room

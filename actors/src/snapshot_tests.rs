@@ -431,3 +431,24 @@ async fn the_snapshot_writer_runs_below_the_default_cpu_priority() {
     );
     drop(engine);
 }
+
+/// Snapshots are spaced by `snapshot_every_events`, or by a quarter of the reservations
+/// the state holds once that is more, so re-encoding the state costs each event a bounded
+/// share however large it grows; a policy that never snapshots by count stays so.
+#[test]
+fn snapshots_of_a_large_state_are_spaced_by_its_size() {
+    let policy = crate::snapshot::SnapshotPolicy {
+        every_events: 100_000,
+        every: std::time::Duration::from_secs(300),
+    };
+    assert_eq!(policy.spacing_events(0), 100_000);
+    assert_eq!(policy.spacing_events(400_003), 100_000);
+    assert_eq!(policy.spacing_events(400_004), 100_001);
+    assert_eq!(policy.spacing_events(1_000_000), 250_000);
+    assert_eq!(policy.spacing_events(10_000_000), 2_500_000);
+    let by_time_only = crate::snapshot::SnapshotPolicy {
+        every_events: u64::MAX,
+        ..policy
+    };
+    assert_eq!(by_time_only.spacing_events(10_000_000), u64::MAX);
+}
