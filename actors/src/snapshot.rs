@@ -60,15 +60,14 @@ pub const METRIC_SNAPSHOT_SECONDS: &str = "innkeep_snapshot_duration_seconds";
 /// snapshot keeps every journal segment and will fill its disk.
 pub(crate) type SnapshotStatus = Arc<watch::Sender<Option<String>>>;
 
-/// A snapshot is due after at least this fraction (one in so many) of the reservations
-/// the state holds in events, whatever `every_events` says. Each snapshot re-encodes
-/// every reservation (about 0.2 µs each, shards and writer thread together, in
-/// BENCHMARKS.md's in-process runs), so a fixed spacing makes each event's share of that
-/// work grow with the state: at 100 000 events it is 2 µs per event with 1M reservations
-/// and 20 µs with 10M, over a third of a booking's CPU over HTTP. Spaced by a quarter of
-/// the state, the share stays under 0.8 µs at any size, and the journal a restart replays
-/// after the last snapshot stays under a quarter of the state (0.19 s for 1M reservations
-/// at recovery's 1.3M events/s).
+/// The next snapshot waits for at least as many events as the state holds reservations
+/// divided by this, whatever `every_events` says. Each snapshot re-encodes every
+/// reservation (about 0.2 µs each, on the shards and the writer thread together), so a
+/// fixed spacing makes each event's share of that work grow with the state: every 100 000
+/// events, it is 2 µs per event with 1M reservations and 20 µs with 10M, over a third of a
+/// booking's CPU over HTTP. Spaced by a quarter of the state, the share stays under
+/// 0.8 µs at any size, and the journal a restart replays after the last snapshot stays
+/// under a quarter of the state (0.19 s for 1M reservations at recovery's 1.3M events/s).
 const SPACING_STATE_DIVISOR: u64 = 4;
 
 /// When to take a snapshot.
