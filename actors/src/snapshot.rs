@@ -401,6 +401,9 @@ pub(crate) fn spawn_writer(
                     let _ = w.send(outcome.clone());
                 }
             }
+            // The engine's shutdown joins this thread and then frees the data dir: sled
+            // must have let go of the store's files by then.
+            writer.store.close();
         })?;
     // At its own priority before the engine serves anything.
     let _ = wait.recv();
