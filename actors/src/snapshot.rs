@@ -401,9 +401,9 @@ pub(crate) fn spawn_writer(
                     let _ = w.send(outcome.clone());
                 }
             }
-            // The engine's shutdown joins this thread and then frees the data dir: sled
-            // must have let go of the store's files by then.
-            writer.store.close();
+            // The engine's shutdown joins this thread and then frees the data dir: dropping
+            // the writer's store here returns once sled has let go of its files.
+            drop(writer);
         })?;
     // At its own priority before the engine serves anything.
     let _ = wait.recv();

@@ -240,7 +240,7 @@ impl SnapshotMeta {
     }
 }
 
-/// Longest [`SnapshotStore::close`] waits for sled to let go of the store's files.
+/// Longest a dropped [`SnapshotStore`] waits for sled to let go of the store's files.
 pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Whether nobody holds sled's lock on `db_file` (the lock sled takes when it opens a
@@ -269,6 +269,32 @@ pub struct SnapshotStore {
     /// The live generation, if a snapshot was ever saved. Its lock also serializes
     /// `save`, so sled's `flush` is only ever run by one thread at a time.
     current: Mutex<Option<Generation>>,
+}
+
+/// Dropping the store returns once sled has let go of its files, so that another store
+/// (another engine on the same data dir) can open them at once. Dropping a `sled::Db` does
+/// not do that by itself: work sled queued on its own threads holds the database's file,
+/// and with it sled's lock, until those threads run it, which on a busy machine (or with
+/// the snapshot writer's low priority, which sled's threads inherit) can be a while. sled
+/// gives no signal for it, so this asks the lock until it is free, every millisecond and
+/// for [`CLOSE_WAIT`] at most; past that, it logs, and the next open of the store reports
+/// the lock.
+impl Drop for SnapshotStore {
+    fn drop(&mut self) {
+        let Some(generation) = self.lock().take() else {
+            return;
+        };
+        let db_file = self.dir.join(&generation.name).join("db");
+        drop(generation);
+        let deadline = std::time::Instant::now() + CLOSE_WAIT;
+        while !lock_is_free(&db_file) {
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(file = %db_file.display(), "sled still holds the snapshot store's lock after closing it");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
 }
 
 impl fmt::Debug for SnapshotStore {
@@ -330,30 +356,6 @@ impl SnapshotStore {
     /// The store's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// Closes the store, and returns once sled has let go of its files, so that another
-    /// store (another engine on the same data dir) can open them at once. Dropping a
-    /// `sled::Db` does not do that by itself: work sled queued on its own threads holds the
-    /// database's file, and with it sled's lock, until those threads run it, which on a
-    /// busy machine (or with the snapshot writer's low priority, which sled's threads
-    /// inherit) can be a while. sled gives no signal for it, so this asks the lock until
-    /// it is free, every millisecond and for [`CLOSE_WAIT`] at most; past that, it logs
-    /// and returns, and the next open of the store reports the lock.
-    pub fn close(self) {
-        let Some(generation) = self.lock().take() else {
-            return;
-        };
-        let db_file = self.dir.join(&generation.name).join("db");
-        drop(generation);
-        let deadline = std::time::Instant::now() + CLOSE_WAIT;
-        while !lock_is_free(&db_file) {
-            if std::time::Instant::now() >= deadline {
-                tracing::warn!(file = %db_file.display(), "sled still holds the snapshot store's lock after closing it");
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
     }
 
     /// The live generation's database (tests reach into it to damage a snapshot).
@@ -753,7 +755,7 @@ mod tests {
         );
     }
 
-    /// While a store is open, sled holds the lock `close` waits for; once `close`
+    /// While a store is open, sled holds the lock its drop waits for; once the drop
     /// returns, it is free and the store opens again at once, as another engine on the
     /// same data dir would open it right after a shutdown.
     #[test]
@@ -765,8 +767,8 @@ mod tests {
             let name = store.lock().as_ref().expect("saved").name.clone();
             let db_file = dir.path().join(name).join("db");
             assert!(!lock_is_free(&db_file), "sled holds its lock while open");
-            store.close();
-            assert!(lock_is_free(&db_file), "the lock is free once closed");
+            drop(store);
+            assert!(lock_is_free(&db_file), "the lock is free once dropped");
         }
         let store = SnapshotStore::open(dir.path()).expect("reopen");
         assert_eq!(store.stored_seq().expect("seq"), Some(20));
