@@ -33,13 +33,20 @@ struct TypeIndex {
 impl TypeIndex {
     /// Bitmap of the slots sold on at least one night of `[from, to)`.
     fn taken(&self, from: Date, to: Date) -> Vec<u64> {
-        let mut taken = vec![0u64; words(self.numbers.len())];
+        let mut taken = Vec::new();
+        self.taken_into(from, to, &mut taken);
+        taken
+    }
+
+    /// [`TypeIndex::taken`] into `taken`, whose allocation is reused.
+    fn taken_into(&self, from: Date, to: Date, taken: &mut Vec<u64>) {
+        taken.clear();
+        taken.resize(words(self.numbers.len()), 0);
         for bits in self.sold.range(from..to).map(|(_, b)| b) {
             for (t, b) in taken.iter_mut().zip(bits) {
                 *t |= b;
             }
         }
-        taken
     }
 
     /// The nights `slot` has sold, in order.
@@ -354,11 +361,12 @@ impl AvailabilityIndex {
             return None;
         }
         let next_room = packing.rooms;
-        let claims = packing.claims(hotel_id, room_type, n);
         let (from, to) = (stay.arrival(), stay.departure());
-        let mut taken = t.taken(from, to);
-        for bits in claims.nights.range(from..to).map(|(_, b)| b) {
-            for (t, b) in taken.iter_mut().zip(bits) {
+        let at = packing.claims(hotel_id, room_type, n);
+        let (claims, taken) = (&mut packing.claims[at], &mut packing.taken);
+        t.taken_into(from, to, taken);
+        for (_, at) in claims.nights.range(from..to) {
+            for (t, b) in taken.iter_mut().zip(&claims.bits[*at..]) {
                 *t |= b;
             }
         }
@@ -373,10 +381,12 @@ impl AvailabilityIndex {
             .find(|s| taken[*s as usize / 64] & (1u64 << (s % 64)) == 0)?;
         let (w, bit) = (slot as usize / 64, 1u64 << (slot % 64));
         for night in stay.each_night() {
-            claims
-                .nights
-                .entry(night)
-                .or_insert_with(|| vec![0; words(n)])[w] |= bit;
+            let bits = &mut claims.bits;
+            let at = *claims.nights.entry(night).or_insert_with(|| {
+                bits.resize(bits.len() + words(n), 0);
+                bits.len() - words(n)
+            });
+            bits[at + w] |= bit;
         }
         let (room, held) = claims.rooms.entry(slot).or_insert((next_room, 0));
         let room = *room;
@@ -399,42 +409,61 @@ impl AvailabilityIndex {
 /// and how many of the batch's bookings it holds. Lives as long as one batch's placement.
 #[derive(Debug, Default)]
 pub struct Packing {
-    /// The claims per hotel and room type (an embedder's batch may span many hotels, so
-    /// found by hash, and by borrowed codes: no clone per booking).
-    types: CodeMap<HotelId, CodeMap<RoomTypeCode, TypeClaims>>,
+    /// Where each type's claims are in `claims`, per hotel and room type (an embedder's
+    /// batch may span many hotels, so found by hash, and by borrowed codes: no clone per
+    /// booking).
+    types: CodeMap<HotelId, CodeMap<RoomTypeCode, usize>>,
+    /// The claims per type, in the order the batch first packed into each.
+    claims: Vec<TypeClaims>,
+    /// The type the last booking packed was of, and where its claims are: a batch's
+    /// bookings mostly come in runs of one type, which this finds without hashing.
+    last: Option<(HotelId, RoomTypeCode, usize)>,
     /// Rooms claimed so far; the next room claimed gets this number ([`Packed::room`]).
     rooms: usize,
+    /// The bitmap of a booking's taken rooms, kept for the next booking: one allocation
+    /// per batch, not one per booking.
+    taken: Vec<u64>,
 }
 
 impl Packing {
-    /// The claims on the type's rooms (`rooms` of them), empty at first.
-    fn claims(
-        &mut self,
-        hotel_id: &HotelId,
-        room_type: &RoomTypeCode,
-        rooms: usize,
-    ) -> &mut TypeClaims {
-        if !self.types.contains_key(hotel_id) {
-            self.types.insert(hotel_id.clone(), CodeMap::default());
+    /// Where the claims on the type's rooms (`rooms` of them) are in `claims`, added
+    /// empty at first.
+    fn claims(&mut self, hotel_id: &HotelId, room_type: &RoomTypeCode, rooms: usize) -> usize {
+        match &self.last {
+            Some((h, t, at)) if h == hotel_id && t == room_type => *at,
+            _ => {
+                let types = match self.types.get_mut(hotel_id) {
+                    Some(types) => types,
+                    None => self.types.entry(hotel_id.clone()).or_default(),
+                };
+                let at = match types.get(room_type) {
+                    Some(at) => *at,
+                    None => {
+                        self.claims.push(TypeClaims {
+                            nights: BTreeMap::new(),
+                            bits: Vec::new(),
+                            full: vec![0; words(rooms)],
+                            rooms: HashMap::default(),
+                        });
+                        types.insert(room_type.clone(), self.claims.len() - 1);
+                        self.claims.len() - 1
+                    }
+                };
+                self.last = Some((hotel_id.clone(), room_type.clone(), at));
+                at
+            }
         }
-        let types = self.types.get_mut(hotel_id).expect("inserted above");
-        if !types.contains_key(room_type) {
-            let claims = TypeClaims {
-                nights: BTreeMap::new(),
-                full: vec![0; words(rooms)],
-                rooms: HashMap::default(),
-            };
-            types.insert(room_type.clone(), claims);
-        }
-        types.get_mut(room_type).expect("inserted above")
     }
 }
 
 /// A batch's claims on one type's rooms, by slot (as [`TypeIndex`]'s bitmaps).
 #[derive(Debug)]
 struct TypeClaims {
-    /// Night → bitmap of the slots the batch took that night.
-    nights: BTreeMap<Date, Vec<u64>>,
+    /// Night → where its bitmap of the slots the batch took that night starts in `bits`.
+    nights: BTreeMap<Date, usize>,
+    /// The nights' bitmaps, back to back, each as long as `full`: one growing buffer, not
+    /// one allocation per night.
+    bits: Vec<u64>,
     /// Slots holding as many of the batch's bookings as a room takes in one batch.
     full: Vec<u64>,
     /// Slot → its room's number among the batch's rooms, and the bookings it holds.
@@ -541,6 +570,8 @@ mod tests {
             Some(("9".into(), 3))
         );
         assert_eq!(pack(&mut p, &twin, &stay(2, 3), 0, 3), None);
+        // Back to the first type: its claims are as it left them (every room full).
+        assert_eq!(pack(&mut p, &king, &stay(28, 29), 0, 3), None);
         // Unknown types and hotels have no rooms.
         let nope = RoomTypeCode::parse("NOPE").unwrap();
         assert_eq!(pack(&mut p, &nope, &stay(1, 2), 0, 3), None);
