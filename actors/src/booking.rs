@@ -109,54 +109,58 @@ pub(crate) async fn run_many(
     let (groups, mut elsewhere) = pack(directory, &ready, start);
     // Every room's message goes out before any answer is awaited, so the rooms decide
     // side by side with the journal's batch filling.
-    let mut answers: Vec<(usize, usize, oneshot::Receiver<BookResult>)> =
-        Vec::with_capacity(ready.len());
+    let mut answers: Vec<(usize, oneshot::Receiver<Vec<BookResult>>)> =
+        Vec::with_capacity(groups.len());
     for (g, (number, members)) in groups.iter().enumerate() {
         let mut bookings = members.iter().map(|&k| {
-            let (reply, answer) = oneshot::channel();
-            answers.push((k, g, answer));
             let r = &ready[k].1;
             RoomBooking {
                 draft: r.draft.clone(),
                 idempotency: r.idempotency.clone(),
-                reply,
                 span: r.span.clone(),
             }
         });
         let Some(first) = bookings.next() else {
             continue;
         };
+        let (reply, answer) = oneshot::channel();
         let msg = Reserve {
             first,
             more: bookings.collect(),
+            reply,
         };
         let hotel_id = &ready[members[0]].1.draft.request.hotel_id;
-        let sent = rooms.try_send_to(&(hotel_id, number), msg);
-        if !matches!(sent, Some(Ok(()))) {
+        match rooms.try_send_to(&(hotel_id, number), msg) {
+            Some(Ok(())) => answers.push((g, answer)),
             // Not a room any more, or its mailbox is full: `place` finds another room or
-            // answers why not. The message is dropped with its replies.
-            answers.truncate(answers.len() - members.len());
-            elsewhere.extend(
+            // answers why not. The message is dropped with its reply.
+            _ => elsewhere.extend(
                 members
                     .iter()
                     .map(|&k| (k, HashSet::from([number.clone()]))),
-            );
+            ),
         }
     }
     // The room already wrote the locator and the key and queued the new hold for expiry
     // before answering (so the hold is known before anyone can act on it); `finish`
     // settles the rest before the caller hears.
-    for (k, g, answer) in answers {
-        match answer.await.unwrap_or(Err(EngineError::ShuttingDown)) {
-            // Another booking took the room since the index was read: `place`, without
-            // that room.
-            Err(EngineError::Domain(DomainError::SoldOut)) => {
-                elsewhere.push((k, HashSet::from([groups[g].0.clone()])));
-            }
-            result => {
-                let (i, r) = &mut ready[k];
-                r.finish(directory, &result);
-                deliver(*i, result);
+    for (g, answer) in answers {
+        let (number, members) = &groups[g];
+        let mut results = answer.await.unwrap_or_default();
+        // One answer per booking; a room that went away answered none.
+        results.resize_with(members.len(), || Err(EngineError::ShuttingDown));
+        for (&k, result) in members.iter().zip(results) {
+            match result {
+                // Another booking took the room since the index was read: `place`,
+                // without that room.
+                Err(EngineError::Domain(DomainError::SoldOut)) => {
+                    elsewhere.push((k, HashSet::from([number.clone()])));
+                }
+                result => {
+                    let (i, r) = &mut ready[k];
+                    r.finish(directory, &result);
+                    deliver(*i, result);
+                }
             }
         }
     }
@@ -328,10 +332,10 @@ async fn place(
                 first: RoomBooking {
                     draft: draft.clone(),
                     idempotency: ready.idempotency.clone(),
-                    reply,
                     span: ready.span.clone(),
                 },
                 more: Vec::new(),
+                reply,
             };
             // The engine's in-flight bound is below the mailbox capacity, so a full
             // mailbox means the engine is past its limit: answer overloaded.
@@ -346,8 +350,8 @@ async fn place(
                 Some(Err(SendError::Full(_))) => return Err(EngineError::Overloaded),
                 Some(Err(SendError::Closed(_))) => return Err(EngineError::ShuttingDown),
             }
-            let answer = answer.await.unwrap_or(Err(EngineError::ShuttingDown));
-            match answer {
+            let answer = answer.await.ok().and_then(|mut one| one.pop());
+            match answer.unwrap_or(Err(EngineError::ShuttingDown)) {
                 // Lost the race for this room (or it changed type): try another.
                 Err(EngineError::Domain(DomainError::SoldOut)) => {
                     tried.insert(number);

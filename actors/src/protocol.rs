@@ -256,12 +256,13 @@ pub struct TapeReservation {
 // ---- Room messages (handled by `crate::room::RoomActor`)
 
 /// Take every night of each booking's stay in this room, durably, deciding the bookings
-/// in order. Each outcome goes to its booking's own `reply`: the batch
-/// ([`crate::booking::run_many`]) waits on it while it holds the booking's key and hold
-/// slot at the directory, and settles them with the answer. A batch sends the bookings it
-/// placed in this room together (at most [`MAX_BOOKINGS_PER_RESERVE`]), so it costs the
-/// room one message and one wake, not one per booking; `booking::place`, for a booking
-/// the batch could not place, sends one.
+/// in order. The outcomes go to `reply` together, in the bookings' order, once the last
+/// is known: the batch ([`crate::booking::run_many`]) waits on it while it holds the
+/// bookings' keys and hold slots at the directory, and settles them with the answers. A
+/// batch sends the bookings it placed in this room together (at most
+/// [`MAX_BOOKINGS_PER_RESERVE`]), so it costs the room one message, one wake and one
+/// reply, not one per booking; `booking::place`, for a booking the batch could not place,
+/// sends one.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub(crate) struct Reserve {
@@ -269,6 +270,8 @@ pub(crate) struct Reserve {
     pub first: RoomBooking,
     /// The others, after it (empty for `place`'s: an empty vector allocates nothing).
     pub more: Vec<RoomBooking>,
+    /// Where the outcomes go: one per booking, `first`'s first.
+    pub reply: oneshot::Sender<Vec<BookResult>>,
 }
 
 /// Most bookings one [`Reserve`] carries: a room decides a message's bookings in one go,
@@ -282,8 +285,6 @@ pub(crate) struct RoomBooking {
     pub draft: Arc<Draft>,
     /// The idempotency key it is created under.
     pub idempotency: Option<IdempotencyRecord>,
-    /// Where the outcome goes.
-    pub reply: oneshot::Sender<BookResult>,
     /// The booking's span (under its request's, which carries the request id): the
     /// bookings of one message may come from different requests.
     pub span: tracing::Span,

@@ -658,24 +658,41 @@ impl Handler<Reserve> for RoomActor {
 
     /// Decides the message's bookings in order, each as if it came alone (a later one sees
     /// the nights an earlier one took), then journals the ones taken together: one journal
-    /// message and one ack for the lot, all durable or none.
+    /// message and one ack for the lot, all durable or none. The answers go back together,
+    /// once the last is known: one reply per message, not one per booking.
     fn handle(&mut self, msg: Reserve, ctx: &mut Self::Context) {
-        let Reserve { first, more } = msg;
+        let Reserve { first, more, reply } = msg;
+        let mut answers: Vec<BookResult> = Vec::with_capacity(1 + more.len());
         let mut taken = Vec::with_capacity(1 + more.len());
         let mut events = Vec::with_capacity(1 + more.len());
+        let mut nights = NightsDelta::default();
         for booking in std::iter::once(first).chain(more) {
-            if let Some((t, event)) = self.take_nights(booking) {
-                taken.push(t);
-                events.push(event);
+            match self.take_nights(booking, answers.len(), &mut nights) {
+                Ok((t, event)) => {
+                    taken.push(t);
+                    events.push(event);
+                    // Replaced once the journal has answered.
+                    answers.push(Err(EngineError::ShuttingDown));
+                }
+                Err(refused) => answers.push(Err(refused)),
             }
         }
+        // The index learns the message's nights at once: one lock and one lookup of this
+        // room for the lot. Until then it shows them free, which only costs a booking
+        // elsewhere a refusal from this room (the room decides; the index is a guide).
+        self.publish(&nights);
         if taken.is_empty() {
+            let _ = reply.send(answers);
             return;
         }
         let durable_before = self.peers.journal.durable_seq();
         let ack = match self.peers.journal.append_many_via(events, &self.peers.acks) {
             Ok(ack) => ack,
-            Err(e) => return self.give_back(taken, journal_error(e)),
+            Err(e) => {
+                self.give_back(taken, journal_error(e), &mut answers);
+                let _ = reply.send(answers);
+                return;
+            }
         };
         let unacked = &mut self.in_flight().unacked;
         for t in &taken {
@@ -689,39 +706,48 @@ impl Handler<Reserve> for RoomActor {
                 }
             }
             act.settle();
-            let last_seq = match acked {
-                Ok(Ok(seq)) => seq,
-                Ok(Err(e)) => return act.give_back(taken, journal_error(e)),
-                Err(_) => return act.give_back(taken, EngineError::ShuttingDown),
-            };
-            // Consecutive records, the last one's seq acknowledged.
-            let first_seq = last_seq + 1 - taken.len() as u64;
-            for (seq, t) in (first_seq..).zip(taken) {
-                t.span.record("seq", seq);
-                t.span.in_scope(|| tracing::debug!("reservation durable"));
-                let id = t.created.id;
-                // The reservation as created (nobody knew its id to change it since): the
-                // answer shares it, it is not copied.
-                if !act.state.ledger.contains(&id) {
-                    t.answer(Err(DomainError::NotFound("reservation").into()));
-                    continue;
-                }
-                let r = t.created;
-                // Findable (by id and by its key) and its hold queued for expiry before
-                // anyone learns the id.
-                act.peers.directory.set_location(id, act.number);
-                act.peers.holds.started(
-                    id,
-                    r.hold_expires_at,
-                    Some(Charge {
-                        out_trade_no: r.payment.out_trade_no,
-                        amount: r.payment.amount,
-                    }),
-                    r.created_at,
-                );
-                let _ = t.reply.send(Ok(r));
+            match acked {
+                Ok(Ok(last_seq)) => act.made_durable(taken, last_seq, &mut answers),
+                Ok(Err(e)) => act.give_back(taken, journal_error(e), &mut answers),
+                Err(_) => act.give_back(taken, EngineError::ShuttingDown, &mut answers),
             }
+            // Nobody may be waiting any more: then nobody needs the answers.
+            let _ = reply.send(answers);
         }));
+    }
+}
+
+impl RoomActor {
+    /// After the journal acknowledged the records of `taken` up to `last_seq`: makes each
+    /// reservation findable and its hold due, and puts it in its place in `answers`.
+    fn made_durable(&mut self, taken: Vec<Taken>, last_seq: u64, answers: &mut [BookResult]) {
+        // Consecutive records, the last one's seq acknowledged.
+        let first_seq = last_seq + 1 - taken.len() as u64;
+        for (seq, t) in (first_seq..).zip(taken) {
+            t.span.record("seq", seq);
+            t.span.in_scope(|| tracing::debug!("reservation durable"));
+            let id = t.created.id;
+            // The reservation as created (nobody knew its id to change it since): the
+            // answer shares it, it is not copied.
+            if !self.state.ledger.contains(&id) {
+                answers[t.answer] = Err(DomainError::NotFound("reservation").into());
+                continue;
+            }
+            let r = t.created;
+            // Findable (by id and by its key) and its hold queued for expiry before
+            // anyone learns the id.
+            self.peers.directory.set_location(id, self.number);
+            self.peers.holds.started(
+                id,
+                r.hold_expires_at,
+                Some(Charge {
+                    out_trade_no: r.payment.out_trade_no,
+                    amount: r.payment.amount,
+                }),
+                r.created_at,
+            );
+            answers[t.answer] = Ok(r);
+        }
     }
 }
 
@@ -731,24 +757,23 @@ struct Taken {
     created: Arc<Reservation>,
     /// Its idempotency key as recorded in the directory, to forget if it is undone.
     key: Option<(HotelId, IdempotencyKey)>,
-    /// Where its outcome goes.
-    reply: oneshot::Sender<BookResult>,
+    /// Where its outcome goes among its message's answers.
+    answer: usize,
     /// Its span in the room, which records the seq its event got.
     span: tracing::Span,
 }
 
-impl Taken {
-    /// Answers the booking (nobody may be waiting any more: then nobody needs it).
-    fn answer(self, result: BookResult) {
-        let _ = self.reply.send(result);
-    }
-}
-
 impl RoomActor {
     /// Takes `booking`'s nights if they are free: applies its creation now (so no other
-    /// booking takes these nights while the journal writes it) and hands back the event to
-    /// journal. A refusal is answered here.
-    fn take_nights(&mut self, booking: RoomBooking) -> Option<(Taken, Event)> {
+    /// booking takes these nights while the journal writes it), adds the nights to
+    /// `nights` for the index, and hands back the event to journal. `answer`: where its
+    /// outcome goes among its message's answers.
+    fn take_nights(
+        &mut self,
+        booking: RoomBooking,
+        answer: usize,
+        nights: &mut NightsDelta,
+    ) -> Result<(Taken, Event), EngineError> {
         let span = tracing::debug_span!(
             parent: &booking.span,
             "room_reserve",
@@ -761,8 +786,7 @@ impl RoomActor {
         let reservation = booking.draft.reservation_in(self.state.key.number.clone());
         if let Err(e) = self.state.decide_reserve(&reservation) {
             tracing::debug!(error = %e, "room refused");
-            let _ = booking.reply.send(Err(e.into()));
-            return None;
+            return Err(e.into());
         }
         let id = reservation.id;
         // The key is recorded before the event is queued, so a snapshot that sees this
@@ -791,8 +815,7 @@ impl RoomActor {
         // Apply before the write is durable so no other booking takes these nights
         // meanwhile (group commit keeps the room serving), and undo it if the journal
         // refuses. Nobody learns the id before the ack, so nothing can depend on it yet.
-        let delta = self.state.apply(&event);
-        self.publish(&delta);
+        nights.merge(self.state.apply(&event));
         // Fault injection (tests): a room changed half-way, which crash-only supervision
         // turns into an abort of the process (see `crate::crash`).
         if self.peers.directory.faults.panic_in_room.as_ref() == Some(&self.state.key) {
@@ -805,21 +828,21 @@ impl RoomActor {
         let taken = Taken {
             created,
             key,
-            reply: booking.reply,
+            answer,
             span,
         };
-        Some((taken, event))
+        Ok((taken, event))
     }
 
     /// Undoes bookings whose events the journal did not make durable, latest first, and
-    /// answers each with `failure`.
-    fn give_back(&mut self, taken: Vec<Taken>, failure: EngineError) {
+    /// answers each with `failure` in `answers`.
+    fn give_back(&mut self, taken: Vec<Taken>, failure: EngineError, answers: &mut [BookResult]) {
         for t in taken.into_iter().rev() {
             let id = t.created.id;
             let delta = self.state.revert_created(&id);
             self.publish(&delta);
             self.forget_key(t.key.as_ref(), &id);
-            t.answer(Err(failure.clone()));
+            answers[t.answer] = Err(failure.clone());
         }
     }
 }

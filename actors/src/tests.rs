@@ -102,6 +102,53 @@ async fn full_disk_fails_the_batch_and_changes_nothing() {
     assert_eq!(recovered.state.check_invariants(), Vec::<String>::new());
 }
 
+/// A write that fails under bookings one room took in one message fails each of them in
+/// its place and gives every night back; the same bookings then succeed, each answered
+/// with its own stay, all in one room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_fails_each_booking_a_room_took_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, plan) = FaultyStorage::over_fs();
+    let mut config = EngineConfig::new(dir.path());
+    // One shard: one batch, so stays of different nights reach one room in one message.
+    config.shards = 1;
+    let engine = Stopper(Engine::start_with_storage(config, Box::new(storage)).unwrap());
+    let e = &engine.0;
+    let h = setup(e, 2).await;
+    let stays: Vec<_> = (0..5).map(|k| input(e, &h, 1 + 2 * k)).collect();
+    let batch = || stays.iter().map(|s| (s.clone(), None)).collect::<Vec<_>>();
+
+    plan.fail_next_write();
+    let failed = e.book_many(batch()).await;
+    assert_eq!(failed.len(), stays.len());
+    for (k, answer) in failed.iter().enumerate() {
+        let err = answer.as_ref().expect_err("the write failed");
+        assert_eq!(err.code(), "storage_unavailable", "answer {k}");
+    }
+    for s in &stays {
+        assert_eq!(free(e, s), 2, "a failed booking holds nothing");
+    }
+
+    let booked = e.book_many(batch()).await;
+    let mut rooms = HashSet::new();
+    for (s, answer) in stays.iter().zip(&booked) {
+        let r = answer.as_ref().expect("booked");
+        assert_eq!(
+            r.stay.arrival(),
+            s.arrival,
+            "each answer is its own booking's"
+        );
+        assert_eq!(free(e, s), 1);
+        rooms.insert(r.room.clone());
+    }
+    assert_eq!(rooms.len(), 1, "the stays shared a room: {rooms:?}");
+    drop(engine);
+
+    let recovered = recover_state(dir.path()).unwrap();
+    assert_eq!(recovered.state.locator.len(), stays.len());
+    assert_eq!(recovered.state.check_invariants(), Vec::<String>::new());
+}
+
 /// A failed fdatasync poisons the journal: that request and every later write fail, the
 /// engine reports not ready, and nothing unacknowledged survives a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
