@@ -365,8 +365,8 @@ impl AvailabilityIndex {
         let at = packing.claims(hotel_id, room_type, n);
         let (claims, taken) = (&mut packing.claims[at], &mut packing.taken);
         t.taken_into(from, to, taken);
-        for (_, at) in claims.nights.range(from..to) {
-            for (t, b) in taken.iter_mut().zip(&claims.bits[*at..]) {
+        for (_, offset) in claims.nights.range(from..to) {
+            for (t, b) in taken.iter_mut().zip(&claims.bits[*offset..]) {
                 *t |= b;
             }
         }
@@ -382,11 +382,11 @@ impl AvailabilityIndex {
         let (w, bit) = (slot as usize / 64, 1u64 << (slot % 64));
         for night in stay.each_night() {
             let bits = &mut claims.bits;
-            let at = *claims.nights.entry(night).or_insert_with(|| {
+            let offset = *claims.nights.entry(night).or_insert_with(|| {
                 bits.resize(bits.len() + words(n), 0);
                 bits.len() - words(n)
             });
-            bits[at + w] |= bit;
+            bits[offset + w] |= bit;
         }
         let (room, held) = claims.rooms.entry(slot).or_insert((next_room, 0));
         let room = *room;
@@ -459,7 +459,7 @@ impl Packing {
 /// A batch's claims on one type's rooms, by slot (as [`TypeIndex`]'s bitmaps).
 #[derive(Debug)]
 struct TypeClaims {
-    /// Night → where its bitmap of the slots the batch took that night starts in `bits`.
+    /// Night → the offset in `bits` of its bitmap of the slots the batch took that night.
     nights: BTreeMap<Date, usize>,
     /// The nights' bitmaps, back to back, each as long as `full`: one growing buffer, not
     /// one allocation per night.
