@@ -767,10 +767,25 @@ impl RoomState {
 
     /// Whether every night of the reservation's stay is free here.
     pub fn decide_reserve(&self, reservation: &Reservation) -> Result<(), DomainError> {
-        if reservation.room_type != self.room_type || reservation.room != self.key.number {
+        if reservation.room != self.key.number {
             return Err(DomainError::SoldOut);
         }
-        if let Some(existing) = self.ledger.get(&reservation.id) {
+        self.decide_stay(&reservation.id, &reservation.room_type, &reservation.stay)
+    }
+
+    /// [`RoomState::decide_reserve`] for a reservation not built yet: `id`, of
+    /// `room_type`, for `stay`, in this room. A room decides before it builds the
+    /// reservation, so a refused booking goes on to the next room whole.
+    pub fn decide_stay(
+        &self,
+        id: &ReservationId,
+        room_type: &RoomTypeCode,
+        stay: &crate::time::Stay,
+    ) -> Result<(), DomainError> {
+        if *room_type != self.room_type {
+            return Err(DomainError::SoldOut);
+        }
+        if let Some(existing) = self.ledger.get(id) {
             return Err(DomainError::InvalidTransition {
                 action: "create",
                 from: existing.status(),
@@ -778,10 +793,10 @@ impl RoomState {
         }
         let taken = !self
             .ledger
-            .overlapping(reservation.stay.arrival(), reservation.stay.departure())
+            .overlapping(stay.arrival(), stay.departure())
             .is_empty();
         let out_of_order = self
-            .out_of_order_overlapping(reservation.stay.arrival(), reservation.stay.departure())
+            .out_of_order_overlapping(stay.arrival(), stay.departure())
             .next()
             .is_some();
         if taken || out_of_order {

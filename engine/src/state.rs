@@ -85,14 +85,30 @@ pub fn new_reservation(
     now: Timestamp,
     hold: SignedDuration,
 ) -> Reservation {
+    reservation_of(req.clone(), room, total, id, now, hold)
+}
+
+/// [`new_reservation`] taking the request's codes and contact rather than copying them
+/// (a room that owns its booking's request: each copy of a shared code is a count in a
+/// cache line every shard touches).
+pub fn reservation_of(
+    req: BookRequest,
+    room: crate::ids::RoomNumber,
+    total: crate::money::Money,
+    id: ReservationId,
+    now: Timestamp,
+    hold: SignedDuration,
+) -> Reservation {
+    // A room the client chose stays chosen.
+    let pinned = req.room.is_some();
     Reservation {
         id,
-        hotel_id: req.hotel_id.clone(),
-        room_type: req.room_type.clone(),
+        hotel_id: req.hotel_id,
+        room_type: req.room_type,
         room,
         stay: req.stay,
         guests: req.guests,
-        guest: req.guest.clone(),
+        guest: req.guest,
         total,
         status: Status::PendingPayment,
         version: 1,
@@ -123,8 +139,7 @@ pub fn new_reservation(
         moves: Vec::new(),
         terms: crate::selling::Terms::bar(),
         modifications: Vec::new(),
-        // A room the client chose stays chosen.
-        pinned: req.room.is_some(),
+        pinned,
         adjustment: None,
     }
 }
