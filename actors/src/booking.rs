@@ -23,7 +23,6 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use actix::dev::SendError;
 use innkeep_engine::availability::Packing;
 use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::state::check_idempotency;
@@ -37,9 +36,10 @@ use tokio::sync::oneshot;
 use crate::config::BookingPolicy;
 use crate::directory::{read, Directory, InFlight};
 use crate::protocol::{
-    BookResult, Draft, EngineError, GetReservation, Reserve, RoomBooking, MAX_BOOKINGS_PER_RESERVE,
+    BookResult, Draft, EngineError, GetReservation, Reserve, ReserveReply, RoomBooking,
+    MAX_BOOKINGS_PER_RESERVE,
 };
-use crate::room::Rooms;
+use crate::room::{Rooms, Unsent};
 
 /// Rooms one round of `place` asks at most before looking at the index again. Few: the
 /// first room asked almost always takes the stay (a booking comes to `place` when its
@@ -109,17 +109,19 @@ pub(crate) async fn run_many(
     let (groups, mut elsewhere) = pack(directory, &ready, start);
     // Every room's message goes out before any answer is awaited, so the rooms decide
     // side by side with the journal's batch filling.
-    let mut answers: Vec<(usize, oneshot::Receiver<Vec<BookResult>>)> =
+    let mut answers: Vec<(usize, oneshot::Receiver<ReserveReply>)> =
         Vec::with_capacity(groups.len());
     for (g, (number, members)) in groups.iter().enumerate() {
-        let mut bookings = members.iter().map(|&k| {
-            let r = &ready[k].1;
-            RoomBooking {
-                draft: r.draft.clone(),
-                idempotency: r.idempotency.clone(),
-                span: r.span.clone(),
-            }
-        });
+        let Some(hotel_id) = members
+            .first()
+            .and_then(|&k| ready[k].1.draft.as_ref())
+            .map(|d| d.request.hotel_id.clone())
+        else {
+            continue;
+        };
+        // Each booking's draft goes to the room: it moves the draft's parts into the
+        // reservation, or gives the draft back with its refusal.
+        let mut bookings = members.iter().filter_map(|&k| ready[k].1.take_for_room());
         let Some(first) = bookings.next() else {
             continue;
         };
@@ -129,16 +131,22 @@ pub(crate) async fn run_many(
             more: bookings.collect(),
             reply,
         };
-        let hotel_id = &ready[members[0]].1.draft.request.hotel_id;
-        match rooms.try_send_to(&(hotel_id, number), msg) {
-            Some(Ok(())) => answers.push((g, answer)),
+        match rooms.try_send_to(&(&hotel_id, number), msg) {
+            Ok(()) => answers.push((g, answer)),
             // Not a room any more, or its mailbox is full: `place` finds another room or
-            // answers why not. The message is dropped with its reply.
-            _ => elsewhere.extend(
-                members
-                    .iter()
-                    .map(|&k| (k, HashSet::from([number.clone()]))),
-            ),
+            // answers why not, with the drafts the message carried.
+            Err(unsent) => {
+                let msg = unsent.into_message();
+                let drafts = std::iter::once(msg.first).chain(msg.more).map(|b| b.draft);
+                for (&k, draft) in members.iter().zip(drafts) {
+                    ready[k].1.draft = Some(draft);
+                }
+                elsewhere.extend(
+                    members
+                        .iter()
+                        .map(|&k| (k, HashSet::from([number.clone()]))),
+                );
+            }
         }
     }
     // The room already wrote the locator and the key and queued the new hold for expiry
@@ -146,7 +154,15 @@ pub(crate) async fn run_many(
     // settles the rest before the caller hears.
     for (g, answer) in answers {
         let (number, members) = &groups[g];
-        let mut results = answer.await.unwrap_or_default();
+        let ReserveReply {
+            answers: mut results,
+            refused,
+        } = answer.await.unwrap_or_default();
+        for (place, draft) in refused {
+            if let Some(&k) = members.get(place) {
+                ready[k].1.draft = Some(draft);
+            }
+        }
         // One answer per booking; a room that went away answered none.
         results.resize_with(members.len(), || Err(EngineError::ShuttingDown));
         for (&k, result) in members.iter().zip(results) {
@@ -164,10 +180,19 @@ pub(crate) async fn run_many(
             }
         }
     }
-    let others = elsewhere.into_iter().map(|(k, tried)| {
+    // Each booking left for `place` takes its draft along from room to room.
+    let leaving: Vec<_> = elsewhere
+        .into_iter()
+        .map(|(k, tried)| (k, tried, ready[k].1.draft.take()))
+        .collect();
+    let others = leaving.into_iter().map(|(k, tried, draft)| {
         let ready = &ready[k].1;
         async move {
-            let result = place(directory, rooms, journal, ready, start, tried).await;
+            let result = match draft {
+                Some(draft) => place(directory, rooms, journal, ready, draft, start, tried).await,
+                // Every booking's draft is back from its room before it comes here.
+                None => Err(EngineError::ShuttingDown),
+            };
             (k, result)
         }
     });
@@ -199,8 +224,11 @@ fn next_start() -> usize {
 /// A booking priced and admitted: the directory holds its key (in flight) and its
 /// creator's hold slot until [`Ready::finish`].
 pub(crate) struct Ready {
-    /// The reservation to make.
-    draft: Arc<Draft>,
+    /// The reservation to make; `None` while a room has it (a room that refuses it gives
+    /// it back).
+    draft: Option<Box<Draft>>,
+    /// Who books it, whose hold slot [`Ready::finish`] gives back if it fails.
+    creator: Option<String>,
     /// The key it is made under, with the request's fingerprint.
     idempotency: Option<IdempotencyRecord>,
     /// The key's place in the directory (taken by [`Ready::finish`]).
@@ -215,10 +243,19 @@ impl Ready {
         finish(
             directory,
             self.slot.take(),
-            self.draft.created_by.as_deref(),
+            self.creator.as_deref(),
             1,
             result,
         );
+    }
+
+    /// The booking for a room's message, its draft with it.
+    fn take_for_room(&mut self) -> Option<RoomBooking> {
+        Some(RoomBooking {
+            draft: self.draft.take()?,
+            idempotency: self.idempotency.clone(),
+            span: self.span.clone(),
+        })
     }
 }
 
@@ -279,15 +316,16 @@ fn prepare(directory: &Directory, policy: BookingPolicy, job: BookingJob) -> Pre
     let span = tracing::debug_span!(parent: &span, "book", reservation = %id);
     Prepared::Go(Ready {
         span,
-        draft: Arc::new(Draft {
+        draft: Some(Box::new(Draft {
             request,
             total,
             id,
             now,
             hold: policy.hold,
-            created_by: creator,
+            created_by: creator.clone(),
             terms,
-        }),
+        })),
+        creator,
         idempotency,
         slot,
     })
@@ -301,19 +339,18 @@ async fn place(
     rooms: &Rooms,
     journal: &Journal<Event>,
     ready: &Ready,
+    mut draft: Box<Draft>,
     start: usize,
     mut tried: HashSet<RoomNumber>,
 ) -> BookResult {
-    let draft = &ready.draft;
-    let req = &draft.request;
     // Each round asks up to CANDIDATES_PER_ROUND rooms not yet tried; every round that
     // does not book adds at least one room to `tried`, so this ends.
     loop {
-        let round = candidates(directory, req, start, &tried);
+        let round = candidates(directory, &draft.request, start, &tried);
         if round.is_empty() {
             // No room is free for the whole stay: unless the client chose the room,
             // one may be freed by moving others (issue #16).
-            if req.room.is_some() {
+            if draft.request.room.is_some() {
                 return Err(DomainError::SoldOut.into());
             }
             // Boxed: see `run`'s replay.
@@ -321,16 +358,17 @@ async fn place(
                 directory,
                 rooms,
                 journal,
-                draft,
+                &draft,
                 ready.idempotency.clone(),
             ))
             .await;
         }
         for number in round {
             let (reply, answer) = oneshot::channel();
+            let hotel_id = draft.request.hotel_id.clone();
             let msg = Reserve {
                 first: RoomBooking {
-                    draft: draft.clone(),
+                    draft,
                     idempotency: ready.idempotency.clone(),
                     span: ready.span.clone(),
                 },
@@ -339,21 +377,29 @@ async fn place(
             };
             // The engine's in-flight bound is below the mailbox capacity, so a full
             // mailbox means the engine is past its limit: answer overloaded.
-            let sent = rooms.try_send_to(&(&req.hotel_id, &number), msg);
-            match sent {
-                Some(Ok(())) => {}
+            match rooms.try_send_to(&(&hotel_id, &number), msg) {
+                Ok(()) => {}
                 // Not a room (any more): nothing to ask.
-                None => {
+                Err(Unsent::NoRoom(msg)) => {
+                    draft = msg.first.draft;
                     tried.insert(number);
                     continue;
                 }
-                Some(Err(SendError::Full(_))) => return Err(EngineError::Overloaded),
-                Some(Err(SendError::Closed(_))) => return Err(EngineError::ShuttingDown),
+                Err(Unsent::Full(_)) => return Err(EngineError::Overloaded),
+                Err(Unsent::Closed(_)) => return Err(EngineError::ShuttingDown),
             }
-            let answer = answer.await.ok().and_then(|mut one| one.pop());
-            match answer.unwrap_or(Err(EngineError::ShuttingDown)) {
-                // Lost the race for this room (or it changed type): try another.
+            let ReserveReply {
+                mut answers,
+                mut refused,
+            } = answer.await.unwrap_or_default();
+            match answers.pop().unwrap_or(Err(EngineError::ShuttingDown)) {
+                // Lost the race for this room (or it changed type): try another, with
+                // the draft the room gave back.
                 Err(EngineError::Domain(DomainError::SoldOut)) => {
+                    let Some((_, back)) = refused.pop() else {
+                        return Err(DomainError::SoldOut.into());
+                    };
+                    draft = back;
                     tried.insert(number);
                 }
                 other => return other,
@@ -384,7 +430,11 @@ fn pack(directory: &Directory, ready: &[(usize, Ready)], start: usize) -> (Group
     let here = crate::shards::current().unwrap_or(start) % directory.shards();
     let index = read(directory.index(here));
     for (k, (_, r)) in ready.iter().enumerate() {
-        let req = &r.draft.request;
+        let Some(draft) = &r.draft else {
+            elsewhere.push((k, HashSet::new()));
+            continue;
+        };
+        let req = &draft.request;
         if req.room.is_some() {
             elsewhere.push((k, HashSet::new()));
             continue;

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use innkeep_engine::jiff::civil::Date;
 use innkeep_engine::jiff::{SignedDuration, Timestamp};
 use innkeep_engine::rearrange::Held;
-use innkeep_engine::state::new_reservation;
+use innkeep_engine::state::reservation_of;
 use innkeep_engine::{
     Action, BookRequest, DomainError, Event, HotelId, HotelTz, Housekeeping, IdempotencyRecord,
     Money, Occupancy, PaymentOutcome, PaymentReport, Reservation, ReservationId, RoomNumber,
@@ -271,7 +271,17 @@ pub(crate) struct Reserve {
     /// The others, after it (empty for `place`'s: an empty vector allocates nothing).
     pub more: Vec<RoomBooking>,
     /// Where the outcomes go: one per booking, `first`'s first.
-    pub reply: oneshot::Sender<Vec<BookResult>>,
+    pub reply: oneshot::Sender<ReserveReply>,
+}
+
+/// A room's answer to a [`Reserve`].
+#[derive(Debug, Default)]
+pub(crate) struct ReserveReply {
+    /// One outcome per booking, in the message's order.
+    pub answers: Vec<BookResult>,
+    /// The drafts of the bookings the room refused, each with its place among the
+    /// answers: the room took nothing of them, so they go on to another room whole.
+    pub refused: Vec<(usize, Box<Draft>)>,
 }
 
 /// Most bookings one [`Reserve`] carries: a room decides a message's bookings in one go,
@@ -281,8 +291,9 @@ pub(crate) const MAX_BOOKINGS_PER_RESERVE: usize = 64;
 /// One booking of a [`Reserve`].
 #[derive(Debug)]
 pub(crate) struct RoomBooking {
-    /// The reservation to make, priced; the room assigns it to itself.
-    pub draft: Arc<Draft>,
+    /// The reservation to make, priced: the room that takes it builds the reservation
+    /// from its parts, and one that refuses it gives it back ([`ReserveReply::refused`]).
+    pub draft: Box<Draft>,
     /// The idempotency key it is created under.
     pub idempotency: Option<IdempotencyRecord>,
     /// The booking's span (under its request's, which carries the request id): the
@@ -720,13 +731,15 @@ pub(crate) struct Charge {
 /// Outcome handed to every caller waiting on one idempotency key.
 pub(crate) type BookResult = Result<Arc<Reservation>, EngineError>;
 
-/// The reservation one booking would make, shared by every room it asks. The room that
-/// takes it builds the [`Reservation`] itself ([`Draft::reservation_in`]), so the
-/// reservation's long-lived allocations come from the thread that keeps them (the room's
-/// arbiter) rather than the caller's, whose allocator arena churns with request buffers:
-/// measured with `examples/memory`, building it in the caller's task cost ≈ 700 B of
-/// resident memory per reservation in fragmentation.
-#[derive(Debug)]
+/// The reservation one booking would make, handed from room to room until one takes it.
+/// The room that takes it builds the [`Reservation`] itself ([`Draft::into_reservation`]),
+/// so the reservation's long-lived allocations come from the thread that keeps them (the
+/// room's arbiter) rather than the caller's, whose allocator arena churns with request
+/// buffers: measured with `examples/memory`, building it in the caller's task cost ≈ 700 B
+/// of resident memory per reservation in fragmentation. It moves the draft's codes and
+/// contact into the reservation rather than copying them: each copy of a shared code is a
+/// count in a cache line every shard touches.
+#[derive(Debug, Clone)]
 pub(crate) struct Draft {
     /// What was asked for, validated.
     pub request: BookRequest,
@@ -924,18 +937,26 @@ impl EngineError {
 }
 
 impl Draft {
-    /// The reservation, assigned to `room`.
+    /// The reservation, assigned to `room`, from a copy of the draft (which its caller
+    /// keeps: a multi-room booking's, a rearrangement's).
     pub(crate) fn reservation_in(&self, room: RoomNumber) -> Reservation {
-        let mut r = new_reservation(
-            &self.request,
-            room,
-            self.total,
-            self.id,
-            self.now,
-            self.hold,
-        );
-        r.created_by = self.created_by.clone();
-        r.terms = self.terms.clone();
+        self.clone().into_reservation(room)
+    }
+
+    /// The reservation, assigned to `room`, made of the draft's own parts.
+    pub(crate) fn into_reservation(self, room: RoomNumber) -> Reservation {
+        let Draft {
+            request,
+            total,
+            id,
+            now,
+            hold,
+            created_by,
+            terms,
+        } = self;
+        let mut r = reservation_of(request, room, total, id, now, hold);
+        r.created_by = created_by;
+        r.terms = terms;
         r
     }
 }

@@ -69,7 +69,7 @@ pub(crate) async fn book(
     directory: &Arc<Directory>,
     rooms: &Rooms,
     journal: &Journal<Event>,
-    draft: &Arc<Draft>,
+    draft: &Draft,
     idempotency: Option<IdempotencyRecord>,
 ) -> BookResult {
     let req = &draft.request;

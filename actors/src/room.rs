@@ -25,11 +25,11 @@ use crate::directory::{read, write, Directory};
 use crate::open_holds::OpenHolds;
 use crate::protocol::{
     ApplyPayment, BeginModify, BeginMove, BookResult, ChangeReservation, Charge, ClearOutOfOrder,
-    Commit, DayReservation, Decided, EngineError, FinishMove, GetDay, GetHoldings, GetReservation,
-    GetTape, GetView, LockForRearrangement, Locked, ModifyIn, ModifyStep, MoveIn, MoveOutcome,
-    NightAudit, NoShowsDue, OutOfOrderView, PartAnswer, PartAsk, PaymentDue, Prepare, RecordRefund,
-    Reserve, Retype, RoomBooking, RoomDay, RoomPart, RoomView, SetHousekeeping, SetOutOfOrder,
-    SnapshotRoom, TapeReservation, TapeRoom,
+    Commit, DayReservation, Decided, Draft, EngineError, FinishMove, GetDay, GetHoldings,
+    GetReservation, GetTape, GetView, LockForRearrangement, Locked, ModifyIn, ModifyStep, MoveIn,
+    MoveOutcome, NightAudit, NoShowsDue, OutOfOrderView, PartAnswer, PartAsk, PaymentDue, Prepare,
+    RecordRefund, Reserve, ReserveReply, Retype, RoomBooking, RoomDay, RoomPart, RoomView,
+    SetHousekeeping, SetOutOfOrder, SnapshotRoom, TapeReservation, TapeRoom,
 };
 
 /// Mailbox capacity of a room. Callers are bounded by the engine's in-flight limit, so this
@@ -166,21 +166,23 @@ impl Rooms {
 
     /// [`Rooms::try_send`] to room `key`, looked up by its borrowed codes (no `RoomKey`
     /// built of clones) and sent from under the registry's read lock (no `Addr` cloned:
-    /// an address clone and drop are two contended atomic operations). `None` if there is
-    /// no such room.
-    pub(crate) fn try_send_to<M>(
-        &self,
-        key: &dyn RoomKeyParts,
-        msg: M,
-    ) -> Option<Result<(), SendError<M>>>
+    /// an address clone and drop are two contended atomic operations). A message not
+    /// sent comes back with why.
+    pub(crate) fn try_send_to<M>(&self, key: &dyn RoomKeyParts, msg: M) -> Result<(), Unsent<M>>
     where
         M: Message + Send + 'static,
         M::Result: Send,
         RoomActor: Handler<M>,
     {
-        self.read()
-            .get(key)
-            .map(|hosted| self.with_actor(hosted, |addr| addr.try_send(msg)))
+        let rooms = self.read();
+        let Some(hosted) = rooms.get(key) else {
+            return Err(Unsent::NoRoom(msg));
+        };
+        self.with_actor(hosted, |addr| addr.try_send(msg))
+            .map_err(|e| match e {
+                SendError::Full(msg) => Unsent::Full(msg),
+                SendError::Closed(msg) => Unsent::Closed(msg),
+            })
     }
 
     /// [`Rooms::send`], with `not_found` ("room") when there is no such room.
@@ -692,6 +694,7 @@ impl Handler<Reserve> for RoomActor {
     fn handle(&mut self, msg: Reserve, ctx: &mut Self::Context) {
         let Reserve { first, more, reply } = msg;
         let mut answers: Vec<BookResult> = Vec::with_capacity(1 + more.len());
+        let mut refused = Vec::new();
         let mut taken = Vec::with_capacity(1 + more.len());
         let mut events = Vec::with_capacity(1 + more.len());
         let mut nights = NightsDelta::default();
@@ -703,15 +706,22 @@ impl Handler<Reserve> for RoomActor {
                     // Replaced once the journal has answered.
                     answers.push(Err(EngineError::ShuttingDown));
                 }
-                Err(refused) => answers.push(Err(refused)),
+                Err((why, draft)) => {
+                    refused.push((answers.len(), draft));
+                    answers.push(Err(why));
+                }
             }
         }
+        let reply_with = move |answers: Vec<BookResult>| {
+            // Nobody may be waiting any more: then nobody needs the answers.
+            let _ = reply.send(ReserveReply { answers, refused });
+        };
         // The index learns the message's nights at once: one lock and one lookup of this
         // room for the lot. Until then it shows them free, which only costs a booking
         // elsewhere a refusal from this room (the room decides; the index is a guide).
         self.publish(&nights);
         if taken.is_empty() {
-            let _ = reply.send(answers);
+            reply_with(answers);
             return;
         }
         let durable_before = self.peers.journal.durable_seq();
@@ -719,7 +729,7 @@ impl Handler<Reserve> for RoomActor {
             Ok(ack) => ack,
             Err(e) => {
                 self.give_back(taken, journal_error(e), &mut answers);
-                let _ = reply.send(answers);
+                reply_with(answers);
                 return;
             }
         };
@@ -737,8 +747,7 @@ impl Handler<Reserve> for RoomActor {
                 Ok(Err(e)) => act.give_back(taken, journal_error(e), &mut answers),
                 Err(_) => act.give_back(taken, EngineError::ShuttingDown, &mut answers),
             }
-            // Nobody may be waiting any more: then nobody needs the answers.
-            let _ = reply.send(answers);
+            reply_with(answers);
         }));
     }
 }
@@ -793,13 +802,14 @@ impl RoomActor {
     /// Takes `booking`'s nights if they are free: applies its creation now (so no other
     /// booking takes these nights while the journal writes it), adds the nights to
     /// `nights` for the index, and hands back the event to journal. `answer`: where its
-    /// outcome goes among its message's answers.
+    /// outcome goes among its message's answers. A refused booking comes back with why,
+    /// and its draft untouched.
     fn take_nights(
         &mut self,
         booking: RoomBooking,
         answer: usize,
         nights: &mut NightsDelta,
-    ) -> Result<(Taken, Event), EngineError> {
+    ) -> Result<(Taken, Event), (EngineError, Box<Draft>)> {
         let span = tracing::debug_span!(
             parent: &booking.span,
             "room_reserve",
@@ -807,19 +817,25 @@ impl RoomActor {
             seq = tracing::field::Empty
         );
         let entered = span.enter();
+        let RoomBooking {
+            draft, idempotency, ..
+        } = booking;
+        let decided =
+            self.state
+                .decide_stay(&draft.id, &draft.request.room_type, &draft.request.stay);
+        if let Err(e) = decided {
+            tracing::debug!(error = %e, "room refused");
+            return Err((e.into(), draft));
+        }
         // Built once and shared from here on (journal, live stream, answer); the room keeps
         // its own compact copy.
-        let reservation = booking.draft.reservation_in(self.state.key.number.clone());
-        if let Err(e) = self.state.decide_reserve(&reservation) {
-            tracing::debug!(error = %e, "room refused");
-            return Err(e.into());
-        }
+        let reservation = draft.into_reservation(self.state.key.number.clone());
         let id = reservation.id;
         // The key is recorded before the event is queued, so a snapshot that sees this
         // booking in the room sees its key too (`crate::snapshot`). Retries cannot see it
         // early: the key stays in flight, which admission looks at first, until the
         // booking has its answer.
-        let key = booking.idempotency.as_ref().map(|i| {
+        let key = idempotency.as_ref().map(|i| {
             let slot = (reservation.hotel_id.clone(), i.key.clone());
             let entry = IdempotencyEntry {
                 fingerprint: i.fingerprint,
@@ -836,7 +852,7 @@ impl RoomActor {
         let created = Arc::new(reservation);
         let event = Event::ReservationCreated {
             reservation: created.clone(),
-            idempotency: booking.idempotency,
+            idempotency,
         };
         // Apply before the write is durable so no other booking takes these nights
         // meanwhile (group commit keeps the room serving), and undo it if the journal
@@ -1752,6 +1768,26 @@ pub(crate) fn part(
             .unwrap_or(u64::MAX),
         cut,
     })
+}
+
+/// Why [`Rooms::try_send_to`] did not send a message, with the message.
+#[derive(Debug)]
+pub(crate) enum Unsent<M> {
+    /// There is no such room (any more).
+    NoRoom(M),
+    /// Its mailbox is full.
+    Full(M),
+    /// Its actor stopped (the engine is stopping).
+    Closed(M),
+}
+
+impl<M> Unsent<M> {
+    /// The message.
+    pub(crate) fn into_message(self) -> M {
+        match self {
+            Unsent::NoRoom(m) | Unsent::Full(m) | Unsent::Closed(m) => m,
+        }
+    }
 }
 
 /// Asks an idle room to park (see [`Rooms::sweep`]).
