@@ -1729,16 +1729,6 @@ impl Handler<SnapshotRoom> for RoomActor {
     }
 }
 
-thread_local! {
-    /// Where a shard's rooms encode their snapshot parts, one after another; each part
-    /// then gets an exact copy (see [`innkeep_persistence::encode_part_into`]).
-    static PART_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The most [`PART_SCRATCH`] keeps between parts: a room with more history than this
-/// (thousands of reservations) grows its own buffer each time, as every room did before.
-const PART_SCRATCH_KEPT_BYTES: usize = 1 << 20;
-
 /// A room's snapshot part: `state` encoded, with the creations in it the journal has not
 /// acknowledged (`unacked`, each with the durable seq when it was queued), and the
 /// journal marked right after (see [`SnapshotRoom`]'s handler). A parked room's part is
@@ -1748,15 +1738,8 @@ pub(crate) fn part(
     unacked: &[(ReservationId, u64)],
     journal: &Journal<Event>,
 ) -> Result<RoomPart, EngineError> {
-    let bytes = PART_SCRATCH.with_borrow_mut(|scratch| {
-        innkeep_persistence::encode_part_into(state, scratch)
-            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        let bytes = scratch.clone();
-        if scratch.capacity() > PART_SCRATCH_KEPT_BYTES {
-            *scratch = Vec::new();
-        }
-        Ok::<_, EngineError>(bytes)
-    })?;
+    let bytes = innkeep_persistence::encode_part(state)
+        .map_err(|e| EngineError::Unavailable(e.to_string()))?;
     let cut = journal.mark().map_err(journal_error)?;
     Ok(RoomPart {
         bytes,

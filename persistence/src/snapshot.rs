@@ -152,19 +152,6 @@ pub fn encode_part<T: Serialize>(part: &T) -> Result<Vec<u8>, SnapshotError> {
     })
 }
 
-/// [`encode_part`] into `buf`, cleared first. A caller that encodes many parts one after
-/// another keeps `buf` between them, so its capacity grows once instead of each part's
-/// vector growing from empty by doubling (measured: those reallocations were a third of
-/// the shards' time encoding rooms in-process).
-pub fn encode_part_into<T: Serialize>(part: &T, buf: &mut Vec<u8>) -> Result<(), SnapshotError> {
-    buf.clear();
-    bincode::serde::encode_into_std_write(part, buf, bincode::config::standard())
-        .map(|_| ())
-        .map_err(|e| SnapshotError::Encode {
-            reason: e.to_string(),
-        })
-}
-
 /// Decodes a part written by [`encode_part`]; every byte must be used. The error says
 /// why, for the caller to wrap with where the part was.
 pub fn decode_part<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
@@ -736,17 +723,6 @@ mod tests {
             rooms,
             version: u64::from(n),
         }
-    }
-
-    /// A part encoded into a buffer that held a longer one is the same bytes as encoded
-    /// alone, and decodes back.
-    #[test]
-    fn a_part_encoded_into_a_used_buffer_is_the_part_alone() {
-        let part: (String, Vec<u64>) = ("room 101".to_owned(), vec![1, 300, u64::MAX]);
-        let mut buf = vec![0xAB; 4096];
-        encode_part_into(&part, &mut buf).expect("encode");
-        assert_eq!(buf, encode_part(&part).expect("encode"));
-        assert_eq!(decode_part::<(String, Vec<u64>)>(&buf), Ok(part));
     }
 
     #[test]
