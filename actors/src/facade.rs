@@ -453,6 +453,13 @@ impl Engine {
         self.inner.config.clock.now()
     }
 
+    /// The directory, the room registry and the booking policy, for the crate's tests that
+    /// talk to the rooms themselves.
+    #[cfg(test)]
+    pub(crate) fn internals(&self) -> (&Arc<Directory>, &Arc<Rooms>, BookingPolicy) {
+        (&self.inner.directory, &self.inner.rooms, self.inner.policy)
+    }
+
     /// Engine calls in flight right now, all shards together (the bound is `max_in_flight`
     /// per shard). Calls are bounded
     /// by this counter rather than by mailbox length, so it is the honest measure of how

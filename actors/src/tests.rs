@@ -149,6 +149,79 @@ async fn full_disk_fails_each_booking_a_room_took_together() {
     assert_eq!(recovered.state.check_invariants(), Vec::<String>::new());
 }
 
+/// A room takes the bookings of a message it can and gives back, whole, the drafts of
+/// those it refuses; a draft it gave back then books in another room under its own id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_gives_back_the_drafts_it_refuses() {
+    use crate::protocol::{Draft, Reserve, RoomBooking};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Stopper(Engine::start(EngineConfig::new(dir.path())).unwrap());
+    let e = &engine.0;
+    let h = setup(e, 2).await;
+    let (directory, rooms, policy) = e.internals();
+    let now = e.now();
+    let draft = |offset_days| {
+        let priced = crate::directory::read(&directory.catalog).price_booking(
+            input(e, &h, offset_days),
+            now,
+            policy.limits,
+        );
+        let (request, total, terms) = priced.unwrap();
+        Box::new(Draft {
+            request,
+            total,
+            id: ReservationId(uuid::Uuid::now_v7()),
+            now,
+            hold: policy.hold,
+            created_by: None,
+            terms,
+        })
+    };
+    let booking = |draft| RoomBooking {
+        draft,
+        idempotency: None,
+        span: tracing::Span::none(),
+    };
+    let reserve = |room: &str, first, more| {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let number = RoomNumber::parse(room).unwrap();
+        let msg = Reserve { first, more, reply };
+        assert!(rooms.try_send_to(&(&h, &number), msg).is_ok(), "sent");
+        answer
+    };
+    // Two nights each: the second overlaps the first's second night, the third is apart.
+    let (first, clash, apart) = (draft(1), draft(2), draft(5));
+    let (first_id, clash_id, clash_stay) = (first.id, clash.id, clash.request.stay);
+    let answer = reserve("1", booking(first), vec![booking(clash), booking(apart)]);
+    let reply = answer.await.unwrap();
+    assert_eq!(reply.answers.len(), 3);
+    let taken = reply.answers[0].as_ref().expect("the first is taken");
+    assert_eq!((taken.id, taken.room.as_str()), (first_id, "1"));
+    assert!(
+        matches!(
+            reply.answers[1],
+            Err(EngineError::Domain(DomainError::SoldOut))
+        ),
+        "{:?}",
+        reply.answers[1]
+    );
+    assert!(reply.answers[2].is_ok(), "{:?}", reply.answers[2]);
+    let [(place, back)]: [(usize, Box<Draft>); 1] = reply.refused.try_into().unwrap();
+    assert_eq!(place, 1, "the refused booking's place in the message");
+    assert_eq!(
+        (back.id, back.request.stay),
+        (clash_id, clash_stay),
+        "whole"
+    );
+
+    let reply = reserve("2", booking(back), Vec::new()).await.unwrap();
+    assert!(reply.refused.is_empty());
+    let booked = reply.answers[0].as_ref().expect("room 2 takes it");
+    assert_eq!((booked.id, booked.room.as_str()), (clash_id, "2"));
+    assert_eq!(booked.stay, clash_stay);
+    assert_eq!(e.reservation(clash_id).await.unwrap().room.as_str(), "2");
+}
+
 /// A failed fdatasync poisons the journal: that request and every later write fail, the
 /// engine reports not ready, and nothing unacknowledged survives a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
