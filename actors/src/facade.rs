@@ -124,14 +124,8 @@ fn refused(e: EngineError) -> EngineError {
 }
 
 /// Counts a finished booking by outcome ([`METRIC_BOOKINGS`]).
-fn count_booking(id: ReservationId, result: &Result<Arc<Reservation>, EngineError>) {
-    let outcome = match result {
-        Ok(r) if r.id == id => "created",
-        // Another id: an idempotent replay (or a retry that joined the first attempt).
-        Ok(_) => "replayed",
-        Err(e) => e.code(),
-    };
-    metrics::counter!(METRIC_BOOKINGS, "outcome" => outcome).increment(1);
+fn count_booking(answer: &booking::Answer) {
+    metrics::counter!(METRIC_BOOKINGS, "outcome" => answer.outcome()).increment(1);
 }
 
 /// A shard's bookings waiting for its next batch. Only that shard's batch task takes
@@ -987,20 +981,20 @@ impl Engine {
         let bookings = queued.iter().map(Queued::len).sum();
         metrics::histogram!(METRIC_BOOKING_BATCH).record(bookings as f64);
         let mut jobs = Vec::with_capacity(bookings);
-        // Per booking: its caller and place there, its id (for the bookings counter), its slot.
+        // Per booking: its caller and place there, its slot.
         let mut owners = Vec::with_capacity(bookings);
         let mut waiting = Vec::with_capacity(queued.len());
         for (c, q) in queued.into_iter().enumerate() {
             match q {
                 Queued::One { job, reply } => {
-                    owners.push((c, 0, job.id, Some(Slot(counter))));
+                    owners.push((c, 0, Some(Slot(counter))));
                     jobs.push(job);
                     waiting.push(Waiting::One(Some(reply)));
                 }
                 Queued::Share { jobs: share, reply } => {
                     let n = share.len();
                     for (p, job) in share.into_iter().enumerate() {
-                        owners.push((c, p, job.id, Some(Slot(counter))));
+                        owners.push((c, p, Some(Slot(counter))));
                         jobs.push(job);
                     }
                     waiting.push(Waiting::Share {
@@ -1018,16 +1012,16 @@ impl Engine {
             &inner.journal,
             inner.policy,
             jobs,
-            |i, result| {
-                let Some((c, p, id, slot)) = owners.get_mut(i) else {
+            |i, answer| {
+                let Some((c, p, slot)) = owners.get_mut(i) else {
                     return;
                 };
                 // Once per booking: its slot goes with its first answer, and before the
                 // caller hears, so a caller that books again at once finds it free.
                 if let Some(slot) = slot.take() {
                     drop(slot);
-                    count_booking(*id, &result);
-                    waiting[*c].answer(*p, result);
+                    count_booking(&answer);
+                    waiting[*c].answer(*p, answer.into_result());
                 }
             },
         )

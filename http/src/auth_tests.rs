@@ -1455,6 +1455,20 @@ async fn metrics_are_exported_and_move() {
         )
         .await;
     assert_eq!(r.status, 201);
+    // An idempotent replay: the same key and body again.
+    let idem = [("idempotency-key", "metrics-replay")];
+    for _ in 0..2 {
+        let r = h
+            .call(
+                Some(CHAN_A),
+                Method::POST,
+                "/v1/hotels/H1/reservations",
+                &idem,
+                Some(booking_body(6)),
+            )
+            .await;
+        assert!(r.status.is_success(), "{}", r.body);
+    }
     // Sold out: book every room of one night, then one more.
     for _ in 0..10 {
         h.call(
@@ -1505,6 +1519,7 @@ async fn metrics_are_exported_and_move() {
         &["route=\"/metrics\"", "status=\"200\""],
     );
     grew("innkeep_bookings_total", &created);
+    grew("innkeep_bookings_total", &["outcome=\"replayed\""]);
     grew("innkeep_bookings_total", &["outcome=\"sold_out\""]);
     grew(
         "innkeep_payment_callbacks_total",
