@@ -5,7 +5,7 @@
 //!
 //! A booking's engine work is what the shards do for it (`booking::run_many` and the room's
 //! `Reserve` in `innkeep-actors`): price the stay, take candidates from the availability
-//! index (one round of 16), and ask each room's `RoomState::decide_reserve` until one takes
+//! index (one round of 16), and ask each room's `RoomState::decide_stay` until one takes
 //! it — `decide_booking` below, without the messages, the desk and the journal.
 //!
 //! - `book/decide+apply`: `decide_booking` then `State::apply` of the event, for a 3-night
@@ -65,10 +65,9 @@ fn decide_booking(
         let Some(room) = state.rooms.get(&key) else {
             continue;
         };
-        let reservation = new_reservation(req, number, total, id, now, HOLD);
-        if room.decide_reserve(&reservation).is_ok() {
+        if room.decide_stay(&id, &req.room_type, &req.stay).is_ok() {
             return Ok(Event::ReservationCreated {
-                reservation: reservation.into(),
+                reservation: new_reservation(req, number, total, id, now, HOLD).into(),
                 idempotency: None,
             });
         }

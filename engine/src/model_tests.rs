@@ -4,7 +4,7 @@
 //! clock advances, catalog upserts, room retypes and reboots) run against [`State`]: each
 //! decision is taken by the piece production asks — the catalog for setup and prices,
 //! `Stay::parse` against the hotel's today, the availability index for candidates, and the
-//! room's own `RoomState::decide_*` (`decide_reserve` on every room of the hotel,
+//! room's own `RoomState::decide_*` (`decide_stay` on every room of the hotel,
 //! `decide_change`, `decide_move_out` then `decide_move_in`, `price_modification` then
 //! `decide_modify` (then `decide_modify_in` on the other rooms), `due_no_shows` and
 //! `decide_no_show`, `decide_housekeeping`, `decide_out_of_order`, `decide_retype`) — and
@@ -866,7 +866,7 @@ impl Harness {
         let id = ReservationId(uuid::Uuid::from_u128(self.next_id));
         self.next_id += 1;
         // What the shards do, step by step: price the stay from the catalog, ask the
-        // availability index for candidates, and let each room decide (`decide_reserve`).
+        // availability index for candidates, and let each room decide (`decide_stay`).
         let night_list = nights_of(arrival, departure);
         let price = self.model.price(h, t, &night_list);
         let total = self.decide(|s| {
@@ -882,8 +882,7 @@ impl Harness {
         let rooms: Vec<MRoom> = self.model.hotels[h].rooms.values().cloned().collect();
         for mroom in &rooms {
             let key = self.room_key(h, &mroom.number);
-            let reservation = new_reservation(&req, mroom.number.clone(), total, id, now, HOLD);
-            let got = self.decide(|s| s.rooms[&key].decide_reserve(&reservation));
+            let got = self.decide(|s| s.rooms[&key].decide_stay(&id, &req.room_type, &req.stay));
             let free =
                 mroom.rtype == t && self.model.room_free(&held, h, &mroom.number, &night_list);
             match got {

@@ -109,7 +109,9 @@ impl Hotel {
             at(0),
             SignedDuration::from_hours(1),
         );
-        self.state.rooms[&self.key(n)].decide_reserve(&r).unwrap();
+        self.state.rooms[&self.key(n)]
+            .decide_stay(&r.id, &r.room_type, &r.stay)
+            .unwrap();
         self.apply(Event::ReservationCreated {
             reservation: r.into(),
             idempotency: None,

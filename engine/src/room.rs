@@ -765,17 +765,9 @@ impl RoomState {
         }
     }
 
-    /// Whether every night of the reservation's stay is free here.
-    pub fn decide_reserve(&self, reservation: &Reservation) -> Result<(), DomainError> {
-        if reservation.room != self.key.number {
-            return Err(DomainError::SoldOut);
-        }
-        self.decide_stay(&reservation.id, &reservation.room_type, &reservation.stay)
-    }
-
-    /// [`RoomState::decide_reserve`] for a reservation not built yet: `id`, of
-    /// `room_type`, for `stay`, in this room. A room decides before it builds the
-    /// reservation, so a refused booking goes on to the next room whole.
+    /// Whether reservation `id`, of `room_type`, can take every night of `stay` in this
+    /// room. Decided before the reservation is built, so a refused booking goes on to the
+    /// next room whole.
     pub fn decide_stay(
         &self,
         id: &ReservationId,
