@@ -380,7 +380,7 @@ impl Rooms {
             Self::as_it_is(
                 hosted,
                 SnapshotRoom,
-                |_, state| Asked::Taken(part(state, &[], journal)),
+                |_, state| Asked::Taken(part(state, &[], journal, 0)),
                 |msg, addr| Asked::Sent(addr.send(msg)),
             )
         });
@@ -456,6 +456,10 @@ pub struct RoomActor {
     /// are none, which is most of a room's life (a room is resident for the node's life,
     /// so its empty tables would cost every room their size).
     in_flight: Option<Box<InFlight>>,
+    /// Bytes per reservation of its last snapshot part (rounded up; 0 before the first),
+    /// to make the next part's vector about its size at once. Beside `number`, it costs
+    /// the actor no space.
+    part_bytes_per_kept: u32,
 }
 
 /// What a room has in flight. Bounded by the engine's in-flight limit.
@@ -513,6 +517,7 @@ impl RoomActor {
             number,
             peers,
             in_flight: None,
+            part_bytes_per_kept: 0,
         }
     }
 
@@ -1725,20 +1730,34 @@ impl Handler<SnapshotRoom> for RoomActor {
                 self.state.key.number
             )));
         }
-        part(&self.state, &in_flight.unacked, &self.peers.journal)
+        // Room for the reservations it has now at the last part's rate, and two more.
+        let capacity_bytes =
+            (self.state.ledger.len() + 2).saturating_mul(self.part_bytes_per_kept as usize);
+        let part = part(
+            &self.state,
+            &in_flight.unacked,
+            &self.peers.journal,
+            capacity_bytes,
+        )?;
+        self.part_bytes_per_kept =
+            u32::try_from(part.bytes.len().div_ceil(self.state.ledger.len().max(1)))
+                .unwrap_or(u32::MAX);
+        Ok(part)
     }
 }
 
 /// A room's snapshot part: `state` encoded, with the creations in it the journal has not
 /// acknowledged (`unacked`, each with the durable seq when it was queued), and the
 /// journal marked right after (see [`SnapshotRoom`]'s handler). A parked room's part is
-/// taken the same way, with nothing unacknowledged.
+/// taken the same way, with nothing unacknowledged. `capacity_bytes`: about the size the
+/// encoding will have (0 when not known).
 pub(crate) fn part(
     state: &RoomState,
     unacked: &[(ReservationId, u64)],
     journal: &Journal<Event>,
+    capacity_bytes: usize,
 ) -> Result<RoomPart, EngineError> {
-    let bytes = innkeep_persistence::encode_part(state)
+    let bytes = innkeep_persistence::encode_part_sized(state, capacity_bytes)
         .map_err(|e| EngineError::Unavailable(e.to_string()))?;
     let cut = journal.mark().map_err(journal_error)?;
     Ok(RoomPart {

@@ -25,7 +25,7 @@ pub use journal::{
     SyncMode, MAX_RETAIN_RECORDS,
 };
 pub use snapshot::{
-    decode_part, decode_part_borrowed, encode_part, Blob, SnapshotError, SnapshotStore,
-    OLDEST_READABLE_SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_VERSION,
+    decode_part, decode_part_borrowed, encode_part, encode_part_sized, Blob, SnapshotError,
+    SnapshotStore, OLDEST_READABLE_SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_VERSION,
 };
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, SegmentFile, Storage};

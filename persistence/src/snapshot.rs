@@ -145,11 +145,23 @@ pub enum SnapshotError {
 /// Encodes one part of a snapshot on its own (bincode, as [`SnapshotStore::save`]), so the
 /// thread that owns it can serialize it and the store only gathers bytes: see [`Blob`].
 pub fn encode_part<T: Serialize>(part: &T) -> Result<Vec<u8>, SnapshotError> {
-    bincode::serde::encode_to_vec(part, bincode::config::standard()).map_err(|e| {
-        SnapshotError::Encode {
+    encode_part_sized(part, 0)
+}
+
+/// [`encode_part`] into a vector made with room for `capacity_bytes`: a caller that knows
+/// about how large the part will be spares the vector's growth (a room's part grew from
+/// empty by doubling, each step a copy: measured 4 % of a shard's time in-process).
+pub fn encode_part_sized<T: Serialize>(
+    part: &T,
+    capacity_bytes: usize,
+) -> Result<Vec<u8>, SnapshotError> {
+    let mut bytes = Vec::with_capacity(capacity_bytes);
+    bincode::serde::encode_into_std_write(part, &mut bytes, bincode::config::standard()).map_err(
+        |e| SnapshotError::Encode {
             reason: e.to_string(),
-        }
-    })
+        },
+    )?;
+    Ok(bytes)
 }
 
 /// Decodes a part written by [`encode_part`]; every byte must be used. The error says
@@ -722,6 +734,24 @@ mod tests {
         State {
             rooms,
             version: u64::from(n),
+        }
+    }
+
+    /// However much room the vector is made with, too little or too much, the bytes are
+    /// the same and decode to the part.
+    #[test]
+    fn a_part_encodes_the_same_whatever_room_it_is_given() {
+        let state = sample_state(30);
+        let plain = encode_part(&state).expect("encode");
+        assert!(
+            plain.len() > 100,
+            "a part large enough to grow: {}",
+            plain.len()
+        );
+        for capacity_bytes in [1, 7, plain.len() / 2, plain.len(), plain.len() * 3] {
+            let sized = encode_part_sized(&state, capacity_bytes).expect("encode sized");
+            assert_eq!(sized, plain, "given room for {capacity_bytes} bytes");
+            assert_eq!(decode_part::<State>(&sized).expect("decode"), state);
         }
     }
 
