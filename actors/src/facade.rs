@@ -21,6 +21,7 @@ use crate::bookings::{self, GroupAction, GroupJob};
 use crate::config::{BookingPolicy, EngineConfig};
 use crate::directory::{read, Directory};
 use crate::feed::{EventFeed, FeedEvent, FeedPage, FeedSubscription};
+use crate::handles::ByLabel;
 use crate::payments::PaymentSupervisor;
 use crate::protocol::{
     ApplyPayment, Availability, BookResult, Booking, ChangeReservation, ClearOutOfOrder,
@@ -119,13 +120,31 @@ impl std::fmt::Debug for Engine {
 
 /// A booking refused before it was queued (`Overloaded`, `ShuttingDown`), counted.
 fn refused(e: EngineError) -> EngineError {
-    metrics::counter!(METRIC_BOOKINGS, "outcome" => e.code()).increment(1);
+    count_outcome(e.code());
     e
 }
 
 /// Counts a finished booking by outcome ([`METRIC_BOOKINGS`]).
 fn count_booking(answer: &booking::Answer) {
-    metrics::counter!(METRIC_BOOKINGS, "outcome" => answer.outcome()).increment(1);
+    count_outcome(answer.outcome());
+}
+
+thread_local! {
+    /// This thread's [`METRIC_BOOKINGS`] handles by outcome ([`crate::handles`]).
+    static BOOKINGS: std::cell::RefCell<ByLabel<metrics::Counter>> =
+        const { std::cell::RefCell::new(ByLabel::new()) };
+}
+
+/// Counts a booking with `outcome` ([`METRIC_BOOKINGS`]).
+fn count_outcome(outcome: &'static str) {
+    BOOKINGS.with_borrow_mut(|handles| {
+        handles
+            .get(
+                outcome,
+                || metrics::counter!(METRIC_BOOKINGS, "outcome" => outcome),
+            )
+            .increment(1);
+    });
 }
 
 /// A shard's bookings waiting for its next batch. Only that shard's batch task takes

@@ -9,6 +9,7 @@ const MODULES: &[(&str, usize, &str)] = &[
     ("crash", 0, include_str!("crash.rs")),
     ("feed", 0, include_str!("feed.rs")),
     ("gateway", 0, include_str!("gateway.rs")),
+    ("handles", 0, include_str!("handles.rs")),
     ("sandbox", 0, include_str!("sandbox.rs")),
     ("signature", 0, include_str!("signature.rs")),
     ("config", 1, include_str!("config.rs")),

@@ -29,6 +29,7 @@ pub mod clock;
 mod crash;
 pub mod feed;
 pub mod gateway;
+mod handles;
 pub mod sandbox;
 pub mod signature;
 // Layer 1: the protocol and the configuration.

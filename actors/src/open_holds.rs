@@ -16,10 +16,23 @@ use innkeep_engine::jiff::Timestamp;
 use innkeep_engine::ReservationId;
 
 use crate::directory::Directory;
+use crate::handles::ByLabel;
 use crate::protocol::{Charge, PaymentCreated, PendingHold};
 
 /// Name of the gauge of unpaid holds currently open.
 pub const METRIC_HOLDS_OPEN: &str = "innkeep_holds_open";
+
+thread_local! {
+    /// This thread's [`METRIC_HOLDS_OPEN`] handle ([`crate::handles`]).
+    static HOLDS_OPEN: std::cell::RefCell<ByLabel<metrics::Gauge>> =
+        const { std::cell::RefCell::new(ByLabel::new()) };
+}
+
+/// Changes [`METRIC_HOLDS_OPEN`] through this thread's handle.
+fn open_holds_gauge(change: impl FnOnce(&metrics::Gauge)) {
+    HOLDS_OPEN
+        .with_borrow_mut(|handles| change(handles.get("", || metrics::gauge!(METRIC_HOLDS_OPEN))));
+}
 
 /// The unpaid holds of one shard's rooms.
 #[derive(Debug)]
@@ -64,7 +77,7 @@ impl OpenHolds {
         created_at: Timestamp,
     ) {
         self.queue().push(due_millis(expires_at), id);
-        metrics::gauge!(METRIC_HOLDS_OPEN).increment(1.0);
+        open_holds_gauge(|g| g.increment(1.0));
         // Best effort: the hold timer governs whether it is ever paid. A multi-room
         // booking's charge is created once, by its first reservation's room.
         if let (Some(payments), Some(charge)) = (&self.payments, charge) {
@@ -81,7 +94,7 @@ impl OpenHolds {
     pub(crate) fn ended(&self, id: ReservationId, expires_at: Timestamp, created_by: Option<&str>) {
         // Gone already when its expiry is being asked for right now.
         self.queue().remove(due_millis(expires_at), id);
-        metrics::gauge!(METRIC_HOLDS_OPEN).decrement(1.0);
+        open_holds_gauge(|g| g.decrement(1.0));
         if let Some(c) = created_by {
             self.directory.release_slot(c);
         }
