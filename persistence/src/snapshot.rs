@@ -155,13 +155,27 @@ pub fn encode_part_sized<T: Serialize>(
     part: &T,
     capacity_bytes: usize,
 ) -> Result<Vec<u8>, SnapshotError> {
-    let mut bytes = Vec::with_capacity(capacity_bytes);
-    bincode::serde::encode_into_std_write(part, &mut bytes, bincode::config::standard()).map_err(
+    let mut bytes = PartWriter(Vec::with_capacity(capacity_bytes));
+    bincode::serde::encode_into_writer(part, &mut bytes, bincode::config::standard()).map_err(
         |e| SnapshotError::Encode {
             reason: e.to_string(),
         },
     )?;
-    Ok(bytes)
+    Ok(bytes.0)
+}
+
+/// A part's bytes as bincode writes them: appended, as bincode's own `encode_to_vec` does.
+/// Through `std::io::Write` its many small writes (a varint, a tag) cost more: 1 124
+/// instructions per reservation encoded, against 981 through this (callgrind, `inprocess
+/// 100000 2048 durable 4`).
+struct PartWriter(Vec<u8>);
+
+impl bincode::enc::write::Writer for PartWriter {
+    #[inline(always)]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Decodes a part written by [`encode_part`]; every byte must be used. The error says
