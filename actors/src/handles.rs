@@ -9,7 +9,9 @@
 /// labels), with the recorder they came from.
 #[derive(Debug)]
 pub(crate) struct ByLabel<H> {
-    /// The recorder the handles came from (its address).
+    /// The recorder the handles came from (its address). The global recorder lives as
+    /// long as the process; a local one (tests) dropped and another made at its address
+    /// would find the old handles.
     recorder: usize,
     /// The handles: a few values per metric (outcomes, error codes), so a list.
     handles: Vec<(&'static str, H)>,
