@@ -4,7 +4,7 @@
 //! 0. `clock`, `crash` (crash-only supervision: a panic on an engine thread aborts the
 //!    process), [`feed`] (durable events for live subscribers), [`gateway`] and
 //!    [`sandbox`] (the payment provider), [`signature`] (the HMAC scheme of callbacks
-//!    and webhooks).
+//!    and webhooks), `handles` (metric handles kept per thread).
 //! 1. [`protocol`]: every message the actors exchange and every type the facade takes and
 //!    returns; [`config`]: [`EngineConfig`] and its policies.
 //! 2. [`shards::Shards`]: one thread per core, an actix arbiter each, hosting the rooms (and,
